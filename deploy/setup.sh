@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Sets up Plugin Executor on a fresh Debian machine; safe to run again (idempotent):
+#   1. Docker Engine (Debian's docker.io) installed if absent, dockerd started if not running;
+#   2. the runtime base image built (from ARG BASE when pullable, else a debootstrap rootfs);
+#   3. a virtualenv in .venv with the package and its dev tools installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+apt_install() {
+  if [ -z "${APT_UPDATED:-}" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  say "installing Docker Engine (docker.io) and debootstrap"
+  apt_install docker.io debootstrap
+fi
+command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+command -v curl >/dev/null 2>&1 || apt_install curl
+
+if ! docker info >/dev/null 2>&1; then
+  say "starting dockerd"
+  $SUDO mkdir -p /var/log
+  $SUDO setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { tail -n 20 /var/log/dockerd.log; echo "dockerd did not start: see /var/log/dockerd.log" >&2; exit 1; }
+fi
+say "Docker Engine $(docker version --format '{{.Server.Version}}') is up"
+
+say "building the runtime base image"
+bash deploy/build-runtime-image.sh
+
+if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  python3 -m venv .venv
+fi
+say "installing the package into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+say "set-up done"

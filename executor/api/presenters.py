@@ -1,0 +1,116 @@
+"""Table rows to wire schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, cast
+
+from executor.catalog import activation_events
+from executor.schemas import (
+    ActivationPublic,
+    InvocationPublic,
+    LogMetadata,
+    LogRecordPublic,
+    PluginPublic,
+    PluginSummary,
+    VersionPublic,
+)
+from executor.store import plugins as plugin_store
+from executor.store.tables import Activation, Invocation, LogRecord, Plugin, PluginVersion
+
+__all__ = [
+    "activation_public",
+    "invocation_public",
+    "log_public",
+    "plugin_public",
+    "plugin_summary",
+    "version_public",
+]
+
+
+def version_public(version: PluginVersion) -> VersionPublic:
+    return VersionPublic(
+        version=version.number,
+        status=cast(Literal["DEPLOYING", "ACTIVE", "FAILED"], version.status),
+        handlers=list(version.handlers),
+        requirements=version.requirements,
+        source_sha256=version.source_sha256,
+        image_id=version.image_id,
+        error=version.error,
+        created_at=version.created_at,
+        finished_at=version.finished_at,
+    )
+
+
+def plugin_summary(plugin: Plugin, projects: list[str]) -> PluginSummary:
+    latest = plugin.versions[-1] if plugin.versions else None
+    return PluginSummary(
+        name=plugin.name,
+        created_at=plugin.created_at,
+        latest_version=latest.number if latest else None,
+        status=latest.status if latest else None,
+        projects=projects,
+    )
+
+
+def plugin_public(plugin: Plugin, projects: list[str]) -> PluginPublic:
+    return PluginPublic(
+        **plugin_summary(plugin, projects).model_dump(),
+        versions=[version_public(v) for v in plugin.versions],
+    )
+
+
+def activation_public(activation: Activation) -> ActivationPublic:
+    version = plugin_store.current_version(activation.plugin)
+    return ActivationPublic(
+        plugin=activation.plugin.name,
+        project_id=activation.project_id,
+        events=activation_events(activation, version),
+        events_default=activation.event_matcher is None,
+        created_at=activation.created_at,
+    )
+
+
+def _millis_between(start: datetime, end: datetime | None) -> int | None:
+    return None if end is None else int((end - start).total_seconds() * 1000)
+
+
+def invocation_public(invocation: Invocation) -> InvocationPublic:
+    return InvocationPublic(
+        id=invocation.id,
+        plugin=invocation.plugin_name,
+        version=invocation.version_number,
+        image_id=invocation.image_id,
+        project_id=invocation.project_id,
+        event_id=invocation.event_id,
+        event_type=invocation.event_type,
+        asset_id=invocation.asset_id,
+        status=invocation.status,  # type: ignore[arg-type]
+        exit_code=invocation.exit_code,
+        attempt=invocation.attempt,
+        queued_at=invocation.queued_at,
+        started_at=invocation.started_at,
+        handler_started_at=invocation.handler_started_at,
+        finished_at=invocation.finished_at,
+        duration_ms=invocation.duration_ms,
+        start_latency_ms=_millis_between(invocation.queued_at, invocation.handler_started_at),
+        start="cold" if invocation.cold_start else "warm",
+        log_bytes=invocation.log_bytes,
+        truncated=invocation.truncated,
+        error=invocation.error,
+    )
+
+
+def log_public(record: LogRecord) -> LogRecordPublic:
+    return LogRecordPublic(
+        id=record.id,
+        created_at=record.created_at,
+        plugin_name=record.plugin_name,
+        project_id=record.project_id,
+        run_id=record.run_id,
+        log_type=record.log_type,  # type: ignore[arg-type]
+        content=record.content,
+        metadata=LogMetadata(asset_id=record.asset_id, label_id=record.label_id),
+        stream=record.stream,
+        seq=record.seq,
+    )

@@ -1,0 +1,91 @@
+"""Plugins: upload (a new version), list, get, delete, build log."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+from pydantic import BaseModel
+
+from executor.api.deps import Authorized, ServiceDep, SessionDep
+from executor.api.presenters import plugin_public, plugin_summary
+from executor.errors import UploadTooLarge
+from executor.schemas import PluginPublic, PluginSummary
+from executor.store import plugins as plugin_store
+from executor.upload import UploadLimits
+
+router = APIRouter(prefix="/v1/plugins", tags=["plugins"], dependencies=[Authorized])
+
+
+class VersionCreated(BaseModel):
+    plugin: str
+    version: int
+    status: str
+    handlers: list[str]
+
+
+class BuildLog(BaseModel):
+    plugin: str
+    version: int
+    status: str
+    error: str | None
+    log: str
+
+
+def _projects(session: SessionDep, plugin_id: str) -> list[str]:
+    return [a.project_id for a in plugin_store.list_activations(session, plugin_id=plugin_id)]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=VersionCreated)
+async def upload_plugin(
+    service: ServiceDep,
+    file: Annotated[UploadFile, File(description="zip, tar.gz, or one .py file")],
+    name: Annotated[str | None, Form(description="Plugin name; default: the file's stem")] = None,
+) -> VersionCreated:
+    """Upload a plugin: checked statically now, built in the background (status DEPLOYING)."""
+    limit = UploadLimits().max_archive_bytes
+    data = await file.read(limit + 1)
+    filename = file.filename or "upload"
+    if len(data) > limit:
+        raise UploadTooLarge(
+            f"{filename} is larger than {limit} bytes: upload a smaller archive", file=filename
+        )
+    plugin_name = name or PurePosixPath(filename).name.split(".")[0]
+    version = service.catalog.upload(plugin_name, filename, data)
+    return VersionCreated(
+        plugin=plugin_name,
+        version=version.number,
+        status=version.status,
+        handlers=list(version.handlers),
+    )
+
+
+@router.get("", response_model=list[PluginSummary])
+def list_plugins(session: SessionDep) -> list[PluginSummary]:
+    return [plugin_summary(p, _projects(session, p.id)) for p in plugin_store.list_plugins(session)]
+
+
+@router.get("/{name}", response_model=PluginPublic)
+def get_plugin(name: str, session: SessionDep) -> PluginPublic:
+    plugin = plugin_store.get_plugin(session, name)
+    return plugin_public(plugin, _projects(session, plugin.id))
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_plugin(name: str, service: ServiceDep) -> None:
+    """Delete a plugin, its versions and activations (its past runs' logs stay)."""
+    service.catalog.delete(name)
+
+
+@router.get("/{name}/versions/{version}/build-log", response_model=BuildLog)
+def get_build_log(name: str, version: int, session: SessionDep) -> BuildLog:
+    plugin = plugin_store.get_plugin(session, name)
+    found = plugin_store.version_by_number(session, plugin, version)
+    return BuildLog(
+        plugin=name,
+        version=found.number,
+        status=found.status,
+        error=found.error,
+        log=found.build_log,
+    )

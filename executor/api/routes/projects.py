@@ -1,0 +1,42 @@
+"""Activations: a plugin on a project, with its event matcher."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, status
+
+from executor.api.deps import Authorized, ServiceDep, SessionDep
+from executor.api.presenters import activation_public
+from executor.schemas import ID_PATTERN, ActivationIn, ActivationPublic
+from executor.store import plugins as plugin_store
+
+router = APIRouter(prefix="/v1/projects", tags=["activations"], dependencies=[Authorized])
+
+ProjectId = Path(pattern=ID_PATTERN)
+
+
+@router.get("/{project_id}/plugins", response_model=list[ActivationPublic])
+def list_project_plugins(
+    session: SessionDep, project_id: str = ProjectId
+) -> list[ActivationPublic]:
+    return [
+        activation_public(a) for a in plugin_store.list_activations(session, project_id=project_id)
+    ]
+
+
+@router.put("/{project_id}/plugins/{name}", response_model=ActivationPublic)
+def activate(
+    name: str, service: ServiceDep, body: ActivationIn | None = None, project_id: str = ProjectId
+) -> ActivationPublic:
+    """Activate a plugin on a project; ``events`` defaults to the plugin's handler types."""
+    service.catalog.activate(name, project_id, body.events if body else None)
+    with service.db.session() as session:
+        plugin = plugin_store.get_plugin(session, name)
+        activation = plugin_store.list_activations(
+            session, project_id=project_id, plugin_id=plugin.id
+        )[0]
+        return activation_public(activation)
+
+
+@router.delete("/{project_id}/plugins/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def deactivate(name: str, service: ServiceDep, project_id: str = ProjectId) -> None:
+    service.catalog.deactivate(name, project_id)

@@ -1,0 +1,77 @@
+"""Plugin management: new versions from uploads, and activations on projects."""
+
+from __future__ import annotations
+
+import re
+
+from executor.builder import Builder
+from executor.errors import PluginRejected
+from executor.store import plugins as plugin_store
+from executor.store.db import Database
+from executor.store.tables import Activation, Plugin, PluginVersion
+from executor.upload import read_upload, source_archive
+
+__all__ = ["NAME_PATTERN", "Catalog", "activation_events", "check_name"]
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# on_event only runs for events an activation names explicitly (e.g. "asset.*").
+EXPLICIT_ONLY_HANDLERS = frozenset({"onEvent"})
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid plugin name, else PluginRejected saying what is allowed."""
+    if not NAME_PATTERN.match(name):
+        raise PluginRejected(
+            f"plugin name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '.' or '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def activation_events(activation: Activation, version: PluginVersion | None) -> list[str]:
+    """The event types (or globs) an activation runs on: its matcher, or the handler types."""
+    if activation.event_matcher is not None:
+        return list(activation.event_matcher)
+    handlers = version.handlers if version is not None else []
+    return [h for h in handlers if h not in EXPLICIT_ONLY_HANDLERS]
+
+
+class Catalog:
+    """Uploads become versions that the builder builds in the background."""
+
+    def __init__(self, db: Database, builder: Builder) -> None:
+        self.db = db
+        self.builder = builder
+
+    def upload(self, name: str, filename: str, data: bytes) -> PluginVersion:
+        """Check the upload statically, store it as the plugin's next version, start its build."""
+        check_name(name)
+        source = read_upload(filename, data)
+
+        with self.db.session() as session:
+            version = plugin_store.add_version(
+                session,
+                name,
+                handlers=list(source.handlers),
+                requirements=source.requirements,
+                source_sha256=source.sha256,
+                source=source_archive(source),
+            )
+        self.builder.submit(version.id)
+        return version
+
+    def activate(self, name: str, project_id: str, events: list[str] | None) -> Activation:
+        with self.db.session() as session:
+            plugin = plugin_store.get_plugin(session, name)
+            return plugin_store.set_activation(session, plugin, project_id, events)
+
+    def deactivate(self, name: str, project_id: str) -> None:
+        with self.db.session() as session:
+            plugin = plugin_store.get_plugin(session, name)
+            plugin_store.delete_activation(session, plugin, project_id)
+
+    def delete(self, name: str) -> Plugin:
+        with self.db.session() as session:
+            plugin = plugin_store.get_plugin(session, name)
+            session.delete(plugin)
+            return plugin

@@ -1,0 +1,5 @@
+"""The ``plugin-executor`` command line."""
+
+from executor.cli.main import app
+
+__all__ = ["app"]

@@ -1,0 +1,240 @@
+"""``plugin-executor``: serve, push, activate, deactivate, list, event, logs, status."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from executor.cli.client import ApiClient, ApiError
+from executor.cli.render import console, err_console, print_json, print_log_record, print_table
+from executor.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
+
+BUILD_POLL_S = 0.5
+RUN_POLL_S = 0.5
+TERMINAL = {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"}
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project id.")]
+
+
+def _client() -> ApiClient:
+    settings = Settings()
+    if settings.api_key is not None:
+        key = settings.api_key.get_secret_value()
+    elif settings.operator_key is not None:
+        key = settings.operator_key.get_secret_value()
+    elif settings.operator_key_file.exists():
+        key = settings.operator_key_file.read_text().strip()
+    else:
+        err_console.print(
+            "[red]No API key:[/] set EXECUTOR_API_KEY (or run from the folder where the "
+            "server keeps var/operator_key)."
+        )
+        raise typer.Exit(2)
+    return ApiClient(settings.url, key)
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one API call; an API error is printed for people and exits 1."""
+    try:
+        return fn(*args, **kwargs)
+    except ApiError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve() -> None:
+    """Start the executor server (API, builder and dispatcher) on EXECUTOR_HOST:EXECUTOR_PORT."""
+    import uvicorn
+
+    from executor.api.app import create_app
+    from executor.service import ExecutorService
+
+    settings = Settings()
+    service = ExecutorService(settings)
+    if service.operator_key_generated:
+        console.print(
+            f"Generated the operator API key (shown once, kept in {settings.operator_key_file}):"
+            f"\n  {service.operator_key}"
+        )
+    uvicorn.run(create_app(service), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def push(
+    path: Annotated[Path, typer.Argument(help="Plugin folder, archive, or one .py file.")],
+    name: Annotated[
+        str | None, typer.Option(help="Plugin name; default: the folder/file name.")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the build to end.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload a plugin as a new version and wait for its build (exit 1 if it FAILED)."""
+    from executor.upload import pack_directory
+
+    if path.is_dir():
+        data, filename = pack_directory(path), f"{path.resolve().name}.tar.gz"
+    elif path.is_file():
+        data, filename = path.read_bytes(), path.name
+    else:
+        err_console.print(f"[red]error:[/] {path} is neither a folder nor a file")
+        raise typer.Exit(2)
+    plugin_name = name or path.resolve().name.split(".")[0]
+    client = _client()
+    created = _call(client.upload, plugin_name, filename, data)
+    if not wait:
+        print_json(created) if as_json else console.print(
+            f"{plugin_name} v{created['version']}: {created['status']}"
+        )
+        return
+    build = _wait_for_build(client, plugin_name, int(created["version"]), quiet=as_json)
+    if as_json:
+        print_json(build)
+    if build["status"] == "FAILED":
+        if not as_json:
+            console.print(build["log"], markup=False, highlight=False)
+            err_console.print(f"[red]build FAILED:[/] {build['error']}")
+        raise typer.Exit(1)
+    if not as_json:
+        console.print(f"[green]{plugin_name} v{build['version']} is ACTIVE[/]")
+
+
+def _wait_for_build(client: ApiClient, name: str, version: int, *, quiet: bool) -> Any:
+    """Poll the build log, showing its last line, until the version leaves DEPLOYING."""
+    with console.status(f"building {name} v{version}…", spinner="dots") as spinner:
+        while True:
+            build = _call(client.build_log, name, version)
+            if build["status"] != "DEPLOYING":
+                return build
+            last = [line for line in build["log"].splitlines() if line.strip()][-1:]
+            if last and not quiet:
+                spinner.update(f"building {name} v{version}: {last[0][:100]}")
+            time.sleep(BUILD_POLL_S)
+
+
+@app.command()
+def activate(
+    name: str,
+    project: ProjectOpt,
+    event: Annotated[
+        list[str] | None, typer.Option("--event", "-e", help="Event type or glob (repeatable).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Activate a plugin on a project (default events: its handler types)."""
+    body = {"events": event} if event else None
+    result = _call(_client().request, "PUT", f"/v1/projects/{project}/plugins/{name}", json=body)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"{name} active on {project} for {', '.join(result['events'])}")
+
+
+@app.command()
+def deactivate(name: str, project: ProjectOpt) -> None:
+    """Deactivate a plugin on a project."""
+    _call(_client().request, "DELETE", f"/v1/projects/{project}/plugins/{name}")
+    console.print(f"{name} no longer active on {project}")
+
+
+@app.command("list")
+def list_plugins(as_json: JsonOpt = False) -> None:
+    """List plugins with their latest version, status and projects."""
+    plugins = _call(_client().request, "GET", "/v1/plugins")
+    if as_json:
+        print_json(plugins)
+        return
+    print_table(
+        "Plugins",
+        ["name", "version", "status", "projects"],
+        ([p["name"], p["latest_version"], p["status"], ", ".join(p["projects"])] for p in plugins),
+    )
+
+
+@app.command()
+def event(
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Project id.")] = None,
+    type_: Annotated[str, typer.Option("--type", "-t", help="Event type.")] = "onSubmit",
+    asset: Annotated[str | None, typer.Option(help="Asset id.")] = None,
+    file: Annotated[Path | None, typer.Option(help="JSON file with the whole event.")] = None,
+    label: Annotated[str | None, typer.Option(help="Label as JSON.")] = None,
+    event_id: Annotated[str | None, typer.Option("--id", help="Idempotency key.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the runs to end.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Post one event, from a JSON file or from flags."""
+    body: dict[str, Any] = json.loads(file.read_text()) if file else {}
+    flags = {"project_id": project, "asset_id": asset, "id": event_id}
+    body.update({k: v for k, v in flags.items() if v is not None})
+    body.setdefault("type", type_)
+    if label is not None:
+        body["label"] = json.loads(label)
+    client = _client()
+    accepted = _call(client.request, "POST", "/v1/events", json=body)
+    runs = [_wait_for_run(client, i) for i in accepted["invocations"]] if wait else []
+    if as_json:
+        print_json({**accepted, "runs": runs} if wait else accepted)
+        return
+    console.print(f"event {accepted['event_id']}: {len(accepted['invocations'])} invocation(s)")
+    for run_id in accepted["invocations"]:
+        console.print(f"  {run_id}")
+    for run in runs:
+        console.print(f"  {run['id']} {run['plugin']}: {run['status']}")
+
+
+def _wait_for_run(client: ApiClient, invocation_id: str) -> Any:
+    while True:
+        run = _call(client.request, "GET", f"/v1/invocations/{invocation_id}")
+        if run["status"] in TERMINAL:
+            return run
+        time.sleep(RUN_POLL_S)
+
+
+@app.command()
+def logs(
+    plugin: str,
+    project: ProjectOpt,
+    run: Annotated[str | None, typer.Option(help="Only this invocation id.")] = None,
+    limit: Annotated[int, typer.Option(help="Records at most.")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a plugin's logs on a project, oldest first, levels coloured."""
+    params: dict[str, Any] = {"plugin_name": plugin, "project_id": project, "limit": limit}
+    if run:
+        params["run_id"] = run
+    records = _call(_client().request, "GET", "/v1/logs", params=params)
+    if as_json:
+        print_json(records)
+        return
+    for record in records:
+        print_log_record(record)
+
+
+@app.command()
+def status(invocation_id: str, as_json: JsonOpt = False) -> None:
+    """Show one invocation: status, exit code, timings, error."""
+    run = _call(_client().request, "GET", f"/v1/invocations/{invocation_id}")
+    if as_json:
+        print_json(run)
+        return
+    fields = [
+        "id",
+        "plugin",
+        "version",
+        "project_id",
+        "event_type",
+        "asset_id",
+        "status",
+        "exit_code",
+        "attempt",
+        "duration_ms",
+        "start_latency_ms",
+        "error",
+    ]
+    print_table(f"Invocation {invocation_id}", ["field", "value"], ([f, run[f]] for f in fields))

@@ -1,0 +1,102 @@
+"""The executor's exception tree.
+
+Every error a caller can meet is an ``ExecutorError``; each subclass carries a stable
+``code`` (the ``code`` field of HTTP error bodies) and the HTTP status the API maps it to.
+The class docstring is the default message; messages say what was wrong, where, and what
+to do next::
+
+    ExecutorError
+    ├── NotAuthenticated          401 not_authenticated
+    ├── NotFound                  404 not_found
+    ├── Conflict                  409 conflict
+    ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
+    │   └── UploadTooLarge        413 upload_too_large
+    ├── BuildFailed               build of a plugin version failed
+    └── SandboxError              the engine could not run a container (infrastructure)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BuildFailed",
+    "Conflict",
+    "ExecutorError",
+    "NotAuthenticated",
+    "NotFound",
+    "PluginRejected",
+    "SandboxError",
+    "UploadTooLarge",
+]
+
+
+class ExecutorError(Exception):
+    """The executor failed; see the message."""
+
+    code = "executor_error"
+    status_code = 500
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.details = {k: v for k, v in details.items() if v is not None}
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of the HTTP error."""
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class NotAuthenticated(ExecutorError):
+    """Missing or unknown API key: send 'Authorization: Bearer <key>'."""
+
+    code = "not_authenticated"
+    status_code = 401
+
+
+class NotFound(ExecutorError):
+    """No such resource: check the name or id."""
+
+    code = "not_found"
+    status_code = 404
+
+
+class Conflict(ExecutorError):
+    """The resource is not in a state that allows this request."""
+
+    code = "conflict"
+    status_code = 409
+
+
+class PluginRejected(ExecutorError):
+    """The plugin was refused at upload: fix the file named in 'file' and 'line'."""
+
+    code = "plugin_rejected"
+    status_code = 422
+
+    def __init__(
+        self, message: str | None = None, *, file: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message, file=file, line=line)
+        self.file = file
+        self.line = line
+
+
+class UploadTooLarge(PluginRejected):
+    """The upload is larger than allowed: make the archive smaller."""
+
+    code = "upload_too_large"
+    status_code = 413
+
+
+class BuildFailed(ExecutorError):
+    """The plugin image could not be built: read the build log."""
+
+    code = "build_failed"
+
+
+class SandboxError(ExecutorError):
+    """The Docker Engine could not run the plugin container: check that dockerd is up."""
+
+    code = "sandbox_error"
+    status_code = 503

@@ -1,0 +1,181 @@
+"""Runs one invocation in one fresh, hardened container and removes it.
+
+The container gets the envelope on stdin (then stdin is closed), its output is handed to
+the caller frame by frame as it comes, and it is SIGKILLed at the wall-time deadline.
+Nothing survives from one run to the next: the root file system is read-only, /tmp is a
+tmpfs, and the container is force-removed with its volumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+from docker.types import LogConfig, Ulimit
+from docker.utils.socket import frames_iter
+
+from executor.engine import INVOCATION_LABEL, MANAGED_LABEL, Engine, engine_errors
+from executor.errors import SandboxError
+from executor.settings import SandboxProfile
+
+__all__ = ["OutputSink", "RunOutcome", "Sandbox"]
+
+# Called with (stream id, bytes) for every output frame; returning False stops the run.
+OutputSink = Callable[[int, bytes], bool]
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a container ended. ``status`` is one of the invocation's terminal statuses."""
+
+    status: str
+    exit_code: int | None
+    error: str | None
+    started_monotonic: float
+
+
+def container_config(profile: SandboxProfile) -> dict[str, Any]:
+    """The host config of the DESIGN sandbox profile (docker-py ``create_host_config`` args)."""
+    memory = profile.memory_mib * MIB
+    return {
+        "mem_limit": memory,
+        "memswap_limit": memory,  # equal to the memory limit: no swap
+        "nano_cpus": int(profile.cpus * 1e9),
+        "pids_limit": profile.pids,
+        "read_only": True,
+        "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={profile.tmpfs_mib}m,mode=1777"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "init": True,
+        "network_mode": "none",
+        "ulimits": [Ulimit(name="nofile", soft=profile.nofile, hard=profile.nofile)],
+        # The executor reads output over attach; the engine keeps no copy of it.
+        "log_config": LogConfig(type=LogConfig.types.NONE),
+        "runtime": profile.oci_runtime,
+    }
+
+
+class Sandbox:
+    """Creates, feeds, watches and removes plugin containers."""
+
+    def __init__(self, engine: Engine, profile: SandboxProfile) -> None:
+        self.engine = engine
+        self.profile = profile
+        self._host_config = engine.api.create_host_config(**container_config(profile))
+
+    def run(
+        self, image: str, envelope: bytes, invocation_id: str, on_output: OutputSink
+    ) -> RunOutcome:
+        """Run ``image`` once with ``envelope`` on stdin; blocks until the container ended."""
+        if len(envelope) > self.profile.envelope_cap_bytes:
+            raise ValueError(
+                f"envelope of {len(envelope)} bytes is over the cap of "
+                f"{self.profile.envelope_cap_bytes} bytes"
+            )
+        container_id = self._create(image, invocation_id)
+        try:
+            return self._run_created(container_id, envelope, on_output)
+        finally:
+            self.engine.remove_container(container_id)
+
+    def _create(self, image: str, invocation_id: str) -> str:
+        with engine_errors("creating the plugin container"):
+            try:
+                created = self.engine.api.create_container(
+                    image,
+                    stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
+                    user=self.profile.user,
+                    labels={MANAGED_LABEL: "true", INVOCATION_LABEL: invocation_id},
+                    host_config=self._host_config,
+                    network_disabled=True,
+                )
+            except docker.errors.ImageNotFound as exc:
+                raise SandboxError(f"image {image} is missing: rebuild the plugin version") from exc
+        return str(created["Id"])
+
+    def _run_created(self, container_id: str, envelope: bytes, on_output: OutputSink) -> RunOutcome:
+        api = self.engine.api
+        with engine_errors("starting the plugin container"):
+            sock = api.attach_socket(
+                container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+            raw: socket.socket = sock._sock
+            raw.settimeout(None)  # the watchdog, not a read timeout, bounds the run
+            api.start(container_id)
+        started = time.monotonic()
+        reason: dict[str, str] = {}
+        watchdog = threading.Timer(
+            self.profile.timeout_s, self._kill, (container_id, reason, "timeout")
+        )
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            self._send_envelope(raw, envelope)
+            for stream_id, data in frames_iter(sock, tty=False):
+                if not on_output(stream_id, data):
+                    self._kill(container_id, reason, "log_limit")
+                    break
+        finally:
+            watchdog.cancel()
+            sock.close()
+        return self._outcome(container_id, reason, started)
+
+    @staticmethod
+    def _send_envelope(raw: socket.socket, envelope: bytes) -> None:
+        try:
+            raw.sendall(envelope)
+            raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            # The plugin may exit without reading stdin; its output still tells what happened.
+            pass
+
+    def _kill(self, container_id: str, reason: dict[str, str], why: str) -> None:
+        reason.setdefault("why", why)
+        with contextlib.suppress(docker.errors.APIError):  # already stopped is fine
+            self.engine.api.kill(container_id, signal="SIGKILL")
+
+    def _outcome(self, container_id: str, reason: dict[str, str], started: float) -> RunOutcome:
+        api = self.engine.api
+        with engine_errors("waiting for the plugin container"):
+            exit_code = int(api.wait(container_id, timeout=ENGINE_WAIT_S)["StatusCode"])
+            state = api.inspect_container(container_id)["State"]
+        return classify(
+            exit_code, bool(state.get("OOMKilled")), reason.get("why"), self.profile, started
+        )
+
+
+ENGINE_WAIT_S = 60
+
+
+def classify(
+    exit_code: int, oom_killed: bool, why: str | None, profile: SandboxProfile, started: float
+) -> RunOutcome:
+    """The terminal status and a one-line reason for how a container ended."""
+    if why == "timeout":
+        return RunOutcome(
+            "timed_out",
+            exit_code,
+            f"wall time of {profile.timeout_s:g} s exceeded: killed",
+            started,
+        )
+    if oom_killed:
+        return RunOutcome(
+            "oom_killed", exit_code, f"memory limit of {profile.memory_mib} MiB exceeded", started
+        )
+    if why == "log_limit":
+        return RunOutcome(
+            "failed",
+            exit_code,
+            f"log_limit: more than {profile.log_cap_bytes} bytes of output; run stopped",
+            started,
+        )
+    if exit_code == 0:
+        return RunOutcome("succeeded", 0, None, started)
+    return RunOutcome("failed", exit_code, f"plugin exited with code {exit_code}", started)

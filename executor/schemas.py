@@ -1,0 +1,167 @@
+"""Wire formats (DESIGN: wire formats): request and response bodies, and the envelope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ActivationIn",
+    "ActivationPublic",
+    "ApiInfo",
+    "Envelope",
+    "EnvelopeEvent",
+    "EventAccepted",
+    "EventIn",
+    "InvocationPublic",
+    "LogPage",
+    "LogRecordPublic",
+    "PluginPublic",
+    "PluginSummary",
+    "VersionPublic",
+]
+
+InvocationStatus = Literal[
+    "queued", "running", "succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"}
+)
+LogType = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "SYSTEM"]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_Strict):
+    """A labeling event posted by the platform."""
+
+    id: str | None = Field(None, pattern=ID_PATTERN, description="Optional idempotency key.")
+    type: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_.*-]*$")
+    project_id: str = Field(pattern=ID_PATTERN)
+    asset_id: str | None = Field(None, max_length=200)
+    label: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = None
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    invocations: list[str]
+
+
+class ActivationIn(_Strict):
+    """Body of PUT /v1/projects/{project_id}/plugins/{name}; empty means the defaults."""
+
+    events: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Event types or globs (fnmatch) to run on; default: the handler types.",
+    )
+
+
+class ActivationPublic(BaseModel):
+    plugin: str
+    project_id: str
+    events: list[str]
+    events_default: bool
+    created_at: datetime
+
+
+class VersionPublic(BaseModel):
+    version: int
+    status: Literal["DEPLOYING", "ACTIVE", "FAILED"]
+    handlers: list[str]
+    requirements: str
+    source_sha256: str
+    image_id: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class PluginSummary(BaseModel):
+    name: str
+    created_at: datetime
+    latest_version: int | None
+    status: str | None
+    projects: list[str]
+
+
+class PluginPublic(PluginSummary):
+    versions: list[VersionPublic]
+
+
+class InvocationPublic(BaseModel):
+    id: str
+    plugin: str
+    version: int
+    image_id: str | None
+    project_id: str
+    event_id: str
+    event_type: str
+    asset_id: str | None
+    status: InvocationStatus
+    exit_code: int | None
+    attempt: int
+    queued_at: datetime
+    started_at: datetime | None
+    handler_started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    start_latency_ms: int | None
+    start: Literal["cold", "warm"]
+    log_bytes: int
+    truncated: bool
+    error: str | None
+
+
+class LogMetadata(BaseModel):
+    asset_id: str | None
+    label_id: str | None
+
+
+class LogRecordPublic(BaseModel):
+    """One log line, a superset of Kili's ``get_plugin_logs`` entries."""
+
+    id: int
+    created_at: datetime
+    plugin_name: str
+    project_id: str
+    run_id: str
+    log_type: LogType
+    content: str
+    metadata: LogMetadata
+    stream: str
+    seq: int
+
+
+class LogPage(BaseModel):
+    records: list[LogRecordPublic]
+
+
+class ApiInfo(BaseModel):
+    url: str
+    token: str
+
+
+class EnvelopeEvent(BaseModel):
+    type: str
+    asset_id: str | None
+    label: dict[str, Any] | None
+    payload: dict[str, Any] | None
+
+
+class Envelope(BaseModel):
+    """The one JSON document written to a plugin container's stdin."""
+
+    invocation_id: str
+    plugin: str
+    version: int
+    project_id: str
+    event: EnvelopeEvent
+    api: ApiInfo
+    deadline: datetime

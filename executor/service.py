@@ -1,0 +1,64 @@
+"""The executor service: the store, the engine, the builder and the dispatcher, wired once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from executor.builder import Builder
+from executor.catalog import Catalog
+from executor.dispatcher import Dispatcher
+from executor.engine import Engine
+from executor.settings import Settings
+from executor.store.db import Database
+
+__all__ = ["ExecutorService", "ensure_operator_key"]
+
+log = logging.getLogger(__name__)
+
+OPERATOR_KEY_BYTES = 32
+
+
+def ensure_operator_key(settings: Settings) -> tuple[str, bool]:
+    """The operator key: from settings, else from the key file, else generated and saved.
+
+    Returns the key and whether it was generated just now (so it is shown once).
+    """
+    if settings.operator_key is not None:
+        return settings.operator_key.get_secret_value(), False
+    path: Path = settings.operator_key_file
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = "pe_op_" + secrets.token_urlsafe(OPERATOR_KEY_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key, True
+
+
+class ExecutorService:
+    """Everything the API needs; ``start`` and ``stop`` run in the app's lifespan."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
+        self.db = Database(settings.resolved_database_url)
+        self.engine = engine or Engine()
+        self.builder = Builder(self.db, self.engine, settings)
+        self.catalog = Catalog(self.db, self.builder)
+        self.dispatcher = Dispatcher(self.db, self.engine, settings)
+
+    def start(self) -> None:
+        self.db.migrate()
+        self.builder.resume_unfinished()
+        self.dispatcher.start()
+
+    def stop(self) -> None:
+        self.dispatcher.stop()
+        self.builder.close()
+        self.db.dispose()
+        self.engine.close()

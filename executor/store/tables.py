@@ -1,0 +1,177 @@
+"""Table models. Wire schemas live in ``executor.schemas``; these are rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Activation",
+    "Base",
+    "Event",
+    "Invocation",
+    "LogRecord",
+    "Plugin",
+    "PluginVersion",
+    "new_id",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A new random row id (UUID4 as text)."""
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and gives them back aware (SQLite drops the zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Plugin(Base):
+    __tablename__ = "plugins"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[PluginVersion]] = relationship(
+        back_populates="plugin", order_by="PluginVersion.number", cascade="all, delete-orphan"
+    )
+
+
+class PluginVersion(Base):
+    __tablename__ = "plugin_versions"
+    __table_args__ = (UniqueConstraint("plugin_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="DEPLOYING")
+    handlers: Mapped[list[str]] = mapped_column(default=list)
+    requirements: Mapped[str] = mapped_column(Text, default="")
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[bytes] = mapped_column(LargeBinary)
+    image_id: Mapped[str | None] = mapped_column(String(80), default=None)
+    image_tag: Mapped[str | None] = mapped_column(String(200), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    build_log: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    plugin: Mapped[Plugin] = relationship(back_populates="versions")
+
+
+class Activation(Base):
+    __tablename__ = "activations"
+    __table_args__ = (UniqueConstraint("plugin_id", "project_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(200), index=True)
+    # None means "the handler types of the version that runs".
+    event_matcher: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    plugin: Mapped[Plugin] = relationship()
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(200))
+    project_id: Mapped[str] = mapped_column(String(200))
+    asset_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    label: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Invocation(Base):
+    __tablename__ = "invocations"
+    __table_args__ = (Index("ix_invocations_status_queued", "status", "queued_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"))
+    version_id: Mapped[str] = mapped_column(ForeignKey("plugin_versions.id", ondelete="CASCADE"))
+    plugin_name: Mapped[str] = mapped_column(String(64))
+    version_number: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(200))
+    asset_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    image_id: Mapped[str | None] = mapped_column(String(80), default=None)
+    exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    handler_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    cold_start: Mapped[bool] = mapped_column(Boolean, default=True)
+    log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class LogRecord(Base):
+    __tablename__ = "log_records"
+    __table_args__ = (
+        Index("ix_logs_project_plugin", "project_id", "plugin_name", "id"),
+        Index("ix_logs_run", "run_id", "seq"),
+        Index("ix_logs_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    plugin_name: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(36))
+    log_type: Mapped[str] = mapped_column(String(10))
+    content: Mapped[str] = mapped_column(Text)
+    asset_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    label_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    stream: Mapped[str] = mapped_column(String(10))
+    seq: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,206 @@
+"""Shared fixtures: a real executor server on loopback, its API client, sample plugins.
+
+Every server gets its own data folder and SQLite database; the images it built are
+removed when it stops.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+import uvicorn
+
+from executor.api.app import create_app
+from executor.service import ExecutorService
+from executor.settings import SandboxProfile, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGINS = REPO / "tests" / "plugins"
+EXAMPLES = REPO / "examples"
+RUNTIME_IMAGE = "plugin-executor-runtime:latest"
+OPERATOR_KEY = "pe_op_test-operator-key-0123456789"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+TERMINAL = {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The real Docker Engine; the suite fails (never skips) when it is not there."""
+    client = docker.from_env()
+    assert client.ping(), "Docker Engine not reachable: run deploy/setup.sh first"
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def runtime_image(docker_client: docker.DockerClient) -> str:
+    """The runtime base image, built by deploy/build-runtime-image.sh if missing."""
+    try:
+        docker_client.images.get(RUNTIME_IMAGE)
+    except docker.errors.ImageNotFound:
+        subprocess.run(["bash", str(REPO / "deploy" / "build-runtime-image.sh")], check=True)
+    return RUNTIME_IMAGE
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    sandbox = SandboxProfile(**overrides.pop("sandbox", {}))
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "port": free_port(),
+        "operator_key": OPERATOR_KEY,
+        "runtime_image": RUNTIME_IMAGE,
+        "build_ca_bundle": CA_BUNDLE if CA_BUNDLE.exists() else None,
+        "dispatch_poll_s": 0.2,
+        "sandbox": sandbox,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@dataclass
+class RunningServer:
+    """A real executor (uvicorn on loopback) and an authorized HTTP client to it."""
+
+    settings: Settings
+    service: ExecutorService
+    api: httpx.Client
+    url: str
+    docker_client: docker.DockerClient
+    built: list[str] = field(default_factory=list)
+
+    def push(self, plugin_dir: str | Path, name: str | None = None, *, expect: str = "ACTIVE") -> dict[str, Any]:
+        """Upload a plugin folder (or file) and wait for its build to end."""
+        from executor.upload import pack_directory
+
+        path = Path(plugin_dir) if Path(plugin_dir).is_absolute() else PLUGINS / plugin_dir
+        if path.is_dir():
+            data, filename = pack_directory(path), f"{path.name}.tar.gz"
+        else:
+            data, filename = path.read_bytes(), path.name
+        name = name or path.name.split(".")[0]
+        response = self.api.post("/v1/plugins", data={"name": name}, files={"file": (filename, data)})
+        assert response.status_code == 202, response.text
+        version = response.json()["version"]
+        build = self.wait_build(name, version)
+        assert build["status"] == expect, build["log"]
+        return build
+
+    def wait_build(self, name: str, version: int, timeout: float = 600) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            build = self.api.get(f"/v1/plugins/{name}/versions/{version}/build-log").json()
+            if build["status"] != "DEPLOYING":
+                return dict(build)
+            time.sleep(0.3)
+        raise AssertionError(f"build of {name} v{version} did not end in {timeout} s")
+
+    def activate(self, name: str, project: str, events: list[str] | None = None) -> dict[str, Any]:
+        body = {"events": events} if events else None
+        response = self.api.put(f"/v1/projects/{project}/plugins/{name}", json=body)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def post_event(self, **event: Any) -> dict[str, Any]:
+        response = self.api.post("/v1/events", json=event)
+        assert response.status_code in (200, 202), response.text
+        return dict(response.json())
+
+    def wait_run(self, invocation_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api.get(f"/v1/invocations/{invocation_id}").json()
+            if run["status"] in TERMINAL:
+                return dict(run)
+            time.sleep(0.2)
+        raise AssertionError(f"invocation {invocation_id} did not end in {timeout} s")
+
+    def run_event(self, **event: Any) -> dict[str, Any]:
+        """Post one event that must start exactly one run, and wait for that run."""
+        accepted = self.post_event(**event)
+        assert len(accepted["invocations"]) == 1, accepted
+        return self.wait_run(accepted["invocations"][0])
+
+    def logs(self, **params: Any) -> list[dict[str, Any]]:
+        response = self.api.get("/v1/logs", params={"limit": 1000, **params})
+        assert response.status_code == 200, response.text
+        return list(response.json())
+
+
+def start_server(
+    settings: Settings, docker_client: docker.DockerClient
+) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
+    service = ExecutorService(settings)
+    config = uvicorn.Config(
+        create_app(service), host="127.0.0.1", port=settings.port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{settings.port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "executor server did not start"
+        time.sleep(0.05)
+    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=60)
+    return RunningServer(settings, service, api, url, docker_client), server, thread
+
+
+def stop_server(running: RunningServer, server: uvicorn.Server, thread: threading.Thread) -> None:
+    running.api.close()
+    with running.service.db.session() as session:
+        from sqlalchemy import select
+
+        from executor.store.tables import PluginVersion
+
+        tags = [t for t in session.scalars(select(PluginVersion.image_tag)) if t]
+    server.should_exit = True
+    thread.join(60)
+    for tag in tags:
+        try:
+            running.docker_client.images.remove(tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+@pytest.fixture(scope="module")
+def server_factory(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, runtime_image: str
+) -> Iterator[Any]:
+    """Start executor servers with given settings overrides; all are stopped at teardown."""
+    started: list[tuple[RunningServer, uvicorn.Server, threading.Thread]] = []
+
+    def start(**overrides: Any) -> RunningServer:
+        settings = make_settings(tmp_path_factory.mktemp("executor"), **overrides)
+        started.append(start_server(settings, docker_client))
+        return started[-1][0]
+
+    yield start
+    for entry in reversed(started):
+        stop_server(*entry)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, runtime_image: str
+) -> Iterator[RunningServer]:
+    """One executor with the default sandbox profile for a whole test module."""
+    settings = make_settings(tmp_path_factory.mktemp("executor"))
+    entry = start_server(settings, docker_client)
+    yield entry[0]
+    stop_server(*entry)

@@ -1,0 +1,3 @@
+from .iban import iban_ok
+
+RULES = [iban_ok]

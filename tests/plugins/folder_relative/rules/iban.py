@@ -1,0 +1,2 @@
+def iban_ok(iban):
+    return iban.startswith("FR")

@@ -1,0 +1,9 @@
+import time
+
+from plugin_runtime import PluginCore
+
+
+class PluginHandler(PluginCore):
+    def on_submit(self, label, asset_id):
+        self.logger.info("going to sleep")
+        time.sleep(600)
