@@ -115,7 +115,7 @@ def test_failed_build_keeps_its_log(server: RunningServer, tmp_path: Any) -> Non
 def test_code_only_version_reuses_the_requirements_layer(server: RunningServer, tmp_path: Any) -> None:
     plugin = tmp_path / "layered"
     plugin.mkdir()
-    (plugin / "requirements.txt").write_text("six==1.16.0\n")
+    (plugin / "requirements.txt").write_text("six==1.16.0  # only this test uses this file\n")
     (plugin / "main.py").write_text(
         "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print('v1')\n"
     )
