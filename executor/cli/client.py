@@ -19,8 +19,7 @@ class ApiError(Exception):
         self.code = str(body.get("code", f"http_{status}"))
         self.message = str(body.get("message", body))
         self.body = body
-        where = "".join(f" ({k}: {body[k]})" for k in ("file", "line") if body.get(k) is not None)
-        super().__init__(f"{self.message}{where} [{self.code}, HTTP {status}]")
+        super().__init__(f"{self.message} [{self.code}, HTTP {status}]")
 
 
 class ApiClient:

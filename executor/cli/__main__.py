@@ -1,0 +1,5 @@
+"""``python -m executor.cli`` runs the CLI."""
+
+from executor.cli.main import app
+
+app()
