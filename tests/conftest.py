@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,11 @@ class RunningServer:
     api: httpx.Client
     url: str
     docker_client: docker.DockerClient
-    built: list[str] = field(default_factory=list)
+    service_app: Any = None
 
-    def push(self, plugin_dir: str | Path, name: str | None = None, *, expect: str = "ACTIVE") -> dict[str, Any]:
+    def push(
+        self, plugin_dir: str | Path, name: str | None = None, *, expect: str = "ACTIVE"
+    ) -> dict[str, Any]:
         """Upload a plugin folder (or file) and wait for its build to end."""
         from executor.upload import pack_directory
 
@@ -94,7 +96,9 @@ class RunningServer:
         else:
             data, filename = path.read_bytes(), path.name
         name = name or path.name.split(".")[0]
-        response = self.api.post("/v1/plugins", data={"name": name}, files={"file": (filename, data)})
+        response = self.api.post(
+            "/v1/plugins", data={"name": name}, files={"file": (filename, data)}
+        )
         assert response.status_code == 202, response.text
         version = response.json()["version"]
         build = self.wait_build(name, version)
@@ -146,9 +150,8 @@ def start_server(
     settings: Settings, docker_client: docker.DockerClient
 ) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
     service = ExecutorService(settings)
-    config = uvicorn.Config(
-        create_app(service), host="127.0.0.1", port=settings.port, log_level="warning"
-    )
+    app = create_app(service)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -157,8 +160,10 @@ def start_server(
     while not server.started:
         assert time.monotonic() < deadline, "executor server did not start"
         time.sleep(0.05)
-    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=60)
-    return RunningServer(settings, service, api, url, docker_client), server, thread
+    api = httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=60
+    )
+    return RunningServer(settings, service, api, url, docker_client, app), server, thread
 
 
 def stop_server(running: RunningServer, server: uvicorn.Server, thread: threading.Thread) -> None:

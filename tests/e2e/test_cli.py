@@ -37,16 +37,26 @@ def test_push_activate_event_logs_round_trip(server: RunningServer) -> None:
         ("invoice_qa", "ACTIVE", ["cli-proj"])
     ]
     posted = cli(
-        server, "event", "--file", str(EXAMPLES / "invoice_qa" / "sample_event.json"),
-        "--project", "cli-proj", "--wait", "--json",
+        server,
+        "event",
+        "--file",
+        str(EXAMPLES / "invoice_qa" / "sample_event.json"),
+        "--project",
+        "cli-proj",
+        "--wait",
+        "--json",
     )
     result = json.loads(posted.stdout)
     (run,) = result["runs"]
     assert run["status"] == "succeeded"
     logs = cli(server, "logs", "invoice_qa", "--project", "cli-proj").stdout
-    assert "WARNING  asset invoice-042: IBAN 'DE89370400440532013000' does not start with FR" in logs
+    assert (
+        "WARNING  asset invoice-042: IBAN 'DE89370400440532013000' does not start with FR" in logs
+    )
     assert "INFO     asset invoice-042 REJECTED (2 problems)" in logs
-    as_json = json.loads(cli(server, "logs", "invoice_qa", "--project", "cli-proj", "--json").stdout)
+    as_json = json.loads(
+        cli(server, "logs", "invoice_qa", "--project", "cli-proj", "--json").stdout
+    )
     assert {r["run_id"] for r in as_json} == {run["id"]} and len(as_json) == 4
     status = cli(server, "status", run["id"]).stdout
     assert "succeeded" in status and "onSubmit" in status
@@ -67,7 +77,9 @@ def test_push_of_a_failing_build_prints_the_build_log_and_exits_1(
     assert "build FAILED" in done.stderr
 
 
-def test_push_of_a_refused_plugin_names_file_and_line(server: RunningServer, tmp_path: Path) -> None:
+def test_push_of_a_refused_plugin_names_file_and_line(
+    server: RunningServer, tmp_path: Path
+) -> None:
     plugin = tmp_path / "badsyntax"
     plugin.mkdir()
     (plugin / "main.py").write_text("class PluginHandler:\n    def on_submit(self\n")

@@ -8,8 +8,13 @@ import pytest
 
 from tests.conftest import EXAMPLES, RunningServer
 
-INVOICE_OK = {"jsonResponse": {"PAYMENT_JOB": {"IBAN": {"text": "FR7630006"}, "CURRENCY": {"text": "EUR"}}}}
-INVOICE_BAD = {"id": "label-7", "jsonResponse": {"PAYMENT_JOB": {"IBAN": {"text": "DE89370400"}, "CURRENCY": {"text": "GBP"}}}}
+INVOICE_OK = {
+    "jsonResponse": {"PAYMENT_JOB": {"IBAN": {"text": "FR7630006"}, "CURRENCY": {"text": "EUR"}}}
+}
+INVOICE_BAD = {
+    "id": "label-7",
+    "jsonResponse": {"PAYMENT_JOB": {"IBAN": {"text": "DE89370400"}, "CURRENCY": {"text": "GBP"}}},
+}
 
 
 def contents(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -112,7 +117,9 @@ def test_failed_build_keeps_its_log(server: RunningServer, tmp_path: Any) -> Non
     assert plugin_view["status"] == "FAILED" and plugin_view["versions"][0]["status"] == "FAILED"
 
 
-def test_code_only_version_reuses_the_requirements_layer(server: RunningServer, tmp_path: Any) -> None:
+def test_code_only_version_reuses_the_requirements_layer(
+    server: RunningServer, tmp_path: Any
+) -> None:
     plugin = tmp_path / "layered"
     plugin.mkdir()
     (plugin / "requirements.txt").write_text("six==1.16.0  # only this test uses this file\n")
@@ -149,7 +156,11 @@ def test_sleeping_handler_times_out(tight: RunningServer) -> None:
     assert 4000 <= run["duration_ms"] < 8000
     logs = tight.logs(run_id=run["id"])
     assert logs[0]["content"] == "going to sleep"
-    assert logs[-1] == {**logs[-1], "log_type": "SYSTEM", "content": "run ended timed_out: wall time of 4 s exceeded: killed"}
+    assert logs[-1] == {
+        **logs[-1],
+        "log_type": "SYSTEM",
+        "content": "run ended timed_out: wall time of 4 s exceeded: killed",
+    }
 
 
 def test_memory_hog_is_oom_killed(tight: RunningServer) -> None:
