@@ -170,7 +170,7 @@ class Builder:
                 rm=True,
                 forcerm=True,
                 decode=True,
-                timeout=self.settings.build_timeout_s,
+                timeout=int(self.settings.build_timeout_s),
                 labels={MANAGED_LABEL: "true", VERSION_LABEL: build.version_id},
                 use_config_proxy=False,
             )
@@ -179,7 +179,7 @@ class Builder:
                     log_.add(str(chunk["stream"]))
                 if "error" in chunk:
                     raise BuildFailed(f"{str(chunk['error']).strip()}: read the build log above")
-            image = self.engine.api.inspect_image(build.tag)
+            image = self.engine.api.inspect_image(build.tag)  # type: ignore[no-untyped-call]
         return str(image["Id"])
 
     def close(self) -> None:

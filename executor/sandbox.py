@@ -118,7 +118,7 @@ class Sandbox:
         watchdog.start()
         try:
             self._send_envelope(raw, envelope)
-            for stream_id, data in frames_iter(sock, tty=False):
+            for stream_id, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
                 if not on_output(stream_id, data):
                     self._kill(container_id, reason, "log_limit")
                     break

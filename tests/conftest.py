@@ -6,6 +6,7 @@ removed when it stops.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
@@ -177,10 +178,8 @@ def stop_server(running: RunningServer, server: uvicorn.Server, thread: threadin
     server.should_exit = True
     thread.join(60)
     for tag in tags:
-        try:
+        with contextlib.suppress(docker.errors.ImageNotFound):
             running.docker_client.images.remove(tag, force=True)
-        except docker.errors.ImageNotFound:
-            pass
 
 
 @pytest.fixture(scope="module")

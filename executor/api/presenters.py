@@ -85,7 +85,7 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         event_id=invocation.event_id,
         event_type=invocation.event_type,
         asset_id=invocation.asset_id,
-        status=invocation.status,  # type: ignore[arg-type]
+        status=invocation.status,
         exit_code=invocation.exit_code,
         attempt=invocation.attempt,
         queued_at=invocation.queued_at,
@@ -108,7 +108,7 @@ def log_public(record: LogRecord) -> LogRecordPublic:
         plugin_name=record.plugin_name,
         project_id=record.project_id,
         run_id=record.run_id,
-        log_type=record.log_type,  # type: ignore[arg-type]
+        log_type=record.log_type,
         content=record.content,
         metadata=LogMetadata(asset_id=record.asset_id, label_id=record.label_id),
         stream=record.stream,
