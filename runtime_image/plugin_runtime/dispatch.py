@@ -1,0 +1,68 @@
+"""Maps an event to a handler method and its arguments; builds the handler instance."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from plugin_runtime.envelope import Event
+
+LABEL_EVENTS = {
+    "onSubmit": "on_submit",
+    "onReview": "on_review",
+    "onCustomInterfaceClick": "on_custom_interface_click",
+}
+SEND_BACK_EVENT = "onSendBackToQueue"
+GENERIC_METHOD = "on_event"
+
+
+@dataclass(frozen=True)
+class HandlerCall:
+    """Which method of ``PluginHandler`` to call and with which positional arguments."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+def handler_call(event: Event) -> HandlerCall:
+    """``onSubmit``/``onReview``/``onCustomInterfaceClick`` → ``(label, asset_id)``;
+    ``onSendBackToQueue`` → ``on_send_back_to_queue(asset_id)``; anything else →
+    ``on_event(payload)``."""
+    if event.type in LABEL_EVENTS:
+        return HandlerCall(LABEL_EVENTS[event.type], (event.label, event.asset_id))
+    if event.type == SEND_BACK_EVENT:
+        return HandlerCall("on_send_back_to_queue", (event.asset_id,))
+    return HandlerCall(GENERIC_METHOD, (event.payload,))
+
+
+def instantiate(cls: type, kili: Any, project_id: str) -> Any:
+    """``cls(kili, project_id)`` — or ``cls()`` if its constructor takes no arguments."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return cls(kili, project_id)
+    try:
+        signature.bind(kili, project_id)
+    except TypeError:
+        try:
+            signature.bind()
+        except TypeError:
+            pass
+        else:
+            return cls()
+    return cls(kili, project_id)
+
+
+def attach(handler: Any, **attributes: Any) -> None:
+    """Set attributes on the handler; read-only ones (the plugin's choice) are skipped."""
+    for name, value in attributes.items():
+        with contextlib.suppress(AttributeError):
+            setattr(handler, name, value)
+
+
+def find_method(handler: Any, name: str) -> Any | None:
+    """The bound handler method ``name``, or ``None`` when missing or not callable."""
+    method = getattr(handler, name, None)
+    return method if callable(method) else None

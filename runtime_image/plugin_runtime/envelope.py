@@ -1,0 +1,120 @@
+"""Parsing and validation of the invocation envelope read from stdin.
+
+Error messages name the offending field and never contain field values (the envelope
+carries the API token).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class EnvelopeError(ValueError):
+    """The envelope is not usable; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """The event to dispatch. ``label`` and ``payload`` are ``{}`` when absent or null."""
+
+    type: str
+    asset_id: str | None
+    label: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """Where the platform API (the gateway) is and the invocation's token."""
+
+    url: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """``{"invocation_id", "plugin", "version", "project_id", "event", "api", "deadline"}``."""
+
+    invocation_id: str | None
+    plugin: str | None
+    version: str | int | None
+    project_id: str
+    event: Event
+    api: ApiAccess
+    deadline: str | int | float | None
+
+
+def _get(obj: dict[str, Any], key: str, where: str, types: tuple[type, ...], required: bool) -> Any:
+    name = f"{where}{key}"
+    if key not in obj or obj[key] is None:
+        if required:
+            raise EnvelopeError(f"missing field {name}")
+        return None
+    value = obj[key]
+    if not isinstance(value, types) or isinstance(value, bool):
+        expected = " or ".join(t.__name__ for t in types)
+        raise EnvelopeError(f"field {name} must be {expected}, not {type(value).__name__}")
+    return value
+
+
+def _object(obj: dict[str, Any], key: str, where: str, required: bool) -> dict[str, Any]:
+    value = _get(obj, key, where, (dict,), required)
+    return value if value is not None else {}
+
+
+def _parse_event(doc: dict[str, Any]) -> Event:
+    event = _object(doc, "event", "", required=True)
+    event_type = _get(event, "type", "event.", (str,), required=True)
+    if not event_type:
+        raise EnvelopeError("field event.type must not be empty")
+    return Event(
+        type=event_type,
+        asset_id=_get(event, "asset_id", "event.", (str,), required=False),
+        label=_object(event, "label", "event.", required=False),
+        payload=_object(event, "payload", "event.", required=False),
+    )
+
+
+def _parse_api(doc: dict[str, Any]) -> ApiAccess:
+    api = _object(doc, "api", "", required=True)
+    url = _get(api, "url", "api.", (str,), required=True)
+    if not url.startswith(("http://", "https://")):
+        raise EnvelopeError("field api.url must be an http:// or https:// URL")
+    token = _get(api, "token", "api.", (str,), required=True)
+    if not token:
+        raise EnvelopeError("field api.token must not be empty")
+    return ApiAccess(url=url, token=token)
+
+
+def parse_envelope(raw: bytes) -> Envelope:
+    """Parse the stdin bytes; raise :class:`EnvelopeError` saying what is wrong.
+
+    Required: ``project_id``, ``event.type``, ``api.url`` (http/https), ``api.token``.
+    ``invocation_id``, ``plugin``, ``version``, ``deadline``, ``event.asset_id``,
+    ``event.label``, ``event.payload`` may be absent or null but are type-checked.
+    """
+    if not raw.strip():
+        raise EnvelopeError("stdin is empty: expected one JSON envelope")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(f"envelope is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EnvelopeError(
+            f"envelope is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+        ) from None
+    if not isinstance(doc, dict):
+        raise EnvelopeError(f"envelope must be a JSON object, not {type(doc).__name__}")
+    return Envelope(
+        invocation_id=_get(doc, "invocation_id", "", (str,), required=False),
+        plugin=_get(doc, "plugin", "", (str,), required=False),
+        version=_get(doc, "version", "", (str, int), required=False),
+        project_id=_get(doc, "project_id", "", (str,), required=True),
+        event=_parse_event(doc),
+        api=_parse_api(doc),
+        deadline=_get(doc, "deadline", "", (str, int, float), required=False),
+    )

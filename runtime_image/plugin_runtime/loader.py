@@ -1,0 +1,54 @@
+"""Imports the plugin's ``main.py`` as ``plugin_code.main`` and finds ``PluginHandler``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+
+PACKAGE = "plugin_code"
+DEFAULT_ROOT = "/opt/plugin"
+
+
+class PluginLoadError(Exception):
+    """The plugin cannot be loaded; the message (maybe a traceback) says why."""
+
+
+def plugin_root() -> Path:
+    """``$PLUGIN_ROOT`` (default ``/opt/plugin``): the folder that contains ``plugin_code/``."""
+    return Path(os.environ.get("PLUGIN_ROOT", DEFAULT_ROOT))
+
+
+def _prepare_sys_path(root: Path) -> None:
+    # `python -m` puts the working directory first on sys.path; it is /tmp (writable) in
+    # the container and must not shadow anything, so it goes.
+    cwd = os.getcwd()
+    if sys.path and sys.path[0] in ("", cwd):
+        del sys.path[0]
+    sys.path.insert(0, str(root))
+
+
+def load_handler_class(root: Path) -> type:
+    """Import ``<root>/plugin_code/main.py`` as a package module; return ``PluginHandler``.
+
+    Relative imports (``from .helpers import f``) and sub-packages work, with or without
+    ``plugin_code/__init__.py``. Raises :class:`PluginLoadError` when ``main.py`` is
+    missing, raises while importing (the message is the traceback) or defines no class
+    ``PluginHandler``.
+    """
+    main = root / PACKAGE / "main.py"
+    if not main.is_file():
+        raise PluginLoadError(f"no plugin code: {main} does not exist")
+    _prepare_sys_path(root)
+    try:
+        module = importlib.import_module(f"{PACKAGE}.main")
+    except (Exception, SystemExit) as exc:
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        text = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
+        raise PluginLoadError(f"could not import {PACKAGE}.main ({main}):\n{text}") from None
+    handler = getattr(module, "PluginHandler", None)
+    if not isinstance(handler, type):
+        raise PluginLoadError(f"{main} defines no class PluginHandler")
+    return handler

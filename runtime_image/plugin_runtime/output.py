@@ -1,0 +1,73 @@
+"""Installs the output protocol for the whole process and tears it down at the end."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import sys
+from typing import BinaryIO
+
+from plugin_runtime.fdcapture import FdCapture
+from plugin_runtime.logs import install_logging
+from plugin_runtime.protocol import ProtocolWriter
+from plugin_runtime.streams import LineSink, RecordStream
+
+STDOUT_FD = 1
+STDERR_FD = 2
+
+
+class Output:
+    """The process-wide output setup.
+
+    :meth:`install` keeps a private duplicate of fd 1 for the protocol, points fd 1 itself
+    at a capture pipe, replaces ``sys.stdout`` (records at INFO, stream ``stdout``) and
+    ``sys.stderr`` (records at WARNING, stream ``stderr``) and routes logging. fd 2 is left
+    alone: raw writes to it reach the container's stderr as they are.
+    """
+
+    def __init__(self, writer: ProtocolWriter, capture: FdCapture, sinks: list[LineSink]) -> None:
+        self.writer = writer
+        self._capture = capture
+        self._sinks = sinks
+
+    @classmethod
+    def install(cls) -> Output:
+        """Set everything up; call once, first thing in the process."""
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        protocol_fd = os.dup(STDOUT_FD)  # not inherited by child processes
+        raw: BinaryIO = open(protocol_fd, "wb", buffering=64 * 1024)  # noqa: SIM115
+        writer = ProtocolWriter(raw)
+        capture = FdCapture(STDOUT_FD, LineSink(writer, "stdout", "INFO"))
+        capture.start()
+        out_sink = LineSink(writer, "stdout", "INFO")
+        err_sink = LineSink(writer, "stderr", "WARNING")
+        sys.stdout = RecordStream(out_sink, STDOUT_FD, "<stdout>")
+        sys.stderr = RecordStream(err_sink, STDERR_FD, "<stderr>")
+        install_logging(writer)
+        output = cls(writer, capture, [out_sink, err_sink])
+        atexit.register(output.flush_partial)
+        return output
+
+    def log(self, level: str, msg: str) -> None:
+        """Write one runtime record (stream ``logger``) directly, bypassing logging."""
+        self.writer.record(level, msg, "logger")
+
+    def flush_partial(self) -> None:
+        """Write the pending partial lines of ``sys.stdout`` / ``sys.stderr``."""
+        for sink in self._sinks:
+            sink.flush_partial()
+
+    def drain(self) -> None:
+        """Flush everything the plugin wrote so far and stop capturing fd 1.
+
+        Call when the handler returned, before the ``handler_finished`` line. Idempotent.
+        """
+        original = sys.__stdout__
+        if original is not None:
+            with contextlib.suppress(OSError, ValueError):
+                original.flush()
+        self.flush_partial()
+        self._capture.stop()

@@ -1,0 +1,101 @@
+"""The runtime's main flow: envelope → plugin import → handler call → exit code.
+
+Exit codes: 0 handler succeeded (or the handler method is missing: WARNING record);
+1 the handler (or ``PluginHandler``'s constructor) raised; 2 malformed envelope or the
+plugin cannot be loaded; 3 internal error of the runtime itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import traceback
+from typing import Any
+
+from plugin_runtime import core
+from plugin_runtime.api import ApiClient
+from plugin_runtime.dispatch import attach, find_method, handler_call, instantiate
+from plugin_runtime.envelope import Envelope, EnvelopeError, parse_envelope
+from plugin_runtime.kili_client import build_kili
+from plugin_runtime.loader import PluginLoadError, load_handler_class, plugin_root
+from plugin_runtime.logs import plugin_logger
+from plugin_runtime.output import Output
+
+EXIT_OK = 0
+EXIT_HANDLER_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+def _format_exception(exc: BaseException) -> str:
+    """Traceback text without the runtime's own calling frame."""
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
+
+
+def _call(out: Output, method: Any, name: str, args: tuple[Any, ...]) -> bool:
+    """Call the handler method (awaited if ``async def``); log a failure as one ERROR record."""
+    try:
+        result = method(*args)
+        if inspect.iscoroutine(result):
+            asyncio.run(result)
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            return True
+        out.log("ERROR", f"PluginHandler.{name}() called sys.exit({exc.code!r})")
+        return False
+    except Exception as exc:
+        out.log("ERROR", f"PluginHandler.{name}() raised:\n{_format_exception(exc)}")
+        return False
+    return True
+
+
+def _run(out: Output, envelope: Envelope) -> int:
+    api = ApiClient(envelope.api.url, envelope.api.token)
+    core.set_current_api(api)
+    try:
+        cls = load_handler_class(plugin_root())
+    except PluginLoadError as exc:
+        out.log("ERROR", str(exc))
+        return EXIT_BAD_INPUT
+    kili = build_kili(envelope.api.url, envelope.api.token, lambda m: out.log("WARNING", m))
+    call = handler_call(envelope.event)
+    try:
+        handler = instantiate(cls, kili, envelope.project_id)
+    except (Exception, SystemExit) as exc:
+        out.log("ERROR", f"PluginHandler() raised:\n{_format_exception(exc)}")
+        return EXIT_HANDLER_FAILED
+    attach(handler, logger=plugin_logger(), api=api, kili=kili)
+    if not hasattr(handler, "project_id"):
+        attach(handler, project_id=envelope.project_id)
+    method = find_method(handler, call.method)
+    if method is None:
+        out.log(
+            "WARNING",
+            f"PluginHandler has no {call.method}(); event {envelope.event.type} ignored",
+        )
+        return EXIT_OK
+    out.writer.control("handler_started", handler=call.method)
+    ok = _call(out, method, call.method, call.args)
+    out.drain()
+    out.writer.control("handler_finished", ok=ok)
+    return EXIT_OK if ok else EXIT_HANDLER_FAILED
+
+
+def main() -> int:
+    """Run one invocation: read the envelope from stdin, dispatch, return the exit code."""
+    out = Output.install()
+    try:
+        try:
+            envelope = parse_envelope(sys.stdin.buffer.read())
+        except EnvelopeError as exc:
+            out.log("ERROR", f"invalid envelope: {exc}")
+            return EXIT_BAD_INPUT
+        out.writer.add_secret(envelope.api.token)
+        return _run(out, envelope)
+    except BaseException:
+        out.log("CRITICAL", f"plugin runtime internal error:\n{traceback.format_exc()}")
+        return EXIT_INTERNAL
+    finally:
+        out.drain()
