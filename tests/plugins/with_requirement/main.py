@@ -1,5 +1,4 @@
 import six
-
 from plugin_runtime import PluginCore
 
 
