@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from executor.engine import MANAGED_LABEL, Engine, engine_errors
 from executor.errors import BuildFailed, ExecutorError
+from executor.metrics import Metrics
 from executor.settings import Settings
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
@@ -114,7 +115,8 @@ class BuildLog:
 class Builder:
     """Runs builds on a small thread pool; ``submit`` returns at once."""
 
-    def __init__(self, db: Database, engine: Engine, settings: Settings) -> None:
+    def __init__(self, db: Database, engine: Engine, settings: Settings, metrics: Metrics) -> None:
+        self.metrics = metrics
         self.db = db
         self.engine = engine
         self.settings = settings
@@ -140,14 +142,17 @@ class Builder:
         except ExecutorError as exc:
             log_.add(f"\nBUILD FAILED: {exc.message}\n")
             log_.save(status="FAILED", error=exc.message)
+            self.metrics.builds.labels("FAILED").inc()
             return
         except Exception as exc:  # a build must end FAILED, never stay DEPLOYING
             log.exception("build of version %s crashed", version_id)
             log_.add(f"\nBUILD FAILED: internal error: {exc}\n")
             log_.save(status="FAILED", error=f"internal error: {exc}")
+            self.metrics.builds.labels("FAILED").inc()
             return
         log_.add(f"Built {build.tag} ({image_id})\n")
         log_.save(status="ACTIVE", image_id=image_id, image_tag=build.tag)
+        self.metrics.builds.labels("ACTIVE").inc()
 
     def _load(self, version_id: str) -> BuildContext:
         with self.db.session() as session:

@@ -60,10 +60,12 @@ class Catalog:
         self.builder.submit(version.id)
         return version
 
-    def activate(self, name: str, project_id: str, events: list[str] | None) -> Activation:
+    def activate(
+        self, name: str, project_id: str, events: list[str] | None, max_retries: int = 0
+    ) -> Activation:
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, name)
-            return plugin_store.set_activation(session, plugin, project_id, events)
+            return plugin_store.set_activation(session, plugin, project_id, events, max_retries)
 
     def deactivate(self, name: str, project_id: str) -> None:
         with self.db.session() as session:

@@ -1,90 +1,70 @@
-"""Claims queued invocations and runs each in the sandbox, within the concurrency limit.
+"""Claims queued invocations under a lease and runs them within the concurrency limits.
 
-The dispatcher is woken when events are stored (``wake``) and also polls, so work queued by
-another process or left by a previous one is picked up.
+Several executor processes may share one store: each claims with its own ``owner`` id,
+renews the leases of what it runs, and re-queues invocations whose lease expired (their
+executor died). The dispatcher is woken when events are stored (``wake``) and also polls.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from executor.engine import Engine
-from executor.errors import ExecutorError
-from executor.output import OutputCollector, OutputLine
-from executor.sandbox import RunOutcome, Sandbox
-from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
+from executor.engine import INVOCATION_LABEL, Engine
+from executor.metrics import Metrics
+from executor.recovery import reconcile
+from executor.runner import InvocationRunner
+from executor.sandbox import Sandbox
 from executor.settings import Settings
 from executor.store import invocations as invocation_store
-from executor.store import logs as log_store
 from executor.store.db import Database
-from executor.store.tables import Event, Invocation, PluginVersion, utcnow
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
 
-TOKEN_BYTES = 32
-STOP_WAIT_S = 30.0
 
-
-class RunLogWriter:
-    """Writes one invocation's log lines to the store, numbered in order."""
-
-    def __init__(self, db: Database, invocation: Invocation, label_id: str | None) -> None:
-        self.db = db
-        self.invocation = invocation
-        self.label_id = label_id
-        self.seq = 0
-
-    def write(self, lines: list[OutputLine]) -> None:
-        if not lines:
-            return
-        now = utcnow()
-        records = []
-        for line in lines:
-            self.seq += 1
-            records.append(
-                {
-                    "created_at": now,
-                    "plugin_name": self.invocation.plugin_name,
-                    "project_id": self.invocation.project_id,
-                    "run_id": self.invocation.id,
-                    "log_type": line.log_type,
-                    "content": line.content,
-                    "asset_id": self.invocation.asset_id,
-                    "label_id": self.label_id,
-                    "stream": line.stream,
-                    "seq": self.seq,
-                }
-            )
-        with self.db.session() as session:
-            log_store.add_records(session, records)
-
-    def system(self, content: str) -> None:
-        self.write([OutputLine("SYSTEM", content, "system")])
+def new_owner_id() -> str:
+    """Who holds a lease: host, process and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Dispatcher:
-    """Runs queued invocations on a thread pool of ``max_concurrent_runs`` workers."""
+    """Runs queued invocations on a pool of ``max_concurrent_runs`` threads."""
 
-    def __init__(self, db: Database, engine: Engine, settings: Settings) -> None:
+    def __init__(self, db: Database, engine: Engine, settings: Settings, metrics: Metrics) -> None:
         self.db = db
         self.engine = engine
         self.settings = settings
+        self.owner = new_owner_id()
         self.sandbox = Sandbox(engine, settings.sandbox)
-        self._pool = ThreadPoolExecutor(settings.max_concurrent_runs, "run")
-        self._slots = threading.BoundedSemaphore(settings.max_concurrent_runs)
-        self._wakeup = threading.Event()
         self._stopping = threading.Event()
+        self._handing_back = threading.Event()
+        self.runner = InvocationRunner(
+            db, self.sandbox, settings, metrics, self.owner, self._handing_back.is_set
+        )
+        self.limits = invocation_store.ClaimLimits(
+            per_plugin=settings.max_runs_per_plugin, per_project=settings.max_runs_per_project
+        )
+        self._pool = ThreadPoolExecutor(settings.max_concurrent_runs, "run")
+        self._running: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
+        self._leases_renewed_at = 0.0
 
     def start(self) -> None:
-        """Recover what a previous process left, then start claiming."""
-        self._recover()
+        """Reconcile what a previous process left, then start claiming."""
+        for invocation, container_id, running in reconcile(
+            self.db, self.engine, self.owner, self.settings.lease_s
+        ):
+            self._submit(invocation.id, self.runner.watch, invocation, container_id, running)
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
         self._thread.start()
 
@@ -92,143 +72,80 @@ class Dispatcher:
         """New work was queued: look at the queue now rather than at the next poll."""
         self._wakeup.set()
 
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
     def stop(self) -> None:
-        """Stop claiming and wait for the runs in progress."""
+        """Drain: claim nothing more, let running invocations finish for up to
+        ``drain_timeout_s``, then kill what is left and hand it back to the queue."""
         self._stopping.set()
         self._wakeup.set()
         if self._thread is not None:
-            self._thread.join(STOP_WAIT_S)
+            self._thread.join()
+        with self._lock:
+            pending = list(self._running.values())
+        _, not_done = wait(pending, timeout=self.settings.drain_timeout_s)
+        if not_done:
+            self._hand_back()
         self._pool.shutdown(wait=True)
 
-    def _recover(self) -> None:
-        # A single process owns the queue: containers left by a previous process cannot be
-        # re-attached, so they are removed and their invocations run again.
+    def _hand_back(self) -> None:
+        self._handing_back.set()
+        mine = set(self.running_ids())
         for container in self.engine.managed_containers():
-            self.engine.remove_container(str(container["Id"]))
-        with self.db.session() as session:
-            requeued = invocation_store.requeue_running(session)
-        if requeued:
-            log.warning("re-queued %d invocations left running by a previous process", requeued)
+            labels = container.get("Labels") or {}
+            if isinstance(labels, dict) and labels.get(INVOCATION_LABEL) in mine:
+                self.engine.kill_container(str(container["Id"]))
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._wakeup.clear()
             try:
+                self._maintain_leases()
                 self._claim_available()
             except Exception:
                 log.exception("dispatcher loop error; retrying at the next poll")
             self._wakeup.wait(self.settings.dispatch_poll_s)
 
+    def _maintain_leases(self) -> None:
+        now = time.monotonic()
+        if now - self._leases_renewed_at < self.settings.lease_s / 3:
+            return
+        self._leases_renewed_at = now
+        with self.db.session() as session:
+            invocation_store.renew_leases(
+                session, self.owner, self.running_ids(), self.settings.lease_s
+            )
+            requeued = invocation_store.requeue_expired(session)
+        if requeued:
+            log.warning("re-queued %d invocations whose executor stopped", len(requeued))
+
     def _claim_available(self) -> None:
-        while not self._stopping.is_set():
-            if not self._slots.acquire(blocking=False):
-                return
-            invocation = self._claim_next()
-            if invocation is None:
-                self._slots.release()
-                return
-            self._pool.submit(self._run_and_release, invocation)
-
-    def _claim_next(self) -> Invocation | None:
+        with self._lock:
+            slots = self.settings.max_concurrent_runs - len(self._running)
+        if slots <= 0 or self._stopping.is_set():
+            return
         with self.db.session() as session:
-            for invocation_id in invocation_store.queued_ids(session, limit=8):
-                invocation = invocation_store.claim(session, invocation_id)
-                if invocation is not None:
-                    return invocation
-        return None
+            claimed = invocation_store.claim(
+                session, self.owner, slots, self.settings.lease_s, self.limits
+            )
+        for invocation in claimed:
+            self._submit(invocation.id, self.runner.run, invocation)
 
-    def _run_and_release(self, invocation: Invocation) -> None:
+    def _submit(self, invocation_id: str, fn: Callable[..., None], *args: object) -> None:
+        # Submitted under the lock: the job's own removal (which takes the lock) comes after.
+        with self._lock:
+            self._running[invocation_id] = self._pool.submit(
+                self._guarded, invocation_id, fn, *args
+            )
+
+    def _guarded(self, invocation_id: str, fn: Callable[..., None], *args: object) -> None:
         try:
-            self.run(invocation)
+            fn(*args)
         except Exception:
-            log.exception("invocation %s crashed in the executor", invocation.id)
+            log.exception("invocation %s: executor error", invocation_id)
         finally:
-            self._slots.release()
+            with self._lock:
+                self._running.pop(invocation_id, None)
             self._wakeup.set()
-
-    def run(self, invocation: Invocation) -> None:
-        """Run one claimed invocation to its terminal state."""
-        with self.db.session() as session:
-            event = session.get(Event, invocation.event_id)
-            version = session.get(PluginVersion, invocation.version_id)
-        if event is None or version is None or not version.image_tag:
-            self._finish(invocation, "crashed", None, "the plugin version or event is gone")
-            return
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        envelope = self._envelope(invocation, event, token)
-        label_id = event.label.get("id") if isinstance(event.label, dict) else None
-        writer = RunLogWriter(self.db, invocation, str(label_id) if label_id else None)
-        collector = OutputCollector(self.settings.sandbox.log_cap_bytes, secrets=(token,))
-
-        def on_output(stream_id: int, data: bytes) -> bool:
-            writer.write(collector.feed(stream_id, data))
-            self._note_handler_start(invocation, collector)
-            return not collector.truncated
-
-        try:
-            outcome = self.sandbox.run(
-                version.image_tag, envelope.model_dump_json().encode(), invocation.id, on_output
-            )
-        except ExecutorError as exc:
-            writer.system(f"the executor could not run the plugin: {exc.message}")
-            self._finish(invocation, "crashed", None, exc.message)
-            return
-        writer.write(collector.close())
-        self._record_outcome(invocation, outcome, collector, writer)
-
-    def _envelope(self, invocation: Invocation, event: Event, token: str) -> Envelope:
-        deadline = datetime.now(UTC) + timedelta(seconds=self.settings.sandbox.timeout_s)
-        return Envelope(
-            invocation_id=invocation.id,
-            plugin=invocation.plugin_name,
-            version=invocation.version_number,
-            project_id=invocation.project_id,
-            event=EnvelopeEvent(
-                type=event.type, asset_id=event.asset_id, label=event.label, payload=event.payload
-            ),
-            api=ApiInfo(url=self.settings.platform_api_url, token=token),
-            deadline=deadline,
-        )
-
-    def _note_handler_start(self, invocation: Invocation, collector: OutputCollector) -> None:
-        started = collector.handler_started_at
-        if started is not None and invocation.handler_started_at is None:
-            invocation.handler_started_at = started
-            with self.db.session() as session:
-                invocation_store.mark_handler_started(session, invocation.id, started)
-
-    def _record_outcome(
-        self,
-        invocation: Invocation,
-        outcome: RunOutcome,
-        collector: OutputCollector,
-        writer: RunLogWriter,
-    ) -> None:
-        if collector.truncated:
-            writer.system(
-                f"log output truncated at {self.settings.sandbox.log_cap_bytes} bytes: "
-                f"{collector.dropped_bytes} more bytes were dropped"
-            )
-        if outcome.status != "succeeded" and outcome.error:
-            writer.system(f"run ended {outcome.status}: {outcome.error}")
-        self._finish(
-            invocation,
-            outcome.status,
-            outcome.exit_code,
-            outcome.error,
-            log_bytes=collector.total_bytes,
-            truncated=collector.truncated,
-        )
-
-    def _finish(
-        self,
-        invocation: Invocation,
-        status: str,
-        exit_code: int | None,
-        error: str | None,
-        **extra: object,
-    ) -> None:
-        with self.db.session() as session:
-            invocation_store.finish(
-                session, invocation.id, status=status, exit_code=exit_code, error=error, **extra
-            )

@@ -63,5 +63,13 @@ class Engine:
         except docker.errors.NotFound:
             pass
 
+    def kill_container(self, container_id: str) -> None:
+        """SIGKILL a container; already stopped or gone is fine."""
+        try:
+            with engine_errors("killing a container"):
+                self.api.kill(container_id, signal="SIGKILL")
+        except (docker.errors.NotFound, SandboxError):
+            pass
+
     def close(self) -> None:
         self.client.close()

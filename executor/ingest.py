@@ -57,6 +57,7 @@ def ingest_event(db: Database, event_in: EventIn) -> Ingested:
                 asset_id=event_in.asset_id,
                 image_id=version.image_id,
                 queued_at=event.received_at,
+                max_retries=activation.max_retries,
             )
             session.add(invocation)
             session.flush()

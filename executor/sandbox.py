@@ -9,6 +9,7 @@ tmpfs, and the container is force-removed with its volumes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -26,6 +27,8 @@ from executor.settings import SandboxProfile
 
 __all__ = ["OutputSink", "RunOutcome", "Sandbox"]
 
+log = logging.getLogger(__name__)
+
 # Called with (stream id, bytes) for every output frame; returning False stops the run.
 OutputSink = Callable[[int, bytes], bool]
 MIB = 1024 * 1024
@@ -39,6 +42,9 @@ class RunOutcome:
     exit_code: int | None
     error: str | None
     started_monotonic: float
+    # True when the container was stopped from outside (engine restart, docker stop/kill):
+    # not the plugin's fault, so the dispatcher retries it.
+    infrastructure: bool = False
 
 
 def container_config(profile: SandboxProfile) -> dict[str, Any]:
@@ -71,9 +77,17 @@ class Sandbox:
         self._host_config = engine.api.create_host_config(**container_config(profile))
 
     def run(
-        self, image: str, envelope: bytes, invocation_id: str, on_output: OutputSink
+        self,
+        image: str,
+        envelope: bytes,
+        invocation_id: str,
+        on_output: OutputSink,
+        timeout_s: float | None = None,
     ) -> RunOutcome:
-        """Run ``image`` once with ``envelope`` on stdin; blocks until the container ended."""
+        """Run ``image`` once with ``envelope`` on stdin; blocks until the container ended.
+
+        ``timeout_s`` (default: the profile's) is the wall time before SIGKILL.
+        """
         if len(envelope) > self.profile.envelope_cap_bytes:
             raise ValueError(
                 f"envelope of {len(envelope)} bytes is over the cap of "
@@ -81,9 +95,36 @@ class Sandbox:
             )
         container_id = self._create(image, invocation_id)
         try:
-            return self._run_created(container_id, envelope, on_output)
+            sock = self._attach(container_id, stdin=True)
+            with engine_errors("starting the plugin container"):
+                self.engine.api.start(container_id)
+            self._send_envelope(sock._sock, envelope)
+            return self._follow(container_id, sock, timeout_s or self.profile.timeout_s, on_output)
         finally:
+            self._remove_quietly(container_id)
+
+    def watch(
+        self, container_id: str, remaining_s: float, on_output: OutputSink, *, running: bool
+    ) -> RunOutcome:
+        """Follow a container an earlier executor process started to its end (or, if it
+        already exited, read how it ended), then remove it.
+
+        Output written while no executor was attached is lost (the engine keeps no logs).
+        """
+        try:
+            if not running:
+                return self._outcome(container_id, {}, time.monotonic())
+            sock = self._attach(container_id, stdin=False)
+            return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
+        finally:
+            self._remove_quietly(container_id)
+
+    def _remove_quietly(self, container_id: str) -> None:
+        # Removal failing must not hide how the run ended; recovery removes leftovers.
+        try:
             self.engine.remove_container(container_id)
+        except SandboxError:
+            log.warning("could not remove container %s; recovery will", container_id)
 
     def _create(self, image: str, invocation_id: str) -> str:
         with engine_errors("creating the plugin container"):
@@ -100,24 +141,22 @@ class Sandbox:
                 raise SandboxError(f"image {image} is missing: rebuild the plugin version") from exc
         return str(created["Id"])
 
-    def _run_created(self, container_id: str, envelope: bytes, on_output: OutputSink) -> RunOutcome:
-        api = self.engine.api
-        with engine_errors("starting the plugin container"):
-            sock = api.attach_socket(
-                container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-            )
-            raw: socket.socket = sock._sock
-            raw.settimeout(None)  # the watchdog, not a read timeout, bounds the run
-            api.start(container_id)
+    def _attach(self, container_id: str, *, stdin: bool) -> Any:
+        params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+        with engine_errors("attaching to the plugin container"):
+            sock = self.engine.api.attach_socket(container_id, params=params)
+        sock._sock.settimeout(None)  # the watchdog, not a read timeout, bounds the run
+        return sock
+
+    def _follow(
+        self, container_id: str, sock: Any, timeout_s: float, on_output: OutputSink
+    ) -> RunOutcome:
         started = time.monotonic()
         reason: dict[str, str] = {}
-        watchdog = threading.Timer(
-            self.profile.timeout_s, self._kill, (container_id, reason, "timeout")
-        )
+        watchdog = threading.Timer(timeout_s, self._kill, (container_id, reason, "timeout"))
         watchdog.daemon = True
         watchdog.start()
         try:
-            self._send_envelope(raw, envelope)
             for stream_id, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
                 if not on_output(stream_id, data):
                     self._kill(container_id, reason, "log_limit")
@@ -152,6 +191,10 @@ class Sandbox:
 
 
 ENGINE_WAIT_S = 60
+# The executor only ever sends SIGKILL itself (and notes why). An exit by SIGTERM (143), or
+# by SIGKILL (137) it did not send and not from the OOM killer, means the engine or an
+# operator stopped the container.
+EXTERNAL_SIGNAL_EXITS = frozenset({137, 143})
 
 
 def classify(
@@ -178,4 +221,13 @@ def classify(
         )
     if exit_code == 0:
         return RunOutcome("succeeded", 0, None, started)
+    if why is None and exit_code in EXTERNAL_SIGNAL_EXITS:
+        return RunOutcome(
+            "crashed",
+            exit_code,
+            f"container stopped from outside the executor (exit {exit_code}): "
+            "engine restart, docker stop or docker kill",
+            started,
+            infrastructure=True,
+        )
     return RunOutcome("failed", exit_code, f"plugin exited with code {exit_code}", started)

@@ -24,10 +24,18 @@ __all__ = [
 ]
 
 InvocationStatus = Literal[
-    "queued", "running", "succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "oom_killed",
+    "crashed",
+    "canceled",
+    "dead",
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"}
+    {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled", "dead"}
 )
 LogType = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "SYSTEM"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
@@ -61,6 +69,9 @@ class ActivationIn(_Strict):
         min_length=1,
         description="Event types or globs (fnmatch) to run on; default: the handler types.",
     )
+    max_retries: int = Field(
+        0, ge=0, le=10, description="Retries of plugin failures (failed, timed_out, oom_killed)."
+    )
 
 
 class ActivationPublic(BaseModel):
@@ -68,6 +79,7 @@ class ActivationPublic(BaseModel):
     project_id: str
     events: list[str]
     events_default: bool
+    max_retries: int
     created_at: datetime
 
 
@@ -117,6 +129,14 @@ class InvocationPublic(BaseModel):
     log_bytes: int
     truncated: bool
     error: str | None
+    attempts: list[AttemptPublic]
+    replay_of: str | None
+
+
+class AttemptPublic(BaseModel):
+    attempt: int
+    reason: str
+    at: datetime
 
 
 class LogMetadata(BaseModel):

@@ -11,7 +11,9 @@ from executor.builder import Builder
 from executor.catalog import Catalog
 from executor.dispatcher import Dispatcher
 from executor.engine import Engine
+from executor.metrics import Metrics
 from executor.settings import Settings
+from executor.store import invocations as invocation_store
 from executor.store.db import Database
 
 __all__ = ["ExecutorService", "ensure_operator_key"]
@@ -48,9 +50,14 @@ class ExecutorService:
         self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
         self.db = Database(settings.resolved_database_url)
         self.engine = engine or Engine()
-        self.builder = Builder(self.db, self.engine, settings)
+        self.metrics = Metrics(self._count_by_status)
+        self.builder = Builder(self.db, self.engine, settings, self.metrics)
         self.catalog = Catalog(self.db, self.builder)
-        self.dispatcher = Dispatcher(self.db, self.engine, settings)
+        self.dispatcher = Dispatcher(self.db, self.engine, settings, self.metrics)
+
+    def _count_by_status(self) -> dict[str, int]:
+        with self.db.session() as session:
+            return invocation_store.count_by_status(session)
 
     def start(self) -> None:
         self.db.migrate()

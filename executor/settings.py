@@ -72,7 +72,27 @@ class Settings(BaseSettings):
     platform_api_url: str = Field(
         "http://127.0.0.1:9000", description="Platform API base URL handed to plugins."
     )
+    max_runs_per_plugin: int = Field(
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
+        ge=1,
+        description="Containers of one plugin running at once.",
+    )
+    max_runs_per_project: int = Field(
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
+        ge=1,
+        description="Containers for one project running at once.",
+    )
     dispatch_poll_s: float = Field(1.0, gt=0, description="Queue poll interval (fallback).")
+    lease_s: float = Field(30.0, gt=0, description="Lease on a running invocation; renewed.")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, wait this long for runs before handing them back."
+    )
+    retry_max_attempts: int = Field(
+        5, ge=1, description="Attempts for infrastructure failures before 'dead'."
+    )
+    retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
+    retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
+    max_event_bytes: int = Field(1024 * 1024, ge=1024, description="Largest event body.")
     sandbox: SandboxProfile = Field(default_factory=SandboxProfile)
 
     # --- CLI client

@@ -8,10 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from executor.api.errors import install_error_handlers
-from executor.api.routes import events, health, invocations, logs, plugins, projects
+from executor.api.limits import BodyLimitMiddleware
+from executor.api.routes import events, health, invocations, logs, metrics, plugins, projects
 from executor.service import ExecutorService
 
 __all__ = ["create_app"]
+
+# An upload (10 MiB archive) plus its multipart framing; every other body is far smaller.
+UPLOAD_CAP_BYTES = 11 * 1024 * 1024
 
 
 def create_app(service: ExecutorService) -> FastAPI:
@@ -28,6 +32,11 @@ def create_app(service: ExecutorService) -> FastAPI:
     app = FastAPI(title="Plugin Executor", version="0.1.0", lifespan=lifespan)
     app.state.service = service
     install_error_handlers(app)
-    for module in (health, plugins, projects, events, invocations, logs):
+    app.add_middleware(
+        BodyLimitMiddleware,
+        caps={"/v1/events": service.settings.max_event_bytes},
+        default_cap=UPLOAD_CAP_BYTES,
+    )
+    for module in (health, plugins, projects, events, invocations, logs, metrics):
         app.include_router(module.router)
     return app

@@ -8,6 +8,7 @@ from typing import Literal, cast
 from executor.catalog import activation_events
 from executor.schemas import (
     ActivationPublic,
+    AttemptPublic,
     InvocationPublic,
     LogMetadata,
     LogRecordPublic,
@@ -67,6 +68,7 @@ def activation_public(activation: Activation) -> ActivationPublic:
         project_id=activation.project_id,
         events=activation_events(activation, version),
         events_default=activation.event_matcher is None,
+        max_retries=activation.max_retries,
         created_at=activation.created_at,
     )
 
@@ -98,6 +100,8 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         log_bytes=invocation.log_bytes,
         truncated=invocation.truncated,
         error=invocation.error,
+        attempts=[AttemptPublic(**a) for a in invocation.attempts],
+        replay_of=invocation.replay_of,
     )
 
 

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from executor.errors import NotFound
-from executor.store.tables import Event, Invocation, utcnow
+from executor.errors import Conflict, NotFound
+from executor.store.tables import DispatchLock, Event, Invocation, utcnow
 
 __all__ = [
+    "ClaimLimits",
     "add_event",
+    "adopt",
     "claim",
+    "count_by_status",
     "event_invocation_ids",
     "finish",
     "get_invocation",
     "list_invocations",
     "mark_handler_started",
-    "queued_ids",
-    "requeue_running",
+    "renew_leases",
+    "replay",
+    "requeue_expired",
+    "retry_later",
 ]
 
 
@@ -69,28 +75,172 @@ def list_invocations(
     return list(session.scalars(query))
 
 
-def queued_ids(session: Session, limit: int) -> list[str]:
-    """The oldest queued invocations first (arrival order)."""
-    return list(
+FINISHED_STATUSES = frozenset(
+    {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled", "dead"}
+)
+CLAIM_WINDOW = 64  # queued rows looked at per claim: enough to skip over blocked plugins
+
+
+@dataclass(frozen=True)
+class ClaimLimits:
+    """Concurrency limits checked at claim time, across every executor sharing the store."""
+
+    per_plugin: int
+    per_project: int
+
+
+def _running_counts(session: Session, column: Any) -> dict[str, int]:
+    rows = session.execute(
+        select(column, func.count()).where(Invocation.status == "running").group_by(column)
+    )
+    return {str(key): int(count) for key, count in rows.all()}
+
+
+def claim(
+    session: Session, owner: str, slots: int, lease_s: float, limits: ClaimLimits
+) -> list[Invocation]:
+    """Claim up to ``slots`` queued invocations for ``owner``, oldest first, within limits.
+
+    The update of the one ``dispatch_lock`` row serializes claimers (a write lock on SQLite,
+    a row lock on PostgreSQL), so limit checks see every other claimer's result; on
+    PostgreSQL the candidate rows are also locked with ``FOR UPDATE SKIP LOCKED``.
+    A plugin whose oldest runnable invocation is blocked by a limit gets nothing newer
+    claimed (arrival order per plugin).
+    """
+    now = utcnow()
+    session.execute(
+        update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
+    )
+    by_plugin = _running_counts(session, Invocation.plugin_id)
+    by_project = _running_counts(session, Invocation.project_id)
+    query = (
+        select(Invocation)
+        .where(
+            Invocation.status == "queued",
+            or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
+        )
+        .order_by(Invocation.queued_at, Invocation.id)
+        .limit(CLAIM_WINDOW)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    claimed: list[Invocation] = []
+    blocked: set[str] = set()
+    for invocation in session.scalars(query):
+        if len(claimed) >= slots:
+            break
+        plugin_busy = by_plugin.get(invocation.plugin_id, 0) >= limits.per_plugin
+        project_busy = by_project.get(invocation.project_id, 0) >= limits.per_project
+        if invocation.plugin_id in blocked or plugin_busy or project_busy:
+            blocked.add(invocation.plugin_id)
+            continue
+        invocation.status = "running"
+        invocation.lease_owner = owner
+        invocation.lease_expires_at = now + timedelta(seconds=lease_s)
+        invocation.started_at = now
+        invocation.handler_started_at = None
+        invocation.attempt += 1
+        invocation.not_before = None
+        by_plugin[invocation.plugin_id] = by_plugin.get(invocation.plugin_id, 0) + 1
+        by_project[invocation.project_id] = by_project.get(invocation.project_id, 0) + 1
+        claimed.append(invocation)
+    session.flush()
+    return claimed
+
+
+def renew_leases(session: Session, owner: str, ids: list[str], lease_s: float) -> None:
+    """Extend the leases ``owner`` holds on running invocations ``ids``."""
+    if ids:
+        session.execute(
+            update(Invocation)
+            .where(Invocation.id.in_(ids), Invocation.lease_owner == owner)
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        )
+
+
+def adopt(session: Session, invocation_id: str, owner: str, lease_s: float) -> Invocation | None:
+    """Take over a running invocation whose container outlived its executor."""
+    invocation = session.get(Invocation, invocation_id)
+    if invocation is None or invocation.status != "running":
+        return None
+    invocation.lease_owner = owner
+    invocation.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+    return invocation
+
+
+def requeue_expired(session: Session) -> list[str]:
+    """Hand running invocations whose lease expired (their executor died) back to the queue."""
+    expired = list(
         session.scalars(
-            select(Invocation.id)
-            .where(Invocation.status == "queued")
-            .order_by(Invocation.queued_at, Invocation.id)
-            .limit(limit)
+            select(Invocation).where(
+                Invocation.status == "running", Invocation.lease_expires_at < utcnow()
+            )
         )
     )
+    for invocation in expired:
+        _note_attempt(invocation, "lease expired: the executor running it stopped")
+        _release(invocation, status="queued")
+    return [i.id for i in expired]
 
 
-def claim(session: Session, invocation_id: str) -> Invocation | None:
-    """Move a queued invocation to running; None if someone else took it first."""
-    result = session.execute(
-        update(Invocation)
-        .where(Invocation.id == invocation_id, Invocation.status == "queued")
-        .values(status="running", started_at=utcnow(), attempt=Invocation.attempt + 1)
+def retry_later(
+    session: Session, invocation_id: str, owner: str, reason: str, delay_s: float
+) -> bool:
+    """Queue a held invocation again after ``delay_s``; False if ``owner`` lost it."""
+    invocation = session.get(Invocation, invocation_id)
+    if invocation is None or invocation.lease_owner != owner:
+        return False
+    _note_attempt(invocation, reason)
+    _release(invocation, status="queued")
+    invocation.not_before = utcnow() + timedelta(seconds=delay_s)
+    return True
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Invocation.status, func.count()).group_by(Invocation.status)
+    ).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+def replay(
+    session: Session, invocation_id: str, version_id: str, version_number: int
+) -> Invocation:
+    """A new queued invocation of a finished one's event, linked to it."""
+    original = get_invocation(session, invocation_id)
+    if original.status not in FINISHED_STATUSES:
+        raise Conflict(
+            f"invocation {invocation_id} is {original.status}: only a finished invocation "
+            "can be replayed; wait for it to end"
+        )
+    copy = Invocation(
+        event_id=original.event_id,
+        plugin_id=original.plugin_id,
+        version_id=version_id,
+        plugin_name=original.plugin_name,
+        version_number=version_number,
+        project_id=original.project_id,
+        event_type=original.event_type,
+        asset_id=original.asset_id,
+        max_retries=original.max_retries,
+        replay_of=original.id,
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return session.get(Invocation, invocation_id, populate_existing=True)
+    session.add(copy)
+    session.flush()
+    return copy
+
+
+def _note_attempt(invocation: Invocation, reason: str) -> None:
+    invocation.attempts = [
+        *invocation.attempts,
+        {"attempt": invocation.attempt, "reason": reason, "at": utcnow().isoformat()},
+    ]
+
+
+def _release(invocation: Invocation, *, status: str) -> None:
+    invocation.status = status
+    invocation.lease_owner = None
+    invocation.lease_expires_at = None
 
 
 def mark_handler_started(session: Session, invocation_id: str, at: datetime) -> None:
@@ -99,20 +249,28 @@ def mark_handler_started(session: Session, invocation_id: str, at: datetime) -> 
     )
 
 
-def finish(session: Session, invocation_id: str, **fields: Any) -> None:
-    """Record the terminal state of a running invocation (status, exit code, error...)."""
+def finish(
+    session: Session,
+    invocation_id: str,
+    owner: str | None,
+    reason: str | None = None,
+    **fields: Any,
+) -> bool:
+    """Record the terminal state of an invocation ``owner`` holds (None: any holder).
+
+    ``reason`` is kept in the attempt history. Returns False (and changes nothing) when
+    the lease was lost to another executor, so a result is never recorded twice.
+    """
     invocation = get_invocation(session, invocation_id)
+    if owner is not None and invocation.lease_owner != owner:
+        return False
     now = utcnow()
     for key, value in fields.items():
         setattr(invocation, key, value)
+    if reason is not None:
+        _note_attempt(invocation, reason)
+    _release(invocation, status=invocation.status)
     invocation.finished_at = now
     if invocation.started_at is not None:
         invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)
-
-
-def requeue_running(session: Session) -> int:
-    """Hand invocations left ``running`` by a stopped process back to the queue."""
-    result = session.execute(
-        update(Invocation).where(Invocation.status == "running").values(status="queued")
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return True

@@ -126,7 +126,11 @@ def unfinished_builds(session: Session) -> list[str]:
 
 
 def set_activation(
-    session: Session, plugin: Plugin, project_id: str, events: list[str] | None
+    session: Session,
+    plugin: Plugin,
+    project_id: str,
+    events: list[str] | None,
+    max_retries: int = 0,
 ) -> Activation:
     """Activate ``plugin`` on ``project_id`` (or update its event matcher)."""
     activation = session.scalar(
@@ -138,6 +142,7 @@ def set_activation(
         activation = Activation(plugin_id=plugin.id, project_id=project_id)
         session.add(activation)
     activation.event_matcher = events
+    activation.max_retries = max_retries
     session.flush()
     return activation
 

@@ -25,6 +25,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "Activation",
     "Base",
+    "DispatchLock",
     "Event",
     "Invocation",
     "LogRecord",
@@ -65,6 +66,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSON,
         list[str]: JSON,
+        list[dict[str, Any]]: JSON,
     }
 
 
@@ -111,6 +113,8 @@ class Activation(Base):
     project_id: Mapped[str] = mapped_column(String(200), index=True)
     # None means "the handler types of the version that runs".
     event_matcher: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # Plugin failures (failed, timed_out, oom_killed) are retried only this many times.
+    max_retries: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     plugin: Mapped[Plugin] = relationship()
@@ -130,7 +134,10 @@ class Event(Base):
 
 class Invocation(Base):
     __tablename__ = "invocations"
-    __table_args__ = (Index("ix_invocations_status_queued", "status", "queued_at"),)
+    __table_args__ = (
+        Index("ix_invocations_status_queued", "status", "queued_at"),
+        Index("ix_invocations_lease", "status", "lease_expires_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
@@ -154,6 +161,25 @@ class Invocation(Base):
     log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Dispatch bookkeeping: who holds the run, until when, and when it may run again.
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    not_before: Mapped[datetime | None] = mapped_column(default=None)
+    deadline_at: Mapped[datetime | None] = mapped_column(default=None)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    replay_of: Mapped[str | None] = mapped_column(String(36), default=None)
+
+
+class DispatchLock(Base):
+    """One row; claimers update it first so that claims (and their limit checks) are
+    serialized across processes on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "dispatch_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class LogRecord(Base):

@@ -19,6 +19,7 @@ def post_event(event: EventIn, service: ServiceDep, response: Response) -> Event
     """
     ingested = ingest_event(service.db, event)
     if ingested.created:
+        service.metrics.events_received.inc()
         service.dispatcher.wake()
     else:
         response.status_code = status.HTTP_200_OK

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from executor.api.deps import Authorized, SessionDep
+from executor.api.deps import Authorized, ServiceDep, SessionDep
 from executor.api.presenters import invocation_public
 from executor.schemas import InvocationPublic
 from executor.store import invocations as invocation_store
+from executor.store import plugins as plugin_store
+from executor.store.tables import Plugin
 
 router = APIRouter(prefix="/v1/invocations", tags=["invocations"], dependencies=[Authorized])
 
@@ -36,3 +38,21 @@ def list_invocations(
 @router.get("/{invocation_id}", response_model=InvocationPublic)
 def get_invocation(invocation_id: str, session: SessionDep) -> InvocationPublic:
     return invocation_public(invocation_store.get_invocation(session, invocation_id))
+
+
+@router.post("/{invocation_id}/replay", status_code=202, response_model=InvocationPublic)
+def replay_invocation(invocation_id: str, service: ServiceDep) -> InvocationPublic:
+    """Run a finished invocation's event again, as a new invocation linked to the first.
+
+    It runs the plugin's current ACTIVE version (the original's if none is ACTIVE now).
+    """
+    with service.db.session() as session:
+        original = invocation_store.get_invocation(session, invocation_id)
+        plugin = session.get(Plugin, original.plugin_id)
+        current = plugin_store.current_version(plugin) if plugin is not None else None
+        version_id = current.id if current else original.version_id
+        number = current.number if current else original.version_number
+        copy = invocation_store.replay(session, invocation_id, version_id, number)
+        public = invocation_public(copy)
+    service.dispatcher.wake()
+    return public

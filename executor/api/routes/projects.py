@@ -28,7 +28,8 @@ def activate(
     name: str, service: ServiceDep, body: ActivationIn | None = None, project_id: str = ProjectId
 ) -> ActivationPublic:
     """Activate a plugin on a project; ``events`` defaults to the plugin's handler types."""
-    service.catalog.activate(name, project_id, body.events if body else None)
+    body = body or ActivationIn()
+    service.catalog.activate(name, project_id, body.events, body.max_retries)
     with service.db.session() as session:
         plugin = plugin_store.get_plugin(session, name)
         activation = plugin_store.list_activations(

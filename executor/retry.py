@@ -1,0 +1,27 @@
+"""Retry policy: exponential backoff with jitter, and which failures are retried."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["PLUGIN_FAILURES", "RetryPolicy"]
+
+# Terminal statuses that are the plugin's own doing: retried only if the activation asks.
+PLUGIN_FAILURES = frozenset({"failed", "timed_out", "oom_killed"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``max_attempts`` for infrastructure failures; delays double from ``base_s`` to ``max_s``."""
+
+    max_attempts: int
+    base_s: float
+    max_s: float
+
+    def delay_s(self, attempt: int) -> float:
+        """Seconds to wait before the attempt after ``attempt`` (1-based), with jitter:
+        a random point in the upper half of the backoff, so retries of many invocations that
+        failed together do not all come back at the same instant."""
+        ceiling = min(self.base_s * 2.0 ** max(attempt - 1, 0), self.max_s)
+        return ceiling * (0.5 + random.random() / 2)

@@ -1,0 +1,293 @@
+"""One attempt of one invocation: envelope in, logs out, and what happens next.
+
+After the container ended, the attempt is recorded as terminal, or queued again with
+backoff (infrastructure failures; plugin failures when the activation allows retries), or
+recorded ``dead`` when its retries are used up.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from executor.errors import SandboxError
+from executor.metrics import Metrics
+from executor.output import OutputCollector, OutputLine
+from executor.retry import PLUGIN_FAILURES, RetryPolicy
+from executor.sandbox import RunOutcome, Sandbox
+from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
+from executor.settings import Settings
+from executor.store import invocations as invocation_store
+from executor.store import logs as log_store
+from executor.store.db import Database
+from executor.store.tables import Event, Invocation, LogRecord, PluginVersion, utcnow
+
+__all__ = ["InvocationRunner", "RunLogWriter"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_BYTES = 32
+
+
+class RunLogWriter:
+    """Writes one invocation's log lines to the store, numbered in order across attempts."""
+
+    def __init__(self, db: Database, invocation: Invocation, label_id: str | None) -> None:
+        self.db = db
+        self.invocation = invocation
+        self.label_id = label_id
+        with db.session() as session:
+            last = session.scalar(
+                select(func.max(LogRecord.seq)).where(LogRecord.run_id == invocation.id)
+            )
+        self.seq = int(last or 0)
+
+    def write(self, lines: list[OutputLine]) -> None:
+        if not lines:
+            return
+        now = utcnow()
+        records = []
+        for line in lines:
+            self.seq += 1
+            records.append(
+                {
+                    "created_at": now,
+                    "plugin_name": self.invocation.plugin_name,
+                    "project_id": self.invocation.project_id,
+                    "run_id": self.invocation.id,
+                    "log_type": line.log_type,
+                    "content": line.content,
+                    "asset_id": self.invocation.asset_id,
+                    "label_id": self.label_id,
+                    "stream": line.stream,
+                    "seq": self.seq,
+                }
+            )
+        with self.db.session() as session:
+            log_store.add_records(session, records)
+
+    def system(self, content: str) -> None:
+        self.write([OutputLine("SYSTEM", content, "system")])
+
+
+@dataclass
+class Attempt:
+    """What one attempt works with."""
+
+    invocation: Invocation
+    writer: RunLogWriter
+    collector: OutputCollector
+
+    def on_output(self, db: Database) -> Callable[[int, bytes], bool]:
+        def sink(stream_id: int, data: bytes) -> bool:
+            self.writer.write(self.collector.feed(stream_id, data))
+            self._note_handler_start(db)
+            return not self.collector.truncated
+
+        return sink
+
+    def _note_handler_start(self, db: Database) -> None:
+        started = self.collector.handler_started_at
+        if started is not None and self.invocation.handler_started_at is None:
+            self.invocation.handler_started_at = started
+            with db.session() as session:
+                invocation_store.mark_handler_started(session, self.invocation.id, started)
+
+
+class InvocationRunner:
+    """Runs attempts for the dispatcher that holds their leases (``owner``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        sandbox: Sandbox,
+        settings: Settings,
+        metrics: Metrics,
+        owner: str,
+        handing_back: Callable[[], bool],
+    ) -> None:
+        self.db = db
+        self.sandbox = sandbox
+        self.settings = settings
+        self.metrics = metrics
+        self.owner = owner
+        self.handing_back = handing_back
+        self.policy = RetryPolicy(
+            settings.retry_max_attempts, settings.retry_base_s, settings.retry_max_s
+        )
+
+    def run(self, invocation: Invocation) -> None:
+        """Run one claimed attempt in a fresh container and record what follows."""
+        with self.db.session() as session:
+            event = session.get(Event, invocation.event_id)
+            version = session.get(PluginVersion, invocation.version_id)
+            deadline = utcnow() + timedelta(seconds=self.settings.sandbox.timeout_s)
+            held = session.get(Invocation, invocation.id)
+            if held is not None:
+                held.deadline_at = deadline
+        if event is None or version is None or not version.image_tag:
+            self._finish(invocation, "crashed", None, "the plugin version or event is gone")
+            return
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        attempt = self._attempt(invocation, event, token)
+        envelope = self._envelope(invocation, event, token, deadline)
+        try:
+            outcome = self.sandbox.run(
+                version.image_tag,
+                envelope.model_dump_json().encode(),
+                invocation.id,
+                attempt.on_output(self.db),
+            )
+        except SandboxError as exc:
+            self._infrastructure_failure(attempt, exc.message)
+            return
+        self.conclude(attempt, outcome)
+
+    def watch(self, invocation: Invocation, container_id: str, running: bool) -> None:
+        """Follow (or just read the end of) a container an earlier process started."""
+        with self.db.session() as session:
+            event = session.get(Event, invocation.event_id)
+        attempt = self._attempt(invocation, event, None)
+        attempt.writer.system(
+            "the executor restarted during this run: output written meanwhile is not kept"
+        )
+        deadline = invocation.deadline_at or utcnow()
+        remaining = (deadline - utcnow()).total_seconds() if running else 0.0
+        try:
+            outcome = self.sandbox.watch(
+                container_id, remaining, attempt.on_output(self.db), running=running
+            )
+        except SandboxError as exc:
+            self._infrastructure_failure(attempt, exc.message)
+            return
+        self.conclude(attempt, outcome)
+
+    def _attempt(self, invocation: Invocation, event: Event | None, token: str | None) -> Attempt:
+        label = event.label if event is not None else None
+        label_id = label.get("id") if isinstance(label, dict) else None
+        writer = RunLogWriter(self.db, invocation, str(label_id) if label_id else None)
+        if invocation.attempt > 1 and invocation.attempts:
+            previous = invocation.attempts[-1]["reason"]
+            writer.system(f"attempt {invocation.attempt} (previous attempt: {previous})")
+        secrets_ = (token,) if token else ()
+        collector = OutputCollector(self.settings.sandbox.log_cap_bytes, secrets=secrets_)
+        return Attempt(invocation, writer, collector)
+
+    def _envelope(
+        self, invocation: Invocation, event: Event, token: str, deadline: datetime
+    ) -> Envelope:
+        return Envelope(
+            invocation_id=invocation.id,
+            plugin=invocation.plugin_name,
+            version=invocation.version_number,
+            project_id=invocation.project_id,
+            event=EnvelopeEvent(
+                type=event.type, asset_id=event.asset_id, label=event.label, payload=event.payload
+            ),
+            api=ApiInfo(url=self.settings.platform_api_url, token=token),
+            deadline=deadline.astimezone(UTC),
+        )
+
+    def conclude(self, attempt: Attempt, outcome: RunOutcome) -> None:
+        """Record a finished container's result, or queue the invocation again."""
+        attempt.writer.write(attempt.collector.close())
+        collector, writer, invocation = attempt.collector, attempt.writer, attempt.invocation
+        if collector.truncated:
+            writer.system(
+                f"log output truncated at {self.settings.sandbox.log_cap_bytes} bytes: "
+                f"{collector.dropped_bytes} more bytes were dropped"
+            )
+        if outcome.infrastructure or self.handing_back():
+            self._infrastructure_failure(attempt, outcome.error or "handed back at shutdown")
+            return
+        if outcome.status in PLUGIN_FAILURES and invocation.max_retries > 0:
+            self._plugin_failure(attempt, outcome)
+            return
+        if outcome.status != "succeeded" and outcome.error:
+            writer.system(f"run ended {outcome.status}: {outcome.error}")
+        self._finish(
+            invocation,
+            outcome.status,
+            outcome.exit_code,
+            outcome.error,
+            log_bytes=collector.total_bytes,
+            truncated=collector.truncated,
+        )
+
+    def _plugin_failure(self, attempt: Attempt, outcome: RunOutcome) -> None:
+        invocation = attempt.invocation
+        reason = f"{outcome.status}: {outcome.error}"
+        if invocation.attempt <= invocation.max_retries:
+            self._retry(attempt, reason)
+            return
+        attempt.writer.system(f"run ended {outcome.status}: {outcome.error}; no retries left")
+        self._finish(
+            invocation,
+            "dead",
+            outcome.exit_code,
+            f"gave up after {invocation.attempt} attempts: {reason}",
+            reason=reason,
+        )
+
+    def _infrastructure_failure(self, attempt: Attempt, reason: str) -> None:
+        invocation = attempt.invocation
+        if self.handing_back():
+            attempt.writer.system("the executor is shutting down: the run is handed back")
+            self._requeue(invocation, "handed back at executor shutdown", 0.0)
+            return
+        if invocation.attempt < self.policy.max_attempts:
+            self._retry(attempt, f"infrastructure: {reason}")
+            return
+        attempt.writer.system(f"the executor could not run the plugin: {reason}; giving up")
+        self._finish(
+            invocation,
+            "dead",
+            None,
+            f"gave up after {invocation.attempt} attempts: {reason}",
+            reason=reason,
+        )
+
+    def _retry(self, attempt: Attempt, reason: str) -> None:
+        delay = self.policy.delay_s(attempt.invocation.attempt)
+        attempt.writer.system(f"{reason}; retrying in {delay:.1f} s")
+        self._requeue(attempt.invocation, reason, delay)
+
+    def _requeue(self, invocation: Invocation, reason: str, delay_s: float) -> None:
+        with self.db.session() as session:
+            invocation_store.retry_later(session, invocation.id, self.owner, reason, delay_s)
+
+    def _finish(
+        self,
+        invocation: Invocation,
+        status: str,
+        exit_code: int | None,
+        error: str | None,
+        reason: str | None = None,
+        **extra: object,
+    ) -> None:
+        with self.db.session() as session:
+            recorded = invocation_store.finish(
+                session,
+                invocation.id,
+                self.owner,
+                reason,
+                status=status,
+                exit_code=exit_code,
+                error=error,
+                **extra,
+            )
+            row = session.get(Invocation, invocation.id) if recorded else None
+        if row is None:
+            log.warning("invocation %s: lease lost, result not recorded", invocation.id)
+            return
+        self.metrics.invocations_finished.labels(status).inc()
+        if row.duration_ms is not None:
+            self.metrics.run_duration.observe(row.duration_ms / 1000)
+        if row.handler_started_at is not None:
+            latency = (row.handler_started_at - row.queued_at).total_seconds()
+            self.metrics.start_latency.observe(max(latency, 0.0))
