@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 
 from executor.api.app import create_app
+from executor.schemas import TERMINAL_STATUSES
 from executor.service import ExecutorService
 from executor.settings import SandboxProfile, Settings
 
@@ -31,7 +32,7 @@ EXAMPLES = REPO / "examples"
 RUNTIME_IMAGE = "plugin-executor-runtime:latest"
 OPERATOR_KEY = "pe_op_test-operator-key-0123456789"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-TERMINAL = {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"}
+TERMINAL = TERMINAL_STATUSES
 
 
 def free_port() -> int:

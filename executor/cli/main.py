@@ -12,13 +12,13 @@ from rich.markup import escape
 
 from executor.cli.client import ApiClient, ApiError
 from executor.cli.render import console, err_console, print_json, print_log_record, print_table
+from executor.schemas import TERMINAL_STATUSES
 from executor.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
 
 BUILD_POLL_S = 0.5
 RUN_POLL_S = 0.5
-TERMINAL = {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"}
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project id.")]
 
@@ -192,7 +192,7 @@ def event(
 def _wait_for_run(client: ApiClient, invocation_id: str) -> Any:
     while True:
         run = _call(client.request, "GET", f"/v1/invocations/{invocation_id}")
-        if run["status"] in TERMINAL:
+        if run["status"] in TERMINAL_STATUSES:
             return run
         time.sleep(RUN_POLL_S)
 

@@ -1,0 +1,10 @@
+import time
+
+from plugin_runtime import PluginCore
+
+
+class PluginHandler(PluginCore):
+    def on_submit(self, label, asset_id):
+        self.logger.info("start %s", asset_id)
+        time.sleep(float(label.get("sleep", 1)))
+        self.logger.info("end %s", asset_id)
