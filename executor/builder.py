@@ -14,7 +14,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from executor.engine import MANAGED_LABEL, Engine, engine_errors
+from executor.engine import Engine, engine_errors
 from executor.errors import BuildFailed, ExecutorError
 from executor.metrics import Metrics
 from executor.settings import Settings
@@ -176,7 +176,7 @@ class Builder:
                 forcerm=True,
                 decode=True,
                 timeout=int(self.settings.build_timeout_s),
-                labels={MANAGED_LABEL: "true", VERSION_LABEL: build.version_id},
+                labels=self.engine.labels(**{VERSION_LABEL: build.version_id}),
                 use_config_proxy=False,
             )
             for chunk in stream:

@@ -5,6 +5,7 @@ docker-py and requests errors are turned into ``SandboxError`` here, where they 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,8 +28,6 @@ def engine_errors(doing: str) -> Iterator[None]:
     """Map Docker Engine failures met while ``doing`` something to ``SandboxError``."""
     try:
         yield
-    except docker.errors.NotFound:
-        raise
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise SandboxError(
             f"Docker Engine error while {doing}: {exc}. Check that dockerd is running."
@@ -36,12 +35,21 @@ def engine_errors(doing: str) -> Iterator[None]:
 
 
 class Engine:
-    """A Docker client made once per process and shared by builder, sandbox and dispatcher."""
+    """A Docker client made once per process and shared by builder, sandbox and dispatcher.
+
+    ``scope`` (the store id, set at start) is the value of the managed label on everything
+    this executor creates: executors of other stores on the same engine are left alone.
+    """
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         with engine_errors("connecting"):
             self.client = client or docker.from_env(timeout=ENGINE_TIMEOUT_S)
         self.api = self.client.api
+        self.scope = "unscoped"
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        """Labels for a new container or image of this executor's store."""
+        return {MANAGED_LABEL: self.scope, **extra}
 
     def ping(self) -> bool:
         """True when the engine answers."""
@@ -51,25 +59,21 @@ class Engine:
             return False
 
     def managed_containers(self) -> list[dict[str, object]]:
-        """Every container (running or not) the executor started."""
+        """Every container (running or not) that executors of this store started."""
         with engine_errors("listing containers"):
-            return list(self.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}=true"}))
+            return list(
+                self.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}={self.scope}"})
+            )
 
     def remove_container(self, container_id: str) -> None:
         """Force-remove a container and its anonymous volumes; gone already is fine."""
-        try:
-            with engine_errors("removing a container"):
-                self.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
+        with engine_errors("removing a container"), contextlib.suppress(docker.errors.NotFound):
+            self.api.remove_container(container_id, force=True, v=True)
 
     def kill_container(self, container_id: str) -> None:
         """SIGKILL a container; already stopped or gone is fine."""
-        try:
-            with engine_errors("killing a container"):
-                self.api.kill(container_id, signal="SIGKILL")
-        except (docker.errors.NotFound, SandboxError):
-            pass
+        with contextlib.suppress(SandboxError), engine_errors("killing a container"):
+            self.api.kill(container_id, signal="SIGKILL")
 
     def close(self) -> None:
         self.client.close()

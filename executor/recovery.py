@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from executor.engine import INVOCATION_LABEL, Engine
+from executor.errors import SandboxError
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
@@ -34,7 +35,10 @@ def reconcile(
                 invocation = invocation_store.adopt(session, str(invocation_id), owner, lease_s)
         if invocation is None:
             log.info("removing leftover container %s", container_id[:12])
-            engine.remove_container(container_id)
+            try:
+                engine.remove_container(container_id)
+            except SandboxError as exc:  # start-up must not fail on one stubborn container
+                log.warning("could not remove container %s: %s", container_id[:12], exc)
             continue
         adopted.append((invocation, container_id, container.get("State") == "running"))
     return adopted

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -165,6 +165,14 @@ class InvocationRunner:
         except SandboxError as exc:
             self._infrastructure_failure(attempt, exc.message)
             return
+        if outcome.status != "succeeded" and invocation.handler_started_at is None:
+            # The previous process may have died before the envelope was written: the
+            # plugin never got its event, which is not the plugin's failure.
+            outcome = replace(
+                outcome,
+                infrastructure=True,
+                error="the executor stopped before the plugin received its event",
+            )
         self.conclude(attempt, outcome)
 
     def _attempt(self, invocation: Invocation, event: Event | None, token: str | None) -> Attempt:

@@ -21,7 +21,7 @@ import docker.errors
 from docker.types import LogConfig, Ulimit
 from docker.utils.socket import frames_iter
 
-from executor.engine import INVOCATION_LABEL, MANAGED_LABEL, Engine, engine_errors
+from executor.engine import INVOCATION_LABEL, Engine, engine_errors
 from executor.errors import SandboxError
 from executor.settings import SandboxProfile
 
@@ -133,7 +133,7 @@ class Sandbox:
                     image,
                     stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
                     user=self.profile.user,
-                    labels={MANAGED_LABEL: "true", INVOCATION_LABEL: invocation_id},
+                    labels=self.engine.labels(**{INVOCATION_LABEL: invocation_id}),
                     host_config=self._host_config,
                     network_disabled=True,
                 )

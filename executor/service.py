@@ -61,6 +61,7 @@ class ExecutorService:
 
     def start(self) -> None:
         self.db.migrate()
+        self.engine.scope = self.db.store_id()
         self.builder.resume_unfinished()
         self.dispatcher.start()
 

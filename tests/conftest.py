@@ -44,7 +44,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     """The real Docker Engine; the suite fails (never skips) when it is not there."""
-    client = docker.from_env()
+    client = docker.from_env(timeout=300)  # a loaded engine can be slow to remove images
     assert client.ping(), "Docker Engine not reachable: run deploy/setup.sh first"
     yield client
     client.close()
@@ -76,15 +76,12 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @dataclass
-class RunningServer:
-    """A real executor (uvicorn on loopback) and an authorized HTTP client to it."""
+class ExecutorApi:
+    """An authorized HTTP client to a real executor, with the steps tests repeat."""
 
-    settings: Settings
-    service: ExecutorService
     api: httpx.Client
     url: str
     docker_client: docker.DockerClient
-    service_app: Any = None
 
     def push(
         self, plugin_dir: str | Path, name: str | None = None, *, expect: str = "ACTIVE"
@@ -148,6 +145,15 @@ class RunningServer:
         return list(response.json())
 
 
+@dataclass
+class RunningServer(ExecutorApi):
+    """A real executor served by uvicorn in a thread of the test process."""
+
+    settings: Settings
+    service: ExecutorService
+    service_app: Any
+
+
 def start_server(
     settings: Settings, docker_client: docker.DockerClient
 ) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
@@ -165,7 +171,15 @@ def start_server(
     api = httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=60
     )
-    return RunningServer(settings, service, api, url, docker_client, app), server, thread
+    running = RunningServer(
+        api=api,
+        url=url,
+        docker_client=docker_client,
+        settings=settings,
+        service=service,
+        service_app=app,
+    )
+    return running, server, thread
 
 
 def stop_server(running: RunningServer, server: uvicorn.Server, thread: threading.Thread) -> None:

@@ -58,5 +58,14 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    def store_id(self) -> str:
+        """This store's identity (made by the migrations), shared by its executors."""
+        from executor.store.tables import DispatchLock
+
+        with self.session() as session:
+            lock = session.get(DispatchLock, 1)
+            assert lock is not None, "run Database.migrate() first"
+            return lock.store_id
+
     def dispose(self) -> None:
         self.engine.dispose()

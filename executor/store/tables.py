@@ -180,6 +180,7 @@ class DispatchLock(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner: Mapped[str | None] = mapped_column(String(100), default=None)
     claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    store_id: Mapped[str] = mapped_column(String(36), default=new_id)
 
 
 class LogRecord(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -16,7 +17,10 @@ from tests.conftest import RunningServer
 def serial(server_factory: Any) -> RunningServer:
     """An executor allowing one run per plugin, quick retries."""
     return server_factory(
-        max_runs_per_plugin=1, max_concurrent_runs=4, retry_base_s=0.2, retry_max_s=0.5,
+        max_runs_per_plugin=1,
+        max_concurrent_runs=4,
+        retry_base_s=0.2,
+        retry_max_s=0.5,
         retry_max_attempts=3,
     )
 
@@ -41,15 +45,16 @@ def test_per_plugin_concurrency_of_one_is_never_exceeded_and_order_is_kept(
     serial.push("interval")
     serial.activate("interval", "limits")
     ids = [
-        serial.post_event(type="onSubmit", project_id="limits", asset_id=f"a{i}", label={"sleep": 0.5})
-        ["invocations"][0]
+        serial.post_event(
+            type="onSubmit", project_id="limits", asset_id=f"a{i}", label={"sleep": 0.5}
+        )["invocations"][0]
         for i in range(4)
     ]
     runs = [serial.wait_run(i) for i in ids]
     assert [r["status"] for r in runs] == ["succeeded"] * 4
     spans = sorted(intervals(serial, "interval"), key=lambda span: span[1])
     assert [asset for asset, _, _ in spans] == ["a0", "a1", "a2", "a3"]  # arrival order
-    for (_, _, previous_end), (_, next_start, _) in zip(spans, spans[1:], strict=False):
+    for (_, _, previous_end), (_, next_start, _) in itertools.pairwise(spans):
         assert next_start >= previous_end, spans
 
 
@@ -57,9 +62,7 @@ def test_plugin_failures_are_retried_only_as_the_activation_allows_then_dead(
     serial: RunningServer,
 ) -> None:
     serial.push("raising")
-    response = serial.api.put(
-        "/v1/projects/retries/plugins/raising", json={"max_retries": 2}
-    )
+    response = serial.api.put("/v1/projects/retries/plugins/raising", json={"max_retries": 2})
     assert response.json()["max_retries"] == 2
     run = serial.run_event(type="onSubmit", project_id="retries", asset_id="a")
     assert run["status"] == "dead" and run["attempt"] == 3

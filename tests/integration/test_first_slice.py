@@ -172,7 +172,9 @@ def test_memory_hog_is_oom_killed(tight: RunningServer) -> None:
 
 
 def test_no_container_is_left_behind(server: RunningServer, tight: RunningServer) -> None:
-    leftovers = server.docker_client.containers.list(
-        all=True, filters={"label": "io.plugin-executor.managed=true"}
-    )
-    assert leftovers == []
+    for executor in (server, tight):
+        scope = executor.service.engine.scope
+        leftovers = executor.docker_client.api.containers(
+            all=True, filters={"label": f"io.plugin-executor.managed={scope}"}
+        )
+        assert leftovers == []

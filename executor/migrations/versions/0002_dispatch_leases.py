@@ -6,6 +6,8 @@ Revises: 0001
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -36,8 +38,11 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("owner", sa.String(100), nullable=True),
         sa.Column("claimed_at", UTC_DATETIME, nullable=True),
+        sa.Column("store_id", sa.String(36), nullable=False),
     )
-    op.bulk_insert(lock, [{"id": 1}])
+    # The store's identity labels its containers, so executors with other stores that share
+    # a Docker Engine never touch them.
+    op.bulk_insert(lock, [{"id": 1, "store_id": str(uuid.uuid4())}])
 
 
 def downgrade() -> None:

@@ -1,0 +1,113 @@
+"""Executors as separate processes (``plugin-executor serve``), to kill and restart them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+from tests.conftest import CA_BUNDLE, OPERATOR_KEY, RUNTIME_IMAGE, ExecutorApi, free_port
+
+STARTUP_TIMEOUT_S = 60
+
+
+@dataclass
+class ExecutorProcess(ExecutorApi):
+    """One ``plugin-executor serve`` process; ``env`` holds its EXECUTOR_* settings."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self) -> ExecutorProcess:
+        assert self.log_path is not None
+        log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "executor.cli", "serve"],
+            env={**os.environ, **self.env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            assert self.process.poll() is None, self.log_path.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            assert time.monotonic() < deadline, "executor process did not start"
+            time.sleep(0.2)
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def executor_process(
+    data_dir: Path, docker_client: docker.DockerClient, port: int | None = None, **settings: Any
+) -> ExecutorProcess:
+    """An executor process (not started) on ``port`` (default: a free one) with settings."""
+    port = port or free_port()
+    env = {
+        "EXECUTOR_DATA_DIR": str(data_dir),
+        "EXECUTOR_PORT": str(port),
+        "EXECUTOR_OPERATOR_KEY": OPERATOR_KEY,
+        "EXECUTOR_RUNTIME_IMAGE": RUNTIME_IMAGE,
+        "EXECUTOR_DISPATCH_POLL_S": "0.2",
+        **({"EXECUTOR_BUILD_CA_BUNDLE": str(CA_BUNDLE)} if CA_BUNDLE.exists() else {}),
+        **{f"EXECUTOR_{key.upper()}": str(value) for key, value in settings.items()},
+    }
+    url = f"http://127.0.0.1:{port}"
+    api = httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=60
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return ExecutorProcess(
+        api=api, url=url, docker_client=docker_client, env=env, log_path=data_dir / "server.log"
+    )
+
+
+def built_images(api: ExecutorApi) -> list[str]:
+    """The image ids of every plugin version the executor behind ``api`` built."""
+    return [
+        version["image_id"]
+        for plugin in api.api.get("/v1/plugins").json()
+        for version in api.api.get(f"/v1/plugins/{plugin['name']}").json()["versions"]
+        if version["image_id"]
+    ]
+
+
+def remove_images(client: docker.DockerClient, image_ids: list[str]) -> None:
+    for image_id in image_ids:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(image_id, force=True)
+
+
+def managed_containers(client: docker.DockerClient, invocation_ids: set[str]) -> list[str]:
+    """Containers (any state) labelled with one of ``invocation_ids``."""
+    # The low-level call: the high-level list inspects each container and races removals.
+    found = client.api.containers(all=True, filters={"label": "io.plugin-executor.managed"})
+    return [
+        c["Id"] for c in found if c["Labels"].get("io.plugin-executor.invocation") in invocation_ids
+    ]

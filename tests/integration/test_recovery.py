@@ -1,0 +1,149 @@
+"""Crash recovery and drain of a real executor process: kill -9, restart, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from executor.store.db import Database
+from executor.store.tables import Invocation
+from tests.integration.processes import (
+    ExecutorProcess,
+    built_images,
+    executor_process,
+    managed_containers,
+    remove_images,
+)
+
+
+@pytest.fixture
+def processes(
+    docker_client: docker.DockerClient, runtime_image: str
+) -> Iterator[list[ExecutorProcess]]:
+    started: list[ExecutorProcess] = []
+    yield started
+    for process in reversed(started):
+        process.stop()
+    if started:
+        # A last start adopts or removes what a killed process left; then its images go.
+        images = built_images(started[-1].start())
+        started[-1].stop()
+        remove_images(started[-1].docker_client, images)
+
+
+# uvicorn shuts down gracefully on SIGTERM, then re-raises the signal for the exit status.
+GRACEFUL_EXITS = (0, -signal.SIGTERM)
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def statuses(process: ExecutorProcess, ids: list[str]) -> list[str]:
+    return [process.api.get(f"/v1/invocations/{i}").json()["status"] for i in ids]
+
+
+def test_kill_9_while_20_invocations_run_or_wait_then_restart_ends_each_exactly_once(
+    processes: list[ExecutorProcess], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    settings = {"max_concurrent_runs": 4, "lease_s": 3}
+    first = executor_process(tmp_path / "data", docker_client, **settings).start()
+    processes.append(first)
+    first.push("interval")
+    first.activate("interval", "crash")
+    ids = [
+        first.post_event(type="onSubmit", project_id="crash", asset_id=f"c{i}", label={"sleep": 2})[
+            "invocations"
+        ][0]
+        for i in range(20)
+    ]
+    wait_until(lambda: statuses(first, ids).count("running") >= 3, 60, "runs to start")
+    first.signal(signal.SIGKILL)
+    first.wait_exit(10)
+    assert managed_containers(docker_client, set(ids)), "the crash should leave containers"
+
+    second = executor_process(
+        tmp_path / "data", docker_client, port=int(first.env["EXECUTOR_PORT"]), **settings
+    )
+    processes.append(second.start())
+    terminal = {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "dead"}
+    wait_until(lambda: set(statuses(second, ids)) <= terminal, 240, "every run to end")
+    runs = [second.api.get(f"/v1/invocations/{i}").json() for i in ids]
+    assert [r["status"] for r in runs] == ["succeeded"] * 20, runs
+    assert all(r["finished_at"] for r in runs)
+    assert managed_containers(docker_client, set(ids)) == []
+    restarted = [r for r in runs if any("executor" in a["reason"] for a in r["attempts"])]
+    adopted = [
+        r
+        for r in runs
+        if any(
+            "the executor restarted during this run" in line["content"]
+            for line in second.logs(run_id=r["id"])
+        )
+    ]
+    assert restarted or adopted  # the crash really hit runs in flight
+
+
+def test_sigterm_drains_a_running_invocation_to_its_end(
+    processes: list[ExecutorProcess], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    executor = executor_process(tmp_path / "data", docker_client, drain_timeout_s=60).start()
+    processes.append(executor)
+    executor.push("interval")
+    executor.activate("interval", "drain")
+    (run_id,) = executor.post_event(
+        type="onSubmit", project_id="drain", asset_id="d", label={"sleep": 3}
+    )["invocations"]
+    wait_until(
+        lambda: any(r["content"] == "start d" for r in executor.logs(run_id=run_id)), 60, "start"
+    )
+    executor.signal(signal.SIGTERM)
+    assert executor.wait_exit(60) in GRACEFUL_EXITS
+    restarted = executor_process(
+        tmp_path / "data", docker_client, port=int(executor.env["EXECUTOR_PORT"])
+    )
+    processes.append(restarted.start())
+    run = restarted.api.get(f"/v1/invocations/{run_id}").json()
+    assert run["status"] == "succeeded" and run["attempt"] == 1
+    assert [r["content"] for r in restarted.logs(run_id=run_id)] == ["start d", "end d"]
+
+
+def test_sigterm_past_the_drain_timeout_hands_the_run_back(
+    processes: list[ExecutorProcess], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    executor = executor_process(tmp_path / "data", docker_client, drain_timeout_s=1).start()
+    processes.append(executor)
+    executor.push("interval")
+    executor.activate("interval", "handback")
+    (run_id,) = executor.post_event(
+        type="onSubmit", project_id="handback", asset_id="h", label={"sleep": 8}
+    )["invocations"]
+    wait_until(
+        lambda: any(r["content"] == "start h" for r in executor.logs(run_id=run_id)), 60, "start"
+    )
+    started = time.monotonic()
+    executor.signal(signal.SIGTERM)
+    assert executor.wait_exit(60) in GRACEFUL_EXITS
+    assert time.monotonic() - started < 20
+    assert managed_containers(docker_client, {run_id}) == []
+    database = Database(f"sqlite:///{tmp_path / 'data' / 'executor.db'}")
+    with database.session() as session:
+        handed_back = session.get(Invocation, run_id)
+        assert handed_back is not None and handed_back.status == "queued"
+        assert [a["reason"] for a in handed_back.attempts] == ["handed back at executor shutdown"]
+    database.dispose()
+    restarted = executor_process(
+        tmp_path / "data", docker_client, port=int(executor.env["EXECUTOR_PORT"])
+    )
+    processes.append(restarted.start())
+    run = restarted.wait_run(run_id)
+    assert run["status"] == "succeeded" and run["attempt"] == 2
