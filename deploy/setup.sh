@@ -34,6 +34,22 @@ say "Docker Engine $(docker version --format '{{.Server.Version}}') is up"
 say "building the runtime base image"
 bash deploy/build-runtime-image.sh
 
+# PostgreSQL on loopback: the store for several executor processes, and the tests of it.
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  say "installing PostgreSQL"
+  apt_install postgresql
+fi
+pg_version=$(ls /etc/postgresql | sort -n | tail -n 1)
+if ! pg_ctlcluster "$pg_version" main status >/dev/null 2>&1; then
+  say "starting PostgreSQL $pg_version"
+  $SUDO pg_ctlcluster "$pg_version" main start
+fi
+pg_sql() { (cd / && su postgres -c "psql -qtAc \"$1\""); }
+if [ "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname='executor'")" != "1" ]; then
+  say "creating the PostgreSQL role 'executor' (password 'executor', loopback only)"
+  pg_sql "CREATE ROLE executor LOGIN PASSWORD 'executor' CREATEDB"
+fi
+
 if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"

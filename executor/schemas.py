@@ -131,6 +131,7 @@ class InvocationPublic(BaseModel):
     error: str | None
     attempts: list[AttemptPublic]
     replay_of: str | None
+    executor: str | None = Field(description="The executor process that holds or held the run.")
 
 
 class AttemptPublic(BaseModel):

@@ -102,6 +102,7 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         error=invocation.error,
         attempts=[AttemptPublic(**a) for a in invocation.attempts],
         replay_of=invocation.replay_of,
+        executor=invocation.lease_owner,
     )
 
 

@@ -269,7 +269,7 @@ def finish(
         setattr(invocation, key, value)
     if reason is not None:
         _note_attempt(invocation, reason)
-    _release(invocation, status=invocation.status)
+    invocation.lease_expires_at = None  # the owner stays: it tells which executor ran it
     invocation.finished_at = now
     if invocation.started_at is not None:
         invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)

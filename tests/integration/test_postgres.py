@@ -1,0 +1,81 @@
+"""Several executor processes sharing one PostgreSQL store."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import psycopg
+import pytest
+
+from tests.integration.processes import (
+    ExecutorProcess,
+    built_images,
+    executor_process,
+    remove_images,
+)
+
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=executor password=executor dbname=postgres"
+EVENTS = 500
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL (started by deploy/setup.sh), dropped after."""
+    name = f"pe_test_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql+psycopg://executor:executor@127.0.0.1:5432/{name}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_two_executors_on_one_postgres_run_500_events_each_exactly_once(
+    postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
+) -> None:
+    settings = {"database_url": postgres_url, "max_concurrent_runs": 2, "lease_s": 10}
+    first = executor_process(tmp_path / "a", docker_client, **settings).start()
+    second = executor_process(tmp_path / "b", docker_client, **settings)
+    executors: list[ExecutorProcess] = [first]
+    try:
+        executors.append(second.start())
+        first.push("counter")
+        first.activate("counter", "shared")
+        ids = [
+            executors[i % 2].post_event(type="onSubmit", project_id="shared", asset_id=f"e{i}")[
+                "invocations"
+            ][0]
+            for i in range(EVENTS)
+        ]
+        deadline = time.monotonic() + 900
+        while True:
+            runs = [
+                r
+                for skip in range(0, EVENTS, 500)
+                for r in first.api.get(
+                    "/v1/invocations", params={"project_id": "shared", "limit": 500, "skip": skip}
+                ).json()
+            ]
+            if all(r["status"] not in ("queued", "running") for r in runs):
+                break
+            assert time.monotonic() < deadline, Counter(r["status"] for r in runs)
+            time.sleep(2)
+        assert sorted(r["id"] for r in runs) == sorted(ids)
+        assert Counter(r["status"] for r in runs) == {"succeeded": EVENTS}
+        ran = Counter(
+            record["content"]
+            for skip in range(0, EVENTS + 100, 1000)
+            for record in second.logs(project_id="shared", skip=skip)
+        )
+        assert ran == {f"ran e{i}": 1 for i in range(EVENTS)}  # no invocation ran twice
+        owners = Counter(r["executor"].rsplit(":", 1)[0] for r in runs)
+        assert len(owners) == 2, owners  # both processes took work from the one queue
+    finally:
+        images = built_images(first)
+        for executor in executors:
+            executor.stop()
+        remove_images(docker_client, images)
