@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from executor.engine import INVOCATION_LABEL, Engine
 from executor.metrics import Metrics
-from executor.recovery import reconcile
+from executor.recovery import reconcile, sweep_orphans
 from executor.runner import InvocationRunner
 from executor.sandbox import Sandbox
 from executor.settings import Settings
@@ -58,6 +58,7 @@ class Dispatcher:
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
         self._leases_renewed_at = 0.0
+        self._swept_at = time.monotonic()
 
     def start(self) -> None:
         """Reconcile what a previous process left, then start claiming."""
@@ -120,6 +121,9 @@ class Dispatcher:
             requeued = invocation_store.requeue_expired(session)
         if requeued:
             log.warning("re-queued %d invocations whose executor stopped", len(requeued))
+        if now - self._swept_at >= self.settings.lease_s:
+            self._swept_at = now
+            sweep_orphans(self.db, self.engine)
 
     def _claim_available(self) -> None:
         with self._lock:

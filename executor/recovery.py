@@ -1,4 +1,10 @@
-"""Start-up reconciliation of the containers a previous executor process left behind."""
+"""Reconciliation of this store's containers with its invocations.
+
+At start an executor adopts the containers of invocations still ``running`` (their
+executor died) and removes every other leftover; while it runs it sweeps now and then for
+containers whose invocation is no longer running (a removal that failed while the engine
+was restarting, say).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,23 @@ from executor.store import invocations as invocation_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
 
-__all__ = ["reconcile"]
+__all__ = ["reconcile", "sweep_orphans"]
 
 log = logging.getLogger(__name__)
+
+
+def _invocation_of(container: dict[str, object]) -> str | None:
+    labels = container.get("Labels") or {}
+    value = labels.get(INVOCATION_LABEL) if isinstance(labels, dict) else None
+    return str(value) if value else None
+
+
+def _remove(engine: Engine, container_id: str) -> None:
+    log.info("removing leftover container %s", container_id[:12])
+    try:
+        engine.remove_container(container_id)
+    except SandboxError as exc:  # one stubborn container must not stop the rest
+        log.warning("could not remove container %s: %s", container_id[:12], exc)
 
 
 def reconcile(
@@ -27,18 +47,27 @@ def reconcile(
     adopted: list[tuple[Invocation, str, bool]] = []
     for container in engine.managed_containers():
         container_id = str(container["Id"])
-        labels = container.get("Labels") or {}
-        invocation_id = labels.get(INVOCATION_LABEL) if isinstance(labels, dict) else None
+        invocation_id = _invocation_of(container)
         invocation = None
         if invocation_id:
             with db.session() as session:
-                invocation = invocation_store.adopt(session, str(invocation_id), owner, lease_s)
+                invocation = invocation_store.adopt(session, invocation_id, owner, lease_s)
         if invocation is None:
-            log.info("removing leftover container %s", container_id[:12])
-            try:
-                engine.remove_container(container_id)
-            except SandboxError as exc:  # start-up must not fail on one stubborn container
-                log.warning("could not remove container %s: %s", container_id[:12], exc)
-            continue
-        adopted.append((invocation, container_id, container.get("State") == "running"))
+            _remove(engine, container_id)
+        else:
+            adopted.append((invocation, container_id, container.get("State") == "running"))
     return adopted
+
+
+def sweep_orphans(db: Database, engine: Engine) -> int:
+    """Remove containers whose invocation is not running any more; returns how many."""
+    removed = 0
+    for container in engine.managed_containers():
+        invocation_id = _invocation_of(container)
+        with db.session() as session:
+            invocation = session.get(Invocation, invocation_id) if invocation_id else None
+            running = invocation is not None and invocation.status == "running"
+        if not running:
+            _remove(engine, str(container["Id"]))
+            removed += 1
+    return removed

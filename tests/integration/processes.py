@@ -65,9 +65,14 @@ class ExecutorProcess(ExecutorApi):
 
 
 def executor_process(
-    data_dir: Path, docker_client: docker.DockerClient, port: int | None = None, **settings: Any
+    data_dir: Path,
+    docker_client: docker.DockerClient,
+    port: int | None = None,
+    docker_host: str | None = None,
+    **settings: Any,
 ) -> ExecutorProcess:
-    """An executor process (not started) on ``port`` (default: a free one) with settings."""
+    """An executor process (not started) on ``port`` (default: a free one) with settings,
+    using the Docker Engine at ``docker_host`` (default: the one tests use)."""
     port = port or free_port()
     env = {
         "EXECUTOR_DATA_DIR": str(data_dir),
@@ -77,6 +82,7 @@ def executor_process(
         "EXECUTOR_DISPATCH_POLL_S": "0.2",
         **({"EXECUTOR_BUILD_CA_BUNDLE": str(CA_BUNDLE)} if CA_BUNDLE.exists() else {}),
         **{f"EXECUTOR_{key.upper()}": str(value) for key, value in settings.items()},
+        **({"DOCKER_HOST": docker_host} if docker_host else {}),
     }
     url = f"http://127.0.0.1:{port}"
     api = httpx.Client(
