@@ -7,27 +7,29 @@ another process or left by a previous one is picked up.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from executor.engine import Engine
 from executor.errors import ExecutorError
+from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME
+from executor.gateway_policy import PlatformTargets
 from executor.output import OutputCollector, OutputLine
 from executor.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import Settings
+from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, PluginVersion, utcnow
+from executor.tokens import hash_token, mint_token
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
 
-TOKEN_BYTES = 32
 STOP_WAIT_S = 30.0
 
 
@@ -75,7 +77,8 @@ class Dispatcher:
         self.db = db
         self.engine = engine
         self.settings = settings
-        self.sandbox = Sandbox(engine, settings.sandbox)
+        self.sandbox = Sandbox(engine, settings.sandbox, settings.resolved_gateway_socket_dir)
+        self.targets = PlatformTargets(settings)
         self._pool = ThreadPoolExecutor(settings.max_concurrent_runs, "run")
         self._slots = threading.BoundedSemaphore(settings.max_concurrent_runs)
         self._wakeup = threading.Event()
@@ -107,6 +110,7 @@ class Dispatcher:
             self.engine.remove_container(str(container["Id"]))
         with self.db.session() as session:
             requeued = invocation_store.requeue_running(session)
+            gateway_store.revoke_all(session)
         if requeued:
             log.warning("re-queued %d invocations left running by a previous process", requeued)
 
@@ -154,8 +158,28 @@ class Dispatcher:
         if event is None or version is None or not version.image_tag:
             self._finish(invocation, "crashed", None, "the plugin version or event is gone")
             return
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = mint_token()
         envelope = self._envelope(invocation, event, token)
+        with self.db.session() as session:
+            gateway_store.add_token(
+                session, hash_token(token), invocation.id, invocation.project_id, envelope.deadline
+            )
+        try:
+            self._run_with_token(invocation, event, version, envelope, token)
+        finally:
+            # Also when the run ended in an executor error: the token never outlives it.
+            with self.db.session() as session:
+                gateway_store.revoke_for(session, invocation.id)
+
+    def _run_with_token(
+        self,
+        invocation: Invocation,
+        event: Event,
+        version: PluginVersion,
+        envelope: Envelope,
+        token: str,
+    ) -> None:
+        assert version.image_tag is not None
         label_id = event.label.get("id") if isinstance(event.label, dict) else None
         writer = RunLogWriter(self.db, invocation, str(label_id) if label_id else None)
         collector = OutputCollector(self.settings.sandbox.log_cap_bytes, secrets=(token,))
@@ -186,7 +210,11 @@ class Dispatcher:
             event=EnvelopeEvent(
                 type=event.type, asset_id=event.asset_id, label=event.label, payload=event.payload
             ),
-            api=ApiInfo(url=self.settings.platform_api_url, token=token),
+            api=ApiInfo(
+                url=self.targets.plugin_url(invocation.project_id),
+                token=token,
+                socket=f"{CONTAINER_SOCKET_DIR}/{SOCKET_NAME}",
+            ),
             deadline=deadline,
         )
 
@@ -229,6 +257,8 @@ class Dispatcher:
         **extra: object,
     ) -> None:
         with self.db.session() as session:
+            # Revoked before the terminal status is visible: a finished run has no live token.
+            gateway_store.revoke_for(session, invocation.id)
             invocation_store.finish(
                 session, invocation.id, status=status, exit_code=exit_code, error=error, **extra
             )

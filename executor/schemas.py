@@ -15,6 +15,7 @@ __all__ = [
     "EnvelopeEvent",
     "EventAccepted",
     "EventIn",
+    "GatewayCallPublic",
     "InvocationPublic",
     "LogPage",
     "LogRecordPublic",
@@ -95,6 +96,19 @@ class PluginPublic(PluginSummary):
     versions: list[VersionPublic]
 
 
+class GatewayCallPublic(BaseModel):
+    """One platform API call a run made through the gateway."""
+
+    at: datetime
+    method: str
+    path: str
+    status: int
+    request_bytes: int
+    response_bytes: int
+    duration_ms: int
+    error: str | None
+
+
 class InvocationPublic(BaseModel):
     id: str
     plugin: str
@@ -117,6 +131,7 @@ class InvocationPublic(BaseModel):
     log_bytes: int
     truncated: bool
     error: str | None
+    gateway_calls: list[GatewayCallPublic]
 
 
 class LogMetadata(BaseModel):
@@ -144,8 +159,11 @@ class LogPage(BaseModel):
 
 
 class ApiInfo(BaseModel):
+    """Where the plugin reaches the platform API: the forwarder URL, its token and socket."""
+
     url: str
     token: str
+    socket: str | None = Field(None, description="Gateway socket the forwarder relays to.")
 
 
 class EnvelopeEvent(BaseModel):

@@ -11,6 +11,7 @@ from executor.builder import Builder
 from executor.catalog import Catalog
 from executor.dispatcher import Dispatcher
 from executor.engine import Engine
+from executor.gateway import Gateway
 from executor.settings import Settings
 from executor.store.db import Database
 
@@ -50,15 +51,18 @@ class ExecutorService:
         self.engine = engine or Engine()
         self.builder = Builder(self.db, self.engine, settings)
         self.catalog = Catalog(self.db, self.builder)
+        self.gateway = Gateway(self.db, settings)
         self.dispatcher = Dispatcher(self.db, self.engine, settings)
 
     def start(self) -> None:
         self.db.migrate()
+        self.gateway.start()
         self.builder.resume_unfinished()
         self.dispatcher.start()
 
     def stop(self) -> None:
         self.dispatcher.stop()
+        self.gateway.stop()
         self.builder.close()
         self.db.dispose()
         self.engine.close()

@@ -8,6 +8,7 @@ from typing import Literal, cast
 from executor.catalog import activation_events
 from executor.schemas import (
     ActivationPublic,
+    GatewayCallPublic,
     InvocationPublic,
     LogMetadata,
     LogRecordPublic,
@@ -98,6 +99,19 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         log_bytes=invocation.log_bytes,
         truncated=invocation.truncated,
         error=invocation.error,
+        gateway_calls=[
+            GatewayCallPublic(
+                at=call.created_at,
+                method=call.method,
+                path=call.path,
+                status=call.status,
+                request_bytes=call.request_bytes,
+                response_bytes=call.response_bytes,
+                duration_ms=call.duration_ms,
+                error=call.error,
+            )
+            for call in invocation.gateway_calls
+        ],
     )
 
 
