@@ -9,8 +9,10 @@ returns ``?bytes=N`` bytes.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -124,3 +126,15 @@ def platform_standin() -> Iterator[PlatformStandIn]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a Unix socket (the gateway's): targets are sent as written."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("gateway", timeout=10)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.socket_path)

@@ -5,9 +5,7 @@ path tricks reach the gateway exactly as written.
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,23 +21,13 @@ from executor.store.db import Database
 from executor.store.tables import Event, GatewayCall, Invocation, Plugin, PluginVersion
 from executor.tokens import hash_token, mint_token
 from tests.conftest import free_port
-from tests.platform_standin import PlatformStandIn, platform_standin
+from tests.platform_standin import PlatformStandIn, UnixHTTPConnection, platform_standin
 from tests.unit.test_runtime import TOKEN, make_envelope, run_runtime, write_plugin
 
 MAX_CALLS = 4
 MAX_REQUEST = 2048
 MAX_RESPONSE = 4096
 CREDENTIAL = "operator-credential-7f3a"
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("gateway", timeout=10)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.socket_path)
 
 
 @dataclass
