@@ -124,10 +124,13 @@ def test_plugin_reaches_the_platform_with_the_operator_credential_only(world: Wo
     assert calls[0]["request_bytes"] == len(issue.body) and calls[0]["response_bytes"] > 0
     assert all(c["duration_ms"] >= 0 for c in calls)
 
-    # Paths outside the project's base: refused inside the container too.
+    # Paths outside the project's base: refused inside the container too (raw targets).
     logs = world.server.logs(run_id=run["id"])
     statuses = json.loads(next(r["content"] for r in logs if r["content"].startswith("{")))
     assert set(statuses["statuses"].values()) == {403}
+    # The socket folder is the one host mount, and it is read-only.
+    assert statuses["mount"] == "Read-only file system"
+    assert not (world.server.service.gateway.socket_dir / "planted").exists()
 
     # The token the plugin printed three ways is stored as ***, never in clear.
     contents = [r["content"] for r in logs]

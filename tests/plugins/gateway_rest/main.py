@@ -31,4 +31,9 @@ class PluginHandler(PluginCore):
             connection.request("GET", target, headers={"Authorization": f"Bearer {token}"})
             statuses[target] = connection.getresponse().status
             connection.close()
-        print(json.dumps({"issue": issue["id"], "statuses": statuses}))
+        try:
+            with open("/run/executor/planted", "w"):
+                mount = "writable"
+        except OSError as exc:
+            mount = exc.strerror
+        print(json.dumps({"issue": issue["id"], "statuses": statuses, "mount": mount}))
