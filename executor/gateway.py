@@ -324,28 +324,32 @@ class _Handler(BaseHTTPRequestHandler):
         return "plugin"
 
     def _serve(self) -> None:
-        if self.headers.get("Transfer-Encoding"):
+        try:
+            reply = self._reply()
+        except Exception:
+            log.exception("gateway error on %s", self.command)
             reply = error_reply(
+                500,
+                "gateway_error",
+                "the executor's gateway failed; see the executor log",
+                close=True,
+            )
+        self._send(reply)
+
+    def _reply(self) -> Reply:
+        if self.headers.get("Transfer-Encoding"):
+            return error_reply(
                 411, "length_required", "send the request body with Content-Length", close=True
             )
-        else:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                reply = error_reply(400, "bad_request", "invalid Content-Length", close=True)
-            else:
-                reply = self.server.gateway.handle(
-                    Incoming(
-                        self.command,
-                        self.path,
-                        httpx.Headers(list(self.headers.items())),
-                        length,
-                        self._reader(length),
-                    )
-                )
-        self._send(reply)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return error_reply(400, "bad_request", "invalid Content-Length", close=True)
+        headers = httpx.Headers(list(self.headers.items()))
+        incoming = Incoming(self.command, self.path, headers, length, self._reader(length))
+        return self.server.gateway.handle(incoming)
 
     def _reader(self, length: int) -> Callable[[], bytes]:
         return lambda: self.rfile.read(length)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from executor.engine import INVOCATION_LABEL
 from executor.settings import PlatformTarget
 from tests.conftest import PLUGINS, RunningServer, free_port
 from tests.platform_standin import PlatformStandIn, UnixHTTPConnection, platform_standin
@@ -150,6 +151,18 @@ def test_token_of_another_run_cannot_reach_a_project_it_does_not_own(world: Worl
         type="onSubmit", project_id="p-b", asset_id="asset-2", label=LABEL
     )
     token = world.leaked_token("p-b")  # the run is now waiting in GET .../wait
+
+    # While it runs: the token is nowhere in the container's config (env, labels, command),
+    # and the gateway folder is its only mount, read-only.
+    (container,) = world.server.docker_client.containers.list(
+        filters={"label": f"{INVOCATION_LABEL}={accepted['invocations'][0]}"}
+    )
+    assert token not in json.dumps(container.attrs)
+    mounts = [
+        (m["Type"], m["Source"], m["Destination"], m["RW"]) for m in container.attrs["Mounts"]
+    ]
+    socket_dir = str(world.server.service.gateway.socket_dir)
+    assert mounts == [("bind", socket_dir, "/run/executor", False)]
 
     assert world.gateway("GET", "/api/projects/p-a/assets", token)[0] == 403
     assert world.gateway("GET", "/api/projects/p-b/%2e%2e/p-a/assets", token)[0] == 403

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from executor.gateway import Gateway
 from executor.settings import PlatformTarget, Settings
@@ -274,6 +275,42 @@ def test_platform_down_gets_a_clear_502(rig: Rig) -> None:
     assert body["message"].startswith("the platform API could not be reached for GET /api/assets")
     (call,) = rig.calls(invocation_id)
     assert call.status == 502 and call.error == body["message"]
+
+
+def test_chunked_or_malformed_bodies_are_refused(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    connection = UnixHTTPConnection(str(rig.gateway.socket_path))
+    try:
+        connection.request(
+            "POST",
+            "/api/projects/p1/x",
+            body=iter([b"abc"]),
+            headers={"X-API-Key": token, "Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        assert response.status == 411
+        assert json.loads(response.read())["code"] == "length_required"
+    finally:
+        connection.close()
+    answer = rig.send("POST", "/api/projects/p1/x", token, headers={"Content-Length": "-5"})
+    assert (answer.status, answer.json()["code"]) == (400, "bad_request")
+    assert rig.platform.requests == [] and rig.calls(invocation_id) == []
+
+
+def test_store_failure_gives_a_500_json_not_a_dropped_connection(rig: Rig) -> None:
+    _, token = rig.new_run()
+    with rig.db.session() as session:
+        session.execute(text("DROP TABLE invocation_tokens"))
+
+    answer = rig.send("GET", "/api/projects/p1/x", token)
+
+    assert answer.status == 500
+    assert answer.json() == {
+        "code": "gateway_error",
+        "message": "the executor's gateway failed; see the executor log",
+    }
+    assert rig.platform.requests == []
 
 
 def test_keep_alive_connection_serves_several_requests(rig: Rig) -> None:
