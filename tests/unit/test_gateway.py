@@ -5,7 +5,9 @@ path tricks reach the gateway exactly as written.
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -279,20 +281,18 @@ def test_platform_down_gets_a_clear_502(rig: Rig) -> None:
 
 def test_chunked_or_malformed_bodies_are_refused(rig: Rig) -> None:
     invocation_id, token = rig.new_run()
-    connection = UnixHTTPConnection(str(rig.gateway.socket_path))
-    try:
-        connection.request(
-            "POST",
-            "/api/projects/p1/x",
-            body=iter([b"abc"]),
-            headers={"X-API-Key": token, "Transfer-Encoding": "chunked"},
-            encode_chunked=True,
-        )
-        response = connection.getresponse()
+    # One write, so the gateway's early answer cannot race the body (a broken pipe).
+    request = (
+        "POST /api/projects/p1/x HTTP/1.1\r\nHost: gateway\r\n"
+        f"X-API-Key: {token}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(str(rig.gateway.socket_path))
+        raw.sendall(request.encode())
+        response = http.client.HTTPResponse(raw)
+        response.begin()
         assert response.status == 411
         assert json.loads(response.read())["code"] == "length_required"
-    finally:
-        connection.close()
     answer = rig.send("POST", "/api/projects/p1/x", token, headers={"Content-Length": "-5"})
     assert (answer.status, answer.json()["code"]) == (400, "bad_request")
     assert rig.platform.requests == [] and rig.calls(invocation_id) == []
