@@ -17,6 +17,7 @@ import pytest
 from executor.engine import INVOCATION_LABEL
 from executor.settings import PlatformTarget
 from tests.conftest import PLUGINS, RunningServer, free_port
+from tests.e2e.test_cli import cli
 from tests.platform_standin import PlatformStandIn, UnixHTTPConnection, platform_standin
 
 CREDENTIAL = "operator-credential-5b9e"
@@ -124,6 +125,11 @@ def test_plugin_reaches_the_platform_with_the_operator_credential_only(world: Wo
     ]
     assert calls[0]["request_bytes"] == len(issue.body) and calls[0]["response_bytes"] > 0
     assert all(c["duration_ms"] >= 0 for c in calls)
+
+    # ... and in `plugin-executor status`.
+    shown = cli(world.server, "status", run["id"]).stdout
+    assert "Platform API calls" in shown
+    assert "/api/projects/p-a/assets/asset-1/issues" in shown and "201" in shown
 
     # Paths outside the project's base: refused inside the container too (raw targets).
     logs = world.server.logs(run_id=run["id"])
