@@ -22,6 +22,7 @@ from executor.recovery import reconcile, sweep_orphans
 from executor.runner import InvocationRunner
 from executor.sandbox import Sandbox
 from executor.settings import Settings
+from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
 
@@ -43,7 +44,7 @@ class Dispatcher:
         self.engine = engine
         self.settings = settings
         self.owner = new_owner_id()
-        self.sandbox = Sandbox(engine, settings.sandbox)
+        self.sandbox = Sandbox(engine, settings.sandbox, settings.resolved_gateway_socket_dir)
         self._stopping = threading.Event()
         self._handing_back = threading.Event()
         self.runner = InvocationRunner(
@@ -119,6 +120,8 @@ class Dispatcher:
                 session, self.owner, self.running_ids(), self.settings.lease_s
             )
             requeued = invocation_store.requeue_expired(session)
+            for invocation_id in requeued:
+                gateway_store.revoke_for(session, invocation_id)
         if requeued:
             log.warning("re-queued %d invocations whose executor stopped", len(requeued))
         if now - self._swept_at >= self.settings.lease_s:

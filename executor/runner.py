@@ -8,7 +8,6 @@ recorded ``dead`` when its retries are used up.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -16,22 +15,24 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from executor.errors import SandboxError
+from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME
+from executor.gateway_policy import PlatformTargets
 from executor.metrics import Metrics
 from executor.output import OutputCollector, OutputLine
 from executor.retry import PLUGIN_FAILURES, RetryPolicy
 from executor.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import Settings
+from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, LogRecord, PluginVersion, utcnow
+from executor.tokens import hash_token, mint_token
 
 __all__ = ["InvocationRunner", "RunLogWriter"]
 
 log = logging.getLogger(__name__)
-
-TOKEN_BYTES = 32
 
 
 class RunLogWriter:
@@ -117,6 +118,7 @@ class InvocationRunner:
         self.metrics = metrics
         self.owner = owner
         self.handing_back = handing_back
+        self.targets = PlatformTargets(settings)
         self.policy = RetryPolicy(
             settings.retry_max_attempts, settings.retry_base_s, settings.retry_max_s
         )
@@ -133,7 +135,11 @@ class InvocationRunner:
         if event is None or version is None or not version.image_tag:
             self._finish(invocation, "crashed", None, "the plugin version or event is gone")
             return
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = mint_token()
+        with self.db.session() as session:
+            gateway_store.add_token(
+                session, hash_token(token), invocation.id, invocation.project_id, deadline
+            )
         attempt = self._attempt(invocation, event, token)
         envelope = self._envelope(invocation, event, token, deadline)
         try:
@@ -146,6 +152,10 @@ class InvocationRunner:
         except SandboxError as exc:
             self._infrastructure_failure(attempt, exc.message)
             return
+        finally:
+            # The token never outlives the container, whatever happens next.
+            with self.db.session() as session:
+                gateway_store.revoke_for(session, invocation.id)
         self.conclude(attempt, outcome)
 
     def watch(self, invocation: Invocation, container_id: str, running: bool) -> None:
@@ -197,7 +207,11 @@ class InvocationRunner:
             event=EnvelopeEvent(
                 type=event.type, asset_id=event.asset_id, label=event.label, payload=event.payload
             ),
-            api=ApiInfo(url=self.settings.platform_api_url, token=token),
+            api=ApiInfo(
+                url=self.targets.plugin_url(invocation.project_id),
+                token=token,
+                socket=f"{CONTAINER_SOCKET_DIR}/{SOCKET_NAME}",
+            ),
             deadline=deadline.astimezone(UTC),
         )
 
@@ -267,6 +281,7 @@ class InvocationRunner:
 
     def _requeue(self, invocation: Invocation, reason: str, delay_s: float) -> None:
         with self.db.session() as session:
+            gateway_store.revoke_for(session, invocation.id)
             invocation_store.retry_later(session, invocation.id, self.owner, reason, delay_s)
 
     def _finish(
@@ -279,6 +294,8 @@ class InvocationRunner:
         **extra: object,
     ) -> None:
         with self.db.session() as session:
+            # Revoked before the terminal status is visible: a finished run has no live token.
+            gateway_store.revoke_for(session, invocation.id)
             recorded = invocation_store.finish(
                 session,
                 invocation.id,

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -47,10 +48,20 @@ class RunOutcome:
     infrastructure: bool = False
 
 
-def container_config(profile: SandboxProfile) -> dict[str, Any]:
-    """The host config of the DESIGN sandbox profile (docker-py ``create_host_config`` args)."""
+# Where the gateway socket folder appears inside every plugin container.
+GATEWAY_MOUNT = "/run/executor"
+
+
+def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -> dict[str, Any]:
+    """The host config of the DESIGN sandbox profile (docker-py ``create_host_config`` args).
+
+    ``gateway_dir``, the folder of the gateway socket, is the one host mount: read-only at
+    ``/run/executor``.
+    """
     memory = profile.memory_mib * MIB
+    binds = {str(gateway_dir): {"bind": GATEWAY_MOUNT, "mode": "ro"}} if gateway_dir else {}
     return {
+        "binds": binds,
         "mem_limit": memory,
         "memswap_limit": memory,  # equal to the memory limit: no swap
         "nano_cpus": int(profile.cpus * 1e9),
@@ -71,10 +82,12 @@ def container_config(profile: SandboxProfile) -> dict[str, Any]:
 class Sandbox:
     """Creates, feeds, watches and removes plugin containers."""
 
-    def __init__(self, engine: Engine, profile: SandboxProfile) -> None:
+    def __init__(
+        self, engine: Engine, profile: SandboxProfile, gateway_dir: Path | None = None
+    ) -> None:
         self.engine = engine
         self.profile = profile
-        self._host_config = engine.api.create_host_config(**container_config(profile))
+        self._host_config = engine.api.create_host_config(**container_config(profile, gateway_dir))
 
     def run(
         self,

@@ -15,6 +15,7 @@ __all__ = [
     "EnvelopeEvent",
     "EventAccepted",
     "EventIn",
+    "GatewayCallPublic",
     "InvocationPublic",
     "LogPage",
     "LogRecordPublic",
@@ -107,6 +108,19 @@ class PluginPublic(PluginSummary):
     versions: list[VersionPublic]
 
 
+class GatewayCallPublic(BaseModel):
+    """One platform API call a run made through the gateway."""
+
+    at: datetime
+    method: str
+    path: str
+    status: int
+    request_bytes: int
+    response_bytes: int
+    duration_ms: int
+    error: str | None
+
+
 class InvocationPublic(BaseModel):
     id: str
     plugin: str
@@ -129,6 +143,7 @@ class InvocationPublic(BaseModel):
     log_bytes: int
     truncated: bool
     error: str | None
+    gateway_calls: list[GatewayCallPublic]
     attempts: list[AttemptPublic]
     replay_of: str | None
     executor: str | None = Field(description="The executor process that holds or held the run.")
@@ -165,8 +180,11 @@ class LogPage(BaseModel):
 
 
 class ApiInfo(BaseModel):
+    """Where the plugin reaches the platform API: the forwarder URL, its token and socket."""
+
     url: str
     token: str
+    socket: str | None = Field(None, description="Gateway socket the forwarder relays to.")
 
 
 class EnvelopeEvent(BaseModel):

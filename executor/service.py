@@ -11,6 +11,7 @@ from executor.builder import Builder
 from executor.catalog import Catalog
 from executor.dispatcher import Dispatcher
 from executor.engine import Engine
+from executor.gateway import Gateway
 from executor.metrics import Metrics
 from executor.settings import Settings
 from executor.store import invocations as invocation_store
@@ -53,6 +54,7 @@ class ExecutorService:
         self.metrics = Metrics(self._count_by_status)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
         self.catalog = Catalog(self.db, self.builder)
+        self.gateway = Gateway(self.db, settings)
         self.dispatcher = Dispatcher(self.db, self.engine, settings, self.metrics)
 
     def _count_by_status(self) -> dict[str, int]:
@@ -62,11 +64,13 @@ class ExecutorService:
     def start(self) -> None:
         self.db.migrate()
         self.engine.scope = self.db.store_id()
+        self.gateway.start()
         self.builder.resume_unfinished()
         self.dispatcher.start()
 
     def stop(self) -> None:
         self.dispatcher.stop()
+        self.gateway.stop()
         self.builder.close()
         self.db.dispose()
         self.engine.close()

@@ -8,13 +8,41 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["SandboxProfile", "Settings"]
+__all__ = ["PlatformTarget", "SandboxProfile", "Settings"]
 
 MIB = 1024 * 1024
+PROJECT_PLACEHOLDER = "{project_id}"
+
+
+def check_platform_url(url: str) -> str:
+    """Refuse a platform API base URL the gateway could not forward to safely."""
+    parts = urlsplit(url.replace(PROJECT_PLACEHOLDER, "p"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"platform API URL {url!r} must be http:// or https:// with a host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(
+            f"platform API URL {url!r} must not carry a query, a fragment or user info: "
+            "put the credential in EXECUTOR_PLATFORM_CREDENTIAL"
+        )
+    return url
+
+
+class PlatformTarget(BaseModel):
+    """The platform API one project's plugins reach through the gateway."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Base URL; only paths under it are forwarded.")
+    credential: SecretStr | None = Field(
+        None, description="Operator credential for this project; default: the global one."
+    )
+
+    _check_url = field_validator("url")(check_platform_url)
 
 
 class SandboxProfile(BaseSettings):
@@ -69,9 +97,6 @@ class Settings(BaseSettings):
         ge=1,
         description="Plugin containers running at once.",
     )
-    platform_api_url: str = Field(
-        "http://127.0.0.1:9000", description="Platform API base URL handed to plugins."
-    )
     max_runs_per_plugin: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
@@ -95,6 +120,43 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(1024 * 1024, ge=1024, description="Largest event body.")
     sandbox: SandboxProfile = Field(default_factory=SandboxProfile)
 
+    # --- platform API gateway (docs/gateway.md)
+    platform_api_url: str = Field(
+        "http://127.0.0.1:9000",
+        description="Platform API base URL plugins reach through the gateway; "
+        "'{project_id}' in it is replaced by the invocation's project.",
+    )
+    platform_credential: SecretStr | None = Field(
+        None, description="Operator credential the gateway sends instead of the run token."
+    )
+    platform_projects: dict[str, PlatformTarget] = Field(
+        default_factory=dict,
+        description='Per-project overrides, JSON: {"<project>": {"url": ..., "credential": ...}}.',
+    )
+    platform_credential_header: str = Field(
+        "Authorization", description="Header that carries the operator credential upstream."
+    )
+    platform_credential_prefix: str = Field(
+        "X-API-Key: ", description="Text put before the credential in that header (Kili's)."
+    )
+    gateway_socket_dir: Path | None = Field(
+        None, description="Folder of the gateway Unix socket; default: data_dir/run."
+    )
+    gateway_port: int = Field(
+        8765, ge=1, le=65535, description="Port of the forwarder inside each plugin container."
+    )
+    gateway_max_calls: int = Field(1000, ge=1, description="Platform calls per invocation.")
+    gateway_max_request_bytes: int = Field(
+        1 * MIB, ge=1024, description="Largest request body a plugin may send."
+    )
+    gateway_max_response_bytes: int = Field(
+        10 * MIB, ge=1024, description="Largest platform response body handed back."
+    )
+    gateway_upstream_timeout_s: float = Field(
+        30.0, gt=0, description="Time limit of one forwarded call."
+    )
+
+    _check_url = field_validator("platform_api_url")(check_platform_url)
     # --- CLI client
     url: str = Field("http://127.0.0.1:8700", description="Server URL the CLI talks to.")
     api_key: SecretStr | None = Field(None, description="API key the CLI sends.")
@@ -105,6 +167,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'executor.db').resolve()}"
+
+    @property
+    def resolved_gateway_socket_dir(self) -> Path:
+        """The folder holding the gateway socket (the only host folder plugins see)."""
+        return (self.gateway_socket_dir or self.data_dir / "run").resolve()
 
     @property
     def operator_key_file(self) -> Path:

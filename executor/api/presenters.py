@@ -9,6 +9,7 @@ from executor.catalog import activation_events
 from executor.schemas import (
     ActivationPublic,
     AttemptPublic,
+    GatewayCallPublic,
     InvocationPublic,
     LogMetadata,
     LogRecordPublic,
@@ -103,6 +104,19 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         attempts=[AttemptPublic(**a) for a in invocation.attempts],
         replay_of=invocation.replay_of,
         executor=invocation.lease_owner,
+        gateway_calls=[
+            GatewayCallPublic(
+                at=call.created_at,
+                method=call.method,
+                path=call.path,
+                status=call.status,
+                request_bytes=call.request_bytes,
+                response_bytes=call.response_bytes,
+                duration_ms=call.duration_ms,
+                error=call.error,
+            )
+            for call in invocation.gateway_calls
+        ],
     )
 
 

@@ -219,7 +219,7 @@ def logs(
 
 @app.command()
 def status(invocation_id: str, as_json: JsonOpt = False) -> None:
-    """Show one invocation: status, exit code, timings, error."""
+    """Show one invocation: status, exit code, timings, error, platform API calls."""
     run = _call(_client().request, "GET", f"/v1/invocations/{invocation_id}")
     if as_json:
         print_json(run)
@@ -239,3 +239,20 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
         "error",
     ]
     print_table(f"Invocation {invocation_id}", ["field", "value"], ([f, run[f]] for f in fields))
+    calls = run.get("gateway_calls") or []
+    if calls:
+        print_table(
+            "Platform API calls",
+            ["method", "path", "status", "bytes out", "bytes in", "ms"],
+            (
+                [
+                    c["method"],
+                    c["path"],
+                    c["status"],
+                    c["request_bytes"],
+                    c["response_bytes"],
+                    c["duration_ms"],
+                ]
+                for c in calls
+            ),
+        )

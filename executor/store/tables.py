@@ -27,7 +27,9 @@ __all__ = [
     "Base",
     "DispatchLock",
     "Event",
+    "GatewayCall",
     "Invocation",
+    "InvocationToken",
     "LogRecord",
     "Plugin",
     "PluginVersion",
@@ -170,6 +172,11 @@ class Invocation(Base):
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     replay_of: Mapped[str | None] = mapped_column(String(36), default=None)
 
+    # Loaded with the invocation (one extra query) since every presenter shows them.
+    gateway_calls: Mapped[list[GatewayCall]] = relationship(
+        order_by="GatewayCall.id", lazy="selectin", viewonly=True
+    )
+
 
 class DispatchLock(Base):
     """One row; claimers update it first so that claims (and their limit checks) are
@@ -181,6 +188,41 @@ class DispatchLock(Base):
     owner: Mapped[str | None] = mapped_column(String(100), default=None)
     claimed_at: Mapped[datetime | None] = mapped_column(default=None)
     store_id: Mapped[str] = mapped_column(String(36), default=new_id)
+
+
+class InvocationToken(Base):
+    """The platform API token of one run: only its SHA-256 is stored."""
+
+    __tablename__ = "invocation_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invocation_id: Mapped[str] = mapped_column(
+        ForeignKey("invocations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GatewayCall(Base):
+    """One platform API call a run made through the gateway (the audit trail)."""
+
+    __tablename__ = "gateway_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invocation_id: Mapped[str] = mapped_column(
+        ForeignKey("invocations.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[int] = mapped_column(Integer)
+    request_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    response_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class LogRecord(Base):

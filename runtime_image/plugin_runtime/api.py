@@ -147,4 +147,4 @@ class ApiClient:
         ) from None
 
     def _redact(self, text: str) -> str:
-        return text.replace(self.__token, "[REDACTED]") if self.__token else text
+        return text.replace(self.__token, "***") if self.__token else text

@@ -31,6 +31,9 @@ class ApiAccess:
 
     url: str
     token: str = field(repr=False)
+    # The gateway's Unix socket inside the container; when set, the runtime relays
+    # ``url``'s loopback port to it (absent in older envelopes: no forwarder).
+    socket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,13 +88,15 @@ def _parse_api(doc: dict[str, Any]) -> ApiAccess:
     token = _get(api, "token", "api.", (str,), required=True)
     if not token:
         raise EnvelopeError("field api.token must not be empty")
-    return ApiAccess(url=url, token=token)
+    socket_path = _get(api, "socket", "api.", (str,), required=False)
+    return ApiAccess(url=url, token=token, socket=socket_path or None)
 
 
 def parse_envelope(raw: bytes) -> Envelope:
     """Parse the stdin bytes; raise :class:`EnvelopeError` saying what is wrong.
 
-    Required: ``project_id``, ``event.type``, ``api.url`` (http/https), ``api.token``.
+    Required: ``project_id``, ``event.type``, ``api.url`` (http/https), ``api.token``;
+    ``api.socket`` is optional.
     ``invocation_id``, ``plugin``, ``version``, ``deadline``, ``event.asset_id``,
     ``event.label``, ``event.payload`` may be absent or null but are type-checked.
     """

@@ -35,6 +35,6 @@ def build_kili(api_url: str, token: str, warn: Callable[[str], None]) -> Any | N
 
         return Kili(api_key=token, api_endpoint=endpoint)
     except Exception:
-        text = traceback.format_exc().replace(token, "[REDACTED]")
+        text = traceback.format_exc().replace(token, "***")
         warn(f"the kili package is installed but kili.client.Kili could not be built:\n{text}")
         return None

@@ -20,7 +20,7 @@ import time
 from typing import Any, BinaryIO
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-REDACTED = "[REDACTED]"
+REDACTED = "***"
 
 
 def utc_timestamp(created: float | None = None) -> str:
@@ -48,7 +48,7 @@ class ProtocolWriter:
 
     Each line is encoded once and written with a single ``write`` + ``flush`` under one
     lock, so lines from different threads never interleave. Registered secrets are replaced
-    by ``[REDACTED]`` in every log message. Write errors (the reader went away) are
+    by ``***`` in every log message. Write errors (the reader went away) are
     swallowed: the process cannot report them anywhere else.
     """
 
@@ -64,7 +64,7 @@ class ProtocolWriter:
             self._secrets.append(secret)
 
     def redact(self, text: str) -> str:
-        """Return ``text`` with every registered secret replaced by ``[REDACTED]``."""
+        """Return ``text`` with every registered secret replaced by ``***``."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)

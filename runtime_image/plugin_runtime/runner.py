@@ -17,6 +17,7 @@ from plugin_runtime import core
 from plugin_runtime.api import ApiClient
 from plugin_runtime.dispatch import attach, find_method, handler_call, instantiate
 from plugin_runtime.envelope import Envelope, EnvelopeError, parse_envelope
+from plugin_runtime.forwarder import ForwarderError, start_forwarder
 from plugin_runtime.kili_client import build_kili
 from plugin_runtime.loader import PluginLoadError, load_handler_class, plugin_root
 from plugin_runtime.logs import plugin_logger
@@ -51,7 +52,18 @@ def _call(out: Output, method: Any, name: str, args: tuple[Any, ...]) -> bool:
     return True
 
 
+def _start_gateway_forwarder(out: Output, envelope: Envelope) -> None:
+    """Relay the platform API URL's loopback port to the gateway socket (before any import)."""
+    if envelope.api.socket is None:
+        return
+    try:
+        start_forwarder(envelope.api.url, envelope.api.socket)
+    except ForwarderError as exc:
+        out.log("WARNING", f"platform API calls will fail: the gateway forwarder: {exc}")
+
+
 def _run(out: Output, envelope: Envelope) -> int:
+    _start_gateway_forwarder(out, envelope)
     api = ApiClient(envelope.api.url, envelope.api.token)
     core.set_current_api(api)
     try:

@@ -605,7 +605,7 @@ def test_api_client_against_a_real_http_server(tmp_path: Path, platform: FakePla
     failure = json.loads(error)
     assert failure["status"] == 403
     assert failure["error"].startswith("GET forbidden failed: HTTP 403: ")
-    assert '"error": "forbidden for Bearer [REDACTED]"' in failure["error"]
+    assert '"error": "forbidden for Bearer ***"' in failure["error"]
     assert "relative to the API base URL" in json.loads(absolute)["absolute"]
     assert api_repr == f"ApiClient(base_url={platform.url.rstrip('/')!r})"
 
@@ -643,4 +643,4 @@ def test_token_never_reaches_stdout_environment_or_repr(tmp_path: Path) -> None:
     run = run_runtime(write_plugin(tmp_path, source), make_envelope())  # asserts no TOKEN
 
     assert run.returncode == 0
-    assert run.msgs("logger", "INFO") == ["token is [REDACTED]"]
+    assert run.msgs("logger", "INFO") == ["token is ***"]

@@ -1,0 +1,67 @@
+"""Queries on run tokens (stored as SHA-256 only) and the gateway's call log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from executor.store.tables import GatewayCall, InvocationToken, utcnow
+
+__all__ = ["add_call", "add_token", "find_token", "revoke_all", "revoke_for", "take_call"]
+
+
+def add_token(
+    session: Session, token_sha256: str, invocation_id: str, project_id: str, expires_at: datetime
+) -> None:
+    session.add(
+        InvocationToken(
+            token_sha256=token_sha256,
+            invocation_id=invocation_id,
+            project_id=project_id,
+            expires_at=expires_at,
+        )
+    )
+
+
+def find_token(session: Session, token_sha256: str) -> InvocationToken | None:
+    return session.get(InvocationToken, token_sha256)
+
+
+def take_call(session: Session, token_sha256: str, max_calls: int) -> bool:
+    """Count one call against the token; False when it already made ``max_calls``.
+
+    One conditional UPDATE, so concurrent calls of one run cannot both pass the cap.
+    """
+    result = session.execute(
+        update(InvocationToken)
+        .where(InvocationToken.token_sha256 == token_sha256, InvocationToken.calls < max_calls)
+        .values(calls=InvocationToken.calls + 1)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def revoke_for(session: Session, invocation_id: str) -> None:
+    """Revoke the tokens of a run (its container exited)."""
+    session.execute(
+        update(InvocationToken)
+        .where(InvocationToken.invocation_id == invocation_id, InvocationToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def revoke_all(session: Session) -> int:
+    """Revoke every live token: at start no run of a previous process is still going."""
+    result = session.execute(
+        update(InvocationToken)
+        .where(InvocationToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def add_call(session: Session, **fields: Any) -> None:
+    """Record one gateway call (method, path, status, bytes, duration) on its invocation."""
+    session.add(GatewayCall(**fields))

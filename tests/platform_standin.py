@@ -1,0 +1,141 @@
+"""A stand-in for the labeling platform's API (and a Kili-compatible GraphQL endpoint).
+
+A real HTTP server on loopback that records every request it gets (method, raw path,
+headers, body) and answers like a small platform: REST calls echo what they got, ``POST
+.../graphql`` answers the ``createIssues`` and ``sendAssetsBackToQueue`` mutations the way
+Kili's API does, ``GET .../wait`` blocks until the test calls ``release()``, ``GET .../big``
+returns ``?bytes=N`` bytes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+WAIT_LIMIT_S = 30.0
+_FIELD = re.compile(r"data\s*:\s*(\w+)")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class PlatformStandIn:
+    """The server's address and what it received."""
+
+    url: str
+    requests: list[Recorded] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def release(self) -> None:
+        self.released.set()
+
+    def bodies_with(self, key: str) -> list[Any]:
+        """The JSON bodies received that have ``key`` at top level."""
+        with self.lock:
+            bodies = [r.json() for r in self.requests if r.body.startswith(b"{")]
+        return [b for b in bodies if key in b]
+
+
+def _graphql_answer(body: dict[str, Any]) -> dict[str, Any]:
+    match = _FIELD.search(body.get("query", ""))
+    operation = match.group(1) if match else ""
+    variables = body.get("variables") or {}
+    if operation == "createIssues":
+        return {"data": {"data": [{"id": f"issue-{i}"} for i, _ in enumerate(variables["issues"])]}}
+    if operation == "sendAssetsBackToQueue":
+        ids = variables["where"]["idIn"]
+        done = [{"assetId": i, "externalId": f"ext-{i}"} for i in ids]
+        return {"data": {"data": {"succeeded": done, "declined": [], "failed": []}}}
+    return {"errors": [{"message": f"stand-in does not know {operation!r}"}], "data": None}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        standin = self.server.standin
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with standin.lock:
+            standin.requests.append(Recorded(self.command, self.path, headers, body))
+        path = urllib.parse.urlsplit(self.path).path
+        status, payload = 200, {"method": self.command, "path": self.path}
+        if path.endswith("/graphql"):
+            payload = _graphql_answer(json.loads(body))
+        elif path.endswith("/wait"):
+            payload = {"released": standin.released.wait(WAIT_LIMIT_S)}
+        elif path.endswith("/big"):
+            size = int(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["bytes"][0])
+            self._send(200, b"x" * size, "text/plain")
+            return
+        elif self.command == "POST" and path.endswith("/issues"):
+            status, payload = 201, {"id": "issue-1", "received": json.loads(body or b"null")}
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Set-Cookie", "session=platform-secret")
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    standin: PlatformStandIn
+
+
+@contextmanager
+def platform_standin() -> Iterator[PlatformStandIn]:
+    """Run the stand-in on a free loopback port for the duration of the block."""
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.standin = PlatformStandIn(url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    try:
+        yield server.standin
+    finally:
+        server.standin.release()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a Unix socket (the gateway's): targets are sent as written."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("gateway", timeout=10)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.socket_path)

@@ -1,0 +1,374 @@
+"""The gateway itself, without Docker: its Unix socket, a real SQLite store and a real
+platform stand-in on loopback. Requests are sent raw (``http.client`` over the socket) so
+path tricks reach the gateway exactly as written.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from executor.gateway import Gateway
+from executor.settings import PlatformTarget, Settings
+from executor.store import gateway as gateway_store
+from executor.store.db import Database
+from executor.store.tables import Event, GatewayCall, Invocation, Plugin, PluginVersion
+from executor.tokens import hash_token, mint_token
+from tests.conftest import free_port
+from tests.platform_standin import PlatformStandIn, UnixHTTPConnection, platform_standin
+from tests.unit.test_runtime import TOKEN, make_envelope, run_runtime, write_plugin
+
+MAX_CALLS = 4
+MAX_REQUEST = 2048
+MAX_RESPONSE = 4096
+CREDENTIAL = "operator-credential-7f3a"
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Rig:
+    gateway: Gateway
+    db: Database
+    platform: PlatformStandIn
+
+    def new_run(
+        self, project: str = "p1", expires_in_s: float = 60, token: str | None = None
+    ) -> tuple[str, str]:
+        """A running invocation on ``project`` and its live token."""
+        token = token or mint_token()
+        with self.db.session() as session:
+            plugin = session.query(Plugin).one()
+            version = plugin.versions[0]
+            event = Event(type="onSubmit", project_id=project)
+            session.add(event)
+            session.flush()
+            invocation = Invocation(
+                event_id=event.id,
+                plugin_id=plugin.id,
+                version_id=version.id,
+                plugin_name=plugin.name,
+                version_number=1,
+                project_id=project,
+                event_type="onSubmit",
+                status="running",
+            )
+            session.add(invocation)
+            session.flush()
+            expires = datetime.now(UTC) + timedelta(seconds=expires_in_s)
+            gateway_store.add_token(session, hash_token(token), invocation.id, project, expires)
+            return invocation.id, token
+
+    def send(
+        self,
+        method: str,
+        target: str,
+        token: str | None = None,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        connection = UnixHTTPConnection(str(self.gateway.socket_path))
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers.setdefault("Authorization", f"Bearer {token}")
+        try:
+            connection.request(method, target, body=body, headers=all_headers)
+            response = connection.getresponse()
+            return Answer(response.status, response.read(), dict(response.getheaders()))
+        finally:
+            connection.close()
+
+    def calls(self, invocation_id: str) -> list[GatewayCall]:
+        with self.db.session() as session:
+            return list(
+                session.query(GatewayCall)
+                .filter_by(invocation_id=invocation_id)
+                .order_by(GatewayCall.id)
+            )
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    with platform_standin() as platform:
+        settings = Settings(
+            data_dir=tmp_path,
+            platform_api_url=platform.url + "/api/projects/{project_id}",
+            platform_credential=CREDENTIAL,
+            platform_projects={
+                "down": PlatformTarget(url=f"http://127.0.0.1:{free_port()}/api"),
+            },
+            gateway_max_calls=MAX_CALLS,
+            gateway_max_request_bytes=MAX_REQUEST,
+            gateway_max_response_bytes=MAX_RESPONSE,
+            gateway_upstream_timeout_s=5,
+        )
+        db = Database(settings.resolved_database_url)
+        db.migrate()
+        with db.session() as session:
+            plugin = Plugin(name="qa")
+            plugin.versions.append(PluginVersion(number=1, source_sha256="0" * 64, source=b""))
+            session.add(plugin)
+        gateway = Gateway(db, settings)
+        gateway.start()
+        try:
+            yield Rig(gateway, db, platform)
+        finally:
+            gateway.stop()
+            db.dispose()
+
+
+def test_socket_is_reachable_by_the_plugin_user(rig: Rig) -> None:
+    assert rig.gateway.socket_path.stat().st_mode & 0o777 == 0o666
+    assert rig.gateway.socket_dir.stat().st_mode & 0o777 == 0o755
+
+
+def test_call_is_forwarded_with_the_operator_credential_and_recorded(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    answer = rig.send(
+        "POST",
+        "/api/projects/p1/assets/a1/issues?kind=QA",
+        token,
+        body=b'{"text": "bad IBAN"}',
+        headers={"Content-Type": "application/json", "Cookie": "c=1", "X-Forwarded-For": "1.2.3.4"},
+    )
+
+    assert answer.status == 201
+    assert answer.json()["received"] == {"text": "bad IBAN"}
+    assert "Set-Cookie" not in answer.headers  # platform cookies stay at the gateway
+    (seen,) = rig.platform.requests
+    assert (seen.method, seen.path) == ("POST", "/api/projects/p1/assets/a1/issues?kind=QA")
+    assert seen.headers["authorization"] == f"X-API-Key: {CREDENTIAL}"
+    assert seen.headers["x-plugin-invocation"] == invocation_id
+    assert "cookie" not in seen.headers and "x-forwarded-for" not in seen.headers
+    assert token not in json.dumps(seen.headers) and token.encode() not in seen.body
+    (call,) = rig.calls(invocation_id)
+    assert (call.method, call.path, call.status) == (
+        "POST",
+        "/api/projects/p1/assets/a1/issues",
+        201,
+    )
+    assert call.request_bytes == len(b'{"text": "bad IBAN"}')
+    assert call.response_bytes == len(answer.body)
+    assert call.duration_ms >= 0 and call.error is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer {t}"},
+        {"Authorization": "X-API-Key: {t}"},
+        {"X-API-Key": "{t}"},
+    ],
+)
+def test_every_token_form_is_accepted(rig: Rig, headers: dict[str, str]) -> None:
+    _, token = rig.new_run()
+    filled = {k: v.format(t=token) for k, v in headers.items()}
+    assert rig.send("GET", "/api/projects/p1/assets", headers=filled).status == 200
+
+
+def test_missing_unknown_expired_and_revoked_tokens_get_401(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    _, expired = rig.new_run(expires_in_s=-1)
+    with rig.db.session() as session:
+        gateway_store.revoke_for(session, invocation_id)
+
+    cases = {
+        None: "token_missing",
+        mint_token(): "token_unknown",
+        expired: "token_expired",
+        token: "token_revoked",
+    }
+    for sent, code in cases.items():
+        answer = rig.send("GET", "/api/projects/p1/assets", sent)
+        assert answer.status == 401, code
+        assert answer.json()["code"] == code
+        assert answer.headers["Content-Type"] == "application/json"
+    assert rig.platform.requests == []
+    assert rig.calls(invocation_id) == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/projects/p2/assets",
+        "/api/projects/p1/../p2/assets",
+        "/api/projects/p1/%2e%2e/p2/assets",
+        "/api/projects/p1/%252e%252e/p2",
+        "/admin/users",
+        "http://evil.example/api/projects/p1/assets",
+        "//evil.example/api/projects/p1",
+    ],
+)
+def test_paths_outside_the_project_base_get_403(rig: Rig, target: str) -> None:
+    invocation_id, token = rig.new_run()
+    answer = rig.send("GET", target, token)
+
+    assert answer.status == 403
+    assert answer.json()["code"] == "path_forbidden"
+    assert rig.platform.requests == []
+    (call,) = rig.calls(invocation_id)
+    # http.server collapses a leading '//' (CVE-2021-28861); still refused.
+    assert call.status == 403
+    assert call.path in (target, "/" + target.lstrip("/"))
+
+
+def test_request_body_over_the_cap_gets_413(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    answer = rig.send("POST", "/api/projects/p1/x", token, body=b"x" * (MAX_REQUEST + 1))
+
+    assert answer.status == 413
+    assert answer.json() == {
+        "code": "request_too_large",
+        "message": f"request body of {MAX_REQUEST + 1} bytes is over the cap of "
+        f"{MAX_REQUEST} bytes",
+    }
+    assert rig.platform.requests == []
+    assert [c.status for c in rig.calls(invocation_id)] == [413]
+
+
+def test_calls_past_the_cap_get_429(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    _, other = rig.new_run()
+    statuses = [rig.send("GET", f"/api/projects/p1/n/{i}", token).status for i in range(6)]
+
+    assert statuses == [200] * MAX_CALLS + [429, 429]
+    answer = rig.send("GET", "/api/projects/p1/again", token)
+    assert answer.json()["code"] == "too_many_calls"
+    assert len(rig.platform.requests) == MAX_CALLS
+    assert [c.status for c in rig.calls(invocation_id)] == [200] * MAX_CALLS + [429] * 3
+    assert rig.send("GET", "/api/projects/p1/n/0", other).status == 200  # per invocation
+
+
+def test_response_over_the_cap_gets_502(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    assert rig.send("GET", f"/api/projects/p1/big?bytes={MAX_RESPONSE}", token).status == 200
+    answer = rig.send("GET", f"/api/projects/p1/big?bytes={MAX_RESPONSE + 1}", token)
+
+    assert answer.status == 502
+    assert answer.json()["code"] == "response_too_large"
+    assert [c.status for c in rig.calls(invocation_id)] == [200, 502]
+
+
+def test_platform_down_gets_a_clear_502(rig: Rig) -> None:
+    invocation_id, token = rig.new_run(project="down")
+    answer = rig.send("GET", "/api/assets", token)
+
+    assert answer.status == 502
+    body = answer.json()
+    assert body["code"] == "platform_unavailable"
+    assert body["message"].startswith("the platform API could not be reached for GET /api/assets")
+    (call,) = rig.calls(invocation_id)
+    assert call.status == 502 and call.error == body["message"]
+
+
+def test_chunked_or_malformed_bodies_are_refused(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    # One write, so the gateway's early answer cannot race the body (a broken pipe).
+    request = (
+        "POST /api/projects/p1/x HTTP/1.1\r\nHost: gateway\r\n"
+        f"X-API-Key: {token}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(str(rig.gateway.socket_path))
+        raw.sendall(request.encode())
+        response = http.client.HTTPResponse(raw)
+        response.begin()
+        assert response.status == 411
+        assert json.loads(response.read())["code"] == "length_required"
+    answer = rig.send("POST", "/api/projects/p1/x", token, headers={"Content-Length": "-5"})
+    assert (answer.status, answer.json()["code"]) == (400, "bad_request")
+    assert rig.platform.requests == [] and rig.calls(invocation_id) == []
+
+
+def test_store_failure_gives_a_500_json_not_a_dropped_connection(rig: Rig) -> None:
+    _, token = rig.new_run()
+    with rig.db.session() as session:
+        session.execute(text("DROP TABLE invocation_tokens"))
+
+    answer = rig.send("GET", "/api/projects/p1/x", token)
+
+    assert answer.status == 500
+    assert answer.json() == {
+        "code": "gateway_error",
+        "message": "the executor's gateway failed; see the executor log",
+    }
+    assert rig.platform.requests == []
+
+
+def test_keep_alive_connection_serves_several_requests(rig: Rig) -> None:
+    _, token = rig.new_run()
+    connection = UnixHTTPConnection(str(rig.gateway.socket_path))
+    try:
+        for i in range(3):
+            connection.request("GET", f"/api/projects/p1/k/{i}", headers={"X-API-Key": token})
+            response = connection.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["path"] == f"/api/projects/p1/k/{i}"
+    finally:
+        connection.close()
+
+
+def test_runtime_forwarder_relays_any_client_to_the_gateway(rig: Rig, tmp_path: Path) -> None:
+    source = """
+        import http.client
+        import json
+        import urllib.error
+        import urllib.request
+        from plugin_runtime import ApiError, PluginCore
+
+        class PluginHandler(PluginCore):
+            def on_submit(self, label, asset_id):
+                created = self.api.post(f"assets/{asset_id}/issues", json={"text": "bad IBAN"})
+                self.api.patch(f"assets/{asset_id}/metadata", json={"accuracy": 0.5})
+                try:
+                    urllib.request.urlopen(self.api.base_url + "/assets", timeout=10)
+                except urllib.error.HTTPError as exc:
+                    anonymous = exc.code
+                try:
+                    self.api.get("../p2/assets")
+                except ApiError as exc:
+                    traversal = exc.status
+                print(json.dumps({"created": created, "anonymous": anonymous, "up": traversal}))
+    """
+    invocation_id, _ = rig.new_run(token=TOKEN)
+    port = free_port()
+    envelope = make_envelope(api_url=f"http://127.0.0.1:{port}/api/projects/p1")
+    envelope["api"]["socket"] = str(rig.gateway.socket_path)
+
+    run = run_runtime(write_plugin(tmp_path, source), envelope)
+
+    assert run.returncode == 0, run.lines
+    (line,) = run.msgs("stdout")
+    out = json.loads(line)
+    assert out["created"]["id"] == "issue-1"
+    assert (out["anonymous"], out["up"]) == (401, 403)
+    assert [(r.method, r.path) for r in rig.platform.requests] == [
+        ("POST", "/api/projects/p1/assets/asset-1/issues"),
+        ("PATCH", "/api/projects/p1/assets/asset-1/metadata"),
+    ]
+    assert all(
+        r.headers["authorization"] == f"X-API-Key: {CREDENTIAL}" for r in rig.platform.requests
+    )
+    assert [(c.method, c.status) for c in rig.calls(invocation_id)] == [
+        ("POST", 201),
+        ("PATCH", 200),
+        ("GET", 403),
+    ]
