@@ -107,10 +107,13 @@ class RunningPlatform:
 
 @contextmanager
 def start_platform(
-    data_dir: Path, executor_url: str | None, executor_api_key: str | None = None
+    data_dir: Path,
+    executor_url: str | None,
+    executor_api_key: str | None = None,
+    port: int | None = None,
 ) -> Iterator[RunningPlatform]:
-    """Serve the platform on a free loopback port until the block ends."""
-    port = free_port()
+    """Serve the platform on loopback (``port``, default a free one) until the block ends."""
+    port = port or free_port()
     settings = PlatformSettings(
         port=port,
         database_path=data_dir / "platform.db",
