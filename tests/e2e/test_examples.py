@@ -7,15 +7,19 @@ One platform and one executor for the module; each test uses its own assets.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLES, OPERATOR_KEY, RunningServer, free_port
-from tests.labeling_platform import SERVICE_KEY, RunningPlatform, start_platform
+from tests.conftest import EXAMPLES, OPERATOR_KEY, REPO, RunningServer, free_port
+from tests.labeling_platform import ADMIN_KEY, SERVICE_KEY, RunningPlatform, start_platform
 
 PLUGIN_AUTHOR = "executor-plugins"  # who the platform sees acting for plugins
 
@@ -254,3 +258,42 @@ def test_parallel_labeling_combines_both_jobs(world: World) -> None:
         "labels": sorted([first["id"], second["id"]]),
         "jobs": {"JOB_A": "gina@example.com", "JOB_B": "hugo@example.com"},
     }
+
+
+def test_demo_script_prints_issues_status_metadata_and_logs(world: World, tmp_path: Path) -> None:
+    """What deploy/run.sh runs after starting both servers (README's first command)."""
+    world.server.activate("qa_bot", "demo-invoices")
+    key_file = tmp_path / "admin_key"
+    key_file.write_text(ADMIN_KEY + "\n")
+    env = {**os.environ, "EXECUTOR_URL": world.server.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "examples.demo",
+            "--platform",
+            world.platform.url,
+            "--platform-key-file",
+            str(key_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    valid, invalid = out.split("== valid invoice")[1].split("== invalid invoice")
+    assert "succeeded" in valid.splitlines()[0]
+    assert "status:   LABELED" in valid
+    assert 'metadata: {"source": "demo", "accuracy": 1.0}' in valid
+    assert "issues:   0" in valid
+    assert "ACCEPTED: accuracy 1.00" in valid
+    assert "status:   TODO" in invalid
+    assert 'metadata: {"source": "demo", "accuracy": 0.0}' in invalid
+    assert "- [OPEN] IBAN DE89... does not start with FR (by executor-plugins)" in invalid
+    assert "- [OPEN] currency GBP is not EUR or USD (by executor-plugins)" in invalid
+    assert "WARNING asset" in invalid
+    assert "REJECTED: 2 issue(s), accuracy 0.00, sent back to the queue" in invalid
+    assert OPERATOR_KEY not in out and ADMIN_KEY not in out and SERVICE_KEY not in out
