@@ -73,7 +73,6 @@ def world(server_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     server: RunningServer = server_factory(
         platform_api_url=f"http://127.0.0.1:{platform_port}/api/v1/projects/{{project_id}}",
         platform_credential=SERVICE_KEY,
-        runtime_image="plugin-executor-runtime:examples-gw",  # DEV-ONLY
     )
     with start_platform(
         tmp_path_factory.mktemp("platform"), server.url, OPERATOR_KEY, port=platform_port
