@@ -47,6 +47,8 @@ def type_name(annotation: Any) -> str:
 
 
 def default_text(name: str, field: FieldInfo) -> str:
+    if field.default_factory in (dict, list):
+        return "`{}`" if field.default_factory is dict else "`[]`"
     if field.default_factory is not None:
         return COMPUTED.get(name, "computed")
     default = field.default
