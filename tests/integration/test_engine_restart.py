@@ -1,7 +1,9 @@
 """Docker Engine restarts mid-run: the affected invocations are retried and succeed.
 
 The restart happens on a private ``dockerd`` the test starts (own socket, data root and
-containerd, no bridge network), so other tests on the shared engine are not disturbed.
+containerd, no bridge network) in a network namespace of its own, so other tests on the
+shared engine are not disturbed: a dockerd without a bridge deletes any ``docker0`` it
+finds, which must be the private namespace's (there is none), never the host's.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ START_TIMEOUT_S = 60
 @dataclass
 class PrivateEngine:
     root: Path
+    netns: str
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -38,6 +41,10 @@ class PrivateEngine:
         log = (self.root / "dockerd.log").open("ab")
         self.process = subprocess.Popen(
             [
+                # nsenter joins only the network namespace: "ip netns exec" would also
+                # remount /sys, hiding the cgroup hierarchy dockerd needs.
+                "nsenter",
+                f"--net=/run/netns/{self.netns}",
                 "dockerd",
                 f"--host={self.host}",
                 f"--data-root={self.root / 'data'}",
@@ -74,9 +81,11 @@ class PrivateEngine:
 @pytest.fixture(scope="module")
 def private_engine(runtime_image: str) -> Iterator[PrivateEngine]:
     # Short paths: a Unix socket path must stay under 108 bytes.
-    root = Path(f"/var/tmp/pe-engine-{secrets.token_hex(3)}")
+    name = f"pe-engine-{secrets.token_hex(3)}"
+    root = Path(f"/var/tmp/{name}")
     root.mkdir(parents=True)
-    engine = PrivateEngine(root)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    engine = PrivateEngine(root, name)
     engine.start()
     with subprocess.Popen(["docker", "save", RUNTIME_IMAGE], stdout=subprocess.PIPE) as save:
         subprocess.run(
@@ -88,6 +97,7 @@ def private_engine(runtime_image: str) -> Iterator[PrivateEngine]:
     yield engine
     engine.stop()
     subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "delete", name], check=True)
     shutil.rmtree(root, ignore_errors=True)
 
 
