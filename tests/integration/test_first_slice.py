@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, RunningServer
+from tests.conftest import EXAMPLES, PLUGINS, RunningServer
 
 INVOICE_OK = {
     "jsonResponse": {"PAYMENT_JOB": {"IBAN": {"text": "FR7630006"}, "CURRENCY": {"text": "EUR"}}}
@@ -76,8 +79,20 @@ def test_deactivated_plugin_does_not_run(server: RunningServer) -> None:
     assert server.post_event(type="onSubmit", project_id="p-deact")["invocations"] == []
 
 
-def test_plugin_with_a_requirement_builds_and_imports_it(server: RunningServer) -> None:
-    build = server.push("with_requirement")
+def unique_requirements(requirements: str) -> str:
+    """The same requirements in a file no earlier build had, so pip really runs."""
+    return f"{requirements.rstrip()}  # build {uuid.uuid4().hex}\n"
+
+
+def test_plugin_with_a_requirement_builds_and_imports_it(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    plugin = tmp_path / "with_requirement"
+    shutil.copytree(PLUGINS / "with_requirement", plugin)
+    (plugin / "requirements.txt").write_text(
+        unique_requirements((plugin / "requirements.txt").read_text())
+    )
+    build = server.push(plugin)
     assert "Successfully installed six-1.16.0" in build["log"]
     server.activate("with_requirement", "req")
     run = server.run_event(type="onSubmit", project_id="req", asset_id="a", label={})
@@ -122,7 +137,7 @@ def test_code_only_version_reuses_the_requirements_layer(
 ) -> None:
     plugin = tmp_path / "layered"
     plugin.mkdir()
-    (plugin / "requirements.txt").write_text("six==1.16.0  # only this test uses this file\n")
+    (plugin / "requirements.txt").write_text(unique_requirements("six==1.16.0"))
     (plugin / "main.py").write_text(
         "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print('v1')\n"
     )
