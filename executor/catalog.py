@@ -9,7 +9,7 @@ from executor.errors import PluginRejected
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
-from executor.upload import read_upload, source_archive
+from executor.upload import UploadLimits, read_upload, source_archive
 
 __all__ = ["NAME_PATTERN", "Catalog", "activation_events", "check_name"]
 
@@ -46,7 +46,10 @@ class Catalog:
     def upload(self, name: str, filename: str, data: bytes) -> PluginVersion:
         """Check the upload statically, store it as the plugin's next version, start its build."""
         check_name(name)
-        source = read_upload(filename, data)
+        limits = UploadLimits(
+            allow_url_requirements=self.builder.settings.build_allow_url_requirements
+        )
+        source = read_upload(filename, data, limits)
 
         with self.db.session() as session:
             version = plugin_store.add_version(
