@@ -49,7 +49,8 @@ REFUSED = [
     (
         "--extra-index-url https://evil.example/simple",
         1,
-        "the option '--extra-index-url' is not allowed: the package index is chosen by the operator",
+        "the option '--extra-index-url' is not allowed: the package index is chosen by the "
+        "operator",
     ),
     ("-f https://evil.example/wheels", 1, f"the option '-f' is not allowed: {INDEX_ONLY}"),
     ("--find-links /tmp/wheels", 1, f"the option '--find-links' is not allowed: {INDEX_ONLY}"),
