@@ -63,10 +63,21 @@ class Catalog:
         self.builder.submit(version.id)
         return version
 
-    def activate(self, name: str, project_id: str, events: list[str] | None) -> Activation:
+    def activate(
+        self, name: str, project_id: str, events: list[str] | None, version: int | None = None
+    ) -> Activation:
+        """Activate on a project; ``version`` pins an ACTIVE version (None: follow current)."""
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, name)
-            return plugin_store.set_activation(session, plugin, project_id, events)
+            return plugin_store.set_activation(session, plugin, project_id, events, version)
+
+    def rollback(self, name: str) -> tuple[int, int]:
+        """Make the ACTIVE version before the current one current: (new, previous) numbers."""
+        with self.db.session() as session:
+            plugin = plugin_store.get_plugin(session, name)
+            before = plugin_store.current_version(plugin)
+            after = plugin_store.rollback(session, plugin)
+            return after.number, before.number if before else after.number
 
     def deactivate(self, name: str, project_id: str) -> None:
         with self.db.session() as session:

@@ -21,6 +21,7 @@ __all__ = [
     "LogRecordPublic",
     "PluginPublic",
     "PluginSummary",
+    "RolledBack",
     "VersionPublic",
 ]
 
@@ -62,6 +63,9 @@ class ActivationIn(_Strict):
         min_length=1,
         description="Event types or globs (fnmatch) to run on; default: the handler types.",
     )
+    version: int | None = Field(
+        None, ge=1, description="Pin this ACTIVE version; default: follow the current one."
+    )
 
 
 class ActivationPublic(BaseModel):
@@ -69,6 +73,8 @@ class ActivationPublic(BaseModel):
     project_id: str
     events: list[str]
     events_default: bool
+    pinned_version: int | None
+    runs_version: int | None
     created_at: datetime
 
 
@@ -79,6 +85,9 @@ class VersionPublic(BaseModel):
     requirements: str
     source_sha256: str
     image_id: str | None
+    image_removed: bool
+    current: bool
+    pip_freeze: str | None
     error: str | None
     created_at: datetime
     finished_at: datetime | None
@@ -93,6 +102,7 @@ class PluginSummary(BaseModel):
 
 
 class PluginPublic(PluginSummary):
+    current_version: int | None
     versions: list[VersionPublic]
 
 
@@ -107,6 +117,12 @@ class GatewayCallPublic(BaseModel):
     response_bytes: int
     duration_ms: int
     error: str | None
+
+
+class RolledBack(BaseModel):
+    plugin: str
+    current_version: int
+    previous_version: int
 
 
 class InvocationPublic(BaseModel):

@@ -12,6 +12,7 @@ from executor.catalog import Catalog
 from executor.dispatcher import Dispatcher
 from executor.engine import Engine
 from executor.gateway import Gateway
+from executor.image_gc import ImageCollector
 from executor.settings import Settings
 from executor.store.db import Database
 
@@ -50,6 +51,8 @@ class ExecutorService:
         self.db = Database(settings.resolved_database_url)
         self.engine = engine or Engine()
         self.builder = Builder(self.db, self.engine, settings)
+        self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
+        self.builder.on_active.append(self.image_gc.collect)
         self.catalog = Catalog(self.db, self.builder)
         self.gateway = Gateway(self.db, settings)
         self.dispatcher = Dispatcher(self.db, self.engine, settings)
@@ -59,6 +62,7 @@ class ExecutorService:
         self.gateway.start()
         self.builder.resume_unfinished()
         self.dispatcher.start()
+        self.image_gc.collect()
 
     def stop(self) -> None:
         self.dispatcher.stop()

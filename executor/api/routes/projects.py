@@ -27,8 +27,11 @@ def list_project_plugins(
 def activate(
     name: str, service: ServiceDep, body: ActivationIn | None = None, project_id: str = ProjectId
 ) -> ActivationPublic:
-    """Activate a plugin on a project; ``events`` defaults to the plugin's handler types."""
-    service.catalog.activate(name, project_id, body.events if body else None)
+    """Activate a plugin on a project; ``events`` defaults to the plugin's handler types,
+    ``version`` pins an ACTIVE version (default: follow the plugin's current version)."""
+    service.catalog.activate(
+        name, project_id, body.events if body else None, body.version if body else None
+    )
     with service.db.session() as session:
         plugin = plugin_store.get_plugin(session, name)
         activation = plugin_store.list_activations(
