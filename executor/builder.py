@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from executor.build_context import FREEZE_PATH, BuildContext, context_archive
-from executor.engine import MANAGED_LABEL, BuildInterrupted, Engine
+from executor.engine import BuildInterrupted, Engine
 from executor.errors import ExecutorError
 from executor.settings import MIB, Settings
 from executor.store import plugins as plugin_store
@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 LOG_FLUSH_INTERVAL_S = 0.5
 VERSION_LABEL = "io.plugin-executor.version"
+# On plugin images. Not the managed-container label: containers inherit image labels, and
+# crash recovery removes every managed container.
+IMAGE_LABEL = "io.plugin-executor.plugin-image"
+PROBE_LABEL = (
+    "io.plugin-executor.build-probe"  # the never-started container pip freeze is read from
+)
 
 
 class BuildLog:
@@ -156,7 +162,7 @@ class Builder:
             on_output=log_.add,
             timeout_s=self.settings.build_timeout_s,
             stop=self._stopping,
-            labels={MANAGED_LABEL: "true", VERSION_LABEL: build.version_id},
+            labels={IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
             network_mode="none" if offline else self.settings.build_network,
             container_limits={
                 "memory": memory,
@@ -168,7 +174,7 @@ class Builder:
     def _freeze(self, build: BuildContext, image_id: str) -> str:
         if not build.has_requirements:
             return ""
-        content = self.engine.read_file(image_id, FREEZE_PATH, {MANAGED_LABEL: "true"})
+        content = self.engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
         return content.decode("utf-8", "replace") if content is not None else ""
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 ENGINE_TIMEOUT_S = 120
+CONFLICT = 409
 STOP_POLL_S = 0.5  # how often a running build checks whether the executor is stopping
 # Labels on every container the executor starts: how crash recovery finds them.
 MANAGED_LABEL = "io.plugin-executor.managed"
@@ -126,12 +127,20 @@ class Engine:
             return list(self.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}=true"}))
 
     def remove_container(self, container_id: str) -> None:
-        """Force-remove a container and its anonymous volumes; gone already is fine."""
+        """Force-remove a container and its anonymous volumes; gone already, or being
+        removed by someone else (another executor's crash recovery), is fine."""
         try:
-            with engine_errors("removing a container"):
-                self.api.remove_container(container_id, force=True, v=True)
+            self.api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
             pass
+        except docker.errors.APIError as exc:
+            if exc.status_code == CONFLICT and "already in progress" in str(exc):
+                return
+            with engine_errors("removing a container"):
+                raise
+        except requests.exceptions.RequestException as exc:
+            with engine_errors("removing a container"):
+                raise exc
 
     def build_image(
         self,
