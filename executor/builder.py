@@ -25,7 +25,7 @@ from executor.settings import MIB, Settings
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 
-__all__ = ["BuildContext", "BuildLog", "Builder"]
+__all__ = ["BuildContext", "BuildLog", "Builder", "build_plugin_image", "read_freeze"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,42 @@ IMAGE_LABEL = "io.plugin-executor.plugin-image"
 PROBE_LABEL = (
     "io.plugin-executor.build-probe"  # the never-started container pip freeze is read from
 )
+
+
+def build_plugin_image(
+    engine: Engine,
+    settings: Settings,
+    build: BuildContext,
+    on_output: Callable[[str], None],
+    stop: threading.Event,
+) -> str:
+    """Build ``build`` with the operator's limits (the one build recipe, also used by
+    ``plugin-executor run``); returns the image id. Raises ``BuildFailed`` (including
+    ``BuildTimedOut``), ``SandboxError`` or ``BuildInterrupted`` when ``stop`` is set."""
+    offline = settings.build_wheelhouse is not None
+    memory = settings.build_memory_mib * MIB
+    return engine.build_image(
+        context_archive(settings, build),
+        tag=build.tag,
+        on_output=on_output,
+        timeout_s=settings.build_timeout_s,
+        stop=stop,
+        labels={IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
+        network_mode="none" if offline else settings.build_network,
+        container_limits={
+            "memory": memory,
+            "memswap": memory,  # no swap on top
+            "cpusetcpus": f"0-{min(settings.build_cpus, os.cpu_count() or 1) - 1}",
+        },
+    )
+
+
+def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
+    """The ``pip freeze`` saved in the image ("" when the plugin has no requirements)."""
+    if not build.has_requirements:
+        return ""
+    content = engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
+    return content.decode("utf-8", "replace") if content is not None else ""
 
 
 class BuildLog:
@@ -154,28 +190,10 @@ class Builder:
             )
 
     def _run_build(self, build: BuildContext, log_: BuildLog) -> str:
-        offline = self.settings.build_wheelhouse is not None
-        memory = self.settings.build_memory_mib * MIB
-        return self.engine.build_image(
-            context_archive(self.settings, build),
-            tag=build.tag,
-            on_output=log_.add,
-            timeout_s=self.settings.build_timeout_s,
-            stop=self._stopping,
-            labels={IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
-            network_mode="none" if offline else self.settings.build_network,
-            container_limits={
-                "memory": memory,
-                "memswap": memory,  # no swap on top
-                "cpusetcpus": f"0-{min(self.settings.build_cpus, os.cpu_count() or 1) - 1}",
-            },
-        )
+        return build_plugin_image(self.engine, self.settings, build, log_.add, self._stopping)
 
     def _freeze(self, build: BuildContext, image_id: str) -> str:
-        if not build.has_requirements:
-            return ""
-        content = self.engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
-        return content.decode("utf-8", "replace") if content is not None else ""
+        return read_freeze(self.engine, build, image_id)
 
     def close(self) -> None:
         """Stop running builds (they stay DEPLOYING and resume at the next start)."""
