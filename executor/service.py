@@ -11,6 +11,7 @@ from executor.builder import Builder
 from executor.catalog import Catalog
 from executor.dispatcher import Dispatcher
 from executor.engine import Engine
+from executor.errors import ExecutorError
 from executor.gateway import Gateway
 from executor.image_gc import ImageCollector
 from executor.settings import Settings
@@ -62,7 +63,10 @@ class ExecutorService:
         self.gateway.start()
         self.builder.resume_unfinished()
         self.dispatcher.start()
-        self.image_gc.collect()
+        try:
+            self.image_gc.collect()
+        except ExecutorError as exc:  # GC is housekeeping: the service runs without it
+            log.warning("image GC at start failed: %s", exc.message)
 
     def stop(self) -> None:
         self.dispatcher.stop()
