@@ -51,11 +51,8 @@ def make_sdist(wheelhouse: Path, name: str, setup_body: str) -> None:
 
 def pip_step_containers(client: docker.DockerClient) -> list[str]:
     """Containers of our pip steps still present (a stopped build must leave none)."""
-    return [
-        c.id
-        for c in client.containers.list(all=True)
-        if PIP_STEP in " ".join(c.attrs["Config"].get("Cmd") or [])
-    ]
+    # The low-level list: no inspect per container, which races with removals.
+    return [c["Id"] for c in client.api.containers(all=True) if PIP_STEP in c["Command"]]
 
 
 def wait_no_pip_step(client: docker.DockerClient, timeout: float = 30) -> None:
