@@ -1,7 +1,7 @@
 """builds: pip freeze and GC stamp per version, rollback pointer, activation pin
 
 Revision ID: 0009
-Revises: 0001
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import executor.store.tables
 
 revision = "0009"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
