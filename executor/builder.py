@@ -49,7 +49,9 @@ def build_plugin_image(
     """Build ``build`` with the operator's limits (the one build recipe, also used by
     ``plugin-executor run``); returns the image id. Raises ``BuildFailed`` (including
     ``BuildTimedOut``), ``SandboxError`` or ``BuildInterrupted`` when ``stop`` is set."""
-    offline = settings.build_wheelhouse is not None
+    # Only pip needs a network, and only to reach the index: no requirements or a
+    # wheelhouse means no network at all.
+    offline = settings.build_wheelhouse is not None or not build.has_requirements
     memory = settings.build_memory_mib * MIB
     return engine.build_image(
         context_archive(settings, build),
