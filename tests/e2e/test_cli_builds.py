@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def test_push_streams_build_log_then_versions_and_rollback(
 ) -> None:
     plugin = tmp_path / "clirb"
     plugin.mkdir()
-    (plugin / "requirements.txt").write_text("six==1.16.0\n")
+    (plugin / "requirements.txt").write_text(f"six==1.16.0  # {uuid.uuid4()}\n")
     for says in ("one", "two"):
         (plugin / "main.py").write_text(MAIN.format(says))
         pushed = cli(server, "push", str(plugin))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -122,7 +123,8 @@ def test_code_only_version_reuses_the_requirements_layer(
 ) -> None:
     plugin = tmp_path / "layered"
     plugin.mkdir()
-    (plugin / "requirements.txt").write_text("six==1.16.0  # only this test uses this file\n")
+    # A fresh comment per run: an image left by an interrupted run must not cache the pip step.
+    (plugin / "requirements.txt").write_text(f"six==1.16.0  # only this test: {uuid.uuid4()}\n")
     (plugin / "main.py").write_text(
         "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print('v1')\n"
     )
