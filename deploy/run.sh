@@ -43,7 +43,7 @@ if ! up "$EXECUTOR_URL"; then
     setsid "$cli" serve >"$data/server.log" 2>&1 </dev/null &
   echo $! >"$data/server.pid"
   wait_up "$EXECUTOR_URL" "$data/server.log"
-  grep -A1 "operator API key" "$data/server.log" || true
+  grep -A2 "operator API key" "$data/server.log" || true  # rich may wrap the line
 fi
 operator_key="${EXECUTOR_OPERATOR_KEY:-$(cat "$data/operator_key")}"
 

@@ -1,104 +1,114 @@
 """Builds one image per plugin version, in the background.
 
-Layers, in order: the runtime base image, the requirements (installed by pip in their own
-layer, so a code-only version or another plugin with the same requirements reuses it), then
-the code. The whole output is kept as the version's build log.
+The build context is made by ``executor.build_context``; the engine runs the build with the
+operator's memory and CPU limits, on a network that is never the host's (none at all in
+offline mode), and stops it at the wall-time limit. The output, capped, is kept as the
+version's build log; the resolved dependency list (``pip freeze`` in the image) is stored
+with the version. A build cut short by a shutdown stays DEPLOYING and is built again at the
+next start (``resume_unfinished``); every other end is ACTIVE or FAILED.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import tarfile
+import os
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import Any
 
-from executor.engine import Engine, engine_errors
-from executor.errors import BuildFailed, ExecutorError
+from executor.build_context import FREEZE_PATH, BuildContext, context_archive
+from executor.engine import BuildInterrupted, Engine
+from executor.errors import ExecutorError
 from executor.metrics import Metrics
-from executor.settings import Settings
+from executor.settings import MIB, Settings
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 
-__all__ = ["BuildContext", "Builder", "dockerfile"]
+__all__ = ["BuildContext", "BuildLog", "Builder", "build_plugin_image", "read_freeze"]
 
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_INTERVAL_S = 0.5
-CA_FILE = "build-ca.pem"
 VERSION_LABEL = "io.plugin-executor.version"
+# On plugin images. Not the managed-container label: containers inherit image labels, and
+# crash recovery removes every managed container.
+IMAGE_LABEL = "io.plugin-executor.plugin-image"
+PROBE_LABEL = (
+    "io.plugin-executor.build-probe"  # the never-started container pip freeze is read from
+)
 
 
-@dataclass(frozen=True)
-class BuildContext:
-    """What one build needs, read from the store before the build starts."""
-
-    version_id: str
-    plugin_id: str
-    number: int
-    requirements: str
-    source: bytes
-
-    @property
-    def tag(self) -> str:
-        return f"plugin-executor/p-{self.plugin_id}:v{self.number}"
-
-
-def dockerfile(settings: Settings, has_requirements: bool) -> str:
-    """The Dockerfile of a plugin image; the RUN line is identical for identical settings,
-    so the engine's layer cache is shared across plugins with the same requirements."""
-    lines = [f"FROM {settings.runtime_image}", "USER root"]
-    if has_requirements:
-        cert = f" --cert /opt/plugin/{CA_FILE}" if settings.build_ca_bundle else ""
-        if settings.build_ca_bundle:
-            lines.append(f"COPY {CA_FILE} /opt/plugin/{CA_FILE}")
-        lines += [
-            "COPY requirements.txt /opt/plugin/requirements.txt",
-            "RUN PIP_CONFIG_FILE=/dev/null pip install --isolated --no-input --no-cache-dir"
-            f" --disable-pip-version-check --index-url {settings.build_index_url}{cert}"
-            " -r /opt/plugin/requirements.txt",
-        ]
-    lines += [
-        "ADD source.tar.gz /opt/plugin/plugin_code/",
-        "RUN chmod -R a+rX,go-w /opt/plugin/plugin_code"
-        " && python3 -m compileall -q /opt/plugin/plugin_code",
-        "USER 10000:10000",
-    ]
-    return "\n".join(lines) + "\n"
+def build_plugin_image(
+    engine: Engine,
+    settings: Settings,
+    build: BuildContext,
+    on_output: Callable[[str], None],
+    stop: threading.Event,
+) -> str:
+    """Build ``build`` with the operator's limits (the one build recipe, also used by
+    ``plugin-executor run``); returns the image id. Raises ``BuildFailed`` (including
+    ``BuildTimedOut``), ``SandboxError`` or ``BuildInterrupted`` when ``stop`` is set."""
+    # Only pip needs a network, and only to reach the index: no requirements or a
+    # wheelhouse means no network at all.
+    offline = settings.build_wheelhouse is not None or not build.has_requirements
+    memory = settings.build_memory_mib * MIB
+    return engine.build_image(
+        context_archive(settings, build),
+        tag=build.tag,
+        on_output=on_output,
+        timeout_s=settings.build_timeout_s,
+        stop=stop,
+        labels={IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
+        network_mode="none" if offline else settings.build_network,
+        container_limits={
+            "memory": memory,
+            "memswap": memory,  # no swap on top
+            "cpusetcpus": f"0-{min(settings.build_cpus, os.cpu_count() or 1) - 1}",
+        },
+    )
 
 
-def context_archive(settings: Settings, build: BuildContext) -> bytes:
-    """The build context: Dockerfile, requirements, CA bundle and the plugin source."""
-    files: dict[str, bytes] = {
-        "Dockerfile": dockerfile(settings, bool(build.requirements.strip())).encode(),
-        "source.tar.gz": build.source,
-    }
-    if build.requirements.strip():
-        files["requirements.txt"] = build.requirements.encode()
-        if settings.build_ca_bundle:
-            files[CA_FILE] = settings.build_ca_bundle.read_bytes()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, content in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
+def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
+    """The ``pip freeze`` saved in the image ("" when the plugin has no requirements)."""
+    if not build.has_requirements:
+        return ""
+    content = engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
+    return content.decode("utf-8", "replace") if content is not None else ""
 
 
 class BuildLog:
-    """Collects build output and saves it to the store at most every half second."""
+    """Collects build output, keeps at most ``cap`` bytes of it (then one truncation line),
+    and saves it to the store at most every half second."""
 
-    def __init__(self, db: Database, version_id: str) -> None:
+    def __init__(self, db: Database, version_id: str, cap: int) -> None:
         self.db = db
         self.version_id = version_id
+        self.cap = cap
         self.parts: list[str] = []
+        self.size = 0
+        self.truncated = False
         self._saved_at = 0.0
 
     def add(self, text: str) -> None:
+        """Build output: kept while under the cap."""
+        if self.truncated:
+            return
+        if self.size + len(text) > self.cap:
+            text = text[: max(0, self.cap - self.size)]
+            self.truncated = True
+        self._append(text)
+        if self.truncated:
+            self._append(f"\n[build log truncated: over {self.cap} bytes; the build goes on]\n")
+
+    def note(self, text: str) -> None:
+        """The executor's own line: always kept."""
+        self._append(text)
+
+    def _append(self, text: str) -> None:
         self.parts.append(text)
+        self.size += len(text)
         if time.monotonic() - self._saved_at >= LOG_FLUSH_INTERVAL_S:
             self.save()
 
@@ -106,86 +116,99 @@ class BuildLog:
     def text(self) -> str:
         return "".join(self.parts)
 
-    def save(self, **final: str | None) -> None:
+    def save(self, **final: Any) -> None:
         with self.db.session() as session:
             plugin_store.update_build(session, self.version_id, log=self.text, **final)
         self._saved_at = time.monotonic()
 
 
 class Builder:
-    """Runs builds on a small thread pool; ``submit`` returns at once."""
+    """Runs builds on a pool of ``max_concurrent_builds`` threads; ``submit`` returns at once.
+
+    ``on_active(version_id)`` is called after a version became ACTIVE (the image GC hooks in).
+    """
 
     def __init__(self, db: Database, engine: Engine, settings: Settings, metrics: Metrics) -> None:
         self.metrics = metrics
         self.db = db
         self.engine = engine
         self.settings = settings
+        self.on_active: list[Callable[[str], object]] = []
+        self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.max_concurrent_builds, "build")
 
     def submit(self, version_id: str) -> Future[None]:
         return self._pool.submit(self.build, version_id)
 
-    def resume_unfinished(self) -> None:
-        """Build again every version a previous process left DEPLOYING."""
+    def resume_unfinished(self) -> list[str]:
+        """Build again every version a previous process left DEPLOYING; their ids."""
         with self.db.session() as session:
             pending = plugin_store.unfinished_builds(session)
         for version_id in pending:
             self.submit(version_id)
+        return pending
 
     def build(self, version_id: str) -> None:
         """Build one version and record ACTIVE or FAILED with the full log."""
         build = self._load(version_id)
-        log_ = BuildLog(self.db, version_id)
-        log_.add(f"Building image {build.tag}\n")
+        log_ = BuildLog(self.db, version_id, self.settings.build_log_cap_bytes)
+        if build.resumed_log:
+            log_.note(build.resumed_log + "\n--- build restarted after an executor restart\n")
+        log_.note(f"Building image {build.context.tag}\n")
         try:
-            image_id = self._run_build(build, log_)
+            image_id = self._run_build(build.context, log_)
+            freeze = self._freeze(build.context, image_id)
+        except BuildInterrupted:
+            log_.note("\n--- build stopped: the executor is shutting down; it resumes at start\n")
+            log_.save()
+            return
         except ExecutorError as exc:
-            log_.add(f"\nBUILD FAILED: {exc.message}\n")
+            log_.note(f"\nBUILD FAILED: {exc.message}\n")
             log_.save(status="FAILED", error=exc.message)
             self.metrics.builds.labels("FAILED").inc()
             return
         except Exception as exc:  # a build must end FAILED, never stay DEPLOYING
             log.exception("build of version %s crashed", version_id)
-            log_.add(f"\nBUILD FAILED: internal error: {exc}\n")
+            log_.note(f"\nBUILD FAILED: internal error: {exc}\n")
             log_.save(status="FAILED", error=f"internal error: {exc}")
             self.metrics.builds.labels("FAILED").inc()
             return
-        log_.add(f"Built {build.tag} ({image_id})\n")
-        log_.save(status="ACTIVE", image_id=image_id, image_tag=build.tag)
+        log_.note(f"Built {build.context.tag} ({image_id})\n")
+        log_.save(status="ACTIVE", image_id=image_id, image_tag=build.context.tag, freeze=freeze)
         self.metrics.builds.labels("ACTIVE").inc()
+        for callback in self.on_active:
+            try:
+                callback(version_id)
+            except Exception:  # the build succeeded; a hook's failure must not undo that
+                log.exception("after-build hook failed for version %s", version_id)
 
-    def _load(self, version_id: str) -> BuildContext:
+    def _load(self, version_id: str) -> _Loaded:
         with self.db.session() as session:
             version = plugin_store.get_version(session, version_id)
-            return BuildContext(
-                version_id=version.id,
-                plugin_id=version.plugin_id,
-                number=version.number,
-                requirements=version.requirements,
-                source=version.source,
+            return _Loaded(
+                BuildContext(
+                    version_id=version.id,
+                    plugin_id=version.plugin_id,
+                    number=version.number,
+                    requirements=version.requirements,
+                    source=version.source,
+                ),
+                version.build_log,
             )
 
     def _run_build(self, build: BuildContext, log_: BuildLog) -> str:
-        context = context_archive(self.settings, build)
-        with engine_errors("building the plugin image"):
-            stream = self.engine.api.build(
-                fileobj=io.BytesIO(context),
-                custom_context=True,
-                tag=build.tag,
-                rm=True,
-                forcerm=True,
-                decode=True,
-                timeout=int(self.settings.build_timeout_s),
-                labels=self.engine.labels(**{VERSION_LABEL: build.version_id}),
-                use_config_proxy=False,
-            )
-            for chunk in stream:
-                if "stream" in chunk:
-                    log_.add(str(chunk["stream"]))
-                if "error" in chunk:
-                    raise BuildFailed(f"{str(chunk['error']).strip()}: read the build log above")
-            image = self.engine.api.inspect_image(build.tag)  # type: ignore[no-untyped-call]
-        return str(image["Id"])
+        return build_plugin_image(self.engine, self.settings, build, log_.add, self._stopping)
+
+    def _freeze(self, build: BuildContext, image_id: str) -> str:
+        return read_freeze(self.engine, build, image_id)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop running builds (they stay DEPLOYING and resume at the next start)."""
+        self._stopping.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Loaded:
+    def __init__(self, context: BuildContext, resumed_log: str) -> None:
+        self.context = context
+        self.resumed_log = resumed_log

@@ -9,7 +9,7 @@ from executor.errors import PluginRejected
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
-from executor.upload import read_upload, source_archive
+from executor.upload import UploadLimits, read_upload, source_archive
 
 __all__ = ["NAME_PATTERN", "Catalog", "activation_events", "check_name"]
 
@@ -46,7 +46,10 @@ class Catalog:
     def upload(self, name: str, filename: str, data: bytes) -> PluginVersion:
         """Check the upload statically, store it as the plugin's next version, start its build."""
         check_name(name)
-        source = read_upload(filename, data)
+        limits = UploadLimits(
+            allow_url_requirements=self.builder.settings.build_allow_url_requirements
+        )
+        source = read_upload(filename, data, limits)
 
         with self.db.session() as session:
             version = plugin_store.add_version(
@@ -61,11 +64,28 @@ class Catalog:
         return version
 
     def activate(
-        self, name: str, project_id: str, events: list[str] | None, max_retries: int = 0
+        self,
+        name: str,
+        project_id: str,
+        events: list[str] | None,
+        version: int | None = None,
+        max_retries: int = 0,
     ) -> Activation:
+        """Activate on a project; ``version`` pins an ACTIVE version (None: follow current);
+        ``max_retries`` retries plugin failures."""
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, name)
-            return plugin_store.set_activation(session, plugin, project_id, events, max_retries)
+            return plugin_store.set_activation(
+                session, plugin, project_id, events, version, max_retries
+            )
+
+    def rollback(self, name: str) -> tuple[int, int]:
+        """Make the ACTIVE version before the current one current: (new, previous) numbers."""
+        with self.db.session() as session:
+            plugin = plugin_store.get_plugin(session, name)
+            before = plugin_store.current_version(plugin)
+            after = plugin_store.rollback(session, plugin)
+            return after.number, before.number if before else after.number
 
     def deactivate(self, name: str, project_id: str) -> None:
         with self.db.session() as session:

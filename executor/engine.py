@@ -6,18 +6,35 @@ docker-py and requests errors are turned into ``SandboxError`` here, where they 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import io
+import socket
+import tarfile
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import docker
 import docker.errors
+import requests
 import requests.exceptions
+from docker.utils import kwargs_from_env
 
-from executor.errors import SandboxError
+from executor.errors import BuildFailed, SandboxError
 
-__all__ = ["ENGINE_TIMEOUT_S", "INVOCATION_LABEL", "MANAGED_LABEL", "Engine", "engine_errors"]
+__all__ = [
+    "ENGINE_TIMEOUT_S",
+    "INVOCATION_LABEL",
+    "MANAGED_LABEL",
+    "BuildInterrupted",
+    "BuildTimedOut",
+    "Engine",
+    "engine_errors",
+]
 
 ENGINE_TIMEOUT_S = 120
+CONFLICT = 409
+STOP_POLL_S = 0.5  # how often a running build checks whether the executor is stopping
 # Labels on every container the executor starts: how crash recovery finds them.
 MANAGED_LABEL = "io.plugin-executor.managed"
 INVOCATION_LABEL = "io.plugin-executor.invocation"
@@ -32,6 +49,59 @@ def engine_errors(doing: str) -> Iterator[None]:
         raise SandboxError(
             f"Docker Engine error while {doing}: {exc}. Check that dockerd is running."
         ) from exc
+
+
+class BuildTimedOut(BuildFailed):
+    """The build ran past its wall time and was stopped."""
+
+
+class BuildInterrupted(Exception):
+    """The build was stopped because the executor is shutting down (it resumes at start)."""
+
+
+class _BuildAbort:
+    """Stops one running build from another thread: the engine cancels a build (and kills
+    and removes its step container) when the client connection goes away, so shutting the
+    socket down stops a silent build as well as a chatty one."""
+
+    def __init__(self) -> None:
+        self.why: str | None = None
+        self._response: requests.Response | None = None
+        self._lock = threading.Lock()
+
+    def capture(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            self._response = response
+            if self.why is not None:
+                self._shutdown()
+
+    def abort(self, why: str) -> None:
+        with self._lock:
+            if self.why is not None:  # already aborted, or finished
+                return
+            self.why = why
+            self._shutdown()
+
+    def finish(self) -> None:
+        with self._lock:
+            if self.why is None:
+                self.why = "done"
+
+    def watch(self, stop: threading.Event) -> None:
+        """Abort with "stop" when ``stop`` is set; returns once the build ended."""
+        while self.why is None:
+            if stop.wait(STOP_POLL_S):
+                self.abort("stop")
+
+    def _shutdown(self) -> None:
+        if self._response is None:
+            return
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        with contextlib.suppress(OSError):
+            if isinstance(sock, socket.socket):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._response.close()
 
 
 class Engine:
@@ -66,14 +136,143 @@ class Engine:
             )
 
     def remove_container(self, container_id: str) -> None:
-        """Force-remove a container and its anonymous volumes; gone already is fine."""
-        with engine_errors("removing a container"), contextlib.suppress(docker.errors.NotFound):
+        """Force-remove a container and its anonymous volumes; gone already, or being
+        removed by someone else (another executor's crash recovery), is fine."""
+        try:
             self.api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code == CONFLICT and "already in progress" in str(exc):
+                return
+            with engine_errors("removing a container"):
+                raise
+        except requests.exceptions.RequestException as exc:
+            with engine_errors("removing a container"):
+                raise exc
 
     def kill_container(self, container_id: str) -> None:
         """SIGKILL a container; already stopped or gone is fine."""
         with contextlib.suppress(SandboxError), engine_errors("killing a container"):
             self.api.kill(container_id, signal="SIGKILL")
+
+    def build_image(
+        self,
+        context: bytes,
+        *,
+        tag: str,
+        on_output: Callable[[str], None],
+        timeout_s: float,
+        stop: threading.Event,
+        **options: Any,
+    ) -> str:
+        """Build ``context`` (a tar with a Dockerfile) as ``tag``; returns the image id.
+
+        Output lines go to ``on_output`` as they come. Past ``timeout_s`` the build is
+        stopped and ``BuildTimedOut`` raised; when ``stop`` is set (shutdown) it is stopped
+        and ``BuildInterrupted`` raised; an error step raises ``BuildFailed``. ``options``
+        are docker-py ``build`` arguments (labels, network_mode, container_limits, ...).
+        """
+        abort = _BuildAbort()
+        # A client of its own: the response hook must see only this build's response.
+        api = docker.APIClient(**kwargs_from_env(), version=self.api.api_version)
+        api.hooks["response"].append(abort.capture)
+        watchdog = threading.Timer(timeout_s, abort.abort, ("timeout",))
+        stopper = threading.Thread(target=abort.watch, args=(stop,), daemon=True)
+        watchdog.daemon = True
+        watchdog.start()
+        stopper.start()
+        try:
+            self._stream_build(api, context, tag, on_output, abort, options)
+        except BuildFailed:
+            raise
+        except Exception as exc:
+            # After an abort, the broken stream's error is expected; before, it is the engine's.
+            if abort.why is None:
+                raise SandboxError(
+                    f"Docker Engine error while building the plugin image: {exc}. "
+                    "Check that dockerd is running."
+                ) from exc
+        finally:
+            watchdog.cancel()
+            abort.finish()
+            api.close()
+        if abort.why == "timeout":
+            raise BuildTimedOut(
+                f"the build ran past its wall time of {timeout_s:g} s and was stopped: trim "
+                "requirements.txt, or ask the operator to raise EXECUTOR_BUILD_TIMEOUT_S"
+            )
+        if abort.why == "stop":
+            raise BuildInterrupted()
+        with engine_errors("reading the built image"):
+            return str(self.api.inspect_image(tag)["Id"])  # type: ignore[no-untyped-call]
+
+    @staticmethod
+    def _stream_build(
+        api: docker.APIClient,
+        context: bytes,
+        tag: str,
+        on_output: Callable[[str], None],
+        abort: _BuildAbort,
+        options: dict[str, Any],
+    ) -> None:
+        stream = api.build(
+            fileobj=io.BytesIO(context),
+            custom_context=True,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            timeout=None,  # the watchdog bounds the build, not a read timeout
+            use_config_proxy=False,
+            **options,
+        )
+        for chunk in stream:
+            if abort.why is not None:
+                return
+            if "stream" in chunk:
+                on_output(str(chunk["stream"]))
+            if "error" in chunk:
+                raise BuildFailed(f"{str(chunk['error']).strip()}: read the build log above")
+
+    def read_file(self, image: str, path: str, labels: dict[str, str]) -> bytes | None:
+        """The content of the regular file ``path`` in ``image`` (None if absent), read from
+        a created, never started, container."""
+        with engine_errors("reading a file from an image"):
+            created = self.api.create_container(image, labels=labels, network_disabled=True)
+        container_id = str(created["Id"])
+        try:
+            with engine_errors("reading a file from an image"):
+                stream, _ = self.api.get_archive(container_id, path)
+                data = b"".join(stream)
+        except docker.errors.NotFound:
+            return None
+        finally:
+            self.remove_container(container_id)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member is not None else None
+            return extracted.read() if extracted is not None else None
+
+    def remove_image(self, image: str) -> bool:
+        """Remove an image by tag or id; True if removed, False if already gone or in use
+        by a container (the engine refuses; GC tries again later)."""
+        try:
+            with engine_errors("removing an image"):
+                self.api.remove_image(image)
+        except docker.errors.NotFound:
+            return False
+        except SandboxError:
+            return False
+        return True
+
+    def image_exists(self, image: str) -> bool:
+        try:
+            with engine_errors("inspecting an image"):
+                self.api.inspect_image(image)  # type: ignore[no-untyped-call]
+        except docker.errors.NotFound:
+            return False
+        return True
 
     def close(self) -> None:
         self.client.close()

@@ -40,7 +40,7 @@ def ingest_event(db: Database, event_in: EventIn) -> Ingested:
         )
         invocation_ids: list[str] = []
         for activation in plugin_store.list_activations(session, project_id=event_in.project_id):
-            version = plugin_store.current_version(activation.plugin)
+            version = plugin_store.activation_version(activation)
             if version is None:
                 continue
             patterns = activation_events(activation, version)

@@ -21,6 +21,7 @@ __all__ = [
     "LogRecordPublic",
     "PluginPublic",
     "PluginSummary",
+    "RolledBack",
     "VersionPublic",
 ]
 
@@ -73,6 +74,9 @@ class ActivationIn(_Strict):
     max_retries: int = Field(
         0, ge=0, le=10, description="Retries of plugin failures (failed, timed_out, oom_killed)."
     )
+    version: int | None = Field(
+        None, ge=1, description="Pin this ACTIVE version; default: follow the current one."
+    )
 
 
 class ActivationPublic(BaseModel):
@@ -81,6 +85,8 @@ class ActivationPublic(BaseModel):
     events: list[str]
     events_default: bool
     max_retries: int
+    pinned_version: int | None
+    runs_version: int | None
     created_at: datetime
 
 
@@ -91,6 +97,9 @@ class VersionPublic(BaseModel):
     requirements: str
     source_sha256: str
     image_id: str | None
+    image_removed: bool
+    current: bool
+    pip_freeze: str | None
     error: str | None
     created_at: datetime
     finished_at: datetime | None
@@ -105,6 +114,7 @@ class PluginSummary(BaseModel):
 
 
 class PluginPublic(PluginSummary):
+    current_version: int | None
     versions: list[VersionPublic]
 
 
@@ -119,6 +129,12 @@ class GatewayCallPublic(BaseModel):
     response_bytes: int
     duration_ms: int
     error: str | None
+
+
+class RolledBack(BaseModel):
+    plugin: str
+    current_version: int
+    previous_version: int
 
 
 class InvocationPublic(BaseModel):

@@ -11,7 +11,9 @@ from executor.builder import Builder
 from executor.catalog import Catalog
 from executor.dispatcher import Dispatcher
 from executor.engine import Engine
+from executor.errors import ExecutorError
 from executor.gateway import Gateway
+from executor.image_gc import ImageCollector
 from executor.metrics import Metrics
 from executor.settings import Settings
 from executor.store import invocations as invocation_store
@@ -53,6 +55,8 @@ class ExecutorService:
         self.engine = engine or Engine()
         self.metrics = Metrics(self._count_by_status)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
+        self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
+        self.builder.on_active.append(self.image_gc.collect)
         self.catalog = Catalog(self.db, self.builder)
         self.gateway = Gateway(self.db, settings)
         self.dispatcher = Dispatcher(self.db, self.engine, settings, self.metrics)
@@ -67,6 +71,10 @@ class ExecutorService:
         self.gateway.start()
         self.builder.resume_unfinished()
         self.dispatcher.start()
+        try:
+            self.image_gc.collect()
+        except ExecutorError as exc:  # GC is housekeeping: the service runs without it
+            log.warning("image GC at start failed: %s", exc.message)
 
     def stop(self) -> None:
         self.dispatcher.stop()

@@ -88,8 +88,28 @@ class Settings(BaseSettings):
     build_ca_bundle: Path | None = Field(
         None, description="CA bundle (PEM) pip trusts for the index, e.g. the system bundle."
     )
-    build_timeout_s: float = Field(600.0, gt=0, description="Silence limit of one build.")
+    build_timeout_s: float = Field(
+        600.0, gt=0, description="Wall time of one build; past it the build is stopped, FAILED."
+    )
     max_concurrent_builds: int = Field(2, ge=1, description="Builds running at once.")
+    build_memory_mib: int = Field(2048, ge=64, description="Memory limit of a build step.")
+    build_cpus: int = Field(1, ge=1, description="CPU cores a build step may use.")
+    build_log_cap_bytes: int = Field(
+        1 * MIB, ge=1024, description="Build log bytes kept; the rest is cut with a note."
+    )
+    build_network: str = Field(
+        "bridge", description="Docker network builds use to reach the index (never 'host')."
+    )
+    build_wheelhouse: Path | None = Field(
+        None,
+        description="Offline mode: folder of wheels; builds use --no-index --find-links on it.",
+    )
+    build_allow_url_requirements: bool = Field(
+        False, description="Accept https:// and git+https:// lines in requirements.txt."
+    )
+    keep_versions: int = Field(
+        5, ge=1, description="Newest versions per plugin whose images are kept (GC)."
+    )
 
     # --- runs
     max_concurrent_runs: int = Field(
@@ -160,6 +180,13 @@ class Settings(BaseSettings):
     # --- CLI client
     url: str = Field("http://127.0.0.1:8700", description="Server URL the CLI talks to.")
     api_key: SecretStr | None = Field(None, description="API key the CLI sends.")
+
+    @field_validator("build_network")
+    @classmethod
+    def _not_host_network(cls, value: str) -> str:
+        if value == "host":
+            raise ValueError("builds never use the host network: use 'bridge' or a user network")
+        return value
 
     @cached_property
     def resolved_database_url(self) -> str:

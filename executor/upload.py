@@ -13,13 +13,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor import archive, inspect
+from executor import archive, inspect, requirements_policy
 from executor.errors import PluginRejected, UploadTooLarge
 
 __all__ = ["PluginSource", "UploadLimits", "pack_directory", "read_upload", "source_archive"]
 
 MAIN_MODULE = inspect.MAIN_MODULE
-REQUIREMENTS_FILE = "requirements.txt"
+REQUIREMENTS_FILE = requirements_policy.REQUIREMENTS_FILE
 # Left out by pack_directory: caches, version control and virtual environments.
 PACK_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".venv"})
 PACK_SKIPPED_SUFFIXES = (".pyc",)
@@ -33,6 +33,8 @@ class UploadLimits:
     max_entries: int = 1000
     max_archive_bytes: int = 10 * 1024 * 1024
     max_unpacked_bytes: int = 50 * 1024 * 1024
+    # Operator setting (build_allow_url_requirements): https/git+https requirement lines.
+    allow_url_requirements: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class PluginSource:
 
 def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits()) -> PluginSource:
     """Unpack and check an upload; raises ``PluginRejected`` / ``UploadTooLarge`` on refusal.
+
+    ``requirements.txt`` must pass ``executor.requirements_policy`` (refusals name its line).
 
     ``filename`` is the name the client gave; it only decides whether bytes that are no
     archive are accepted as a single Python file (when it ends with ``.py``).
@@ -70,7 +74,11 @@ def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits(
     return PluginSource(
         files=files,
         handlers=handlers,
-        requirements=inspect.decode_text(REQUIREMENTS_FILE, requirements) if requirements else "",
+        requirements=requirements_policy.check_requirements(
+            requirements, allow_urls=limits.allow_url_requirements
+        )
+        if requirements
+        else "",
         sha256=source_digest(files),
     )
 

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def version_public(version: PluginVersion) -> VersionPublic:
+def version_public(version: PluginVersion, current: PluginVersion | None = None) -> VersionPublic:
     return VersionPublic(
         version=version.number,
         status=cast(Literal["DEPLOYING", "ACTIVE", "FAILED"], version.status),
@@ -38,6 +38,9 @@ def version_public(version: PluginVersion) -> VersionPublic:
         requirements=version.requirements,
         source_sha256=version.source_sha256,
         image_id=version.image_id,
+        image_removed=version.image_removed_at is not None,
+        current=current is not None and current.id == version.id,
+        pip_freeze=version.pip_freeze,
         error=version.error,
         created_at=version.created_at,
         finished_at=version.finished_at,
@@ -56,20 +59,24 @@ def plugin_summary(plugin: Plugin, projects: list[str]) -> PluginSummary:
 
 
 def plugin_public(plugin: Plugin, projects: list[str]) -> PluginPublic:
+    current = plugin_store.current_version(plugin)
     return PluginPublic(
         **plugin_summary(plugin, projects).model_dump(),
-        versions=[version_public(v) for v in plugin.versions],
+        current_version=current.number if current else None,
+        versions=[version_public(v, current) for v in plugin.versions],
     )
 
 
 def activation_public(activation: Activation) -> ActivationPublic:
-    version = plugin_store.current_version(activation.plugin)
+    version = plugin_store.activation_version(activation)
     return ActivationPublic(
         plugin=activation.plugin.name,
         project_id=activation.project_id,
         events=activation_events(activation, version),
         events_default=activation.event_matcher is None,
         max_retries=activation.max_retries,
+        pinned_version=activation.version_number,
+        runs_version=version.number if version else None,
         created_at=activation.created_at,
     )
 

@@ -8,45 +8,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from executor.cli.client import ApiClient, ApiError
+from executor.cli import builds, common, local
+from executor.cli.client import ApiClient
 from executor.cli.render import console, err_console, print_json, print_log_record, print_table
 from executor.schemas import TERMINAL_STATUSES
 from executor.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
 
-BUILD_POLL_S = 0.5
 RUN_POLL_S = 0.5
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project id.")]
 
 
-def _client() -> ApiClient:
-    settings = Settings()
-    if settings.api_key is not None:
-        key = settings.api_key.get_secret_value()
-    elif settings.operator_key is not None:
-        key = settings.operator_key.get_secret_value()
-    elif settings.operator_key_file.exists():
-        key = settings.operator_key_file.read_text().strip()
-    else:
-        err_console.print(
-            "[red]No API key:[/] set EXECUTOR_API_KEY (or run from the folder where the "
-            "server keeps var/operator_key)."
-        )
-        raise typer.Exit(2)
-    return ApiClient(settings.url, key)
-
-
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one API call; an API error is printed for people and exits 1."""
-    try:
-        return fn(*args, **kwargs)
-    except ApiError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+_client = common.client
+_call = common.call
 
 
 @app.command()
@@ -76,7 +53,7 @@ def push(
     wait: Annotated[bool, typer.Option(help="Wait for the build to end.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload a plugin as a new version and wait for its build (exit 1 if it FAILED)."""
+    """Upload a plugin as a new version and stream its build log (exit 1 if it FAILED)."""
     from executor.upload import pack_directory
 
     if path.is_dir():
@@ -94,29 +71,15 @@ def push(
             f"{plugin_name} v{created['version']}: {created['status']}"
         )
         return
-    build = _wait_for_build(client, plugin_name, int(created["version"]), quiet=as_json)
+    build = builds.follow_build(client, plugin_name, int(created["version"]), echo=not as_json)
     if as_json:
         print_json(build)
     if build["status"] == "FAILED":
         if not as_json:
-            console.print(build["log"], markup=False, highlight=False)
             err_console.print(f"[red]build FAILED:[/] {build['error']}")
         raise typer.Exit(1)
     if not as_json:
         console.print(f"[green]{plugin_name} v{build['version']} is ACTIVE[/]")
-
-
-def _wait_for_build(client: ApiClient, name: str, version: int, *, quiet: bool) -> Any:
-    """Poll the build log, showing its last line, until the version leaves DEPLOYING."""
-    with console.status(f"building {name} v{version}…", spinner="dots") as spinner:
-        while True:
-            build = _call(client.build_log, name, version)
-            if build["status"] != "DEPLOYING":
-                return build
-            last = [line for line in build["log"].splitlines() if line.strip()][-1:]
-            if last and not quiet:
-                spinner.update(f"building {name} v{version}: {last[0][:100]}")
-            time.sleep(BUILD_POLL_S)
 
 
 @app.command()
@@ -126,15 +89,21 @@ def activate(
     event: Annotated[
         list[str] | None, typer.Option("--event", "-e", help="Event type or glob (repeatable).")
     ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Pin this ACTIVE version; default: follow the current.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Activate a plugin on a project (default events: its handler types)."""
-    body = {"events": event} if event else None
+    body: dict[str, Any] | None = {"events": event or None, "version": version}
+    if not event and version is None:
+        body = None
     result = _call(_client().request, "PUT", f"/v1/projects/{project}/plugins/{name}", json=body)
     if as_json:
         print_json(result)
     else:
-        console.print(f"{name} active on {project} for {', '.join(result['events'])}")
+        pin = f" (pinned to v{result['pinned_version']})" if result["pinned_version"] else ""
+        console.print(f"{name} active on {project} for {', '.join(result['events'])}{pin}")
 
 
 @app.command()
@@ -256,3 +225,7 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
                 for c in calls
             ),
         )
+
+
+builds.register(app)
+local.register(app)

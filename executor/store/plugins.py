@@ -5,20 +5,26 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from executor.errors import NotFound
-from executor.store.tables import Activation, Plugin, PluginVersion, utcnow
+from executor.errors import Conflict, NotFound
+from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
 
 __all__ = [
+    "activation_version",
     "add_version",
     "current_version",
     "delete_activation",
+    "gc_candidates",
     "get_plugin",
     "get_version",
+    "is_runnable",
     "list_activations",
     "list_plugins",
+    "mark_image_removed",
+    "rollback",
     "set_activation",
     "unfinished_builds",
     "update_build",
+    "version_by_number",
 ]
 
 
@@ -86,10 +92,77 @@ def version_by_number(session: Session, plugin: Plugin, number: int) -> PluginVe
     )
 
 
+def is_runnable(version: PluginVersion) -> bool:
+    """ACTIVE and its image still kept (the GC has not removed it)."""
+    return version.status == "ACTIVE" and version.image_removed_at is None
+
+
 def current_version(plugin: Plugin) -> PluginVersion | None:
-    """The version events run: the newest ACTIVE one."""
-    active = [v for v in plugin.versions if v.status == "ACTIVE"]
+    """The version unpinned activations run: the one a rollback chose, else the newest
+    runnable one."""
+    for version in plugin.versions:
+        if version.id == plugin.current_version_id and is_runnable(version):
+            return version
+    active = [v for v in plugin.versions if is_runnable(v)]
     return max(active, key=lambda v: v.number) if active else None
+
+
+def activation_version(activation: Activation) -> PluginVersion | None:
+    """The version an event runs for this activation: its pin, else the plugin's current."""
+    if activation.version_number is None:
+        return current_version(activation.plugin)
+    for version in activation.plugin.versions:
+        if version.number == activation.version_number and is_runnable(version):
+            return version
+    return None
+
+
+def rollback(session: Session, plugin: Plugin) -> PluginVersion:
+    """Make the ACTIVE version before the current one current; Conflict if there is none."""
+    current = current_version(plugin)
+    if current is None:
+        raise Conflict(f"plugin {plugin.name!r} has no ACTIVE version: nothing to roll back")
+    older = [v for v in plugin.versions if is_runnable(v) and v.number < current.number]
+    if not older:
+        raise Conflict(
+            f"plugin {plugin.name!r} has no ACTIVE version before v{current.number} to roll "
+            "back to: upload a fixed version instead"
+        )
+    previous = max(older, key=lambda v: v.number)
+    plugin.current_version_id = previous.id
+    session.flush()
+    return previous
+
+
+def gc_candidates(session: Session, keep: int) -> list[PluginVersion]:
+    """Versions whose image may be removed: not among their plugin's ``keep`` newest, and
+    not in use (pinned by an activation, current, or wanted by a queued or running
+    invocation)."""
+    in_use = set(
+        session.scalars(
+            select(Invocation.version_id).where(Invocation.status.in_(("queued", "running")))
+        )
+    )
+    for activation in list_activations(session):
+        version = activation_version(activation)
+        if version is not None:
+            in_use.add(version.id)
+    candidates: list[PluginVersion] = []
+    for plugin in list_plugins(session):
+        current = current_version(plugin)
+        if current is not None:
+            in_use.add(current.id)
+        newest_first = sorted(plugin.versions, key=lambda v: v.number, reverse=True)
+        candidates += [
+            v
+            for v in newest_first[keep:]
+            if v.image_tag and v.image_removed_at is None and v.id not in in_use
+        ]
+    return candidates
+
+
+def mark_image_removed(session: Session, version_id: str) -> None:
+    get_version(session, version_id).image_removed_at = utcnow()
 
 
 def update_build(
@@ -101,8 +174,12 @@ def update_build(
     image_id: str | None = None,
     image_tag: str | None = None,
     error: str | None = None,
+    freeze: str | None = None,
 ) -> None:
-    """Save build progress; a status other than DEPLOYING also stamps ``finished_at``."""
+    """Save build progress; a status other than DEPLOYING also stamps ``finished_at``.
+
+    A version that becomes ACTIVE becomes its plugin's current one (ending a rollback).
+    """
     version = get_version(session, version_id)
     version.build_log = log
     if status is not None:
@@ -110,8 +187,11 @@ def update_build(
         version.image_id = image_id
         version.image_tag = image_tag
         version.error = error
+        version.pip_freeze = freeze
         if status != "DEPLOYING":
             version.finished_at = utcnow()
+        if status == "ACTIVE":
+            version.plugin.current_version_id = None
 
 
 def unfinished_builds(session: Session) -> list[str]:
@@ -130,9 +210,21 @@ def set_activation(
     plugin: Plugin,
     project_id: str,
     events: list[str] | None,
+    version_number: int | None = None,
     max_retries: int = 0,
 ) -> Activation:
-    """Activate ``plugin`` on ``project_id`` (or update its event matcher)."""
+    """Activate ``plugin`` on ``project_id`` (or update its event matcher and pin).
+
+    ``version_number`` pins a version, which must be ACTIVE; None follows the current one.
+    """
+    if version_number is not None:
+        pinned = version_by_number(session, plugin, version_number)
+        if not is_runnable(pinned):
+            raise Conflict(
+                f"plugin {plugin.name!r} v{version_number} is {pinned.status}"
+                f"{' (image removed)' if pinned.image_removed_at else ''}: only an ACTIVE "
+                "version can be pinned"
+            )
     activation = session.scalar(
         select(Activation).where(
             Activation.plugin_id == plugin.id, Activation.project_id == project_id
@@ -142,6 +234,7 @@ def set_activation(
         activation = Activation(plugin_id=plugin.id, project_id=project_id)
         session.add(activation)
     activation.event_matcher = events
+    activation.version_number = version_number
     activation.max_retries = max_retries
     session.flush()
     return activation

@@ -78,6 +78,8 @@ class Plugin(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by rollback: the version events run. None: the newest ACTIVE version.
+    current_version_id: Mapped[str | None] = mapped_column(String(36), default=None)
 
     versions: Mapped[list[PluginVersion]] = relationship(
         back_populates="plugin", order_by="PluginVersion.number", cascade="all, delete-orphan"
@@ -102,6 +104,10 @@ class PluginVersion(Base):
     build_log: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # `pip freeze` in the built image: the resolved dependency list.
+    pip_freeze: Mapped[str | None] = mapped_column(Text, default=None)
+    # Set when the image GC removed this version's image (it can no longer run).
+    image_removed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     plugin: Mapped[Plugin] = relationship(back_populates="versions")
 
@@ -117,6 +123,8 @@ class Activation(Base):
     event_matcher: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     # Plugin failures (failed, timed_out, oom_killed) are retried only this many times.
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    # A pinned version number; None follows the plugin's current version.
+    version_number: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     plugin: Mapped[Plugin] = relationship()

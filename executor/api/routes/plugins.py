@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from executor.api.deps import Authorized, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
 from executor.errors import UploadTooLarge
-from executor.schemas import PluginPublic, PluginSummary
+from executor.schemas import PluginPublic, PluginSummary, RolledBack
 from executor.store import plugins as plugin_store
 from executor.upload import UploadLimits
 
@@ -31,6 +31,7 @@ class BuildLog(BaseModel):
     status: str
     error: str | None
     log: str
+    pip_freeze: str | None
 
 
 def _projects(session: SessionDep, plugin_id: str) -> list[str]:
@@ -78,6 +79,17 @@ def delete_plugin(name: str, service: ServiceDep) -> None:
     service.catalog.delete(name)
 
 
+@router.post("/{name}/rollback", response_model=RolledBack)
+def rollback(name: str, service: ServiceDep) -> RolledBack:
+    """Make the ACTIVE version before the current one current (409 if there is none).
+
+    Activations that follow the current version run it from the next event on; pinned
+    activations keep their version. The next ACTIVE upload becomes current again.
+    """
+    current, previous = service.catalog.rollback(name)
+    return RolledBack(plugin=name, current_version=current, previous_version=previous)
+
+
 @router.get("/{name}/versions/{version}/build-log", response_model=BuildLog)
 def get_build_log(name: str, version: int, session: SessionDep) -> BuildLog:
     plugin = plugin_store.get_plugin(session, name)
@@ -88,4 +100,5 @@ def get_build_log(name: str, version: int, session: SessionDep) -> BuildLog:
         status=found.status,
         error=found.error,
         log=found.build_log,
+        pip_freeze=found.pip_freeze,
     )

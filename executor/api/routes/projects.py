@@ -27,9 +27,11 @@ def list_project_plugins(
 def activate(
     name: str, service: ServiceDep, body: ActivationIn | None = None, project_id: str = ProjectId
 ) -> ActivationPublic:
-    """Activate a plugin on a project; ``events`` defaults to the plugin's handler types."""
+    """Activate a plugin on a project; ``events`` defaults to the plugin's handler types,
+    ``version`` pins an ACTIVE version (default: follow the plugin's current version),
+    ``max_retries`` retries plugin failures."""
     body = body or ActivationIn()
-    service.catalog.activate(name, project_id, body.events, body.max_retries)
+    service.catalog.activate(name, project_id, body.events, body.version, body.max_retries)
     with service.db.session() as session:
         plugin = plugin_store.get_plugin(session, name)
         activation = plugin_store.list_activations(

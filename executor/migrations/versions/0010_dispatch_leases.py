@@ -1,7 +1,7 @@
 """dispatch: leases, backoff, retries, replay, the claim lock
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from alembic import op
 
 import executor.store.tables
 
-revision = "0004"
-down_revision = "0003"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,88 @@
+"""Build timings on the local Docker Engine: figures, not assertions.
+
+    .venv/bin/python bench/builds.py [--requirements "six==1.16.0 attrs==23.2.0"]
+
+Measures, through a real executor service (own temp data dir, SQLite):
+  1. first build of a plugin with requirements (pip runs; a unique comment defeats old cache),
+  2. a second plugin with the same requirements (the pip layer comes from the cache),
+  3. a code-only new version of the first plugin (the pip layer comes from the cache).
+Every image built is removed at the end. Set EXECUTOR_BUILD_CA_BUNDLE if the index needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import docker
+
+from executor.service import ExecutorService
+from executor.settings import Settings
+from executor.store import plugins as plugin_store
+from executor.upload import pack_directory
+
+MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def build(service: ExecutorService, folder: Path, name: str) -> tuple[float, str, bool]:
+    """Upload and build in-process; (seconds, status, whether pip ran)."""
+    started = time.monotonic()
+    version = service.catalog.upload(name, f"{name}.tar.gz", pack_directory(folder))
+    while True:
+        with service.db.session() as session:
+            found = plugin_store.get_version(session, version.id)
+            if found.status != "DEPLOYING":
+                ran_pip = "Successfully installed" in found.build_log
+                return time.monotonic() - started, found.status, ran_pip
+        time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requirements", default="six==1.16.0 attrs==23.2.0")
+    args = parser.parse_args()
+    requirements = "\n".join(args.requirements.split()) + f"\n# bench {uuid.uuid4()}\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        settings = Settings(
+            data_dir=root / "data",
+            operator_key="pe_op_bench-key-0123456789",
+            build_ca_bundle=CA_BUNDLE if CA_BUNDLE.exists() else None,
+        )
+        service = ExecutorService(settings)
+        service.start()
+        folders = {}
+        for name in ("bench_a", "bench_b"):
+            folders[name] = root / name
+            folders[name].mkdir()
+            (folders[name] / "requirements.txt").write_text(requirements)
+            (folders[name] / "main.py").write_text(MAIN.format(name))
+        try:
+            rows = [("first build (pip runs)", *build(service, folders["bench_a"], "bench_a"))]
+            rows.append(
+                ("second plugin, same requirements", *build(service, folders["bench_b"], "bench_b"))
+            )
+            (folders["bench_a"] / "main.py").write_text(MAIN.format("bench_a v2"))
+            rows.append(("code-only new version", *build(service, folders["bench_a"], "bench_a")))
+        finally:
+            with service.db.session() as session:
+                tags = [v.image_tag for p in plugin_store.list_plugins(session) for v in p.versions]
+            service.stop()
+            client = docker.from_env()
+            for tag in filter(None, tags):
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    client.images.remove(tag, force=True)
+            client.close()
+    print(f"requirements: {args.requirements}")
+    print(f"{'case':<36} {'seconds':>8}  {'status':<7} pip ran")
+    for case, seconds, status, ran_pip in rows:
+        print(f"{case:<36} {seconds:>8.1f}  {status:<7} {'yes' if ran_pip else 'no'}")
+
+
+if __name__ == "__main__":
+    main()

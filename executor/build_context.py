@@ -1,0 +1,134 @@
+"""The build context of a plugin image: its Dockerfile and the files it copies.
+
+Layers, in order: the runtime base image; the requirements, installed by pip as the
+unprivileged build user in their own layer (identical requirements and settings give an
+identical step, so the engine's cache shares it across plugins and across code-only
+versions); then the code. Nothing secret goes in: no build args, no environment but pip's
+own switches; the CA bundle is public data.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from executor.errors import BuildFailed
+from executor.settings import Settings
+
+__all__ = [
+    "BUILD_USER",
+    "FREEZE_PATH",
+    "BuildContext",
+    "context_archive",
+    "dockerfile",
+    "pip_command",
+]
+
+BUILD_USER = "10001:10001"  # owns /opt/venv; never root
+RUN_USER = "10000:10000"
+CA_FILE = "build-ca.pem"
+WHEELHOUSE_DIR = "wheelhouse"
+BUILD_DIR = "/opt/build"
+FREEZE_PATH = "/opt/venv/pip-freeze.txt"  # `pip freeze` after the install, read back per version
+MAX_WHEELHOUSE_BYTES = 2 * 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What one build needs, read from the store before the build starts."""
+
+    version_id: str
+    plugin_id: str
+    number: int
+    requirements: str
+    source: bytes
+
+    @property
+    def tag(self) -> str:
+        return f"plugin-executor/p-{self.plugin_id}:v{self.number}"
+
+    @property
+    def has_requirements(self) -> bool:
+        return bool(self.requirements.strip())
+
+
+def pip_command(settings: Settings) -> str:
+    """The pip install line: isolated from any config, no cache, the operator's index (with
+    its CA bundle) or, offline, the operator's wheelhouse only."""
+    if settings.build_wheelhouse is not None:
+        source = f"--no-index --find-links {BUILD_DIR}/{WHEELHOUSE_DIR}"
+    else:
+        cert = f" --cert {BUILD_DIR}/{CA_FILE}" if settings.build_ca_bundle else ""
+        source = f"--index-url {settings.build_index_url}{cert}"
+    return (
+        "PIP_CONFIG_FILE=/dev/null python3 -m pip install --isolated --no-input --no-cache-dir"
+        f" --disable-pip-version-check {source} -r {BUILD_DIR}/requirements.txt"
+        f" && python3 -m pip freeze --isolated --disable-pip-version-check > {FREEZE_PATH}"
+    )
+
+
+def dockerfile(settings: Settings, has_requirements: bool) -> str:
+    """The Dockerfile of a plugin image (see the module docstring for its layers)."""
+    lines = [f"FROM {settings.runtime_image}", "USER root"]
+    if has_requirements:
+        if settings.build_wheelhouse is not None:
+            lines.append(f"COPY {WHEELHOUSE_DIR}/ {BUILD_DIR}/{WHEELHOUSE_DIR}/")
+        elif settings.build_ca_bundle:
+            lines.append(f"COPY {CA_FILE} {BUILD_DIR}/{CA_FILE}")
+        lines += [
+            # Older runtime images left /opt/venv to root; the build user must own it.
+            f"RUN chown -R {BUILD_USER} /opt/venv",
+            f"COPY requirements.txt {BUILD_DIR}/requirements.txt",
+            f"USER {BUILD_USER}",
+            f"RUN {pip_command(settings)}",
+            "USER root",
+        ]
+    lines += [
+        "ADD source.tar.gz /opt/plugin/plugin_code/",
+        "RUN chmod -R a+rX,go-w /opt/plugin/plugin_code"
+        " && python3 -m compileall -q /opt/plugin/plugin_code",
+        f"USER {RUN_USER}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def context_archive(settings: Settings, build: BuildContext) -> bytes:
+    """The build context: Dockerfile, requirements, CA bundle or wheelhouse, plugin source."""
+    files: dict[str, bytes] = {
+        "Dockerfile": dockerfile(settings, build.has_requirements).encode(),
+        "source.tar.gz": build.source,
+    }
+    if build.has_requirements:
+        files["requirements.txt"] = build.requirements.encode()
+        if settings.build_wheelhouse is not None:
+            files.update(_wheelhouse_files(settings.build_wheelhouse))
+        elif settings.build_ca_bundle:
+            files[CA_FILE] = settings.build_ca_bundle.read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _wheelhouse_files(folder: Path) -> dict[str, bytes]:
+    """The wheelhouse's files (top level only: pip's --find-links does not recurse)."""
+    if not folder.is_dir():
+        raise BuildFailed(
+            f"the wheelhouse {folder} (EXECUTOR_BUILD_WHEELHOUSE) is not a folder: create it "
+            "with 'pip download -d' or unset the setting"
+        )
+    files = {
+        f"{WHEELHOUSE_DIR}/{path.name}": path.read_bytes()
+        for path in sorted(folder.iterdir())
+        if path.is_file()
+    }
+    if sum(len(content) for content in files.values()) > MAX_WHEELHOUSE_BYTES:
+        raise BuildFailed(f"the wheelhouse {folder} is over 2 GiB: keep only the wheels needed")
+    # An empty folder still needs an entry so that COPY finds it.
+    return files or {f"{WHEELHOUSE_DIR}/.keep": b""}

@@ -1,0 +1,109 @@
+"""Build and version commands: build-log (with follow), versions, rollback."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from executor.cli.client import ApiClient
+from executor.cli.common import call, client
+from executor.cli.render import console, err_console, print_json, print_table
+
+__all__ = ["follow_build", "register"]
+
+BUILD_POLL_S = 0.5
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def follow_build(api: ApiClient, name: str, version: int, *, echo: bool) -> Any:
+    """Poll the build log until the version leaves DEPLOYING, writing each new part of the
+    log to stdout as it arrives (when ``echo``); returns the final build-log body."""
+    shown = 0
+    while True:
+        build = call(api.build_log, name, version)
+        text = str(build["log"])
+        if echo and len(text) > shown:
+            sys.stdout.write(text[shown:])
+            sys.stdout.flush()
+            shown = len(text)
+        if build["status"] != "DEPLOYING":
+            return build
+        time.sleep(BUILD_POLL_S)
+
+
+def _latest_version(api: ApiClient, name: str) -> int:
+    plugin = call(api.plugin, name)
+    if plugin["latest_version"] is None:
+        err_console.print(f"[red]error:[/] plugin {name} has no version yet")
+        raise typer.Exit(1)
+    return int(plugin["latest_version"])
+
+
+def build_log(
+    name: str,
+    version: Annotated[int | None, typer.Option(help="Version; default: the latest.")] = None,
+    follow: Annotated[bool, typer.Option(help="Stream the log until the build ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a version's build log and its resolved dependencies (pip freeze)."""
+    api = client()
+    number = version if version is not None else _latest_version(api, name)
+    if follow and not as_json:
+        build = follow_build(api, name, number, echo=True)
+    else:
+        build = call(api.build_log, name, number)
+        if not as_json:
+            console.print(build["log"], markup=False, highlight=False, end="")
+    if as_json:
+        print_json(build)
+        return
+    if build["pip_freeze"]:
+        console.print("Resolved dependencies (pip freeze):", style="bold")
+        console.print(build["pip_freeze"], markup=False, highlight=False, end="")
+    console.print(f"{name} v{number}: {build['status']}")
+    if build["status"] == "FAILED":
+        raise typer.Exit(1)
+
+
+def versions(name: str, as_json: JsonOpt = False) -> None:
+    """List a plugin's versions: status, which is current, image kept, dependencies."""
+    plugin = call(client().plugin, name)
+    if as_json:
+        print_json(plugin["versions"])
+        return
+    rows = (
+        [
+            v["version"],
+            v["status"],
+            "*" if v["current"] else "",
+            "removed" if v["image_removed"] else "kept",
+            v["source_sha256"][:12],
+            " ".join((v["pip_freeze"] or "").split()),
+        ]
+        for v in plugin["versions"]
+    )
+    print_table(
+        f"Versions of {name}",
+        ["version", "status", "current", "image", "source", "dependencies"],
+        rows,
+    )
+
+
+def rollback(name: str, as_json: JsonOpt = False) -> None:
+    """Make the ACTIVE version before the current one current (next events run it)."""
+    result = call(client().request, "POST", f"/v1/plugins/{name}/rollback")
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        f"{name}: rolled back from v{result['previous_version']} to v{result['current_version']}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build-log")(build_log)
+    app.command()(versions)
+    app.command()(rollback)

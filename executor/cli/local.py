@@ -1,0 +1,191 @@
+"""Local commands for plugin authors, no server needed: ``run`` and ``sample-event``.
+
+``run`` checks the plugin folder like an upload, builds it with the server's build recipe
+(``executor.builder.build_plugin_image``) and runs it once in the server's sandbox
+(``executor.sandbox.Sandbox``) on the local Docker Engine, printing build output, then the
+plugin's log lines as they come, then its terminal status. Exit code: the plugin's own
+(0 succeeded, 1 its handler raised, ...), 124 timed out, 137 out of memory, 3 when the
+plugin could not be checked or built, 4 when the engine failed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from executor.build_context import BuildContext
+from executor.builder import build_plugin_image
+from executor.engine import Engine
+from executor.errors import ExecutorError, PluginRejected, SandboxError
+from executor.output import OutputCollector, OutputLine
+from executor.sandbox import RunOutcome, Sandbox
+from executor.schemas import ApiInfo, Envelope, EnvelopeEvent, EventIn
+from executor.settings import Settings
+from executor.upload import UploadLimits, pack_directory, read_upload, source_archive
+
+__all__ = ["SAMPLE_EVENTS", "exit_code_of", "register"]
+
+SAMPLE_EVENTS = (
+    "onSubmit",
+    "onReview",
+    "onCustomInterfaceClick",
+    "onSendBackToQueue",
+    "asset.issue.created",
+)
+LOCAL_PROJECT = "local-project"
+EXIT_NOT_BUILT = 3
+EXIT_ENGINE = 4
+EXIT_TIMED_OUT = 124
+EXIT_OOM = 137
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def sample_event(
+    event_type: Annotated[str, typer.Argument(help=f"One of: {', '.join(SAMPLE_EVENTS)}.")],
+) -> None:
+    """Print a sample event of that type (JSON), to edit and pass to 'run --event'."""
+    if event_type not in SAMPLE_EVENTS:
+        err.print(
+            f"[red]error:[/] no sample for {escape(event_type)!r}: choose one of "
+            f"{', '.join(SAMPLE_EVENTS)}"
+        )
+        raise typer.Exit(2)
+    sys.stdout.write(resources.files("executor.samples").joinpath(f"{event_type}.json").read_text())
+
+
+def run(
+    path: Annotated[Path, typer.Argument(help="Plugin folder (with main.py).")],
+    event: Annotated[Path, typer.Option(help="Event JSON file (see 'sample-event').")],
+) -> None:
+    """Build a plugin folder and run it once on an event, locally, in the real sandbox."""
+    settings = Settings()
+    event_in = _read_event(event)
+    build = _check(path, settings)
+    engine = _engine()
+    try:
+        image = _build(engine, settings, build)
+        outcome = _run_once(engine, settings, build, image, event_in)
+    finally:
+        engine.close()
+    style = "green" if outcome.status == "succeeded" else "red"
+    reason = f": {outcome.error}" if outcome.error else ""
+    err.print(f"[{style}]run {outcome.status}{escape(reason)}[/]")
+    raise typer.Exit(exit_code_of(outcome))
+
+
+def exit_code_of(outcome: RunOutcome) -> int:
+    """The exit code ``run`` ends with for a run's outcome."""
+    if outcome.status == "timed_out":
+        return EXIT_TIMED_OUT
+    if outcome.status == "oom_killed":
+        return EXIT_OOM
+    if outcome.status == "succeeded":
+        return 0
+    return outcome.exit_code or 1
+
+
+def _read_event(path: Path) -> EventIn:
+    try:
+        body: Any = json.loads(path.read_text())
+        if isinstance(body, dict):
+            body.setdefault("project_id", LOCAL_PROJECT)
+        return EventIn.model_validate(body)
+    except (OSError, ValueError, ValidationError) as exc:
+        err.print(f"[red]error:[/] cannot use {path} as an event: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+def _check(path: Path, settings: Settings) -> BuildContext:
+    try:
+        limits = UploadLimits(allow_url_requirements=settings.build_allow_url_requirements)
+        source = read_upload(f"{path.name}.tar.gz", pack_directory(path), limits)
+    except PluginRejected as exc:
+        err.print(f"[red]plugin refused:[/] {escape(exc.message)}")
+        raise typer.Exit(EXIT_NOT_BUILT) from exc
+    name = "".join(c if c.isalnum() else "-" for c in path.resolve().name.lower()).strip("-")
+    return BuildContext(
+        version_id=f"local-{source.sha256[:12]}",
+        plugin_id=f"local-{name or 'plugin'}",
+        number=0,
+        requirements=source.requirements,
+        source=source_archive(source),
+    )
+
+
+def _engine() -> Engine:
+    try:
+        return Engine()
+    except SandboxError as exc:
+        err.print(f"[red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(EXIT_ENGINE) from exc
+
+
+def _build(engine: Engine, settings: Settings, build: BuildContext) -> str:
+    err.print(f"building {build.tag}", style="bold")
+    try:
+        return build_plugin_image(
+            engine, settings, build, lambda text: err.out(text, end=""), threading.Event()
+        )
+    except ExecutorError as exc:
+        err.print(f"[red]build FAILED:[/] {escape(exc.message)}")
+        raise typer.Exit(EXIT_NOT_BUILT) from exc
+
+
+def _run_once(
+    engine: Engine, settings: Settings, build: BuildContext, image: str, event: EventIn
+) -> RunOutcome:
+    token = secrets.token_urlsafe(32)
+    run_id = f"local-{secrets.token_hex(6)}"
+    envelope = Envelope(
+        invocation_id=run_id,
+        plugin=build.plugin_id,
+        version=build.number,
+        project_id=event.project_id,
+        event=EnvelopeEvent(
+            type=event.type, asset_id=event.asset_id, label=event.label, payload=event.payload
+        ),
+        api=ApiInfo(url=settings.platform_api_url, token=token),
+        deadline=datetime.now(UTC) + timedelta(seconds=settings.sandbox.timeout_s),
+    )
+    collector = OutputCollector(settings.sandbox.log_cap_bytes, secrets=(token,))
+
+    def on_output(stream_id: int, data: bytes) -> bool:
+        _print_lines(collector.feed(stream_id, data))
+        return not collector.truncated
+
+    err.print(f"running {event.type} on {image[:19]}", style="bold")
+    try:
+        outcome = Sandbox(engine, settings.sandbox).run(
+            image, envelope.model_dump_json().encode(), run_id, on_output
+        )
+    except SandboxError as exc:
+        err.print(f"[red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(EXIT_ENGINE) from exc
+    _print_lines(collector.close())
+    return outcome
+
+
+def _print_lines(lines: list[OutputLine]) -> None:
+    for line in lines:
+        text = Text(f"{line.log_type:<8} ")
+        text.append(line.content)
+        out.print(text)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sample-event")(sample_event)
+    app.command()(run)

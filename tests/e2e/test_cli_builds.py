@@ -1,0 +1,113 @@
+"""Build, version and local-run commands of the CLI, run as a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import CA_BUNDLE, EXAMPLES, PLUGINS, RunningServer
+from tests.e2e.test_cli import CLI, cli
+
+MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
+
+
+def test_push_streams_build_log_then_versions_and_rollback(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    plugin = tmp_path / "clirb"
+    plugin.mkdir()
+    (plugin / "requirements.txt").write_text(f"six==1.16.0  # {uuid.uuid4()}\n")
+    for says in ("one", "two"):
+        (plugin / "main.py").write_text(MAIN.format(says))
+        pushed = cli(server, "push", str(plugin))
+        # The build log is streamed on stdout, then the verdict.
+        assert "Step 1/" in pushed.stdout and "FROM plugin-executor-runtime" in pushed.stdout
+        assert pushed.stdout.rstrip().endswith("is ACTIVE")
+    assert "clirb v2 is ACTIVE" in pushed.stdout
+
+    log = cli(server, "build-log", "clirb", "--version", "1").stdout
+    assert "Building image plugin-executor/" in log
+    assert "Resolved dependencies (pip freeze):\nsix==1.16.0\n" in log
+    assert log.rstrip().endswith("clirb v1: ACTIVE")
+    latest = json.loads(cli(server, "build-log", "clirb", "--json").stdout)
+    assert latest["version"] == 2 and latest["pip_freeze"] == "six==1.16.0\n"
+
+    table = json.loads(cli(server, "versions", "clirb", "--json").stdout)
+    assert [(v["version"], v["current"]) for v in table] == [(1, False), (2, True)]
+    activated = cli(server, "activate", "clirb", "--project", "clirb-p", "--version", "1")
+    assert "clirb active on clirb-p for onSubmit (pinned to v1)" in activated.stdout
+    rolled = cli(server, "rollback", "clirb")
+    assert rolled.stdout.strip() == "clirb: rolled back from v2 to v1"
+    refused = cli(server, "rollback", "clirb", ok=False)
+    assert refused.returncode == 1
+    assert "has no ACTIVE version before v1 to roll back to" in refused.stderr
+    assert "[conflict, HTTP 409]" in refused.stderr
+
+
+def local_env() -> dict[str, str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    if CA_BUNDLE.exists():
+        env["EXECUTOR_BUILD_CA_BUNDLE"] = str(CA_BUNDLE)
+    return env
+
+
+def local(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=local_env(), capture_output=True, text=True, timeout=600
+    )
+
+
+def test_sample_events_ship_for_each_handler_type() -> None:
+    for event_type in ("onSubmit", "onReview", "onCustomInterfaceClick", "onSendBackToQueue"):
+        done = local("sample-event", event_type)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["type"] == event_type
+    unknown = local("sample-event", "onNothing")
+    assert unknown.returncode == 2
+    assert "no sample for 'onNothing'" in unknown.stderr
+
+
+@pytest.fixture
+def local_images(docker_client: docker.DockerClient) -> Iterator[None]:
+    """Removes the images the local runs tag (one per plugin folder name)."""
+    yield
+    for tag in ("plugin-executor/p-local-invoice-qa:v0", "plugin-executor/p-local-raising:v0"):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(tag, force=True)
+
+
+def test_local_run_prints_logs_and_exits_with_the_plugins_status(
+    tmp_path: Path, runtime_image: str, local_images: None
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(local("sample-event", "onSubmit").stdout)
+
+    ok = local("run", str(EXAMPLES / "invoice_qa"), "--event", str(event))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == [
+        "INFO     asset asset-001 ACCEPTED",
+        "INFO     checked project local-project",
+    ]
+    assert "Step 1/" in ok.stderr and ok.stderr.rstrip().endswith("run succeeded")
+
+    raised = local("run", str(PLUGINS / "raising"), "--event", str(event))
+    assert raised.returncode == 1
+    assert raised.stdout.startswith("INFO     about to fail\nERROR    ")
+    assert "ZeroDivisionError: division by zero" in raised.stdout
+    assert raised.stderr.rstrip().endswith("run failed: plugin exited with code 1")
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "main.py").write_text(MAIN.format("x"))
+    (bad / "requirements.txt").write_text("-i https://evil.example/simple\n")
+    refused = local("run", str(bad), "--event", str(event))
+    assert refused.returncode == 3
+    assert "requirements.txt, line 1: the option '-i' is not allowed" in refused.stderr

@@ -1,0 +1,230 @@
+"""Builds on a real engine: cache sharing, pip freeze, non-root pip, offline wheelhouse,
+wall-time limit, log cap, restart mid-build.
+
+All build tests live in this one module so that (with ``--dist loadfile``) no other build
+of this suite runs at the same time, which the leftover-container checks rely on.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.conftest import RunningServer, make_settings, start_server, stop_server
+
+MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
+PIP_STEP = "/opt/build/requirements.txt"  # in the Cmd of every pip step container
+
+
+def make_plugin(root: Path, name: str, requirements: str = "", says: str = "hi") -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "main.py").write_text(MAIN.format(says))
+    if requirements:
+        (folder / "requirements.txt").write_text(requirements)
+    return folder
+
+
+def make_sdist(wheelhouse: Path, name: str, setup_body: str) -> None:
+    """A source distribution ``name-1.0.tar.gz`` whose setup.py runs ``setup_body`` first."""
+    setup = f"import sys, time\n{setup_body}\nfrom setuptools import setup\n"
+    setup += f"setup(name={name!r}, version='1.0', py_modules=[])\n"
+    files = {
+        f"{name}-1.0/setup.py": setup.encode(),
+        f"{name}-1.0/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
+    }
+    with tarfile.open(wheelhouse / f"{name}-1.0.tar.gz", "w:gz") as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+
+
+def pip_step_containers(client: docker.DockerClient) -> list[str]:
+    """Containers of our pip steps still present (a stopped build must leave none)."""
+    # The low-level list: no inspect per container, which races with removals.
+    return [c["Id"] for c in client.api.containers(all=True) if PIP_STEP in c["Command"]]
+
+
+def wait_no_pip_step(client: docker.DockerClient, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while pip_step_containers(client):
+        assert time.monotonic() < deadline, "a pip step container was left behind"
+        time.sleep(0.5)
+
+
+def test_same_requirements_share_the_layer_and_freeze_is_stored(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    requirements = f"six==1.16.0  # shared-layer test {uuid.uuid4()}\n"
+    first = server.push(make_plugin(tmp_path, "req_first", requirements))
+    second = server.push(make_plugin(tmp_path, "req_second", requirements, says="other"))
+    assert "Successfully installed six-1.16.0" in first["log"]
+    assert "Successfully installed six" not in second["log"]  # pip did not run again
+    pip_step = second["log"].split("python3 -m pip install", 1)[1]
+    assert pip_step.lstrip().split("\n", 2)[1].strip() == "---> Using cache"
+    assert first["pip_freeze"] == second["pip_freeze"] == "six==1.16.0\n"
+    plugin = server.api.get("/v1/plugins/req_second").json()
+    assert plugin["versions"][0]["pip_freeze"] == "six==1.16.0\n"
+    assert plugin["versions"][0]["current"] is True and plugin["current_version"] == 1
+    # pip ran as the build user, not root: it owns what it installed.
+    owner = server.docker_client.containers.run(
+        f"plugin-executor/p-{plugin_id(server, 'req_second')}:v1",
+        entrypoint=["stat", "-c", "%u", "/opt/venv/lib/python3.11/site-packages/six.py"],
+        remove=True,
+        network_disabled=True,
+    )
+    assert owner.decode().strip() == "10001"
+
+
+def plugin_id(server: RunningServer, name: str) -> str:
+    from sqlalchemy import select
+
+    from executor.store.tables import Plugin
+
+    with server.service.db.session() as session:
+        return str(session.scalar(select(Plugin.id).where(Plugin.name == name)))
+
+
+def test_plugin_without_requirements_has_an_empty_freeze(server: RunningServer) -> None:
+    build = server.push("sleeper", name="no_reqs")
+    assert build["pip_freeze"] == ""
+    assert "pip install" not in build["log"]
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """six's wheel from the index (pip download), and three hand-made sdists."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(folder),
+            "six==1.16.0",
+        ],
+        check=True,
+        timeout=300,
+    )
+    make_sdist(folder, "sleepy", "time.sleep(600)")
+    make_sdist(folder, "slowish", "time.sleep(3)")
+    make_sdist(
+        folder,
+        "chatty",
+        "print('x' * 100 + '\\n', end='' ) or None\n"
+        "for i in range(4000): print('chatty line', i, 'x' * 60)\nsys.exit(1)",
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def offline(server_factory: Any, wheelhouse: Path) -> RunningServer:
+    return server_factory(
+        build_wheelhouse=wheelhouse,
+        build_index_url="https://127.0.0.1:9/unreachable",  # offline builds never use it
+        build_log_cap_bytes=16 * 1024,
+    )
+
+
+@pytest.fixture(scope="module")
+def hasty(server_factory: Any, wheelhouse: Path) -> RunningServer:
+    return server_factory(build_wheelhouse=wheelhouse, build_timeout_s=8)
+
+
+def test_offline_build_installs_from_the_wheelhouse(offline: RunningServer, tmp_path: Path) -> None:
+    build = offline.push(make_plugin(tmp_path, "offline_six", f"six==1.16.0 # {uuid.uuid4()}\n"))
+    assert "--no-index --find-links /opt/build/wheelhouse" in build["log"]
+    assert "Successfully installed six-1.16.0" in build["log"]
+    assert build["pip_freeze"] == "six==1.16.0\n"
+    offline.activate("offline_six", "offline")
+    run = offline.run_event(type="onSubmit", project_id="offline", asset_id="a")
+    assert run["status"] == "succeeded"
+
+
+def test_offline_build_cannot_reach_the_index(offline: RunningServer, tmp_path: Path) -> None:
+    build = offline.push(make_plugin(tmp_path, "offline_miss", "attrs==23.2.0\n"), expect="FAILED")
+    assert "No matching distribution found for attrs==23.2.0" in build["log"]
+    assert build["error"].startswith("The command '/bin/sh -c PIP_CONFIG_FILE=/dev/null")
+
+
+def test_build_past_its_wall_time_is_stopped_and_failed(
+    hasty: RunningServer, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    build = hasty.push(
+        make_plugin(tmp_path, "too_slow", f"sleepy # {uuid.uuid4()}\n"), expect="FAILED"
+    )
+    elapsed = time.monotonic() - started
+    reason = (
+        "the build ran past its wall time of 8 s and was stopped: trim requirements.txt, or "
+        "ask the operator to raise EXECUTOR_BUILD_TIMEOUT_S"
+    )
+    assert build["error"] == reason
+    assert build["log"].endswith(f"\nBUILD FAILED: {reason}\n")
+    assert 8 <= elapsed < 30
+    wait_no_pip_step(hasty.docker_client)
+
+
+def test_chatty_build_log_is_capped(offline: RunningServer, tmp_path: Path) -> None:
+    build = offline.push(
+        make_plugin(tmp_path, "chatty_p", f"chatty # {uuid.uuid4()}\n"), expect="FAILED"
+    )
+    note = "\n[build log truncated: over 16384 bytes; the build goes on]\n"
+    assert note in build["log"]
+    before_note = build["log"].split(note)[0]
+    assert len(before_note) <= 16 * 1024
+    assert build["log"].endswith(f"\nBUILD FAILED: {build['error']}\n")
+    assert "returned a non-zero code: 1" in build["error"]
+
+
+def test_restart_during_a_build_resumes_it(
+    docker_client: docker.DockerClient, wheelhouse: Path, tmp_path: Path, runtime_image: str
+) -> None:
+    data_dir = tmp_path / "data"
+    first = start_server(make_settings(data_dir, build_wheelhouse=wheelhouse), docker_client)
+    server = first[0]
+    folder = make_plugin(tmp_path, "restarted", f"slowish\nsix==1.16.0 # {uuid.uuid4()}\n")
+    from executor.upload import pack_directory
+
+    response = server.api.post(
+        "/v1/plugins",
+        data={"name": "restarted"},
+        files={"file": ("restarted.tar.gz", pack_directory(folder))},
+    )
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 120
+    while "Processing /opt/build/wheelhouse/slowish" not in build_log(server)["log"]:
+        assert time.monotonic() < deadline, build_log(server)
+        time.sleep(0.2)
+    stop_server(*first)  # mid-build: the build is stopped, the version stays DEPLOYING
+    wait_no_pip_step(docker_client)
+    second = start_server(make_settings(data_dir, build_wheelhouse=wheelhouse), docker_client)
+    try:
+        interrupted_then_resumed = second[0].wait_build("restarted", 1)
+        assert interrupted_then_resumed["status"] == "ACTIVE", interrupted_then_resumed["log"]
+        log = interrupted_then_resumed["log"]
+        assert "--- build stopped: the executor is shutting down; it resumes at start" in log
+        assert "--- build restarted after an executor restart" in log
+        assert interrupted_then_resumed["pip_freeze"] == "six==1.16.0\nslowish==1.0\n"
+    finally:
+        stop_server(*second)
+
+
+def build_log(server: RunningServer) -> dict[str, Any]:
+    return dict(server.api.get("/v1/plugins/restarted/versions/1/build-log").json())

@@ -1,0 +1,83 @@
+"""The generated Dockerfile and build context (no Docker needed)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from executor.build_context import BuildContext, context_archive, dockerfile
+from executor.errors import BuildFailed
+from executor.settings import Settings
+
+
+def settings(**values: object) -> Settings:
+    return Settings(operator_key="k", **values)  # type: ignore[arg-type]
+
+
+def build(requirements: str = "six==1.16.0\n") -> BuildContext:
+    return BuildContext("vid", "pid", 3, requirements, b"source-bytes")
+
+
+def members(archive: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+
+
+def test_pip_runs_isolated_as_the_build_user_with_the_operators_index(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("PEM")
+    text = dockerfile(
+        settings(build_index_url="https://idx.example/simple", build_ca_bundle=ca), True
+    )
+    lines = text.splitlines()
+    pip_line = next(line for line in lines if "pip install" in line)
+    assert lines[lines.index(pip_line) - 1] == "USER 10001:10001"
+    assert pip_line.startswith("RUN PIP_CONFIG_FILE=/dev/null python3 -m pip install --isolated")
+    for flag in (
+        "--no-input",
+        "--no-cache-dir",
+        "--index-url https://idx.example/simple",
+        "--cert /opt/build/build-ca.pem",
+        "-r /opt/build/requirements.txt",
+    ):
+        assert flag in pip_line
+    assert "pip freeze" in pip_line and "/opt/venv/pip-freeze.txt" in pip_line
+    # Nothing secret can travel in build args or environment.
+    assert not any(line.startswith(("ARG", "ENV")) for line in lines)
+    assert lines[-1] == "USER 10000:10000"
+    assert members(context_archive(settings(build_ca_bundle=ca), build()))["build-ca.pem"] == b"PEM"
+
+
+def test_offline_mode_uses_only_the_wheelhouse(tmp_path: Path) -> None:
+    (tmp_path / "six-1.16.0-py2.py3-none-any.whl").write_bytes(b"wheel")
+    offline = settings(build_wheelhouse=tmp_path)
+    text = dockerfile(offline, True)
+    assert "--no-index --find-links /opt/build/wheelhouse" in text
+    assert "--index-url" not in text
+    files = members(context_archive(offline, build()))
+    assert files["wheelhouse/six-1.16.0-py2.py3-none-any.whl"] == b"wheel"
+    assert files["requirements.txt"] == b"six==1.16.0\n"
+
+
+def test_missing_wheelhouse_fails_the_build(tmp_path: Path) -> None:
+    with pytest.raises(BuildFailed) as caught:
+        context_archive(settings(build_wheelhouse=tmp_path / "nope"), build())
+    assert caught.value.message == (
+        f"the wheelhouse {tmp_path / 'nope'} (EXECUTOR_BUILD_WHEELHOUSE) is not a folder: "
+        "create it with 'pip download -d' or unset the setting"
+    )
+
+
+def test_no_requirements_no_pip_step() -> None:
+    text = dockerfile(settings(), False)
+    assert "pip" not in text
+    assert "requirements.txt" not in members(context_archive(settings(), build("")))
+
+
+def test_builds_never_use_the_host_network() -> None:
+    with pytest.raises(ValidationError, match="builds never use the host network"):
+        settings(build_network="host")
