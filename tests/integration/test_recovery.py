@@ -66,7 +66,11 @@ def test_kill_9_while_20_invocations_run_or_wait_then_restart_ends_each_exactly_
         ][0]
         for i in range(20)
     ]
-    wait_until(lambda: statuses(first, ids).count("running") >= 3, 60, "runs to start")
+    wait_until(
+        lambda: sum(r["content"].startswith("start") for r in first.logs(project_id="crash")) >= 3,
+        120,
+        "three handlers to start",
+    )
     first.signal(signal.SIGKILL)
     first.wait_exit(10)
     assert managed_containers(docker_client, set(ids)), "the crash should leave containers"
