@@ -29,6 +29,7 @@ from executor.build_context import BuildContext
 from executor.builder import build_plugin_image
 from executor.engine import Engine
 from executor.errors import ExecutorError, PluginRejected, SandboxError
+from executor.local_gateway import LocalGateway
 from executor.output import OutputCollector, OutputLine
 from executor.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent, EventIn
@@ -70,6 +71,10 @@ def sample_event(
 def run(
     path: Annotated[Path, typer.Argument(help="Plugin folder (with main.py).")],
     event: Annotated[Path, typer.Option(help="Event JSON file (see 'sample-event').")],
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="Local platform API base URL self.api reaches (through the gateway)."),
+    ] = None,
 ) -> None:
     """Build a plugin folder and run it once on an event, locally, in the real sandbox."""
     settings = Settings()
@@ -78,7 +83,11 @@ def run(
     engine = _engine()
     try:
         image = _build(engine, settings, build)
-        outcome = _run_once(engine, settings, build, image, event_in)
+        if api_url is None:
+            outcome = _run_once(engine, settings, build, image, event_in, None)
+        else:
+            with LocalGateway(settings, api_url) as gateway:
+                outcome = _run_once(engine, settings, build, image, event_in, gateway)
     finally:
         engine.close()
     style = "green" if outcome.status == "succeeded" else "red"
@@ -146,10 +155,19 @@ def _build(engine: Engine, settings: Settings, build: BuildContext) -> str:
 
 
 def _run_once(
-    engine: Engine, settings: Settings, build: BuildContext, image: str, event: EventIn
+    engine: Engine,
+    settings: Settings,
+    build: BuildContext,
+    image: str,
+    event: EventIn,
+    gateway: LocalGateway | None,
 ) -> RunOutcome:
-    token = secrets.token_urlsafe(32)
     run_id = f"local-{secrets.token_hex(6)}"
+    deadline = datetime.now(UTC) + timedelta(seconds=settings.sandbox.timeout_s)
+    if gateway is None:
+        api = ApiInfo(url=settings.platform_api_url, token=secrets.token_urlsafe(32))
+    else:
+        api = gateway.api_info(run_id, build.plugin_id, event.project_id, event.type, deadline)
     envelope = Envelope(
         invocation_id=run_id,
         plugin=build.plugin_id,
@@ -158,10 +176,10 @@ def _run_once(
         event=EnvelopeEvent(
             type=event.type, asset_id=event.asset_id, label=event.label, payload=event.payload
         ),
-        api=ApiInfo(url=settings.platform_api_url, token=token),
-        deadline=datetime.now(UTC) + timedelta(seconds=settings.sandbox.timeout_s),
+        api=api,
+        deadline=deadline,
     )
-    collector = OutputCollector(settings.sandbox.log_cap_bytes, secrets=(token,))
+    collector = OutputCollector(settings.sandbox.log_cap_bytes, secrets=(api.token,))
 
     def on_output(stream_id: int, data: bytes) -> bool:
         _print_lines(collector.feed(stream_id, data))
@@ -169,13 +187,16 @@ def _run_once(
 
     err.print(f"running {event.type} on {image[:19]}", style="bold")
     try:
-        outcome = Sandbox(engine, settings.sandbox).run(
-            image, envelope.model_dump_json().encode(), run_id, on_output
-        )
+        sandbox = Sandbox(engine, settings.sandbox, gateway.socket_dir if gateway else None)
+        outcome = sandbox.run(image, envelope.model_dump_json().encode(), run_id, on_output)
     except SandboxError as exc:
         err.print(f"[red]error:[/] {escape(exc.message)}")
         raise typer.Exit(EXIT_ENGINE) from exc
+    finally:
+        calls = gateway.finish(run_id) if gateway else None
     _print_lines(collector.close())
+    if calls is not None:
+        err.print(f"{calls} platform API call(s) through the gateway")
     return outcome
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import docker
 import pytest
@@ -111,3 +114,54 @@ def test_local_run_prints_logs_and_exits_with_the_plugins_status(
     refused = local("run", str(bad), "--event", str(event))
     assert refused.returncode == 3
     assert "requirements.txt, line 1: the option '-i' is not allowed" in refused.stderr
+
+
+API_PLUGIN = """class PluginHandler:
+    def on_submit(self, label, asset_id):
+        asset = self.api.get(f"assets/{asset_id}")
+        print("platform says", asset["status"], "for", asset["id"])
+"""
+
+
+class _Platform(http.server.BaseHTTPRequestHandler):
+    """A local platform API: GET /api/assets/<id> answers JSON and remembers the call."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        body = json.dumps({"id": self.path.rsplit("/", 1)[-1], "status": "LABELED"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_local_run_reaches_a_local_platform_through_the_gateway(
+    tmp_path: Path, runtime_image: str, docker_client: docker.DockerClient
+) -> None:
+    platform = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Platform)
+    threading.Thread(target=platform.serve_forever, daemon=True).start()
+    plugin = tmp_path / "apiuser"
+    plugin.mkdir()
+    (plugin / "main.py").write_text(API_PLUGIN)
+    event = tmp_path / "event.json"
+    event.write_text(local("sample-event", "onSubmit").stdout)
+    url = f"http://127.0.0.1:{platform.server_address[1]}/api"
+    try:
+        done = local("run", str(plugin), "--event", str(event), "--api-url", url)
+    finally:
+        platform.shutdown()
+        platform.server_close()
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove("plugin-executor/p-local-apiuser:v0", force=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == ["INFO     platform says LABELED for asset-001"]
+    assert "1 platform API call(s) through the gateway" in done.stderr
+    (path, authorization) = _Platform.seen[-1]
+    assert path == "/api/assets/asset-001"
+    assert authorization is None  # the run token never reaches the platform

@@ -1,0 +1,102 @@
+"""The gateway for ``plugin-executor run --api-url``: the server's own ``Gateway`` on a
+throw-away SQLite store, so a local run reaches a local platform exactly as a served run
+does (token check, rewrite, audit), and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import func, select
+
+from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME, Gateway
+from executor.gateway_policy import PlatformTargets
+from executor.schemas import ApiInfo
+from executor.settings import Settings
+from executor.store import gateway as gateway_store
+from executor.store import invocations as invocation_store
+from executor.store import plugins as plugin_store
+from executor.store.db import Database
+from executor.store.tables import GatewayCall, Invocation
+from executor.tokens import hash_token, mint_token
+
+__all__ = ["LocalGateway"]
+
+SHORT_TMP = "/tmp"  # unix socket paths are short: keep the folder near the root
+
+
+class LocalGateway:
+    """``with LocalGateway(settings, api_url) as gw:`` then ``gw.api_info(...)`` per run."""
+
+    def __init__(self, settings: Settings, api_url: str) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="pe-run-", dir=SHORT_TMP))
+        self.settings = settings.model_copy(
+            update={
+                "platform_api_url": api_url,
+                "data_dir": self._dir,
+                "gateway_socket_dir": self._dir / "run",
+            }
+        )
+        self.db = Database(f"sqlite:///{self._dir / 'local.db'}")
+        self.gateway = Gateway(self.db, self.settings)
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.settings.resolved_gateway_socket_dir
+
+    def __enter__(self) -> LocalGateway:
+        self.db.migrate()
+        self.gateway.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.gateway.stop()
+        self.db.dispose()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def api_info(
+        self, run_id: str, plugin: str, project_id: str, event_type: str, deadline: datetime
+    ) -> ApiInfo:
+        """A token for one run (recorded like a served invocation's) and where to use it."""
+        token = mint_token()
+        with self.db.session() as session:
+            version = plugin_store.add_version(
+                session, plugin, handlers=[], requirements="", source_sha256="local", source=b""
+            )
+            event = invocation_store.add_event(session, type=event_type, project_id=project_id)
+            session.add(
+                Invocation(
+                    id=run_id,
+                    event_id=event.id,
+                    plugin_id=version.plugin_id,
+                    version_id=version.id,
+                    plugin_name=plugin,
+                    version_number=version.number,
+                    project_id=project_id,
+                    event_type=event_type,
+                    status="running",
+                )
+            )
+            session.flush()
+            gateway_store.add_token(session, hash_token(token), run_id, project_id, deadline)
+        return ApiInfo(
+            url=PlatformTargets(self.settings).plugin_url(project_id),
+            token=token,
+            socket=f"{CONTAINER_SOCKET_DIR}/{SOCKET_NAME}",
+        )
+
+    def finish(self, run_id: str) -> int:
+        """Revoke the run's token; how many platform calls it made through the gateway."""
+        with self.db.session() as session:
+            gateway_store.revoke_for(session, run_id)
+            count = session.scalar(select(func.count()).where(GatewayCall.invocation_id == run_id))
+            return int(count or 0)
