@@ -114,9 +114,16 @@ class _Grant:
 class Gateway:
     """Checks, rewrites, forwards and records plugin calls to the platform API."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        on_call: Callable[[int], object] | None = None,
+    ) -> None:
+        """``on_call(status)`` is told of every recorded call (the service counts them)."""
         self.db = db
         self.settings = settings
+        self.on_call = on_call
         self.targets = PlatformTargets(settings)
         self.socket_dir: Path = settings.resolved_gateway_socket_dir
         self.socket_path: Path = self.socket_dir / SOCKET_NAME
@@ -301,6 +308,8 @@ class Gateway:
                 duration_ms=int((time.monotonic() - started) * 1000),
                 error=reply.error,
             )
+        if self.on_call is not None:
+            self.on_call(reply.status)
 
 
 class _UnixHTTPServer(socketserver.ThreadingUnixStreamServer):

@@ -58,7 +58,9 @@ class ExecutorService:
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
         self.builder.on_active.append(self.image_gc.collect)
         self.catalog = Catalog(self.db, self.builder)
-        self.gateway = Gateway(self.db, settings)
+        self.gateway = Gateway(
+            self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
+        )
         self.dispatcher = Dispatcher(self.db, self.engine, settings, self.metrics)
 
     def _count_by_status(self) -> dict[str, int]:

@@ -198,6 +198,8 @@ def test_calls_past_the_per_invocation_cap_get_429(world: World) -> None:
     assert json.loads(stdout[0]) == [200] * MAX_CALLS + [429, 429]
     assert len(world.seen("/api/projects/p-c/")) == MAX_CALLS
     assert [c["status"] for c in run["gateway_calls"]] == [200] * MAX_CALLS + [429, 429]
+    metrics = world.server.api.get("/metrics").text
+    assert 'executor_gateway_calls_total{status="429"} 2.0' in metrics
 
 
 def test_platform_down_gives_the_plugin_a_clear_502_in_its_logs(world: World) -> None:
