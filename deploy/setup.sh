@@ -21,6 +21,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 command -v curl >/dev/null 2>&1 || apt_install curl
+# The web console's end-to-end test drives Debian's Chromium through Playwright.
+command -v chromium >/dev/null 2>&1 || apt_install chromium
 
 if ! docker info >/dev/null 2>&1; then
   say "starting dockerd"

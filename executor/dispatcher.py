@@ -39,7 +39,15 @@ def new_owner_id() -> str:
 class Dispatcher:
     """Runs queued invocations on a pool of ``max_concurrent_runs`` threads."""
 
-    def __init__(self, db: Database, engine: Engine, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        engine: Engine,
+        settings: Settings,
+        metrics: Metrics,
+        on_logs_written: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_logs_written`` is called after log records or an outcome were committed."""
         self.db = db
         self.engine = engine
         self.settings = settings
@@ -48,7 +56,13 @@ class Dispatcher:
         self._stopping = threading.Event()
         self._handing_back = threading.Event()
         self.runner = InvocationRunner(
-            db, self.sandbox, settings, metrics, self.owner, self._handing_back.is_set
+            db,
+            self.sandbox,
+            settings,
+            metrics,
+            self.owner,
+            self._handing_back.is_set,
+            on_logs_written,
         )
         self.limits = invocation_store.ClaimLimits(
             per_plugin=settings.max_runs_per_plugin, per_project=settings.max_runs_per_project

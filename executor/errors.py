@@ -9,6 +9,8 @@ to do next::
     ├── NotAuthenticated          401 not_authenticated
     ├── NotFound                  404 not_found
     ├── Conflict                  409 conflict
+    ├── InvalidQuery              400 invalid_query     (contradictory filters)
+    │   └── InvalidCursor         400 invalid_cursor    (log paging)
     ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
     │   └── UploadTooLarge        413 upload_too_large
     ├── BuildFailed               build of a plugin version failed
@@ -23,6 +25,8 @@ __all__ = [
     "BuildFailed",
     "Conflict",
     "ExecutorError",
+    "InvalidCursor",
+    "InvalidQuery",
     "NotAuthenticated",
     "NotFound",
     "PluginRejected",
@@ -66,6 +70,20 @@ class Conflict(ExecutorError):
 
     code = "conflict"
     status_code = 409
+
+
+class InvalidQuery(ExecutorError):
+    """The query's filters contradict each other: fix them and ask again."""
+
+    code = "invalid_query"
+    status_code = 400
+
+
+class InvalidCursor(InvalidQuery):
+    """The paging cursor is not one this server issued: pass 'next_cursor' back unchanged."""
+
+    code = "invalid_cursor"
+    status_code = 400
 
 
 class PluginRejected(ExecutorError):

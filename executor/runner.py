@@ -38,10 +38,17 @@ log = logging.getLogger(__name__)
 class RunLogWriter:
     """Writes one invocation's log lines to the store, numbered in order across attempts."""
 
-    def __init__(self, db: Database, invocation: Invocation, label_id: str | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        invocation: Invocation,
+        label_id: str | None,
+        on_written: Callable[[], None] = lambda: None,
+    ) -> None:
         self.db = db
         self.invocation = invocation
         self.label_id = label_id
+        self.on_written = on_written
         with db.session() as session:
             last = session.scalar(
                 select(func.max(LogRecord.seq)).where(LogRecord.run_id == invocation.id)
@@ -71,6 +78,7 @@ class RunLogWriter:
             )
         with self.db.session() as session:
             log_store.add_records(session, records)
+        self.on_written()  # after the commit: woken readers must see the records
 
     def system(self, content: str) -> None:
         self.write([OutputLine("SYSTEM", content, "system")])
@@ -111,8 +119,11 @@ class InvocationRunner:
         metrics: Metrics,
         owner: str,
         handing_back: Callable[[], bool],
+        on_logs_written: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_logs_written`` is called after log records or an outcome were committed."""
         self.db = db
+        self.on_logs_written = on_logs_written
         self.sandbox = sandbox
         self.settings = settings
         self.metrics = metrics
@@ -188,7 +199,9 @@ class InvocationRunner:
     def _attempt(self, invocation: Invocation, event: Event | None, token: str | None) -> Attempt:
         label = event.label if event is not None else None
         label_id = label.get("id") if isinstance(label, dict) else None
-        writer = RunLogWriter(self.db, invocation, str(label_id) if label_id else None)
+        writer = RunLogWriter(
+            self.db, invocation, str(label_id) if label_id else None, self.on_logs_written
+        )
         if invocation.attempt > 1 and invocation.attempts:
             previous = invocation.attempts[-1]["reason"]
             writer.system(f"attempt {invocation.attempt} (previous attempt: {previous})")
@@ -307,6 +320,7 @@ class InvocationRunner:
                 **extra,
             )
             row = session.get(Invocation, invocation.id) if recorded else None
+        self.on_logs_written()  # live followers of this run learn that it ended
         if row is None:
             log.warning("invocation %s: lease lost, result not recorded", invocation.id)
             return

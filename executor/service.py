@@ -15,6 +15,8 @@ from executor.errors import ExecutorError
 from executor.gateway import Gateway
 from executor.image_gc import ImageCollector
 from executor.metrics import Metrics
+from executor.notify import Notifier
+from executor.retention import Retention
 from executor.settings import Settings
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
@@ -61,7 +63,11 @@ class ExecutorService:
         self.gateway = Gateway(
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
         )
-        self.dispatcher = Dispatcher(self.db, self.engine, settings, self.metrics)
+        self.log_notifier = Notifier()
+        self.dispatcher = Dispatcher(
+            self.db, self.engine, settings, self.metrics, self.log_notifier.notify
+        )
+        self.retention = Retention(self.db, settings)
 
     def _count_by_status(self) -> dict[str, int]:
         with self.db.session() as session:
@@ -77,8 +83,10 @@ class ExecutorService:
             self.image_gc.collect()
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it
             log.warning("image GC at start failed: %s", exc.message)
+        self.retention.start()
 
     def stop(self) -> None:
+        self.retention.stop()
         self.dispatcher.stop()
         self.gateway.stop()
         self.builder.close()

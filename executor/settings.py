@@ -177,6 +177,24 @@ class Settings(BaseSettings):
     )
 
     _check_url = field_validator("platform_api_url")(check_platform_url)
+
+    # --- logs: live follow and retention
+    log_follow_poll_s: float = Field(
+        1.0, gt=0, description="Idle log stream re-reads the store (writes by other processes)."
+    )
+    build_log_poll_s: float = Field(0.5, gt=0, description="Build log stream re-read interval.")
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="Keep-alive comment on idle streams.")
+    log_retention_days: float = Field(
+        30.0, gt=0, description="Logs and finished invocations older than this are purged."
+    )
+    plugin_log_budget_mib: float = Field(
+        1024.0, gt=0, description="Log bytes kept per plugin; its oldest runs go first."
+    )
+    retention_interval_s: float = Field(3600.0, gt=0, description="Time between purges.")
+    retention_batch: int = Field(
+        1000, ge=1, description="Rows deleted per short transaction (keeps ingest flowing)."
+    )
+
     # --- CLI client
     url: str = Field("http://127.0.0.1:8700", description="Server URL the CLI talks to.")
     api_key: SecretStr | None = Field(None, description="API key the CLI sends.")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from executor.api.errors import install_error_handlers
 from executor.api.limits import BodyLimitMiddleware
@@ -16,6 +18,10 @@ __all__ = ["create_app"]
 
 # An upload (10 MiB archive) plus its multipart framing; every other body is far smaller.
 UPLOAD_CAP_BYTES = 11 * 1024 * 1024
+
+# The web console: static files, no build step. They hold no data and no key, so they are
+# served without one; every API call they make carries the key the user signs in with.
+UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 
 def create_app(service: ExecutorService) -> FastAPI:
@@ -39,4 +45,5 @@ def create_app(service: ExecutorService) -> FastAPI:
     )
     for module in (health, plugins, projects, events, invocations, logs, metrics):
         app.include_router(module.router)
+    app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     return app

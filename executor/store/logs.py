@@ -1,22 +1,139 @@
-"""Queries on log records."""
+"""Queries on log records: insert, filtered keyset paging, follow-up reads, purge.
+
+Paging is by record id (ids only grow), so a cursor names the last record a reader saw and
+the next page starts right after it: records written between two pages are neither skipped
+nor repeated. ``skip`` (Kili's offset paging) is kept for compatibility.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from executor.errors import InvalidCursor
 from executor.store.tables import LogRecord
 
-__all__ = ["add_records", "query_records"]
+__all__ = [
+    "LEVELS",
+    "LogFilter",
+    "add_records",
+    "decode_cursor",
+    "delete_ids",
+    "delete_runs_logs",
+    "encode_cursor",
+    "last_id",
+    "levels_at_least",
+    "old_record_ids",
+    "query_page",
+    "query_records",
+    "records_after",
+]
+
+# Minimum-level filtering keeps SYSTEM lines (timeouts, OOM kills, truncation): a reader
+# asking for "errors only" must still learn why a run ended.
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+Order = Literal["asc", "desc"]
+CURSOR_PREFIX = "lr1:"
+
+
+def levels_at_least(level: str) -> list[str]:
+    """The log types shown for a minimum ``level`` (SYSTEM always included)."""
+    return [*LEVELS[LEVELS.index(level) :], "SYSTEM"]
+
+
+def encode_cursor(record_id: int, order: Order) -> str:
+    """An opaque cursor: continue after ``record_id`` in ``order``."""
+    raw = f"{CURSOR_PREFIX}{order}:{record_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: Order) -> int:
+    """The record id a cursor continues after; InvalidCursor if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, cursor_order, record_id = raw.split(":")
+        value = int(record_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor(
+            f"cursor {cursor[:60]!r} is not a cursor this server issued: pass the "
+            "'next_cursor' of the previous page unchanged, or omit it to start over"
+        ) from exc
+    if f"{prefix}:" != CURSOR_PREFIX or value < 0:
+        raise InvalidCursor(f"cursor {cursor[:60]!r} is not a cursor this server issued")
+    if cursor_order != order:
+        raise InvalidCursor(
+            f"cursor was issued for order={cursor_order}, not order={order}: "
+            "keep the same order while paging"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """The filters of a log query; None means "any"."""
+
+    project_id: str | None = None
+    plugin_name: str | None = None
+    run_id: str | None = None
+    level: str | None = None
+    start_date: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+    def apply(self, query: Select[tuple[LogRecord]]) -> Select[tuple[LogRecord]]:
+        """``query`` restricted to the records matching every filter."""
+        equal = {
+            LogRecord.project_id: self.project_id,
+            LogRecord.plugin_name: self.plugin_name,
+            LogRecord.run_id: self.run_id,
+        }
+        for column, value in equal.items():
+            if value is not None:
+                query = query.where(column == value)
+        if self.level is not None and self.level != "DEBUG":
+            query = query.where(LogRecord.log_type.in_(levels_at_least(self.level)))
+        if self.start_date is not None:
+            query = query.where(LogRecord.created_at >= self.start_date)
+        if self.until is not None:
+            query = query.where(LogRecord.created_at < self.until)
+        if self.text:
+            pattern = "%" + _escape_like(self.text) + "%"
+            query = query.where(LogRecord.content.ilike(pattern, escape="\\"))
+        return query
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def add_records(session: Session, records: Sequence[dict[str, object]]) -> None:
     """Insert a batch of log records (dicts of LogRecord columns)."""
     if records:
         session.execute(insert(LogRecord), list(records))
+
+
+def query_page(
+    session: Session,
+    where: LogFilter,
+    *,
+    limit: int = 100,
+    skip: int = 0,
+    after_id: int | None = None,
+    order: Order = "asc",
+) -> list[LogRecord]:
+    """One page of matching records in id order; ``after_id`` continues a cursor."""
+    query = where.apply(select(LogRecord))
+    if after_id is not None:
+        query = query.where(LogRecord.id > after_id if order == "asc" else LogRecord.id < after_id)
+    sort = LogRecord.id.asc() if order == "asc" else LogRecord.id.desc()
+    return list(session.scalars(query.order_by(sort).offset(skip).limit(limit)))
 
 
 def query_records(
@@ -30,13 +147,39 @@ def query_records(
     skip: int = 0,
 ) -> list[LogRecord]:
     """Log records matching every given filter, oldest first (Kili's parameters + run_id)."""
-    query = select(LogRecord)
-    if project_id is not None:
-        query = query.where(LogRecord.project_id == project_id)
-    if plugin_name is not None:
-        query = query.where(LogRecord.plugin_name == plugin_name)
-    if run_id is not None:
-        query = query.where(LogRecord.run_id == run_id)
-    if start_date is not None:
-        query = query.where(LogRecord.created_at >= start_date)
-    return list(session.scalars(query.order_by(LogRecord.id).offset(skip).limit(limit)))
+    where = LogFilter(
+        project_id=project_id, plugin_name=plugin_name, run_id=run_id, start_date=start_date
+    )
+    return query_page(session, where, limit=limit, skip=skip)
+
+
+def last_id(session: Session) -> int:
+    """The newest record id (0 when there is none): following from here sends only new ones."""
+    return int(session.scalar(select(func.max(LogRecord.id))) or 0)
+
+
+def records_after(session: Session, where: LogFilter, after_id: int, limit: int) -> list[LogRecord]:
+    """Matching records with an id above ``after_id``, oldest first (for live follow)."""
+    return query_page(session, where, limit=limit, after_id=after_id)
+
+
+def old_record_ids(session: Session, before: datetime, limit: int) -> list[int]:
+    """Ids of up to ``limit`` records created before ``before`` (for batched purging)."""
+    query = select(LogRecord.id).where(LogRecord.created_at < before)
+    return list(session.scalars(query.order_by(LogRecord.created_at).limit(limit)))
+
+
+def delete_ids(session: Session, ids: Sequence[int]) -> int:
+    """Delete the records with these ids; how many went."""
+    if not ids:
+        return 0
+    result = session.execute(delete(LogRecord).where(LogRecord.id.in_(list(ids))))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_runs_logs(session: Session, run_ids: Sequence[str]) -> int:
+    """Delete every record of these runs; how many went."""
+    if not run_ids:
+        return 0
+    result = session.execute(delete(LogRecord).where(LogRecord.run_id.in_(list(run_ids))))
+    return int(result.rowcount)  # type: ignore[attr-defined]

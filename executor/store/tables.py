@@ -147,6 +147,8 @@ class Invocation(Base):
     __table_args__ = (
         Index("ix_invocations_status_queued", "status", "queued_at"),
         Index("ix_invocations_lease", "status", "lease_expires_at"),
+        Index("ix_invocations_plugin_queued", "plugin_name", "queued_at"),
+        Index("ix_invocations_finished", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -239,6 +241,12 @@ class LogRecord(Base):
         Index("ix_logs_project_plugin", "project_id", "plugin_name", "id"),
         Index("ix_logs_run", "run_id", "seq"),
         Index("ix_logs_created", "created_at"),
+        # Added by 0005 for the query API: one run in id order, a plugin across projects,
+        # a minimum level, a time window.
+        Index("ix_logs_run_id", "run_id", "id"),
+        Index("ix_logs_plugin", "plugin_name", "id"),
+        Index("ix_logs_project_plugin_type", "project_id", "plugin_name", "log_type", "id"),
+        Index("ix_logs_project_plugin_created", "project_id", "plugin_name", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

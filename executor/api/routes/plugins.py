@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, UploadFile, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from executor.api.deps import Authorized, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
-from executor.errors import UploadTooLarge
+from executor.api.streams import SSE_HEADERS, StreamTiming, build_log_events
+from executor.errors import InvalidCursor, UploadTooLarge
 from executor.schemas import PluginPublic, PluginSummary, RolledBack
 from executor.store import plugins as plugin_store
 from executor.upload import UploadLimits
@@ -102,3 +104,32 @@ def get_build_log(name: str, version: int, session: SessionDep) -> BuildLog:
         log=found.build_log,
         pip_freeze=found.pip_freeze,
     )
+
+
+@router.get(
+    "/{name}/versions/{version}/build-log/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def stream_build_log(
+    name: str,
+    version: int,
+    service: ServiceDep,
+    last_event_id: Annotated[str | None, Header(description="Resume after this offset")] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: the build log as it grows (``build`` events with ``text``, ``id``
+    = characters sent so far), then one ``end`` event with the final status and error."""
+    offset = 0
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise InvalidCursor(
+                f"Last-Event-ID {last_event_id[:40]!r} is not a build log offset: send the "
+                "'id' of the last event received"
+            )
+        offset = int(last_event_id)
+    with service.db.session() as session:
+        plugin = plugin_store.get_plugin(session, name)
+        version_id = plugin_store.version_by_number(session, plugin, version).id
+    timing = StreamTiming(service.settings.build_log_poll_s, service.settings.sse_heartbeat_s)
+    events = build_log_events(service.db, version_id, offset, timing)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)

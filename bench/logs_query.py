@@ -1,0 +1,119 @@
+"""Log query timings over 1 million records in a SQLite file (figures only, no assertions).
+
+    .venv/bin/python bench/logs_query.py [--records 1000000] [--db /tmp/logs-bench.db]
+
+Fills a fresh database (schema from the migrations) with records of 20 plugins on 5
+projects, runs of 100 lines, levels mostly INFO/DEBUG with a few WARNING/ERROR, spread over
+30 days; then times each query shape the API serves (median of 5, warm cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from executor.store import logs as log_store
+from executor.store.db import Database
+
+PLUGINS = [f"plugin-{n:02d}" for n in range(20)]
+PROJECTS = [f"project-{n}" for n in range(5)]
+RUN_LINES = 100
+LEVELS = ["DEBUG"] * 20 + ["INFO"] * 70 + ["WARNING"] * 8 + ["ERROR"] * 2
+REPEATS = 5
+
+
+def fill(path: Path, count: int) -> tuple[str, datetime]:
+    """Write ``count`` records; returns a run id from the middle and the first timestamp."""
+    rng = random.Random(5)
+    start = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=30)
+    step = timedelta(days=30) / count
+    rows = []
+    middle_run = ""
+    for run in range(count // RUN_LINES):
+        run_id = f"run-{run:08d}"
+        plugin, project = rng.choice(PLUGINS), rng.choice(PROJECTS)
+        if run == count // RUN_LINES // 2:
+            middle_run = run_id
+        for seq in range(1, RUN_LINES + 1):
+            n = run * RUN_LINES + seq
+            level = rng.choice(LEVELS)
+            content = f"asset a-{n % 9973} checked: {rng.choice(['ok', 'iban mismatch', 'eur'])}"
+            at = (start + step * n).strftime("%Y-%m-%d %H:%M:%S.%f")
+            rows.append((at, plugin, project, run_id, level, content, "stdout", seq))
+    connection = sqlite3.connect(path)
+    connection.executemany(
+        "INSERT INTO log_records (created_at, plugin_name, project_id, run_id, log_type, "
+        "content, stream, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    connection.commit()
+    connection.execute("ANALYZE")
+    connection.close()
+    return middle_run, start.replace(tzinfo=UTC)
+
+
+def timed(label: str, run: Callable[[], int]) -> None:
+    times = []
+    found = 0
+    for _ in range(REPEATS):
+        began = time.perf_counter()
+        found = run()
+        times.append((time.perf_counter() - began) * 1000)
+    print(f"{label:<58} {statistics.median(times):8.2f} ms  ({found} records)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--db", type=Path, default=Path("/tmp/logs-bench.db"))
+    args = parser.parse_args()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{args.db}{suffix}").unlink(missing_ok=True)
+    db = Database(f"sqlite:///{args.db}")
+    db.migrate()
+    began = time.perf_counter()
+    run_id, start = fill(args.db, args.records)
+    print(f"filled {args.records} records in {time.perf_counter() - began:.1f} s ({args.db})")
+    base = {"project_id": "project-2", "plugin_name": "plugin-07"}
+    middle = start + timedelta(days=15)
+    with db.session() as session:
+        last = log_store.query_page(session, log_store.LogFilter(**base), limit=100)[-1].id
+        shapes: dict[str, log_store.LogFilter] = {
+            "project + plugin, first page": log_store.LogFilter(**base),
+            "project + plugin, level >= ERROR": log_store.LogFilter(**base, level="ERROR"),
+            "project + plugin, level >= WARNING": log_store.LogFilter(**base, level="WARNING"),
+            "project + plugin, start_date = day 15": log_store.LogFilter(**base, start_date=middle),
+            "project + plugin, day 15 to day 16": log_store.LogFilter(
+                **base, start_date=middle, until=middle + timedelta(days=1)
+            ),
+            "project + plugin, text 'iban'": log_store.LogFilter(**base, text="iban"),
+            "project + plugin, rare text 'a-9971 '": log_store.LogFilter(**base, text="a-9971 "),
+            "one run (run_id)": log_store.LogFilter(run_id=run_id),
+            "plugin only (all projects)": log_store.LogFilter(plugin_name="plugin-07"),
+        }
+        for label, where in shapes.items():
+            timed(label, lambda w=where: len(log_store.query_page(session, w, limit=100)))
+        plain = log_store.LogFilter(**base)
+        timed(
+            "project + plugin, order=desc (newest page)",
+            lambda: len(log_store.query_page(session, plain, limit=100, order="desc")),
+        )
+        timed(
+            "project + plugin, next page by cursor",
+            lambda: len(log_store.query_page(session, plain, limit=100, after_id=last)),
+        )
+        timed(
+            "project + plugin, skip=5000 (Kili offset paging)",
+            lambda: len(log_store.query_page(session, plain, limit=100, skip=5000)),
+        )
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Retention: a background task purging old logs and finished invocation records.
+
+Two rules, checked every ``retention_interval_s``:
+- age: log records, finished invocations (with their logs) and unused events older than
+  ``log_retention_days`` go;
+- size: when a plugin's finished runs hold more than ``plugin_log_budget_mib`` of logs,
+  its oldest runs go (records and logs together) until it is under budget.
+
+Deletes run in batches of ``retention_batch`` rows, one short transaction each, so event
+ingest and log writers wait at most one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from executor.settings import MIB, Settings
+from executor.store import logs as log_store
+from executor.store import retention as retention_store
+from executor.store.db import Database
+from executor.store.tables import utcnow
+
+__all__ = ["PurgeReport", "Retention"]
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 30.0
+
+
+@dataclass
+class PurgeReport:
+    """What one purge removed."""
+
+    log_records: int = 0
+    invocations: int = 0
+    events: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.log_records or self.invocations or self.events)
+
+
+class Retention:
+    """Runs ``purge()`` in a daemon thread every ``retention_interval_s`` (first at start)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.max_age = timedelta(days=settings.log_retention_days)
+        self.budget_bytes = int(settings.plugin_log_budget_mib * MIB)
+        self.batch = settings.retention_batch
+        self.interval_s = settings.retention_interval_s
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_report: PurgeReport | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT_S)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.last_report = self.purge()
+            except Exception:
+                log.exception("retention purge failed; retrying at the next interval")
+            self._stopping.wait(self.interval_s)
+
+    def purge(self) -> PurgeReport:
+        """Apply both rules once; returns what went."""
+        report = PurgeReport()
+        self._purge_by_age(report)
+        self._purge_over_budget(report)
+        if report:
+            log.info("retention purged %s", report)
+        return report
+
+    def _purge_by_age(self, report: PurgeReport) -> None:
+        cutoff = utcnow() - self.max_age
+        while not self._stopping.is_set():
+            with self.db.session() as session:
+                ids = log_store.old_record_ids(session, cutoff, self.batch)
+                report.log_records += log_store.delete_ids(session, ids)
+            if len(ids) < self.batch:
+                break
+        while not self._stopping.is_set():
+            with self.db.session() as session:
+                runs = retention_store.finished_before(session, cutoff, self.batch)
+                self._count(report, retention_store.delete_invocations(session, runs))
+            if len(runs) < self.batch:
+                break
+        while not self._stopping.is_set():
+            with self.db.session() as session:
+                gone = retention_store.delete_orphan_events(session, cutoff, self.batch)
+            report.events += gone
+            if gone < self.batch:
+                break
+
+    def _purge_over_budget(self, report: PurgeReport) -> None:
+        with self.db.session() as session:
+            over = retention_store.plugins_over_budget(session, self.budget_bytes)
+        for plugin_name, size in over.items():
+            excess = size - self.budget_bytes
+            while excess > 0 and not self._stopping.is_set():
+                with self.db.session() as session:
+                    runs = retention_store.oldest_finished_runs(session, plugin_name, self.batch)
+                    chosen = []
+                    for run_id, run_bytes in runs:
+                        if excess <= 0:
+                            break
+                        chosen.append(run_id)
+                        excess -= run_bytes
+                    self._count(report, retention_store.delete_invocations(session, chosen))
+                if not runs:
+                    break
+
+    @staticmethod
+    def _count(report: PurgeReport, deleted: tuple[int, int]) -> None:
+        report.invocations += deleted[0]
+        report.log_records += deleted[1]

@@ -1,0 +1,387 @@
+// Plugin Executor web console: plain JS, no build step. The API key stays in sessionStorage
+// and is sent as a Bearer header; live logs use fetch streaming (EventSource cannot send
+// headers, and a key in a URL would land in server logs).
+"use strict";
+
+const KEY = "plugin-executor.api-key";
+const main = document.getElementById("main");
+const signout = document.getElementById("signout");
+const TERMINAL = new Set(["succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"]);
+let pageAbort = new AbortController(); // aborted on navigation: ends streams and timers
+
+// ---- helpers
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+const enc = encodeURIComponent;
+const badge = (s) => h("span", { class: `badge s-${s}` }, s ?? "—");
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+const ms = (v) => (v === null || v === undefined ? "—" : v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(1)} s`);
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? body.message : `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.code;
+  }
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY)}`, ...(options.headers || {}) },
+  });
+  if (response.status === 401) {
+    sessionStorage.removeItem(KEY);
+    location.hash = "#/signin";
+    throw new ApiError(401, await response.json().catch(() => null));
+  }
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response;
+}
+const getJson = async (path) => (await api(path)).json();
+
+// Server-Sent Events over fetch, reconnecting with Last-Event-ID after a dropped connection.
+async function follow(path, onEvent, signal) {
+  let lastId = null;
+  while (!signal.aborted) {
+    try {
+      const headers = { Accept: "text/event-stream" };
+      if (lastId !== null) headers["Last-Event-ID"] = lastId;
+      const response = await api(path, { headers, signal });
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const msg = { event: "message", data: "" };
+          for (const line of block.split("\n")) {
+            if (line.startsWith("id: ")) lastId = line.slice(4);
+            else if (line.startsWith("event: ")) msg.event = line.slice(7);
+            else if (line.startsWith("data: ")) msg.data += line.slice(6);
+          }
+          if (!msg.data) continue;
+          if (onEvent(msg.event, JSON.parse(msg.data)) === "stop") return;
+        }
+      }
+    } catch (err) {
+      if (signal.aborted || err.status === 401) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function logLine(record) {
+  const time = new Date(record.created_at);
+  return h(
+    "div",
+    { class: `line lvl-${record.log_type}`, role: "listitem", "data-level": record.log_type },
+    h("span", { class: "time", title: record.created_at }, time.toLocaleTimeString()),
+    h("span", { class: "lvl" }, record.log_type),
+    h("span", { class: "content" }, record.content),
+  );
+}
+
+function appendLine(box, record) {
+  const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 8;
+  box.append(logLine(record));
+  if (stick) box.scrollTop = box.scrollHeight;
+}
+
+function table(columns, rows, empty) {
+  if (!rows.length) return h("p", { class: "muted" }, empty);
+  return h(
+    "table",
+    {},
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
+  );
+}
+
+function show(...nodes) {
+  main.replaceChildren(...nodes);
+}
+
+// ---- views
+function signinView() {
+  signout.hidden = true;
+  const input = h("input", {
+    id: "apikey", type: "password", autocomplete: "off", required: true, autofocus: true,
+  });
+  const message = h("p", { class: "error", role: "alert" });
+  const form = h(
+    "form",
+    {
+      class: "card signin",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        sessionStorage.setItem(KEY, input.value.trim());
+        try {
+          await getJson("/v1/plugins");
+          location.hash = "#/plugins";
+        } catch (err) {
+          message.textContent = `Sign-in failed: ${err.message}`;
+        }
+      },
+    },
+    h("h1", {}, "Sign in"),
+    h("label", { for: "apikey" }, "API key"),
+    input,
+    h("button", { type: "submit" }, "Sign in"),
+    message,
+  );
+  show(form);
+  input.focus();
+}
+
+async function pluginsView() {
+  const plugins = await getJson("/v1/plugins");
+  show(
+    h("h1", {}, "Plugins"),
+    table(
+      ["Name", "Latest version", "Status", "Projects", "Created"],
+      plugins.map((p) => [
+        h("a", { href: `#/plugins/${enc(p.name)}` }, p.name),
+        p.latest_version ?? "—",
+        badge(p.status),
+        p.projects.join(", ") || "—",
+        when(p.created_at),
+      ]),
+      "No plugins yet: upload one with 'plugin-executor push'.",
+    ),
+  );
+}
+
+function runsFilters(name, signal) {
+  const project = h("input", { name: "project_id", placeholder: "any", size: 14 });
+  const status = h(
+    "select",
+    { name: "status" },
+    ["", "queued", "running", ...TERMINAL].map((s) => h("option", { value: s }, s || "any")),
+  );
+  const box = h("div", { id: "runs" });
+  const load = async () => {
+    const params = new URLSearchParams({ plugin_name: name, limit: "50" });
+    if (project.value) params.set("project_id", project.value);
+    if (status.value) params.set("status", status.value);
+    const runs = await getJson(`/v1/invocations?${params}`);
+    box.replaceChildren(
+      table(
+        ["Run", "Status", "Event", "Asset", "Project", "Attempt", "Start latency", "Duration", "Queued"],
+        runs.map((r) => [
+          h("a", { href: `#/runs/${enc(r.id)}` }, r.id.slice(0, 8)),
+          badge(r.status),
+          r.event_type,
+          r.asset_id ?? "—",
+          r.project_id,
+          r.attempt,
+          ms(r.start_latency_ms),
+          ms(r.duration_ms),
+          when(r.queued_at),
+        ]),
+        "No invocations match.",
+      ),
+    );
+  };
+  const form = h(
+    "form",
+    { class: "filters", onsubmit: (e) => { e.preventDefault(); load(); } },
+    h("label", {}, "Project", project),
+    h("label", {}, "Status", status),
+    h("button", { type: "submit" }, "Filter"),
+  );
+  const timer = setInterval(() => load().catch(() => {}), 2000);
+  signal.addEventListener("abort", () => clearInterval(timer));
+  load();
+  return [form, box];
+}
+
+async function pluginView(name, signal) {
+  const plugin = await getJson(`/v1/plugins/${enc(name)}`);
+  const versions = [...plugin.versions].reverse();
+  const live = h("div", { class: "logs", role: "list", id: "live-logs", "aria-label": "Live logs" });
+  show(
+    h("h1", {}, plugin.name, " ", badge(plugin.status)),
+    h(
+      "div",
+      { class: "card" },
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Projects"), h("dd", {}, plugin.projects.join(", ") || "not active anywhere"),
+        h("dt", {}, "Handlers"), h("dd", {}, versions[0] ? versions[0].handlers.join(", ") : "—"),
+      ),
+    ),
+    h("h2", {}, "Versions"),
+    table(
+      ["Version", "Status", "Handlers", "Created", "Finished", "Error", "Build"],
+      versions.map((v) => [
+        `v${v.version}`,
+        badge(v.status),
+        v.handlers.join(", "),
+        when(v.created_at),
+        when(v.finished_at),
+        v.error ?? "",
+        h("a", { href: `#/plugins/${enc(name)}/versions/${v.version}/build` }, "build log"),
+      ]),
+      "No versions.",
+    ),
+    h("h2", {}, "Invocations"),
+    ...runsFilters(name, signal),
+    h("h2", {}, "Live logs ", h("span", { class: "live" }, "following")),
+    live,
+  );
+  follow(
+    `/v1/logs/stream?plugin_name=${enc(name)}&limit=50`,
+    (event, data) => { if (event === "message") appendLine(live, data); },
+    signal,
+  );
+}
+
+async function buildView(name, version, signal) {
+  const state = h("span", { class: "live" }, "building");
+  const log = h("pre", { class: "buildlog", id: "build-log", tabindex: "0" });
+  show(h("h1", {}, `${name} v${version} — build log `, state), log);
+  follow(
+    `/v1/plugins/${enc(name)}/versions/${enc(version)}/build-log/stream`,
+    (event, data) => {
+      if (event === "reset") log.textContent = "";
+      if (event === "build") {
+        log.append(data.text);
+        log.scrollTop = log.scrollHeight;
+      }
+      if (event === "end") {
+        state.replaceWith(badge(data.status));
+        if (data.error) log.append(h("strong", { class: "error" }, `\n${data.error}\n`));
+        return "stop";
+      }
+      return undefined;
+    },
+    signal,
+  );
+}
+
+function gatewayCalls(run) {
+  if (!Array.isArray(run.gateway_calls)) return [];
+  return [
+    h("h2", {}, "Gateway calls"),
+    table(
+      ["Method", "Path", "Status", "Duration", "At"],
+      run.gateway_calls.map((c) => [
+        c.method, c.path, c.status ?? c.status_code ?? "—", ms(c.duration_ms), when(c.at ?? c.created_at),
+      ]),
+      "No calls to the platform API.",
+    ),
+  ];
+}
+
+function runFacts(run) {
+  const facts = [
+    ["Status", badge(run.status)], ["Plugin", h("a", { href: `#/plugins/${enc(run.plugin)}` }, `${run.plugin} v${run.version}`)],
+    ["Event", run.event_type], ["Asset", run.asset_id ?? "—"],
+    ["Project", run.project_id], ["Attempt", run.attempt],
+    ["Queued", when(run.queued_at)], ["Start latency", ms(run.start_latency_ms)],
+    ["Duration", ms(run.duration_ms)], ["Exit code", run.exit_code ?? "—"],
+    ["Start", run.start], ["Log bytes", `${run.log_bytes}${run.truncated ? " (truncated)" : ""}`],
+  ];
+  if (run.error) facts.push(["Error", h("span", { class: "error" }, run.error)]);
+  return h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+async function runView(id, signal) {
+  let run = await getJson(`/v1/invocations/${enc(id)}`);
+  const facts = h("div", { class: "card", id: "run-facts" }, runFacts(run));
+  const gateway = h("div", {}, gatewayCalls(run));
+  const state = h("span", { class: "live" }, "live");
+  const box = h("div", { class: "logs", role: "list", id: "run-logs", "aria-label": "Run logs" });
+  const level = h(
+    "select",
+    { "aria-label": "Minimum level", onchange: () => filterLines() },
+    ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"].map((l) => h("option", { value: l }, l)),
+  );
+  const search = h("input", { type: "search", placeholder: "search", "aria-label": "Search", oninput: () => filterLines() });
+  const order = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+  function filterLines() {
+    const min = order.indexOf(level.value);
+    const text = search.value.toLowerCase();
+    for (const line of box.children) {
+      const lvl = line.dataset.level;
+      const levelOk = lvl === "SYSTEM" || order.indexOf(lvl) >= min;
+      const textOk = !text || line.textContent.toLowerCase().includes(text);
+      line.hidden = !(levelOk && textOk);
+    }
+  }
+  show(
+    h("h1", {}, `Run ${id.slice(0, 8)} `, state),
+    facts,
+    gateway,
+    h("h2", {}, "Logs"),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", {}, "Minimum level", level), h("label", {}, "Search", search)),
+    box,
+  );
+  follow(
+    `/v1/logs/stream?run_id=${enc(id)}`,
+    (event, data) => {
+      if (event === "message") {
+        appendLine(box, data);
+        filterLines();
+        return undefined;
+      }
+      if (event === "end") {
+        getJson(`/v1/invocations/${enc(id)}`).then((done) => {
+          run = done;
+          facts.replaceChildren(runFacts(run));
+          gateway.replaceChildren(...gatewayCalls(run));
+          state.replaceWith(h("span", { class: "muted" }, "ended"));
+        });
+        return "stop";
+      }
+      return undefined;
+    },
+    signal,
+  );
+}
+
+// ---- router
+async function route() {
+  pageAbort.abort();
+  pageAbort = new AbortController();
+  const signal = pageAbort.signal;
+  const path = location.hash.replace(/^#/, "") || "/plugins";
+  if (!sessionStorage.getItem(KEY) || path === "/signin") return signinView();
+  signout.hidden = false;
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  try {
+    if (parts[0] === "plugins" && parts.length === 1) await pluginsView();
+    else if (parts[0] === "plugins" && parts[2] === "versions") await buildView(parts[1], parts[3], signal);
+    else if (parts[0] === "plugins") await pluginView(parts[1], signal);
+    else if (parts[0] === "runs") await runView(parts[1], signal);
+    else show(h("h1", {}, "Not found"), h("a", { href: "#/plugins" }, "Back to plugins"));
+    main.focus({ preventScroll: true });
+  } catch (err) {
+    if (err.status !== 401) show(h("h1", {}, "Error"), h("p", { class: "error", role: "alert" }, err.message));
+  }
+}
+
+signout.addEventListener("click", () => {
+  sessionStorage.removeItem(KEY);
+  location.hash = "#/signin";
+});
+window.addEventListener("hashchange", route);
+route();
