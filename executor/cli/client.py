@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-__all__ = ["ApiClient", "ApiError"]
+__all__ = ["ApiClient", "ApiError", "ServerEvent"]
 
 REQUEST_TIMEOUT_S = 60.0
+# A stream may be silent between records; the server sends a keep-alive every 15 s.
+STREAM_READ_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """One Server-Sent Event: its type, its id (if any) and its JSON data."""
+
+    event: str
+    id: str | None
+    data: Any
 
 
 class ApiError(Exception):
@@ -28,18 +42,18 @@ class ApiClient:
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_S
         )
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiError(
-                0,
-                {
-                    "code": "unreachable",
-                    "message": f"cannot reach the executor at {self._http.base_url}: {exc}; "
-                    "is 'plugin-executor serve' running? (set EXECUTOR_URL)",
-                },
-            ) from exc
+    def _unreachable(self, exc: Exception) -> ApiError:
+        return ApiError(
+            0,
+            {
+                "code": "unreachable",
+                "message": f"cannot reach the executor at {self._http.base_url}: {exc}; "
+                "is 'plugin-executor serve' running? (set EXECUTOR_URL)",
+            },
+        )
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response) -> None:
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -48,7 +62,43 @@ class ApiClient:
             raise ApiError(
                 response.status_code, body if isinstance(body, dict) else {"message": body}
             )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        self._raise_for_status(response)
         return response.json() if response.content else None
+
+    def page(self, path: str, params: dict[str, Any]) -> tuple[list[Any], str | None]:
+        """One page of a cursor-paged list and the cursor of the next one."""
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        self._raise_for_status(response)
+        return list(response.json()), response.headers.get("X-Next-Cursor")
+
+    def events(
+        self, path: str, params: dict[str, Any], last_event_id: str | None = None
+    ) -> Iterator[ServerEvent]:
+        """Server-Sent Events from ``path`` until the server ends the stream.
+
+        A dropped connection raises ``httpx.TransportError``; call again with the id of the
+        last event to resume where it stopped.
+        """
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=STREAM_READ_TIMEOUT_S)
+        with self._http.stream(
+            "GET", path, params=params, headers=headers, timeout=timeout
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._raise_for_status(response)
+            yield from parse_events(response.iter_lines())
 
     def upload(self, name: str, filename: str, data: bytes) -> Any:
         return self.request(
@@ -63,3 +113,19 @@ class ApiClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def parse_events(lines: Iterator[str]) -> Iterator[ServerEvent]:
+    """Server-Sent Events from the lines of a ``text/event-stream`` body."""
+    event, event_id, data = "message", None, ""
+    for line in lines:
+        if line == "":
+            if data:
+                yield ServerEvent(event, event_id, json.loads(data))
+            event, event_id, data = "message", None, ""
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data += line[6:]

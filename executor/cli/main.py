@@ -1,16 +1,21 @@
-"""``plugin-executor``: serve, push, activate, deactivate, list, event, logs, status."""
+"""``plugin-executor``: serve, push, activate, deactivate, list, event, logs, runs, status."""
 
 from __future__ import annotations
 
+import enum
 import json
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from executor.cli import builds, common, local
 from executor.cli.client import ApiClient
+from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.render import console, err_console, print_json, print_log_record, print_table
 from executor.schemas import TERMINAL_STATUSES
 from executor.settings import Settings
@@ -24,6 +29,14 @@ ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project id.")]
 
 _client = common.client
 _call = common.call
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
 
 
 @app.command()
@@ -171,19 +184,93 @@ def logs(
     plugin: str,
     project: ProjectOpt,
     run: Annotated[str | None, typer.Option(help="Only this invocation id.")] = None,
-    limit: Annotated[int, typer.Option(help="Records at most.")] = 1000,
-    as_json: JsonOpt = False,
+    level: Annotated[
+        LogLevel | None, typer.Option(help="Minimum level (SYSTEM lines always shown).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only newer lines: 30m, 2h, 7d, or an ISO time.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines as they come.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Records at most (without --follow).")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
 ) -> None:
-    """Print a plugin's logs on a project, oldest first, levels coloured."""
-    params: dict[str, Any] = {"plugin_name": plugin, "project_id": project, "limit": limit}
+    """Print a plugin's logs on a project, oldest first, levels coloured.
+
+    With --follow, new lines are printed as the plugin writes them; following one --run
+    stops when that run has ended, otherwise press Ctrl-C.
+    """
+    params: dict[str, Any] = {"plugin_name": plugin, "project_id": project}
     if run:
         params["run_id"] = run
-    records = _call(_client().request, "GET", "/v1/logs", params=params)
-    if as_json:
-        print_json(records)
-        return
+    if level:
+        params["level"] = level.value
+    if since:
+        try:
+            params["start_date"] = parse_since(since)
+        except ValueError as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from exc
+    client = _client()
+    records = follow_records(client, params) if follow else paged_records(client, params, limit)
+    try:
+        _call(_print_records, records, as_json)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def _print_records(records: Iterator[Any], as_json: bool) -> None:
     for record in records:
-        print_log_record(record)
+        if as_json:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+        else:
+            print_log_record(record)
+
+
+@app.command()
+def runs(
+    plugin: str,
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Project id.")] = None,
+    status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(help="Runs at most, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a plugin's invocations, newest first, as a table."""
+    params: dict[str, Any] = {"plugin_name": plugin, "limit": limit}
+    if project:
+        params["project_id"] = project
+    if status_:
+        params["status"] = status_
+    found = _call(_client().request, "GET", "/v1/invocations", params=params)
+    if as_json:
+        print_json(found)
+        return
+    print_table(
+        f"Runs of {plugin}",
+        ["id", "status", "event", "asset", "project", "attempt", "latency", "duration", "queued"],
+        (
+            [
+                r["id"],
+                r["status"],
+                r["event_type"],
+                r["asset_id"],
+                r["project_id"],
+                r["attempt"],
+                _millis(r["start_latency_ms"]),
+                _millis(r["duration_ms"]),
+                r["queued_at"][:19].replace("T", " "),
+            ]
+            for r in found
+        ),
+    )
+
+
+def _millis(value: int | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value} ms" if value < 1000 else f"{value / 1000:.1f} s"
 
 
 @app.command()

@@ -1,0 +1,71 @@
+"""Reading logs from the CLI: ``--since`` parsing, paging, and following a live stream."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from executor.cli.client import ApiClient
+
+__all__ = ["follow_records", "paged_records", "parse_since"]
+
+RECONNECT_PAUSE_S = 1.0
+PAGE_SIZE = 1000
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(value: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
+    """An ISO timestamp for ``--since``: ``30m``/``2h``/``1d`` ago, or an ISO date/time.
+
+    Raises ValueError with what was expected.
+    """
+    match = _RELATIVE.match(value.strip())
+    if match:
+        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return (now() - delta).isoformat()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"--since {value!r}: give a duration such as 30s, 15m, 2h, 7d, or an ISO time "
+            "such as 2026-11-27T10:00:00+00:00"
+        ) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+
+
+def paged_records(client: ApiClient, params: dict[str, Any], limit: int) -> Iterator[Any]:
+    """Up to ``limit`` records, oldest first, fetched page by page with the cursor."""
+    cursor: str | None = None
+    sent = 0
+    while sent < limit:
+        page_params = {**params, "limit": min(PAGE_SIZE, limit - sent)}
+        if cursor:
+            page_params["cursor"] = cursor
+        records, cursor = client.page("/v1/logs", page_params)
+        yield from records
+        sent += len(records)
+        if len(records) < page_params["limit"] or not cursor:
+            return
+
+
+def follow_records(client: ApiClient, params: dict[str, Any]) -> Iterator[Any]:
+    """Records as the server streams them; reconnects after a dropped connection, resuming
+    after the last record received. Ends when the server ends the stream (a run ended)."""
+    last_id: str | None = None
+    while True:
+        try:
+            for event in client.events("/v1/logs/stream", params, last_id):
+                if event.event == "end":
+                    return
+                if event.event == "message":
+                    last_id = event.id
+                    yield event.data
+            return
+        except httpx.TransportError:
+            time.sleep(RECONNECT_PAUSE_S)

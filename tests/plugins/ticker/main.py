@@ -1,0 +1,16 @@
+import time
+
+from plugin_runtime import PluginCore
+
+PAUSE_S = 1.5
+
+
+class PluginHandler(PluginCore):
+    def on_submit(self, label, asset_id):
+        for n in range(1, 5):
+            if n == 3:
+                self.logger.warning("tick %d of 4 for %s", n, asset_id)
+            else:
+                self.logger.info("tick %d of 4 for %s", n, asset_id)
+            time.sleep(PAUSE_S)
+        print("ticker done")
