@@ -1,0 +1,114 @@
+"""The web console in a real browser: Debian's Chromium driven by Playwright, against a
+real executor running real plugin containers. Screenshots go to artifacts/ (kept by CI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import OPERATOR_KEY, REPO, RunningServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / "artifacts"
+LIVE_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page: Page, server: RunningServer) -> None:
+    page.goto(f"{server.url}/ui/")
+    key = page.get_by_label("API key")
+    expect(key).to_be_focused()
+    key.type(OPERATOR_KEY)
+    page.keyboard.press("Enter")  # the whole sign-in works from the keyboard
+    expect(page.get_by_role("heading", name="Plugins")).to_be_visible()
+
+
+def test_sign_in_open_a_plugin_and_watch_a_live_run(page: Page, server: RunningServer) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    server.push("ticker")
+    server.activate("ticker", "console-proj")
+    sign_in(page, server)
+    row = page.get_by_role("row").filter(has_text="ticker")
+    expect(row).to_contain_text("ACTIVE")
+    expect(row).to_contain_text("console-proj")
+    link = page.get_by_role("link", name="ticker", exact=True)
+    link.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="ticker")).to_be_visible()
+    expect(page.locator("dl.facts")).to_contain_text("onSubmit")
+
+    (run_id,) = server.post_event(type="onSubmit", project_id="console-proj", asset_id="inv-9")[
+        "invocations"
+    ]
+    live = page.locator("#live-logs")
+    expect(live).to_contain_text("tick 1 of 4 for inv-9", timeout=LIVE_TIMEOUT_MS)
+    # The line is on screen while the plugin is still running.
+    assert server.api.get(f"/v1/invocations/{run_id}").json()["status"] == "running"
+    expect(live.locator(".lvl-WARNING")).to_contain_text("tick 3 of 4", timeout=LIVE_TIMEOUT_MS)
+    runs = page.locator("#runs")
+    expect(runs).to_contain_text("inv-9", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "console-plugin-live.png"), full_page=True)
+
+    page.get_by_role("link", name=run_id[:8]).click()
+    logs = page.locator("#run-logs")
+    expect(logs).to_contain_text("ticker done", timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_text("ended")).to_be_visible(timeout=10_000)
+    expect(page.locator("#run-facts")).to_contain_text("succeeded")
+    expect(page.locator("#run-facts")).to_contain_text("inv-9")
+    assert logs.locator(".line").count() == 5
+    page.get_by_label("Minimum level").select_option("WARNING")
+    expect(logs.locator(".line:visible")).to_have_count(1)
+    page.get_by_label("Minimum level").select_option("DEBUG")
+    page.screenshot(path=str(ARTIFACTS / "console-run.png"), full_page=True)
+
+
+def test_build_log_and_system_lines(page: Page, server: RunningServer) -> None:
+    server.push("raising")
+    server.activate("raising", "console-fail")
+    run = server.run_event(type="onSubmit", project_id="console-fail", asset_id="bad-1")
+    assert run["status"] == "failed"
+    sign_in(page, server)
+    page.goto(f"{server.url}/ui/#/runs/{run['id']}")
+    system = page.locator("#run-logs .lvl-SYSTEM")
+    expect(system).to_contain_text("run ended failed", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#run-facts")).to_contain_text("failed")
+    page.goto(f"{server.url}/ui/#/plugins/raising/versions/1/build")
+    expect(page.locator("#build-log")).to_contain_text("Built ", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("h1 .badge")).to_have_text("ACTIVE")
+    page.screenshot(path=str(ARTIFACTS / "console-build-log.png"), full_page=True)
+
+
+def test_a_wrong_key_is_refused_and_nothing_is_shown(page: Page, server: RunningServer) -> None:
+    page.goto(f"{server.url}/ui/")
+    page.get_by_label("API key").fill("wrong-key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("unknown API key")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()

@@ -1,0 +1,83 @@
+"""``plugin-executor logs`` and ``runs`` as a user runs them, against a real executor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+from tests.conftest import OPERATOR_KEY, RunningServer
+from tests.e2e.test_cli import CLI, cli
+
+
+def test_logs_follow_prints_lines_before_the_run_ends(server: RunningServer) -> None:
+    server.push("ticker")
+    server.activate("ticker", "tail-proj")
+    (run_id,) = server.post_event(type="onSubmit", project_id="tail-proj", asset_id="a-7")[
+        "invocations"
+    ]
+    env = {
+        **os.environ,
+        "EXECUTOR_URL": server.url,
+        "EXECUTOR_API_KEY": OPERATOR_KEY,
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+    process = subprocess.Popen(
+        [*CLI, "logs", "ticker", "--project", "tail-proj", "--run", run_id, "--follow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        first = process.stdout.readline()
+        status_then = server.api.get(f"/v1/invocations/{run_id}").json()["status"]
+        rest, errors = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert "INFO     tick 1 of 4 for a-7" in first
+    assert status_then == "running"  # the line was printed while the plugin still ran
+    assert process.returncode == 0, errors
+    assert "WARNING  tick 3 of 4 for a-7" in rest and rest.rstrip().endswith("ticker done")
+    assert server.wait_run(run_id)["status"] == "succeeded"
+
+    warnings = cli(server, "logs", "ticker", "--project", "tail-proj", "--level", "WARNING")
+    assert [line.split(maxsplit=2)[1:] for line in warnings.stdout.splitlines()] == [
+        ["WARNING", "tick 3 of 4 for a-7"]
+    ]
+    as_json = cli(server, "logs", "ticker", "--project", "tail-proj", "--json", "--since", "1h")
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
+    future = cli(server, "logs", "ticker", "-p", "tail-proj", "--since", "2099-01-01T00:00:00")
+    assert future.stdout == ""
+
+    table = cli(server, "runs", "ticker").stdout
+    assert run_id in table and "succeeded" in table and "onSubmit" in table and "a-7" in table
+
+
+def test_logs_refuses_a_bad_since_or_level(server: RunningServer) -> None:
+    since = cli(server, "logs", "x", "--project", "p", "--since", "last week", ok=False)
+    assert since.returncode == 2
+    assert "--since 'last week': give a duration such as 30s" in since.stderr
+    level = cli(server, "logs", "x", "--project", "p", "--level", "LOUD", ok=False)
+    assert level.returncode == 2 and "LOUD" in level.stderr
+
+
+def test_logs_follow_of_a_whole_plugin_runs_until_interrupted(server: RunningServer) -> None:
+    env = {**os.environ, "EXECUTOR_URL": server.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
+    process = subprocess.Popen(
+        [*CLI, "logs", "nobody", "--project", "p", "--follow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    assert process.poll() is None  # still following
+    process.send_signal(2)  # Ctrl-C
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
