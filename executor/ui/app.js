@@ -281,9 +281,9 @@ function gatewayCalls(run) {
   return [
     h("h2", {}, "Gateway calls"),
     table(
-      ["Method", "Path", "Status", "Duration", "At"],
+      ["At", "Method", "Path", "Status", "Duration", "Error"],
       run.gateway_calls.map((c) => [
-        c.method, c.path, c.status ?? c.status_code ?? "—", ms(c.duration_ms), when(c.at ?? c.created_at),
+        when(c.at ?? c.created_at), c.method, c.path, c.status ?? "—", ms(c.duration_ms), c.error ?? "",
       ]),
       "No calls to the platform API.",
     ),
