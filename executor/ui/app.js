@@ -17,7 +17,7 @@ function h(tag, attrs, ...children) {
     if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
     else el.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     el.append(child instanceof Node ? child : String(child));
   }
@@ -42,8 +42,10 @@ async function api(path, options = {}) {
     headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY)}`, ...(options.headers || {}) },
   });
   if (response.status === 401) {
+    // A key that stopped working sends the user back to sign-in (unless already there,
+    // where the sign-in form shows the error itself).
     sessionStorage.removeItem(KEY);
-    location.hash = "#/signin";
+    if (!document.getElementById("apikey")) location.hash = "#/signin";
     throw new ApiError(401, await response.json().catch(() => null));
   }
   if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
@@ -136,6 +138,7 @@ function signinView() {
           location.hash = "#/plugins";
         } catch (err) {
           message.textContent = `Sign-in failed: ${err.message}`;
+          input.select();
         }
       },
     },
