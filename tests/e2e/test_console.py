@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from executor.store.tables import GatewayCall
 from tests.conftest import OPERATOR_KEY, REPO, RunningServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -83,6 +84,7 @@ def test_sign_in_open_a_plugin_and_watch_a_live_run(page: Page, server: RunningS
     expect(page.get_by_text("ended")).to_be_visible(timeout=10_000)
     expect(page.locator("#run-facts")).to_contain_text("succeeded")
     expect(page.locator("#run-facts")).to_contain_text("inv-9")
+    expect(page.get_by_text("No calls to the platform API.")).to_be_visible()
     assert logs.locator(".line").count() == 5
     page.get_by_label("Minimum level").select_option("WARNING")
     expect(logs.locator(".line:visible")).to_have_count(1)
@@ -95,11 +97,26 @@ def test_build_log_and_system_lines(page: Page, server: RunningServer) -> None:
     server.activate("raising", "console-fail")
     run = server.run_event(type="onSubmit", project_id="console-fail", asset_id="bad-1")
     assert run["status"] == "failed"
+    with server.service.db.session() as session:
+        # As the gateway records them (this plugin makes no platform call itself).
+        session.add(
+            GatewayCall(
+                invocation_id=run["id"],
+                method="POST",
+                path="/api/label/v2/graphql",
+                status=502,
+                duration_ms=31,
+                error="platform unreachable",
+            )
+        )
     sign_in(page, server)
     page.goto(f"{server.url}/ui/#/runs/{run['id']}")
     system = page.locator("#run-logs .lvl-SYSTEM")
     expect(system).to_contain_text("run ended failed", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("#run-facts")).to_contain_text("failed")
+    calls = page.get_by_role("row").filter(has_text="/api/label/v2/graphql")
+    expect(calls).to_contain_text("502")
+    expect(calls).to_contain_text("platform unreachable")
     page.goto(f"{server.url}/ui/#/plugins/raising/versions/1/build")
     expect(page.locator("#build-log")).to_contain_text("Built ", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("h1 .badge")).to_have_text("ACTIVE")
