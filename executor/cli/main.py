@@ -194,7 +194,9 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines as they come.")
     ] = False,
     limit: Annotated[int, typer.Option(help="Records at most (without --follow).")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON list (with --follow: one record per line).")
+    ] = False,
 ) -> None:
     """Print a plugin's logs on a project, oldest first, levels coloured.
 
@@ -213,9 +215,15 @@ def logs(
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
     client = _client()
-    records = follow_records(client, params) if follow else paged_records(client, params, limit)
+    if not follow:
+        records = _call(list, paged_records(client, params, limit))
+        if as_json:
+            print_json(records)
+        else:
+            _print_records(iter(records), as_json=False)
+        return
     try:
-        _call(_print_records, records, as_json)
+        _call(_print_records, follow_records(client, params), as_json)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

@@ -49,7 +49,7 @@ def test_logs_follow_prints_lines_before_the_run_ends(server: RunningServer) -> 
         ["WARNING", "tick 3 of 4 for a-7"]
     ]
     as_json = cli(server, "logs", "ticker", "--project", "tail-proj", "--json", "--since", "1h")
-    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    records = json.loads(as_json.stdout)
     assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
     future = cli(server, "logs", "ticker", "-p", "tail-proj", "--since", "2099-01-01T00:00:00")
     assert future.stdout == ""
