@@ -6,6 +6,8 @@ import re
 
 from executor.builder import Builder
 from executor.errors import PluginRejected
+from executor.limits import PluginLimits, check_limits
+from executor.settings import SandboxProfile
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
@@ -91,6 +93,18 @@ class Catalog:
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, name)
             plugin_store.delete_activation(session, plugin, project_id)
+
+    def set_limits(self, name: str, limits: PluginLimits, profile: SandboxProfile) -> Plugin:
+        """Replace a plugin's sandbox overrides (LimitExceeded past the operator's maxima).
+
+        Unset fields mean the operator's value; an empty ``limits`` clears every override.
+        Runs claimed from now on get the new limits.
+        """
+        overrides = check_limits(limits, profile).model_dump(exclude_none=True)
+        with self.db.session() as session:
+            plugin = plugin_store.get_plugin(session, name)
+            plugin.limits = overrides or None
+            return plugin
 
     def delete(self, name: str) -> Plugin:
         with self.db.session() as session:

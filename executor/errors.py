@@ -13,6 +13,7 @@ to do next::
     │   └── InvalidCursor         400 invalid_cursor    (log paging)
     ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
     │   └── UploadTooLarge        413 upload_too_large
+    ├── LimitExceeded             422 limit_exceeded    (per-plugin limits: field, maximum)
     ├── BuildFailed               build of a plugin version failed
     └── SandboxError              the engine could not run a container (infrastructure)
 """
@@ -27,6 +28,7 @@ __all__ = [
     "ExecutorError",
     "InvalidCursor",
     "InvalidQuery",
+    "LimitExceeded",
     "NotAuthenticated",
     "NotFound",
     "PluginRejected",
@@ -105,6 +107,18 @@ class UploadTooLarge(PluginRejected):
 
     code = "upload_too_large"
     status_code = 413
+
+
+class LimitExceeded(ExecutorError):
+    """A per-plugin limit is above the operator's maximum: ask for at most the maximum."""
+
+    code = "limit_exceeded"
+    status_code = 422
+
+    def __init__(self, message: str | None = None, *, field: str, maximum: float) -> None:
+        super().__init__(message, field=field, maximum=maximum)
+        self.field = field
+        self.maximum = maximum
 
 
 class BuildFailed(ExecutorError):

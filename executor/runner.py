@@ -17,17 +17,18 @@ from sqlalchemy import func, select
 from executor.errors import SandboxError
 from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.gateway_policy import PlatformTargets
+from executor.limits import effective_profile
 from executor.metrics import Metrics
 from executor.output import OutputCollector, OutputLine
 from executor.retry import PLUGIN_FAILURES, RetryPolicy
 from executor.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
-from executor.settings import Settings
+from executor.settings import SandboxProfile, Settings
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
-from executor.store.tables import Event, Invocation, LogRecord, PluginVersion, utcnow
+from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion, utcnow
 from executor.tokens import hash_token, mint_token
 
 __all__ = ["InvocationRunner", "RunLogWriter"]
@@ -139,7 +140,10 @@ class InvocationRunner:
         with self.db.session() as session:
             event = session.get(Event, invocation.event_id)
             version = session.get(PluginVersion, invocation.version_id)
-            deadline = utcnow() + timedelta(seconds=self.settings.sandbox.timeout_s)
+            plugin = session.get(Plugin, invocation.plugin_id)
+            # The plugin's own limits, tightened from the operator's (executor.limits).
+            profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
+            deadline = utcnow() + timedelta(seconds=profile.timeout_s)
             held = session.get(Invocation, invocation.id)
             if held is not None:
                 held.deadline_at = deadline
@@ -151,14 +155,18 @@ class InvocationRunner:
             gateway_store.add_token(
                 session, hash_token(token), invocation.id, invocation.project_id, deadline
             )
-        attempt = self._attempt(invocation, event, token)
-        envelope = self._envelope(invocation, event, token, deadline)
+        attempt = self._attempt(invocation, event, token, profile)
+        envelope = self._envelope(invocation, event, token, deadline).model_dump_json().encode()
+        if len(envelope) > profile.envelope_cap_bytes:
+            self._envelope_too_large(attempt, len(envelope), profile)
+            return
         try:
             outcome = self.sandbox.run(
                 version.image_tag,
-                envelope.model_dump_json().encode(),
+                envelope,
                 invocation.id,
                 attempt.on_output(self.db),
+                profile=profile,
             )
         except SandboxError as exc:
             self._infrastructure_failure(attempt, exc.message)
@@ -196,7 +204,21 @@ class InvocationRunner:
             )
         self.conclude(attempt, outcome)
 
-    def _attempt(self, invocation: Invocation, event: Event | None, token: str | None) -> Attempt:
+    def _envelope_too_large(self, attempt: Attempt, size: int, profile: SandboxProfile) -> None:
+        message = (
+            f"envelope_too_large: the event makes an envelope of {size} bytes, over the cap of "
+            f"{profile.envelope_cap_bytes} bytes; send a smaller label or payload"
+        )
+        attempt.writer.system(message)
+        self._finish(attempt.invocation, "failed", None, message)
+
+    def _attempt(
+        self,
+        invocation: Invocation,
+        event: Event | None,
+        token: str | None,
+        profile: SandboxProfile | None = None,
+    ) -> Attempt:
         label = event.label if event is not None else None
         label_id = label.get("id") if isinstance(label, dict) else None
         writer = RunLogWriter(
@@ -206,7 +228,8 @@ class InvocationRunner:
             previous = invocation.attempts[-1]["reason"]
             writer.system(f"attempt {invocation.attempt} (previous attempt: {previous})")
         secrets_ = (token,) if token else ()
-        collector = OutputCollector(self.settings.sandbox.log_cap_bytes, secrets=secrets_)
+        cap = (profile or self.settings.sandbox).log_cap_bytes
+        collector = OutputCollector(cap, secrets=secrets_)
         return Attempt(invocation, writer, collector)
 
     def _envelope(
@@ -234,7 +257,7 @@ class InvocationRunner:
         collector, writer, invocation = attempt.collector, attempt.writer, attempt.invocation
         if collector.truncated:
             writer.system(
-                f"log output truncated at {self.settings.sandbox.log_cap_bytes} bytes: "
+                f"log output truncated at {collector.cap_bytes} bytes: "
                 f"{collector.dropped_bytes} more bytes were dropped"
             )
         if outcome.infrastructure or self.handing_back():

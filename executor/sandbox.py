@@ -4,6 +4,10 @@ The container gets the envelope on stdin (then stdin is closed), its output is h
 the caller frame by frame as it comes, and it is SIGKILLed at the wall-time deadline.
 Nothing survives from one run to the next: the root file system is read-only, /tmp is a
 tmpfs, and the container is force-removed with its volumes.
+
+Pid 1 is the executor's own init (``executor/container_init.py``, passed as ``python3 -c``)
+rather than Docker's: it makes itself non-dumpable so the plugin, which runs as the same
+uid, cannot ptrace it.
 """
 
 from __future__ import annotations
@@ -52,8 +56,17 @@ class RunOutcome:
 GATEWAY_MOUNT = "/run/executor"
 
 
+# pid 1 of every plugin container (see the module docstring); it starts the runtime. Its
+# module docstring is left out: the command line shows in every inspect and `docker ps`.
+_INIT_SOURCE = (Path(__file__).parent / "container_init.py").read_text().split('"""', 2)[2]
+INIT_COMMAND = ["python3", "-c", _INIT_SOURCE.strip()]
+
+
 def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -> dict[str, Any]:
     """The host config of the DESIGN sandbox profile (docker-py ``create_host_config`` args).
+
+    Seccomp is deliberately not named: under runc Docker then applies its default profile;
+    under runsc the plugin's syscalls go to gVisor's Sentry, itself held by gVisor's filter.
 
     ``gateway_dir``, the folder of the gateway socket, is the one host mount: read-only at
     ``/run/executor``.
@@ -70,7 +83,8 @@ def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -
         "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={profile.tmpfs_mib}m,mode=1777"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
-        "init": True,
+        "init": False,  # pid 1 is INIT_COMMAND, see the module docstring
+        "privileged": False,
         "network_mode": "none",
         "ulimits": [Ulimit(name="nofile", soft=profile.nofile, hard=profile.nofile)],
         # The executor reads output over attach; the engine keeps no copy of it.
@@ -87,7 +101,7 @@ class Sandbox:
     ) -> None:
         self.engine = engine
         self.profile = profile
-        self._host_config = engine.api.create_host_config(**container_config(profile, gateway_dir))
+        self.gateway_dir = gateway_dir
 
     def run(
         self,
@@ -96,23 +110,29 @@ class Sandbox:
         invocation_id: str,
         on_output: OutputSink,
         timeout_s: float | None = None,
+        profile: SandboxProfile | None = None,
     ) -> RunOutcome:
         """Run ``image`` once with ``envelope`` on stdin; blocks until the container ended.
 
-        ``timeout_s`` (default: the profile's) is the wall time before SIGKILL.
+        ``profile`` (default: the operator's) is the run's limits, e.g. a plugin's tightened
+        profile from ``executor.limits.effective_profile``; ``timeout_s`` (default: the
+        profile's) is the wall time before SIGKILL.
         """
-        if len(envelope) > self.profile.envelope_cap_bytes:
+        profile = profile or self.profile
+        if len(envelope) > profile.envelope_cap_bytes:
             raise ValueError(
                 f"envelope of {len(envelope)} bytes is over the cap of "
-                f"{self.profile.envelope_cap_bytes} bytes"
+                f"{profile.envelope_cap_bytes} bytes"
             )
-        container_id = self._create(image, invocation_id)
+        container_id = self._create(image, invocation_id, profile)
         try:
             sock = self._attach(container_id, stdin=True)
             with engine_errors("starting the plugin container"):
                 self.engine.api.start(container_id)
             self._send_envelope(sock._sock, envelope)
-            return self._follow(container_id, sock, timeout_s or self.profile.timeout_s, on_output)
+            return self._follow(
+                container_id, sock, timeout_s or profile.timeout_s, on_output, profile
+            )
         finally:
             self._remove_quietly(container_id)
 
@@ -139,15 +159,19 @@ class Sandbox:
         except SandboxError:
             log.warning("could not remove container %s; recovery will", container_id)
 
-    def _create(self, image: str, invocation_id: str) -> str:
+    def _create(self, image: str, invocation_id: str, profile: SandboxProfile) -> str:
         with engine_errors("creating the plugin container"):
+            host_config = self.engine.api.create_host_config(
+                **container_config(profile, self.gateway_dir)
+            )
             try:
                 created = self.engine.api.create_container(
                     image,
+                    entrypoint=INIT_COMMAND,
                     stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
-                    user=self.profile.user,
+                    user=profile.user,
                     labels=self.engine.labels(**{INVOCATION_LABEL: invocation_id}),
-                    host_config=self._host_config,
+                    host_config=host_config,
                     network_disabled=True,
                 )
             except docker.errors.ImageNotFound as exc:
@@ -162,7 +186,12 @@ class Sandbox:
         return sock
 
     def _follow(
-        self, container_id: str, sock: Any, timeout_s: float, on_output: OutputSink
+        self,
+        container_id: str,
+        sock: Any,
+        timeout_s: float,
+        on_output: OutputSink,
+        profile: SandboxProfile | None = None,
     ) -> RunOutcome:
         started = time.monotonic()
         reason: dict[str, str] = {}
@@ -177,7 +206,7 @@ class Sandbox:
         finally:
             watchdog.cancel()
             sock.close()
-        return self._outcome(container_id, reason, started)
+        return self._outcome(container_id, reason, started, profile)
 
     @staticmethod
     def _send_envelope(raw: socket.socket, envelope: bytes) -> None:
@@ -193,13 +222,23 @@ class Sandbox:
         with contextlib.suppress(docker.errors.APIError):  # already stopped is fine
             self.engine.api.kill(container_id, signal="SIGKILL")
 
-    def _outcome(self, container_id: str, reason: dict[str, str], started: float) -> RunOutcome:
+    def _outcome(
+        self,
+        container_id: str,
+        reason: dict[str, str],
+        started: float,
+        profile: SandboxProfile | None = None,
+    ) -> RunOutcome:
         api = self.engine.api
         with engine_errors("waiting for the plugin container"):
             exit_code = int(api.wait(container_id, timeout=ENGINE_WAIT_S)["StatusCode"])
             state = api.inspect_container(container_id)["State"]
         return classify(
-            exit_code, bool(state.get("OOMKilled")), reason.get("why"), self.profile, started
+            exit_code,
+            bool(state.get("OOMKilled")),
+            reason.get("why"),
+            profile or self.profile,
+            started,
         )
 
 

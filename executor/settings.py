@@ -59,7 +59,21 @@ class SandboxProfile(BaseSettings):
     log_cap_bytes: int = Field(1 * MIB, ge=1024, description="Log bytes kept per invocation.")
     envelope_cap_bytes: int = Field(5 * MIB, ge=1024, description="Largest envelope on stdin.")
     user: str = Field("10000:10000", description="uid:gid the plugin runs as (never root).")
-    oci_runtime: str = Field("runc", description="OCI runtime: runc, or runsc (gVisor).")
+    oci_runtime: str = Field(
+        "runc",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="OCI runtime registered with dockerd: runc, or runsc (gVisor).",
+    )
+
+    @field_validator("user")
+    @classmethod
+    def _not_root(cls, value: str) -> str:
+        uid, _, gid = value.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise ValueError(f"user {value!r} must be numeric uid[:gid], e.g. 10000:10000")
+        if int(uid) == 0 or (gid and int(gid) == 0):
+            raise ValueError(f"user {value!r} is root: plugins never run as uid or gid 0")
+        return value
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,5 @@
-"""``plugin-executor``: serve, push, activate, deactivate, list, event, logs, runs, status."""
+"""``plugin-executor``: serve, push, activate, deactivate, list, event, logs, runs, limits,
+status."""
 
 from __future__ import annotations
 
@@ -279,6 +280,53 @@ def _millis(value: int | None) -> str:
     if value is None:
         return "—"
     return f"{value} ms" if value < 1000 else f"{value / 1000:.1f} s"
+
+
+@app.command()
+def limits(
+    name: str,
+    memory_mib: Annotated[int | None, typer.Option(help="Memory (no swap), MiB.")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU quota, cores.")] = None,
+    pids: Annotated[int | None, typer.Option(help="Processes and threads.")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="Wall time, seconds.")] = None,
+    tmpfs_mib: Annotated[int | None, typer.Option(help="/tmp size, MiB.")] = None,
+    nofile: Annotated[int | None, typer.Option(help="Open files.")] = None,
+    log_cap_bytes: Annotated[int | None, typer.Option(help="Log bytes per run.")] = None,
+    envelope_cap_bytes: Annotated[int | None, typer.Option(help="Envelope bytes.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Drop every override.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a plugin's sandbox limits, or set overrides (at most the operator's maxima).
+
+    Setting replaces all overrides: name every limit you want tightened.
+    """
+    wanted = {
+        "memory_mib": memory_mib,
+        "cpus": cpus,
+        "pids": pids,
+        "timeout_s": timeout_s,
+        "tmpfs_mib": tmpfs_mib,
+        "nofile": nofile,
+        "log_cap_bytes": log_cap_bytes,
+        "envelope_cap_bytes": envelope_cap_bytes,
+    }
+    body = {k: v for k, v in wanted.items() if v is not None}
+    path = f"/v1/plugins/{name}/limits"
+    if body or clear:
+        result = _call(_client().request, "PUT", path, json=body)
+    else:
+        result = _call(_client().request, "GET", path)
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        f"Sandbox limits of {name}",
+        ["limit", "effective", "override", "maximum"],
+        (
+            [field, value, result["overrides"].get(field), result["maxima"][field]]
+            for field, value in result["effective"].items()
+        ),
+    )
 
 
 @app.command()

@@ -13,6 +13,7 @@ from executor.api.deps import Authorized, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
 from executor.api.streams import SSE_HEADERS, StreamTiming, build_log_events
 from executor.errors import InvalidCursor, UploadTooLarge
+from executor.limits import LimitsPublic, PluginLimits, limits_public
 from executor.schemas import PluginPublic, PluginSummary, RolledBack
 from executor.store import plugins as plugin_store
 from executor.upload import UploadLimits
@@ -133,3 +134,18 @@ def stream_build_log(
     timing = StreamTiming(service.settings.build_log_poll_s, service.settings.sse_heartbeat_s)
     events = build_log_events(service.db, version_id, offset, timing)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/{name}/limits", response_model=LimitsPublic)
+def get_limits(name: str, session: SessionDep, service: ServiceDep) -> LimitsPublic:
+    """A plugin's sandbox overrides, the limits its runs get, and the operator's maxima."""
+    plugin = plugin_store.get_plugin(session, name)
+    return limits_public(name, plugin.limits, service.settings.sandbox)
+
+
+@router.put("/{name}/limits", response_model=LimitsPublic)
+def set_limits(name: str, limits: PluginLimits, service: ServiceDep) -> LimitsPublic:
+    """Replace a plugin's overrides; each may only tighten the operator's profile (else 422
+    ``limit_exceeded`` naming the field and the maximum). ``{}`` clears them."""
+    plugin = service.catalog.set_limits(name, limits, service.settings.sandbox)
+    return limits_public(name, plugin.limits, service.settings.sandbox)

@@ -1,0 +1,96 @@
+"""The plugin container's pid 1, run as ``python3 -c <this file's source> [COMMAND...]``.
+
+This file is executed inside the container, not imported by the executor: the sandbox
+passes its source on the command line, so it works with any runtime image version.
+
+Docker's own init (tini) runs as the plugin's uid and stays dumpable, so the plugin could
+ptrace-attach to pid 1. This init first marks itself non-dumpable (ptrace of pid 1 then
+fails with EPERM and its /proc files are root's), then runs COMMAND (default: the runtime,
+``python3 -m plugin_runtime``) as its child with the same stdin, stdout and stderr. It
+forwards termination signals to the child, reaps every orphan so no zombie piles up, and
+exits with the child's status (128+N when the child died of signal N). When it exits, the
+kernel kills whatever is left in the container's pid namespace: daemons a plugin started
+do not outlive the run.
+
+Standard library only, and nothing from the executor: it runs in the container's Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+
+PR_SET_DUMPABLE = 4
+EXIT_INTERNAL = 3
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+def make_undumpable() -> None:
+    """prctl(PR_SET_DUMPABLE, 0): no ptrace by same-uid processes, /proc/1 owned by root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_DUMPABLE, 0) failed: {os.strerror(errno)}")
+
+
+def exit_status(wait_status: int) -> int:
+    """A waitpid status as a shell-style exit code (128+N for signal N)."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+def spawn(command: list[str]) -> int:
+    """Fork and exec ``command``; the child's pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(command[0], command)
+        except OSError as exc:
+            os.write(2, f"plugin_runtime.init: cannot run {command[0]}: {exc}\n".encode())
+        os._exit(127)
+    return pid
+
+
+def reap_until(pid: int) -> int:
+    """Reap every child (orphans included) until ``pid`` ends; its exit code."""
+    while True:
+        try:
+            reaped, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return EXIT_INTERNAL
+        if reaped == pid:
+            return exit_status(status)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        make_undumpable()
+    except OSError as exc:
+        os.write(2, f"plugin_runtime.init: {exc}\n".encode())
+        return EXIT_INTERNAL
+    child: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child[0], signum)
+
+    # Installed before the fork so no signal is lost; execve resets them in the child.
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    child.append(spawn(argv or [sys.executable, "-m", "plugin_runtime"]))
+    return reap_until(child[0])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

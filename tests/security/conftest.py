@@ -1,0 +1,24 @@
+"""One executor per OCI runtime per module; every attack runs under runc and runsc."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import RunningServer
+from tests.security.attacks import RUNTIMES, TIMEOUT_S, Attacker
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def attacker(
+    request: pytest.FixtureRequest,
+    server_factory: Callable[..., RunningServer],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Attacker:
+    """An executor whose plugins run under the runtime of the param, with a short deadline."""
+    server = server_factory(
+        sandbox={"oci_runtime": request.param, "timeout_s": TIMEOUT_S[request.param]},
+        max_concurrent_runs=2,
+    )
+    return Attacker(server, tmp_path_factory.mktemp(f"attacks-{request.param}"))
