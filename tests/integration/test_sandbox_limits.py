@@ -1,5 +1,5 @@
 """Per-plugin sandbox limits over the API and the CLI, and what runs get from them; an
-engine error ends a run as crashed."""
+engine error ends a run as the executor's failure."""
 
 from __future__ import annotations
 
@@ -130,14 +130,23 @@ def test_cli_sets_shows_and_clears_limits(server: RunningServer) -> None:
     assert limits(server)["overrides"]["memory_mib"] is None
 
 
-def test_engine_error_ends_the_run_as_crashed(
+def test_engine_error_ends_the_run_as_an_infrastructure_failure(
     server_factory: Callable[..., RunningServer],
 ) -> None:
-    broken = server_factory(sandbox={"oci_runtime": "no-such-runtime", "timeout_s": 5})
+    """An engine error (an OCI runtime dockerd does not know) is the executor's failure, not
+    the plugin's: retried, then recorded ``dead`` with the engine's message."""
+    broken = server_factory(
+        sandbox={"oci_runtime": "no-such-runtime", "timeout_s": 5},
+        retry_max_attempts=2,
+        retry_base_s=0.1,
+    )
     broken.push("sleeper")
     broken.activate("sleeper", "crash-project")
     run = broken.run_event(type="onSubmit", project_id="crash-project")
-    assert run["status"] == "crashed"
-    assert run["error"].startswith("Docker Engine error while creating the plugin container")
+    assert run["status"] == "dead"
+    assert run["error"].startswith(
+        "gave up after 2 attempts: Docker Engine error while creating the plugin container"
+    )
     system = [r["content"] for r in broken.logs(run_id=run["id"]) if r["log_type"] == "SYSTEM"]
-    assert system == [f"the executor could not run the plugin: {run['error']}"]
+    assert system[-1].startswith("the executor could not run the plugin: Docker Engine error")
+    assert system[-1].endswith("; giving up")
