@@ -1,7 +1,7 @@
 """per-plugin sandbox limits (issue 10)
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0010"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
