@@ -138,7 +138,7 @@ def test_gc_never_removes_a_queued_runs_image(keep2: RunningServer, tmp_path: Pa
         assert run["status"] == "queued" and run["version"] == 1
     finally:
         keep2.service.dispatcher = type(keep2.service.dispatcher)(
-            keep2.service.db, keep2.service.engine, keep2.service.settings
+            keep2.service.db, keep2.service.engine, keep2.service.settings, keep2.service.metrics
         )
         keep2.service.dispatcher.start()
     assert keep2.wait_run(queued["invocations"][0])["status"] == "succeeded"
