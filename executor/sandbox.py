@@ -12,7 +12,6 @@ uid, cannot ptrace it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
+import requests
 from docker.types import LogConfig, Ulimit
 from docker.utils.socket import frames_iter
 
@@ -198,11 +198,17 @@ class Sandbox:
         watchdog = threading.Timer(timeout_s, self._kill, (container_id, reason, "timeout"))
         watchdog.daemon = True
         watchdog.start()
+        stopping: threading.Thread | None = None
         try:
             for stream_id, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
-                if not on_output(stream_id, data):
-                    self._kill(container_id, reason, "log_limit")
-                    break
+                if not on_output(stream_id, data) and stopping is None:
+                    # Kill from another thread and keep draining (the sink counts and drops
+                    # the rest): a container blocked writing into a full pipe may not die
+                    # until its output is read (gVisor's Sentry sits in the host write).
+                    stopping = threading.Thread(
+                        target=self._kill, args=(container_id, reason, "log_limit"), daemon=True
+                    )
+                    stopping.start()
         finally:
             watchdog.cancel()
             sock.close()
@@ -219,8 +225,14 @@ class Sandbox:
 
     def _kill(self, container_id: str, reason: dict[str, str], why: str) -> None:
         reason.setdefault("why", why)
-        with contextlib.suppress(docker.errors.APIError):  # already stopped is fine
+        try:
             self.engine.api.kill(container_id, signal="SIGKILL")
+        except docker.errors.APIError:
+            pass  # already stopped is fine
+        except requests.exceptions.RequestException as exc:
+            # Runs in a timer or stopper thread: nobody to raise to. The container's end
+            # (or the engine error that follows) still decides the outcome.
+            log.warning("could not kill container %s (%s): %s", container_id, why, exc)
 
     def _outcome(
         self,
