@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import pytest
 
+from executor.upload import pack_directory
 from tests.conftest import RunningServer, make_settings, start_server, stop_server
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
@@ -200,7 +201,6 @@ def test_restart_during_a_build_resumes_it(
     first = start_server(make_settings(data_dir, build_wheelhouse=wheelhouse), docker_client)
     server = first[0]
     folder = make_plugin(tmp_path, "restarted", f"slowish\nsix==1.16.0 # {uuid.uuid4()}\n")
-    from executor.upload import pack_directory
 
     response = server.api.post(
         "/v1/plugins",
@@ -228,3 +228,31 @@ def test_restart_during_a_build_resumes_it(
 
 def build_log(server: RunningServer) -> dict[str, Any]:
     return dict(server.api.get("/v1/plugins/restarted/versions/1/build-log").json())
+
+
+def test_concurrent_builds_are_limited_by_the_setting(
+    server_factory: Any, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """With max_concurrent_builds=1 two uploads build one after the other (a queued build
+    has no log yet), and both end ACTIVE."""
+    single = server_factory(build_wheelhouse=wheelhouse, max_concurrent_builds=1)
+    names = ["first_slow", "second_slow"]
+    for name in names:
+        folder = make_plugin(tmp_path, name, f"slowish # {uuid.uuid4()}\n")
+        data = pack_directory(folder)
+        response = single.api.post(
+            "/v1/plugins", data={"name": name}, files={"file": (f"{name}.tar.gz", data)}
+        )
+        assert response.status_code == 202, response.text
+    most_at_once = 0
+    deadline = time.monotonic() + 300
+    while True:
+        builds = [single.api.get(f"/v1/plugins/{n}/versions/1/build-log").json() for n in names]
+        building = [b for b in builds if b["status"] == "DEPLOYING" and b["log"]]
+        most_at_once = max(most_at_once, len(building))
+        if all(b["status"] != "DEPLOYING" for b in builds):
+            break
+        assert time.monotonic() < deadline, "builds did not end"
+        time.sleep(0.1)
+    assert [b["status"] for b in builds] == ["ACTIVE", "ACTIVE"]
+    assert most_at_once == 1  # the second build started only after the first ended
