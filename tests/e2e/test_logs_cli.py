@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 from tests.conftest import OPERATOR_KEY, RunningServer
 from tests.e2e.test_cli import CLI, cli
 
 
-def test_logs_follow_prints_lines_before_the_run_ends(server: RunningServer) -> None:
+def test_logs_follow_prints_lines_before_the_run_ends(
+    server: RunningServer, tmp_path: Path
+) -> None:
     server.push("ticker")
     server.activate("ticker", "tail-proj")
     (run_id,) = server.post_event(type="onSubmit", project_id="tail-proj", asset_id="a-7")[
@@ -24,20 +27,26 @@ def test_logs_follow_prints_lines_before_the_run_ends(server: RunningServer) -> 
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }
-    process = subprocess.Popen(
-        [*CLI, "logs", "ticker", "--project", "tail-proj", "--run", run_id, "--follow"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    errors_file = tmp_path / "follow.stderr"
+    with errors_file.open("w") as errors_out:
+        process = subprocess.Popen(
+            [*CLI, "logs", "ticker", "--project", "tail-proj", "--run", run_id, "--follow"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors_out,
+            text=True,
+        )
     assert process.stdout is not None
     try:
         first = process.stdout.readline()
         status_then = server.api.get(f"/v1/invocations/{run_id}").json()["status"]
-        rest, errors = process.communicate(timeout=120)
+        # Read through the same buffered file as readline: communicate() reads the raw
+        # pipe and would lose lines readline had already buffered. pytest-timeout bounds it.
+        rest = process.stdout.read()
+        process.wait(timeout=30)
     finally:
         process.kill()
+    errors = errors_file.read_text()
     assert "INFO     tick 1 of 4 for a-7" in first
     assert status_then == "running"  # the line was printed while the plugin still ran
     assert process.returncode == 0, errors
