@@ -77,8 +77,9 @@ def decode_cursor(cursor: str, order: Order) -> int:
 
 @dataclass(frozen=True)
 class LogFilter:
-    """The filters of a log query; None means "any"."""
+    """The filters of a log query; None means "any" (``tenant_id`` None: every tenant's)."""
 
+    tenant_id: str | None = None
     project_id: str | None = None
     plugin_name: str | None = None
     run_id: str | None = None
@@ -90,6 +91,7 @@ class LogFilter:
     def apply(self, query: Select[tuple[LogRecord]]) -> Select[tuple[LogRecord]]:
         """``query`` restricted to the records matching every filter."""
         equal = {
+            LogRecord.tenant_id: self.tenant_id,
             LogRecord.project_id: self.project_id,
             LogRecord.plugin_name: self.plugin_name,
             LogRecord.run_id: self.run_id,
