@@ -48,6 +48,8 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(
 )
 LogType = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "SYSTEM"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
+# Offsets, ids and version numbers in queries fit a signed 64-bit column (SQLite's INTEGER).
+MAX_INT64 = 2**63 - 1
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Scope = Literal["plugins:write", "plugins:read", "logs:read", "events:write", "admin"]
 
@@ -84,7 +86,10 @@ class ActivationIn(_Strict):
         0, ge=0, le=10, description="Retries of plugin failures (failed, timed_out, oom_killed)."
     )
     version: int | None = Field(
-        None, ge=1, description="Pin this ACTIVE version; default: follow the current one."
+        None,
+        ge=1,
+        le=MAX_INT64,
+        description="Pin this ACTIVE version; default: follow the current one.",
     )
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import invocation_public
-from executor.schemas import InvocationPublic
+from executor.schemas import MAX_INT64, InvocationPublic
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store.tables import Plugin
@@ -22,7 +22,7 @@ def list_invocations(
     project_id: str | None = None,
     status: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    skip: int = Query(0, ge=0),
+    skip: int = Query(0, ge=0, le=MAX_INT64),
 ) -> list[InvocationPublic]:
     """Newest first."""
     rows = invocation_store.list_invocations(

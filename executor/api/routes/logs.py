@@ -13,7 +13,7 @@ from executor.api.deps import LogsRead, ServiceDep
 from executor.api.presenters import log_public
 from executor.api.streams import SSE_HEADERS, StreamTiming, log_events
 from executor.errors import InvalidCursor, InvalidQuery
-from executor.schemas import LogRecordPublic
+from executor.schemas import MAX_INT64, LogRecordPublic
 from executor.store import logs as log_store
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
@@ -65,7 +65,7 @@ def get_logs(
     where: FilterDep,
     response: Response,
     limit: Limit = 100,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     order: Order = "asc",
     follow: Annotated[bool, Query(description="Stream as SSE, like /v1/logs/stream")] = False,
