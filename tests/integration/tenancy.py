@@ -31,7 +31,11 @@ def create_key(
     return dict(response.json())
 
 
-def as_key(server: RunningServer, key: str) -> ExecutorApi:
-    """An ``ExecutorApi`` on ``server`` that sends ``key``; close its ``api`` when done."""
-    api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+def as_key(server: RunningServer, key: str, tenant: str | None = None) -> ExecutorApi:
+    """An ``ExecutorApi`` on ``server`` that sends ``key`` (and ``tenant`` as ``X-Tenant``);
+    close its ``api`` when done."""
+    headers = {"Authorization": f"Bearer {key}"}
+    if tenant is not None:
+        headers["X-Tenant"] = tenant
+    api = httpx.Client(base_url=server.url, headers=headers, timeout=60)
     return ExecutorApi(api=api, url=server.url, docker_client=server.docker_client)
