@@ -7,15 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import select
 
 from executor.access import Caller, Scope, authenticate, mint_key
 from executor.errors import MissingScope, NotAuthenticated, NotFound
 from executor.store import invocations as invocation_store
 from executor.store import tenants as tenant_store
-from executor.store.db import MIGRATIONS_DIR, Database
+from executor.store.db import Database
 from executor.store.tables import (
     Activation,
     ApiKey,
@@ -23,11 +21,11 @@ from executor.store.tables import (
     Invocation,
     Plugin,
     PluginVersion,
-    Project,
     Tenant,
     utcnow,
 )
 from executor.tokens import hash_token
+from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
 OPERATOR_KEY = "pe_op_unit-test-operator-key"
 
@@ -39,34 +37,9 @@ def db(tmp_path: Path) -> Database:
     return database
 
 
-def _upgrade(database: Database, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", database.url)
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
 def test_rows_from_before_tenants_move_to_the_default_tenant(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    _upgrade(database, "0011")
-    with database.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "INSERT INTO plugins (id, name, created_at) VALUES ('p1', 'qa', '2024-01-01')"
-        )
-        connection.exec_driver_sql(
-            "INSERT INTO activations (id, plugin_id, project_id, max_retries, created_at) "
-            "VALUES ('a1', 'p1', 'proj', 0, '2024-01-01')"
-        )
-    database.migrate()
-    with database.session() as session:
-        assert session.get(Plugin, "p1").tenant_id == "default"
-        assert session.get(Project, "proj").tenant_id == "default"
-        # Names are unique per tenant now: another tenant may have its own 'qa'.
-        session.add(Tenant(id="acme"))
-        session.flush()
-        session.add(Plugin(name="qa", tenant_id="acme"))
+    check_old_rows_move_to_the_default_tenant(database)
     database.dispose()
 
 
