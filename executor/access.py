@@ -50,8 +50,11 @@ class Caller:
 
     def require(self, scope: str) -> None:
         """MissingScope (403) unless the caller has ``scope`` (the operator has them all)."""
-        if not self.is_operator and scope not in self.scopes:
-            raise MissingScope(scope)
+        if self.is_operator or scope in self.scopes:
+            return
+        if scope == OPERATOR:
+            raise MissingScope(scope, "only the operator key may do this: ask your operator")
+        raise MissingScope(scope)
 
 
 def mint_key() -> str:

@@ -72,9 +72,9 @@ class MissingScope(ExecutorError):
     code = "missing_scope"
     status_code = 403
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, scope: str, message: str | None = None) -> None:
         super().__init__(
-            f"this API key lacks the scope {scope!r}: ask your operator for a key with it",
+            message or f"this API key lacks the scope {scope!r}: ask for a key with it",
             scope=scope,
         )
         self.scope = scope
