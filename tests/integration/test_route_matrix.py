@@ -33,8 +33,10 @@ from tests.integration.tenancy import (
 
 pytestmark = pytest.mark.docker
 
-# Probes carry no key; everything else needs one.
+# Probes carry no key; everything else needs one. Besides these API routes, the OpenAPI
+# schema, its docs pages and the console's static files are public: they hold no data.
 PUBLIC = {"/healthz", "/readyz"}
+PUBLIC_PAGES = ["/openapi.json", "/docs", "/redoc", "/ui/"]
 PROJECT = "matrix-project"
 # Request bodies by OpenAPI schema name (multipart uploads: the form fields and file).
 BODIES: dict[str, dict[str, Any]] = {
@@ -227,3 +229,9 @@ def test_every_route_answers_each_caller_as_expected(fixture: Fixture) -> None:
         assert 200 <= status < 300, f"{where} with the right key answered {status}: {body}"
         checked += 1
     assert checked >= 20, f"only {checked} routes checked: is the route table read right?"
+
+
+def test_public_pages_need_no_key(fixture: Fixture) -> None:
+    with httpx.Client(base_url=fixture.server.url, timeout=30) as client:
+        for path in [*PUBLIC, *PUBLIC_PAGES]:
+            assert client.get(path).status_code == 200, path
