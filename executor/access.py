@@ -18,7 +18,15 @@ from executor.store.db import Database
 from executor.store.tables import DEFAULT_TENANT, utcnow
 from executor.tokens import hash_token
 
-__all__ = ["KEY_PREFIX", "OPERATOR", "Caller", "Scope", "authenticate", "mint_key"]
+__all__ = [
+    "KEY_PREFIX",
+    "OPERATOR",
+    "Caller",
+    "Scope",
+    "authenticate",
+    "mint_key",
+    "operator_caller",
+]
 
 KEY_PREFIX = "pe_key_"
 KEY_BYTES = 32
@@ -57,6 +65,11 @@ class Caller:
         raise MissingScope(scope)
 
 
+def operator_caller(tenant_id: str = DEFAULT_TENANT) -> Caller:
+    """The operator acting on ``tenant_id`` (in-process tools call the catalog as it)."""
+    return Caller(tenant_id, OPERATOR, frozenset({OPERATOR, *Scope}))
+
+
 def mint_key() -> str:
     """A new random tenant API key (shown once; only its SHA-256 is stored)."""
     return KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
@@ -73,7 +86,7 @@ def authenticate(
         if hmac.compare_digest(presented.encode(), operator_key.encode()):
             tenant_id = tenant or DEFAULT_TENANT
             tenant_store.get_tenant(session, tenant_id)
-            return Caller(tenant_id, OPERATOR, frozenset({OPERATOR, *Scope}))
+            return operator_caller(tenant_id)
         key = tenant_store.key_by_hash(session, hash_token(presented))
         if key is None:
             raise NotAuthenticated("unknown API key: check the key you were given")
