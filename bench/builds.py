@@ -20,6 +20,7 @@ from pathlib import Path
 
 import docker
 
+from executor.access import operator_caller
 from executor.service import ExecutorService
 from executor.settings import Settings
 from executor.store import plugins as plugin_store
@@ -32,7 +33,9 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 def build(service: ExecutorService, folder: Path, name: str) -> tuple[float, str, bool]:
     """Upload and build in-process; (seconds, status, whether pip ran)."""
     started = time.monotonic()
-    version = service.catalog.upload(name, f"{name}.tar.gz", pack_directory(folder))
+    version = service.catalog.upload(
+        operator_caller(), name, f"{name}.tar.gz", pack_directory(folder)
+    )
     while True:
         with service.db.session() as session:
             found = plugin_store.get_version(session, version.id)
@@ -71,7 +74,11 @@ def main() -> None:
             rows.append(("code-only new version", *build(service, folders["bench_a"], "bench_a")))
         finally:
             with service.db.session() as session:
-                tags = [v.image_tag for p in plugin_store.list_plugins(session) for v in p.versions]
+                tags = [
+                    v.image_tag
+                    for p in plugin_store.list_plugins(session, None)
+                    for v in p.versions
+                ]
             service.stop()
             client = docker.from_env()
             for tag in filter(None, tags):

@@ -80,7 +80,8 @@ def main() -> None:
     began = time.perf_counter()
     run_id, start = fill(args.db, args.records)
     print(f"filled {args.records} records in {time.perf_counter() - began:.1f} s ({args.db})")
-    base = {"project_id": "project-2", "plugin_name": "plugin-07"}
+    # As the API asks: always within the caller's tenant.
+    base = {"tenant_id": "default", "project_id": "project-2", "plugin_name": "plugin-07"}
     middle = start + timedelta(days=15)
     with db.session() as session:
         last = log_store.query_page(session, log_store.LogFilter(**base), limit=100)[-1].id
@@ -94,8 +95,10 @@ def main() -> None:
             ),
             "project + plugin, text 'iban'": log_store.LogFilter(**base, text="iban"),
             "project + plugin, rare text 'a-9971 '": log_store.LogFilter(**base, text="a-9971 "),
-            "one run (run_id)": log_store.LogFilter(run_id=run_id),
-            "plugin only (all projects)": log_store.LogFilter(plugin_name="plugin-07"),
+            "one run (run_id)": log_store.LogFilter(tenant_id="default", run_id=run_id),
+            "plugin only (all projects)": log_store.LogFilter(
+                tenant_id="default", plugin_name="plugin-07"
+            ),
         }
         for label, where in shapes.items():
             timed(label, lambda w=where: len(log_store.query_page(session, w, limit=100)))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+from executor.access import Caller
 from executor.builder import Builder
 from executor.errors import PluginRejected
 from executor.limits import PluginLimits, check_limits
+from executor.quotas import quotas_for
 from executor.settings import SandboxProfile
 from executor.store import plugins as plugin_store
+from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
 from executor.upload import UploadLimits, read_upload, source_archive
@@ -39,13 +42,16 @@ def activation_events(activation: Activation, version: PluginVersion | None) -> 
 
 
 class Catalog:
-    """Uploads become versions that the builder builds in the background."""
+    """Uploads become versions that the builder builds in the background.
+
+    Every method acts for a ``Caller``, on its tenant's plugins and projects only.
+    """
 
     def __init__(self, db: Database, builder: Builder) -> None:
         self.db = db
         self.builder = builder
 
-    def upload(self, name: str, filename: str, data: bytes) -> PluginVersion:
+    def upload(self, caller: Caller, name: str, filename: str, data: bytes) -> PluginVersion:
         """Check the upload statically, store it as the plugin's next version, start its build."""
         check_name(name)
         limits = UploadLimits(
@@ -54,9 +60,12 @@ class Catalog:
         source = read_upload(filename, data, limits)
 
         with self.db.session() as session:
+            tenant = tenant_store.get_tenant(session, caller.tenant_id)
             version = plugin_store.add_version(
                 session,
+                caller.tenant_id,
                 name,
+                quotas=quotas_for(tenant, self.builder.settings),
                 handlers=list(source.handlers),
                 requirements=source.requirements,
                 source_sha256=source.sha256,
@@ -67,6 +76,7 @@ class Catalog:
 
     def activate(
         self,
+        caller: Caller,
         name: str,
         project_id: str,
         events: list[str] | None,
@@ -74,27 +84,33 @@ class Catalog:
         max_retries: int = 0,
     ) -> Activation:
         """Activate on a project; ``version`` pins an ACTIVE version (None: follow current);
-        ``max_retries`` retries plugin failures."""
+        ``max_retries`` retries plugin failures. The operator's first activation on a
+        project gives the project to the tenant it acts on."""
         with self.db.session() as session:
-            plugin = plugin_store.get_plugin(session, name)
+            plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
+            tenant_store.owned_project(
+                session, project_id, caller.tenant_id, may_claim=caller.is_operator
+            )
             return plugin_store.set_activation(
                 session, plugin, project_id, events, version, max_retries
             )
 
-    def rollback(self, name: str) -> tuple[int, int]:
+    def rollback(self, caller: Caller, name: str) -> tuple[int, int]:
         """Make the ACTIVE version before the current one current: (new, previous) numbers."""
         with self.db.session() as session:
-            plugin = plugin_store.get_plugin(session, name)
+            plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             before = plugin_store.current_version(plugin)
             after = plugin_store.rollback(session, plugin)
             return after.number, before.number if before else after.number
 
-    def deactivate(self, name: str, project_id: str) -> None:
+    def deactivate(self, caller: Caller, name: str, project_id: str) -> None:
         with self.db.session() as session:
-            plugin = plugin_store.get_plugin(session, name)
+            plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             plugin_store.delete_activation(session, plugin, project_id)
 
-    def set_limits(self, name: str, limits: PluginLimits, profile: SandboxProfile) -> Plugin:
+    def set_limits(
+        self, caller: Caller, name: str, limits: PluginLimits, profile: SandboxProfile
+    ) -> Plugin:
         """Replace a plugin's sandbox overrides (LimitExceeded past the operator's maxima).
 
         Unset fields mean the operator's value; an empty ``limits`` clears every override.
@@ -102,12 +118,12 @@ class Catalog:
         """
         overrides = check_limits(limits, profile).model_dump(exclude_none=True)
         with self.db.session() as session:
-            plugin = plugin_store.get_plugin(session, name)
+            plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             plugin.limits = overrides or None
             return plugin
 
-    def delete(self, name: str) -> Plugin:
+    def delete(self, caller: Caller, name: str) -> Plugin:
         with self.db.session() as session:
-            plugin = plugin_store.get_plugin(session, name)
+            plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             session.delete(plugin)
             return plugin

@@ -65,7 +65,9 @@ class Dispatcher:
             on_logs_written,
         )
         self.limits = invocation_store.ClaimLimits(
-            per_plugin=settings.max_runs_per_plugin, per_project=settings.max_runs_per_project
+            per_plugin=settings.max_runs_per_plugin,
+            per_project=settings.max_runs_per_project,
+            per_tenant=settings.tenant_max_concurrent_runs,
         )
         self._pool = ThreadPoolExecutor(settings.max_concurrent_runs, "run")
         self._running: dict[str, Future[None]] = {}

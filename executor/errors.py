@@ -7,8 +7,11 @@ to do next::
 
     ExecutorError
     ├── NotAuthenticated          401 not_authenticated
+    ├── MissingScope              403 missing_scope     (the key lacks a scope: 'scope')
     ├── NotFound                  404 not_found
     ├── Conflict                  409 conflict
+    │   └── QuotaExceeded         409 quota_exceeded    (per-tenant quota: 'quota', 'limit')
+    ├── RateLimited               429 rate_limited      (per-key rate: 'retry_after_s')
     ├── InvalidQuery              400 invalid_query     (contradictory filters)
     │   └── InvalidCursor         400 invalid_cursor    (log paging)
     ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
@@ -29,9 +32,12 @@ __all__ = [
     "InvalidCursor",
     "InvalidQuery",
     "LimitExceeded",
+    "MissingScope",
     "NotAuthenticated",
     "NotFound",
     "PluginRejected",
+    "QuotaExceeded",
+    "RateLimited",
     "SandboxError",
     "UploadTooLarge",
 ]
@@ -60,6 +66,20 @@ class NotAuthenticated(ExecutorError):
     status_code = 401
 
 
+class MissingScope(ExecutorError):
+    """The API key lacks the scope this request needs: ask for a key that has it."""
+
+    code = "missing_scope"
+    status_code = 403
+
+    def __init__(self, scope: str, message: str | None = None) -> None:
+        super().__init__(
+            message or f"this API key lacks the scope {scope!r}: ask for a key with it",
+            scope=scope,
+        )
+        self.scope = scope
+
+
 class NotFound(ExecutorError):
     """No such resource: check the name or id."""
 
@@ -72,6 +92,27 @@ class Conflict(ExecutorError):
 
     code = "conflict"
     status_code = 409
+
+
+class QuotaExceeded(Conflict):
+    """A tenant quota is used up: remove something first, or ask the operator for more."""
+
+    code = "quota_exceeded"
+    status_code = 409
+
+    def __init__(self, message: str, *, quota: str, limit: int) -> None:
+        super().__init__(message, quota=quota, limit=limit)
+
+
+class RateLimited(ExecutorError):
+    """Too many requests (or upload bytes) for this API key: retry after 'retry_after_s'."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s
 
 
 class InvalidQuery(ExecutorError):

@@ -15,18 +15,21 @@ from sqlalchemy import func, select
 
 from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME, Gateway
 from executor.gateway_policy import PlatformTargets
+from executor.quotas import Quotas
 from executor.schemas import ApiInfo
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
-from executor.store.tables import GatewayCall, Invocation
+from executor.store.tables import DEFAULT_TENANT, GatewayCall, Invocation
 from executor.tokens import hash_token, mint_token
 
 __all__ = ["LocalGateway"]
 
 SHORT_TMP = "/tmp"  # unix socket paths are short: keep the folder near the root
+# One local session records one stand-in version per run, on its own throw-away store.
+LOCAL_QUOTAS = Quotas(max_plugins=2**31, max_versions=2**31, max_concurrent_runs=None)
 
 
 class LocalGateway:
@@ -70,7 +73,14 @@ class LocalGateway:
         token = mint_token()
         with self.db.session() as session:
             version = plugin_store.add_version(
-                session, plugin, handlers=[], requirements="", source_sha256="local", source=b""
+                session,
+                DEFAULT_TENANT,
+                plugin,
+                quotas=LOCAL_QUOTAS,
+                handlers=[],
+                requirements="",
+                source_sha256="local",
+                source=b"",
             )
             event = invocation_store.add_event(session, type=event_type, project_id=project_id)
             session.add(

@@ -105,11 +105,11 @@ class Retention:
     def _purge_over_budget(self, report: PurgeReport) -> None:
         with self.db.session() as session:
             over = retention_store.plugins_over_budget(session, self.budget_bytes)
-        for plugin_name, size in over.items():
+        for plugin, size in over.items():
             excess = size - self.budget_bytes
             while excess > 0 and not self._stopping.is_set():
                 with self.db.session() as session:
-                    runs = retention_store.oldest_finished_runs(session, plugin_name, self.batch)
+                    runs = retention_store.oldest_finished_runs(session, plugin, self.batch)
                     chosen = []
                     for run_id, run_bytes in runs:
                         if excess <= 0:

@@ -66,6 +66,7 @@ class RunLogWriter:
             records.append(
                 {
                     "created_at": now,
+                    "tenant_id": self.invocation.tenant_id,
                     "plugin_name": self.invocation.plugin_name,
                     "project_id": self.invocation.project_id,
                     "run_id": self.invocation.id,

@@ -11,17 +11,24 @@ __all__ = [
     "ActivationIn",
     "ActivationPublic",
     "ApiInfo",
+    "AuditEntryPublic",
     "Envelope",
     "EnvelopeEvent",
     "EventAccepted",
     "EventIn",
     "GatewayCallPublic",
     "InvocationPublic",
+    "KeyCreated",
+    "KeyIn",
+    "KeyPublic",
     "LogPage",
     "LogRecordPublic",
     "PluginPublic",
     "PluginSummary",
+    "ProjectPublic",
     "RolledBack",
+    "TenantIn",
+    "TenantPublic",
     "VersionPublic",
 ]
 
@@ -41,6 +48,10 @@ TERMINAL_STATUSES: frozenset[str] = frozenset(
 )
 LogType = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "SYSTEM"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
+# Offsets, ids and version numbers in queries fit a signed 64-bit column (SQLite's INTEGER).
+MAX_INT64 = 2**63 - 1
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+Scope = Literal["plugins:write", "plugins:read", "logs:read", "events:write", "admin"]
 
 
 class _Strict(BaseModel):
@@ -75,7 +86,10 @@ class ActivationIn(_Strict):
         0, ge=0, le=10, description="Retries of plugin failures (failed, timed_out, oom_killed)."
     )
     version: int | None = Field(
-        None, ge=1, description="Pin this ACTIVE version; default: follow the current one."
+        None,
+        ge=1,
+        le=MAX_INT64,
+        description="Pin this ACTIVE version; default: follow the current one.",
     )
 
 
@@ -220,3 +234,60 @@ class Envelope(BaseModel):
     event: EnvelopeEvent
     api: ApiInfo
     deadline: datetime
+
+
+class TenantIn(_Strict):
+    """Body of POST /v1/tenants; quotas left out are the operator's defaults."""
+
+    name: str = Field(pattern=TENANT_PATTERN, description="Lower-case letters, digits, _ and -.")
+    max_plugins: int | None = Field(None, ge=1, le=1_000_000)
+    max_versions: int | None = Field(None, ge=1, le=1_000_000, description="Per plugin.")
+    max_concurrent_runs: int | None = Field(None, ge=1, le=1_000_000)
+
+
+class TenantPublic(BaseModel):
+    name: str
+    created_at: datetime
+    max_plugins: int
+    max_versions: int
+    max_concurrent_runs: int | None
+
+
+class KeyIn(_Strict):
+    """Body of POST /v1/tenants/{tenant}/keys."""
+
+    name: str = Field(min_length=1, max_length=100, description="What the key is for.")
+    scopes: list[Scope] = Field(min_length=1, max_length=5)
+    expires_in_days: float | None = Field(
+        None, gt=0, le=3650, description="Default: the key does not expire."
+    )
+
+
+class KeyPublic(BaseModel):
+    id: str
+    tenant: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The key itself: shown this once, only its hash is kept.")
+
+
+class ProjectPublic(BaseModel):
+    id: str
+    tenant: str
+    created_at: datetime
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    at: datetime
+    tenant: str
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] | None

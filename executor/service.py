@@ -6,7 +6,9 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
+from executor.access import Caller
 from executor.builder import Builder
 from executor.catalog import Catalog
 from executor.dispatcher import Dispatcher
@@ -16,8 +18,10 @@ from executor.gateway import Gateway
 from executor.image_gc import ImageCollector
 from executor.metrics import Metrics
 from executor.notify import Notifier
+from executor.ratelimit import KeyLimiter
 from executor.retention import Retention
 from executor.settings import Settings
+from executor.store import audit as audit_store
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
 
@@ -68,6 +72,30 @@ class ExecutorService:
             self.db, self.engine, settings, self.metrics, self.log_notifier.notify
         )
         self.retention = Retention(self.db, settings)
+        self.limiter = KeyLimiter(
+            settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
+        )
+
+    def audit(
+        self,
+        caller: Caller,
+        action: str,
+        target: str,
+        *,
+        tenant_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a management action ``caller`` took (on ``tenant_id``, default the
+        caller's) in the audit trail."""
+        with self.db.session() as session:
+            audit_store.add_entry(
+                session,
+                tenant_id=tenant_id or caller.tenant_id,
+                actor=caller.actor,
+                action=action,
+                target=target,
+                detail=detail,
+            )
 
     def _count_by_status(self) -> dict[str, int]:
         with self.db.session() as session:

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
     retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
     max_event_bytes: int = Field(1024 * 1024, ge=1024, description="Largest event body.")
+    max_request_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest body of any other request (not uploads)."
+    )
     sandbox: SandboxProfile = Field(default_factory=SandboxProfile)
 
     # --- platform API gateway (docs/gateway.md)
@@ -207,6 +210,21 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(3600.0, gt=0, description="Time between purges.")
     retention_batch: int = Field(
         1000, ge=1, description="Rows deleted per short transaction (keeps ingest flowing)."
+    )
+
+    # --- tenants: abuse limits per API key, quotas per tenant (docs/tenants.md)
+    key_requests_per_minute: int = Field(
+        600, ge=1, description="Requests one tenant key may send a minute (the operator's: any)."
+    )
+    key_upload_bytes_per_hour: int = Field(
+        200 * MIB, ge=MIB, description="Upload bytes one tenant key may send an hour."
+    )
+    tenant_max_plugins: int = Field(100, ge=1, description="Plugins per tenant (default quota).")
+    tenant_max_versions: int = Field(
+        50, ge=1, description="Versions per plugin of a tenant (default quota)."
+    )
+    tenant_max_concurrent_runs: int | None = Field(
+        None, ge=1, description="Runs of one tenant at once (default quota); unset: no cap."
     )
 
     # --- CLI client

@@ -11,7 +11,17 @@ from fastapi.staticfiles import StaticFiles
 
 from executor.api.errors import install_error_handlers
 from executor.api.limits import BodyLimitMiddleware
-from executor.api.routes import events, health, invocations, logs, metrics, plugins, projects
+from executor.api.routes import (
+    audit,
+    events,
+    health,
+    invocations,
+    logs,
+    metrics,
+    plugins,
+    projects,
+    tenants,
+)
 from executor.service import ExecutorService
 
 __all__ = ["create_app"]
@@ -40,10 +50,10 @@ def create_app(service: ExecutorService) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
-        caps={"/v1/events": service.settings.max_event_bytes},
-        default_cap=UPLOAD_CAP_BYTES,
+        caps={"/v1/events": service.settings.max_event_bytes, "/v1/plugins": UPLOAD_CAP_BYTES},
+        default_cap=service.settings.max_request_bytes,
     )
-    for module in (health, plugins, projects, events, invocations, logs, metrics):
+    for module in (health, plugins, projects, events, invocations, logs, metrics, tenants, audit):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     return app

@@ -1,19 +1,35 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+Each route names the scope it needs with one of ``PluginsRead``, ``PluginsWrite``,
+``LogsRead``, ``EventsWrite``, ``Admin`` or ``OperatorOnly`` (a ``RequireScope``, which the
+route-matrix test reads to know what each route expects).
+"""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from executor.errors import NotAuthenticated
+from executor.access import OPERATOR, Caller, Scope, authenticate
+from executor.schemas import TENANT_PATTERN
 from executor.service import ExecutorService
 
-__all__ = ["Authorized", "ServiceDep", "SessionDep"]
+__all__ = [
+    "Admin",
+    "CallerDep",
+    "EventsWrite",
+    "LogsRead",
+    "OperatorOnly",
+    "PluginsRead",
+    "PluginsWrite",
+    "RequireScope",
+    "ServiceDep",
+    "SessionDep",
+]
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -34,15 +50,42 @@ def get_session(service: ServiceDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_key(
+def get_caller(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """401 unless the request carries the operator key as a Bearer token."""
-    if credentials is None:
-        raise NotAuthenticated("missing API key: send 'Authorization: Bearer <key>'")
-    if not hmac.compare_digest(credentials.credentials.encode(), service.operator_key.encode()):
-        raise NotAuthenticated("unknown API key: check the key you were given")
+    x_tenant: Annotated[
+        str | None,
+        Header(
+            pattern=TENANT_PATTERN,
+            description="Operator key only: the tenant to act on (default: 'default').",
+        ),
+    ] = None,
+) -> Caller:
+    """The caller of the request (401 without a valid key), counted against its key's rate."""
+    presented = credentials.credentials if credentials is not None else None
+    caller = authenticate(service.db, service.operator_key, presented, x_tenant)
+    if caller.key_id is not None:
+        service.limiter.request(caller.key_id)
+    return caller
 
 
-Authorized = Depends(require_key)
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+class RequireScope:
+    """A dependency: the caller, if it has ``scope`` (403 ``missing_scope`` if not)."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    def __call__(self, caller: CallerDep) -> Caller:
+        caller.require(self.scope)
+        return caller
+
+
+PluginsRead = Annotated[Caller, Depends(RequireScope(Scope.PLUGINS_READ))]
+PluginsWrite = Annotated[Caller, Depends(RequireScope(Scope.PLUGINS_WRITE))]
+LogsRead = Annotated[Caller, Depends(RequireScope(Scope.LOGS_READ))]
+EventsWrite = Annotated[Caller, Depends(RequireScope(Scope.EVENTS_WRITE))]
+Admin = Annotated[Caller, Depends(RequireScope(Scope.ADMIN))]
+OperatorOnly = Annotated[Caller, Depends(RequireScope(OPERATOR))]

@@ -7,13 +7,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, RateLimited
 
 __all__ = ["install_error_handlers"]
 
 HTTP_CODES = {
     400: "bad_request",
     401: "not_authenticated",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "request_too_large",
@@ -27,6 +28,8 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 async def _executor_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ExecutorError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 

@@ -14,21 +14,18 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """413 JSON for a body over the cap of its path (longest matching prefix wins).
+    """413 JSON for a body over the cap of its path (``caps``), else ``default_cap``.
 
     The declared Content-Length is checked first; a chunked body is counted as it streams.
     """
 
     def __init__(self, app: ASGIApp, caps: dict[str, int], default_cap: int) -> None:
         self.app = app
-        self.caps = sorted(caps.items(), key=lambda item: -len(item[0]))
+        self.caps = caps
         self.default_cap = default_cap
 
     def cap_for(self, path: str) -> int:
-        for prefix, cap in self.caps:
-            if path.startswith(prefix):
-                return cap
-        return self.default_cap
+        return self.caps.get(path.rstrip("/") or "/", self.default_cap)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

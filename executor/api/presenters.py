@@ -6,26 +6,43 @@ from datetime import datetime
 from typing import Literal, cast
 
 from executor.catalog import activation_events
+from executor.quotas import quotas_for
 from executor.schemas import (
     ActivationPublic,
     AttemptPublic,
+    AuditEntryPublic,
     GatewayCallPublic,
     InvocationPublic,
+    KeyPublic,
     LogMetadata,
     LogRecordPublic,
     PluginPublic,
     PluginSummary,
+    TenantPublic,
     VersionPublic,
 )
+from executor.settings import Settings
 from executor.store import plugins as plugin_store
-from executor.store.tables import Activation, Invocation, LogRecord, Plugin, PluginVersion
+from executor.store.tables import (
+    Activation,
+    ApiKey,
+    AuditEntry,
+    Invocation,
+    LogRecord,
+    Plugin,
+    PluginVersion,
+    Tenant,
+)
 
 __all__ = [
     "activation_public",
+    "audit_public",
     "invocation_public",
+    "key_public",
     "log_public",
     "plugin_public",
     "plugin_summary",
+    "tenant_public",
     "version_public",
 ]
 
@@ -139,4 +156,39 @@ def log_public(record: LogRecord) -> LogRecordPublic:
         metadata=LogMetadata(asset_id=record.asset_id, label_id=record.label_id),
         stream=record.stream,
         seq=record.seq,
+    )
+
+
+def tenant_public(tenant: Tenant, settings: Settings) -> TenantPublic:
+    quotas = quotas_for(tenant, settings)
+    return TenantPublic(
+        name=tenant.id,
+        created_at=tenant.created_at,
+        max_plugins=quotas.max_plugins,
+        max_versions=quotas.max_versions,
+        max_concurrent_runs=quotas.max_concurrent_runs,
+    )
+
+
+def key_public(key: ApiKey) -> KeyPublic:
+    return KeyPublic(
+        id=key.id,
+        tenant=key.tenant_id,
+        name=key.name,
+        scopes=list(key.scopes),
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+def audit_public(entry: AuditEntry) -> AuditEntryPublic:
+    return AuditEntryPublic(
+        id=entry.id,
+        at=entry.at,
+        tenant=entry.tenant_id,
+        actor=entry.actor,
+        action=entry.action,
+        target=entry.target,
+        detail=entry.detail,
     )

@@ -1,5 +1,5 @@
 """``plugin-executor``: serve, push, activate, deactivate, list, event, logs, runs, limits,
-status."""
+status; tenants, keys, audit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, common, local
+from executor.cli import builds, common, local, tenants
 from executor.cli.client import ApiClient
 from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.render import console, err_console, print_json, print_log_record, print_table
@@ -371,4 +371,5 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
 
 
 builds.register(app)
+tenants.register(app)
 local.register(app)

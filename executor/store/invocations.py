@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.store.tables import DispatchLock, Event, Invocation, utcnow
+from executor.store.tables import DispatchLock, Event, Invocation, Tenant, utcnow
 
 __all__ = [
     "ClaimLimits",
@@ -48,9 +48,12 @@ def event_invocation_ids(session: Session, event_id: str) -> list[str] | None:
     )
 
 
-def get_invocation(session: Session, invocation_id: str) -> Invocation:
+def get_invocation(
+    session: Session, invocation_id: str, tenant_id: str | None = None
+) -> Invocation:
+    """The invocation; NotFound if there is none (or it is not ``tenant_id``'s, when given)."""
     invocation = session.get(Invocation, invocation_id)
-    if invocation is None:
+    if invocation is None or tenant_id not in (None, invocation.tenant_id):
         raise NotFound(f"no invocation {invocation_id!r}")
     return invocation
 
@@ -58,13 +61,14 @@ def get_invocation(session: Session, invocation_id: str) -> Invocation:
 def list_invocations(
     session: Session,
     *,
+    tenant_id: str,
     plugin_name: str | None = None,
     project_id: str | None = None,
     status: str | None = None,
     limit: int = 100,
     skip: int = 0,
 ) -> list[Invocation]:
-    query = select(Invocation)
+    query = select(Invocation).where(Invocation.tenant_id == tenant_id)
     if plugin_name is not None:
         query = query.where(Invocation.plugin_name == plugin_name)
     if project_id is not None:
@@ -87,6 +91,12 @@ class ClaimLimits:
 
     per_plugin: int
     per_project: int
+    per_tenant: int | None = None  # the default tenant quota; None: no cap
+
+
+def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]:
+    rows = session.execute(select(Tenant.id, Tenant.max_concurrent_runs))
+    return {tenant_id: cap if cap is not None else default for tenant_id, cap in rows.all()}
 
 
 def _running_counts(session: Session, column: Any) -> dict[str, int]:
@@ -113,6 +123,8 @@ def claim(
     )
     by_plugin = _running_counts(session, Invocation.plugin_id)
     by_project = _running_counts(session, Invocation.project_id)
+    by_tenant = _running_counts(session, Invocation.tenant_id)
+    tenant_caps = _tenant_caps(session, limits.per_tenant)
     query = (
         select(Invocation)
         .where(
@@ -131,7 +143,11 @@ def claim(
             break
         plugin_busy = by_plugin.get(invocation.plugin_id, 0) >= limits.per_plugin
         project_busy = by_project.get(invocation.project_id, 0) >= limits.per_project
-        if invocation.plugin_id in blocked or plugin_busy or project_busy:
+        tenant_cap = tenant_caps.get(invocation.tenant_id, limits.per_tenant)
+        tenant_busy = (
+            tenant_cap is not None and by_tenant.get(invocation.tenant_id, 0) >= tenant_cap
+        )
+        if invocation.plugin_id in blocked or plugin_busy or project_busy or tenant_busy:
             blocked.add(invocation.plugin_id)
             continue
         invocation.status = "running"
@@ -143,6 +159,7 @@ def claim(
         invocation.not_before = None
         by_plugin[invocation.plugin_id] = by_plugin.get(invocation.plugin_id, 0) + 1
         by_project[invocation.project_id] = by_project.get(invocation.project_id, 0) + 1
+        by_tenant[invocation.tenant_id] = by_tenant.get(invocation.tenant_id, 0) + 1
         claimed.append(invocation)
     session.flush()
     return claimed
@@ -214,6 +231,7 @@ def replay(
             "can be replayed; wait for it to end"
         )
     copy = Invocation(
+        tenant_id=original.tenant_id,
         event_id=original.event_id,
         plugin_id=original.plugin_id,
         version_id=version_id,

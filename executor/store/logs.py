@@ -18,6 +18,7 @@ from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from executor.errors import InvalidCursor
+from executor.schemas import MAX_INT64
 from executor.store.tables import LogRecord
 
 __all__ = [
@@ -65,7 +66,7 @@ def decode_cursor(cursor: str, order: Order) -> int:
             f"cursor {cursor[:60]!r} is not a cursor this server issued: pass the "
             "'next_cursor' of the previous page unchanged, or omit it to start over"
         ) from exc
-    if f"{prefix}:" != CURSOR_PREFIX or value < 0:
+    if f"{prefix}:" != CURSOR_PREFIX or not 0 <= value <= MAX_INT64:
         raise InvalidCursor(f"cursor {cursor[:60]!r} is not a cursor this server issued")
     if cursor_order != order:
         raise InvalidCursor(
@@ -77,8 +78,9 @@ def decode_cursor(cursor: str, order: Order) -> int:
 
 @dataclass(frozen=True)
 class LogFilter:
-    """The filters of a log query; None means "any"."""
+    """The filters of a log query; None means "any" (``tenant_id`` None: every tenant's)."""
 
+    tenant_id: str | None = None
     project_id: str | None = None
     plugin_name: str | None = None
     run_id: str | None = None
@@ -90,6 +92,7 @@ class LogFilter:
     def apply(self, query: Select[tuple[LogRecord]]) -> Select[tuple[LogRecord]]:
         """``query`` restricted to the records matching every filter."""
         equal = {
+            LogRecord.tenant_id: self.tenant_id,
             LogRecord.project_id: self.project_id,
             LogRecord.plugin_name: self.plugin_name,
             LogRecord.run_id: self.run_id,

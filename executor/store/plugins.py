@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from executor.errors import Conflict, NotFound
+from executor.errors import Conflict, NotFound, QuotaExceeded
+from executor.quotas import Quotas
 from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
 
 __all__ = [
@@ -28,37 +31,67 @@ __all__ = [
 ]
 
 
-def get_plugin(session: Session, name: str) -> Plugin:
-    """The plugin named ``name`` with its versions; NotFound if there is none."""
+def get_plugin(session: Session, tenant_id: str, name: str) -> Plugin:
+    """The tenant's plugin named ``name`` with its versions; NotFound if there is none."""
     plugin = session.scalar(
-        select(Plugin).where(Plugin.name == name).options(selectinload(Plugin.versions))
+        select(Plugin)
+        .where(Plugin.tenant_id == tenant_id, Plugin.name == name)
+        .options(selectinload(Plugin.versions))
     )
     if plugin is None:
         raise NotFound(f"no plugin named {name!r}: upload it first (plugin-executor push)")
     return plugin
 
 
-def list_plugins(session: Session) -> list[Plugin]:
-    return list(
-        session.scalars(select(Plugin).order_by(Plugin.name).options(selectinload(Plugin.versions)))
-    )
+def list_plugins(session: Session, tenant_id: str | None) -> list[Plugin]:
+    """The tenant's plugins by name (``tenant_id`` None: every tenant's)."""
+    query = select(Plugin).order_by(Plugin.name).options(selectinload(Plugin.versions))
+    if tenant_id is not None:
+        query = query.where(Plugin.tenant_id == tenant_id)
+    return list(session.scalars(query))
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(query) or 0)
 
 
 def add_version(
     session: Session,
+    tenant_id: str,
     name: str,
     *,
+    quotas: Quotas,
     handlers: list[str],
     requirements: str,
     source_sha256: str,
     source: bytes,
 ) -> PluginVersion:
-    """Create the plugin if needed and add its next version, status DEPLOYING."""
-    plugin = session.scalar(select(Plugin).where(Plugin.name == name))
+    """Create the tenant's plugin if needed and add its next version, status DEPLOYING.
+
+    QuotaExceeded when the tenant has its maximum of plugins, or the plugin of versions.
+    """
+    plugin = session.scalar(
+        select(Plugin).where(Plugin.tenant_id == tenant_id, Plugin.name == name)
+    )
     if plugin is None:
-        plugin = Plugin(name=name)
+        plugins = _count(session, select(func.count()).where(Plugin.tenant_id == tenant_id))
+        if plugins >= quotas.max_plugins:
+            raise QuotaExceeded(
+                f"tenant {tenant_id!r} has {plugins} plugins, its quota: delete one first",
+                quota="max_plugins",
+                limit=quotas.max_plugins,
+            )
+        plugin = Plugin(tenant_id=tenant_id, name=name)
         session.add(plugin)
         session.flush()
+    versions = _count(session, select(func.count()).where(PluginVersion.plugin_id == plugin.id))
+    if versions >= quotas.max_versions:
+        raise QuotaExceeded(
+            f"plugin {name!r} has {versions} versions, its tenant's quota: delete the plugin "
+            "or ask the operator for a larger quota",
+            quota="max_versions",
+            limit=quotas.max_versions,
+        )
     last = session.scalar(
         select(func.max(PluginVersion.number)).where(PluginVersion.plugin_id == plugin.id)
     )
@@ -148,7 +181,7 @@ def gc_candidates(session: Session, keep: int) -> list[PluginVersion]:
         if version is not None:
             in_use.add(version.id)
     candidates: list[PluginVersion] = []
-    for plugin in list_plugins(session):
+    for plugin in list_plugins(session, None):
         current = current_version(plugin)
         if current is not None:
             in_use.add(current.id)

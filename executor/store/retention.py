@@ -57,23 +57,27 @@ def delete_orphan_events(session: Session, before: datetime, limit: int) -> int:
     return int(session.execute(delete(Event).where(Event.id.in_(ids))).rowcount)  # type: ignore[attr-defined]
 
 
-def plugins_over_budget(session: Session, budget_bytes: int) -> dict[str, int]:
-    """Plugin name → log bytes of its finished runs, for the plugins above the budget."""
+def plugins_over_budget(session: Session, budget_bytes: int) -> dict[tuple[str, str], int]:
+    """(tenant, plugin name) → log bytes of its finished runs, for the plugins above the
+    budget (two tenants' plugins of one name have a budget each)."""
     total = func.sum(Invocation.log_bytes)
     query = (
-        select(Invocation.plugin_name, total)
+        select(Invocation.tenant_id, Invocation.plugin_name, total)
         .where(_FINISHED)
-        .group_by(Invocation.plugin_name)
+        .group_by(Invocation.tenant_id, Invocation.plugin_name)
         .having(total > budget_bytes)
     )
-    return {name: int(size) for name, size in session.execute(query)}
+    return {(tenant, name): int(size) for tenant, name, size in session.execute(query)}
 
 
-def oldest_finished_runs(session: Session, plugin_name: str, limit: int) -> list[tuple[str, int]]:
-    """(id, log bytes) of a plugin's oldest finished runs, oldest first."""
+def oldest_finished_runs(
+    session: Session, plugin: tuple[str, str], limit: int
+) -> list[tuple[str, int]]:
+    """(id, log bytes) of the oldest finished runs of a (tenant, plugin name), oldest first."""
+    tenant_id, plugin_name = plugin
     query = (
         select(Invocation.id, Invocation.log_bytes)
-        .where(Invocation.plugin_name == plugin_name, _FINISHED)
+        .where(Invocation.tenant_id == tenant_id, Invocation.plugin_name == plugin_name, _FINISHED)
         .order_by(Invocation.finished_at, Invocation.id)
         .limit(limit)
     )

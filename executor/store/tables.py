@@ -23,7 +23,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "DEFAULT_TENANT",
     "Activation",
+    "ApiKey",
+    "AuditEntry",
     "Base",
     "DispatchLock",
     "Event",
@@ -33,9 +36,15 @@ __all__ = [
     "LogRecord",
     "Plugin",
     "PluginVersion",
+    "Project",
+    "Tenant",
     "new_id",
     "utcnow",
 ]
+
+
+# Rows made before tenants existed belong to this one; the operator key acts on it by default.
+DEFAULT_TENANT = "default"
 
 
 def utcnow() -> datetime:
@@ -72,11 +81,74 @@ class Base(DeclarativeBase):
     }
 
 
-class Plugin(Base):
-    __tablename__ = "plugins"
+def _tenant_column() -> Mapped[str]:
+    return mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), default=DEFAULT_TENANT, index=True
+    )
+
+
+class Tenant(Base):
+    """A user (or team) of the executor: owns plugins, projects, runs, logs and keys.
+
+    Quotas left None are the operator's defaults (Settings ``tenant_max_*``)."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # its name
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    max_plugins: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_versions: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_concurrent_runs: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class ApiKey(Base):
+    """A tenant's API key: only its SHA-256 is stored; ``scopes`` say what it may do."""
+
+    __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = _tenant_column()
+    name: Mapped[str] = mapped_column(String(100))
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Project(Base):
+    """A platform project and the tenant whose plugins its events run."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = _tenant_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One management action: who (``actor``), on which tenant, what, on what, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_tenant", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # No foreign key: the trail outlives what it names.
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class Plugin(Base):
+    __tablename__ = "plugins"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_plugins_tenant_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = _tenant_column()
+    name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by rollback: the version events run. None: the newest ACTIVE version.
     current_version_id: Mapped[str | None] = mapped_column(String(36), default=None)
@@ -136,6 +208,7 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT)
     type: Mapped[str] = mapped_column(String(200))
     project_id: Mapped[str] = mapped_column(String(200))
     asset_id: Mapped[str | None] = mapped_column(String(200), default=None)
@@ -151,9 +224,11 @@ class Invocation(Base):
         Index("ix_invocations_lease", "status", "lease_expires_at"),
         Index("ix_invocations_plugin_queued", "plugin_name", "queued_at"),
         Index("ix_invocations_finished", "finished_at"),
+        Index("ix_invocations_tenant_queued", "tenant_id", "queued_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
     plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"))
     version_id: Mapped[str] = mapped_column(ForeignKey("plugin_versions.id", ondelete="CASCADE"))
@@ -249,9 +324,11 @@ class LogRecord(Base):
         Index("ix_logs_plugin", "plugin_name", "id"),
         Index("ix_logs_project_plugin_type", "project_id", "plugin_name", "log_type", "id"),
         Index("ix_logs_project_plugin_created", "project_id", "plugin_name", "created_at"),
+        Index("ix_logs_tenant", "tenant_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     plugin_name: Mapped[str] = mapped_column(String(64))
     project_id: Mapped[str] = mapped_column(String(200))

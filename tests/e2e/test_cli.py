@@ -13,11 +13,13 @@ from tests.conftest import EXAMPLES, OPERATOR_KEY, RunningServer
 CLI = [sys.executable, "-m", "executor.cli"]
 
 
-def cli(server: RunningServer, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    server: RunningServer, *args: str, ok: bool = True, key: str = OPERATOR_KEY
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "EXECUTOR_URL": server.url,
-        "EXECUTOR_API_KEY": OPERATOR_KEY,
+        "EXECUTOR_API_KEY": key,
         "COLUMNS": "200",
         "NO_COLOR": "1",
     }

@@ -12,12 +12,14 @@ import docker
 import psycopg
 import pytest
 
+from executor.store.db import Database
 from tests.integration.processes import (
     ExecutorProcess,
     built_images,
     executor_process,
     remove_images,
 )
+from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=executor password=executor dbname=postgres"
 EVENTS = 500
@@ -79,3 +81,11 @@ def test_two_executors_on_one_postgres_run_500_events_each_exactly_once(
         for executor in executors:
             executor.stop()
         remove_images(docker_client, images)
+
+
+def test_tenants_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_rows_move_to_the_default_tenant(database)
+    finally:
+        database.dispose()

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from executor.api.deps import Authorized, ServiceDep, SessionDep
+from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import invocation_public
-from executor.schemas import InvocationPublic
+from executor.schemas import MAX_INT64, InvocationPublic
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store.tables import Plugin
 
-router = APIRouter(prefix="/v1/invocations", tags=["invocations"], dependencies=[Authorized])
+router = APIRouter(prefix="/v1/invocations", tags=["invocations"])
 
 
 @router.get("", response_model=list[InvocationPublic])
 def list_invocations(
+    caller: PluginsRead,
     session: SessionDep,
     plugin_name: str | None = None,
     project_id: str | None = None,
     status: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    skip: int = Query(0, ge=0),
+    skip: int = Query(0, ge=0, le=MAX_INT64),
 ) -> list[InvocationPublic]:
     """Newest first."""
     rows = invocation_store.list_invocations(
         session,
+        tenant_id=caller.tenant_id,
         plugin_name=plugin_name,
         project_id=project_id,
         status=status,
@@ -36,23 +38,30 @@ def list_invocations(
 
 
 @router.get("/{invocation_id}", response_model=InvocationPublic)
-def get_invocation(invocation_id: str, session: SessionDep) -> InvocationPublic:
-    return invocation_public(invocation_store.get_invocation(session, invocation_id))
+def get_invocation(
+    invocation_id: str, caller: PluginsRead, session: SessionDep
+) -> InvocationPublic:
+    return invocation_public(
+        invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
+    )
 
 
 @router.post("/{invocation_id}/replay", status_code=202, response_model=InvocationPublic)
-def replay_invocation(invocation_id: str, service: ServiceDep) -> InvocationPublic:
+def replay_invocation(
+    invocation_id: str, caller: PluginsWrite, service: ServiceDep
+) -> InvocationPublic:
     """Run a finished invocation's event again, as a new invocation linked to the first.
 
     It runs the plugin's current ACTIVE version (the original's if none is ACTIVE now).
     """
     with service.db.session() as session:
-        original = invocation_store.get_invocation(session, invocation_id)
+        original = invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
         plugin = session.get(Plugin, original.plugin_id)
         current = plugin_store.current_version(plugin) if plugin is not None else None
         version_id = current.id if current else original.version_id
         number = current.number if current else original.version_number
         copy = invocation_store.replay(session, invocation_id, version_id, number)
         public = invocation_public(copy)
+    service.audit(caller, "invocation.replay", invocation_id, detail={"replay": public.id})
     service.dispatcher.wake()
     return public

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from executor.api.deps import Authorized, ServiceDep
+from executor.api.deps import LogsRead, ServiceDep
 from executor.api.presenters import log_public
 from executor.api.streams import SSE_HEADERS, StreamTiming, log_events
 from executor.errors import InvalidCursor, InvalidQuery
-from executor.schemas import LogRecordPublic
+from executor.schemas import MAX_INT64, LogRecordPublic
 from executor.store import logs as log_store
 
-router = APIRouter(prefix="/v1/logs", tags=["logs"], dependencies=[Authorized])
+router = APIRouter(prefix="/v1/logs", tags=["logs"])
 
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Order = Literal["asc", "desc"]
@@ -24,6 +24,7 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 
 def log_filter(
+    caller: LogsRead,
     project_id: str | None = None,
     plugin_name: str | None = None,
     run_id: str | None = None,
@@ -36,13 +37,14 @@ def log_filter(
         str | None, Query(max_length=200, description="Text the line contains (any case).")
     ] = None,
 ) -> log_store.LogFilter:
-    """The filters shared by the query and the stream."""
+    """The filters shared by the query and the stream (the caller's tenant's logs only)."""
     if start_date is not None and until is not None and until <= start_date:
         raise InvalidQuery(
             f"until ({until.isoformat()}) must be later than start_date "
             f"({start_date.isoformat()}): swap or widen them"
         )
     return log_store.LogFilter(
+        tenant_id=caller.tenant_id,
         project_id=project_id,
         plugin_name=plugin_name,
         run_id=run_id,
@@ -63,7 +65,7 @@ def get_logs(
     where: FilterDep,
     response: Response,
     limit: Limit = 100,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     order: Order = "asc",
     follow: Annotated[bool, Query(description="Stream as SSE, like /v1/logs/stream")] = False,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Header, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from executor.api.deps import Authorized, ServiceDep, SessionDep
+from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
 from executor.api.streams import SSE_HEADERS, StreamTiming, build_log_events
 from executor.errors import InvalidCursor, UploadTooLarge
@@ -18,7 +18,7 @@ from executor.schemas import PluginPublic, PluginSummary, RolledBack
 from executor.store import plugins as plugin_store
 from executor.upload import UploadLimits
 
-router = APIRouter(prefix="/v1/plugins", tags=["plugins"], dependencies=[Authorized])
+router = APIRouter(prefix="/v1/plugins", tags=["plugins"])
 
 
 class VersionCreated(BaseModel):
@@ -43,6 +43,7 @@ def _projects(session: SessionDep, plugin_id: str) -> list[str]:
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=VersionCreated)
 async def upload_plugin(
+    caller: PluginsWrite,
     service: ServiceDep,
     file: Annotated[UploadFile, File(description="zip, tar.gz, or one .py file")],
     name: Annotated[str | None, Form(description="Plugin name; default: the file's stem")] = None,
@@ -55,8 +56,11 @@ async def upload_plugin(
         raise UploadTooLarge(
             f"{filename} is larger than {limit} bytes: upload a smaller archive", file=filename
         )
+    if caller.key_id is not None:
+        service.limiter.upload(caller.key_id, len(data))
     plugin_name = name or PurePosixPath(filename).name.split(".")[0]
-    version = service.catalog.upload(plugin_name, filename, data)
+    version = service.catalog.upload(caller, plugin_name, filename, data)
+    service.audit(caller, "plugin.upload", plugin_name, detail={"version": version.number})
     return VersionCreated(
         plugin=plugin_name,
         version=version.number,
@@ -66,36 +70,39 @@ async def upload_plugin(
 
 
 @router.get("", response_model=list[PluginSummary])
-def list_plugins(session: SessionDep) -> list[PluginSummary]:
-    return [plugin_summary(p, _projects(session, p.id)) for p in plugin_store.list_plugins(session)]
+def list_plugins(caller: PluginsRead, session: SessionDep) -> list[PluginSummary]:
+    plugins = plugin_store.list_plugins(session, caller.tenant_id)
+    return [plugin_summary(p, _projects(session, p.id)) for p in plugins]
 
 
 @router.get("/{name}", response_model=PluginPublic)
-def get_plugin(name: str, session: SessionDep) -> PluginPublic:
-    plugin = plugin_store.get_plugin(session, name)
+def get_plugin(name: str, caller: PluginsRead, session: SessionDep) -> PluginPublic:
+    plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
     return plugin_public(plugin, _projects(session, plugin.id))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_plugin(name: str, service: ServiceDep) -> None:
+def delete_plugin(name: str, caller: PluginsWrite, service: ServiceDep) -> None:
     """Delete a plugin, its versions and activations (its past runs' logs stay)."""
-    service.catalog.delete(name)
+    service.catalog.delete(caller, name)
+    service.audit(caller, "plugin.delete", name)
 
 
 @router.post("/{name}/rollback", response_model=RolledBack)
-def rollback(name: str, service: ServiceDep) -> RolledBack:
+def rollback(name: str, caller: PluginsWrite, service: ServiceDep) -> RolledBack:
     """Make the ACTIVE version before the current one current (409 if there is none).
 
     Activations that follow the current version run it from the next event on; pinned
     activations keep their version. The next ACTIVE upload becomes current again.
     """
-    current, previous = service.catalog.rollback(name)
+    current, previous = service.catalog.rollback(caller, name)
+    service.audit(caller, "plugin.rollback", name, detail={"from": previous, "to": current})
     return RolledBack(plugin=name, current_version=current, previous_version=previous)
 
 
 @router.get("/{name}/versions/{version}/build-log", response_model=BuildLog)
-def get_build_log(name: str, version: int, session: SessionDep) -> BuildLog:
-    plugin = plugin_store.get_plugin(session, name)
+def get_build_log(name: str, version: int, caller: PluginsRead, session: SessionDep) -> BuildLog:
+    plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
     found = plugin_store.version_by_number(session, plugin, version)
     return BuildLog(
         plugin=name,
@@ -115,6 +122,7 @@ def get_build_log(name: str, version: int, session: SessionDep) -> BuildLog:
 def stream_build_log(
     name: str,
     version: int,
+    caller: PluginsRead,
     service: ServiceDep,
     last_event_id: Annotated[str | None, Header(description="Resume after this offset")] = None,
 ) -> StreamingResponse:
@@ -129,7 +137,7 @@ def stream_build_log(
             )
         offset = int(last_event_id)
     with service.db.session() as session:
-        plugin = plugin_store.get_plugin(session, name)
+        plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
         version_id = plugin_store.version_by_number(session, plugin, version).id
     timing = StreamTiming(service.settings.build_log_poll_s, service.settings.sse_heartbeat_s)
     events = build_log_events(service.db, version_id, offset, timing)
@@ -137,15 +145,20 @@ def stream_build_log(
 
 
 @router.get("/{name}/limits", response_model=LimitsPublic)
-def get_limits(name: str, session: SessionDep, service: ServiceDep) -> LimitsPublic:
+def get_limits(
+    name: str, caller: PluginsRead, session: SessionDep, service: ServiceDep
+) -> LimitsPublic:
     """A plugin's sandbox overrides, the limits its runs get, and the operator's maxima."""
-    plugin = plugin_store.get_plugin(session, name)
+    plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
     return limits_public(name, plugin.limits, service.settings.sandbox)
 
 
 @router.put("/{name}/limits", response_model=LimitsPublic)
-def set_limits(name: str, limits: PluginLimits, service: ServiceDep) -> LimitsPublic:
+def set_limits(
+    name: str, limits: PluginLimits, caller: PluginsWrite, service: ServiceDep
+) -> LimitsPublic:
     """Replace a plugin's overrides; each may only tighten the operator's profile (else 422
     ``limit_exceeded`` naming the field and the maximum). ``{}`` clears them."""
-    plugin = service.catalog.set_limits(name, limits, service.settings.sandbox)
+    plugin = service.catalog.set_limits(caller, name, limits, service.settings.sandbox)
+    service.audit(caller, "plugin.limits", name, detail=plugin.limits)
     return limits_public(name, plugin.limits, service.settings.sandbox)

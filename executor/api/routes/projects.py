@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, status
 
-from executor.api.deps import Authorized, ServiceDep, SessionDep
+from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import activation_public
 from executor.schemas import ID_PATTERN, ActivationIn, ActivationPublic
 from executor.store import plugins as plugin_store
+from executor.store import tenants as tenant_store
 
-router = APIRouter(prefix="/v1/projects", tags=["activations"], dependencies=[Authorized])
+router = APIRouter(prefix="/v1/projects", tags=["activations"])
 
 ProjectId = Path(pattern=ID_PATTERN)
 
 
 @router.get("/{project_id}/plugins", response_model=list[ActivationPublic])
 def list_project_plugins(
-    session: SessionDep, project_id: str = ProjectId
+    caller: PluginsRead, session: SessionDep, project_id: str = ProjectId
 ) -> list[ActivationPublic]:
+    """The plugins active on one of the tenant's projects (the operator: on any project)."""
+    if tenant_store.project_tenant(session, project_id) is None and caller.is_operator:
+        return []
+    tenant_store.owned_project(session, project_id, caller.tenant_id, may_claim=False)
     return [
         activation_public(a) for a in plugin_store.list_activations(session, project_id=project_id)
     ]
@@ -25,15 +30,20 @@ def list_project_plugins(
 
 @router.put("/{project_id}/plugins/{name}", response_model=ActivationPublic)
 def activate(
-    name: str, service: ServiceDep, body: ActivationIn | None = None, project_id: str = ProjectId
+    name: str,
+    caller: PluginsWrite,
+    service: ServiceDep,
+    body: ActivationIn | None = None,
+    project_id: str = ProjectId,
 ) -> ActivationPublic:
     """Activate a plugin on a project; ``events`` defaults to the plugin's handler types,
     ``version`` pins an ACTIVE version (default: follow the plugin's current version),
     ``max_retries`` retries plugin failures."""
     body = body or ActivationIn()
-    service.catalog.activate(name, project_id, body.events, body.version, body.max_retries)
+    service.catalog.activate(caller, name, project_id, body.events, body.version, body.max_retries)
+    service.audit(caller, "plugin.activate", name, detail={"project_id": project_id})
     with service.db.session() as session:
-        plugin = plugin_store.get_plugin(session, name)
+        plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
         activation = plugin_store.list_activations(
             session, project_id=project_id, plugin_id=plugin.id
         )[0]
@@ -41,5 +51,8 @@ def activate(
 
 
 @router.delete("/{project_id}/plugins/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def deactivate(name: str, service: ServiceDep, project_id: str = ProjectId) -> None:
-    service.catalog.deactivate(name, project_id)
+def deactivate(
+    name: str, caller: PluginsWrite, service: ServiceDep, project_id: str = ProjectId
+) -> None:
+    service.catalog.deactivate(caller, name, project_id)
+    service.audit(caller, "plugin.deactivate", name, detail={"project_id": project_id})

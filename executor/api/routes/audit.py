@@ -1,0 +1,32 @@
+"""The audit trail: who did which management action, and when."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from executor.api.deps import Admin, SessionDep
+from executor.api.presenters import audit_public
+from executor.schemas import MAX_INT64, TENANT_PATTERN, AuditEntryPublic
+from executor.store import audit as audit_store
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@router.get("", response_model=list[AuditEntryPublic])
+def list_audit(
+    caller: Admin,
+    session: SessionDep,
+    tenant: Annotated[
+        str | None, Query(pattern=TENANT_PATTERN, description="Operator key: only this tenant.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_INT64, description="Entries older than this id.")
+    ] = None,
+) -> list[AuditEntryPublic]:
+    """Newest first. The operator key reads every tenant's trail; an admin key its own."""
+    tenant_id = tenant if caller.is_operator else caller.tenant_id
+    rows = audit_store.list_entries(session, tenant_id=tenant_id, limit=limit, before_id=before)
+    return [audit_public(r) for r in rows]

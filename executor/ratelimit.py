@@ -1,0 +1,84 @@
+"""Per-key abuse limits: requests and upload bytes, as token buckets kept in memory.
+
+Each executor process keeps its own buckets: behind N processes a key gets up to N times
+the rate, which still bounds it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from executor.errors import RateLimited
+
+__all__ = ["KeyLimiter", "TokenBucket"]
+
+SECONDS_PER_MINUTE = 60.0
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass
+class TokenBucket:
+    """Holds up to ``capacity`` tokens, refilled at ``rate`` per second."""
+
+    capacity: float
+    rate: float
+    tokens: float
+    updated: float
+
+    def take(self, amount: float, now: float) -> float:
+        """Take ``amount`` tokens: 0 if done, else the seconds until they would be there."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if amount <= self.tokens:
+            self.tokens -= amount
+            return 0.0
+        return (amount - self.tokens) / self.rate
+
+
+class KeyLimiter:
+    """Request rate and upload volume per API key; RateLimited (429) past either."""
+
+    def __init__(
+        self,
+        requests_per_minute: int,
+        upload_bytes_per_hour: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._requests = (float(requests_per_minute), requests_per_minute / SECONDS_PER_MINUTE)
+        self._uploads = (float(upload_bytes_per_hour), upload_bytes_per_hour / SECONDS_PER_HOUR)
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, kind: str, key_id: str, amount: float, limits: tuple[float, float]) -> float:
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get((kind, key_id))
+            if bucket is None:
+                bucket = TokenBucket(limits[0], limits[1], limits[0], now)
+                self._buckets[(kind, key_id)] = bucket
+            return bucket.take(amount, now)
+
+    def request(self, key_id: str) -> None:
+        """Count one request of ``key_id``."""
+        wait = self._take("requests", key_id, 1, self._requests)
+        if wait:
+            raise RateLimited(
+                f"API key {key_id} sent more than {int(self._requests[0])} requests a minute: "
+                f"retry in {math.ceil(wait)} s",
+                retry_after_s=math.ceil(wait),
+            )
+
+    def upload(self, key_id: str, size: int) -> None:
+        """Count ``size`` uploaded bytes of ``key_id``."""
+        wait = self._take("uploads", key_id, size, self._uploads)
+        if wait:
+            raise RateLimited(
+                f"API key {key_id} uploaded more than {int(self._uploads[0])} bytes in the last "
+                f"hour: retry in {math.ceil(wait)} s",
+                retry_after_s=math.ceil(wait),
+            )

@@ -1,0 +1,122 @@
+"""Queries on tenants, their API keys and their projects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from executor.errors import Conflict, NotFound
+from executor.store.tables import ApiKey, Project, Tenant, utcnow
+
+__all__ = [
+    "add_key",
+    "add_tenant",
+    "assign_project",
+    "get_tenant",
+    "key_by_hash",
+    "list_keys",
+    "list_projects",
+    "list_tenants",
+    "owned_project",
+    "project_tenant",
+    "revoke_key",
+]
+
+
+def add_tenant(session: Session, tenant: Tenant) -> Tenant:
+    """Store a new tenant; Conflict if the name is taken."""
+    if session.get(Tenant, tenant.id) is not None:
+        raise Conflict(f"tenant {tenant.id!r} already exists: pick another name")
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def get_tenant(session: Session, tenant_id: str) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id!r}: see GET /v1/tenants (operator key)")
+    return tenant
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    return list(session.scalars(select(Tenant).order_by(Tenant.id)))
+
+
+def add_key(
+    session: Session,
+    tenant_id: str,
+    *,
+    name: str,
+    key_sha256: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+) -> ApiKey:
+    key = ApiKey(
+        tenant_id=tenant_id, name=name, key_sha256=key_sha256, scopes=scopes, expires_at=expires_at
+    )
+    session.add(key)
+    session.flush()
+    return key
+
+
+def key_by_hash(session: Session, key_sha256: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_sha256 == key_sha256))
+
+
+def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+    return list(session.scalars(query))
+
+
+def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
+    """Revoke one of the tenant's keys (again is a no-op); NotFound if it has no such key."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.tenant_id != tenant_id:
+        raise NotFound(f"tenant {tenant_id!r} has no key {key_id!r}: see its key list")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
+def project_tenant(session: Session, project_id: str) -> str | None:
+    """The tenant a project belongs to, None if it belongs to none yet."""
+    project = session.get(Project, project_id)
+    return project.tenant_id if project is not None else None
+
+
+def assign_project(session: Session, project_id: str, tenant_id: str) -> Project:
+    """Give a project to a tenant (again is a no-op); Conflict if another tenant has it."""
+    project = session.get(Project, project_id)
+    if project is None:
+        project = Project(id=project_id, tenant_id=tenant_id)
+        session.add(project)
+        session.flush()
+    elif project.tenant_id != tenant_id:
+        raise Conflict(
+            f"project {project_id!r} belongs to tenant {project.tenant_id!r}: a project has "
+            "one tenant"
+        )
+    return project
+
+
+def list_projects(session: Session, tenant_id: str) -> list[Project]:
+    query = select(Project).where(Project.tenant_id == tenant_id).order_by(Project.id)
+    return list(session.scalars(query))
+
+
+def owned_project(session: Session, project_id: str, tenant_id: str, *, may_claim: bool) -> None:
+    """Check that the project is the tenant's; ``may_claim`` gives it an unowned one.
+
+    NotFound otherwise, the same answer whether another tenant has it or none does.
+    """
+    owner = project_tenant(session, project_id)
+    if owner is None and may_claim:
+        assign_project(session, project_id, tenant_id)
+    elif owner != tenant_id:
+        raise NotFound(
+            f"no project {project_id!r} for tenant {tenant_id!r}: the operator assigns "
+            "projects to tenants (plugin-executor tenants assign-project)"
+        )

@@ -1,0 +1,44 @@
+"""Per-key request and upload limits: hit, then recover as time passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor.errors import RateLimited
+from executor.ratelimit import KeyLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_requests_hit_the_rate_then_recover() -> None:
+    clock = Clock()
+    limiter = KeyLimiter(requests_per_minute=6, upload_bytes_per_hour=3600, clock=clock)
+    for _ in range(6):
+        limiter.request("k1")
+    with pytest.raises(RateLimited) as caught:
+        limiter.request("k1")
+    assert caught.value.retry_after_s == 10
+    assert caught.value.status_code == 429
+    limiter.request("k2")  # another key has its own bucket
+    clock.now += 10
+    limiter.request("k1")
+    with pytest.raises(RateLimited):
+        limiter.request("k1")
+
+
+def test_upload_bytes_hit_the_volume_then_recover() -> None:
+    clock = Clock()
+    limiter = KeyLimiter(requests_per_minute=60, upload_bytes_per_hour=3600, clock=clock)
+    limiter.upload("k1", 3000)
+    with pytest.raises(RateLimited) as caught:
+        limiter.upload("k1", 1000)
+    assert caught.value.retry_after_s == 400  # 1 byte a second: 400 bytes short
+    assert "retry in 400 s" in caught.value.message
+    clock.now += 400
+    limiter.upload("k1", 1000)

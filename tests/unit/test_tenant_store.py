@@ -1,0 +1,141 @@
+"""Tenants in the store (SQLite, no Docker): the 0012 migration of existing rows, key
+checks, and the per-tenant cap on concurrent runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from executor.access import Caller, Scope, authenticate, mint_key
+from executor.errors import MissingScope, NotAuthenticated, NotFound
+from executor.store import invocations as invocation_store
+from executor.store import tenants as tenant_store
+from executor.store.db import Database
+from executor.store.tables import (
+    Activation,
+    ApiKey,
+    Event,
+    Invocation,
+    Plugin,
+    PluginVersion,
+    Tenant,
+    utcnow,
+)
+from executor.tokens import hash_token
+from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
+
+OPERATOR_KEY = "pe_op_unit-test-operator-key"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    database.migrate()
+    return database
+
+
+def test_rows_from_before_tenants_move_to_the_default_tenant(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    check_old_rows_move_to_the_default_tenant(database)
+    database.dispose()
+
+
+def _key(db: Database, **fields: object) -> str:
+    secret = mint_key()
+    with db.session() as session:
+        session.add(Tenant(id="acme"))
+        session.flush()
+        tenant_store.add_key(
+            session,
+            "acme",
+            name="k",
+            key_sha256=hash_token(secret),
+            scopes=[Scope.LOGS_READ],
+            expires_at=fields.get("expires_at"),  # type: ignore[arg-type]
+        )
+    return secret
+
+
+def test_a_tenant_key_acts_on_its_own_tenant_with_its_scopes(db: Database) -> None:
+    secret = _key(db)
+    caller = authenticate(db, OPERATOR_KEY, secret, None)
+    assert caller.tenant_id == "acme" and caller.scopes == {"logs:read"}
+    caller.require("logs:read")
+    with pytest.raises(MissingScope, match="plugins:read"):
+        caller.require("plugins:read")
+    with pytest.raises(NotFound):
+        authenticate(db, OPERATOR_KEY, secret, "default")
+
+
+def test_unknown_revoked_and_expired_keys_are_refused(db: Database) -> None:
+    secret = _key(db, expires_at=utcnow() - timedelta(seconds=1))
+    for presented in (None, "", "pe_key_unknown", secret):
+        with pytest.raises(NotAuthenticated):
+            authenticate(db, OPERATOR_KEY, presented, None)
+    with db.session() as session:
+        key = session.scalars(select(ApiKey)).one()
+        key.expires_at = None
+        tenant_store.revoke_key(session, "acme", key.id)
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        authenticate(db, OPERATOR_KEY, secret, None)
+
+
+def test_the_operator_acts_on_the_tenant_it_names(db: Database) -> None:
+    assert authenticate(db, OPERATOR_KEY, OPERATOR_KEY, None).tenant_id == "default"
+    with pytest.raises(NotFound):
+        authenticate(db, OPERATOR_KEY, OPERATOR_KEY, "nobody")
+    operator = authenticate(db, OPERATOR_KEY, OPERATOR_KEY, "default")
+    assert operator.is_operator
+    operator.require("admin")
+
+
+def _queue(db: Database, tenant: str, count: int) -> None:
+    with db.session() as session:
+        plugin = Plugin(name=f"p-{tenant}", tenant_id=tenant)
+        session.add(plugin)
+        session.flush()
+        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
+        event = Event(type="onSubmit", project_id=f"proj-{tenant}", tenant_id=tenant)
+        session.add_all([version, event, Activation(plugin_id=plugin.id, project_id="p")])
+        session.flush()
+        for _ in range(count):
+            session.add(
+                Invocation(
+                    tenant_id=tenant,
+                    event_id=event.id,
+                    plugin_id=plugin.id,
+                    version_id=version.id,
+                    plugin_name=plugin.name,
+                    version_number=1,
+                    project_id=f"proj-{tenant}-{_}",
+                    event_type="onSubmit",
+                )
+            )
+
+
+def test_concurrent_runs_stop_at_the_tenant_quota_and_resume(db: Database) -> None:
+    with db.session() as session:
+        session.add(Tenant(id="capped", max_concurrent_runs=1))
+    _queue(db, "capped", 3)
+    _queue(db, "default", 2)
+    limits = invocation_store.ClaimLimits(per_plugin=10, per_project=10, per_tenant=None)
+    with db.session() as session:
+        claimed = invocation_store.claim(session, "me", 10, 30, limits)
+        assert sorted(i.tenant_id for i in claimed) == ["capped", "default", "default"]
+        first = next(i.id for i in claimed if i.tenant_id == "capped")
+    with db.session() as session:
+        assert invocation_store.claim(session, "me", 10, 30, limits) == []
+        invocation_store.finish(session, first, "me", status="succeeded")
+    with db.session() as session:
+        claimed = invocation_store.claim(session, "me", 10, 30, limits)
+        assert [i.tenant_id for i in claimed] == ["capped"]
+
+
+def test_caller_of_a_key_has_no_operator_powers() -> None:
+    caller = Caller("acme", "key:k1", frozenset({"admin"}), "k1")
+    assert not caller.is_operator
+    with pytest.raises(MissingScope, match="operator"):
+        caller.require("operator")
