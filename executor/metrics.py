@@ -55,6 +55,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self.starts = Counter(
+            "executor_container_starts",
+            "Runs by how their container started: warm (from the pool) or cold",
+            ["kind"],
+            registry=self.registry,
+        )
         self.builds = Counter(
             "executor_builds",
             "Plugin image builds by final status",

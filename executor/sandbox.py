@@ -12,6 +12,7 @@ uid, cannot ptrace it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -26,17 +27,27 @@ import requests
 from docker.types import LogConfig, Ulimit
 from docker.utils.socket import frames_iter
 
-from executor.engine import INVOCATION_LABEL, Engine, engine_errors
+from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine, engine_errors
 from executor.errors import SandboxError
 from executor.settings import SandboxProfile
 
-__all__ = ["OutputSink", "RunOutcome", "Sandbox"]
+__all__ = ["OutputSink", "RunOutcome", "Sandbox", "StartedContainer"]
 
 log = logging.getLogger(__name__)
 
 # Called with (stream id, bytes) for every output frame; returning False stops the run.
 OutputSink = Callable[[int, bytes], bool]
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StartedContainer:
+    """A running container blocked reading its envelope, with its attach socket open."""
+
+    container_id: str
+    sock: Any
+    profile: SandboxProfile
+    image: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,9 @@ class Sandbox:
         self.engine = engine
         self.profile = profile
         self.gateway_dir = gateway_dir
+        # invocation id -> the container serving it (fresh or pooled), for the hand-back.
+        self._serving: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def run(
         self,
@@ -118,26 +132,94 @@ class Sandbox:
         profile from ``executor.limits.effective_profile``; ``timeout_s`` (default: the
         profile's) is the wall time before SIGKILL.
         """
-        profile = profile or self.profile
-        if len(envelope) > profile.envelope_cap_bytes:
-            raise ValueError(
-                f"envelope of {len(envelope)} bytes is over the cap of "
-                f"{profile.envelope_cap_bytes} bytes"
-            )
-        container_id = self._create(image, invocation_id, profile)
+        started = self.start(image, profile or self.profile, invocation_id=invocation_id)
+        return self.hand_off(started, envelope, invocation_id, on_output, timeout_s)
+
+    def start(
+        self, image: str, profile: SandboxProfile, *, invocation_id: str = "", pool: str = ""
+    ) -> StartedContainer:
+        """Create, attach to and start a container that waits for its envelope on stdin.
+
+        The runtime imports the plugin meanwhile. ``invocation_id`` or ``pool`` (the warm
+        pool's key) is put in the container's labels, for crash recovery. The caller must
+        ``hand_off`` or ``discard`` what it gets.
+        """
+        labels = {INVOCATION_LABEL: invocation_id} if invocation_id else {POOL_LABEL: pool}
+        container_id = self._create(image, labels, profile)
         try:
+            # Attached before start: nothing the container writes is lost, even while pooled.
             sock = self._attach(container_id, stdin=True)
             with engine_errors("starting the plugin container"):
                 self.engine.api.start(container_id)
-            self._send_envelope(sock._sock, envelope)
+        except BaseException:
+            self._remove_quietly(container_id)
+            raise
+        return StartedContainer(container_id, sock, profile, image)
+
+    def hand_off(
+        self,
+        started: StartedContainer,
+        envelope: bytes,
+        invocation_id: str,
+        on_output: OutputSink,
+        timeout_s: float | None = None,
+    ) -> RunOutcome:
+        """Write ``envelope`` to a started container, follow it to its end, remove it.
+
+        The wall-time watchdog starts now, not when the container started.
+        """
+        profile = started.profile
+        try:
+            if len(envelope) > profile.envelope_cap_bytes:
+                raise ValueError(
+                    f"envelope of {len(envelope)} bytes is over the cap of "
+                    f"{profile.envelope_cap_bytes} bytes"
+                )
+            with self._lock:
+                self._serving[invocation_id] = started.container_id
+            self._send_envelope(started.sock._sock, envelope)
             return self._follow(
-                container_id, sock, timeout_s or profile.timeout_s, on_output, profile
+                started.container_id,
+                started.sock,
+                timeout_s or profile.timeout_s,
+                on_output,
+                profile,
             )
         finally:
-            self._remove_quietly(container_id)
+            with self._lock:
+                self._serving.pop(invocation_id, None)
+            self._remove_quietly(started.container_id)
+
+    def discard(self, started: StartedContainer) -> None:
+        """Remove a started container that will serve no event."""
+        with contextlib.suppress(OSError):
+            started.sock.close()
+        self._remove_quietly(started.container_id)
+
+    def is_running(self, started: StartedContainer) -> bool:
+        """True while a started container is still up (a pooled one may have died)."""
+        try:
+            with engine_errors("inspecting a pooled container"):
+                state = self.engine.api.inspect_container(started.container_id)["State"]
+        except SandboxError:
+            return False
+        return bool(state.get("Running"))
+
+    def kill_serving(self, invocation_ids: set[str]) -> None:
+        """SIGKILL the containers now serving these invocations (shutdown hand-back)."""
+        with self._lock:
+            targets = [c for i, c in self._serving.items() if i in invocation_ids]
+        for container_id in targets:
+            self.engine.kill_container(container_id)
 
     def watch(
-        self, container_id: str, remaining_s: float, on_output: OutputSink, *, running: bool
+        self,
+        container_id: str,
+        invocation_id: str,
+        remaining_s: float,
+        on_output: OutputSink,
+        *,
+        running: bool,
     ) -> RunOutcome:
         """Follow a container an earlier executor process started to its end (or, if it
         already exited, read how it ended), then remove it.
@@ -147,9 +229,13 @@ class Sandbox:
         try:
             if not running:
                 return self._outcome(container_id, {}, time.monotonic())
+            with self._lock:
+                self._serving[invocation_id] = container_id
             sock = self._attach(container_id, stdin=False)
             return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
         finally:
+            with self._lock:
+                self._serving.pop(invocation_id, None)
             self._remove_quietly(container_id)
 
     def _remove_quietly(self, container_id: str) -> None:
@@ -159,7 +245,7 @@ class Sandbox:
         except SandboxError:
             log.warning("could not remove container %s; recovery will", container_id)
 
-    def _create(self, image: str, invocation_id: str, profile: SandboxProfile) -> str:
+    def _create(self, image: str, labels: dict[str, str], profile: SandboxProfile) -> str:
         with engine_errors("creating the plugin container"):
             host_config = self.engine.api.create_host_config(
                 **container_config(profile, self.gateway_dir)
@@ -170,7 +256,7 @@ class Sandbox:
                     entrypoint=INIT_COMMAND,
                     stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
                     user=profile.user,
-                    labels=self.engine.labels(**{INVOCATION_LABEL: invocation_id}),
+                    labels=self.engine.labels(**labels),
                     host_config=host_config,
                     network_disabled=True,
                 )

@@ -67,6 +67,7 @@ class ExecutorService:
         self.dispatcher = Dispatcher(
             self.db, self.engine, settings, self.metrics, self.log_notifier.notify
         )
+        self.builder.on_active.append(self.dispatcher.pool.wake)
         self.retention = Retention(self.db, settings)
 
     def _count_by_status(self) -> dict[str, int]:
