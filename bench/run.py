@@ -142,15 +142,17 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
     with executor(warm_pool_size="0") as api:
         image = push_plugin(api, "cold", workdir / "cold")
         api.put("/v1/projects/cold/plugins/cold").raise_for_status()
-        measured, floor, _ = starts.latencies(api, image, "cold", sizes.runs, warm=False)
-        figures += percentiles("cold start", measured, floor)
+        cold = starts.latencies(api, image, "cold", sizes.runs, warm=False)
+        figures += percentiles("cold start", cold.executor, cold.bare)
+        notes["cold_claim_p50_ms"] = percentile(cold.claim, 0.5)
         figures += ingest_figures("sqlite", api, sizes)
     with executor() as api:
         image = push_plugin(api, "warm", workdir / "warm")
         api.put("/v1/projects/warm/plugins/warm").raise_for_status()
-        measured, floor, warm = starts.latencies(api, image, "warm", sizes.runs, warm=True)
-        figures += percentiles("warm start", measured, floor)
-        notes["warm_starts"] = f"{warm} of {len(measured)} runs started warm"
+        warm = starts.latencies(api, image, "warm", sizes.runs, warm=True)
+        figures += percentiles("warm start", warm.executor, warm.bare)
+        notes["warm_starts"] = f"{warm.warm_starts} of {len(warm.executor)} runs started warm"
+        notes["warm_claim_p50_ms"] = percentile(warm.claim, 0.5)
         concurrency = Settings().max_concurrent_runs
         notes["concurrency"] = concurrency
         for plugins in sizes.plugins:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -43,8 +46,8 @@ def bare_latency_ms(image: str) -> float:
     return elapsed
 
 
-def run_one(api: httpx.Client, project: str, asset: str) -> tuple[float, str]:
-    """Post one event, wait for its run; its start latency in ms and start kind."""
+def run_one(api: httpx.Client, project: str, asset: str) -> dict[str, Any]:
+    """Post one event, wait for its run; the invocation record."""
     accepted = api.post(
         "/v1/events", json={"type": "onSubmit", "project_id": project, "asset_id": asset}
     )
@@ -53,7 +56,13 @@ def run_one(api: httpx.Client, project: str, asset: str) -> tuple[float, str]:
     wait_terminal(api, project, [invocation_id])
     run = api.get(f"/v1/invocations/{invocation_id}").json()
     assert run["status"] == "succeeded", run
-    return float(run["start_latency_ms"]), str(run["start"])
+    return dict(run)
+
+
+def claim_ms(run: dict[str, Any]) -> float:
+    """The store and dispatcher's share of a start: from the 202 to the run's claim."""
+    queued, claimed = (datetime.fromisoformat(run[k]) for k in ("queued_at", "started_at"))
+    return (claimed - queued).total_seconds() * 1000
 
 
 def warm_ready(client: docker.APIClient, image: str) -> bool:
@@ -62,13 +71,21 @@ def warm_ready(client: docker.APIClient, image: str) -> bool:
     return bool(client.containers(filters=filters))
 
 
-def latencies(
-    api: httpx.Client, image: str, project: str, runs: int, *, warm: bool
-) -> tuple[list[float], list[float], int]:
-    """Sequential runs: the executor's latencies, the bare floor's (alternating, so both
-    see the same machine load), and how many executor runs started warm."""
+@dataclass
+class Latencies:
+    """Start latencies (ms) of sequential runs and of the bare floor, measured alternately
+    so both see the same machine load."""
+
+    executor: list[float] = field(default_factory=list)
+    bare: list[float] = field(default_factory=list)
+    claim: list[float] = field(default_factory=list)  # the executor's store + dispatch share
+    warm_starts: int = 0
+
+
+def latencies(api: httpx.Client, image: str, project: str, runs: int, *, warm: bool) -> Latencies:
+    """``runs`` events one after the other (with ``warm``, each once the pool is ready)."""
     client = docker.APIClient()
-    executor_ms, bare_ms, warm_starts = [], [], 0
+    measured = Latencies()
     try:
         for n in range(runs):
             if warm:
@@ -76,13 +93,14 @@ def latencies(
                 while not warm_ready(client, image) and time.monotonic() < deadline:
                     time.sleep(0.05)
                 time.sleep(POOL_SETTLE_S)
-            latency, kind = run_one(api, project, f"{project}-{n}")
-            executor_ms.append(latency)
-            warm_starts += kind == "warm"
-            bare_ms.append(bare_latency_ms(image))
+            run = run_one(api, project, f"{project}-{n}")
+            measured.executor.append(float(run["start_latency_ms"]))
+            measured.claim.append(claim_ms(run))
+            measured.warm_starts += run["start"] == "warm"
+            measured.bare.append(bare_latency_ms(image))
     finally:
         client.close()
-    return executor_ms, bare_ms, warm_starts
+    return measured
 
 
 def throughput(api: httpx.Client, workdir: Path, plugins: int, events: int) -> tuple[float, str]:
