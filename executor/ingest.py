@@ -24,7 +24,7 @@ class Ingested:
 
 def ingest_event(db: Database, event_in: EventIn) -> Ingested:
     """Store the event and its invocations; an id seen before returns the first result."""
-    with db.session() as session:
+    with db.write_session() as session:
         if event_in.id is not None:
             existing = invocation_store.event_invocation_ids(session, event_in.id)
             if existing is not None:

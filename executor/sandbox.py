@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import threading
 import time
@@ -198,6 +199,11 @@ class Sandbox:
 
     def is_running(self, started: StartedContainer) -> bool:
         """True while a started container is still up (a pooled one may have died)."""
+        raw: socket.socket = started.sock._sock
+        # The engine closes the attach stream when the container exits: a stream with
+        # nothing to read is a live container, without a round trip to the engine.
+        if not select.select([raw], [], [], 0)[0]:
+            return True
         try:
             with engine_errors("inspecting a pooled container"):
                 state = self.engine.api.inspect_container(started.container_id)["State"]
