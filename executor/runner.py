@@ -156,23 +156,27 @@ class InvocationRunner:
             attempt = self._attempt(invocation, event, None, profile)
             self._infrastructure_failure(attempt, exc.message)
             return
-        # The token and the deadline begin at hand-off, whether the container is warm or not.
-        token = mint_token()
-        deadline = self._hand_off_begins(invocation, token, profile, warm)
-        attempt = self._attempt(invocation, event, token, profile)
-        envelope = self._envelope(invocation, event, token, deadline).model_dump_json().encode()
-        if len(envelope) > profile.envelope_cap_bytes:
-            self.sandbox.discard(started)
-            self._envelope_too_large(attempt, len(envelope), profile)
-            return
+        handed_off = False
         try:
+            # The token and the deadline begin at hand-off, whether the container is warm.
+            token = mint_token()
+            deadline = self._hand_off_begins(invocation, token, profile, warm)
+            attempt = self._attempt(invocation, event, token, profile)
+            envelope = self._envelope(invocation, event, token, deadline)
+            data = envelope.model_dump_json().encode()
+            if len(data) > profile.envelope_cap_bytes:
+                self._envelope_too_large(attempt, len(data), profile)
+                return
+            handed_off = True
             outcome = self.sandbox.hand_off(
-                started, envelope, invocation.id, attempt.on_output(self.db)
+                started, data, invocation.id, attempt.on_output(self.db)
             )
         except SandboxError as exc:
             self._infrastructure_failure(attempt, exc.message)
             return
         finally:
+            if not handed_off:  # a container that gets no envelope is not left waiting
+                self.sandbox.discard(started)
             # The token never outlives the container, whatever happens next.
             with self.db.session() as session:
                 gateway_store.revoke_for(session, invocation.id)

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class StartedContainer:
     sock: Any
     profile: SandboxProfile
     image: str
+    started_monotonic: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)

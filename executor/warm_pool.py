@@ -10,7 +10,8 @@ is removed like a fresh one.
 Pools follow the store (``sync``, run every ``SYNC_INTERVAL_S`` and on ``wake``): a pool
 whose version is no longer what some activation runs (deactivated, new version, rollback)
 or whose plugin limits changed is emptied; a pool unused for ``warm_pool_idle_s`` is
-emptied until its next event. The memory limits of all warm containers together stay
+emptied until its next event; a container that waited longer than the run's wall time is
+replaced. The memory limits of all warm containers together stay
 within ``warm_pool_memory_budget_mib``.
 """
 
@@ -140,10 +141,23 @@ class WarmPool:
                     pool.idle = True
                     stale += pool.ready
                     pool.ready = []
+                else:
+                    stale += self._expire(pool, now)
             for version_id, (image, profile) in wanted.items():
                 pool = self._pools.setdefault(version_id, _VersionPool(image, profile))
                 self._plan_fill(version_id, pool)
         self._discard(stale)
+
+    @staticmethod
+    def _expire(pool: _VersionPool, now: float) -> list[StartedContainer]:
+        """Take out containers that waited longer than the run's wall time (lock held).
+
+        The plugin's import-time code runs while a container waits, outside the deadline's
+        watchdog: replacing old ones bounds how long untrusted code runs unobserved.
+        """
+        old = [c for c in pool.ready if now - c.started_monotonic > pool.profile.timeout_s]
+        pool.ready = [c for c in pool.ready if c not in old]
+        return old
 
     def _wanted(self) -> dict[str, tuple[str, SandboxProfile]]:
         with self.db.session() as session:

@@ -192,3 +192,16 @@ def test_the_memory_budget_caps_the_pools(
     for _ in range(10):  # and they stay within the budget
         assert len(pooled(server)) <= 2
         time.sleep(0.3)
+
+
+def test_a_container_waits_no_longer_than_the_wall_time(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    # Import-time code runs while a container waits: it is replaced past the wall time.
+    server = server_factory(warm_pool_size=1, sandbox={"timeout_s": 2})
+    server.push(write_probe(tmp_path / "aging", "aging"))
+    server.activate("aging", "p-aging")
+    wait_for(lambda: len(ready(server)) == 1, what="a warm container")
+    (first,) = ready(server)
+    wait_for(lambda: first not in [c["Id"] for c in pooled(server)], timeout=30, what="expiry")
+    wait_for(lambda: len(ready(server)) == 1, what="its replacement")
