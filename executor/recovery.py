@@ -62,13 +62,15 @@ def reconcile(
 def sweep_orphans(db: Database, engine: Engine) -> int:
     """Remove containers whose invocation is not running any more; returns how many.
 
-    Warm-pool containers are left to their pool (they have no invocation; a live executor
-    sharing the store may own them); ``reconcile`` removes those a dead process left.
+    Running warm-pool containers are left to their pool (they have no invocation; a live
+    executor sharing the store may own them); ``reconcile`` removes those a dead process
+    left. An exited one (it served its event, or died waiting) is of use to nobody.
     """
     removed = 0
     for container in engine.managed_containers():
         labels = container.get("Labels") or {}
-        if isinstance(labels, dict) and POOL_LABEL in labels:
+        pooled = isinstance(labels, dict) and POOL_LABEL in labels
+        if pooled and container.get("State") == "running":
             continue
         invocation_id = _invocation_of(container)
         with db.session() as session:

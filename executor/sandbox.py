@@ -18,7 +18,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,19 +177,16 @@ class Sandbox:
                     f"envelope of {len(envelope)} bytes is over the cap of "
                     f"{profile.envelope_cap_bytes} bytes"
                 )
-            with self._lock:
-                self._serving[invocation_id] = started.container_id
-            self._send_envelope(started.sock._sock, envelope)
-            return self._follow(
-                started.container_id,
-                started.sock,
-                timeout_s or profile.timeout_s,
-                on_output,
-                profile,
-            )
+            with self._serving_as(invocation_id, started.container_id):
+                self._send_envelope(started.sock._sock, envelope)
+                return self._follow(
+                    started.container_id,
+                    started.sock,
+                    timeout_s or profile.timeout_s,
+                    on_output,
+                    profile,
+                )
         finally:
-            with self._lock:
-                self._serving.pop(invocation_id, None)
             self._remove_quietly(started.container_id)
 
     def discard(self, started: StartedContainer) -> None:
@@ -236,14 +233,21 @@ class Sandbox:
         try:
             if not running:
                 return self._outcome(container_id, {}, time.monotonic())
-            with self._lock:
-                self._serving[invocation_id] = container_id
-            sock = self._attach(container_id, stdin=False)
-            return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
+            with self._serving_as(invocation_id, container_id):
+                sock = self._attach(container_id, stdin=False)
+                return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
+        finally:
+            self._remove_quietly(container_id)
+
+    @contextlib.contextmanager
+    def _serving_as(self, invocation_id: str, container_id: str) -> Iterator[None]:
+        with self._lock:
+            self._serving[invocation_id] = container_id
+        try:
+            yield
         finally:
             with self._lock:
                 self._serving.pop(invocation_id, None)
-            self._remove_quietly(container_id)
 
     def _remove_quietly(self, container_id: str) -> None:
         # Removal failing must not hide how the run ended; recovery removes leftovers.
