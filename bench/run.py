@@ -145,6 +145,7 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
         cold = starts.latencies(api, image, "cold", sizes.runs, warm=False)
         figures += percentiles("cold start", cold.executor, cold.bare)
         notes["cold_claim_p50_ms"] = percentile(cold.claim, 0.5)
+        notes["cold_phase_means_ms"] = starts.phase_means_ms(api)
         figures += ingest_figures("sqlite", api, sizes)
     with executor() as api:
         image = push_plugin(api, "warm", workdir / "warm")
@@ -153,6 +154,7 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
         figures += percentiles("warm start", warm.executor, warm.bare)
         notes["warm_starts"] = f"{warm.warm_starts} of {len(warm.executor)} runs started warm"
         notes["warm_claim_p50_ms"] = percentile(warm.claim, 0.5)
+        notes["warm_phase_means_ms"] = starts.phase_means_ms(api)
         concurrency = Settings().max_concurrent_runs
         notes["concurrency"] = concurrency
         for plugins in sizes.plugins:

@@ -71,6 +71,19 @@ def warm_ready(client: docker.APIClient, image: str) -> bool:
     return bool(client.containers(filters=filters))
 
 
+def phase_means_ms(api: httpx.Client) -> dict[str, float]:
+    """Mean milliseconds of each start phase so far (``executor_start_phase_seconds``)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in api.get("/metrics").text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            prefix = f'executor_start_phase_seconds{suffix}{{phase="'
+            if line.startswith(prefix):
+                phase, value = line[len(prefix) :].split('"} ')
+                into[phase] = float(value)
+    return {p: round(sums[p] / counts[p] * 1000, 1) for p in sums if counts.get(p)}
+
+
 @dataclass
 class Latencies:
     """Start latencies (ms) of sequential runs and of the bare floor, measured alternately

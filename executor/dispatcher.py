@@ -53,7 +53,12 @@ class Dispatcher:
         self.engine = engine
         self.settings = settings
         self.owner = new_owner_id()
-        self.sandbox = Sandbox(engine, settings.sandbox, settings.resolved_gateway_socket_dir)
+        self.sandbox = Sandbox(
+            engine,
+            settings.sandbox,
+            settings.resolved_gateway_socket_dir,
+            lambda phase, seconds: metrics.start_phases.labels(phase).observe(seconds),
+        )
         self.pool = WarmPool(db, self.sandbox, settings)
         self._stopping = threading.Event()
         self._handing_back = threading.Event()

@@ -150,6 +150,8 @@ class InvocationRunner:
         if event is None or version is None or not version.image_tag:
             self._finish(invocation, "crashed", None, "the plugin version or event is gone")
             return
+        if invocation.started_at is not None:
+            self._phase("claim", invocation.queued_at, invocation.started_at)
         try:
             started, warm = self._container(invocation, version.image_tag, profile)
         except SandboxError as exc:
@@ -159,6 +161,7 @@ class InvocationRunner:
         handed_off = False
         try:
             # The token and the deadline begin at hand-off, whether the container is warm.
+            preparing = utcnow()
             token = mint_token()
             deadline = self._hand_off_begins(invocation, token, profile, warm)
             attempt = self._attempt(invocation, event, token, profile)
@@ -168,6 +171,7 @@ class InvocationRunner:
                 self._envelope_too_large(attempt, len(data), profile)
                 return
             handed_off = True
+            handed_off_at = self._phase("token", preparing)
             outcome = self.sandbox.hand_off(
                 started, data, invocation.id, attempt.on_output(self.db)
             )
@@ -180,7 +184,15 @@ class InvocationRunner:
             # The token never outlives the container, whatever happens next.
             with self.db.session() as session:
                 gateway_store.revoke_for(session, invocation.id)
+        if attempt.collector.handler_started_at is not None:
+            self._phase("handler", handed_off_at, attempt.collector.handler_started_at)
         self.conclude(attempt, outcome)
+
+    def _phase(self, name: str, since: datetime, until: datetime | None = None) -> datetime:
+        """Observe how long a start phase took; returns its end."""
+        end = until or utcnow()
+        self.metrics.start_phases.labels(name).observe(max((end - since).total_seconds(), 0.0))
+        return end
 
     def _container(
         self, invocation: Invocation, image: str, profile: SandboxProfile

@@ -110,9 +110,15 @@ class Sandbox:
     """Creates, feeds, watches and removes plugin containers."""
 
     def __init__(
-        self, engine: Engine, profile: SandboxProfile, gateway_dir: Path | None = None
+        self,
+        engine: Engine,
+        profile: SandboxProfile,
+        gateway_dir: Path | None = None,
+        on_phase: Callable[[str, float], None] = lambda phase, seconds: None,
     ) -> None:
+        """``on_phase(name, seconds)`` is told how long each engine call of a start took."""
         self.engine = engine
+        self.on_phase = on_phase
         self.profile = profile
         self.gateway_dir = gateway_dir
         # invocation id -> the container serving it (fresh or pooled), for the hand-back.
@@ -147,12 +153,16 @@ class Sandbox:
         ``hand_off`` or ``discard`` what it gets.
         """
         labels = {INVOCATION_LABEL: invocation_id} if invocation_id else {POOL_LABEL: pool}
+        since = time.monotonic()
         container_id = self._create(image, labels, profile)
         try:
+            since = self._phase("create", since)
             # Attached before start: nothing the container writes is lost, even while pooled.
             sock = self._attach(container_id, stdin=True)
+            since = self._phase("attach", since)
             with engine_errors("starting the plugin container"):
                 self.engine.api.start(container_id)
+            self._phase("start", since)
         except BaseException:
             self._remove_quietly(container_id)
             raise
@@ -238,6 +248,11 @@ class Sandbox:
                 return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
         finally:
             self._remove_quietly(container_id)
+
+    def _phase(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.on_phase(name, now - since)
+        return now
 
     @contextlib.contextmanager
     def _serving_as(self, invocation_id: str, container_id: str) -> Iterator[None]:

@@ -47,3 +47,6 @@ def test_bench_short_mode_reports_every_figure_with_its_baseline(
             assert isinstance(figure[key], float) and math.isfinite(figure[key]), figure
         assert figure["value"] > 0 and figure["baseline"] > 0 and figure["baseline_name"]
     assert {f["name"] for f in figures if f["section"] == "cold start"} == {"p50", "p95", "p99"}
+    # Where a cold start's time goes, from the executor's own metrics.
+    phases = {"claim", "create", "attach", "start", "token", "handler"}
+    assert set(report["notes"]["cold_phase_means_ms"]) == phases
