@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import subprocess
 import tempfile
 import time
 import uuid
@@ -45,17 +46,20 @@ def build(service: ExecutorService, folder: Path, name: str) -> tuple[float, str
         time.sleep(0.1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requirements", default="six==1.16.0 attrs==23.2.0")
-    args = parser.parse_args()
-    requirements = "\n".join(args.requirements.split()) + f"\n# bench {uuid.uuid4()}\n"
+BuildRow = tuple[str, float, str, bool]
+
+
+def measure_builds(requirements: list[str]) -> list[BuildRow]:
+    """The three cases of the module docstring: (case, seconds, status, whether pip ran)."""
+    pinned = "\n".join(requirements) + f"\n# bench {uuid.uuid4()}\n"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        # Settings from EXECUTOR_* (e.g. EXECUTOR_RUNTIME_IMAGE) apply as well.
         settings = Settings(
             data_dir=root / "data",
             operator_key="pe_op_bench-key-0123456789",
             build_ca_bundle=CA_BUNDLE if CA_BUNDLE.exists() else None,
+            warm_pool_size=0,
         )
         service = ExecutorService(settings)
         service.start()
@@ -63,7 +67,7 @@ def main() -> None:
         for name in ("bench_a", "bench_b"):
             folders[name] = root / name
             folders[name].mkdir()
-            (folders[name] / "requirements.txt").write_text(requirements)
+            (folders[name] / "requirements.txt").write_text(pinned)
             (folders[name] / "main.py").write_text(MAIN.format(name))
         try:
             rows = [("first build (pip runs)", *build(service, folders["bench_a"], "bench_a"))]
@@ -85,6 +89,33 @@ def main() -> None:
                 with contextlib.suppress(docker.errors.ImageNotFound):
                     client.images.remove(tag, force=True)
             client.close()
+    return rows
+
+
+def bare_build_s(runtime_image: str) -> float:
+    """Seconds of a bare ``docker build`` that copies one new file onto the runtime image:
+    the engine's floor for any plugin build."""
+    tag = f"plugin-executor-bench-floor:{uuid.uuid4().hex[:12]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        context = Path(tmp)
+        (context / "Dockerfile").write_text(
+            f"FROM {runtime_image}\nCOPY main.py /opt/plugin/plugin_code/main.py\n"
+        )
+        (context / "main.py").write_text(MAIN.format(tag))
+        started = time.monotonic()
+        subprocess.run(
+            ["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True
+        )
+        elapsed = time.monotonic() - started
+    subprocess.run(["docker", "rmi", "-f", tag], check=False, capture_output=True)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requirements", default="six==1.16.0 attrs==23.2.0")
+    args = parser.parse_args()
+    rows = measure_builds(args.requirements.split())
     print(f"requirements: {args.requirements}")
     print(f"{'case':<36} {'seconds':>8}  {'status':<7} pip ran")
     for case, seconds, status, ran_pip in rows:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,16 +44,24 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def start_executor(
-    data_dir: Path, port: int, database_url: str | None, concurrency: int
+    data_dir: Path,
+    port: int,
+    database_url: str | None,
+    concurrency: int | None,
+    **settings: str,
 ) -> subprocess.Popen[bytes]:
+    """``plugin-executor serve`` on loopback; ``settings`` are extra ``EXECUTOR_*`` values
+    (lower-case names without the prefix), ``concurrency`` None keeps the default."""
     env = {
         **os.environ,
         "EXECUTOR_DATA_DIR": str(data_dir),
         "EXECUTOR_PORT": str(port),
         "EXECUTOR_OPERATOR_KEY": KEY,
-        "EXECUTOR_MAX_CONCURRENT_RUNS": str(concurrency),
         "EXECUTOR_DISPATCH_POLL_S": "0.2",
+        **{f"EXECUTOR_{name.upper()}": value for name, value in settings.items()},
     }
+    if concurrency is not None:
+        env["EXECUTOR_MAX_CONCURRENT_RUNS"] = str(concurrency)
     if database_url:
         env["EXECUTOR_DATABASE_URL"] = database_url
     process = subprocess.Popen(
@@ -71,43 +80,74 @@ def start_executor(
     raise SystemExit("the executor did not start")
 
 
-def measure_ingest(api: httpx.Client, events: int, concurrency: int) -> dict[str, float]:
-    def post(i: int) -> float:
+def measure_requests(
+    count: int, concurrency: int, request: Callable[[int], httpx.Response]
+) -> dict[str, float]:
+    """Send ``count`` requests from ``concurrency`` threads: rate and latency percentiles."""
+
+    def timed(i: int) -> float:
         started = time.perf_counter()
-        response = api.post(
-            "/v1/events", json={"type": "onSubmit", "project_id": "idle", "asset_id": f"i{i}"}
-        )
-        response.raise_for_status()
+        request(i).raise_for_status()
         return time.perf_counter() - started
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(post, range(events)))
+        latencies = list(pool.map(timed, range(count)))
     elapsed = time.perf_counter() - started
     return {
-        "events_per_s": events / elapsed,
+        "per_s": count / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
     }
 
 
-def measure_drain(
-    api: httpx.Client, runs: int, concurrency: int, workdir: Path
-) -> tuple[dict[str, float], str]:
-    plugin = workdir / "bench_noop"
-    plugin.mkdir()
-    (plugin / "main.py").write_text(PLUGIN)
+def measure_ingest(api: httpx.Client, events: int, concurrency: int) -> dict[str, float]:
+    """POST /v1/events to a project with no active plugin: the store and API alone."""
+    figures = measure_requests(
+        events,
+        concurrency,
+        lambda i: api.post(
+            "/v1/events", json={"type": "onSubmit", "project_id": "idle", "asset_id": f"i{i}"}
+        ),
+    )
+    return {
+        "events_per_s": figures["per_s"],
+        "p50_ms": figures["p50_ms"],
+        "p99_ms": figures["p99_ms"],
+    }
+
+
+def push_plugin(api: httpx.Client, name: str, workdir: Path, source: str = PLUGIN) -> str:
+    """Upload a one-file plugin, wait until it is ACTIVE; its image id."""
+    plugin = workdir / name
+    plugin.mkdir(parents=True)
+    (plugin / "main.py").write_text(source)
     api.post(
         "/v1/plugins",
-        data={"name": "bench_noop"},
+        data={"name": name},
         files={"file": ("p.tar.gz", pack_directory(plugin))},
     ).raise_for_status()
-    while (build := api.get("/v1/plugins/bench_noop/versions/1/build-log").json())[
+    while (build := api.get(f"/v1/plugins/{name}/versions/1/build-log").json())[
         "status"
     ] == "DEPLOYING":
         time.sleep(0.2)
     assert build["status"] == "ACTIVE", build["log"]
-    image = api.get("/v1/plugins/bench_noop").json()["versions"][0]["image_id"]
+    return str(api.get(f"/v1/plugins/{name}").json()["versions"][0]["image_id"])
+
+
+def wait_terminal(api: httpx.Client, project: str, ids: list[str]) -> None:
+    """Until every one of ``ids`` (invocations of ``project``) is terminal."""
+    pending = set(ids)
+    while pending:
+        page = api.get("/v1/invocations", params={"project_id": project, "limit": 1000}).json()
+        pending = {r["id"] for r in page if r["status"] not in TERMINAL} & pending
+        time.sleep(0.05)
+
+
+def measure_drain(
+    api: httpx.Client, runs: int, concurrency: int, workdir: Path
+) -> tuple[dict[str, float], str]:
+    image = push_plugin(api, "bench_noop", workdir)
     api.put("/v1/projects/drain/plugins/bench_noop").raise_for_status()
     started = time.perf_counter()
     ids = [
@@ -116,22 +156,23 @@ def measure_drain(
         ).json()["invocations"][0]
         for i in range(runs)
     ]
-    pending = set(ids)
-    while pending:
-        page = api.get("/v1/invocations", params={"project_id": "drain", "limit": 1000}).json()
-        pending = {r["id"] for r in page if r["status"] not in TERMINAL} & pending
-        time.sleep(0.2)
+    wait_terminal(api, "drain", ids)
     drain_s = time.perf_counter() - started
     return {"drain_s": drain_s, "runs_per_s": runs / drain_s}, image
 
 
+# What a bare ``docker run`` of a plugin image gets on stdin (no gateway socket).
+BARE_ENVELOPE = b'{"invocation_id":"b","plugin":"b","version":1,"project_id":"p","event":{"type":"onSubmit","asset_id":"a","label":{},"payload":{}},"api":{"url":"http://127.0.0.1:1","token":"t"},"deadline":"2099-01-01T00:00:00Z"}'
+BARE_RUN = ["docker", "run", "--rm", "-i", "--network", "none"]
+
+
 def bare_runs(image: str, runs: int, concurrency: int) -> float:
-    envelope = b'{"invocation_id":"b","plugin":"b","version":1,"project_id":"p","event":{"type":"onSubmit","asset_id":"a","label":{},"payload":{}},"api":{"url":"http://127.0.0.1:1","token":"t"},"deadline":"2099-01-01T00:00:00Z"}'
+    """Runs/s of ``runs`` bare ``docker run``s of ``image`` at ``concurrency``: the floor."""
 
     def one(_: int) -> None:
         subprocess.run(
-            ["docker", "run", "--rm", "-i", "--network", "none", image],
-            input=envelope,
+            [*BARE_RUN, image],
+            input=BARE_ENVELOPE,
             capture_output=True,
             check=False,
         )

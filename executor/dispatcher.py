@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from executor.engine import INVOCATION_LABEL, Engine
+from executor.engine import Engine
 from executor.metrics import Metrics
 from executor.recovery import reconcile, sweep_orphans
 from executor.runner import InvocationRunner
@@ -25,6 +25,7 @@ from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
+from executor.warm_pool import WarmPool
 
 __all__ = ["Dispatcher"]
 
@@ -52,12 +53,19 @@ class Dispatcher:
         self.engine = engine
         self.settings = settings
         self.owner = new_owner_id()
-        self.sandbox = Sandbox(engine, settings.sandbox, settings.resolved_gateway_socket_dir)
+        self.sandbox = Sandbox(
+            engine,
+            settings.sandbox,
+            settings.resolved_gateway_socket_dir,
+            lambda phase, seconds: metrics.start_phases.labels(phase).observe(seconds),
+        )
+        self.pool = WarmPool(db, self.sandbox, settings)
         self._stopping = threading.Event()
         self._handing_back = threading.Event()
         self.runner = InvocationRunner(
             db,
             self.sandbox,
+            self.pool,
             settings,
             metrics,
             self.owner,
@@ -83,6 +91,7 @@ class Dispatcher:
             self.db, self.engine, self.owner, self.settings.lease_s
         ):
             self._submit(invocation.id, self.runner.watch, invocation, container_id, running)
+        self.pool.start()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
         self._thread.start()
 
@@ -96,7 +105,8 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Drain: claim nothing more, let running invocations finish for up to
-        ``drain_timeout_s``, then kill what is left and hand it back to the queue."""
+        ``drain_timeout_s``, then kill what is left and hand it back to the queue; empty
+        the warm pools."""
         self._stopping.set()
         self._wakeup.set()
         if self._thread is not None:
@@ -107,14 +117,11 @@ class Dispatcher:
         if not_done:
             self._hand_back()
         self._pool.shutdown(wait=True)
+        self.pool.stop()
 
     def _hand_back(self) -> None:
         self._handing_back.set()
-        mine = set(self.running_ids())
-        for container in self.engine.managed_containers():
-            labels = container.get("Labels") or {}
-            if isinstance(labels, dict) and labels.get(INVOCATION_LABEL) in mine:
-                self.engine.kill_container(str(container["Id"]))
+        self.sandbox.kill_serving(set(self.running_ids()))
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

@@ -26,6 +26,7 @@ __all__ = [
     "ENGINE_TIMEOUT_S",
     "INVOCATION_LABEL",
     "MANAGED_LABEL",
+    "POOL_LABEL",
     "BuildInterrupted",
     "BuildTimedOut",
     "Engine",
@@ -38,6 +39,8 @@ STOP_POLL_S = 0.5  # how often a running build checks whether the executor is st
 # Labels on every container the executor starts: how crash recovery finds them.
 MANAGED_LABEL = "io.plugin-executor.managed"
 INVOCATION_LABEL = "io.plugin-executor.invocation"
+# On warm-pool containers instead (they have no invocation yet): the pool they wait in.
+POOL_LABEL = "io.plugin-executor.pool"
 
 
 @contextmanager

@@ -44,7 +44,7 @@ def _event_tenant(session: Session, caller: Caller, project_id: str) -> str:
 def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
     """Store the event and its invocations, which only run plugins of the project's
     tenant; an id seen before returns the first result."""
-    with db.session() as session:
+    with db.write_session() as session:
         tenant_id = _event_tenant(session, caller, event_in.project_id)
         first = session.get(Event, event_in.id) if event_in.id is not None else None
         if first is not None:

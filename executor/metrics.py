@@ -55,6 +55,21 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self.starts = Counter(
+            "executor_container_starts",
+            "Runs by how their container started: warm (from the pool) or cold",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.start_phases = Histogram(
+            "executor_start_phase_seconds",
+            "Where starts go: claim (event accepted to claimed), create, attach, start (engine "
+            "calls of a container start, warm-pool fills included), token (token, deadline and "
+            "envelope made), handler (envelope written to handler entry)",
+            ["phase"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
         self.builds = Counter(
             "executor_builds",
             "Plugin image builds by final status",

@@ -1,16 +1,16 @@
 """Reconciliation of this store's containers with its invocations.
 
 At start an executor adopts the containers of invocations still ``running`` (their
-executor died) and removes every other leftover; while it runs it sweeps now and then for
-containers whose invocation is no longer running (a removal that failed while the engine
-was restarting, say).
+executor died) and removes every other leftover, warm-pool containers included; while it
+runs it sweeps now and then for containers whose invocation is no longer running (a
+removal that failed while the engine was restarting, say).
 """
 
 from __future__ import annotations
 
 import logging
 
-from executor.engine import INVOCATION_LABEL, Engine
+from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine
 from executor.errors import SandboxError
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
@@ -60,9 +60,18 @@ def reconcile(
 
 
 def sweep_orphans(db: Database, engine: Engine) -> int:
-    """Remove containers whose invocation is not running any more; returns how many."""
+    """Remove containers whose invocation is not running any more; returns how many.
+
+    Running warm-pool containers are left to their pool (they have no invocation; a live
+    executor sharing the store may own them); ``reconcile`` removes those a dead process
+    left. An exited one (it served its event, or died waiting) is of use to nobody.
+    """
     removed = 0
     for container in engine.managed_containers():
+        labels = container.get("Labels") or {}
+        pooled = isinstance(labels, dict) and POOL_LABEL in labels
+        if pooled and container.get("State") == "running":
+            continue
         invocation_id = _invocation_of(container)
         with db.session() as session:
             invocation = session.get(Invocation, invocation_id) if invocation_id else None

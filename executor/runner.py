@@ -21,7 +21,7 @@ from executor.limits import effective_profile
 from executor.metrics import Metrics
 from executor.output import OutputCollector, OutputLine
 from executor.retry import PLUGIN_FAILURES, RetryPolicy
-from executor.sandbox import RunOutcome, Sandbox
+from executor.sandbox import RunOutcome, Sandbox, StartedContainer
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
 from executor.store import gateway as gateway_store
@@ -30,6 +30,7 @@ from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion, utcnow
 from executor.tokens import hash_token, mint_token
+from executor.warm_pool import WarmPool
 
 __all__ = ["InvocationRunner", "RunLogWriter"]
 
@@ -111,12 +112,14 @@ class Attempt:
 
 
 class InvocationRunner:
-    """Runs attempts for the dispatcher that holds their leases (``owner``)."""
+    """Runs attempts for the dispatcher that holds their leases (``owner``), in containers
+    from ``pool`` when it has one ready."""
 
     def __init__(
         self,
         db: Database,
         sandbox: Sandbox,
+        pool: WarmPool,
         settings: Settings,
         metrics: Metrics,
         owner: str,
@@ -127,6 +130,7 @@ class InvocationRunner:
         self.db = db
         self.on_logs_written = on_logs_written
         self.sandbox = sandbox
+        self.pool = pool
         self.settings = settings
         self.metrics = metrics
         self.owner = owner
@@ -137,46 +141,85 @@ class InvocationRunner:
         )
 
     def run(self, invocation: Invocation) -> None:
-        """Run one claimed attempt in a fresh container and record what follows."""
+        """Run one claimed attempt in a warm or a fresh container; record what follows."""
         with self.db.session() as session:
             event = session.get(Event, invocation.event_id)
             version = session.get(PluginVersion, invocation.version_id)
             plugin = session.get(Plugin, invocation.plugin_id)
             # The plugin's own limits, tightened from the operator's (executor.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
-            deadline = utcnow() + timedelta(seconds=profile.timeout_s)
-            held = session.get(Invocation, invocation.id)
-            if held is not None:
-                held.deadline_at = deadline
         if event is None or version is None or not version.image_tag:
             self._finish(invocation, "crashed", None, "the plugin version or event is gone")
             return
-        token = mint_token()
-        with self.db.session() as session:
-            gateway_store.add_token(
-                session, hash_token(token), invocation.id, invocation.project_id, deadline
-            )
-        attempt = self._attempt(invocation, event, token, profile)
-        envelope = self._envelope(invocation, event, token, deadline).model_dump_json().encode()
-        if len(envelope) > profile.envelope_cap_bytes:
-            self._envelope_too_large(attempt, len(envelope), profile)
-            return
+        if invocation.started_at is not None:
+            self._phase("claim", invocation.queued_at, invocation.started_at)
         try:
-            outcome = self.sandbox.run(
-                version.image_tag,
-                envelope,
-                invocation.id,
-                attempt.on_output(self.db),
-                profile=profile,
+            started, warm = self._container(invocation, version.image_tag, profile)
+        except SandboxError as exc:
+            attempt = self._attempt(invocation, event, None, profile)
+            self._infrastructure_failure(attempt, exc.message)
+            return
+        handed_off = False
+        try:
+            # The token and the deadline begin at hand-off, whether the container is warm.
+            preparing = utcnow()
+            token = mint_token()
+            deadline = self._hand_off_begins(invocation, token, profile, warm)
+            attempt = self._attempt(invocation, event, token, profile)
+            envelope = self._envelope(invocation, event, token, deadline)
+            data = envelope.model_dump_json().encode()
+            if len(data) > profile.envelope_cap_bytes:
+                self._envelope_too_large(attempt, len(data), profile)
+                return
+            handed_off = True
+            handed_off_at = self._phase("token", preparing)
+            outcome = self.sandbox.hand_off(
+                started, data, invocation.id, attempt.on_output(self.db)
             )
         except SandboxError as exc:
             self._infrastructure_failure(attempt, exc.message)
             return
         finally:
+            if not handed_off:  # a container that gets no envelope is not left waiting
+                self.sandbox.discard(started)
             # The token never outlives the container, whatever happens next.
             with self.db.session() as session:
                 gateway_store.revoke_for(session, invocation.id)
+        if attempt.collector.handler_started_at is not None:
+            self._phase("handler", handed_off_at, attempt.collector.handler_started_at)
         self.conclude(attempt, outcome)
+
+    def _phase(self, name: str, since: datetime, until: datetime | None = None) -> datetime:
+        """Observe how long a start phase took; returns its end."""
+        end = until or utcnow()
+        self.metrics.start_phases.labels(name).observe(max((end - since).total_seconds(), 0.0))
+        return end
+
+    def _container(
+        self, invocation: Invocation, image: str, profile: SandboxProfile
+    ) -> tuple[StartedContainer, bool]:
+        """A warm container from the pool, else a fresh one; and whether it was warm."""
+        warm = self.pool.take(invocation.version_id, image, profile)
+        self.metrics.starts.labels("warm" if warm else "cold").inc()
+        if warm is not None:
+            return warm, True
+        return self.sandbox.start(image, profile, invocation_id=invocation.id), False
+
+    def _hand_off_begins(
+        self, invocation: Invocation, token: str, profile: SandboxProfile, warm: bool
+    ) -> datetime:
+        """Record the deadline, the start kind and the token; returns the deadline."""
+        deadline = utcnow() + timedelta(seconds=profile.timeout_s)
+        invocation.cold_start = not warm
+        with self.db.session() as session:
+            held = session.get(Invocation, invocation.id)
+            if held is not None:
+                held.deadline_at = deadline
+                held.cold_start = not warm
+            gateway_store.add_token(
+                session, hash_token(token), invocation.id, invocation.project_id, deadline
+            )
+        return deadline
 
     def watch(self, invocation: Invocation, container_id: str, running: bool) -> None:
         """Follow (or just read the end of) a container an earlier process started."""
@@ -190,7 +233,7 @@ class InvocationRunner:
         remaining = (deadline - utcnow()).total_seconds() if running else 0.0
         try:
             outcome = self.sandbox.watch(
-                container_id, remaining, attempt.on_output(self.db), running=running
+                container_id, invocation.id, remaining, attempt.on_output(self.db), running=running
             )
         except SandboxError as exc:
             self._infrastructure_failure(attempt, exc.message)

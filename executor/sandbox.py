@@ -12,12 +12,14 @@ uid, cannot ptrace it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +28,28 @@ import requests
 from docker.types import LogConfig, Ulimit
 from docker.utils.socket import frames_iter
 
-from executor.engine import INVOCATION_LABEL, Engine, engine_errors
+from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine, engine_errors
 from executor.errors import SandboxError
 from executor.settings import SandboxProfile
 
-__all__ = ["OutputSink", "RunOutcome", "Sandbox"]
+__all__ = ["OutputSink", "RunOutcome", "Sandbox", "StartedContainer"]
 
 log = logging.getLogger(__name__)
 
 # Called with (stream id, bytes) for every output frame; returning False stops the run.
 OutputSink = Callable[[int, bytes], bool]
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StartedContainer:
+    """A running container blocked reading its envelope, with its attach socket open."""
+
+    container_id: str
+    sock: Any
+    profile: SandboxProfile
+    image: str
+    started_monotonic: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -97,11 +110,20 @@ class Sandbox:
     """Creates, feeds, watches and removes plugin containers."""
 
     def __init__(
-        self, engine: Engine, profile: SandboxProfile, gateway_dir: Path | None = None
+        self,
+        engine: Engine,
+        profile: SandboxProfile,
+        gateway_dir: Path | None = None,
+        on_phase: Callable[[str, float], None] = lambda phase, seconds: None,
     ) -> None:
+        """``on_phase(name, seconds)`` is told how long each engine call of a start took."""
         self.engine = engine
+        self.on_phase = on_phase
         self.profile = profile
         self.gateway_dir = gateway_dir
+        # invocation id -> the container serving it (fresh or pooled), for the hand-back.
+        self._serving: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def run(
         self,
@@ -118,26 +140,100 @@ class Sandbox:
         profile from ``executor.limits.effective_profile``; ``timeout_s`` (default: the
         profile's) is the wall time before SIGKILL.
         """
-        profile = profile or self.profile
-        if len(envelope) > profile.envelope_cap_bytes:
-            raise ValueError(
-                f"envelope of {len(envelope)} bytes is over the cap of "
-                f"{profile.envelope_cap_bytes} bytes"
-            )
-        container_id = self._create(image, invocation_id, profile)
+        started = self.start(image, profile or self.profile, invocation_id=invocation_id)
+        return self.hand_off(started, envelope, invocation_id, on_output, timeout_s)
+
+    def start(
+        self, image: str, profile: SandboxProfile, *, invocation_id: str = "", pool: str = ""
+    ) -> StartedContainer:
+        """Create, attach to and start a container that waits for its envelope on stdin.
+
+        The runtime imports the plugin meanwhile. ``invocation_id`` or ``pool`` (the warm
+        pool's key) is put in the container's labels, for crash recovery. The caller must
+        ``hand_off`` or ``discard`` what it gets.
+        """
+        labels = {INVOCATION_LABEL: invocation_id} if invocation_id else {POOL_LABEL: pool}
+        since = time.monotonic()
+        container_id = self._create(image, labels, profile)
         try:
+            since = self._phase("create", since)
+            # Attached before start: nothing the container writes is lost, even while pooled.
             sock = self._attach(container_id, stdin=True)
+            since = self._phase("attach", since)
             with engine_errors("starting the plugin container"):
                 self.engine.api.start(container_id)
-            self._send_envelope(sock._sock, envelope)
-            return self._follow(
-                container_id, sock, timeout_s or profile.timeout_s, on_output, profile
-            )
-        finally:
+            self._phase("start", since)
+        except BaseException:
             self._remove_quietly(container_id)
+            raise
+        return StartedContainer(container_id, sock, profile, image)
+
+    def hand_off(
+        self,
+        started: StartedContainer,
+        envelope: bytes,
+        invocation_id: str,
+        on_output: OutputSink,
+        timeout_s: float | None = None,
+    ) -> RunOutcome:
+        """Write ``envelope`` to a started container, follow it to its end, remove it.
+
+        The wall-time watchdog starts now, not when the container started.
+        """
+        profile = started.profile
+        try:
+            if len(envelope) > profile.envelope_cap_bytes:
+                raise ValueError(
+                    f"envelope of {len(envelope)} bytes is over the cap of "
+                    f"{profile.envelope_cap_bytes} bytes"
+                )
+            with self._serving_as(invocation_id, started.container_id):
+                self._send_envelope(started.sock._sock, envelope)
+                return self._follow(
+                    started.container_id,
+                    started.sock,
+                    timeout_s or profile.timeout_s,
+                    on_output,
+                    profile,
+                )
+        finally:
+            self._remove_quietly(started.container_id)
+
+    def discard(self, started: StartedContainer) -> None:
+        """Remove a started container that will serve no event."""
+        with contextlib.suppress(OSError):
+            started.sock.close()
+        self._remove_quietly(started.container_id)
+
+    def is_running(self, started: StartedContainer) -> bool:
+        """True while a started container is still up (a pooled one may have died)."""
+        raw: socket.socket = started.sock._sock
+        # The engine closes the attach stream when the container exits: a stream with
+        # nothing to read is a live container, without a round trip to the engine.
+        if not select.select([raw], [], [], 0)[0]:
+            return True
+        try:
+            with engine_errors("inspecting a pooled container"):
+                state = self.engine.api.inspect_container(started.container_id)["State"]
+        except SandboxError:
+            return False
+        return bool(state.get("Running"))
+
+    def kill_serving(self, invocation_ids: set[str]) -> None:
+        """SIGKILL the containers now serving these invocations (shutdown hand-back)."""
+        with self._lock:
+            targets = [c for i, c in self._serving.items() if i in invocation_ids]
+        for container_id in targets:
+            self.engine.kill_container(container_id)
 
     def watch(
-        self, container_id: str, remaining_s: float, on_output: OutputSink, *, running: bool
+        self,
+        container_id: str,
+        invocation_id: str,
+        remaining_s: float,
+        on_output: OutputSink,
+        *,
+        running: bool,
     ) -> RunOutcome:
         """Follow a container an earlier executor process started to its end (or, if it
         already exited, read how it ended), then remove it.
@@ -147,10 +243,26 @@ class Sandbox:
         try:
             if not running:
                 return self._outcome(container_id, {}, time.monotonic())
-            sock = self._attach(container_id, stdin=False)
-            return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
+            with self._serving_as(invocation_id, container_id):
+                sock = self._attach(container_id, stdin=False)
+                return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
         finally:
             self._remove_quietly(container_id)
+
+    def _phase(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.on_phase(name, now - since)
+        return now
+
+    @contextlib.contextmanager
+    def _serving_as(self, invocation_id: str, container_id: str) -> Iterator[None]:
+        with self._lock:
+            self._serving[invocation_id] = container_id
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._serving.pop(invocation_id, None)
 
     def _remove_quietly(self, container_id: str) -> None:
         # Removal failing must not hide how the run ended; recovery removes leftovers.
@@ -159,7 +271,7 @@ class Sandbox:
         except SandboxError:
             log.warning("could not remove container %s; recovery will", container_id)
 
-    def _create(self, image: str, invocation_id: str, profile: SandboxProfile) -> str:
+    def _create(self, image: str, labels: dict[str, str], profile: SandboxProfile) -> str:
         with engine_errors("creating the plugin container"):
             host_config = self.engine.api.create_host_config(
                 **container_config(profile, self.gateway_dir)
@@ -170,7 +282,7 @@ class Sandbox:
                     entrypoint=INIT_COMMAND,
                     stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
                     user=profile.user,
-                    labels=self.engine.labels(**{INVOCATION_LABEL: invocation_id}),
+                    labels=self.engine.labels(**labels),
                     host_config=host_config,
                     network_disabled=True,
                 )

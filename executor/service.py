@@ -71,6 +71,7 @@ class ExecutorService:
         self.dispatcher = Dispatcher(
             self.db, self.engine, settings, self.metrics, self.log_notifier.notify
         )
+        self.builder.on_active.append(self.dispatcher.pool.wake)
         self.retention = Retention(self.db, settings)
         self.limiter = KeyLimiter(
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour

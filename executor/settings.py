@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest body of any other request (not uploads)."
     )
+    warm_pool_size: int = Field(
+        1, ge=0, description="Started containers kept waiting per active plugin version; 0: none."
+    )
+    warm_pool_memory_budget_mib: int = Field(
+        2048, ge=0, description="Memory limit summed over all warm containers; caps the pools."
+    )
+    warm_pool_idle_s: float = Field(
+        600.0, gt=0, description="A warm pool unused this long is emptied until its next event."
+    )
     sandbox: SandboxProfile = Field(default_factory=SandboxProfile)
 
     # --- platform API gateway (docs/gateway.md)

@@ -7,6 +7,7 @@ removed when it stops.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import threading
@@ -29,7 +30,8 @@ from executor.settings import SandboxProfile, Settings
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "tests" / "plugins"
 EXAMPLES = REPO / "examples"
-RUNTIME_IMAGE = "plugin-executor-runtime:latest"
+# Another tag lets a branch that changes plugin_runtime test its own build of the image.
+RUNTIME_IMAGE = os.environ.get("EXECUTOR_TEST_RUNTIME_IMAGE", "plugin-executor-runtime:latest")
 OPERATOR_KEY = "pe_op_test-operator-key-0123456789"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 TERMINAL = TERMINAL_STATUSES
@@ -56,7 +58,9 @@ def runtime_image(docker_client: docker.DockerClient) -> str:
     try:
         docker_client.images.get(RUNTIME_IMAGE)
     except docker.errors.ImageNotFound:
-        subprocess.run(["bash", str(REPO / "deploy" / "build-runtime-image.sh")], check=True)
+        subprocess.run(
+            ["bash", str(REPO / "deploy" / "build-runtime-image.sh"), RUNTIME_IMAGE], check=True
+        )
     return RUNTIME_IMAGE
 
 
@@ -69,6 +73,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "runtime_image": RUNTIME_IMAGE,
         "build_ca_bundle": CA_BUNDLE if CA_BUNDLE.exists() else None,
         "dispatch_poll_s": 0.2,
+        # Tests count containers: only the warm pool's own tests turn the pool on.
+        "warm_pool_size": 0,
         "sandbox": sandbox,
         **overrides,
     }

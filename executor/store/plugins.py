@@ -13,6 +13,7 @@ from executor.store.tables import Activation, Invocation, Plugin, PluginVersion,
 
 __all__ = [
     "activation_version",
+    "active_versions",
     "add_version",
     "current_version",
     "delete_activation",
@@ -148,6 +149,16 @@ def activation_version(activation: Activation) -> PluginVersion | None:
         if version.number == activation.version_number and is_runnable(version):
             return version
     return None
+
+
+def active_versions(session: Session) -> list[PluginVersion]:
+    """Each version some activation's events run now (no duplicates), with its plugin."""
+    versions: dict[str, PluginVersion] = {}
+    for activation in list_activations(session):
+        version = activation_version(activation)
+        if version is not None and version.image_tag:
+            versions.setdefault(version.id, version)
+    return list(versions.values())
 
 
 def rollback(session: Session, plugin: Plugin) -> PluginVersion:

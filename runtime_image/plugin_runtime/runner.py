@@ -1,4 +1,8 @@
-"""The runtime's main flow: envelope → plugin import → handler call → exit code.
+"""The runtime's main flow: plugin import → envelope → handler call → exit code.
+
+``main.py`` is imported before stdin is read, so a container can be started ahead of its
+event (the executor's warm pool) with the plugin already loaded; an import failure is
+still reported only once the envelope came, the same way for a pooled or a fresh container.
 
 Exit codes: 0 handler succeeded (or the handler method is missing: WARNING record);
 1 the handler (or ``PluginHandler``'s constructor) raised; 2 malformed envelope or the
@@ -53,7 +57,7 @@ def _call(out: Output, method: Any, name: str, args: tuple[Any, ...]) -> bool:
 
 
 def _start_gateway_forwarder(out: Output, envelope: Envelope) -> None:
-    """Relay the platform API URL's loopback port to the gateway socket (before any import)."""
+    """Relay the platform API URL's loopback port to the gateway socket."""
     if envelope.api.socket is None:
         return
     try:
@@ -62,15 +66,21 @@ def _start_gateway_forwarder(out: Output, envelope: Envelope) -> None:
         out.log("WARNING", f"platform API calls will fail: the gateway forwarder: {exc}")
 
 
-def _run(out: Output, envelope: Envelope) -> int:
+def _load() -> type | PluginLoadError:
+    """``PluginHandler``, or the reason it cannot be loaded (reported after the envelope)."""
+    try:
+        return load_handler_class(plugin_root())
+    except PluginLoadError as exc:
+        return exc
+
+
+def _run(out: Output, envelope: Envelope, cls: type | PluginLoadError) -> int:
+    if isinstance(cls, PluginLoadError):
+        out.log("ERROR", str(cls))
+        return EXIT_BAD_INPUT
     _start_gateway_forwarder(out, envelope)
     api = ApiClient(envelope.api.url, envelope.api.token)
     core.set_current_api(api)
-    try:
-        cls = load_handler_class(plugin_root())
-    except PluginLoadError as exc:
-        out.log("ERROR", str(exc))
-        return EXIT_BAD_INPUT
     kili = build_kili(envelope.api.url, envelope.api.token, lambda m: out.log("WARNING", m))
     call = handler_call(envelope.event)
     try:
@@ -96,16 +106,18 @@ def _run(out: Output, envelope: Envelope) -> int:
 
 
 def main() -> int:
-    """Run one invocation: read the envelope from stdin, dispatch, return the exit code."""
+    """Run one invocation: import the plugin, read the envelope from stdin, dispatch,
+    return the exit code."""
     out = Output.install()
     try:
+        cls = _load()
         try:
             envelope = parse_envelope(sys.stdin.buffer.read())
         except EnvelopeError as exc:
             out.log("ERROR", f"invalid envelope: {exc}")
             return EXIT_BAD_INPUT
         out.writer.add_secret(envelope.api.token)
-        return _run(out, envelope)
+        return _run(out, envelope, cls)
     except BaseException:
         out.log("CRITICAL", f"plugin runtime internal error:\n{traceback.format_exc()}")
         return EXIT_INTERNAL

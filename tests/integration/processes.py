@@ -80,6 +80,7 @@ def executor_process(
         "EXECUTOR_OPERATOR_KEY": OPERATOR_KEY,
         "EXECUTOR_RUNTIME_IMAGE": RUNTIME_IMAGE,
         "EXECUTOR_DISPATCH_POLL_S": "0.2",
+        "EXECUTOR_WARM_POOL_SIZE": "0",  # as in make_settings: tests count containers
         **({"EXECUTOR_BUILD_CA_BUNDLE": str(CA_BUNDLE)} if CA_BUNDLE.exists() else {}),
         **{f"EXECUTOR_{key.upper()}": str(value) for key, value in settings.items()},
         **({"DOCKER_HOST": docker_host} if docker_host else {}),

@@ -11,8 +11,9 @@ from typing import Any
 import docker
 import pytest
 
+from executor.engine import MANAGED_LABEL, POOL_LABEL
 from executor.store.db import Database
-from executor.store.tables import Invocation
+from executor.store.tables import DispatchLock, Invocation
 from tests.integration.processes import (
     ExecutorProcess,
     built_images,
@@ -151,3 +152,28 @@ def test_sigterm_past_the_drain_timeout_hands_the_run_back(
     processes.append(restarted.start())
     run = restarted.wait_run(run_id)
     assert run["status"] == "succeeded" and run["attempt"] == 2
+
+
+def test_warm_containers_a_killed_executor_left_are_removed_at_the_next_start(
+    processes: list[ExecutorProcess], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    first = executor_process(tmp_path / "data", docker_client, warm_pool_size=1)
+    processes.append(first.start())
+    first.push("counter")
+    first.activate("counter", "warm-crash")
+
+    def warm() -> list[str]:
+        found = docker_client.api.containers(all=True, filters={"label": POOL_LABEL})
+        return [c["Id"] for c in found if c["Labels"].get(MANAGED_LABEL) == scope]
+
+    with Database(f"sqlite:///{tmp_path / 'data' / 'executor.db'}").session() as session:
+        scope = session.get(DispatchLock, 1).store_id  # type: ignore[union-attr]
+    wait_until(lambda: len(warm()) == 1, 60, "a warm container")
+    first.signal(signal.SIGKILL)
+    first.wait_exit(10)
+    assert len(warm()) == 1, "the crash should leave the warm container"
+    second = executor_process(
+        tmp_path / "data", docker_client, port=int(first.env["EXECUTOR_PORT"])
+    )
+    processes.append(second.start())
+    assert warm() == []

@@ -23,7 +23,8 @@ def post_event(
     ingested = ingest_event(service.db, caller, event)
     if ingested.created:
         service.metrics.events_received.inc()
-        service.dispatcher.wake()
+        if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
+            service.dispatcher.wake()
     else:
         response.status_code = status.HTTP_200_OK
     return EventAccepted(event_id=ingested.event_id, invocations=ingested.invocation_ids)

@@ -1,0 +1,5 @@
+"""``python -m bench``: the whole suite (see ``bench.run``)."""
+
+from bench.run import main
+
+main()

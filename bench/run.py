@@ -1,0 +1,301 @@
+"""The benchmark suite: every figure next to a floor measured in the same run.
+
+    .venv/bin/python -m bench [--short] [--postgres URL|auto|none] [--out bench/results/latest.json]
+
+Sections (full mode; ``--short`` runs a few iterations of each, for CI):
+  cold start   event→handler entry p50/p95/p99 over 100 runs, pool off, vs bare docker run;
+  warm start   the same with the warm pool, vs bare docker run;
+  throughput   invocations/s, 1 and 20 plugins, default concurrency, vs a bare docker run loop;
+  ingest       POST /v1/events events/s and p99, SQLite and PostgreSQL, vs GET /healthz;
+  builds       first build, same requirements again, code-only version, vs a bare docker build.
+Figures only, no assertions: the numbers depend on the machine and what else runs on it.
+Every image, container and database it creates is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench import builds, starts
+from bench.ingest import (
+    KEY,
+    RESULTS,
+    bare_runs,
+    measure_ingest,
+    measure_requests,
+    percentile,
+    push_plugin,
+    start_executor,
+)
+from executor.settings import Settings
+
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=executor password=executor dbname=postgres"
+PG_URL = "postgresql+psycopg://executor:executor@127.0.0.1:5432/{name}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure and its floor from the same run."""
+
+    section: str
+    name: str
+    unit: str
+    value: float
+    baseline_name: str
+    baseline: float
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+    @property
+    def difference(self) -> float:
+        return self.value - self.baseline
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "difference": self.difference}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    runs: int
+    events: int
+    plugins: tuple[int, int]
+    ingest_events: int
+    ingest_concurrency: int
+    requirements: tuple[str, ...]
+
+
+FULL = Sizes(100, 100, (1, 20), 1000, 8, ("six==1.16.0", "attrs==23.2.0"))
+SHORT = Sizes(5, 8, (1, 3), 100, 8, ("six==1.16.0",))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def executor(database_url: str | None = None, **settings: str) -> Iterator[httpx.Client]:
+    """A ``plugin-executor serve`` process and a client; its plugin images removed after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        process = start_executor(Path(tmp) / "data", port, database_url, None, **settings)
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=120,
+        )
+        try:
+            yield api
+        finally:
+            images = [
+                v["image_id"]
+                for p in api.get("/v1/plugins").json()
+                for v in api.get(f"/v1/plugins/{p['name']}").json()["versions"]
+                if v["image_id"]
+            ]
+            api.close()
+            process.terminate()
+            process.wait(120)
+            if images:
+                subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
+
+
+def percentiles(section: str, measured: list[float], floor: list[float]) -> list[Figure]:
+    return [
+        Figure(
+            section,
+            name,
+            "ms",
+            percentile(measured, share),
+            "bare docker run",
+            percentile(floor, share),
+        )
+        for name, share in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+    ]
+
+
+def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str, Any]]:
+    """Cold start (pool off) and ingest on SQLite; warm start and throughput (defaults)."""
+    figures: list[Figure] = []
+    notes: dict[str, Any] = {}
+    with executor(warm_pool_size="0") as api:
+        image = push_plugin(api, "cold", workdir / "cold")
+        api.put("/v1/projects/cold/plugins/cold").raise_for_status()
+        cold = starts.latencies(api, image, "cold", sizes.runs, warm=False)
+        figures += percentiles("cold start", cold.executor, cold.bare)
+        notes["cold_claim_p50_ms"] = percentile(cold.claim, 0.5)
+        notes["cold_phase_means_ms"] = starts.phase_means_ms(api)
+        figures += ingest_figures("sqlite", api, sizes)
+    with executor() as api:
+        image = push_plugin(api, "warm", workdir / "warm")
+        api.put("/v1/projects/warm/plugins/warm").raise_for_status()
+        warm = starts.latencies(api, image, "warm", sizes.runs, warm=True)
+        figures += percentiles("warm start", warm.executor, warm.bare)
+        notes["warm_starts"] = f"{warm.warm_starts} of {len(warm.executor)} runs started warm"
+        notes["warm_claim_p50_ms"] = percentile(warm.claim, 0.5)
+        notes["warm_phase_means_ms"] = starts.phase_means_ms(api)
+        concurrency = Settings().max_concurrent_runs
+        notes["concurrency"] = concurrency
+        for plugins in sizes.plugins:
+            rate, image = starts.throughput(api, workdir / f"tp{plugins}", plugins, sizes.events)
+            floor_rate = bare_runs(image, sizes.events, concurrency)
+            figures.append(
+                Figure(
+                    "throughput",
+                    f"{plugins} plugin(s)",
+                    "inv/s",
+                    rate,
+                    f"bare docker run loop x{concurrency}",
+                    floor_rate,
+                )
+            )
+    return figures, notes
+
+
+def ingest_figures(store: str, api: httpx.Client, sizes: Sizes) -> list[Figure]:
+    """POST /v1/events, next to GET /healthz (the HTTP floor) at the same concurrency."""
+    concurrency = sizes.ingest_concurrency
+    floor = measure_requests(sizes.ingest_events, concurrency, lambda _: api.get("/healthz"))
+    ingest = measure_ingest(api, sizes.ingest_events, concurrency)
+    return [
+        Figure(
+            f"ingest {store}",
+            "events/s",
+            "1/s",
+            ingest["events_per_s"],
+            "GET /healthz",
+            floor["per_s"],
+        ),
+        Figure(f"ingest {store}", "p99", "ms", ingest["p99_ms"], "GET /healthz", floor["p99_ms"]),
+    ]
+
+
+@contextlib.contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A new database on the local PostgreSQL (deploy/setup.sh), dropped after."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_URL.format(name=name)
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def postgres_figures(sizes: Sizes, url: str) -> list[Figure]:
+    with contextlib.ExitStack() as stack:
+        if url == "auto":
+            url = stack.enter_context(fresh_postgres())
+        with executor(url, warm_pool_size="0") as api:
+            return ingest_figures("postgresql", api, sizes)
+
+
+def build_figures(sizes: Sizes) -> list[Figure]:
+    rows = builds.measure_builds(list(sizes.requirements))
+    floor = builds.bare_build_s(Settings().runtime_image)
+    for case, _, status, _ in rows:
+        assert status == "ACTIVE", f"bench build {case!r} ended {status}"
+    return [
+        Figure("builds", case, "s", seconds, "bare docker build", floor)
+        for case, seconds, *_ in rows
+    ]
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    docker_version = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "docker": docker_version,
+        "python": platform.python_version(),
+    }
+
+
+def print_table(figures: list[Figure]) -> None:
+    table = Table(title="plugin executor bench (baseline measured in the same run)")
+    for column in ("section", "figure", "value", "baseline", "ratio", "difference"):
+        table.add_column(column, justify="left" if column in ("section", "figure") else "right")
+    for f in figures:
+        table.add_row(
+            f.section,
+            f.name,
+            f"{f.value:.1f} {f.unit}",
+            f"{f.baseline:.1f} ({f.baseline_name})",
+            f"{f.ratio:.2f}x",
+            f"{f.difference:+.1f} {f.unit}",
+        )
+    Console(width=140).print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--short", action="store_true", help="a few iterations of each (CI)")
+    parser.add_argument(
+        "--postgres",
+        default="auto",
+        help="URL of an empty database, 'auto' (a fresh one on the local server) or 'none'",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args()
+    sizes = SHORT if args.short else FULL
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        figures, notes = start_sections(sizes, Path(tmp))
+    if args.postgres != "none":
+        figures += postgres_figures(sizes, args.postgres)
+    figures += build_figures(sizes)
+    print_table(figures)
+    report = {
+        "mode": "short" if args.short else "full",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "sizes": asdict(sizes),
+        "notes": {**notes, "seconds": round(time.monotonic() - started, 1)},
+        "figures": [f.as_json() for f in figures],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")

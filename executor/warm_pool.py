@@ -1,0 +1,219 @@
+"""Single-use warm pools: containers started ahead of their event, one event each.
+
+For each active plugin version the pool keeps ``warm_pool_size`` containers created with
+the run's full sandbox profile, started, attached, with the runtime loaded and ``main.py``
+imported, blocked reading stdin. An event ``take``s one (the caller then mints the token
+and writes the envelope: the deadline starts at that hand-off) and a replacement is
+started in the background. A taken container is never put back: it serves one event and
+is removed like a fresh one.
+
+Pools follow the store (``sync``, run every ``SYNC_INTERVAL_S`` and on ``wake``): a pool
+whose version is no longer what some activation runs (deactivated, new version, rollback)
+or whose plugin limits changed is emptied; a pool unused for ``warm_pool_idle_s`` is
+emptied until its next event; a container that waited longer than the run's wall time is
+replaced. The memory limits of all warm containers together stay
+within ``warm_pool_memory_budget_mib``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from executor.errors import ExecutorError
+from executor.limits import effective_profile
+from executor.sandbox import Sandbox, StartedContainer
+from executor.settings import SandboxProfile, Settings
+from executor.store import plugins as plugin_store
+from executor.store.db import Database
+
+__all__ = ["WarmPool"]
+
+log = logging.getLogger(__name__)
+
+SYNC_INTERVAL_S = 1.0  # how often pools are matched to the store's activations
+FILL_THREADS = 2  # containers started in the background at once
+
+
+@dataclass
+class _VersionPool:
+    """The warm containers of one plugin version."""
+
+    image: str
+    profile: SandboxProfile
+    ready: list[StartedContainer] = field(default_factory=list)
+    starting: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    idle: bool = False  # emptied for idleness: not refilled until its next event
+
+    @property
+    def count(self) -> int:
+        return len(self.ready) + self.starting
+
+
+class WarmPool:
+    """Keeps and hands out warm containers; with ``warm_pool_size`` 0 it does nothing."""
+
+    def __init__(self, db: Database, sandbox: Sandbox, settings: Settings) -> None:
+        self.db = db
+        self.sandbox = sandbox
+        self.settings = settings
+        self.size = settings.warm_pool_size
+        self.budget_mib = settings.warm_pool_memory_budget_mib
+        self._pools: dict[str, _VersionPool] = {}
+        self._lock = threading.Lock()
+        self._filler = ThreadPoolExecutor(FILL_THREADS, "warm-fill")
+        self._wakeup = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 0
+
+    def start(self) -> None:
+        """Fill the pools and keep them matched to the store."""
+        if not self.enabled:
+            return
+        self._thread = threading.Thread(target=self._loop, name="warm-pool", daemon=True)
+        self._thread.start()
+
+    def wake(self, *_: object) -> None:
+        """Activations or versions changed: match the pools now (a builder ``on_active``
+        callback)."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Stop filling and remove every warm container."""
+        self._stopping.set()
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._filler.shutdown(wait=True)
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            self._discard(pool.ready)
+
+    def take(self, version_id: str, image: str, profile: SandboxProfile) -> StartedContainer | None:
+        """A warm container of this version for one event (None: start a cold one), and a
+        replacement started in the background. The caller owns what it gets."""
+        if not self.enabled:
+            return None
+        stale: list[StartedContainer] = []
+        taken: StartedContainer | None = None
+        with self._lock:
+            pool = self._pools.get(version_id)
+            if pool is None or pool.image != image or pool.profile != profile:
+                stale = self._forget(version_id)
+                pool = self._pools[version_id] = _VersionPool(image, profile)
+            pool.last_used, pool.idle = time.monotonic(), False
+            if pool.ready:
+                taken = pool.ready.pop(0)
+            self._plan_fill(version_id, pool)
+        self._discard(stale)
+        # A warm container may have died while it waited (killed from outside, engine
+        # restart): that event then starts cold rather than fail.
+        if taken is not None and not self.sandbox.is_running(taken):
+            self._discard([taken])
+            return None
+        return taken
+
+    def counts(self) -> dict[str, int]:
+        """Ready containers per version id."""
+        with self._lock:
+            return {version_id: len(pool.ready) for version_id, pool in self._pools.items()}
+
+    def sync(self) -> None:
+        """Match the pools to the versions activations run now; fill what is missing."""
+        wanted = self._wanted()
+        stale: list[StartedContainer] = []
+        now = time.monotonic()
+        with self._lock:
+            for version_id, pool in list(self._pools.items()):
+                target = wanted.get(version_id)
+                if target is None or target != (pool.image, pool.profile):
+                    stale += self._forget(version_id)
+                elif not pool.idle and now - pool.last_used > self.settings.warm_pool_idle_s:
+                    pool.idle = True
+                    stale += pool.ready
+                    pool.ready = []
+                else:
+                    stale += self._expire(pool, now)
+            for version_id, (image, profile) in wanted.items():
+                pool = self._pools.setdefault(version_id, _VersionPool(image, profile))
+                self._plan_fill(version_id, pool)
+        self._discard(stale)
+
+    @staticmethod
+    def _expire(pool: _VersionPool, now: float) -> list[StartedContainer]:
+        """Take out containers that waited longer than the run's wall time (lock held).
+
+        The plugin's import-time code runs while a container waits, outside the deadline's
+        watchdog: replacing old ones bounds how long untrusted code runs unobserved.
+        """
+        old = [c for c in pool.ready if now - c.started_monotonic > pool.profile.timeout_s]
+        pool.ready = [c for c in pool.ready if c not in old]
+        return old
+
+    def _wanted(self) -> dict[str, tuple[str, SandboxProfile]]:
+        with self.db.session() as session:
+            return {
+                version.id: (
+                    str(version.image_tag),
+                    effective_profile(self.settings.sandbox, version.plugin.limits),
+                )
+                for version in plugin_store.active_versions(session)
+            }
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            try:
+                self.sync()
+            except ExecutorError as exc:
+                log.warning("warm pool: %s", exc.message)
+            except Exception:
+                log.exception("warm pool error; retrying at the next sync")
+            self._wakeup.wait(SYNC_INTERVAL_S)
+
+    def _used_mib(self) -> int:
+        return sum(pool.count * pool.profile.memory_mib for pool in self._pools.values())
+
+    def _plan_fill(self, version_id: str, pool: _VersionPool) -> None:
+        """Start containers until the pool is full or the budget is used (lock held)."""
+        while (
+            not pool.idle
+            and not self._stopping.is_set()
+            and pool.count < self.size
+            and self._used_mib() + pool.profile.memory_mib <= self.budget_mib
+        ):
+            pool.starting += 1
+            self._filler.submit(self._fill_one, version_id, pool)
+
+    def _fill_one(self, version_id: str, pool: _VersionPool) -> None:
+        started: StartedContainer | None = None
+        try:
+            started = self.sandbox.start(pool.image, pool.profile, pool=version_id)
+        except ExecutorError as exc:
+            log.warning("warm pool: could not start a container of %s: %s", pool.image, exc)
+        with self._lock:
+            pool.starting -= 1
+            current = self._pools.get(version_id) is pool and not pool.idle
+            if started is not None and current and not self._stopping.is_set():
+                pool.ready.append(started)
+                started = None
+        if started is not None:  # the pool was emptied meanwhile
+            self._discard([started])
+
+    def _forget(self, version_id: str) -> list[StartedContainer]:
+        """Drop a pool; its ready containers are returned for removal (lock held)."""
+        pool = self._pools.pop(version_id, None)
+        return pool.ready if pool is not None else []
+
+    def _discard(self, containers: list[StartedContainer]) -> None:
+        for started in containers:
+            self.sandbox.discard(started)

@@ -1,0 +1,52 @@
+"""The benchmark command in its short mode, so it cannot rot: every section has figures,
+each with a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, RUNTIME_IMAGE
+
+SECTIONS = {
+    "cold start",
+    "warm start",
+    "throughput",
+    "ingest sqlite",
+    "ingest postgresql",
+    "builds",
+}
+
+
+def test_bench_short_mode_reports_every_figure_with_its_baseline(
+    runtime_image: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "EXECUTOR_RUNTIME_IMAGE": RUNTIME_IMAGE}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--short", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "baseline" in done.stdout
+    report = json.loads(out.read_text())
+    assert report["mode"] == "short" and report["machine"]["cpus"] >= 1
+    figures = report["figures"]
+    assert {f["section"] for f in figures} == SECTIONS
+    for figure in figures:
+        for key in ("value", "baseline", "ratio", "difference"):
+            assert isinstance(figure[key], float) and math.isfinite(figure[key]), figure
+        assert figure["value"] > 0 and figure["baseline"] > 0 and figure["baseline_name"]
+    assert {f["name"] for f in figures if f["section"] == "cold start"} == {"p50", "p95", "p99"}
+    # Where a cold start's time goes, from the executor's own metrics.
+    phases = {"claim", "create", "attach", "start", "token", "handler"}
+    assert set(report["notes"]["cold_phase_means_ms"]) == phases
