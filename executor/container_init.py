@@ -12,6 +12,11 @@ exits with the child's status (128+N when the child died of signal N). When it e
 kernel kills whatever is left in the container's pid namespace: daemons a plugin started
 do not outlive the run.
 
+Before that it installs a small seccomp filter of its own, inherited by everything the
+plugin starts: ``unshare`` and ``setns`` fail with EPERM. Under runc Docker's default
+profile already refuses them; under runsc (gVisor) that profile is not applied inside the
+sandbox, and gVisor would otherwise let a plugin make namespaces of its user-space kernel.
+
 Standard library only, and nothing from the executor: it runs in the container's Python.
 """
 
@@ -20,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import signal
+import struct
 import sys
 
 PR_SET_DUMPABLE = 4
@@ -41,6 +48,52 @@ def make_undumpable() -> None:
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl(PR_SET_DUMPABLE, 0) failed: {os.strerror(errno)}")
+
+
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+# Per machine: the audit arch the kernel reports and the denied syscalls' numbers
+# (unshare, setns).
+DENIED_SYSCALLS = {
+    "x86_64": (0xC000003E, (272, 308)),
+    "aarch64": (0xC00000B7, (97, 268)),
+}
+X32_SYSCALL_BIT = 0x40000000
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_EPERM = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
+
+
+def namespace_filter(machine: str) -> list[tuple[int, int, int, int]]:
+    """The BPF program (code, jt, jf, k): EPERM for unshare and setns, for any other
+    architecture and for x32 calls; everything else allowed."""
+    arch, denied = DENIED_SYSCALLS[machine]
+    program = [
+        (BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (BPF_JEQ_K, 1, 0, arch),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_EPERM),
+        (BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+        (BPF_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_EPERM),
+    ]
+    for number in denied:
+        program += [(BPF_JEQ_K, 0, 1, number), (BPF_RET_K, 0, 0, SECCOMP_RET_EPERM)]
+    return [*program, (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
+
+
+def deny_namespaces() -> None:
+    """Install ``namespace_filter`` for this process and its descendants."""
+    machine = platform.machine()
+    if machine not in DENIED_SYSCALLS:
+        raise OSError(f"no seccomp filter for machine {machine!r}: run on x86_64 or aarch64")
+    program = namespace_filter(machine)
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
+    filters = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(filters))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_char_p(fprog), 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"seccomp filter refused: {os.strerror(errno)}")
 
 
 def exit_status(wait_status: int) -> int:
@@ -75,6 +128,7 @@ def reap_until(pid: int) -> int:
 def main(argv: list[str]) -> int:
     try:
         make_undumpable()
+        deny_namespaces()
     except OSError as exc:
         os.write(2, f"plugin_runtime.init: {exc}\n".encode())
         return EXIT_INTERNAL
