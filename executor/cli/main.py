@@ -28,10 +28,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project id.")]
 
 
-_client = common.client
-_call = common.call
-
-
 class LogLevel(enum.StrEnum):
     DEBUG = "DEBUG"
     INFO = "INFO"
@@ -78,8 +74,8 @@ def push(
         err_console.print(f"[red]error:[/] {path} is neither a folder nor a file")
         raise typer.Exit(2)
     plugin_name = name or path.resolve().name.split(".")[0]
-    client = _client()
-    created = _call(client.upload, plugin_name, filename, data)
+    client = common.client()
+    created = common.call(client.upload, plugin_name, filename, data)
     if not wait:
         print_json(created) if as_json else console.print(
             f"{plugin_name} v{created['version']}: {created['status']}"
@@ -112,7 +108,9 @@ def activate(
     body: dict[str, Any] | None = {"events": event or None, "version": version}
     if not event and version is None:
         body = None
-    result = _call(_client().request, "PUT", f"/v1/projects/{project}/plugins/{name}", json=body)
+    result = common.call(
+        common.client().request, "PUT", f"/v1/projects/{project}/plugins/{name}", json=body
+    )
     if as_json:
         print_json(result)
     else:
@@ -123,14 +121,14 @@ def activate(
 @app.command()
 def deactivate(name: str, project: ProjectOpt) -> None:
     """Deactivate a plugin on a project."""
-    _call(_client().request, "DELETE", f"/v1/projects/{project}/plugins/{name}")
+    common.call(common.client().request, "DELETE", f"/v1/projects/{project}/plugins/{name}")
     console.print(f"{name} no longer active on {project}")
 
 
 @app.command("list")
 def list_plugins(as_json: JsonOpt = False) -> None:
     """List plugins with their latest version, status and projects."""
-    plugins = _call(_client().request, "GET", "/v1/plugins")
+    plugins = common.call(common.client().request, "GET", "/v1/plugins")
     if as_json:
         print_json(plugins)
         return
@@ -159,8 +157,8 @@ def event(
     body.setdefault("type", type_)
     if label is not None:
         body["label"] = json.loads(label)
-    client = _client()
-    accepted = _call(client.request, "POST", "/v1/events", json=body)
+    client = common.client()
+    accepted = common.call(client.request, "POST", "/v1/events", json=body)
     runs = [_wait_for_run(client, i) for i in accepted["invocations"]] if wait else []
     if as_json:
         print_json({**accepted, "runs": runs} if wait else accepted)
@@ -174,7 +172,7 @@ def event(
 
 def _wait_for_run(client: ApiClient, invocation_id: str) -> Any:
     while True:
-        run = _call(client.request, "GET", f"/v1/invocations/{invocation_id}")
+        run = common.call(client.request, "GET", f"/v1/invocations/{invocation_id}")
         if run["status"] in TERMINAL_STATUSES:
             return run
         time.sleep(RUN_POLL_S)
@@ -215,16 +213,16 @@ def logs(
         except ValueError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
-    client = _client()
+    client = common.client()
     if not follow:
-        records = _call(list, paged_records(client, params, limit))
+        records = common.call(list, paged_records(client, params, limit))
         if as_json:
             print_json(records)
         else:
             _print_records(iter(records), as_json=False)
         return
     try:
-        _call(_print_records, follow_records(client, params), as_json)
+        common.call(_print_records, follow_records(client, params), as_json)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -252,7 +250,7 @@ def runs(
         params["project_id"] = project
     if status_:
         params["status"] = status_
-    found = _call(_client().request, "GET", "/v1/invocations", params=params)
+    found = common.call(common.client().request, "GET", "/v1/invocations", params=params)
     if as_json:
         print_json(found)
         return
@@ -313,9 +311,9 @@ def limits(
     body = {k: v for k, v in wanted.items() if v is not None}
     path = f"/v1/plugins/{name}/limits"
     if body or clear:
-        result = _call(_client().request, "PUT", path, json=body)
+        result = common.call(common.client().request, "PUT", path, json=body)
     else:
-        result = _call(_client().request, "GET", path)
+        result = common.call(common.client().request, "GET", path)
     if as_json:
         print_json(result)
         return
@@ -332,7 +330,7 @@ def limits(
 @app.command()
 def status(invocation_id: str, as_json: JsonOpt = False) -> None:
     """Show one invocation: status, exit code, timings, error, platform API calls."""
-    run = _call(_client().request, "GET", f"/v1/invocations/{invocation_id}")
+    run = common.call(common.client().request, "GET", f"/v1/invocations/{invocation_id}")
     if as_json:
         print_json(run)
         return
