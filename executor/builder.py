@@ -136,6 +136,10 @@ class Builder:
         self.on_active: list[Callable[[str], object]] = []
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.max_concurrent_builds, "build")
+        self._count_lock = threading.Lock()
+        self._running = 0
+        # The most builds this builder ever ran at once: its own record of the limit holding.
+        self.peak_running = 0
 
     def submit(self, version_id: str) -> Future[None]:
         return self._pool.submit(self.build, version_id)
@@ -150,6 +154,16 @@ class Builder:
 
     def build(self, version_id: str) -> None:
         """Build one version and record ACTIVE or FAILED with the full log."""
+        with self._count_lock:
+            self._running += 1
+            self.peak_running = max(self.peak_running, self._running)
+        try:
+            self._build(version_id)
+        finally:
+            with self._count_lock:
+                self._running -= 1
+
+    def _build(self, version_id: str) -> None:
         build = self._load(version_id)
         log_ = BuildLog(self.db, version_id, self.settings.build_log_cap_bytes)
         if build.resumed_log:

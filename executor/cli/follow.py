@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -56,7 +58,37 @@ def paged_records(client: ApiClient, params: dict[str, Any], limit: int) -> Iter
 
 def follow_records(client: ApiClient, params: dict[str, Any]) -> Iterator[Any]:
     """Records as the server streams them; reconnects after a dropped connection, resuming
-    after the last record received. Ends when the server ends the stream (a run ended)."""
+    after the last record received. Ends when the server ends the stream (a run ended).
+
+    The stream is read on a daemon thread and handed over through a queue: Ctrl-C then
+    interrupts only this wait, never a read inside the HTTP client (where it could leave a
+    connection-pool lock held and hang the clean-up), so it stops the command at any point.
+    """
+    handover: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=PAGE_SIZE)
+    threading.Thread(
+        target=_pump, args=(client, params, handover), name="follow", daemon=True
+    ).start()
+    while True:
+        kind, value = handover.get()
+        if kind == "record":
+            yield value
+        elif kind == "error":
+            raise value
+        else:
+            return
+
+
+def _pump(client: ApiClient, params: dict[str, Any], handover: queue.Queue[Any]) -> None:
+    try:
+        for record in _stream(client, params):
+            handover.put(("record", record))
+    except Exception as exc:  # an API error is the command's to report
+        handover.put(("error", exc))
+        return
+    handover.put(("end", None))
+
+
+def _stream(client: ApiClient, params: dict[str, Any]) -> Iterator[Any]:
     last_id: str | None = None
     while True:
         try:

@@ -221,7 +221,11 @@ def logs(
         else:
             _print_records(iter(records), as_json=False)
         return
+    until = "its run ends" if run else "you press Ctrl-C"
     try:
+        err_console.print(
+            f"following the logs of {escape(plugin)} on {escape(project)} until {until}"
+        )
         common.call(_print_records, follow_records(client, params), as_json)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
