@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer
 
@@ -159,11 +160,31 @@ def test_a_burst_of_1000_events_is_accepted_with_none_lost(server_factory: Any) 
     print(f"burst: 1000 events accepted in {elapsed:.2f} s")
 
 
-def test_metrics_expose_events_invocations_and_builds(serial: RunningServer) -> None:
-    text = serial.api.get("/metrics").text
-    assert "executor_events_received_total" in text
-    assert 'executor_invocations_finished_total{status="succeeded"}' in text
-    assert 'executor_invocations{status="dead"}' in text
-    assert 'executor_builds_total{status="ACTIVE"}' in text
-    assert "executor_run_duration_seconds_bucket" in text
-    assert "executor_start_latency_seconds_count" in text
+def metric_values(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the server's /metrics, keyed by name and sorted labels."""
+    text = server.api.get("/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_the_events_runs_and_builds_this_test_caused(server_factory: Any) -> None:
+    metered = server_factory()  # its own process registry: no other test's counts
+    metered.push("counter", name="metered")
+    metered.activate("metered", "metrics")
+    runs = [
+        metered.post_event(type="onSubmit", project_id="metrics", asset_id=f"m{i}", label={})
+        for i in range(2)
+    ]
+    metered.post_event(type="onSubmit", project_id="nobody-listens", asset_id="x", label={})
+    for accepted in runs:
+        assert metered.wait_run(accepted["invocations"][0])["status"] == "succeeded"
+    values = metric_values(metered)
+    assert values[("executor_events_received_total", ())] == 3
+    assert values[("executor_invocations_finished_total", (("status", "succeeded"),))] == 2
+    assert values[("executor_invocations", (("status", "succeeded"),))] == 2
+    assert values[("executor_builds_total", (("status", "ACTIVE"),))] == 1
+    assert values[("executor_run_duration_seconds_count", ())] == 2
+    assert values[("executor_start_latency_seconds_count", ())] == 2
