@@ -18,7 +18,6 @@ import docker
 import docker.errors
 import requests
 import requests.exceptions
-from docker.utils import kwargs_from_env
 
 from executor.errors import BuildFailed, SandboxError
 
@@ -71,8 +70,13 @@ class _BuildAbort:
         self.why: str | None = None
         self._response: requests.Response | None = None
         self._lock = threading.Lock()
+        # The engine's one client serves every thread: only the build's own thread's
+        # response is this build's.
+        self._thread = threading.get_ident()
 
     def capture(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
         with self._lock:
             self._response = response
             if self.why is not None:
@@ -177,8 +181,7 @@ class Engine:
         are docker-py ``build`` arguments (labels, network_mode, container_limits, ...).
         """
         abort = _BuildAbort()
-        # A client of its own: the response hook must see only this build's response.
-        api = docker.APIClient(**kwargs_from_env(), version=self.api.api_version)
+        api = self.api
         api.hooks["response"].append(abort.capture)
         watchdog = threading.Timer(timeout_s, abort.abort, ("timeout",))
         stopper = threading.Thread(target=abort.watch, args=(stop,), daemon=True)
@@ -199,7 +202,7 @@ class Engine:
         finally:
             watchdog.cancel()
             abort.finish()
-            api.close()
+            api.hooks["response"].remove(abort.capture)
         if abort.why == "timeout":
             raise BuildTimedOut(
                 f"the build ran past its wall time of {timeout_s:g} s and was stopped: trim "

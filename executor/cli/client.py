@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource
 
 __all__ = ["ApiClient", "ApiError", "ServerEvent"]
 
@@ -98,7 +99,7 @@ class ApiClient:
             if response.status_code >= 400:
                 response.read()
                 self._raise_for_status(response)
-            yield from parse_events(response.iter_lines())
+            yield from parse_events(response)
 
     def upload(self, name: str, filename: str, data: bytes) -> Any:
         return self.request(
@@ -115,17 +116,9 @@ class ApiClient:
         self._http.close()
 
 
-def parse_events(lines: Iterator[str]) -> Iterator[ServerEvent]:
-    """Server-Sent Events from the lines of a ``text/event-stream`` body."""
-    event, event_id, data = "message", None, ""
-    for line in lines:
-        if line == "":
-            if data:
-                yield ServerEvent(event, event_id, json.loads(data))
-            event, event_id, data = "message", None, ""
-        elif line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data += line[6:]
+def parse_events(response: httpx.Response) -> Iterator[ServerEvent]:
+    """The Server-Sent Events of a ``text/event-stream`` response, parsed as the spec says
+    (multi-line data, comments, ``retry``) by httpx-sse; each event's data is JSON."""
+    for sse in EventSource(response).iter_sse():
+        if sse.data:
+            yield ServerEvent(sse.event, sse.id or None, json.loads(sse.data))

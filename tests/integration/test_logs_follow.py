@@ -24,7 +24,7 @@ def events(
     with server.api.stream("GET", path, params=params, headers=headers) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        yield from parse_events(response.iter_lines())
+        yield from parse_events(response)
 
 
 def test_follow_receives_lines_while_the_run_goes_on_and_resumes_after_a_drop(
