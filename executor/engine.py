@@ -100,15 +100,27 @@ class _BuildAbort:
             if stop.wait(STOP_POLL_S):
                 self.abort("stop")
 
+    def _socket(self) -> socket.socket | None:
+        connection = getattr(getattr(self._response, "raw", None), "connection", None)
+        sock = getattr(connection, "sock", None)
+        return sock if isinstance(sock, socket.socket) else None
+
     def _shutdown(self) -> None:
         if self._response is None:
             return
-        connection = getattr(self._response.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
+        sock = self._socket()
         with contextlib.suppress(OSError):
-            if isinstance(sock, socket.socket):
+            if sock is not None:
                 sock.shutdown(socket.SHUT_RDWR)
         self._response.close()
+
+    def release(self) -> None:
+        """After the build's thread stopped reading: close an aborted build's connection
+        (shut down, it is of no further use; the shared client's pool would not close it)."""
+        with self._lock:
+            sock = self._socket() if self.why not in (None, "done") else None
+        if sock is not None:
+            sock.close()
 
 
 class Engine:
@@ -203,6 +215,7 @@ class Engine:
             watchdog.cancel()
             abort.finish()
             api.hooks["response"].remove(abort.capture)
+            abort.release()
         if abort.why == "timeout":
             raise BuildTimedOut(
                 f"the build ran past its wall time of {timeout_s:g} s and was stopped: trim "

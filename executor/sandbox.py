@@ -106,6 +106,16 @@ def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -
     }
 
 
+def close_attached(sock: Any) -> None:
+    """Close an attach stream: docker-py's file object and the socket under it (closing
+    only the file object leaves the connection open until garbage collection)."""
+    raw = getattr(sock, "_sock", None)  # closing the file object forgets it
+    with contextlib.suppress(OSError):
+        sock.close()
+        if raw is not None:
+            raw.close()
+
+
 class Sandbox:
     """Creates, feeds, watches and removes plugin containers."""
 
@@ -197,12 +207,12 @@ class Sandbox:
                     profile,
                 )
         finally:
+            close_attached(started.sock)
             self._remove_quietly(started.container_id)
 
     def discard(self, started: StartedContainer) -> None:
         """Remove a started container that will serve no event."""
-        with contextlib.suppress(OSError):
-            started.sock.close()
+        close_attached(started.sock)
         self._remove_quietly(started.container_id)
 
     def is_running(self, started: StartedContainer) -> bool:
@@ -323,7 +333,7 @@ class Sandbox:
                     stopping.start()
         finally:
             watchdog.cancel()
-            sock.close()
+            close_attached(sock)
         return self._outcome(container_id, reason, started, profile)
 
     @staticmethod

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from executor.cli.client import ServerEvent, parse_events
@@ -41,11 +42,20 @@ def test_since_accepts_durations_and_iso_times() -> None:
         parse_since("yesterday")
 
 
-def test_parse_events_reads_ids_types_comments_and_json() -> None:
-    lines = [": following", "", "id: 7", 'data: {"a": 1}', "", "event: end", "data: {}", ""]
-    assert list(parse_events(iter(lines))) == [
+def test_parse_events_reads_ids_types_comments_multiline_data_and_json() -> None:
+    body = (
+        ": following\n\n"
+        'id: 7\ndata: {"a": 1}\n\n'
+        'retry: 100\nid: 8\ndata: {"b":\ndata: [1, 2]}\n\n'  # data split over two lines
+        "event: end\r\ndata: {}\r\n\r\n"
+    )
+    response = httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, content=body.encode()
+    )
+    assert list(parse_events(response)) == [
         ServerEvent("message", "7", {"a": 1}),
-        ServerEvent("end", None, {}),
+        ServerEvent("message", "8", {"b": [1, 2]}),
+        ServerEvent("end", "8", {}),  # the last event id carries over, as the spec says
     ]
 
 
