@@ -107,7 +107,8 @@ def measure_ingest(api: httpx.Client, events: int, concurrency: int) -> dict[str
         events,
         concurrency,
         lambda i: api.post(
-            "/v1/events", json={"type": "onSubmit", "project_id": "idle", "asset_id": f"i{i}"}
+            "/v1/events",
+            json={"type": "onSubmit", "project_id": "idle", "asset_id": f"i{i}", "label": {}},
         ),
     )
     return {
@@ -152,7 +153,8 @@ def measure_drain(
     started = time.perf_counter()
     ids = [
         api.post(
-            "/v1/events", json={"type": "onSubmit", "project_id": "drain", "asset_id": f"d{i}"}
+            "/v1/events",
+            json={"type": "onSubmit", "project_id": "drain", "asset_id": f"d{i}", "label": {}},
         ).json()["invocations"][0]
         for i in range(runs)
     ]

@@ -49,7 +49,8 @@ def bare_latency_ms(image: str) -> float:
 def run_one(api: httpx.Client, project: str, asset: str) -> dict[str, Any]:
     """Post one event, wait for its run; the invocation record."""
     accepted = api.post(
-        "/v1/events", json={"type": "onSubmit", "project_id": project, "asset_id": asset}
+        "/v1/events",
+        json={"type": "onSubmit", "project_id": project, "asset_id": asset, "label": {}},
     )
     accepted.raise_for_status()
     (invocation_id,) = accepted.json()["invocations"]
@@ -128,7 +129,12 @@ def throughput(api: httpx.Client, workdir: Path, plugins: int, events: int) -> t
     started = time.perf_counter()
     ids = []
     for n in range(events):
-        body = {"type": "onSubmit", "project_id": f"{project}-{n % plugins}", "asset_id": str(n)}
+        body = {
+            "type": "onSubmit",
+            "project_id": f"{project}-{n % plugins}",
+            "asset_id": str(n),
+            "label": {},
+        }
         ids += api.post("/v1/events", json=body).json()["invocations"]
     for i in range(plugins):
         wait_terminal(api, f"{project}-{i}", ids)

@@ -25,11 +25,24 @@ from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
+from executor.store.tables import Invocation
 from executor.warm_pool import WarmPool
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
+
+
+ERROR_SUMMARY_CHARS = 300
+
+
+def error_summary(error: BaseException) -> str:
+    """``Type: first line of its message``, storable (lone surrogates escaped) and short:
+    later lines (SQL parameters, validation inputs) stay in the server log only."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= ERROR_SUMMARY_CHARS else text[: ERROR_SUMMARY_CHARS - 1] + "…"
 
 
 def new_owner_id() -> str:
@@ -52,6 +65,8 @@ class Dispatcher:
         self.db = db
         self.engine = engine
         self.settings = settings
+        self.metrics = metrics
+        self.on_logs_written = on_logs_written
         self.owner = new_owner_id()
         self.sandbox = Sandbox(
             engine,
@@ -90,7 +105,7 @@ class Dispatcher:
         for invocation, container_id, running in reconcile(
             self.db, self.engine, self.owner, self.settings.lease_s
         ):
-            self._submit(invocation.id, self.runner.watch, invocation, container_id, running)
+            self._submit(self.runner.watch, invocation, container_id, running)
         self.pool.start()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
         self._thread.start()
@@ -142,14 +157,24 @@ class Dispatcher:
             invocation_store.renew_leases(
                 session, self.owner, self.running_ids(), self.settings.lease_s
             )
-            requeued = invocation_store.requeue_expired(session)
-            for invocation_id in requeued:
-                gateway_store.revoke_for(session, invocation_id)
-        if requeued:
-            log.warning("re-queued %d invocations whose executor stopped", len(requeued))
+            expired = invocation_store.requeue_expired(session, self.settings.retry_max_attempts)
+            for invocation in expired:
+                gateway_store.revoke_for(session, invocation.id)
+        self._report_expired(expired)
         if now - self._swept_at >= self.settings.lease_s:
             self._swept_at = now
             sweep_orphans(self.db, self.engine)
+
+    def _report_expired(self, expired: list[Invocation]) -> None:
+        requeued = [i for i in expired if i.status == "queued"]
+        if requeued:
+            log.warning("re-queued %d invocations whose executor stopped", len(requeued))
+        for invocation in expired:
+            if invocation.status == "dead":
+                log.warning("invocation %s: %s", invocation.id, invocation.error)
+                self.metrics.invocations_finished.labels("dead").inc()
+        if len(requeued) < len(expired):
+            self.on_logs_written()  # live followers of those runs learn that they ended
 
     def _claim_available(self) -> None:
         with self._lock:
@@ -161,21 +186,28 @@ class Dispatcher:
                 session, self.owner, slots, self.settings.lease_s, self.limits
             )
         for invocation in claimed:
-            self._submit(invocation.id, self.runner.run, invocation)
+            self._submit(self.runner.run, invocation)
 
-    def _submit(self, invocation_id: str, fn: Callable[..., None], *args: object) -> None:
+    def _submit(self, fn: Callable[..., None], invocation: Invocation, *args: object) -> None:
         # Submitted under the lock: the job's own removal (which takes the lock) comes after.
         with self._lock:
-            self._running[invocation_id] = self._pool.submit(
-                self._guarded, invocation_id, fn, *args
-            )
+            self._running[invocation.id] = self._pool.submit(self._guarded, fn, invocation, *args)
 
-    def _guarded(self, invocation_id: str, fn: Callable[..., None], *args: object) -> None:
+    def _guarded(self, fn: Callable[..., None], invocation: Invocation, *args: object) -> None:
         try:
-            fn(*args)
-        except Exception:
-            log.exception("invocation %s: executor error", invocation_id)
+            fn(invocation, *args)
+        except Exception as exc:
+            log.exception("invocation %s: executor error", invocation.id)
+            self._crashed(invocation, exc)
         finally:
             with self._lock:
-                self._running.pop(invocation_id, None)
+                self._running.pop(invocation.id, None)
             self._wakeup.set()
+
+    def _crashed(self, invocation: Invocation, error: Exception) -> None:
+        try:
+            self.runner.crashed(invocation, f"executor error: {error_summary(error)}")
+        except Exception:
+            # Left running: once this process stops renewing its lease, lease expiry
+            # re-queues it or, at its last attempt, ends it dead.
+            log.exception("invocation %s: could not record the executor error", invocation.id)

@@ -17,6 +17,8 @@ to do next::
     ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
     │   └── UploadTooLarge        413 upload_too_large
     ├── LimitExceeded             422 limit_exceeded    (per-plugin limits: field, maximum)
+    ├── EventTooDeep              422 event_too_deep    (nesting of an event: field, maximum)
+    ├── InvalidUnicode            422 invalid_unicode   (a string no plugin could get: field)
     ├── BuildFailed               build of a plugin version failed
     └── SandboxError              the engine could not run a container (infrastructure)
 """
@@ -28,9 +30,11 @@ from typing import Any
 __all__ = [
     "BuildFailed",
     "Conflict",
+    "EventTooDeep",
     "ExecutorError",
     "InvalidCursor",
     "InvalidQuery",
+    "InvalidUnicode",
     "LimitExceeded",
     "MissingScope",
     "NotAuthenticated",
@@ -160,6 +164,29 @@ class LimitExceeded(ExecutorError):
         super().__init__(message, field=field, maximum=maximum)
         self.field = field
         self.maximum = maximum
+
+
+class EventTooDeep(ExecutorError):
+    """The event nests objects and arrays too deep to be delivered: send a flatter one."""
+
+    code = "event_too_deep"
+    status_code = 422
+
+    def __init__(self, message: str | None = None, *, field: str, maximum: int) -> None:
+        super().__init__(message, field=field, maximum=maximum)
+        self.field = field
+        self.maximum = maximum
+
+
+class InvalidUnicode(ExecutorError):
+    """A string of the event is not valid Unicode: send UTF-8 text without lone surrogates."""
+
+    code = "invalid_unicode"
+    status_code = 422
+
+    def __init__(self, message: str | None = None, *, field: str) -> None:
+        super().__init__(message, field=field)
+        self.field = field
 
 
 class BuildFailed(ExecutorError):

@@ -364,6 +364,18 @@ class InvocationRunner:
             gateway_store.revoke_for(session, invocation.id)
             invocation_store.retry_later(session, invocation.id, self.owner, reason, delay_s)
 
+    def crashed(self, invocation: Invocation, reason: str) -> None:
+        """End ``crashed`` a run the executor itself failed (an unexpected exception), with
+        ``reason``. Not retried: an error in the executor's own code comes back on every
+        attempt, and the plugin may already have acted."""
+        try:
+            RunLogWriter(self.db, invocation, None, self.on_logs_written).system(
+                f"{reason}; the run ends crashed"
+            )
+        except Exception:  # the run ends even if its log cannot be written
+            log.exception("invocation %s: could not write its last log line", invocation.id)
+        self._finish(invocation, "crashed", None, reason, reason=reason)
+
     def _finish(
         self,
         invocation: Invocation,

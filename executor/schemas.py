@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ActivationIn",
@@ -58,15 +59,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Events whose handler gets ``(label, asset_id)`` as arguments: both must be in the event.
+LABELED_EVENTS = frozenset({"onSubmit", "onReview"})
+
+
 class EventIn(_Strict):
     """A labeling event posted by the platform."""
 
     id: str | None = Field(None, pattern=ID_PATTERN, description="Optional idempotency key.")
     type: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_.*-]*$")
     project_id: str = Field(pattern=ID_PATTERN)
-    asset_id: str | None = Field(None, max_length=200)
-    label: dict[str, Any] | None = None
+    asset_id: str | None = Field(
+        None, max_length=200, validate_default=True, description="Required for onSubmit, onReview."
+    )
+    label: dict[str, Any] | None = Field(
+        None, validate_default=True, description="Required for onSubmit, onReview."
+    )
     payload: dict[str, Any] | None = None
+
+    @field_validator("asset_id", "label", mode="after")
+    @classmethod
+    def _given_to_the_handler(cls, value: object, info: ValidationInfo) -> object:
+        event_type = info.data.get("type")
+        if value is None and event_type in LABELED_EVENTS:
+            raise PydanticCustomError(
+                "missing",
+                "Field required: {event_type} events hand it to the plugin's handler",
+                {"event_type": event_type},
+            )
+        return value
 
 
 class EventAccepted(BaseModel):

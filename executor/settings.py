@@ -152,6 +152,14 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
     retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
     max_event_bytes: int = Field(1024 * 1024, ge=1024, description="Largest event body.")
+    # At most 200: the envelope serializer gives up near 256 levels (executor.json_scan).
+    max_event_depth: int = Field(
+        100,
+        ge=2,
+        le=200,
+        description="Deepest nesting of objects and arrays in an event body (the body is "
+        "level 1, its label level 2; at most 200); deeper events answer 422 `event_too_deep`.",
+    )
     max_request_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest body of any other request (not uploads)."
     )

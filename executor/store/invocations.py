@@ -185,8 +185,14 @@ def adopt(session: Session, invocation_id: str, owner: str, lease_s: float) -> I
     return invocation
 
 
-def requeue_expired(session: Session) -> list[str]:
-    """Hand running invocations whose lease expired (their executor died) back to the queue."""
+LEASE_EXPIRED = "lease expired: the executor running it stopped"
+
+
+def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
+    """Hand running invocations whose lease expired (their executor died) back to the
+    queue; one that used its ``max_attempts``-th attempt ends ``dead`` instead (an event
+    that kills every executor running it must not run forever). Returns them all, each
+    with its new status; the caller revokes their tokens."""
     expired = list(
         session.scalars(
             select(Invocation).where(
@@ -195,9 +201,14 @@ def requeue_expired(session: Session) -> list[str]:
         )
     )
     for invocation in expired:
-        _note_attempt(invocation, "lease expired: the executor running it stopped")
-        _release(invocation, status="queued")
-    return [i.id for i in expired]
+        if invocation.attempt < max_attempts:
+            _note_attempt(invocation, LEASE_EXPIRED)
+            _release(invocation, status="queued")
+            continue
+        error = f"gave up after {invocation.attempt} attempts: {LEASE_EXPIRED}"
+        finish(session, invocation.id, None, LEASE_EXPIRED, error=error)
+        _release(invocation, status="dead")  # the executor that lost it can record nothing
+    return expired
 
 
 def retry_later(

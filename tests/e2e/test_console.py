@@ -66,9 +66,9 @@ def test_sign_in_open_a_plugin_and_watch_a_live_run(page: Page, server: RunningS
     expect(page.get_by_role("heading", name="ticker")).to_be_visible()
     expect(page.locator("dl.facts")).to_contain_text("onSubmit")
 
-    (run_id,) = server.post_event(type="onSubmit", project_id="console-proj", asset_id="inv-9")[
-        "invocations"
-    ]
+    (run_id,) = server.post_event(
+        type="onSubmit", project_id="console-proj", asset_id="inv-9", label={}
+    )["invocations"]
     live = page.locator("#live-logs")
     expect(live).to_contain_text("tick 1 of 4 for inv-9", timeout=LIVE_TIMEOUT_MS)
     # The line is on screen while the plugin is still running.
@@ -95,7 +95,7 @@ def test_sign_in_open_a_plugin_and_watch_a_live_run(page: Page, server: RunningS
 def test_build_log_and_system_lines(page: Page, server: RunningServer) -> None:
     server.push("raising")
     server.activate("raising", "console-fail")
-    run = server.run_event(type="onSubmit", project_id="console-fail", asset_id="bad-1")
+    run = server.run_event(type="onSubmit", project_id="console-fail", asset_id="bad-1", label={})
     assert run["status"] == "failed"
     with server.service.db.session() as session:
         # As the gateway records them (this plugin makes no platform call itself).

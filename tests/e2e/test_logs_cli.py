@@ -16,9 +16,9 @@ def test_logs_follow_prints_lines_before_the_run_ends(
 ) -> None:
     server.push("ticker")
     server.activate("ticker", "tail-proj")
-    (run_id,) = server.post_event(type="onSubmit", project_id="tail-proj", asset_id="a-7")[
-        "invocations"
-    ]
+    (run_id,) = server.post_event(
+        type="onSubmit", project_id="tail-proj", asset_id="a-7", label={}
+    )["invocations"]
     env = {
         **os.environ,
         "EXECUTOR_URL": server.url,

@@ -15,6 +15,7 @@ from tests.conftest import RunningServer
 
 GOOD_MAIN = b"class PluginHandler:\n    def on_submit(self, label, asset_id):\n        pass\n"
 PUBLIC_PATHS = {"/healthz", "/readyz"}
+LABELED = {"asset_id": "a", "label": {}}  # what onSubmit and onReview events need
 
 
 def zip_of(entries: dict[str, bytes]) -> bytes:
@@ -199,8 +200,11 @@ def test_a_bad_plugin_name_is_refused(server: RunningServer) -> None:
     [
         ({"project_id": "p"}, "body.type"),
         ({"type": "onSubmit"}, "body.project_id"),
-        ({"type": "onSubmit", "project_id": "p", "label": "not an object"}, "body.label"),
-        ({"type": "onSubmit", "project_id": "p", "surprise": 1}, "body.surprise"),
+        ({"type": "onSubmit", "project_id": "p", "asset_id": "a", "label": "x"}, "body.label"),
+        (
+            {"type": "onSubmit", "project_id": "p", "asset_id": "a", "label": {}, "surprise": 1},
+            "body.surprise",
+        ),
         ({"type": "on Submit!", "project_id": "p"}, "body.type"),
     ],
 )
@@ -227,10 +231,12 @@ def test_the_same_event_id_twice_starts_one_set_of_runs(server: RunningServer) -
     server.push("folder_relative", name="idem")
     server.activate("idem", "idem-project", events=["onReview"])
     first = server.api.post(
-        "/v1/events", json={"id": "evt-1", "type": "onReview", "project_id": "idem-project"}
+        "/v1/events",
+        json={"id": "evt-1", "type": "onReview", "project_id": "idem-project", **LABELED},
     )
     second = server.api.post(
-        "/v1/events", json={"id": "evt-1", "type": "onReview", "project_id": "idem-project"}
+        "/v1/events",
+        json={"id": "evt-1", "type": "onReview", "project_id": "idem-project", **LABELED},
     )
     assert first.status_code == 202 and second.status_code == 200
     assert first.json() == second.json() and len(first.json()["invocations"]) == 1

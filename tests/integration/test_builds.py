@@ -154,7 +154,7 @@ def test_offline_build_installs_from_the_wheelhouse(offline: RunningServer, tmp_
     assert "Successfully installed six-1.16.0" in build["log"]
     assert build["pip_freeze"] == "six==1.16.0\n"
     offline.activate("offline_six", "offline")
-    run = offline.run_event(type="onSubmit", project_id="offline", asset_id="a")
+    run = offline.run_event(type="onSubmit", project_id="offline", asset_id="a", label={})
     assert run["status"] == "succeeded"
 
 

@@ -65,7 +65,7 @@ def test_plugin_failures_are_retried_only_as_the_activation_allows_then_dead(
     serial.push("raising")
     response = serial.api.put("/v1/projects/retries/plugins/raising", json={"max_retries": 2})
     assert response.json()["max_retries"] == 2
-    run = serial.run_event(type="onSubmit", project_id="retries", asset_id="a")
+    run = serial.run_event(type="onSubmit", project_id="retries", asset_id="a", label={})
     assert run["status"] == "dead" and run["attempt"] == 3
     assert run["error"] == "gave up after 3 attempts: failed: plugin exited with code 1"
     assert [a["reason"] for a in run["attempts"]] == ["failed: plugin exited with code 1"] * 3
@@ -74,7 +74,7 @@ def test_plugin_failures_are_retried_only_as_the_activation_allows_then_dead(
     assert system[1] == "attempt 2 (previous attempt: failed: plugin exited with code 1)"
     # Without max_retries, a plugin failure is final at once.
     serial.activate("raising", "no-retries")
-    once = serial.run_event(type="onSubmit", project_id="no-retries", asset_id="a")
+    once = serial.run_event(type="onSubmit", project_id="no-retries", asset_id="a", label={})
     assert once["status"] == "failed" and once["attempt"] == 1 and once["attempts"] == []
 
 
@@ -83,7 +83,7 @@ def test_infrastructure_failures_are_retried_with_backoff_then_dead(serial: Runn
     serial.activate("vanishing", "infra")
     version = serial.api.get("/v1/plugins/vanishing").json()["versions"][0]
     serial.docker_client.images.remove(version["image_id"], force=True)
-    run = serial.run_event(type="onSubmit", project_id="infra", asset_id="a")
+    run = serial.run_event(type="onSubmit", project_id="infra", asset_id="a", label={})
     assert run["status"] == "dead" and run["attempt"] == 3
     assert run["error"].startswith("gave up after 3 attempts: image plugin-executor/p-")
     assert run["error"].endswith("is missing: rebuild the plugin version")
@@ -94,7 +94,7 @@ def test_infrastructure_failures_are_retried_with_backoff_then_dead(serial: Runn
 def test_replay_runs_a_finished_invocation_again_linked_to_it(serial: RunningServer) -> None:
     serial.push("counter")
     serial.activate("counter", "replays")
-    first = serial.run_event(type="onSubmit", project_id="replays", asset_id="r1")
+    first = serial.run_event(type="onSubmit", project_id="replays", asset_id="r1", label={})
     response = serial.api.post(f"/v1/invocations/{first['id']}/replay")
     assert response.status_code == 202
     again = serial.wait_run(response.json()["id"])
@@ -139,7 +139,8 @@ def test_a_burst_of_1000_events_is_accepted_with_none_lost(server_factory: Any) 
 
     def post(i: int) -> tuple[int, dict[str, Any]]:
         response = burst.api.post(
-            "/v1/events", json={"type": "onSubmit", "project_id": "burst", "asset_id": f"b{i}"}
+            "/v1/events",
+            json={"type": "onSubmit", "project_id": "burst", "asset_id": f"b{i}", "label": {}},
         )
         return response.status_code, response.json()
 

@@ -63,9 +63,11 @@ def test_qa_plugin_logs_its_verdicts(server: RunningServer) -> None:
 def test_event_runs_only_matching_active_plugins(server: RunningServer) -> None:
     server.push("folder_relative")  # has on_review only
     server.activate("folder_relative", "reviews")
-    submit = server.post_event(type="onSubmit", project_id="reviews", asset_id="x")
+    submit = server.post_event(type="onSubmit", project_id="reviews", asset_id="x", label={})
     assert submit["invocations"] == []
-    other_project = server.post_event(type="onReview", project_id="elsewhere", asset_id="x")
+    other_project = server.post_event(
+        type="onReview", project_id="elsewhere", asset_id="x", label={}
+    )
     assert other_project["invocations"] == []
     run = server.run_event(type="onReview", project_id="reviews", asset_id="x", label={})
     assert run["status"] == "succeeded", run
@@ -76,7 +78,8 @@ def test_deactivated_plugin_does_not_run(server: RunningServer) -> None:
     server.push(EXAMPLES / "invoice_qa", name="qa_deactivated")
     server.activate("qa_deactivated", "p-deact")
     assert server.api.delete("/v1/projects/p-deact/plugins/qa_deactivated").status_code == 204
-    assert server.post_event(type="onSubmit", project_id="p-deact")["invocations"] == []
+    accepted = server.post_event(type="onSubmit", project_id="p-deact", asset_id="a", label={})
+    assert accepted["invocations"] == []
 
 
 def unique_requirements(requirements: str) -> str:
@@ -152,7 +155,7 @@ def test_code_only_version_reuses_the_requirements_layer(
     pip_step = second["log"].split("pip install", 1)[1]
     assert pip_step.lstrip().split("\n", 2)[1].strip() == "---> Using cache"
     server.activate("layered", "layers")
-    run = server.run_event(type="onSubmit", project_id="layers", asset_id="a")
+    run = server.run_event(type="onSubmit", project_id="layers", asset_id="a", label={})
     assert run["version"] == 2
     assert contents(server.logs(run_id=run["id"])) == [("INFO", "v2")]
 
@@ -165,7 +168,7 @@ def tight(server_factory: Any) -> RunningServer:
 def test_sleeping_handler_times_out(tight: RunningServer) -> None:
     tight.push("sleeper")
     tight.activate("sleeper", "sleep")
-    run = tight.run_event(type="onSubmit", project_id="sleep", asset_id="a")
+    run = tight.run_event(type="onSubmit", project_id="sleep", asset_id="a", label={})
     assert run["status"] == "timed_out"
     assert run["error"] == "wall time of 4 s exceeded: killed"
     assert 4000 <= run["duration_ms"] < 8000
@@ -181,7 +184,7 @@ def test_sleeping_handler_times_out(tight: RunningServer) -> None:
 def test_memory_hog_is_oom_killed(tight: RunningServer) -> None:
     tight.push("memory_hog")
     tight.activate("memory_hog", "hog")
-    run = tight.run_event(type="onSubmit", project_id="hog", asset_id="a")
+    run = tight.run_event(type="onSubmit", project_id="hog", asset_id="a", label={})
     assert run["status"] == "oom_killed", run
     assert run["error"] == "memory limit of 96 MiB exceeded"
 

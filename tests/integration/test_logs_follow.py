@@ -32,9 +32,9 @@ def test_follow_receives_lines_while_the_run_goes_on_and_resumes_after_a_drop(
 ) -> None:
     server.push("ticker")
     server.activate("ticker", "follow-proj")
-    (run_id,) = server.post_event(type="onSubmit", project_id="follow-proj", asset_id="a-1")[
-        "invocations"
-    ]
+    (run_id,) = server.post_event(
+        type="onSubmit", project_id="follow-proj", asset_id="a-1", label={}
+    )["invocations"]
     received: list[ServerEvent] = []
     stream = events(server, "/v1/logs/stream", {"run_id": run_id})
     for event in stream:

@@ -48,9 +48,9 @@ def test_two_executors_on_one_postgres_run_500_events_each_exactly_once(
         first.push("counter")
         first.activate("counter", "shared")
         ids = [
-            executors[i % 2].post_event(type="onSubmit", project_id="shared", asset_id=f"e{i}")[
-                "invocations"
-            ][0]
+            executors[i % 2].post_event(
+                type="onSubmit", project_id="shared", asset_id=f"e{i}", label={}
+            )["invocations"][0]
             for i in range(EVENTS)
         ]
         deadline = time.monotonic() + 900

@@ -41,7 +41,7 @@ PROJECT = "matrix-project"
 # Request bodies by OpenAPI schema name (multipart uploads: the form fields and file).
 BODIES: dict[str, dict[str, Any]] = {
     "ActivationIn": {"json": {}},
-    "EventIn": {"json": {"type": "onSubmit", "project_id": PROJECT, "asset_id": "a1"}},
+    "EventIn": {"json": {"type": "onSubmit", "project_id": PROJECT, "asset_id": "a1", "label": {}}},
     "PluginLimits": {"json": {}},
     "TenantIn": {"json": {"name": "matrix-made"}},
     "KeyIn": {"json": {"name": "matrix", "scopes": ["plugins:read"]}},
@@ -94,7 +94,7 @@ def fixture(server_factory: Any) -> Iterator[Fixture]:
     alpha.push("counter")
     alpha.push("counter")
     alpha.activate("counter", PROJECT)
-    run = alpha.run_event(type="onSubmit", project_id=PROJECT, asset_id="a0")
+    run = alpha.run_event(type="onSubmit", project_id=PROJECT, asset_id="a0", label={})
     alpha.api.close()
     _wait_until(expires_at)
     yield Fixture(

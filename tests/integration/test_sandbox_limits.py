@@ -85,7 +85,7 @@ def test_tightened_wall_time_applies_to_the_next_run(server: RunningServer) -> N
     response = server.api.put("/v1/plugins/sleeper/limits", json={"timeout_s": 2})
     assert response.status_code == 200, response.text
     assert response.json()["effective"]["timeout_s"] == 2
-    run = server.run_event(type="onSubmit", project_id="limits-project", asset_id="a")
+    run = server.run_event(type="onSubmit", project_id="limits-project", asset_id="a", label={})
     assert run["status"] == "timed_out"
     assert run["error"] == "wall time of 2 s exceeded: killed"
     assert run["duration_ms"] < 15_000
@@ -99,7 +99,7 @@ def test_envelope_over_the_plugin_cap_fails_the_run(server: RunningServer) -> No
     assert response.status_code == 200, response.text
     try:
         run = server.run_event(
-            type="onSubmit", project_id="limits-project", label={"big": "x" * 4096}
+            type="onSubmit", project_id="limits-project", asset_id="a", label={"big": "x" * 4096}
         )
     finally:
         server.api.put("/v1/plugins/sleeper/limits", json={})
@@ -142,7 +142,7 @@ def test_engine_error_ends_the_run_as_an_infrastructure_failure(
     )
     broken.push("sleeper")
     broken.activate("sleeper", "crash-project")
-    run = broken.run_event(type="onSubmit", project_id="crash-project")
+    run = broken.run_event(type="onSubmit", project_id="crash-project", asset_id="a", label={})
     assert run["status"] == "dead"
     assert run["error"].startswith(
         "gave up after 2 attempts: Docker Engine error while creating the plugin container"

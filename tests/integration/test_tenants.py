@@ -76,7 +76,7 @@ def test_an_event_runs_only_the_plugins_of_its_projects_tenant(
     tenants: dict[str, ExecutorApi],
 ) -> None:
     acme, globex, platform = tenants["acme"], tenants["globex"], tenants["platform"]
-    accepted = platform.post_event(type="onSubmit", project_id="p-acme", asset_id="a-1")
+    accepted = platform.post_event(type="onSubmit", project_id="p-acme", asset_id="a-1", label={})
     assert len(accepted["invocations"]) == 1
     run = acme.wait_run(accepted["invocations"][0])
     assert run["status"] == "succeeded", run
@@ -89,7 +89,10 @@ def test_an_event_runs_only_the_plugins_of_its_projects_tenant(
     response = platform.api.get("/v1/logs")
     assert response.status_code == 403
     assert response.json()["scope"] == "logs:read"
-    response = platform.api.post("/v1/events", json={"type": "onSubmit", "project_id": "p-globex"})
+    response = platform.api.post(
+        "/v1/events",
+        json={"type": "onSubmit", "project_id": "p-globex", "asset_id": "a", "label": {}},
+    )
     assert response.status_code == 404, response.text
 
 
@@ -194,9 +197,9 @@ def test_concurrent_runs_wait_for_the_tenant_quota(server: RunningServer) -> Non
     serial.wait_build("nap", 1)
     serial.activate("nap", "p-serial")
     ids = [
-        serial.post_event(type="onSubmit", project_id="p-serial", asset_id=f"a{i}")["invocations"][
-            0
-        ]
+        serial.post_event(type="onSubmit", project_id="p-serial", asset_id=f"a{i}", label={})[
+            "invocations"
+        ][0]
         for i in range(2)
     ]
     first, second = sorted((serial.wait_run(i) for i in ids), key=lambda r: r["started_at"])

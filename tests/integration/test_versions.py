@@ -26,7 +26,7 @@ def push_version(server: RunningServer, folder: Path, says: str) -> int:
 
 
 def said(server: RunningServer, project: str) -> tuple[int, str]:
-    run = server.run_event(type="onSubmit", project_id=project, asset_id="a")
+    run = server.run_event(type="onSubmit", project_id=project, asset_id="a", label={})
     assert run["status"] == "succeeded", (
         run["error"],
         server.logs(run_id=run["id"])[-1]["content"],
@@ -130,7 +130,7 @@ def test_gc_never_removes_a_queued_runs_image(keep2: RunningServer, tmp_path: Pa
     keep2.activate("busy", "busy")
     keep2.service.dispatcher.stop()  # nothing is claimed: the invocation stays queued
     try:
-        queued = keep2.post_event(type="onSubmit", project_id="busy", asset_id="q")
+        queued = keep2.post_event(type="onSubmit", project_id="busy", asset_id="q", label={})
         for n in (2, 3, 4):
             push_version(keep2, folder, f"b{n}")
         assert removed(keep2, "busy", [2]) == [2]  # v1 is kept: a queued run needs it

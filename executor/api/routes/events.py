@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from executor.api.deps import EventsWrite, ServiceDep
+from fastapi import APIRouter, Request, Response, status
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from executor.api.deps import EventsWrite, ServiceDep, get_service
 from executor.ingest import ingest_event
+from executor.json_scan import check_json_body
 from executor.schemas import EventAccepted, EventIn
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+
+class ScannedBodyRoute(APIRoute):
+    """Scans the raw body (``executor.json_scan``) before FastAPI parses it: an event nested
+    too deep is refused before a parser builds it, and one holding text no plugin could be
+    handed is refused with the path of that text (422)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        parse_and_run = super().get_route_handler()
+
+        async def scan_then_run(request: Request) -> Response:
+            max_depth = get_service(request).settings.max_event_depth
+            # A thread: a body that fails the fast checks is walked token by token.
+            await run_in_threadpool(check_json_body, await request.body(), max_depth)
+            return await parse_and_run(request)  # the body is cached: read once
+
+        return scan_then_run
+
+
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=ScannedBodyRoute)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventAccepted)
@@ -18,7 +42,10 @@ def post_event(
     """Queue one invocation per plugin of the project's tenant active on the project for
     this event type (404 for a project that is not the key's tenant's).
 
-    An ``id`` seen before answers 200 with the invocations of the first post.
+    An ``id`` seen before answers 200 with the invocations of the first post. A body nested
+    deeper than ``EXECUTOR_MAX_EVENT_DEPTH`` answers 422 ``event_too_deep``; a string or key
+    that is not valid Unicode (not UTF-8, a lone surrogate escape) 422 ``invalid_unicode``;
+    both name the path in ``field``.
     """
     ingested = ingest_event(service.db, caller, event)
     if ingested.created:
