@@ -41,6 +41,7 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
 _GZIP_MAGIC = b"\x1f\x8b"
 _TAR_MAGIC_OFFSET = 257
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_SURROGATES_FIRST, _SURROGATES_LAST = 0xD800, 0xDFFF
 # What zipfile, tarfile, gzip and the decompressors raise on damaged input.
 _DAMAGED = (
     zipfile.BadZipFile,
@@ -169,6 +170,7 @@ class _Collector:
         self.files: dict[str, bytes] = {}
 
     def add(self, member: _Member) -> None:
+        _check_utf8(member.name)  # first: every later message and field quotes the name
         self.entries += 1
         if self.entries > self.max_entries:
             raise PluginRejected(
@@ -229,6 +231,23 @@ def _too_large_unpacked(limit: int, name: str) -> UploadTooLarge:
         "(data, models, virtual environments) and upload again.",
         file=name,
     )
+
+
+def _check_utf8(name: str) -> None:
+    """PluginRejected for a name tarfile could not decode as UTF-8.
+
+    tarfile keeps such bytes as lone surrogates (``surrogateescape``), which no UTF-8 text
+    (a JSON answer, the source digest, a file system path) can hold; the message shows
+    them as ``\\xNN``.
+    """
+    if any(_SURROGATES_FIRST <= ord(char) <= _SURROGATES_LAST for char in name):
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise PluginRejected(
+            f"Archive entry '{shown}' has a name that is not valid UTF-8: rename the file "
+            "with a UTF-8 name (or re-create the archive on a system that writes UTF-8 "
+            "names) and upload again.",
+            file=shown,
+        )
 
 
 def _safe_path(name: str) -> str:

@@ -10,6 +10,7 @@ from executor.errors import PluginRejected
 from executor.limits import PluginLimits, check_limits
 from executor.quotas import quotas_for
 from executor.settings import SandboxProfile
+from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
@@ -123,7 +124,13 @@ class Catalog:
             return plugin
 
     def delete(self, caller: Caller, name: str) -> Plugin:
+        """Delete the plugin, its versions and activations; the name is free at once.
+
+        Its runs stay (with their logs and gateway calls) until retention purges them;
+        those still queued end ``canceled``.
+        """
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
+            invocation_store.plugin_deleted(session, plugin)
             session.delete(plugin)
             return plugin

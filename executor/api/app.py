@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from executor.api.errors import install_error_handlers
 from executor.api.limits import BodyLimitMiddleware
+from executor.api.request_ids import RequestIdMiddleware
 from executor.api.routes import (
     audit,
     events,
@@ -53,6 +54,8 @@ def create_app(service: ExecutorService) -> FastAPI:
         caps={"/v1/events": service.settings.max_event_bytes, "/v1/plugins": UPLOAD_CAP_BYTES},
         default_cap=service.settings.max_request_bytes,
     )
+    # Added last, so outermost: every answer, a 413 included, carries the request id.
+    app.add_middleware(RequestIdMiddleware)
     for module in (health, plugins, projects, events, invocations, logs, metrics, tenants, audit):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")

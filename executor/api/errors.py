@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -9,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from executor.errors import ExecutorError, RateLimited
 
-__all__ = ["install_error_handlers"]
+__all__ = ["install_error_handlers", "internal_error"]
 
 HTTP_CODES = {
     400: "bad_request",
@@ -35,7 +37,36 @@ async def _executor_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    errors = [_validation_entry(e, exc.body) for e in exc.errors()]
+    return _invalid_request(errors)
+
+
+def _validation_entry(error: Any, body: Any) -> dict[str, Any]:
+    if error["type"] == "json_invalid" and isinstance(body, str):
+        # FastAPI gives the character offset of a JSON syntax error in the decoded body.
+        return _json_syntax_entry(error["ctx"]["error"], body[: error["loc"][-1]])
+    return {"field": _field_path(tuple(error["loc"])), "message": error["msg"]}
+
+
+def _not_utf8_entry(exc: UnicodeDecodeError) -> dict[str, Any]:
+    bad = exc.object[exc.start]
+    before = exc.object[: exc.start].decode("utf-8", "replace")
+    return _json_syntax_entry(f"byte 0x{bad:02x} is not UTF-8; send the body as UTF-8", before)
+
+
+def _json_syntax_entry(problem: str, before: str) -> dict[str, Any]:
+    """The error at the end of ``before`` (the body up to it), by line and column from 1."""
+    line = before.count("\n") + 1
+    column = len(before) - before.rfind("\n")
+    return {
+        "field": "body",
+        "message": f"invalid JSON at line {line}, column {column}: {problem}",
+        "line": line,
+        "column": column,
+    }
+
+
+def _invalid_request(errors: list[dict[str, Any]]) -> JSONResponse:
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     return JSONResponse(
         {
@@ -49,11 +80,28 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    # FastAPI answers a JSON body that is not UTF-8 with a bare 400 "There was an error
+    # parsing the body", raised from the UnicodeDecodeError: that is a syntax error too.
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        return _invalid_request([_not_utf8_entry(exc.__cause__)])
     code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return JSONResponse(
         {"code": code, "message": str(exc.detail)},
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
+    )
+
+
+def internal_error(request_id: str) -> JSONResponse:
+    """The answer to an exception no handler took (``executor.api.request_ids``)."""
+    return JSONResponse(
+        {
+            "code": "internal_error",
+            "message": "the executor failed on this request: retry it, and if it fails again "
+            f"give the operator the request id {request_id}",
+            "request_id": request_id,
+        },
+        status_code=500,
     )
 
 

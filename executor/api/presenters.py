@@ -128,6 +128,7 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         attempts=[AttemptPublic(**a) for a in invocation.attempts],
         replay_of=invocation.replay_of,
         executor=invocation.lease_owner,
+        plugin_deleted_at=invocation.plugin_deleted_at,
         gateway_calls=[
             GatewayCallPublic(
                 at=call.created_at,

@@ -248,7 +248,8 @@ def runs(
     limit: Annotated[int, typer.Option(help="Runs at most, newest first.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """List a plugin's invocations, newest first, as a table."""
+    """List a plugin's invocations, newest first, as a table; the runs of deleted plugins
+    that had the name follow in a table of their own."""
     params: dict[str, Any] = {"plugin_name": plugin, "limit": limit}
     if project:
         params["project_id"] = project
@@ -258,8 +259,15 @@ def runs(
     if as_json:
         print_json(found)
         return
+    _runs_table(f"Runs of {plugin}", [r for r in found if r["plugin_deleted_at"] is None])
+    deleted = [r for r in found if r["plugin_deleted_at"] is not None]
+    if deleted:
+        _runs_table(f"Runs of deleted plugins named {plugin}", deleted)
+
+
+def _runs_table(title: str, found: list[dict[str, Any]]) -> None:
     print_table(
-        f"Runs of {plugin}",
+        title,
         ["id", "status", "event", "asset", "project", "attempt", "latency", "duration", "queued"],
         (
             [

@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database"]
@@ -54,9 +54,23 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self.engine.connect() as connection:
+            self._sqlite_foreign_keys(connection, on=False)
+            try:
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+            finally:
+                self._sqlite_foreign_keys(connection, on=True)
+
+    def _sqlite_foreign_keys(self, connection: Connection, *, on: bool) -> None:
+        # SQLite changes a table by copying it, dropping the old one and renaming the copy
+        # (Alembic's batch mode). With foreign keys on, that drop deletes, ON DELETE
+        # CASCADE, every row that refers to the table: migrations run with them off. The
+        # pragma only takes effect outside a transaction, hence its own commit.
+        if self.is_sqlite:
+            connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+            connection.commit()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.store.tables import DispatchLock, Event, Invocation, Tenant, utcnow
+from executor.store.tables import DispatchLock, Event, Invocation, Plugin, Tenant, utcnow
 
 __all__ = [
     "ClaimLimits",
@@ -23,6 +23,7 @@ __all__ = [
     "get_invocation",
     "list_invocations",
     "mark_handler_started",
+    "plugin_deleted",
     "renew_leases",
     "replay",
     "requeue_expired",
@@ -257,6 +258,21 @@ def replay(
     session.add(copy)
     session.flush()
     return copy
+
+
+def plugin_deleted(session: Session, plugin: Plugin) -> None:
+    """Keep the runs of a plugin being deleted, marked as such; cancel those still queued
+    (their version goes with the plugin). Running ones end as they would have."""
+    now = utcnow()
+    runs = update(Invocation).where(Invocation.plugin_id == plugin.id)
+    session.execute(
+        runs.where(Invocation.status == "queued").values(
+            status="canceled",
+            finished_at=now,
+            error=f"canceled: the plugin {plugin.name!r} was deleted before this run started",
+        )
+    )
+    session.execute(runs.values(plugin_deleted_at=now))
 
 
 def _note_attempt(invocation: Invocation, reason: str) -> None:

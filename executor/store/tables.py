@@ -230,8 +230,11 @@ class Invocation(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"))
-    version_id: Mapped[str] = mapped_column(ForeignKey("plugin_versions.id", ondelete="CASCADE"))
+    # No foreign keys: a run (its logs, its gateway calls) outlives its plugin and version,
+    # readable and audited until retention purges it; plugin_deleted_at is set when the
+    # plugin goes.
+    plugin_id: Mapped[str] = mapped_column(String(36))
+    version_id: Mapped[str] = mapped_column(String(36))
     plugin_name: Mapped[str] = mapped_column(String(64))
     version_number: Mapped[int] = mapped_column(Integer)
     project_id: Mapped[str] = mapped_column(String(200))
@@ -258,6 +261,7 @@ class Invocation(Base):
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     replay_of: Mapped[str | None] = mapped_column(String(36), default=None)
+    plugin_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
     # Loaded with the invocation (one extra query) since every presenter shows them.
     gateway_calls: Mapped[list[GatewayCall]] = relationship(

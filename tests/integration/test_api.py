@@ -39,6 +39,23 @@ def tar_with_symlink() -> bytes:
     return buffer.getvalue()
 
 
+def tar_with_latin1_name(*, compressed: bool) -> bytes:
+    """A tar whose second entry is named 'café.py' in Latin-1 (byte 0xe9: not UTF-8)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if compressed else "w") as archive:
+        for name in ("main.py", b"caf\xe9.py".decode("utf-8", "surrogateescape")):
+            info = tarfile.TarInfo(name)
+            info.size = len(GOOD_MAIN)
+            archive.addfile(info, io.BytesIO(GOOD_MAIN))
+    return buffer.getvalue()
+
+
+NAME_NOT_UTF8 = (
+    "Archive entry 'caf\\xe9.py' has a name that is not valid UTF-8: rename the file with a "
+    "UTF-8 name (or re-create the archive on a system that writes UTF-8 names) and upload again."
+)
+
+
 def routes(server: RunningServer) -> list[tuple[str, str]]:
     """Every (method, path) the app serves, from its own OpenAPI route table."""
     found = []
@@ -137,6 +154,26 @@ REFUSED = [
         None,
         "Archive entry 'passwd' is a symbolic link: replace it with the file it points to and "
         "upload again.",
+    ),
+    (
+        "tar-gz-entry-name-not-utf8",
+        "p.tar.gz",
+        tar_with_latin1_name(compressed=True),
+        422,
+        "plugin_rejected",
+        "caf\\xe9.py",
+        None,
+        NAME_NOT_UTF8,
+    ),
+    (
+        "plain-tar-entry-name-not-utf8",
+        "p.tar",
+        tar_with_latin1_name(compressed=False),
+        422,
+        "plugin_rejected",
+        "caf\\xe9.py",
+        None,
+        NAME_NOT_UTF8,
     ),
     (
         "not-an-archive",

@@ -109,6 +109,15 @@ class Refusal:
     limits: UploadLimits = field(default_factory=UploadLimits)
 
 
+# A Latin-1 "café.py" as an old archiver writes it: the byte 0xe9 is not UTF-8; tarfile
+# decodes it to the lone surrogate U+DCE9.
+LATIN1_NAME = b"caf\xe9.py".decode("utf-8", "surrogateescape")
+NAME_NOT_UTF8 = (
+    "Archive entry '{}' has a name that is not valid UTF-8: rename the file with a UTF-8 "
+    "name (or re-create the archive on a system that writes UTF-8 names) and upload again."
+)
+
+
 def _bad_crc() -> bytes:
     # Stored entries keep the text as is: change one byte of it so its CRC no longer matches.
     buffer = io.BytesIO()
@@ -318,6 +327,30 @@ REFUSALS = [
         "Archive entry 'ma\\nin.py' has an invalid name (empty or with control characters): "
         "rename the file and upload again.",
         "ma\nin.py",
+    ),
+    Refusal(
+        "non-utf8-name-tar-gz",
+        lambda: make_tar([("main.py", MAIN), (LATIN1_NAME, b"x = 1\n")]),
+        PluginRejected,
+        NAME_NOT_UTF8.format("caf\\xe9.py"),
+        "caf\\xe9.py",
+        filename="p.tar.gz",
+    ),
+    Refusal(
+        "non-utf8-name-plain-tar",
+        lambda: make_tar([("main.py", MAIN), (LATIN1_NAME, b"x = 1\n")], compressed=False),
+        PluginRejected,
+        NAME_NOT_UTF8.format("caf\\xe9.py"),
+        "caf\\xe9.py",
+        filename="p.tar",
+    ),
+    Refusal(
+        "non-utf8-folder-is-named-before-the-entry-count",
+        lambda: make_tar([("main.py", MAIN), (f"{LATIN1_NAME}/x.py", b"")]),
+        PluginRejected,
+        NAME_NOT_UTF8.format("caf\\xe9.py/x.py"),
+        "caf\\xe9.py/x.py",
+        limits=UploadLimits(max_entries=1),
     ),
     Refusal(
         "damaged-truncated-zip",

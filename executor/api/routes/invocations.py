@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import invocation_public
+from executor.errors import Conflict
 from executor.schemas import MAX_INT64, InvocationPublic
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
@@ -24,7 +25,8 @@ def list_invocations(
     limit: int = Query(100, ge=1, le=1000),
     skip: int = Query(0, ge=0, le=MAX_INT64),
 ) -> list[InvocationPublic]:
-    """Newest first."""
+    """Newest first. ``plugin_name`` matches every run recorded under the name, those of
+    a deleted plugin of that name included (``plugin_deleted_at`` set)."""
     rows = invocation_store.list_invocations(
         session,
         tenant_id=caller.tenant_id,
@@ -52,12 +54,19 @@ def replay_invocation(
 ) -> InvocationPublic:
     """Run a finished invocation's event again, as a new invocation linked to the first.
 
-    It runs the plugin's current ACTIVE version (the original's if none is ACTIVE now).
+    It runs the plugin's current ACTIVE version (the original's if none is ACTIVE now);
+    409 if the plugin was deleted (a new plugin of the same name is another plugin).
     """
     with service.db.session() as session:
         original = invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
         plugin = session.get(Plugin, original.plugin_id)
-        current = plugin_store.current_version(plugin) if plugin is not None else None
+        if plugin is None:
+            raise Conflict(
+                f"invocation {invocation_id} ran plugin {original.plugin_name!r}, which was "
+                "deleted: it cannot run again; post the event again to run the plugin that "
+                "has the name now"
+            )
+        current = plugin_store.current_version(plugin)
         version_id = current.id if current else original.version_id
         number = current.number if current else original.version_number
         copy = invocation_store.replay(session, invocation_id, version_id, number)
