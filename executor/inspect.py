@@ -1,8 +1,9 @@
 """Static checks of a plugin's Python sources, by AST only.
 
 User code is parsed with ``ast.parse`` and never compiled to bytecode, imported or run on
-the host. The handler types a plugin serves are read from the body of its top-level
-``class PluginHandler`` in ``main.py``.
+the host. The handler types a plugin serves are the handler methods of its top-level
+``class PluginHandler`` in ``main.py``, its base classes from the plugin's own modules
+included (``executor.inheritance``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import ast
 from collections.abc import Mapping
 
 from executor.errors import PluginRejected
+from executor.inheritance import ClassRef, PluginModules
 
 __all__ = ["HANDLER_WIRE_NAMES", "decode_text", "find_handlers", "parse_python"]
 
@@ -34,7 +36,7 @@ def find_handlers(files: Mapping[str, bytes]) -> tuple[str, ...]:
     """
     sources = sorted((path for path in files if path.endswith(".py")), key=_main_first)
     trees = {path: parse_python(path, files[path]) for path in sources}
-    return _handlers(trees[MAIN_MODULE])
+    return _handlers(trees)
 
 
 def decode_text(path: str, content: bytes) -> str:
@@ -77,9 +79,11 @@ def _main_first(path: str) -> tuple[bool, str]:
     return (path != MAIN_MODULE, path)
 
 
-def _handlers(tree: ast.Module) -> tuple[str, ...]:
+def _handlers(trees: Mapping[str, ast.Module]) -> tuple[str, ...]:
     classes = [
-        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == HANDLER_CLASS
+        node
+        for node in trees[MAIN_MODULE].body
+        if isinstance(node, ast.ClassDef) and node.name == HANDLER_CLASS
     ]
     if not classes:
         raise PluginRejected(
@@ -88,16 +92,24 @@ def _handlers(tree: ast.Module) -> tuple[str, ...]:
             file=MAIN_MODULE,
         )
     cls = classes[-1]  # as at run time, the last definition wins
-    methods = {
-        node.name for node in cls.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
-    wire_names = sorted(HANDLER_WIRE_NAMES[name] for name in methods & HANDLER_WIRE_NAMES.keys())
+    methods = PluginModules(trees).methods(ClassRef(("main",), cls))
+    wire_names = sorted(HANDLER_WIRE_NAMES[n] for n in methods.names & HANDLER_WIRE_NAMES.keys())
     if not wire_names:
         raise PluginRejected(
             f"{MAIN_MODULE}, line {cls.lineno}: class {HANDLER_CLASS} defines none of the "
             "handlers on_submit, on_review, on_custom_interface_click, on_send_back_to_queue "
-            "or on_event. Add at least one of them as a method and upload again.",
+            f"or on_event{_bases_note(cls, methods.foreign_bases)}. Add at least one of them as "
+            "a method and upload again.",
             file=MAIN_MODULE,
             line=cls.lineno,
         )
     return tuple(wire_names)
+
+
+def _bases_note(cls: ast.ClassDef, foreign: tuple[str, ...]) -> str:
+    if not cls.bases:
+        return ""
+    note = ", nor do its base classes from the plugin's own modules"
+    if foreign:
+        note += f" (bases from elsewhere are not read: {', '.join(foreign)})"
+    return note

@@ -4,33 +4,63 @@
 only plain PEP 508 requirements go through: names with extras, version specifiers,
 environment markers and ``--hash``. Refused, each with the line and the reason: option lines
 (``-i``, ``-r``, ``-e``, ``--trusted-host``, ...), URLs and ``name @ url``, VCS lines, local
-paths, ``${VAR}`` expansion, NUL or non-UTF-8 bytes, and files over ``MAX_LINES`` lines or
-``MAX_BYTES`` bytes. An operator may allow https URL and ``git+https`` lines for trusted
-tenants (``Settings.build_allow_url_requirements``).
+paths and archive file names, ``${VAR}`` expansion, NUL or non-UTF-8 bytes, an encoding
+declaration other than UTF-8, and files over ``MAX_LINES`` lines or ``MAX_BYTES`` bytes. An
+operator may allow https URL and ``git+https`` lines for trusted tenants
+(``Settings.build_allow_url_requirements``).
+
+The file is read the way pip reads it (``pip/_internal/req/req_file.py``): lines joined at a
+trailing backslash before comments are dropped, options split from the requirement at the
+first space-separated token that starts with ``-`` and then with ``shlex``; a requirement is
+a path when its name (marker and extras aside) ends with one of pip's archive suffixes
+(``pip/_internal/utils/filetypes.py``). ``tests/unit/test_requirements_pip.py`` feeds every
+accepted line to pip's own parser.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from executor.errors import PluginRejected
 
-__all__ = ["MAX_BYTES", "MAX_LINES", "REQUIREMENTS_FILE", "check_requirements"]
+__all__ = ["ARCHIVE_SUFFIXES", "MAX_BYTES", "MAX_LINES", "REQUIREMENTS_FILE", "check_requirements"]
 
 REQUIREMENTS_FILE = "requirements.txt"
 MAX_LINES = 500
 MAX_BYTES = 64 * 1024
+# pip's ARCHIVE_EXTENSIONS: a requirement whose name ends so is read as a local file.
+ARCHIVE_SUFFIXES = (
+    ".zip",
+    ".whl",
+    ".tar.bz2",
+    ".tbz",
+    ".tar.gz",
+    ".tgz",
+    ".tar",
+    ".tar.xz",
+    ".txz",
+    ".tlz",
+    ".tar.lz",
+    ".tar.lzma",
+)
 
-# pip's own comment rule: '#' at the start of a line or after whitespace.
+# pip's comment rule: '#' at the start of a line or after whitespace.
 _COMMENT = re.compile(r"(^|\s+)#.*$")
+# pip reads a PEP 263 declaration on either of the first two lines as the file's encoding.
+_CODING = re.compile(r"coding[:=]\s*([-\w.]+)", re.ASCII)
 _ENV_VAR = re.compile(r"\$\{[^}]*\}")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Anything before a ':' that could be a URL scheme ("https:", "file:", "git+ssh:").
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 _ALLOWED_URL_PREFIXES = ("https://", "git+https://")
-_ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".tar")
-_HASH = re.compile(r"^--hash[= ]\s*[a-z0-9]+:[0-9a-fA-F]+$")
+_EXTRAS = re.compile(r"\[[^\]]+\]$")
+# An option glued to the requirement by whitespace that is not a space (pip splits at ' ').
+_GLUED_OPTION = re.compile(r"([^\S ])(--?[A-Za-z][\w-]*)")
+_HASH_VALUE = re.compile(r"^(sha256|sha384|sha512):[0-9a-fA-F]+$")
+_HASH_FORM = "'--hash=<algorithm>:<digest>'"
 # Why each option is refused; any other option gets the generic reason.
 _OPTION_REASONS: dict[str, str] = {
     "-i": "the package index is chosen by the operator",
@@ -68,6 +98,7 @@ def check_requirements(content: bytes, *, allow_urls: bool = False) -> str:
             "the line has a NUL byte. Save the file as plain UTF-8 text",
         )
     text = _decode(content)
+    _check_declared_encoding(text)
     lines = text.splitlines()
     if len(lines) > MAX_LINES:
         raise _rejected(
@@ -90,22 +121,50 @@ def _decode(content: bytes) -> str:
         ) from exc
 
 
-def _logical_lines(lines: list[str]) -> list[tuple[int, str]]:
-    """(first physical line number, text) with comments dropped and '\\' continuations joined,
-    as pip reads the file."""
-    joined: list[tuple[int, str]] = []
-    pending: tuple[int, str] | None = None
-    for number, raw in enumerate(lines, start=1):
-        line = _COMMENT.sub("", raw)
-        start, text = pending if pending is not None else (number, "")
-        if line.endswith("\\"):
-            pending = (start, text + line[:-1])
+def _check_declared_encoding(text: str) -> None:
+    """pip decodes the file with the encoding a '#' line among the first two declares; one
+    that reads the file differently from UTF-8 would show pip lines (even options) this
+    check never saw."""
+    for number, line in enumerate(text.split("\n")[:2], start=1):
+        found = _CODING.search(line) if line.startswith("#") else None
+        if found is None:
             continue
-        pending = None
-        joined.append((start, text + line))
-    if pending is not None:
-        joined.append(pending)
-    return [(number, text.strip()) for number, text in joined if text.strip()]
+        try:
+            same = text.encode().decode(found.group(1)) == text
+        except (LookupError, ValueError):  # unknown codec, or the bytes do not decode
+            same = False
+        if not same:
+            raise _rejected(
+                number,
+                f"the comment declares the encoding '{found.group(1)}': pip would decode the "
+                "file with it and read other text than the UTF-8 checked here. Remove the "
+                "declaration or declare utf-8",
+            )
+
+
+def _logical_lines(lines: list[str]) -> list[tuple[int, str]]:
+    """(first physical line number, text) as pip's ``preprocess`` yields them: lines ending
+    in '\\' joined first (not a comment line), then comments dropped, then blank lines."""
+    joined: list[tuple[int, str]] = []
+    parts: list[str] = []
+    first = 0
+    for number, line in enumerate(lines, start=1):
+        is_comment = _COMMENT.match(line) is not None
+        if line.endswith("\\") and not is_comment:
+            first = first if parts else number
+            parts.append(line.strip("\\"))
+            continue
+        if is_comment:
+            line = " " + line
+        if parts:
+            joined.append((first, "".join([*parts, line])))
+            parts = []
+        else:
+            joined.append((number, line))
+    if parts:
+        joined.append((first, "".join(parts)))
+    stripped = ((number, _COMMENT.sub("", text).strip()) for number, text in joined)
+    return [(number, text) for number, text in stripped if text]
 
 
 def _check_line(number: int, line: str, allow_urls: bool) -> None:
@@ -116,26 +175,70 @@ def _check_line(number: int, line: str, allow_urls: bool) -> None:
             f"'{variable.group(0)}' asks pip to expand an environment variable, which builds "
             "never do. Write the value itself",
         )
-    if line.startswith("-"):
+    requirement, options = _break_args_options(line)
+    if not requirement:
         option = re.split(r"[=\s]", line, maxsplit=1)[0]
         reason = _OPTION_REASONS.get(option, "pip options cannot be set from requirements.txt")
         raise _rejected(number, f"the option '{option}' is not allowed: {reason}")
-    requirement, options = _split_options(line)
-    for option in options:
-        if not _HASH.match(option):
-            name = re.split(r"[=\s]", option, maxsplit=1)[0]
-            raise _rejected(
-                number,
-                f"the option '{name}' is not allowed: only '--hash=<algorithm>:<digest>' may "
-                "follow a requirement",
-            )
+    glued = _GLUED_OPTION.search(requirement)
+    if glued is not None:
+        raise _rejected(
+            number,
+            f"'{glued.group(2)}' follows a {_whitespace_name(glued.group(1))}, not a space: pip "
+            "splits options from a requirement at spaces only, so it would read the whole "
+            f"line as one invalid requirement. Put a space before '{glued.group(2)}'",
+        )
+    _check_options(number, options)
     _check_requirement(number, requirement, allow_urls)
 
 
-def _split_options(line: str) -> tuple[str, list[str]]:
-    """``'pkg==1 --hash=sha256:ab --hash sha256:cd'`` -> ``('pkg==1', ['--hash=...', ...])``."""
-    parts = re.split(r"\s+(?=--?[A-Za-z])", line)
-    return parts[0].strip(), [part.strip() for part in parts[1:]]
+def _break_args_options(line: str) -> tuple[str, str]:
+    """pip's ``break_args_options``: the requirement is every space-separated token before
+    the first one that starts with '-'; the rest is options."""
+    tokens = line.split(" ")
+    for index, token in enumerate(tokens):
+        if token.startswith("-"):
+            return " ".join(tokens[:index]), " ".join(tokens[index:])
+    return line, ""
+
+
+def _whitespace_name(char: str) -> str:
+    return "tab" if char == "\t" else f"U+{ord(char):04X} whitespace character"
+
+
+def _check_options(number: int, options: str) -> None:
+    """Only ``--hash=<algorithm>:<digest>`` (or ``--hash <value>``) after a requirement, as
+    pip's ``shlex`` split gives the tokens."""
+    try:
+        tokens = shlex.split(options)
+    except ValueError as exc:
+        raise _rejected(
+            number, f"pip cannot split the options '{options}' ({exc}). Fix the quoting"
+        ) from exc
+    while tokens:
+        token = tokens.pop(0)
+        if token == "--hash" and tokens:
+            value = tokens.pop(0)
+        elif token.startswith("--hash="):
+            value = token.removeprefix("--hash=")
+        elif token.startswith("-"):
+            name = re.split(r"[=\s]", token, maxsplit=1)[0]
+            raise _rejected(
+                number,
+                f"the option '{name}' is not allowed: only {_HASH_FORM} may follow a requirement",
+            )
+        else:
+            raise _rejected(
+                number,
+                f"'{token}' after the options would be ignored by pip: only {_HASH_FORM} may "
+                "follow a requirement",
+            )
+        if not _HASH_VALUE.match(value):
+            raise _rejected(
+                number,
+                f"'--hash={value}' is not a hash pip accepts: write sha256, sha384 or sha512, a "
+                "colon and the hex digest",
+            )
 
 
 def _check_requirement(number: int, text: str, allow_urls: bool) -> None:
@@ -150,19 +253,21 @@ def _check_requirement(number: int, text: str, allow_urls: bool) -> None:
             "Write the package name and version instead (e.g. 'requests==2.32.3')",
         )
     try:
-        Requirement(text)
+        parsed = Requirement(text)
     except InvalidRequirement as exc:
         raise _rejected(
             number,
             f"'{text}' is not a valid PEP 508 requirement. Write a package name with "
             "optional extras, version and marker, e.g. 'requests[socks]>=2.31,<3'",
         ) from exc
+    if parsed.url is not None:  # 'name @ <something that is not a URL>'
+        _check_url(number, parsed.url, allow_urls)
 
 
 def _url_of(text: str) -> str | None:
     """The URL of a URL or VCS line, or of ``name @ url``; None for anything else."""
     for candidate in (text, text.split("@", 1)[1].strip() if "@" in text else ""):
-        if _URL.match(candidate) or candidate.startswith(_VCS_PREFIXES):
+        if _SCHEME.match(candidate) or candidate.startswith(_VCS_PREFIXES):
             return candidate
     return None
 
@@ -185,11 +290,14 @@ def _check_url(number: int, url: str, allow_urls: bool) -> None:
 
 
 def _looks_like_path(text: str) -> bool:
+    """As pip decides (``req/constructors.py``): a separator or a leading '.', or a name that,
+    marker and extras aside, ends with an archive suffix."""
+    name = _EXTRAS.sub("", text.split(";", 1)[0].strip()).strip()
     return (
         text.startswith((".", "/", "~"))
         or "/" in text
         or "\\" in text
-        or text.lower().endswith(_ARCHIVE_SUFFIXES)
+        or name.lower().endswith(ARCHIVE_SUFFIXES)
     )
 
 

@@ -94,6 +94,9 @@ def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -
         "pids_limit": profile.pids,
         "read_only": True,
         "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={profile.tmpfs_mib}m,mode=1777"},
+        # The engine's own /dev/shm tmpfs (noexec, nosuid, nodev); its pages are charged to
+        # the container's memory cgroup, so a full /dev/shm holds that much of memory_mib.
+        "shm_size": profile.shm_mib * MIB,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "init": False,  # pid 1 is INIT_COMMAND, see the module docstring

@@ -55,6 +55,9 @@ class SandboxProfile(BaseSettings):
     pids: int = Field(128, ge=8, description="Maximum number of processes and threads.")
     timeout_s: float = Field(60.0, gt=0, description="Wall time before SIGKILL.")
     tmpfs_mib: int = Field(64, ge=1, description="Size of the /tmp tmpfs.")
+    shm_mib: int = Field(
+        64, ge=1, description="Size of the /dev/shm tmpfs; what it holds counts as memory."
+    )
     nofile: int = Field(1024, ge=64, description="Open file descriptor limit.")
     log_cap_bytes: int = Field(1 * MIB, ge=1024, description="Log bytes kept per invocation.")
     envelope_cap_bytes: int = Field(5 * MIB, ge=1024, description="Largest envelope on stdin.")

@@ -10,7 +10,7 @@ import typer
 
 from executor.cli.client import ApiClient
 from executor.cli.common import call, client
-from executor.cli.render import console, err_console, print_json, print_table
+from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 
 __all__ = ["follow_build", "register"]
 
@@ -20,13 +20,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 
 def follow_build(api: ApiClient, name: str, version: int, *, echo: bool) -> Any:
     """Poll the build log until the version leaves DEPLOYING, writing each new part of the
-    log to stdout as it arrives (when ``echo``); returns the final build-log body."""
+    log to stdout as it arrives (when ``echo``, control characters escaped); returns the
+    final build-log body."""
     shown = 0
     while True:
         build = call(api.build_log, name, version)
         text = str(build["log"])
         if echo and len(text) > shown:
-            sys.stdout.write(text[shown:])
+            sys.stdout.write(terminal_text(text[shown:]))
             sys.stdout.flush()
             shown = len(text)
         if build["status"] != "DEPLOYING":
@@ -56,13 +57,13 @@ def build_log(
     else:
         build = call(api.build_log, name, number)
         if not as_json:
-            console.print(build["log"], markup=False, highlight=False, end="")
+            console.print(terminal_text(build["log"]), markup=False, highlight=False, end="")
     if as_json:
         print_json(build)
         return
     if build["pip_freeze"]:
         console.print("Resolved dependencies (pip freeze):", style="bold")
-        console.print(build["pip_freeze"], markup=False, highlight=False, end="")
+        console.print(terminal_text(build["pip_freeze"]), markup=False, highlight=False, end="")
     console.print(f"{name} v{number}: {build['status']}")
     if build["status"] == "FAILED":
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from executor.cli.client import ApiClient, ApiError
-from executor.cli.render import err_console
+from executor.cli.render import err_console, terminal_text
 from executor.settings import Settings
 
 __all__ = ["call", "client"]
@@ -36,5 +36,5 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except ApiError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[red]error:[/] {escape(terminal_text(str(exc)))}")
         raise typer.Exit(1) from exc

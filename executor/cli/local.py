@@ -27,6 +27,7 @@ from rich.text import Text
 
 from executor.build_context import BuildContext
 from executor.builder import build_plugin_image
+from executor.cli.render import terminal_text
 from executor.engine import Engine
 from executor.errors import ExecutorError, PluginRejected, SandboxError
 from executor.local_gateway import LocalGateway
@@ -92,7 +93,7 @@ def run(
         engine.close()
     style = "green" if outcome.status == "succeeded" else "red"
     reason = f": {outcome.error}" if outcome.error else ""
-    err.print(f"[{style}]run {outcome.status}{escape(reason)}[/]")
+    err.print(f"[{style}]run {outcome.status}{escape(terminal_text(reason))}[/]")
     raise typer.Exit(exit_code_of(outcome))
 
 
@@ -147,7 +148,11 @@ def _build(engine: Engine, settings: Settings, build: BuildContext) -> str:
     err.print(f"building {build.tag}", style="bold")
     try:
         return build_plugin_image(
-            engine, settings, build, lambda text: err.out(text, end=""), threading.Event()
+            engine,
+            settings,
+            build,
+            lambda text: err.out(terminal_text(text), end=""),
+            threading.Event(),
         )
     except ExecutorError as exc:
         err.print(f"[red]build FAILED:[/] {escape(exc.message)}")
@@ -203,7 +208,7 @@ def _run_once(
 def _print_lines(lines: list[OutputLine]) -> None:
     for line in lines:
         text = Text(f"{line.log_type:<8} ")
-        text.append(line.content)
+        text.append(terminal_text(line.content, indent=len(text.plain)))
         out.print(text)
 
 

@@ -17,7 +17,14 @@ from rich.markup import escape
 from executor.cli import builds, common, local, tenants
 from executor.cli.client import ApiClient
 from executor.cli.follow import follow_records, paged_records, parse_since
-from executor.cli.render import console, err_console, print_json, print_log_record, print_table
+from executor.cli.render import (
+    console,
+    err_console,
+    print_json,
+    print_log_record,
+    print_table,
+    terminal_text,
+)
 from executor.schemas import TERMINAL_STATUSES
 from executor.settings import Settings
 
@@ -86,7 +93,7 @@ def push(
         print_json(build)
     if build["status"] == "FAILED":
         if not as_json:
-            err_console.print(f"[red]build FAILED:[/] {build['error']}")
+            err_console.print(f"[red]build FAILED:[/] {escape(terminal_text(build['error']))}")
         raise typer.Exit(1)
     if not as_json:
         console.print(f"[green]{plugin_name} v{build['version']} is ACTIVE[/]")

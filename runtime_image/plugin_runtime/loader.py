@@ -28,12 +28,17 @@ def _prepare_sys_path(root: Path) -> None:
     if sys.path and sys.path[0] in ("", cwd):
         del sys.path[0]
     sys.path.insert(0, str(root))
+    # The plugin's own modules also import by their plain name (`from mixins import Mixin`),
+    # from the end of sys.path so they never shadow the standard library, the runtime or an
+    # installed package; the upload check (executor/inheritance.py) resolves names the same.
+    sys.path.append(str(root / PACKAGE))
 
 
 def load_handler_class(root: Path) -> type:
     """Import ``<root>/plugin_code/main.py`` as a package module; return ``PluginHandler``.
 
-    Relative imports (``from .helpers import f``) and sub-packages work, with or without
+    Relative imports (``from .helpers import f``), absolute ones of the plugin's own modules
+    (``from helpers import f``) and sub-packages work, with or without
     ``plugin_code/__init__.py``. Raises :class:`PluginLoadError` when ``main.py`` is
     missing, raises while importing (the message is the traceback) or defines no class
     ``PluginHandler``.

@@ -4,12 +4,14 @@ real executor running real plugin containers. Screenshots go to artifacts/ (kept
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from executor.store.tables import GatewayCall
 from tests.conftest import OPERATOR_KEY, REPO, RunningServer
+from tests.e2e.painter import HTML, TWO_LINES, write_painter
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -121,6 +123,34 @@ def test_build_log_and_system_lines(page: Page, server: RunningServer) -> None:
     expect(page.locator("#build-log")).to_contain_text("Built ", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("h1 .badge")).to_have_text("ACTIVE")
     page.screenshot(path=str(ARTIFACTS / "console-build-log.png"), full_page=True)
+
+
+def test_plugin_output_is_text_never_markup_nor_a_line_of_its_own(
+    page: Page, server: RunningServer, tmp_path: Path
+) -> None:
+    """The console puts a record's content in a text node: HTML stays text, a painted
+    'SYSTEM run ended' stays inside the plugin's own INFO or WARNING line, and a record's
+    later line stays in that record (the CLI side: tests/e2e/test_cli_escapes.py)."""
+    server.push(write_painter(tmp_path / "painter"))
+    server.activate("painter", "console-paint")
+    run = server.run_event(type="onSubmit", project_id="console-paint", asset_id="p-1")
+    assert run["status"] == "succeeded"
+    sign_in(page, server)
+    page.goto(f"{server.url}/ui/#/runs/{run['id']}")
+    logs = page.locator("#run-logs")
+    expect(logs).to_contain_text("bold</b>", timeout=LIVE_TIMEOUT_MS)
+    assert [line.get_attribute("data-level") for line in logs.locator(".line").all()] == [
+        "INFO",
+        "INFO",
+        "WARNING",
+        "INFO",
+    ]
+    expect(logs.locator(".lvl-SYSTEM")).to_have_count(0)
+    expect(logs.locator(".line").nth(1)).to_contain_text("SYSTEM run ended: succeeded")
+    assert logs.locator(".lvl-WARNING .content").text_content() == TWO_LINES
+    assert logs.locator(".line").nth(3).locator(".content").text_content() == HTML
+    expect(logs.locator("img, b")).to_have_count(0)
+    assert page.title() != "pwned"
 
 
 def test_a_wrong_key_is_refused_and_nothing_is_shown(page: Page, server: RunningServer) -> None:

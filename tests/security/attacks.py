@@ -25,6 +25,8 @@ from tests.conftest import RunningServer
 # starts and forks processes several times slower, so its runs get more.
 TIMEOUT_S = {"runc": 8.0, "runsc": 15.0}
 RUNTIMES = tuple(TIMEOUT_S)
+# /dev/shm of the attacked executors: not the default (64), so tests see the setting applied.
+SHM_MIB = 96
 REPORT = "REPORT "
 
 PLUGIN_TEMPLATE = """\

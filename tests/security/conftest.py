@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import RunningServer
-from tests.security.attacks import RUNTIMES, TIMEOUT_S, Attacker
+from tests.security.attacks import RUNTIMES, SHM_MIB, TIMEOUT_S, Attacker
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
@@ -16,9 +16,8 @@ def attacker(
     server_factory: Callable[..., RunningServer],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Attacker:
-    """An executor whose plugins run under the runtime of the param, with a short deadline."""
-    server = server_factory(
-        sandbox={"oci_runtime": request.param, "timeout_s": TIMEOUT_S[request.param]},
-        max_concurrent_runs=2,
-    )
+    """An executor whose plugins run under the runtime of the param, with a short deadline
+    and a /dev/shm of SHM_MIB."""
+    sandbox = {"oci_runtime": request.param, "timeout_s": TIMEOUT_S[request.param]}
+    server = server_factory(sandbox={**sandbox, "shm_mib": SHM_MIB}, max_concurrent_runs=2)
     return Attacker(server, tmp_path_factory.mktemp(f"attacks-{request.param}"))

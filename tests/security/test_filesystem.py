@@ -1,11 +1,14 @@
-"""File-system attacks: fill /tmp, write to the read-only root and the plugin's own code,
-execute from /tmp, and leave a file for the next run."""
+"""File-system attacks: fill /tmp and /dev/shm, write to the read-only root and the plugin's
+own code, execute from /tmp, leave a file for the next run; and what /proc/self/mountinfo
+shows (docs/security.md lists it)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.security.attacks import Attacker
+from tests.security.attacks import SHM_MIB, Attacker
 
 MIB = 1024 * 1024
 TMPFS_MIB = 8
@@ -33,6 +36,50 @@ def test_fill_tmp(attacker: Attacker) -> None:
     assert result.run["status"] == "succeeded", result.text
     assert result.report["error"] == "ENOSPC"
     assert (TMPFS_MIB - 2) * MIB <= result.report["written"] <= TMPFS_MIB * MIB
+
+
+FILL_SHM = """
+    def attack(plugin, label, emit):
+        stats = os.statvfs("/dev/shm")
+        emit("size", stats.f_blocks * stats.f_frsize)
+        with open("/proc/self/mounts") as mounts:
+            shm = [line.split() for line in mounts if line.split()[1] == "/dev/shm"]
+        emit("options", shm[-1][3].split(","))
+        written = 0
+        chunk = b"\\1" * MIB
+        try:
+            with open("/dev/shm/fill", "wb") as out:
+                while True:
+                    written += out.write(chunk)
+                    out.flush()
+                    if written % (8 * MIB) == 0:
+                        emit("written_mib", written // MIB)
+        except OSError as exc:
+            emit("error", errno.errorcode[exc.errno])
+        emit("written", written)
+"""
+
+
+def test_fill_dev_shm(attacker: Attacker) -> None:
+    """Attack: fill /dev/shm. It is a tmpfs of the configured size (EXECUTOR_SANDBOX_SHM_MIB,
+    here 96 MiB, as statvfs shows inside), noexec; writing stops with ENOSPC at that size."""
+    result = attacker.run("fill-shm", FILL_SHM)
+    assert result.run["status"] == "succeeded", result.text
+    assert result.report["size"] == SHM_MIB * MIB
+    assert {"rw", "noexec"} <= set(result.report["options"])
+    assert result.report["error"] == "ENOSPC"
+    assert (SHM_MIB - 2) * MIB <= result.report["written"] <= SHM_MIB * MIB
+
+
+def test_dev_shm_counts_against_the_memory_limit(attacker: Attacker) -> None:
+    """Attack: fill /dev/shm past the memory limit (64 MiB plugin limit, 96 MiB /dev/shm).
+    tmpfs pages are charged to the container's memory cgroup and, with no swap, cannot be
+    reclaimed: the OOM killer ends the run before /dev/shm is full."""
+    result = attacker.run("shm-bomb", FILL_SHM, limits={"memory_mib": 64})
+    assert result.run["status"] == "oom_killed", result.text
+    assert result.run["error"] == "memory limit of 64 MiB exceeded"
+    assert "error" not in result.report  # never reached ENOSPC
+    assert result.report["written_mib"] <= 64
 
 
 @pytest.mark.parametrize(
@@ -105,3 +152,56 @@ def test_file_does_not_survive_to_next_run(attacker: Attacker) -> None:
     assert first.run["status"] == second.run["status"] == "succeeded"
     assert first.report == {"found": False, "wrote": True}
     assert second.report == {"found": False, "wrote": True}
+
+
+MOUNTS = """
+    def attack(plugin, label, emit):
+        mounts = []
+        with open("/proc/self/mountinfo") as info:
+            for line in info:
+                fields, _, fs = line.rstrip("\\n").partition(" - ")
+                fields, fs = fields.split(), fs.split()
+                mounts.append(
+                    {"root": fields[3], "point": fields[4], "options": fields[5].split(","),
+                     "fs": fs[0], "super": fs[2]}
+                )
+        writable = []
+        for point in sorted({m["point"] for m in mounts if os.path.isdir(m["point"])}):
+            try:
+                with open(os.path.join(point, ".probe"), "w"):
+                    writable.append(point)
+            except OSError:
+                pass
+        emit("mounts", mounts)
+        emit("writable", writable)
+"""
+# File systems that are not the kernel's own pseudo or memory file systems: host storage.
+VIRTUAL_FS = {"overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2"}
+
+
+def test_mounts_seen_inside(attacker: Attacker) -> None:
+    """What /proc/self/mountinfo shows (docs/security.md, profile table). The plugin can
+    create files in /tmp and /dev/shm only (runc: also POSIX message queues in /dev/mqueue);
+    the host storage it sees is read-only: the gateway socket folder and /etc/hostname (runsc:
+    also the root, over 9p). Under runc the entries name host paths (overlay layers under
+    Docker's root folder, the gateway folder under the executor's data folder); gVisor's do
+    not."""
+    result = attacker.run("mounts", MOUNTS)
+    assert result.run["status"] == "succeeded", result.text
+    mounts = {m["point"]: m for m in result.report["mounts"]}
+    host_backed = {point for point, m in mounts.items() if m["fs"] not in VIRTUAL_FS}
+    gateway_dir = str(attacker.server.settings.resolved_gateway_socket_dir)
+    docker_root = attacker.server.docker_client.info()["DockerRootDir"] + "/"
+    text = json.dumps(result.report["mounts"])
+    if attacker.runtime == "runc":
+        assert result.report["writable"] == ["/dev/mqueue", "/dev/shm", "/tmp"]
+        assert host_backed == {"/run/executor", "/etc/hostname"}
+        assert {"nosuid", "nodev", "noexec"} <= set(mounts["/dev/shm"]["options"])
+        assert mounts["/run/executor"]["root"] == gateway_dir
+        assert docker_root in text
+    else:
+        assert result.report["writable"] == ["/dev/shm", "/tmp"]
+        assert host_backed == {"/", "/run/executor", "/etc/hostname"}
+        assert gateway_dir not in text and docker_root not in text
+    assert all("ro" in mounts[point]["options"] for point in host_backed | {"/"})
+    assert "noexec" in mounts["/dev/shm"]["options"] and "noexec" in mounts["/tmp"]["options"]

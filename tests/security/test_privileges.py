@@ -224,6 +224,7 @@ def test_inspect_shows_hardened_profile(attacker: Attacker) -> None:
     assert host["PidsLimit"] == profile.pids
     assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]
     assert host["Tmpfs"] == {"/tmp": f"rw,noexec,nosuid,nodev,size={profile.tmpfs_mib}m,mode=1777"}
+    assert host["ShmSize"] == profile.shm_mib * 1024 * 1024
     assert host["LogConfig"]["Type"] == "none"
     assert not host.get("Devices") and not host.get("VolumesFrom")
     gateway_dir = attacker.server.settings.resolved_gateway_socket_dir

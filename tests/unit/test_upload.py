@@ -158,6 +158,12 @@ NO_HANDLERS = (
     "on_custom_interface_click, on_send_back_to_queue or on_event. Add at least one of them "
     "as a method and upload again."
 )
+NO_HANDLERS_IN_BASE = (
+    "main.py, line 4: class PluginHandler defines none of the handlers on_submit, on_review, "
+    "on_custom_interface_click, on_send_back_to_queue or on_event, nor do its base classes "
+    "from the plugin's own modules (bases from elsewhere are not read: Base). Add at least one "
+    "of them as a method and upload again."
+)
 NO_CLASS = (
     "main.py has no top-level 'class PluginHandler': define it, for example "
     "'class PluginHandler(PluginCore):' with an on_submit method, and upload again."
@@ -508,7 +514,7 @@ REFUSALS = [
             ]
         ),
         PluginRejected,
-        NO_HANDLERS,
+        NO_HANDLERS_IN_BASE,
         "main.py",
         4,
     ),
