@@ -97,3 +97,14 @@ class ProtocolWriter:
                 self._stream.flush()
             except (OSError, ValueError):
                 self._broken = True
+
+    def close(self) -> None:
+        """Flush, then write nothing more: the process may exit without cutting a line
+        another thread is writing (it finishes first; later lines are dropped)."""
+        with self._lock:
+            if not self._broken:
+                try:
+                    self._stream.flush()
+                except (OSError, ValueError):
+                    pass
+            self._broken = True
