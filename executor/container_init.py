@@ -8,10 +8,10 @@ ptrace-attach to pid 1. This init first marks itself non-dumpable (ptrace of pid
 fails with EPERM and its /proc files are root's), then runs COMMAND (default: the runtime,
 ``python3 -m plugin_runtime``) as its child with the same stdin, stdout and stderr. It
 forwards termination signals to the child, reaps every orphan so no zombie piles up, and
-when the child ends SIGKILLs every other process of the container (threads, children,
-``setsid`` daemons: the runtime ends when the handler returns, and nothing the plugin
-started may run on), reaps them all, and exits with the child's status (128+N when the
-child died of signal N).
+when the child ends SIGKILLs every other process of the container (children, ``setsid``
+daemons: the runtime ends when the handler returns, and nothing the plugin started may run
+on), reaps them all, and exits with the child's status (128+N when the child died of
+signal N).
 
 Before that it installs a small seccomp filter of its own, inherited by everything the
 plugin starts: ``unshare`` and ``setns`` fail with EPERM. Under runc Docker's default

@@ -13,6 +13,7 @@ Two kinds of lines are written:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -103,8 +104,6 @@ class ProtocolWriter:
         another thread is writing (it finishes first; later lines are dropped)."""
         with self._lock:
             if not self._broken:
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     self._stream.flush()
-                except (OSError, ValueError):
-                    pass
             self._broken = True

@@ -172,8 +172,9 @@ def test_atexit_hook(afterlife: Afterlife) -> None:
 
 def test_runtime_kept_from_exiting(afterlife: Afterlife) -> None:
     """The runtime runs in the plugin's process, so a plugin can keep it from exiting (here
-    by wrapping the writer of the ``handler_finished`` line) and its grandchild alive. The token is revoked anyway when
-    the handler returns: the grandchild's call gets 401, recorded as refused on the run."""
+    by wrapping the writer of the ``handler_finished`` line) and its grandchild alive. The
+    token is revoked anyway when the handler returns: the grandchild's call gets 401,
+    recorded as refused on the run."""
     name = "afterlife-held"
     result = afterlife.run(
         name,
