@@ -8,9 +8,10 @@ ptrace-attach to pid 1. This init first marks itself non-dumpable (ptrace of pid
 fails with EPERM and its /proc files are root's), then runs COMMAND (default: the runtime,
 ``python3 -m plugin_runtime``) as its child with the same stdin, stdout and stderr. It
 forwards termination signals to the child, reaps every orphan so no zombie piles up, and
-exits with the child's status (128+N when the child died of signal N). When it exits, the
-kernel kills whatever is left in the container's pid namespace: daemons a plugin started
-do not outlive the run.
+when the child ends SIGKILLs every other process of the container (children, ``setsid``
+daemons: the runtime ends when the handler returns, and nothing the plugin started may run
+on), reaps them all, and exits with the child's status (128+N when the child died of
+signal N).
 
 Before that it installs a small seccomp filter of its own, inherited by everything the
 plugin starts: ``unshare`` and ``setns`` fail with EPERM. Under runc Docker's default
@@ -125,6 +126,26 @@ def reap_until(pid: int) -> int:
             return exit_status(status)
 
 
+def kill_the_rest() -> None:
+    """SIGKILL every other process in the container and reap them until none is left.
+
+    ``kill(-1)`` reaches every process of the pid namespace but the caller; orphans are
+    reparented to pid 1, so no child left means no process left. Repeated after each reap:
+    a process that was forking when the signal went out has its new child killed too.
+    Only as pid 1, i.e. inside a container: anywhere else ``kill(-1)`` would reach every
+    process of the user.
+    """
+    if os.getpid() != 1:
+        return
+    while True:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def main(argv: list[str]) -> int:
     try:
         make_undumpable()
@@ -143,7 +164,9 @@ def main(argv: list[str]) -> int:
     for sig in FORWARDED:
         signal.signal(sig, forward)
     child.append(spawn(argv or [sys.executable, "-m", "plugin_runtime"]))
-    return reap_until(child[0])
+    status = reap_until(child[0])
+    kill_the_rest()
+    return status
 
 
 if __name__ == "__main__":

@@ -173,15 +173,19 @@ class Gateway:
         """Answer one plugin request (see the module docstring for the steps)."""
         started = time.monotonic()
         grant, refusal = self._authenticate(incoming.headers)
-        if grant is None:
-            assert refusal is not None
+        if refusal is not None:
             log.warning("gateway refused %s: %s", incoming.method, refusal.error)
+            if grant is not None:  # a known run's token: its record shows the refused call
+                self._record(grant, incoming, refusal, started)
             return refusal
+        assert grant is not None
         reply = self._authorized(grant, incoming)
         self._record(grant, incoming, reply, started)
         return reply
 
     def _authenticate(self, headers: httpx.Headers) -> tuple[_Grant | None, Reply | None]:
+        """The token's grant, and the refusal if it may not call: for a revoked or an expired
+        token both (the call is refused but recorded on its run)."""
         token = token_from_headers(headers)
         if token is None:
             return None, error_reply(
@@ -195,15 +199,19 @@ class Gateway:
             row = gateway_store.find_token(session, token_sha256)
             if row is None:
                 return None, error_reply(401, "token_unknown", "the run token is not known")
+            grant = _Grant(token_sha256, row.invocation_id, row.project_id)
             if row.revoked_at is not None:
-                return None, error_reply(
-                    401, "token_revoked", "the run this token was issued to has finished"
+                return grant, error_reply(
+                    401,
+                    "token_revoked",
+                    "the run this token was issued to has finished (its handler returned "
+                    "or its container ended): a run token is good only while its handler runs",
                 )
             if row.expires_at <= datetime.now(UTC):
-                return None, error_reply(
+                return grant, error_reply(
                     401, "token_expired", "the run token expired at the run's deadline"
                 )
-            return _Grant(token_sha256, row.invocation_id, row.project_id), None
+            return grant, None
 
     def _authorized(self, grant: _Grant, incoming: Incoming) -> Reply:
         target = self.targets.for_project(grant.project_id)

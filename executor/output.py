@@ -39,6 +39,8 @@ class OutputCollector:
     kept_bytes: int = 0
     dropped_bytes: int = 0
     handler_started_at: datetime | None = None
+    # Set when the runtime reports that the handler returned: the run's token must go now.
+    handler_finished_at: datetime | None = None
     _buffers: dict[int, bytearray] = field(
         default_factory=lambda: {STDOUT: bytearray(), STDERR: bytearray()}
     )
@@ -98,6 +100,9 @@ class OutputCollector:
     def _from_protocol(self, obj: dict[str, object], text: str) -> list[OutputLine]:
         if obj.get("control") == "handler_started":
             self.handler_started_at = datetime.now(UTC)
+            return []
+        if obj.get("control") == "handler_finished":
+            self.handler_finished_at = datetime.now(UTC)
             return []
         if "control" in obj:
             return []

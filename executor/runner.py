@@ -94,14 +94,24 @@ class Attempt:
     invocation: Invocation
     writer: RunLogWriter
     collector: OutputCollector
+    token_revoked: bool = False
 
     def on_output(self, db: Database) -> Callable[[int, bytes], bool]:
         def sink(stream_id: int, data: bytes) -> bool:
-            self.writer.write(self.collector.feed(stream_id, data))
+            lines = self.collector.feed(stream_id, data)
+            self._revoke_when_handler_finished(db)
+            self.writer.write(lines)
             self._note_handler_start(db)
             return not self.collector.truncated
 
         return sink
+
+    def _revoke_when_handler_finished(self, db: Database) -> None:
+        """The handler returned: nothing the plugin left running may call the platform."""
+        if self.collector.handler_finished_at is not None and not self.token_revoked:
+            self.token_revoked = True
+            with db.session() as session:
+                gateway_store.revoke_for(session, self.invocation.id)
 
     def _note_handler_start(self, db: Database) -> None:
         started = self.collector.handler_started_at

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import select
 import threading
 
 from plugin_runtime.streams import LineSink
@@ -19,9 +20,10 @@ READ_SIZE = 64 * 1024
 class FdCapture:
     """Points ``fd`` at a pipe whose lines are fed to ``sink``.
 
-    :meth:`start` once; :meth:`stop` points ``fd`` at ``/dev/null``, waits (bounded) for the
-    reader to see end-of-file — which only happens once child processes that inherited the
-    pipe have closed it too — and is safe to call twice.
+    :meth:`start` once; :meth:`stop` points ``fd`` at ``/dev/null`` and waits (bounded) for
+    the reader to take what is already in the pipe, and is safe to call twice. It does not
+    wait for end-of-file: a process the plugin left running (a daemon that inherited the
+    pipe) would hold it open, and the run ends when the handler returns, not when it does.
     """
 
     def __init__(self, fd: int, sink: LineSink) -> None:
@@ -29,31 +31,44 @@ class FdCapture:
         self._sink = sink
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._wake_r, self._wake_w = -1, -1
 
     def start(self) -> None:
         """Redirect ``fd`` into a pipe and start the reader thread."""
         read_fd, write_fd = os.pipe()
         os.dup2(write_fd, self._fd)
         os.close(write_fd)
+        # Written once by stop(): the reader then ends as soon as the pipe is empty.
+        self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(
             target=self._pump, args=(read_fd,), name="plugin-runtime-fd-capture", daemon=True
         )
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop capturing: later writes to ``fd`` are discarded."""
+        """Stop capturing: what is in the pipe becomes records, later writes are discarded."""
         if self._stopped or self._thread is None:
             return
         self._stopped = True
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, self._fd)
         os.close(devnull)
+        os.write(self._wake_w, b"\0")
         self._thread.join(timeout)
+        if not self._thread.is_alive():  # a reader still in select() keeps its fds
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def _pump(self, read_fd: int) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
-            while chunk := os.read(read_fd, READ_SIZE):
+            while True:
+                readable, _, _ = select.select([read_fd, self._wake_r], [], [])
+                if read_fd not in readable:
+                    break  # stop() was called and nothing is left to read
+                chunk = os.read(read_fd, READ_SIZE)
+                if not chunk:
+                    break
                 self._sink.feed(decoder.decode(chunk))
             self._sink.feed(decoder.decode(b"", final=True))
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import sys
@@ -47,9 +46,7 @@ class Output:
         sys.stdout = RecordStream(out_sink, STDOUT_FD, "<stdout>")
         sys.stderr = RecordStream(err_sink, STDERR_FD, "<stderr>")
         install_logging(writer)
-        output = cls(writer, capture, [out_sink, err_sink])
-        atexit.register(output.flush_partial)
-        return output
+        return cls(writer, capture, [out_sink, err_sink])
 
     def log(self, level: str, msg: str) -> None:
         """Write one runtime record (stream ``logger``) directly, bypassing logging."""
@@ -71,3 +68,9 @@ class Output:
                 original.flush()
         self.flush_partial()
         self._capture.stop()
+
+    def close(self) -> None:
+        """Drain, flush the protocol and stop writing it: the last call before the process
+        exits."""
+        self.drain()
+        self.writer.close()

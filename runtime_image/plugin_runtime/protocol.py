@@ -13,6 +13,7 @@ Two kinds of lines are written:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -97,3 +98,12 @@ class ProtocolWriter:
                 self._stream.flush()
             except (OSError, ValueError):
                 self._broken = True
+
+    def close(self) -> None:
+        """Flush, then write nothing more: the process may exit without cutting a line
+        another thread is writing (it finishes first; later lines are dropped)."""
+        with self._lock:
+            if not self._broken:
+                with contextlib.suppress(OSError, ValueError):
+                    self._stream.flush()
+            self._broken = True

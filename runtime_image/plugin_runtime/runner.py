@@ -4,6 +4,11 @@
 event (the executor's warm pool) with the plugin already loaded; an import failure is
 still reported only once the envelope came, the same way for a pooled or a fresh container.
 
+The run ends when the handler returns: :func:`main` writes ``handler_finished`` (the
+executor then revokes the run's token), drains and closes the output, and ``__main__``
+ends the process with ``os._exit`` — threads the plugin left running, daemon or not, and its
+``atexit`` hooks get no more time; the container's init then kills every other process.
+
 Exit codes: 0 handler succeeded (or the handler method is missing: WARNING record);
 1 the handler (or ``PluginHandler``'s constructor) raised; 2 malformed envelope or the
 plugin cannot be loaded; 3 internal error of the runtime itself.
@@ -122,4 +127,4 @@ def main() -> int:
         out.log("CRITICAL", f"plugin runtime internal error:\n{traceback.format_exc()}")
         return EXIT_INTERNAL
     finally:
-        out.drain()
+        out.close()

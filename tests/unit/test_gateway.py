@@ -186,7 +186,7 @@ def test_every_token_form_is_accepted(rig: Rig, headers: dict[str, str]) -> None
 
 def test_missing_unknown_expired_and_revoked_tokens_get_401(rig: Rig) -> None:
     invocation_id, token = rig.new_run()
-    _, expired = rig.new_run(expires_in_s=-1)
+    expired_id, expired = rig.new_run(expires_in_s=-1)
     with rig.db.session() as session:
         gateway_store.revoke_for(session, invocation_id)
 
@@ -202,7 +202,15 @@ def test_missing_unknown_expired_and_revoked_tokens_get_401(rig: Rig) -> None:
         assert answer.json()["code"] == code
         assert answer.headers["Content-Type"] == "application/json"
     assert rig.platform.requests == []
-    assert rig.calls(invocation_id) == []
+    # A known token's refused call is on its run's record (a late call after the handler
+    # returned shows there); a missing or unknown token has no run to record it on.
+    ((revoked_call,), (expired_call,)) = rig.calls(invocation_id), rig.calls(expired_id)
+    for call, error in [
+        (revoked_call, "the run this token was issued to has finished (its handler returned"),
+        (expired_call, "the run token expired at the run's deadline"),
+    ]:
+        assert (call.method, call.path, call.status) == ("GET", "/api/projects/p1/assets", 401)
+        assert call.error is not None and call.error.startswith(error)
 
 
 @pytest.mark.parametrize(
