@@ -98,7 +98,7 @@ def run_runtime(root: Path, stdin: dict | bytes) -> Run:
         if "control" in line:
             assert set(line) in ({"control", "handler", "time"}, {"control", "ok", "time"})
         else:
-            assert set(line) == {"level", "time", "msg", "stream"}, line
+            assert set(line) - {"part_of"} == {"level", "time", "msg", "stream"}, line
             assert line["level"] in LEVELS
             assert line["stream"] in {"logger", "stdout", "stderr"}
         assert TIME_RE.match(line["time"]), line
