@@ -147,7 +147,7 @@ class OutputCollector:
         self._buffers[fd].extend(data)
         lines: list[OutputLine] = []
         for raw, complete in self._cut(fd):
-            lines.extend(self._take(fd, raw, complete))
+            lines.extend(self._take(fd, raw, last=complete, newline=complete))
         return lines
 
     def close(self) -> list[OutputLine]:
@@ -155,7 +155,7 @@ class OutputCollector:
         lines: list[OutputLine] = []
         for fd, buffer in self._buffers.items():
             if buffer:
-                lines.extend(self._take(fd, bytes(buffer), complete=True))
+                lines.extend(self._take(fd, bytes(buffer), last=True, newline=False))
                 buffer.clear()
         return lines
 
@@ -177,15 +177,15 @@ class OutputCollector:
         del buffer[:start]
         return found
 
-    def _take(self, fd: int, raw: bytes, complete: bool) -> list[OutputLine]:
-        """Count a line (or part) against the cap; the records it makes if kept."""
-        size = len(raw) + complete
+    def _take(self, fd: int, raw: bytes, *, last: bool, newline: bool) -> list[OutputLine]:
+        """Count a line (or a part: not ``last``) against the cap; its records if kept."""
+        size = len(raw) + newline
         if self.truncated or self.kept_bytes + size > self.cap_bytes:
             self.dropped_bytes += size
             return []
         self.kept_bytes += size
-        if not complete or fd in self._raw_parts:
-            return self._raw_part(fd, raw, complete)
+        if not last or fd in self._raw_parts:
+            return self._raw_part(fd, raw, last)
         return self._parse(fd, raw)
 
     def _raw_part(self, fd: int, raw: bytes, last: bool) -> list[OutputLine]:

@@ -19,6 +19,7 @@ from tests.integration.processes import (
     executor_process,
     remove_images,
 )
+from tests.output_migration import check_old_rows_gain_the_output_columns
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=executor password=executor dbname=postgres"
@@ -87,5 +88,13 @@ def test_tenants_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None
     database = Database(postgres_url)
     try:
         check_old_rows_move_to_the_default_tenant(database)
+    finally:
+        database.dispose()
+
+
+def test_output_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_rows_gain_the_output_columns(database)
     finally:
         database.dispose()
