@@ -324,7 +324,7 @@ class InvocationRunner:
 
     def conclude(self, attempt: Attempt, outcome: RunOutcome) -> None:
         """Record a finished container's result, or queue the invocation again."""
-        attempt.writer.write(attempt.collector.close())
+        attempt.writer.write(attempt.collector.close(), attempt.collector.read_bytes)
         collector, writer, invocation = attempt.collector, attempt.writer, attempt.invocation
         if collector.truncated:
             writer.system(

@@ -183,7 +183,7 @@ class Sandbox:
         try:
             since = self._phase("create", since)
             # Attached before start: nothing the container writes is lost, even while pooled.
-            sock = self._attach(container_id, stdin=True)
+            sock = self._attach(container_id)
             since = self._phase("attach", since)
             with engine_errors("starting the plugin container"):
                 self.engine.api.start(container_id)
@@ -324,8 +324,8 @@ class Sandbox:
                 raise SandboxError(f"image {image} is missing: rebuild the plugin version") from exc
         return str(created["Id"])
 
-    def _attach(self, container_id: str, *, stdin: bool) -> Any:
-        params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+    def _attach(self, container_id: str) -> Any:
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         with engine_errors("attaching to the plugin container"):
             sock = self.engine.api.attach_socket(container_id, params=params)
         sock._sock.settimeout(None)  # the watchdog, not a read timeout, bounds the run

@@ -80,8 +80,9 @@ class SandboxProfile(BaseSettings):
         if self.engine_log_max_bytes < needed:
             raise ValueError(
                 f"engine_log_max_bytes={self.engine_log_max_bytes} is below 2 x (log_cap_bytes "
-                f"+ 65536) = {needed}: the engine's copy of a run's output must hold what the "
-                f"log cap keeps; set EXECUTOR_SANDBOX_ENGINE_LOG_MAX_BYTES to at least {needed}"
+                f"+ {ENGINE_LOG_SLACK_BYTES}) = {needed}: the engine's copy of a run's output "
+                "must hold what the log cap keeps; set EXECUTOR_SANDBOX_ENGINE_LOG_MAX_BYTES to "
+                f"at least {needed}"
             )
         return self
 
