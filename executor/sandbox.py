@@ -123,6 +123,8 @@ def engine_log_config(profile: SandboxProfile) -> LogConfig:
 
     The ``local`` driver stores the bytes as written (``json-file`` would replace invalid
     UTF-8); it keeps a line of up to 16 KiB (the runtime's protocol limit) as one message.
+    A longer line can only be raw output past the runtime (fd 2): Docker 20.10 gives it back
+    without its line break, so a replay that skips past such a line starts a byte late.
     """
     size = str(engine_log_file_bytes(profile))
     return LogConfig(
@@ -273,6 +275,8 @@ class Sandbox:
         try:
             with self._serving_as(invocation_id, container_id):
                 rotated = engine_log_file_bytes(self.profile)
+                # (A flood between this check and the replay opening the copy could still
+                # rotate it twice; that run is past its cap either way.)
                 if self.engine.output_size_reaches(container_id, rotated):
                     reason: dict[str, str] = {}
                     self._kill(container_id, reason, "log_limit")
