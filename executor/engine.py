@@ -8,9 +8,10 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
+import struct
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,9 +33,13 @@ __all__ = [
     "engine_errors",
 ]
 
+Frames = Generator[tuple[int, bytes], None, None]
+
 ENGINE_TIMEOUT_S = 120
 CONFLICT = 409
 STOP_POLL_S = 0.5  # how often a running build checks whether the executor is stopping
+# A frame of the engine's multiplexed output stream: stream id, 3 zero bytes, payload length.
+FRAME_HEADER = struct.Struct(">BxxxL")
 # Labels on every container the executor starts: how crash recovery finds them.
 MANAGED_LABEL = "io.plugin-executor.managed"
 INVOCATION_LABEL = "io.plugin-executor.invocation"
@@ -169,6 +174,41 @@ class Engine:
         except requests.exceptions.RequestException as exc:
             with engine_errors("removing a container"):
                 raise exc
+
+    def output_frames(self, container_id: str, *, follow: bool) -> Frames:
+        """The engine's copy of a container's output (its log driver) from the start, as
+        ``(stream id, bytes)`` frames; with ``follow``, until the container stops. Close
+        the generator to stop early."""
+        url = f"{self.api.base_url}/v{self.api.api_version}/containers/{container_id}/logs"
+        params = {"stdout": 1, "stderr": 1, "follow": int(follow)}
+        with engine_errors("reading the container's output back from the engine"):
+            # No read timeout: a quiet plugin may print nothing for its whole wall time.
+            response = self.api.get(url, params=params, stream=True, timeout=None)
+            response.raise_for_status()
+        return self._frames(response)
+
+    @staticmethod
+    def _frames(response: requests.Response) -> Frames:
+        try:
+            with engine_errors("reading the container's output back from the engine"):
+                while header := response.raw.read(FRAME_HEADER.size):
+                    stream_id, length = FRAME_HEADER.unpack(header)
+                    yield stream_id, response.raw.read(length)
+        finally:
+            response.close()
+
+    def output_size_reaches(self, container_id: str, size: int) -> bool:
+        """True when the engine holds at least ``size`` bytes of a container's output."""
+        held = 0
+        frames = self.output_frames(container_id, follow=False)
+        try:
+            for _, data in frames:
+                held += len(data)
+                if held >= size:
+                    return True
+        finally:
+            frames.close()
+        return False
 
     def kill_container(self, container_id: str) -> None:
         """SIGKILL a container; already stopped or gone is fine."""

@@ -1,40 +1,109 @@
 """Turns a plugin container's output into log lines.
 
-The in-container runtime writes one JSON object per stdout line: a log record
-(``level``, ``msg``, ``stream``) or a control line (``control``). Anything else a process
-writes straight to fd 1 or 2 is kept as raw text. Output past the per-invocation cap is
-counted and dropped.
+The in-container runtime writes one JSON object per stdout line, each line at most
+``MAX_LINE_BYTES`` (the limit of its protocol, ``plugin_runtime.protocol``): a log record
+(``level``, ``msg``, ``stream``, and ``part_of`` on each part of a message cut into several
+records) or a control line (``control``). Anything else a process writes straight to fd 1
+or 2 is kept as raw text; a raw line longer than ``MAX_LINE_BYTES`` is cut at UTF-8
+character boundaries into the parts of one message. Stored text is valid Unicode (invalid
+bytes and lone surrogates become U+FFFD) and carries no run token. Output past the
+per-invocation cap is counted and dropped, whole lines at a time, so no protocol line is
+stored cut.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["MAX_LINE_BYTES", "OutputCollector", "OutputLine"]
+from executor.tokens import TOKEN_ALPHABET, TOKEN_BODY_CHARS, TOKEN_PATTERN, TOKEN_PREFIX
+
+__all__ = ["MAX_LINE_BYTES", "STDERR", "STDOUT", "OutputCollector", "OutputLine"]
 
 STDOUT, STDERR = 1, 2
-# A line longer than this is cut into several records so one line cannot hold memory.
-MAX_LINE_BYTES = 64 * 1024
+# A line, newline included, is at most this: plugin_runtime.protocol.MAX_LINE_BYTES (a unit
+# test keeps the two equal). A longer line is not the runtime's: raw text, cut in parts.
+MAX_LINE_BYTES = 16 * 1024
 LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 STREAMS = frozenset({"logger", "stdout", "stderr"})
+# Level and stream of raw text per file descriptor.
+RAW = {STDOUT: ("INFO", "stdout"), STDERR: ("ERROR", "stderr")}
 REDACTED = "***"
+
+
+def _token_start() -> re.Pattern[bytes]:
+    """Matches the end of a text where a run token may begin (and go on past the end)."""
+    prefix = TOKEN_PREFIX.encode()
+    begun = re.escape(prefix) + f"{TOKEN_ALPHABET}{{0,{TOKEN_BODY_CHARS - 1}}}".encode()
+    partial = [re.escape(prefix[:size]) for size in range(1, len(prefix))]
+    return re.compile(b"(?:" + b"|".join([begun, *partial]) + rb")\Z")
+
+
+TOKEN_START = _token_start()
+TOKEN_CHARS = len(TOKEN_PREFIX) + TOKEN_BODY_CHARS
 
 
 @dataclass(frozen=True)
 class OutputLine:
+    """One record to store. Records with the same ``part_of`` (a key unique within one
+    collector) are the parts of one message, in order."""
+
     log_type: str
     content: str
     stream: str
+    part_of: str | None = None
+
+
+def valid_text(text: str) -> str:
+    """``text`` with each lone surrogate (a JSON ``\\udcff`` escape gives one) replaced by
+    U+FFFD: the store's encodings refuse them. Same as ``plugin_runtime.protocol``'s."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def redact(text: str) -> str:
+    """``text`` with every run token replaced by ``***``."""
+    return TOKEN_PATTERN.sub(REDACTED, text)
+
+
+def _utf8_width(lead: int) -> int:
+    """Bytes of the UTF-8 sequence a byte starts (1 for ASCII and for invalid bytes)."""
+    for width, marker in ((2, 0b110), (3, 0b1110), (4, 0b11110)):
+        if lead >> (8 - width - 1) == marker:
+            return width
+    return 1
+
+
+def part_end(data: bytes | bytearray, start: int, end: int) -> int:
+    """Where to cut ``data[start:end]`` off a longer line: before a run token that may go
+    on past ``end``, and never inside a UTF-8 character."""
+    tail = max(start, end - TOKEN_CHARS)
+    begun = TOKEN_START.search(bytes(data[tail:end]))
+    if begun is not None and tail + begun.start() > start:
+        return tail + begun.start()
+    for lead in range(end - 1, max(start, end - 4) - 1, -1):
+        if data[lead] & 0xC0 != 0x80:  # the first byte of a character
+            return lead if lead + _utf8_width(data[lead]) > end else end
+    return end  # no character start in the last bytes: invalid bytes, cut anywhere
 
 
 @dataclass
 class OutputCollector:
-    """Feed it the container's frames; it returns complete lines as records."""
+    """Feed it the container's frames; it returns complete lines as records.
+
+    ``resume_at`` (stream id → bytes) is how much of each stream is already stored, when
+    an adopted container's output is replayed from its start: those bytes are skipped.
+    """
 
     cap_bytes: int
-    secrets: tuple[str, ...] = ()
+    resume_at: Mapping[int, int] = field(default_factory=dict)
     total_bytes: int = 0
     kept_bytes: int = 0
     dropped_bytes: int = 0
@@ -44,47 +113,99 @@ class OutputCollector:
     _buffers: dict[int, bytearray] = field(
         default_factory=lambda: {STDOUT: bytearray(), STDERR: bytearray()}
     )
+    # Per stream: bytes fed so far (those of resume_at included), bytes left to skip.
+    _fed: dict[int, int] = field(default_factory=dict)
+    _skip: dict[int, int] = field(default_factory=dict)
+    # Per stream: the part_of key of the raw line being cut into parts.
+    _raw_parts: dict[int, str] = field(default_factory=dict)
+    _part_ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self._fed = {fd: self.resume_at.get(fd, 0) for fd in (STDOUT, STDERR)}
+        self._skip = dict(self._fed)
+        # What the earlier process read counts against the cap as if kept.
+        self.total_bytes = self.kept_bytes = sum(self._fed.values())
 
     @property
     def truncated(self) -> bool:
         return self.dropped_bytes > 0
 
+    @property
+    def read_bytes(self) -> dict[int, int]:
+        """Per stream, the bytes turned into lines so far: where a replay resumes."""
+        return {fd: self._fed[fd] - len(buffer) for fd, buffer in self._buffers.items()}
+
     def feed(self, stream_id: int, data: bytes) -> list[OutputLine]:
         """Take one frame of output; return the lines it completed."""
+        fd = STDOUT if stream_id == STDOUT else STDERR
+        skipped = min(self._skip[fd], len(data))
+        self._skip[fd] -= skipped
+        data = data[skipped:]
         self.total_bytes += len(data)
-        room = self.cap_bytes - self.kept_bytes
-        if len(data) > room:
-            self.dropped_bytes += len(data) - max(room, 0)
-            data = data[: max(room, 0)]
-        self.kept_bytes += len(data)
-        buffer = self._buffers.get(stream_id, self._buffers[STDERR])
-        buffer.extend(data)
+        self._fed[fd] += len(data)
+        if self.truncated:
+            self.dropped_bytes += len(data)
+            return []
+        self._buffers[fd].extend(data)
         lines: list[OutputLine] = []
-        while True:
-            end = buffer.find(b"\n")
-            if end < 0:
-                if len(buffer) < MAX_LINE_BYTES:
-                    break
-                end = MAX_LINE_BYTES
-                raw, rest = bytes(buffer[:end]), buffer[end:]
-            else:
-                raw, rest = bytes(buffer[:end]), buffer[end + 1 :]
-            buffer[:] = rest
-            lines.extend(self._parse(stream_id, raw))
+        for raw, complete in self._cut(fd):
+            lines.extend(self._take(fd, raw, last=complete, newline=complete))
         return lines
 
     def close(self) -> list[OutputLine]:
         """Flush partial lines left when the streams ended."""
         lines: list[OutputLine] = []
-        for stream_id, buffer in self._buffers.items():
+        for fd, buffer in self._buffers.items():
             if buffer:
-                lines.extend(self._parse(stream_id, bytes(buffer)))
+                lines.extend(self._take(fd, bytes(buffer), last=True, newline=False))
                 buffer.clear()
         return lines
 
-    def _parse(self, stream_id: int, raw: bytes) -> list[OutputLine]:
-        text = self._redact(raw.decode("utf-8", errors="replace").rstrip("\r"))
-        if stream_id == STDOUT and text.startswith("{"):
+    def _cut(self, fd: int) -> list[tuple[bytes, bool]]:
+        """The complete lines and over-long parts at the front of a stream's buffer."""
+        buffer, start = self._buffers[fd], 0
+        found: list[tuple[bytes, bool]] = []
+        while True:
+            end = buffer.find(b"\n", start, start + MAX_LINE_BYTES)
+            if end >= 0:
+                found.append((bytes(buffer[start:end]), True))
+                start = end + 1
+            elif len(buffer) - start >= MAX_LINE_BYTES:
+                end = part_end(buffer, start, start + MAX_LINE_BYTES)
+                found.append((bytes(buffer[start:end]), False))
+                start = end
+            else:
+                break
+        del buffer[:start]
+        return found
+
+    def _take(self, fd: int, raw: bytes, *, last: bool, newline: bool) -> list[OutputLine]:
+        """Count a line (or a part: not ``last``) against the cap; its records if kept."""
+        size = len(raw) + newline
+        if self.truncated or self.kept_bytes + size > self.cap_bytes:
+            self.dropped_bytes += size
+            return []
+        self.kept_bytes += size
+        if not last or fd in self._raw_parts:
+            return self._raw_part(fd, raw, last)
+        return self._parse(fd, raw)
+
+    def _raw_part(self, fd: int, raw: bytes, last: bool) -> list[OutputLine]:
+        if last:
+            key = self._raw_parts.pop(fd, None)
+        else:
+            key = self._raw_parts.setdefault(fd, f"raw{fd}.{next(self._part_ids)}")
+        text = raw.decode("utf-8", errors="replace")
+        if last:
+            text = text.rstrip("\r")
+            if not text:
+                return []  # the line ended right after its last part
+        level, stream = RAW[fd]
+        return [OutputLine(level, redact(text), stream, key)]
+
+    def _parse(self, fd: int, raw: bytes) -> list[OutputLine]:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if fd == STDOUT and text.startswith("{"):
             try:
                 obj = json.loads(text)
             except ValueError:
@@ -93,9 +214,8 @@ class OutputCollector:
                 return self._from_protocol(obj, text)
         if not text:
             return []
-        if stream_id == STDOUT:
-            return [OutputLine("INFO", text, "stdout")]
-        return [OutputLine("ERROR", text, "stderr")]
+        level, stream = RAW[fd]
+        return [OutputLine(level, redact(text), stream)]
 
     def _from_protocol(self, obj: dict[str, object], text: str) -> list[OutputLine]:
         if obj.get("control") == "handler_started":
@@ -108,19 +228,15 @@ class OutputCollector:
             return []
         message = obj.get("msg")
         if not isinstance(message, str):
-            return [OutputLine("INFO", text, "stdout")]
+            return [OutputLine("INFO", redact(text), "stdout")]
         level = obj.get("level")
         stream = obj.get("stream")
+        part_of = obj.get("part_of")
         return [
             OutputLine(
                 level if isinstance(level, str) and level in LEVELS else "INFO",
-                message,
+                redact(valid_text(message)),
                 stream if isinstance(stream, str) and stream in STREAMS else "stdout",
+                f"p{part_of}" if type(part_of) is int else None,
             )
         ]
-
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, REDACTED)
-        return text

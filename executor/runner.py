@@ -8,7 +8,7 @@ recorded ``dead`` when its retries are used up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +19,7 @@ from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.gateway_policy import PlatformTargets
 from executor.limits import effective_profile
 from executor.metrics import Metrics
-from executor.output import OutputCollector, OutputLine
+from executor.output import STDERR, STDOUT, OutputCollector, OutputLine
 from executor.retry import PLUGIN_FAILURES, RetryPolicy
 from executor.sandbox import RunOutcome, Sandbox, StartedContainer
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
@@ -38,7 +38,11 @@ log = logging.getLogger(__name__)
 
 
 class RunLogWriter:
-    """Writes one invocation's log lines to the store, numbered in order across attempts."""
+    """Writes one invocation's log lines to the store, numbered in order across attempts.
+
+    The parts of one message are linked: each record's ``continues`` is the seq of the
+    part before it.
+    """
 
     def __init__(
         self,
@@ -56,14 +60,21 @@ class RunLogWriter:
                 select(func.max(LogRecord.seq)).where(LogRecord.run_id == invocation.id)
             )
         self.seq = int(last or 0)
+        self._last_part: dict[str, int] = {}  # part_of key -> seq of its latest part
 
-    def write(self, lines: list[OutputLine]) -> None:
+    def write(self, lines: list[OutputLine], read_bytes: Mapping[int, int] | None = None) -> None:
+        """Store ``lines``; with ``read_bytes`` (the collector's), record in the same
+        transaction how much of the container's output they account for."""
         if not lines:
             return
         now = utcnow()
         records = []
         for line in lines:
             self.seq += 1
+            continues = None
+            if line.part_of is not None:
+                continues = self._last_part.get(line.part_of)
+                self._last_part[line.part_of] = self.seq
             records.append(
                 {
                     "created_at": now,
@@ -77,10 +88,18 @@ class RunLogWriter:
                     "label_id": self.label_id,
                     "stream": line.stream,
                     "seq": self.seq,
+                    "continues": continues,
                 }
             )
         with self.db.session() as session:
             log_store.add_records(session, records)
+            if read_bytes is not None:
+                invocation_store.note_output_read(
+                    session,
+                    self.invocation.id,
+                    stdout=read_bytes[STDOUT],
+                    stderr=read_bytes[STDERR],
+                )
         self.on_written()  # after the commit: woken readers must see the records
 
     def system(self, content: str) -> None:
@@ -100,7 +119,7 @@ class Attempt:
         def sink(stream_id: int, data: bytes) -> bool:
             lines = self.collector.feed(stream_id, data)
             self._revoke_when_handler_finished(db)
-            self.writer.write(lines)
+            self.writer.write(lines, self.collector.read_bytes)
             self._note_handler_start(db)
             return not self.collector.truncated
 
@@ -166,7 +185,7 @@ class InvocationRunner:
         try:
             started, warm = self._container(invocation, version.image_tag, profile)
         except SandboxError as exc:
-            attempt = self._attempt(invocation, event, None, profile)
+            attempt = self._attempt(invocation, event, profile)
             self._infrastructure_failure(attempt, exc.message)
             return
         handed_off = False
@@ -175,7 +194,7 @@ class InvocationRunner:
             preparing = utcnow()
             token = mint_token()
             deadline = self._hand_off_begins(invocation, token, profile, warm)
-            attempt = self._attempt(invocation, event, token, profile)
+            attempt = self._attempt(invocation, event, profile)
             envelope = self._envelope(invocation, event, token, deadline)
             data = envelope.model_dump_json().encode()
             if len(data) > profile.envelope_cap_bytes:
@@ -232,12 +251,15 @@ class InvocationRunner:
         return deadline
 
     def watch(self, invocation: Invocation, container_id: str, running: bool) -> None:
-        """Follow (or just read the end of) a container an earlier process started."""
+        """Follow (or just read the end of) a container an earlier process started; the
+        output it wrote since the last stored record is read back from the engine."""
         with self.db.session() as session:
             event = session.get(Event, invocation.event_id)
-        attempt = self._attempt(invocation, event, None)
+        stored = {STDOUT: invocation.stdout_read_bytes, STDERR: invocation.stderr_read_bytes}
+        attempt = self._attempt(invocation, event, resume_at=stored)
         attempt.writer.system(
-            "the executor restarted during this run: output written meanwhile is not kept"
+            "the executor restarted during this run: the output written meanwhile is read "
+            "back from the Docker Engine's copy"
         )
         deadline = invocation.deadline_at or utcnow()
         remaining = (deadline - utcnow()).total_seconds() if running else 0.0
@@ -248,6 +270,11 @@ class InvocationRunner:
         except SandboxError as exc:
             self._infrastructure_failure(attempt, exc.message)
             return
+        if outcome.output_lost:
+            attempt.writer.system(
+                "while no executor read it the plugin wrote more output than the Docker "
+                "Engine keeps: what it wrote after the last stored line is lost"
+            )
         if outcome.status != "succeeded" and invocation.handler_started_at is None:
             # The previous process may have died before the envelope was written: the
             # plugin never got its event, which is not the plugin's failure.
@@ -270,8 +297,8 @@ class InvocationRunner:
         self,
         invocation: Invocation,
         event: Event | None,
-        token: str | None,
         profile: SandboxProfile | None = None,
+        resume_at: Mapping[int, int] | None = None,
     ) -> Attempt:
         label = event.label if event is not None else None
         label_id = label.get("id") if isinstance(label, dict) else None
@@ -281,9 +308,8 @@ class InvocationRunner:
         if invocation.attempt > 1 and invocation.attempts:
             previous = invocation.attempts[-1]["reason"]
             writer.system(f"attempt {invocation.attempt} (previous attempt: {previous})")
-        secrets_ = (token,) if token else ()
         cap = (profile or self.settings.sandbox).log_cap_bytes
-        collector = OutputCollector(cap, secrets=secrets_)
+        collector = OutputCollector(cap, resume_at or {})
         return Attempt(invocation, writer, collector)
 
     def _envelope(
@@ -307,7 +333,7 @@ class InvocationRunner:
 
     def conclude(self, attempt: Attempt, outcome: RunOutcome) -> None:
         """Record a finished container's result, or queue the invocation again."""
-        attempt.writer.write(attempt.collector.close())
+        attempt.writer.write(attempt.collector.close(), attempt.collector.read_bytes)
         collector, writer, invocation = attempt.collector, attempt.writer, attempt.invocation
         if collector.truncated:
             writer.system(
@@ -328,7 +354,7 @@ class InvocationRunner:
             outcome.exit_code,
             outcome.error,
             log_bytes=collector.total_bytes,
-            truncated=collector.truncated,
+            truncated=collector.truncated or outcome.output_lost,
         )
 
     def _plugin_failure(self, attempt: Attempt, outcome: RunOutcome) -> None:

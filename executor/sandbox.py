@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import requests
 from docker.types import LogConfig, Ulimit
 from docker.utils.socket import frames_iter
 
-from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine, engine_errors
+from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine, Frames, engine_errors
 from executor.errors import SandboxError
 from executor.settings import SandboxProfile
 
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 # Called with (stream id, bytes) for every output frame; returning False stops the run.
 OutputSink = Callable[[int, bytes], bool]
 MIB = 1024 * 1024
+# Files of the engine's copy of a container's output: the newest and one rotated, so the
+# first file survives one rotation.
+ENGINE_LOG_FILES = 2
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class RunOutcome:
     # True when the container was stopped from outside (engine restart, docker stop/kill):
     # not the plugin's fault, so the dispatcher retries it.
     infrastructure: bool = False
+    # True when output written while no executor read it is gone (see Sandbox.watch).
+    output_lost: bool = False
 
 
 # Where the gateway socket folder appears inside every plugin container.
@@ -103,8 +108,9 @@ def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -
         "privileged": False,
         "network_mode": "none",
         "ulimits": [Ulimit(name="nofile", soft=profile.nofile, hard=profile.nofile)],
-        # The executor reads output over attach; the engine keeps no copy of it.
-        "log_config": LogConfig(type=LogConfig.types.NONE),
+        # The executor reads output over attach; the engine's capped copy is read back only
+        # by an executor adopting the run after a restart (Sandbox.watch).
+        "log_config": engine_log_config(profile),
         "runtime": profile.oci_runtime,
     }
 
@@ -117,6 +123,27 @@ def close_attached(sock: Any) -> None:
         sock.close()
         if raw is not None:
             raw.close()
+
+
+def engine_log_file_bytes(profile: SandboxProfile) -> int:
+    """Size at which the engine's copy of a container's output starts a new file."""
+    return profile.engine_log_max_bytes // ENGINE_LOG_FILES
+
+
+def engine_log_config(profile: SandboxProfile) -> LogConfig:
+    """The engine keeps a container's output in its data root (no host path the plugin
+    names), in at most two files of half ``engine_log_max_bytes``, dropped with the container.
+
+    The ``local`` driver stores the bytes as written (``json-file`` would replace invalid
+    UTF-8); it keeps a line of up to 16 KiB (the runtime's protocol limit) as one message.
+    A longer line can only be raw output past the runtime (fd 2): Docker 20.10 gives it back
+    without its line break, so a replay that skips past such a line starts a byte late.
+    """
+    size = str(engine_log_file_bytes(profile))
+    return LogConfig(
+        type="local",  # docker-py names no constant for it
+        config={"max-size": size, "max-file": str(ENGINE_LOG_FILES), "compress": "false"},
+    )
 
 
 class Sandbox:
@@ -171,7 +198,7 @@ class Sandbox:
         try:
             since = self._phase("create", since)
             # Attached before start: nothing the container writes is lost, even while pooled.
-            sock = self._attach(container_id, stdin=True)
+            sock = self._attach(container_id)
             since = self._phase("attach", since)
             with engine_errors("starting the plugin container"):
                 self.engine.api.start(container_id)
@@ -204,7 +231,7 @@ class Sandbox:
                 self._send_envelope(started.sock._sock, envelope)
                 return self._follow(
                     started.container_id,
-                    started.sock,
+                    _attached_frames(started.sock),
                     timeout_s or profile.timeout_s,
                     on_output,
                     profile,
@@ -251,14 +278,25 @@ class Sandbox:
         """Follow a container an earlier executor process started to its end (or, if it
         already exited, read how it ended), then remove it.
 
-        Output written while no executor was attached is lost (the engine keeps no logs).
+        Its output is replayed from the engine's copy, from the container's start:
+        ``on_output`` skips what is stored already. If that copy has started a new file,
+        the plugin wrote more than its log cap while no executor read it, and the start of
+        the copy may be gone: nothing is replayed, a running container is killed, and the
+        outcome is ``log_limit`` with ``output_lost``.
         """
+        started = time.monotonic()
         try:
-            if not running:
-                return self._outcome(container_id, {}, time.monotonic())
             with self._serving_as(invocation_id, container_id):
-                sock = self._attach(container_id, stdin=False)
-                return self._follow(container_id, sock, max(remaining_s, 0.0), on_output)
+                rotated = engine_log_file_bytes(self.profile)
+                # (A flood between this check and the replay opening the copy could still
+                # rotate it twice; that run is past its cap either way.)
+                if self.engine.output_size_reaches(container_id, rotated):
+                    reason: dict[str, str] = {}
+                    self._kill(container_id, reason, "log_limit")
+                    return replace(self._outcome(container_id, reason, started), output_lost=True)
+                frames = self.engine.output_frames(container_id, follow=running)
+                timeout_s = max(remaining_s, 0.0) if running else None
+                return self._follow(container_id, frames, timeout_s, on_output)
         finally:
             self._remove_quietly(container_id)
 
@@ -303,8 +341,8 @@ class Sandbox:
                 raise SandboxError(f"image {image} is missing: rebuild the plugin version") from exc
         return str(created["Id"])
 
-    def _attach(self, container_id: str, *, stdin: bool) -> Any:
-        params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+    def _attach(self, container_id: str) -> Any:
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         with engine_errors("attaching to the plugin container"):
             sock = self.engine.api.attach_socket(container_id, params=params)
         sock._sock.settimeout(None)  # the watchdog, not a read timeout, bounds the run
@@ -313,19 +351,22 @@ class Sandbox:
     def _follow(
         self,
         container_id: str,
-        sock: Any,
-        timeout_s: float,
+        frames: Frames,
+        timeout_s: float | None,
         on_output: OutputSink,
         profile: SandboxProfile | None = None,
     ) -> RunOutcome:
+        """Feed ``frames`` to ``on_output`` until they end; SIGKILL the container past
+        ``timeout_s`` (None: it has exited already)."""
         started = time.monotonic()
         reason: dict[str, str] = {}
-        watchdog = threading.Timer(timeout_s, self._kill, (container_id, reason, "timeout"))
+        watchdog = threading.Timer(timeout_s or 0.0, self._kill, (container_id, reason, "timeout"))
         watchdog.daemon = True
-        watchdog.start()
+        if timeout_s is not None:
+            watchdog.start()
         stopping: threading.Thread | None = None
         try:
-            for stream_id, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
+            for stream_id, data in frames:
                 if not on_output(stream_id, data) and stopping is None:
                     # Kill from another thread and keep draining (the sink counts and drops
                     # the rest): a container blocked writing into a full pipe may not die
@@ -336,7 +377,7 @@ class Sandbox:
                     stopping.start()
         finally:
             watchdog.cancel()
-            close_attached(sock)
+            frames.close()
         return self._outcome(container_id, reason, started, profile)
 
     @staticmethod
@@ -377,6 +418,14 @@ class Sandbox:
             profile or self.profile,
             started,
         )
+
+
+def _attached_frames(sock: Any) -> Frames:
+    """The frames of an attach socket, which is closed when they end or are closed."""
+    try:
+        yield from frames_iter(sock, tty=False)  # type: ignore[no-untyped-call]
+    finally:
+        close_attached(sock)
 
 
 ENGINE_WAIT_S = 60

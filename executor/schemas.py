@@ -227,6 +227,11 @@ class LogRecordPublic(BaseModel):
     metadata: LogMetadata
     stream: str
     seq: int
+    continues: int | None = Field(
+        None,
+        description="The seq of the record whose text this one continues: a line over 16 KiB "
+        "is stored as several records, each with the line's level.",
+    )
 
 
 class LogPage(BaseModel):

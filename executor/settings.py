@@ -10,12 +10,14 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PlatformTarget", "SandboxProfile", "Settings"]
 
 MIB = 1024 * 1024
+# Room above the log cap the engine's copy of a run's output keeps (a line past the cap).
+ENGINE_LOG_SLACK_BYTES = 64 * 1024
 PROJECT_PLACEHOLDER = "{project_id}"
 
 
@@ -61,12 +63,31 @@ class SandboxProfile(BaseSettings):
     nofile: int = Field(1024, ge=64, description="Open file descriptor limit.")
     log_cap_bytes: int = Field(1 * MIB, ge=1024, description="Log bytes kept per invocation.")
     envelope_cap_bytes: int = Field(5 * MIB, ge=1024, description="Largest envelope on stdin.")
+    engine_log_max_bytes: int = Field(
+        4 * MIB,
+        description="Disk the engine's copy of one container's output may take (local log "
+        "driver, two files of half this), read back after an executor restart; at least "
+        "2 x (log_cap_bytes + 64 KiB).",
+    )
     user: str = Field("10000:10000", description="uid:gid the plugin runs as (never root).")
     oci_runtime: str = Field(
         "runc",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description="OCI runtime registered with dockerd: runc, or runsc (gVisor).",
     )
+
+    @model_validator(mode="after")
+    def _engine_log_holds_the_log_cap(self) -> SandboxProfile:
+        # Then a rotated engine copy means the run wrote past its log cap (see Sandbox.watch).
+        needed = 2 * (self.log_cap_bytes + ENGINE_LOG_SLACK_BYTES)
+        if self.engine_log_max_bytes < needed:
+            raise ValueError(
+                f"engine_log_max_bytes={self.engine_log_max_bytes} is below 2 x (log_cap_bytes "
+                f"+ {ENGINE_LOG_SLACK_BYTES}) = {needed}: the engine's copy of a run's output "
+                "must hold what the log cap keeps; set EXECUTOR_SANDBOX_ENGINE_LOG_MAX_BYTES to "
+                f"at least {needed}"
+            )
+        return self
 
     @field_validator("user")
     @classmethod

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 
-__all__ = ["TOKEN_BYTES", "TOKEN_PREFIX", "hash_token", "mint_token", "token_from_headers"]
+__all__ = [
+    "TOKEN_ALPHABET",
+    "TOKEN_BODY_CHARS",
+    "TOKEN_BYTES",
+    "TOKEN_PATTERN",
+    "TOKEN_PREFIX",
+    "hash_token",
+    "mint_token",
+    "token_from_headers",
+]
 
 TOKEN_BYTES = 32
 TOKEN_PREFIX = "pe_run_"
+# What follows the prefix: TOKEN_BODY_CHARS characters of URL-safe base64 (no padding).
+TOKEN_ALPHABET = "[A-Za-z0-9_-]"
+TOKEN_BODY_CHARS = 43
+# Any run token, known or not: what output redaction looks for.
+TOKEN_PATTERN = re.compile(f"{re.escape(TOKEN_PREFIX)}{TOKEN_ALPHABET}{{{TOKEN_BODY_CHARS}}}")
 # The forms the gateway accepts in ``Authorization`` (case-insensitive scheme).
 _AUTH_SCHEMES = ("bearer ", "x-api-key:")
 

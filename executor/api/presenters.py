@@ -157,6 +157,7 @@ def log_public(record: LogRecord) -> LogRecordPublic:
         metadata=LogMetadata(asset_id=record.asset_id, label_id=record.label_id),
         stream=record.stream,
         seq=record.seq,
+        continues=record.continues,
     )
 
 

@@ -35,6 +35,7 @@ from executor.output import OutputCollector, OutputLine
 from executor.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent, EventIn
 from executor.settings import Settings
+from executor.tokens import mint_token
 from executor.upload import UploadLimits, pack_directory, read_upload, source_archive
 
 __all__ = ["SAMPLE_EVENTS", "exit_code_of", "register"]
@@ -170,7 +171,7 @@ def _run_once(
     run_id = f"local-{secrets.token_hex(6)}"
     deadline = datetime.now(UTC) + timedelta(seconds=settings.sandbox.timeout_s)
     if gateway is None:
-        api = ApiInfo(url=settings.platform_api_url, token=secrets.token_urlsafe(32))
+        api = ApiInfo(url=settings.platform_api_url, token=mint_token())
     else:
         api = gateway.api_info(run_id, build.plugin_id, event.project_id, event.type, deadline)
     envelope = Envelope(
@@ -184,7 +185,7 @@ def _run_once(
         api=api,
         deadline=deadline,
     )
-    collector = OutputCollector(settings.sandbox.log_cap_bytes, secrets=(api.token,))
+    collector = OutputCollector(settings.sandbox.log_cap_bytes)
 
     def on_output(stream_id: int, data: bytes) -> bool:
         _print_lines(collector.feed(stream_id, data))

@@ -23,6 +23,7 @@ __all__ = [
     "get_invocation",
     "list_invocations",
     "mark_handler_started",
+    "note_output_read",
     "plugin_deleted",
     "renew_leases",
     "replay",
@@ -156,6 +157,7 @@ def claim(
         invocation.lease_expires_at = now + timedelta(seconds=lease_s)
         invocation.started_at = now
         invocation.handler_started_at = None
+        invocation.stdout_read_bytes = invocation.stderr_read_bytes = 0  # a new container
         invocation.attempt += 1
         invocation.not_before = None
         by_plugin[invocation.plugin_id] = by_plugin.get(invocation.plugin_id, 0) + 1
@@ -286,6 +288,15 @@ def _release(invocation: Invocation, *, status: str) -> None:
     invocation.status = status
     invocation.lease_owner = None
     invocation.lease_expires_at = None
+
+
+def note_output_read(session: Session, invocation_id: str, *, stdout: int, stderr: int) -> None:
+    """Record how much of the container's output is stored (with those log records)."""
+    session.execute(
+        update(Invocation)
+        .where(Invocation.id == invocation_id)
+        .values(stdout_read_bytes=stdout, stderr_read_bytes=stderr)
+    )
 
 
 def mark_handler_started(session: Session, invocation_id: str, at: datetime) -> None:

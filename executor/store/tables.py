@@ -258,6 +258,10 @@ class Invocation(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     not_before: Mapped[datetime | None] = mapped_column(default=None)
     deadline_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Bytes of the attempt's container stdout / stderr already read into log records: an
+    # executor adopting the container after a restart replays the rest from the engine.
+    stdout_read_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    stderr_read_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     replay_of: Mapped[str | None] = mapped_column(String(36), default=None)
@@ -343,3 +347,5 @@ class LogRecord(Base):
     label_id: Mapped[str | None] = mapped_column(String(200), default=None)
     stream: Mapped[str] = mapped_column(String(10))
     seq: Mapped[int] = mapped_column(Integer)
+    # The seq of the record this one continues: a long line is stored as several records.
+    continues: Mapped[int | None] = mapped_column(Integer, default=None)

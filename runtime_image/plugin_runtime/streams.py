@@ -11,12 +11,14 @@ import io
 import threading
 from typing import TYPE_CHECKING
 
-from plugin_runtime.protocol import ProtocolWriter
+from plugin_runtime.protocol import MAX_LINE_BYTES, ProtocolWriter, valid_text
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-MAX_LINE_CHARS = 64 * 1024
+# A line longer than this (without its newline yet) is written in pieces, so memory stays
+# bounded; each piece takes one or more protocol lines.
+MAX_LINE_CHARS = MAX_LINE_BYTES
 
 
 class LineSink:
@@ -24,9 +26,12 @@ class LineSink:
 
     Each thread has its own partial-line buffer, so ``print()`` calls from concurrent
     threads (which write the text and the newline separately) still give whole lines. A
-    trailing ``\\r`` is dropped from each line. A line longer than ``max_chars`` is split
-    into several records so memory stays bounded. :meth:`flush_partial` writes the pending
-    partial lines (called when the handler is done and at exit).
+    trailing ``\\r`` is dropped from each line. A line longer than ``max_chars`` is written
+    in pieces of one protocol line each as it comes, parts of one message (``part_of``);
+    characters at a cut that could begin a secret wait for the next piece, so redaction
+    still sees the secret whole. Lone surrogates become U+FFFD as they come.
+    :meth:`flush_partial` writes the pending partial lines (called when the handler is done
+    and at exit).
     """
 
     def __init__(
@@ -37,19 +42,23 @@ class LineSink:
         self._level = level
         self._max_chars = max_chars
         self._buffers: dict[int, str] = {}
+        # thread -> part_of id of its line being written in pieces
+        self._parts: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def feed(self, text: str) -> None:
         """Add characters written by the calling thread; complete lines become records."""
         key = threading.get_ident()
+        text = valid_text(text)
         with self._lock:
-            buffer = self._buffers.pop(key, "") + text
-            while "\n" in buffer:
-                line, buffer = buffer.split("\n", 1)
-                self._write(line.removesuffix("\r"))
+            *lines, buffer = (self._buffers.pop(key, "") + text).split("\n")
+            for line in lines:
+                self._write(key, line.removesuffix("\r"), done=True)
             while len(buffer) >= self._max_chars:
-                self._write(buffer[: self._max_chars])
-                buffer = buffer[self._max_chars :]
+                cut = self._writer.fit(self._level, self._stream, buffer[: self._max_chars])
+                cut -= self._writer.secret_start(buffer[:cut])
+                self._write(key, buffer[:cut], done=False)
+                buffer = buffer[cut:]
             if buffer:
                 self._buffers[key] = buffer
 
@@ -57,11 +66,20 @@ class LineSink:
         """Write every pending partial line, if any, as one record each."""
         with self._lock:
             buffers, self._buffers = self._buffers, {}
-            for line in buffers.values():
-                self._write(line)
+            for key, line in buffers.items():
+                self._write(key, line, done=True)
+            self._parts.clear()
 
-    def _write(self, line: str) -> None:
-        self._writer.record(self._level, line, self._stream)
+    def _write(self, key: int, text: str, *, done: bool) -> None:
+        if done:
+            part_of = self._parts.pop(key, None)
+            if part_of is not None and not text:
+                return  # the line ended right after its last piece
+        else:
+            if key not in self._parts:
+                self._parts[key] = self._writer.new_message_id()
+            part_of = self._parts[key]
+        self._writer.record(self._level, text, self._stream, part_of=part_of)
 
 
 class _BinaryView(io.RawIOBase):

@@ -19,6 +19,7 @@ from tests.integration.processes import (
     executor_process,
     remove_images,
 )
+from tests.output_migration import check_old_rows_gain_the_output_columns
 from tests.runs_migration import check_runs_outlive_their_plugin
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
@@ -96,5 +97,13 @@ def test_runs_outlive_their_plugin_on_postgres(postgres_url: str) -> None:
     database = Database(postgres_url)
     try:
         check_runs_outlive_their_plugin(database)
+    finally:
+        database.dispose()
+
+
+def test_output_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_rows_gain_the_output_columns(database)
     finally:
         database.dispose()

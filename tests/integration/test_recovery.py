@@ -54,16 +54,29 @@ def statuses(process: ExecutorProcess, ids: list[str]) -> list[str]:
     return [process.api.get(f"/v1/invocations/{i}").json()["status"] for i in ids]
 
 
+ROUNDS = 10  # of the paced plugin: a logger line, a print() line and a raw fd-2 line each
+
+
+def paced_lines(asset: str) -> tuple[list[str], list[str]]:
+    """What the paced plugin writes for ``asset``: its stdout records, its stderr lines."""
+    rounds = [(f"{asset} logger {n}", f"{asset} print {n}") for n in range(ROUNDS)]
+    stdout = [f"start {asset}", *(line for pair in rounds for line in pair), f"end {asset}"]
+    return stdout, [f"{asset} raw {n}" for n in range(ROUNDS)]
+
+
 def test_kill_9_while_20_invocations_run_or_wait_then_restart_ends_each_exactly_once(
     processes: list[ExecutorProcess], docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
+    """Every line each plugin wrote is stored exactly once and in order, those written while
+    no executor ran included (read back from the engine's copy of the output)."""
     settings = {"max_concurrent_runs": 4, "lease_s": 3}
     first = executor_process(tmp_path / "data", docker_client, **settings).start()
     processes.append(first)
-    first.push("interval")
-    first.activate("interval", "crash")
+    first.push("paced")
+    first.activate("paced", "crash")
+    label = {"rounds": ROUNDS, "pause": 0.2}
     ids = [
-        first.post_event(type="onSubmit", project_id="crash", asset_id=f"c{i}", label={"sleep": 2})[
+        first.post_event(type="onSubmit", project_id="crash", asset_id=f"c{i}", label=label)[
             "invocations"
         ][0]
         for i in range(20)
@@ -97,6 +110,11 @@ def test_kill_9_while_20_invocations_run_or_wait_then_restart_ends_each_exactly_
         )
     ]
     assert restarted or adopted  # the crash really hit runs in flight
+    for i, run_id in enumerate(ids):
+        written = [r for r in second.logs(run_id=run_id) if r["log_type"] != "SYSTEM"]
+        stdout, stderr = paced_lines(f"c{i}")
+        assert [r["content"] for r in written if r["stream"] != "stderr"] == stdout, run_id
+        assert [r["content"] for r in written if r["stream"] == "stderr"] == stderr, run_id
 
 
 def test_sigterm_drains_a_running_invocation_to_its_end(

@@ -175,11 +175,13 @@ def attack(plugin, label, emit):
 
 def test_token_not_exposed(attacker: Attacker) -> None:
     """Attack: hunt for the invocation token outside the envelope: in the environment of
-    any process, in container labels, in the engine's inspect output."""
+    any process, in container labels, in the engine's inspect output, in the engine's copy
+    of the output (what an executor adopting the run after a restart reads)."""
     invocation = attacker.start("token-hunt", TOKEN_HUNT)
     report = attacker.wait_report(invocation, "hostname")
     token = bytes.fromhex(report["token_hex"]).decode()
     inspect = running_container(attacker.server.docker_client, invocation)
+    engine_copy = attacker.server.docker_client.api.logs(inspect["Id"])
     host_environ = [
         Path(f"/proc/{pid}/environ").read_bytes() for pid in host_processes_of(report["hostname"])
     ]
@@ -189,6 +191,7 @@ def test_token_not_exposed(attacker: Attacker) -> None:
     assert report["env_hits"] == []
     assert token not in json.dumps(inspect)
     assert token not in json.dumps(inspect["Config"]["Labels"])
+    assert b"token_hex" in engine_copy and token.encode() not in engine_copy
     assert all(token.encode() not in environ for environ in host_environ)
     assert all(token not in record["content"] for record in result.logs)
 
@@ -225,7 +228,14 @@ def test_inspect_shows_hardened_profile(attacker: Attacker) -> None:
     assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]
     assert host["Tmpfs"] == {"/tmp": f"rw,noexec,nosuid,nodev,size={profile.tmpfs_mib}m,mode=1777"}
     assert host["ShmSize"] == profile.shm_mib * 1024 * 1024
-    assert host["LogConfig"]["Type"] == "none"
+    assert host["LogConfig"] == {
+        "Type": "local",  # in dockerd's data root, capped, removed with the container
+        "Config": {
+            "max-size": str(profile.engine_log_max_bytes // 2),
+            "max-file": "2",
+            "compress": "false",
+        },
+    }
     assert not host.get("Devices") and not host.get("VolumesFrom")
     gateway_dir = attacker.server.settings.resolved_gateway_socket_dir
     assert all(allowed_mount(m, gateway_dir) for m in inspect["Mounts"]), inspect["Mounts"]

@@ -40,6 +40,7 @@ class Run:
     returncode: int
     lines: list[dict[str, Any]]
     stderr: str
+    stdout: bytes = b""
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -98,11 +99,11 @@ def run_runtime(root: Path, stdin: dict | bytes) -> Run:
         if "control" in line:
             assert set(line) in ({"control", "handler", "time"}, {"control", "ok", "time"})
         else:
-            assert set(line) == {"level", "time", "msg", "stream"}, line
+            assert set(line) - {"part_of"} == {"level", "time", "msg", "stream"}, line
             assert line["level"] in LEVELS
             assert line["stream"] in {"logger", "stdout", "stderr"}
         assert TIME_RE.match(line["time"]), line
-    return Run(proc.returncode, lines, proc.stderr.decode("utf-8", "replace"))
+    return Run(proc.returncode, lines, proc.stderr.decode("utf-8", "replace"), proc.stdout)
 
 
 DISPATCH_PLUGIN = """

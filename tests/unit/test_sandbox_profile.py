@@ -46,6 +46,22 @@ def test_container_config_is_hardened() -> None:
     assert config["binds"] == {}  # the gateway socket folder only, when there is one
     assert "mounts" not in config and "devices" not in config
     assert INIT_COMMAND[:2] == ["python3", "-c"]
+    # The engine keeps a capped copy of the output in its own data root, not a host path.
+    assert config["log_config"] == {
+        "Type": "local",
+        "Config": {"max-size": str(2 * 1024 * 1024), "max-file": "2", "compress": "false"},
+    }
+
+
+def test_the_engine_copy_of_the_output_must_hold_the_log_cap() -> None:
+    with pytest.raises(ValidationError) as caught:
+        SandboxProfile(log_cap_bytes=4 * 1024 * 1024)
+    assert "engine_log_max_bytes=4194304 is below 2 x (log_cap_bytes + 65536) = 8519680" in str(
+        caught.value
+    )
+    assert "EXECUTOR_SANDBOX_ENGINE_LOG_MAX_BYTES to at least 8519680" in str(caught.value)
+    profile = SandboxProfile(log_cap_bytes=4 * 1024 * 1024, engine_log_max_bytes=8519680)
+    assert container_config(profile)["log_config"]["Config"]["max-size"] == "4259840"
 
 
 @pytest.mark.parametrize("user", ["0", "0:0", "10000:0", "root", "root:root", ""])
