@@ -5,6 +5,7 @@ own build log. The CLI and the web console must show all of it as inert text."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 PAINT = "\x1b[2K\rSYSTEM run ended: succeeded"
@@ -33,6 +34,8 @@ class PluginHandler(PluginCore):
 
 
 def write_painter(folder: Path) -> Path:
+    """The plugin, unique each time: the engine's build cache would skip the step whose
+    warning carries the build paint."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "main.py").write_text(SOURCE)
+    (folder / "main.py").write_text(f"{SOURCE}\n# {uuid.uuid4()}\n")
     return folder

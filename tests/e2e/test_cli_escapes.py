@@ -60,7 +60,7 @@ def painted(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> 
     folder = write_painter(tmp_path_factory.mktemp("cli-escapes") / "painter")
     pushed = cli(server, "push", str(folder))
     server.activate("painter", "paint-proj")
-    run = server.run_event(type="onSubmit", project_id="paint-proj", asset_id="a-1")
+    run = server.run_event(type="onSubmit", project_id="paint-proj", asset_id="a-1", label={})
     assert run["status"] == "succeeded", run
     return PaintedRun(pushed, str(run["id"]))
 

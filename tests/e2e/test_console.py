@@ -133,7 +133,7 @@ def test_plugin_output_is_text_never_markup_nor_a_line_of_its_own(
     later line stays in that record (the CLI side: tests/e2e/test_cli_escapes.py)."""
     server.push(write_painter(tmp_path / "painter"))
     server.activate("painter", "console-paint")
-    run = server.run_event(type="onSubmit", project_id="console-paint", asset_id="p-1")
+    run = server.run_event(type="onSubmit", project_id="console-paint", asset_id="p-1", label={})
     assert run["status"] == "succeeded"
     sign_in(page, server)
     page.goto(f"{server.url}/ui/#/runs/{run['id']}")

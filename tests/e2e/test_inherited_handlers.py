@@ -14,7 +14,9 @@ def test_inherited_handlers_are_activated_by_default_and_run(server: RunningServ
     activation = server.activate("inherited", "mixin-proj")
     assert activation["events"] == ["onReview", "onSendBackToQueue", "onSubmit"]
 
-    submit = server.run_event(type="onSubmit", project_id="mixin-proj", asset_id="asset-7")
+    submit = server.run_event(
+        type="onSubmit", project_id="mixin-proj", asset_id="asset-7", label={}
+    )
     back = server.run_event(type="onSendBackToQueue", project_id="mixin-proj", asset_id="asset-8")
     assert (submit["status"], back["status"]) == ("succeeded", "succeeded")
     assert [r["content"] for r in server.logs(run_id=submit["id"]) if r["log_type"] == "INFO"] == [

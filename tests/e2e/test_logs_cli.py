@@ -36,15 +36,16 @@ def test_logs_follow_prints_lines_before_the_run_ends(
             text=True,
         )
     assert process.stdout is not None
-    try:
-        first = process.stdout.readline()
-        status_then = server.api.get(f"/v1/invocations/{run_id}").json()["status"]
-        # Read through the same buffered file as readline: communicate() reads the raw
-        # pipe and would lose lines readline had already buffered. pytest-timeout bounds it.
-        rest = process.stdout.read()
-        process.wait(timeout=30)
-    finally:
-        process.kill()
+    with process:  # closes the pipe and reaps the process whatever happens
+        try:
+            first = process.stdout.readline()
+            status_then = server.api.get(f"/v1/invocations/{run_id}").json()["status"]
+            # Read through the same buffered file as readline: communicate() reads the raw
+            # pipe and would lose lines readline had already buffered (pytest-timeout bounds it).
+            rest = process.stdout.read()
+            process.wait(timeout=30)
+        finally:
+            process.kill()
     errors = errors_file.read_text()
     assert "INFO     tick 1 of 4 for a-7" in first
     assert status_then == "running"  # the line was printed while the plugin still ran
@@ -76,19 +77,19 @@ def test_logs_refuses_a_bad_since_or_level(server: RunningServer) -> None:
 
 def test_logs_follow_of_a_whole_plugin_runs_until_interrupted(server: RunningServer) -> None:
     env = {**os.environ, "EXECUTOR_URL": server.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [*CLI, "logs", "nobody", "--project", "p", "--follow"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert process.stderr is not None
-    # Interrupted once it says it follows (its Ctrl-C handling is in place by then).
-    assert process.stderr.readline().startswith("following the logs of nobody on p")
-    assert process.poll() is None  # still following
-    process.send_signal(2)  # Ctrl-C
-    err = process.stderr.read()  # through the buffered file readline used
-    process.wait(timeout=60)
+    ) as process:
+        assert process.stderr is not None
+        # Interrupted once it says it follows (its Ctrl-C handling is in place by then).
+        assert process.stderr.readline().startswith("following the logs of nobody on p")
+        assert process.poll() is None  # still following
+        process.send_signal(2)  # Ctrl-C
+        err = process.stderr.read()  # through the buffered file readline used
+        process.wait(timeout=60)
     assert process.returncode == 0, err
     assert "Traceback" not in err

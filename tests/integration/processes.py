@@ -30,13 +30,15 @@ class ExecutorProcess(ExecutorApi):
 
     def start(self) -> ExecutorProcess:
         assert self.log_path is not None
-        log_file = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "executor.cli", "serve"],
-            env={**os.environ, **self.env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+        if self.api.is_closed:  # stopped before: a new client for the new process
+            self.api = httpx.Client(base_url=self.url, headers=self.api.headers, timeout=60)
+        with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "executor.cli", "serve"],
+                env={**os.environ, **self.env},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             assert self.process.poll() is None, self.log_path.read_text()
@@ -62,6 +64,7 @@ class ExecutorProcess(ExecutorApi):
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.api.close()
 
 
 def executor_process(

@@ -68,7 +68,7 @@ def request_head(method: str, path: str, *lines: str) -> str:
 def event_body(size: int) -> bytes:
     """An event of about ``size`` bytes (its label carries the padding)."""
     return json.dumps(
-        {"type": "onSubmit", "project_id": "edge", "label": {"x": "y" * size}}
+        {"type": "onSubmit", "project_id": "edge", "asset_id": "a", "label": {"x": "y" * size}}
     ).encode()
 
 
@@ -201,13 +201,13 @@ MALFORMED_EVENT = b'{\n  "type": "onSubmit",\n  "project_id": "p"\n  "asset_id":
             id="event-trailing-comma",
         ),
         pytest.param(
-            "POST",
-            "/v1/events",
-            b'{"type": "onSubmit",\n  "project_id": "caf\xe9"}',
+            "PUT",
+            "/v1/projects/edge/plugins/absent",
+            b'{"events":\n  ["caf\xe9"]}',
             "byte 0xe9 is not UTF-8; send the body as UTF-8",
             2,
-            21,
-            id="event-not-utf8",
+            8,
+            id="activation-not-utf8",  # events: tests/integration/test_event_ingest.py
         ),
         pytest.param(
             "PUT",
@@ -313,7 +313,7 @@ def test_every_answer_carries_the_request_id(server: RunningServer) -> None:
             anonymous.get("/v1/plugins"),  # 401
             server.api.get("/v1/plugins/nope", headers=sent),  # 404
             server.api.post("/v1/events", content=event_body(2 * MiB), headers=sent),  # 413
-            server.api.post("/v1/events", json={"type": "onSubmit"}, headers=sent),  # 422
+            server.api.post("/v1/events", json={"type": "onSubmit"}, headers=sent),  # 422: no label
             anonymous.get("/ui/"),  # static files
         ]
     assert [a.status_code for a in answers] == [200, 401, 404, 413, 422, 200]

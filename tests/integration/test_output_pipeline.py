@@ -42,7 +42,7 @@ def test_long_lines_and_lone_surrogates_are_stored_whole_with_their_level(
 ) -> None:
     server.push("long_lines")
     server.activate("long_lines", "long-lines")
-    run = server.run_event(type="onSubmit", project_id="long-lines", asset_id="a1")
+    run = server.run_event(type="onSubmit", project_id="long-lines", asset_id="a1", label={})
     assert run["status"] == "succeeded", run
     records = server.logs(run_id=run["id"])
 

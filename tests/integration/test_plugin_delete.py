@@ -56,7 +56,7 @@ def test_a_deleted_plugins_runs_and_logs_stay_until_retention_and_its_name_is_re
 ) -> None:
     server.push("counter", name=NAME)
     server.activate(NAME, PROJECT)
-    old = server.run_event(type="onSubmit", project_id=PROJECT, asset_id="asset-old")
+    old = server.run_event(type="onSubmit", project_id=PROJECT, asset_id="asset-old", label={})
     assert old["status"] == "succeeded"
     removed_images += image_tags(server)
 
@@ -82,7 +82,7 @@ def test_a_deleted_plugins_runs_and_logs_stay_until_retention_and_its_name_is_re
     build = server.push("folder_relative", name=NAME)
     assert build["version"] == 1
     server.activate(NAME, PROJECT)
-    new = server.run_event(type="onReview", project_id=PROJECT, asset_id="asset-new")
+    new = server.run_event(type="onReview", project_id=PROJECT, asset_id="asset-new", label={})
     assert (new["status"], new["version"], new["plugin_deleted_at"]) == ("succeeded", 1, None)
     listed = server.api.get("/v1/invocations", params={"plugin_name": NAME}).json()
     assert [(r["id"], r["plugin_deleted_at"] is None) for r in listed] == [
