@@ -21,11 +21,11 @@ from pathlib import Path
 
 import docker
 
-from executor.access import operator_caller
-from executor.service import ExecutorService
+from executor.intake.upload import pack_directory
+from executor.service.wiring import ExecutorService
 from executor.settings import Settings
 from executor.store import plugins as plugin_store
-from executor.upload import pack_directory
+from executor.tenancy.access import operator_caller
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from executor.upload import pack_directory
+from executor.intake.upload import pack_directory
 
 KEY = "pe_op_bench-key-0123456789abcdef"
 PLUGIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print('ok')\n"

@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
     retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
     max_event_bytes: int = Field(1024 * 1024, ge=1024, description="Largest event body.")
-    # At most 200: the envelope serializer gives up near 256 levels (executor.json_scan).
+    # At most 200: the envelope serializer gives up near 256 levels (executor.intake.json_scan).
     max_event_depth: int = Field(
         100,
         ge=2,

@@ -24,7 +24,7 @@ import uvicorn
 
 from executor.api.app import create_app
 from executor.schemas import TERMINAL_STATUSES
-from executor.service import ExecutorService
+from executor.service.wiring import ExecutorService
 from executor.settings import SandboxProfile, Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ class ExecutorApi:
         self, plugin_dir: str | Path, name: str | None = None, *, expect: str = "ACTIVE"
     ) -> dict[str, Any]:
         """Upload a plugin folder (or file) and wait for its build to end."""
-        from executor.upload import pack_directory
+        from executor.intake.upload import pack_directory
 
         path = Path(plugin_dir) if Path(plugin_dir).is_absolute() else PLUGINS / plugin_dir
         if path.is_dir():

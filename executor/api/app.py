@@ -23,7 +23,7 @@ from executor.api.routes import (
     projects,
     tenants,
 )
-from executor.service import ExecutorService
+from executor.service.wiring import ExecutorService
 
 __all__ = ["create_app"]
 

@@ -14,9 +14,9 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from executor.access import OPERATOR, Caller, Scope, authenticate
 from executor.schemas import TENANT_PATTERN
-from executor.service import ExecutorService
+from executor.service.wiring import ExecutorService
+from executor.tenancy.access import OPERATOR, Caller, Scope, authenticate
 
 __all__ = [
     "Admin",

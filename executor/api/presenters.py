@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, cast
 
-from executor.catalog import activation_events
-from executor.quotas import quotas_for
 from executor.schemas import (
     ActivationPublic,
     AttemptPublic,
@@ -21,6 +19,7 @@ from executor.schemas import (
     TenantPublic,
     VersionPublic,
 )
+from executor.service.catalog import activation_events
 from executor.settings import Settings
 from executor.store import plugins as plugin_store
 from executor.store.tables import (
@@ -33,6 +32,7 @@ from executor.store.tables import (
     PluginVersion,
     Tenant,
 )
+from executor.tenancy.quotas import quotas_for
 
 __all__ = [
     "activation_public",

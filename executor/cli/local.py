@@ -1,8 +1,8 @@
 """Local commands for plugin authors, no server needed: ``run`` and ``sample-event``.
 
 ``run`` checks the plugin folder like an upload, builds it with the server's build recipe
-(``executor.builder.build_plugin_image``) and runs it once in the server's sandbox
-(``executor.sandbox.Sandbox``) on the local Docker Engine, printing build output, then the
+(``executor.build.builder.build_plugin_image``) and runs it once in the server's sandbox
+(``executor.run.sandbox.Sandbox``) on the local Docker Engine, printing build output, then the
 plugin's log lines as they come, then its terminal status. Exit code: the plugin's own
 (0 succeeded, 1 its handler raised, ...), 124 timed out, 137 out of memory, 3 when the
 plugin could not be checked or built, 4 when the engine failed.
@@ -25,18 +25,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from executor.build_context import BuildContext
-from executor.builder import build_plugin_image
+from executor.build.builder import build_plugin_image
+from executor.build.context import BuildContext
+from executor.cli.local_gateway import LocalGateway
 from executor.cli.render import terminal_text
 from executor.engine import Engine
 from executor.errors import ExecutorError, PluginRejected, SandboxError
-from executor.local_gateway import LocalGateway
-from executor.output import OutputCollector, OutputLine
-from executor.sandbox import RunOutcome, Sandbox
+from executor.intake.upload import UploadLimits, pack_directory, read_upload, source_archive
+from executor.run.output import OutputCollector, OutputLine
+from executor.run.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent, EventIn
 from executor.settings import Settings
 from executor.tokens import mint_token
-from executor.upload import UploadLimits, pack_directory, read_upload, source_archive
 
 __all__ = ["SAMPLE_EVENTS", "exit_code_of", "register"]
 

@@ -49,7 +49,7 @@ def serve() -> None:
     import uvicorn
 
     from executor.api.app import create_app
-    from executor.service import ExecutorService
+    from executor.service.wiring import ExecutorService
 
     settings = Settings()
     service = ExecutorService(settings)
@@ -71,7 +71,7 @@ def push(
     as_json: JsonOpt = False,
 ) -> None:
     """Upload a plugin as a new version and stream its build log (exit 1 if it FAILED)."""
-    from executor.upload import pack_directory
+    from executor.intake.upload import pack_directory
 
     if path.is_dir():
         data, filename = pack_directory(path), f"{path.resolve().name}.tar.gz"

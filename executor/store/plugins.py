@@ -8,8 +8,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from executor.errors import Conflict, NotFound, QuotaExceeded
-from executor.quotas import Quotas
 from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
+from executor.tenancy.quotas import Quotas
 
 __all__ = [
     "activation_version",

@@ -152,7 +152,7 @@ class Plugin(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by rollback: the version events run. None: the newest ACTIVE version.
     current_version_id: Mapped[str | None] = mapped_column(String(36), default=None)
-    # Per-plugin sandbox overrides (executor.limits.PluginLimits); None: the operator's.
+    # Per-plugin sandbox overrides (executor.run.limits.PluginLimits); None: the operator's.
     limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     versions: Mapped[list[PluginVersion]] = relationship(

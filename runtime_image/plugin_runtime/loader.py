@@ -30,7 +30,7 @@ def _prepare_sys_path(root: Path) -> None:
     sys.path.insert(0, str(root))
     # The plugin's own modules also import by their plain name (`from mixins import Mixin`),
     # from the end of sys.path so they never shadow the standard library, the runtime or an
-    # installed package; the upload check (executor/inheritance.py) resolves names the same.
+    # installed package; the upload check (executor/intake/inheritance.py) resolves names the same.
     sys.path.append(str(root / PACKAGE))
 
 

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDACTED = "***"
-# The one line limit of the protocol; the executor's ``executor.output.MAX_LINE_BYTES``.
+# The one line limit of the protocol; the executor's ``executor.run.output.MAX_LINE_BYTES``.
 MAX_LINE_BYTES = 16 * 1024
 # Room kept in every record for a ``part_of`` id, whether the message is split or not.
 _PART_OF_PLACEHOLDER = 2**53

@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import pytest
 
-from executor.upload import pack_directory
+from executor.intake.upload import pack_directory
 from tests.conftest import RunningServer, make_settings, start_server, stop_server
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"

@@ -91,7 +91,7 @@ def world(server_factory: Any) -> Iterator[World]:
 
 
 def _pack(name: str) -> bytes:
-    from executor.upload import pack_directory
+    from executor.intake.upload import pack_directory
 
     return pack_directory(PLUGINS / name)
 

@@ -93,7 +93,7 @@ def test_follow_true_on_the_query_and_writes_by_another_process(server: RunningS
 
 
 def test_build_log_streams_while_the_version_builds(server: RunningServer) -> None:
-    from executor.upload import pack_directory
+    from executor.intake.upload import pack_directory
 
     data = pack_directory(PLUGINS / "runtime_relative")
     created = server.api.post(

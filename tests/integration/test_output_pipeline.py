@@ -14,8 +14,8 @@ import pytest
 from docker.utils.socket import frames_iter
 
 from executor.engine import INVOCATION_LABEL, Engine
-from executor.output import OutputCollector, OutputLine
-from executor.sandbox import Sandbox, container_config, engine_log_file_bytes
+from executor.run.output import OutputCollector, OutputLine
+from executor.run.sandbox import Sandbox, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
 from tests.conftest import RunningServer
 

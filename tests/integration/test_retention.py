@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from executor.retention import Retention
 from executor.settings import Settings
 from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion, utcnow
+from executor.upkeep.retention import Retention
 
 NOW = utcnow()
 

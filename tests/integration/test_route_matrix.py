@@ -20,8 +20,8 @@ from fastapi import routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from executor.access import OPERATOR
 from executor.api.deps import RequireScope
+from executor.tenancy.access import OPERATOR
 from tests.conftest import OPERATOR_KEY, RunningServer
 from tests.integration.tenancy import (
     ALL_SCOPES,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from executor.build_context import BuildContext, context_archive, dockerfile
+from executor.build.context import BuildContext, context_archive, dockerfile
 from executor.errors import BuildFailed
 from executor.settings import Settings
 

@@ -10,7 +10,7 @@ import pytest
 from examples.consensus import boxes, labels
 from examples.parallel_labeling import combine
 from examples.qa_bot import rules
-from executor.upload import pack_directory, read_upload
+from executor.intake.upload import pack_directory, read_upload
 
 
 def invoice(iban: str | None, currency: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from executor.gateway import Gateway
+from executor.gateway.server import Gateway
 from executor.settings import PlatformTarget, Settings
 from executor.store import gateway as gateway_store
 from executor.store.db import Database

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from executor.gateway_policy import PathRefused, PlatformTargets, check_path
+from executor.gateway.policy import PathRefused, PlatformTargets, check_path
 from executor.settings import PlatformTarget, Settings
 from executor.tokens import TOKEN_PREFIX, hash_token, mint_token, token_from_headers
 

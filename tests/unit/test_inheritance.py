@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from executor.errors import PluginRejected
-from executor.inspect import find_handlers
-from executor.upload import pack_directory, read_upload
+from executor.intake.pysource import find_handlers
+from executor.intake.upload import pack_directory, read_upload
 from tests.conftest import PLUGINS
 
 SUBMIT_MIXIN = "class Mixin:\n    def on_submit(self, label, asset_id): ...\n"

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from executor.errors import EventTooDeep, InvalidUnicode
-from executor.json_scan import check_json_body
+from executor.intake.json_scan import check_json_body
 from executor.settings import Settings
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from executor.output import (
+from executor.run.output import (
     MAX_LINE_BYTES,
     STDERR,
     STDOUT,
     OutputCollector,
     OutputLine,
 )
-from executor.runner import RunLogWriter
+from executor.run.runner import RunLogWriter
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion
 from executor.tokens import mint_token

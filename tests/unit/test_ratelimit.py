@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from executor.errors import RateLimited
-from executor.ratelimit import KeyLimiter
+from executor.tenancy.ratelimit import KeyLimiter
 
 
 class Clock:

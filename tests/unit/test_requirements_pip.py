@@ -30,7 +30,7 @@ from pip._internal.req.req_install import InstallRequirement
 from pip._internal.utils.filetypes import ARCHIVE_EXTENSIONS
 
 from executor.errors import PluginRejected
-from executor.requirements_policy import ARCHIVE_SUFFIXES, check_requirements
+from executor.intake.requirements import ARCHIVE_SUFFIXES, check_requirements
 from tests.unit.test_requirements_policy import (
     ACCEPTED,
     ARCHIVE_NAMES,

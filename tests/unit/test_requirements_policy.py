@@ -8,8 +8,8 @@ import zipfile
 import pytest
 
 from executor.errors import PluginRejected
-from executor.requirements_policy import check_requirements
-from executor.upload import UploadLimits, read_upload
+from executor.intake.requirements import check_requirements
+from executor.intake.upload import UploadLimits, read_upload
 
 MAIN = b"class PluginHandler:\n    def on_submit(self, label, asset_id):\n        pass\n"
 SIX_HASH = "sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"

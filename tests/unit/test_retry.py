@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from executor.retry import RetryPolicy
+from executor.run.retry import RetryPolicy
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """The runtime imports a plugin's own modules by their plain name too, and runs handlers a
-plugin class inherits (the upload check derives them the same way: executor/inheritance.py).
+plugin class inherits (the upload check derives them the same way: executor/intake/inheritance.py).
 Run as a subprocess on the host Python, like tests/unit/test_runtime.py."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.output import MAX_LINE_BYTES, STDOUT, OutputCollector
+from executor.run.output import MAX_LINE_BYTES, STDOUT, OutputCollector
 from tests.unit.test_output import frames, joined
 from tests.unit.test_runtime import TOKEN, Run, make_envelope, run_runtime, write_plugin
 

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from executor.errors import LimitExceeded
-from executor.limits import LIMIT_FIELDS, PluginLimits, check_limits, effective_profile
-from executor.sandbox import INIT_COMMAND, container_config
+from executor.run.limits import LIMIT_FIELDS, PluginLimits, check_limits, effective_profile
+from executor.run.sandbox import INIT_COMMAND, container_config
 from executor.settings import SandboxProfile
 
 REPO = Path(__file__).resolve().parents[2]

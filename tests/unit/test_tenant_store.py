@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from executor.access import Caller, Scope, authenticate, mint_key
 from executor.errors import MissingScope, NotAuthenticated, NotFound
 from executor.store import invocations as invocation_store
 from executor.store import tenants as tenant_store
@@ -24,6 +23,7 @@ from executor.store.tables import (
     Tenant,
     utcnow,
 )
+from executor.tenancy.access import Caller, Scope, authenticate, mint_key
 from executor.tokens import hash_token
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from executor.errors import PluginRejected, UploadTooLarge
-from executor.upload import (
+from executor.intake.upload import (
     PluginSource,
     UploadLimits,
     pack_directory,

@@ -10,13 +10,13 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from executor.api.deps import EventsWrite, ServiceDep, get_service
-from executor.ingest import ingest_event
-from executor.json_scan import check_json_body
+from executor.intake.json_scan import check_json_body
 from executor.schemas import EventAccepted, EventIn
+from executor.service.events import ingest_event
 
 
 class ScannedBodyRoute(APIRoute):
-    """Scans the raw body (``executor.json_scan``) before FastAPI parses it: an event nested
+    """Scans the raw body (``executor.intake.json_scan``) before FastAPI parses it: an event nested
     too deep is refused before a parser builds it, and one holding text no plugin could be
     handed is refused with the path of that text (422)."""
 

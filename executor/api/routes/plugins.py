@@ -13,10 +13,10 @@ from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
 from executor.api.streams import SSE_HEADERS, StreamTiming, build_log_events
 from executor.errors import InvalidCursor, UploadTooLarge
-from executor.limits import LimitsPublic, PluginLimits, limits_public
+from executor.intake.upload import UploadLimits
+from executor.run.limits import LimitsPublic, PluginLimits, limits_public
 from executor.schemas import PluginPublic, PluginSummary, RolledBack
 from executor.store import plugins as plugin_store
-from executor.upload import UploadLimits
 
 router = APIRouter(prefix="/v1/plugins", tags=["plugins"])
 

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Path, status
 
-from executor.access import Caller, mint_key
 from executor.api.deps import Admin, OperatorOnly, ServiceDep, SessionDep
 from executor.api.presenters import key_public, tenant_public
 from executor.errors import NotFound
@@ -22,6 +21,7 @@ from executor.schemas import (
 )
 from executor.store import tenants as tenant_store
 from executor.store.tables import Tenant, utcnow
+from executor.tenancy.access import Caller, mint_key
 from executor.tokens import hash_token
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])

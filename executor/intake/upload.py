@@ -2,7 +2,8 @@
 
 ``read_upload`` accepts a zip, a tar.gz (or plain tar) of the plugin folder, or one ``.py``
 file that becomes ``main.py``; the kind is told by content, not by name. It unpacks safely
-(``executor.archive``), then checks the Python statically (``executor.inspect``): every
+(``executor.intake.archive``), then checks the Python statically
+(``executor.intake.pysource``): every
 ``.py`` parses, ``main.py`` defines a top-level ``class PluginHandler`` with a handler.
 """
 
@@ -13,12 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor import archive, inspect, requirements_policy
 from executor.errors import PluginRejected, UploadTooLarge
+from executor.intake import archive, pysource
+from executor.intake import requirements as requirements_policy
 
 __all__ = ["PluginSource", "UploadLimits", "pack_directory", "read_upload", "source_archive"]
 
-MAIN_MODULE = inspect.MAIN_MODULE
+MAIN_MODULE = pysource.MAIN_MODULE
 REQUIREMENTS_FILE = requirements_policy.REQUIREMENTS_FILE
 # Left out by pack_directory: caches, version control and virtual environments.
 PACK_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".venv"})
@@ -50,7 +52,7 @@ class PluginSource:
 def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits()) -> PluginSource:
     """Unpack and check an upload; raises ``PluginRejected`` / ``UploadTooLarge`` on refusal.
 
-    ``requirements.txt`` must pass ``executor.requirements_policy`` (refusals name its line).
+    ``requirements.txt`` must pass ``executor.intake.requirements`` (refusals name its line).
 
     ``filename`` is the name the client gave; it only decides whether bytes that are no
     archive are accepted as a single Python file (when it ends with ``.py``).
@@ -69,7 +71,7 @@ def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits(
             "at the top of the plugin folder and upload again.",
             file=MAIN_MODULE,
         )
-    handlers = inspect.find_handlers(files)
+    handlers = pysource.find_handlers(files)
     requirements = files.get(REQUIREMENTS_FILE)
     return PluginSource(
         files=files,

@@ -18,15 +18,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from executor.engine import Engine
 from executor.metrics import Metrics
-from executor.recovery import reconcile, sweep_orphans
-from executor.runner import InvocationRunner
-from executor.sandbox import Sandbox
+from executor.run.recovery import reconcile, sweep_orphans
+from executor.run.runner import InvocationRunner
+from executor.run.sandbox import Sandbox
+from executor.run.warm_pool import WarmPool
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
-from executor.warm_pool import WarmPool
 
 __all__ = ["Dispatcher"]
 

@@ -8,22 +8,22 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from executor.access import Caller
-from executor.builder import Builder
-from executor.catalog import Catalog
-from executor.dispatcher import Dispatcher
+from executor.build.builder import Builder
 from executor.engine import Engine
 from executor.errors import ExecutorError
-from executor.gateway import Gateway
-from executor.image_gc import ImageCollector
+from executor.gateway.server import Gateway
 from executor.metrics import Metrics
 from executor.notify import Notifier
-from executor.ratelimit import KeyLimiter
-from executor.retention import Retention
+from executor.run.dispatcher import Dispatcher
+from executor.service.catalog import Catalog
 from executor.settings import Settings
 from executor.store import audit as audit_store
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
+from executor.tenancy.access import Caller
+from executor.tenancy.ratelimit import KeyLimiter
+from executor.upkeep.image_gc import ImageCollector
+from executor.upkeep.retention import Retention
 
 __all__ = ["ExecutorService", "ensure_operator_key"]
 

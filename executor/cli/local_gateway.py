@@ -13,9 +13,8 @@ from types import TracebackType
 
 from sqlalchemy import func, select
 
-from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME, Gateway
-from executor.gateway_policy import PlatformTargets
-from executor.quotas import Quotas
+from executor.gateway.policy import PlatformTargets
+from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME, Gateway
 from executor.schemas import ApiInfo
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
@@ -23,6 +22,7 @@ from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 from executor.store.tables import DEFAULT_TENANT, GatewayCall, Invocation
+from executor.tenancy.quotas import Quotas
 from executor.tokens import hash_token, mint_token
 
 __all__ = ["LocalGateway"]

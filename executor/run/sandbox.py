@@ -5,7 +5,7 @@ the caller frame by frame as it comes, and it is SIGKILLed at the wall-time dead
 Nothing survives from one run to the next: the root file system is read-only, /tmp is a
 tmpfs, and the container is force-removed with its volumes.
 
-Pid 1 is the executor's own init (``executor/container_init.py``, passed as ``python3 -c``)
+Pid 1 is the executor's own init (``executor/run/container_init.py``, passed as ``python3 -c``)
 rather than Docker's: it makes itself non-dumpable so the plugin, which runs as the same
 uid, cannot ptrace it.
 """
@@ -177,7 +177,7 @@ class Sandbox:
         """Run ``image`` once with ``envelope`` on stdin; blocks until the container ended.
 
         ``profile`` (default: the operator's) is the run's limits, e.g. a plugin's tightened
-        profile from ``executor.limits.effective_profile``; ``timeout_s`` (default: the
+        profile from ``executor.run.limits.effective_profile``; ``timeout_s`` (default: the
         profile's) is the wall time before SIGKILL.
         """
         started = self.start(image, profile or self.profile, invocation_id=invocation_id)

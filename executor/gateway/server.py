@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from executor.gateway_policy import PathRefused, PlatformTargets, Target, check_path
+from executor.gateway.policy import PathRefused, PlatformTargets, Target, check_path
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store.db import Database

@@ -3,7 +3,7 @@
 User code is parsed with ``ast.parse`` and never compiled to bytecode, imported or run on
 the host. The handler types a plugin serves are the handler methods of its top-level
 ``class PluginHandler`` in ``main.py``, its base classes from the plugin's own modules
-included (``executor.inheritance``).
+included (``executor.intake.inheritance``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import ast
 from collections.abc import Mapping
 
 from executor.errors import PluginRejected
-from executor.inheritance import ClassRef, PluginModules
+from executor.intake.inheritance import ClassRef, PluginModules
 
 __all__ = ["HANDLER_WIRE_NAMES", "decode_text", "find_handlers", "parse_python"]
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 
-from executor.access import Caller
-from executor.builder import Builder
+from executor.build.builder import Builder
 from executor.errors import PluginRejected
-from executor.limits import PluginLimits, check_limits
-from executor.quotas import quotas_for
+from executor.intake.upload import UploadLimits, read_upload, source_archive
+from executor.run.limits import PluginLimits, check_limits
 from executor.settings import SandboxProfile
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
-from executor.upload import UploadLimits, read_upload, source_archive
+from executor.tenancy.access import Caller
+from executor.tenancy.quotas import quotas_for
 
 __all__ = ["NAME_PATTERN", "Catalog", "activation_events", "check_name"]
 

@@ -1,6 +1,6 @@
 """Builds one image per plugin version, in the background.
 
-The build context is made by ``executor.build_context``; the engine runs the build with the
+The build context is made by ``executor.build.context``; the engine runs the build with the
 operator's memory and CPU limits, on a network that is never the host's (none at all in
 offline mode), and stops it at the wall-time limit. The output, capped, is kept as the
 version's build log; the resolved dependency list (``pip freeze`` in the image) is stored
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from executor.build_context import FREEZE_PATH, BuildContext, context_archive
+from executor.build.context import FREEZE_PATH, BuildContext, context_archive
 from executor.engine import BuildInterrupted, Engine
 from executor.errors import ExecutorError
 from executor.metrics import Metrics

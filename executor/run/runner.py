@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from executor.errors import SandboxError
-from executor.gateway import CONTAINER_SOCKET_DIR, SOCKET_NAME
-from executor.gateway_policy import PlatformTargets
-from executor.limits import effective_profile
+from executor.gateway.policy import PlatformTargets
+from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
-from executor.output import STDERR, STDOUT, OutputCollector, OutputLine
-from executor.retry import PLUGIN_FAILURES, RetryPolicy
-from executor.sandbox import RunOutcome, Sandbox, StartedContainer
+from executor.run.limits import effective_profile
+from executor.run.output import STDERR, STDOUT, OutputCollector, OutputLine
+from executor.run.retry import PLUGIN_FAILURES, RetryPolicy
+from executor.run.sandbox import RunOutcome, Sandbox, StartedContainer
+from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
 from executor.store import gateway as gateway_store
@@ -30,7 +31,6 @@ from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion, utcnow
 from executor.tokens import hash_token, mint_token
-from executor.warm_pool import WarmPool
 
 __all__ = ["InvocationRunner", "RunLogWriter"]
 
@@ -175,7 +175,7 @@ class InvocationRunner:
             event = session.get(Event, invocation.event_id)
             version = session.get(PluginVersion, invocation.version_id)
             plugin = session.get(Plugin, invocation.plugin_id)
-            # The plugin's own limits, tightened from the operator's (executor.limits).
+            # The plugin's own limits, tightened from the operator's (executor.run.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
         if event is None or version is None or not version.image_tag:
             self._finish(invocation, "crashed", None, "the plugin version or event is gone")

@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from executor.errors import ExecutorError
-from executor.limits import effective_profile
-from executor.sandbox import Sandbox, StartedContainer
+from executor.run.limits import effective_profile
+from executor.run.sandbox import Sandbox, StartedContainer
 from executor.settings import SandboxProfile, Settings
 from executor.store import plugins as plugin_store
 from executor.store.db import Database

@@ -1,0 +1,1 @@
+"""Building plugin images: the build context and the builder."""

@@ -1,0 +1,1 @@
+"""The gateway between plugin containers and the platform: server and policy."""

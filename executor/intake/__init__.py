@@ -1,0 +1,1 @@
+"""What comes in: uploads (archives, static checks, requirements) and event bodies."""

@@ -1,0 +1,1 @@
+"""Running invocations: dispatch, runner, sandbox, warm pool, recovery, output."""

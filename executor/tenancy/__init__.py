@@ -1,0 +1,1 @@
+"""Who may do what: callers and scopes, tenant quotas, per-key rate limits."""

@@ -1,0 +1,1 @@
+"""Housekeeping jobs: log and run retention, image garbage collection."""
