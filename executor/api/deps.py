@@ -12,10 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
 from executor.schemas import TENANT_PATTERN
 from executor.service.wiring import ExecutorService
+from executor.store.db import Session
 from executor.tenancy.access import OPERATOR, Caller, Scope, authenticate
 
 __all__ = [

@@ -11,8 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import func, select
-
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME, Gateway
 from executor.schemas import ApiInfo
@@ -21,15 +19,14 @@ from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
-from executor.store.tables import DEFAULT_TENANT, GatewayCall, Invocation
-from executor.tenancy.quotas import Quotas
+from executor.store.tables import DEFAULT_TENANT, Invocation
 from executor.tokens import hash_token, mint_token
 
 __all__ = ["LocalGateway"]
 
 SHORT_TMP = "/tmp"  # unix socket paths are short: keep the folder near the root
 # One local session records one stand-in version per run, on its own throw-away store.
-LOCAL_QUOTAS = Quotas(max_plugins=2**31, max_versions=2**31, max_concurrent_runs=None)
+LOCAL_UNLIMITED = 2**31  # a local run stores one plugin version: no quota applies
 
 
 class LocalGateway:
@@ -76,7 +73,8 @@ class LocalGateway:
                 session,
                 DEFAULT_TENANT,
                 plugin,
-                quotas=LOCAL_QUOTAS,
+                max_plugins=LOCAL_UNLIMITED,
+                max_versions=LOCAL_UNLIMITED,
                 handlers=[],
                 requirements="",
                 source_sha256="local",
@@ -108,5 +106,4 @@ class LocalGateway:
         """Revoke the run's token; how many platform calls it made through the gateway."""
         with self.db.session() as session:
             gateway_store.revoke_for(session, run_id)
-            count = session.scalar(select(func.count()).where(GatewayCall.invocation_id == run_id))
-            return int(count or 0)
+            return gateway_store.count_calls(session, run_id)

@@ -61,12 +61,15 @@ class Catalog:
         source = read_upload(filename, data, limits)
 
         with self.db.session() as session:
-            tenant = tenant_store.get_tenant(session, caller.tenant_id)
+            quotas = quotas_for(
+                tenant_store.get_tenant(session, caller.tenant_id), self.builder.settings
+            )
             version = plugin_store.add_version(
                 session,
                 caller.tenant_id,
                 name,
-                quotas=quotas_for(tenant, self.builder.settings),
+                max_plugins=quotas.max_plugins,
+                max_versions=quotas.max_versions,
                 handlers=list(source.handlers),
                 requirements=source.requirements,
                 source_sha256=source.sha256,

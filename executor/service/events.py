@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from sqlalchemy.orm import Session
-
 from executor.errors import Conflict, NotFound
 from executor.schemas import EventIn
 from executor.service.catalog import activation_events
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
-from executor.store.db import Database
+from executor.store.db import Database, Session
 from executor.store.tables import Event, Invocation
 from executor.tenancy.access import Caller
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database"]
+__all__ = ["Database", "Session"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -84,6 +84,15 @@ class Database:
         this process)."""
         with self._write_lock or contextlib.nullcontext(), self.session() as session:
             yield session
+
+    def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+        try:
+            with self.session() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     def store_id(self) -> str:
         """This store's identity (made by the migrations), shared by its executors."""

@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from executor.store.tables import GatewayCall, InvocationToken, utcnow
 
-__all__ = ["add_call", "add_token", "find_token", "revoke_all", "revoke_for", "take_call"]
+__all__ = [
+    "add_call",
+    "add_token",
+    "count_calls",
+    "find_token",
+    "revoke_all",
+    "revoke_for",
+    "take_call",
+]
 
 
 def add_token(
@@ -65,3 +73,9 @@ def revoke_all(session: Session) -> int:
 def add_call(session: Session, **fields: Any) -> None:
     """Record one gateway call (method, path, status, bytes, duration) on its invocation."""
     session.add(GatewayCall(**fields))
+
+
+def count_calls(session: Session, invocation_id: str) -> int:
+    """How many platform calls the run made through the gateway."""
+    count = session.scalar(select(func.count()).where(GatewayCall.invocation_id == invocation_id))
+    return int(count or 0)

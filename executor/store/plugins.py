@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from executor.errors import Conflict, NotFound, QuotaExceeded
 from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
-from executor.tenancy.quotas import Quotas
 
 __all__ = [
     "activation_version",
@@ -61,7 +60,8 @@ def add_version(
     tenant_id: str,
     name: str,
     *,
-    quotas: Quotas,
+    max_plugins: int,
+    max_versions: int,
     handlers: list[str],
     requirements: str,
     source_sha256: str,
@@ -69,29 +69,30 @@ def add_version(
 ) -> PluginVersion:
     """Create the tenant's plugin if needed and add its next version, status DEPLOYING.
 
-    QuotaExceeded when the tenant has its maximum of plugins, or the plugin of versions.
+    QuotaExceeded when the tenant has ``max_plugins`` plugins, or the plugin ``max_versions``
+    versions (the tenant's quotas).
     """
     plugin = session.scalar(
         select(Plugin).where(Plugin.tenant_id == tenant_id, Plugin.name == name)
     )
     if plugin is None:
         plugins = _count(session, select(func.count()).where(Plugin.tenant_id == tenant_id))
-        if plugins >= quotas.max_plugins:
+        if plugins >= max_plugins:
             raise QuotaExceeded(
                 f"tenant {tenant_id!r} has {plugins} plugins, its quota: delete one first",
                 quota="max_plugins",
-                limit=quotas.max_plugins,
+                limit=max_plugins,
             )
         plugin = Plugin(tenant_id=tenant_id, name=name)
         session.add(plugin)
         session.flush()
     versions = _count(session, select(func.count()).where(PluginVersion.plugin_id == plugin.id))
-    if versions >= quotas.max_versions:
+    if versions >= max_versions:
         raise QuotaExceeded(
             f"plugin {name!r} has {versions} versions, its tenant's quota: delete the plugin "
             "or ask the operator for a larger quota",
             quota="max_versions",
-            limit=quotas.max_versions,
+            limit=max_versions,
         )
     last = session.scalar(
         select(func.max(PluginVersion.number)).where(PluginVersion.plugin_id == plugin.id)

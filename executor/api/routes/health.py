@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from executor.api.deps import ServiceDep
 
@@ -18,15 +17,6 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(service: ServiceDep) -> JSONResponse:
-    checks = {"store": _store_ok(service), "docker": service.engine.ping()}
+    checks = {"store": service.db.ping(), "docker": service.engine.ping()}
     ready = all(checks.values())
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
-
-
-def _store_ok(service: ServiceDep) -> bool:
-    try:
-        with service.db.session() as session:
-            session.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    return True

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
 from executor.api.deps import LogsRead, ServiceDep
 from executor.api.presenters import log_public
@@ -15,6 +14,7 @@ from executor.api.streams import SSE_HEADERS, StreamTiming, log_events
 from executor.errors import InvalidCursor, InvalidQuery
 from executor.schemas import MAX_INT64, LogRecordPublic
 from executor.store import logs as log_store
+from executor.store.db import Session
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
 
