@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import executor.store.tables
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -28,13 +26,13 @@ def upgrade() -> None:
         sa.Column("asset_id", sa.String(length=200), nullable=True),
         sa.Column("label", sa.JSON(), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=True),
-        sa.Column("received_at", executor.store.tables.UTCDateTime(), nullable=False),
+        sa.Column("received_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "log_records",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("created_at", executor.store.tables.UTCDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("plugin_name", sa.String(length=64), nullable=False),
         sa.Column("project_id", sa.String(length=200), nullable=False),
         sa.Column("run_id", sa.String(length=36), nullable=False),
@@ -57,7 +55,7 @@ def upgrade() -> None:
         "plugins",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("created_at", executor.store.tables.UTCDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
@@ -67,7 +65,7 @@ def upgrade() -> None:
         sa.Column("plugin_id", sa.String(length=36), nullable=False),
         sa.Column("project_id", sa.String(length=200), nullable=False),
         sa.Column("event_matcher", sa.JSON(), nullable=True),
-        sa.Column("created_at", executor.store.tables.UTCDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["plugin_id"], ["plugins.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("plugin_id", "project_id"),
@@ -89,8 +87,8 @@ def upgrade() -> None:
         sa.Column("image_tag", sa.String(length=200), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("build_log", sa.Text(), nullable=False),
-        sa.Column("created_at", executor.store.tables.UTCDateTime(), nullable=False),
-        sa.Column("finished_at", executor.store.tables.UTCDateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(["plugin_id"], ["plugins.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("plugin_id", "number"),
@@ -110,10 +108,10 @@ def upgrade() -> None:
         sa.Column("image_id", sa.String(length=80), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("queued_at", executor.store.tables.UTCDateTime(), nullable=False),
-        sa.Column("started_at", executor.store.tables.UTCDateTime(), nullable=True),
-        sa.Column("handler_started_at", executor.store.tables.UTCDateTime(), nullable=True),
-        sa.Column("finished_at", executor.store.tables.UTCDateTime(), nullable=True),
+        sa.Column("queued_at", sa.DateTime(), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=True),
+        sa.Column("handler_started_at", sa.DateTime(), nullable=True),
+        sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.Column("duration_ms", sa.Integer(), nullable=True),
         sa.Column("cold_start", sa.Boolean(), nullable=False),
         sa.Column("log_bytes", sa.BigInteger(), nullable=False),

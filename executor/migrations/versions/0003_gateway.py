@@ -9,8 +9,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import executor.store.tables
-
 revision = "0003"
 down_revision = "0001"
 branch_labels = None
@@ -23,9 +21,9 @@ def upgrade() -> None:
         sa.Column("token_sha256", sa.String(length=64), nullable=False),
         sa.Column("invocation_id", sa.String(length=36), nullable=False),
         sa.Column("project_id", sa.String(length=200), nullable=False),
-        sa.Column("created_at", executor.store.tables.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", executor.store.tables.UTCDateTime(), nullable=False),
-        sa.Column("revoked_at", executor.store.tables.UTCDateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(), nullable=True),
         sa.Column("calls", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["invocation_id"], ["invocations.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("token_sha256"),
@@ -38,7 +36,7 @@ def upgrade() -> None:
         "gateway_calls",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("invocation_id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", executor.store.tables.UTCDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("method", sa.String(length=16), nullable=False),
         sa.Column("path", sa.String(length=2000), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),

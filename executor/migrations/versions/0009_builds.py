@@ -9,14 +9,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import executor.store.tables
-
 revision = "0009"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-UTC_DATETIME = executor.store.tables.UTCDateTime()
+UTC_DATETIME = sa.DateTime()
 
 
 def upgrade() -> None:

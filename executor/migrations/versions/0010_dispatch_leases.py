@@ -11,14 +11,12 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
-import executor.store.tables
-
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-UTC_DATETIME = executor.store.tables.UTCDateTime()
+UTC_DATETIME = sa.DateTime()
 
 
 def upgrade() -> None:

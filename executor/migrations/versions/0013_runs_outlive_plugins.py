@@ -14,8 +14,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import executor.store.tables
-
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
@@ -31,9 +29,7 @@ def upgrade() -> None:
     with op.batch_alter_table("invocations", naming_convention=NAMING_CONVENTION) as batch_op:
         for column in DROPPED:
             batch_op.drop_constraint(f"invocations_{column}_fkey", type_="foreignkey")
-        batch_op.add_column(
-            sa.Column("plugin_deleted_at", executor.store.tables.UTCDateTime(), nullable=True)
-        )
+        batch_op.add_column(sa.Column("plugin_deleted_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
