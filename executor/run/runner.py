@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-
 from executor.errors import SandboxError
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
@@ -29,7 +27,7 @@ from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
-from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion, utcnow
+from executor.store.tables import Event, Invocation, Plugin, PluginVersion, utcnow
 from executor.tokens import hash_token, mint_token
 
 __all__ = ["InvocationRunner", "RunLogWriter"]
@@ -56,10 +54,7 @@ class RunLogWriter:
         self.label_id = label_id
         self.on_written = on_written
         with db.session() as session:
-            last = session.scalar(
-                select(func.max(LogRecord.seq)).where(LogRecord.run_id == invocation.id)
-            )
-        self.seq = int(last or 0)
+            self.seq = log_store.last_seq(session, invocation.id)
         self._last_part: dict[str, int] = {}  # part_of key -> seq of its latest part
 
     def write(self, lines: list[OutputLine], read_bytes: Mapping[int, int] | None = None) -> None:

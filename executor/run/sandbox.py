@@ -5,9 +5,8 @@ the caller frame by frame as it comes, and it is SIGKILLed at the wall-time dead
 Nothing survives from one run to the next: the root file system is read-only, /tmp is a
 tmpfs, and the container is force-removed with its volumes.
 
-Pid 1 is the executor's own init (``executor/run/container_init.py``, passed as ``python3 -c``)
-rather than Docker's: it makes itself non-dumpable so the plugin, which runs as the same
-uid, cannot ptrace it.
+The profile itself (limits, mounts, pid 1, the engine's log copy) is
+``executor.run.profile``.
 """
 
 from __future__ import annotations
@@ -25,11 +24,11 @@ from typing import Any
 
 import docker.errors
 import requests
-from docker.types import LogConfig, Ulimit
 from docker.utils.socket import frames_iter
 
 from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine, Frames, engine_errors
 from executor.errors import SandboxError
+from executor.run.profile import INIT_COMMAND, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
 
 __all__ = ["OutputSink", "RunOutcome", "Sandbox", "StartedContainer"]
@@ -38,10 +37,6 @@ log = logging.getLogger(__name__)
 
 # Called with (stream id, bytes) for every output frame; returning False stops the run.
 OutputSink = Callable[[int, bytes], bool]
-MIB = 1024 * 1024
-# Files of the engine's copy of a container's output: the newest and one rotated, so the
-# first file survives one rotation.
-ENGINE_LOG_FILES = 2
 
 
 @dataclass(frozen=True)
@@ -70,51 +65,6 @@ class RunOutcome:
     output_lost: bool = False
 
 
-# Where the gateway socket folder appears inside every plugin container.
-GATEWAY_MOUNT = "/run/executor"
-
-
-# pid 1 of every plugin container (see the module docstring); it starts the runtime. Its
-# module docstring is left out: the command line shows in every inspect and `docker ps`.
-_INIT_SOURCE = (Path(__file__).parent / "container_init.py").read_text().split('"""', 2)[2]
-INIT_COMMAND = ["python3", "-c", _INIT_SOURCE.strip()]
-
-
-def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -> dict[str, Any]:
-    """The host config of the DESIGN sandbox profile (docker-py ``create_host_config`` args).
-
-    Seccomp is deliberately not named: under runc Docker then applies its default profile;
-    under runsc the plugin's syscalls go to gVisor's Sentry, itself held by gVisor's filter.
-
-    ``gateway_dir``, the folder of the gateway socket, is the one host mount: read-only at
-    ``/run/executor``.
-    """
-    memory = profile.memory_mib * MIB
-    binds = {str(gateway_dir): {"bind": GATEWAY_MOUNT, "mode": "ro"}} if gateway_dir else {}
-    return {
-        "binds": binds,
-        "mem_limit": memory,
-        "memswap_limit": memory,  # equal to the memory limit: no swap
-        "nano_cpus": int(profile.cpus * 1e9),
-        "pids_limit": profile.pids,
-        "read_only": True,
-        "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={profile.tmpfs_mib}m,mode=1777"},
-        # The engine's own /dev/shm tmpfs (noexec, nosuid, nodev); its pages are charged to
-        # the container's memory cgroup, so a full /dev/shm holds that much of memory_mib.
-        "shm_size": profile.shm_mib * MIB,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
-        "init": False,  # pid 1 is INIT_COMMAND, see the module docstring
-        "privileged": False,
-        "network_mode": "none",
-        "ulimits": [Ulimit(name="nofile", soft=profile.nofile, hard=profile.nofile)],
-        # The executor reads output over attach; the engine's capped copy is read back only
-        # by an executor adopting the run after a restart (Sandbox.watch).
-        "log_config": engine_log_config(profile),
-        "runtime": profile.oci_runtime,
-    }
-
-
 def close_attached(sock: Any) -> None:
     """Close an attach stream: docker-py's file object and the socket under it (closing
     only the file object leaves the connection open until garbage collection)."""
@@ -123,27 +73,6 @@ def close_attached(sock: Any) -> None:
         sock.close()
         if raw is not None:
             raw.close()
-
-
-def engine_log_file_bytes(profile: SandboxProfile) -> int:
-    """Size at which the engine's copy of a container's output starts a new file."""
-    return profile.engine_log_max_bytes // ENGINE_LOG_FILES
-
-
-def engine_log_config(profile: SandboxProfile) -> LogConfig:
-    """The engine keeps a container's output in its data root (no host path the plugin
-    names), in at most two files of half ``engine_log_max_bytes``, dropped with the container.
-
-    The ``local`` driver stores the bytes as written (``json-file`` would replace invalid
-    UTF-8); it keeps a line of up to 16 KiB (the runtime's protocol limit) as one message.
-    A longer line can only be raw output past the runtime (fd 2): Docker 20.10 gives it back
-    without its line break, so a replay that skips past such a line starts a byte late.
-    """
-    size = str(engine_log_file_bytes(profile))
-    return LogConfig(
-        type="local",  # docker-py names no constant for it
-        config={"max-size": size, "max-file": str(ENGINE_LOG_FILES), "compress": "false"},
-    )
 
 
 class Sandbox:

@@ -30,6 +30,7 @@ __all__ = [
     "delete_runs_logs",
     "encode_cursor",
     "last_id",
+    "last_seq",
     "levels_at_least",
     "old_record_ids",
     "query_page",
@@ -154,6 +155,12 @@ def query_records(
         project_id=project_id, plugin_name=plugin_name, run_id=run_id, start_date=start_date
     )
     return query_page(session, where, limit=limit, skip=skip)
+
+
+def last_seq(session: Session, run_id: str) -> int:
+    """The seq of the run's last record, 0 when it has none (seqs count across attempts)."""
+    last = session.scalar(select(func.max(LogRecord.seq)).where(LogRecord.run_id == run_id))
+    return int(last or 0)
 
 
 def last_id(session: Session) -> int:
