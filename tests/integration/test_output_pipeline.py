@@ -15,7 +15,7 @@ from docker.utils.socket import frames_iter
 
 from executor.engine import INVOCATION_LABEL, Engine
 from executor.output import OutputCollector, OutputLine
-from executor.sandbox import Sandbox, container_config, engine_log_file_bytes
+from executor.sandbox import Sandbox, close_attached, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
 from tests.conftest import RunningServer
 
@@ -118,7 +118,7 @@ def read_first_half(engine: Engine, container_id: str) -> tuple[list[OutputLine]
             break
     raw: socket.socket = sock._sock
     raw.sendall(b"go\n")
-    sock.close()
+    close_attached(sock)
     return stored, collector.read_bytes
 
 
