@@ -12,11 +12,13 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import docker
 import pytest
@@ -38,8 +40,28 @@ class PrivateEngine:
         return f"unix://{self.root / 'docker.sock'}"
 
     def start(self) -> None:
-        log = (self.root / "dockerd.log").open("ab")
-        self.process = subprocess.Popen(
+        with (self.root / "dockerd.log").open("ab") as log:  # dockerd keeps its own fd
+            self.process = self._spawn(log)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._answers():
+            assert self.process.poll() is None, (self.root / "dockerd.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "private dockerd did not start"
+            time.sleep(0.3)
+
+    def _answers(self) -> bool:
+        """The engine answers its ping (a raw socket: clients leak the socket of a failed
+        connect until garbage collection)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(30)
+            try:
+                sock.connect(str(self.root / "docker.sock"))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: engine\r\n\r\n")
+                return sock.recv(1024).split(b"\r\n", 1)[0].endswith(b" 200 OK")
+            except OSError:
+                return False
+
+    def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 # nsenter joins only the network namespace: "ip netns exec" would also
                 # remount /sys, hiding the cgroup hierarchy dockerd needs.
@@ -58,19 +80,6 @@ class PrivateEngine:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                client = docker.DockerClient(base_url=self.host, timeout=30)
-                answered = client.ping()
-                client.close()
-                if answered:
-                    break
-            except docker.errors.DockerException:
-                pass
-            assert self.process.poll() is None, (self.root / "dockerd.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "private dockerd did not start"
-            time.sleep(0.3)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

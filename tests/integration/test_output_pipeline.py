@@ -16,7 +16,7 @@ from docker.utils.socket import frames_iter
 from executor.engine import INVOCATION_LABEL, Engine
 from executor.run.output import OutputCollector, OutputLine
 from executor.run.profile import container_config, engine_log_file_bytes
-from executor.run.sandbox import Sandbox
+from executor.run.sandbox import Sandbox, close_attached
 from executor.settings import SandboxProfile
 from tests.conftest import RunningServer
 
@@ -119,7 +119,7 @@ def read_first_half(engine: Engine, container_id: str) -> tuple[list[OutputLine]
             break
     raw: socket.socket = sock._sock
     raw.sendall(b"go\n")
-    sock.close()
+    close_attached(sock)
     return stored, collector.read_bytes
 
 

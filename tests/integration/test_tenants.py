@@ -100,7 +100,9 @@ def test_audit_names_who_did_what(server: RunningServer, tenants: dict[str, Exec
     acme = tenants["acme"]
     key = create_key(server, "acme", ["logs:read"])
     assert acme.api.delete(f"/v1/tenants/acme/keys/{key['id']}").status_code == 204
-    assert as_key(server, key["key"]).api.get("/v1/logs").status_code == 401
+    revoked = as_key(server, key["key"])
+    assert revoked.api.get("/v1/logs").status_code == 401
+    revoked.api.close()
     entries = server.api.get("/v1/audit", params={"tenant": "acme"}).json()
     actions = {(e["action"], e["actor"].split(":")[0]) for e in entries}
     assert {
