@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
@@ -59,8 +60,11 @@ async def upload_plugin(
     if caller.key_id is not None:
         service.limiter.upload(caller.key_id, len(data))
     plugin_name = name or PurePosixPath(filename).name.split(".")[0]
-    version = service.catalog.upload(caller, plugin_name, filename, data)
-    service.audit(caller, "plugin.upload", plugin_name, detail={"version": version.number})
+    # Unpacking up to 50 MiB, parsing every module and a database write: off the event loop.
+    version = await run_in_threadpool(service.catalog.upload, caller, plugin_name, filename, data)
+    await run_in_threadpool(
+        service.audit, caller, "plugin.upload", plugin_name, detail={"version": version.number}
+    )
     return VersionCreated(
         plugin=plugin_name,
         version=version.number,
