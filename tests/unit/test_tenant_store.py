@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from executor.errors import MissingScope, NotAuthenticated, NotFound
+from executor.statuses import Scope
 from executor.store import invocations as invocation_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
@@ -23,7 +24,7 @@ from executor.store.tables import (
     Tenant,
     utcnow,
 )
-from executor.tenancy.access import Caller, Scope, authenticate, mint_key
+from executor.tenancy.access import Caller, authenticate, mint_key
 from executor.tokens import hash_token
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
