@@ -8,6 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from executor.bounds import MAX_INT64
+from executor.statuses import BuildStatus, InvocationStatus, Scope
+
 __all__ = [
     "ActivationIn",
     "ActivationPublic",
@@ -33,26 +36,9 @@ __all__ = [
     "VersionPublic",
 ]
 
-InvocationStatus = Literal[
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "oom_killed",
-    "crashed",
-    "canceled",
-    "dead",
-]
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled", "dead"}
-)
 LogType = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "SYSTEM"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
-# Offsets, ids and version numbers in queries fit a signed 64-bit column (SQLite's INTEGER).
-MAX_INT64 = 2**63 - 1
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-Scope = Literal["plugins:write", "plugins:read", "logs:read", "events:write", "admin"]
 
 
 class _Strict(BaseModel):
@@ -127,7 +113,7 @@ class ActivationPublic(BaseModel):
 
 class VersionPublic(BaseModel):
     version: int
-    status: Literal["DEPLOYING", "ACTIVE", "FAILED"]
+    status: BuildStatus
     handlers: list[str]
     requirements: str
     source_sha256: str

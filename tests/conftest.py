@@ -23,9 +23,9 @@ import pytest
 import uvicorn
 
 from executor.api.app import create_app
-from executor.schemas import TERMINAL_STATUSES
 from executor.service.wiring import ExecutorService
 from executor.settings import SandboxProfile, Settings
+from executor.statuses import TERMINAL_STATUSES
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "tests" / "plugins"

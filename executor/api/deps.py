@@ -15,8 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from executor.schemas import TENANT_PATTERN
 from executor.service.wiring import ExecutorService
+from executor.statuses import Scope
 from executor.store.db import Session
-from executor.tenancy.access import OPERATOR, Caller, Scope, authenticate
+from executor.tenancy.access import OPERATOR, Caller, authenticate
 
 __all__ = [
     "Admin",

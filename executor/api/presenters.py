@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, cast
 
 from executor.schemas import (
     ActivationPublic,
@@ -21,6 +20,7 @@ from executor.schemas import (
 )
 from executor.service.catalog import activation_events
 from executor.settings import Settings
+from executor.statuses import BuildStatus
 from executor.store import plugins as plugin_store
 from executor.store.tables import (
     Activation,
@@ -50,7 +50,7 @@ __all__ = [
 def version_public(version: PluginVersion, current: PluginVersion | None = None) -> VersionPublic:
     return VersionPublic(
         version=version.number,
-        status=cast(Literal["DEPLOYING", "ACTIVE", "FAILED"], version.status),
+        status=BuildStatus(version.status),
         handlers=list(version.handlers),
         requirements=version.requirements,
         source_sha256=version.source_sha256,

@@ -16,7 +16,7 @@ import anyio
 
 from executor.api.presenters import log_public
 from executor.notify import Notifier
-from executor.schemas import TERMINAL_STATUSES
+from executor.statuses import TERMINAL_STATUSES, BuildStatus
 from executor.store import logs as log_store
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
@@ -118,7 +118,7 @@ async def build_log_events(
             chunk, offset = text[offset:], len(text)
             last_sent = time.monotonic()
             yield sse({"text": chunk}, event="build", event_id=offset)
-        if status != "DEPLOYING":
+        if status != BuildStatus.DEPLOYING:
             yield sse({"status": status, "error": error}, event="end")
             return
         if time.monotonic() - last_sent >= timing.heartbeat_s:

@@ -23,6 +23,7 @@ from executor.engine import BuildInterrupted, Engine
 from executor.errors import ExecutorError
 from executor.metrics import Metrics
 from executor.settings import MIB, Settings
+from executor.statuses import BuildStatus
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 
@@ -178,18 +179,20 @@ class Builder:
             return
         except ExecutorError as exc:
             log_.note(f"\nBUILD FAILED: {exc.message}\n")
-            log_.save(status="FAILED", error=exc.message)
-            self.metrics.builds.labels("FAILED").inc()
+            log_.save(status=BuildStatus.FAILED, error=exc.message)
+            self.metrics.builds.labels(BuildStatus.FAILED).inc()
             return
         except Exception as exc:  # a build must end FAILED, never stay DEPLOYING
             log.exception("build of version %s crashed", version_id)
             log_.note(f"\nBUILD FAILED: internal error: {exc}\n")
-            log_.save(status="FAILED", error=f"internal error: {exc}")
-            self.metrics.builds.labels("FAILED").inc()
+            log_.save(status=BuildStatus.FAILED, error=f"internal error: {exc}")
+            self.metrics.builds.labels(BuildStatus.FAILED).inc()
             return
         log_.note(f"Built {build.context.tag} ({image_id})\n")
-        log_.save(status="ACTIVE", image_id=image_id, image_tag=build.context.tag, freeze=freeze)
-        self.metrics.builds.labels("ACTIVE").inc()
+        log_.save(
+            status=BuildStatus.ACTIVE, image_id=image_id, image_tag=build.context.tag, freeze=freeze
+        )
+        self.metrics.builds.labels(BuildStatus.ACTIVE).inc()
         for callback in self.on_active:
             try:
                 callback(version_id)

@@ -11,6 +11,7 @@ import typer
 from executor.cli.client import ApiClient
 from executor.cli.common import call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
+from executor.statuses import BuildStatus
 
 __all__ = ["follow_build", "register"]
 
@@ -30,7 +31,7 @@ def follow_build(api: ApiClient, name: str, version: int, *, echo: bool) -> Any:
             sys.stdout.write(terminal_text(text[shown:]))
             sys.stdout.flush()
             shown = len(text)
-        if build["status"] != "DEPLOYING":
+        if build["status"] != BuildStatus.DEPLOYING:
             return build
         time.sleep(BUILD_POLL_S)
 
@@ -65,7 +66,7 @@ def build_log(
         console.print("Resolved dependencies (pip freeze):", style="bold")
         console.print(terminal_text(build["pip_freeze"]), markup=False, highlight=False, end="")
     console.print(f"{name} v{number}: {build['status']}")
-    if build["status"] == "FAILED":
+    if build["status"] == BuildStatus.FAILED:
         raise typer.Exit(1)
 
 

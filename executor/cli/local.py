@@ -36,6 +36,7 @@ from executor.run.output import OutputCollector, OutputLine
 from executor.run.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent, EventIn
 from executor.settings import Settings
+from executor.statuses import InvocationStatus
 from executor.tokens import mint_token
 
 __all__ = ["SAMPLE_EVENTS", "exit_code_of", "register"]
@@ -92,7 +93,7 @@ def run(
                 outcome = _run_once(engine, settings, build, image, event_in, gateway)
     finally:
         engine.close()
-    style = "green" if outcome.status == "succeeded" else "red"
+    style = "green" if outcome.status == InvocationStatus.SUCCEEDED else "red"
     reason = f": {outcome.error}" if outcome.error else ""
     err.print(f"[{style}]run {outcome.status}{escape(terminal_text(reason))}[/]")
     raise typer.Exit(exit_code_of(outcome))
@@ -100,11 +101,11 @@ def run(
 
 def exit_code_of(outcome: RunOutcome) -> int:
     """The exit code ``run`` ends with for a run's outcome."""
-    if outcome.status == "timed_out":
+    if outcome.status == InvocationStatus.TIMED_OUT:
         return EXIT_TIMED_OUT
-    if outcome.status == "oom_killed":
+    if outcome.status == InvocationStatus.OOM_KILLED:
         return EXIT_OOM
-    if outcome.status == "succeeded":
+    if outcome.status == InvocationStatus.SUCCEEDED:
         return 0
     return outcome.exit_code or 1
 

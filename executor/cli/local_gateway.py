@@ -15,6 +15,7 @@ from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME, Gateway
 from executor.schemas import ApiInfo
 from executor.settings import Settings
+from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
@@ -91,7 +92,7 @@ class LocalGateway:
                     version_number=version.number,
                     project_id=project_id,
                     event_type=event_type,
-                    status="running",
+                    status=InvocationStatus.RUNNING,
                 )
             )
             session.flush()

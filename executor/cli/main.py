@@ -25,8 +25,8 @@ from executor.cli.render import (
     print_table,
     terminal_text,
 )
-from executor.schemas import TERMINAL_STATUSES
 from executor.settings import Settings
+from executor.statuses import TERMINAL_STATUSES, BuildStatus
 
 app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
 
@@ -91,7 +91,7 @@ def push(
     build = builds.follow_build(client, plugin_name, int(created["version"]), echo=not as_json)
     if as_json:
         print_json(build)
-    if build["status"] == "FAILED":
+    if build["status"] == BuildStatus.FAILED:
         if not as_json:
             err_console.print(f"[red]build FAILED:[/] {escape(terminal_text(build['error']))}")
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ import typer
 
 from executor.cli.common import call, client
 from executor.cli.render import console, err_console, print_json, print_table
-from executor.tenancy.access import Scope
+from executor.statuses import Scope
 
 __all__ = ["register"]
 

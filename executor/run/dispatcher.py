@@ -23,6 +23,7 @@ from executor.run.runner import InvocationRunner
 from executor.run.sandbox import Sandbox
 from executor.run.warm_pool import WarmPool
 from executor.settings import Settings
+from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
@@ -166,13 +167,13 @@ class Dispatcher:
             sweep_orphans(self.db, self.engine)
 
     def _report_expired(self, expired: list[Invocation]) -> None:
-        requeued = [i for i in expired if i.status == "queued"]
+        requeued = [i for i in expired if i.status == InvocationStatus.QUEUED]
         if requeued:
             log.warning("re-queued %d invocations whose executor stopped", len(requeued))
         for invocation in expired:
-            if invocation.status == "dead":
+            if invocation.status == InvocationStatus.DEAD:
                 log.warning("invocation %s: %s", invocation.id, invocation.error)
-                self.metrics.invocations_finished.labels("dead").inc()
+                self.metrics.invocations_finished.labels(InvocationStatus.DEAD).inc()
         if len(requeued) < len(expired):
             self.on_logs_written()  # live followers of those runs learn that they ended
 

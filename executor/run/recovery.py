@@ -12,6 +12,7 @@ import logging
 
 from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine
 from executor.errors import SandboxError
+from executor.statuses import InvocationStatus
 from executor.store import invocations as invocation_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
@@ -75,7 +76,7 @@ def sweep_orphans(db: Database, engine: Engine) -> int:
         invocation_id = _invocation_of(container)
         with db.session() as session:
             invocation = session.get(Invocation, invocation_id) if invocation_id else None
-            running = invocation is not None and invocation.status == "running"
+            running = invocation is not None and invocation.status == InvocationStatus.RUNNING
         if not running:
             _remove(engine, str(container["Id"]))
             removed += 1

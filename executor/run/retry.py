@@ -1,14 +1,11 @@
-"""Retry policy: exponential backoff with jitter, and which failures are retried."""
+"""Retry policy: exponential backoff with jitter (which failures are retried: statuses.py)."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-__all__ = ["PLUGIN_FAILURES", "RetryPolicy"]
-
-# Terminal statuses that are the plugin's own doing: retried only if the activation asks.
-PLUGIN_FAILURES = frozenset({"failed", "timed_out", "oom_killed"})
+__all__ = ["RetryPolicy"]
 
 
 @dataclass(frozen=True)

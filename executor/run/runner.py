@@ -18,15 +18,17 @@ from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
 from executor.run.limits import effective_profile
 from executor.run.output import STDERR, STDOUT, OutputCollector, OutputLine
-from executor.run.retry import PLUGIN_FAILURES, RetryPolicy
+from executor.run.retry import RetryPolicy
 from executor.run.sandbox import RunOutcome, Sandbox, StartedContainer
 from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
+from executor.statuses import PLUGIN_FAILURES, InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
+from executor.store.invocations import RunOutput
 from executor.store.tables import Event, Invocation, Plugin, PluginVersion, utcnow
 from executor.tokens import hash_token, mint_token
 
@@ -173,7 +175,9 @@ class InvocationRunner:
             # The plugin's own limits, tightened from the operator's (executor.run.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
         if event is None or version is None or not version.image_tag:
-            self._finish(invocation, "crashed", None, "the plugin version or event is gone")
+            self._finish(
+                invocation, InvocationStatus.CRASHED, None, "the plugin version or event is gone"
+            )
             return
         if invocation.started_at is not None:
             self._phase("claim", invocation.queued_at, invocation.started_at)
@@ -270,7 +274,7 @@ class InvocationRunner:
                 "while no executor read it the plugin wrote more output than the Docker "
                 "Engine keeps: what it wrote after the last stored line is lost"
             )
-        if outcome.status != "succeeded" and invocation.handler_started_at is None:
+        if outcome.status != InvocationStatus.SUCCEEDED and invocation.handler_started_at is None:
             # The previous process may have died before the envelope was written: the
             # plugin never got its event, which is not the plugin's failure.
             outcome = replace(
@@ -286,7 +290,7 @@ class InvocationRunner:
             f"{profile.envelope_cap_bytes} bytes; send a smaller label or payload"
         )
         attempt.writer.system(message)
-        self._finish(attempt.invocation, "failed", None, message)
+        self._finish(attempt.invocation, InvocationStatus.FAILED, None, message)
 
     def _attempt(
         self,
@@ -341,15 +345,14 @@ class InvocationRunner:
         if outcome.status in PLUGIN_FAILURES and invocation.max_retries > 0:
             self._plugin_failure(attempt, outcome)
             return
-        if outcome.status != "succeeded" and outcome.error:
+        if outcome.status != InvocationStatus.SUCCEEDED and outcome.error:
             writer.system(f"run ended {outcome.status}: {outcome.error}")
         self._finish(
             invocation,
             outcome.status,
             outcome.exit_code,
             outcome.error,
-            log_bytes=collector.total_bytes,
-            truncated=collector.truncated or outcome.output_lost,
+            output=RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost),
         )
 
     def _plugin_failure(self, attempt: Attempt, outcome: RunOutcome) -> None:
@@ -361,7 +364,7 @@ class InvocationRunner:
         attempt.writer.system(f"run ended {outcome.status}: {outcome.error}; no retries left")
         self._finish(
             invocation,
-            "dead",
+            InvocationStatus.DEAD,
             outcome.exit_code,
             f"gave up after {invocation.attempt} attempts: {reason}",
             reason=reason,
@@ -379,7 +382,7 @@ class InvocationRunner:
         attempt.writer.system(f"the executor could not run the plugin: {reason}; giving up")
         self._finish(
             invocation,
-            "dead",
+            InvocationStatus.DEAD,
             None,
             f"gave up after {invocation.attempt} attempts: {reason}",
             reason=reason,
@@ -405,16 +408,16 @@ class InvocationRunner:
             )
         except Exception:  # the run ends even if its log cannot be written
             log.exception("invocation %s: could not write its last log line", invocation.id)
-        self._finish(invocation, "crashed", None, reason, reason=reason)
+        self._finish(invocation, InvocationStatus.CRASHED, None, reason, reason=reason)
 
     def _finish(
         self,
         invocation: Invocation,
-        status: str,
+        status: InvocationStatus,
         exit_code: int | None,
         error: str | None,
         reason: str | None = None,
-        **extra: object,
+        output: RunOutput | None = None,
     ) -> None:
         with self.db.session() as session:
             # Revoked before the terminal status is visible: a finished run has no live token.
@@ -427,7 +430,7 @@ class InvocationRunner:
                 status=status,
                 exit_code=exit_code,
                 error=error,
-                **extra,
+                output=output,
             )
             row = session.get(Invocation, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended

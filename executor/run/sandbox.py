@@ -30,6 +30,7 @@ from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine, Frames, engine
 from executor.errors import SandboxError
 from executor.run.profile import INIT_COMMAND, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
+from executor.statuses import InvocationStatus
 
 __all__ = ["OutputSink", "RunOutcome", "Sandbox", "StartedContainer"]
 
@@ -54,7 +55,7 @@ class StartedContainer:
 class RunOutcome:
     """How a container ended. ``status`` is one of the invocation's terminal statuses."""
 
-    status: str
+    status: InvocationStatus
     exit_code: int | None
     error: str | None
     started_monotonic: float
@@ -370,31 +371,36 @@ def classify(
     """The terminal status and a one-line reason for how a container ended."""
     if why == "timeout":
         return RunOutcome(
-            "timed_out",
+            InvocationStatus.TIMED_OUT,
             exit_code,
             f"wall time of {profile.timeout_s:g} s exceeded: killed",
             started,
         )
     if oom_killed:
         return RunOutcome(
-            "oom_killed", exit_code, f"memory limit of {profile.memory_mib} MiB exceeded", started
+            InvocationStatus.OOM_KILLED,
+            exit_code,
+            f"memory limit of {profile.memory_mib} MiB exceeded",
+            started,
         )
     if why == "log_limit":
         return RunOutcome(
-            "failed",
+            InvocationStatus.FAILED,
             exit_code,
             f"log_limit: more than {profile.log_cap_bytes} bytes of output; run stopped",
             started,
         )
     if exit_code == 0:
-        return RunOutcome("succeeded", 0, None, started)
+        return RunOutcome(InvocationStatus.SUCCEEDED, 0, None, started)
     if why is None and exit_code in EXTERNAL_SIGNAL_EXITS:
         return RunOutcome(
-            "crashed",
+            InvocationStatus.CRASHED,
             exit_code,
             f"container stopped from outside the executor (exit {exit_code}): "
             "engine restart, docker stop or docker kill",
             started,
             infrastructure=True,
         )
-    return RunOutcome("failed", exit_code, f"plugin exited with code {exit_code}", started)
+    return RunOutcome(
+        InvocationStatus.FAILED, exit_code, f"plugin exited with code {exit_code}", started
+    )

@@ -10,10 +10,12 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
+from executor.statuses import TERMINAL_STATUSES, InvocationStatus
 from executor.store.tables import DispatchLock, Event, Invocation, Plugin, Tenant, utcnow
 
 __all__ = [
     "ClaimLimits",
+    "RunOutput",
     "add_event",
     "adopt",
     "claim",
@@ -81,10 +83,15 @@ def list_invocations(
     return list(session.scalars(query))
 
 
-FINISHED_STATUSES = frozenset(
-    {"succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled", "dead"}
-)
 CLAIM_WINDOW = 64  # queued rows looked at per claim: enough to skip over blocked plugins
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """How much log a finished run wrote, and whether some of it was dropped."""
+
+    log_bytes: int
+    truncated: bool
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,9 @@ def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]
 
 def _running_counts(session: Session, column: Any) -> dict[str, int]:
     rows = session.execute(
-        select(column, func.count()).where(Invocation.status == "running").group_by(column)
+        select(column, func.count())
+        .where(Invocation.status == InvocationStatus.RUNNING)
+        .group_by(column)
     )
     return {str(key): int(count) for key, count in rows.all()}
 
@@ -130,7 +139,7 @@ def claim(
     query = (
         select(Invocation)
         .where(
-            Invocation.status == "queued",
+            Invocation.status == InvocationStatus.QUEUED,
             or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
         )
         .order_by(Invocation.queued_at, Invocation.id)
@@ -152,7 +161,7 @@ def claim(
         if invocation.plugin_id in blocked or plugin_busy or project_busy or tenant_busy:
             blocked.add(invocation.plugin_id)
             continue
-        invocation.status = "running"
+        invocation.status = InvocationStatus.RUNNING
         invocation.lease_owner = owner
         invocation.lease_expires_at = now + timedelta(seconds=lease_s)
         invocation.started_at = now
@@ -181,7 +190,7 @@ def renew_leases(session: Session, owner: str, ids: list[str], lease_s: float) -
 def adopt(session: Session, invocation_id: str, owner: str, lease_s: float) -> Invocation | None:
     """Take over a running invocation whose container outlived its executor."""
     invocation = session.get(Invocation, invocation_id)
-    if invocation is None or invocation.status != "running":
+    if invocation is None or invocation.status != InvocationStatus.RUNNING:
         return None
     invocation.lease_owner = owner
     invocation.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
@@ -199,18 +208,23 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
     expired = list(
         session.scalars(
             select(Invocation).where(
-                Invocation.status == "running", Invocation.lease_expires_at < utcnow()
+                Invocation.status == InvocationStatus.RUNNING,
+                Invocation.lease_expires_at < utcnow(),
             )
         )
     )
     for invocation in expired:
         if invocation.attempt < max_attempts:
             _note_attempt(invocation, LEASE_EXPIRED)
-            _release(invocation, status="queued")
+            _release(invocation, status=InvocationStatus.QUEUED)
             continue
         error = f"gave up after {invocation.attempt} attempts: {LEASE_EXPIRED}"
-        finish(session, invocation.id, None, LEASE_EXPIRED, error=error)
-        _release(invocation, status="dead")  # the executor that lost it can record nothing
+        finish(
+            session, invocation.id, None, LEASE_EXPIRED, status=InvocationStatus.DEAD, error=error
+        )
+        _release(
+            invocation, status=InvocationStatus.DEAD
+        )  # the executor that lost it can record nothing
     return expired
 
 
@@ -222,7 +236,7 @@ def retry_later(
     if invocation is None or invocation.lease_owner != owner:
         return False
     _note_attempt(invocation, reason)
-    _release(invocation, status="queued")
+    _release(invocation, status=InvocationStatus.QUEUED)
     invocation.not_before = utcnow() + timedelta(seconds=delay_s)
     return True
 
@@ -239,7 +253,7 @@ def replay(
 ) -> Invocation:
     """A new queued invocation of a finished one's event, linked to it."""
     original = get_invocation(session, invocation_id)
-    if original.status not in FINISHED_STATUSES:
+    if original.status not in TERMINAL_STATUSES:
         raise Conflict(
             f"invocation {invocation_id} is {original.status}: only a finished invocation "
             "can be replayed; wait for it to end"
@@ -268,8 +282,8 @@ def plugin_deleted(session: Session, plugin: Plugin) -> None:
     now = utcnow()
     runs = update(Invocation).where(Invocation.plugin_id == plugin.id)
     session.execute(
-        runs.where(Invocation.status == "queued").values(
-            status="canceled",
+        runs.where(Invocation.status == InvocationStatus.QUEUED).values(
+            status=InvocationStatus.CANCELED,
             finished_at=now,
             error=f"canceled: the plugin {plugin.name!r} was deleted before this run started",
         )
@@ -284,7 +298,7 @@ def _note_attempt(invocation: Invocation, reason: str) -> None:
     ]
 
 
-def _release(invocation: Invocation, *, status: str) -> None:
+def _release(invocation: Invocation, *, status: InvocationStatus) -> None:
     invocation.status = status
     invocation.lease_owner = None
     invocation.lease_expires_at = None
@@ -310,19 +324,28 @@ def finish(
     invocation_id: str,
     owner: str | None,
     reason: str | None = None,
-    **fields: Any,
+    *,
+    status: InvocationStatus,
+    exit_code: int | None = None,
+    error: str | None = None,
+    output: RunOutput | None = None,
 ) -> bool:
-    """Record the terminal state of an invocation ``owner`` holds (None: any holder).
+    """Record the terminal ``status`` of an invocation ``owner`` holds (None: any holder).
 
-    ``reason`` is kept in the attempt history. Returns False (and changes nothing) when
-    the lease was lost to another executor, so a result is never recorded twice.
+    ``reason`` is kept in the attempt history; ``output`` (None: not known) how much log
+    the run wrote. Returns False (and changes nothing) when the lease was lost to another
+    executor, so a result is never recorded twice.
     """
     invocation = get_invocation(session, invocation_id)
     if owner is not None and invocation.lease_owner != owner:
         return False
     now = utcnow()
-    for key, value in fields.items():
-        setattr(invocation, key, value)
+    invocation.status = status
+    invocation.exit_code = exit_code
+    invocation.error = error
+    if output is not None:
+        invocation.log_bytes = output.log_bytes
+        invocation.truncated = output.truncated
     if reason is not None:
         _note_attempt(invocation, reason)
     invocation.lease_expires_at = None  # the owner stays: it tells which executor ran it

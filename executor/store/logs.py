@@ -17,8 +17,8 @@ from typing import Literal
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from executor.bounds import MAX_INT64
 from executor.errors import InvalidCursor
-from executor.schemas import MAX_INT64
 from executor.store.tables import LogRecord
 
 __all__ = [

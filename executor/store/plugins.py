@@ -8,6 +8,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from executor.errors import Conflict, NotFound, QuotaExceeded
+from executor.statuses import BuildStatus, InvocationStatus
 from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
 
 __all__ = [
@@ -100,7 +101,7 @@ def add_version(
     version = PluginVersion(
         plugin_id=plugin.id,
         number=(last or 0) + 1,
-        status="DEPLOYING",
+        status=BuildStatus.DEPLOYING,
         handlers=handlers,
         requirements=requirements,
         source_sha256=source_sha256,
@@ -129,7 +130,7 @@ def version_by_number(session: Session, plugin: Plugin, number: int) -> PluginVe
 
 def is_runnable(version: PluginVersion) -> bool:
     """ACTIVE and its image still kept (the GC has not removed it)."""
-    return version.status == "ACTIVE" and version.image_removed_at is None
+    return version.status == BuildStatus.ACTIVE and version.image_removed_at is None
 
 
 def current_version(plugin: Plugin) -> PluginVersion | None:
@@ -185,7 +186,9 @@ def gc_candidates(session: Session, keep: int) -> list[PluginVersion]:
     invocation)."""
     in_use = set(
         session.scalars(
-            select(Invocation.version_id).where(Invocation.status.in_(("queued", "running")))
+            select(Invocation.version_id).where(
+                Invocation.status.in_((InvocationStatus.QUEUED, InvocationStatus.RUNNING))
+            )
         )
     )
     for activation in list_activations(session):
@@ -215,7 +218,7 @@ def update_build(
     version_id: str,
     *,
     log: str,
-    status: str | None = None,
+    status: BuildStatus | None = None,
     image_id: str | None = None,
     image_tag: str | None = None,
     error: str | None = None,
@@ -233,9 +236,9 @@ def update_build(
         version.image_tag = image_tag
         version.error = error
         version.pip_freeze = freeze
-        if status != "DEPLOYING":
+        if status != BuildStatus.DEPLOYING:
             version.finished_at = utcnow()
-        if status == "ACTIVE":
+        if status == BuildStatus.ACTIVE:
             version.plugin.current_version_id = None
 
 
@@ -244,7 +247,7 @@ def unfinished_builds(session: Session) -> list[str]:
     return list(
         session.scalars(
             select(PluginVersion.id)
-            .where(PluginVersion.status == "DEPLOYING")
+            .where(PluginVersion.status == BuildStatus.DEPLOYING)
             .order_by(PluginVersion.created_at)
         )
     )

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from executor.schemas import TERMINAL_STATUSES
+from executor.statuses import TERMINAL_STATUSES
 from executor.store.tables import Event, Invocation, LogRecord
 
 __all__ = [

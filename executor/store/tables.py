@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from executor.statuses import BuildStatus, InvocationStatus
+
 __all__ = [
     "DEFAULT_TENANT",
     "Activation",
@@ -167,7 +169,7 @@ class PluginVersion(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="DEPLOYING")
+    status: Mapped[str] = mapped_column(String(16), default=BuildStatus.DEPLOYING.value)
     handlers: Mapped[list[str]] = mapped_column(default=list)
     requirements: Mapped[str] = mapped_column(Text, default="")
     source_sha256: Mapped[str] = mapped_column(String(64))
@@ -240,7 +242,7 @@ class Invocation(Base):
     project_id: Mapped[str] = mapped_column(String(200))
     event_type: Mapped[str] = mapped_column(String(200))
     asset_id: Mapped[str | None] = mapped_column(String(200), default=None)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=InvocationStatus.QUEUED.value)
     image_id: Mapped[str | None] = mapped_column(String(80), default=None)
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,12 +7,12 @@ one tenant and may do what its scopes allow, on that tenant only.
 
 from __future__ import annotations
 
-import enum
 import hmac
 import secrets
 from dataclasses import dataclass
 
 from executor.errors import MissingScope, NotAuthenticated, NotFound
+from executor.statuses import Scope
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import DEFAULT_TENANT, utcnow
@@ -22,7 +22,6 @@ __all__ = [
     "KEY_PREFIX",
     "OPERATOR",
     "Caller",
-    "Scope",
     "authenticate",
     "mint_key",
     "operator_caller",
@@ -31,16 +30,6 @@ __all__ = [
 KEY_PREFIX = "pe_key_"
 KEY_BYTES = 32
 OPERATOR = "operator"  # the actor name of the operator key, and the scope only it has
-
-
-class Scope(enum.StrEnum):
-    """What a tenant key may do. ``admin`` manages the tenant's keys and reads its audit."""
-
-    PLUGINS_WRITE = "plugins:write"
-    PLUGINS_READ = "plugins:read"
-    LOGS_READ = "logs:read"
-    EVENTS_WRITE = "events:write"
-    ADMIN = "admin"
 
 
 @dataclass(frozen=True)

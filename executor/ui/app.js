@@ -6,7 +6,7 @@
 const KEY = "plugin-executor.api-key";
 const main = document.getElementById("main");
 const signout = document.getElementById("signout");
-const TERMINAL = new Set(["succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled"]);
+const TERMINAL = new Set(["succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled", "dead"]);
 let pageAbort = new AbortController(); // aborted on navigation: ends streams and timers
 
 // ---- helpers

@@ -301,3 +301,57 @@ def test_health_and_readiness(server: RunningServer) -> None:
         "store": True,
         "docker": True,
     }
+
+
+def enum_of(schema: dict[str, Any], model: str, field: str) -> list[str]:
+    """The strings the served OpenAPI schema allows for ``model.field`` (or its items)."""
+    components = schema["components"]["schemas"]
+    node = components[model]["properties"][field]
+    node = node.get("items", node)
+    if "$ref" in node:
+        node = components[node["$ref"].rsplit("/", 1)[1]]
+    return list(node["enum"])
+
+
+def test_the_openapi_schema_lists_the_same_status_and_scope_strings(
+    server: RunningServer,
+) -> None:
+    schema = server.api.get("/openapi.json").json()
+    assert enum_of(schema, "InvocationPublic", "status") == [
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "timed_out",
+        "oom_killed",
+        "crashed",
+        "canceled",
+        "dead",
+    ]
+    assert enum_of(schema, "VersionPublic", "status") == ["DEPLOYING", "ACTIVE", "FAILED"]
+    assert enum_of(schema, "KeyIn", "scopes") == [
+        "plugins:write",
+        "plugins:read",
+        "logs:read",
+        "events:write",
+        "admin",
+    ]
+
+
+def test_an_unknown_scope_is_refused_naming_the_item_and_no_key_is_made(
+    server: RunningServer,
+) -> None:
+    response = server.api.post(
+        "/v1/tenants/default/keys", json={"name": "k", "scopes": ["logs:read", "logs:write"]}
+    )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "invalid_request"
+    assert body["errors"] == [
+        {
+            "field": "body.scopes.1",
+            "message": "Input should be 'plugins:write', 'plugins:read', 'logs:read', "
+            "'events:write' or 'admin'",
+        }
+    ]
+    assert server.api.get("/v1/tenants/default/keys").json() == []

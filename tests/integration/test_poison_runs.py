@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from executor.schemas import EventIn
 from executor.service.events import ingest_event
+from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store.tables import Event, Invocation, InvocationToken, Plugin, PluginVersion, utcnow
@@ -88,7 +89,7 @@ def test_an_executor_error_after_the_plugin_ran_ends_crashed_without_running_it_
     def broken_conclude(*_args: Any) -> None:
         raise RuntimeError("conclude broke\nand this line stays in the server log")
 
-    monkeypatch.setattr(executor.service.wiring.dispatcher.runner, "conclude", broken_conclude)
+    monkeypatch.setattr(executor.service.dispatcher.runner, "conclude", broken_conclude)
     run_id = stored_directly(executor, "poison-after", {})
 
     run = executor.wait_run(run_id, timeout=90)
@@ -153,8 +154,10 @@ def test_a_lease_expired_at_the_last_attempt_ends_dead_and_before_it_runs_again(
     ]
     assert dead["finished_at"] is not None and live_tokens(executor, last) == []
     assert plugin_runs(executor, last) == 0
-    with executor.service.wiring.db.session() as session:  # the executor that lost it wakes up
-        assert not invocation_store.finish(session, last, LOST_OWNER, status="succeeded")
+    with executor.service.db.session() as session:  # the executor that lost it wakes up
+        assert not invocation_store.finish(
+            session, last, LOST_OWNER, status=InvocationStatus.SUCCEEDED
+        )
     assert again["status"] == "succeeded", again
     assert again["attempt"] == MAX_ATTEMPTS
     assert [a["reason"] for a in again["attempts"]] == [LEASE_EXPIRED]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from executor.errors import MissingScope, NotAuthenticated, NotFound
+from executor.statuses import InvocationStatus, Scope
 from executor.store import invocations as invocation_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
@@ -23,7 +24,7 @@ from executor.store.tables import (
     Tenant,
     utcnow,
 )
-from executor.tenancy.access import Caller, Scope, authenticate, mint_key
+from executor.tenancy.access import Caller, authenticate, mint_key
 from executor.tokens import hash_token
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
@@ -128,7 +129,7 @@ def test_concurrent_runs_stop_at_the_tenant_quota_and_resume(db: Database) -> No
         first = next(i.id for i in claimed if i.tenant_id == "capped")
     with db.session() as session:
         assert invocation_store.claim(session, "me", 10, 30, limits) == []
-        invocation_store.finish(session, first, "me", status="succeeded")
+        invocation_store.finish(session, first, "me", status=InvocationStatus.SUCCEEDED)
     with db.session() as session:
         claimed = invocation_store.claim(session, "me", 10, 30, limits)
         assert [i.tenant_id for i in claimed] == ["capped"]

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 
 from executor.api.deps import Admin, SessionDep
 from executor.api.presenters import audit_public
-from executor.schemas import MAX_INT64, TENANT_PATTERN, AuditEntryPublic
+from executor.bounds import MAX_INT64
+from executor.schemas import TENANT_PATTERN, AuditEntryPublic
 from executor.store import audit as audit_store
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Query
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import invocation_public
+from executor.bounds import MAX_INT64
 from executor.errors import Conflict
-from executor.schemas import MAX_INT64, InvocationPublic
+from executor.schemas import InvocationPublic
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store.tables import Plugin

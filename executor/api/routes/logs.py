@@ -11,8 +11,9 @@ from fastapi.responses import StreamingResponse
 from executor.api.deps import LogsRead, ServiceDep
 from executor.api.presenters import log_public
 from executor.api.streams import SSE_HEADERS, StreamTiming, log_events
+from executor.bounds import MAX_INT64
 from executor.errors import InvalidCursor, InvalidQuery
-from executor.schemas import MAX_INT64, LogRecordPublic
+from executor.schemas import LogRecordPublic
 from executor.store import logs as log_store
 from executor.store.db import Session
 

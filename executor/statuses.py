@@ -1,0 +1,61 @@
+"""Statuses and scopes, defined once: what an invocation, a build and an API key can be.
+
+Each is a ``StrEnum``, so a member equals its string, pydantic writes its value on the
+wire, and the store keeps it in a plain string column.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "PLUGIN_FAILURES",
+    "TERMINAL_STATUSES",
+    "BuildStatus",
+    "InvocationStatus",
+    "Scope",
+]
+
+
+class InvocationStatus(enum.StrEnum):
+    """Where an invocation is: waiting, running, or one of the terminal statuses."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    OOM_KILLED = "oom_killed"
+    CRASHED = "crashed"
+    CANCELED = "canceled"
+    DEAD = "dead"
+
+
+# An invocation in one of these has ended: it is never run again (a replay is a new one).
+TERMINAL_STATUSES: frozenset[InvocationStatus] = frozenset(InvocationStatus) - {
+    InvocationStatus.QUEUED,
+    InvocationStatus.RUNNING,
+}
+
+# Terminal statuses that are the plugin's own doing: retried only if the activation asks.
+PLUGIN_FAILURES: frozenset[InvocationStatus] = frozenset(
+    {InvocationStatus.FAILED, InvocationStatus.TIMED_OUT, InvocationStatus.OOM_KILLED}
+)
+
+
+class BuildStatus(enum.StrEnum):
+    """A plugin version's build: in progress, or its image ready, or failed."""
+
+    DEPLOYING = "DEPLOYING"
+    ACTIVE = "ACTIVE"
+    FAILED = "FAILED"
+
+
+class Scope(enum.StrEnum):
+    """What a tenant key may do. ``admin`` manages the tenant's keys and reads its audit."""
+
+    PLUGINS_WRITE = "plugins:write"
+    PLUGINS_READ = "plugins:read"
+    LOGS_READ = "logs:read"
+    EVENTS_WRITE = "events:write"
+    ADMIN = "admin"
