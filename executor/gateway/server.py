@@ -10,6 +10,7 @@ method, path, status, bytes and duration are recorded on the invocation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,6 +43,10 @@ MAX_SOCKET_PATH_BYTES = 107
 IDLE_CONNECTION_S = 120.0
 SHUTDOWN_POLL_S = 0.5
 MAX_RECORDED_PATH_CHARS = 2000
+# A refused body up to this size is read and dropped before the answer, so a client that
+# sends its whole body first reads the error instead of a reset connection.
+DRAIN_MAX_BYTES = 16 * 1024 * 1024
+DRAIN_CHUNK_BYTES = 64 * 1024
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -365,11 +370,27 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0:
             return error_reply(400, "bad_request", "invalid Content-Length", close=True)
         headers = httpx.Headers(list(self.headers.items()))
-        incoming = Incoming(self.command, self.path, headers, length, self._reader(length))
-        return self.server.gateway.handle(incoming)
+        read = [False]
+        incoming = Incoming(self.command, self.path, headers, length, self._reader(length, read))
+        reply = self.server.gateway.handle(incoming)
+        if not read[0] and 0 < length <= DRAIN_MAX_BYTES:
+            self._drain(length)
+        return reply
 
-    def _reader(self, length: int) -> Callable[[], bytes]:
-        return lambda: self.rfile.read(length)
+    def _reader(self, length: int, read: list[bool]) -> Callable[[], bytes]:
+        def read_body() -> bytes:
+            read[0] = True
+            return self.rfile.read(length)
+
+        return read_body
+
+    def _drain(self, length: int) -> None:
+        with contextlib.suppress(OSError):
+            while length > 0:
+                chunk = self.rfile.read(min(length, DRAIN_CHUNK_BYTES))
+                if not chunk:
+                    return
+                length -= len(chunk)
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
