@@ -17,7 +17,7 @@ from executor.store import invocations as invocation_store
 from executor.store.tables import Event, Invocation, InvocationToken, Plugin, PluginVersion, utcnow
 from executor.tenancy.access import operator_caller
 from executor.tokens import hash_token, mint_token
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory
 
 MAX_ATTEMPTS = 2
 LEASE_EXPIRED = "lease expired: the executor running it stopped"
@@ -25,7 +25,7 @@ LOST_OWNER = "gone-host:1:dead"  # the executor that died holding a lease
 
 
 @pytest.fixture(scope="module")
-def executor(server_factory: Any) -> RunningServer:
+def executor(server_factory: ServerFactory) -> RunningServer:
     """An executor that gives an invocation two attempts and renews leases often."""
     server: RunningServer = server_factory(
         retry_max_attempts=MAX_ATTEMPTS, retry_base_s=0.2, retry_max_s=0.5, lease_s=1.5
@@ -88,7 +88,7 @@ def test_an_executor_error_after_the_plugin_ran_ends_crashed_without_running_it_
     def broken_conclude(*_args: Any) -> None:
         raise RuntimeError("conclude broke\nand this line stays in the server log")
 
-    monkeypatch.setattr(executor.service.wiring.dispatcher.runner, "conclude", broken_conclude)
+    monkeypatch.setattr(executor.service.dispatcher.runner, "conclude", broken_conclude)
     run_id = stored_directly(executor, "poison-after", {})
 
     run = executor.wait_run(run_id, timeout=90)
@@ -153,7 +153,7 @@ def test_a_lease_expired_at_the_last_attempt_ends_dead_and_before_it_runs_again(
     ]
     assert dead["finished_at"] is not None and live_tokens(executor, last) == []
     assert plugin_runs(executor, last) == 0
-    with executor.service.wiring.db.session() as session:  # the executor that lost it wakes up
+    with executor.service.db.session() as session:  # the executor that lost it wakes up
         assert not invocation_store.finish(session, last, LOST_OWNER, status="succeeded")
     assert again["status"] == "succeeded", again
     assert again["attempt"] == MAX_ATTEMPTS
