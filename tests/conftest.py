@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import docker
 import httpx
@@ -160,6 +160,12 @@ class RunningServer(ExecutorApi):
     service_app: Any
 
 
+class ServerFactory(Protocol):
+    """The ``server_factory`` fixture: starts an executor with the given settings overrides."""
+
+    def __call__(self, **overrides: Any) -> RunningServer: ...
+
+
 def start_server(
     settings: Settings, docker_client: docker.DockerClient
 ) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
@@ -206,7 +212,7 @@ def stop_server(running: RunningServer, server: uvicorn.Server, thread: threadin
 @pytest.fixture(scope="module")
 def server_factory(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, runtime_image: str
-) -> Iterator[Any]:
+) -> Iterator[ServerFactory]:
     """Start executor servers with given settings overrides; all are stopped at teardown."""
     started: list[tuple[RunningServer, uvicorn.Server, threading.Thread]] = []
 

@@ -84,7 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
         with standin.lock:
             standin.requests.append(Recorded(self.command, self.path, headers, body))
         path = urllib.parse.urlsplit(self.path).path
-        status, payload = 200, {"method": self.command, "path": self.path}
+        status = 200
+        payload: dict[str, object] = {"method": self.command, "path": self.path}
         if path.endswith("/graphql"):
             payload = _graphql_answer(json.loads(body))
         elif path.endswith("/wait"):

@@ -14,7 +14,7 @@ def asset_out(asset: tables.Asset) -> schemas.AssetOut:
         external_id=asset.external_id,
         content=asset.content,
         json_metadata=asset.json_metadata,
-        status=asset.status,  # type: ignore[arg-type]
+        status=asset.status,
         consensus_assignees=asset.consensus_assignees,
         created_at=asset.created_at,
         updated_at=asset.updated_at,

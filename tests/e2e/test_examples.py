@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLES, OPERATOR_KEY, REPO, RunningServer, free_port
+from tests.conftest import EXAMPLES, OPERATOR_KEY, REPO, RunningServer, ServerFactory, free_port
 from tests.labeling_platform import ADMIN_KEY, SERVICE_KEY, RunningPlatform, start_platform
 
 PLUGIN_AUTHOR = "executor-plugins"  # who the platform sees acting for plugins
@@ -68,7 +68,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(server_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     platform_port = free_port()
     server: RunningServer = server_factory(
         platform_api_url=f"http://127.0.0.1:{platform_port}/api/v1/projects/{{project_id}}",

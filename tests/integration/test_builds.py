@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from executor.intake.upload import pack_directory
-from tests.conftest import RunningServer, make_settings, start_server, stop_server
+from tests.conftest import RunningServer, ServerFactory, make_settings, start_server, stop_server
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
 PIP_STEP = "/opt/build/requirements.txt"  # in the Cmd of every pip step container
@@ -135,7 +135,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def offline(server_factory: Any, wheelhouse: Path) -> RunningServer:
+def offline(server_factory: ServerFactory, wheelhouse: Path) -> RunningServer:
     return server_factory(
         build_wheelhouse=wheelhouse,
         build_index_url="https://127.0.0.1:9/unreachable",  # offline builds never use it
@@ -144,7 +144,7 @@ def offline(server_factory: Any, wheelhouse: Path) -> RunningServer:
 
 
 @pytest.fixture(scope="module")
-def hasty(server_factory: Any, wheelhouse: Path) -> RunningServer:
+def hasty(server_factory: ServerFactory, wheelhouse: Path) -> RunningServer:
     return server_factory(build_wheelhouse=wheelhouse, build_timeout_s=8)
 
 
@@ -231,7 +231,7 @@ def build_log(server: RunningServer) -> dict[str, Any]:
 
 
 def test_concurrent_builds_are_limited_by_the_setting(
-    server_factory: Any, wheelhouse: Path, tmp_path: Path
+    server_factory: ServerFactory, wheelhouse: Path, tmp_path: Path
 ) -> None:
     """With max_concurrent_builds=1 two uploads build one after the other, as the builder's
     own record of builds in progress shows, and both end ACTIVE."""

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory
 
 
 @pytest.fixture(scope="module")
-def serial(server_factory: Any) -> RunningServer:
+def serial(server_factory: ServerFactory) -> RunningServer:
     """An executor allowing one run per plugin, quick retries."""
     return server_factory(
         max_runs_per_plugin=1,
@@ -130,7 +130,7 @@ def test_an_event_over_the_size_cap_is_413_and_stores_nothing(serial: RunningSer
     assert serial.api.get("/v1/invocations", params={"project_id": "big"}).json() == before
 
 
-def test_a_burst_of_1000_events_is_accepted_with_none_lost(server_factory: Any) -> None:
+def test_a_burst_of_1000_events_is_accepted_with_none_lost(server_factory: ServerFactory) -> None:
     # One run at a time: the test checks what was accepted and stored, not execution; at
     # teardown the queue is simply left (no drain wait).
     burst = server_factory(max_concurrent_runs=1, drain_timeout_s=0)
@@ -171,7 +171,9 @@ def metric_values(server: RunningServer) -> dict[tuple[str, tuple[tuple[str, str
     }
 
 
-def test_metrics_count_the_events_runs_and_builds_this_test_caused(server_factory: Any) -> None:
+def test_metrics_count_the_events_runs_and_builds_this_test_caused(
+    server_factory: ServerFactory,
+) -> None:
     metered = server_factory()  # its own process registry: no other test's counts
     metered.push("counter", name="metered")
     metered.activate("metered", "metrics")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from executor.store.tables import Event, Invocation
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory
 
 ACTIVE = "ingest-active"  # a plugin runs here: a refused event must queue nothing
 QUIET = "ingest-quiet"  # nothing runs here: accepted events are stored, nothing else
@@ -120,7 +120,7 @@ def test_an_event_exactly_at_the_depth_limit_is_accepted(ingest: RunningServer) 
     assert response.status_code == 202, response.text
 
 
-def test_the_depth_limit_is_the_setting(server_factory: Any) -> None:
+def test_the_depth_limit_is_the_setting(server_factory: ServerFactory) -> None:
     shallow: RunningServer = server_factory(max_event_depth=3)
     answer = refused(shallow, event_body(b'{"boxes": [{}]}'), "event_too_deep")
     assert (answer["field"], answer["maximum"]) == ("label.boxes.0", 3)

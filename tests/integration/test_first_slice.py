@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, PLUGINS, RunningServer
+from tests.conftest import EXAMPLES, PLUGINS, RunningServer, ServerFactory
 
 INVOICE_OK = {
     "jsonResponse": {"PAYMENT_JOB": {"IBAN": {"text": "FR7630006"}, "CURRENCY": {"text": "EUR"}}}
@@ -161,7 +161,7 @@ def test_code_only_version_reuses_the_requirements_layer(
 
 
 @pytest.fixture(scope="module")
-def tight(server_factory: Any) -> RunningServer:
+def tight(server_factory: ServerFactory) -> RunningServer:
     return server_factory(sandbox={"timeout_s": 4, "memory_mib": 96})
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from executor.engine import INVOCATION_LABEL
 from executor.settings import PlatformTarget
-from tests.conftest import PLUGINS, RunningServer, free_port
+from tests.conftest import PLUGINS, RunningServer, ServerFactory, free_port
 from tests.e2e.test_cli import cli
 from tests.platform_standin import PlatformStandIn, UnixHTTPConnection, platform_standin
 
@@ -59,7 +59,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(server_factory: Any) -> Iterator[World]:
+def world(server_factory: ServerFactory) -> Iterator[World]:
     with platform_standin() as platform:
         server: RunningServer = server_factory(
             platform_api_url=platform.url + "/api/projects/{project_id}",

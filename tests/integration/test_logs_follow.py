@@ -5,7 +5,7 @@ duplicates, writes by other processes are picked up, build logs stream while bui
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ def events(
     path: str,
     params: dict[str, Any],
     last_event_id: str | None = None,
-) -> Iterator[ServerEvent]:
+) -> Generator[ServerEvent, None, None]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     with server.api.stream("GET", path, params=params, headers=headers) as response:
         assert response.status_code == 200, response.read()

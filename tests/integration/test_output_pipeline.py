@@ -113,7 +113,8 @@ def read_first_half(engine: Engine, container_id: str) -> tuple[list[OutputLine]
     engine.api.start(container_id)
     collector = OutputCollector(1024 * 1024)
     stored: list[OutputLine] = []
-    for stream_id, data in frames_iter(sock, tty=False):
+    # types-docker leaves frames_iter unannotated.
+    for stream_id, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
         stored += collector.feed(stream_id, data)
         if {"out 99", "err 99"} <= {line.content for line in stored}:
             break
@@ -178,8 +179,12 @@ def test_a_copy_past_its_first_file_is_not_replayed_and_the_run_stops(
         time.sleep(0.2)
     fed: list[bytes] = []
 
+    def keep_reading(_: int, data: bytes) -> bool:
+        fed.append(data)
+        return True
+
     outcome = Sandbox(engine, profile).watch(
-        container_id, "adopted", 600, lambda _, data: fed.append(data) or True, running=True
+        container_id, "adopted", 600, keep_reading, running=True
     )
 
     assert (outcome.status, outcome.output_lost) == ("failed", True), outcome

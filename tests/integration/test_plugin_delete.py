@@ -37,7 +37,7 @@ def image_tags(server: RunningServer) -> list[str]:
         return [str(tag) for tag in session.scalars(query)]
 
 
-def backdate(server: RunningServer, run_id: str, days: int) -> None:
+def backdate(server: RunningServer, run_id: str, days: float) -> None:
     """Make one run and its log records ``days`` old."""
     then = utcnow() - timedelta(days=days)
     with server.service.db.session() as session:

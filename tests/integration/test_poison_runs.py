@@ -18,7 +18,7 @@ from executor.store import invocations as invocation_store
 from executor.store.tables import Event, Invocation, InvocationToken, Plugin, PluginVersion, utcnow
 from executor.tenancy.access import operator_caller
 from executor.tokens import hash_token, mint_token
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory
 
 MAX_ATTEMPTS = 2
 LEASE_EXPIRED = "lease expired: the executor running it stopped"
@@ -26,7 +26,7 @@ LOST_OWNER = "gone-host:1:dead"  # the executor that died holding a lease
 
 
 @pytest.fixture(scope="module")
-def executor(server_factory: Any) -> RunningServer:
+def executor(server_factory: ServerFactory) -> RunningServer:
     """An executor that gives an invocation two attempts and renews leases often."""
     server: RunningServer = server_factory(
         retry_max_attempts=MAX_ATTEMPTS, retry_base_s=0.2, retry_max_s=0.5, lease_s=1.5

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import psycopg
@@ -41,7 +42,11 @@ def postgres_url() -> Iterator[str]:
 def test_two_executors_on_one_postgres_run_500_events_each_exactly_once(
     postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
 ) -> None:
-    settings = {"database_url": postgres_url, "max_concurrent_runs": 2, "lease_s": 10}
+    settings: dict[str, Any] = {
+        "database_url": postgres_url,
+        "max_concurrent_runs": 2,
+        "lease_s": 10,
+    }
     first = executor_process(tmp_path / "a", docker_client, **settings).start()
     second = executor_process(tmp_path / "b", docker_client, **settings)
     executors: list[ExecutorProcess] = [first]

@@ -69,7 +69,7 @@ def test_kill_9_while_20_invocations_run_or_wait_then_restart_ends_each_exactly_
 ) -> None:
     """Every line each plugin wrote is stored exactly once and in order, those written while
     no executor ran included (read back from the engine's copy of the output)."""
-    settings = {"max_concurrent_runs": 4, "lease_s": 3}
+    settings: dict[str, Any] = {"max_concurrent_runs": 4, "lease_s": 3}
     first = executor_process(tmp_path / "data", docker_client, **settings).start()
     processes.append(first)
     first.push("paced")
@@ -187,7 +187,9 @@ def test_warm_containers_a_killed_executor_left_are_removed_at_the_next_start(
         return [c["Id"] for c in found if c["Labels"].get(MANAGED_LABEL) == scope]
 
     with Database(f"sqlite:///{tmp_path / 'data' / 'executor.db'}").session() as session:
-        scope = session.get(DispatchLock, 1).store_id  # type: ignore[union-attr]
+        lock = session.get(DispatchLock, 1)
+        assert lock is not None, "the executor took no dispatch lock"
+        scope = lock.store_id
     wait_until(lambda: len(warm()) == 1, 60, "a warm container")
     first.signal(signal.SIGKILL)
     first.wait_exit(10)

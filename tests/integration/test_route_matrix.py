@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 
 from executor.api.deps import RequireScope
 from executor.tenancy.access import OPERATOR
-from tests.conftest import OPERATOR_KEY, RunningServer
+from tests.conftest import OPERATOR_KEY, RunningServer, ServerFactory
 from tests.integration.tenancy import (
     ALL_SCOPES,
     as_key,
@@ -74,7 +74,7 @@ def _wait_until(deadline: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def fixture(server_factory: Any) -> Iterator[Fixture]:
+def fixture(server_factory: ServerFactory) -> Iterator[Fixture]:
     server = server_factory()
     create_tenant(server, "alpha")
     create_tenant(server, "beta")
@@ -145,8 +145,11 @@ def _api_routes(app: Any) -> Iterator[tuple[str, APIRoute]]:
         yield from ((r.path, r) for r in app.routes if isinstance(r, APIRoute))
         return
     for context in routing.iter_route_contexts(app.routes):
-        if isinstance(context.original_route, APIRoute):
-            yield context.path_format, context.original_route
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            # A context's path is None only for routes without one (mounts); an APIRoute has it.
+            assert context.path_format is not None, route
+            yield context.path_format, route
 
 
 def _routes(fixture: Fixture) -> list[Route]:
@@ -155,7 +158,7 @@ def _routes(fixture: Fixture) -> list[Route]:
     found = [
         Route(method, path, route)
         for path, route in _api_routes(fixture.server.service_app)
-        for method in sorted(route.methods)
+        for method in sorted(route.methods or ())  # None: a route for every method (none here)
     ]
     order = {"GET": 0, "POST": 1, "PUT": 1, "DELETE": 2}
     return sorted(found, key=lambda r: (order[r.method], r.method == "DELETE" and -len(r.path)))

@@ -6,18 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY, RunningServer
+from tests.conftest import OPERATOR_KEY, RunningServer, ServerFactory
 
 CLI = [os.path.join(os.path.dirname(sys.executable), "plugin-executor")]
 
 
 @pytest.fixture(scope="module")
-def server(server_factory: Callable[..., RunningServer]) -> RunningServer:
+def server(server_factory: ServerFactory) -> RunningServer:
     running = server_factory(sandbox={"timeout_s": 20})
     running.push("sleeper")
     running.activate("sleeper", "limits-project")
@@ -131,7 +130,7 @@ def test_cli_sets_shows_and_clears_limits(server: RunningServer) -> None:
 
 
 def test_engine_error_ends_the_run_as_an_infrastructure_failure(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     """An engine error (an OCI runtime dockerd does not know) is the executor's failure, not
     the plugin's: retried, then recorded ``dead`` with the engine's message."""

@@ -9,10 +9,12 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import docker
 import httpx
 import pytest
+from docker.models.containers import Container
 
 from tests.conftest import REPO, free_port
 
@@ -43,8 +45,8 @@ def wait_ok(url: str, timeout: float = 60) -> httpx.Response:
 
 
 @contextlib.contextmanager
-def container(client: docker.DockerClient, image: str, **kwargs: object) -> Iterator[object]:
-    started = client.containers.run(image, detach=True, **kwargs)  # type: ignore[call-overload]
+def container(client: docker.DockerClient, image: str, **kwargs: Any) -> Iterator[Container]:
+    started = client.containers.run(image, detach=True, **kwargs)
     try:
         yield started
     finally:
@@ -70,8 +72,8 @@ def test_service_answers_readyz_with_the_docker_socket(
         )
         assert plugins.status_code == 200, plugins.text
         assert httpx.get(f"http://127.0.0.1:{port}/v1/plugins").status_code == 401
-        running.reload()  # type: ignore[attr-defined]
-        assert running.attrs["Config"]["User"] == "10001:10001"  # type: ignore[attr-defined]
+        running.reload()
+        assert running.attrs["Config"]["User"] == "10001:10001"
 
 
 def test_service_without_the_docker_socket_stops_with_a_clear_error(
@@ -80,9 +82,9 @@ def test_service_without_the_docker_socket_stops_with_a_clear_error(
     with container(
         docker_client, service_image, environment={"EXECUTOR_OPERATOR_KEY": KEY}
     ) as running:
-        result = running.wait(timeout=120)  # type: ignore[attr-defined]
+        result = running.wait(timeout=120)
         # Normalised whitespace: the traceback is wrapped at the terminal width.
-        logs = " ".join(running.logs().decode().split())  # type: ignore[attr-defined]
+        logs = " ".join(running.logs().decode().split())
         assert result["StatusCode"] == 1, logs
         assert "Docker Engine error while connecting" in logs
         assert "Check that dockerd is running" in logs

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY, ExecutorApi, RunningServer
+from tests.conftest import OPERATOR_KEY, ExecutorApi, RunningServer, ServerFactory
 from tests.integration.tenancy import (
     ALL_SCOPES,
     as_key,
@@ -33,7 +33,7 @@ def upload(api: ExecutorApi, name: str, padding: int = 0) -> Any:
 
 
 @pytest.fixture(scope="module")
-def server(server_factory: Any) -> RunningServer:
+def server(server_factory: ServerFactory) -> RunningServer:
     server: RunningServer = server_factory()
     return server
 
@@ -150,7 +150,7 @@ def test_every_route_caps_its_body(server: RunningServer) -> None:
         assert response.json()["code"] == "request_too_large"
 
 
-def test_request_rate_and_upload_volume_per_key(server_factory: Any) -> None:
+def test_request_rate_and_upload_volume_per_key(server_factory: ServerFactory) -> None:
     limited: RunningServer = server_factory(
         key_requests_per_minute=30, key_upload_bytes_per_hour=1024 * 1024
     )

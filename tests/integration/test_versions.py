@@ -9,13 +9,13 @@ from typing import Any
 import docker
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
 
 
 @pytest.fixture(scope="module")
-def keep2(server_factory: Any) -> RunningServer:
+def keep2(server_factory: ServerFactory) -> RunningServer:
     return server_factory(keep_versions=2)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from executor.engine import MANAGED_LABEL, POOL_LABEL
 from executor.store.tables import InvocationToken, Plugin, PluginVersion
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory
 
 # Prints what a run sees of its sandbox; IMPORTED_AT tells how long before the event
 # main.py was imported.
@@ -68,7 +68,9 @@ def ready(server: RunningServer, version_ids: set[str] | None = None) -> list[st
     ]
 
 
-def run_lines(server: RunningServer, project: str, label: dict[str, Any]) -> tuple[dict, list]:
+def run_lines(
+    server: RunningServer, project: str, label: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     run = server.run_event(type="onSubmit", project_id=project, asset_id="a", label=label)
     assert run["status"] == "succeeded", (run, server.logs(run_id=run["id"]))
     return run, [r["content"] for r in server.logs(run_id=run["id"])]
@@ -87,12 +89,12 @@ def version_id(server: RunningServer, name: str, number: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def warm(server_factory: Callable[..., RunningServer]) -> RunningServer:
+def warm(server_factory: ServerFactory) -> RunningServer:
     return server_factory(warm_pool_size=1)
 
 
 @pytest.fixture(scope="module")
-def cold(server_factory: Callable[..., RunningServer]) -> RunningServer:
+def cold(server_factory: ServerFactory) -> RunningServer:
     return server_factory(warm_pool_size=0)
 
 
@@ -166,7 +168,7 @@ def test_a_new_version_drains_the_old_pool(warm: RunningServer, tmp_path: Path) 
 
 
 def test_deactivation_and_idleness_empty_the_pool(
-    server_factory: Callable[..., RunningServer], tmp_path: Path
+    server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     server = server_factory(warm_pool_size=1, warm_pool_idle_s=3)
     server.push(write_probe(tmp_path / "idle", "idle"))
@@ -180,9 +182,7 @@ def test_deactivation_and_idleness_empty_the_pool(
     wait_for(lambda: not pooled(server), what="the pool emptied at deactivation")
 
 
-def test_the_memory_budget_caps_the_pools(
-    server_factory: Callable[..., RunningServer], tmp_path: Path
-) -> None:
+def test_the_memory_budget_caps_the_pools(server_factory: ServerFactory, tmp_path: Path) -> None:
     # Room for two 512 MiB containers although three plugins each want two.
     server = server_factory(warm_pool_size=2, warm_pool_memory_budget_mib=1024 + 100)
     for name in ("b1", "b2", "b3"):
@@ -195,7 +195,7 @@ def test_the_memory_budget_caps_the_pools(
 
 
 def test_a_container_waits_no_longer_than_the_wall_time(
-    server_factory: Callable[..., RunningServer], tmp_path: Path
+    server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     # Import-time code runs while a container waits: it is replaced past the wall time.
     server = server_factory(warm_pool_size=1, sandbox={"timeout_s": 2})

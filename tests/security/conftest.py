@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import ServerFactory
 from tests.security.attacks import RUNTIMES, SHM_MIB, TIMEOUT_S, Attacker
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
 def attacker(
     request: pytest.FixtureRequest,
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Attacker:
     """An executor whose plugins run under the runtime of the param, with a short deadline

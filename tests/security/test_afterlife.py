@@ -12,12 +12,12 @@ it, and the run must end ``succeeded`` (not ``timed_out`` at its wall time).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import ServerFactory
 from tests.platform_standin import PlatformStandIn, platform_standin
 from tests.security.attacks import RUNTIMES, TIMEOUT_S, Attacker, AttackRun
 from tests.security.test_resources import assert_nothing_left
@@ -85,7 +85,7 @@ class Afterlife:
 @pytest.fixture(scope="module", params=RUNTIMES)
 def afterlife(
     request: pytest.FixtureRequest,
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Afterlife]:
     """An executor per OCI runtime whose gateway forwards to its own platform stand-in."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -14,8 +15,8 @@ from executor.errors import BuildFailed
 from executor.settings import Settings
 
 
-def settings(**values: object) -> Settings:
-    return Settings(operator_key="k", **values)  # type: ignore[arg-type]
+def settings(**values: Any) -> Settings:
+    return Settings(operator_key="k", **values)
 
 
 def build(requirements: str = "six==1.16.0\n") -> BuildContext:
@@ -24,7 +25,13 @@ def build(requirements: str = "six==1.16.0\n") -> BuildContext:
 
 def members(archive: bytes) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+        return {m.name: _read(tar, m) for m in tar.getmembers()}
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = tar.extractfile(member)
+    assert extracted is not None, f"{member.name} is not a regular file"
+    return extracted.read()
 
 
 def test_pip_runs_isolated_as_the_build_user_with_the_operators_index(tmp_path: Path) -> None:

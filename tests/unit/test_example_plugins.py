@@ -109,7 +109,7 @@ class TestConsensusBoxes:
         assert merged == []
 
     def test_detection_jobs(self) -> None:
-        responses = [
+        responses: list[dict[str, Any]] = [
             {"J1": {"annotations": []}, "C": {"categories": []}},
             {"J0": {"annotations": []}},
         ]

@@ -58,7 +58,9 @@ class Run:
         ]
 
 
-def make_envelope(event_type: str = "onSubmit", api_url: str = "http://127.0.0.1:9") -> dict:
+def make_envelope(
+    event_type: str = "onSubmit", api_url: str = "http://127.0.0.1:9"
+) -> dict[str, Any]:
     return {
         "invocation_id": "inv-1",
         "plugin": "qa",
@@ -79,7 +81,7 @@ def write_plugin(root: Path, source: str, files: dict[str, str] | None = None) -
     return root
 
 
-def run_runtime(root: Path, stdin: dict | bytes) -> Run:
+def run_runtime(root: Path, stdin: dict[str, Any] | bytes) -> Run:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "KILI_"))}
     env.update(PYTHONPATH=str(RUNTIME_DIR), PLUGIN_ROOT=str(root), PYTHONDONTWRITEBYTECODE="1")
     data = stdin if isinstance(stdin, bytes) else json.dumps(stdin).encode()

@@ -3,7 +3,7 @@ checks, and the per-tenant cap on concurrent runs."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,7 +44,7 @@ def test_rows_from_before_tenants_move_to_the_default_tenant(tmp_path: Path) -> 
     database.dispose()
 
 
-def _key(db: Database, **fields: object) -> str:
+def _key(db: Database, expires_at: datetime | None = None) -> str:
     secret = mint_key()
     with db.session() as session:
         session.add(Tenant(id="acme"))
@@ -55,7 +55,7 @@ def _key(db: Database, **fields: object) -> str:
             name="k",
             key_sha256=hash_token(secret),
             scopes=[Scope.LOGS_READ],
-            expires_at=fields.get("expires_at"),  # type: ignore[arg-type]
+            expires_at=expires_at,
         )
     return secret
 
