@@ -191,7 +191,7 @@ def test_memory_hog_is_oom_killed(tight: RunningServer) -> None:
 
 def test_no_container_is_left_behind(server: RunningServer, tight: RunningServer) -> None:
     for executor in (server, tight):
-        scope = executor.service.wiring.engine.scope
+        scope = executor.service.engine.scope
         leftovers = executor.docker_client.api.containers(
             all=True, filters={"label": f"io.plugin-executor.managed={scope}"}
         )

@@ -153,7 +153,7 @@ def test_a_lease_expired_at_the_last_attempt_ends_dead_and_before_it_runs_again(
     ]
     assert dead["finished_at"] is not None and live_tokens(executor, last) == []
     assert plugin_runs(executor, last) == 0
-    with executor.service.wiring.db.session() as session:  # the executor that lost it wakes up
+    with executor.service.db.session() as session:  # the executor that lost it wakes up
         assert not invocation_store.finish(session, last, LOST_OWNER, status="succeeded")
     assert again["status"] == "succeeded", again
     assert again["attempt"] == MAX_ATTEMPTS
