@@ -120,10 +120,16 @@ class _BuildAbort:
         self._response.close()
 
     def release(self) -> None:
-        """After the build's thread stopped reading: close an aborted build's connection
-        (shut down, it is of no further use; the shared client's pool would not close it)."""
+        """After the build's thread stopped reading: close the build's response (a stream
+        left unread, after an error step, would keep its connection) and an aborted build's
+        socket (shut down, it is of no further use; the shared client's pool would not
+        close it)."""
         with self._lock:
-            sock = self._socket() if self.why not in (None, "done") else None
+            response, aborted = self._response, self.why not in (None, "done")
+            sock = self._socket() if aborted else None
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
         if sock is not None:
             sock.close()
 

@@ -165,6 +165,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Containers for one project running at once.",
     )
+    dispatch: bool = Field(
+        True,
+        description="Run queued invocations. false: this process serves the API and builds "
+        "only; events stay queued for a process that dispatches (same store).",
+    )
     dispatch_poll_s: float = Field(1.0, gt=0, description="Queue poll interval (fallback).")
     lease_s: float = Field(30.0, gt=0, description="Lease on a running invocation; renewed.")
     drain_timeout_s: float = Field(

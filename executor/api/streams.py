@@ -94,10 +94,9 @@ async def log_events(
         await notifier.wait(seen, timing.poll_s)
 
 
-def _read_build(db: Database, version_id: str) -> tuple[str, str, str | None]:
+def _read_build(db: Database, version_id: str) -> plugin_store.BuildProgress:
     with db.session() as session:
-        version = plugin_store.get_version(session, version_id)
-        return version.build_log, version.status, version.error
+        return plugin_store.build_progress(session, version_id)
 
 
 async def build_log_events(

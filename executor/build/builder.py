@@ -201,7 +201,7 @@ class Builder:
 
     def _load(self, version_id: str) -> _Loaded:
         with self.db.session() as session:
-            version = plugin_store.get_version(session, version_id)
+            version = plugin_store.version_to_build(session, version_id)
             return _Loaded(
                 BuildContext(
                     version_id=version.id,

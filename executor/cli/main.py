@@ -44,7 +44,16 @@ class LogLevel(enum.StrEnum):
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    no_dispatch: Annotated[
+        bool,
+        typer.Option(
+            "--no-dispatch",
+            help="Serve the API and builds only; queued events wait for a process that "
+            "dispatches (EXECUTOR_DISPATCH=false).",
+        ),
+    ] = False,
+) -> None:
     """Start the executor server (API, builder and dispatcher) on EXECUTOR_HOST:EXECUTOR_PORT."""
     import uvicorn
 
@@ -52,6 +61,8 @@ def serve() -> None:
     from executor.service.wiring import ExecutorService
 
     settings = Settings()
+    if no_dispatch:
+        settings = settings.model_copy(update={"dispatch": False})
     service = ExecutorService(settings)
     if service.operator_key_generated:
         console.print(

@@ -107,7 +107,8 @@ class ExecutorService:
         self.engine.scope = self.db.store_id()
         self.gateway.start()
         self.builder.resume_unfinished()
-        self.dispatcher.start()
+        if self.settings.dispatch:
+            self.dispatcher.start()
         try:
             self.image_gc.collect()
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it

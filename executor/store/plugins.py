@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, undefer
 
 from executor.errors import Conflict, NotFound, QuotaExceeded
 from executor.statuses import BuildStatus, InvocationStatus
 from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
 
 __all__ = [
+    "BuildProgress",
     "activation_version",
     "active_versions",
     "add_version",
+    "build_progress",
     "current_version",
     "delete_activation",
     "gc_candidates",
@@ -29,6 +31,7 @@ __all__ = [
     "unfinished_builds",
     "update_build",
     "version_by_number",
+    "version_to_build",
 ]
 
 
@@ -117,6 +120,37 @@ def get_version(session: Session, version_id: str) -> PluginVersion:
     if version is None:
         raise NotFound(f"no plugin version {version_id!r}")
     return version
+
+
+def version_to_build(session: Session, version_id: str) -> PluginVersion:
+    """A version with its source and build log loaded (the builder needs both: the source
+    to build, the log to continue after a restart)."""
+    version = session.scalar(
+        select(PluginVersion)
+        .where(PluginVersion.id == version_id)
+        .options(undefer(PluginVersion.source), undefer(PluginVersion.build_log))
+    )
+    if version is None:
+        raise NotFound(f"no plugin version {version_id!r}")
+    return version
+
+
+class BuildProgress(NamedTuple):
+    log: str
+    status: str
+    error: str | None
+
+
+def build_progress(session: Session, version_id: str) -> BuildProgress:
+    """A version's build log, status and error, without its source."""
+    row = session.execute(
+        select(PluginVersion.build_log, PluginVersion.status, PluginVersion.error).where(
+            PluginVersion.id == version_id
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no plugin version {version_id!r}")
+    return BuildProgress(*row)
 
 
 def version_by_number(session: Session, plugin: Plugin, number: int) -> PluginVersion:

@@ -173,11 +173,15 @@ class PluginVersion(Base):
     handlers: Mapped[list[str]] = mapped_column(default=list)
     requirements: Mapped[str] = mapped_column(Text, default="")
     source_sha256: Mapped[str] = mapped_column(String(64))
-    source: Mapped[bytes] = mapped_column(LargeBinary)
+    # The source (up to the upload cap) and the build log are read by the builder and the
+    # build-log routes only, never on the hot paths that load versions (event ingest,
+    # activation listing, warm-pool sync): deferred, and raising if read without an
+    # explicit undefer, so a new hot path cannot start loading them unnoticed.
+    source: Mapped[bytes] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
     image_id: Mapped[str | None] = mapped_column(String(80), default=None)
     image_tag: Mapped[str | None] = mapped_column(String(200), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
-    build_log: Mapped[str] = mapped_column(Text, default="")
+    build_log: Mapped[str] = mapped_column(Text, default="", deferred=True, deferred_raiseload=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     # `pip freeze` in the built image: the resolved dependency list.

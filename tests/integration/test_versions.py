@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
+import uvicorn
 
-from tests.conftest import RunningServer, ServerFactory
+from tests.conftest import (
+    RunningServer,
+    ServerFactory,
+    make_settings,
+    start_server,
+    stop_server,
+)
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
 
@@ -124,21 +132,40 @@ def tag_of(server: RunningServer, name: str, number: int) -> str:
     return f"plugin-executor/p-{plugin_id}:v{number}"
 
 
-def test_gc_never_removes_a_queued_runs_image(keep2: RunningServer, tmp_path: Path) -> None:
-    folder = tmp_path / "busy"
-    push_version(keep2, folder, "b1")
-    keep2.activate("busy", "busy")
-    keep2.service.dispatcher.stop()  # nothing is claimed: the invocation stays queued
+def test_gc_never_removes_a_queued_runs_image(
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: docker.DockerClient,
+    runtime_image: str,
+    tmp_path: Path,
+) -> None:
+    # Two servers on one data folder, wired as `serve --no-dispatch` and `serve` are: the
+    # first queues the run and builds past it; the second runs it.
+    data_dir = tmp_path_factory.mktemp("executor")
+    api_only = start_server(make_settings(data_dir, keep_versions=2, dispatch=False), docker_client)
     try:
-        queued = keep2.post_event(type="onSubmit", project_id="busy", asset_id="q", label={})
+        first = api_only[0]
+        folder = tmp_path / "busy"
+        push_version(first, folder, "b1")
+        first.activate("busy", "busy")
+        queued = first.post_event(type="onSubmit", project_id="busy", asset_id="q", label={})
         for n in (2, 3, 4):
-            push_version(keep2, folder, f"b{n}")
-        assert removed(keep2, "busy", [2]) == [2]  # v1 is kept: a queued run needs it
-        run = keep2.api.get(f"/v1/invocations/{queued['invocations'][0]}").json()
+            push_version(first, folder, f"b{n}")
+        assert removed(first, "busy", [2]) == [2]  # v1 is kept: a queued run needs it
+        run = first.api.get(f"/v1/invocations/{queued['invocations'][0]}").json()
         assert run["status"] == "queued" and run["version"] == 1
     finally:
-        keep2.service.dispatcher = type(keep2.service.dispatcher)(
-            keep2.service.db, keep2.service.engine, keep2.service.settings, keep2.service.metrics
-        )
-        keep2.service.dispatcher.start()
-    assert keep2.wait_run(queued["invocations"][0])["status"] == "succeeded"
+        halt(*api_only)
+    dispatching = start_server(make_settings(data_dir, keep_versions=2), docker_client)
+    try:
+        run = dispatching[0].wait_run(queued["invocations"][0])
+        assert run["status"] == "succeeded" and run["version"] == 1
+    finally:
+        stop_server(*dispatching)  # removes the images of every version
+
+
+def halt(running: RunningServer, server: uvicorn.Server, thread: threading.Thread) -> None:
+    """Stop a server and keep its images (another server on its data folder runs them)."""
+    running.api.close()
+    server.should_exit = True
+    thread.join(60)
+    assert not thread.is_alive(), "the first executor did not stop"

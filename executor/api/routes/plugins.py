@@ -113,7 +113,7 @@ def get_build_log(name: str, version: int, caller: PluginsRead, session: Session
         version=found.number,
         status=found.status,
         error=found.error,
-        log=found.build_log,
+        log=plugin_store.build_progress(session, found.id).log,
         pip_freeze=found.pip_freeze,
     )
 

@@ -1,0 +1,71 @@
+"""Hot paths load only what they use: no SELECT of a plugin's source or build log while
+events are ingested, activations listed, the warm pool's versions read or the build log
+polled (the source can be 10 MiB and the log long; these run per event or every second)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from executor.store import plugins as plugin_store
+from tests.conftest import RunningServer
+
+SOURCE = re.compile(r"\bplugin_versions\.source\b")
+BUILD_LOG = re.compile(r"\bplugin_versions\.build_log\b")
+
+
+@contextmanager
+def statements(server: RunningServer) -> Iterator[list[str]]:
+    """The SQL statements the server's store runs (in any thread) inside the block."""
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def record(*args: Any) -> None:
+        with lock:
+            seen.append(str(args[2]))  # (conn, cursor, statement, parameters, ...)
+
+    engine = server.service.db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def naming(pattern: re.Pattern[str], seen: list[str]) -> list[str]:
+    return [s for s in seen if pattern.search(s)]
+
+
+def test_ingest_listing_and_warm_pool_sync_never_select_source_or_build_log(
+    server: RunningServer,
+) -> None:
+    server.push("counter", name="hot")
+    server.activate("hot", "hot-project")
+    with statements(server) as seen:
+        accepted = server.post_event(
+            type="onSubmit", project_id="hot-project", asset_id="a", label={}
+        )
+        listed = server.api.get("/v1/projects/hot-project/plugins")
+        with server.service.db.session() as session:  # the warm pool's sync query
+            wanted = [v.number for v in plugin_store.active_versions(session)]
+    assert len(accepted["invocations"]) == 1
+    assert [a["plugin"] for a in listed.json()] == ["hot"] and wanted == [1]
+    versions_read = [s for s in seen if "FROM plugin_versions" in s]
+    assert versions_read, "no version was loaded: the test watched nothing"
+    assert naming(SOURCE, seen) == [] and naming(BUILD_LOG, seen) == []
+    assert server.wait_run(accepted["invocations"][0])["status"] == "succeeded"
+
+
+def test_build_log_reads_the_log_but_never_the_source(server: RunningServer) -> None:
+    server.push("counter", name="logged")
+    with statements(server) as seen:
+        build = server.api.get("/v1/plugins/logged/versions/1/build-log").json()
+        streamed = server.api.get("/v1/plugins/logged/versions/1/build-log/stream").text
+    assert build["status"] == "ACTIVE" and "Built plugin-executor/" in build["log"]
+    assert "event: end" in streamed and "Built plugin-executor/" in streamed
+    assert naming(BUILD_LOG, seen) and naming(SOURCE, seen) == []
