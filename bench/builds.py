@@ -39,10 +39,10 @@ def build(service: ExecutorService, folder: Path, name: str) -> tuple[float, str
     )
     while True:
         with service.db.session() as session:
-            found = plugin_store.get_version(session, version.id)
-            if found.status != "DEPLOYING":
-                ran_pip = "Successfully installed" in found.build_log
-                return time.monotonic() - started, found.status, ran_pip
+            progress = plugin_store.build_progress(session, version.id)
+        if progress.status != "DEPLOYING":
+            ran_pip = "Successfully installed" in progress.log
+            return time.monotonic() - started, progress.status, ran_pip
         time.sleep(0.1)
 
 
