@@ -17,10 +17,11 @@ import anyio
 from executor.api.presenters import log_public
 from executor.notify import Notifier
 from executor.statuses import TERMINAL_STATUSES, BuildStatus
+from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
-from executor.store.tables import Invocation, LogRecord
+from executor.store.tables import LogRecord
 
 __all__ = ["SSE_HEADERS", "StreamTiming", "build_log_events", "log_events", "sse"]
 
@@ -57,7 +58,7 @@ def _read_logs(
         if where.run_id is not None:
             # Checked before reading: a run's records are all stored before it is finished,
             # so "ended, and nothing new" means the stream has everything.
-            invocation = session.get(Invocation, where.run_id)
+            invocation = invocation_store.find_invocation(session, where.run_id)
             ended = invocation is None or invocation.status in TERMINAL_STATUSES
         return log_store.records_after(session, where, after_id, FOLLOW_BATCH), ended
 

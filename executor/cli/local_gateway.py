@@ -82,7 +82,8 @@ class LocalGateway:
                 source=b"",
             )
             event = invocation_store.add_event(session, type=event_type, project_id=project_id)
-            session.add(
+            invocation_store.add_invocation(
+                session,
                 Invocation(
                     id=run_id,
                     event_id=event.id,
@@ -93,9 +94,8 @@ class LocalGateway:
                     project_id=project_id,
                     event_type=event_type,
                     status=InvocationStatus.RUNNING,
-                )
+                ),
             )
-            session.flush()
             gateway_store.add_token(session, hash_token(token), run_id, project_id, deadline)
         return ApiInfo(
             url=PlatformTargets(self.settings).plugin_url(project_id),

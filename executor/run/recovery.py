@@ -75,7 +75,9 @@ def sweep_orphans(db: Database, engine: Engine) -> int:
             continue
         invocation_id = _invocation_of(container)
         with db.session() as session:
-            invocation = session.get(Invocation, invocation_id) if invocation_id else None
+            invocation = (
+                invocation_store.find_invocation(session, invocation_id) if invocation_id else None
+            )
             running = invocation is not None and invocation.status == InvocationStatus.RUNNING
         if not running:
             _remove(engine, str(container["Id"]))

@@ -29,7 +29,7 @@ from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.invocations import RunOutput
-from executor.store.tables import Event, Invocation, Plugin, PluginVersion, utcnow
+from executor.store.tables import Event, Invocation, utcnow
 from executor.tokens import hash_token, mint_token
 
 __all__ = ["InvocationRunner", "RunLogWriter"]
@@ -169,9 +169,8 @@ class InvocationRunner:
     def run(self, invocation: Invocation) -> None:
         """Run one claimed attempt in a warm or a fresh container; record what follows."""
         with self.db.session() as session:
-            event = session.get(Event, invocation.event_id)
-            version = session.get(PluginVersion, invocation.version_id)
-            plugin = session.get(Plugin, invocation.plugin_id)
+            inputs = invocation_store.run_inputs(session, invocation)
+            event, version, plugin = inputs.event, inputs.version, inputs.plugin
             # The plugin's own limits, tightened from the operator's (executor.run.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
         if event is None or version is None or not version.image_tag:
@@ -240,10 +239,7 @@ class InvocationRunner:
         deadline = utcnow() + timedelta(seconds=profile.timeout_s)
         invocation.cold_start = not warm
         with self.db.session() as session:
-            held = session.get(Invocation, invocation.id)
-            if held is not None:
-                held.deadline_at = deadline
-                held.cold_start = not warm
+            invocation_store.begin_hand_off(session, invocation.id, deadline, cold_start=not warm)
             gateway_store.add_token(
                 session, hash_token(token), invocation.id, invocation.project_id, deadline
             )
@@ -253,7 +249,7 @@ class InvocationRunner:
         """Follow (or just read the end of) a container an earlier process started; the
         output it wrote since the last stored record is read back from the engine."""
         with self.db.session() as session:
-            event = session.get(Event, invocation.event_id)
+            event = invocation_store.find_event(session, invocation.event_id)
         stored = {STDOUT: invocation.stdout_read_bytes, STDERR: invocation.stderr_read_bytes}
         attempt = self._attempt(invocation, event, resume_at=stored)
         attempt.writer.system(
@@ -432,7 +428,7 @@ class InvocationRunner:
                 error=error,
                 output=output,
             )
-            row = session.get(Invocation, invocation.id) if recorded else None
+            row = invocation_store.find_invocation(session, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended
         if row is None:
             log.warning("invocation %s: lease lost, result not recorded", invocation.id)

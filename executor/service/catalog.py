@@ -135,5 +135,5 @@ class Catalog:
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             invocation_store.plugin_deleted(session, plugin)
-            session.delete(plugin)
+            plugin_store.delete_plugin(session, plugin)
             return plugin

@@ -12,7 +12,7 @@ from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database, Session
-from executor.store.tables import Event, Invocation
+from executor.store.tables import Invocation
 from executor.tenancy.access import Caller
 
 __all__ = ["Ingested", "ingest_event"]
@@ -44,7 +44,7 @@ def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
     tenant; an id seen before returns the first result."""
     with db.write_session() as session:
         tenant_id = _event_tenant(session, caller, event_in.project_id)
-        first = session.get(Event, event_in.id) if event_in.id is not None else None
+        first = invocation_store.find_event(session, event_in.id) if event_in.id else None
         if first is not None:
             if first.tenant_id != tenant_id:
                 raise Conflict(f"event id {first.id!r} is taken: send another idempotency key")
@@ -68,21 +68,22 @@ def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
             patterns = activation_events(activation, version)
             if not any(fnmatchcase(event_in.type, p) for p in patterns):
                 continue
-            invocation = Invocation(
-                tenant_id=tenant_id,
-                event_id=event.id,
-                plugin_id=activation.plugin_id,
-                version_id=version.id,
-                plugin_name=activation.plugin.name,
-                version_number=version.number,
-                project_id=event_in.project_id,
-                event_type=event_in.type,
-                asset_id=event_in.asset_id,
-                image_id=version.image_id,
-                queued_at=event.received_at,
-                max_retries=activation.max_retries,
+            invocation = invocation_store.add_invocation(
+                session,
+                Invocation(
+                    tenant_id=tenant_id,
+                    event_id=event.id,
+                    plugin_id=activation.plugin_id,
+                    version_id=version.id,
+                    plugin_name=activation.plugin.name,
+                    version_number=version.number,
+                    project_id=event_in.project_id,
+                    event_type=event_in.type,
+                    asset_id=event_in.asset_id,
+                    image_id=version.image_id,
+                    queued_at=event.received_at,
+                    max_retries=activation.max_retries,
+                ),
             )
-            session.add(invocation)
-            session.flush()
             invocation_ids.append(invocation.id)
         return Ingested(event.id, invocation_ids, created=True)

@@ -11,16 +11,29 @@ from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
 from executor.statuses import TERMINAL_STATUSES, InvocationStatus
-from executor.store.tables import DispatchLock, Event, Invocation, Plugin, Tenant, utcnow
+from executor.store.tables import (
+    DispatchLock,
+    Event,
+    Invocation,
+    Plugin,
+    PluginVersion,
+    Tenant,
+    utcnow,
+)
 
 __all__ = [
     "ClaimLimits",
+    "RunInputs",
     "RunOutput",
     "add_event",
+    "add_invocation",
     "adopt",
+    "begin_hand_off",
     "claim",
     "count_by_status",
     "event_invocation_ids",
+    "find_event",
+    "find_invocation",
     "finish",
     "get_invocation",
     "list_invocations",
@@ -31,6 +44,7 @@ __all__ = [
     "replay",
     "requeue_expired",
     "retry_later",
+    "run_inputs",
 ]
 
 
@@ -353,3 +367,48 @@ def finish(
     if invocation.started_at is not None:
         invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)
     return True
+
+
+def find_invocation(session: Session, invocation_id: str) -> Invocation | None:
+    """The invocation, or None when there is none."""
+    return session.get(Invocation, invocation_id)
+
+
+def find_event(session: Session, event_id: str) -> Event | None:
+    """The stored event, or None when there is none."""
+    return session.get(Event, event_id)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What an attempt of ``invocation`` runs: its event, version and plugin (any may be
+    gone: a purged event, a deleted plugin)."""
+
+    event: Event | None
+    version: PluginVersion | None
+    plugin: Plugin | None
+
+
+def run_inputs(session: Session, invocation: Invocation) -> RunInputs:
+    return RunInputs(
+        session.get(Event, invocation.event_id),
+        session.get(PluginVersion, invocation.version_id),
+        session.get(Plugin, invocation.plugin_id),
+    )
+
+
+def begin_hand_off(
+    session: Session, invocation_id: str, deadline: datetime, cold_start: bool
+) -> None:
+    """Record the deadline of the attempt handed off now, and how its container started."""
+    held = session.get(Invocation, invocation_id)
+    if held is not None:
+        held.deadline_at = deadline
+        held.cold_start = cold_start
+
+
+def add_invocation(session: Session, invocation: Invocation) -> Invocation:
+    """Store a new invocation; its id is set on return."""
+    session.add(invocation)
+    session.flush()
+    return invocation

@@ -19,6 +19,8 @@ __all__ = [
     "build_progress",
     "current_version",
     "delete_activation",
+    "delete_plugin",
+    "find_plugin",
     "gc_candidates",
     "get_plugin",
     "get_version",
@@ -344,3 +346,13 @@ def list_activations(
     if plugin_id is not None:
         query = query.where(Activation.plugin_id == plugin_id)
     return list(session.scalars(query.order_by(Activation.created_at)))
+
+
+def find_plugin(session: Session, plugin_id: str) -> Plugin | None:
+    """The plugin by id, or None when it was deleted."""
+    return session.get(Plugin, plugin_id)
+
+
+def delete_plugin(session: Session, plugin: Plugin) -> None:
+    """Delete the plugin with its versions and activations (its runs are not its rows)."""
+    session.delete(plugin)

@@ -11,7 +11,6 @@ from executor.errors import Conflict
 from executor.schemas import InvocationPublic
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
-from executor.store.tables import Plugin
 
 router = APIRouter(prefix="/v1/invocations", tags=["invocations"])
 
@@ -60,7 +59,7 @@ def replay_invocation(
     """
     with service.db.session() as session:
         original = invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
-        plugin = session.get(Plugin, original.plugin_id)
+        plugin = plugin_store.find_plugin(session, original.plugin_id)
         if plugin is None:
             raise Conflict(
                 f"invocation {invocation_id} ran plugin {original.plugin_name!r}, which was "
