@@ -10,16 +10,20 @@ from typing import Any
 
 from executor.build.builder import Builder
 from executor.engine import Engine
-from executor.errors import ExecutorError
+from executor.errors import Conflict, ExecutorError
 from executor.gateway.server import Gateway
 from executor.metrics import Metrics
 from executor.notify import Notifier
 from executor.run.dispatcher import Dispatcher
+from executor.schemas import EventIn
 from executor.service.catalog import Catalog
+from executor.service.events import Ingested, ingest_event
 from executor.settings import Settings
 from executor.store import audit as audit_store
 from executor.store import invocations as invocation_store
+from executor.store import plugins as plugin_store
 from executor.store.db import Database
+from executor.store.tables import Invocation
 from executor.tenancy.access import Caller
 from executor.tenancy.ratelimit import KeyLimiter
 from executor.upkeep.image_gc import ImageCollector
@@ -97,6 +101,37 @@ class ExecutorService:
                 target=target,
                 detail=detail,
             )
+
+    def post_event(self, caller: Caller, event_in: EventIn) -> Ingested:
+        """Store the event and its invocations (``executor.service.events``); wake the
+        dispatcher when there is something to claim."""
+        ingested = ingest_event(self.db, caller, event_in)
+        if ingested.created:
+            self.metrics.events_received.inc()
+            if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
+                self.dispatcher.wake()
+        return ingested
+
+    def replay(self, caller: Caller, invocation_id: str) -> Invocation:
+        """A new queued invocation of a finished one's event, on the plugin's current ACTIVE
+        version (the original's if none is ACTIVE now); Conflict if the plugin was deleted
+        (a new plugin of the same name is another plugin)."""
+        with self.db.session() as session:
+            original = invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
+            plugin = plugin_store.find_plugin(session, original.plugin_id)
+            if plugin is None:
+                raise Conflict(
+                    f"invocation {invocation_id} ran plugin {original.plugin_name!r}, which was "
+                    "deleted: it cannot run again; post the event again to run the plugin that "
+                    "has the name now"
+                )
+            current = plugin_store.current_version(plugin)
+            version_id = current.id if current else original.version_id
+            number = current.number if current else original.version_number
+            copy = invocation_store.replay(session, invocation_id, version_id, number)
+        self.audit(caller, "invocation.replay", invocation_id, detail={"replay": copy.id})
+        self.dispatcher.wake()
+        return copy
 
     def _count_by_status(self) -> dict[str, int]:
         with self.db.session() as session:

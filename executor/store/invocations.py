@@ -287,6 +287,7 @@ def replay(
     )
     session.add(copy)
     session.flush()
+    session.refresh(copy)  # defaults the database filled in: readable after the session ends
     return copy
 
 

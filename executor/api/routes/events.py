@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from executor.api.deps import EventsWrite, ServiceDep, get_service
 from executor.intake.json_scan import check_json_body
 from executor.schemas import EventAccepted, EventIn
-from executor.service.events import ingest_event
 
 
 class ScannedBodyRoute(APIRoute):
@@ -47,11 +46,7 @@ def post_event(
     that is not valid Unicode (not UTF-8, a lone surrogate escape) 422 ``invalid_unicode``;
     both name the path in ``field``.
     """
-    ingested = ingest_event(service.db, caller, event)
-    if ingested.created:
-        service.metrics.events_received.inc()
-        if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
-            service.dispatcher.wake()
-    else:
+    ingested = service.post_event(caller, event)
+    if not ingested.created:
         response.status_code = status.HTTP_200_OK
     return EventAccepted(event_id=ingested.event_id, invocations=ingested.invocation_ids)

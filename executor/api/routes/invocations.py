@@ -7,10 +7,8 @@ from fastapi import APIRouter, Query
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import invocation_public
 from executor.bounds import MAX_INT64
-from executor.errors import Conflict
 from executor.schemas import InvocationPublic
 from executor.store import invocations as invocation_store
-from executor.store import plugins as plugin_store
 
 router = APIRouter(prefix="/v1/invocations", tags=["invocations"])
 
@@ -57,20 +55,4 @@ def replay_invocation(
     It runs the plugin's current ACTIVE version (the original's if none is ACTIVE now);
     409 if the plugin was deleted (a new plugin of the same name is another plugin).
     """
-    with service.db.session() as session:
-        original = invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
-        plugin = plugin_store.find_plugin(session, original.plugin_id)
-        if plugin is None:
-            raise Conflict(
-                f"invocation {invocation_id} ran plugin {original.plugin_name!r}, which was "
-                "deleted: it cannot run again; post the event again to run the plugin that "
-                "has the name now"
-            )
-        current = plugin_store.current_version(plugin)
-        version_id = current.id if current else original.version_id
-        number = current.number if current else original.version_number
-        copy = invocation_store.replay(session, invocation_id, version_id, number)
-        public = invocation_public(copy)
-    service.audit(caller, "invocation.replay", invocation_id, detail={"replay": public.id})
-    service.dispatcher.wake()
-    return public
+    return invocation_public(service.replay(caller, invocation_id))
