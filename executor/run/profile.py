@@ -13,6 +13,7 @@ from typing import Any
 
 from docker.types import LogConfig, Ulimit
 
+from executor.gateway.server import CONTAINER_SOCKET_DIR
 from executor.settings import SandboxProfile
 
 __all__ = [
@@ -29,7 +30,7 @@ MIB = 1024 * 1024
 ENGINE_LOG_FILES = 2
 
 # Where the gateway socket folder appears inside every plugin container.
-GATEWAY_MOUNT = "/run/executor"
+GATEWAY_MOUNT = CONTAINER_SOCKET_DIR  # the folder the runner tells plugins to use
 
 
 # pid 1 of every plugin container (see the module docstring); it starts the runtime. Its

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer
+from tests.unit.test_statuses import DOCUMENTED_INVOCATION_STATUSES
 
 GOOD_MAIN = b"class PluginHandler:\n    def on_submit(self, label, asset_id):\n        pass\n"
 PUBLIC_PATHS = {"/healthz", "/readyz"}
@@ -317,17 +318,7 @@ def test_the_openapi_schema_lists_the_same_status_and_scope_strings(
     server: RunningServer,
 ) -> None:
     schema = server.api.get("/openapi.json").json()
-    assert enum_of(schema, "InvocationPublic", "status") == [
-        "queued",
-        "running",
-        "succeeded",
-        "failed",
-        "timed_out",
-        "oom_killed",
-        "crashed",
-        "canceled",
-        "dead",
-    ]
+    assert enum_of(schema, "InvocationPublic", "status") == DOCUMENTED_INVOCATION_STATUSES
     assert enum_of(schema, "VersionPublic", "status") == ["DEPLOYING", "ACTIVE", "FAILED"]
     assert enum_of(schema, "KeyIn", "scopes") == [
         "plugins:write",
