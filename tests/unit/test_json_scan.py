@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from executor.errors import EventTooDeep, InvalidUnicode
-from executor.intake.json_scan import check_json_body
+from executor.intake.json_scan import check_json_body, plainly_fine
 from executor.settings import Settings
 
 
@@ -97,3 +97,10 @@ def test_the_depth_limit_stays_below_what_the_envelope_serializer_can_write() ->
     assert Settings(max_event_depth=200).max_event_depth == 200
     with pytest.raises(ValidationError, match="max_event_depth"):
         Settings(max_event_depth=201)
+
+
+def test_only_a_body_the_cheap_checks_cannot_clear_is_walked() -> None:
+    assert plainly_fine(b'{"label": {"a": ["b", {"c": "\\u00e9"}]}}', 100)
+    assert not plainly_fine(b"[" * 101 + b"]" * 101, 100)
+    assert not plainly_fine(b'{"label": "\\udcff"}', 100)
+    assert not plainly_fine(b'{"label": "caf\xe9"}', 100)

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from executor.api.deps import EventsWrite, ServiceDep, get_service
-from executor.intake.json_scan import check_json_body
+from executor.intake.json_scan import check_json_body, plainly_fine
 from executor.schemas import EventAccepted, EventIn
 
 
@@ -24,8 +24,10 @@ class ScannedBodyRoute(APIRoute):
 
         async def scan_then_run(request: Request) -> Response:
             max_depth = get_service(request).settings.max_event_depth
-            # A thread: a body that fails the fast checks is walked token by token.
-            await run_in_threadpool(check_json_body, await request.body(), max_depth)
+            # Only a body the cheap checks cannot clear is walked token by token, in a thread.
+            body = await request.body()
+            if not plainly_fine(body, max_depth):
+                await run_in_threadpool(check_json_body, body, max_depth)
             return await parse_and_run(request)  # the body is cached: read once
 
         return scan_then_run
