@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from executor.schemas import (
-    ActivationPublic,
     AttemptPublic,
     AuditEntryPublic,
     GatewayCallPublic,
@@ -18,12 +17,10 @@ from executor.schemas import (
     TenantPublic,
     VersionPublic,
 )
-from executor.service.catalog import activation_events
 from executor.settings import Settings
 from executor.statuses import BuildStatus
 from executor.store import plugins as plugin_store
 from executor.store.tables import (
-    Activation,
     ApiKey,
     AuditEntry,
     Invocation,
@@ -35,7 +32,6 @@ from executor.store.tables import (
 from executor.tenancy.quotas import quotas_for
 
 __all__ = [
-    "activation_public",
     "audit_public",
     "invocation_public",
     "key_public",
@@ -81,20 +77,6 @@ def plugin_public(plugin: Plugin, projects: list[str]) -> PluginPublic:
         **plugin_summary(plugin, projects).model_dump(),
         current_version=current.number if current else None,
         versions=[version_public(v, current) for v in plugin.versions],
-    )
-
-
-def activation_public(activation: Activation) -> ActivationPublic:
-    version = plugin_store.activation_version(activation)
-    return ActivationPublic(
-        plugin=activation.plugin.name,
-        project_id=activation.project_id,
-        events=activation_events(activation, version),
-        events_default=activation.event_matcher is None,
-        max_retries=activation.max_retries,
-        pinned_version=activation.version_number,
-        runs_version=version.number if version else None,
-        created_at=activation.created_at,
     )
 
 

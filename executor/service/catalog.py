@@ -8,6 +8,8 @@ from executor.build.builder import Builder
 from executor.errors import PluginRejected
 from executor.intake.upload import UploadLimits, read_upload, source_archive
 from executor.run.limits import PluginLimits, check_limits
+from executor.schemas import ActivationPublic
+from executor.service.audit import record
 from executor.settings import SandboxProfile
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
@@ -16,8 +18,9 @@ from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
 from executor.tenancy.access import Caller
 from executor.tenancy.quotas import quotas_for
+from executor.tenancy.ratelimit import KeyLimiter
 
-__all__ = ["NAME_PATTERN", "Catalog", "activation_events", "check_name"]
+__all__ = ["NAME_PATTERN", "Catalog", "activation_events", "check_name", "describe_activation"]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # on_event only runs for events an activation names explicitly (e.g. "asset.*").
@@ -42,18 +45,41 @@ def activation_events(activation: Activation, version: PluginVersion | None) -> 
     return [h for h in handlers if h not in EXPLICIT_ONLY_HANDLERS]
 
 
+def describe_activation(activation: Activation) -> ActivationPublic:
+    """An activation as the API shows it (reads its plugin's versions: call in a session)."""
+    version = plugin_store.activation_version(activation)
+    return ActivationPublic(
+        plugin=activation.plugin.name,
+        project_id=activation.project_id,
+        events=activation_events(activation, version),
+        events_default=activation.event_matcher is None,
+        max_retries=activation.max_retries,
+        pinned_version=activation.version_number,
+        runs_version=version.number if version else None,
+        created_at=activation.created_at,
+    )
+
+
 class Catalog:
     """Uploads become versions that the builder builds in the background.
 
-    Every method acts for a ``Caller``, on its tenant's plugins and projects only.
+    Every method is one use case: it acts for a ``Caller``, on its tenant's plugins and
+    projects only, and records the change in the audit trail in the same transaction.
     """
 
-    def __init__(self, db: Database, builder: Builder) -> None:
+    def __init__(self, db: Database, builder: Builder, limiter: KeyLimiter) -> None:
         self.db = db
         self.builder = builder
+        self.limiter = limiter
 
     def upload(self, caller: Caller, name: str, filename: str, data: bytes) -> PluginVersion:
-        """Check the upload statically, store it as the plugin's next version, start its build."""
+        """Check the upload statically, store it as the plugin's next version, start its build.
+
+        Blocking (unpacking up to the archive cap, parsing every module, a write): callers on
+        an event loop run it in a thread.
+        """
+        if caller.key_id is not None:
+            self.limiter.upload(caller.key_id, len(data))
         check_name(name)
         limits = UploadLimits(
             allow_url_requirements=self.builder.settings.build_allow_url_requirements
@@ -75,6 +101,7 @@ class Catalog:
                 source_sha256=source.sha256,
                 source=source_archive(source),
             )
+            record(session, caller, "plugin.upload", name, detail={"version": version.number})
         self.builder.submit(version.id)
         return version
 
@@ -86,7 +113,7 @@ class Catalog:
         events: list[str] | None,
         version: int | None = None,
         max_retries: int = 0,
-    ) -> Activation:
+    ) -> ActivationPublic:
         """Activate on a project; ``version`` pins an ACTIVE version (None: follow current);
         ``max_retries`` retries plugin failures. The operator's first activation on a
         project gives the project to the tenant it acts on."""
@@ -95,9 +122,11 @@ class Catalog:
             tenant_store.owned_project(
                 session, project_id, caller.tenant_id, may_claim=caller.is_operator
             )
-            return plugin_store.set_activation(
+            activation = plugin_store.set_activation(
                 session, plugin, project_id, events, version, max_retries
             )
+            record(session, caller, "plugin.activate", name, detail={"project_id": project_id})
+            return describe_activation(activation)
 
     def rollback(self, caller: Caller, name: str) -> tuple[int, int]:
         """Make the ACTIVE version before the current one current: (new, previous) numbers."""
@@ -105,12 +134,21 @@ class Catalog:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             before = plugin_store.current_version(plugin)
             after = plugin_store.rollback(session, plugin)
-            return after.number, before.number if before else after.number
+            previous = before.number if before else after.number
+            record(
+                session,
+                caller,
+                "plugin.rollback",
+                name,
+                detail={"from": previous, "to": after.number},
+            )
+            return after.number, previous
 
     def deactivate(self, caller: Caller, name: str, project_id: str) -> None:
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             plugin_store.delete_activation(session, plugin, project_id)
+            record(session, caller, "plugin.deactivate", name, detail={"project_id": project_id})
 
     def set_limits(
         self, caller: Caller, name: str, limits: PluginLimits, profile: SandboxProfile
@@ -124,6 +162,7 @@ class Catalog:
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             plugin.limits = overrides or None
+            record(session, caller, "plugin.limits", name, detail=plugin.limits)
             return plugin
 
     def delete(self, caller: Caller, name: str) -> Plugin:
@@ -136,4 +175,5 @@ class Catalog:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             invocation_store.plugin_deleted(session, plugin)
             plugin_store.delete_plugin(session, plugin)
+            record(session, caller, "plugin.delete", name)
             return plugin

@@ -16,10 +16,10 @@ from executor.metrics import Metrics
 from executor.notify import Notifier
 from executor.run.dispatcher import Dispatcher
 from executor.schemas import EventIn
+from executor.service.audit import record
 from executor.service.catalog import Catalog
 from executor.service.events import Ingested, ingest_event
 from executor.settings import Settings
-from executor.store import audit as audit_store
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
@@ -67,7 +67,10 @@ class ExecutorService:
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
         self.builder.on_active.append(self.image_gc.collect)
-        self.catalog = Catalog(self.db, self.builder)
+        self.limiter = KeyLimiter(
+            settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
+        )
+        self.catalog = Catalog(self.db, self.builder, self.limiter)
         self.gateway = Gateway(
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
         )
@@ -77,9 +80,6 @@ class ExecutorService:
         )
         self.builder.on_active.append(self.dispatcher.pool.wake)
         self.retention = Retention(self.db, settings)
-        self.limiter = KeyLimiter(
-            settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
-        )
 
     def audit(
         self,
@@ -93,14 +93,7 @@ class ExecutorService:
         """Record a management action ``caller`` took (on ``tenant_id``, default the
         caller's) in the audit trail."""
         with self.db.session() as session:
-            audit_store.add_entry(
-                session,
-                tenant_id=tenant_id or caller.tenant_id,
-                actor=caller.actor,
-                action=action,
-                target=target,
-                detail=detail,
-            )
+            record(session, caller, action, target, tenant_id=tenant_id, detail=detail)
 
     def post_event(self, caller: Caller, event_in: EventIn) -> Ingested:
         """Store the event and its invocations (``executor.service.events``); wake the
@@ -129,7 +122,7 @@ class ExecutorService:
             version_id = current.id if current else original.version_id
             number = current.number if current else original.version_number
             copy = invocation_store.replay(session, invocation_id, version_id, number)
-        self.audit(caller, "invocation.replay", invocation_id, detail={"replay": copy.id})
+            record(session, caller, "invocation.replay", invocation_id, detail={"replay": copy.id})
         self.dispatcher.wake()
         return copy
 

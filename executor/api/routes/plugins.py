@@ -57,14 +57,9 @@ async def upload_plugin(
         raise UploadTooLarge(
             f"{filename} is larger than {limit} bytes: upload a smaller archive", file=filename
         )
-    if caller.key_id is not None:
-        service.limiter.upload(caller.key_id, len(data))
     plugin_name = name or PurePosixPath(filename).name.split(".")[0]
     # Unpacking up to 50 MiB, parsing every module and a database write: off the event loop.
     version = await run_in_threadpool(service.catalog.upload, caller, plugin_name, filename, data)
-    await run_in_threadpool(
-        service.audit, caller, "plugin.upload", plugin_name, detail={"version": version.number}
-    )
     return VersionCreated(
         plugin=plugin_name,
         version=version.number,
@@ -89,7 +84,6 @@ def get_plugin(name: str, caller: PluginsRead, session: SessionDep) -> PluginPub
 def delete_plugin(name: str, caller: PluginsWrite, service: ServiceDep) -> None:
     """Delete a plugin, its versions and activations (its past runs' logs stay)."""
     service.catalog.delete(caller, name)
-    service.audit(caller, "plugin.delete", name)
 
 
 @router.post("/{name}/rollback", response_model=RolledBack)
@@ -100,7 +94,6 @@ def rollback(name: str, caller: PluginsWrite, service: ServiceDep) -> RolledBack
     activations keep their version. The next ACTIVE upload becomes current again.
     """
     current, previous = service.catalog.rollback(caller, name)
-    service.audit(caller, "plugin.rollback", name, detail={"from": previous, "to": current})
     return RolledBack(plugin=name, current_version=current, previous_version=previous)
 
 
@@ -164,5 +157,4 @@ def set_limits(
     """Replace a plugin's overrides; each may only tighten the operator's profile (else 422
     ``limit_exceeded`` naming the field and the maximum). ``{}`` clears them."""
     plugin = service.catalog.set_limits(caller, name, limits, service.settings.sandbox)
-    service.audit(caller, "plugin.limits", name, detail=plugin.limits)
     return limits_public(name, plugin.limits, service.settings.sandbox)

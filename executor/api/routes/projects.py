@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, status
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
-from executor.api.presenters import activation_public
 from executor.schemas import ID_PATTERN, ActivationIn, ActivationPublic
+from executor.service.catalog import describe_activation
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 
@@ -24,7 +24,8 @@ def list_project_plugins(
         return []
     tenant_store.owned_project(session, project_id, caller.tenant_id, may_claim=False)
     return [
-        activation_public(a) for a in plugin_store.list_activations(session, project_id=project_id)
+        describe_activation(a)
+        for a in plugin_store.list_activations(session, project_id=project_id)
     ]
 
 
@@ -40,14 +41,9 @@ def activate(
     ``version`` pins an ACTIVE version (default: follow the plugin's current version),
     ``max_retries`` retries plugin failures."""
     body = body or ActivationIn()
-    service.catalog.activate(caller, name, project_id, body.events, body.version, body.max_retries)
-    service.audit(caller, "plugin.activate", name, detail={"project_id": project_id})
-    with service.db.session() as session:
-        plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
-        activation = plugin_store.list_activations(
-            session, project_id=project_id, plugin_id=plugin.id
-        )[0]
-        return activation_public(activation)
+    return service.catalog.activate(
+        caller, name, project_id, body.events, body.version, body.max_retries
+    )
 
 
 @router.delete("/{project_id}/plugins/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -55,4 +51,3 @@ def deactivate(
     name: str, caller: PluginsWrite, service: ServiceDep, project_id: str = ProjectId
 ) -> None:
     service.catalog.deactivate(caller, name, project_id)
-    service.audit(caller, "plugin.deactivate", name, detail={"project_id": project_id})
