@@ -20,6 +20,9 @@ BUCKET_WIDTHS_S: dict[StatsBucket, int] = {"minute": 60, "hour": 3600, "day": 86
 MAX_BUCKETS = 1500
 # Without `since`: this many buckets back from `until` (a day by the hour).
 DEFAULT_BUCKETS = 24
+# Runs exist between these (a day's margin keeps zone offsets and buckets from overflowing).
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ def _checked_filter(
     settings: Settings, caller: Caller, query: StatsQuery
 ) -> stats_store.StatsFilter:
     width_s = BUCKET_WIDTHS_S[query.bucket]
-    until = _utc(query.until) or datetime.now(UTC)
-    since = _utc(query.since) or until - timedelta(seconds=width_s * DEFAULT_BUCKETS)
+    until = _utc(query.until, "until") or datetime.now(UTC)
+    since = _utc(query.since, "since") or until - timedelta(seconds=width_s * DEFAULT_BUCKETS)
     if since >= until:
         raise InvalidQuery(
             f"since ({since.isoformat()}) must be earlier than until ({until.isoformat()}):"
@@ -89,8 +92,18 @@ def _checked_filter(
     return flt
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """``value`` as aware UTC; a time without a zone is read as UTC."""
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """``value`` as aware UTC (a time without a zone is read as UTC), between 1970 and 9998."""
     if value is None:
         return None
+    if (
+        not EARLIEST.replace(tzinfo=None)
+        <= value.replace(tzinfo=None)
+        <= LATEST.replace(tzinfo=None)
+    ):
+        raise InvalidQuery(
+            f"{name} ({value.isoformat()}) is out of range: give a time between"
+            f" {EARLIEST.isoformat()} and {LATEST.isoformat()}",
+            field=name,
+        )
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -280,8 +280,16 @@ def tenants(server: RunningServer) -> RunningServer:
             "2280 minute buckets from",
         ),
         ({"plugin": "beta-only"}, 404, "not_found", None, "no plugin named 'beta-only'"),
+        ({"until": "0001-01-01T00:00:00"}, 400, "invalid_query", "until", "is out of range"),
     ],
-    ids=["bucket-week", "since-after-until", "longer-than-retention", "too-many", "other-tenant"],
+    ids=[
+        "bucket-week",
+        "since-after-until",
+        "longer-than-retention",
+        "too-many",
+        "other-tenant",
+        "year-1",
+    ],
 )
 def test_bad_stats_queries_are_refused_naming_the_parameter(
     tenants: RunningServer,
