@@ -128,45 +128,6 @@ function show(...nodes) {
 }
 
 // ---- views
-function signinView() {
-  signout.hidden = true;
-  document.getElementById("tenant-picker").hidden = true;
-  const input = h("input", {
-    id: "apikey", type: "password", autocomplete: "off", required: true, autofocus: true,
-  });
-  const tenant = h("input", { id: "signin-tenant", autocomplete: "off", placeholder: "optional" });
-  const message = h("p", { class: "error", role: "alert" });
-  const form = h(
-    "form",
-    {
-      class: "card signin",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        sessionStorage.setItem(KEY, input.value.trim());
-        sessionStorage.setItem(TENANT, tenant.value.trim());
-        try {
-          await getJson("/v1/plugins");
-          await detectOperator();
-          location.hash = "#/plugins";
-        } catch (err) {
-          message.textContent = `Sign-in failed: ${err.message}`;
-          input.select();
-        }
-      },
-    },
-    h("h1", {}, "Sign in"),
-    h("label", { for: "apikey" }, "API key"),
-    input,
-    h("label", { for: "signin-tenant" }, "Tenant"),
-    tenant,
-    h("p", { class: "muted hint" }, "A tenant key: your tenant's name, to manage its keys. The operator picks one after signing in."),
-    h("button", { type: "submit" }, "Sign in"),
-    message,
-  );
-  show(form);
-  input.focus();
-}
-
 async function pluginsView() {
   const plugins = await getJson("/v1/plugins");
   show(

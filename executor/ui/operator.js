@@ -1,5 +1,5 @@
-// The operator's console: the tenant to act as (sent as X-Tenant), the audit trail with
-// filters, and a tenant's API keys (a new key is shown once, then only its name and id).
+// Sign-in and the operator's console: the tenant to act as (sent as X-Tenant), the audit
+// trail with filters, and a tenant's API keys (a new key is shown once, then only its name).
 "use strict";
 
 const tenantPicker = document.getElementById("tenant-picker");
@@ -10,6 +10,47 @@ const AUDIT_ACTIONS = [
   "plugin.limits", "invocation.replay",
 ];
 const SCOPES = ["plugins:read", "plugins:write", "logs:read", "events:write", "admin"];
+
+// Sign-in: the key, and for a tenant key optionally its tenant's name (sent as X-Tenant,
+// so the API checks it), needed to manage the tenant's keys.
+function signinView() {
+  signout.hidden = true;
+  document.getElementById("tenant-picker").hidden = true;
+  const input = h("input", {
+    id: "apikey", type: "password", autocomplete: "off", required: true, autofocus: true,
+  });
+  const tenant = h("input", { id: "signin-tenant", autocomplete: "off", placeholder: "optional" });
+  const message = h("p", { class: "error", role: "alert" });
+  const form = h(
+    "form",
+    {
+      class: "card signin",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        sessionStorage.setItem(KEY, input.value.trim());
+        sessionStorage.setItem(TENANT, tenant.value.trim());
+        try {
+          await getJson("/v1/plugins");
+          await detectOperator();
+          location.hash = "#/plugins";
+        } catch (err) {
+          message.textContent = `Sign-in failed: ${err.message}`;
+          input.select();
+        }
+      },
+    },
+    h("h1", {}, "Sign in"),
+    h("label", { for: "apikey" }, "API key"),
+    input,
+    h("label", { for: "signin-tenant" }, "Tenant"),
+    tenant,
+    h("p", { class: "muted hint" }, "A tenant key: your tenant's name, to manage its keys. The operator picks one after signing in."),
+    h("button", { type: "submit" }, "Sign in"),
+    message,
+  );
+  show(form);
+  input.focus();
+}
 
 // Only the operator key may list tenants: that is how the console knows it holds one.
 async function detectOperator() {
