@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from executor.statuses import InvocationStatus
 from tests.conftest import RunningServer
@@ -22,7 +22,7 @@ from tests.stats_seed import add_queued, add_run, add_version
 S = InvocationStatus
 SCREENSHOTS = ARTIFACTS / "screenshots"
 STATUSES = ["succeeded", "failed", "timed_out", "oom_killed", "crashed", "dead", "canceled"]
-PHONE = {"width": 375, "height": 740}
+PHONE: ViewportSize = {"width": 375, "height": 740}
 
 
 @pytest.fixture
