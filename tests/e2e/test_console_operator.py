@@ -220,31 +220,42 @@ def test_a_tenant_admin_creates_a_key_shown_once_and_revokes_it(
         assert client.get("/v1/plugins", headers=auth).status_code == 401
 
 
+def fits_the_screen(page: Page, name: str) -> None:
+    """The page body does not scroll sideways (wide tables scroll in their own box)."""
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth]")
+    assert max(widths) <= PHONE["width"], (name, widths)
+    shot(page, f"phone-{name}")
+
+
 def test_every_page_fits_a_375_px_screen(browser: Browser, server: RunningServer) -> None:  # noqa: F811
+    db = server.service.db
+    phone = add_version(db, "default", "phone", built_at=this_hour(), build_ms=1, failed=False)
+    run = add_run(db, phone, "default", status=S.FAILED, finished_at=this_hour(), duration_ms=9,
+                  latency_ms=2, gateway_statuses=(502,))  # fmt: skip
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     try:
+        page.goto(f"{server.url}/ui/")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        fits_the_screen(page, "signin")
         sign_in(page, server)
-        add_version(server.service.db, "default", "phone", built_at=this_hour(), build_ms=1,
-                    failed=False)  # fmt: skip
         for name, path in [
             ("plugins", "#/plugins"),
             ("overview", "#/overview"),
             ("plugin", "#/plugins/phone"),
+            ("run", f"#/runs/{run.id}"),
+            ("build", "#/plugins/phone/versions/1/build"),
             ("audit", "#/audit"),
             ("keys", "#/keys"),
-            ("build", "#/plugins/phone/versions/1/build"),
         ]:
             page.goto(f"{server.url}/ui/{path}")
             expect(page.locator("main h1")).to_be_visible()
             if name in ("overview", "plugin"):
                 expect(page.locator(".chart .plot canvas").first).to_be_visible()
                 page.locator(".chart").first.get_by_role("button", name="Show table").click()
-            body = page.evaluate(
-                "[document.documentElement.scrollWidth, document.body.scrollWidth,"
-                " window.innerWidth]"
-            )
-            assert body[0] <= PHONE["width"] and body[1] <= PHONE["width"], (name, body)
-            shot(page, f"phone-{name}")
+            if name == "run":
+                expect(page.locator("#run-facts")).to_contain_text("failed")
+                expect(page.get_by_role("row").filter(has_text="502")).to_be_visible()
+            fits_the_screen(page, name)
     finally:
         context.close()
