@@ -13,7 +13,9 @@ to do next::
     │   └── QuotaExceeded         409 quota_exceeded    (per-tenant quota: 'quota', 'limit')
     ├── RateLimited               429 rate_limited      (per-key rate: 'retry_after_s')
     ├── InvalidQuery              400 invalid_query     (contradictory filters)
-    │   └── InvalidCursor         400 invalid_cursor    (log paging)
+    │   ├── InvalidCursor         400 invalid_cursor    (log paging)
+    │   ├── RangeTooLong          400 range_too_long    (stats range: 'field', 'maximum_days')
+    │   └── TooManyBuckets        400 too_many_buckets  (stats range: 'field', 'maximum')
     ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
     │   └── UploadTooLarge        413 upload_too_large
     ├── LimitExceeded             422 limit_exceeded    (per-plugin limits: field, maximum)
@@ -41,8 +43,10 @@ __all__ = [
     "NotFound",
     "PluginRejected",
     "QuotaExceeded",
+    "RangeTooLong",
     "RateLimited",
     "SandboxError",
+    "TooManyBuckets",
     "UploadTooLarge",
 ]
 
@@ -130,6 +134,20 @@ class InvalidCursor(InvalidQuery):
     """The paging cursor is not one this server issued: pass 'next_cursor' back unchanged."""
 
     code = "invalid_cursor"
+    status_code = 400
+
+
+class RangeTooLong(InvalidQuery):
+    """The time range reaches past what retention keeps: ask for a shorter range."""
+
+    code = "range_too_long"
+    status_code = 400
+
+
+class TooManyBuckets(InvalidQuery):
+    """The range holds too many buckets: pick a wider bucket or a shorter range."""
+
+    code = "too_many_buckets"
     status_code = 400
 
 

@@ -27,13 +27,20 @@ __all__ = [
     "KeyPublic",
     "LogPage",
     "LogRecordPublic",
+    "PercentilesPublic",
+    "PluginFailuresPublic",
     "PluginPublic",
     "PluginSummary",
     "ProjectPublic",
+    "QueuePublic",
     "RolledBack",
+    "StatsBucket",
+    "StatsBucketPublic",
+    "StatsPublic",
     "TenantIn",
     "TenantPublic",
     "VersionPublic",
+    "VersionStatsPublic",
 ]
 
 LogType = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "SYSTEM"]
@@ -306,3 +313,60 @@ class AuditEntryPublic(BaseModel):
     action: str
     target: str
     detail: dict[str, Any] | None
+
+
+# --- GET /v1/stats (executor.store.stats says how figures are bucketed and computed)
+StatsBucket = Literal["minute", "hour", "day"]
+
+
+class PercentilesPublic(BaseModel):
+    """Continuous percentiles (linear interpolation); null when nothing was measured."""
+
+    p50: float | None
+    p95: float | None
+
+
+class StatsBucketPublic(BaseModel):
+    start: datetime
+    runs: dict[InvocationStatus, int] = Field(description="Runs that ended here, by status.")
+    total: int
+    duration_ms: PercentilesPublic
+    start_latency_ms: PercentilesPublic
+    warm: int
+    cold: int
+    warm_share: float | None = Field(description="warm / (warm + cold); null without runs.")
+    gateway_calls: int
+    gateway_errors: int = Field(description="Calls answered 4xx/5xx or not answered.")
+    gateway_error_share: float | None
+    builds: int
+    builds_failed: int
+    build_ms: PercentilesPublic
+
+
+class VersionStatsPublic(BaseModel):
+    plugin: str
+    version: int
+    runs: int
+    duration_ms: PercentilesPublic
+
+
+class PluginFailuresPublic(BaseModel):
+    plugin: str
+    failures: int
+    runs: int
+
+
+class QueuePublic(BaseModel):
+    depth: int
+    oldest_queued_at: datetime | None
+    oldest_queued_age_s: float | None
+
+
+class StatsPublic(BaseModel):
+    bucket: StatsBucket
+    since: datetime
+    until: datetime
+    buckets: list[StatsBucketPublic]
+    versions: list[VersionStatsPublic]
+    top_failing: list[PluginFailuresPublic]
+    queue: QueuePublic

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from executor.schemas import (
     AttemptPublic,
@@ -12,14 +12,22 @@ from executor.schemas import (
     KeyPublic,
     LogMetadata,
     LogRecordPublic,
+    PercentilesPublic,
+    PluginFailuresPublic,
     PluginPublic,
     PluginSummary,
+    QueuePublic,
+    StatsBucketPublic,
+    StatsPublic,
     TenantPublic,
     VersionPublic,
+    VersionStatsPublic,
 )
+from executor.service.stats import BUCKET_WIDTHS_S
 from executor.settings import Settings
-from executor.statuses import BuildStatus
+from executor.statuses import TERMINAL_STATUSES, BuildStatus
 from executor.store import plugins as plugin_store
+from executor.store import stats as stats_store
 from executor.store.tables import (
     ApiKey,
     AuditEntry,
@@ -38,6 +46,7 @@ __all__ = [
     "log_public",
     "plugin_public",
     "plugin_summary",
+    "stats_public",
     "tenant_public",
     "version_public",
 ]
@@ -175,4 +184,59 @@ def audit_public(entry: AuditEntry) -> AuditEntryPublic:
         action=entry.action,
         target=entry.target,
         detail=entry.detail,
+    )
+
+
+def _percentiles(figures: stats_store.Percentiles) -> PercentilesPublic:
+    return PercentilesPublic(p50=figures.p50, p95=figures.p95)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _bucket_public(bucket: stats_store.BucketStats) -> StatsBucketPublic:
+    runs = {status: bucket.runs.get(status, 0) for status in sorted(TERMINAL_STATUSES)}
+    return StatsBucketPublic(
+        start=datetime.fromtimestamp(bucket.start, UTC),
+        runs=runs,
+        total=sum(runs.values()),
+        duration_ms=_percentiles(bucket.duration_ms),
+        start_latency_ms=_percentiles(bucket.start_latency_ms),
+        warm=bucket.warm,
+        cold=bucket.cold,
+        warm_share=_share(bucket.warm, bucket.warm + bucket.cold),
+        gateway_calls=bucket.gateway_calls,
+        gateway_errors=bucket.gateway_errors,
+        gateway_error_share=_share(bucket.gateway_errors, bucket.gateway_calls),
+        builds=bucket.builds,
+        builds_failed=bucket.builds_failed,
+        build_ms=_percentiles(bucket.build_ms),
+    )
+
+
+def stats_public(stats: stats_store.Stats) -> StatsPublic:
+    oldest = stats.queue.oldest_queued_at
+    age = None if oldest is None else round((datetime.now(UTC) - oldest).total_seconds(), 1)
+    return StatsPublic(
+        bucket=next(k for k, v in BUCKET_WIDTHS_S.items() if v == stats.asked.width_s),
+        since=stats.asked.since,
+        until=stats.asked.until,
+        buckets=[_bucket_public(b) for b in stats.buckets],
+        versions=[
+            VersionStatsPublic(
+                plugin=v.plugin_name,
+                version=v.version,
+                runs=v.runs,
+                duration_ms=_percentiles(v.duration_ms),
+            )
+            for v in stats.versions
+        ],
+        top_failing=[
+            PluginFailuresPublic(plugin=f.plugin_name, failures=f.failures, runs=f.runs)
+            for f in stats.top_failing
+        ],
+        queue=QueuePublic(
+            depth=stats.queue.depth, oldest_queued_at=oldest, oldest_queued_age_s=age
+        ),
     )

@@ -231,6 +231,7 @@ class Invocation(Base):
         Index("ix_invocations_plugin_queued", "plugin_name", "queued_at"),
         Index("ix_invocations_finished", "finished_at"),
         Index("ix_invocations_tenant_queued", "tenant_id", "queued_at"),
+        Index("ix_invocations_tenant_finished", "tenant_id", "finished_at"),  # stats
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -311,6 +312,7 @@ class GatewayCall(Base):
     """One platform API call a run made through the gateway (the audit trail)."""
 
     __tablename__ = "gateway_calls"
+    __table_args__ = (Index("ix_gateway_calls_created", "created_at"),)  # stats
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     invocation_id: Mapped[str] = mapped_column(

@@ -4,6 +4,8 @@
 "use strict";
 
 const KEY = "plugin-executor.api-key";
+const TENANT = "plugin-executor.tenant";
+const OPERATOR = "plugin-executor.operator"; // "yes" when the key is the operator's
 const main = document.getElementById("main");
 const signout = document.getElementById("signout");
 const TERMINAL = new Set(["succeeded", "failed", "timed_out", "oom_killed", "crashed", "canceled", "dead"]);
@@ -37,10 +39,11 @@ class ApiError extends Error {
 }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY)}`, ...(options.headers || {}) },
-  });
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` };
+  // The tenant to act as: the operator's pick, or the one a tenant key signed in with.
+  const tenant = sessionStorage.getItem(TENANT);
+  if (tenant) headers["X-Tenant"] = tenant;
+  const response = await fetch(path, { ...options, headers: { ...headers, ...(options.headers || {}) } });
   if (response.status === 401) {
     // A key that stopped working sends the user back to sign-in (unless already there,
     // where the sign-in form shows the error itself).
@@ -107,11 +110,16 @@ function appendLine(box, record) {
 
 function table(columns, rows, empty) {
   if (!rows.length) return h("p", { class: "muted" }, empty);
+  // A wide table scrolls in its own box, never the page (down to a 375-px screen).
   return h(
-    "table",
-    {},
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
-    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
+    ),
   );
 }
 
@@ -120,38 +128,6 @@ function show(...nodes) {
 }
 
 // ---- views
-function signinView() {
-  signout.hidden = true;
-  const input = h("input", {
-    id: "apikey", type: "password", autocomplete: "off", required: true, autofocus: true,
-  });
-  const message = h("p", { class: "error", role: "alert" });
-  const form = h(
-    "form",
-    {
-      class: "card signin",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        sessionStorage.setItem(KEY, input.value.trim());
-        try {
-          await getJson("/v1/plugins");
-          location.hash = "#/plugins";
-        } catch (err) {
-          message.textContent = `Sign-in failed: ${err.message}`;
-          input.select();
-        }
-      },
-    },
-    h("h1", {}, "Sign in"),
-    h("label", { for: "apikey" }, "API key"),
-    input,
-    h("button", { type: "submit" }, "Sign in"),
-    message,
-  );
-  show(form);
-  input.focus();
-}
-
 async function pluginsView() {
   const plugins = await getJson("/v1/plugins");
   show(
@@ -230,6 +206,7 @@ async function pluginView(name, signal) {
         h("dt", {}, "Handlers"), h("dd", {}, versions[0] ? versions[0].handlers.join(", ") : "—"),
       ),
     ),
+    pluginCharts(name),
     h("h2", {}, "Versions"),
     table(
       ["Version", "Status", "Handlers", "Created", "Finished", "Error", "Build"],
@@ -369,9 +346,13 @@ async function route() {
   const path = location.hash.replace(/^#/, "") || "/plugins";
   if (!sessionStorage.getItem(KEY) || path === "/signin") return signinView();
   signout.hidden = false;
+  showTenantPicker();
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   try {
-    if (parts[0] === "plugins" && parts.length === 1) await pluginsView();
+    if (parts[0] === "overview") await overviewView();
+    else if (parts[0] === "audit") await auditView();
+    else if (parts[0] === "keys") await keysView();
+    else if (parts[0] === "plugins" && parts.length === 1) await pluginsView();
     else if (parts[0] === "plugins" && parts[2] === "versions") await buildView(parts[1], parts[3], signal);
     else if (parts[0] === "plugins") await pluginView(parts[1], signal);
     else if (parts[0] === "runs") await runView(parts[1], signal);
@@ -383,8 +364,9 @@ async function route() {
 }
 
 signout.addEventListener("click", () => {
-  sessionStorage.removeItem(KEY);
+  for (const item of [KEY, TENANT, OPERATOR]) sessionStorage.removeItem(item);
   location.hash = "#/signin";
 });
 window.addEventListener("hashchange", route);
-route();
+// After every deferred script (charts.js, operator.js) has defined its views.
+document.addEventListener("DOMContentLoaded", route);

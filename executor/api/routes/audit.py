@@ -14,6 +14,8 @@ from executor.store import audit as audit_store
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
+ACTION_PATTERN = r"^[a-z]+(\.[a-z_]*)?$"
+
 
 @router.get("", response_model=list[AuditEntryPublic])
 def list_audit(
@@ -26,8 +28,27 @@ def list_audit(
     before: Annotated[
         int | None, Query(ge=1, le=MAX_INT64, description="Entries older than this id.")
     ] = None,
+    action: Annotated[
+        str | None,
+        Query(
+            pattern=ACTION_PATTERN,
+            description="One action (plugin.delete) or, ending in '.', a family (plugin.).",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None, Query(max_length=100, description="'operator' or 'key:<key id>'.")
+    ] = None,
+    target: Annotated[str | None, Query(max_length=300, description="What was acted on.")] = None,
 ) -> list[AuditEntryPublic]:
     """Newest first. The operator key reads every tenant's trail; an admin key its own."""
     tenant_id = tenant if caller.is_operator else caller.tenant_id
-    rows = audit_store.list_entries(session, tenant_id=tenant_id, limit=limit, before_id=before)
+    rows = audit_store.list_entries(
+        session,
+        tenant_id=tenant_id,
+        limit=limit,
+        before_id=before,
+        action=action,
+        actor=actor,
+        target=target,
+    )
     return [audit_public(r) for r in rows]
