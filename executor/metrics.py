@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from executor.statuses import InvocationStatus
+from executor.statuses import TERMINAL_STATUSES, BuildStatus, InvocationStatus
 
 __all__ = ["Metrics", "QueueFigures"]
 
@@ -113,10 +113,30 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StoreCollector(figures))
+        self._plugins_seen: set[tuple[str, str]] = set()
+        self._start_known_series()
+
+    def _start_known_series(self) -> None:
+        """Export the label values known in advance at 0. Prometheus's ``increase()`` counts
+        nothing for a series that first appears already at 1: without this, the first dead
+        run or failed build after a start would never alert."""
+        for status in TERMINAL_STATUSES:
+            self.invocations_finished.labels(status)
+        for build_status in (BuildStatus.ACTIVE, BuildStatus.FAILED):
+            self.builds.labels(build_status)
+        for kind in ("warm", "cold"):
+            self.starts.labels(kind)
+        for gateway_status in ("200", "502", "504"):  # 502/504: the platform unreachable/slow
+            self.gateway_calls.labels(gateway_status)
 
     def run_finished(self, tenant: str, plugin: str, status: str) -> None:
-        """Count one invocation that reached terminal ``status``, overall and per plugin."""
+        """Count one invocation that reached terminal ``status``, overall and per plugin
+        (a plugin's other statuses start at 0 with its first run, see _start_known_series)."""
         self.invocations_finished.labels(status).inc()
+        if (tenant, plugin) not in self._plugins_seen:
+            self._plugins_seen.add((tenant, plugin))
+            for other in TERMINAL_STATUSES:
+                self.plugin_runs.labels(tenant, plugin, other)
         self.plugin_runs.labels(tenant, plugin, status).inc()
 
     def render(self) -> bytes:

@@ -111,6 +111,18 @@ class PrometheusServer:
             assert time.monotonic() < deadline, f"rules not evaluated: {rules}"
             time.sleep(0.5)
 
+    def wait_firing(self, alert: str, timeout: float = 120) -> dict[str, Any]:
+        """The alert once Prometheus reports it firing (rules are evaluated every second)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = httpx.get(f"{self.url}/api/v1/alerts", timeout=30)
+            alerts = response.json()["data"]["alerts"]
+            firing = [a for a in alerts if a["labels"]["alertname"] == alert]
+            if firing and firing[0]["state"] == "firing":
+                return dict(firing[0])
+            assert time.monotonic() < deadline, f"{alert} not firing: {alerts}"
+            time.sleep(0.5)
+
     def wait_value(self, expr: str, expected: float, timeout: float = 120) -> None:
         """Wait until the query answers ``expected`` (scrapes come every second)."""
         deadline = time.monotonic() + timeout

@@ -79,11 +79,17 @@ def test_the_dashboard_is_a_grafana_dashboard_with_unique_panels() -> None:
 def test_prometheus_scrapes_the_executor_and_counts_the_runs_this_test_caused(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
-    executor = server_factory()  # its own registry: only this test's counts
+    # Its own registry: only this test's counts; quick retries for the run that ends dead.
+    executor = server_factory(retry_base_s=0.2, retry_max_s=0.5)
     executor.push("counter", name="scraped-ok")
     executor.push("raising", name="scraped-fail")
+    executor.push("raising", name="scraped-dead")
     executor.activate("scraped-ok", "prom-ok")
     executor.activate("scraped-fail", "prom-fail")
+    retried = executor.api.put(
+        "/v1/projects/prom-dead/plugins/scraped-dead", json={"max_retries": 1}
+    )
+    assert retried.status_code == 200, retried.text
     with prometheus_server(tmp_path, executor.url) as prometheus:
         runs = [
             executor.run_event(type="onSubmit", project_id="prom-ok", asset_id=f"a{i}", label={})
@@ -92,13 +98,20 @@ def test_prometheus_scrapes_the_executor_and_counts_the_runs_this_test_caused(
         runs.append(
             executor.run_event(type="onSubmit", project_id="prom-fail", asset_id="b", label={})
         )
-        assert [run["status"] for run in runs] == ["succeeded"] * 3 + ["failed"]
+        runs.append(
+            executor.run_event(type="onSubmit", project_id="prom-dead", asset_id="c", label={})
+        )
+        assert [run["status"] for run in runs] == ["succeeded"] * 3 + ["failed", "dead"]
         prometheus.wait_value('up{job="plugin-executor"}', 1)
         per_plugin = 'sum(executor_plugin_runs_total{{plugin="{}", status="{}"}})'
         prometheus.wait_value(per_plugin.format("scraped-ok", "succeeded"), 3)
         prometheus.wait_value(per_plugin.format("scraped-fail", "failed"), 1)
         prometheus.wait_value('sum(executor_invocations_finished_total{status="failed"})', 1)
-        prometheus.wait_value('sum(executor_builds_total{status="ACTIVE"})', 2)
+        prometheus.wait_value(per_plugin.format("scraped-dead", "dead"), 1)
+        prometheus.wait_value('sum(executor_invocations_finished_total{status="dead"})', 1)
+        prometheus.wait_value('sum(executor_builds_total{status="ACTIVE"})', 3)
+        dead = prometheus.wait_firing("InvocationsDead")
+        assert dead["labels"] == {"alertname": "InvocationsDead", "severity": "critical"}
         prometheus.wait_value('sum(executor_invocations{status="queued"})', 0)
         prometheus.wait_value("max(executor_oldest_queued_seconds)", 0)
         for where, expr in {**rule_expressions(), **dashboard_expressions()}.items():
