@@ -5,7 +5,9 @@
 #      (merged into /etc/docker/daemon.json; a running dockerd reloads it on SIGHUP);
 #   3. dockerd started if not running;
 #   4. the runtime base image built (from ARG BASE when pullable, else a debootstrap rootfs);
-#   5. a virtualenv in .venv with the package and its dev tools installed.
+#   5. a virtualenv in .venv with the package and its dev tools installed;
+#   6. Debian's prometheus (promtool and the server the alert-rule tests start), its own
+#      service stopped and disabled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +80,20 @@ pg_sql() { (cd / && su postgres -c "psql -qtAc \"$1\""); }
 if [ "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname='executor'")" != "1" ]; then
   say "creating the PostgreSQL role 'executor' (password 'executor', loopback only)"
   pg_sql "CREATE ROLE executor LOGIN PASSWORD 'executor' CREATEDB"
+fi
+
+# The monitoring tests (tests/integration/test_prometheus.py) run promtool and start their
+# own Prometheus on a free loopback port; the package's service must not hold port 9090.
+if ! command -v promtool >/dev/null 2>&1; then
+  say "installing Prometheus (Debian's prometheus: promtool and the server)"
+  if [ -z "${APT_UPDATED:-}" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+if [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+else
+  $SUDO service prometheus stop >/dev/null 2>&1 || true
+  $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
 fi
 
 if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi

@@ -3,34 +3,56 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics"]
+from executor.statuses import TERMINAL_STATUSES, BuildStatus, InvocationStatus
+
+__all__ = ["Metrics", "QueueFigures"]
 
 DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
-class _StoreCollector(Collector):
-    """Invocations by current status (queue depth is ``status="queued"``), read at scrape."""
+@dataclass(frozen=True)
+class QueueFigures:
+    """What the store says at scrape time: invocations by status, the oldest queued one."""
 
-    def __init__(self, count_by_status: Callable[[], dict[str, int]]) -> None:
-        self._count_by_status = count_by_status
+    count_by_status: dict[str, int]
+    oldest_queued_at: datetime | None
+
+
+class _StoreCollector(Collector):
+    """Invocations by current status (queue depth is ``status="queued"``) and the age of the
+    oldest queued one, read at scrape (two indexed queries, see ``executor.store``)."""
+
+    def __init__(self, figures: Callable[[], QueueFigures]) -> None:
+        self._figures = figures
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self._figures()
         family = GaugeMetricFamily(
             "executor_invocations", "Invocations by current status", labels=["status"]
         )
-        for status, count in sorted(self._count_by_status().items()):
-            family.add_metric([status], count)
+        # Every status, 0 included: "queue depth is 0" must be a value, not a missing series.
+        for status in InvocationStatus:
+            family.add_metric([status], figures.count_by_status.get(status, 0))
         yield family
+        oldest = figures.oldest_queued_at
+        age = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        yield GaugeMetricFamily(
+            "executor_oldest_queued_seconds",
+            "Age of the oldest queued invocation (0 when none waits)",
+            value=max(age, 0.0),
+        )
 
 
 class Metrics:
-    def __init__(self, count_by_status: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, figures: Callable[[], QueueFigures]) -> None:
         self.registry = CollectorRegistry()
         self.events_received = Counter(
             "executor_events_received",
@@ -41,6 +63,14 @@ class Metrics:
             "executor_invocations_finished",
             "Invocations that reached a terminal status",
             ["status"],
+            registry=self.registry,
+        )
+        # Per plugin, for alerts and dashboards on one plugin's failure ratio; a plugin name
+        # is unique within its tenant only, hence both labels.
+        self.plugin_runs = Counter(
+            "executor_plugin_runs",
+            "Invocations that reached a terminal status, by tenant, plugin and status",
+            ["tenant", "plugin", "status"],
             registry=self.registry,
         )
         self.run_duration = Histogram(
@@ -82,7 +112,32 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
-        self.registry.register(_StoreCollector(count_by_status))
+        self.registry.register(_StoreCollector(figures))
+        self._plugins_seen: set[tuple[str, str]] = set()
+        self._start_known_series()
+
+    def _start_known_series(self) -> None:
+        """Export the label values known in advance at 0. Prometheus's ``increase()`` counts
+        nothing for a series that first appears already at 1: without this, the first dead
+        run or failed build after a start would never alert."""
+        for status in TERMINAL_STATUSES:
+            self.invocations_finished.labels(status)
+        for build_status in (BuildStatus.ACTIVE, BuildStatus.FAILED):
+            self.builds.labels(build_status)
+        for kind in ("warm", "cold"):
+            self.starts.labels(kind)
+        for gateway_status in ("200", "502", "504"):  # 502/504: the platform unreachable/slow
+            self.gateway_calls.labels(gateway_status)
+
+    def run_finished(self, tenant: str, plugin: str, status: str) -> None:
+        """Count one invocation that reached terminal ``status``, overall and per plugin
+        (a plugin's other statuses start at 0 with its first run, see _start_known_series)."""
+        self.invocations_finished.labels(status).inc()
+        if (tenant, plugin) not in self._plugins_seen:
+            self._plugins_seen.add((tenant, plugin))
+            for other in TERMINAL_STATUSES:
+                self.plugin_runs.labels(tenant, plugin, other)
+        self.plugin_runs.labels(tenant, plugin, status).inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, common, local, tenants
+from executor.cli import builds, common, local, scaffold, tenants
 from executor.cli.client import ApiClient
 from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.render import (
@@ -401,3 +401,4 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
 builds.register(app)
 tenants.register(app)
 local.register(app)
+scaffold.register(app)

@@ -173,7 +173,9 @@ class Dispatcher:
         for invocation in expired:
             if invocation.status == InvocationStatus.DEAD:
                 log.warning("invocation %s: %s", invocation.id, invocation.error)
-                self.metrics.invocations_finished.labels(InvocationStatus.DEAD).inc()
+                self.metrics.run_finished(
+                    invocation.tenant_id, invocation.plugin_name, InvocationStatus.DEAD
+                )
         if len(requeued) < len(expired):
             self.on_logs_written()  # live followers of those runs learn that they ended
 

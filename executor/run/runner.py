@@ -433,7 +433,7 @@ class InvocationRunner:
         if row is None:
             log.warning("invocation %s: lease lost, result not recorded", invocation.id)
             return
-        self.metrics.invocations_finished.labels(status).inc()
+        self.metrics.run_finished(row.tenant_id, row.plugin_name, status)
         if row.duration_ms is not None:
             self.metrics.run_duration.observe(row.duration_ms / 1000)
         if row.handler_started_at is not None:

@@ -12,7 +12,7 @@ from executor.build.builder import Builder
 from executor.engine import Engine
 from executor.errors import Conflict, ExecutorError
 from executor.gateway.server import Gateway
-from executor.metrics import Metrics
+from executor.metrics import Metrics, QueueFigures
 from executor.notify import Notifier
 from executor.run.dispatcher import Dispatcher
 from executor.schemas import EventIn
@@ -63,7 +63,7 @@ class ExecutorService:
         self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
         self.db = Database(settings.resolved_database_url)
         self.engine = engine or Engine()
-        self.metrics = Metrics(self._count_by_status)
+        self.metrics = Metrics(self._queue_figures)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
         self.builder.on_active.append(self.image_gc.collect)
@@ -126,9 +126,12 @@ class ExecutorService:
         self.dispatcher.wake()
         return copy
 
-    def _count_by_status(self) -> dict[str, int]:
+    def _queue_figures(self) -> QueueFigures:
         with self.db.session() as session:
-            return invocation_store.count_by_status(session)
+            return QueueFigures(
+                invocation_store.count_by_status(session),
+                invocation_store.oldest_queued_at(session),
+            )
 
     def start(self) -> None:
         self.db.migrate()

@@ -39,6 +39,7 @@ __all__ = [
     "list_invocations",
     "mark_handler_started",
     "note_output_read",
+    "oldest_queued_at",
     "plugin_deleted",
     "renew_leases",
     "replay",
@@ -260,6 +261,13 @@ def count_by_status(session: Session) -> dict[str, int]:
         select(Invocation.status, func.count()).group_by(Invocation.status)
     ).all()
     return {str(status): int(count) for status, count in rows}
+
+
+def oldest_queued_at(session: Session) -> datetime | None:
+    """When the longest-waiting queued invocation was queued (index ``status, queued_at``)."""
+    return session.scalar(
+        select(func.min(Invocation.queued_at)).where(Invocation.status == InvocationStatus.QUEUED)
+    )
 
 
 def replay(

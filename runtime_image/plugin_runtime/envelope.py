@@ -80,6 +80,12 @@ def _parse_event(doc: dict[str, Any]) -> Event:
     )
 
 
+def event_from_dict(event: dict[str, Any]) -> Event:
+    """An event as the envelope's ``event`` field holds it (``type``, ``asset_id``,
+    ``label``, ``payload``), checked the same way; other keys are ignored."""
+    return _parse_event({"event": event})
+
+
 def _parse_api(doc: dict[str, Any]) -> ApiAccess:
     api = _object(doc, "api", "", required=True)
     url = _get(api, "url", "api.", (str,), required=True)

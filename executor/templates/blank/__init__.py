@@ -1,0 +1,1 @@
+"""Template data (see executor/templates/__init__.py), not a module to import."""
