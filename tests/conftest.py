@@ -203,7 +203,9 @@ def stop_server(running: RunningServer, server: uvicorn.Server, thread: threadin
 
         tags = [t for t in session.scalars(select(PluginVersion.image_tag)) if t]
     server.should_exit = True
-    thread.join(60)
+    # A server still stopping would leave its engine connections open: wait it out.
+    thread.join(600)
+    assert not thread.is_alive(), "the executor server did not stop"
     for tag in tags:
         with contextlib.suppress(docker.errors.ImageNotFound):
             running.docker_client.images.remove(tag, force=True)

@@ -125,6 +125,7 @@ class Sandbox:
         labels = {INVOCATION_LABEL: invocation_id} if invocation_id else {POOL_LABEL: pool}
         since = time.monotonic()
         container_id = self._create(image, labels, profile)
+        sock = None
         try:
             since = self._phase("create", since)
             # Attached before start: nothing the container writes is lost, even while pooled.
@@ -134,6 +135,8 @@ class Sandbox:
                 self.engine.api.start(container_id)
             self._phase("start", since)
         except BaseException:
+            if sock is not None:  # else its connection lives on until garbage collection
+                close_attached(sock)
             self._remove_quietly(container_id)
             raise
         return StartedContainer(container_id, sock, profile, image)
