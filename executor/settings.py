@@ -241,6 +241,20 @@ class Settings(BaseSettings):
 
     _check_url = field_validator("platform_api_url")(check_platform_url)
 
+    # --- webhooks (docs/webhooks.md)
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (or host:port) webhooks may reach although they resolve to a "
+        "loopback, link-local, private, unspecified or multicast address, JSON: "
+        '["hooks.lan:8443"].',
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Time limit of each step (connect, send, each read) of a delivery."
+    )
+    webhook_max_attempts: int = Field(
+        5, ge=1, description="Deliveries of one event on 5xx, timeouts and connection errors."
+    )
+
     # --- logs: live follow and retention
     log_follow_poll_s: float = Field(
         1.0, gt=0, description="Idle log stream re-reads the store (writes by other processes)."

@@ -22,6 +22,7 @@ from executor.api.routes import (
     plugins,
     projects,
     tenants,
+    webhooks,
 )
 from executor.service.wiring import ExecutorService
 
@@ -56,7 +57,18 @@ def create_app(service: ExecutorService) -> FastAPI:
     )
     # Added last, so outermost: every answer, a 413 included, carries the request id.
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, plugins, projects, events, invocations, logs, metrics, tenants, audit):
+    for module in (
+        health,
+        plugins,
+        webhooks,
+        projects,
+        events,
+        invocations,
+        logs,
+        metrics,
+        tenants,
+        audit,
+    ):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     return app

@@ -18,6 +18,7 @@ from executor.run.dispatcher import Dispatcher
 from executor.schemas import EventIn
 from executor.service.catalog import Catalog
 from executor.service.events import Ingested, ingest_event
+from executor.service.webhooks import Webhooks
 from executor.settings import Settings
 from executor.store import audit as audit_store
 from executor.store import invocations as invocation_store
@@ -68,6 +69,7 @@ class ExecutorService:
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
         self.builder.on_active.append(self.image_gc.collect)
         self.catalog = Catalog(self.db, self.builder)
+        self.webhooks = Webhooks(self.db, settings, self.audit)
         self.gateway = Gateway(
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
         )
