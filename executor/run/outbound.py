@@ -95,9 +95,10 @@ def parse_url(raw: str, field: str = "webhook_url") -> httpx.URL:
         raise WebhookRejected(f"{field} is longer than {MAX_URL_CHARS} characters", field=field)
     try:
         url = httpx.URL(raw)
-    except httpx.InvalidURL as exc:
+        host = url.host  # decoded here: an IDNA error (a ValueError) is raised now
+    except (httpx.InvalidURL, ValueError) as exc:
         raise WebhookRejected(f"{field} {raw[:200]!r} is not a URL: {exc}", field=field) from exc
-    if url.scheme not in DEFAULT_PORTS or not url.host:
+    if url.scheme not in DEFAULT_PORTS or not host:
         raise WebhookRejected(
             f"{field} {raw[:200]!r} must be an http:// or https:// URL with a host", field=field
         )
@@ -121,7 +122,7 @@ def pin(
     port = url.port or DEFAULT_PORTS[url.scheme]
     try:
         addresses = resolver(url.host, port)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, ValueError) as exc:  # a name the resolver cannot encode: ValueError
         raise AddressRefused(
             f"{field}: host {url.host!r} does not resolve ({exc}): use a name this executor "
             "can resolve",

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from executor.errors import AddressRefused
+from executor.errors import WebhookRejected
 from executor.metrics import Metrics
 from executor.run.outbound import AllowList, PinnedTarget, pin
 from executor.run.output import OutputLine
@@ -166,8 +166,8 @@ class WebhookDeliverer:
         body = WebhookDocument.of(invocation, event).body()
         try:
             target = pin(webhook.url, self.allowed)
-        except AddressRefused as exc:
-            delivery = Delivery(InvocationStatus.FAILED, f"address_refused: {exc.message}")
+        except WebhookRejected as exc:  # AddressRefused: not sent, and not retried
+            delivery = Delivery(InvocationStatus.FAILED, f"{exc.code}: {exc.message}")
         else:
             delivery = self._post(target, body, webhook)
         shown = visible_url(httpx.URL(webhook.url))

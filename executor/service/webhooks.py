@@ -153,12 +153,13 @@ class Webhooks:
 
     def _save(self, caller: Caller, name: str, receiver: Webhook, *, created: bool) -> WebhookSaved:
         check_name(name)
-        pin(receiver.url, self.allowed)  # the address is checked again at each delivery
         if receiver.header is not None:
             _printable(receiver.header, "header", MAX_HEADER_CHARS)
         receiver.handler_types = check_handler_types(receiver.handler_types)
         matcher = receiver.event_matcher
         receiver.event_matcher = None if matcher is None else check_event_matcher(matcher)
+        # Last: the only check that asks the resolver. Checked again at each delivery.
+        pin(receiver.url, self.allowed)
         events = list(dict.fromkeys([*receiver.handler_types, *(receiver.event_matcher or [])]))
         with self.db.session() as session:
             quotas = quotas_for(tenant_store.get_tenant(session, caller.tenant_id), self.settings)

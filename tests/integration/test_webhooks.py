@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import RunningServer, ServerFactory
+from tests.integration.webhook_receiver import Receiver, serve_receiver
 
 pytestmark = pytest.mark.docker
 
@@ -26,70 +24,10 @@ ATTEMPTS = 3  # EXECUTOR_WEBHOOK_MAX_ATTEMPTS of the server under test
 SIGNATURE = "X-Executor-Signature"
 
 
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on loopback that records every request; paths choose its answer:
-    ``/ok``, ``/flaky/<n>`` (503 n times, then 200), ``/redirect`` (302 to ``/target``),
-    ``/hang`` (answers only when the test ends)."""
-
-    port: int = 0
-    requests: list[Received] = field(default_factory=list)
-    released: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def hits(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.path == path]
-
-    def answer(self, path: str) -> tuple[int, dict[str, str]]:
-        if path.startswith("/flaky/"):
-            failures = int(path.rsplit("/", 1)[1])
-            return (503 if len(self.hits(path)) <= failures else 200), {}
-        if path == "/redirect":
-            return 302, {"Location": f"http://127.0.0.1:{self.port}/target"}
-        if path == "/hang":
-            self.released.wait()
-        return 200, {}
-
-
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with receiver.lock:
-                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
-            status, headers = receiver.answer(self.path)
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(found))
-    httpd.daemon_threads = True
-    found.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    found.released.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_receiver() as serving:
+        yield serving
 
 
 def _settings(receiver: Receiver, **overrides: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class WebhookIn(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
-    """Body of PATCH /v1/webhooks/{name}: each field left out keeps its value; ``header``
+    """Body of PATCH /v1/webhooks/{webhook}: each field left out keeps its value; ``header``
     "" removes the header."""
 
     model_config = ConfigDict(extra="forbid")
@@ -80,15 +80,15 @@ def create_webhook(body: WebhookIn, caller: PluginsWrite, service: ServiceDep) -
     return _public(saved)
 
 
-@router.patch("/{name}", response_model=WebhookPublic)
+@router.patch("/{webhook}", response_model=WebhookPublic)
 def update_webhook(
-    name: str, body: WebhookUpdate, caller: PluginsWrite, service: ServiceDep
+    webhook: str, body: WebhookUpdate, caller: PluginsWrite, service: ServiceDep
 ) -> WebhookPublic:
     """A new version of the webhook with the fields given changed (the signing secret stays)."""
     saved = service.webhooks.update_webhook(
         caller,
         new_webhook_url=body.webhook_url,
-        plugin_name=name,
+        plugin_name=webhook,
         new_header=body.header,
         handler_types=body.handler_types,
         event_matcher=body.event_matcher,
