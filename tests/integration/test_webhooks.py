@@ -273,3 +273,35 @@ def test_name_resolving_to_loopback_is_refused_at_connect_time(
     assert run["error"].startswith("address_refused: webhook_url: host 'localhost' resolves to ")
     assert "loopback address" in run["error"]
     assert receiver.hits("/rebound") == []
+
+
+def test_a_webhook_is_deleted_like_a_plugin(hooks: RunningServer, receiver: Receiver) -> None:
+    run = hook_run(hooks, receiver, "deleted", "/ok")
+    assert run["status"] == "succeeded", run
+    assert hooks.api.delete("/v1/plugins/deleted").status_code == 204
+    assert "deleted" not in {p["name"] for p in hooks.api.get("/v1/plugins").json()}
+    missing = hooks.api.patch("/v1/webhooks/deleted", json={})
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    kept = hooks.api.get(f"/v1/invocations/{run['id']}").json()
+    assert kept["plugin_deleted_at"] is not None and kept["http_status"] == 200
+    again = create(hooks, "deleted", f"http://127.0.0.1:{receiver.port}/ok")
+    assert again["version"] == 1  # the name is free at once
+
+
+def test_code_cannot_be_uploaded_under_a_webhook_name(
+    hooks: RunningServer, receiver: Receiver
+) -> None:
+    create(hooks, "url-only", f"http://127.0.0.1:{receiver.port}/ok")
+    before = _state(hooks)
+    source = (
+        b"from plugin_runtime import PluginCore\n"
+        b"class PluginHandler(PluginCore):\n"
+        b"    def on_submit(self, label, asset_id):\n"
+        b"        pass\n"
+    )
+    upload = hooks.api.post(
+        "/v1/plugins", data={"name": "url-only"}, files={"file": ("main.py", source)}
+    )
+    assert upload.status_code == 409, upload.text
+    assert upload.json()["message"].startswith("'url-only' is a webhook plugin, not a code one")
+    assert _state(hooks) == before
