@@ -291,6 +291,22 @@ class Settings(BaseSettings):
     url: str = Field("http://127.0.0.1:8700", description="Server URL the CLI talks to.")
     api_key: SecretStr | None = Field(None, description="API key the CLI sends.")
 
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _hosts_only(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            parts = urlsplit(f"http://{entry}")
+            try:
+                parts.port  # noqa: B018 -- reading it validates it
+            except ValueError as exc:
+                raise ValueError(f"webhook allowed host {entry!r}: {exc}") from exc
+            if not parts.hostname or parts.path or parts.query or parts.username:
+                raise ValueError(
+                    f"webhook allowed host {entry!r} is not a host or host:port "
+                    "(e.g. hooks.lan, hooks.lan:8443, [fd00::1]:443)"
+                )
+        return entries
+
     @field_validator("build_network")
     @classmethod
     def _not_host_network(cls, value: str) -> str:

@@ -34,7 +34,7 @@ from executor.store import webhooks as webhook_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, Webhook, utcnow
 
-__all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "WebhookDocument", "sign"]
+__all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "WebhookDocument", "answered", "sign"]
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,13 @@ class Delivery:
     retryable: bool = False
 
 
-def _answered(response: httpx.Response, elapsed_ms: int) -> Delivery:
+def answered(response: httpx.Response, elapsed_ms: int) -> Delivery:
+    """What the receiver's answer means for the delivery (its body is never read)."""
     code = response.status_code
     said = f"HTTP {code} {response.reason_phrase} in {elapsed_ms} ms"
     if response.is_success:
         return Delivery(InvocationStatus.SUCCEEDED, said, code)
-    if response.is_redirect:
+    if 300 <= code < 400:  # any 3xx: never followed (it could lead anywhere)
         location = response.headers.get("Location", "(no Location header)")
         return Delivery(
             InvocationStatus.FAILED,
@@ -194,7 +195,7 @@ class WebhookDeliverer:
                 headers=headers,
                 extensions=target.extensions,
             ) as response:
-                return _answered(response, int((time.monotonic() - started) * 1000))
+                return answered(response, int((time.monotonic() - started) * 1000))
         except httpx.TimeoutException as exc:
             return Delivery(
                 InvocationStatus.TIMED_OUT,

@@ -7,11 +7,14 @@ import hashlib
 import hmac
 import ipaddress
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
 from executor.errors import AddressRefused, WebhookRejected
 from executor.run.outbound import AllowList, address_class, pin
-from executor.run.webhook import sign
+from executor.run.webhook import answered, sign
+from executor.settings import Settings
 
 NOTHING_ALLOWED = AllowList.parse([])
 
@@ -123,3 +126,35 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
     body = b'{"eventType":"onSubmit"}'
     expected = hmac.new(b"whsec_k", b"1700000000." + body, hashlib.sha256).hexdigest()
     assert sign("whsec_k", 1700000000, body) == f"t=1700000000,v1={expected}"
+
+
+@pytest.mark.parametrize(
+    ("code", "headers", "status", "retried", "says"),
+    [
+        (204, {}, "succeeded", False, "HTTP 204 No Content in 7 ms"),
+        (
+            301,
+            {"Location": "https://elsewhere/"},
+            "failed",
+            False,
+            "redirect to https://elsewhere/",
+        ),
+        (304, {}, "failed", False, "redirect to (no Location header) not followed"),
+        (404, {}, "failed", False, "HTTP 404 Not Found in 7 ms"),
+        (429, {}, "failed", True, "HTTP 429 Too Many Requests in 7 ms"),
+        (503, {}, "failed", True, "HTTP 503 Service Unavailable in 7 ms"),
+    ],
+)
+def test_what_an_answer_means(
+    code: int, headers: dict[str, str], status: str, retried: bool, says: str
+) -> None:
+    delivery = answered(httpx.Response(code, headers=headers), 7)
+    assert (delivery.status, delivery.retryable, delivery.http_status) == (status, retried, code)
+    assert says in delivery.summary
+
+
+@pytest.mark.parametrize("entry", ["http://hooks.lan/", "hooks.lan/path", "hooks.lan:99999", ""])
+def test_allowed_hosts_setting_takes_hosts_only(entry: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(webhook_allowed_hosts=[entry])
+    assert f"webhook allowed host {entry!r}" in str(refused.value)
