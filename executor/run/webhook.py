@@ -139,10 +139,14 @@ class WebhookDeliverer:
         self.policy = RetryPolicy(
             settings.webhook_max_attempts, settings.retry_base_s, settings.retry_max_s
         )
-        # No proxies or .netrc from the environment, no redirects, no connection reuse
-        # across pinned addresses beyond what the pool keys on (scheme, address, port).
+        # No proxies or .netrc from the environment, no redirects, and no kept connections:
+        # the pool keys on the pinned address, so a TLS connection opened (and verified) for
+        # one name must not carry a request for another name on the same address.
         self.client = httpx.Client(
-            timeout=settings.webhook_timeout_s, follow_redirects=False, trust_env=False
+            timeout=settings.webhook_timeout_s,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def close(self) -> None:
