@@ -249,7 +249,9 @@ class Settings(BaseSettings):
         '["hooks.lan:8443"].',
     )
     webhook_timeout_s: float = Field(
-        10.0, gt=0, description="Time limit of each step (connect, send, each read) of a delivery."
+        10.0,
+        gt=0,
+        description="Time limit of one delivery: connecting, sending and the answer's head.",
     )
     webhook_max_attempts: int = Field(
         5, ge=1, description="Deliveries of one event on 5xx, timeouts and connection errors."

@@ -8,10 +8,13 @@ never followed (the attempt fails naming its ``Location``); any other answer is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +117,50 @@ def answered(response: httpx.Response, elapsed_ms: int) -> Delivery:
     return Delivery(InvocationStatus.FAILED, said, code, retryable)
 
 
+class Watchdog:
+    """The time limit of a whole delivery: when it passes, the delivery's socket is shut
+    down, so a receiver that keeps each read within the per-step timeout (a byte now and
+    then) is cut off too. Its ``trace`` is the request's httpx ``trace`` extension."""
+
+    CONNECTED = "connection.connect_tcp.complete"
+
+    def __init__(self, limit_s: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(limit_s, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        stream = info.get("return_value") if event == self.CONNECTED else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+                fired = self.fired
+            if fired:
+                self._shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed: nothing left to cut off
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def visible_url(url: httpx.URL) -> str:
     """The URL without its query (which may hold a credential), for logs."""
     return str(url.copy_with(query=None))
@@ -192,26 +239,34 @@ class WebhookDeliverer:
         started = time.monotonic()
         try:
             # Streamed and closed unread: a receiver's answer body is never loaded.
-            with self.client.stream(
-                "POST",
-                target.request_url,
-                content=body,
-                headers=headers,
-                extensions=target.extensions,
-            ) as response:
+            with (
+                Watchdog(self.timeout_s) as watchdog,
+                self.client.stream(
+                    "POST",
+                    target.request_url,
+                    content=body,
+                    headers=headers,
+                    extensions={**target.extensions, "trace": watchdog.trace},
+                ) as response,
+            ):
                 return answered(response, int((time.monotonic() - started) * 1000))
         except httpx.TimeoutException as exc:
-            return Delivery(
-                InvocationStatus.TIMED_OUT,
-                f"timed out ({type(exc).__name__}) after {self.timeout_s:g} s at {target.address}",
-                retryable=True,
-            )
+            return self._timed_out(type(exc).__name__, target)
         except httpx.TransportError as exc:
+            if watchdog.fired:
+                return self._timed_out("the delivery's time limit", target)
             return Delivery(
                 InvocationStatus.FAILED,
                 f"connection to {target.address} failed: {type(exc).__name__}: {exc}"[:500],
                 retryable=True,
             )
+
+    def _timed_out(self, what: str, target: PinnedTarget) -> Delivery:
+        return Delivery(
+            InvocationStatus.TIMED_OUT,
+            f"timed out ({what}) after {self.timeout_s:g} s at {target.address}",
+            retryable=True,
+        )
 
     def _conclude(self, invocation: Invocation, writer: RunLogWriter, delivery: Delivery) -> None:
         if delivery.retryable and invocation.attempt < self.policy.max_attempts:

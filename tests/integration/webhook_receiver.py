@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Received", "Receiver", "serve_receiver"]
+__all__ = ["TRICKLE_S", "Received", "Receiver", "serve_receiver"]
+
+TRICKLE_S = 0.2
 
 
 @dataclass
@@ -23,7 +25,8 @@ class Received:
 class Receiver:
     """An HTTP server on loopback that records every request; paths choose its answer:
     ``/ok``, ``/flaky/<n>`` (503 n times, then 200), ``/redirect`` (302 to ``/target``),
-    ``/hang`` (answers only when the test ends)."""
+    ``/hang`` (answers only when the test ends), ``/trickle`` (a header line every
+    ``TRICKLE_S``, the head never ends)."""
 
     port: int = 0
     requests: list[Received] = field(default_factory=list)
@@ -51,12 +54,24 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with receiver.lock:
                 receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+            if self.path == "/trickle":
+                self.trickle()
+                return
             status, headers = receiver.answer(self.path)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def trickle(self) -> None:
+            """A status line, then a header line now and then, never the end of the head."""
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            while not receiver.released.wait(TRICKLE_S):
+                try:
+                    self.wfile.write(b"X-Slow: still here\r\n")
+                except OSError:  # the executor cut it off
+                    return
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
