@@ -21,6 +21,8 @@ to do next::
     ├── LimitExceeded             422 limit_exceeded    (per-plugin limits: field, maximum)
     ├── EventTooDeep              422 event_too_deep    (nesting of an event: field, maximum)
     ├── InvalidUnicode            422 invalid_unicode   (a string no plugin could get: field)
+    ├── WebhookRejected           422 webhook_rejected  (a webhook setting: field)
+    │   └── AddressRefused        422 address_refused   (receiver not allowed: field, address)
     ├── BuildFailed               build of a plugin version failed
     └── SandboxError              the engine could not run a container (infrastructure)
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AddressRefused",
     "BuildFailed",
     "Conflict",
     "EventTooDeep",
@@ -48,6 +51,7 @@ __all__ = [
     "SandboxError",
     "TooManyBuckets",
     "UploadTooLarge",
+    "WebhookRejected",
 ]
 
 
@@ -205,6 +209,32 @@ class InvalidUnicode(ExecutorError):
     def __init__(self, message: str | None = None, *, field: str) -> None:
         super().__init__(message, field=field)
         self.field = field
+
+
+class WebhookRejected(ExecutorError):
+    """A webhook setting is not valid: fix the field named."""
+
+    code = "webhook_rejected"
+    status_code = 422
+
+    def __init__(self, message: str | None = None, *, field: str) -> None:
+        super().__init__(message, field=field)
+        self.field = field
+
+
+class AddressRefused(WebhookRejected):
+    """The receiver's address is not one the executor may send to: use a public address, or
+    ask the operator to list the host in EXECUTOR_WEBHOOK_ALLOWED_HOSTS."""
+
+    code = "address_refused"
+
+    def __init__(
+        self, message: str | None = None, *, field: str = "webhook_url", address: str | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        if address is not None:
+            self.details["address"] = address
+        self.address = address
 
 
 class BuildFailed(ExecutorError):

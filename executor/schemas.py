@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from executor.bounds import MAX_INT64
-from executor.statuses import BuildStatus, InvocationStatus, Scope
+from executor.statuses import BuildStatus, InvocationStatus, PluginKind, Scope
 
 __all__ = [
     "ActivationIn",
@@ -135,6 +135,7 @@ class VersionPublic(BaseModel):
 
 class PluginSummary(BaseModel):
     name: str
+    kind: PluginKind = Field(description="code (built and run in containers), or webhook.")
     created_at: datetime
     latest_version: int | None
     status: str | None
@@ -193,6 +194,9 @@ class InvocationPublic(BaseModel):
     executor: str | None = Field(description="The executor process that holds or held the run.")
     plugin_deleted_at: datetime | None = Field(
         description="When the plugin this run belongs to was deleted (the run is kept)."
+    )
+    http_status: int | None = Field(
+        None, description="A webhook delivery: the receiver's HTTP status (latest attempt)."
     )
 
 

@@ -241,6 +241,22 @@ class Settings(BaseSettings):
 
     _check_url = field_validator("platform_api_url")(check_platform_url)
 
+    # --- webhooks (docs/webhooks.md)
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (or host:port) webhooks may reach although they resolve to a "
+        "loopback, link-local, private, unspecified or multicast address, JSON: "
+        '["hooks.lan:8443"].',
+    )
+    webhook_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time limit of one delivery: connecting, sending and the answer's head.",
+    )
+    webhook_max_attempts: int = Field(
+        5, ge=1, description="Deliveries of one event on 5xx, timeouts and connection errors."
+    )
+
     # --- logs: live follow and retention
     log_follow_poll_s: float = Field(
         1.0, gt=0, description="Idle log stream re-reads the store (writes by other processes)."
@@ -276,6 +292,22 @@ class Settings(BaseSettings):
     # --- CLI client
     url: str = Field("http://127.0.0.1:8700", description="Server URL the CLI talks to.")
     api_key: SecretStr | None = Field(None, description="API key the CLI sends.")
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _hosts_only(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            parts = urlsplit(f"http://{entry}")
+            try:
+                parts.port  # noqa: B018 -- reading it validates it
+            except ValueError as exc:
+                raise ValueError(f"webhook allowed host {entry!r}: {exc}") from exc
+            if not parts.hostname or parts.path or parts.query or parts.username:
+                raise ValueError(
+                    f"webhook allowed host {entry!r} is not a host or host:port "
+                    "(e.g. hooks.lan, hooks.lan:8443, [fd00::1]:443)"
+                )
+        return entries
 
     @field_validator("build_network")
     @classmethod

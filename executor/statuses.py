@@ -13,6 +13,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "BuildStatus",
     "InvocationStatus",
+    "PluginKind",
     "Scope",
 ]
 
@@ -49,6 +50,14 @@ class BuildStatus(enum.StrEnum):
     DEPLOYING = "DEPLOYING"
     ACTIVE = "ACTIVE"
     FAILED = "FAILED"
+
+
+class PluginKind(enum.StrEnum):
+    """What a plugin is: code built into an image and run in a container, or a webhook (a
+    URL each matching event is POSTed to)."""
+
+    CODE = "code"
+    WEBHOOK = "webhook"
 
 
 class Scope(enum.StrEnum):

@@ -23,6 +23,7 @@ from executor.api.routes import (
     projects,
     stats,
     tenants,
+    webhooks,
 )
 from executor.service.wiring import ExecutorService
 
@@ -60,6 +61,7 @@ def create_app(service: ExecutorService) -> FastAPI:
     for module in (
         health,
         plugins,
+        webhooks,
         projects,
         events,
         invocations,

@@ -73,6 +73,7 @@ def plugin_summary(plugin: Plugin, projects: list[str]) -> PluginSummary:
     latest = plugin.versions[-1] if plugin.versions else None
     return PluginSummary(
         name=plugin.name,
+        kind=plugin.kind,
         created_at=plugin.created_at,
         latest_version=latest.number if latest else None,
         status=latest.status if latest else None,
@@ -120,6 +121,7 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         replay_of=invocation.replay_of,
         executor=invocation.lease_owner,
         plugin_deleted_at=invocation.plugin_deleted_at,
+        http_status=invocation.http_status,
         gateway_calls=[
             GatewayCallPublic(
                 at=call.created_at,

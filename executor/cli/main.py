@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, common, local, scaffold, tenants
+from executor.cli import builds, common, local, scaffold, tenants, webhooks
 from executor.cli.client import ApiClient
 from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.render import (
@@ -152,8 +152,11 @@ def list_plugins(as_json: JsonOpt = False) -> None:
         return
     print_table(
         "Plugins",
-        ["name", "version", "status", "projects"],
-        ([p["name"], p["latest_version"], p["status"], ", ".join(p["projects"])] for p in plugins),
+        ["name", "kind", "version", "status", "projects"],
+        (
+            [p["name"], p["kind"], p["latest_version"], p["status"], ", ".join(p["projects"])]
+            for p in plugins
+        ),
     )
 
 
@@ -400,5 +403,6 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
 
 builds.register(app)
 tenants.register(app)
+webhooks.register(app)
 local.register(app)
 scaffold.register(app)

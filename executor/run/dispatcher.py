@@ -22,10 +22,12 @@ from executor.run.recovery import reconcile, sweep_orphans
 from executor.run.runner import InvocationRunner
 from executor.run.sandbox import Sandbox
 from executor.run.warm_pool import WarmPool
+from executor.run.webhook import WebhookDeliverer
 from executor.settings import Settings
 from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
+from executor.store import webhooks as webhook_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
 
@@ -88,6 +90,7 @@ class Dispatcher:
             self._handing_back.is_set,
             on_logs_written,
         )
+        self.deliverer = WebhookDeliverer(db, settings, metrics, self.owner, on_logs_written)
         self.limits = invocation_store.ClaimLimits(
             per_plugin=settings.max_runs_per_plugin,
             per_project=settings.max_runs_per_project,
@@ -134,6 +137,7 @@ class Dispatcher:
             self._hand_back()
         self._pool.shutdown(wait=True)
         self.pool.stop()
+        self.deliverer.close()
 
     def _hand_back(self) -> None:
         self._handing_back.set()
@@ -188,8 +192,14 @@ class Dispatcher:
             claimed = invocation_store.claim(
                 session, self.owner, slots, self.settings.lease_s, self.limits
             )
+            # A webhook's invocations go to the deliverer, not to a container.
+            webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])
         for invocation in claimed:
-            self._submit(self.runner.run, invocation)
+            webhook = webhooks.get(invocation.version_id)
+            if webhook is None:
+                self._submit(self.runner.run, invocation)
+            else:
+                self._submit(self.deliverer.deliver, invocation, webhook)
 
     def _submit(self, fn: Callable[..., None], invocation: Invocation, *args: object) -> None:
         # Submitted under the lock: the job's own removal (which takes the lock) comes after.

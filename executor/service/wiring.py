@@ -19,6 +19,7 @@ from executor.schemas import EventIn
 from executor.service.audit import record
 from executor.service.catalog import Catalog
 from executor.service.events import Ingested, ingest_event
+from executor.service.webhooks import Webhooks
 from executor.settings import Settings
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
@@ -71,6 +72,7 @@ class ExecutorService:
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
         )
         self.catalog = Catalog(self.db, self.builder, self.limiter)
+        self.webhooks = Webhooks(self.db, settings, self.audit)
         self.gateway = Gateway(
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
         )

@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from executor.errors import Conflict, NotFound, QuotaExceeded
-from executor.statuses import BuildStatus, InvocationStatus
+from executor.statuses import BuildStatus, InvocationStatus, PluginKind
 from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
 
 __all__ = [
@@ -72,11 +72,13 @@ def add_version(
     requirements: str,
     source_sha256: str,
     source: bytes,
+    kind: PluginKind = PluginKind.CODE,
 ) -> PluginVersion:
-    """Create the tenant's plugin if needed and add its next version, status DEPLOYING.
+    """Create the tenant's plugin (of ``kind``) if needed and add its next version, status
+    DEPLOYING.
 
     QuotaExceeded when the tenant has ``max_plugins`` plugins, or the plugin ``max_versions``
-    versions (the tenant's quotas).
+    versions (the tenant's quotas); Conflict when the name is a plugin of another kind.
     """
     plugin = session.scalar(
         select(Plugin).where(Plugin.tenant_id == tenant_id, Plugin.name == name)
@@ -89,9 +91,14 @@ def add_version(
                 quota="max_plugins",
                 limit=max_plugins,
             )
-        plugin = Plugin(tenant_id=tenant_id, name=name)
+        plugin = Plugin(tenant_id=tenant_id, name=name, kind=kind)
         session.add(plugin)
         session.flush()
+    elif plugin.kind != kind:
+        raise Conflict(
+            f"{name!r} is a {plugin.kind} plugin, not a {kind} one: choose another name, or "
+            "delete it first"
+        )
     versions = _count(session, select(func.count()).where(PluginVersion.plugin_id == plugin.id))
     if versions >= max_versions:
         raise QuotaExceeded(

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from executor.statuses import BuildStatus, InvocationStatus
+from executor.statuses import BuildStatus, InvocationStatus, PluginKind
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -40,6 +40,7 @@ __all__ = [
     "PluginVersion",
     "Project",
     "Tenant",
+    "Webhook",
     "new_id",
     "utcnow",
 ]
@@ -156,6 +157,7 @@ class Plugin(Base):
     current_version_id: Mapped[str | None] = mapped_column(String(36), default=None)
     # Per-plugin sandbox overrides (executor.run.limits.PluginLimits); None: the operator's.
     limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    kind: Mapped[str] = mapped_column(String(16), default=PluginKind.CODE.value)
 
     versions: Mapped[list[PluginVersion]] = relationship(
         back_populates="plugin", order_by="PluginVersion.number", cascade="all, delete-orphan"
@@ -190,6 +192,23 @@ class PluginVersion(Base):
     image_removed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     plugin: Mapped[Plugin] = relationship(back_populates="versions")
+
+
+class Webhook(Base):
+    """Where a webhook version's events go. ``header`` (the Authorization value sent) and
+    ``signing_secret`` are secrets: never logged, never returned in full."""
+
+    __tablename__ = "webhooks"
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("plugin_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    header: Mapped[str | None] = mapped_column(Text, default=None)
+    signing_secret: Mapped[str] = mapped_column(String(100))
+    # As given (Kili's arguments); the version's ``handlers`` hold both, for event matching.
+    handler_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    event_matcher: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
 
 class Activation(Base):
@@ -273,6 +292,8 @@ class Invocation(Base):
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     replay_of: Mapped[str | None] = mapped_column(String(36), default=None)
     plugin_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A webhook delivery's HTTP response status (None: a container run, or no response).
+    http_status: Mapped[int | None] = mapped_column(Integer, default=None)
 
     # Loaded with the invocation (one extra query) since every presenter shows them.
     gateway_calls: Mapped[list[GatewayCall]] = relationship(

@@ -23,6 +23,7 @@ from tests.integration.processes import (
 from tests.output_migration import check_old_rows_gain_the_output_columns
 from tests.runs_migration import check_runs_outlive_their_plugin
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
+from tests.webhook_migration import check_old_plugins_are_code_and_webhooks_come_and_go
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=executor password=executor dbname=postgres"
 EVENTS = 500
@@ -110,5 +111,13 @@ def test_output_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
     database = Database(postgres_url)
     try:
         check_old_rows_gain_the_output_columns(database)
+    finally:
+        database.dispose()
+
+
+def test_webhook_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_plugins_are_code_and_webhooks_come_and_go(database)
     finally:
         database.dispose()

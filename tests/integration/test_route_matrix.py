@@ -38,6 +38,7 @@ pytestmark = pytest.mark.docker
 PUBLIC = {"/healthz", "/readyz"}
 PUBLIC_PAGES = ["/openapi.json", "/docs", "/redoc", "/ui/"]
 PROJECT = "matrix-project"
+PUBLIC_HOOK = "http://93.184.216.34/hook"
 # Request bodies by OpenAPI schema name (multipart uploads: the form fields and file).
 BODIES: dict[str, dict[str, Any]] = {
     "ActivationIn": {"json": {}},
@@ -45,6 +46,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "PluginLimits": {"json": {}},
     "TenantIn": {"json": {"name": "matrix-made"}},
     "KeyIn": {"json": {"name": "matrix", "scopes": ["plugins:read"]}},
+    # A public address literal: checked without a resolver, and nothing is sent at create.
+    "WebhookIn": {"json": {"webhook_url": PUBLIC_HOOK, "plugin_name": "matrix-made-hook"}},
+    "WebhookUpdate": {"json": {}},
     "Body_upload_plugin_v1_plugins_post": {
         "data": {"name": "uploaded"},  # not "counter": the other tenant uploads it too
         "files": {
@@ -95,6 +99,8 @@ def fixture(server_factory: ServerFactory) -> Iterator[Fixture]:
     alpha.push("counter")
     alpha.activate("counter", PROJECT)
     run = alpha.run_event(type="onSubmit", project_id=PROJECT, asset_id="a0", label={})
+    hook = {"webhook_url": PUBLIC_HOOK, "plugin_name": "matrix-hook"}
+    alpha.api.post("/v1/webhooks", json=hook).raise_for_status()
     alpha.api.close()
     _wait_until(expires_at)
     yield Fixture(
@@ -113,6 +119,7 @@ def fixture(server_factory: ServerFactory) -> Iterator[Fixture]:
             "invocation_id": run["id"],
             "tenant": "alpha",
             "key_id": spare["id"],
+            "webhook": "matrix-hook",
         },
     )
 
@@ -160,7 +167,7 @@ def _routes(fixture: Fixture) -> list[Route]:
         for path, route in _api_routes(fixture.server.service_app)
         for method in sorted(route.methods or ())  # None: a route for every method (none here)
     ]
-    order = {"GET": 0, "POST": 1, "PUT": 1, "DELETE": 2}
+    order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
     return sorted(found, key=lambda r: (order[r.method], r.method == "DELETE" and -len(r.path)))
 
 

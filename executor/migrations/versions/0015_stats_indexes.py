@@ -3,7 +3,7 @@
 ``GET /v1/stats`` reads a tenant's runs that finished in a range and the gateway calls made
 in it; without these it would read every run and every call that retention keeps.
 
-Revision ID: 0018s
+Revision ID: 0015
 Revises: 0014
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0018s"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None

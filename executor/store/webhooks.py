@@ -1,0 +1,98 @@
+"""Queries on webhooks: plugins of kind ``webhook`` whose versions are receiver settings."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from executor.errors import Conflict, NotFound
+from executor.statuses import BuildStatus, PluginKind
+from executor.store import plugins as plugin_store
+from executor.store.tables import Invocation, Plugin, PluginVersion, Webhook
+
+__all__ = [
+    "add_webhook_version",
+    "get_webhook",
+    "latest_settings",
+    "note_http_status",
+    "webhooks_for",
+]
+
+
+def get_webhook(session: Session, tenant_id: str, name: str) -> Plugin:
+    """The tenant's webhook named ``name``; NotFound if there is none (or it is code)."""
+    plugin = plugin_store.get_plugin(session, tenant_id, name)
+    if plugin.kind != PluginKind.WEBHOOK:
+        raise NotFound(
+            f"no webhook named {name!r}: {name!r} is a {plugin.kind} plugin (create a webhook "
+            "with POST /v1/webhooks)"
+        )
+    return plugin
+
+
+def latest_settings(session: Session, plugin: Plugin) -> Webhook:
+    """The receiver settings of the webhook's newest version."""
+    newest = max(plugin.versions, key=lambda v: v.number)
+    webhook = session.get(Webhook, newest.id)
+    if webhook is None:
+        raise NotFound(f"webhook {plugin.name!r} v{newest.number} has no receiver settings")
+    return webhook
+
+
+def add_webhook_version(
+    session: Session,
+    tenant_id: str,
+    name: str,
+    *,
+    quotas: tuple[int, int],
+    handlers: list[str],
+    webhook: Webhook,
+    new: bool,
+) -> PluginVersion:
+    """The webhook's next version, ACTIVE at once (there is nothing to build), delivering to
+    ``webhook`` (whose ``version_id`` is set here). ``quotas``: (max plugins, max versions).
+    ``new``: the webhook is being created (Conflict if the name is taken)."""
+    max_plugins, max_versions = quotas
+    if new and session.scalar(
+        select(Plugin.id).where(Plugin.tenant_id == tenant_id, Plugin.name == name)
+    ):
+        raise Conflict(
+            f"a plugin named {name!r} exists: update the webhook (PATCH /v1/webhooks/{name}) "
+            "or choose another name"
+        )
+    version = plugin_store.add_version(
+        session,
+        tenant_id,
+        name,
+        max_plugins=max_plugins,
+        max_versions=max_versions,
+        handlers=handlers,
+        requirements="",
+        source_sha256=hashlib.sha256(webhook.url.encode()).hexdigest(),
+        source=b"",
+        kind=PluginKind.WEBHOOK,
+    )
+    webhook.version_id = version.id
+    session.add(webhook)
+    plugin_store.update_build(
+        session, version.id, log="webhook: nothing to build\n", status=BuildStatus.ACTIVE
+    )
+    session.flush()
+    return version
+
+
+def webhooks_for(session: Session, version_ids: list[str]) -> dict[str, Webhook]:
+    """The receiver settings of those of ``version_ids`` that are webhook versions."""
+    if not version_ids:
+        return {}
+    rows = session.scalars(select(Webhook).where(Webhook.version_id.in_(version_ids)))
+    return {row.version_id: row for row in rows}
+
+
+def note_http_status(session: Session, invocation_id: str, http_status: int | None) -> None:
+    """Record the HTTP status the receiver answered the latest delivery with."""
+    invocation = session.get(Invocation, invocation_id)
+    if invocation is not None:
+        invocation.http_status = http_status
