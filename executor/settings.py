@@ -148,6 +148,15 @@ class Settings(BaseSettings):
     keep_versions: int = Field(
         5, ge=1, description="Newest versions per plugin whose images are kept (GC)."
     )
+    registry: str | None = Field(
+        None,
+        description="OCI registry (host:port[/prefix]) builds push to; runs pull by digest.",
+    )
+    registry_user: str | None = Field(None, description="User name for the registry.")
+    registry_password: SecretStr | None = Field(None, description="Password for the registry.")
+    registry_ca_bundle: Path | None = Field(
+        None, description="CA bundle (PEM) the executor trusts for the registry's HTTPS API."
+    )
 
     # --- runs
     max_concurrent_runs: int = Field(

@@ -22,6 +22,7 @@ from executor.build.context import FREEZE_PATH, BuildContext, context_archive
 from executor.engine import BuildInterrupted, Engine
 from executor.errors import ExecutorError
 from executor.metrics import Metrics
+from executor.registry import Registry
 from executor.settings import MIB, Settings
 from executor.statuses import BuildStatus
 from executor.store import plugins as plugin_store
@@ -134,6 +135,7 @@ class Builder:
         self.db = db
         self.engine = engine
         self.settings = settings
+        self.registry = Registry.configured(settings)
         self.on_active: list[Callable[[str], object]] = []
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.max_concurrent_builds, "build")
@@ -173,6 +175,7 @@ class Builder:
         try:
             image_id = self._run_build(build.context, log_)
             freeze = self._freeze(build.context, image_id)
+            digest = self._push(build.context, image_id, log_)
         except BuildInterrupted:
             log_.note("\n--- build stopped: the executor is shutting down; it resumes at start\n")
             log_.save()
@@ -190,7 +193,11 @@ class Builder:
             return
         log_.note(f"Built {build.context.tag} ({image_id})\n")
         log_.save(
-            status=BuildStatus.ACTIVE, image_id=image_id, image_tag=build.context.tag, freeze=freeze
+            status=BuildStatus.ACTIVE,
+            image_id=image_id,
+            image_tag=build.context.tag,
+            image_digest=digest,
+            freeze=freeze,
         )
         self.metrics.builds.labels(BuildStatus.ACTIVE).inc()
         for callback in self.on_active:
@@ -218,6 +225,16 @@ class Builder:
 
     def _freeze(self, build: BuildContext, image_id: str) -> str:
         return read_freeze(self.engine, build, image_id)
+
+    def _push(self, build: BuildContext, image_id: str, log_: BuildLog) -> str | None:
+        """With a registry: push the image (a version is ACTIVE only once pushed); the
+        pushed ``repo@sha256:...``. Without one: None, the image stays on this engine."""
+        if self.registry is None:
+            return None
+        log_.note(f"Pushing to the registry {self.registry.address}\n")
+        digest = self.registry.push(self.engine, image_id, build.tag)
+        log_.note(f"Pushed {digest}\n")
+        return digest
 
     def close(self) -> None:
         """Stop running builds (they stay DEPLOYING and resume at the next start)."""
