@@ -11,6 +11,7 @@ header) and to the registry as HTTP basic auth; they are never logged nor put in
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -125,9 +126,8 @@ class Registry:
             if settings.registry_user is not None and password is not None
             else None
         )
-        self._verify: str | bool = (
-            str(settings.registry_ca_bundle) if settings.registry_ca_bundle else True
-        )
+        ca = settings.registry_ca_bundle
+        self._verify = ssl.create_default_context(cafile=str(ca) if ca else None)
 
     @classmethod
     def configured(cls, settings: Settings) -> Registry | None:
