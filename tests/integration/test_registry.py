@@ -73,7 +73,10 @@ def test_a_build_pushes_and_records_the_digest(
 
 
 def test_a_run_pulls_the_version_by_digest(
-    pushing: RunningServer, registry: LocalRegistry, docker_client: docker.DockerClient, tmp_path: Path
+    pushing: RunningServer,
+    registry: LocalRegistry,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     push(pushing, tmp_path, "pulled", "pulled by digest")
     digest = digest_of(pushing, "pulled", 1)
@@ -101,7 +104,10 @@ def test_a_run_pulls_the_version_by_digest(
 
 
 def test_a_digest_the_registry_lacks_fails_the_run(
-    pushing: RunningServer, registry: LocalRegistry, docker_client: docker.DockerClient, tmp_path: Path
+    pushing: RunningServer,
+    registry: LocalRegistry,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     push(pushing, tmp_path, "vanished", "never runs")
     digest = digest_of(pushing, "vanished", 1)
