@@ -5,8 +5,9 @@ operator's memory and CPU limits, on a network that is never the host's (none at
 offline mode), and stops it at the wall-time limit. The output, capped, is kept as the
 version's build log; the resolved dependency list (``pip freeze`` in the image) is stored
 with the version. With a registry (``EXECUTOR_REGISTRY``) the image is pushed and its digest
-recorded: a version is ACTIVE only once pushed, and a failed push is a FAILED build. A build cut short by a shutdown stays DEPLOYING and is built again at the
-next start (``resume_unfinished``); every other end is ACTIVE or FAILED.
+recorded: a version is ACTIVE only once pushed, and a failed push is a FAILED build. A build
+cut short by a shutdown stays DEPLOYING and is built again at the next start
+(``resume_unfinished``); every other end is ACTIVE or FAILED.
 """
 
 from __future__ import annotations

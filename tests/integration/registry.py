@@ -106,6 +106,19 @@ class LocalRegistry:
         name = repository.removeprefix(self.address + "/")
         return self.get(f"/v2/{name}/manifests/{digest}", Accept=MANIFEST_TYPES)
 
+    def collect_garbage(self) -> str:
+        """Run the registry's garbage collection (``deploy/registry.sh gc``); its output."""
+        result = subprocess.run(
+            ["bash", str(SCRIPT), "gc", str(self.folder)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    def blobs(self) -> set[str]:
+        """The digests of the blobs (layers, configs, manifests) stored on disk."""
+        root = self.folder / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+        return {path.parent.name for path in root.glob("*/*/data")}
+
     def remove_local_images(self, client: docker.DockerClient) -> None:
         """Remove every image on the engine that names this registry."""
         for image in client.images.list():

@@ -103,6 +103,27 @@ def test_a_run_pulls_the_version_by_digest(
     assert created == [digest]
 
 
+def test_what_an_activation_runs_is_pulled_before_its_first_event(
+    pushing: RunningServer,
+    registry: LocalRegistry,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    push(pushing, tmp_path, "early", "hi")
+    digest = digest_of(pushing, "early", 1)
+    registry.remove_local_images(docker_client)
+    since = time.time() - 1
+
+    pushing.activate("early", "early")  # no event: the pre-pull alone brings the image
+
+    deadline = time.monotonic() + 120
+    while not pushing.service.engine.image_exists(digest):
+        assert time.monotonic() < deadline, f"{digest} was not pre-pulled"
+        time.sleep(0.2)
+    assert digest in [e["id"] for e in image_events(docker_client, since, "pull")]
+    assert pushing.api.get("/v1/invocations", params={"project_id": "early"}).json() == []
+
+
 def test_a_digest_the_registry_lacks_fails_the_run(
     pushing: RunningServer,
     registry: LocalRegistry,
@@ -172,6 +193,14 @@ def test_retention_deletes_the_manifest_from_the_registry(
     assert registry.manifest(second).status_code == httpx.codes.OK
     versions = pushing.api.get("/v1/plugins/kept").json()["versions"]
     assert [(v["version"], v["image_removed"]) for v in versions] == [(1, True), (2, False)]
+
+    # The registry's garbage collection frees v1's own blobs (its manifest among them).
+    before = registry.blobs()
+    output = registry.collect_garbage()
+    freed = before - registry.blobs()
+    assert first.partition("@sha256:")[2] in freed, output
+    assert second.partition("@sha256:")[2] not in freed
+    assert registry.manifest(second).status_code == httpx.codes.OK
 
 
 def test_registry_down_fails_builds_while_pulled_versions_run(
