@@ -125,7 +125,7 @@ class LocalRegistry:
             names = image.tags + image.attrs.get("RepoDigests", [])
             if any(name.startswith(self.address + "/") for name in names):
                 with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(image.id, force=True)
+                    client.images.remove(str(image.id), force=True)
 
     def close(self, client: docker.DockerClient) -> None:
         self.stop()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, ServerFactory
-from tests.integration.registry import USER, LocalRegistry
+from tests.integration.registry import PASSWORD, USER, LocalRegistry
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
 EVENT = {"type": "onSubmit", "asset_id": "a", "label": {}}
@@ -137,11 +137,11 @@ def test_a_digest_the_registry_lacks_fails_the_run(
     name = repository.removeprefix(registry.address + "/")
     deleted = httpx.delete(
         f"https://{registry.address}/v2/{name}/manifests/{manifest_digest}",
-        auth=(USER, registry.settings()["registry_password"]),
+        auth=(USER, PASSWORD),
         verify=ssl.create_default_context(cafile=str(registry.ca)),
     )
     assert deleted.status_code == httpx.codes.ACCEPTED
-    docker_client.images.remove(docker_client.images.get(digest).id, force=True)
+    docker_client.images.remove(str(docker_client.images.get(digest).id), force=True)
 
     run = pushing.run_event(project_id="vanish", **EVENT)
 
