@@ -32,13 +32,17 @@ ACCEPTED = 202
 NOT_FOUND = 404
 UNAUTHORIZED = 401
 METHOD_NOT_ALLOWED = 405
+CREDENTIALS_HINT = (
+    "the registry refused the credentials: check EXECUTOR_REGISTRY_USER and "
+    "EXECUTOR_REGISTRY_PASSWORD"
+)
+UNTRUSTED_HINT = (
+    "the executor does not trust the registry's certificate: set EXECUTOR_REGISTRY_CA_BUNDLE "
+    "to the registry's CA (PEM)"
+)
 # What the engine's message says, and what the operator should do about it.
 HINTS = (
-    (
-        ("unauthorized", "authentication required", "no basic auth credentials"),
-        "the registry refused the credentials: check EXECUTOR_REGISTRY_USER and "
-        "EXECUTOR_REGISTRY_PASSWORD",
-    ),
+    (("unauthorized", "authentication required", "no basic auth credentials"), CREDENTIALS_HINT),
     (
         ("x509", "certificate"),
         "the Docker Engine does not trust the registry's certificate: put its CA in "
@@ -73,6 +77,13 @@ def _hint(message: str) -> str:
     return "check the registry's own log"
 
 
+def _not_in_registry(doing: str, where: str, cause: str) -> ImageNotInRegistry:
+    return ImageNotInRegistry(
+        f"{doing}: the registry {where} has no such image ({cause}): the version's image is "
+        "gone from the registry; upload the version again"
+    )
+
+
 @contextmanager
 def _mapped(doing: str, where: str) -> Iterator[None]:
     """Turn the engine's refusals while ``doing`` something with the registry ``where``
@@ -80,10 +91,7 @@ def _mapped(doing: str, where: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.NotFound as exc:
-        raise ImageNotInRegistry(
-            f"{doing}: the registry {where} has no such image ({exc.explanation}): the "
-            "version's image is gone from the registry; upload the version again"
-        ) from exc
+        raise _not_in_registry(doing, where, str(exc.explanation)) from exc
     except docker.errors.APIError as exc:
         cause = str(exc.explanation or exc)
         raise RegistryError(f"{doing} at {where} failed: {cause}; {_hint(cause)}") from exc
@@ -101,10 +109,7 @@ def _follow(stream: Iterable[dict[str, Any]], doing: str, where: str) -> str | N
         if "error" in chunk:
             cause = str(chunk["error"]).strip()
             if "manifest unknown" in cause.lower() or "not found" in cause.lower():
-                raise ImageNotInRegistry(
-                    f"{doing}: the registry {where} has no such image ({cause}): the "
-                    "version's image is gone from the registry; upload the version again"
-                )
+                raise _not_in_registry(doing, where, cause)
             raise RegistryError(f"{doing} at {where} failed: {cause}; {_hint(cause)}")
         aux = chunk.get("aux")
         if isinstance(aux, dict) and "Digest" in aux:
@@ -180,9 +185,10 @@ class Registry:
                 url, auth=self._credentials, verify=self._verify, timeout=REGISTRY_TIMEOUT_S
             )
         except httpx.HTTPError as exc:
+            # This call is the executor's own: its trust is EXECUTOR_REGISTRY_CA_BUNDLE.
+            hint = UNTRUSTED_HINT if "CERTIFICATE_VERIFY_FAILED" in str(exc) else _hint(str(exc))
             raise RegistryError(
-                f"deleting {reference} from the registry {self.host} failed: {exc}; "
-                f"{_hint(str(exc))}"
+                f"deleting {reference} from the registry {self.host} failed: {exc}; {hint}"
             ) from exc
         if response.status_code in (ACCEPTED, NOT_FOUND):
             return
@@ -194,7 +200,7 @@ class Registry:
     @staticmethod
     def _delete_hint(status: int) -> str:
         if status == UNAUTHORIZED:
-            return HINTS[0][1]
+            return CREDENTIALS_HINT
         if status == METHOD_NOT_ALLOWED:
             return "the registry does not allow deletes: set storage.delete.enabled: true"
         return "check the registry's own log"

@@ -15,6 +15,8 @@ import docker
 import httpx
 import pytest
 
+from executor.registry import Registry, RegistryError
+from executor.settings import Settings
 from tests.conftest import RunningServer, ServerFactory
 from tests.integration.registry import PASSWORD, USER, LocalRegistry
 
@@ -176,6 +178,30 @@ def test_wrong_credentials_fail_the_build(
     assert build["log"].endswith(f"BUILD FAILED: {error}\n")
     version = refused.api.get("/v1/plugins/refused").json()["versions"][0]
     assert version["image_digest"] is None and version["current"] is False
+
+
+def test_a_registry_the_executor_does_not_trust_is_named(registry: LocalRegistry) -> None:
+    untrusting = Registry(
+        Settings(
+            operator_key="k",
+            registry=registry.address,
+            registry_user=USER,
+            registry_password=PASSWORD,
+        )
+    )  # no EXECUTOR_REGISTRY_CA_BUNDLE: the test's own CA is trusted by nobody else
+    reference = f"{registry.address}/plugin-executor/p-none@sha256:{'0' * 64}"
+
+    with pytest.raises(RegistryError) as caught:
+        untrusting.delete(reference)
+
+    message = caught.value.message
+    assert message.startswith(f"deleting {reference} from the registry {registry.address} failed: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in message
+    assert message.endswith(
+        "the executor does not trust the registry's certificate: set "
+        "EXECUTOR_REGISTRY_CA_BUNDLE to the registry's CA (PEM)"
+    )
+    assert PASSWORD not in message
 
 
 def test_retention_deletes_the_manifest_from_the_registry(
