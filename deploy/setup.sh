@@ -7,7 +7,8 @@
 #   4. the runtime base image built (from ARG BASE when pullable, else a debootstrap rootfs);
 #   5. a virtualenv in .venv with the package and its dev tools installed;
 #   6. Debian's prometheus (promtool and the server the alert-rule tests start), its own
-#      service stopped and disabled.
+#      service stopped and disabled;
+#   7. Debian's docker-registry and htpasswd (images through a registry), its service off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -94,6 +95,19 @@ if [ -d /run/systemd/system ]; then
 else
   $SUDO service prometheus stop >/dev/null 2>&1 || true
   $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+fi
+
+# Images through a registry (deploy/registry.sh, the registry tests): Debian's CNCF
+# Distribution registry and htpasswd; the package's own service on :5000 stays off.
+if [ ! -x /usr/bin/docker-registry ] || ! command -v htpasswd >/dev/null 2>&1; then
+  say "installing Debian's docker-registry and htpasswd (apache2-utils)"
+  apt_install docker-registry apache2-utils
+fi
+if [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+else
+  $SUDO service docker-registry stop >/dev/null 2>&1 || true
+  $SUDO update-rc.d docker-registry disable >/dev/null 2>&1 || true
 fi
 
 if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi

@@ -332,11 +332,11 @@ class Engine:
         return True
 
     def image_exists(self, image: str) -> bool:
-        try:
-            with engine_errors("inspecting an image"):
+        with engine_errors("inspecting an image"):
+            try:
                 self.api.inspect_image(image)  # type: ignore[no-untyped-call]
-        except docker.errors.NotFound:
-            return False
+            except docker.errors.NotFound:  # inside: engine_errors would map it first
+                return False
         return True
 
     def close(self) -> None:

@@ -125,6 +125,9 @@ class VersionPublic(BaseModel):
     requirements: str
     source_sha256: str
     image_id: str | None
+    image_digest: str | None = Field(
+        description="With a registry: the pushed image (repo@sha256:...), what runs pull."
+    )
     image_removed: bool
     current: bool
     pip_freeze: str | None

@@ -6,6 +6,7 @@ Nothing else in the package reads ``os.environ``: components receive a ``Setting
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["PlatformTarget", "SandboxProfile", "Settings"]
 
 MIB = 1024 * 1024
+# An OCI registry as the engine names it: host[:port], then optional path components.
+REGISTRY_ADDRESS = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*")
 # Room above the log cap the engine's copy of a run's output keeps (a line past the cap).
 ENGINE_LOG_SLACK_BYTES = 64 * 1024
 PROJECT_PLACEHOLDER = "{project_id}"
@@ -147,6 +150,15 @@ class Settings(BaseSettings):
     )
     keep_versions: int = Field(
         5, ge=1, description="Newest versions per plugin whose images are kept (GC)."
+    )
+    registry: str | None = Field(
+        None,
+        description="OCI registry (host:port[/prefix]) builds push to; runs pull by digest.",
+    )
+    registry_user: str | None = Field(None, description="User name for the registry.")
+    registry_password: SecretStr | None = Field(None, description="Password for the registry.")
+    registry_ca_bundle: Path | None = Field(
+        None, description="CA bundle (PEM) the executor trusts for the registry's HTTPS API."
     )
 
     # --- runs
@@ -315,6 +327,25 @@ class Settings(BaseSettings):
         if value == "host":
             raise ValueError("builds never use the host network: use 'bridge' or a user network")
         return value
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_address(cls, value: str | None) -> str | None:
+        if value is not None and not REGISTRY_ADDRESS.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not host:port[/prefix] (no scheme, e.g. 'registry.lan:5443' or "
+                "'10.0.0.5:5443/team')"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _registry_credentials_together(self) -> Settings:
+        if (self.registry_user is None) != (self.registry_password is None):
+            raise ValueError(
+                "EXECUTOR_REGISTRY_USER and EXECUTOR_REGISTRY_PASSWORD go together: set both "
+                "or neither"
+            )
+        return self
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -60,6 +60,7 @@ def version_public(version: PluginVersion, current: PluginVersion | None = None)
         requirements=version.requirements,
         source_sha256=version.source_sha256,
         image_id=version.image_id,
+        image_digest=version.image_digest,
         image_removed=version.image_removed_at is not None,
         current=current is not None and current.id == version.id,
         pip_freeze=version.pip_freeze,

@@ -4,8 +4,10 @@ The build context is made by ``executor.build.context``; the engine runs the bui
 operator's memory and CPU limits, on a network that is never the host's (none at all in
 offline mode), and stops it at the wall-time limit. The output, capped, is kept as the
 version's build log; the resolved dependency list (``pip freeze`` in the image) is stored
-with the version. A build cut short by a shutdown stays DEPLOYING and is built again at the
-next start (``resume_unfinished``); every other end is ACTIVE or FAILED.
+with the version. With a registry (``EXECUTOR_REGISTRY``) the image is pushed and its digest
+recorded: a version is ACTIVE only once pushed, and a failed push is a FAILED build. A build
+cut short by a shutdown stays DEPLOYING and is built again at the next start
+(``resume_unfinished``); every other end is ACTIVE or FAILED.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from executor.build.context import FREEZE_PATH, BuildContext, context_archive
 from executor.engine import BuildInterrupted, Engine
 from executor.errors import ExecutorError
 from executor.metrics import Metrics
+from executor.registry import Registry
 from executor.settings import MIB, Settings
 from executor.statuses import BuildStatus
 from executor.store import plugins as plugin_store
@@ -134,6 +137,7 @@ class Builder:
         self.db = db
         self.engine = engine
         self.settings = settings
+        self.registry = Registry.configured(settings)
         self.on_active: list[Callable[[str], object]] = []
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.max_concurrent_builds, "build")
@@ -173,6 +177,7 @@ class Builder:
         try:
             image_id = self._run_build(build.context, log_)
             freeze = self._freeze(build.context, image_id)
+            digest = self._push(build.context, image_id, log_)
         except BuildInterrupted:
             log_.note("\n--- build stopped: the executor is shutting down; it resumes at start\n")
             log_.save()
@@ -190,7 +195,11 @@ class Builder:
             return
         log_.note(f"Built {build.context.tag} ({image_id})\n")
         log_.save(
-            status=BuildStatus.ACTIVE, image_id=image_id, image_tag=build.context.tag, freeze=freeze
+            status=BuildStatus.ACTIVE,
+            image_id=image_id,
+            image_tag=build.context.tag,
+            image_digest=digest,
+            freeze=freeze,
         )
         self.metrics.builds.labels(BuildStatus.ACTIVE).inc()
         for callback in self.on_active:
@@ -218,6 +227,16 @@ class Builder:
 
     def _freeze(self, build: BuildContext, image_id: str) -> str:
         return read_freeze(self.engine, build, image_id)
+
+    def _push(self, build: BuildContext, image_id: str, log_: BuildLog) -> str | None:
+        """With a registry: push the image (a version is ACTIVE only once pushed); the
+        pushed ``repo@sha256:...``. Without one: None, the image stays on this engine."""
+        if self.registry is None:
+            return None
+        log_.note(f"Pushing to the registry {self.registry.address}\n")
+        digest = self.registry.push(self.engine, image_id, build.tag)
+        log_.note(f"Pushed {digest}\n")
+        return digest
 
     def close(self) -> None:
         """Stop running builds (they stay DEPLOYING and resume at the next start)."""

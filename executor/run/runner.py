@@ -16,10 +16,11 @@ from executor.errors import SandboxError
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
+from executor.registry import ImageNotInRegistry, Registry, is_digest_reference
 from executor.run.limits import effective_profile
 from executor.run.output import STDERR, STDOUT, OutputCollector, OutputLine
 from executor.run.retry import RetryPolicy
-from executor.run.sandbox import RunOutcome, Sandbox, StartedContainer
+from executor.run.sandbox import ImageMissing, RunOutcome, Sandbox, StartedContainer
 from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
@@ -162,6 +163,7 @@ class InvocationRunner:
         self.owner = owner
         self.handing_back = handing_back
         self.targets = PlatformTargets(settings)
+        self.registry = Registry.configured(settings)
         self.policy = RetryPolicy(
             settings.retry_max_attempts, settings.retry_base_s, settings.retry_max_s
         )
@@ -173,7 +175,8 @@ class InvocationRunner:
             event, version, plugin = inputs.event, inputs.version, inputs.plugin
             # The plugin's own limits, tightened from the operator's (executor.run.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
-        if event is None or version is None or not version.image_tag:
+        image = version.run_image if version is not None else None
+        if event is None or image is None:
             self._finish(
                 invocation, InvocationStatus.CRASHED, None, "the plugin version or event is gone"
             )
@@ -181,7 +184,10 @@ class InvocationRunner:
         if invocation.started_at is not None:
             self._phase("claim", invocation.queued_at, invocation.started_at)
         try:
-            started, warm = self._container(invocation, version.image_tag, profile)
+            started, warm = self._container(invocation, image, profile)
+        except ImageNotInRegistry as exc:  # pulling again cannot help: not retried
+            self._image_gone(self._attempt(invocation, event, profile), exc.message)
+            return
         except SandboxError as exc:
             attempt = self._attempt(invocation, event, profile)
             self._infrastructure_failure(attempt, exc.message)
@@ -230,6 +236,13 @@ class InvocationRunner:
         self.metrics.starts.labels("warm" if warm else "cold").inc()
         if warm is not None:
             return warm, True
+        try:
+            return self.sandbox.start(image, profile, invocation_id=invocation.id), False
+        except ImageMissing:
+            # First use of a pushed version on this engine: pull it by digest, once.
+            if self.registry is None or not is_digest_reference(image):
+                raise
+            self.registry.pull(self.sandbox.engine, image)
         return self.sandbox.start(image, profile, invocation_id=invocation.id), False
 
     def _hand_off_begins(
@@ -279,6 +292,10 @@ class InvocationRunner:
                 error="the executor stopped before the plugin received its event",
             )
         self.conclude(attempt, outcome)
+
+    def _image_gone(self, attempt: Attempt, message: str) -> None:
+        attempt.writer.system(message)
+        self._finish(attempt.invocation, InvocationStatus.CRASHED, None, message, reason=message)
 
     def _envelope_too_large(self, attempt: Attempt, size: int, profile: SandboxProfile) -> None:
         message = (

@@ -32,12 +32,16 @@ from executor.run.profile import INIT_COMMAND, container_config, engine_log_file
 from executor.settings import SandboxProfile
 from executor.statuses import InvocationStatus
 
-__all__ = ["OutputSink", "RunOutcome", "Sandbox", "StartedContainer"]
+__all__ = ["ImageMissing", "OutputSink", "RunOutcome", "Sandbox", "StartedContainer"]
 
 log = logging.getLogger(__name__)
 
 # Called with (stream id, bytes) for every output frame; returning False stops the run.
 OutputSink = Callable[[int, bytes], bool]
+
+
+class ImageMissing(SandboxError):
+    """The image is not on this engine (with a registry, the caller pulls it)."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +275,7 @@ class Sandbox:
                     network_disabled=True,
                 )
             except docker.errors.ImageNotFound as exc:
-                raise SandboxError(f"image {image} is missing: rebuild the plugin version") from exc
+                raise ImageMissing(f"image {image} is missing: rebuild the plugin version") from exc
         return str(created["Id"])
 
     def _attach(self, container_id: str) -> Any:

@@ -163,7 +163,7 @@ class WarmPool:
         with self.db.session() as session:
             return {
                 version.id: (
-                    str(version.image_tag),
+                    str(version.run_image),
                     effective_profile(self.settings.sandbox, version.plugin.limits),
                 )
                 for version in plugin_store.active_versions(session)

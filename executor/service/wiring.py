@@ -14,7 +14,9 @@ from executor.errors import Conflict, ExecutorError
 from executor.gateway.server import Gateway
 from executor.metrics import Metrics, QueueFigures
 from executor.notify import Notifier
+from executor.registry import Registry
 from executor.run.dispatcher import Dispatcher
+from executor.run.prepull import Prepuller
 from executor.schemas import EventIn
 from executor.service.audit import record
 from executor.service.catalog import Catalog
@@ -66,7 +68,8 @@ class ExecutorService:
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
-        self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
+        registry = Registry.configured(settings)
+        self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions, registry)
         self.builder.on_active.append(self.image_gc.collect)
         self.limiter = KeyLimiter(
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
@@ -81,6 +84,10 @@ class ExecutorService:
             self.db, self.engine, settings, self.metrics, self.log_notifier.notify
         )
         self.builder.on_active.append(self.dispatcher.pool.wake)
+        # Pushed images are pulled ahead of their first event by processes that run them.
+        self.prepuller = Prepuller(self.db, self.engine, registry) if registry else None
+        if self.prepuller is not None:
+            self.builder.on_active.append(self.prepuller.wake)
         self.retention = Retention(self.db, settings)
 
     def audit(
@@ -142,6 +149,8 @@ class ExecutorService:
         self.builder.resume_unfinished()
         if self.settings.dispatch:
             self.dispatcher.start()
+            if self.prepuller is not None:
+                self.prepuller.start()
         try:
             self.image_gc.collect()
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it
@@ -150,6 +159,8 @@ class ExecutorService:
 
     def stop(self) -> None:
         self.retention.stop()
+        if self.prepuller is not None:
+            self.prepuller.stop()
         self.dispatcher.stop()
         self.gateway.stop()
         self.builder.close()

@@ -264,6 +264,7 @@ def update_build(
     status: BuildStatus | None = None,
     image_id: str | None = None,
     image_tag: str | None = None,
+    image_digest: str | None = None,
     error: str | None = None,
     freeze: str | None = None,
 ) -> None:
@@ -277,6 +278,7 @@ def update_build(
         version.status = status
         version.image_id = image_id
         version.image_tag = image_tag
+        version.image_digest = image_digest
         version.error = error
         version.pip_freeze = freeze
         if status != BuildStatus.DEPLOYING:

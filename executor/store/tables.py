@@ -182,6 +182,8 @@ class PluginVersion(Base):
     source: Mapped[bytes] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
     image_id: Mapped[str | None] = mapped_column(String(80), default=None)
     image_tag: Mapped[str | None] = mapped_column(String(200), default=None)
+    # With a registry: the pushed image as ``repo@sha256:...``, the only reference runs use.
+    image_digest: Mapped[str | None] = mapped_column(String(400), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     build_log: Mapped[str] = mapped_column(Text, default="", deferred=True, deferred_raiseload=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -192,6 +194,11 @@ class PluginVersion(Base):
     image_removed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     plugin: Mapped[Plugin] = relationship(back_populates="versions")
+
+    @property
+    def run_image(self) -> str | None:
+        """What a run starts: the registry digest when the image was pushed, else the tag."""
+        return self.image_digest or self.image_tag
 
 
 class Webhook(Base):
