@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from executor.bounds import MAX_INT64
-from executor.statuses import BuildStatus, InvocationStatus, Scope
+from executor.statuses import BuildStatus, InvocationStatus, NodeState, Scope
 
 __all__ = [
     "ActivationIn",
@@ -81,6 +81,9 @@ class EventAccepted(BaseModel):
     invocations: list[str]
 
 
+RUNTIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+
+
 class ActivationIn(_Strict):
     """Body of PUT /v1/projects/{project_id}/plugins/{name}; empty means the defaults."""
 
@@ -98,6 +101,17 @@ class ActivationIn(_Strict):
         le=MAX_INT64,
         description="Pin this ACTIVE version; default: follow the current one.",
     )
+    runtime: str | None = Field(
+        None,
+        pattern=RUNTIME_PATTERN,
+        description="OCI runtime the runs need (runc, runsc): only nodes that have it claim "
+        "them; default: the operator's.",
+    )
+    node_selector: dict[str, str] | None = Field(
+        None,
+        max_length=20,
+        description="Labels a node must carry (EXECUTOR_NODE_LABELS) to claim the runs.",
+    )
 
 
 class ActivationPublic(BaseModel):
@@ -108,6 +122,8 @@ class ActivationPublic(BaseModel):
     max_retries: int
     pinned_version: int | None
     runs_version: int | None
+    runtime: str | None = None
+    node_selector: dict[str, str] | None = None
     created_at: datetime
 
 
@@ -218,6 +234,8 @@ class LogRecordPublic(BaseModel):
         description="The seq of the record whose text this one continues: a line over 16 KiB "
         "is stored as several records, each with the line's level.",
     )
+    node_id: str | None = Field(None, description="The node the line was written on.")
+    attempt: int | None = Field(None, description="The attempt of the run that wrote it.")
 
 
 class LogPage(BaseModel):
@@ -306,3 +324,18 @@ class AuditEntryPublic(BaseModel):
     action: str
     target: str
     detail: dict[str, Any] | None
+
+
+class NodePublic(BaseModel):
+    """A dispatching process on one Docker Engine (docs/scaling.md)."""
+
+    id: str
+    state: NodeState
+    engine_version: str
+    runtimes: list[str]
+    max_concurrent_runs: int
+    warm_pool_memory_mib: int
+    labels: dict[str, str]
+    running: int = Field(description="Runs it holds now.")
+    started_at: datetime
+    heartbeat_at: datetime

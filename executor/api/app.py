@@ -19,6 +19,7 @@ from executor.api.routes import (
     invocations,
     logs,
     metrics,
+    nodes,
     plugins,
     projects,
     tenants,
@@ -56,7 +57,8 @@ def create_app(service: ExecutorService) -> FastAPI:
     )
     # Added last, so outermost: every answer, a 413 included, carries the request id.
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, plugins, projects, events, invocations, logs, metrics, tenants, audit):
+    routers = (health, plugins, projects, events, invocations, logs, metrics, tenants, audit)
+    for module in (*routers, nodes):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     return app

@@ -13,6 +13,7 @@ from executor.schemas import (
     KeyPublic,
     LogMetadata,
     LogRecordPublic,
+    NodePublic,
     PluginPublic,
     PluginSummary,
     TenantPublic,
@@ -20,7 +21,7 @@ from executor.schemas import (
 )
 from executor.service.catalog import activation_events
 from executor.settings import Settings
-from executor.statuses import BuildStatus
+from executor.statuses import BuildStatus, NodeState
 from executor.store import plugins as plugin_store
 from executor.store.tables import (
     Activation,
@@ -28,6 +29,7 @@ from executor.store.tables import (
     AuditEntry,
     Invocation,
     LogRecord,
+    Node,
     Plugin,
     PluginVersion,
     Tenant,
@@ -40,6 +42,7 @@ __all__ = [
     "invocation_public",
     "key_public",
     "log_public",
+    "node_public",
     "plugin_public",
     "plugin_summary",
     "tenant_public",
@@ -94,6 +97,8 @@ def activation_public(activation: Activation) -> ActivationPublic:
         max_retries=activation.max_retries,
         pinned_version=activation.version_number,
         runs_version=version.number if version else None,
+        runtime=activation.runtime,
+        node_selector=activation.node_selector,
         created_at=activation.created_at,
     )
 
@@ -158,6 +163,8 @@ def log_public(record: LogRecord) -> LogRecordPublic:
         stream=record.stream,
         seq=record.seq,
         continues=record.continues,
+        node_id=record.node_id,
+        attempt=record.attempt,
     )
 
 
@@ -193,4 +200,19 @@ def audit_public(entry: AuditEntry) -> AuditEntryPublic:
         action=entry.action,
         target=entry.target,
         detail=entry.detail,
+    )
+
+
+def node_public(node: Node, running: int) -> NodePublic:
+    return NodePublic(
+        id=node.id,
+        state=NodeState(node.state),
+        engine_version=node.engine_version,
+        runtimes=node.runtimes,
+        max_concurrent_runs=node.max_concurrent_runs,
+        warm_pool_memory_mib=node.warm_pool_memory_mib,
+        labels=node.labels,
+        running=running,
+        started_at=node.started_at,
+        heartbeat_at=node.heartbeat_at,
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, common, local, tenants
+from executor.cli import builds, cluster, common, local, tenants
 from executor.cli.client import ApiClient
 from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.render import (
@@ -400,4 +400,5 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
 
 builds.register(app)
 tenants.register(app)
+cluster.register(app)
 local.register(app)

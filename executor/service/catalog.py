@@ -8,6 +8,7 @@ from executor.build.builder import Builder
 from executor.errors import PluginRejected
 from executor.intake.upload import UploadLimits, read_upload, source_archive
 from executor.run.limits import PluginLimits, check_limits
+from executor.schemas import ActivationIn
 from executor.settings import SandboxProfile
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
@@ -79,24 +80,25 @@ class Catalog:
         return version
 
     def activate(
-        self,
-        caller: Caller,
-        name: str,
-        project_id: str,
-        events: list[str] | None,
-        version: int | None = None,
-        max_retries: int = 0,
+        self, caller: Caller, name: str, project_id: str, body: ActivationIn
     ) -> Activation:
-        """Activate on a project; ``version`` pins an ACTIVE version (None: follow current);
-        ``max_retries`` retries plugin failures. The operator's first activation on a
-        project gives the project to the tenant it acts on."""
+        """Activate on a project as ``body`` says: its ``version`` pins an ACTIVE version
+        (None: follow current), ``max_retries`` retries plugin failures, ``runtime`` and
+        ``node_selector`` place its runs. The operator's first activation on a project
+        gives the project to the tenant it acts on."""
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             tenant_store.owned_project(
                 session, project_id, caller.tenant_id, may_claim=caller.is_operator
             )
             return plugin_store.set_activation(
-                session, plugin, project_id, events, version, max_retries
+                session,
+                plugin,
+                project_id,
+                body.events,
+                body.version,
+                body.max_retries,
+                placement=(body.runtime, body.node_selector),
             )
 
     def rollback(self, caller: Caller, name: str) -> tuple[int, int]:

@@ -38,9 +38,10 @@ def activate(
 ) -> ActivationPublic:
     """Activate a plugin on a project; ``events`` defaults to the plugin's handler types,
     ``version`` pins an ACTIVE version (default: follow the plugin's current version),
-    ``max_retries`` retries plugin failures."""
+    ``max_retries`` retries plugin failures; ``runtime`` and ``node_selector`` say which
+    nodes may run it."""
     body = body or ActivationIn()
-    service.catalog.activate(caller, name, project_id, body.events, body.version, body.max_retries)
+    service.catalog.activate(caller, name, project_id, body)
     service.audit(caller, "plugin.activate", name, detail={"project_id": project_id})
     with service.db.session() as session:
         plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
