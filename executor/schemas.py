@@ -200,6 +200,7 @@ class InvocationPublic(BaseModel):
     attempts: list[AttemptPublic]
     replay_of: str | None
     executor: str | None = Field(description="The executor process that holds or held the run.")
+    node: str | None = Field(None, description="The node that holds or held the run.")
     plugin_deleted_at: datetime | None = Field(
         description="When the plugin this run belongs to was deleted (the run is kept)."
     )

@@ -133,6 +133,7 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         attempts=[AttemptPublic(**a) for a in invocation.attempts],
         replay_of=invocation.replay_of,
         executor=invocation.lease_owner,
+        node=invocation.node_id,
         plugin_deleted_at=invocation.plugin_deleted_at,
         gateway_calls=[
             GatewayCallPublic(

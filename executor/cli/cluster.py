@@ -9,9 +9,11 @@ import threading
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from executor.cli.common import call, client
 from executor.cli.render import console, err_console, print_json, print_table
+from executor.errors import ExecutorError
 from executor.settings import Settings
 
 __all__ = ["register"]
@@ -35,8 +37,13 @@ def worker() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     service = ExecutorService(settings)
-    service.start(api=False)
-    console.print(f"worker node {service.engine.node_id} ready")
+    try:
+        service.start(api=False)
+    except ExecutorError as exc:  # a setting the engine cannot honour: say which, exit
+        service.stop()
+        err_console.print(f"[red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(2) from exc
+    console.print(f"worker node {service.engine.node_id} ready", soft_wrap=True)
     try:
         stop.wait()
     finally:

@@ -92,6 +92,18 @@ class NodeMembership:
         """False once the node is draining (or its id was taken over by another process)."""
         return self.state == NodeState.READY
 
+    def _changed(self, state: str | None) -> None:
+        assert self.claim is not None
+        if state is None:
+            log.error(
+                "node id %s was taken over by another process: this one claims nothing more; "
+                "give each process on one Docker Engine its own EXECUTOR_NODE_ID",
+                self.claim.node_id,
+            )
+        else:
+            log.warning("node %s is now %s", self.claim.node_id, state)
+        self.state = state
+
     def beat(self) -> list[str]:
         """Heartbeat; mark the silent nodes lost (their leases expire now). Returns the ids
         of the nodes marked lost."""
@@ -100,8 +112,7 @@ class NodeMembership:
             state = node_store.heartbeat(session, self.claim.node_id, self.instance)
             lost = node_store.mark_lost(session, self.settings.lease_s)
         if state != self.state:
-            log.warning("node %s is now %s", self.claim.node_id, state or "taken over")
-            self.state = state
+            self._changed(state)
         for node_id in lost:
             log.warning("node %s is lost: no heartbeat for %g s", node_id, self.settings.lease_s)
         return lost

@@ -37,6 +37,14 @@ __all__ = ["InvocationRunner", "RunLogWriter"]
 log = logging.getLogger(__name__)
 
 
+def _lease_lost(invocation: Invocation) -> None:
+    log.warning(
+        "invocation %s attempt %d: lease lost, result not recorded (another node has the run)",
+        invocation.id,
+        invocation.attempt,
+    )
+
+
 class RunLogWriter:
     """Writes one invocation's log lines to the store, numbered in order across attempts,
     each naming its node and attempt.
@@ -435,7 +443,11 @@ class InvocationRunner:
         generation = invocation.lease_generation
         with self.db.session() as session:
             gateway_store.revoke_for(session, invocation.id, generation)
-            invocation_store.retry_later(session, invocation.id, generation, reason, delay_s)
+            queued = invocation_store.retry_later(
+                session, invocation.id, generation, reason, delay_s
+            )
+        if not queued:
+            _lease_lost(invocation)
 
     def crashed(self, invocation: Invocation, reason: str) -> None:
         """End ``crashed`` a run the executor itself failed (an unexpected exception), with
@@ -474,7 +486,7 @@ class InvocationRunner:
             row = invocation_store.find_invocation(session, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended
         if row is None:
-            log.warning("invocation %s: lease lost, result not recorded", invocation.id)
+            _lease_lost(invocation)
             return
         self.metrics.invocations_finished.labels(status).inc()
         if row.duration_ms is not None:
