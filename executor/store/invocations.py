@@ -10,12 +10,13 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.statuses import TERMINAL_STATUSES, InvocationStatus
+from executor.statuses import TERMINAL_STATUSES, InvocationStatus, NodeState
 from executor.store.tables import (
     Activation,
     DispatchLock,
     Event,
     Invocation,
+    Node,
     Plugin,
     PluginVersion,
     Tenant,
@@ -190,6 +191,11 @@ def claim(
     session.execute(
         update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
     )
+    if session.scalar(select(Node.state).where(Node.id == node.node_id)) not in (
+        None,
+        NodeState.READY,
+    ):
+        return []  # drained (or lost): read here, so a drain holds from the next claim
     by_plugin = _running_counts(session, Invocation.plugin_id)
     by_project = _running_counts(session, Invocation.project_id)
     by_tenant = _running_counts(session, Invocation.tenant_id)

@@ -24,7 +24,6 @@ from tests.integration.processes import (
     ExecutorProcess,
     built_images,
     executor_process,
-    managed_containers,
     remove_images,
 )
 
@@ -109,8 +108,9 @@ def cli(process: ExecutorProcess, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def pool_containers(client: docker.DockerClient, node_id: str) -> list[str]:
-    found = client.api.containers(filters={"label": [POOL_LABEL, f"{NODE_LABEL}={node_id}"]})
+def node_containers(client: docker.DockerClient, node_id: str, *labels: str) -> list[str]:
+    """Running containers of ``node_id`` (with ``labels`` too)."""
+    found = client.api.containers(filters={"label": [*labels, f"{NODE_LABEL}={node_id}"]})
     return sorted(c["Id"] for c in found)
 
 
@@ -118,11 +118,13 @@ def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(cluster: Clus
     first = cluster.start("node-a", warm_pool_size=1)
     first.push("interval")
     first.activate("interval", "shared")
-    pooled = wait_for(
-        "node-a's warm container", lambda: pool_containers(first.docker_client, "node-a")
-    )
-    run_id = started_run(first, "shared", sleep=30)
+    client = first.docker_client
+    wait_for("node-a's warm container", lambda: node_containers(client, "node-a", POOL_LABEL))
+    run_id = started_run(first, "shared", sleep=30)  # in the warm container: a pooled one
     holder = run_of(first, run_id)["executor"]
+    # The one serving the run and the warm one started to replace it.
+    wait_for("node-a's new warm container", lambda: len(node_containers(client, "node-a")) == 2)
+    before = node_containers(client, "node-a")
 
     # A second node on the same engine and store reconciles at its start.
     cluster.start("node-b", command="worker")
@@ -133,9 +135,8 @@ def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(cluster: Clus
         "node-a",
         holder,
     ), "the new node adopted a live peer's run"
-    assert managed_containers(first.docker_client, {run_id}), "the run's container was removed"
-    assert set(pooled) <= set(pool_containers(first.docker_client, "node-a")), (
-        "the new node removed a live peer's warm container"
+    assert set(before) <= set(node_containers(client, "node-a")), (
+        "the new node removed a live peer's containers"
     )
     done = first.wait_run(run_id, timeout=DEADLINE_S)
     assert (done["status"], done["attempt"], done["node"]) == ("succeeded", 1, "node-a")
@@ -183,7 +184,7 @@ def test_a_drained_node_finishes_its_runs_and_takes_no_new_ones(cluster: Cluster
     first = cluster.start("node-a")
     first.push("interval")
     first.activate("interval", "p")
-    held = started_run(first, "p", sleep=5)
+    held = started_run(first, "p", sleep=30)
 
     drained = cli(first, "nodes", "drain", "node-a")
     assert drained.returncode == 0, drained.stderr
