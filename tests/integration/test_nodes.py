@@ -255,7 +255,12 @@ def test_a_runsc_activation_is_never_claimed_by_a_node_without_runsc(cluster: Cl
     assert "runtime" in bad.text
     placed = api.api.put("/v1/projects/gvisor/plugins/interval", json={"runtime": "runsc"})
     assert placed.status_code == 200 and placed.json()["runtime"] == "runsc", placed.text
-    api.activate("interval", "plain")
+    unlabelled = cli(api, "activate", "interval", "-p", "plain", "--node-label", "zone")
+    assert unlabelled.returncode == 2
+    assert "--node-label 'zone': write KEY=VALUE" in unlabelled.stderr
+    assert api.api.get("/v1/projects/plain/plugins").json() == []  # nothing activated
+    plain_activation = cli(api, "activate", "interval", "-p", "plain", "--runtime", "runc")
+    assert plain_activation.returncode == 0, plain_activation.stderr
     gvisor = api.post_event(type="onSubmit", project_id="gvisor", asset_id="g", label={"sleep": 0})
     plain = api.post_event(type="onSubmit", project_id="plain", asset_id="p", label={"sleep": 0})
 

@@ -113,6 +113,7 @@ def fixture(server_factory: ServerFactory) -> Iterator[Fixture]:
             "invocation_id": run["id"],
             "tenant": "alpha",
             "key_id": spare["id"],
+            "node_id": str(server.service.engine.node_id),  # drained last: no runs follow
         },
     )
 
