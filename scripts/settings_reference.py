@@ -70,8 +70,7 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
         if NoDecode in field.metadata:  # read as written, not as JSON
             kind = kind.replace("JSON list", "comma-separated list")
         lines.append(
-            f"| `{prefix}{name.upper()}` | {kind} "
-            f"| {default_text(name, field)} | {description} |"
+            f"| `{prefix}{name.upper()}` | {kind} | {default_text(name, field)} | {description} |"
         )
     return lines
 
