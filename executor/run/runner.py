@@ -441,11 +441,11 @@ class InvocationRunner:
 
     def _requeue(self, invocation: Invocation, reason: str, delay_s: float) -> None:
         generation = invocation.lease_generation
-        with self.db.session() as session:
-            gateway_store.revoke_for(session, invocation.id, generation)
+        with self.db.session() as session:  # row, then tokens: see _finish
             queued = invocation_store.retry_later(
                 session, invocation.id, generation, reason, delay_s
             )
+            gateway_store.revoke_for(session, invocation.id, generation)
         if not queued:
             _lease_lost(invocation)
 
@@ -471,8 +471,8 @@ class InvocationRunner:
         output: RunOutput | None = None,
     ) -> None:
         with self.db.session() as session:
-            # Revoked before the terminal status is visible: a finished run has no live token.
-            gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
+            # The run's row first, its tokens after, as lease expiry does (one lock order);
+            # both commit together: a finished run has no live token.
             recorded = invocation_store.finish(
                 session,
                 invocation.id,
@@ -483,6 +483,7 @@ class InvocationRunner:
                 error=error,
                 output=output,
             )
+            gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
             row = invocation_store.find_invocation(session, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended
         if row is None:
