@@ -109,7 +109,8 @@ class NodeMembership:
         of the nodes marked lost."""
         assert self.claim is not None, "join first"
         with self.db.session() as session:
-            state = node_store.heartbeat(session, self.claim.node_id, self.instance)
+            revive_as = self.state if self.state == NodeState.DRAINING else NodeState.READY
+            state = node_store.heartbeat(session, self.claim.node_id, self.instance, revive_as)
             lost = node_store.mark_lost(session, self.settings.lease_s)
         if state != self.state:
             self._changed(state)

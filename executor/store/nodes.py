@@ -68,10 +68,12 @@ def register(session: Session, info: NodeInfo) -> Node:
     return node
 
 
-def heartbeat(session: Session, node_id: str, instance: str) -> str | None:
+def heartbeat(
+    session: Session, node_id: str, instance: str, revive_as: str = NodeState.READY
+) -> str | None:
     """Say that ``instance`` of the node lives; its state after (None: another process took
-    the id over). A node marked lost that beats again is ready: its runs are gone
-    elsewhere, but it may take new ones."""
+    the id over). A node marked lost that beats again is ``revive_as`` (the state it last
+    knew, so a drain survives a pause): its runs are gone elsewhere, but it may go on."""
     session.execute(
         update(Node)
         .where(Node.id == node_id, Node.instance == instance)
@@ -80,7 +82,7 @@ def heartbeat(session: Session, node_id: str, instance: str) -> str | None:
     session.execute(
         update(Node)
         .where(Node.id == node_id, Node.instance == instance, Node.state == NodeState.LOST)
-        .values(state=NodeState.READY)
+        .values(state=revive_as)
     )
     return session.scalar(select(Node.state).where(Node.id == node_id, Node.instance == instance))
 

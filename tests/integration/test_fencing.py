@@ -178,7 +178,15 @@ def test_a_drained_node_claims_nothing_and_a_lost_one_beats_back_to_ready(
     register(db, NEW)
     take_over_state = take_over(db)
     assert take_over_state == [OLD.node_id]
-    with db.session() as session:
-        assert node_store.heartbeat(session, OLD.node_id, f"{OLD.node_id}:1") == NodeState.READY
+    with db.session() as session:  # it knew it was draining: it stays so
+        instance = f"{OLD.node_id}:1"
+        assert node_store.heartbeat(session, OLD.node_id, instance, NodeState.DRAINING) == (
+            NodeState.DRAINING
+        )
         assert node_store.heartbeat(session, OLD.node_id, "another-process") is None
+    with db.session() as session:
+        assert invocation_store.claim(session, "old", 1, LEASE_S, LIMITS, OLD) == []
+    assert take_over(db) == [OLD.node_id]
+    with db.session() as session:  # a ready node marked lost beats back to ready
+        assert node_store.heartbeat(session, OLD.node_id, instance) == NodeState.READY
     assert claim(db, OLD).node_id == OLD.node_id
