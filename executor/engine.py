@@ -162,7 +162,7 @@ class Engine:
 
     ``scope`` (the store id, set at start) is the value of the managed label on everything
     this executor creates: executors of other stores on the same engine are left alone.
-    ``node_id`` (set at start when it dispatches) labels it too: another node of the same
+    ``node_id`` (set at start) labels it too: another node of the same
     store on the same engine is left alone as well.
     """
 
