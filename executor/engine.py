@@ -13,6 +13,7 @@ import tarfile
 import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -25,11 +26,14 @@ from executor.errors import BuildFailed, SandboxError
 __all__ = [
     "ENGINE_TIMEOUT_S",
     "INVOCATION_LABEL",
+    "LEASE_LABEL",
     "MANAGED_LABEL",
+    "NODE_LABEL",
     "POOL_LABEL",
     "BuildInterrupted",
     "BuildTimedOut",
     "Engine",
+    "EngineInfo",
     "engine_errors",
 ]
 
@@ -45,6 +49,25 @@ MANAGED_LABEL = "io.plugin-executor.managed"
 INVOCATION_LABEL = "io.plugin-executor.invocation"
 # On warm-pool containers instead (they have no invocation yet): the pool they wait in.
 POOL_LABEL = "io.plugin-executor.pool"
+# The node (executor process) that created it: recovery and sweeps touch only their own.
+NODE_LABEL = "io.plugin-executor.node"
+# The lease generation a run's container was started under: adopted only while current.
+LEASE_LABEL = "io.plugin-executor.lease"
+ENGINE_ID_CHARS = 12  # the short engine id, as `docker info` IDs are shown
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a node reports of its engine."""
+
+    id: str
+    version: str
+    runtimes: list[str]
+
+    @property
+    def short_id(self) -> str:
+        """The engine id without separators, cut short (for node ids)."""
+        return self.id.replace(":", "").lower()[:ENGINE_ID_CHARS]
 
 
 @contextmanager
@@ -139,6 +162,8 @@ class Engine:
 
     ``scope`` (the store id, set at start) is the value of the managed label on everything
     this executor creates: executors of other stores on the same engine are left alone.
+    ``node_id`` (set at start) labels it too: another node of the same
+    store on the same engine is left alone as well.
     """
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
@@ -146,10 +171,22 @@ class Engine:
             self.client = client or docker.from_env(timeout=ENGINE_TIMEOUT_S)
         self.api = self.client.api
         self.scope = "unscoped"
+        self.node_id: str | None = None
 
     def labels(self, **extra: str) -> dict[str, str]:
-        """Labels for a new container or image of this executor's store."""
-        return {MANAGED_LABEL: self.scope, **extra}
+        """Labels for a new container or image of this executor's store (and node)."""
+        node = {NODE_LABEL: self.node_id} if self.node_id else {}
+        return {MANAGED_LABEL: self.scope, **node, **extra}
+
+    def info(self) -> EngineInfo:
+        """The engine's id, version and registered OCI runtimes."""
+        with engine_errors("reading the engine's information"):
+            info = self.api.info()
+        return EngineInfo(
+            str(info.get("ID", "")),
+            str(info.get("ServerVersion", "")),
+            sorted(str(name) for name in info.get("Runtimes") or {}),
+        )
 
     def ping(self) -> bool:
         """True when the engine answers."""
@@ -159,11 +196,13 @@ class Engine:
             return False
 
     def managed_containers(self) -> list[dict[str, object]]:
-        """Every container (running or not) that executors of this store started."""
+        """Every container (running or not) that executors of this store started on this
+        node (with a node id set)."""
+        labels = [f"{MANAGED_LABEL}={self.scope}"]
+        if self.node_id:
+            labels.append(f"{NODE_LABEL}={self.node_id}")
         with engine_errors("listing containers"):
-            return list(
-                self.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}={self.scope}"})
-            )
+            return list(self.api.containers(all=True, filters={"label": labels}))
 
     def remove_container(self, container_id: str) -> None:
         """Force-remove a container and its anonymous volumes; gone already, or being

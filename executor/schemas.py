@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from executor.bounds import MAX_INT64
-from executor.statuses import BuildStatus, InvocationStatus, PluginKind, Scope
+from executor.statuses import BuildStatus, InvocationStatus, NodeState, PluginKind, Scope
 
 __all__ = [
     "ActivationIn",
@@ -88,6 +88,9 @@ class EventAccepted(BaseModel):
     invocations: list[str]
 
 
+RUNTIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+
+
 class ActivationIn(_Strict):
     """Body of PUT /v1/projects/{project_id}/plugins/{name}; empty means the defaults."""
 
@@ -105,6 +108,17 @@ class ActivationIn(_Strict):
         le=MAX_INT64,
         description="Pin this ACTIVE version; default: follow the current one.",
     )
+    runtime: str | None = Field(
+        None,
+        pattern=RUNTIME_PATTERN,
+        description="OCI runtime the runs need (runc, runsc): only nodes that have it claim "
+        "them; default: the operator's.",
+    )
+    node_selector: dict[str, str] | None = Field(
+        None,
+        max_length=20,
+        description="Labels a node must carry (EXECUTOR_NODE_LABELS) to claim the runs.",
+    )
 
 
 class ActivationPublic(BaseModel):
@@ -115,6 +129,8 @@ class ActivationPublic(BaseModel):
     max_retries: int
     pinned_version: int | None
     runs_version: int | None
+    runtime: str | None = None
+    node_selector: dict[str, str] | None = None
     created_at: datetime
 
 
@@ -195,6 +211,7 @@ class InvocationPublic(BaseModel):
     attempts: list[AttemptPublic]
     replay_of: str | None
     executor: str | None = Field(description="The executor process that holds or held the run.")
+    node: str | None = Field(None, description="The node that holds or held the run.")
     plugin_deleted_at: datetime | None = Field(
         description="When the plugin this run belongs to was deleted (the run is kept)."
     )
@@ -232,6 +249,8 @@ class LogRecordPublic(BaseModel):
         description="The seq of the record whose text this one continues: a line over 16 KiB "
         "is stored as several records, each with the line's level.",
     )
+    node_id: str | None = Field(None, description="The node the line was written on.")
+    attempt: int | None = Field(None, description="The attempt of the run that wrote it.")
 
 
 class LogPage(BaseModel):
@@ -377,3 +396,18 @@ class StatsPublic(BaseModel):
     versions: list[VersionStatsPublic]
     top_failing: list[PluginFailuresPublic]
     queue: QueuePublic
+
+
+class NodePublic(BaseModel):
+    """A dispatching process on one Docker Engine (docs/scaling.md)."""
+
+    id: str
+    state: NodeState
+    engine_version: str
+    runtimes: list[str]
+    max_concurrent_runs: int
+    warm_pool_memory_mib: int
+    labels: dict[str, str]
+    running: int = Field(description="Runs it holds now.")
+    started_at: datetime
+    heartbeat_at: datetime

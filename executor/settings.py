@@ -9,10 +9,11 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["PlatformTarget", "SandboxProfile", "Settings"]
 
@@ -215,6 +216,23 @@ class Settings(BaseSettings):
     )
     sandbox: SandboxProfile = Field(default_factory=SandboxProfile)
 
+    # --- nodes (docs/scaling.md)
+    node_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$",
+        description="This process's node id, on every container it creates; default: "
+        "hostname-<engine id>. Each dispatching process on one engine needs its own.",
+    )
+    node_runtimes: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="OCI runtimes this node offers, comma-separated (e.g. runc); default: "
+        "those the engine has registered.",
+    )
+    node_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Labels an activation\'s node selector matches, JSON: {"zone": "a"}.',
+    )
+
     # --- platform API gateway (docs/gateway.md)
     platform_api_url: str = Field(
         "http://127.0.0.1:9000",
@@ -320,6 +338,13 @@ class Settings(BaseSettings):
                     "(e.g. hooks.lan, hooks.lan:8443, [fd00::1]:443)"
                 )
         return entries
+
+    @field_validator("node_runtimes", mode="before")
+    @classmethod
+    def _split_runtimes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @field_validator("build_network")
     @classmethod

@@ -13,6 +13,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "BuildStatus",
     "InvocationStatus",
+    "NodeState",
     "PluginKind",
     "Scope",
 ]
@@ -68,3 +69,12 @@ class Scope(enum.StrEnum):
     LOGS_READ = "logs:read"
     EVENTS_WRITE = "events:write"
     ADMIN = "admin"
+
+
+class NodeState(enum.StrEnum):
+    """A dispatching process (a node): taking runs, finishing its runs only, or silent
+    past the lease TTL (its runs are re-queued elsewhere)."""
+
+    READY = "ready"
+    DRAINING = "draining"
+    LOST = "lost"

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+from pydantic_settings import NoDecode
 
 from executor.settings import SandboxProfile, Settings
 
@@ -65,9 +66,11 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
         if isinstance(field.annotation, type) and issubclass(field.annotation, SandboxProfile):
             continue  # listed separately, with its own prefix
         description = (field.description or "").replace("|", "\\|")
+        kind = type_name(field.annotation)
+        if NoDecode in field.metadata:  # read as written, not as JSON
+            kind = kind.replace("JSON list", "comma-separated list")
         lines.append(
-            f"| `{prefix}{name.upper()}` | {type_name(field.annotation)} "
-            f"| {default_text(name, field)} | {description} |"
+            f"| `{prefix}{name.upper()}` | {kind} | {default_text(name, field)} | {description} |"
         )
     return lines
 

@@ -90,6 +90,7 @@ def add_run(
         for code in gateway_statuses:
             gateway_store.add_call(
                 session,
+                run.lease_generation,
                 invocation_id=run.id,
                 created_at=started,
                 method="POST",

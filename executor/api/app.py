@@ -19,6 +19,7 @@ from executor.api.routes import (
     invocations,
     logs,
     metrics,
+    nodes,
     plugins,
     projects,
     stats,
@@ -70,6 +71,7 @@ def create_app(service: ExecutorService) -> FastAPI:
         tenants,
         audit,
         stats,
+        nodes,
     ):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")

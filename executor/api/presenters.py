@@ -12,6 +12,7 @@ from executor.schemas import (
     KeyPublic,
     LogMetadata,
     LogRecordPublic,
+    NodePublic,
     PercentilesPublic,
     PluginFailuresPublic,
     PluginPublic,
@@ -25,7 +26,7 @@ from executor.schemas import (
 )
 from executor.service.stats import BUCKET_WIDTHS_S
 from executor.settings import Settings
-from executor.statuses import TERMINAL_STATUSES, BuildStatus
+from executor.statuses import TERMINAL_STATUSES, BuildStatus, NodeState
 from executor.store import plugins as plugin_store
 from executor.store import stats as stats_store
 from executor.store.tables import (
@@ -33,6 +34,7 @@ from executor.store.tables import (
     AuditEntry,
     Invocation,
     LogRecord,
+    Node,
     Plugin,
     PluginVersion,
     Tenant,
@@ -44,6 +46,7 @@ __all__ = [
     "invocation_public",
     "key_public",
     "log_public",
+    "node_public",
     "plugin_public",
     "plugin_summary",
     "stats_public",
@@ -121,6 +124,7 @@ def invocation_public(invocation: Invocation) -> InvocationPublic:
         attempts=[AttemptPublic(**a) for a in invocation.attempts],
         replay_of=invocation.replay_of,
         executor=invocation.lease_owner,
+        node=invocation.node_id,
         plugin_deleted_at=invocation.plugin_deleted_at,
         http_status=invocation.http_status,
         gateway_calls=[
@@ -152,6 +156,8 @@ def log_public(record: LogRecord) -> LogRecordPublic:
         stream=record.stream,
         seq=record.seq,
         continues=record.continues,
+        node_id=record.node_id,
+        attempt=record.attempt,
     )
 
 
@@ -242,4 +248,19 @@ def stats_public(stats: stats_store.Stats) -> StatsPublic:
         queue=QueuePublic(
             depth=stats.queue.depth, oldest_queued_at=oldest, oldest_queued_age_s=age
         ),
+    )
+
+
+def node_public(node: Node, running: int) -> NodePublic:
+    return NodePublic(
+        id=node.id,
+        state=NodeState(node.state),
+        engine_version=node.engine_version,
+        runtimes=node.runtimes,
+        max_concurrent_runs=node.max_concurrent_runs,
+        warm_pool_memory_mib=node.warm_pool_memory_mib,
+        labels=node.labels,
+        running=running,
+        started_at=node.started_at,
+        heartbeat_at=node.heartbeat_at,
     )

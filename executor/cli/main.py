@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, common, local, scaffold, tenants, webhooks
+from executor.cli import builds, cluster, common, local, scaffold, tenants, webhooks
 from executor.cli.client import ApiClient
 from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.render import (
@@ -120,11 +120,25 @@ def activate(
     version: Annotated[
         int | None, typer.Option(help="Pin this ACTIVE version; default: follow the current.")
     ] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="OCI runtime the runs need (runc, runsc).")
+    ] = None,
+    node_label: Annotated[
+        list[str] | None,
+        typer.Option("--node-label", help="KEY=VALUE a node must carry (repeatable)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Activate a plugin on a project (default events: its handler types)."""
-    body: dict[str, Any] | None = {"events": event or None, "version": version}
-    if not event and version is None:
+    """Activate a plugin on a project (default events: its handler types); --runtime and
+    --node-label say which nodes may run it (docs/scaling.md)."""
+    selector = _node_selector(node_label or [])
+    body: dict[str, Any] | None = {
+        "events": event or None,
+        "version": version,
+        "runtime": runtime,
+        "node_selector": selector or None,
+    }
+    if not event and version is None and runtime is None and not selector:
         body = None
     result = common.call(
         common.client().request, "PUT", f"/v1/projects/{project}/plugins/{name}", json=body
@@ -134,6 +148,17 @@ def activate(
     else:
         pin = f" (pinned to v{result['pinned_version']})" if result["pinned_version"] else ""
         console.print(f"{name} active on {project} for {', '.join(result['events'])}{pin}")
+
+
+def _node_selector(labels: list[str]) -> dict[str, str]:
+    selector: dict[str, str] = {}
+    for label in labels:
+        key, equals, value = label.partition("=")
+        if not key or not equals:
+            err_console.print(f"[red]error:[/] --node-label {escape(label)!r}: write KEY=VALUE")
+            raise typer.Exit(2)
+        selector[key] = value
+    return selector
 
 
 @app.command()
@@ -404,5 +429,6 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
 builds.register(app)
 tenants.register(app)
 webhooks.register(app)
+cluster.register(app)
 local.register(app)
 scaffold.register(app)

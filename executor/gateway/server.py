@@ -114,6 +114,7 @@ class _Grant:
     token_sha256: str
     invocation_id: str
     project_id: str
+    generation: int
 
 
 class Gateway:
@@ -204,13 +205,20 @@ class Gateway:
             row = gateway_store.find_token(session, token_sha256)
             if row is None:
                 return None, error_reply(401, "token_unknown", "the run token is not known")
-            grant = _Grant(token_sha256, row.invocation_id, row.project_id)
+            grant = _Grant(token_sha256, row.invocation_id, row.project_id, row.lease_generation)
             if row.revoked_at is not None:
                 return grant, error_reply(
                     401,
                     "token_revoked",
                     "the run this token was issued to has finished (its handler returned "
                     "or its container ended): a run token is good only while its handler runs",
+                )
+            if not gateway_store.token_current(session, row):
+                return grant, error_reply(
+                    401,
+                    "token_superseded",
+                    "the attempt this token was issued to lost its run to another node "
+                    "(its lease expired): only the attempt holding the run may call",
                 )
             if row.expires_at <= datetime.now(UTC):
                 return grant, error_reply(
@@ -310,8 +318,9 @@ class Gateway:
     def _record(self, grant: _Grant, incoming: Incoming, reply: Reply, started: float) -> None:
         path = incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS]
         with self.db.session() as session:
-            gateway_store.add_call(
+            recorded = gateway_store.add_call(
                 session,
+                grant.generation,
                 invocation_id=grant.invocation_id,
                 method=incoming.method[:16],
                 path=path,
@@ -320,6 +329,11 @@ class Gateway:
                 response_bytes=len(reply.body),
                 duration_ms=int((time.monotonic() - started) * 1000),
                 error=reply.error,
+            )
+        if not recorded:
+            log.warning(
+                "invocation %s: a call of an attempt that lost its lease is not recorded",
+                grant.invocation_id,
             )
         if self.on_call is not None:
             self.on_call(reply.status)

@@ -1,8 +1,9 @@
 """Claims queued invocations under a lease and runs them within the concurrency limits.
 
-Several executor processes may share one store: each claims with its own ``owner`` id,
-renews the leases of what it runs, and re-queues invocations whose lease expired (their
-executor died). The dispatcher is woken when events are stored (``wake``) and also polls.
+Several executor processes may share one store: each is a node (``executor.run.node``),
+claims what its node can run with its own ``owner`` id, renews the leases of what it runs,
+and re-queues invocations whose lease expired (their executor died, or its node was lost).
+The dispatcher is woken when events are stored (``wake``) and also polls.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from executor.engine import Engine
 from executor.metrics import Metrics
+from executor.run.node import NodeMembership
 from executor.run.recovery import reconcile, sweep_orphans
 from executor.run.runner import InvocationRunner
 from executor.run.sandbox import Sandbox
@@ -78,6 +80,7 @@ class Dispatcher:
             lambda phase, seconds: metrics.start_phases.labels(phase).observe(seconds),
         )
         self.pool = WarmPool(db, self.sandbox, settings)
+        self.node = NodeMembership(db, engine, settings, self.owner)
         self._stopping = threading.Event()
         self._handing_back = threading.Event()
         self.runner = InvocationRunner(
@@ -86,11 +89,10 @@ class Dispatcher:
             self.pool,
             settings,
             metrics,
-            self.owner,
             self._handing_back.is_set,
             on_logs_written,
         )
-        self.deliverer = WebhookDeliverer(db, settings, metrics, self.owner, on_logs_written)
+        self.deliverer = WebhookDeliverer(db, settings, metrics, on_logs_written)
         self.limits = invocation_store.ClaimLimits(
             per_plugin=settings.max_runs_per_plugin,
             per_project=settings.max_runs_per_project,
@@ -105,9 +107,11 @@ class Dispatcher:
         self._swept_at = time.monotonic()
 
     def start(self) -> None:
-        """Reconcile what a previous process left, then start claiming."""
+        """Join as a node, reconcile what this node's previous process left, then start
+        claiming."""
+        claim = self.node.join()
         for invocation, container_id, running in reconcile(
-            self.db, self.engine, self.owner, self.settings.lease_s
+            self.db, self.engine, self.owner, self.settings.lease_s, claim.node_id
         ):
             self._submit(self.runner.watch, invocation, container_id, running)
         self.pool.start()
@@ -158,6 +162,7 @@ class Dispatcher:
         if now - self._leases_renewed_at < self.settings.lease_s / 3:
             return
         self._leases_renewed_at = now
+        self.node.beat()
         with self.db.session() as session:
             invocation_store.renew_leases(
                 session, self.owner, self.running_ids(), self.settings.lease_s
@@ -186,11 +191,12 @@ class Dispatcher:
     def _claim_available(self) -> None:
         with self._lock:
             slots = self.settings.max_concurrent_runs - len(self._running)
-        if slots <= 0 or self._stopping.is_set():
+        if slots <= 0 or self._stopping.is_set() or not self.node.takes_runs:
             return
+        assert self.node.claim is not None  # joined at start
         with self.db.session() as session:
             claimed = invocation_store.claim(
-                session, self.owner, slots, self.settings.lease_s, self.limits
+                session, self.owner, slots, self.settings.lease_s, self.limits, self.node.claim
             )
             # A webhook's invocations go to the deliverer, not to a container.
             webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])

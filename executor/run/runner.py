@@ -38,11 +38,21 @@ __all__ = ["InvocationRunner", "RunLogWriter"]
 log = logging.getLogger(__name__)
 
 
+def _lease_lost(invocation: Invocation) -> None:
+    log.warning(
+        "invocation %s attempt %d: lease lost, result not recorded (another node has the run)",
+        invocation.id,
+        invocation.attempt,
+    )
+
+
 class RunLogWriter:
-    """Writes one invocation's log lines to the store, numbered in order across attempts.
+    """Writes one invocation's log lines to the store, numbered in order across attempts,
+    each naming its node and attempt.
 
     The parts of one message are linked: each record's ``continues`` is the seq of the
-    part before it.
+    part before it. Every write is conditional on the attempt's lease generation: once
+    another node has the run, nothing more is stored and ``lost`` is set.
     """
 
     def __init__(
@@ -56,6 +66,7 @@ class RunLogWriter:
         self.invocation = invocation
         self.label_id = label_id
         self.on_written = on_written
+        self.lost = False
         with db.session() as session:
             self.seq = log_store.last_seq(session, invocation.id)
         self._last_part: dict[str, int] = {}  # part_of key -> seq of its latest part
@@ -87,18 +98,36 @@ class RunLogWriter:
                     "stream": line.stream,
                     "seq": self.seq,
                     "continues": continues,
+                    "node_id": self.invocation.node_id,
+                    "attempt": self.invocation.attempt,
                 }
             )
+        generation = self.invocation.lease_generation
         with self.db.session() as session:
+            if not invocation_store.fence(session, self.invocation.id, generation):
+                self._refused(len(records))
+                return
             log_store.add_records(session, records)
             if read_bytes is not None:
                 invocation_store.note_output_read(
                     session,
                     self.invocation.id,
+                    generation,
                     stdout=read_bytes[STDOUT],
                     stderr=read_bytes[STDERR],
                 )
         self.on_written()  # after the commit: woken readers must see the records
+
+    def _refused(self, count: int) -> None:
+        if not self.lost:
+            log.warning(
+                "invocation %s attempt %d: the lease was lost (another node has the run): "
+                "its log lines are refused from now on (%d not stored)",
+                self.invocation.id,
+                self.invocation.attempt,
+                count,
+            )
+        self.lost = True
 
     def system(self, content: str) -> None:
         self.write([OutputLine("SYSTEM", content, "system")])
@@ -119,7 +148,8 @@ class Attempt:
             self._revoke_when_handler_finished(db)
             self.writer.write(lines, self.collector.read_bytes)
             self._note_handler_start(db)
-            return not self.collector.truncated
+            # A run whose lease is lost is stopped: another node runs it now.
+            return not self.collector.truncated and not self.writer.lost
 
         return sink
 
@@ -128,19 +158,23 @@ class Attempt:
         if self.collector.handler_finished_at is not None and not self.token_revoked:
             self.token_revoked = True
             with db.session() as session:
-                gateway_store.revoke_for(session, self.invocation.id)
+                gateway_store.revoke_for(
+                    session, self.invocation.id, self.invocation.lease_generation
+                )
 
     def _note_handler_start(self, db: Database) -> None:
         started = self.collector.handler_started_at
         if started is not None and self.invocation.handler_started_at is None:
             self.invocation.handler_started_at = started
             with db.session() as session:
-                invocation_store.mark_handler_started(session, self.invocation.id, started)
+                invocation_store.mark_handler_started(
+                    session, self.invocation.id, self.invocation.lease_generation, started
+                )
 
 
 class InvocationRunner:
-    """Runs attempts for the dispatcher that holds their leases (``owner``), in containers
-    from ``pool`` when it has one ready."""
+    """Runs attempts under the lease generation each claimed invocation carries, in
+    containers from ``pool`` when it has one ready."""
 
     def __init__(
         self,
@@ -149,7 +183,6 @@ class InvocationRunner:
         pool: WarmPool,
         settings: Settings,
         metrics: Metrics,
-        owner: str,
         handing_back: Callable[[], bool],
         on_logs_written: Callable[[], None] = lambda: None,
     ) -> None:
@@ -160,7 +193,6 @@ class InvocationRunner:
         self.pool = pool
         self.settings = settings
         self.metrics = metrics
-        self.owner = owner
         self.handing_back = handing_back
         self.targets = PlatformTargets(settings)
         self.registry = Registry.configured(settings)
@@ -168,19 +200,30 @@ class InvocationRunner:
             settings.retry_max_attempts, settings.retry_base_s, settings.retry_max_s
         )
 
-    def run(self, invocation: Invocation) -> None:
-        """Run one claimed attempt in a warm or a fresh container; record what follows."""
+    def _what_to_run(self, invocation: Invocation) -> tuple[Event, str, SandboxProfile] | None:
+        """A claimed attempt's event, image and sandbox profile; None (the run ended
+        crashed) when its version or event is gone."""
         with self.db.session() as session:
             inputs = invocation_store.run_inputs(session, invocation)
             event, version, plugin = inputs.event, inputs.version, inputs.plugin
             # The plugin's own limits, tightened from the operator's (executor.run.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
+            if inputs.runtime:  # the activation's: the claim made sure this node has it
+                profile = profile.model_copy(update={"oci_runtime": inputs.runtime})
         image = version.run_image if version is not None else None
         if event is None or image is None:
             self._finish(
                 invocation, InvocationStatus.CRASHED, None, "the plugin version or event is gone"
             )
+            return None
+        return event, image, profile
+
+    def run(self, invocation: Invocation) -> None:
+        """Run one claimed attempt in a warm or a fresh container; record what follows."""
+        found = self._what_to_run(invocation)
+        if found is None:
             return
+        event, image, profile = found
         if invocation.started_at is not None:
             self._phase("claim", invocation.queued_at, invocation.started_at)
         try:
@@ -198,6 +241,9 @@ class InvocationRunner:
             preparing = utcnow()
             token = mint_token()
             deadline = self._hand_off_begins(invocation, token, profile, warm)
+            if deadline is None:
+                log.warning("invocation %s: lease lost before the hand-off", invocation.id)
+                return
             attempt = self._attempt(invocation, event, profile)
             envelope = self._envelope(invocation, event, token, deadline)
             data = envelope.model_dump_json().encode()
@@ -217,7 +263,7 @@ class InvocationRunner:
                 self.sandbox.discard(started)
             # The token never outlives the container, whatever happens next.
             with self.db.session() as session:
-                gateway_store.revoke_for(session, invocation.id)
+                gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
         if attempt.collector.handler_started_at is not None:
             self._phase("handler", handed_off_at, attempt.collector.handler_started_at)
         self.conclude(attempt, outcome)
@@ -236,25 +282,42 @@ class InvocationRunner:
         self.metrics.starts.labels("warm" if warm else "cold").inc()
         if warm is not None:
             return warm, True
+        generation = invocation.lease_generation
         try:
-            return self.sandbox.start(image, profile, invocation_id=invocation.id), False
+            started = self.sandbox.start(
+                image, profile, invocation_id=invocation.id, generation=generation
+            )
+            return started, False
         except ImageMissing:
             # First use of a pushed version on this engine: pull it by digest, once.
             if self.registry is None or not is_digest_reference(image):
                 raise
             self.registry.pull(self.sandbox.engine, image)
-        return self.sandbox.start(image, profile, invocation_id=invocation.id), False
+        started = self.sandbox.start(
+            image, profile, invocation_id=invocation.id, generation=generation
+        )
+        return started, False
 
     def _hand_off_begins(
         self, invocation: Invocation, token: str, profile: SandboxProfile, warm: bool
-    ) -> datetime:
-        """Record the deadline, the start kind and the token; returns the deadline."""
+    ) -> datetime | None:
+        """Record the deadline, the start kind and the token; returns the deadline (None:
+        the lease was lost, nothing recorded)."""
         deadline = utcnow() + timedelta(seconds=profile.timeout_s)
         invocation.cold_start = not warm
+        generation = invocation.lease_generation
         with self.db.session() as session:
-            invocation_store.begin_hand_off(session, invocation.id, deadline, cold_start=not warm)
+            if not invocation_store.begin_hand_off(
+                session, invocation.id, generation, deadline, cold_start=not warm
+            ):
+                return None
             gateway_store.add_token(
-                session, hash_token(token), invocation.id, invocation.project_id, deadline
+                session,
+                hash_token(token),
+                invocation.id,
+                invocation.project_id,
+                deadline,
+                generation,
             )
         return deadline
 
@@ -407,9 +470,14 @@ class InvocationRunner:
         self._requeue(attempt.invocation, reason, delay)
 
     def _requeue(self, invocation: Invocation, reason: str, delay_s: float) -> None:
-        with self.db.session() as session:
-            gateway_store.revoke_for(session, invocation.id)
-            invocation_store.retry_later(session, invocation.id, self.owner, reason, delay_s)
+        generation = invocation.lease_generation
+        with self.db.session() as session:  # row, then tokens: see _finish
+            queued = invocation_store.retry_later(
+                session, invocation.id, generation, reason, delay_s
+            )
+            gateway_store.revoke_for(session, invocation.id, generation)
+        if not queued:
+            _lease_lost(invocation)
 
     def crashed(self, invocation: Invocation, reason: str) -> None:
         """End ``crashed`` a run the executor itself failed (an unexpected exception), with
@@ -433,22 +501,23 @@ class InvocationRunner:
         output: RunOutput | None = None,
     ) -> None:
         with self.db.session() as session:
-            # Revoked before the terminal status is visible: a finished run has no live token.
-            gateway_store.revoke_for(session, invocation.id)
+            # The run's row first, its tokens after, as lease expiry does (one lock order);
+            # both commit together: a finished run has no live token.
             recorded = invocation_store.finish(
                 session,
                 invocation.id,
-                self.owner,
+                invocation.lease_generation,
                 reason,
                 status=status,
                 exit_code=exit_code,
                 error=error,
                 output=output,
             )
+            gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
             row = invocation_store.find_invocation(session, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended
         if row is None:
-            log.warning("invocation %s: lease lost, result not recorded", invocation.id)
+            _lease_lost(invocation)
             return
         self.metrics.run_finished(row.tenant_id, row.plugin_name, status)
         if row.duration_ms is not None:

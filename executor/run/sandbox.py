@@ -26,7 +26,14 @@ import docker.errors
 import requests
 from docker.utils.socket import frames_iter
 
-from executor.engine import INVOCATION_LABEL, POOL_LABEL, Engine, Frames, engine_errors
+from executor.engine import (
+    INVOCATION_LABEL,
+    LEASE_LABEL,
+    POOL_LABEL,
+    Engine,
+    Frames,
+    engine_errors,
+)
 from executor.errors import SandboxError
 from executor.run.profile import INIT_COMMAND, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
@@ -118,15 +125,26 @@ class Sandbox:
         return self.hand_off(started, envelope, invocation_id, on_output, timeout_s)
 
     def start(
-        self, image: str, profile: SandboxProfile, *, invocation_id: str = "", pool: str = ""
+        self,
+        image: str,
+        profile: SandboxProfile,
+        *,
+        invocation_id: str = "",
+        generation: int = 0,
+        pool: str = "",
     ) -> StartedContainer:
         """Create, attach to and start a container that waits for its envelope on stdin.
 
-        The runtime imports the plugin meanwhile. ``invocation_id`` or ``pool`` (the warm
-        pool's key) is put in the container's labels, for crash recovery. The caller must
-        ``hand_off`` or ``discard`` what it gets.
+        The runtime imports the plugin meanwhile. ``invocation_id`` and the lease
+        ``generation`` it runs under, or ``pool`` (the warm pool's key), are put in the
+        container's labels, for crash recovery. The caller must ``hand_off`` or ``discard``
+        what it gets.
         """
-        labels = {INVOCATION_LABEL: invocation_id} if invocation_id else {POOL_LABEL: pool}
+        labels = (
+            {INVOCATION_LABEL: invocation_id, LEASE_LABEL: str(generation)}
+            if invocation_id
+            else {POOL_LABEL: pool}
+        )
         since = time.monotonic()
         container_id = self._create(image, labels, profile)
         sock = None

@@ -167,19 +167,18 @@ def visible_url(url: httpx.URL) -> str:
 
 
 class WebhookDeliverer:
-    """Runs delivery attempts for the dispatcher that holds their leases (``owner``)."""
+    """Runs delivery attempts of claimed invocations; every write is fenced by the
+    attempt's lease generation (a node that lost the run writes nothing)."""
 
     def __init__(
         self,
         db: Database,
         settings: Settings,
         metrics: Metrics,
-        owner: str,
         on_logs_written: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.metrics = metrics
-        self.owner = owner
         self.on_logs_written = on_logs_written
         self.timeout_s = settings.webhook_timeout_s
         self.allowed = AllowList.parse(settings.webhook_allowed_hosts)
@@ -204,7 +203,12 @@ class WebhookDeliverer:
         with self.db.session() as session:
             event = invocation_store.find_event(session, invocation.event_id)
             deadline = utcnow() + timedelta(seconds=self.timeout_s)
-            invocation_store.begin_hand_off(session, invocation.id, deadline, cold_start=False)
+            held = invocation_store.begin_hand_off(
+                session, invocation.id, invocation.lease_generation, deadline, cold_start=False
+            )
+        if not held:
+            log.warning("invocation %s: lease lost before the delivery", invocation.id)
+            return
         label_id = event.label.get("id") if event is not None and event.label else None
         writer = RunLogWriter(
             self.db, invocation, str(label_id) if label_id else None, self.on_logs_written
@@ -274,7 +278,7 @@ class WebhookDeliverer:
             writer.system(f"{delivery.summary}; retrying in {delay:.1f} s")
             with self.db.session() as session:
                 if invocation_store.retry_later(
-                    session, invocation.id, self.owner, delivery.summary, delay
+                    session, invocation.id, invocation.lease_generation, delivery.summary, delay
                 ):
                     webhook_store.note_http_status(session, invocation.id, delivery.http_status)
             return
@@ -293,7 +297,7 @@ class WebhookDeliverer:
             recorded = invocation_store.finish(
                 session,
                 invocation.id,
-                self.owner,
+                invocation.lease_generation,
                 delivery.summary,
                 status=delivery.status,
                 error=None if succeeded else delivery.summary,

@@ -8,7 +8,7 @@ from executor.build.builder import Builder
 from executor.errors import PluginRejected
 from executor.intake.upload import UploadLimits, read_upload, source_archive
 from executor.run.limits import PluginLimits, check_limits
-from executor.schemas import ActivationPublic
+from executor.schemas import ActivationIn, ActivationPublic
 from executor.service.audit import record
 from executor.settings import SandboxProfile
 from executor.store import invocations as invocation_store
@@ -56,6 +56,8 @@ def describe_activation(activation: Activation) -> ActivationPublic:
         max_retries=activation.max_retries,
         pinned_version=activation.version_number,
         runs_version=version.number if version else None,
+        runtime=activation.runtime,
+        node_selector=activation.node_selector,
         created_at=activation.created_at,
     )
 
@@ -106,24 +108,25 @@ class Catalog:
         return version
 
     def activate(
-        self,
-        caller: Caller,
-        name: str,
-        project_id: str,
-        events: list[str] | None,
-        version: int | None = None,
-        max_retries: int = 0,
+        self, caller: Caller, name: str, project_id: str, body: ActivationIn
     ) -> ActivationPublic:
-        """Activate on a project; ``version`` pins an ACTIVE version (None: follow current);
-        ``max_retries`` retries plugin failures. The operator's first activation on a
-        project gives the project to the tenant it acts on."""
+        """Activate on a project as ``body`` says: its ``version`` pins an ACTIVE version
+        (None: follow current), ``max_retries`` retries plugin failures, ``runtime`` and
+        ``node_selector`` place its runs. The operator's first activation on a project
+        gives the project to the tenant it acts on."""
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             tenant_store.owned_project(
                 session, project_id, caller.tenant_id, may_claim=caller.is_operator
             )
             activation = plugin_store.set_activation(
-                session, plugin, project_id, events, version, max_retries
+                session,
+                plugin,
+                project_id,
+                body.events,
+                body.version,
+                body.max_retries,
+                placement=(body.runtime, body.node_selector),
             )
             record(session, caller, "plugin.activate", name, detail={"project_id": project_id})
             return describe_activation(activation)

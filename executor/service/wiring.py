@@ -16,6 +16,7 @@ from executor.metrics import Metrics, QueueFigures
 from executor.notify import Notifier
 from executor.registry import Registry
 from executor.run.dispatcher import Dispatcher
+from executor.run.node import node_id_for
 from executor.run.prepull import Prepuller
 from executor.schemas import EventIn
 from executor.service.audit import record
@@ -24,9 +25,10 @@ from executor.service.events import Ingested, ingest_event
 from executor.service.webhooks import Webhooks
 from executor.settings import Settings
 from executor.store import invocations as invocation_store
+from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
-from executor.store.tables import Invocation
+from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Caller
 from executor.tenancy.ratelimit import KeyLimiter
 from executor.upkeep.image_gc import ImageCollector
@@ -135,6 +137,14 @@ class ExecutorService:
         self.dispatcher.wake()
         return copy
 
+    def drain_node(self, caller: Caller, node_id: str) -> tuple[Node, int]:
+        """Make a node claim nothing new (audited); the node and the runs it still holds."""
+        with self.db.session() as session:
+            node = node_store.drain(session, node_id)
+            running = node_store.running_by_node(session).get(node_id, 0)
+            record(session, caller, "node.drain", node_id)
+        return node, running
+
     def _queue_figures(self) -> QueueFigures:
         with self.db.session() as session:
             return QueueFigures(
@@ -142,15 +152,21 @@ class ExecutorService:
                 invocation_store.oldest_queued_at(session),
             )
 
-    def start(self) -> None:
+    def start(self, *, api: bool = True) -> None:
+        """Start the parts of the role: with ``api`` (``serve``) builds, image GC and
+        retention too; without (``worker``) the dispatcher and its gateway only."""
         self.db.migrate()
         self.engine.scope = self.db.store_id()
+        self.engine.node_id = node_id_for(self.settings, self.engine)
         self.gateway.start()
-        self.builder.resume_unfinished()
+        if api:
+            self.builder.resume_unfinished()
         if self.settings.dispatch:
             self.dispatcher.start()
             if self.prepuller is not None:
                 self.prepuller.start()
+        if not api:
+            return
         try:
             self.image_gc.collect()
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from executor.store.tables import GatewayCall, InvocationToken, utcnow
+from executor.store.invocations import fence
+from executor.store.tables import GatewayCall, Invocation, InvocationToken, utcnow
 
 __all__ = [
     "add_call",
@@ -18,24 +19,40 @@ __all__ = [
     "revoke_all",
     "revoke_for",
     "take_call",
+    "token_current",
 ]
 
 
 def add_token(
-    session: Session, token_sha256: str, invocation_id: str, project_id: str, expires_at: datetime
+    session: Session,
+    token_sha256: str,
+    invocation_id: str,
+    project_id: str,
+    expires_at: datetime,
+    generation: int = 0,
 ) -> None:
+    """Store a run token minted under the run's lease ``generation``."""
     session.add(
         InvocationToken(
             token_sha256=token_sha256,
             invocation_id=invocation_id,
             project_id=project_id,
             expires_at=expires_at,
+            lease_generation=generation,
         )
     )
 
 
 def find_token(session: Session, token_sha256: str) -> InvocationToken | None:
     return session.get(InvocationToken, token_sha256)
+
+
+def token_current(session: Session, token: InvocationToken) -> bool:
+    """True while the token's lease generation is its run's current one."""
+    current = session.scalar(
+        select(Invocation.lease_generation).where(Invocation.id == token.invocation_id)
+    )
+    return current == token.lease_generation
 
 
 def take_call(session: Session, token_sha256: str, max_calls: int) -> bool:
@@ -51,13 +68,16 @@ def take_call(session: Session, token_sha256: str, max_calls: int) -> bool:
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
-def revoke_for(session: Session, invocation_id: str) -> None:
-    """Revoke the tokens of a run (its container exited)."""
-    session.execute(
-        update(InvocationToken)
-        .where(InvocationToken.invocation_id == invocation_id, InvocationToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+def revoke_for(session: Session, invocation_id: str, generation: int | None = None) -> None:
+    """Revoke the tokens of a run (its container exited): those minted under lease
+    ``generation`` only, when given, so a holder that lost the run cannot revoke the
+    token of the attempt that runs it now."""
+    query = update(InvocationToken).where(
+        InvocationToken.invocation_id == invocation_id, InvocationToken.revoked_at.is_(None)
     )
+    if generation is not None:
+        query = query.where(InvocationToken.lease_generation == generation)
+    session.execute(query.values(revoked_at=utcnow()))
 
 
 def revoke_all(session: Session) -> int:
@@ -70,9 +90,14 @@ def revoke_all(session: Session) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def add_call(session: Session, **fields: Any) -> None:
-    """Record one gateway call (method, path, status, bytes, duration) on its invocation."""
+def add_call(session: Session, generation: int, **fields: Any) -> bool:
+    """Record one gateway call (method, path, status, bytes, duration) on its invocation,
+    made with a token of lease ``generation``; False (nothing recorded) when that is not
+    the run's current generation any more: the attempt lost the run."""
+    if not fence(session, str(fields["invocation_id"]), generation, running=False):
+        return False
     session.add(GatewayCall(**fields))
+    return True
 
 
 def count_calls(session: Session, invocation_id: str) -> int:

@@ -10,11 +10,13 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.statuses import TERMINAL_STATUSES, InvocationStatus
+from executor.statuses import TERMINAL_STATUSES, InvocationStatus, NodeState
 from executor.store.tables import (
+    Activation,
     DispatchLock,
     Event,
     Invocation,
+    Node,
     Plugin,
     PluginVersion,
     Tenant,
@@ -23,6 +25,7 @@ from executor.store.tables import (
 
 __all__ = [
     "ClaimLimits",
+    "NodeClaim",
     "RunInputs",
     "RunOutput",
     "add_event",
@@ -32,6 +35,7 @@ __all__ = [
     "claim",
     "count_by_status",
     "event_invocation_ids",
+    "fence",
     "find_event",
     "find_invocation",
     "finish",
@@ -118,6 +122,40 @@ class ClaimLimits:
     per_tenant: int | None = None  # the default tenant quota; None: no cap
 
 
+@dataclass(frozen=True)
+class NodeClaim:
+    """The claiming node: its id, the OCI runtimes its engine has, its labels, and the
+    runtime a run gets when its activation names none (the operator's)."""
+
+    node_id: str
+    runtimes: frozenset[str]
+    labels: dict[str, str]
+    default_runtime: str
+
+    def can_run(self, runtime: str | None, selector: dict[str, Any] | None) -> bool:
+        """True when this node has the runtime and carries every label of the selector."""
+        if (runtime or self.default_runtime) not in self.runtimes:
+            return False
+        return all(self.labels.get(key) == value for key, value in (selector or {}).items())
+
+
+def _placements(
+    session: Session, plugin_ids: set[str]
+) -> dict[tuple[str, str], tuple[str | None, dict[str, Any] | None]]:
+    """(plugin id, project id) -> the activation's runtime and node selector."""
+    if not plugin_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Activation.plugin_id,
+            Activation.project_id,
+            Activation.runtime,
+            Activation.node_selector,
+        ).where(Activation.plugin_id.in_(plugin_ids))
+    )
+    return {(plugin, project): (runtime, selector) for plugin, project, runtime, selector in rows}
+
+
 def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]:
     rows = session.execute(select(Tenant.id, Tenant.max_concurrent_runs))
     return {tenant_id: cap if cap is not None else default for tenant_id, cap in rows.all()}
@@ -133,20 +171,32 @@ def _running_counts(session: Session, column: Any) -> dict[str, int]:
 
 
 def claim(
-    session: Session, owner: str, slots: int, lease_s: float, limits: ClaimLimits
+    session: Session,
+    owner: str,
+    slots: int,
+    lease_s: float,
+    limits: ClaimLimits,
+    node: NodeClaim,
 ) -> list[Invocation]:
-    """Claim up to ``slots`` queued invocations for ``owner``, oldest first, within limits.
+    """Claim up to ``slots`` queued invocations for ``owner`` on ``node``, oldest first,
+    within limits, each under a new lease generation.
 
     The update of the one ``dispatch_lock`` row serializes claimers (a write lock on SQLite,
     a row lock on PostgreSQL), so limit checks see every other claimer's result; on
     PostgreSQL the candidate rows are also locked with ``FOR UPDATE SKIP LOCKED``.
     A plugin whose oldest runnable invocation is blocked by a limit gets nothing newer
-    claimed (arrival order per plugin).
+    claimed (arrival order per plugin); one this node cannot run (its activation needs a
+    runtime or labels the node lacks) is left for another node and blocks nothing.
     """
     now = utcnow()
     session.execute(
         update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
     )
+    if session.scalar(select(Node.state).where(Node.id == node.node_id)) not in (
+        None,
+        NodeState.READY,
+    ):
+        return []  # drained (or lost): read here, so a drain holds from the next claim
     by_plugin = _running_counts(session, Invocation.plugin_id)
     by_project = _running_counts(session, Invocation.project_id)
     by_tenant = _running_counts(session, Invocation.tenant_id)
@@ -162,11 +212,17 @@ def claim(
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
+    candidates = list(session.scalars(query))
+    placements = _placements(session, {i.plugin_id for i in candidates})
     claimed: list[Invocation] = []
     blocked: set[str] = set()
-    for invocation in session.scalars(query):
+    for invocation in candidates:
         if len(claimed) >= slots:
             break
+        if not node.can_run(
+            *placements.get((invocation.plugin_id, invocation.project_id), (None, None))
+        ):
+            continue
         plugin_busy = by_plugin.get(invocation.plugin_id, 0) >= limits.per_plugin
         project_busy = by_project.get(invocation.project_id, 0) >= limits.per_project
         tenant_cap = tenant_caps.get(invocation.tenant_id, limits.per_tenant)
@@ -176,9 +232,7 @@ def claim(
         if invocation.plugin_id in blocked or plugin_busy or project_busy or tenant_busy:
             blocked.add(invocation.plugin_id)
             continue
-        invocation.status = InvocationStatus.RUNNING
-        invocation.lease_owner = owner
-        invocation.lease_expires_at = now + timedelta(seconds=lease_s)
+        _take(invocation, owner, node.node_id, now + timedelta(seconds=lease_s))
         invocation.started_at = now
         invocation.handler_started_at = None
         invocation.stdout_read_bytes = invocation.stderr_read_bytes = 0  # a new container
@@ -192,6 +246,32 @@ def claim(
     return claimed
 
 
+def _take(invocation: Invocation, owner: str, node_id: str, expires: datetime) -> None:
+    """Make ``owner`` on ``node_id`` the holder, under a new lease generation."""
+    invocation.status = InvocationStatus.RUNNING
+    invocation.lease_owner = owner
+    invocation.node_id = node_id
+    invocation.lease_expires_at = expires
+    invocation.lease_generation += 1
+
+
+def fence(session: Session, invocation_id: str, generation: int, *, running: bool = True) -> bool:
+    """True when ``generation`` is still the run's current lease generation (and, with
+    ``running``, the run still running): a writer calls it first in the transaction of
+    its write and writes nothing on False.
+
+    It is a no-op UPDATE of the run's row, so it also locks the row until the commit: a
+    takeover (which bumps the generation) waits for the write or the write sees it.
+    """
+    query = update(Invocation).where(
+        Invocation.id == invocation_id, Invocation.lease_generation == generation
+    )
+    if running:
+        query = query.where(Invocation.status == InvocationStatus.RUNNING)
+    result = session.execute(query.values(lease_generation=Invocation.lease_generation))
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
 def renew_leases(session: Session, owner: str, ids: list[str], lease_s: float) -> None:
     """Extend the leases ``owner`` holds on running invocations ``ids``."""
     if ids:
@@ -202,10 +282,20 @@ def renew_leases(session: Session, owner: str, ids: list[str], lease_s: float) -
         )
 
 
-def adopt(session: Session, invocation_id: str, owner: str, lease_s: float) -> Invocation | None:
-    """Take over a running invocation whose container outlived its executor."""
+def adopt(
+    session: Session, invocation_id: str, owner: str, lease_s: float, node_id: str, generation: int
+) -> Invocation | None:
+    """Take over a running invocation of ``node_id`` whose container outlived its process,
+    if its lease is still that container's (``generation``); None otherwise: another node
+    has the run now, or it ended, or it was re-queued. The generation stays: the node
+    holds the same lease, in a new process."""
     invocation = session.get(Invocation, invocation_id)
-    if invocation is None or invocation.status != InvocationStatus.RUNNING:
+    if (
+        invocation is None
+        or invocation.status != InvocationStatus.RUNNING
+        or invocation.node_id != node_id
+        or invocation.lease_generation != generation
+    ):
         return None
     invocation.lease_owner = owner
     invocation.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
@@ -244,12 +334,13 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
 
 
 def retry_later(
-    session: Session, invocation_id: str, owner: str, reason: str, delay_s: float
+    session: Session, invocation_id: str, generation: int, reason: str, delay_s: float
 ) -> bool:
-    """Queue a held invocation again after ``delay_s``; False if ``owner`` lost it."""
-    invocation = session.get(Invocation, invocation_id)
-    if invocation is None or invocation.lease_owner != owner:
+    """Queue a held invocation again after ``delay_s``; False if the lease ``generation``
+    was lost."""
+    if not fence(session, invocation_id, generation):
         return False
+    invocation = get_invocation(session, invocation_id)
     _note_attempt(invocation, reason)
     _release(invocation, status=InvocationStatus.QUEUED)
     invocation.not_before = utcnow() + timedelta(seconds=delay_s)
@@ -322,30 +413,38 @@ def _note_attempt(invocation: Invocation, reason: str) -> None:
 
 
 def _release(invocation: Invocation, *, status: InvocationStatus) -> None:
+    """No holder any more: a new generation, so the last holder's writes are refused."""
     invocation.status = status
     invocation.lease_owner = None
     invocation.lease_expires_at = None
+    invocation.lease_generation += 1
 
 
-def note_output_read(session: Session, invocation_id: str, *, stdout: int, stderr: int) -> None:
+def note_output_read(
+    session: Session, invocation_id: str, generation: int, *, stdout: int, stderr: int
+) -> None:
     """Record how much of the container's output is stored (with those log records)."""
     session.execute(
         update(Invocation)
-        .where(Invocation.id == invocation_id)
+        .where(Invocation.id == invocation_id, Invocation.lease_generation == generation)
         .values(stdout_read_bytes=stdout, stderr_read_bytes=stderr)
     )
 
 
-def mark_handler_started(session: Session, invocation_id: str, at: datetime) -> None:
+def mark_handler_started(
+    session: Session, invocation_id: str, generation: int, at: datetime
+) -> None:
     session.execute(
-        update(Invocation).where(Invocation.id == invocation_id).values(handler_started_at=at)
+        update(Invocation)
+        .where(Invocation.id == invocation_id, Invocation.lease_generation == generation)
+        .values(handler_started_at=at)
     )
 
 
 def finish(
     session: Session,
     invocation_id: str,
-    owner: str | None,
+    generation: int | None,
     reason: str | None = None,
     *,
     status: InvocationStatus,
@@ -353,15 +452,16 @@ def finish(
     error: str | None = None,
     output: RunOutput | None = None,
 ) -> bool:
-    """Record the terminal ``status`` of an invocation ``owner`` holds (None: any holder).
+    """Record the terminal ``status`` of a running invocation held under lease
+    ``generation`` (None: whoever holds it, for the store's own expiry).
 
     ``reason`` is kept in the attempt history; ``output`` (None: not known) how much log
     the run wrote. Returns False (and changes nothing) when the lease was lost to another
-    executor, so a result is never recorded twice.
+    holder or the run ended already, so a result is never recorded twice.
     """
-    invocation = get_invocation(session, invocation_id)
-    if owner is not None and invocation.lease_owner != owner:
+    if generation is not None and not fence(session, invocation_id, generation):
         return False
+    invocation = get_invocation(session, invocation_id)
     now = utcnow()
     invocation.status = status
     invocation.exit_code = exit_code
@@ -391,29 +491,41 @@ def find_event(session: Session, event_id: str) -> Event | None:
 @dataclass(frozen=True)
 class RunInputs:
     """What an attempt of ``invocation`` runs: its event, version and plugin (any may be
-    gone: a purged event, a deleted plugin)."""
+    gone: a purged event, a deleted plugin), and the OCI runtime its activation needs
+    (None: the operator's)."""
 
     event: Event | None
     version: PluginVersion | None
     plugin: Plugin | None
+    runtime: str | None = None
 
 
 def run_inputs(session: Session, invocation: Invocation) -> RunInputs:
+    runtime = session.scalar(
+        select(Activation.runtime).where(
+            Activation.plugin_id == invocation.plugin_id,
+            Activation.project_id == invocation.project_id,
+        )
+    )
     return RunInputs(
         session.get(Event, invocation.event_id),
         session.get(PluginVersion, invocation.version_id),
         session.get(Plugin, invocation.plugin_id),
+        runtime,
     )
 
 
 def begin_hand_off(
-    session: Session, invocation_id: str, deadline: datetime, cold_start: bool
-) -> None:
-    """Record the deadline of the attempt handed off now, and how its container started."""
-    held = session.get(Invocation, invocation_id)
-    if held is not None:
-        held.deadline_at = deadline
-        held.cold_start = cold_start
+    session: Session, invocation_id: str, generation: int, deadline: datetime, cold_start: bool
+) -> bool:
+    """Record the deadline of the attempt handed off now, and how its container started;
+    False (nothing recorded) when the lease ``generation`` was lost."""
+    if not fence(session, invocation_id, generation):
+        return False
+    held = get_invocation(session, invocation_id)
+    held.deadline_at = deadline
+    held.cold_start = cold_start
+    return True
 
 
 def add_invocation(session: Session, invocation: Invocation) -> Invocation:

@@ -305,10 +305,12 @@ def set_activation(
     events: list[str] | None,
     version_number: int | None = None,
     max_retries: int = 0,
+    placement: tuple[str | None, dict[str, str] | None] = (None, None),
 ) -> Activation:
     """Activate ``plugin`` on ``project_id`` (or update its event matcher and pin).
 
     ``version_number`` pins a version, which must be ACTIVE; None follows the current one.
+    ``placement`` is the OCI runtime its runs need and the node selector (None: any).
     """
     if version_number is not None:
         pinned = version_by_number(session, plugin, version_number)
@@ -329,6 +331,7 @@ def set_activation(
     activation.event_matcher = events
     activation.version_number = version_number
     activation.max_retries = max_retries
+    activation.runtime, activation.node_selector = placement
     session.flush()
     return activation
 

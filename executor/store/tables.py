@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from executor.statuses import BuildStatus, InvocationStatus, PluginKind
+from executor.statuses import BuildStatus, InvocationStatus, NodeState, PluginKind
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -36,6 +36,7 @@ __all__ = [
     "Invocation",
     "InvocationToken",
     "LogRecord",
+    "Node",
     "Plugin",
     "PluginVersion",
     "Project",
@@ -232,6 +233,10 @@ class Activation(Base):
     # A pinned version number; None follows the plugin's current version.
     version_number: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Placement: the OCI runtime its runs need (None: the operator's) and the labels a
+    # node must carry to claim them (None: any node).
+    runtime: Mapped[str | None] = mapped_column(String(40), default=None)
+    node_selector: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     plugin: Mapped[Plugin] = relationship()
 
@@ -258,6 +263,7 @@ class Invocation(Base):
         Index("ix_invocations_finished", "finished_at"),
         Index("ix_invocations_tenant_queued", "tenant_id", "queued_at"),
         Index("ix_invocations_tenant_finished", "tenant_id", "finished_at"),  # stats
+        Index("ix_invocations_node", "node_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -288,6 +294,10 @@ class Invocation(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     # Dispatch bookkeeping: who holds the run, until when, and when it may run again.
     lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    # Bumped at every change of holder (claim, adopt, expiry, release): each write of a run
+    # is conditional on it, so a holder that lost the run writes nothing (fencing).
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0)
+    node_id: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     not_before: Mapped[datetime | None] = mapped_column(default=None)
     deadline_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -334,6 +344,8 @@ class InvocationToken(Base):
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     calls: Mapped[int] = mapped_column(Integer, default=0)
+    # The run's lease generation when minted: good only while that attempt holds the run.
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class GatewayCall(Base):
@@ -385,3 +397,25 @@ class LogRecord(Base):
     seq: Mapped[int] = mapped_column(Integer)
     # The seq of the record this one continues: a long line is stored as several records.
     continues: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Where and in which attempt the line was written (None: before nodes existed).
+    node_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    attempt: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class Node(Base):
+    """A dispatching process on one Docker Engine: what it can run and whether it is alive.
+
+    ``instance`` is the process holding the id now (a restarted node gets a new one)."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(100))
+    engine_version: Mapped[str] = mapped_column(String(100), default="")
+    runtimes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_concurrent_runs: Mapped[int] = mapped_column(Integer, default=0)
+    warm_pool_memory_mib: Mapped[int] = mapped_column(Integer, default=0)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default=NodeState.READY.value)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

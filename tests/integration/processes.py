@@ -1,4 +1,5 @@
-"""Executors as separate processes (``plugin-executor serve``), to kill and restart them."""
+"""Executors as separate processes (``plugin-executor serve`` or ``worker``), to kill and
+restart them."""
 
 from __future__ import annotations
 
@@ -18,23 +19,27 @@ import httpx
 from tests.conftest import CA_BUNDLE, OPERATOR_KEY, RUNTIME_IMAGE, ExecutorApi, free_port
 
 STARTUP_TIMEOUT_S = 60
+WORKER_READY = b"ready"  # the last word of the line a worker prints once it claims
 
 
 @dataclass
 class ExecutorProcess(ExecutorApi):
-    """One ``plugin-executor serve`` process; ``env`` holds its EXECUTOR_* settings."""
+    """One ``plugin-executor serve`` (or ``worker``: ``command``) process; ``env`` holds its
+    EXECUTOR_* settings."""
 
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    command: str = "serve"
 
     def start(self) -> ExecutorProcess:
         assert self.log_path is not None
         if self.api.is_closed:  # stopped before: a new client for the new process
             self.api = httpx.Client(base_url=self.url, headers=self.api.headers, timeout=60)
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "executor.cli", "serve"],
+                [sys.executable, "-m", "executor.cli", self.command],
                 env={**os.environ, **self.env},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -42,11 +47,21 @@ class ExecutorProcess(ExecutorApi):
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             assert self.process.poll() is None, self.log_path.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+            if self._ready(log_start):
+                return self
             assert time.monotonic() < deadline, "executor process did not start"
             time.sleep(0.2)
+
+    def _ready(self, log_start: int) -> bool:
+        """A server answers /healthz; a worker (no HTTP port) has printed its ready line."""
+        assert self.log_path is not None
+        if self.command == "worker":
+            with self.log_path.open("rb") as log_file:
+                log_file.seek(log_start)
+                return any(line.rstrip().endswith(WORKER_READY) for line in log_file)
+        with contextlib.suppress(httpx.TransportError):
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        return False
 
     def signal(self, signum: int) -> None:
         assert self.process is not None
@@ -72,10 +87,12 @@ def executor_process(
     docker_client: docker.DockerClient,
     port: int | None = None,
     docker_host: str | None = None,
+    command: str = "serve",
     **settings: Any,
 ) -> ExecutorProcess:
     """An executor process (not started) on ``port`` (default: a free one) with settings,
-    using the Docker Engine at ``docker_host`` (default: the one tests use)."""
+    using the Docker Engine at ``docker_host`` (default: the one tests use); ``command``
+    ``worker`` starts a worker instead of a server."""
     port = port or free_port()
     env = {
         "EXECUTOR_DATA_DIR": str(data_dir),
@@ -94,7 +111,12 @@ def executor_process(
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     return ExecutorProcess(
-        api=api, url=url, docker_client=docker_client, env=env, log_path=data_dir / "server.log"
+        api=api,
+        url=url,
+        docker_client=docker_client,
+        env=env,
+        log_path=data_dir / "server.log",
+        command=command,
     )
 
 

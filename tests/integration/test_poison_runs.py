@@ -23,6 +23,7 @@ from tests.conftest import RunningServer, ServerFactory
 MAX_ATTEMPTS = 2
 LEASE_EXPIRED = "lease expired: the executor running it stopped"
 LOST_OWNER = "gone-host:1:dead"  # the executor that died holding a lease
+LOST_GENERATION = 0  # the lease generation it held (a new row's)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def test_a_lease_expired_at_the_last_attempt_ends_dead_and_before_it_runs_again(
     assert plugin_runs(executor, last) == 0
     with executor.service.db.session() as session:  # the executor that lost it wakes up
         assert not invocation_store.finish(
-            session, last, LOST_OWNER, status=InvocationStatus.SUCCEEDED
+            session, last, LOST_GENERATION, status=InvocationStatus.SUCCEEDED
         )
     assert again["status"] == "succeeded", again
     assert again["attempt"] == MAX_ATTEMPTS

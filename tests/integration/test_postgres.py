@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
-import psycopg
-import pytest
 
 from executor.store.db import Database
 from tests.integration.processes import (
@@ -25,19 +21,7 @@ from tests.runs_migration import check_runs_outlive_their_plugin
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 from tests.webhook_migration import check_old_plugins_are_code_and_webhooks_come_and_go
 
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=executor password=executor dbname=postgres"
 EVENTS = 500
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL (started by deploy/setup.sh), dropped after."""
-    name = f"pe_test_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql+psycopg://executor:executor@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def test_two_executors_on_one_postgres_run_500_events_each_exactly_once(
@@ -48,8 +32,9 @@ def test_two_executors_on_one_postgres_run_500_events_each_exactly_once(
         "max_concurrent_runs": 2,
         "lease_s": 10,
     }
-    first = executor_process(tmp_path / "a", docker_client, **settings).start()
-    second = executor_process(tmp_path / "b", docker_client, **settings)
+    # Two nodes on one engine: each needs its own id (docs/scaling.md).
+    first = executor_process(tmp_path / "a", docker_client, node_id="a", **settings).start()
+    second = executor_process(tmp_path / "b", docker_client, node_id="b", **settings)
     executors: list[ExecutorProcess] = [first]
     try:
         executors.append(second.start())

@@ -120,6 +120,7 @@ def fixture(server_factory: ServerFactory) -> Iterator[Fixture]:
             "tenant": "alpha",
             "key_id": spare["id"],
             "webhook": "matrix-hook",
+            "node_id": str(server.service.engine.node_id),  # drained last: no runs follow
         },
     )
 

@@ -7,20 +7,17 @@ n ordered values the p-th sits at rank 1 + p (n - 1).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
-import psycopg
 import pytest
 
 from executor.statuses import InvocationStatus
 from tests.conftest import RunningServer, make_settings, start_server, stop_server
 from tests.integration.tenancy import create_tenant
-from tests.integration.test_postgres import ADMIN_DSN
 from tests.stats_seed import add_queued, add_run, add_version
 
 pytestmark = pytest.mark.docker
@@ -47,23 +44,14 @@ def stats_server(
 ) -> Iterator[RunningServer]:
     """A real executor on SQLite, or on a fresh PostgreSQL database dropped after."""
     overrides: dict[str, Any] = {}
-    database = None
     if request.param == "postgresql":
-        database = f"pe_stats_{secrets.token_hex(4)}"
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {database}")
-        overrides["database_url"] = (
-            f"postgresql+psycopg://executor:executor@127.0.0.1:5432/{database}"
-        )
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
     entry = start_server(make_settings(tmp_path, **overrides), docker_client)
     try:
         yield entry[0]
     finally:
         stop_server(*entry)
         entry[0].service.db.dispose()
-        if database is not None:
-            with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
 
 
 def seed(server: RunningServer) -> None:

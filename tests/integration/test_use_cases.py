@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from executor.errors import Conflict, NotFound
+from executor.schemas import ActivationIn
 from executor.store import audit as audit_store
 from executor.tenancy.access import operator_caller
 from tests.conftest import PLUGINS, RunningServer
@@ -25,7 +26,7 @@ def test_each_use_case_is_audited_with_its_change(server: RunningServer) -> None
     assert server.wait_build("use-cases", first.number)["status"] == "ACTIVE"
     second = catalog.upload(caller, "use-cases", "main.py", source + b"\n# v2\n")
     assert server.wait_build("use-cases", second.number)["status"] == "ACTIVE"
-    shown = catalog.activate(caller, "use-cases", "p-use-cases", None)
+    shown = catalog.activate(caller, "use-cases", "p-use-cases", ActivationIn())
     assert (shown.plugin, shown.project_id, shown.runs_version) == ("use-cases", "p-use-cases", 2)
     assert catalog.rollback(caller, "use-cases") == (1, 2)
     catalog.deactivate(caller, "use-cases", "p-use-cases")
@@ -49,7 +50,7 @@ def test_a_refused_use_case_records_nothing(server: RunningServer) -> None:
     with pytest.raises(Conflict, match="no ACTIVE version before v1"):
         catalog.rollback(caller, "refused-cases")
     with pytest.raises(NotFound, match="has no version 2"):
-        catalog.activate(caller, "refused-cases", "p-refused", None, version=2)
+        catalog.activate(caller, "refused-cases", "p-refused", ActivationIn(version=2))
     with pytest.raises(NotFound):
         catalog.deactivate(caller, "refused-cases", "p-never-activated")
     with pytest.raises(NotFound):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from executor.gateway.server import Gateway
 from executor.settings import PlatformTarget, Settings
@@ -182,6 +182,28 @@ def test_every_token_form_is_accepted(rig: Rig, headers: dict[str, str]) -> None
     _, token = rig.new_run()
     filled = {k: v.format(t=token) for k, v in headers.items()}
     assert rig.send("GET", "/api/projects/p1/assets", headers=filled).status == 200
+
+
+def test_a_token_of_an_attempt_that_lost_its_run_is_refused_and_not_recorded(
+    rig: Rig,
+) -> None:
+    """Another node took the run over (a new lease generation): the old attempt's token,
+    not yet revoked, reaches nothing, and its call is not written on the run."""
+    invocation_id, token = rig.new_run()
+    with rig.db.session() as session:
+        session.execute(
+            update(Invocation)
+            .where(Invocation.id == invocation_id)
+            .values(lease_generation=Invocation.lease_generation + 1)
+        )
+
+    answer = rig.send("GET", "/api/projects/p1/assets", token)
+
+    assert answer.status == 401
+    assert answer.json()["code"] == "token_superseded"
+    assert "lost its run to another node" in answer.json()["message"]
+    assert rig.platform.requests == []
+    assert rig.calls(invocation_id) == []
 
 
 def test_missing_unknown_expired_and_revoked_tokens_get_401(rig: Rig) -> None:

@@ -19,6 +19,7 @@ from executor.run.output import (
     OutputLine,
 )
 from executor.run.runner import RunLogWriter
+from executor.statuses import InvocationStatus
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion
 from executor.tokens import mint_token
@@ -73,7 +74,7 @@ def test_the_line_limit_is_the_runtime_protocols() -> None:
     assert MAX_LINE_BYTES == runtime_protocol.MAX_LINE_BYTES == 16 * 1024
 
 
-def test_lone_surrogate_escape_is_stored_as_a_replacement_character(tmp_path: Path) -> None:
+def test_lone_surrogate_escape_is_stored_as_a_replacement_character(db: Database) -> None:
     """A protocol line carrying ``\\udcff`` (a valid JSON escape, not valid Unicode) used to
     make the SQLite write raise UnicodeEncodeError."""
     collector = OutputCollector(1024 * 1024)
@@ -81,13 +82,10 @@ def test_lone_surrogate_escape_is_stored_as_a_replacement_character(tmp_path: Pa
     lines = collector.feed(STDOUT, raw)
     assert lines == [OutputLine("WARNING", "a\ufffdb\ufffd", "stdout")]
 
-    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
-    db.migrate()
-    writer = RunLogWriter(db, Invocation(id="run-1", plugin_name="p", project_id="pr"), None)
+    writer = RunLogWriter(db, stored_invocation(db), None)
     writer.write(lines)
     with db.session() as session:
         assert list(session.scalars(select(LogRecord.content))) == ["a\ufffdb\ufffd"]
-    db.dispose()
 
 
 @pytest.mark.parametrize("size", [997, 4096, 70_000])
@@ -199,6 +197,8 @@ def stored_invocation(db: Database) -> Invocation:
             version_number=1,
             project_id="pr",
             event_type="onSubmit",
+            status=InvocationStatus.RUNNING,  # a writer writes only while its attempt holds it
+            lease_generation=1,
         )
         session.add(invocation)
         session.flush()

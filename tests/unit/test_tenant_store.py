@@ -117,6 +117,9 @@ def _queue(db: Database, tenant: str, count: int) -> None:
             )
 
 
+NODE = invocation_store.NodeClaim("node-1", frozenset({"runc"}), {}, "runc")
+
+
 def test_concurrent_runs_stop_at_the_tenant_quota_and_resume(db: Database) -> None:
     with db.session() as session:
         session.add(Tenant(id="capped", max_concurrent_runs=1))
@@ -124,14 +127,16 @@ def test_concurrent_runs_stop_at_the_tenant_quota_and_resume(db: Database) -> No
     _queue(db, "default", 2)
     limits = invocation_store.ClaimLimits(per_plugin=10, per_project=10, per_tenant=None)
     with db.session() as session:
-        claimed = invocation_store.claim(session, "me", 10, 30, limits)
+        claimed = invocation_store.claim(session, "me", 10, 30, limits, NODE)
         assert sorted(i.tenant_id for i in claimed) == ["capped", "default", "default"]
-        first = next(i.id for i in claimed if i.tenant_id == "capped")
+        first = next(i for i in claimed if i.tenant_id == "capped")
     with db.session() as session:
-        assert invocation_store.claim(session, "me", 10, 30, limits) == []
-        invocation_store.finish(session, first, "me", status=InvocationStatus.SUCCEEDED)
+        assert invocation_store.claim(session, "me", 10, 30, limits, NODE) == []
+        invocation_store.finish(
+            session, first.id, first.lease_generation, status=InvocationStatus.SUCCEEDED
+        )
     with db.session() as session:
-        claimed = invocation_store.claim(session, "me", 10, 30, limits)
+        claimed = invocation_store.claim(session, "me", 10, 30, limits, NODE)
         assert [i.tenant_id for i in claimed] == ["capped"]
 
 

@@ -39,11 +39,10 @@ def activate(
 ) -> ActivationPublic:
     """Activate a plugin on a project; ``events`` defaults to the plugin's handler types,
     ``version`` pins an ACTIVE version (default: follow the plugin's current version),
-    ``max_retries`` retries plugin failures."""
+    ``max_retries`` retries plugin failures; ``runtime`` and ``node_selector`` say which
+    nodes may run it."""
     body = body or ActivationIn()
-    return service.catalog.activate(
-        caller, name, project_id, body.events, body.version, body.max_retries
-    )
+    return service.catalog.activate(caller, name, project_id, body)
 
 
 @router.delete("/{project_id}/plugins/{name}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,119 @@
+"""This process as a node of the cluster: its id, what it can run, its heartbeat.
+
+Every dispatching process is a node: it registers (engine version, runtimes, capacity,
+labels) at start and heartbeats with its lease renewals. While beating it also marks lost
+the nodes silent past the lease TTL, whose runs' leases then expire and are re-queued.
+A drained node claims nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from executor.engine import Engine
+from executor.errors import ExecutorError
+from executor.settings import Settings
+from executor.statuses import NodeState
+from executor.store import nodes as node_store
+from executor.store.db import Database
+from executor.store.invocations import NodeClaim
+
+__all__ = ["NodeMembership", "node_id_for"]
+
+log = logging.getLogger(__name__)
+
+
+class UnknownRuntime(ExecutorError):
+    """EXECUTOR_NODE_RUNTIMES names a runtime the engine does not have."""
+
+    code = "unknown_runtime"
+
+
+def node_id_for(settings: Settings, engine: Engine) -> str:
+    """The setting, else ``hostname-<short engine id>``: stable across restarts of a
+    process on the same engine, so a restarted node adopts its own runs."""
+    return settings.node_id or f"{socket.gethostname()}-{engine.info().short_id}"
+
+
+class NodeMembership:
+    """Registers this node and keeps its heartbeat; ``claim`` describes it to the claim."""
+
+    def __init__(self, db: Database, engine: Engine, settings: Settings, instance: str) -> None:
+        self.db = db
+        self.engine = engine
+        self.settings = settings
+        self.instance = instance
+        self.state: str | None = None
+        self.claim: NodeClaim | None = None
+
+    def join(self) -> NodeClaim:
+        """Register as ready; labels what the engine creates from now on with the node id."""
+        info = self.engine.info()
+        runtimes = self._runtimes(info.runtimes)
+        node_id = self.engine.node_id = node_id_for(self.settings, self.engine)
+        with self.db.session() as session:
+            node_store.register(
+                session,
+                node_store.NodeInfo(
+                    id=node_id,
+                    instance=self.instance,
+                    engine_version=info.version,
+                    runtimes=runtimes,
+                    max_concurrent_runs=self.settings.max_concurrent_runs,
+                    warm_pool_memory_mib=self.settings.warm_pool_memory_budget_mib,
+                    labels=self.settings.node_labels,
+                ),
+            )
+        self.state = NodeState.READY
+        self.claim = NodeClaim(
+            node_id,
+            frozenset(runtimes),
+            self.settings.node_labels,
+            self.settings.sandbox.oci_runtime,
+        )
+        log.info("node %s ready: runtimes %s", node_id, ", ".join(runtimes))
+        return self.claim
+
+    def _runtimes(self, available: list[str]) -> list[str]:
+        wanted = self.settings.node_runtimes
+        if wanted is None:
+            return available
+        missing = sorted(set(wanted) - set(available))
+        if missing:
+            raise UnknownRuntime(
+                f"EXECUTOR_NODE_RUNTIMES names {', '.join(missing)}, which this Docker Engine "
+                f"does not have (it has {', '.join(available)}): name only those"
+            )
+        return sorted(set(wanted))
+
+    @property
+    def takes_runs(self) -> bool:
+        """False once the node is draining (or its id was taken over by another process)."""
+        return self.state == NodeState.READY
+
+    def _changed(self, state: str | None) -> None:
+        assert self.claim is not None
+        if state is None:
+            log.error(
+                "node id %s was taken over by another process: this one claims nothing more; "
+                "give each process on one Docker Engine its own EXECUTOR_NODE_ID",
+                self.claim.node_id,
+            )
+        else:
+            log.warning("node %s is now %s", self.claim.node_id, state)
+        self.state = state
+
+    def beat(self) -> list[str]:
+        """Heartbeat; mark the silent nodes lost (their leases expire now). Returns the ids
+        of the nodes marked lost."""
+        assert self.claim is not None, "join first"
+        with self.db.session() as session:
+            revive_as = self.state if self.state == NodeState.DRAINING else NodeState.READY
+            state = node_store.heartbeat(session, self.claim.node_id, self.instance, revive_as)
+            lost = node_store.mark_lost(session, self.settings.lease_s)
+        if state != self.state:
+            self._changed(state)
+        for node_id in lost:
+            log.warning("node %s is lost: no heartbeat for %g s", node_id, self.settings.lease_s)
+        return lost

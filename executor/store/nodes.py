@@ -1,0 +1,137 @@
+"""Queries on nodes: register, heartbeat, drain, and marking the silent ones lost.
+
+A node is one dispatching process on one Docker Engine. It heartbeats while it lives; a
+node whose heartbeat is older than the lease TTL is ``lost`` and the leases of its runs
+expire at once (``executor.store.invocations.requeue_expired`` then re-queues them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from executor.errors import NotFound
+from executor.statuses import InvocationStatus, NodeState
+from executor.store.tables import Invocation, Node, utcnow
+
+__all__ = [
+    "NodeInfo",
+    "drain",
+    "find_node",
+    "heartbeat",
+    "list_nodes",
+    "mark_lost",
+    "register",
+    "running_by_node",
+]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a node tells the store about itself at start."""
+
+    id: str
+    instance: str
+    engine_version: str
+    runtimes: list[str]
+    max_concurrent_runs: int
+    warm_pool_memory_mib: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def register(session: Session, info: NodeInfo) -> Node:
+    """Record this node as ready (a restarted node takes its row over, drained or not:
+    a restart is the operator's way back from a drain)."""
+    node = session.get(Node, info.id)
+    if node is None:
+        node = Node(id=info.id)
+        session.add(node)
+    now = utcnow()
+    fields: dict[str, Any] = {
+        "instance": info.instance,
+        "engine_version": info.engine_version,
+        "runtimes": list(info.runtimes),
+        "max_concurrent_runs": info.max_concurrent_runs,
+        "warm_pool_memory_mib": info.warm_pool_memory_mib,
+        "labels": dict(info.labels),
+        "state": NodeState.READY,
+        "started_at": now,
+        "heartbeat_at": now,
+    }
+    for name, value in fields.items():
+        setattr(node, name, value)
+    session.flush()
+    return node
+
+
+def heartbeat(
+    session: Session, node_id: str, instance: str, revive_as: str = NodeState.READY
+) -> str | None:
+    """Say that ``instance`` of the node lives; its state after (None: another process took
+    the id over). A node marked lost that beats again is ``revive_as`` (the state it last
+    knew, so a drain survives a pause): its runs are gone elsewhere, but it may go on."""
+    session.execute(
+        update(Node)
+        .where(Node.id == node_id, Node.instance == instance)
+        .values(heartbeat_at=utcnow())
+    )
+    session.execute(
+        update(Node)
+        .where(Node.id == node_id, Node.instance == instance, Node.state == NodeState.LOST)
+        .values(state=revive_as)
+    )
+    return session.scalar(select(Node.state).where(Node.id == node_id, Node.instance == instance))
+
+
+def mark_lost(session: Session, ttl_s: float) -> list[str]:
+    """Mark lost the nodes silent for longer than ``ttl_s`` and expire their runs' leases
+    now; returns their ids."""
+    now = utcnow()
+    lost = list(
+        session.scalars(
+            select(Node.id).where(
+                Node.state != NodeState.LOST, Node.heartbeat_at < now - timedelta(seconds=ttl_s)
+            )
+        )
+    )
+    if lost:
+        session.execute(update(Node).where(Node.id.in_(lost)).values(state=NodeState.LOST))
+        session.execute(
+            update(Invocation)
+            .where(Invocation.node_id.in_(lost), Invocation.status == InvocationStatus.RUNNING)
+            .values(lease_expires_at=now)
+        )
+    return lost
+
+
+def drain(session: Session, node_id: str) -> Node:
+    """Make a node take no new runs (it finishes those it holds); NotFound if unknown."""
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound(f"no node {node_id!r}: `plugin-executor nodes` lists them")
+    if node.state == NodeState.READY:
+        node.state = NodeState.DRAINING
+    session.flush()
+    return node
+
+
+def find_node(session: Session, node_id: str) -> Node | None:
+    return session.get(Node, node_id)
+
+
+def list_nodes(session: Session) -> list[Node]:
+    return list(session.scalars(select(Node).order_by(Node.id)))
+
+
+def running_by_node(session: Session) -> dict[str, int]:
+    """Node id -> how many runs it holds now."""
+    rows = session.execute(
+        select(Invocation.node_id, func.count())
+        .where(Invocation.status == InvocationStatus.RUNNING, Invocation.node_id.is_not(None))
+        .group_by(Invocation.node_id)
+    )
+    return {str(node_id): int(count) for node_id, count in rows.all()}

@@ -1,0 +1,192 @@
+"""Fencing in the store (real SQLite and PostgreSQL): once a run's lease went to another
+node, every write of the holder that lost it affects nothing, and nothing is finalised
+twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from executor.run.output import OutputLine
+from executor.run.runner import RunLogWriter
+from executor.statuses import InvocationStatus, NodeState
+from executor.store import gateway as gateway_store
+from executor.store import invocations as invocation_store
+from executor.store import nodes as node_store
+from executor.store.db import Database
+from executor.store.invocations import LEASE_EXPIRED, ClaimLimits, NodeClaim
+from executor.store.tables import (
+    Event,
+    GatewayCall,
+    Invocation,
+    InvocationToken,
+    LogRecord,
+    Node,
+    Plugin,
+    PluginVersion,
+    utcnow,
+)
+
+LIMITS = ClaimLimits(per_plugin=10, per_project=10)
+LEASE_S = 30.0
+OLD = NodeClaim("old-node", frozenset({"runc"}), {}, "runc")
+NEW = NodeClaim("new-node", frozenset({"runc"}), {}, "runc")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    database = Database(url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def queued_run(db: Database) -> str:
+    with db.session() as session:
+        plugin = Plugin(name="p")
+        session.add(plugin)
+        session.flush()
+        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
+        event = Event(type="onSubmit", project_id="pr")
+        session.add_all([version, event])
+        session.flush()
+        run = Invocation(
+            event_id=event.id,
+            plugin_id=plugin.id,
+            version_id=version.id,
+            plugin_name="p",
+            version_number=1,
+            project_id="pr",
+            event_type="onSubmit",
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def register(db: Database, node: NodeClaim) -> None:
+    info = node_store.NodeInfo(node.node_id, f"{node.node_id}:1", "20.10", ["runc"], 4, 0)
+    with db.session() as session:
+        node_store.register(session, info)
+
+
+def claim(db: Database, node: NodeClaim) -> Invocation:
+    with db.session() as session:
+        (held,) = invocation_store.claim(session, node.node_id, 1, LEASE_S, LIMITS, node)
+        return held
+
+
+def take_over(db: Database) -> list[str]:
+    """What a live node does when the old one went silent past the lease TTL."""
+    with db.session() as session:
+        session.execute(
+            update(Node)
+            .where(Node.id == OLD.node_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=2 * LEASE_S))
+        )
+    with db.session() as session:
+        lost = node_store.mark_lost(session, LEASE_S)
+        for run in invocation_store.requeue_expired(session, max_attempts=5):
+            gateway_store.revoke_for(session, run.id)
+    return lost
+
+
+def live_tokens(db: Database, run_id: str) -> set[str]:
+    with db.session() as session:
+        query = select(InvocationToken.token_sha256).where(
+            InvocationToken.invocation_id == run_id, InvocationToken.revoked_at.is_(None)
+        )
+        return set(session.scalars(query))
+
+
+def test_the_holder_that_lost_its_lease_writes_nothing(db: Database) -> None:
+    run_id = queued_run(db)
+    register(db, OLD)
+    register(db, NEW)
+    stale = claim(db, OLD)
+    old_generation = stale.lease_generation
+    writer = RunLogWriter(db, stale, None)
+    writer.write([OutputLine("INFO", "before the takeover", "logger")])
+    with db.session() as session:
+        gateway_store.add_token(session, "a" * 64, run_id, "pr", utcnow(), old_generation)
+
+    assert take_over(db) == [OLD.node_id]
+    fresh = claim(db, NEW)
+    assert (fresh.attempt, fresh.node_id) == (2, NEW.node_id)
+    assert fresh.lease_generation > old_generation
+    with db.session() as session:
+        gateway_store.add_token(session, "b" * 64, run_id, "pr", utcnow(), fresh.lease_generation)
+
+    # The old holder wakes up: each of its writes is refused.
+    writer.write([OutputLine("INFO", "after the takeover", "logger")], {1: 999, 2: 999})
+    assert writer.lost
+    with db.session() as session:
+        stale_token = gateway_store.find_token(session, "a" * 64)
+        assert stale_token is not None
+        assert not gateway_store.token_current(session, stale_token)
+        assert not gateway_store.add_call(
+            session, old_generation, invocation_id=run_id, method="GET", path="/x", status=200
+        )
+        gateway_store.revoke_for(session, run_id, old_generation)
+        invocation_store.mark_handler_started(session, run_id, old_generation, utcnow())
+        assert not invocation_store.begin_hand_off(
+            session, run_id, old_generation, utcnow(), cold_start=True
+        )
+        assert not invocation_store.retry_later(session, run_id, old_generation, "late", 0.0)
+        assert not invocation_store.finish(
+            session, run_id, old_generation, status=InvocationStatus.FAILED, exit_code=1
+        )
+    assert live_tokens(db, run_id) == {"b" * 64}, "the old holder revoked the new token"
+
+    with db.session() as session:
+        assert invocation_store.finish(
+            session, run_id, fresh.lease_generation, status=InvocationStatus.SUCCEEDED
+        )
+    with db.session() as session:  # a second result, even from the holder, is refused
+        assert not invocation_store.finish(
+            session, run_id, fresh.lease_generation, status=InvocationStatus.FAILED
+        )
+        row = session.get(Invocation, run_id)
+        assert row is not None
+        assert (row.status, row.attempt, row.node_id) == ("succeeded", 2, NEW.node_id)
+        assert (row.stdout_read_bytes, row.handler_started_at) == (0, None)
+        assert [a["reason"] for a in row.attempts] == [LEASE_EXPIRED]
+        records = session.execute(select(LogRecord.content, LogRecord.node_id, LogRecord.attempt))
+        assert records.all() == [("before the takeover", OLD.node_id, 1)]
+        assert session.scalars(select(GatewayCall)).all() == []
+        assert session.get(Node, OLD.node_id).state == NodeState.LOST  # type: ignore[union-attr]
+
+
+def test_a_drained_node_claims_nothing_and_a_lost_one_beats_back_to_ready(
+    db: Database,
+) -> None:
+    queued_run(db)
+    register(db, OLD)
+    with db.session() as session:
+        assert node_store.drain(session, OLD.node_id).state == NodeState.DRAINING
+    with db.session() as session:
+        assert invocation_store.claim(session, "old", 1, LEASE_S, LIMITS, OLD) == []
+    register(db, NEW)
+    take_over_state = take_over(db)
+    assert take_over_state == [OLD.node_id]
+    with db.session() as session:  # it knew it was draining: it stays so
+        instance = f"{OLD.node_id}:1"
+        assert node_store.heartbeat(session, OLD.node_id, instance, NodeState.DRAINING) == (
+            NodeState.DRAINING
+        )
+        assert node_store.heartbeat(session, OLD.node_id, "another-process") is None
+    with db.session() as session:
+        assert invocation_store.claim(session, "old", 1, LEASE_S, LIMITS, OLD) == []
+    assert take_over(db) == [OLD.node_id]
+    with db.session() as session:  # a ready node marked lost beats back to ready
+        assert node_store.heartbeat(session, OLD.node_id, instance) == NodeState.READY
+    assert claim(db, OLD).node_id == OLD.node_id

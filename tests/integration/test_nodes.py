@@ -1,0 +1,302 @@
+"""Nodes sharing one PostgreSQL store on this machine's Docker Engine (issue 15): each
+keeps its own runs and pools, a lost node's runs go elsewhere and its late writes are
+refused, a drained node takes nothing new, a run lands only on a node that can run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from executor.engine import NODE_LABEL, POOL_LABEL
+from executor.store.invocations import LEASE_EXPIRED
+from tests.conftest import OPERATOR_KEY
+from tests.integration.processes import (
+    ExecutorProcess,
+    built_images,
+    executor_process,
+    remove_images,
+)
+
+DEADLINE_S = 180
+LEASE_S = 5  # short, so a stopped worker is lost soon; renewed every third of it
+
+
+class Cluster:
+    """Executor processes (servers and workers) sharing one PostgreSQL database; each is
+    a node named after its folder."""
+
+    def __init__(self, root: Path, docker_client: docker.DockerClient, database_url: str) -> None:
+        self.root = root
+        self.docker_client = docker_client
+        self.database_url = database_url
+        self.started: list[ExecutorProcess] = []
+
+    def start(self, name: str, command: str = "serve", **settings: Any) -> ExecutorProcess:
+        process = executor_process(
+            self.root / name,
+            self.docker_client,
+            command=command,
+            database_url=self.database_url,
+            node_id=name,
+            **settings,
+        )
+        self.started.append(process)
+        return process.start()
+
+    def stop(self) -> None:
+        servers = [p for p in self.started if p.command == "serve"]
+        images = built_images(servers[0]) if servers else []
+        for process in reversed(self.started):
+            if process.process is not None and process.process.poll() is None:
+                process.signal(signal.SIGCONT)  # a stopped worker must be able to stop
+            process.stop()
+        remove_images(self.docker_client, images)
+
+
+@pytest.fixture
+def cluster(
+    postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
+) -> Iterator[Cluster]:
+    started = Cluster(tmp_path, docker_client, postgres_url)
+    yield started
+    started.stop()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
+    """Poll ``check`` until it returns something true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not seen within {timeout} s"
+        time.sleep(0.3)
+
+
+def run_of(api: ExecutorProcess, run_id: str) -> dict[str, Any]:
+    return dict(api.api.get(f"/v1/invocations/{run_id}").json())
+
+
+def started_run(api: ExecutorProcess, project: str, sleep: float) -> str:
+    """Post an event for the ``interval`` plugin; wait until its handler logged ``start``."""
+    label = {"sleep": sleep}
+    run_id = api.post_event(type="onSubmit", project_id=project, asset_id="a", label=label)
+    run_id = run_id["invocations"][0]
+    wait_for("the handler's start line", lambda: api.logs(run_id=run_id, q="start a"))
+    return str(run_id)
+
+
+def cli(process: ExecutorProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EXECUTOR_URL": process.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
+    return subprocess.run(
+        [sys.executable, "-m", "executor.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def node_containers(client: docker.DockerClient, node_id: str, *labels: str) -> list[str]:
+    """Running containers of ``node_id`` (with ``labels`` too)."""
+    found = client.api.containers(filters={"label": [*labels, f"{NODE_LABEL}={node_id}"]})
+    return sorted(c["Id"] for c in found)
+
+
+def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(cluster: Cluster) -> None:
+    first = cluster.start("node-a", warm_pool_size=1)
+    first.push("interval")
+    first.activate("interval", "shared")
+    client = first.docker_client
+    wait_for("node-a's warm container", lambda: node_containers(client, "node-a", POOL_LABEL))
+    run_id = started_run(first, "shared", sleep=30)  # in the warm container: a pooled one
+    holder = run_of(first, run_id)["executor"]
+    # The one serving the run and the warm one started to replace it.
+    wait_for("node-a's new warm container", lambda: len(node_containers(client, "node-a")) == 2)
+    before = node_containers(client, "node-a")
+
+    # A second node on the same engine and store reconciles at its start.
+    cluster.start("node-b", command="worker")
+
+    running = run_of(first, run_id)
+    assert (running["status"], running["node"], running["executor"]) == (
+        "running",
+        "node-a",
+        holder,
+    ), "the new node adopted a live peer's run"
+    assert set(before) <= set(node_containers(client, "node-a")), (
+        "the new node removed a live peer's containers"
+    )
+    done = first.wait_run(run_id, timeout=DEADLINE_S)
+    assert (done["status"], done["attempt"], done["node"]) == ("succeeded", 1, "node-a")
+    records = first.logs(run_id=run_id)
+    assert {(r["node_id"], r["attempt"]) for r in records} == {("node-a", 1)}
+    assert [r["content"] for r in records if r["stream"] == "logger"] == ["start a", "end a"]
+
+
+def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
+    cluster: Cluster,
+) -> None:
+    api = cluster.start("api", dispatch="false")
+    stopped = cluster.start("w1", command="worker", lease_s=LEASE_S)
+    api.push("interval")
+    api.activate("interval", "p")
+    run_id = started_run(api, "p", sleep=15)
+    assert run_of(api, run_id)["node"] == "w1"
+    cluster.start("w2", command="worker", lease_s=LEASE_S)
+
+    stopped.signal(signal.SIGSTOP)  # past its lease: w2 marks it lost and runs it again
+    done = api.wait_run(run_id, timeout=DEADLINE_S)
+    assert (done["status"], done["attempt"], done["node"]) == ("succeeded", 2, "w2"), done
+    nodes = {n["id"]: n["state"] for n in api.api.get("/v1/nodes").json()}
+    assert nodes["w1"] == "lost", nodes
+
+    stopped.signal(signal.SIGCONT)  # it reads its container's end and tries to record it
+    log_path = stopped.log_path
+    assert log_path is not None
+    refused = f"invocation {run_id} attempt 1: lease lost, result not recorded"
+    wait_for("w1's refused result", lambda: refused in log_path.read_text())
+    after = run_of(api, run_id)
+    assert (after["status"], after["attempt"], after["node"]) == ("succeeded", 2, "w2")
+    assert after["finished_at"] == done["finished_at"], "the run was finalised twice"
+    assert [a["reason"] for a in after["attempts"]] == [LEASE_EXPIRED]
+    records = api.logs(run_id=run_id)
+    first = [r["content"] for r in records if r["attempt"] == 1]
+    second = [r["content"] for r in records if r["attempt"] == 2 and r["stream"] == "logger"]
+    assert first == ["start a"], "the stale attempt wrote after losing its lease"
+    assert {r["node_id"] for r in records if r["attempt"] == 1} == {"w1"}
+    assert second == ["start a", "end a"]
+    assert {r["node_id"] for r in records if r["attempt"] == 2} == {"w2"}
+
+
+def test_a_drained_node_finishes_its_runs_and_takes_no_new_ones(cluster: Cluster) -> None:
+    first = cluster.start("node-a")
+    first.push("interval")
+    first.activate("interval", "p")
+    held = started_run(first, "p", sleep=30)
+
+    drained = cli(first, "nodes", "drain", "node-a")
+    assert drained.returncode == 0, drained.stderr
+    assert "node node-a is draining: 1 run(s) to finish" in drained.stdout
+    later = first.post_event(type="onSubmit", project_id="p", asset_id="b", label={"sleep": 0})
+    cluster.start("node-b", command="worker")
+
+    assert first.wait_run(held)["node"] == "node-a"
+    assert first.wait_run(held)["status"] == "succeeded"
+    taken = first.wait_run(later["invocations"][0])
+    assert (taken["status"], taken["node"]) == ("succeeded", "node-b")
+
+    listed = {n["id"]: n for n in first.api.get("/v1/nodes").json()}
+    assert {i: (n["state"], n["running"]) for i, n in listed.items()} == {
+        "node-a": ("draining", 0),
+        "node-b": ("ready", 0),
+    }
+    assert "runc" in listed["node-b"]["runtimes"]
+    table = cli(first, "nodes")
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if "node-" in line]
+    assert [("node-a" in r, "draining" in r, "node-b" in r) for r in rows] == [
+        (True, True, False),
+        (False, False, True),
+    ]
+    as_json = json.loads(cli(first, "nodes", "--json").stdout)
+    assert [n["id"] for n in as_json] == ["node-a", "node-b"]
+
+
+def test_node_routes_refuse_unknown_ids_bad_ids_and_keys_without_the_scope(
+    cluster: Cluster,
+) -> None:
+    first = cluster.start("node-a")
+    unknown = first.api.post("/v1/nodes/nope/drain")
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["code"] == "not_found"
+    assert "no node 'nope'" in unknown.json()["message"]
+    bad = first.api.post("/v1/nodes/-bad/drain")
+    assert bad.status_code == 422, bad.text
+    assert "node_id" in bad.text
+    assert first.api.post("/v1/tenants", json={"name": "acme"}).status_code == 201
+    key = first.api.post(
+        "/v1/tenants/acme/keys", json={"name": "dev", "scopes": ["plugins:read"]}
+    ).json()["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    refused = first.api.get("/v1/nodes", headers=headers)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "missing_scope"
+    assert "admin" in refused.json()["message"]
+    admin_key = first.api.post(
+        "/v1/tenants/acme/keys", json={"name": "ops", "scopes": ["admin"]}
+    ).json()["key"]
+    drain = first.api.post(
+        "/v1/nodes/node-a/drain", headers={"Authorization": f"Bearer {admin_key}"}
+    )
+    assert drain.status_code == 403, "a tenant's admin must not drain a shared node"
+    assert [(n["id"], n["state"]) for n in first.api.get("/v1/nodes").json()] == [
+        ("node-a", "ready")
+    ]
+
+
+def test_a_runsc_activation_is_never_claimed_by_a_node_without_runsc(cluster: Cluster) -> None:
+    api = cluster.start("api", dispatch="false")
+    cluster.start("runc-only", command="worker", node_runtimes="runc")
+    api.push("interval")
+    bad = api.api.put("/v1/projects/gvisor/plugins/interval", json={"runtime": "run sc"})
+    assert bad.status_code == 422, bad.text
+    assert "runtime" in bad.text
+    placed = api.api.put("/v1/projects/gvisor/plugins/interval", json={"runtime": "runsc"})
+    assert placed.status_code == 200 and placed.json()["runtime"] == "runsc", placed.text
+    unlabelled = cli(api, "activate", "interval", "-p", "plain", "--node-label", "zone")
+    assert unlabelled.returncode == 2
+    assert "--node-label 'zone': write KEY=VALUE" in unlabelled.stderr
+    assert api.api.get("/v1/projects/plain/plugins").json() == []  # nothing activated
+    plain_activation = cli(api, "activate", "interval", "-p", "plain", "--runtime", "runc")
+    assert plain_activation.returncode == 0, plain_activation.stderr
+    gvisor = api.post_event(type="onSubmit", project_id="gvisor", asset_id="g", label={"sleep": 0})
+    plain = api.post_event(type="onSubmit", project_id="plain", asset_id="p", label={"sleep": 0})
+
+    # The runc-only node claimed the newer run: it looked past the older runsc one.
+    assert api.wait_run(plain["invocations"][0])["node"] == "runc-only"
+    waiting = run_of(api, gvisor["invocations"][0])
+    assert (waiting["status"], waiting["attempt"]) == ("queued", 0)
+
+    cluster.start("gvisor-node", command="worker")
+    ran = api.wait_run(gvisor["invocations"][0], timeout=DEADLINE_S)
+    assert (ran["status"], ran["attempt"], ran["node"]) == ("succeeded", 1, "gvisor-node")
+    runtimes = {n["id"]: n["runtimes"] for n in api.api.get("/v1/nodes").json()}
+    assert runtimes["runc-only"] == ["runc"] and "runsc" in runtimes["gvisor-node"]
+
+
+def test_a_worker_naming_a_runtime_its_engine_lacks_does_not_start(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    worker = executor_process(
+        tmp_path / "w",
+        cluster.docker_client,
+        command="worker",
+        database_url=cluster.database_url,
+        node_runtimes="runc,nosuch",
+    )
+    assert worker.process is None
+    result = subprocess.run(
+        [sys.executable, "-m", "executor.cli", "worker"],
+        env={**os.environ, **worker.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "error: EXECUTOR_NODE_RUNTIMES names nosuch, which this Docker Engine does not" in (
+        " ".join(result.stderr.split())
+    )
+    assert "Traceback" not in result.stderr
