@@ -13,6 +13,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "BuildStatus",
     "InvocationStatus",
+    "RuntimeFlavor",
     "Scope",
 ]
 
@@ -49,6 +50,14 @@ class BuildStatus(enum.StrEnum):
     DEPLOYING = "DEPLOYING"
     ACTIVE = "ACTIVE"
     FAILED = "FAILED"
+
+
+class RuntimeFlavor(enum.StrEnum):
+    """The base image a plugin version builds FROM (runtime_image/flavors/<name>.txt)."""
+
+    MINIMAL = "minimal"  # the runtime only
+    KILI = "kili"  # + the Kili SDK (the default)
+    DATASCIENCE = "datascience"  # Kili's on-premise set + the Kili SDK
 
 
 class Scope(enum.StrEnum):

@@ -23,7 +23,7 @@ from executor.engine import BuildInterrupted, Engine
 from executor.errors import ExecutorError
 from executor.metrics import Metrics
 from executor.settings import MIB, Settings
-from executor.statuses import BuildStatus
+from executor.statuses import BuildStatus, RuntimeFlavor
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 
@@ -209,6 +209,7 @@ class Builder:
                     number=version.number,
                     requirements=version.requirements,
                     source=version.source,
+                    runtime=RuntimeFlavor(version.runtime),
                 ),
                 version.build_log,
             )

@@ -1,6 +1,7 @@
 """The build context of a plugin image: its Dockerfile and the files it copies.
 
-Layers, in order: the runtime base image; the requirements, installed by pip as the
+Layers, in order: the runtime flavor's image (the runtime base image and the flavor's
+packages, in /opt/venv); the requirements (over the flavor's: a pinned version wins), installed by pip as the
 unprivileged build user in their own layer (identical requirements and settings give an
 identical step, so the engine's cache shares it across plugins and across code-only
 versions); then the code. Nothing secret goes in: no build args, no environment but pip's
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from executor.errors import BuildFailed
 from executor.settings import Settings
+from executor.statuses import RuntimeFlavor
 
 __all__ = [
     "BUILD_USER",
@@ -44,6 +46,7 @@ class BuildContext:
     number: int
     requirements: str
     source: bytes
+    runtime: RuntimeFlavor
 
     @property
     def tag(self) -> str:
@@ -69,9 +72,9 @@ def pip_command(settings: Settings) -> str:
     )
 
 
-def dockerfile(settings: Settings, has_requirements: bool) -> str:
+def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavor) -> str:
     """The Dockerfile of a plugin image (see the module docstring for its layers)."""
-    lines = [f"FROM {settings.runtime_image}", "USER root"]
+    lines = [f"FROM {settings.flavor_image(runtime)}", "USER root"]
     if has_requirements:
         if settings.build_wheelhouse is not None:
             lines.append(f"COPY {WHEELHOUSE_DIR}/ {BUILD_DIR}/{WHEELHOUSE_DIR}/")
@@ -97,7 +100,7 @@ def dockerfile(settings: Settings, has_requirements: bool) -> str:
 def context_archive(settings: Settings, build: BuildContext) -> bytes:
     """The build context: Dockerfile, requirements, CA bundle or wheelhouse, plugin source."""
     files: dict[str, bytes] = {
-        "Dockerfile": dockerfile(settings, build.has_requirements).encode(),
+        "Dockerfile": dockerfile(settings, build.has_requirements, build.runtime).encode(),
         "source.tar.gz": build.source,
     }
     if build.has_requirements:

@@ -6,6 +6,7 @@ import re
 
 from executor.build.builder import Builder
 from executor.errors import PluginRejected
+from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, read_upload, source_archive
 from executor.run.limits import PluginLimits, check_limits
 from executor.settings import SandboxProfile
@@ -52,13 +53,20 @@ class Catalog:
         self.db = db
         self.builder = builder
 
-    def upload(self, caller: Caller, name: str, filename: str, data: bytes) -> PluginVersion:
-        """Check the upload statically, store it as the plugin's next version, start its build."""
+    def upload(
+        self, caller: Caller, name: str, filename: str, data: bytes, runtime: str | None = None
+    ) -> PluginVersion:
+        """Check the upload statically, store it as the plugin's next version, start its build.
+
+        ``runtime`` (the upload's form field) names its flavor, before plugin.toml's."""
         check_name(name)
+        settings = self.builder.settings
         limits = UploadLimits(
-            allow_url_requirements=self.builder.settings.build_allow_url_requirements
+            allow_url_requirements=settings.build_allow_url_requirements,
+            allow_requirements=settings.build_allow_requirements,
         )
         source = read_upload(filename, data, limits)
+        flavor = choose_flavor(runtime, source.runtime, settings.runtime_default_flavor)
 
         with self.db.session() as session:
             quotas = quotas_for(
@@ -74,6 +82,7 @@ class Catalog:
                 requirements=source.requirements,
                 source_sha256=source.sha256,
                 source=source_archive(source),
+                runtime=flavor,
             )
         self.builder.submit(version.id)
         return version

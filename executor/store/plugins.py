@@ -72,6 +72,7 @@ def add_version(
     requirements: str,
     source_sha256: str,
     source: bytes,
+    runtime: str,
 ) -> PluginVersion:
     """Create the tenant's plugin if needed and add its next version, status DEPLOYING.
 
@@ -111,6 +112,7 @@ def add_version(
         requirements=requirements,
         source_sha256=source_sha256,
         source=source,
+        runtime=runtime,
     )
     session.add(version)
     session.flush()
