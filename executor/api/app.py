@@ -21,6 +21,7 @@ from executor.api.routes import (
     metrics,
     plugins,
     projects,
+    runtimes,
     tenants,
 )
 from executor.service.wiring import ExecutorService
@@ -56,7 +57,8 @@ def create_app(service: ExecutorService) -> FastAPI:
     )
     # Added last, so outermost: every answer, a 413 included, carries the request id.
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, plugins, projects, events, invocations, logs, metrics, tenants, audit):
+    routers = (health, plugins, runtimes, projects, events, invocations, logs, metrics, tenants)
+    for module in (*routers, audit):
         app.include_router(module.router)
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from executor.build.flavors import Flavor
 from executor.schemas import (
     ActivationPublic,
     AttemptPublic,
@@ -15,12 +16,13 @@ from executor.schemas import (
     LogRecordPublic,
     PluginPublic,
     PluginSummary,
+    RuntimePublic,
     TenantPublic,
     VersionPublic,
 )
 from executor.service.catalog import activation_events
 from executor.settings import Settings
-from executor.statuses import BuildStatus
+from executor.statuses import BuildStatus, RuntimeFlavor
 from executor.store import plugins as plugin_store
 from executor.store.tables import (
     Activation,
@@ -42,6 +44,7 @@ __all__ = [
     "log_public",
     "plugin_public",
     "plugin_summary",
+    "runtime_public",
     "tenant_public",
     "version_public",
 ]
@@ -51,6 +54,7 @@ def version_public(version: PluginVersion, current: PluginVersion | None = None)
     return VersionPublic(
         version=version.number,
         status=BuildStatus(version.status),
+        runtime=RuntimeFlavor(version.runtime),
         handlers=list(version.handlers),
         requirements=version.requirements,
         source_sha256=version.source_sha256,
@@ -61,6 +65,16 @@ def version_public(version: PluginVersion, current: PluginVersion | None = None)
         error=version.error,
         created_at=version.created_at,
         finished_at=version.finished_at,
+    )
+
+
+def runtime_public(flavor: Flavor) -> RuntimePublic:
+    return RuntimePublic(
+        name=flavor.name,
+        image=flavor.image,
+        default=flavor.default,
+        available=flavor.available,
+        packages=flavor.packages,
     )
 
 

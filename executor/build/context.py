@@ -1,11 +1,11 @@
 """The build context of a plugin image: its Dockerfile and the files it copies.
 
 Layers, in order: the runtime flavor's image (the runtime base image and the flavor's
-packages, in /opt/venv); the requirements (over the flavor's: a pinned version wins), installed by pip as the
-unprivileged build user in their own layer (identical requirements and settings give an
-identical step, so the engine's cache shares it across plugins and across code-only
-versions); then the code. Nothing secret goes in: no build args, no environment but pip's
-own switches; the CA bundle is public data.
+packages, in /opt/venv); the requirements (over the flavor's: a pinned version wins),
+installed by pip as the unprivileged build user in their own layer (identical requirements
+and settings give an identical step, so the engine's cache shares it across plugins and
+across code-only versions); then the code. Nothing secret goes in: no build args, no
+environment but pip's own switches; the CA bundle is public data.
 """
 
 from __future__ import annotations

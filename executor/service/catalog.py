@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from executor.build.builder import Builder
+from executor.build.flavors import Flavor, describe_flavors
 from executor.errors import PluginRejected
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, read_upload, source_archive
@@ -86,6 +87,10 @@ class Catalog:
             )
         self.builder.submit(version.id)
         return version
+
+    def runtimes(self) -> list[Flavor]:
+        """The runtime flavors, with their package versions (from their image labels)."""
+        return describe_flavors(self.builder.engine, self.builder.settings)
 
     def activate(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -15,6 +16,7 @@ from executor.gateway.server import Gateway
 from executor.metrics import Metrics
 from executor.notify import Notifier
 from executor.run.dispatcher import Dispatcher
+from executor.run.import_check import check_import
 from executor.schemas import EventIn
 from executor.service.catalog import Catalog
 from executor.service.events import Ingested, ingest_event
@@ -67,6 +69,7 @@ class ExecutorService:
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions)
         self.builder.on_active.append(self.image_gc.collect)
+        self.builder.import_check = functools.partial(check_import, self.engine, settings)
         self.catalog = Catalog(self.db, self.builder)
         self.gateway = Gateway(
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()

@@ -39,7 +39,9 @@ def test_pip_runs_isolated_as_the_build_user_with_the_operators_index(tmp_path: 
     ca = tmp_path / "ca.pem"
     ca.write_text("PEM")
     text = dockerfile(
-        settings(build_index_url="https://idx.example/simple", build_ca_bundle=ca), True, RuntimeFlavor.KILI
+        settings(build_index_url="https://idx.example/simple", build_ca_bundle=ca),
+        True,
+        RuntimeFlavor.KILI,
     )
     lines = text.splitlines()
     pip_line = next(line for line in lines if "pip install" in line)
