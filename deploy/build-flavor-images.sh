@@ -12,6 +12,7 @@
 # Idempotent and cheap when cached.
 set -euo pipefail
 base=${1:-plugin-executor-runtime:latest}
+[[ "${base##*/}" == *:* ]] || base="$base:latest"
 name=${base%:*}
 suffix=${base##*:}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +33,7 @@ else
   network=default
 fi
 
+read_file() { docker run --rm --network none --entrypoint cat "$1" "$2" | tr '\n' ' '; }
 for file in "$repo"/runtime_image/flavors/*.txt; do
   flavor=$(basename "$file" .txt)
   tag="$name-$flavor:$suffix"
@@ -40,9 +42,8 @@ for file in "$repo"/runtime_image/flavors/*.txt; do
   docker build -q --network "$network" -f "$repo/runtime_image/flavors/Dockerfile" \
     --build-arg BASE="$base" --build-arg FLAVOR="$flavor" --build-arg PIP_SOURCE="$source" \
     -t "$tag" "$work" >/dev/null
-  read_file() { docker run --rm --network none --entrypoint cat "$tag" "$1" | tr '\n' ' '; }
-  packages=$(read_file /opt/venv/flavor-freeze.txt)
-  modules=$(read_file /opt/venv/flavor-modules.txt)
+  packages=$(read_file "$tag" /opt/venv/flavor-freeze.txt)
+  modules=$(read_file "$tag" /opt/venv/flavor-modules.txt)
   docker build -q --label "io.plugin-executor.flavor.packages=${packages% }" \
     --label "io.plugin-executor.flavor.modules=${modules% }" -t "$tag" - <<<"FROM $tag" >/dev/null
   echo "flavor $flavor: $tag ($(docker image inspect --format '{{.Id}}' "$tag"))"

@@ -20,7 +20,7 @@ __all__ = ["MANIFEST_FILE", "choose_flavor", "manifest_runtime"]
 MANIFEST_FILE = "plugin.toml"
 KNOWN_KEYS = frozenset({"runtime"})
 _TOML_LINE = re.compile(r"at line (\d+)")
-_RUNTIME_LINE = re.compile(r"^\s*runtime\s*=", re.MULTILINE)
+_RUNTIME_LINE = re.compile(r"^[ \t]*runtime[ \t]*=", re.MULTILINE)
 
 
 def manifest_runtime(files: Mapping[str, bytes]) -> str | None:

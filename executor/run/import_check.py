@@ -39,7 +39,8 @@ def check_import(
         command=[*INIT_COMMAND, *PROBE_COMMAND],
         user=settings.sandbox.user,
         host_config=container_config(settings.sandbox),
-        labels=engine.labels(**{PROBE_LABEL: "true"}),
+        # Not the managed label: the orphan sweep would remove the container as it runs.
+        labels={PROBE_LABEL: "true"},
         timeout_s=settings.build_import_timeout_s,
     )
     text = output.decode("utf-8", "replace")
