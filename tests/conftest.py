@@ -85,6 +85,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "runtime_image": RUNTIME_IMAGE,
         "build_ca_bundle": CA_BUNDLE if CA_BUNDLE.exists() else None,
         "dispatch_poll_s": 0.2,
+        # Loaded CI cores import numpy and pandas slowly: the import check's own tests set less.
+        "build_import_timeout_s": 600,
         # Tests count containers: only the warm pool's own tests turn the pool on.
         "warm_pool_size": 0,
         "sandbox": sandbox,

@@ -72,6 +72,13 @@ def strict(server_factory: ServerFactory) -> Iterator[RunningServer]:
     )
 
 
+@pytest.fixture(scope="module")
+def patient(server_factory: ServerFactory) -> Iterator[RunningServer]:
+    """Runs get 10 minutes: numpy, pandas, scikit-learn and OpenCV import slowly on loaded
+    CI cores."""
+    yield server_factory(sandbox={"timeout_s": 600})
+
+
 # --- item 1: flavors
 
 
@@ -140,7 +147,8 @@ def test_a_pinned_requirement_wins_over_the_flavors_package(
     assert "requests 2.31.0" in [r["content"] for r in server.logs(run_id=run["id"])]
 
 
-def test_plugin_toml_chooses_the_datascience_flavor(server: RunningServer, tmp_path: Path) -> None:
+def test_plugin_toml_chooses_the_datascience_flavor(patient: RunningServer, tmp_path: Path) -> None:
+    server = patient
     plugin = write_plugin(
         tmp_path,
         {
