@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from executor.store.db import Database
+from tests.flavor_migration import check_old_versions_ran_on_the_minimal_flavor
 from tests.integration.processes import (
     ExecutorProcess,
     built_images,
@@ -110,5 +111,13 @@ def test_output_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
     database = Database(postgres_url)
     try:
         check_old_rows_gain_the_output_columns(database)
+    finally:
+        database.dispose()
+
+
+def test_flavor_migration_keeps_old_versions_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_versions_ran_on_the_minimal_flavor(database)
     finally:
         database.dispose()
