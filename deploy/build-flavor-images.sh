@@ -39,9 +39,9 @@ for file in "$repo"/runtime_image/flavors/*.txt; do
   tag="$name-$flavor:$suffix"
   echo "flavor $flavor: building $tag FROM $base"
   cp "$file" "$work/requirements.txt"
-  docker build -q --network "$network" -f "$repo/runtime_image/flavors/Dockerfile" \
+  docker build --network "$network" -f "$repo/runtime_image/flavors/Dockerfile" \
     --build-arg BASE="$base" --build-arg FLAVOR="$flavor" --build-arg PIP_SOURCE="$source" \
-    -t "$tag" "$work" >/dev/null
+    -t "$tag" "$work"
   packages=$(read_file "$tag" /opt/venv/flavor-freeze.txt)
   modules=$(read_file "$tag" /opt/venv/flavor-modules.txt)
   docker build -q --label "io.plugin-executor.flavor.packages=${packages% }" \
