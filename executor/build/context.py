@@ -34,6 +34,8 @@ CA_FILE = "build-ca.pem"
 WHEELHOUSE_DIR = "wheelhouse"
 BUILD_DIR = "/opt/build"
 FREEZE_PATH = "/opt/venv/pip-freeze.txt"  # `pip freeze` after the install, read back per version
+# The flavor's own `pip freeze` (runtime_image/flavors/Dockerfile): left out of the version's.
+FLAVOR_FREEZE_PATH = "/opt/venv/flavor-freeze.txt"
 MAX_WHEELHOUSE_BYTES = 2 * 1024 * 1024 * 1024
 
 
@@ -59,7 +61,8 @@ class BuildContext:
 
 def pip_command(settings: Settings) -> str:
     """The pip install line: isolated from any config, no cache, the operator's index (with
-    its CA bundle) or, offline, the operator's wheelhouse only."""
+    its CA bundle) or, offline, the operator's wheelhouse only. The freeze it saves keeps
+    what the requirements installed or changed: the flavor's unchanged pins are left out."""
     if settings.build_wheelhouse is not None:
         source = f"--no-index --find-links {BUILD_DIR}/{WHEELHOUSE_DIR}"
     else:
@@ -68,7 +71,9 @@ def pip_command(settings: Settings) -> str:
     return (
         "PIP_CONFIG_FILE=/dev/null python3 -m pip install --isolated --no-input --no-cache-dir"
         f" --disable-pip-version-check {source} -r {BUILD_DIR}/requirements.txt"
-        f" && python3 -m pip freeze --isolated --disable-pip-version-check > {FREEZE_PATH}"
+        f" && touch {FLAVOR_FREEZE_PATH}"
+        " && python3 -m pip freeze --isolated --disable-pip-version-check"
+        f" | {{ grep -vxFf {FLAVOR_FREEZE_PATH} || true; }} > {FREEZE_PATH}"
     )
 
 
