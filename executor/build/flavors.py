@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from executor.engine import Engine
+from executor.errors import BuildFailed
 from executor.settings import Settings
 from executor.statuses import RuntimeFlavor
 
@@ -35,8 +36,15 @@ def describe_flavors(engine: Engine, settings: Settings) -> list[Flavor]:
 
 
 def flavor_modules(engine: Engine, settings: Settings, flavor: RuntimeFlavor) -> list[str]:
-    """The top-level modules ``flavor``'s image installed ([] when it is not built)."""
-    labels = engine.image_labels(settings.flavor_image(flavor)) or {}
+    """The top-level modules ``flavor``'s image installed; ``BuildFailed`` when the engine
+    has no such image (rather than the engine's attempt to pull it from a registry)."""
+    image = settings.flavor_image(flavor)
+    labels = engine.image_labels(image)
+    if labels is None:
+        raise BuildFailed(
+            f"the image of runtime flavor {flavor!r}, {image}, is not on the Docker Engine: "
+            "the operator builds it with deploy/build-flavor-images.sh (deploy/setup.sh does)"
+        )
     return labels.get(MODULES_LABEL, "").split()
 
 

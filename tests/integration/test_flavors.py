@@ -363,3 +363,22 @@ def test_an_unresolved_import_is_a_warning_in_the_build_log(
         "library, the plugin, the 'kili' runtime flavor or requirements.txt; add its package "
         "to requirements.txt or choose a flavor that has it"
     ]
+
+
+def test_a_flavor_image_missing_from_the_engine_fails_the_build_saying_so(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    bare = server_factory(runtime_image="pe-no-such-runtime:wt-test")
+    build = push(bare, "unbuilt", write_plugin(tmp_path, {"main.py": KILI_PLUGIN}))
+    assert build["status"] == "FAILED"
+    assert build["error"] == (
+        "the image of runtime flavor 'kili', pe-no-such-runtime-kili:wt-test, is not on the "
+        "Docker Engine: the operator builds it with deploy/build-flavor-images.sh "
+        "(deploy/setup.sh does)"
+    )
+    runtimes = bare.api.get("/v1/runtimes").json()
+    assert [(f["name"], f["available"], f["packages"]) for f in runtimes] == [
+        ("minimal", False, {}),
+        ("kili", False, {}),
+        ("datascience", False, {}),
+    ]
