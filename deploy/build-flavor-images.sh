@@ -2,7 +2,9 @@
 # Builds the runtime flavors, one image per runtime_image/flavors/<flavor>.txt, each FROM the
 # runtime base image NAME:TAG, as NAME-<flavor>:TAG (the names the executor derives from
 # EXECUTOR_RUNTIME_IMAGE: plugin-executor-runtime-kili:latest by default).
-# Usage: deploy/build-flavor-images.sh [BASE]     (default BASE: plugin-executor-runtime:latest)
+# Usage: deploy/build-flavor-images.sh [BASE [TAG]]
+#        (default BASE: plugin-executor-runtime:latest; TAG: BASE's tag)
+# EXECUTOR_FLAVORS="kili minimal" builds only those (default: every runtime_image/flavors/*.txt).
 # Packages come, as for plugin builds, from EXECUTOR_BUILD_WHEELHOUSE when it is set (offline:
 # --no-index --find-links, no network at all), else from EXECUTOR_BUILD_INDEX_URL (default
 # PyPI) trusting EXECUTOR_BUILD_CA_BUNDLE (default: the system CA bundle).
@@ -14,7 +16,7 @@ set -euo pipefail
 base=${1:-plugin-executor-runtime:latest}
 [[ "${base##*/}" == *:* ]] || base="$base:latest"
 name=${base%:*}
-suffix=${base##*:}
+suffix=${2:-${base##*:}}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 index=${EXECUTOR_BUILD_INDEX_URL:-https://pypi.org/simple}
 ca=${EXECUTOR_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
@@ -36,6 +38,7 @@ fi
 read_file() { docker run --rm --network none --entrypoint cat "$1" "$2" | tr '\n' ' '; }
 for file in "$repo"/runtime_image/flavors/*.txt; do
   flavor=$(basename "$file" .txt)
+  [[ " ${EXECUTOR_FLAVORS:-$flavor} " == *" $flavor "* ]] || continue
   tag="$name-$flavor:$suffix"
   echo "flavor $flavor: building $tag FROM $base"
   cp "$file" "$work/requirements.txt"

@@ -376,11 +376,11 @@ class Engine:
 
     def image_labels(self, image: str) -> dict[str, str] | None:
         """The labels of ``image``; None when there is no such image."""
-        try:
-            with engine_errors("inspecting an image"):
+        with engine_errors("inspecting an image"):
+            try:
                 info = self.api.inspect_image(image)  # type: ignore[no-untyped-call]
-        except docker.errors.NotFound:
-            return None
+            except docker.errors.NotFound:  # before engine_errors maps it to SandboxError
+                return None
         return dict(info["Config"].get("Labels") or {})
 
     def image_exists(self, image: str) -> bool:
