@@ -42,7 +42,7 @@ def flavor_modules(engine: Engine, settings: Settings, flavor: RuntimeFlavor) ->
     labels = engine.image_labels(image)
     if labels is None:
         raise BuildFailed(
-            f"the image of runtime flavor {flavor!r}, {image}, is not on the Docker Engine: "
+            f"the image of runtime flavor '{flavor}', {image}, is not on the Docker Engine: "
             "the operator builds it with deploy/build-flavor-images.sh (deploy/setup.sh does)"
         )
     return labels.get(MODULES_LABEL, "").split()
