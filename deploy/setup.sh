@@ -4,7 +4,8 @@
 #   2. gVisor (Debian's runsc) installed and registered with dockerd as runtime "runsc"
 #      (merged into /etc/docker/daemon.json; a running dockerd reloads it on SIGHUP);
 #   3. dockerd started if not running;
-#   4. the runtime base image built (from ARG BASE when pullable, else a debootstrap rootfs);
+#   4. the runtime base image built (from ARG BASE when pullable, else a debootstrap rootfs),
+#      then its flavors (runtime_image/flavors: minimal, kili, datascience);
 #   5. a virtualenv in .venv with the package and its dev tools installed;
 #   6. Debian's prometheus (promtool and the server the alert-rule tests start), its own
 #      service stopped and disabled;
@@ -66,6 +67,8 @@ say "Docker Engine $(docker version --format '{{.Server.Version}}') is up"
 
 say "building the runtime base image"
 bash deploy/build-runtime-image.sh
+say "building the runtime flavors (minimal, kili, datascience)"
+bash deploy/build-flavor-images.sh
 
 # PostgreSQL on loopback: the store for several executor processes, and the tests of it.
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then

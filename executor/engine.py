@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import socket
 import struct
 import tarfile
@@ -358,6 +359,48 @@ class Engine:
             extracted = tar.extractfile(member) if member is not None else None
             return extracted.read() if extracted is not None else None
 
+    def run_to_end(
+        self,
+        image: str,
+        *,
+        command: list[str],
+        user: str,
+        host_config: dict[str, Any],
+        labels: dict[str, str],
+        timeout_s: float,
+    ) -> tuple[int | None, bytes]:
+        """Run ``command`` in a new container of ``image`` (no stdin, network disabled) and
+        remove it; ``(exit code, stdout + stderr)``, the code None when it ran past
+        ``timeout_s`` and was killed."""
+        with engine_errors("starting a check container"):
+            created = self.api.create_container(
+                image,
+                entrypoint=command,
+                user=user,
+                labels=labels,
+                host_config=self.api.create_host_config(**host_config),
+                network_disabled=True,
+            )
+        container_id = str(created["Id"])
+        try:
+            with engine_errors("running a check container"):
+                self.api.start(container_id)
+                exit_code = self._wait(container_id, timeout_s)
+                output = self.api.logs(container_id, stdout=True, stderr=True)
+            return exit_code, bytes(output)
+        finally:
+            self.remove_container(container_id)
+
+    def _wait(self, container_id: str, timeout_s: float) -> int | None:
+        try:
+            result = self.api.wait(container_id, timeout=math.ceil(timeout_s))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            with contextlib.suppress(docker.errors.APIError):  # it may have ended just now
+                self.api.kill(container_id)
+            self.api.wait(container_id)
+            return None
+        return int(result["StatusCode"])
+
     def remove_image(self, image: str) -> bool:
         """Remove an image by tag or id; True if removed, False if already gone or in use
         by a container (the engine refuses; GC tries again later)."""
@@ -369,6 +412,15 @@ class Engine:
         except SandboxError:
             return False
         return True
+
+    def image_labels(self, image: str) -> dict[str, str] | None:
+        """The labels of ``image``; None when there is no such image."""
+        with engine_errors("inspecting an image"):
+            try:
+                info = self.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            except docker.errors.NotFound:  # before engine_errors maps it to SandboxError
+                return None
+        return dict(info["Config"].get("Labels") or {})
 
     def image_exists(self, image: str) -> bool:
         with engine_errors("inspecting an image"):

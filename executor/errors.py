@@ -17,7 +17,9 @@ to do next::
     │   ├── RangeTooLong          400 range_too_long    (stats range: 'field', 'maximum_days')
     │   └── TooManyBuckets        400 too_many_buckets  (stats range: 'field', 'maximum')
     ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
-    │   └── UploadTooLarge        413 upload_too_large
+    │   ├── UploadTooLarge        413 upload_too_large
+    │   ├── UnknownRuntime        422 unknown_runtime   (no such flavor: field, allowed)
+    │   └── RequirementsForbidden 422 requirements_forbidden (file)
     ├── LimitExceeded             422 limit_exceeded    (per-plugin limits: field, maximum)
     ├── EventTooDeep              422 event_too_deep    (nesting of an event: field, maximum)
     ├── InvalidUnicode            422 invalid_unicode   (a string no plugin could get: field)
@@ -48,8 +50,10 @@ __all__ = [
     "QuotaExceeded",
     "RangeTooLong",
     "RateLimited",
+    "RequirementsForbidden",
     "SandboxError",
     "TooManyBuckets",
+    "UnknownRuntime",
     "UploadTooLarge",
     "WebhookRejected",
 ]
@@ -174,6 +178,30 @@ class UploadTooLarge(PluginRejected):
 
     code = "upload_too_large"
     status_code = 413
+
+
+class UnknownRuntime(PluginRejected):
+    """The plugin names a runtime flavor that does not exist: use one of 'allowed'."""
+
+    code = "unknown_runtime"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str,
+        allowed: list[str],
+        file: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message, file=file, line=line)
+        self.details.update(field=field, allowed=allowed)
+
+
+class RequirementsForbidden(PluginRejected):
+    """The operator allows no requirements.txt: use the flavor's packages only."""
+
+    code = "requirements_forbidden"
 
 
 class LimitExceeded(ExecutorError):

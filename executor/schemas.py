@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from executor.bounds import MAX_INT64
-from executor.statuses import BuildStatus, InvocationStatus, NodeState, PluginKind, Scope
+from executor.statuses import (
+    BuildStatus,
+    InvocationStatus,
+    NodeState,
+    PluginKind,
+    RuntimeFlavor,
+    Scope,
+)
 
 __all__ = [
     "ActivationIn",
@@ -34,6 +41,7 @@ __all__ = [
     "ProjectPublic",
     "QueuePublic",
     "RolledBack",
+    "RuntimePublic",
     "StatsBucket",
     "StatsBucketPublic",
     "StatsPublic",
@@ -134,9 +142,18 @@ class ActivationPublic(BaseModel):
     created_at: datetime
 
 
+class RuntimePublic(BaseModel):
+    name: RuntimeFlavor
+    image: str
+    default: bool
+    available: bool = Field(description="false: the image is not built on this engine.")
+    packages: dict[str, str] = Field(description="Distribution name -> installed version.")
+
+
 class VersionPublic(BaseModel):
     version: int
     status: BuildStatus
+    runtime: RuntimeFlavor
     handlers: list[str]
     requirements: str
     source_sha256: str

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from executor.statuses import RuntimeFlavor
+
 __all__ = ["PlatformTarget", "SandboxProfile", "Settings"]
 
 MIB = 1024 * 1024
@@ -122,7 +124,12 @@ class Settings(BaseSettings):
 
     # --- images and builds
     runtime_image: str = Field(
-        "plugin-executor-runtime:latest", description="Base image every plugin image builds FROM."
+        "plugin-executor-runtime:latest",
+        description="The runtime base image; flavor F's image is its name + '-F', same tag "
+        "(plugin-executor-runtime-kili:latest), built by deploy/build-flavor-images.sh.",
+    )
+    runtime_default_flavor: RuntimeFlavor = Field(
+        RuntimeFlavor.KILI, description="Flavor of an upload that names none (docs/flavors.md)."
     )
     build_index_url: str = Field(
         "https://pypi.org/simple", description="Package index pip installs requirements from."
@@ -148,6 +155,12 @@ class Settings(BaseSettings):
     )
     build_allow_url_requirements: bool = Field(
         False, description="Accept https:// and git+https:// lines in requirements.txt."
+    )
+    build_allow_requirements: bool = Field(
+        True, description="false: uploads with a requirements.txt are refused (flavors only)."
+    )
+    build_import_timeout_s: float = Field(
+        60.0, gt=0, description="Wall time of the build's import check of main.py."
     )
     keep_versions: int = Field(
         5, ge=1, description="Newest versions per plugin whose images are kept (GC)."
@@ -371,6 +384,13 @@ class Settings(BaseSettings):
                 "or neither"
             )
         return self
+
+    def flavor_image(self, flavor: RuntimeFlavor) -> str:
+        """The image of ``flavor``: ``runtime_image``'s name + ``-<flavor>``, same tag."""
+        name, colon, tag = self.runtime_image.rpartition(":")
+        if not colon or "/" in tag:  # no tag, or the colon was a registry port
+            name, tag = self.runtime_image, "latest"
+        return f"{name}-{flavor}:{tag}"
 
     @cached_property
     def resolved_database_url(self) -> str:

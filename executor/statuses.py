@@ -15,6 +15,7 @@ __all__ = [
     "InvocationStatus",
     "NodeState",
     "PluginKind",
+    "RuntimeFlavor",
     "Scope",
 ]
 
@@ -59,6 +60,14 @@ class PluginKind(enum.StrEnum):
 
     CODE = "code"
     WEBHOOK = "webhook"
+
+
+class RuntimeFlavor(enum.StrEnum):
+    """The base image a plugin version builds FROM (runtime_image/flavors/<name>.txt)."""
+
+    MINIMAL = "minimal"  # the runtime only
+    KILI = "kili"  # + the Kili SDK (the default)
+    DATASCIENCE = "datascience"  # Kili's on-premise set + the Kili SDK
 
 
 class Scope(enum.StrEnum):

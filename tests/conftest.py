@@ -25,7 +25,7 @@ import uvicorn
 from executor.api.app import create_app
 from executor.service.wiring import ExecutorService
 from executor.settings import SandboxProfile, Settings
-from executor.statuses import TERMINAL_STATUSES
+from executor.statuses import TERMINAL_STATUSES, RuntimeFlavor
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "tests" / "plugins"
@@ -52,14 +52,26 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
+def _missing(docker_client: docker.DockerClient, image: str) -> bool:
+    try:
+        docker_client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return True
+    return False
+
+
 @pytest.fixture(scope="session")
 def runtime_image(docker_client: docker.DockerClient) -> str:
-    """The runtime base image, built by deploy/build-runtime-image.sh if missing."""
-    try:
-        docker_client.images.get(RUNTIME_IMAGE)
-    except docker.errors.ImageNotFound:
+    """The runtime base image and its flavors (named after it: ``<name>-kili:<tag>``), built
+    by deploy/build-runtime-image.sh and deploy/build-flavor-images.sh if missing."""
+    if _missing(docker_client, RUNTIME_IMAGE):
         subprocess.run(
             ["bash", str(REPO / "deploy" / "build-runtime-image.sh"), RUNTIME_IMAGE], check=True
+        )
+    flavors = Settings(operator_key=OPERATOR_KEY, runtime_image=RUNTIME_IMAGE)
+    if any(_missing(docker_client, flavors.flavor_image(f)) for f in RuntimeFlavor):
+        subprocess.run(
+            ["bash", str(REPO / "deploy" / "build-flavor-images.sh"), RUNTIME_IMAGE], check=True
         )
     return RUNTIME_IMAGE
 
@@ -73,6 +85,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "runtime_image": RUNTIME_IMAGE,
         "build_ca_bundle": CA_BUNDLE if CA_BUNDLE.exists() else None,
         "dispatch_poll_s": 0.2,
+        # Loaded CI cores import numpy and pandas slowly: the import check's own tests set less.
+        "build_import_timeout_s": 600,
         # Tests count containers: only the warm pool's own tests turn the pool on.
         "warm_pool_size": 0,
         "sandbox": sandbox,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from executor.statuses import BuildStatus, InvocationStatus
+from executor.statuses import BuildStatus, InvocationStatus, RuntimeFlavor
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
@@ -39,6 +39,7 @@ def add_version(
             requirements="",
             source_sha256="0" * 64,
             source=b"",
+            runtime=RuntimeFlavor.MINIMAL,
         )
         version.status = BuildStatus.FAILED if failed else BuildStatus.ACTIVE
         version.created_at = built_at - timedelta(milliseconds=build_ms)

@@ -22,6 +22,7 @@ from executor.api.routes import (
     nodes,
     plugins,
     projects,
+    runtimes,
     stats,
     tenants,
     webhooks,
@@ -62,6 +63,7 @@ def create_app(service: ExecutorService) -> FastAPI:
     for module in (
         health,
         plugins,
+        runtimes,
         webhooks,
         projects,
         events,

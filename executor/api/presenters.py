@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from executor.build.flavors import Flavor
 from executor.schemas import (
     AttemptPublic,
     AuditEntryPublic,
@@ -18,6 +19,7 @@ from executor.schemas import (
     PluginPublic,
     PluginSummary,
     QueuePublic,
+    RuntimePublic,
     StatsBucketPublic,
     StatsPublic,
     TenantPublic,
@@ -26,7 +28,7 @@ from executor.schemas import (
 )
 from executor.service.stats import BUCKET_WIDTHS_S
 from executor.settings import Settings
-from executor.statuses import TERMINAL_STATUSES, BuildStatus, NodeState
+from executor.statuses import TERMINAL_STATUSES, BuildStatus, NodeState, RuntimeFlavor
 from executor.store import plugins as plugin_store
 from executor.store import stats as stats_store
 from executor.store.tables import (
@@ -49,6 +51,7 @@ __all__ = [
     "node_public",
     "plugin_public",
     "plugin_summary",
+    "runtime_public",
     "stats_public",
     "tenant_public",
     "version_public",
@@ -59,6 +62,7 @@ def version_public(version: PluginVersion, current: PluginVersion | None = None)
     return VersionPublic(
         version=version.number,
         status=BuildStatus(version.status),
+        runtime=RuntimeFlavor(version.runtime),
         handlers=list(version.handlers),
         requirements=version.requirements,
         source_sha256=version.source_sha256,
@@ -70,6 +74,16 @@ def version_public(version: PluginVersion, current: PluginVersion | None = None)
         error=version.error,
         created_at=version.created_at,
         finished_at=version.finished_at,
+    )
+
+
+def runtime_public(flavor: Flavor) -> RuntimePublic:
+    return RuntimePublic(
+        name=flavor.name,
+        image=flavor.image,
+        default=flavor.default,
+        available=flavor.available,
+        packages=flavor.packages,
     )
 
 

@@ -21,12 +21,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from executor.build.context import FREEZE_PATH, BuildContext, context_archive
+from executor.build.flavors import flavor_modules
 from executor.engine import BuildInterrupted, Engine
-from executor.errors import ExecutorError
+from executor.errors import BuildFailed, ExecutorError
+from executor.intake.imports import source_files, unresolved_imports
 from executor.metrics import Metrics
 from executor.registry import Registry
 from executor.settings import MIB, Settings
-from executor.statuses import BuildStatus
+from executor.statuses import BuildStatus, RuntimeFlavor
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 
@@ -130,6 +132,8 @@ class Builder:
     """Runs builds on a pool of ``max_concurrent_builds`` threads; ``submit`` returns at once.
 
     ``on_active(version_id)`` is called after a version became ACTIVE (the image GC hooks in).
+    ``import_check(image_id, on_output)``, when set, proves a built image loads its plugin
+    (raises ``BuildFailed``); the wiring sets ``executor.run.import_check``.
     """
 
     def __init__(self, db: Database, engine: Engine, settings: Settings, metrics: Metrics) -> None:
@@ -139,6 +143,7 @@ class Builder:
         self.settings = settings
         self.registry = Registry.configured(settings)
         self.on_active: list[Callable[[str], object]] = []
+        self.import_check: Callable[[str, Callable[[str], None]], None] | None = None
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.max_concurrent_builds, "build")
         self._count_lock = threading.Lock()
@@ -173,9 +178,15 @@ class Builder:
         log_ = BuildLog(self.db, version_id, self.settings.build_log_cap_bytes)
         if build.resumed_log:
             log_.note(build.resumed_log + "\n--- build restarted after an executor restart\n")
-        log_.note(f"Building image {build.context.tag}\n")
+        flavor_image = self.settings.flavor_image(build.context.runtime)
+        log_.note(
+            f"Building image {build.context.tag} FROM {flavor_image} "
+            f"(runtime flavor {build.context.runtime})\n"
+        )
         try:
+            self._warn_imports(build.context, log_)
             image_id = self._run_build(build.context, log_)
+            self._check_import(build.context, image_id, log_)
             freeze = self._freeze(build.context, image_id)
             digest = self._push(build.context, image_id, log_)
         except BuildInterrupted:
@@ -218,12 +229,28 @@ class Builder:
                     number=version.number,
                     requirements=version.requirements,
                     source=version.source,
+                    runtime=RuntimeFlavor(version.runtime),
                 ),
                 version.build_log,
             )
 
     def _run_build(self, build: BuildContext, log_: BuildLog) -> str:
         return build_plugin_image(self.engine, self.settings, build, log_.add, self._stopping)
+
+    def _warn_imports(self, build: BuildContext, log_: BuildLog) -> None:
+        provided = flavor_modules(self.engine, self.settings, build.runtime)
+        files = source_files(build.source)
+        for warning in unresolved_imports(files, build.requirements, provided, build.runtime):
+            log_.note(warning + "\n")
+
+    def _check_import(self, build: BuildContext, image_id: str, log_: BuildLog) -> None:
+        if self.import_check is None:
+            return
+        try:
+            self.import_check(image_id, log_.add)
+        except BuildFailed:
+            self.engine.remove_image(build.tag)  # a FAILED version keeps no image
+            raise
 
     def _freeze(self, build: BuildContext, image_id: str) -> str:
         return read_freeze(self.engine, build, image_id)

@@ -1,10 +1,11 @@
 """The build context of a plugin image: its Dockerfile and the files it copies.
 
-Layers, in order: the runtime base image; the requirements, installed by pip as the
-unprivileged build user in their own layer (identical requirements and settings give an
-identical step, so the engine's cache shares it across plugins and across code-only
-versions); then the code. Nothing secret goes in: no build args, no environment but pip's
-own switches; the CA bundle is public data.
+Layers, in order: the runtime flavor's image (the runtime base image and the flavor's
+packages, in /opt/venv); the requirements (over the flavor's: a pinned version wins),
+installed by pip as the unprivileged build user in their own layer (identical requirements
+and settings give an identical step, so the engine's cache shares it across plugins and
+across code-only versions); then the code. Nothing secret goes in: no build args, no
+environment but pip's own switches; the CA bundle is public data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from executor.errors import BuildFailed
 from executor.settings import Settings
+from executor.statuses import RuntimeFlavor
 
 __all__ = [
     "BUILD_USER",
@@ -32,6 +34,8 @@ CA_FILE = "build-ca.pem"
 WHEELHOUSE_DIR = "wheelhouse"
 BUILD_DIR = "/opt/build"
 FREEZE_PATH = "/opt/venv/pip-freeze.txt"  # `pip freeze` after the install, read back per version
+# The flavor's own `pip freeze` (runtime_image/flavors/Dockerfile): left out of the version's.
+FLAVOR_FREEZE_PATH = "/opt/venv/flavor-freeze.txt"
 MAX_WHEELHOUSE_BYTES = 2 * 1024 * 1024 * 1024
 
 
@@ -44,6 +48,7 @@ class BuildContext:
     number: int
     requirements: str
     source: bytes
+    runtime: RuntimeFlavor
 
     @property
     def tag(self) -> str:
@@ -56,7 +61,8 @@ class BuildContext:
 
 def pip_command(settings: Settings) -> str:
     """The pip install line: isolated from any config, no cache, the operator's index (with
-    its CA bundle) or, offline, the operator's wheelhouse only."""
+    its CA bundle) or, offline, the operator's wheelhouse only. The freeze it saves keeps
+    what the requirements installed or changed: the flavor's unchanged pins are left out."""
     if settings.build_wheelhouse is not None:
         source = f"--no-index --find-links {BUILD_DIR}/{WHEELHOUSE_DIR}"
     else:
@@ -65,13 +71,15 @@ def pip_command(settings: Settings) -> str:
     return (
         "PIP_CONFIG_FILE=/dev/null python3 -m pip install --isolated --no-input --no-cache-dir"
         f" --disable-pip-version-check {source} -r {BUILD_DIR}/requirements.txt"
-        f" && python3 -m pip freeze --isolated --disable-pip-version-check > {FREEZE_PATH}"
+        f" && touch {FLAVOR_FREEZE_PATH}"
+        " && python3 -m pip freeze --isolated --disable-pip-version-check"
+        f" | {{ grep -vxFf {FLAVOR_FREEZE_PATH} || true; }} > {FREEZE_PATH}"
     )
 
 
-def dockerfile(settings: Settings, has_requirements: bool) -> str:
+def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavor) -> str:
     """The Dockerfile of a plugin image (see the module docstring for its layers)."""
-    lines = [f"FROM {settings.runtime_image}", "USER root"]
+    lines = [f"FROM {settings.flavor_image(runtime)}", "USER root"]
     if has_requirements:
         if settings.build_wheelhouse is not None:
             lines.append(f"COPY {WHEELHOUSE_DIR}/ {BUILD_DIR}/{WHEELHOUSE_DIR}/")
@@ -97,7 +105,7 @@ def dockerfile(settings: Settings, has_requirements: bool) -> str:
 def context_archive(settings: Settings, build: BuildContext) -> bytes:
     """The build context: Dockerfile, requirements, CA bundle or wheelhouse, plugin source."""
     files: dict[str, bytes] = {
-        "Dockerfile": dockerfile(settings, build.has_requirements).encode(),
+        "Dockerfile": dockerfile(settings, build.has_requirements, build.runtime).encode(),
         "source.tar.gz": build.source,
     }
     if build.has_requirements:

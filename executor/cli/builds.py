@@ -80,6 +80,7 @@ def versions(name: str, as_json: JsonOpt = False) -> None:
         [
             v["version"],
             v["status"],
+            v["runtime"],
             "*" if v["current"] else "",
             "removed" if v["image_removed"] else "kept",
             v["source_sha256"][:12],
@@ -89,9 +90,26 @@ def versions(name: str, as_json: JsonOpt = False) -> None:
     )
     print_table(
         f"Versions of {name}",
-        ["version", "status", "current", "image", "source", "dependencies"],
+        ["version", "status", "runtime", "current", "image", "source", "dependencies"],
         rows,
     )
+
+
+def runtimes(as_json: JsonOpt = False) -> None:
+    """List the runtime flavors a plugin can build FROM, with their package versions."""
+    flavors = call(client().request, "GET", "/v1/runtimes")
+    if as_json:
+        print_json(flavors)
+        return
+    rows = (
+        [
+            f["name"] + (" (default)" if f["default"] else ""),
+            f["image"] if f["available"] else f"{f['image']} (not built)",
+            " ".join(f"{name}=={version}" for name, version in f["packages"].items()),
+        ]
+        for f in flavors
+    )
+    print_table("Runtime flavors", ["runtime", "image", "packages"], rows)
 
 
 def rollback(name: str, as_json: JsonOpt = False) -> None:
@@ -108,4 +126,5 @@ def rollback(name: str, as_json: JsonOpt = False) -> None:
 def register(app: typer.Typer) -> None:
     app.command("build-log")(build_log)
     app.command()(versions)
+    app.command()(runtimes)
     app.command()(rollback)

@@ -101,10 +101,9 @@ class ApiClient:
                 self._raise_for_status(response)
             yield from parse_events(response)
 
-    def upload(self, name: str, filename: str, data: bytes) -> Any:
-        return self.request(
-            "POST", "/v1/plugins", data={"name": name}, files={"file": (filename, data)}
-        )
+    def upload(self, name: str, filename: str, data: bytes, runtime: str | None = None) -> Any:
+        form = {"name": name} | ({"runtime": runtime} if runtime is not None else {})
+        return self.request("POST", "/v1/plugins", data=form, files={"file": (filename, data)})
 
     def plugin(self, name: str) -> Any:
         return self.request("GET", f"/v1/plugins/{name}")

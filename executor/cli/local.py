@@ -31,6 +31,7 @@ from executor.cli.local_gateway import LocalGateway
 from executor.cli.render import terminal_text
 from executor.engine import Engine
 from executor.errors import ExecutorError, PluginRejected, SandboxError
+from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, pack_directory, read_upload, source_archive
 from executor.run.output import OutputCollector, OutputLine
 from executor.run.sandbox import RunOutcome, Sandbox
@@ -135,6 +136,7 @@ def _check(path: Path, settings: Settings) -> BuildContext:
         number=0,
         requirements=source.requirements,
         source=source_archive(source),
+        runtime=choose_flavor(None, source.runtime, settings.runtime_default_flavor),
     )
 
 

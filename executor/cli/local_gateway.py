@@ -80,6 +80,7 @@ class LocalGateway:
                 requirements="",
                 source_sha256="local",
                 source=b"",
+                runtime=self.settings.runtime_default_flavor,
             )
             event = invocation_store.add_event(session, type=event_type, project_id=project_id)
             invocation_store.add_invocation(

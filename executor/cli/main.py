@@ -78,6 +78,13 @@ def push(
     name: Annotated[
         str | None, typer.Option(help="Plugin name; default: the folder/file name.")
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="Runtime flavor (plugin-executor runtimes); default: plugin.toml's, else the "
+            "server's."
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the build to end.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -93,10 +100,10 @@ def push(
         raise typer.Exit(2)
     plugin_name = name or path.resolve().name.split(".")[0]
     client = common.client()
-    created = common.call(client.upload, plugin_name, filename, data)
+    created = common.call(client.upload, plugin_name, filename, data, runtime)
     if not wait:
         print_json(created) if as_json else console.print(
-            f"{plugin_name} v{created['version']}: {created['status']}"
+            f"{plugin_name} v{created['version']} ({created['runtime']}): {created['status']}"
         )
         return
     build = builds.follow_build(client, plugin_name, int(created["version"]), echo=not as_json)

@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor.errors import PluginRejected, UploadTooLarge
-from executor.intake import archive, pysource
+from executor.errors import PluginRejected, RequirementsForbidden, UploadTooLarge
+from executor.intake import archive, manifest, pysource
 from executor.intake import requirements as requirements_policy
 
 __all__ = ["PluginSource", "UploadLimits", "pack_directory", "read_upload", "source_archive"]
@@ -37,6 +37,8 @@ class UploadLimits:
     max_unpacked_bytes: int = 50 * 1024 * 1024
     # Operator setting (build_allow_url_requirements): https/git+https requirement lines.
     allow_url_requirements: bool = False
+    # Operator setting (build_allow_requirements): false refuses any requirements.txt.
+    allow_requirements: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class PluginSource:
     handlers: tuple[str, ...]  # wire names found on PluginHandler, sorted
     requirements: str  # text of requirements.txt at the root, "" if none
     sha256: str  # hex digest over sorted (path, content) pairs: same files -> same hash
+    runtime: str | None = None  # the flavor plugin.toml names, if any
 
 
 def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits()) -> PluginSource:
@@ -73,6 +76,13 @@ def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits(
         )
     handlers = pysource.find_handlers(files)
     requirements = files.get(REQUIREMENTS_FILE)
+    if requirements is not None and not limits.allow_requirements:
+        raise RequirementsForbidden(
+            f"The upload has a {REQUIREMENTS_FILE}, and this executor installs no "
+            "requirements (EXECUTOR_BUILD_ALLOW_REQUIREMENTS=false): remove it and use the "
+            "packages of a runtime flavor (GET /v1/runtimes lists them).",
+            file=REQUIREMENTS_FILE,
+        )
     return PluginSource(
         files=files,
         handlers=handlers,
@@ -82,6 +92,7 @@ def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits(
         if requirements
         else "",
         sha256=source_digest(files),
+        runtime=manifest.manifest_runtime(files),
     )
 
 

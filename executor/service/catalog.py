@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from executor.build.builder import Builder
+from executor.build.flavors import Flavor, describe_flavors
 from executor.errors import PluginRejected
+from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, read_upload, source_archive
 from executor.run.limits import PluginLimits, check_limits
 from executor.schemas import ActivationIn, ActivationPublic
@@ -74,19 +76,25 @@ class Catalog:
         self.builder = builder
         self.limiter = limiter
 
-    def upload(self, caller: Caller, name: str, filename: str, data: bytes) -> PluginVersion:
+    def upload(
+        self, caller: Caller, name: str, filename: str, data: bytes, runtime: str | None = None
+    ) -> PluginVersion:
         """Check the upload statically, store it as the plugin's next version, start its build.
 
+        ``runtime`` (the upload's form field) names its flavor, before plugin.toml's.
         Blocking (unpacking up to the archive cap, parsing every module, a write): callers on
         an event loop run it in a thread.
         """
         if caller.key_id is not None:
             self.limiter.upload(caller.key_id, len(data))
         check_name(name)
+        settings = self.builder.settings
         limits = UploadLimits(
-            allow_url_requirements=self.builder.settings.build_allow_url_requirements
+            allow_url_requirements=settings.build_allow_url_requirements,
+            allow_requirements=settings.build_allow_requirements,
         )
         source = read_upload(filename, data, limits)
+        flavor = choose_flavor(runtime, source.runtime, settings.runtime_default_flavor)
 
         with self.db.session() as session:
             quotas = quotas_for(
@@ -102,10 +110,15 @@ class Catalog:
                 requirements=source.requirements,
                 source_sha256=source.sha256,
                 source=source_archive(source),
+                runtime=flavor,
             )
             record(session, caller, "plugin.upload", name, detail={"version": version.number})
         self.builder.submit(version.id)
         return version
+
+    def runtimes(self) -> list[Flavor]:
+        """The runtime flavors, with their package versions (from their image labels)."""
+        return describe_flavors(self.builder.engine, self.builder.settings)
 
     def activate(
         self, caller: Caller, name: str, project_id: str, body: ActivationIn

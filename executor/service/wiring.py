@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -16,6 +17,7 @@ from executor.metrics import Metrics, QueueFigures
 from executor.notify import Notifier
 from executor.registry import Registry
 from executor.run.dispatcher import Dispatcher
+from executor.run.import_check import check_import
 from executor.run.node import node_id_for
 from executor.run.prepull import Prepuller
 from executor.schemas import EventIn
@@ -73,6 +75,7 @@ class ExecutorService:
         registry = Registry.configured(settings)
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions, registry)
         self.builder.on_active.append(self.image_gc.collect)
+        self.builder.import_check = functools.partial(check_import, self.engine, settings)
         self.limiter = KeyLimiter(
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
         )

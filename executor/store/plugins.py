@@ -72,6 +72,7 @@ def add_version(
     requirements: str,
     source_sha256: str,
     source: bytes,
+    runtime: str,
     kind: PluginKind = PluginKind.CODE,
 ) -> PluginVersion:
     """Create the tenant's plugin (of ``kind``) if needed and add its next version, status
@@ -118,6 +119,7 @@ def add_version(
         requirements=requirements,
         source_sha256=source_sha256,
         source=source,
+        runtime=runtime,
     )
     session.add(version)
     session.flush()

@@ -175,6 +175,8 @@ class PluginVersion(Base):
     status: Mapped[str] = mapped_column(String(16), default=BuildStatus.DEPLOYING.value)
     handlers: Mapped[list[str]] = mapped_column(default=list)
     requirements: Mapped[str] = mapped_column(Text, default="")
+    # The runtime flavor (executor.build.flavors) its image builds FROM.
+    runtime: Mapped[str] = mapped_column(String(32), default="minimal")
     source_sha256: Mapped[str] = mapped_column(String(64))
     # The source (up to the upload cap) and the build log are read by the builder and the
     # build-log routes only, never on the hot paths that load versions (event ingest,

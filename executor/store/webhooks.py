@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.statuses import BuildStatus, PluginKind
+from executor.statuses import BuildStatus, PluginKind, RuntimeFlavor
 from executor.store import plugins as plugin_store
 from executor.store.tables import Invocation, Plugin, PluginVersion, Webhook
 
@@ -72,6 +72,7 @@ def add_webhook_version(
         requirements="",
         source_sha256=hashlib.sha256(webhook.url.encode()).hexdigest(),
         source=b"",
+        runtime=RuntimeFlavor.MINIMAL,  # recorded only: a webhook has no image
         kind=PluginKind.WEBHOOK,
     )
     webhook.version_id = version.id

@@ -16,7 +16,7 @@ from typing import ClassVar
 import docker
 import pytest
 
-from tests.conftest import CA_BUNDLE, EXAMPLES, PLUGINS, RunningServer
+from tests.conftest import CA_BUNDLE, EXAMPLES, PLUGINS, RUNTIME_IMAGE, RunningServer
 from tests.e2e.test_cli import CLI, cli
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
@@ -56,7 +56,8 @@ def test_push_streams_build_log_then_versions_and_rollback(
 
 
 def local_env() -> dict[str, str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    # The runtime image under test, and so its flavors (the runtime_image fixture builds them).
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "EXECUTOR_RUNTIME_IMAGE": RUNTIME_IMAGE}
     if CA_BUNDLE.exists():
         env["EXECUTOR_BUILD_CA_BUNDLE"] = str(CA_BUNDLE)
     return env

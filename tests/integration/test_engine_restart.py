@@ -23,7 +23,9 @@ from typing import IO
 import docker
 import pytest
 
-from tests.conftest import RUNTIME_IMAGE
+from executor.settings import Settings
+from executor.statuses import RuntimeFlavor
+from tests.conftest import OPERATOR_KEY, RUNTIME_IMAGE
 from tests.integration.processes import executor_process
 
 START_TIMEOUT_S = 60
@@ -96,7 +98,12 @@ def private_engine(runtime_image: str) -> Iterator[PrivateEngine]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     engine = PrivateEngine(root, name)
     engine.start()
-    with subprocess.Popen(["docker", "save", RUNTIME_IMAGE], stdout=subprocess.PIPE) as save:
+    # Plugins build FROM the default flavor (kili) of the runtime image.
+    kili = Settings(operator_key=OPERATOR_KEY, runtime_image=RUNTIME_IMAGE).flavor_image(
+        RuntimeFlavor.KILI
+    )
+    images = ["docker", "save", RUNTIME_IMAGE, kili]
+    with subprocess.Popen(images, stdout=subprocess.PIPE) as save:
         subprocess.run(
             ["docker", "-H", engine.host, "load"],
             stdin=save.stdout,

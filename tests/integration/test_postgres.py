@@ -10,6 +10,7 @@ from typing import Any
 import docker
 
 from executor.store.db import Database
+from tests.flavor_migration import check_old_versions_ran_on_the_minimal_flavor
 from tests.integration.processes import (
     ExecutorProcess,
     built_images,
@@ -104,5 +105,13 @@ def test_webhook_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None
     database = Database(postgres_url)
     try:
         check_old_plugins_are_code_and_webhooks_come_and_go(database)
+    finally:
+        database.dispose()
+
+
+def test_flavor_migration_keeps_old_versions_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_versions_ran_on_the_minimal_flavor(database)
     finally:
         database.dispose()

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from executor.build.context import BuildContext, context_archive, dockerfile
 from executor.errors import BuildFailed
 from executor.settings import Settings
+from executor.statuses import RuntimeFlavor
 
 
 def settings(**values: Any) -> Settings:
@@ -20,7 +21,7 @@ def settings(**values: Any) -> Settings:
 
 
 def build(requirements: str = "six==1.16.0\n") -> BuildContext:
-    return BuildContext("vid", "pid", 3, requirements, b"source-bytes")
+    return BuildContext("vid", "pid", 3, requirements, b"source-bytes", RuntimeFlavor.KILI)
 
 
 def members(archive: bytes) -> dict[str, bytes]:
@@ -38,7 +39,9 @@ def test_pip_runs_isolated_as_the_build_user_with_the_operators_index(tmp_path: 
     ca = tmp_path / "ca.pem"
     ca.write_text("PEM")
     text = dockerfile(
-        settings(build_index_url="https://idx.example/simple", build_ca_bundle=ca), True
+        settings(build_index_url="https://idx.example/simple", build_ca_bundle=ca),
+        True,
+        RuntimeFlavor.KILI,
     )
     lines = text.splitlines()
     pip_line = next(line for line in lines if "pip install" in line)
@@ -62,7 +65,7 @@ def test_pip_runs_isolated_as_the_build_user_with_the_operators_index(tmp_path: 
 def test_offline_mode_uses_only_the_wheelhouse(tmp_path: Path) -> None:
     (tmp_path / "six-1.16.0-py2.py3-none-any.whl").write_bytes(b"wheel")
     offline = settings(build_wheelhouse=tmp_path)
-    text = dockerfile(offline, True)
+    text = dockerfile(offline, True, RuntimeFlavor.KILI)
     assert "--no-index --find-links /opt/build/wheelhouse" in text
     assert "--index-url" not in text
     files = members(context_archive(offline, build()))
@@ -80,7 +83,7 @@ def test_missing_wheelhouse_fails_the_build(tmp_path: Path) -> None:
 
 
 def test_no_requirements_no_pip_step() -> None:
-    text = dockerfile(settings(), False)
+    text = dockerfile(settings(), False, RuntimeFlavor.MINIMAL)
     assert "pip" not in text
     assert "requirements.txt" not in members(context_archive(settings(), build("")))
 
@@ -88,3 +91,18 @@ def test_no_requirements_no_pip_step() -> None:
 def test_builds_never_use_the_host_network() -> None:
     with pytest.raises(ValidationError, match="builds never use the host network"):
         settings(build_network="host")
+
+
+@pytest.mark.parametrize(
+    ("runtime_image", "flavor", "base"),
+    [
+        ("plugin-executor-runtime:latest", "kili", "plugin-executor-runtime-kili:latest"),
+        ("plugin-executor-runtime:wt-D", "minimal", "plugin-executor-runtime-minimal:wt-D"),
+        ("registry:5000/runtime", "datascience", "registry:5000/runtime-datascience:latest"),
+    ],
+)
+def test_a_plugin_image_builds_from_its_flavors_image(
+    runtime_image: str, flavor: str, base: str
+) -> None:
+    text = dockerfile(settings(runtime_image=runtime_image), False, RuntimeFlavor(flavor))
+    assert text.splitlines()[0] == f"FROM {base}"

@@ -17,6 +17,7 @@ from executor.errors import InvalidCursor, UploadTooLarge
 from executor.intake.upload import UploadLimits
 from executor.run.limits import LimitsPublic, PluginLimits, limits_public
 from executor.schemas import PluginPublic, PluginSummary, RolledBack
+from executor.statuses import RuntimeFlavor
 from executor.store import plugins as plugin_store
 
 router = APIRouter(prefix="/v1/plugins", tags=["plugins"])
@@ -27,6 +28,7 @@ class VersionCreated(BaseModel):
     version: int
     status: str
     handlers: list[str]
+    runtime: RuntimeFlavor
 
 
 class BuildLog(BaseModel):
@@ -48,8 +50,18 @@ async def upload_plugin(
     service: ServiceDep,
     file: Annotated[UploadFile, File(description="zip, tar.gz, or one .py file")],
     name: Annotated[str | None, Form(description="Plugin name; default: the file's stem")] = None,
+    runtime: Annotated[
+        str | None,
+        Form(
+            description="Runtime flavor (GET /v1/runtimes); default: plugin.toml's, else the "
+            "operator's"
+        ),
+    ] = None,
 ) -> VersionCreated:
-    """Upload a plugin: checked statically now, built in the background (status DEPLOYING)."""
+    """Upload a plugin: checked statically now, built in the background (status DEPLOYING).
+
+    An unknown ``runtime`` answers 422 ``unknown_runtime`` listing the allowed flavors; a
+    requirements.txt when the operator forbids them, 422 ``requirements_forbidden``."""
     limit = UploadLimits().max_archive_bytes
     data = await file.read(limit + 1)
     filename = file.filename or "upload"
@@ -59,12 +71,15 @@ async def upload_plugin(
         )
     plugin_name = name or PurePosixPath(filename).name.split(".")[0]
     # Unpacking up to 50 MiB, parsing every module and a database write: off the event loop.
-    version = await run_in_threadpool(service.catalog.upload, caller, plugin_name, filename, data)
+    version = await run_in_threadpool(
+        service.catalog.upload, caller, plugin_name, filename, data, runtime
+    )
     return VersionCreated(
         plugin=plugin_name,
         version=version.number,
         status=version.status,
         handlers=list(version.handlers),
+        runtime=RuntimeFlavor(version.runtime),
     )
 
 

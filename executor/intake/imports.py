@@ -1,0 +1,81 @@
+"""The build's static warning: a module-level import nothing in the image will provide.
+
+Read by AST only. An import is resolved when it names the standard library, one of the
+plugin's own modules or packages, a top-level module of the runtime flavor (listed in the
+flavor image's label at its build), or a distribution named in ``requirements.txt``
+(compared by normalized name: ``scikit-learn`` does not resolve ``sklearn``, which then
+gets a warning that the import check proves wrong or right). Only a warning: a guarded
+``try: import x`` is fine.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections.abc import Collection, Iterator, Mapping
+
+from executor.intake import pysource
+from executor.intake.archive import unpack
+from executor.intake.upload import UploadLimits
+
+__all__ = ["RUNTIME_MODULES", "source_files", "unresolved_imports"]
+
+RUNTIME_MODULES = frozenset({"plugin_runtime"})  # in every image, on PYTHONPATH
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def source_files(source_tar_gz: bytes) -> dict[str, bytes]:
+    """The files of a stored version's source archive (written by ``source_archive``)."""
+    limits = UploadLimits()
+    return unpack(
+        "source.tar.gz",
+        source_tar_gz,
+        "tar.gz",
+        max_entries=limits.max_entries,
+        max_unpacked_bytes=limits.max_unpacked_bytes,
+    )
+
+
+def unresolved_imports(
+    files: Mapping[str, bytes], requirements: str, provided: Collection[str], flavor: str
+) -> list[str]:
+    """One WARNING line per module-level import of a module nothing provides."""
+    local = {path.split("/", 1)[0].removesuffix(".py") for path in files}
+    names = map(_REQUIREMENT_NAME.match, requirements.splitlines())
+    required = {_normalize(found.group(1)) for found in names if found}
+    known = set(sys.stdlib_module_names) | local | RUNTIME_MODULES | set(provided)
+    warnings = []
+    for path in sorted(p for p in files if p.endswith(".py")):
+        for module, line in _module_level_imports(pysource.parse_python(path, files[path])):
+            if module in known or _normalize(module) in required:
+                continue
+            warnings.append(
+                f"WARNING: {path}, line {line}: 'import {module}': {module} is not in the "
+                f"standard library, the plugin, the '{flavor}' runtime flavor or "
+                "requirements.txt; add its package to requirements.txt or choose a flavor "
+                "that has it"
+            )
+    return warnings
+
+
+def _module_level_imports(tree: ast.Module) -> Iterator[tuple[str, int]]:
+    """(top-level module name, line) of each absolute import run at import time."""
+    for node in _outside_scopes(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".", 1)[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".", 1)[0], node.lineno
+
+
+def _outside_scopes(node: ast.AST) -> Iterator[ast.AST]:
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, _SCOPES):
+            yield child
+            yield from _outside_scopes(child)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
