@@ -262,6 +262,13 @@ class Settings(BaseSettings):
     key_requests_per_minute: int = Field(
         600, ge=1, description="Requests one tenant key may send a minute (the operator's: any)."
     )
+    key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a tenant key the store accepted is trusted without asking it "
+        "again; a key revoked through another executor process answers 401 at the latest this "
+        "long after (0: ask the store on every request).",
+    )
     key_upload_bytes_per_hour: int = Field(
         200 * MIB, ge=MIB, description="Upload bytes one tenant key may send an hour."
     )

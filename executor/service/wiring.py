@@ -22,9 +22,10 @@ from executor.settings import Settings
 from executor.store import audit as audit_store
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
+from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
-from executor.tenancy.access import Caller
+from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter
 from executor.upkeep.image_gc import ImageCollector
 from executor.upkeep.retention import Retention
@@ -77,6 +78,7 @@ class ExecutorService:
         )
         self.builder.on_active.append(self.dispatcher.pool.wake)
         self.retention = Retention(self.db, settings)
+        self.authenticator = Authenticator(self.db, self.operator_key, settings.key_cache_s)
         self.limiter = KeyLimiter(
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
         )
@@ -111,6 +113,13 @@ class ExecutorService:
             if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
                 self.dispatcher.wake()
         return ingested
+
+    def revoke_key(self, caller: Caller, tenant_id: str, key_id: str) -> None:
+        """Revoke one of the tenant's keys: from this request on it answers 401."""
+        with self.db.session() as session:
+            tenant_store.revoke_key(session, tenant_id, key_id)
+        self.authenticator.forget(key_id)
+        self.audit(caller, "key.revoke", key_id, tenant_id=tenant_id)
 
     def replay(self, caller: Caller, invocation_id: str) -> Invocation:
         """A new queued invocation of a finished one's event, on the plugin's current ACTIVE

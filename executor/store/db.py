@@ -14,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "Session"]
+__all__ = ["Connection", "Database", "Session"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -40,7 +40,11 @@ class Database:
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        self.engine: Engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        # A server connection can drop between requests, so it is checked as it is taken;
+        # a SQLite file has no connection to lose, and the check is a statement per request.
+        self.engine: Engine = create_engine(
+            url, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
+        )
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -84,6 +88,13 @@ class Database:
         this process)."""
         with self._write_lock or contextlib.nullcontext(), self.session() as session:
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """``write_session()`` without the ORM: one Core transaction, for the hottest writes
+        (``executor.store.ingest``), where a session's bookkeeping costs more than the SQL."""
+        with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
+            yield connection
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""
