@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file in data_dir."
     )
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Store connections a process keeps open; under more concurrent requests "
+        "it opens up to twice as many again, closed as they are returned.",
+    )
     operator_key: SecretStr | None = Field(
         None, description="Operator API key; generated at first start when unset."
     )

@@ -62,7 +62,7 @@ class ExecutorService:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
-        self.db = Database(settings.resolved_database_url)
+        self.db = Database(settings.resolved_database_url, settings.database_pool_size)
         self.engine = engine or Engine()
         self.metrics = Metrics(self._count_by_status)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
