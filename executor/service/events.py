@@ -23,10 +23,9 @@ class Ingested:
     created: bool  # False when the idempotency key was seen before
 
 
-def _event_tenant(connection: Connection, caller: Caller, project_id: str) -> str:
-    """The tenant whose plugins the event runs: its project's. A tenant key may only post
-    for its own projects (NotFound otherwise); the operator for any."""
-    owner = ingest_store.project_owner(connection, project_id)
+def _event_tenant(caller: Caller, project_id: str, owner: str | None) -> str:
+    """The tenant whose plugins the event runs: its project's (``owner``). A tenant key may
+    only post for its own projects (NotFound otherwise); the operator for any."""
     if owner == caller.tenant_id or (caller.is_operator and owner is not None):
         return owner
     if caller.is_operator:  # a project no tenant has: nothing is active on it
@@ -68,7 +67,8 @@ def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
     """Store the event and its invocations, which only run plugins of the project's
     tenant; an id seen before returns the first result. Committed before it returns."""
     with db.write_connection() as connection:
-        tenant_id = _event_tenant(connection, caller, event_in.project_id)
+        project = ingest_store.project_state(connection, event_in.project_id)
+        tenant_id = _event_tenant(caller, event_in.project_id, project.tenant_id)
         if event_in.id is not None and (first := _first_post(connection, event_in.id, tenant_id)):
             return first
         event = ingest_store.add_event(
@@ -81,6 +81,6 @@ def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
             label=event_in.label,
             payload=event_in.payload,
         )
-        activations = ingest_store.project_activations(connection, event_in.project_id, tenant_id)
-        ids = ingest_store.add_invocations(connection, event, _runs(event_in.type, activations))
+        runs = _runs(event_in.type, project.activations)
+        ids = ingest_store.add_invocations(connection, event, runs)
         return Ingested(event.id, ids, created=True)

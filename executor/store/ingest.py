@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select
+from sqlalchemy import Connection, and_, bindparam, insert, join, select
 
 from executor.statuses import BuildStatus
 from executor.store.tables import (
@@ -29,11 +29,11 @@ from executor.store.tables import (
 __all__ = [
     "NewEvent",
     "ProjectActivation",
+    "ProjectState",
     "RunnableVersion",
     "add_event",
     "add_invocations",
-    "project_activations",
-    "project_owner",
+    "project_state",
     "stored_event",
 ]
 
@@ -83,15 +83,18 @@ _activations, _plugins, _versions = (
     Plugin.__table__.c,
     PluginVersion.__table__.c,
 )
-_PROJECT_OWNER = select(_projects.tenant_id).where(_projects.id == bindparam("project_id"))
 _EVENT_TENANT = select(_events.tenant_id).where(_events.id == bindparam("event_id"))
 _EVENT_INVOCATIONS = (
     select(_invocations.id)
     .where(_invocations.event_id == bindparam("event_id"))
     .order_by(_invocations.id)
 )
-_PROJECT_ACTIVATIONS = (
+# The project's tenant, and that tenant's activations on it with their runnable versions:
+# one statement (no row: no tenant has the project, and nothing can be active on it, since
+# activating claims the project).
+_PROJECT = (
     select(
+        _projects.tenant_id,
         _activations.plugin_id,
         _activations.event_matcher,
         _activations.max_retries,
@@ -105,7 +108,11 @@ _PROJECT_ACTIVATIONS = (
         _versions.handlers,
         _versions.image_id,
     )
-    .join_from(Activation.__table__, Plugin.__table__, _plugins.id == _activations.plugin_id)
+    .select_from(Project.__table__)
+    .outerjoin(
+        join(Activation.__table__, Plugin.__table__, _plugins.id == _activations.plugin_id),
+        and_(_activations.project_id == _projects.id, _plugins.tenant_id == _projects.tenant_id),
+    )
     .outerjoin(
         PluginVersion.__table__,
         and_(
@@ -114,20 +121,19 @@ _PROJECT_ACTIVATIONS = (
             _versions.image_removed_at.is_(None),
         ),
     )
-    .where(
-        _activations.project_id == bindparam("project_id"),
-        _plugins.tenant_id == bindparam("tenant_id"),
-    )
+    .where(_projects.id == bindparam("project_id"))
     .order_by(_activations.created_at, _activations.id)
 )
 _INSERT_EVENT = insert(Event)
 _INSERT_INVOCATIONS = insert(Invocation)
 
 
-def project_owner(connection: Connection, project_id: str) -> str | None:
-    """The tenant a project belongs to, None if it belongs to none yet."""
-    owner: str | None = connection.scalar(_PROJECT_OWNER, {"project_id": project_id})
-    return owner
+@dataclass(frozen=True)
+class ProjectState:
+    """What ingest needs of a project: its tenant and what is active on it."""
+
+    tenant_id: str | None  # None: no tenant has the project yet
+    activations: list[ProjectActivation]  # its tenant's, oldest activation first
 
 
 def stored_event(connection: Connection, event_id: str) -> tuple[str, list[str]] | None:
@@ -167,14 +173,15 @@ def add_event(
     return event
 
 
-def project_activations(
-    connection: Connection, project_id: str, tenant_id: str
-) -> list[ProjectActivation]:
-    """The tenant's plugins active on the project, oldest activation first, each with its
-    runnable versions: one query."""
+def project_state(connection: Connection, project_id: str) -> ProjectState:
+    """The project's tenant and that tenant's plugins active on it, each with its runnable
+    versions: one query."""
+    tenant_id: str | None = None
     found: dict[str, ProjectActivation] = {}
-    params = {"project_id": project_id, "tenant_id": tenant_id}
-    for row in connection.execute(_PROJECT_ACTIVATIONS, params):
+    for row in connection.execute(_PROJECT, {"project_id": project_id}):
+        tenant_id = row.tenant_id
+        if row.plugin_id is None:
+            continue
         activation = found.get(row.plugin_id)
         if activation is None:
             activation = found[row.plugin_id] = ProjectActivation(
@@ -197,7 +204,7 @@ def project_activations(
                     row.image_id,
                 )
             )
-    return list(found.values())
+    return ProjectState(tenant_id, list(found.values()))
 
 
 def add_invocations(
