@@ -80,10 +80,11 @@ def start_executor(
     raise SystemExit("the executor did not start")
 
 
-def measure_requests(
-    count: int, concurrency: int, request: Callable[[int], httpx.Response]
-) -> dict[str, float]:
-    """Send ``count`` requests from ``concurrency`` threads: rate and latency percentiles."""
+def timed_requests(
+    count: int, concurrency: int, request: Callable[[int], httpx.Response], first: int = 0
+) -> tuple[float, list[float]]:
+    """Send requests ``first`` to ``first + count`` from ``concurrency`` threads: the
+    seconds it took and each request's latency (s)."""
 
     def timed(i: int) -> float:
         started = time.perf_counter()
@@ -92,8 +93,15 @@ def measure_requests(
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(timed, range(count)))
-    elapsed = time.perf_counter() - started
+        latencies = list(pool.map(timed, range(first, first + count)))
+    return time.perf_counter() - started, latencies
+
+
+def measure_requests(
+    count: int, concurrency: int, request: Callable[[int], httpx.Response]
+) -> dict[str, float]:
+    """Send ``count`` requests from ``concurrency`` threads: rate and latency percentiles."""
+    elapsed, latencies = timed_requests(count, concurrency, request)
     return {
         "per_s": count / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,

@@ -6,9 +6,13 @@ Sections (full mode; ``--short`` runs a few iterations of each, for CI):
   cold start   event→handler entry p50/p95/p99 over 100 runs, pool off, vs bare docker run;
   warm start   the same with the warm pool, vs bare docker run;
   throughput   invocations/s, 1 and 20 plugins, default concurrency, vs a bare docker run loop;
-  ingest       POST /v1/events events/s and p99, SQLite and PostgreSQL, vs GET /healthz;
+  ingest       POST /v1/events events/s and p99 with a platform (tenant events:write) key,
+               SQLite and PostgreSQL, vs GET /healthz (alternating rounds, same client);
+  gvisor       cold and warm starts with plugins under runsc, vs a bare
+               ``docker run --rm --runtime runsc`` of the same image running ``true``;
   builds       first build, same requirements again, code-only version, vs a bare docker build.
-Figures only, no assertions: the numbers depend on the machine and what else runs on it.
+Figures only, no assertions: the numbers depend on the machine and what else runs on it. The
+ingest figures are compared with their targets (issue 14) after the table: met or not met.
 Every image, container and database it creates is removed at the end.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -24,7 +29,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,11 +44,10 @@ from bench.ingest import (
     KEY,
     RESULTS,
     bare_runs,
-    measure_ingest,
-    measure_requests,
     percentile,
     push_plugin,
     start_executor,
+    timed_requests,
 )
 from executor.settings import Settings
 
@@ -121,14 +125,16 @@ def executor(database_url: str | None = None, **settings: str) -> Iterator[httpx
                 subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
 
 
-def percentiles(section: str, measured: list[float], floor: list[float]) -> list[Figure]:
+def percentiles(
+    section: str, measured: list[float], floor: list[float], floor_name: str = "bare docker run"
+) -> list[Figure]:
     return [
         Figure(
             section,
             name,
             "ms",
             percentile(measured, share),
-            "bare docker run",
+            floor_name,
             percentile(floor, share),
         )
         for name, share in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
@@ -139,7 +145,7 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
     """Cold start (pool off) and ingest on SQLite; warm start and throughput (defaults)."""
     figures: list[Figure] = []
     notes: dict[str, Any] = {}
-    with executor(warm_pool_size="0") as api:
+    with executor(warm_pool_size="0", key_requests_per_minute=BENCH_KEY_REQUESTS_PER_MINUTE) as api:
         image = push_plugin(api, "cold", workdir / "cold")
         api.put("/v1/projects/cold/plugins/cold").raise_for_status()
         cold = starts.latencies(api, image, "cold", sizes.runs, warm=False)
@@ -173,22 +179,80 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
     return figures, notes
 
 
+# Floor and ingest alternate in rounds, so both see the same load from the rest of the machine.
+INGEST_ROUNDS = 4
+# The targets of issue 14, each figure against its floor from the same run.
+INGEST_RATE_TARGET = 0.6  # events/s at least this share of GET /healthz's
+INGEST_P99_TARGET = 2.0  # p99 at most this multiple of GET /healthz's
+# A tenant key's request budget in the bench: the load is the point, not the abuse limit.
+BENCH_KEY_REQUESTS_PER_MINUTE = "100000000"
+
+
+def platform_client(api: httpx.Client, project: str) -> httpx.Client:
+    """A client with the key a labeling platform posts events with: a tenant's
+    ``events:write`` key, for a project of that tenant (so ingest checks key, rate, project
+    as in production)."""
+    api.post("/v1/tenants", json={"name": "bench"}).raise_for_status()
+    api.put(f"/v1/tenants/bench/projects/{project}").raise_for_status()
+    created = api.post(
+        "/v1/tenants/bench/keys", json={"name": "platform", "scopes": ["events:write"]}
+    )
+    created.raise_for_status()
+    return httpx.Client(
+        base_url=api.base_url,
+        headers={"Authorization": f"Bearer {created.json()['key']}"},
+        timeout=120,
+    )
+
+
 def ingest_figures(store: str, api: httpx.Client, sizes: Sizes) -> list[Figure]:
-    """POST /v1/events, next to GET /healthz (the HTTP floor) at the same concurrency."""
-    concurrency = sizes.ingest_concurrency
-    floor = measure_requests(sizes.ingest_events, concurrency, lambda _: api.get("/healthz"))
-    ingest = measure_ingest(api, sizes.ingest_events, concurrency)
+    """POST /v1/events to a project with no active plugin (the API and store alone), next
+    to GET /healthz (the HTTP floor) from the same client at the same concurrency."""
+    project = "bench-idle"
+    per_round = max(1, sizes.ingest_events // INGEST_ROUNDS)
+    timings: dict[str, tuple[list[float], list[float]]] = {"floor": ([], []), "ingest": ([], [])}
+    with platform_client(api, project) as platform:
+        requests: dict[str, Callable[[int], httpx.Response]] = {
+            "floor": lambda _: platform.get("/healthz"),
+            "ingest": lambda i: platform.post(
+                "/v1/events",
+                json={"type": "onSubmit", "project_id": project, "asset_id": f"i{i}", "label": {}},
+            ),
+        }
+        for n in range(INGEST_ROUNDS):
+            for kind, request in requests.items():
+                elapsed, latencies = timed_requests(
+                    per_round, sizes.ingest_concurrency, request, first=n * per_round
+                )
+                timings[kind][0].append(elapsed)
+                timings[kind][1].extend(latencies)
+    rate = {kind: len(lat) / sum(elapsed) for kind, (elapsed, lat) in timings.items()}
+    p99 = {kind: percentile(lat, 0.99) * 1000 for kind, (_, lat) in timings.items()}
+    section = f"ingest {store}"
     return [
-        Figure(
-            f"ingest {store}",
-            "events/s",
-            "1/s",
-            ingest["events_per_s"],
-            "GET /healthz",
-            floor["per_s"],
-        ),
-        Figure(f"ingest {store}", "p99", "ms", ingest["p99_ms"], "GET /healthz", floor["p99_ms"]),
+        Figure(section, "events/s", "1/s", rate["ingest"], "GET /healthz", rate["floor"]),
+        Figure(section, "p99", "ms", p99["ingest"], "GET /healthz", p99["floor"]),
     ]
+
+
+def targets(figures: list[Figure]) -> list[dict[str, Any]]:
+    """Each ingest figure against its target ratio to its floor: met or not."""
+    checks = []
+    for f in figures:
+        if not f.section.startswith("ingest"):
+            continue
+        at_least = f.name == "events/s"
+        target = INGEST_RATE_TARGET if at_least else INGEST_P99_TARGET
+        met = f.ratio >= target if at_least else f.ratio <= target
+        checks.append(
+            {
+                "figure": f"{f.section} {f.name}",
+                "ratio": round(f.ratio, 2),
+                "target": f"{'>=' if at_least else '<='} {target}x {f.baseline_name}",
+                "met": met,
+            }
+        )
+    return checks
 
 
 @contextlib.contextmanager
@@ -210,8 +274,34 @@ def postgres_figures(sizes: Sizes, url: str) -> list[Figure]:
     with contextlib.ExitStack() as stack:
         if url == "auto":
             url = stack.enter_context(fresh_postgres())
-        with executor(url, warm_pool_size="0") as api:
+        with executor(
+            url, warm_pool_size="0", key_requests_per_minute=BENCH_KEY_REQUESTS_PER_MINUTE
+        ) as api:
             return ingest_figures("postgresql", api, sizes)
+
+
+GVISOR_FLOOR = "bare runsc docker run of true"
+
+
+def gvisor_figures(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str, Any]]:
+    """Cold (pool off) and warm starts with plugins under runsc (gVisor), each run followed
+    by a bare ``docker run --rm --runtime runsc`` of the same image running ``true``."""
+    figures: list[Figure] = []
+    notes: dict[str, Any] = {}
+    floor = functools.partial(starts.bare_true_ms, runtime="runsc")
+    for kind, pool in (("cold", "0"), ("warm", "1")):
+        with executor(warm_pool_size=pool, sandbox_oci_runtime="runsc") as api:
+            project = f"gvisor-{kind}"
+            image = push_plugin(api, project, workdir / project)
+            api.put(f"/v1/projects/{project}/plugins/{project}").raise_for_status()
+            measured = starts.latencies(
+                api, image, project, sizes.runs, warm=kind == "warm", floor=floor
+            )
+        figures += percentiles(
+            f"gvisor {kind} start", measured.executor, measured.bare, GVISOR_FLOOR
+        )
+        notes[f"gvisor_{kind}_starts"] = f"{measured.warm_starts} of {sizes.runs} runs started warm"
+    return figures, notes
 
 
 def build_figures(sizes: Sizes) -> list[Figure]:
@@ -284,16 +374,22 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         figures, notes = start_sections(sizes, Path(tmp))
+        gvisor, gvisor_notes = gvisor_figures(sizes, Path(tmp))
     if args.postgres != "none":
         figures += postgres_figures(sizes, args.postgres)
-    figures += build_figures(sizes)
+    figures += gvisor + build_figures(sizes)
     print_table(figures)
+    checks = targets(figures)
+    for check in checks:
+        verdict = "met" if check["met"] else "NOT MET"
+        print(f"target {check['figure']}: {check['ratio']}x, {check['target']}: {verdict}")
     report = {
         "mode": "short" if args.short else "full",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "sizes": asdict(sizes),
-        "notes": {**notes, "seconds": round(time.monotonic() - started, 1)},
+        "notes": {**notes, **gvisor_notes, "seconds": round(time.monotonic() - started, 1)},
+        "targets": checks,
         "figures": [f.as_json() for f in figures],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from bench.ingest import BARE_ENVELOPE, BARE_RUN, push_plugin, wait_terminal
 from executor.engine import POOL_LABEL
 
 HANDLER_STARTED = b'"handler_started"'
+BARE_TRUE = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "true"]
 POOL_SETTLE_S = 1.0  # after a warm container is up, time for its runtime to import main.py
 
 
@@ -44,6 +46,18 @@ def bare_latency_ms(image: str) -> float:
     process.wait()
     assert elapsed is not None, "the bare run never reached its handler"
     return elapsed
+
+
+def bare_true_ms(image: str, runtime: str) -> float:
+    """One bare ``docker run --rm --runtime RUNTIME`` of ``image`` running ``true``: the
+    milliseconds until it exited (a container's whole life, no Python started in it)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [*BARE_TRUE, "--runtime", runtime, image],
+        capture_output=True,
+        check=True,
+    )
+    return (time.perf_counter() - started) * 1000
 
 
 def run_one(api: httpx.Client, project: str, asset: str) -> dict[str, Any]:
@@ -96,8 +110,17 @@ class Latencies:
     warm_starts: int = 0
 
 
-def latencies(api: httpx.Client, image: str, project: str, runs: int, *, warm: bool) -> Latencies:
-    """``runs`` events one after the other (with ``warm``, each once the pool is ready)."""
+def latencies(
+    api: httpx.Client,
+    image: str,
+    project: str,
+    runs: int,
+    *,
+    warm: bool,
+    floor: Callable[[str], float] = bare_latency_ms,
+) -> Latencies:
+    """``runs`` events one after the other (with ``warm``, each once the pool is ready),
+    each followed by one ``floor`` run of ``image``."""
     client = docker.APIClient()
     measured = Latencies()
     try:
@@ -111,7 +134,7 @@ def latencies(api: httpx.Client, image: str, project: str, runs: int, *, warm: b
             measured.executor.append(float(run["start_latency_ms"]))
             measured.claim.append(claim_ms(run))
             measured.warm_starts += run["start"] == "warm"
-            measured.bare.append(bare_latency_ms(image))
+            measured.bare.append(floor(image))
     finally:
         client.close()
     return measured

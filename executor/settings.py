@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file in data_dir."
     )
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Store connections a process keeps open; under more concurrent requests "
+        "it opens up to twice as many again, closed as they are returned.",
+    )
     operator_key: SecretStr | None = Field(
         None, description="Operator API key; generated at first start when unset."
     )
@@ -320,6 +326,13 @@ class Settings(BaseSettings):
     # --- tenants: abuse limits per API key, quotas per tenant (docs/tenants.md)
     key_requests_per_minute: int = Field(
         600, ge=1, description="Requests one tenant key may send a minute (the operator's: any)."
+    )
+    key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a tenant key the store accepted is trusted without asking it "
+        "again; a key revoked through another executor process answers 401 at the latest this "
+        "long after (0: ask the store on every request).",
     )
     key_upload_bytes_per_hour: int = Field(
         200 * MIB, ge=MIB, description="Upload bytes one tenant key may send an hour."

@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from executor.schemas import TENANT_PATTERN
 from executor.service.wiring import ExecutorService
 from executor.statuses import Scope
 from executor.store.db import Session
-from executor.tenancy.access import OPERATOR, Caller, authenticate
+from executor.tenancy.access import OPERATOR, Caller
 
 __all__ = [
     "Admin",
@@ -40,7 +41,12 @@ def get_service(request: Request) -> ExecutorService:
     return service
 
 
-ServiceDep = Annotated[ExecutorService, Depends(get_service)]
+async def _service_dependency(request: Request) -> ExecutorService:
+    # async: a plain function dependency would cost every request a hop to a worker thread.
+    return get_service(request)
+
+
+ServiceDep = Annotated[ExecutorService, Depends(_service_dependency)]
 
 
 def get_session(service: ServiceDep) -> Iterator[Session]:
@@ -51,7 +57,7 @@ def get_session(service: ServiceDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_caller(
+async def get_caller(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     x_tenant: Annotated[
@@ -62,9 +68,15 @@ def get_caller(
         ),
     ] = None,
 ) -> Caller:
-    """The caller of the request (401 without a valid key), counted against its key's rate."""
+    """The caller of the request (401 without a valid key), counted against its key's rate.
+
+    On the event loop: a key accepted lately costs no store query and no thread hop; only
+    a key the authenticator does not know yet is checked in the store, in a thread."""
     presented = credentials.credentials if credentials is not None else None
-    caller = authenticate(service.db, service.operator_key, presented, x_tenant)
+    authenticator = service.authenticator
+    caller = authenticator.known(presented, x_tenant)
+    if caller is None:
+        caller = await run_in_threadpool(authenticator.verify, presented, x_tenant)
     if caller.key_id is not None:
         service.limiter.request(caller.key_id)
     return caller
@@ -79,7 +91,7 @@ class RequireScope:
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
-    def __call__(self, caller: CallerDep) -> Caller:
+    async def __call__(self, caller: CallerDep) -> Caller:  # async: no thread for a set lookup
         caller.require(self.scope)
         return caller
 

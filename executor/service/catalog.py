@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from executor.build.builder import Builder
 from executor.build.flavors import Flavor, describe_flavors
@@ -39,8 +40,21 @@ def check_name(name: str) -> str:
     return name
 
 
-def activation_events(activation: Activation, version: PluginVersion | None) -> list[str]:
-    """The event types (or globs) an activation runs on: its matcher, or the handler types."""
+class _Matcher(Protocol):
+    @property
+    def event_matcher(self) -> list[str] | None: ...
+
+
+class _Handlers(Protocol):
+    @property
+    def handlers(self) -> list[str]: ...
+
+
+def activation_events(activation: _Matcher, version: _Handlers | None) -> list[str]:
+    """The event types (or globs) an activation runs on: its matcher, or the handler types.
+
+    ``activation`` and ``version`` are rows (``Activation``, ``PluginVersion``) or the
+    lighter records event ingest reads (``executor.store.ingest``)."""
     if activation.event_matcher is not None:
         return list(activation.event_matcher)
     handlers = version.handlers if version is not None else []

@@ -8,11 +8,9 @@ from fnmatch import fnmatchcase
 from executor.errors import Conflict, NotFound
 from executor.schemas import EventIn
 from executor.service.catalog import activation_events
-from executor.store import invocations as invocation_store
+from executor.store import ingest as ingest_store
 from executor.store import plugins as plugin_store
-from executor.store import tenants as tenant_store
-from executor.store.db import Database, Session
-from executor.store.tables import Invocation
+from executor.store.db import Connection, Database
 from executor.tenancy.access import Caller
 
 __all__ = ["Ingested", "ingest_event"]
@@ -25,10 +23,9 @@ class Ingested:
     created: bool  # False when the idempotency key was seen before
 
 
-def _event_tenant(session: Session, caller: Caller, project_id: str) -> str:
-    """The tenant whose plugins the event runs: its project's. A tenant key may only post
-    for its own projects (NotFound otherwise); the operator for any."""
-    owner = tenant_store.project_tenant(session, project_id)
+def _event_tenant(caller: Caller, project_id: str, owner: str | None) -> str:
+    """The tenant whose plugins the event runs: its project's (``owner``). A tenant key may
+    only post for its own projects (NotFound otherwise); the operator for any."""
     if owner == caller.tenant_id or (caller.is_operator and owner is not None):
         return owner
     if caller.is_operator:  # a project no tenant has: nothing is active on it
@@ -39,51 +36,51 @@ def _event_tenant(session: Session, caller: Caller, project_id: str) -> str:
     )
 
 
+def _first_post(connection: Connection, event_id: str, tenant_id: str) -> Ingested | None:
+    """The answer to an event id seen before (Conflict if another tenant's); None if new."""
+    first = ingest_store.stored_event(connection, event_id)
+    if first is None:
+        return None
+    first_tenant, ids = first
+    if first_tenant != tenant_id:
+        raise Conflict(f"event id {event_id!r} is taken: send another idempotency key")
+    return Ingested(event_id, ids, created=False)
+
+
+def _runs(
+    event_type: str, activations: list[ingest_store.ProjectActivation]
+) -> list[tuple[ingest_store.ProjectActivation, ingest_store.RunnableVersion]]:
+    """Each activation that runs on ``event_type``, with the version it runs."""
+    runs = []
+    for activation in activations:
+        version = plugin_store.pick_version(
+            activation.versions, activation.current_version_id, activation.version_number
+        )
+        if version is None:
+            continue
+        if any(fnmatchcase(event_type, p) for p in activation_events(activation, version)):
+            runs.append((activation, version))
+    return runs
+
+
 def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
     """Store the event and its invocations, which only run plugins of the project's
-    tenant; an id seen before returns the first result."""
-    with db.write_session() as session:
-        tenant_id = _event_tenant(session, caller, event_in.project_id)
-        first = invocation_store.find_event(session, event_in.id) if event_in.id else None
-        if first is not None:
-            if first.tenant_id != tenant_id:
-                raise Conflict(f"event id {first.id!r} is taken: send another idempotency key")
-            ids = invocation_store.event_invocation_ids(session, first.id) or []
-            return Ingested(first.id, ids, created=False)
-        event = invocation_store.add_event(
-            session,
+    tenant; an id seen before returns the first result. Committed before it returns."""
+    with db.write_connection() as connection:
+        project = ingest_store.project_state(connection, event_in.project_id)
+        tenant_id = _event_tenant(caller, event_in.project_id, project.tenant_id)
+        if event_in.id is not None and (first := _first_post(connection, event_in.id, tenant_id)):
+            return first
+        event = ingest_store.add_event(
+            connection,
+            event_id=event_in.id,
             tenant_id=tenant_id,
-            id=event_in.id,
             type=event_in.type,
             project_id=event_in.project_id,
             asset_id=event_in.asset_id,
             label=event_in.label,
             payload=event_in.payload,
         )
-        invocation_ids: list[str] = []
-        for activation in plugin_store.list_activations(session, project_id=event_in.project_id):
-            version = plugin_store.activation_version(activation)
-            if version is None or activation.plugin.tenant_id != tenant_id:
-                continue
-            patterns = activation_events(activation, version)
-            if not any(fnmatchcase(event_in.type, p) for p in patterns):
-                continue
-            invocation = invocation_store.add_invocation(
-                session,
-                Invocation(
-                    tenant_id=tenant_id,
-                    event_id=event.id,
-                    plugin_id=activation.plugin_id,
-                    version_id=version.id,
-                    plugin_name=activation.plugin.name,
-                    version_number=version.number,
-                    project_id=event_in.project_id,
-                    event_type=event_in.type,
-                    asset_id=event_in.asset_id,
-                    image_id=version.image_id,
-                    queued_at=event.received_at,
-                    max_retries=activation.max_retries,
-                ),
-            )
-            invocation_ids.append(invocation.id)
-        return Ingested(event.id, invocation_ids, created=True)
+        runs = _runs(event_in.type, project.activations)
+        ids = ingest_store.add_invocations(connection, event, runs)
+        return Ingested(event.id, ids, created=True)

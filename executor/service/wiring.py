@@ -29,9 +29,10 @@ from executor.settings import Settings
 from executor.store import invocations as invocation_store
 from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
+from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import Invocation, Node
-from executor.tenancy.access import Caller
+from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter
 from executor.upkeep.image_gc import ImageCollector
 from executor.upkeep.retention import Retention
@@ -68,7 +69,7 @@ class ExecutorService:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
-        self.db = Database(settings.resolved_database_url)
+        self.db = Database(settings.resolved_database_url, settings.database_pool_size)
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
@@ -94,6 +95,7 @@ class ExecutorService:
         if self.prepuller is not None:
             self.builder.on_active.append(self.prepuller.wake)
         self.retention = Retention(self.db, settings)
+        self.authenticator = Authenticator(self.db, self.operator_key, settings.key_cache_s)
 
     def audit(
         self,
@@ -118,6 +120,13 @@ class ExecutorService:
             if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
                 self.dispatcher.wake()
         return ingested
+
+    def revoke_key(self, caller: Caller, tenant_id: str, key_id: str) -> None:
+        """Revoke one of the tenant's keys: from this request on it answers 401."""
+        with self.db.session() as session:
+            tenant_store.revoke_key(session, tenant_id, key_id)
+        self.authenticator.forget(key_id)
+        self.audit(caller, "key.revoke", key_id, tenant_id=tenant_id)
 
     def replay(self, caller: Caller, invocation_id: str) -> Invocation:
         """A new queued invocation of a finished one's event, on the plugin's current ACTIVE

@@ -14,10 +14,11 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "Session"]
+__all__ = ["Connection", "Database", "Session"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+DEFAULT_POOL_SIZE = 10  # Settings.database_pool_size
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -34,13 +35,23 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One engine and its session factory; ``session()`` is a unit of work."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        self.engine: Engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        # A server connection can drop between requests, so it is checked as it is taken;
+        # a SQLite file has no connection to lose, and the check is a statement per request.
+        # Connections past pool_size are closed when returned: a pool smaller than the
+        # requests in flight opened a new PostgreSQL connection for most events under load.
+        self.engine: Engine = create_engine(
+            url,
+            connect_args=connect_args,
+            pool_pre_ping=not self.is_sqlite,
+            pool_size=pool_size,
+            max_overflow=2 * pool_size,
+        )
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -84,6 +95,13 @@ class Database:
         this process)."""
         with self._write_lock or contextlib.nullcontext(), self.session() as session:
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """``write_session()`` without the ORM: one Core transaction, for the hottest writes
+        (``executor.store.ingest``), where a session's bookkeeping costs more than the SQL."""
+        with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
+            yield connection
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""

@@ -34,7 +34,6 @@ __all__ = [
     "begin_hand_off",
     "claim",
     "count_by_status",
-    "event_invocation_ids",
     "fence",
     "find_event",
     "find_invocation",
@@ -58,17 +57,6 @@ def add_event(session: Session, **fields: Any) -> Event:
     session.add(event)
     session.flush()
     return event
-
-
-def event_invocation_ids(session: Session, event_id: str) -> list[str] | None:
-    """The invocations of a stored event, or None if there is no such event."""
-    if session.get(Event, event_id) is None:
-        return None
-    return list(
-        session.scalars(
-            select(Invocation.id).where(Invocation.event_id == event_id).order_by(Invocation.id)
-        )
-    )
 
 
 def get_invocation(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload, undefer
@@ -13,6 +15,7 @@ from executor.store.tables import Activation, Invocation, Plugin, PluginVersion,
 
 __all__ = [
     "BuildProgress",
+    "VersionFacts",
     "activation_version",
     "active_versions",
     "add_version",
@@ -28,6 +31,7 @@ __all__ = [
     "list_activations",
     "list_plugins",
     "mark_image_removed",
+    "pick_version",
     "rollback",
     "set_activation",
     "unfinished_builds",
@@ -173,29 +177,51 @@ def version_by_number(session: Session, plugin: Plugin, number: int) -> PluginVe
     )
 
 
-def is_runnable(version: PluginVersion) -> bool:
+class VersionFacts(Protocol):
+    """What choosing the version an event runs reads of a version: a ``PluginVersion``,
+    or a lighter record of one (``executor.store.ingest``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def image_removed_at(self) -> datetime | None: ...
+
+
+V = TypeVar("V", bound=VersionFacts)
+
+
+def is_runnable(version: VersionFacts) -> bool:
     """ACTIVE and its image still kept (the GC has not removed it)."""
     return version.status == BuildStatus.ACTIVE and version.image_removed_at is None
+
+
+def pick_version(
+    versions: Iterable[V], current_version_id: str | None, pinned: int | None
+) -> V | None:
+    """The version an activation runs among its plugin's ``versions``: the ``pinned``
+    number; unpinned, the one a rollback chose (``current_version_id``), else the newest
+    runnable one. Only a runnable version is chosen."""
+    runnable = [v for v in versions if is_runnable(v)]
+    if pinned is not None:
+        return next((v for v in runnable if v.number == pinned), None)
+    chosen = next((v for v in runnable if v.id == current_version_id), None)
+    return chosen or max(runnable, key=lambda v: v.number, default=None)
 
 
 def current_version(plugin: Plugin) -> PluginVersion | None:
     """The version unpinned activations run: the one a rollback chose, else the newest
     runnable one."""
-    for version in plugin.versions:
-        if version.id == plugin.current_version_id and is_runnable(version):
-            return version
-    active = [v for v in plugin.versions if is_runnable(v)]
-    return max(active, key=lambda v: v.number) if active else None
+    return pick_version(plugin.versions, plugin.current_version_id, None)
 
 
 def activation_version(activation: Activation) -> PluginVersion | None:
     """The version an event runs for this activation: its pin, else the plugin's current."""
-    if activation.version_number is None:
-        return current_version(activation.plugin)
-    for version in activation.plugin.versions:
-        if version.number == activation.version_number and is_runnable(version):
-            return version
-    return None
+    plugin = activation.plugin
+    return pick_version(plugin.versions, plugin.current_version_id, activation.version_number)
 
 
 def active_versions(session: Session) -> list[PluginVersion]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from executor.errors import MissingScope, NotAuthenticated, NotFound
 from executor.statuses import Scope
@@ -21,6 +24,7 @@ from executor.tokens import hash_token
 __all__ = [
     "KEY_PREFIX",
     "OPERATOR",
+    "Authenticator",
     "Caller",
     "authenticate",
     "mint_key",
@@ -69,13 +73,20 @@ def authenticate(
 ) -> Caller:
     """The caller a presented key stands for: NotAuthenticated (401) for a missing,
     unknown, revoked or expired key; NotFound (404) for a tenant the key cannot act on."""
+    return _verify(db, operator_key, presented, tenant)[0]
+
+
+def _verify(
+    db: Database, operator_key: str, presented: str | None, tenant: str | None
+) -> tuple[Caller, datetime | None]:
+    """``authenticate``, and when the key expires (None: never, or the operator key)."""
     if not presented:
         raise NotAuthenticated("missing API key: send 'Authorization: Bearer <key>'")
     with db.session() as session:
         if hmac.compare_digest(presented.encode(), operator_key.encode()):
             tenant_id = tenant or DEFAULT_TENANT
             tenant_store.get_tenant(session, tenant_id)
-            return operator_caller(tenant_id)
+            return operator_caller(tenant_id), None
         key = tenant_store.key_by_hash(session, hash_token(presented))
         if key is None:
             raise NotAuthenticated("unknown API key: check the key you were given")
@@ -85,4 +96,75 @@ def authenticate(
             raise NotAuthenticated(f"API key {key.id} has expired: ask for a new key")
         if tenant is not None and tenant != key.tenant_id:
             raise NotFound(f"no tenant {tenant!r}: a key acts on its own tenant only")
-        return Caller(key.tenant_id, f"key:{key.id}", frozenset(key.scopes), key.id)
+        caller = Caller(key.tenant_id, f"key:{key.id}", frozenset(key.scopes), key.id)
+        return caller, key.expires_at
+
+
+@dataclass(frozen=True)
+class _Verified:
+    caller: Caller
+    expires_at: datetime | None
+    verified_at: float  # on the authenticator's clock
+
+
+class Authenticator:
+    """``authenticate`` for every request, without asking the store each time.
+
+    A key the store accepted is trusted for ``ttl_s`` seconds (a tenant the operator named
+    exists for good: tenants are never deleted). Only acceptances are remembered, so every
+    refusal comes from the store with its own reason; a remembered key is still refused
+    from its expiry time on, and one revoked through this process (``forget``) at once.
+    A key revoked through another executor process sharing the store answers 401 at the
+    latest ``ttl_s`` later.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        operator_key: str,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self._operator_key = operator_key
+        self._ttl_s = ttl_s
+        self._clock = clock  # measures the time a key is trusted
+        self._now = now  # the wall time a key's expiry is compared with
+        self._keys: dict[str, _Verified] = {}  # by the key's SHA-256, as the store keeps it
+        self._tenants: set[str] = set()  # tenants the operator key acted on
+        # Counts ``forget`` calls: a check that read the store before a revocation must not
+        # remember the key after it.
+        self._revocations = 0
+
+    def known(self, presented: str | None, tenant: str | None) -> Caller | None:
+        """The caller, if the key was accepted lately and nothing needs the store; None
+        otherwise (then call ``verify``). Never touches the store: safe on the event loop."""
+        if not presented:
+            return None
+        if hmac.compare_digest(presented.encode(), self._operator_key.encode()):
+            tenant_id = tenant or DEFAULT_TENANT
+            return operator_caller(tenant_id) if tenant_id in self._tenants else None
+        seen = self._keys.get(hash_token(presented))
+        if seen is None or self._clock() - seen.verified_at >= self._ttl_s:
+            return None
+        if seen.expires_at is not None and seen.expires_at <= self._now():
+            return None
+        if tenant is not None and tenant != seen.caller.tenant_id:
+            return None
+        return seen.caller
+
+    def verify(self, presented: str | None, tenant: str | None) -> Caller:
+        """``authenticate`` against the store; an accepted key is remembered."""
+        revocations, checked_at = self._revocations, self._clock()
+        caller, expires_at = _verify(self._db, self._operator_key, presented, tenant)
+        if caller.is_operator:
+            self._tenants.add(caller.tenant_id)
+        elif presented and self._ttl_s > 0 and revocations == self._revocations:
+            self._keys[hash_token(presented)] = _Verified(caller, expires_at, checked_at)
+        return caller
+
+    def forget(self, key_id: str) -> None:
+        """Stop trusting a key (revoked now): its next request asks the store."""
+        self._revocations += 1
+        self._keys = {h: v for h, v in self._keys.items() if v.caller.key_id != key_id}

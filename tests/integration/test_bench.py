@@ -18,6 +18,8 @@ SECTIONS = {
     "throughput",
     "ingest sqlite",
     "ingest postgresql",
+    "gvisor cold start",
+    "gvisor warm start",
     "builds",
 }
 
@@ -46,7 +48,16 @@ def test_bench_short_mode_reports_every_figure_with_its_baseline(
         for key in ("value", "baseline", "ratio", "difference"):
             assert isinstance(figure[key], float) and math.isfinite(figure[key]), figure
         assert figure["value"] > 0 and figure["baseline"] > 0 and figure["baseline_name"]
-    assert {f["name"] for f in figures if f["section"] == "cold start"} == {"p50", "p95", "p99"}
+    for section in ("cold start", "gvisor cold start", "gvisor warm start"):
+        assert {f["name"] for f in figures if f["section"] == section} == {"p50", "p95", "p99"}
     # Where a cold start's time goes, from the executor's own metrics.
     phases = {"claim", "create", "attach", "start", "token", "handler"}
     assert set(report["notes"]["cold_phase_means_ms"]) == phases
+    # The ingest figures against their targets, each verdict next to its ratio.
+    assert [t["figure"] for t in report["targets"]] == [
+        f"ingest {store} {name}"
+        for store in ("sqlite", "postgresql")
+        for name in ("events/s", "p99")
+    ]
+    assert all(isinstance(t["met"], bool) for t in report["targets"])
+    assert done.stdout.count("target ingest") == 4

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import event
 
 from executor.store import plugins as plugin_store
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory
 
 SOURCE = re.compile(r"\bplugin_versions\.source\b")
 BUILD_LOG = re.compile(r"\bplugin_versions\.build_log\b")
@@ -39,6 +39,14 @@ def statements(server: RunningServer) -> Iterator[list[str]]:
 
 def naming(pattern: re.Pattern[str], seen: list[str]) -> list[str]:
     return [s for s in seen if pattern.search(s)]
+
+
+def verb_and_table(statement: str) -> tuple[str, str]:
+    """("SELECT", the first table it reads) or ("INSERT", the table it writes)."""
+    words = statement.split()
+    if words[0] == "INSERT":
+        return "INSERT", words[2]
+    return words[0], words[words.index("FROM") + 1]
 
 
 def test_ingest_listing_and_warm_pool_sync_never_select_source_or_build_log(
@@ -69,3 +77,31 @@ def test_build_log_reads_the_log_but_never_the_source(server: RunningServer) -> 
     assert build["status"] == "ACTIVE" and "Built plugin-executor/" in build["log"]
     assert "event: end" in streamed and "Built plugin-executor/" in streamed
     assert naming(BUILD_LOG, seen) and naming(SOURCE, seen) == []
+
+
+def test_an_event_is_stored_in_three_statements_however_many_plugins_it_runs(
+    server_factory: ServerFactory,
+) -> None:
+    """One transaction: the project's tenant with its activations and their runnable
+    versions (one query), the event, and every invocation in one INSERT."""
+    quiet = server_factory(dispatch=False)  # no claim polls among the statements watched
+    for name in ("first", "second"):
+        quiet.push("counter", name=name)
+        quiet.activate(name, "busy-project")
+    with statements(quiet) as seen:
+        accepted = quiet.post_event(
+            type="onSubmit", project_id="busy-project", asset_id="a", label={}
+        )
+    assert [verb_and_table(s) for s in seen] == [
+        ("SELECT", "projects"),
+        ("INSERT", "events"),
+        ("INSERT", "invocations"),
+    ], seen
+    for table in ("activations", "plugins", "plugin_versions"):  # all read in that one query
+        assert f"{table}.id" in seen[0], seen[0]
+    runs = quiet.api.get("/v1/invocations", params={"project_id": "busy-project"}).json()
+    assert sorted(r["id"] for r in runs) == sorted(accepted["invocations"])
+    assert sorted((r["plugin"], r["version"], r["status"]) for r in runs) == [
+        ("first", 1, "queued"),
+        ("second", 1, "queued"),
+    ]

@@ -123,6 +123,23 @@ def test_audit_names_who_did_what(server: RunningServer, tenants: dict[str, Exec
     assert "key" not in acme.api.get("/v1/tenants/acme/keys").json()[0]
 
 
+def test_a_key_in_use_answers_401_from_its_revocation_on(
+    server: RunningServer, tenants: dict[str, ExecutorApi]
+) -> None:
+    """The server trusts a key it accepted lately without asking the store again; revoking
+    it through the API ends that at once."""
+    key = create_key(server, "acme", ["logs:read"])
+    reader = as_key(server, key["key"])
+    for _ in range(3):
+        assert reader.api.get("/v1/logs").status_code == 200
+    assert tenants["acme"].api.delete(f"/v1/tenants/acme/keys/{key['id']}").status_code == 204
+    refused = reader.api.get("/v1/logs")
+    reader.api.close()
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["code"] == "not_authenticated"
+    assert f"API key {key['id']} was revoked" in refused.json()["message"]
+
+
 def test_quotas_hit_and_recover(server: RunningServer) -> None:
     create_tenant(server, "small", max_plugins=1, max_versions=2)
     small = as_key(server, create_key(server, "small", ALL_SCOPES)["key"])

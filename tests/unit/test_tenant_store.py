@@ -24,7 +24,14 @@ from executor.store.tables import (
     Tenant,
     utcnow,
 )
-from executor.tenancy.access import Caller, authenticate, mint_key
+from executor.tenancy import access as access_module
+from executor.tenancy.access import (
+    Authenticator,
+    Caller,
+    authenticate,
+    mint_key,
+    operator_caller,
+)
 from executor.tokens import hash_token
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
@@ -145,3 +152,115 @@ def test_caller_of_a_key_has_no_operator_powers() -> None:
     assert not caller.is_operator
     with pytest.raises(MissingScope, match="operator"):
         caller.require("operator")
+
+
+class FakeClock:
+    """Monotonic seconds and wall time that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.wall = utcnow()
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.wall += timedelta(seconds=seconds)
+
+
+def _authenticator(db: Database, clock: FakeClock, ttl_s: float = 5.0) -> Authenticator:
+    return Authenticator(
+        db, OPERATOR_KEY, ttl_s, clock=lambda: clock.seconds, now=lambda: clock.wall
+    )
+
+
+def _revoke_in_the_store(db: Database) -> str:
+    """Revoke the one key as another executor process sharing the store would."""
+    with db.session() as session:
+        key = session.scalars(select(ApiKey)).one()
+        tenant_store.revoke_key(session, key.tenant_id, key.id)
+        return key.id
+
+
+def test_an_accepted_key_is_trusted_for_the_cache_time_then_checked_again(db: Database) -> None:
+    clock = FakeClock()
+    authenticator = _authenticator(db, clock)
+    secret = _key(db)
+    assert authenticator.known(secret, None) is None  # never seen: the store decides
+    caller = authenticator.verify(secret, None)
+    assert authenticator.known(secret, None) == caller
+    _revoke_in_the_store(db)
+    clock.advance(4.9)
+    assert authenticator.known(secret, None) == caller  # another process's revocation
+    clock.advance(0.1)
+    assert authenticator.known(secret, None) is None
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        authenticator.verify(secret, None)
+
+
+def test_a_key_revoked_through_this_process_is_refused_at_once(db: Database) -> None:
+    authenticator = _authenticator(db, FakeClock())
+    secret = _key(db)
+    authenticator.verify(secret, None)
+    authenticator.forget(_revoke_in_the_store(db))
+    assert authenticator.known(secret, None) is None
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        authenticator.verify(secret, None)
+
+
+def test_a_check_that_read_the_store_before_a_revocation_is_not_remembered(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    authenticator = _authenticator(db, FakeClock())
+    secret = _key(db)
+    with db.session() as session:
+        key_id = session.scalars(select(ApiKey.id)).one()
+    real_verify = access_module._verify
+
+    def revoked_meanwhile(
+        db: Database, operator_key: str, presented: str | None, tenant: str | None
+    ) -> tuple[Caller, datetime | None]:
+        answer = real_verify(db, operator_key, presented, tenant)  # read while valid...
+        authenticator.forget(key_id)  # ...and revoked before the check returns
+        return answer
+
+    monkeypatch.setattr(access_module, "_verify", revoked_meanwhile)
+    authenticator.verify(secret, None)
+    assert authenticator.known(secret, None) is None
+
+
+def test_a_remembered_key_is_refused_from_its_expiry_on(db: Database) -> None:
+    clock = FakeClock()
+    authenticator = _authenticator(db, clock)
+    secret = _key(db, expires_at=clock.wall + timedelta(seconds=2))
+    caller = authenticator.verify(secret, None)
+    clock.advance(1)
+    assert authenticator.known(secret, None) == caller
+    clock.advance(1)
+    assert authenticator.known(secret, None) is None
+
+
+def test_a_remembered_key_names_only_its_own_tenant(db: Database) -> None:
+    authenticator = _authenticator(db, FakeClock())
+    secret = _key(db)
+    authenticator.verify(secret, None)
+    assert authenticator.known(secret, "acme") is not None
+    assert authenticator.known(secret, "default") is None
+    with pytest.raises(NotFound):
+        authenticator.verify(secret, "default")
+
+
+def test_no_cache_time_asks_the_store_every_time(db: Database) -> None:
+    authenticator = _authenticator(db, FakeClock(), ttl_s=0)
+    secret = _key(db)
+    authenticator.verify(secret, None)
+    assert authenticator.known(secret, None) is None
+
+
+def test_the_operator_is_remembered_per_tenant_that_exists(db: Database) -> None:
+    authenticator = _authenticator(db, FakeClock())
+    assert authenticator.known(OPERATOR_KEY, None) is None
+    assert authenticator.verify(OPERATOR_KEY, None).tenant_id == "default"
+    assert authenticator.known(OPERATOR_KEY, None) == operator_caller("default")
+    with pytest.raises(NotFound):
+        authenticator.verify(OPERATOR_KEY, "nobody")
+    assert authenticator.known(OPERATOR_KEY, "nobody") is None
+    assert authenticator.known("pe_op_not-the-operator-key", None) is None

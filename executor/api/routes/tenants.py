@@ -119,6 +119,4 @@ def list_keys(caller: Admin, session: SessionDep, tenant: str = TenantName) -> l
 def revoke_key(caller: Admin, service: ServiceDep, key_id: str, tenant: str = TenantName) -> None:
     """Revoke a key: from now on it answers 401."""
     _check_tenant(caller, tenant)
-    with service.db.session() as session:
-        tenant_store.revoke_key(session, tenant, key_id)
-    service.audit(caller, "key.revoke", key_id, tenant_id=tenant)
+    service.revoke_key(caller, tenant, key_id)
