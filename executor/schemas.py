@@ -198,6 +198,9 @@ class AttemptPublic(BaseModel):
 class LogMetadata(BaseModel):
     asset_id: str | None
     label_id: str | None
+    # Kili's names for the same values (get_plugin_logs), so Kili scripts read them as is.
+    assetId: str | None = None
+    labelId: str | None = None
 
 
 class LogRecordPublic(BaseModel):
@@ -218,6 +221,12 @@ class LogRecordPublic(BaseModel):
         description="The seq of the record whose text this one continues: a line over 16 KiB "
         "is stored as several records, each with the line's level.",
     )
+    # Kili's names (get_plugin_logs) for the fields above, so Kili scripts read them as is.
+    createdAt: datetime | None = None
+    logType: LogType | None = None
+    pluginName: str | None = None
+    projectId: str | None = None
+    runId: str | None = None
 
 
 class LogPage(BaseModel):

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.docker
 
 PROJECT = "kili-project"
 SINGLE_FILE = """\
+import sys
+
 from plugin_runtime import PluginCore
 
 
@@ -32,6 +34,11 @@ class PluginHandler(PluginCore):
     def on_submit(self, label, asset_id):
         for n in range(3):
             self.logger.info("line %d of %s", n, asset_id)
+        # as tqdm draws a progress bar (the Kili SDK's, for every batch) on stderr
+        for done in range(0, 101, 25):
+            sys.stderr.write(f"\\rbatch: {done:3d}%")
+            sys.stderr.flush()
+        sys.stderr.write("\\n")
 """
 
 
@@ -144,8 +151,9 @@ def test_single_file_plugin_through_the_sdk(
     run = server.run_event(type="onSubmit", project_id="single-project", asset_id="s1", label={})
     assert run["status"] == "succeeded", run
     logs = json.loads(kili.get_plugin_logs(project_id="single-project", plugin_name="kili_single"))
-    assert [e["content"] for e in logs if e["logType"] == "INFO"] == [
-        f"line {n} of s1" for n in range(3)
+    assert [(e["logType"], e["content"]) for e in logs] == [
+        *[("INFO", f"line {n} of s1") for n in range(3)],
+        ("INFO", "batch: 100%"),  # the bar's final state, not each redraw, not a WARNING
     ]
 
 
