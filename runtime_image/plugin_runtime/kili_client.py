@@ -32,7 +32,7 @@ def build_kili(api_url: str, token: str, warn: Callable[[str], None]) -> Any | N
     os.environ["KILI_API_ENDPOINT"] = endpoint
     try:
         # kili is installed by the plugin's own requirements, in its image only.
-        from kili.client import Kili  # type: ignore[import-untyped]
+        from kili.client import Kili  # type: ignore[import-not-found]
 
         return Kili(api_key=token, api_endpoint=endpoint)
     except Exception:

@@ -7,22 +7,26 @@ user's script does; events are posted over REST as the labeling platform does.
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Iterator
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from kili.client import Kili  # type: ignore[import-untyped]
-from kili.exceptions import GraphQLError  # type: ignore[import-untyped]
-from kili.services.plugins.exceptions import PluginCreationError  # type: ignore[import-untyped]
 
-from tests.conftest import OPERATOR_KEY, PLUGINS, RunningServer, ServerFactory
+from tests.conftest import OPERATOR_KEY, PLUGINS, REPO, RunningServer, ServerFactory
 from tests.integration.tenancy import ALL_SCOPES, assign_project, create_key, create_tenant
 
 pytestmark = pytest.mark.docker
 
+# The SDK pins packages the dev tools cannot install beside (pyproject: kili-client).
+KILI_VENV = REPO / ".venv-kili"
+DRIVER = Path(__file__).with_name("kili_driver.py")
 PROJECT = "kili-project"
 SINGLE_FILE = """\
 import sys
@@ -51,21 +55,76 @@ def server(server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFacto
     )
 
 
-@pytest.fixture(scope="module")
-def kili_env() -> Iterator[None]:
-    """The SDK checks its key against Kili's cloud unless told not to."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KILI_SDK_SKIP_CHECKS", "1")
-        yield
+@pytest.fixture(scope="session")
+def kili_python() -> Path:
+    """The Python of .venv-kili, made once (under a lock: xdist workers share it)."""
+    python = KILI_VENV / "bin" / "python"
+    with open(REPO / ".venv-kili.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not python.exists():
+            pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+            wanted = pyproject["project"]["optional-dependencies"]["kili-client"]
+            subprocess.run([sys.executable, "-m", "venv", str(KILI_VENV)], check=True)
+            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+            subprocess.run([*pip, *wanted], check=True)
+    return python
 
 
-def kili_client(server: RunningServer, key: str = OPERATOR_KEY) -> Any:
-    return Kili(api_key=key, api_endpoint=f"{server.url}{server.settings.graphql_path}")
+@dataclass
+class KiliSdk:
+    """A Kili SDK client of one server with one key: each ``call`` runs in .venv-kili."""
+
+    python: Path
+    server: RunningServer
+    key: str
+    tmp_path: Path
+
+    def calls(self, *calls: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The outcome of each call: ``{"result": ...}`` or ``{"error": {type, message}}``."""
+        out = self.tmp_path / "kili-outcomes.jsonl"
+        job = {
+            "endpoint": f"{self.server.url}{self.server.settings.graphql_path}",
+            "api_key": self.key,
+            "out": str(out),
+            "calls": calls,
+        }
+        done = subprocess.run(
+            [str(self.python), str(DRIVER)],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    def call(self, method: str, **kwargs: Any) -> Any:
+        """The result of one call, which must succeed."""
+        (outcome,) = self.calls((method, kwargs))
+        assert "result" in outcome, outcome
+        return outcome["result"]
+
+    def error(self, method: str, **kwargs: Any) -> dict[str, str]:
+        """The error of one call, which must fail: its ``type`` and ``message``."""
+        (outcome,) = self.calls((method, kwargs))
+        assert "error" in outcome, outcome
+        error: dict[str, str] = outcome["error"]
+        return error
 
 
-@pytest.fixture(scope="module")
-def kili(server: RunningServer, kili_env: None) -> Any:
-    return kili_client(server)
+@pytest.fixture
+def sdk_factory(kili_python: Path, server: RunningServer, tmp_path: Path) -> Any:
+    def make(key: str = OPERATOR_KEY) -> KiliSdk:
+        return KiliSdk(kili_python, server, key, tmp_path)
+
+    return make
+
+
+@pytest.fixture
+def kili(sdk_factory: Any) -> KiliSdk:
+    sdk: KiliSdk = sdk_factory()
+    return sdk
 
 
 def graphql(server: RunningServer, query: str, key: str = OPERATOR_KEY) -> httpx.Response:
@@ -81,14 +140,15 @@ def plugin_names(server: RunningServer) -> list[str]:
     return [p["name"] for p in server.api.get("/v1/plugins").json()]
 
 
-def test_folder_plugin_lifecycle_through_the_sdk(server: RunningServer, kili: Any) -> None:
+def test_folder_plugin_lifecycle_through_the_sdk(server: RunningServer, kili: KiliSdk) -> None:
     """upload (relative imports), activate, an event, logs with paging, update, list,
     deactivate, delete: each through the SDK, each checked on the REST API."""
-    message = kili.upload_plugin(
-        plugin_path=str(PLUGINS / "folder_relative"), plugin_name="kili_folder"
+    folder = str(PLUGINS / "folder_relative")
+    uploaded, _ = kili.calls(
+        ("upload_plugin", {"plugin_path": folder, "plugin_name": "kili_folder"}),
+        ("activate_plugin_on_project", {"plugin_name": "kili_folder", "project_id": PROJECT}),
     )
-    assert message == "Plugin created successfully"
-    kili.activate_plugin_on_project(plugin_name="kili_folder", project_id=PROJECT)
+    assert uploaded == {"result": "Plugin created successfully"}
     activations = server.api.get(f"/v1/projects/{PROJECT}/plugins").json()
     assert [(a["plugin"], a["events"]) for a in activations] == [("kili_folder", ["onReview"])]
 
@@ -96,12 +156,18 @@ def test_folder_plugin_lifecycle_through_the_sdk(server: RunningServer, kili: An
         run = server.run_event(type="onReview", project_id=PROJECT, asset_id=asset, label={})
         assert run["status"] == "succeeded", run
 
-    logs = json.loads(kili.get_plugin_logs(project_id=PROJECT, plugin_name="kili_folder"))
+    where = {"project_id": PROJECT, "plugin_name": "kili_folder"}
+    everything, page = kili.calls(
+        ("get_plugin_logs", where), ("get_plugin_logs", {**where, "limit": 1, "skip": 1})
+    )
+    logs = json.loads(everything["result"])
     rest = server.logs(project_id=PROJECT, plugin_name="kili_folder")
     assert [entry["content"] for entry in logs] == [r["content"] for r in rest]
-    shouted = [e for e in logs if e["content"] == "1 RULES, IBAN OK: TRUE"]
-    assert len(shouted) == 2
-    assert set(shouted[0]) == {
+    assert [(e["content"], e["metadata"]) for e in logs] == [
+        ("1 RULES, IBAN OK: TRUE", {"assetId": "a1", "labelId": None}),
+        ("1 RULES, IBAN OK: TRUE", {"assetId": "a2", "labelId": None}),
+    ]
+    assert set(logs[0]) == {
         "content",
         "createdAt",
         "logType",
@@ -110,47 +176,46 @@ def test_folder_plugin_lifecycle_through_the_sdk(server: RunningServer, kili: An
         "projectId",
         "runId",
     }
-    assert shouted[0]["logType"] == "INFO"
-    assert shouted[0]["pluginName"] == "kili_folder"
-    assert shouted[0]["projectId"] == PROJECT
-    assert shouted[0]["metadata"] == {"assetId": "a1", "labelId": None}
-    assert shouted[0]["createdAt"].endswith("Z")
-    page = json.loads(
-        kili.get_plugin_logs(project_id=PROJECT, plugin_name="kili_folder", limit=2, skip=1)
+    assert (logs[0]["logType"], logs[0]["pluginName"], logs[0]["projectId"]) == (
+        "INFO",
+        "kili_folder",
+        PROJECT,
     )
-    assert page == logs[1:3]
+    assert logs[0]["runId"] == rest[0]["run_id"]
+    assert logs[0]["createdAt"].endswith("Z")
+    assert json.loads(page["result"]) == logs[1:2]
 
-    assert kili.update_plugin(
-        plugin_path=str(PLUGINS / "folder_relative"), plugin_name="kili_folder"
-    ) == ("Plugin updated successfully")
+    updated, listed, *_ = kili.calls(
+        ("update_plugin", {"plugin_path": folder, "plugin_name": "kili_folder"}),
+        ("list_plugins", {}),
+        ("deactivate_plugin_on_project", {"plugin_name": "kili_folder", "project_id": PROJECT}),
+    )
+    assert updated == {"result": "Plugin updated successfully"}
     versions = server.api.get("/v1/plugins/kili_folder").json()["versions"]
     assert [(v["version"], v["status"]) for v in versions] == [(1, "ACTIVE"), (2, "ACTIVE")]
-
-    listed = kili.list_plugins()
-    assert [(p["name"], p["projectIds"]) for p in listed] == [("kili_folder", [PROJECT])]
-
-    kili.deactivate_plugin_on_project(plugin_name="kili_folder", project_id=PROJECT)
+    assert [(p["name"], p["projectIds"]) for p in listed["result"]] == [("kili_folder", [PROJECT])]
     assert server.api.get(f"/v1/projects/{PROJECT}/plugins").json() == []
-    kili.delete_plugin(plugin_name="kili_folder")
+
+    kili.call("delete_plugin", plugin_name="kili_folder")
     assert "kili_folder" not in plugin_names(server)
-    actions = [
-        e["action"] for e in server.api.get("/v1/audit").json() if e["target"] == "kili_folder"
-    ]
-    assert {"plugin.upload", "plugin.activate", "plugin.deactivate", "plugin.delete"} <= set(
-        actions
-    )
+    audit = server.api.get("/v1/audit").json()
+    actions = {e["action"] for e in audit if e["target"] == "kili_folder"}
+    assert {"plugin.upload", "plugin.activate", "plugin.deactivate", "plugin.delete"} <= actions
 
 
 def test_single_file_plugin_through_the_sdk(
-    server: RunningServer, kili: Any, tmp_path: Path
+    server: RunningServer, kili: KiliSdk, tmp_path: Path
 ) -> None:
     path = tmp_path / "kili_single.py"
     path.write_text(SINGLE_FILE)
-    kili.upload_plugin(plugin_path=str(path), plugin_name="kili_single")
-    kili.activate_plugin_on_project(plugin_name="kili_single", project_id="single-project")
-    run = server.run_event(type="onSubmit", project_id="single-project", asset_id="s1", label={})
+    project = "single-project"
+    kili.calls(
+        ("upload_plugin", {"plugin_path": str(path), "plugin_name": "kili_single"}),
+        ("activate_plugin_on_project", {"plugin_name": "kili_single", "project_id": project}),
+    )
+    run = server.run_event(type="onSubmit", project_id=project, asset_id="s1", label={})
     assert run["status"] == "succeeded", run
-    logs = json.loads(kili.get_plugin_logs(project_id="single-project", plugin_name="kili_single"))
+    logs = json.loads(kili.call("get_plugin_logs", project_id=project, plugin_name="kili_single"))
     assert [(e["logType"], e["content"]) for e in logs] == [
         *[("INFO", f"line {n} of s1") for n in range(3)],
         ("INFO", "batch: 100%"),  # the bar's final state, not each redraw, not a WARNING
@@ -158,42 +223,48 @@ def test_single_file_plugin_through_the_sdk(
 
 
 def test_build_errors_of_a_failed_build_through_the_sdk(
-    server: RunningServer, kili: Any, tmp_path: Path
+    server: RunningServer, kili: KiliSdk, tmp_path: Path
 ) -> None:
     folder = tmp_path / "kili_broken"
     folder.mkdir()
     (folder / "main.py").write_text(SINGLE_FILE)
     (folder / "requirements.txt").write_text("no-such-package-kili-test==1.0\n")
-    with pytest.raises(PluginCreationError, match="get_plugin_build_errors"):
-        kili.upload_plugin(plugin_path=str(folder), plugin_name="kili_broken")
-    errors = json.loads(kili.get_plugin_build_errors(plugin_name="kili_broken"))
+    upload, listed, paged = kili.calls(
+        ("upload_plugin", {"plugin_path": str(folder), "plugin_name": "kili_broken"}),
+        ("get_plugin_build_errors", {"plugin_name": "kili_broken"}),
+        ("get_plugin_build_errors", {"plugin_name": "kili_broken", "skip": 1, "limit": 1}),
+    )
+    assert upload["error"]["type"] == "PluginCreationError"
+    assert "kili.get_plugin_build_errors" in upload["error"]["message"]
+    errors = json.loads(listed["result"])
     text = "\n".join(e["content"] for e in errors)
     assert "No matching distribution found for no-such-package-kili-test==1.0" in text
     build = server.api.get("/v1/plugins/kili_broken/versions/1/build-log").json()
+    assert build["status"] == "FAILED"
     assert errors[-1]["content"] == build["error"]
     assert {(e["logType"], e["pluginName"]) for e in errors} == {("ERROR", "kili_broken")}
-    assert json.loads(kili.get_plugin_build_errors(plugin_name="kili_broken", skip=1, limit=1)) == [
-        errors[1]
-    ]
+    assert json.loads(paged["result"]) == [errors[1]]
 
 
 def test_create_plugin_with_a_taken_name_is_refused_naming_update_plugin(
-    server: RunningServer, kili: Any, tmp_path: Path
+    server: RunningServer, kili: KiliSdk, tmp_path: Path
 ) -> None:
     path = tmp_path / "kili_taken.py"
     path.write_text(SINGLE_FILE)
-    kili.upload_plugin(plugin_path=str(path), plugin_name="kili_taken")
+    kili.call("upload_plugin", plugin_path=str(path), plugin_name="kili_taken")
     versions_before = server.api.get("/v1/plugins/kili_taken").json()["versions"]
-    with pytest.raises(GraphQLError, match="an entity Plugin already exists with value") as err:
-        kili.upload_plugin(plugin_path=str(path), plugin_name="kili_taken")
-    assert "kili.update_plugin" in str(err.value)
+    error = kili.error("upload_plugin", plugin_path=str(path), plugin_name="kili_taken")
+    assert error["type"] == "GraphQLError"
+    assert "an entity Plugin already exists with value 'kili_taken'" in error["message"]
+    assert "kili.update_plugin" in error["message"]
     assert server.api.get("/v1/plugins/kili_taken").json()["versions"] == versions_before
 
 
-def test_operation_not_implemented_is_named(server: RunningServer, kili: Any) -> None:
+def test_operation_not_implemented_is_named(server: RunningServer, kili: KiliSdk) -> None:
     before = plugin_names(server)
-    with pytest.raises(GraphQLError, match="'createWebhook' is not implemented"):
-        kili.create_webhook(webhook_url="http://127.0.0.1:9/hook", plugin_name="kili_hook")
+    error = kili.error("create_webhook", webhook_url="http://127.0.0.1:9/h", plugin_name="hook")
+    assert error["type"] == "GraphQLError"
+    assert "Kili operation 'createWebhook' is not implemented by this executor" in error["message"]
     response = graphql(server, 'mutation { data: publishPlugin(name: "x") }')
     assert response.status_code == 400
     first = response.json()["errors"][0]
@@ -219,30 +290,34 @@ def test_deep_and_huge_queries_are_refused(server: RunningServer) -> None:
     assert plugin_names(server) == before
 
 
-def test_wrong_key_and_another_tenants_plugin(server: RunningServer, kili_env: None) -> None:
-    wrong = kili_client(server, key="pe_key_not-a-key")
-    with pytest.raises(GraphQLError, match="unknown API key: check the key you were given"):
-        wrong.list_plugins()
+def test_wrong_key_and_another_tenants_plugin(server: RunningServer, sdk_factory: Any) -> None:
+    wrong = sdk_factory("pe_key_not-a-key").error("list_plugins")
+    assert wrong == {
+        "type": "GraphQLError",
+        "message": 'GraphQL error: "unknown API key: check the key you were given"',
+    }
 
     create_tenant(server, "kili-acme")
     assign_project(server, "kili-acme", "acme-project")
-    acme_key = create_key(server, "kili-acme", ALL_SCOPES)["key"]
+    acme: KiliSdk = sdk_factory(create_key(server, "kili-acme", ALL_SCOPES)["key"])
     reader_key = create_key(server, "kili-acme", ["plugins:read"])["key"]
     response = server.api.post(
         "/v1/plugins", data={"name": "kili_default"}, files={"file": ("main.py", SINGLE_FILE)}
     )
     assert response.status_code == 202, response.text
-    acme = kili_client(server, acme_key)
-    with pytest.raises(GraphQLError, match="no plugin named 'kili_default'"):
-        acme.activate_plugin_on_project(plugin_name="kili_default", project_id="acme-project")
-    with pytest.raises(GraphQLError, match="no plugin named 'kili_default'"):
-        acme.delete_plugin(plugin_name="kili_default")
-    assert acme.list_plugins() == []
+    target = {"plugin_name": "kili_default", "project_id": "acme-project"}
+    activate, delete, listed = acme.calls(
+        ("activate_plugin_on_project", target),
+        ("delete_plugin", {"plugin_name": "kili_default"}),
+        ("list_plugins", {}),
+    )
+    for outcome in (activate, delete):
+        assert "no plugin named 'kili_default'" in outcome["error"]["message"]
+    assert listed == {"result": []}
     assert "kili_default" in plugin_names(server)
 
-    reader = kili_client(server, reader_key)
-    with pytest.raises(GraphQLError, match="plugins:write"):
-        reader.delete_plugin(plugin_name="kili_default")
+    missing = sdk_factory(reader_key).error("delete_plugin", plugin_name="kili_default")
+    assert "lacks the scope 'plugins:write'" in missing["message"]
     response = graphql(server, 'mutation { deletePlugin(where: {pluginName: "x"}) }', reader_key)
     assert response.status_code == 200
     assert response.json()["errors"][0]["extensions"]["code"] == "missing_scope"

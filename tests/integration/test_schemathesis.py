@@ -22,10 +22,8 @@ REQUEST_TIMEOUT_S = 10
 # generated request would hang; test_logs_follow and test_cli_builds cover them.
 STREAMS = r"/stream$"
 
-# schemathesis 4.4 (the newest that installs beside the kili SDK, which pins
-# pyrate-limiter < 4): APIOperation takes three type parameters, Case none.
-Operation = schemathesis.APIOperation[Any, Any, Any]
-Case = schemathesis.Case
+Operation = schemathesis.APIOperation[Any, Any, Any, Any]
+Case = schemathesis.Case[Operation]
 
 
 @pytest.fixture(scope="module")

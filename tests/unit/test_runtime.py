@@ -86,9 +86,7 @@ def run_runtime(root: Path, stdin: dict[str, Any] | bytes) -> Run:
     env.update(PYTHONPATH=str(RUNTIME_DIR), PLUGIN_ROOT=str(root), PYTHONDONTWRITEBYTECODE="1")
     data = stdin if isinstance(stdin, bytes) else json.dumps(stdin).encode()
     proc = subprocess.run(
-        # -S: without the test environment's site-packages (the kili SDK among them), as
-        # the runtime base image runs a plugin with no requirements.
-        [sys.executable, "-S", "-m", "plugin_runtime"],
+        [sys.executable, "-m", "plugin_runtime"],
         input=data,
         capture_output=True,
         env=env,
