@@ -44,7 +44,7 @@ class Output:
         capture = FdCapture(STDOUT_FD, LineSink(writer, "stdout", "INFO"))
         capture.start()
         out_sink = LineSink(writer, "stdout", "INFO")
-        err_sink = LineSink(writer, "stderr", "INFO", level_rule=StderrLevels)
+        err_sink = LineSink(writer, "stderr", "INFO", level_rule=StderrLevels, redraws=True)
         sys.stdout = RecordStream(out_sink, STDOUT_FD, "<stdout>")
         sys.stderr = RecordStream(err_sink, STDERR_FD, "<stderr>")
         install_logging(writer)

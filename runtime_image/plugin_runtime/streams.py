@@ -33,13 +33,18 @@ def final_state(text: str) -> str:
     return text[cut + 1 :] if cut >= 0 else text
 
 
+def _as_written(text: str) -> str:
+    return text
+
+
 class LineSink:
     """Buffers characters and writes one record per complete line.
 
     Each thread has its own partial-line buffer, so ``print()`` calls from concurrent
     threads (which write the text and the newline separately) still give whole lines. A
-    trailing ``\\r`` is dropped from each line, and a line redrawn after carriage returns
-    keeps its final state only (``final_state``), as it comes. A line longer than
+    trailing ``\\r`` is dropped from each line; with ``redraws`` (stderr, where progress
+    bars are drawn) a line redrawn after carriage returns keeps its final state only
+    (``final_state``), as it comes. A line longer than
     ``max_chars`` is written in pieces of one protocol line each as it comes, parts of one
     message (``part_of``);
     characters at a cut that could begin a secret wait for the next piece, so redaction
@@ -55,12 +60,14 @@ class LineSink:
         level: str,
         max_chars: int = MAX_LINE_CHARS,
         level_rule: Callable[[], LevelRule] | None = None,
+        redraws: bool = False,
     ) -> None:
         self._writer = writer
         self._stream = stream
         self._level = level
         self._max_chars = max_chars
         self._level_rule = level_rule
+        self._redraw = final_state if redraws else _as_written
         self._rules: dict[int, LevelRule] = {}  # thread -> its level rule
         self._buffers: dict[int, str] = {}
         # thread -> part_of id and level of its line being written in pieces
@@ -74,8 +81,8 @@ class LineSink:
         with self._lock:
             *lines, buffer = (self._buffers.pop(key, "") + text).split("\n")
             for line in lines:
-                self._write(key, final_state(line.removesuffix("\r")), done=True)
-            buffer = final_state(buffer)
+                self._write(key, self._redraw(line.removesuffix("\r")), done=True)
+            buffer = self._redraw(buffer)
             while len(buffer) >= self._max_chars:
                 cut = self._writer.fit(self._level, self._stream, buffer[: self._max_chars])
                 cut -= self._writer.secret_start(buffer[:cut])

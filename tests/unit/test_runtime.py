@@ -313,7 +313,7 @@ def test_a_progress_bar_is_kept_as_its_final_state(tmp_path: Path) -> None:
     assert run.returncode == 0
     assert [(r["level"], r["stream"], r["msg"]) for r in run.records] == [
         ("INFO", "stderr", "Uploading: 100%|##########"),
-        ("INFO", "stdout", "after"),
+        ("INFO", "stdout", "before\rafter"),  # stdout is kept as written
         ("INFO", "stderr", "half-drawn 50%"),
     ]
 
