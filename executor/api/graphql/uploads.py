@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from executor.errors import Conflict, NotFound
 from executor.tenancy.access import Caller
 
-__all__ = ["TICKET_TTL_S", "UploadDesk"]
+__all__ = ["MAX_TICKETS_PER_TENANT", "TICKET_TTL_S", "UploadDesk"]
 
 TICKET_TTL_S = 15 * 60.0
 TICKET_BYTES = 24
+# Open tickets per tenant: each may hold an archive (up to the upload cap) in memory, so a
+# tenant's oldest ticket is dropped past this many.
+MAX_TICKETS_PER_TENANT = 4
 
 
 @dataclass
@@ -44,6 +47,9 @@ class UploadDesk:
         ticket = _Ticket(caller.tenant_id, name, update, time.monotonic() + TICKET_TTL_S)
         with self._lock:
             self._drop_expired()
+            mine = [t for t, held in self._tickets.items() if held.tenant_id == caller.tenant_id]
+            for oldest in mine[: max(0, len(mine) - MAX_TICKETS_PER_TENANT + 1)]:
+                del self._tickets[oldest]
             self._tickets[token] = ticket
         return token
 

@@ -1,0 +1,50 @@
+"""The checks a GraphQL document passes before graphql-core parses it, and upload tickets."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor.api.graphql.guard import nesting_depth
+from executor.api.graphql.uploads import MAX_TICKETS_PER_TENANT, UploadDesk
+from executor.errors import Conflict, NotFound
+from executor.tenancy.access import operator_caller
+
+
+@pytest.mark.parametrize(
+    ("document", "depth"),
+    [
+        ("query { listPlugins { id } }", 2),
+        ('query { getPluginRunnerStatus(name: "{{{[[[(((") }', 2),
+        ('query { a(b: """ {{{{ \\""" {{{{ """) }', 2),
+        ("query { a # {{{{{{ a comment\n b }", 1),
+        ("{" * 1000 + "}" * 1000, 1000),
+        ("query { a(b: [[[[1]]]]) }", 6),
+        ('{ a(b: "unterminated', 2),
+    ],
+)
+def test_nesting_depth_counts_outside_strings_and_comments(document: str, depth: int) -> None:
+    assert nesting_depth(document) == depth
+
+
+def test_an_upload_ticket_is_used_once_by_its_tenant() -> None:
+    desk = UploadDesk()
+    token = desk.issue(operator_caller("acme"), "p", update=False)
+    desk.receive(token, b"zip")
+    with pytest.raises(Conflict, match="no archive was uploaded for plugin 'p'"):
+        desk.take(operator_caller("globex"), "p", update=False)
+    with pytest.raises(Conflict, match="call generateUpdateUrl"):
+        desk.take(operator_caller("acme"), "p", update=True)
+    assert desk.take(operator_caller("acme"), "p", update=False) == b"zip"
+    with pytest.raises(NotFound, match="unknown or expired"):
+        desk.receive(token, b"again")
+
+
+def test_a_tenants_oldest_tickets_are_dropped_past_the_cap() -> None:
+    desk = UploadDesk()
+    acme = operator_caller("acme")
+    tokens = [desk.issue(acme, f"p{n}", update=False) for n in range(MAX_TICKETS_PER_TENANT + 1)]
+    other = desk.issue(operator_caller("globex"), "p0", update=False)
+    with pytest.raises(NotFound):
+        desk.receive(tokens[0], b"zip")
+    for token in [*tokens[1:], other]:
+        desk.receive(token, b"zip")
