@@ -329,3 +329,16 @@ def test_upload_url_refuses_an_unknown_ticket(server: RunningServer) -> None:
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
     assert "unknown or expired" in response.json()["message"]
+
+
+def test_an_upload_the_static_check_refuses_is_a_graphql_error_naming_the_line(
+    server: RunningServer, kili: KiliSdk, tmp_path: Path
+) -> None:
+    folder = tmp_path / "kili_option"
+    folder.mkdir()
+    (folder / "main.py").write_text(SINGLE_FILE)
+    (folder / "requirements.txt").write_text("six==1.16.0\n--index-url https://example.test\n")
+    error = kili.error("upload_plugin", plugin_path=str(folder), plugin_name="kili_option")
+    assert error["type"] == "GraphQLError"
+    assert "requirements.txt, line 2: the option '--index-url' is not allowed" in error["message"]
+    assert "kili_option" not in plugin_names(server)
