@@ -324,11 +324,26 @@ def test_wrong_key_and_another_tenants_plugin(server: RunningServer, sdk_factory
     assert "kili_default" in plugin_names(server)
 
 
-def test_upload_url_refuses_an_unknown_ticket(server: RunningServer) -> None:
-    response = httpx.put(f"{server.url}/graphql/upload?ticket=made-up", content=b"PK")
+def test_upload_url_needs_a_key_and_a_known_ticket(server: RunningServer) -> None:
+    url = f"{server.url}/graphql/upload?ticket=made-up"
+    response = httpx.put(url, content=b"PK")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    response = httpx.put(
+        url, content=b"PK", headers={"Authorization": f"X-API-Key: {OPERATOR_KEY}"}
+    )
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
     assert "unknown or expired" in response.json()["message"]
+
+
+def test_no_key_is_a_401_the_sdk_reads_as_a_graphql_error(server: RunningServer) -> None:
+    response = httpx.post(f"{server.url}/graphql", json={"query": "{ listPlugins { id } }"})
+    assert response.status_code == 401
+    body = response.json()
+    assert body["code"] == "not_authenticated"
+    assert body["errors"] == [{"message": body["message"], "extensions": {"code": body["code"]}}]
+    assert body["message"].startswith("missing API key: send 'Authorization: X-API-Key: <key>'")
 
 
 def test_an_upload_the_static_check_refuses_is_a_graphql_error_naming_the_line(

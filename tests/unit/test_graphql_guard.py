@@ -28,23 +28,28 @@ def test_nesting_depth_counts_outside_strings_and_comments(document: str, depth:
 
 def test_an_upload_ticket_is_used_once_by_its_tenant() -> None:
     desk = UploadDesk()
-    token = desk.issue(operator_caller("acme"), "p", update=False)
-    desk.receive(token, b"zip")
+    acme = operator_caller("acme")
+    token = desk.issue(acme, "p", update=False)
+    with pytest.raises(NotFound, match="unknown or expired"):
+        desk.receive(operator_caller("globex"), token, b"zip")
+    desk.receive(acme, token, b"zip")
     with pytest.raises(Conflict, match="no archive was uploaded for plugin 'p'"):
         desk.take(operator_caller("globex"), "p", update=False)
     with pytest.raises(Conflict, match="call generateUpdateUrl"):
         desk.take(operator_caller("acme"), "p", update=True)
-    assert desk.take(operator_caller("acme"), "p", update=False) == b"zip"
+    assert desk.take(acme, "p", update=False) == b"zip"
     with pytest.raises(NotFound, match="unknown or expired"):
-        desk.receive(token, b"again")
+        desk.receive(acme, token, b"again")
 
 
 def test_a_tenants_oldest_tickets_are_dropped_past_the_cap() -> None:
     desk = UploadDesk()
     acme = operator_caller("acme")
     tokens = [desk.issue(acme, f"p{n}", update=False) for n in range(MAX_TICKETS_PER_TENANT + 1)]
-    other = desk.issue(operator_caller("globex"), "p0", update=False)
+    globex = operator_caller("globex")
+    other = desk.issue(globex, "p0", update=False)
     with pytest.raises(NotFound):
-        desk.receive(tokens[0], b"zip")
-    for token in [*tokens[1:], other]:
-        desk.receive(token, b"zip")
+        desk.receive(acme, tokens[0], b"zip")
+    for token in tokens[1:]:
+        desk.receive(acme, token, b"zip")
+    desk.receive(globex, other, b"zip")

@@ -1,8 +1,9 @@
-"""What a resolver gets: the service, the caller (authenticated on first use), the desk."""
+"""Who calls the GraphQL API, and what a resolver gets: the service, the caller, the desk."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from executor.api.graphql.uploads import UploadDesk
 from executor.errors import ExecutorError, NotAuthenticated
@@ -10,7 +11,14 @@ from executor.service.wiring import ExecutorService
 from executor.statuses import Scope
 from executor.tenancy.access import Caller, authenticate
 
-__all__ = ["KILI_KEY_PREFIX", "NotImplementedOperation", "RequestContext", "presented_key"]
+__all__ = [
+    "KILI_KEY_PREFIX",
+    "GraphQLNotAuthenticated",
+    "NotImplementedOperation",
+    "RequestContext",
+    "graphql_caller",
+    "presented_key",
+]
 
 # The Kili SDK sends ``Authorization: X-API-Key: <key>``; ``Bearer <key>`` is accepted too.
 KILI_KEY_PREFIX = "X-API-Key:"
@@ -21,6 +29,16 @@ class NotImplementedOperation(ExecutorError):
 
     code = "operation_not_implemented"
     status_code = 400
+
+
+class GraphQLNotAuthenticated(NotAuthenticated):
+    """Missing or unknown API key: send 'Authorization: X-API-Key: <key>'."""
+
+    def to_dict(self) -> dict[str, Any]:
+        # A 401 whose body has no GraphQL "errors" makes the Kili SDK retry for minutes
+        # ("Unauthorized for url"); with them it raises its GraphQLError with the message.
+        error = {"message": self.message, "extensions": {"code": self.code}}
+        return {**super().to_dict(), "errors": [error]}
 
 
 def presented_key(authorization: str | None) -> str | None:
@@ -34,27 +52,34 @@ def presented_key(authorization: str | None) -> str | None:
     return value
 
 
+def graphql_caller(service: ExecutorService, authorization: str | None) -> Caller:
+    """The caller a GraphQL request's key stands for (401 as in REST, in a body the Kili
+    SDK reads), counted against its key's rate."""
+    key = presented_key(authorization)
+    if key is None:
+        raise GraphQLNotAuthenticated(
+            "missing API key: send 'Authorization: X-API-Key: <key>' (the Kili SDK's "
+            "api_key) with an executor API key"
+        )
+    try:
+        caller = authenticate(service.db, service.operator_key, key, None)
+    except NotAuthenticated as exc:
+        raise GraphQLNotAuthenticated(exc.message) from exc
+    if caller.key_id is not None:
+        service.limiter.request(caller.key_id)
+    return caller
+
+
 @dataclass
 class RequestContext:
     """One GraphQL request's context; ``upload_url`` is where the desk's tickets are PUT."""
 
     service: ExecutorService
     desk: UploadDesk
-    authorization: str | None
+    authenticated: Caller
     upload_url: str
-    _caller: Caller | None = field(default=None, init=False)
 
     def caller(self, scope: Scope) -> Caller:
-        """The caller if it has ``scope``: NotAuthenticated / MissingScope as in REST."""
-        if self._caller is None:
-            key = presented_key(self.authorization)
-            if key is None:
-                raise NotAuthenticated(
-                    "missing API key: send 'Authorization: X-API-Key: <key>' (the Kili SDK's "
-                    "api_key) with an executor API key"
-                )
-            self._caller = authenticate(self.service.db, self.service.operator_key, key, None)
-            if self._caller.key_id is not None:
-                self.service.limiter.request(self._caller.key_id)
-        self._caller.require(scope.value)
-        return self._caller
+        """The caller if it has ``scope`` (MissingScope as in REST)."""
+        self.authenticated.require(scope.value)
+        return self.authenticated

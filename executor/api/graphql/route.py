@@ -7,17 +7,18 @@ import logging
 from typing import Annotated, Any
 
 from ariadne import graphql_sync
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from graphql import GraphQLError, GraphQLSchema
 from pydantic import BaseModel, Field
 
 from executor.api.deps import ServiceDep
-from executor.api.graphql.context import RequestContext
+from executor.api.graphql.context import RequestContext, graphql_caller
 from executor.api.graphql.guard import MAX_QUERY_DEPTH, nesting_depth
 from executor.api.graphql.schema import KnownOperationsRule, build_schema
 from executor.api.graphql.uploads import UploadDesk
 from executor.errors import ExecutorError
+from executor.tenancy.access import Caller
 
 __all__ = ["UPLOAD_SUFFIX", "format_error", "graphql_router"]
 
@@ -68,6 +69,18 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     return formatted
 
 
+def get_graphql_caller(
+    service: ServiceDep,
+    authorization: Annotated[
+        str | None, Header(description="'X-API-Key: <key>' (the Kili SDK) or 'Bearer <key>'")
+    ] = None,
+) -> Caller:
+    return graphql_caller(service, authorization)
+
+
+GraphQLCaller = Annotated[Caller, Depends(get_graphql_caller)]
+
+
 def _refused(message: str, code: str) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, 400)
 
@@ -80,10 +93,7 @@ def graphql_router(path: str) -> APIRouter:
 
     @router.post(path, summary="The Kili plugin API (GraphQL)")
     def graphql(
-        body: GraphQLRequest,
-        request: Request,
-        service: ServiceDep,
-        authorization: Annotated[str | None, Header()] = None,
+        caller: GraphQLCaller, body: GraphQLRequest, request: Request, service: ServiceDep
     ) -> JSONResponse:
         """Kili's plugin operations (see docs/kili.md); errors come back as GraphQL errors."""
         depth = nesting_depth(body.query)
@@ -94,7 +104,7 @@ def graphql_router(path: str) -> APIRouter:
                 "query_too_deep",
             )
         upload_url = str(request.url_for("kili_upload")) + "?ticket="
-        context = RequestContext(service, desk, authorization, upload_url)
+        context = RequestContext(service, desk, caller, upload_url)
         success, result = graphql_sync(
             schema,
             body.model_dump(),
@@ -110,10 +120,13 @@ def graphql_router(path: str) -> APIRouter:
         return JSONResponse(result, status_code=200 if ran else 400)
 
     @router.put(path + UPLOAD_SUFFIX, name="kili_upload", response_model=Received)
-    async def upload(ticket: Annotated[str, Query(max_length=64)], request: Request) -> Received:
-        """The archive of a plugin upload (the URL ``createPlugin`` returned)."""
+    async def upload(
+        caller: GraphQLCaller, ticket: Annotated[str, Query(max_length=64)], request: Request
+    ) -> Received:
+        """The archive of a plugin upload (the URL ``createPlugin`` returned; the SDK sends
+        its key here too)."""
         data = await request.body()
-        desk.receive(ticket, data)
+        desk.receive(caller, ticket, data)
         return Received(received_bytes=len(data))
 
     return router

@@ -53,12 +53,13 @@ class UploadDesk:
             self._tickets[token] = ticket
         return token
 
-    def receive(self, token: str, data: bytes) -> None:
-        """Keep the archive PUT to ``token``'s URL (NotFound for an unknown or expired one)."""
+    def receive(self, caller: Caller, token: str, data: bytes) -> None:
+        """Keep the archive ``caller`` PUT to ``token``'s URL (NotFound for an unknown or
+        expired ticket, or another tenant's)."""
         with self._lock:
             self._drop_expired()
             ticket = self._tickets.get(token)
-            if ticket is None:
+            if ticket is None or ticket.tenant_id != caller.tenant_id:
                 raise NotFound(
                     "this upload URL is unknown or expired: ask for a new one "
                     "(kili.upload_plugin / kili.update_plugin do)"
