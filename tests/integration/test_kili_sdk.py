@@ -47,12 +47,15 @@ class PluginHandler(PluginCore):
 
 
 @pytest.fixture(scope="module")
-def server(server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def server(
+    server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> RunningServer:
     """Builds offline from an empty wheelhouse: a requirement that does not exist fails."""
     wheelhouse = tmp_path_factory.mktemp("empty-wheelhouse")
-    return server_factory(
+    running: RunningServer = server_factory(
         build_wheelhouse=wheelhouse, build_index_url="https://127.0.0.1:9/unreachable"
     )
+    return running
 
 
 @pytest.fixture(scope="session")
