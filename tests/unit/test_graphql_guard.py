@@ -1,12 +1,14 @@
-"""The checks a GraphQL document passes before graphql-core parses it, and upload tickets."""
+"""The GraphQL API's parts: the depth check before parsing, upload tickets, error shapes."""
 
 from __future__ import annotations
 
 import pytest
+from graphql import GraphQLError
 
 from executor.api.graphql.guard import nesting_depth
+from executor.api.graphql.route import format_error
 from executor.api.graphql.uploads import MAX_TICKETS_PER_TENANT, UploadDesk
-from executor.errors import Conflict, NotFound
+from executor.errors import Conflict, NotFound, PluginRejected
 from executor.tenancy.access import operator_caller
 
 
@@ -53,3 +55,18 @@ def test_a_tenants_oldest_tickets_are_dropped_past_the_cap() -> None:
     for token in tokens[1:]:
         desk.receive(acme, token, b"zip")
     desk.receive(globex, other, b"zip")
+
+
+def test_errors_carry_the_executors_code_and_never_a_bugs_text() -> None:
+    rejected = PluginRejected("main.py, line 3: bad", file="main.py", line=3)
+    shown = format_error(GraphQLError("x", original_error=rejected))
+    assert shown["message"] == "main.py, line 3: bad"
+    assert shown["extensions"] == {
+        "code": "plugin_rejected",
+        "status": 422,
+        "file": "main.py",
+        "line": 3,
+    }
+    bug = format_error(GraphQLError("x", original_error=RuntimeError("/srv/secret/path")))
+    assert "secret" not in bug["message"]
+    assert bug["extensions"] == {"code": "internal_error"}

@@ -24,13 +24,14 @@ __all__ = ["UPLOAD_SUFFIX", "format_error", "graphql_router"]
 
 
 class _UnexpectedOnly(logging.Filter):
-    """Drops the records of errors the executor raised on purpose (a NotFound is an answer,
-    not a server problem); bugs stay logged with their traceback."""
+    """Keeps only the errors of bugs (a resolver raising something not an ExecutorError),
+    with their traceback: a NotFound or a query that does not validate is an answer to
+    the caller, not a server problem."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         original = getattr(error, "original_error", None)
-        return not isinstance(original, ExecutorError)
+        return original is not None and not isinstance(original, ExecutorError)
 
 
 # ariadne logs every error of a result to this logger.
