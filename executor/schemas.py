@@ -246,6 +246,9 @@ class AttemptPublic(BaseModel):
 class LogMetadata(BaseModel):
     asset_id: str | None
     label_id: str | None
+    # Kili's names for the same values (get_plugin_logs), so Kili scripts read them as is.
+    assetId: str | None = None
+    labelId: str | None = None
 
 
 class LogRecordPublic(BaseModel):
@@ -268,6 +271,12 @@ class LogRecordPublic(BaseModel):
     )
     node_id: str | None = Field(None, description="The node the line was written on.")
     attempt: int | None = Field(None, description="The attempt of the run that wrote it.")
+    # Kili's names (get_plugin_logs) for the fields above, so Kili scripts read them as is.
+    createdAt: datetime | None = None
+    logType: LogType | None = None
+    pluginName: str | None = None
+    projectId: str | None = None
+    runId: str | None = None
 
 
 class LogPage(BaseModel):

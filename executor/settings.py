@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     operator_key: SecretStr | None = Field(
         None, description="Operator API key; generated at first start when unset."
     )
+    graphql_path: str = Field(
+        "/graphql",
+        pattern=r"^/[A-Za-z0-9/_.-]*[A-Za-z0-9_.-]$",
+        description="Path of the Kili-compatible GraphQL API (the Kili SDK's api_endpoint).",
+    )
 
     # --- images and builds
     runtime_image: str = Field(

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from executor.api.errors import install_error_handlers
+from executor.api.graphql import graphql_router
+from executor.api.graphql.route import UPLOAD_SUFFIX
 from executor.api.limits import BodyLimitMiddleware
 from executor.api.request_ids import RequestIdMiddleware
 from executor.api.routes import (
@@ -55,7 +57,11 @@ def create_app(service: ExecutorService) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
-        caps={"/v1/events": service.settings.max_event_bytes, "/v1/plugins": UPLOAD_CAP_BYTES},
+        caps={
+            "/v1/events": service.settings.max_event_bytes,
+            "/v1/plugins": UPLOAD_CAP_BYTES,
+            service.settings.graphql_path + UPLOAD_SUFFIX: UPLOAD_CAP_BYTES,
+        },
         default_cap=service.settings.max_request_bytes,
     )
     # Added last, so outermost: every answer, a 413 included, carries the request id.
@@ -76,5 +82,6 @@ def create_app(service: ExecutorService) -> FastAPI:
         nodes,
     ):
         app.include_router(module.router)
+    app.include_router(graphql_router(service.settings.graphql_path))
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     return app

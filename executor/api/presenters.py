@@ -166,12 +166,22 @@ def log_public(record: LogRecord) -> LogRecordPublic:
         run_id=record.run_id,
         log_type=record.log_type,
         content=record.content,
-        metadata=LogMetadata(asset_id=record.asset_id, label_id=record.label_id),
+        metadata=LogMetadata(
+            asset_id=record.asset_id,
+            label_id=record.label_id,
+            assetId=record.asset_id,
+            labelId=record.label_id,
+        ),
         stream=record.stream,
         seq=record.seq,
         continues=record.continues,
         node_id=record.node_id,
         attempt=record.attempt,
+        createdAt=record.created_at,
+        logType=record.log_type,
+        pluginName=record.plugin_name,
+        projectId=record.project_id,
+        runId=record.run_id,
     )
 
 

@@ -10,6 +10,7 @@ from typing import BinaryIO
 from plugin_runtime.fdcapture import FdCapture
 from plugin_runtime.logs import install_logging
 from plugin_runtime.protocol import ProtocolWriter
+from plugin_runtime.stderr_levels import StderrLevels
 from plugin_runtime.streams import LineSink, RecordStream
 
 STDOUT_FD = 1
@@ -21,7 +22,8 @@ class Output:
 
     :meth:`install` keeps a private duplicate of fd 1 for the protocol, points fd 1 itself
     at a capture pipe, replaces ``sys.stdout`` (records at INFO, stream ``stdout``) and
-    ``sys.stderr`` (records at WARNING, stream ``stderr``) and routes logging. fd 2 is left
+    ``sys.stderr`` (stream ``stderr``, INFO unless a line reads as a problem:
+    ``plugin_runtime.stderr_levels``) and routes logging. fd 2 is left
     alone: raw writes to it reach the container's stderr as they are.
     """
 
@@ -42,7 +44,7 @@ class Output:
         capture = FdCapture(STDOUT_FD, LineSink(writer, "stdout", "INFO"))
         capture.start()
         out_sink = LineSink(writer, "stdout", "INFO")
-        err_sink = LineSink(writer, "stderr", "WARNING")
+        err_sink = LineSink(writer, "stderr", "INFO", level_rule=StderrLevels, redraws=True)
         sys.stdout = RecordStream(out_sink, STDOUT_FD, "<stdout>")
         sys.stderr = RecordStream(err_sink, STDERR_FD, "<stderr>")
         install_logging(writer)

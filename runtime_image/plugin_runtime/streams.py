@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import io
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from plugin_runtime.protocol import MAX_LINE_BYTES, ProtocolWriter, valid_text
@@ -20,14 +21,32 @@ if TYPE_CHECKING:
 # bounded; each piece takes one or more protocol lines.
 MAX_LINE_CHARS = MAX_LINE_BYTES
 
+# A line's level from its text; one per thread, so it may remember earlier lines.
+LevelRule = Callable[[str], str]
+
+
+def final_state(text: str) -> str:
+    """What a terminal shows of ``text`` after its carriage returns: the part after the
+    last one that is not at the very end. A progress bar (tqdm) redraws itself as
+    ``\\r`` + the whole bar, so only its last drawing is kept, not every redraw."""
+    cut = text.rfind("\r", 0, len(text) - 1)
+    return text[cut + 1 :] if cut >= 0 else text
+
+
+def _as_written(text: str) -> str:
+    return text
+
 
 class LineSink:
     """Buffers characters and writes one record per complete line.
 
     Each thread has its own partial-line buffer, so ``print()`` calls from concurrent
     threads (which write the text and the newline separately) still give whole lines. A
-    trailing ``\\r`` is dropped from each line. A line longer than ``max_chars`` is written
-    in pieces of one protocol line each as it comes, parts of one message (``part_of``);
+    trailing ``\\r`` is dropped from each line; with ``redraws`` (stderr, where progress
+    bars are drawn) a line redrawn after carriage returns keeps its final state only
+    (``final_state``), as it comes. A line longer than
+    ``max_chars`` is written in pieces of one protocol line each as it comes, parts of one
+    message (``part_of``);
     characters at a cut that could begin a secret wait for the next piece, so redaction
     still sees the secret whole. Lone surrogates become U+FFFD as they come.
     :meth:`flush_partial` writes the pending partial lines (called when the handler is done
@@ -35,15 +54,24 @@ class LineSink:
     """
 
     def __init__(
-        self, writer: ProtocolWriter, stream: str, level: str, max_chars: int = MAX_LINE_CHARS
+        self,
+        writer: ProtocolWriter,
+        stream: str,
+        level: str,
+        max_chars: int = MAX_LINE_CHARS,
+        level_rule: Callable[[], LevelRule] | None = None,
+        redraws: bool = False,
     ) -> None:
         self._writer = writer
         self._stream = stream
         self._level = level
         self._max_chars = max_chars
+        self._level_rule = level_rule
+        self._redraw = final_state if redraws else _as_written
+        self._rules: dict[int, LevelRule] = {}  # thread -> its level rule
         self._buffers: dict[int, str] = {}
-        # thread -> part_of id of its line being written in pieces
-        self._parts: dict[int, int] = {}
+        # thread -> part_of id and level of its line being written in pieces
+        self._parts: dict[int, tuple[int, str]] = {}
         self._lock = threading.Lock()
 
     def feed(self, text: str) -> None:
@@ -53,7 +81,8 @@ class LineSink:
         with self._lock:
             *lines, buffer = (self._buffers.pop(key, "") + text).split("\n")
             for line in lines:
-                self._write(key, line.removesuffix("\r"), done=True)
+                self._write(key, self._redraw(line.removesuffix("\r")), done=True)
+            buffer = self._redraw(buffer)
             while len(buffer) >= self._max_chars:
                 cut = self._writer.fit(self._level, self._stream, buffer[: self._max_chars])
                 cut -= self._writer.secret_start(buffer[:cut])
@@ -71,15 +100,24 @@ class LineSink:
             self._parts.clear()
 
     def _write(self, key: int, text: str, *, done: bool) -> None:
+        # A line written in pieces keeps the level its first piece got.
+        part_of, level = self._parts.get(key) or (None, self._level_of(key, text))
         if done:
-            part_of = self._parts.pop(key, None)
+            self._parts.pop(key, None)
             if part_of is not None and not text:
                 return  # the line ended right after its last piece
-        else:
-            if key not in self._parts:
-                self._parts[key] = self._writer.new_message_id()
-            part_of = self._parts[key]
-        self._writer.record(self._level, text, self._stream, part_of=part_of)
+        elif part_of is None:
+            part_of = self._writer.new_message_id()
+            self._parts[key] = (part_of, level)
+        self._writer.record(level, text, self._stream, part_of=part_of)
+
+    def _level_of(self, key: int, text: str) -> str:
+        if self._level_rule is None:
+            return self._level
+        rule = self._rules.get(key)
+        if rule is None:
+            rule = self._rules[key] = self._level_rule()
+        return rule(text)
 
 
 class _BinaryView(io.RawIOBase):

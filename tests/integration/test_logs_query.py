@@ -74,8 +74,22 @@ def test_project_and_plugin_filter_oldest_first_like_kili(seeded: RunningServer)
     found, _ = get(seeded, project_id="proj-a", plugin_name="qa", limit=5)
     assert contents(found) == [f"line {n}" for n in range(5)]
     first = found[0]
-    assert first["metadata"] == {"asset_id": "asset-1", "label_id": None}
+    assert first["metadata"] == {
+        "asset_id": "asset-1",
+        "label_id": None,
+        "assetId": "asset-1",
+        "labelId": None,
+    }
     assert {"id", "created_at", "run_id", "log_type", "stream", "seq"} <= set(first)
+    # Kili's get_plugin_logs fields, beside the executor's own
+    kili = {k: first[k] for k in ("createdAt", "logType", "pluginName", "projectId", "runId")}
+    assert kili == {
+        "createdAt": first["created_at"],
+        "logType": "DEBUG",
+        "pluginName": "qa",
+        "projectId": "proj-a",
+        "runId": "run-1",
+    }
     skipped, _ = get(seeded, project_id="proj-a", plugin_name="qa", limit=3, skip=5)
     assert contents(skipped) == ["line 5", "line 6", "line 7"]
     other, _ = get(seeded, project_id="proj-b")

@@ -259,19 +259,63 @@ def test_logger_print_and_warnings_are_kept(tmp_path: Path) -> None:
     assert run.lines[-1]["control"] == "handler_finished"
 
 
-def test_stderr_becomes_warning_records(tmp_path: Path) -> None:
+def test_stderr_is_info_unless_it_reads_as_a_problem(tmp_path: Path) -> None:
+    source = """
+        import sys, traceback
+
+        class PluginHandler:
+            def on_submit(self, label, asset_id):
+                sys.stderr.write("Uploading assets\\n")
+                print("ERROR: the platform refused", file=sys.stderr)
+                # as the warnings module prints a warning of a library that bypasses logging
+                print("/lib/sdk.py:3: DeprecationWarning: old call", file=sys.stderr)
+                print("WARNING: retrying", file=sys.stderr)
+                try:
+                    raise KeyError("x")
+                except KeyError:
+                    traceback.print_exc()
+                print("done", file=sys.stderr)
+    """
+    run = run_runtime(write_plugin(tmp_path, source), make_envelope())
+
+    assert run.returncode == 0
+    stderr = [(r["level"], r["msg"]) for r in run.records if r["stream"] == "stderr"]
+    assert stderr[:4] == [
+        ("INFO", "Uploading assets"),
+        ("ERROR", "ERROR: the platform refused"),
+        ("WARNING", "/lib/sdk.py:3: DeprecationWarning: old call"),
+        ("WARNING", "WARNING: retrying"),
+    ]
+    traceback = stderr[4:-1]
+    assert len(traceback) >= 4
+    assert traceback[0] == ("ERROR", "Traceback (most recent call last):")
+    assert traceback[-1] == ("ERROR", "KeyError: 'x'")
+    assert {level for level, _ in traceback} == {"ERROR"}
+    assert stderr[-1] == ("INFO", "done")
+
+
+def test_a_progress_bar_is_kept_as_its_final_state(tmp_path: Path) -> None:
+    """tqdm redraws its bar as "\\r" + the whole bar, without a newline until it closes."""
     source = """
         import sys
 
         class PluginHandler:
             def on_submit(self, label, asset_id):
-                sys.stderr.write("problem one\\n")
-                print("problem two", file=sys.stderr)
+                for done in range(0, 101, 10):
+                    sys.stderr.write(f"\\rUploading: {done:3d}%|" + "#" * (done // 10))
+                    sys.stderr.flush()
+                sys.stderr.write("\\n")
+                print("before\\rafter")
+                sys.stderr.write("\\rhalf-drawn 50%")
     """
     run = run_runtime(write_plugin(tmp_path, source), make_envelope())
 
     assert run.returncode == 0
-    assert run.msgs("stderr", "WARNING") == ["problem one", "problem two"]
+    assert [(r["level"], r["stream"], r["msg"]) for r in run.records] == [
+        ("INFO", "stderr", "Uploading: 100%|##########"),
+        ("INFO", "stdout", "before\rafter"),  # stdout is kept as written
+        ("INFO", "stderr", "half-drawn 50%"),
+    ]
 
 
 def test_output_bypassing_sys_stdout_is_still_one_json_object_per_line(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ EXPECTED = [
     ("INFO", "stdout", "漢" * 25000),
     ("WARNING", "logger", "Y" * 70000),
     ("INFO", "stdout", "Z" * 40000),
-    ("WARNING", "stderr", "W" * 20000),
+    ("INFO", "stderr", "W" * 20000),
     ("INFO", "stdout", "short"),
 ]
 
