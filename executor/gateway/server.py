@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h11
 import uvicorn
@@ -46,6 +47,13 @@ SHUTDOWN_MARGIN_S = 10.0
 
 class _GatewayH11(H11Protocol):
     """uvicorn's h11 protocol; a request h11 refuses gets the gateway's JSON error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Plugin calls are in their runs' records, not in the API's access log (a plugin
+        # may put anything in a query). Per connection: uvicorn's own switch empties the
+        # "uvicorn.access" logger the API server shares.
+        self.access_log = False
 
     def send_400_response(self, msg: str) -> None:
         # Called while h11's error is being handled: its reason says what was wrong.
@@ -155,7 +163,6 @@ class Gateway:
             interface="asgi3",
             proxy_headers=False,
             server_header=False,
-            access_log=False,
             log_config=None,
             timeout_keep_alive=int(IDLE_CONNECTION_S),
             timeout_graceful_shutdown=int(

@@ -5,6 +5,7 @@ real SQLite store and a real platform stand-in (the ``rig`` of ``test_gateway``)
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -261,3 +262,16 @@ def test_stop_lets_a_call_in_flight_finish_and_be_recorded(rig: Rig) -> None:
     assert [(a.status, a.json()["released"]) for a in answers] == [(200, True)]
     assert [(c.path, c.status) for c in rig.calls(invocation_id)] == [(f"{PATH}/wait", 200)]
     assert not rig.gateway.socket_path.exists()
+
+
+def test_plugin_calls_stay_out_of_the_access_log_the_api_server_shares(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, token = rig.new_run()
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        answer = exchange(rig, head("GET", f"{PATH}?secret=1", token))
+
+    assert answer.status == 200
+    assert [r for r in caplog.records if r.name == "uvicorn.access"] == []
+    assert access.propagate  # the gateway did not switch the API server's access log off
