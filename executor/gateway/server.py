@@ -38,7 +38,7 @@ CONTAINER_SOCKET_DIR = "/run/executor"
 MAX_SOCKET_PATH_BYTES = 107
 # An idle keep-alive connection from a plugin is closed after this long.
 IDLE_CONNECTION_S = 120.0
-# The request line and headers together: h11 refuses a longer head (431).
+# The request line and headers together: h11 answers 431 once an unfinished head is longer.
 MAX_HEAD_BYTES = 16 * 1024
 # At stop, calls in flight finish (and are recorded) unless the platform takes longer than
 # its own timeout plus this.
