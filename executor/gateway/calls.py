@@ -3,8 +3,9 @@
 Each request must carry a live run token; it is checked, its path is checked against the
 project's platform API base, the token is replaced by the operator's credential, the call
 is forwarded with body and count caps, and method, path, status, bytes and duration are
-recorded on the invocation. Store work runs on a small thread pool of its own and the
-platform call on an async client, so the event loop never waits on either.
+recorded on the invocation. Store work runs on a small thread pool of its own (one trip
+for the checks, one for the record) and the platform call on another, so the event loop
+never waits on either.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,8 +24,14 @@ from typing import ParamSpec, TypeVar
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from executor.gateway.forward import Forwarder, Incoming, Reply, error_reply
-from executor.gateway.policy import PathRefused, PlatformTargets, check_path
+from executor.gateway.forward import (
+    MAX_UPSTREAM_CALLS,
+    Forwarder,
+    Incoming,
+    Reply,
+    error_reply,
+)
+from executor.gateway.policy import PathRefused, PlatformTargets, Target, check_path
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store.db import Database
@@ -52,6 +59,15 @@ class _Grant:
     token_sha256: str
     invocation_id: str
     project_id: str
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A call that passed every check: where it goes."""
+
+    grant: _Grant
+    target: Target
+    path_and_query: str
 
 
 class _Body:
@@ -101,20 +117,23 @@ class Calls:
         self.settings = settings
         self.on_call = on_call
         self.targets = PlatformTargets(settings)
-        self.forwarder = Forwarder(settings)
         self._store: ThreadPoolExecutor | None = None
+        self._upstream: ThreadPoolExecutor | None = None
+        self._forwarder: Forwarder | None = None
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """While the server serves: the platform client and the store threads are open."""
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """While the server serves: the platform client and the threads are there."""
+        self._forwarder = Forwarder(self.settings)
         self._store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store")
-        await self.forwarder.open()
+        self._upstream = ThreadPoolExecutor(MAX_UPSTREAM_CALLS, thread_name_prefix="gateway-up")
         try:
             yield
         finally:
-            await self.forwarder.aclose()
+            self._upstream.shutdown(wait=True)
             self._store.shutdown(wait=True)
-            self._store = None
+            self._forwarder.close()
+            self._upstream = self._store = self._forwarder = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http", scope["type"]  # lifespan and websockets are off
@@ -154,21 +173,58 @@ class Calls:
     async def handle(self, incoming: Incoming, body: _Body) -> Reply:
         """Answer one plugin request (see the module docstring for the steps)."""
         started = time.monotonic()
-        grant, refusal = await self._in_store(self._authenticate, incoming.headers)
-        if refusal is not None:
-            log.warning("gateway refused %s: %s", incoming.method, refusal.error)
-            if grant is not None:  # a known run's token: its record shows the refused call
-                await self._in_store(self._record, grant, incoming, refusal, started)
-            return refusal
-        assert grant is not None
-        reply = await self._authorized(grant, incoming, body)
-        await self._in_store(self._record, grant, incoming, reply, started)
+        admitted = await self._on(self._store, self._admit, incoming, started)
+        if isinstance(admitted, Reply):
+            return admitted
+        content = await body.read() if incoming.length else None
+        if incoming.length and content is None:
+            reply = error_reply(
+                400,
+                "body_incomplete",
+                "the connection closed before the whole request body arrived",
+                close=True,
+            )
+        else:
+            assert self._forwarder is not None
+            reply = await self._on(
+                self._upstream,
+                self._forwarder.forward,
+                incoming,
+                admitted.target,
+                admitted.path_and_query,
+                content,
+                admitted.grant.invocation_id,
+            )
+        await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
         return reply
 
-    async def _in_store(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        assert self._store is not None, "Calls.running() first"
+    def _admit(self, incoming: Incoming, started: float) -> _Admitted | Reply:
+        """In one trip to the store threads: the call may be forwarded, or its refusal
+        (recorded on its run when the token names one)."""
+        grant, refusal = self._authenticate(incoming.headers)
+        if refusal is not None:
+            log.warning("gateway refused %s: %s", incoming.method, refusal.error)
+        else:
+            assert grant is not None
+            admitted = self._check(grant, incoming)
+            if isinstance(admitted, _Admitted):
+                return admitted
+            refusal = admitted
+        if grant is not None:  # a known run's token: its record shows the refused call
+            self._record(grant, incoming, refusal, started)
+        return refusal
+
+    @staticmethod
+    async def _on(
+        threads: ThreadPoolExecutor | None,
+        call: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``call`` run on one of ``threads``, the event loop free meanwhile."""
+        assert threads is not None, "Calls.running() first"
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._store, functools.partial(call, *args, **kwargs))
+        return await loop.run_in_executor(threads, functools.partial(call, *args, **kwargs))
 
     def _authenticate(self, headers: httpx.Headers) -> tuple[_Grant | None, Reply | None]:
         """The token's grant, and the refusal if it may not call: for a revoked or an expired
@@ -200,7 +256,9 @@ class Calls:
                 )
             return grant, None
 
-    async def _authorized(self, grant: _Grant, incoming: Incoming, body: _Body) -> Reply:
+    def _check(self, grant: _Grant, incoming: Incoming) -> _Admitted | Reply:
+        """Path, body size and call count of a live token's call, the count taken if it
+        passes."""
         target = self.targets.for_project(grant.project_id)
         try:
             path_and_query = check_path(incoming.target, target.base_path)
@@ -214,23 +272,13 @@ class Calls:
                 f"request body of {incoming.length} bytes is over the cap of {cap} bytes",
                 close=True,
             )
-        if not await self._in_store(self._take_call, grant):
+        if not self._take_call(grant):
             return error_reply(
                 429,
                 "too_many_calls",
                 f"this run already made its {self.settings.gateway_max_calls} platform calls",
             )
-        content = await body.read() if incoming.length else None
-        if incoming.length and content is None:
-            return error_reply(
-                400,
-                "body_incomplete",
-                "the connection closed before the whole request body arrived",
-                close=True,
-            )
-        return await self.forwarder.forward(
-            incoming, target, path_and_query, content, grant.invocation_id
-        )
+        return _Admitted(grant, target, path_and_query)
 
     def _take_call(self, grant: _Grant) -> bool:
         with self.db.session() as session:

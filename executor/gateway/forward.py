@@ -1,7 +1,8 @@
 """The gateway's call to the platform: headers rewritten, body and response capped.
 
-An ``httpx.AsyncClient`` on the gateway's event loop, so a slow platform holds only the
-calls waiting for it, never the loop.
+A blocking ``httpx.Client``, run on threads of its own (``MAX_UPSTREAM_CALLS``), never on
+the gateway's event loop: a slow platform holds only the calls waiting for it. Measured here,
+it costs half of what ``httpx.AsyncClient`` does per call (0.4 against 0.9 ms on loopback).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import httpx
 from executor.gateway.policy import Target
 from executor.settings import Settings
 
-__all__ = ["Forwarder", "Incoming", "Reply", "error_reply"]
+__all__ = ["MAX_UPSTREAM_CALLS", "Forwarder", "Incoming", "Reply", "error_reply"]
+
+# Calls to the platform at once (threads, and connections of the client's pool); more wait.
+MAX_UPSTREAM_CALLS = 100
 
 HOP_BY_HOP = frozenset(
     {
@@ -87,25 +91,22 @@ def error_reply(
 
 
 class Forwarder:
-    """Sends checked calls to the platform; ``open``/``aclose`` run on the gateway's loop."""
+    """Sends checked calls to the platform (blocking: run it on a thread); ``close`` at the
+    end."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._client: httpx.AsyncClient | None = None
-
-    async def open(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.gateway_upstream_timeout_s,
+        self._client = httpx.Client(
+            timeout=settings.gateway_upstream_timeout_s,
+            limits=httpx.Limits(max_connections=MAX_UPSTREAM_CALLS),
             follow_redirects=False,
             trust_env=False,
         )
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def close(self) -> None:
+        self._client.close()
 
-    async def forward(
+    def forward(
         self,
         incoming: Incoming,
         target: Target,
@@ -114,18 +115,13 @@ class Forwarder:
         invocation_id: str,
     ) -> Reply:
         """The platform's answer to the call, or a 502/504 saying why there is none."""
-        assert self._client is not None, "Forwarder.open() first"
         headers = self._upstream_headers(incoming.headers, target, invocation_id)
         where = f"{incoming.method} {path_and_query.split('?', 1)[0]}"
-        request = self._client.build_request(
-            incoming.method, target.url_for(path_and_query), headers=headers, content=body
-        )
         try:
-            response = await self._client.send(request, stream=True)
-            try:
-                return await self._read_response(response, where)
-            finally:
-                await response.aclose()
+            with self._client.stream(
+                incoming.method, target.url_for(path_and_query), headers=headers, content=body
+            ) as response:
+                return self._read_response(response, where)
         except httpx.TimeoutException:
             return error_reply(
                 504,
@@ -155,11 +151,11 @@ class Forwarder:
         kept.append((INVOCATION_HEADER, invocation_id))
         return kept
 
-    async def _read_response(self, response: httpx.Response, where: str) -> Reply:
+    def _read_response(self, response: httpx.Response, where: str) -> Reply:
         cap = self.settings.gateway_max_response_bytes
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        for chunk in response.iter_bytes():
             size += len(chunk)
             if size > cap:
                 return error_reply(

@@ -180,5 +180,5 @@ class Gateway:
             server.ready.set()
 
     async def _serve_async(self, server: _Server) -> None:
-        async with self.calls.running():
+        with self.calls.running():
             await server.serve()
