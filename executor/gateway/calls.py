@@ -168,9 +168,9 @@ class Calls:
             )
         # The server held the request to its Content-Length (a malformed one never gets here).
         length = int(headers.get("content-length") or 0)
-        return await self.handle(Incoming(method, _target(scope), headers, length), body)
+        return await self._handle(Incoming(method, _target(scope), headers, length), body)
 
-    async def handle(self, incoming: Incoming, body: _Body) -> Reply:
+    async def _handle(self, incoming: Incoming, body: _Body) -> Reply:
         """Answer one plugin request (see the module docstring for the steps)."""
         started = time.monotonic()
         admitted = await self._on(self._store, self._admit, incoming, started)
