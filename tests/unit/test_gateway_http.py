@@ -301,3 +301,15 @@ def test_plugin_calls_stay_out_of_the_access_log_the_api_server_shares(
         access.removeHandler(api_access_log)
         access.setLevel(level)
     assert still_attached and api_access_log.records == []
+
+
+def test_a_platform_slower_than_the_upstream_timeout_gets_504(rig: Rig) -> None:
+    invocation_id, token = rig.new_run()
+    timeout_s = rig.gateway.settings.gateway_upstream_timeout_s
+
+    answer = exchange(rig, head("GET", f"{PATH}/wait", token))  # held until released
+
+    message = f"the platform API did not answer GET {PATH}/wait within {timeout_s:g} s"
+    assert (answer.status, answer.json()) == (504, {"code": "platform_timeout", "message": message})
+    (call,) = rig.calls(invocation_id)
+    assert (call.status, call.error) == (504, message)
