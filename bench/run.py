@@ -1,6 +1,7 @@
 """The benchmark suite: every figure next to a floor measured in the same run.
 
-    .venv/bin/python -m bench [--short] [--postgres URL|auto|none] [--out bench/results/latest.json]
+    .venv/bin/python -m bench [--short] [--postgres URL|auto|none] [--section NAME ...]
+                              [--out bench/results/latest.json]
 
 Sections (full mode; ``--short`` runs a few iterations of each, for CI):
   cold start   event→handler entry p50/p95/p99 over 100 runs, pool off, vs bare docker run;
@@ -10,7 +11,11 @@ Sections (full mode; ``--short`` runs a few iterations of each, for CI):
                SQLite and PostgreSQL, vs GET /healthz (alternating rounds, same client);
   gvisor       cold and warm starts with plugins under runsc, vs a bare
                ``docker run --rm --runtime runsc`` of the same image running ``true``;
-  builds       first build, same requirements again, code-only version, vs a bare docker build.
+  builds       first build, same requirements again, code-only version, vs a bare docker build;
+  gateway      per-call latency p50/p99 through the platform API gateway, vs a direct call to
+               the same platform stand-in (bench/gateway.py).
+``--section`` runs only the named ones: starts (cold, warm, throughput, ingest on SQLite),
+gvisor, postgresql (ingest), builds, gateway; all of them by default.
 Figures only, no assertions: the numbers depend on the machine and what else runs on it. The
 ingest figures are compared with their targets (issue 14) after the table: met or not met.
 Every image, container and database it creates is removed at the end.
@@ -39,7 +44,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import builds, starts
+from bench import builds, gateway, starts
 from bench.ingest import (
     KEY,
     RESULTS,
@@ -86,10 +91,12 @@ class Sizes:
     ingest_events: int
     ingest_concurrency: int
     requirements: tuple[str, ...]
+    gateway_calls: int
 
 
-FULL = Sizes(100, 100, (1, 20), 1000, 8, ("six==1.16.0", "attrs==23.2.0"))
-SHORT = Sizes(5, 8, (1, 3), 100, 8, ("six==1.16.0",))
+FULL = Sizes(100, 100, (1, 20), 1000, 8, ("six==1.16.0", "attrs==23.2.0"), 1000)
+SHORT = Sizes(5, 8, (1, 3), 100, 8, ("six==1.16.0",), 50)
+SECTIONS = ("starts", "gvisor", "postgresql", "builds", "gateway")
 
 
 def free_port() -> int:
@@ -315,6 +322,23 @@ def build_figures(sizes: Sizes) -> list[Figure]:
     ]
 
 
+def gateway_figures(sizes: Sizes) -> tuple[list[Figure], dict[str, Any]]:
+    """Per-call latency through the gateway next to a direct call, same stand-in, same run."""
+    calls = gateway.measure_calls(sizes.gateway_calls)
+    figures = [
+        Figure(
+            "gateway",
+            f"{name} per call",
+            "ms",
+            percentile(calls["gateway"], share),
+            "direct call to the platform stand-in",
+            percentile(calls["direct"], share),
+        )
+        for name, share in (("p50", 0.5), ("p99", 0.99))
+    ]
+    return figures, {"gateway_ms": gateway.summary(calls)}
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     cpu = next(
@@ -368,16 +392,32 @@ def main() -> None:
         default="auto",
         help="URL of an empty database, 'auto' (a fresh one on the local server) or 'none'",
     )
+    parser.add_argument(
+        "--section", action="append", choices=SECTIONS, help="run only this one (repeatable)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     sizes = SHORT if args.short else FULL
+    sections = set(args.section or SECTIONS)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        figures, notes = start_sections(sizes, Path(tmp))
-        gvisor, gvisor_notes = gvisor_figures(sizes, Path(tmp))
-    if args.postgres != "none":
+    figures: list[Figure] = []
+    notes: dict[str, Any] = {}
+    if "starts" in sections:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures, notes = start_sections(sizes, Path(tmp))
+    if "gvisor" in sections:
+        with tempfile.TemporaryDirectory() as tmp:
+            gvisor, gvisor_notes = gvisor_figures(sizes, Path(tmp))
+        figures += gvisor
+        notes.update(gvisor_notes)
+    if "postgresql" in sections and args.postgres != "none":
         figures += postgres_figures(sizes, args.postgres)
-    figures += gvisor + build_figures(sizes)
+    if "builds" in sections:
+        figures += build_figures(sizes)
+    if "gateway" in sections:
+        gateway_section, gateway_notes = gateway_figures(sizes)
+        figures += gateway_section
+        notes.update(gateway_notes)
     print_table(figures)
     checks = targets(figures)
     for check in checks:
@@ -385,10 +425,11 @@ def main() -> None:
         print(f"target {check['figure']}: {check['ratio']}x, {check['target']}: {verdict}")
     report = {
         "mode": "short" if args.short else "full",
+        "sections": sorted(sections),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "sizes": asdict(sizes),
-        "notes": {**notes, **gvisor_notes, "seconds": round(time.monotonic() - started, 1)},
+        "notes": {**notes, "seconds": round(time.monotonic() - started, 1)},
         "targets": checks,
         "figures": [f.as_json() for f in figures],
     }

@@ -21,6 +21,7 @@ SECTIONS = {
     "gvisor cold start",
     "gvisor warm start",
     "builds",
+    "gateway",
 }
 
 
@@ -61,3 +62,29 @@ def test_bench_short_mode_reports_every_figure_with_its_baseline(
     ]
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     assert done.stdout.count("target ingest") == 4
+
+
+def test_bench_gateway_section_alone_reports_calls_through_the_gateway_and_direct(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "gateway.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--short", "--section", "gateway", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert report["sections"] == ["gateway"]
+    figures = {f["name"]: f for f in report["figures"]}
+    assert set(figures) == {"p50 per call", "p99 per call"}
+    for figure in figures.values():
+        assert figure["section"] == "gateway" and figure["unit"] == "ms"
+        assert figure["baseline_name"] == "direct call to the platform stand-in"
+        assert figure["value"] > 0 and figure["baseline"] > 0
+    assert set(report["notes"]["gateway_ms"]) == {
+        f"{series}_{name}_ms" for series in ("gateway", "direct") for name in ("p50", "p99", "mean")
+    }

@@ -1,0 +1,348 @@
+"""What the gateway does with one plugin request (docs/gateway.md), as an ASGI app.
+
+Each request must carry a live run token; it is checked, its path is checked against the
+project's platform API base, the token is replaced by the operator's credential, the call
+is forwarded with body and count caps, and method, path, status, bytes and duration are
+recorded on the invocation. Store work runs on a small thread pool of its own (one trip
+for the checks, one for the record) and the platform call on another, so the event loop
+never waits on either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+import httpx
+from starlette.types import Receive, Scope, Send
+
+from executor.gateway.forward import (
+    MAX_UPSTREAM_CALLS,
+    Forwarder,
+    Incoming,
+    Reply,
+    error_reply,
+)
+from executor.gateway.policy import PathRefused, PlatformTargets, Target, check_path
+from executor.settings import Settings
+from executor.store import gateway as gateway_store
+from executor.store.db import Database
+from executor.tokens import hash_token, token_from_headers
+
+__all__ = ["DRAIN_MAX_BYTES", "Calls"]
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_RECORDED_PATH_CHARS = 2000
+# A refused body up to this size is read and dropped before the answer, so a client that
+# sends its whole body first reads the error instead of a reset connection.
+DRAIN_MAX_BYTES = 16 * 1024 * 1024
+# Threads for the store's blocking calls (token lookup, call counter, audit record): the
+# bound on the gateway's store connections, within SQLAlchemy's default pool of 5 + 10.
+STORE_THREADS = 8
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class _Grant:
+    token_sha256: str
+    invocation_id: str
+    project_id: str
+    generation: int  # the lease generation of the attempt the token was minted for
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A call that passed every check: where it goes."""
+
+    grant: _Grant
+    target: Target
+    path_and_query: str
+
+
+class _Body:
+    """The request body as the server hands it over; remembers whether it was read."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.touched = False
+
+    async def read(self) -> bytes | None:
+        """The whole body, or None when the client left before sending all of it."""
+        self.touched = True
+        chunks: list[bytes] = []
+        while True:
+            message = await self._receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def drain(self) -> bool:
+        """Read and drop the body, up to ``DRAIN_MAX_BYTES``; True when none of it is left."""
+        self.touched = True
+        drained = 0
+        while drained <= DRAIN_MAX_BYTES:
+            message = await self._receive()
+            if message["type"] != "http.request":  # the client went away
+                return True
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return True
+        return False
+
+
+class Calls:
+    """The gateway's ASGI app; ``running()`` holds its client and store threads."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        on_call: Callable[[int], object] | None = None,
+    ) -> None:
+        """``on_call(status)`` is told of every recorded call (the service counts them)."""
+        self.db = db
+        self.settings = settings
+        self.on_call = on_call
+        self.targets = PlatformTargets(settings)
+        self._store: ThreadPoolExecutor | None = None
+        self._upstream: ThreadPoolExecutor | None = None
+        self._forwarder: Forwarder | None = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """While the server serves: the platform client and the threads are there."""
+        self._forwarder = Forwarder(self.settings)
+        self._store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store")
+        self._upstream = ThreadPoolExecutor(MAX_UPSTREAM_CALLS, thread_name_prefix="gateway-up")
+        try:
+            yield
+        finally:
+            self._upstream.shutdown(wait=True)
+            self._store.shutdown(wait=True)
+            self._forwarder.close()
+            self._upstream = self._store = self._forwarder = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http", scope["type"]  # lifespan and websockets are off
+        body = _Body(receive)
+        headers = httpx.Headers(scope["headers"])
+        try:
+            reply = await self._answer(scope, headers, body)
+        except Exception:
+            log.exception("gateway error on %s", scope["method"])
+            reply = error_reply(
+                500,
+                "gateway_error",
+                "the executor's gateway failed; see the executor log",
+                close=True,
+            )
+        if not body.touched and _has_body(headers) and not await _drop_body(headers, body):
+            reply.close = True  # unread bytes would be taken for the next request
+        await _send(send, reply)
+
+    async def _answer(self, scope: Scope, headers: httpx.Headers, body: _Body) -> Reply:
+        method = scope["method"]
+        if method not in METHODS:
+            return error_reply(
+                405,
+                "method_not_allowed",
+                f"the gateway forwards {', '.join(METHODS)} only, not {method}",
+                headers=[("Allow", ", ".join(METHODS))],
+            )
+        if "transfer-encoding" in headers:
+            return error_reply(
+                411, "length_required", "send the request body with Content-Length", close=True
+            )
+        # The server held the request to its Content-Length (a malformed one never gets here).
+        length = int(headers.get("content-length") or 0)
+        return await self._handle(Incoming(method, _target(scope), headers, length), body)
+
+    async def _handle(self, incoming: Incoming, body: _Body) -> Reply:
+        """Answer one plugin request (see the module docstring for the steps)."""
+        started = time.monotonic()
+        admitted = await self._on(self._store, self._admit, incoming, started)
+        if isinstance(admitted, Reply):
+            return admitted
+        content = await body.read() if incoming.length else None
+        if incoming.length and content is None:
+            reply = error_reply(
+                400,
+                "body_incomplete",
+                "the connection closed before the whole request body arrived",
+                close=True,
+            )
+        else:
+            assert self._forwarder is not None
+            reply = await self._on(
+                self._upstream,
+                self._forwarder.forward,
+                incoming,
+                admitted.target,
+                admitted.path_and_query,
+                content,
+                admitted.grant.invocation_id,
+            )
+        await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
+        return reply
+
+    def _admit(self, incoming: Incoming, started: float) -> _Admitted | Reply:
+        """In one trip to the store threads: the call may be forwarded, or its refusal
+        (recorded on its run when the token names one)."""
+        grant, refusal = self._authenticate(incoming.headers)
+        if refusal is not None:
+            log.warning("gateway refused %s: %s", incoming.method, refusal.error)
+        else:
+            assert grant is not None
+            admitted = self._check(grant, incoming)
+            if isinstance(admitted, _Admitted):
+                return admitted
+            refusal = admitted
+        if grant is not None:  # a known run's token: its record shows the refused call
+            self._record(grant, incoming, refusal, started)
+        return refusal
+
+    @staticmethod
+    async def _on(
+        threads: ThreadPoolExecutor | None,
+        call: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``call`` run on one of ``threads``, the event loop free meanwhile."""
+        assert threads is not None, "Calls.running() first"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(threads, functools.partial(call, *args, **kwargs))
+
+    def _authenticate(self, headers: httpx.Headers) -> tuple[_Grant | None, Reply | None]:
+        """The token's grant, and the refusal if it may not call: for a revoked or an expired
+        token both (the call is refused but recorded on its run)."""
+        token = token_from_headers(headers)
+        if token is None:
+            return None, error_reply(
+                401,
+                "token_missing",
+                "no run token: send it as 'Authorization: Bearer <token>', "
+                "'Authorization: X-API-Key: <token>' or 'X-API-Key: <token>'",
+            )
+        token_sha256 = hash_token(token)
+        with self.db.session() as session:
+            row = gateway_store.find_token(session, token_sha256)
+            if row is None:
+                return None, error_reply(401, "token_unknown", "the run token is not known")
+            grant = _Grant(token_sha256, row.invocation_id, row.project_id, row.lease_generation)
+            if row.revoked_at is not None:
+                return grant, error_reply(
+                    401,
+                    "token_revoked",
+                    "the run this token was issued to has finished (its handler returned "
+                    "or its container ended): a run token is good only while its handler runs",
+                )
+            if not gateway_store.token_current(session, row):
+                return grant, error_reply(
+                    401,
+                    "token_superseded",
+                    "the attempt this token was issued to lost its run to another node "
+                    "(its lease expired): only the attempt holding the run may call",
+                )
+            if row.expires_at <= datetime.now(UTC):
+                return grant, error_reply(
+                    401, "token_expired", "the run token expired at the run's deadline"
+                )
+            return grant, None
+
+    def _check(self, grant: _Grant, incoming: Incoming) -> _Admitted | Reply:
+        """Path, body size and call count of a live token's call, the count taken if it
+        passes."""
+        target = self.targets.for_project(grant.project_id)
+        try:
+            path_and_query = check_path(incoming.target, target.base_path)
+        except PathRefused as exc:
+            return error_reply(403, "path_forbidden", f"{exc}: refused")
+        cap = self.settings.gateway_max_request_bytes
+        if incoming.length > cap:
+            return error_reply(
+                413,
+                "request_too_large",
+                f"request body of {incoming.length} bytes is over the cap of {cap} bytes",
+                close=True,
+            )
+        if not self._take_call(grant):
+            return error_reply(
+                429,
+                "too_many_calls",
+                f"this run already made its {self.settings.gateway_max_calls} platform calls",
+            )
+        return _Admitted(grant, target, path_and_query)
+
+    def _take_call(self, grant: _Grant) -> bool:
+        with self.db.session() as session:
+            return gateway_store.take_call(
+                session, grant.token_sha256, self.settings.gateway_max_calls
+            )
+
+    def _record(self, grant: _Grant, incoming: Incoming, reply: Reply, started: float) -> None:
+        path = incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS]
+        with self.db.session() as session:
+            recorded = gateway_store.add_call(
+                session,
+                grant.generation,
+                invocation_id=grant.invocation_id,
+                method=incoming.method[:16],
+                path=path,
+                status=reply.status,
+                request_bytes=incoming.length,
+                response_bytes=len(reply.body),
+                duration_ms=int((time.monotonic() - started) * 1000),
+                error=reply.error,
+            )
+        if not recorded:
+            log.warning(
+                "invocation %s: a call of an attempt that lost its lease is not recorded",
+                grant.invocation_id,
+            )
+        if self.on_call is not None:
+            self.on_call(reply.status)
+
+
+def _target(scope: Scope) -> str:
+    """The request target as the plugin wrote it (the server splits off the query)."""
+    target = scope["raw_path"].decode("latin-1")
+    query = scope["query_string"].decode("latin-1")
+    return f"{target}?{query}" if query else target
+
+
+def _has_body(headers: httpx.Headers) -> bool:
+    return "transfer-encoding" in headers or int(headers.get("content-length") or 0) > 0
+
+
+async def _drop_body(headers: httpx.Headers, body: _Body) -> bool:
+    """Read and drop a body the gateway refused, so that its sender reads the answer; False
+    when that cannot be done: over ``DRAIN_MAX_BYTES``, or not sent until ``100 Continue``."""
+    if headers.get("expect", "").lower() == "100-continue":
+        return False
+    if int(headers.get("content-length") or 0) > DRAIN_MAX_BYTES:
+        return False
+    return await body.drain()
+
+
+async def _send(send: Send, reply: Reply) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+    headers.append((b"content-length", str(len(reply.body)).encode()))
+    if reply.close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
