@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from executor.statuses import TERMINAL_STATUSES, BuildStatus, InvocationStatus
+from executor.statuses import TERMINAL_STATUSES, BuildStatus, InvocationStatus, NodeState
 
 __all__ = ["Metrics", "QueueFigures"]
 
@@ -20,15 +20,18 @@ LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 @dataclass(frozen=True)
 class QueueFigures:
-    """What the store says at scrape time: invocations by status, the oldest queued one."""
+    """What the store says at scrape time: invocations by status, the oldest queued one,
+    the nodes by state."""
 
     count_by_status: dict[str, int]
     oldest_queued_at: datetime | None
+    nodes_by_state: dict[str, int]
 
 
 class _StoreCollector(Collector):
-    """Invocations by current status (queue depth is ``status="queued"``) and the age of the
-    oldest queued one, read at scrape (two indexed queries, see ``executor.store``)."""
+    """Invocations by current status (queue depth is ``status="queued"``), the age of the
+    oldest queued one and the nodes by state, read at scrape (small indexed queries, see
+    ``executor.store``)."""
 
     def __init__(self, figures: Callable[[], QueueFigures]) -> None:
         self._figures = figures
@@ -49,6 +52,12 @@ class _StoreCollector(Collector):
             "Age of the oldest queued invocation (0 when none waits)",
             value=max(age, 0.0),
         )
+        nodes = GaugeMetricFamily(
+            "executor_nodes", "Nodes (dispatching processes) by state", labels=["state"]
+        )
+        for state in NodeState:  # 0 included: "no node is lost" is a value
+            nodes.add_metric([state], figures.nodes_by_state.get(state, 0))
+        yield nodes
 
 
 class Metrics:

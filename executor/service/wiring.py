@@ -162,6 +162,7 @@ class ExecutorService:
             return QueueFigures(
                 invocation_store.count_by_status(session),
                 invocation_store.oldest_queued_at(session),
+                node_store.count_by_state(session),
             )
 
     def start(self, *, api: bool = True) -> None:

@@ -135,3 +135,9 @@ def running_by_node(session: Session) -> dict[str, int]:
         .group_by(Invocation.node_id)
     )
     return {str(node_id): int(count) for node_id, count in rows.all()}
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    """Nodes by state (ready, draining, lost)."""
+    rows = session.execute(select(Node.state, func.count()).group_by(Node.state))
+    return {str(state): int(count) for state, count in rows.all()}

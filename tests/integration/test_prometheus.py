@@ -56,7 +56,7 @@ def test_the_metric_name_parser_finds_selected_names_only() -> None:
 def test_every_metric_the_rules_and_the_dashboard_read_is_served(server: RunningServer) -> None:
     served = served_names(server)
     expressions = {**rule_expressions(), **dashboard_expressions()}
-    assert len(rule_expressions()) == 5
+    assert len(rule_expressions()) == 6
     for where, expr in expressions.items():
         names = metric_names(grafana_to_promql(expr))
         assert names, (where, expr)
@@ -114,6 +114,9 @@ def test_prometheus_scrapes_the_executor_and_counts_the_runs_this_test_caused(
         assert dead["labels"] == {"alertname": "InvocationsDead", "severity": "critical"}
         prometheus.wait_value('sum(executor_invocations{status="queued"})', 0)
         prometheus.wait_value("max(executor_oldest_queued_seconds)", 0)
+        # The all-in-one executor is one ready node; none is lost.
+        prometheus.wait_value('max(executor_nodes{state="ready"})', 1)
+        prometheus.wait_value('max(executor_nodes{state="lost"})', 0)
         for where, expr in {**rule_expressions(), **dashboard_expressions()}.items():
             assert "result" in prometheus.query(grafana_to_promql(expr)), where
         rules = prometheus.evaluated_rules()
