@@ -30,9 +30,15 @@ TAG = secrets.token_hex(3)
 # Node ids of this test's own: teardown removes whatever containers they left.
 WORKERS = (f"compose-{TAG}-w1", f"compose-{TAG}-w2")
 DEADLINE_S = 240
-MAIN = """class PluginHandler:
+# The plugin also says whether it can see an engine socket: the worker's container has one
+# mounted, its plugins must not.
+MAIN = """import os
+
+
+class PluginHandler:
     def on_submit(self, label, asset_id):
-        print("ran on", asset_id)
+        sockets = [p for p in ("/var/run/docker.sock", "/run/docker.sock") if os.path.exists(p)]
+        print("ran on", asset_id, "engine sockets:", sockets)
 """
 EVENT = {"type": "onSubmit", "asset_id": "a1", "label": {}, "project_id": "cluster"}
 
@@ -243,4 +249,6 @@ def test_an_event_runs_through_the_compose_cluster(
     assert run["status"] == "succeeded", run["error"]
     assert run["node"] in WORKERS
     logs = api.logs(run_id=run["id"])
-    assert [(r["content"], r["node_id"]) for r in logs] == [("ran on a1", run["node"])]
+    assert [(r["content"], r["node_id"]) for r in logs] == [
+        ("ran on a1 engine sockets: []", run["node"])
+    ]
