@@ -9,7 +9,8 @@
 #   5. a virtualenv in .venv with the package and its dev tools installed;
 #   6. Debian's prometheus (promtool and the server the alert-rule tests start), its own
 #      service stopped and disabled;
-#   7. Debian's docker-registry and htpasswd (images through a registry), its service off.
+#   7. Debian's docker-registry and htpasswd (images through a registry), its service off;
+#   8. Debian's docker-compose 1.29 (deploy/compose.cluster.yaml and its test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,6 +113,8 @@ else
   $SUDO service docker-registry stop >/dev/null 2>&1 || true
   $SUDO update-rc.d docker-registry disable >/dev/null 2>&1 || true
 fi
+
+command -v docker-compose >/dev/null 2>&1 || { say "installing docker-compose"; apt_install docker-compose; }
 
 if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
 if [ ! -x .venv/bin/python ]; then

@@ -1,5 +1,5 @@
 """The deployment files stay true to the code: compose settings exist, the settings
-reference in docs/operating.md is current, the systemd unit verifies."""
+reference in docs/operating.md is current, the systemd units verify."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from examples.labeling_platform import PlatformSettings
@@ -80,3 +82,85 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "plugin-executor.service" not in result.stderr, result.stderr
+
+
+CLUSTER_UNITS = ("plugin-executor-worker.service", "plugin-executor-api.service")
+
+
+def cluster_compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((DEPLOY / "compose.cluster.yaml").read_text()))
+
+
+@pytest.mark.parametrize("name", CLUSTER_UNITS)
+def test_cluster_units_verify(name: str, tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing: apt-get install systemd"
+    text = (DEPLOY / "systemd" / name).read_text().replace("/opt/plugin-executor", str(REPO))
+    (tmp_path / name).write_text(text)
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / name)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert name not in result.stderr, result.stderr
+
+
+def unit_options(name: str) -> dict[str, list[str]]:
+    options: dict[str, list[str]] = {}
+    for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+        key, equals, value = line.partition("=")
+        if equals and not line.startswith("#"):
+            options.setdefault(key, []).append(value)
+    return options
+
+
+def test_the_worker_unit_reaches_the_engine_socket_and_nothing_more() -> None:
+    options = unit_options("plugin-executor-worker.service")
+    assert options["ExecStart"] == ["/opt/plugin-executor/.venv/bin/plugin-executor worker"]
+    assert options["EnvironmentFile"] == ["/etc/plugin-executor/worker.env"]
+    assert options["SupplementaryGroups"] == ["docker"]  # the engine socket's group
+    assert options["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
+    assert options["CapabilityBoundingSet"] == [""]
+    for hardening in ("NoNewPrivileges", "ProtectHome", "PrivateDevices", "RestrictNamespaces"):
+        assert options[hardening] == ["yes"], hardening
+    assert options["ProtectSystem"] == ["strict"]
+    api = unit_options("plugin-executor-api.service")
+    assert api["ExecStart"] == [
+        "/opt/plugin-executor/.venv/bin/plugin-executor serve --no-dispatch"
+    ]
+
+
+def test_the_worker_env_example_names_only_settings() -> None:
+    text = (DEPLOY / "systemd" / "worker.env.example").read_text()
+    names = set(re.findall(r"^#? ?([A-Z_]+)=", text, re.MULTILINE))
+    assert {"EXECUTOR_NODE_ID", "EXECUTOR_DATABASE_URL", "EXECUTOR_REGISTRY"} <= names
+    assert names <= env_names(), names - env_names()
+
+
+def test_the_cluster_compose_runs_an_api_two_workers_postgres_and_a_registry() -> None:
+    services = cluster_compose()["services"]
+    assert set(services) == {"api", "worker-1", "worker-2", "postgres", "registry"}
+    assert services["api"]["command"] == ["serve", "--no-dispatch"]
+    node_ids = set()
+    for worker in ("worker-1", "worker-2"):
+        service = services[worker]
+        assert service["command"] == ["worker"]
+        assert "ports" not in service
+        env = service["environment"]
+        assert set(env) <= env_names(), set(env) - env_names()
+        node_ids.add(env["EXECUTOR_NODE_ID"])
+        # The executor's own container reaches the engine; the data folder (gateway
+        # socket) has the same path inside and out.
+        assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"]
+        data_dir = env["EXECUTOR_DATA_DIR"]
+        assert f"{data_dir}:{data_dir}" in service["volumes"]
+    assert len(node_ids) == 2, "each worker needs its own EXECUTOR_NODE_ID"
+    for name in ("postgres", "registry"):
+        assert "docker.sock" not in str(services[name].get("volumes", [])), name
+
+
+def test_every_cluster_compose_variable_is_in_its_env_example() -> None:
+    text = (DEPLOY / "compose.cluster.yaml").read_text()
+    variables = set(re.findall(r"\$\{([A-Z0-9_]+)[:}-]", text))
+    example = (DEPLOY / "compose.cluster.env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z0-9_]+)=", example, re.MULTILINE))
+    assert variables <= listed, variables - listed
