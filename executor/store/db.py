@@ -18,6 +18,8 @@ __all__ = ["Connection", "Database", "Session"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The PostgreSQL advisory lock key migrations take (any constant of this application's own).
+MIGRATION_LOCK = 0x706C7567696E6578  # "pluginex"
 DEFAULT_POOL_SIZE = 10  # Settings.database_pool_size
 
 
@@ -69,6 +71,13 @@ class Database:
             self._sqlite_foreign_keys(connection, on=False)
             try:
                 with connection.begin():
+                    if not self.is_sqlite:
+                        # Processes starting together on one empty database would each
+                        # create the schema: one at a time (the lock ends with the commit;
+                        # the next finds the schema at head).
+                        connection.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                        )
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
             finally:
