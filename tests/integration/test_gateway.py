@@ -68,6 +68,9 @@ def world(server_factory: ServerFactory) -> Iterator[World]:
                 "kili-proj": PlatformTarget(
                     url=platform.url + "/api/label/v2", credential=KILI_CREDENTIAL
                 ),
+                "kili-lazy": PlatformTarget(
+                    url=platform.url + "/api/lazy/v2", credential=KILI_CREDENTIAL
+                ),
                 "down-proj": PlatformTarget(url=f"http://127.0.0.1:{free_port()}/api"),
             },
             gateway_max_calls=MAX_CALLS,
@@ -84,6 +87,7 @@ def world(server_factory: ServerFactory) -> Iterator[World]:
             ("gateway_holder", "p-b"),
             ("gateway_cap", "p-c"),
             ("gateway_down", "down-proj"),
+            ("kili_lazy", "kili-lazy"),
         ]:
             server.push(name)
             server.activate(name, project)
@@ -255,3 +259,20 @@ def test_kili_sdk_plugin_reaches_a_kili_compatible_api(world: World) -> None:
         ("/api/label/v2/graphql", 200),
         ("/api/label/v2/graphql", 200),
     ]
+
+
+def test_self_kili_is_built_on_first_use_when_the_plugin_does_not_import_the_sdk(
+    world: World,
+) -> None:
+    """Importing the SDK costs about a second: a plugin pays it only if it uses self.kili."""
+    run = world.server.run_event(
+        type="onSubmit", project_id="kili-lazy", asset_id="asset-10", label=LABEL
+    )
+
+    assert run["status"] == "succeeded", world.log_lines(run["id"])
+    infos = [r["content"] for r in world.server.logs(run_id=run["id"]) if r["log_type"] == "INFO"]
+    assert "SDK imported before first use: False" in infos
+    assert "issues [{'id': 'issue-0'}]" in infos
+    (create,) = (r.json() for r in world.seen("/api/lazy/v2/"))
+    assert "createIssues(" in create["query"]
+    assert create["variables"]["where"] == {"project": {"id": "kili-lazy"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -115,3 +116,30 @@ def test_flavor_migration_keeps_old_versions_on_postgres(postgres_url: str) -> N
         check_old_versions_ran_on_the_minimal_flavor(database)
     finally:
         database.dispose()
+
+
+def test_processes_starting_together_migrate_an_empty_database_once(postgres_url: str) -> None:
+    """Several executors started at once on an empty database (a compose file, a fleet of
+    workers): each waits for the one migrating, none fails on the schema another made."""
+    databases = [Database(postgres_url) for _ in range(3)]
+    ready = threading.Barrier(len(databases))
+    failures: list[BaseException] = []
+
+    def start(database: Database) -> None:
+        ready.wait()
+        try:
+            database.migrate()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(d,)) for d in databases]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        assert failures == []
+        assert databases[0].ping()
+    finally:
+        for database in databases:
+            database.dispose()
