@@ -27,6 +27,13 @@ from tests.integration.registry import LocalRegistry
 
 WORKERS = ("w1", "w2")
 LEASE_S = 5  # short, so a killed worker is lost soon; renewed every third of it
+WORKER_SETTINGS = {
+    "max_concurrent_runs": 5,  # ten runs in flight: five on each worker
+    # A pull that cannot succeed (registry down, refused) gives up after three attempts.
+    "retry_base_s": 1,
+    "retry_max_s": 2,
+    "retry_max_attempts": 3,
+}
 
 
 def ip(*args: str) -> None:
@@ -91,17 +98,21 @@ class EngineCluster:
         return self.api
 
     def start_worker(self, name: str, **settings: Any) -> ExecutorProcess:
-        worker = self.workers.get(name) or executor_process(
-            self.root / name,
-            self.clients[name],
-            command="worker",
-            docker_host=self.engines[name].host,
-            database_url=self.database_url,
-            node_id=name,
-            lease_s=LEASE_S,
-            node_labels=f'{{"name": "{name}"}}',
-            **self.registry.settings(),
-            **settings,
+        known = self.workers.get(name)
+        worker = (
+            known
+            if known is not None and not settings
+            else executor_process(
+                self.root / name,
+                self.clients[name],
+                command="worker",
+                docker_host=self.engines[name].host,
+                database_url=self.database_url,
+                node_id=name,
+                lease_s=LEASE_S,
+                node_labels=f'{{"name": "{name}"}}',
+                **{**WORKER_SETTINGS, **self.registry.settings(), **settings},
+            )
         )
         self.workers[name] = worker
         return worker.start()
