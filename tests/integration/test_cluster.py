@@ -5,6 +5,7 @@ registry, by digest."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import docker
 import pytest
 
+from executor.store.invocations import LEASE_EXPIRED
 from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
 from tests.integration.registry import image_events
 
@@ -200,3 +202,63 @@ def test_a_worker_with_wrong_registry_credentials_fails_the_run_it_cannot_pull(
     assert "not-the-password" not in failed["error"]
     records = [r["content"] for r in api.logs(run_id=failed["id"])]
     assert records and all("not-the-password" not in r for r in records)
+
+
+def test_kill_9_of_a_worker_and_its_engine_mid_run_loses_no_invocation(
+    cluster: EngineCluster, digest: str
+) -> None:
+    """Last in the module: w1 and its engine stay dead (the fixture starts the engine
+    again at the end, which stops the containers it left)."""
+    api = cluster.api
+    assert api is not None
+    api.activate("interval", "flight")
+    ids = [
+        api.post_event(type="onSubmit", project_id="flight", asset_id=f"f{i}", label={"sleep": 3})[
+            "invocations"
+        ][0]
+        for i in range(10)
+    ]
+
+    def in_flight_on_w1() -> list[str]:
+        runs = [api.api.get(f"/v1/invocations/{i}").json() for i in ids]
+        return [
+            r["id"]
+            for r in runs
+            if (r["status"], r["node"]) == ("running", "w1")
+            and api.logs(run_id=r["id"], q=f"start {r['asset_id']}")
+        ]
+
+    interrupted = wait_for("a handler running on w1", in_flight_on_w1)
+    worker = cluster.workers["w1"]
+    worker.signal(signal.SIGKILL)
+    worker.wait_exit(30)
+    cluster.engines["w1"].kill()
+
+    runs = [api.wait_run(i, timeout=DEADLINE_S) for i in ids]
+    assert [r["status"] for r in runs] == ["succeeded"] * 10, runs
+    listed = api.api.get("/v1/invocations", params={"project_id": "flight"}).json()
+    assert sorted(r["id"] for r in listed) == sorted(ids), "one invocation per event"
+    again = {r["id"]: r for r in runs if r["attempt"] == 2}
+    assert set(interrupted) <= set(again)
+    assert all(r["attempt"] == 1 for r in runs if r["id"] not in again)
+    for run in again.values():
+        assert run["node"] == "w2"
+        assert [a["reason"] for a in run["attempts"]] == [LEASE_EXPIRED]
+        records = api.logs(run_id=run["id"])
+        asset = run["asset_id"]
+        by_attempt = {
+            (attempt, node): [
+                r["content"]
+                for r in records
+                if (r["attempt"], r["node_id"]) == (attempt, node) and r["stream"] == "logger"
+            ]
+            for attempt, node in ((1, "w1"), (2, "w2"))
+        }
+        assert by_attempt[(1, "w1")] == [f"start {asset}"], records
+        assert by_attempt[(2, "w2")] == [f"start {asset}", f"end {asset}"], records
+        assert {(r["attempt"], r["node_id"]) for r in records} == {(1, "w1"), (2, "w2")}
+    nodes = {n["id"]: n["state"] for n in api.api.get("/v1/nodes").json()}
+    assert nodes["w1"] == "lost", nodes
+    finished = {r["id"]: r["finished_at"] for r in runs}
+    later = {i: api.api.get(f"/v1/invocations/{i}").json()["finished_at"] for i in ids}
+    assert later == finished, "a run was finalised twice"
