@@ -113,7 +113,8 @@ def private_engine(name: str, netns: str) -> Iterator[PrivateEngine]:
         if engine.process is not None and engine.process.poll() is not None:
             engine.start()  # killed: started again, it stops its containers when stopped
         engine.stop()
-        subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True, check=False)
+        for mounted in ("exec", "data"):  # an engine started after a kill -9 mounts both
+            subprocess.run(["umount", "-R", str(root / mounted)], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
