@@ -112,6 +112,10 @@ def new_version_figure(cluster: EngineCluster, workdir: Path) -> Figure:
     run = starts.run_one(api, "fresh", "first")
     repository, _, tag = digest.partition("@")
     client = cluster.clients["w2"]
+    # w2's pre-puller fetched it too (it pulls every activation's version): removed, the
+    # bare pull fetches what the worker's first run fetched (the layers the engine lacks).
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(digest, force=True)
     started = time.perf_counter()
     for _ in client.api.pull(
         repository,
