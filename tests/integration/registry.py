@@ -83,7 +83,7 @@ class LocalRegistry:
             return False
         try:
             return self.get("/v2/").status_code == httpx.codes.OK
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ssl.SSLError):  # ssl: the set-up is still writing ca.crt
             return False
 
     def stop(self) -> None:
