@@ -118,10 +118,13 @@ def latencies(
     *,
     warm: bool,
     floor: Callable[[str], float] = bare_latency_ms,
+    client: docker.APIClient | None = None,
 ) -> Latencies:
-    """``runs`` events one after the other (with ``warm``, each once the pool is ready),
-    each followed by one ``floor`` run of ``image``."""
-    client = docker.APIClient()
+    """``runs`` events one after the other (with ``warm``, each once the pool of the engine
+    ``client`` talks to, default the local one, is ready), each followed by one ``floor``
+    run of ``image``."""
+    own_client = client is None
+    client = client or docker.APIClient()
     measured = Latencies()
     try:
         for n in range(runs):
@@ -136,7 +139,8 @@ def latencies(
             measured.warm_starts += run["start"] == "warm"
             measured.bare.append(floor(image))
     finally:
-        client.close()
+        if own_client:
+            client.close()
     return measured
 
 

@@ -12,9 +12,10 @@ header) and to the registry as HTTP basic auth; they are never logged nor put in
 from __future__ import annotations
 
 import ssl
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import docker.errors
 import httpx
@@ -120,6 +121,11 @@ def _follow(stream: Iterable[dict[str, Any]], doing: str, where: str) -> str | N
 class Registry:
     """The configured registry: ``address`` is ``host:port[/prefix]``."""
 
+    # One pull at a time per engine and reference in this process: the pre-puller and
+    # the first runs of a version miss the image together, and each would pull it again.
+    _pulls: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
+    _pulls_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, settings: Settings) -> None:
         if settings.registry is None:
             raise ValueError("Registry needs EXECUTOR_REGISTRY")
@@ -168,11 +174,18 @@ class Registry:
         registry has no such manifest; ``RegistryError`` when it refuses or is down."""
         repository, _, digest = reference.partition("@")
         doing = f"pulling {reference}"
-        with _mapped(doing, self.host):
+        with self._pulling(engine, reference), _mapped(doing, self.host):
+            if engine.image_exists(reference):  # a pull that held the gate brought it
+                return
             stream = engine.api.pull(
                 repository, tag=digest, stream=True, decode=True, auth_config=self._auth
             )
             _follow(stream, doing, self.host)
+
+    @classmethod
+    def _pulling(cls, engine: Engine, reference: str) -> threading.Lock:
+        with cls._pulls_lock:
+            return cls._pulls.setdefault((engine.api.base_url, reference), threading.Lock())
 
     def delete(self, reference: str) -> None:
         """Delete the manifest ``repo@sha256:...`` from the registry (gone already is fine).

@@ -69,7 +69,10 @@ class ExecutorService:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
-        self.db = Database(settings.resolved_database_url, settings.database_pool_size)
+        # A transaction idle past a lease is a paused process's: see Database.
+        self.db = Database(
+            settings.resolved_database_url, settings.database_pool_size, settings.lease_s
+        )
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)

@@ -37,12 +37,20 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One engine and its session factory; ``session()`` is a unit of work."""
 
-    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(
+        self, url: str, pool_size: int = DEFAULT_POOL_SIZE, idle_transaction_s: float | None = None
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        elif idle_transaction_s is not None:
+            # A process paused (SIGSTOP, a frozen VM) inside a transaction keeps its row
+            # locks: the nodes that would mark it lost block on them for ever. The server
+            # ends a transaction left idle this long, which frees them.
+            timeout_ms = max(1, round(idle_transaction_s * 1000))
+            connect_args = {"options": f"-c idle_in_transaction_session_timeout={timeout_ms}"}
         # A server connection can drop between requests, so it is checked as it is taken;
         # a SQLite file has no connection to lose, and the check is a statement per request.
         # Connections past pool_size are closed when returned: a pool smaller than the

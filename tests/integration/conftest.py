@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 
@@ -11,12 +12,22 @@ import pytest
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=executor password=executor dbname=postgres"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL (started by deploy/setup.sh), dropped after."""
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new database on the local PostgreSQL (started by deploy/setup.sh), dropped after;
+    yields its SQLAlchemy URL."""
     name = f"pe_test_{secrets.token_hex(4)}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql+psycopg://executor:executor@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    try:
+        yield f"postgresql+psycopg://executor:executor@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database for the test."""
+    with fresh_database() as url:
+        yield url

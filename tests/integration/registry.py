@@ -37,10 +37,11 @@ class LocalRegistry:
     folder: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"  # an address of this machine; its TLS certificate names it
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def ca(self) -> Path:
@@ -82,7 +83,7 @@ class LocalRegistry:
             return False
         try:
             return self.get("/v2/").status_code == httpx.codes.OK
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ssl.SSLError):  # ssl: the set-up is still writing ca.crt
             return False
 
     def stop(self) -> None:
@@ -131,3 +132,11 @@ class LocalRegistry:
         self.stop()
         self.remove_local_images(client)
         shutil.rmtree(CERTS_D / self.address, ignore_errors=True)
+
+
+def image_events(client: docker.DockerClient, since: float, kind: str) -> list[dict[str, Any]]:
+    """The engine's ``kind`` events (e.g. image pulls) from ``since`` until now."""
+    events = client.events(
+        since=int(since), until=int(time.time()) + 1, decode=True, filters={"event": kind}
+    )
+    return list(events)

@@ -4,6 +4,7 @@ twice."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -190,3 +191,51 @@ def test_a_drained_node_claims_nothing_and_a_lost_one_beats_back_to_ready(
     with db.session() as session:  # a ready node marked lost beats back to ready
         assert node_store.heartbeat(session, OLD.node_id, instance) == NodeState.READY
     assert claim(db, OLD).node_id == OLD.node_id
+
+
+def test_a_node_paused_inside_a_transaction_cannot_keep_the_others_from_marking_it_lost(
+    postgres_url: str,
+) -> None:
+    """SIGSTOP caught a node between its lease renewal and the commit: its row locks must
+    not hold up the node that marks it lost (that one blocked for ever before)."""
+    db = Database(postgres_url)
+    db.migrate()
+    register(db, OLD)
+    register(db, NEW)
+    run_id = queued_run(db)
+    claim(db, OLD)
+    paused_db = Database(postgres_url, idle_transaction_s=1.0)
+    locked, resumed = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def paused_node() -> None:
+        try:
+            with paused_db.session() as session:
+                invocation_store.renew_leases(session, OLD.node_id, [run_id], LEASE_S)
+                locked.set()
+                resumed.wait()  # the process is stopped here, its transaction open
+        except BaseException as exc:
+            failures.append(exc)
+
+    pause = threading.Thread(target=paused_node)
+    pause.start()
+    assert locked.wait(60)
+    lost: list[str] = []
+    taker = threading.Thread(target=lambda: lost.extend(take_over(db)), daemon=True)
+    taker.start()
+    taker.join(120)  # a generous deadline: before the fix it never returned
+    resumed.set()
+    pause.join(60)
+    try:
+        assert not taker.is_alive(), "marking the paused node lost is blocked by its locks"
+        assert lost == [OLD.node_id]
+        assert len(failures) == 1 and "idle-in-transaction" in str(failures[0]), failures
+        with db.session() as session:
+            run = session.get(Invocation, run_id)
+            assert run is not None
+            assert (run.status, run.attempts) == (InvocationStatus.QUEUED, [run.attempts[0]])
+            assert run.attempts[0]["reason"] == LEASE_EXPIRED
+            assert session.get(Node, OLD.node_id).state == NodeState.LOST  # type: ignore[union-attr]
+    finally:
+        paused_db.dispose()
+        db.dispose()

@@ -18,7 +18,7 @@ import pytest
 from executor.registry import Registry, RegistryError
 from executor.settings import Settings
 from tests.conftest import RunningServer, ServerFactory
-from tests.integration.registry import PASSWORD, USER, LocalRegistry
+from tests.integration.registry import PASSWORD, USER, LocalRegistry, image_events
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
 EVENT = {"type": "onSubmit", "asset_id": "a", "label": {}}
@@ -50,14 +50,6 @@ def digest_of(server: RunningServer, name: str, number: int) -> str:
     versions = server.api.get(f"/v1/plugins/{name}").json()["versions"]
     (version,) = [v for v in versions if v["version"] == number]
     return str(version["image_digest"])
-
-
-def image_events(client: docker.DockerClient, since: float, kind: str) -> list[dict[str, Any]]:
-    """The engine's ``kind`` events (e.g. image pulls) from ``since`` until now."""
-    events = client.events(
-        since=int(since), until=int(time.time()) + 1, decode=True, filters={"event": kind}
-    )
-    return list(events)
 
 
 def test_a_build_pushes_and_records_the_digest(

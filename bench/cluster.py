@@ -1,0 +1,211 @@
+"""``python -m bench cluster [--short]``: a worker node against all-in-one, in one run.
+
+The cluster is the one ``tests/integration/test_cluster.py`` runs (registry with TLS and
+htpasswd, PostgreSQL, an API process, two workers each on its own Docker Engine in its own
+network namespace, all on this machine); the all-in-one baseline is ``plugin-executor
+serve`` with SQLite on the host's engine.
+
+  cold start   event→handler entry p50/p95 on worker w1, pool off, vs all-in-one;
+  warm start   the same with a warm pool of one on w1, vs all-in-one;
+  new version  a pushed version's first run on a worker that lacks its image (pull by
+               digest + start), vs a bare pull of the same digest by the other engine;
+  throughput   invocations/s of one event burst with one worker engine (the other
+               drained), vs two worker engines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+from bench import starts
+from bench.ingest import RESULTS, percentile, push_plugin, wait_terminal
+from bench.run import Figure, executor, machine, print_table
+from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
+from tests.integration.registry import PASSWORD, USER
+
+
+@dataclass(frozen=True)
+class ClusterSizes:
+    runs: int
+    events: int
+
+
+FULL = ClusterSizes(30, 60)
+SHORT = ClusterSizes(3, 6)
+
+
+def no_floor(_: str) -> float:
+    return 0.0
+
+
+def place(api: httpx.Client, plugin: str, project: str, worker: str | None) -> None:
+    """Activate ``plugin`` on ``project``, only on ``worker`` when one is named."""
+    body = {"node_selector": {"name": worker}} if worker else None
+    api.put(f"/v1/projects/{project}/plugins/{plugin}", json=body).raise_for_status()
+
+
+def worker_starts(
+    cluster: EngineCluster, api: httpx.Client, workdir: Path, runs: int, *, warm: bool
+) -> starts.Latencies:
+    kind = "warm" if warm else "cold"
+    image = push_plugin(api, kind, workdir / kind)
+    place(api, kind, kind, "w1")
+    client = docker.APIClient(base_url=cluster.engines["w1"].host)
+    try:
+        return starts.latencies(api, image, kind, runs, warm=warm, floor=no_floor, client=client)
+    finally:
+        client.close()
+
+
+def all_in_one_starts(workdir: Path, runs: int, *, warm: bool) -> starts.Latencies:
+    kind = "warm" if warm else "cold"
+    with executor(warm_pool_size="1" if warm else "0") as api:
+        image = push_plugin(api, kind, workdir / f"aio-{kind}")
+        api.put(f"/v1/projects/{kind}/plugins/{kind}").raise_for_status()
+        return starts.latencies(api, image, kind, runs, warm=warm, floor=no_floor)
+
+
+def start_figures(cluster: EngineCluster, workdir: Path, sizes: ClusterSizes) -> list[Figure]:
+    assert cluster.api is not None
+    figures = []
+    for warm in (False, True):
+        kind = "warm" if warm else "cold"
+        if warm:  # w1 again, now keeping a warm container per version
+            cluster.workers["w1"].stop()
+            cluster.start_worker("w1", warm_pool_size=1)
+        node = worker_starts(cluster, cluster.api.api, workdir, sizes.runs, warm=warm)
+        alone = all_in_one_starts(workdir, sizes.runs, warm=warm)
+        figures += [
+            Figure(
+                f"cluster {kind} start",
+                f"worker {name}",
+                "ms",
+                percentile(node.executor, share),
+                "all-in-one",
+                percentile(alone.executor, share),
+            )
+            for name, share in (("p50", 0.5), ("p95", 0.95))
+        ]
+    return figures
+
+
+def new_version_figure(cluster: EngineCluster, workdir: Path) -> Figure:
+    """The first run of a pushed version on w1 (its pull by digest and start) against the
+    bare pull of the same digest by w2's engine."""
+    assert cluster.api is not None
+    api = cluster.api.api
+    push_plugin(api, "fresh", workdir / "fresh")
+    digest = api.get("/v1/plugins/fresh").json()["versions"][0]["image_digest"]
+    place(api, "fresh", "fresh", "w1")
+    run = starts.run_one(api, "fresh", "first")
+    repository, _, tag = digest.partition("@")
+    client = cluster.clients["w2"]
+    # w2's pre-puller fetched it too (it pulls every activation's version): removed, the
+    # bare pull fetches what the worker's first run fetched (the layers the engine lacks).
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(digest, force=True)
+    started = time.perf_counter()
+    for _ in client.api.pull(
+        repository,
+        tag=tag,
+        stream=True,
+        decode=True,
+        auth_config={"username": USER, "password": PASSWORD},
+    ):
+        pass
+    bare_ms = (time.perf_counter() - started) * 1000
+    return Figure(
+        "cluster new version",
+        "first run on a worker (pull + start)",
+        "ms",
+        float(run["start_latency_ms"]),
+        "bare pull by digest",
+        bare_ms,
+    )
+
+
+def burst(api: httpx.Client, project: str, events: int) -> float:
+    """Invocations/s of ``events`` events posted at once, until all are terminal."""
+    started = time.perf_counter()
+    ids = [
+        api.post(
+            "/v1/events",
+            json={"type": "onSubmit", "project_id": project, "asset_id": str(n), "label": {}},
+        ).json()["invocations"][0]
+        for n in range(events)
+    ]
+    wait_terminal(api, project, ids)
+    return events / (time.perf_counter() - started)
+
+
+def throughput_figure(cluster: EngineCluster, workdir: Path, sizes: ClusterSizes) -> Figure:
+    assert cluster.api is not None
+    api = cluster.api.api
+    push_plugin(api, "tp", workdir / "tp")
+    place(api, "tp", "tp", None)
+    for name in WORKERS:  # each engine pulls the image before the clock starts
+        place(api, "tp", f"tp-{name}", name)
+        starts.run_one(api, f"tp-{name}", "warmup")
+    api.post("/v1/nodes/w2/drain").raise_for_status()
+    one = burst(api, "tp", sizes.events)
+    cluster.workers["w2"].stop()  # a drain lasts until the node starts again
+    cluster.start_worker("w2")
+    two = burst(api, "tp", sizes.events)
+    return Figure(
+        "cluster throughput", "two worker engines", "inv/s", two, "one worker engine", one
+    )
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path) -> Iterator[EngineCluster]:
+    host = docker.from_env()
+    try:
+        with engine_cluster(root, host) as cluster:
+            cluster.start_api()
+            for name in WORKERS:
+                cluster.start_worker(name)
+            yield cluster
+    finally:
+        host.close()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--short", action="store_true", help="a few iterations of each (CI)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "cluster.json")
+    args = parser.parse_args(argv)
+    sizes = SHORT if args.short else FULL
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp, running_cluster(Path(tmp)) as cluster:
+        workdir = Path(tmp) / "plugins"
+        figures = start_figures(cluster, workdir, sizes)
+        figures.append(new_version_figure(cluster, workdir))
+        figures.append(throughput_figure(cluster, workdir, sizes))
+    print_table(figures)
+    report: dict[str, Any] = {
+        "mode": "short" if args.short else "full",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "sizes": {"runs": sizes.runs, "events": sizes.events},
+        "seconds": round(time.monotonic() - started, 1),
+        "figures": [f.as_json() for f in figures],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")

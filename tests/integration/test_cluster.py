@@ -1,0 +1,264 @@
+"""The cluster of issue 15 with real parts only: a registry (TLS, htpasswd), PostgreSQL, an
+API process and two workers, each on its own Docker Engine in its own network namespace
+(``tests.integration.cluster``). Images reach the workers' engines only through the
+registry, by digest."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from executor.store.invocations import LEASE_EXPIRED
+from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
+from tests.integration.registry import image_events
+
+DEADLINE_S = 240
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: docker.DockerClient,
+    runtime_image: str,
+) -> Iterator[EngineCluster]:
+    with engine_cluster(tmp_path_factory.mktemp("cluster"), docker_client) as started:
+        started.start_api()
+        for name in WORKERS:
+            started.start_worker(name)
+        yield started
+
+
+@pytest.fixture(scope="module")
+def digest(cluster: EngineCluster) -> str:
+    """``interval`` built once, pushed, and activated on one project per worker (a node
+    selector on the worker's ``name`` label)."""
+    api = cluster.api
+    assert api is not None
+    api.push("interval")
+    for name in WORKERS:
+        placed = api.api.put(
+            f"/v1/projects/on-{name}/plugins/interval", json={"node_selector": {"name": name}}
+        )
+        assert placed.status_code == 200, placed.text
+    (version,) = api.api.get("/v1/plugins/interval").json()["versions"]
+    return str(version["image_digest"])
+
+
+def wait_for(what: str, check: Any, timeout: float = DEADLINE_S) -> Any:
+    """Poll ``check`` until it returns something true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"{what}: not seen within {timeout} s"
+        time.sleep(0.3)
+    return found
+
+
+def run_on(cluster: EngineCluster, name: str, asset: str, sleep: float = 0) -> str:
+    """Post an event for the project only worker ``name`` may run; the invocation id."""
+    assert cluster.api is not None
+    accepted = cluster.api.post_event(
+        type="onSubmit", project_id=f"on-{name}", asset_id=asset, label={"sleep": sleep}
+    )
+    return str(accepted["invocations"][0])
+
+
+def pulls(client: docker.DockerClient, repository: str) -> list[str]:
+    """What the engine pulled of ``repository`` since it started (it started empty)."""
+    return [e["id"] for e in image_events(client, 0, "pull") if e["id"].startswith(repository)]
+
+
+def test_a_version_built_once_runs_on_both_workers_each_pulling_it_once_by_digest(
+    cluster: EngineCluster, digest: str
+) -> None:
+    api = cluster.api
+    assert api is not None
+    repository = digest.partition("@")[0]
+    assert repository.startswith(f"{cluster.registry.address}/plugin-executor/")
+    runs = {name: [run_on(cluster, name, f"{name}-{i}") for i in range(2)] for name in WORKERS}
+    for name, ids in runs.items():
+        for run_id in ids:
+            done = api.wait_run(run_id, timeout=DEADLINE_S)
+            assert (done["status"], done["node"], done["attempt"]) == ("succeeded", name, 1)
+        client = cluster.clients[name]
+        assert pulls(client, repository) == [digest], f"{name} did not pull once by digest"
+        (image,) = client.images.list()  # the version's image, nothing else
+        assert image.attrs["RepoDigests"] == [digest]
+        assert image.tags == [], "a worker must never run a mutable tag"
+
+
+def test_a_drained_worker_finishes_its_runs_and_takes_no_new_ones(
+    cluster: EngineCluster, digest: str
+) -> None:
+    api = cluster.api
+    assert api is not None
+    held = run_on(cluster, "w1", "held", sleep=4)
+    wait_for("w1's run to start", lambda: api.logs(run_id=held, q="start held"))
+
+    drained = api.api.post("/v1/nodes/w1/drain")
+    assert drained.status_code == 200, drained.text
+    assert (drained.json()["state"], drained.json()["running"]) == ("draining", 1)
+    waiting = run_on(cluster, "w1", "waiting")  # only w1 may run it
+    api.activate("interval", "anywhere")
+    elsewhere = [
+        api.post_event(type="onSubmit", project_id="anywhere", asset_id=f"x{i}", label={})
+        for i in range(3)
+    ]
+
+    done = api.wait_run(held, timeout=DEADLINE_S)
+    assert (done["status"], done["node"]) == ("succeeded", "w1")
+    for accepted in elsewhere:
+        ran = api.wait_run(accepted["invocations"][0], timeout=DEADLINE_S)
+        assert (ran["status"], ran["node"]) == ("succeeded", "w2"), "a drained node claimed"
+    nodes = {n["id"]: (n["state"], n["running"]) for n in api.api.get("/v1/nodes").json()}
+    assert nodes["w1"] == ("draining", 0)
+    still = api.api.get(f"/v1/invocations/{waiting}").json()
+    assert (still["status"], still["attempt"]) == ("queued", 0)
+
+    worker = cluster.workers["w1"]  # a drain lasts until the node restarts
+    worker.stop()
+    cluster.start_worker("w1")
+    ran = api.wait_run(waiting, timeout=DEADLINE_S)
+    assert (ran["status"], ran["node"], ran["attempt"]) == ("succeeded", "w1", 1)
+
+
+def test_registry_down_fails_a_build_and_a_first_pull_while_workers_holding_the_image_run(
+    cluster: EngineCluster, digest: str, tmp_path: Path
+) -> None:
+    api = cluster.api
+    assert api is not None
+    api.push("interval", name="late")  # pushed, not active anywhere: pulled by nobody
+    address = cluster.registry.address
+    for name in WORKERS:  # each worker holds interval's image
+        assert api.wait_run(run_on(cluster, name, "before"))["status"] == "succeeded"
+    cluster.registry.stop()
+    try:
+        build = api.push("interval", name="unlucky", expect="FAILED")
+        placed = api.api.put(
+            "/v1/projects/late-on-w2/plugins/late", json={"node_selector": {"name": "w2"}}
+        )
+        assert placed.status_code == 200, placed.text
+        unpulled = api.post_event(type="onSubmit", project_id="late-on-w2", asset_id="l", label={})
+        held = {name: run_on(cluster, name, "during") for name in WORKERS}
+        ran = {name: api.wait_run(run_id, timeout=DEADLINE_S) for name, run_id in held.items()}
+        failed = api.wait_run(unpulled["invocations"][0], timeout=DEADLINE_S)
+    finally:
+        cluster.registry.start()
+
+    unreachable = (
+        "the registry cannot be reached: check that it runs and that the Docker Engine's "
+        "host can reach it"
+    )
+    assert build["status"] == "FAILED"
+    assert build["error"].startswith(f"pushing {address}/plugin-executor/p-")
+    assert build["error"].endswith(unreachable)
+    versions = api.api.get("/v1/plugins/unlucky").json()["versions"]
+    assert [(v["status"], v["image_digest"]) for v in versions] == [("FAILED", None)]
+    assert {name: (r["status"], r["node"]) for name, r in ran.items()} == {
+        name: ("succeeded", name) for name in WORKERS
+    }
+    assert (failed["status"], failed["node"], failed["attempt"]) == ("dead", "w2", 3)
+    assert failed["error"].startswith("gave up after 3 attempts: pulling ")
+    assert failed["error"].endswith(unreachable), failed["error"]
+    assert address in failed["error"]
+
+
+def test_a_worker_with_wrong_registry_credentials_fails_the_run_it_cannot_pull(
+    cluster: EngineCluster, digest: str
+) -> None:
+    api = cluster.api
+    assert api is not None
+    api.push("interval", name="guarded")  # not pulled by w2: not active there yet
+    cluster.workers["w2"].stop()
+    cluster.start_worker("w2", registry_password="not-the-password")
+    try:
+        placed = api.api.put(
+            "/v1/projects/guarded-on-w2/plugins/guarded", json={"node_selector": {"name": "w2"}}
+        )
+        assert placed.status_code == 200, placed.text
+        accepted = api.post_event(
+            type="onSubmit", project_id="guarded-on-w2", asset_id="g", label={}
+        )
+        failed = api.wait_run(accepted["invocations"][0], timeout=DEADLINE_S)
+        log_path = cluster.workers["w2"].log_path
+        assert log_path is not None
+        assert "not-the-password" not in log_path.read_text()
+    finally:
+        cluster.workers["w2"].stop()
+        cluster.start_worker(
+            "w2", registry_password=cluster.registry.settings()["registry_password"]
+        )
+
+    assert (failed["status"], failed["node"], failed["attempt"]) == ("dead", "w2", 3)
+    assert failed["error"].endswith(
+        "the registry refused the credentials: check EXECUTOR_REGISTRY_USER and "
+        "EXECUTOR_REGISTRY_PASSWORD"
+    ), failed["error"]
+    assert "not-the-password" not in failed["error"]
+    records = [r["content"] for r in api.logs(run_id=failed["id"])]
+    assert records and all("not-the-password" not in r for r in records)
+
+
+def test_kill_9_of_a_worker_and_its_engine_mid_run_loses_no_invocation(
+    cluster: EngineCluster, digest: str
+) -> None:
+    """Last in the module: w1 and its engine stay dead (the fixture starts the engine
+    again at the end, which stops the containers it left)."""
+    api = cluster.api
+    assert api is not None
+    api.activate("interval", "flight")
+    ids = [
+        api.post_event(type="onSubmit", project_id="flight", asset_id=f"f{i}", label={"sleep": 3})[
+            "invocations"
+        ][0]
+        for i in range(10)
+    ]
+
+    def in_flight_on_w1() -> list[str]:
+        runs = [api.api.get(f"/v1/invocations/{i}").json() for i in ids]
+        return [
+            r["id"]
+            for r in runs
+            if (r["status"], r["node"]) == ("running", "w1")
+            and api.logs(run_id=r["id"], q=f"start {r['asset_id']}")
+        ]
+
+    interrupted = wait_for("a handler running on w1", in_flight_on_w1)
+    worker = cluster.workers["w1"]
+    worker.signal(signal.SIGKILL)
+    worker.wait_exit(30)
+    cluster.engines["w1"].kill()
+
+    runs = [api.wait_run(i, timeout=DEADLINE_S) for i in ids]
+    assert [r["status"] for r in runs] == ["succeeded"] * 10, runs
+    listed = api.api.get("/v1/invocations", params={"project_id": "flight"}).json()
+    assert sorted(r["id"] for r in listed) == sorted(ids), "one invocation per event"
+    again = {r["id"]: r for r in runs if r["attempt"] == 2}
+    assert set(interrupted) <= set(again)
+    assert all(r["attempt"] == 1 for r in runs if r["id"] not in again)
+    for run in again.values():
+        assert run["node"] == "w2"
+        assert [a["reason"] for a in run["attempts"]] == [LEASE_EXPIRED]
+        records = api.logs(run_id=run["id"])
+        asset = run["asset_id"]
+        by_attempt = {
+            (attempt, node): [
+                r["content"]
+                for r in records
+                if (r["attempt"], r["node_id"]) == (attempt, node) and r["stream"] == "logger"
+            ]
+            for attempt, node in ((1, "w1"), (2, "w2"))
+        }
+        assert by_attempt[(1, "w1")] == [f"start {asset}"], records
+        assert by_attempt[(2, "w2")] == [f"start {asset}", f"end {asset}"], records
+        assert {(r["attempt"], r["node_id"]) for r in records} == {(1, "w1"), (2, "w2")}
+    nodes = {n["id"]: n["state"] for n in api.api.get("/v1/nodes").json()}
+    assert nodes["w1"] == "lost", nodes
+    finished = {r["id"]: r["finished_at"] for r in runs}
+    later = {i: api.api.get(f"/v1/invocations/{i}").json()["finished_at"] for i in ids}
+    assert later == finished, "a run was finalised twice"
