@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
 from executor.statuses import TERMINAL_STATUSES, InvocationStatus, NodeState
+from executor.store import logs as log_store
 from executor.store.tables import (
     Activation,
     DispatchLock,
@@ -463,6 +464,7 @@ def finish(
     invocation.finished_at = now
     if invocation.started_at is not None:
         invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)
+    log_store.announce(session)  # followers of the run end their streams
     return True
 
 

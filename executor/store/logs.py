@@ -34,6 +34,7 @@ __all__ = [
     "LOG_CHANNEL",
     "LogFilter",
     "add_records",
+    "announce",
     "decode_cursor",
     "delete_ids",
     "delete_runs_logs",
@@ -139,10 +140,22 @@ def add_records(session: Session, records: Sequence[dict[str, object]]) -> None:
     """
     if not records:
         return
-    if session.get_bind().dialect.name == "postgresql":
+    if _is_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_WRITER_LOCK})
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": LOG_CHANNEL})
+        announce(session)
     session.execute(insert(LogRecord), list(records))
+
+
+def announce(session: Session) -> None:
+    """Tell the log followers of every process, when this transaction commits, to read the
+    store again (new records, or a followed run ended). PostgreSQL only: on SQLite there
+    is no other process to tell (they poll)."""
+    if _is_postgresql(session):
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": LOG_CHANNEL})
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def query_page(
