@@ -348,3 +348,24 @@ def test_logs_follow_of_a_run_on_a_worker_is_woken_across_processes(
     assert api.log_path is not None
     streams = [line for line in api.log_path.read_text().splitlines() if "/v1/logs/stream" in line]
     assert len(streams) == 1, streams
+
+
+def warm_on(api: ExecutorProcess, node_id: str) -> dict[str, int]:
+    """The warm containers ``node_id`` published: version id -> ready count."""
+    nodes = {n["id"]: n for n in api.api.get("/v1/nodes").json()}
+    return dict(nodes.get(node_id, {}).get("warm", {}))
+
+
+def test_runs_of_a_version_go_to_the_node_holding_its_warm_container(cluster: Cluster) -> None:
+    api = cluster.start("api", dispatch="false")
+    # The grace is long so that a slow claim by the warm node still wins on a loaded host.
+    cluster.start("cold", command="worker", warm_pool_size=0, placement_grace_s=60)
+    cluster.start("warm", command="worker", warm_pool_size=1, placement_grace_s=60)
+    api.push("counter")
+    api.activate("counter", "p")
+    for n in range(6):
+        wait_for("the warm node's ready container", lambda: warm_on(api, "warm"))
+        event = api.post_event(type="onSubmit", project_id="p", asset_id=f"a{n}", label={})
+        run = api.wait_run(event["invocations"][0], timeout=DEADLINE_S)
+        assert (run["status"], run["node"], run["start"]) == ("succeeded", "warm", "warm"), run
+    assert warm_on(api, "cold") == {}
