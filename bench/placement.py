@@ -42,12 +42,13 @@ def _process(data_dir: Path, command: str, **settings: str) -> subprocess.Popen[
         **{f"EXECUTOR_{name.upper()}": value for name, value in settings.items()},
     }
     data_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", "executor.cli", command],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with (data_dir / "process.log").open("wb") as log:  # read it when a mode fails
+        return subprocess.Popen(
+            [sys.executable, "-m", "executor.cli", command],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _until(what: str, api: httpx.Client, path: str, test: Callable[[httpx.Response], bool]) -> None:
@@ -83,17 +84,19 @@ def _cluster(workdir: Path, grace_s: str) -> Iterator[httpx.Client]:
         _until("two ready nodes", api, "/v1/nodes", lambda r: len(r.json()) == 2)
         yield api
     finally:
+        images: list[str] = []
+        with contextlib.suppress(httpx.HTTPError):
+            images = [
+                v["image_id"]
+                for p in api.get("/v1/plugins").json()
+                for v in api.get(f"/v1/plugins/{p['name']}").json()["versions"]
+                if v["image_id"]
+            ]
+        api.close()
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(120)
-        images = [
-            v["image_id"]
-            for p in api.get("/v1/plugins").json()
-            for v in api.get(f"/v1/plugins/{p['name']}").json()["versions"]
-            if v["image_id"]
-        ]
-        api.close()
         if images:
             subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
