@@ -434,6 +434,7 @@ class NodePublic(BaseModel):
     max_concurrent_runs: int
     warm_pool_memory_mib: int
     labels: dict[str, str]
+    warm: dict[str, int] = Field(description="Plugin version id -> warm containers ready.")
     running: int = Field(description="Runs it holds now.")
     started_at: datetime
     heartbeat_at: datetime

@@ -235,6 +235,12 @@ class Settings(BaseSettings):
     warm_pool_memory_budget_mib: int = Field(
         2048, ge=0, description="Memory limit summed over all warm containers; caps the pools."
     )
+    placement_grace_s: float = Field(
+        2.0,
+        ge=0,
+        description="A new run of a version warm on another live node is left to that node "
+        "this long by a node without a warm container of it; 0: no warm-aware placement.",
+    )
     warm_pool_idle_s: float = Field(
         600.0, gt=0, description="A warm pool unused this long is emptied until its next event."
     )

@@ -284,6 +284,7 @@ def node_public(node: Node, running: int) -> NodePublic:
         max_concurrent_runs=node.max_concurrent_runs,
         warm_pool_memory_mib=node.warm_pool_memory_mib,
         labels=node.labels,
+        warm=node.warm,
         running=running,
         started_at=node.started_at,
         heartbeat_at=node.heartbeat_at,

@@ -81,6 +81,7 @@ class Dispatcher:
         )
         self.pool = WarmPool(db, self.sandbox, settings)
         self.node = NodeMembership(db, engine, settings, self.owner)
+        self.pool.on_change = self.node.publish_warm
         self._stopping = threading.Event()
         self._handing_back = threading.Event()
         self.runner = InvocationRunner(
@@ -196,7 +197,13 @@ class Dispatcher:
         assert self.node.claim is not None  # joined at start
         with self.db.session() as session:
             claimed = invocation_store.claim(
-                session, self.owner, slots, self.settings.lease_s, self.limits, self.node.claim
+                session,
+                self.owner,
+                slots,
+                self.settings.lease_s,
+                self.limits,
+                self.node.claim,
+                self.settings.placement_grace_s,
             )
             # A webhook's invocations go to the deliverer, not to a container.
             webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])

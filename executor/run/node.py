@@ -104,6 +104,12 @@ class NodeMembership:
             log.warning("node %s is now %s", self.claim.node_id, state)
         self.state = state
 
+    def publish_warm(self, counts: dict[str, int]) -> None:
+        """Tell the store which versions this node holds warm containers of (placement)."""
+        if self.claim is not None:
+            with self.db.session() as session:
+                node_store.publish_warm(session, self.claim.node_id, self.instance, counts)
+
     def beat(self) -> list[str]:
         """Heartbeat; mark the silent nodes lost (their leases expire now). Returns the ids
         of the nodes marked lost."""

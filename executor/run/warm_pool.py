@@ -13,6 +13,9 @@ or whose plugin limits changed is emptied; a pool unused for ``warm_pool_idle_s`
 emptied until its next event; a container that waited longer than the run's wall time is
 replaced. The memory limits of all warm containers together stay
 within ``warm_pool_memory_budget_mib``.
+
+Each change of the ready counts is handed to ``on_change`` (from the pool's own thread, so
+a take never waits on it): the node publishes them for warm-aware placement.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -69,6 +73,8 @@ class WarmPool:
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_change: Callable[[dict[str, int]], None] = lambda counts: None
+        self._published: dict[str, int] = {}
 
     @property
     def enabled(self) -> bool:
@@ -114,6 +120,7 @@ class WarmPool:
             if pool.ready:
                 taken = pool.ready.pop(0)
             self._plan_fill(version_id, pool)
+        self._wakeup.set()  # publish the new count
         self._discard(stale)
         # A warm container may have died while it waited (killed from outside, engine
         # restart): that event then starts cold rather than fail.
@@ -174,11 +181,18 @@ class WarmPool:
             self._wakeup.clear()
             try:
                 self.sync()
+                self._publish()
             except ExecutorError as exc:
                 log.warning("warm pool: %s", exc.message)
             except Exception:
                 log.exception("warm pool error; retrying at the next sync")
             self._wakeup.wait(SYNC_INTERVAL_S)
+
+    def _publish(self) -> None:
+        counts = {version_id: count for version_id, count in self.counts().items() if count}
+        if counts != self._published:
+            self.on_change(counts)
+            self._published = counts
 
     def _used_mib(self) -> int:
         return sum(pool.count * pool.profile.memory_mib for pool in self._pools.values())
@@ -206,6 +220,7 @@ class WarmPool:
             if started is not None and current and not self._stopping.is_set():
                 pool.ready.append(started)
                 started = None
+                self._wakeup.set()  # publish the new count
         if started is not None:  # the pool was emptied meanwhile
             self._discard([started])
 

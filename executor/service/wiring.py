@@ -31,6 +31,7 @@ from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
+from executor.store.listen import LogListener
 from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter
@@ -89,6 +90,10 @@ class ExecutorService:
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
         )
         self.log_notifier = Notifier()
+        # Runs on other processes (workers) write to a shared PostgreSQL: hear their commits.
+        self.log_listener = (
+            None if self.db.is_sqlite else LogListener(self.db.url, self.log_notifier.notify)
+        )
         self.dispatcher = Dispatcher(
             self.db, self.engine, settings, self.metrics, self.log_notifier.notify
         )
@@ -183,6 +188,8 @@ class ExecutorService:
                 self.prepuller.start()
         if not api:
             return
+        if self.log_listener is not None:
+            self.log_listener.start()
         try:
             self.image_gc.collect()
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it
@@ -190,6 +197,8 @@ class ExecutorService:
         self.retention.start()
 
     def stop(self) -> None:
+        if self.log_listener is not None:
+            self.log_listener.stop()
         self.retention.stop()
         if self.prepuller is not None:
             self.prepuller.stop()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
 from executor.statuses import TERMINAL_STATUSES, InvocationStatus, NodeState
+from executor.store import logs as log_store
 from executor.store.tables import (
     Activation,
     DispatchLock,
@@ -158,6 +159,14 @@ def _running_counts(session: Session, column: Any) -> dict[str, int]:
     return {str(key): int(count) for key, count in rows.all()}
 
 
+def _warm_elsewhere(session: Session, node_id: str) -> set[str]:
+    """Version ids that another ready node holds a warm container of and ``node_id`` not."""
+    rows = session.execute(select(Node.id, Node.warm).where(Node.state == NodeState.READY))
+    warm = {str(holder): counts or {} for holder, counts in rows.all()}
+    own = warm.pop(node_id, {})
+    return {version for counts in warm.values() for version in counts if version not in own}
+
+
 def claim(
     session: Session,
     owner: str,
@@ -165,6 +174,7 @@ def claim(
     lease_s: float,
     limits: ClaimLimits,
     node: NodeClaim,
+    grace_s: float = 0.0,
 ) -> list[Invocation]:
     """Claim up to ``slots`` queued invocations for ``owner`` on ``node``, oldest first,
     within limits, each under a new lease generation.
@@ -175,6 +185,11 @@ def claim(
     A plugin whose oldest runnable invocation is blocked by a limit gets nothing newer
     claimed (arrival order per plugin); one this node cannot run (its activation needs a
     runtime or labels the node lacks) is left for another node and blocks nothing.
+
+    Warm-aware placement: a run queued less than ``grace_s`` ago whose version this node
+    holds no warm container of, while another ready node does, is left for that node (it
+    blocks nothing either); after the grace any node takes it, so nothing waits on a node
+    that went away or whose warm container was taken meanwhile.
     """
     now = utcnow()
     session.execute(
@@ -202,6 +217,8 @@ def claim(
         query = query.with_for_update(skip_locked=True)
     candidates = list(session.scalars(query))
     placements = _placements(session, {i.plugin_id for i in candidates})
+    warm_elsewhere = _warm_elsewhere(session, node.node_id) if grace_s > 0 else set()
+    fresh_since = now - timedelta(seconds=grace_s)
     claimed: list[Invocation] = []
     blocked: set[str] = set()
     for invocation in candidates:
@@ -210,6 +227,8 @@ def claim(
         if not node.can_run(
             *placements.get((invocation.plugin_id, invocation.project_id), (None, None))
         ):
+            continue
+        if invocation.version_id in warm_elsewhere and invocation.queued_at > fresh_since:
             continue
         plugin_busy = by_plugin.get(invocation.plugin_id, 0) >= limits.per_plugin
         project_busy = by_project.get(invocation.project_id, 0) >= limits.per_project
@@ -463,6 +482,7 @@ def finish(
     invocation.finished_at = now
     if invocation.started_at is not None:
         invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)
+    log_store.announce(session)  # followers of the run end their streams
     return True
 
 

@@ -3,6 +3,14 @@
 Paging is by record id (ids only grow), so a cursor names the last record a reader saw and
 the next page starts right after it: records written between two pages are neither skipped
 nor repeated. ``skip`` (Kili's offset paging) is kept for compatibility.
+
+That needs ids to become visible in id order. SQLite lets one writer in at a time, so they
+do. PostgreSQL takes ids from a sequence at INSERT, and two writers can commit in the other
+order: a reader that saw the later id first would page past the earlier one. So on
+PostgreSQL every transaction that adds records first takes one transaction-level advisory
+lock (held until its commit): log writers commit one at a time, in the order of their ids.
+The same transaction announces the records (``NOTIFY``, delivered at its commit) to the
+followers of every process (``executor/store/listen.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from executor.bounds import MAX_INT64
@@ -23,8 +31,10 @@ from executor.store.tables import LogRecord
 
 __all__ = [
     "LEVELS",
+    "LOG_CHANNEL",
     "LogFilter",
     "add_records",
+    "announce",
     "decode_cursor",
     "delete_ids",
     "delete_runs_logs",
@@ -43,6 +53,10 @@ __all__ = [
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 Order = Literal["asc", "desc"]
 CURSOR_PREFIX = "lr1:"
+# The advisory lock key of log writers (any constant unique among this database's advisory
+# locks: "plogwrit" in ASCII) and the channel their commits are announced on.
+LOG_WRITER_LOCK = 0x706C6F6777726974
+LOG_CHANNEL = "executor_log_records"
 
 
 def levels_at_least(level: str) -> list[str]:
@@ -118,9 +132,30 @@ def _escape_like(text: str) -> str:
 
 
 def add_records(session: Session, records: Sequence[dict[str, object]]) -> None:
-    """Insert a batch of log records (dicts of LogRecord columns)."""
-    if records:
-        session.execute(insert(LogRecord), list(records))
+    """Insert a batch of log records (dicts of LogRecord columns).
+
+    On PostgreSQL the transaction waits for the log writers' lock first (see the module
+    docstring): call it as the transaction's last lock-taking statement but the run's own
+    row, which a writer holds already (``fence``), so no lock is awaited while it is held.
+    """
+    if not records:
+        return
+    if _is_postgresql(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_WRITER_LOCK})
+        announce(session)
+    session.execute(insert(LogRecord), list(records))
+
+
+def announce(session: Session) -> None:
+    """Tell the log followers of every process, when this transaction commits, to read the
+    store again (new records, or a followed run ended). PostgreSQL only: on SQLite there
+    is no other process to tell (they poll)."""
+    if _is_postgresql(session):
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": LOG_CHANNEL})
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def query_page(

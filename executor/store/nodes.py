@@ -25,6 +25,7 @@ __all__ = [
     "heartbeat",
     "list_nodes",
     "mark_lost",
+    "publish_warm",
     "register",
     "running_by_node",
 ]
@@ -58,6 +59,7 @@ def register(session: Session, info: NodeInfo) -> Node:
         "max_concurrent_runs": info.max_concurrent_runs,
         "warm_pool_memory_mib": info.warm_pool_memory_mib,
         "labels": dict(info.labels),
+        "warm": {},  # a new process starts with empty pools
         "state": NodeState.READY,
         "started_at": now,
         "heartbeat_at": now,
@@ -85,6 +87,15 @@ def heartbeat(
         .values(state=revive_as)
     )
     return session.scalar(select(Node.state).where(Node.id == node_id, Node.instance == instance))
+
+
+def publish_warm(session: Session, node_id: str, instance: str, counts: dict[str, int]) -> None:
+    """Record the warm containers the node holds ready now (version id -> count)."""
+    session.execute(
+        update(Node)
+        .where(Node.id == node_id, Node.instance == instance)
+        .values(warm={version: count for version, count in counts.items() if count})
+    )
 
 
 def mark_lost(session: Session, ttl_s: float) -> list[str]:

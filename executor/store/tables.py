@@ -418,6 +418,8 @@ class Node(Base):
     max_concurrent_runs: Mapped[int] = mapped_column(Integer, default=0)
     warm_pool_memory_mib: Mapped[int] = mapped_column(Integer, default=0)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Version id -> warm containers ready on this node: runs of it are placed here first.
+    warm: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(16), default=NodeState.READY.value)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -300,3 +300,72 @@ def test_a_worker_naming_a_runtime_its_engine_lacks_does_not_start(
         " ".join(result.stderr.split())
     )
     assert "Traceback" not in result.stderr
+
+
+def test_logs_follow_of_a_run_on_a_worker_is_woken_across_processes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # The API process re-reads the store only once an hour unless PostgreSQL's NOTIFY of the
+    # worker's commits wakes it: the follow below ends only if every wake-up crossed over.
+    api = cluster.start("api", dispatch="false", log_follow_poll_s=3600)
+    cluster.start("w1", command="worker")
+    api.push("paced")
+    api.activate("paced", "p")
+    run_id = api.post_event(
+        type="onSubmit", project_id="p", asset_id="a", label={"rounds": 20, "pause": 0.5}
+    )["invocations"][0]
+    wait_for("the handler's start line", lambda: api.logs(run_id=run_id, q="start a"))
+    env = {**os.environ, "EXECUTOR_URL": api.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
+    command = [sys.executable, "-m", "executor.cli", "logs", "paced", "-p", "p"]
+    errors_file = tmp_path / "follow.stderr"
+    with errors_file.open("w") as errors_out:
+        follower = subprocess.Popen(
+            [*command, "--run", run_id, "--follow", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors_out,
+            text=True,
+        )
+    assert follower.stdout is not None
+    with follower:
+        try:
+            first = follower.stdout.readline()
+            status_then = run_of(api, run_id)["status"]
+            rest = follower.stdout.read()
+            follower.wait(timeout=DEADLINE_S)
+        finally:
+            follower.kill()
+    assert follower.returncode == 0, errors_file.read_text()
+    assert status_then == "running"  # the rest came while the worker still ran the plugin
+    followed = [json.loads(line) for line in [first, *rest.splitlines()]]
+    stored = api.logs(run_id=run_id)
+    assert run_of(api, run_id)["status"] == "succeeded"
+    assert [r["id"] for r in followed] == [r["id"] for r in stored]  # each once, in order
+    assert len([r for r in followed if r["stream"] == "logger"]) == 22
+    assert {(r["node_id"], r["attempt"]) for r in followed} == {("w1", 1)}
+    # In one stream: a CLI that heard nothing for a minute would have reconnected, and the
+    # new stream's first read would have caught up without any wake-up.
+    assert api.log_path is not None
+    streams = [line for line in api.log_path.read_text().splitlines() if "/v1/logs/stream" in line]
+    assert len(streams) == 1, streams
+
+
+def warm_on(api: ExecutorProcess, node_id: str) -> dict[str, int]:
+    """The warm containers ``node_id`` published: version id -> ready count."""
+    nodes = {n["id"]: n for n in api.api.get("/v1/nodes").json()}
+    return dict(nodes.get(node_id, {}).get("warm", {}))
+
+
+def test_runs_of_a_version_go_to_the_node_holding_its_warm_container(cluster: Cluster) -> None:
+    api = cluster.start("api", dispatch="false")
+    # The grace is long so that a slow claim by the warm node still wins on a loaded host.
+    cluster.start("cold", command="worker", warm_pool_size=0, placement_grace_s=60)
+    cluster.start("warm", command="worker", warm_pool_size=1, placement_grace_s=60)
+    api.push("counter")
+    api.activate("counter", "p")
+    for n in range(6):
+        wait_for("the warm node's ready container", lambda: warm_on(api, "warm"))
+        event = api.post_event(type="onSubmit", project_id="p", asset_id=f"a{n}", label={})
+        run = api.wait_run(event["invocations"][0], timeout=DEADLINE_S)
+        assert (run["status"], run["node"], run["start"]) == ("succeeded", "warm", "warm"), run
+    assert warm_on(api, "cold") == {}

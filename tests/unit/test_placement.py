@@ -1,0 +1,115 @@
+"""Warm-aware placement in the claim (SQLite, no Docker): a node without a warm container
+of a version leaves its fresh runs to a ready node holding one, for the grace only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from executor.statuses import NodeState
+from executor.store import invocations as invocation_store
+from executor.store import nodes as node_store
+from executor.store.db import Database
+from executor.store.tables import Event, Invocation, Node, Plugin, PluginVersion, utcnow
+
+LIMITS = invocation_store.ClaimLimits(per_plugin=10, per_project=10)
+COLD = invocation_store.NodeClaim("cold", frozenset({"runc"}), {}, "runc")
+GRACE_S = 60.0
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    database.migrate()
+    return database
+
+
+def _join(db: Database, node_id: str) -> None:
+    info = node_store.NodeInfo(node_id, f"{node_id}-1", "20.10", ["runc"], 4, 2048)
+    with db.session() as session:
+        node_store.register(session, info)
+
+
+def _queue(db: Database) -> tuple[str, str]:
+    """One queued run of a fresh version: (run id, version id)."""
+    with db.session() as session:
+        plugin = Plugin(name="p")
+        session.add(plugin)
+        session.flush()
+        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
+        event = Event(type="onSubmit", project_id="proj")
+        session.add_all([version, event])
+        session.flush()
+        run = Invocation(
+            event_id=event.id,
+            plugin_id=plugin.id,
+            version_id=version.id,
+            plugin_name="p",
+            version_number=1,
+            project_id="proj",
+            event_type="onSubmit",
+        )
+        session.add(run)
+        session.flush()
+        return run.id, version.id
+
+
+def _claim(db: Database, node: invocation_store.NodeClaim, grace_s: float) -> list[str]:
+    with db.session() as session:
+        claimed = invocation_store.claim(session, node.node_id, 1, 30, LIMITS, node, grace_s)
+        return [i.id for i in claimed]
+
+
+@pytest.fixture
+def warm_elsewhere(db: Database) -> tuple[str, str]:
+    """A run whose version only node ``warm`` holds a warm container of."""
+    _join(db, "cold")
+    _join(db, "warm")
+    run_id, version_id = _queue(db)
+    with db.session() as session:
+        node_store.publish_warm(session, "warm", "warm-1", {version_id: 1})
+    return run_id, version_id
+
+
+def test_a_fresh_run_is_left_to_the_node_holding_its_warm_container(
+    db: Database, warm_elsewhere: tuple[str, str]
+) -> None:
+    run_id, _ = warm_elsewhere
+    assert _claim(db, COLD, GRACE_S) == []
+    warm = invocation_store.NodeClaim("warm", frozenset({"runc"}), {}, "runc")
+    assert _claim(db, warm, GRACE_S) == [run_id]
+
+
+def test_after_the_grace_any_node_takes_it(db: Database, warm_elsewhere: tuple[str, str]) -> None:
+    run_id, _ = warm_elsewhere
+    assert _claim(db, COLD, GRACE_S) == []
+    with db.session() as session:
+        old = utcnow() - timedelta(seconds=GRACE_S + 1)
+        session.execute(update(Invocation).where(Invocation.id == run_id).values(queued_at=old))
+    assert _claim(db, COLD, GRACE_S) == [run_id]
+
+
+@pytest.mark.parametrize("state", [NodeState.DRAINING, NodeState.LOST])
+def test_a_warm_node_that_takes_no_runs_defers_nothing(
+    db: Database, warm_elsewhere: tuple[str, str], state: NodeState
+) -> None:
+    run_id, _ = warm_elsewhere
+    with db.session() as session:
+        session.execute(update(Node).where(Node.id == "warm").values(state=state))
+    assert _claim(db, COLD, GRACE_S) == [run_id]
+
+
+def test_placement_off_takes_it_at_once(db: Database, warm_elsewhere: tuple[str, str]) -> None:
+    run_id, _ = warm_elsewhere
+    assert _claim(db, COLD, 0) == [run_id]
+
+
+def test_a_restarted_node_publishes_no_warm_containers_until_its_pool_refills(
+    db: Database, warm_elsewhere: tuple[str, str]
+) -> None:
+    run_id, _ = warm_elsewhere
+    _join(db, "warm")  # the warm node restarted: its pool is empty
+    assert _claim(db, COLD, GRACE_S) == [run_id]
