@@ -65,22 +65,22 @@ def _runs(
 
 def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
     """Store the event and its invocations, which only run plugins of the project's
-    tenant; an id seen before returns the first result. Committed before it returns."""
-    with db.write_connection() as connection:
+    tenant; an id seen before returns the first result. Committed before it returns: the
+    event and its invocations in one write (``Database.single_write_connection``)."""
+    with db.single_write_connection() as connection:
         project = ingest_store.project_state(connection, event_in.project_id)
         tenant_id = _event_tenant(caller, event_in.project_id, project.tenant_id)
         if event_in.id is not None and (first := _first_post(connection, event_in.id, tenant_id)):
             return first
-        event = ingest_store.add_event(
-            connection,
+        event = ingest_store.new_event(
             event_id=event_in.id,
             tenant_id=tenant_id,
             type=event_in.type,
             project_id=event_in.project_id,
             asset_id=event_in.asset_id,
-            label=event_in.label,
-            payload=event_in.payload,
         )
         runs = _runs(event_in.type, project.activations)
-        ids = ingest_store.add_invocations(connection, event, runs)
+        ids = ingest_store.add_event_and_invocations(
+            connection, event, event_in.label, event_in.payload, runs
+        )
         return Ingested(event.id, ids, created=True)

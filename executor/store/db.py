@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +13,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Connection", "Database", "Session"]
@@ -19,6 +22,10 @@ __all__ = ["Connection", "Database", "Session"]
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 DEFAULT_POOL_SIZE = 10  # Settings.database_pool_size
+# A pooled server connection idle longer than this is checked before use (a busy pool's
+# connections come back within milliseconds and are not).
+IDLE_PING_S = 1.0
+RETURNED_AT = "executor_returned_at"
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -32,6 +39,22 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _note_return(_dbapi_connection: Any, record: Any) -> None:
+    record.info[RETURNED_AT] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Checks a server connection that sat in the pool longer than ``IDLE_PING_S`` (the
+    server may have closed it meanwhile); the pool replaces one that fails."""
+    returned = record.info.get(RETURNED_AT)
+    if returned is None or time.monotonic() - returned <= IDLE_PING_S:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as error:
+        raise DisconnectionError("a pooled database connection was lost") from error
+
+
 class Database:
     """One engine and its session factory; ``session()`` is a unit of work."""
 
@@ -41,19 +64,24 @@ class Database:
         connect_args: dict[str, Any] = {}
         if self.is_sqlite:
             connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        # A server connection can drop between requests, so it is checked as it is taken;
-        # a SQLite file has no connection to lose, and the check is a statement per request.
-        # Connections past pool_size are closed when returned: a pool smaller than the
-        # requests in flight opened a new PostgreSQL connection for most events under load.
+        # A server connection can drop between requests, so one that sat idle in the pool is
+        # checked as it is taken (``_ping_if_idle``); checking every one cost a round trip
+        # per request under load, and a SQLite file has no connection to lose. Connections
+        # past pool_size are closed when returned: a pool smaller than the requests in flight
+        # opened a new PostgreSQL connection for most events under load.
         self.engine: Engine = create_engine(
             url,
             connect_args=connect_args,
-            pool_pre_ping=not self.is_sqlite,
             pool_size=pool_size,
             max_overflow=2 * pool_size,
         )
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
+        else:
+            event.listen(self.engine, "checkin", _note_return)
+            event.listen(
+                self.engine, "checkout", functools.partial(_ping_if_idle, self.engine.dialect)
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite lets one writer in at a time and makes the others sleep and retry (the
         # busy timeout backs off in steps of up to 100 ms); queueing this process's own
@@ -102,6 +130,19 @@ class Database:
         (``executor.store.ingest``), where a session's bookkeeping costs more than the SQL."""
         with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def single_write_connection(self) -> Iterator[Connection]:
+        """A connection for reads followed by one write statement, which is atomic on its
+        own: on PostgreSQL it autocommits (no BEGIN and COMMIT, two round trips of an
+        event's four); on SQLite, where the write is several statements, it is
+        ``write_connection()``."""
+        if self.is_sqlite:
+            with self.write_connection() as connection:
+                yield connection
+            return
+        with self.engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""

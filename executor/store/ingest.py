@@ -3,7 +3,9 @@
 Ingest is the busiest write (every event the platform posts), and a profile of it under
 load showed the ORM's unit of work (identity map, flush, one INSERT per row) costing
 several times the statements themselves. So these functions read only the columns ingest
-uses, into plain records, and write each kind of row with one statement.
+uses, into plain records, and write each kind of row with one statement; on PostgreSQL the
+event and all its invocations are one statement (``add_event_and_invocations``), each
+round trip to the server being a wait per event.
 """
 
 from __future__ import annotations
@@ -12,7 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, join, select
+from sqlalchemy import (
+    ColumnClause,
+    ColumnDefault,
+    Connection,
+    Insert,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    column,
+    insert,
+    join,
+    literal,
+    select,
+    true,
+    values,
+)
 
 from executor.statuses import BuildStatus
 from executor.store.tables import (
@@ -31,8 +49,8 @@ __all__ = [
     "ProjectActivation",
     "ProjectState",
     "RunnableVersion",
-    "add_event",
-    "add_invocations",
+    "add_event_and_invocations",
+    "new_event",
     "project_state",
     "stored_event",
 ]
@@ -144,33 +162,26 @@ def stored_event(connection: Connection, event_id: str) -> tuple[str, list[str]]
     return tenant_id, list(connection.scalars(_EVENT_INVOCATIONS, {"event_id": event_id}))
 
 
-def add_event(
-    connection: Connection,
-    *,
-    event_id: str | None,
-    tenant_id: str,
-    type: str,
-    project_id: str,
-    asset_id: str | None,
-    label: dict[str, Any] | None,
-    payload: dict[str, Any] | None,
+def new_event(
+    *, event_id: str | None, tenant_id: str, type: str, project_id: str, asset_id: str | None
 ) -> NewEvent:
-    """Store an event (a new id unless ``event_id`` is given)."""
-    event = NewEvent(event_id or new_id(), tenant_id, type, project_id, asset_id, utcnow())
-    connection.execute(
-        _INSERT_EVENT,
-        {
-            "id": event.id,
-            "tenant_id": tenant_id,
-            "type": type,
-            "project_id": project_id,
-            "asset_id": asset_id,
-            "label": label,
-            "payload": payload,
-            "received_at": event.received_at,
-        },
-    )
-    return event
+    """An event to store (a new id unless ``event_id`` is given), received now."""
+    return NewEvent(event_id or new_id(), tenant_id, type, project_id, asset_id, utcnow())
+
+
+def _event_row(
+    event: NewEvent, label: dict[str, Any] | None, payload: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "tenant_id": event.tenant_id,
+        "type": event.type,
+        "project_id": event.project_id,
+        "asset_id": event.asset_id,
+        "label": label,
+        "payload": payload,
+        "received_at": event.received_at,
+    }
 
 
 def project_state(connection: Connection, project_id: str) -> ProjectState:
@@ -207,17 +218,13 @@ def project_state(connection: Connection, project_id: str) -> ProjectState:
     return ProjectState(tenant_id, list(found.values()))
 
 
-def add_invocations(
-    connection: Connection,
-    event: NewEvent,
-    runs: list[tuple[ProjectActivation, RunnableVersion]],
-) -> list[str]:
-    """Queue one invocation of ``event`` per (activation, version), in one statement; their
-    ids, in the order of ``runs``."""
-    ids = [new_id() for _ in runs]
-    rows = [
+def _invocation_rows(
+    event: NewEvent, runs: list[tuple[ProjectActivation, RunnableVersion]]
+) -> list[dict[str, Any]]:
+    """One queued invocation of ``event`` per (activation, version), each with a new id."""
+    return [
         {
-            "id": invocation_id,
+            "id": new_id(),
             "tenant_id": event.tenant_id,
             "event_id": event.id,
             "plugin_id": activation.plugin_id,
@@ -231,8 +238,86 @@ def add_invocations(
             "queued_at": event.received_at,
             "max_retries": activation.max_retries,
         }
-        for invocation_id, (activation, version) in zip(ids, runs, strict=True)
+        for activation, version in runs
     ]
-    if rows:
-        connection.execute(_INSERT_INVOCATIONS, rows)
-    return ids
+
+
+# What differs between the invocations of one event; the rest they copy from the event.
+_RUN_COLUMNS: list[ColumnClause[Any]] = [
+    column("id", String),
+    column("plugin_id", String),
+    column("version_id", String),
+    column("plugin_name", String),
+    column("version_number", Integer),
+    column("image_id", String),
+    column("max_retries", Integer),
+]
+# Which column of the event each invocation copies.
+_FROM_EVENT = {
+    "tenant_id": "tenant_id",
+    "event_id": "id",
+    "project_id": "project_id",
+    "event_type": "type",
+    "asset_id": "asset_id",
+    "queued_at": "received_at",
+}
+
+# The columns rows inserted one by one take their Python-side defaults for (status,
+# attempt, ...): an INSERT ... SELECT leaves them to the SELECT.
+_INVOCATION_DEFAULTS = {
+    c.name: literal(c.default.arg if c.default.is_scalar else c.default.arg(None), c.type)
+    for c in Invocation.__table__.columns
+    if isinstance(c.default, ColumnDefault)
+    and c.name not in {*_FROM_EVENT, *(r.name for r in _RUN_COLUMNS)}
+}
+
+
+def _event_and_invocations_statement(
+    event_row: dict[str, Any], invocation_rows: list[dict[str, Any]]
+) -> Insert:
+    """``WITH event AS (INSERT INTO events ... RETURNING ...) INSERT INTO invocations
+    SELECT ... FROM (VALUES ...) AS runs JOIN event ON true``: PostgreSQL checks the
+    invocations' foreign key at the end of the statement, when the event is in."""
+    stored = (
+        insert(Event)
+        .values(event_row)
+        .returning(*(_events[name] for name in _FROM_EVENT.values()))
+        .cte("event")
+    )
+    runs = values(*_RUN_COLUMNS, name="runs").data(
+        [tuple(row[c.name] for c in _RUN_COLUMNS) for row in invocation_rows]
+    )
+    names = [c.name for c in _RUN_COLUMNS] + list(_FROM_EVENT) + list(_INVOCATION_DEFAULTS)
+    return insert(Invocation).from_select(
+        names,
+        select(
+            *(runs.c[c.name] for c in _RUN_COLUMNS),
+            *(stored.c[source] for source in _FROM_EVENT.values()),
+            *_INVOCATION_DEFAULTS.values(),
+        ).select_from(runs.join(stored, true())),  # each run with the one event
+        include_defaults=False,
+    )
+
+
+def add_event_and_invocations(
+    connection: Connection,
+    event: NewEvent,
+    label: dict[str, Any] | None,
+    payload: dict[str, Any] | None,
+    runs: list[tuple[ProjectActivation, RunnableVersion]],
+) -> list[str]:
+    """Store ``event`` and queue one invocation per (activation, version); their ids, in the
+    order of ``runs``. On PostgreSQL this is one statement (atomic on its own, so the
+    caller's connection may autocommit: no BEGIN, no COMMIT, one round trip); SQLite has no
+    INSERT in a WITH, and a statement per kind of row costs no round trip there."""
+    event_row = _event_row(event, label, payload)
+    rows = _invocation_rows(event, runs)
+    if connection.dialect.name != "postgresql":
+        connection.execute(_INSERT_EVENT, event_row)
+        if rows:
+            connection.execute(_INSERT_INVOCATIONS, rows)
+    elif rows:
+        connection.execute(_event_and_invocations_statement(event_row, rows))
+    else:
+        connection.execute(_INSERT_EVENT, event_row)
+    return [row["id"] for row in rows]
