@@ -31,6 +31,7 @@ from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
+from executor.store.ingest import EventWriter
 from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter
@@ -70,6 +71,7 @@ class ExecutorService:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
         self.db = Database(settings.resolved_database_url, settings.database_pool_size)
+        self.event_writer = EventWriter(self.db)
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
@@ -114,7 +116,7 @@ class ExecutorService:
     def post_event(self, caller: Caller, event_in: EventIn) -> Ingested:
         """Store the event and its invocations (``executor.service.events``); wake the
         dispatcher when there is something to claim."""
-        ingested = ingest_event(self.db, caller, event_in)
+        ingested = ingest_event(self.db, self.event_writer, caller, event_in)
         if ingested.created:
             self.metrics.events_received.inc()
             if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim

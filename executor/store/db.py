@@ -132,17 +132,19 @@ class Database:
             yield connection
 
     @contextmanager
-    def single_write_connection(self) -> Iterator[Connection]:
-        """A connection for reads followed by one write statement, which is atomic on its
-        own: on PostgreSQL it autocommits (no BEGIN and COMMIT, two round trips of an
-        event's four); on SQLite, where the write is several statements, it is
-        ``write_connection()``."""
-        if self.is_sqlite:
-            with self.write_connection() as connection:
-                yield connection
-            return
+    def autocommit_connection(self) -> Iterator[Connection]:
+        """A connection where each statement is its own transaction: for reads that need no
+        snapshot across statements, and writes of one statement (on PostgreSQL, no BEGIN
+        and COMMIT: two round trips fewer)."""
         with self.engine.connect() as connection:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def single_write_connection(self) -> Iterator[Connection]:
+        """A connection for a write that is one statement on PostgreSQL
+        (``autocommit_connection()``) and several on SQLite (``write_connection()``)."""
+        with self.write_connection() if self.is_sqlite else self.autocommit_connection() as c:
+            yield c
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""

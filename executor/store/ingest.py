@@ -4,12 +4,13 @@ Ingest is the busiest write (every event the platform posts), and a profile of i
 load showed the ORM's unit of work (identity map, flush, one INSERT per row) costing
 several times the statements themselves. So these functions read only the columns ingest
 uses, into plain records, and write each kind of row with one statement; on PostgreSQL the
-event and all its invocations are one statement (``add_event_and_invocations``), each
-round trip to the server being a wait per event.
+events and all their invocations are one statement, each round trip to the server being a
+wait per event, and events posted at the same time share it (``EventWriter``).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,11 +29,12 @@ from sqlalchemy import (
     join,
     literal,
     select,
-    true,
     values,
 )
+from sqlalchemy.exc import IntegrityError
 
 from executor.statuses import BuildStatus
+from executor.store.db import Database
 from executor.store.tables import (
     Activation,
     Event,
@@ -45,11 +47,14 @@ from executor.store.tables import (
 )
 
 __all__ = [
+    "EventIdTaken",
+    "EventRows",
+    "EventWriter",
     "NewEvent",
     "ProjectActivation",
     "ProjectState",
     "RunnableVersion",
-    "add_event_and_invocations",
+    "event_rows",
     "new_event",
     "project_state",
     "stored_event",
@@ -242,9 +247,10 @@ def _invocation_rows(
     ]
 
 
-# What differs between the invocations of one event; the rest they copy from the event.
+# What differs between invocations; the rest they copy from their event.
 _RUN_COLUMNS: list[ColumnClause[Any]] = [
     column("id", String),
+    column("event_id", String),
     column("plugin_id", String),
     column("version_id", String),
     column("plugin_name", String),
@@ -252,10 +258,9 @@ _RUN_COLUMNS: list[ColumnClause[Any]] = [
     column("image_id", String),
     column("max_retries", Integer),
 ]
-# Which column of the event each invocation copies.
+# Which column of its event each invocation copies.
 _FROM_EVENT = {
     "tenant_id": "tenant_id",
-    "event_id": "id",
     "project_id": "project_id",
     "event_type": "type",
     "asset_id": "asset_id",
@@ -272,16 +277,17 @@ _INVOCATION_DEFAULTS = {
 }
 
 
-def _event_and_invocations_statement(
-    event_row: dict[str, Any], invocation_rows: list[dict[str, Any]]
+def _events_and_invocations_statement(
+    event_rows: list[dict[str, Any]], invocation_rows: list[dict[str, Any]]
 ) -> Insert:
     """``WITH event AS (INSERT INTO events ... RETURNING ...) INSERT INTO invocations
-    SELECT ... FROM (VALUES ...) AS runs JOIN event ON true``: PostgreSQL checks the
-    invocations' foreign key at the end of the statement, when the event is in."""
+    SELECT ... FROM (VALUES ...) AS runs JOIN event ON runs.event_id = event.id``:
+    PostgreSQL checks the invocations' foreign key at the end of the statement, when the
+    events are in."""
     stored = (
         insert(Event)
-        .values(event_row)
-        .returning(*(_events[name] for name in _FROM_EVENT.values()))
+        .values(event_rows)
+        .returning(_events.id, *(_events[name] for name in _FROM_EVENT.values()))
         .cte("event")
     )
     runs = values(*_RUN_COLUMNS, name="runs").data(
@@ -294,30 +300,119 @@ def _event_and_invocations_statement(
             *(runs.c[c.name] for c in _RUN_COLUMNS),
             *(stored.c[source] for source in _FROM_EVENT.values()),
             *_INVOCATION_DEFAULTS.values(),
-        ).select_from(runs.join(stored, true())),  # each run with the one event
+        ).select_from(runs.join(stored, runs.c.event_id == stored.c.id)),
         include_defaults=False,
     )
 
 
-def add_event_and_invocations(
-    connection: Connection,
+@dataclass(frozen=True)
+class EventRows:
+    """The rows one event writes: the event and its queued invocations."""
+
+    event: dict[str, Any]
+    invocations: list[dict[str, Any]]
+
+    @property
+    def invocation_ids(self) -> list[str]:
+        return [row["id"] for row in self.invocations]
+
+
+def event_rows(
     event: NewEvent,
     label: dict[str, Any] | None,
     payload: dict[str, Any] | None,
     runs: list[tuple[ProjectActivation, RunnableVersion]],
-) -> list[str]:
-    """Store ``event`` and queue one invocation per (activation, version); their ids, in the
-    order of ``runs``. On PostgreSQL this is one statement (atomic on its own, so the
-    caller's connection may autocommit: no BEGIN, no COMMIT, one round trip); SQLite has no
+) -> EventRows:
+    """``event`` and one queued invocation per (activation, version), in the order of
+    ``runs``."""
+    return EventRows(_event_row(event, label, payload), _invocation_rows(event, runs))
+
+
+def _write(connection: Connection, batch: list[EventRows]) -> None:
+    """Insert the rows of ``batch``. On PostgreSQL this is one statement (atomic on its own,
+    so the connection may autocommit: no BEGIN, no COMMIT, one round trip); SQLite has no
     INSERT in a WITH, and a statement per kind of row costs no round trip there."""
-    event_row = _event_row(event, label, payload)
-    rows = _invocation_rows(event, runs)
+    events = [rows.event for rows in batch]
+    invocations = [row for rows in batch for row in rows.invocations]
     if connection.dialect.name != "postgresql":
-        connection.execute(_INSERT_EVENT, event_row)
-        if rows:
-            connection.execute(_INSERT_INVOCATIONS, rows)
-    elif rows:
-        connection.execute(_event_and_invocations_statement(event_row, rows))
+        connection.execute(_INSERT_EVENT, events)
+        if invocations:
+            connection.execute(_INSERT_INVOCATIONS, invocations)
+    elif invocations:
+        connection.execute(_events_and_invocations_statement(events, invocations))
     else:
-        connection.execute(_INSERT_EVENT, event_row)
-    return [row["id"] for row in rows]
+        connection.execute(insert(Event).values(events))
+
+
+class EventIdTaken(Exception):
+    """The event's id (its idempotency key) was stored meanwhile, by a post at the same time."""
+
+
+@dataclass
+class _Pending:
+    rows: EventRows
+    done: bool = False
+    error: Exception | None = None
+
+
+class EventWriter:
+    """Writes events with their invocations, those posted at the same time together.
+
+    Each commit waits for the store to make it durable (PostgreSQL flushes its write-ahead
+    log to disk: about a millisecond here, more than the rest of an event). So while one
+    batch is written, the events that arrive queue, and the next writer takes them all: one
+    statement and one flush for the batch, every caller returning only after the commit
+    that holds its rows (nothing answered is ever lost). A batch that fails is written
+    again one event at a time, so that one bad event fails only its own post.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._changed = threading.Condition()
+        self._queued: list[_Pending] = []
+        self._writing = False
+
+    def write(self, rows: EventRows) -> None:
+        """Commit ``rows`` (with whatever else is queued); EventIdTaken if the event's id
+        is already stored."""
+        mine = _Pending(rows)
+        batch: list[_Pending] = []
+        with self._changed:
+            self._queued.append(mine)
+            while self._writing and not mine.done:
+                self._changed.wait()
+            if not mine.done:  # nobody is writing: this thread writes the queue, its own too
+                self._writing = True
+                batch, self._queued = self._queued, []
+        if batch:
+            try:
+                self._flush(batch)
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+
+    def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            self._commit([pending.rows for pending in batch])
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+            else:
+                for pending in batch:
+                    self._flush([pending])
+        finally:
+            for pending in batch:
+                pending.done = True
+
+    def _commit(self, batch: list[EventRows]) -> None:
+        try:
+            with self._db.single_write_connection() as connection:
+                _write(connection, batch)
+        except IntegrityError as error:
+            if len(batch) > 1:
+                raise
+            # Its invocations' ids are new, so the one key that can clash is the event's.
+            raise EventIdTaken(batch[0].event["id"]) from error
