@@ -8,14 +8,17 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from sqlalchemy import event, select
 
 from executor.store import ingest as ingest_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation
+from tests.conftest import make_settings, start_server, stop_server
 
 DEADLINE_S = 120
 
@@ -122,3 +125,34 @@ def test_a_bad_event_in_a_batch_fails_only_its_own_post(db: Database) -> None:
     # The batch of three failed as a whole (nothing of it stored), then each went alone.
     assert len(seen) == 1 + 1 + 3, seen
     assert stored(db) == {"taken": 0, "first": 0, "good-1": 1, "good-2": 1}
+
+
+def test_one_id_posted_twice_at_once_answers_the_second_with_the_first_post(
+    postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
+) -> None:
+    """The second post's check finds no stored event (the first is not committed yet), so
+    its write clashes on the id: it answers 200 with the first post's invocations."""
+    entry = start_server(
+        make_settings(tmp_path, database_url=postgres_url, dispatch=False), docker_client
+    )
+    server = entry[0]
+    try:
+        server.push("counter", name="twice")
+        server.activate("twice", "p")
+        db, writer = server.service.db, server.service.event_writer
+        body = {"id": "once", "type": "onSubmit", "project_id": "p", "asset_id": "a", "label": {}}
+        seen, record = inserts(db)
+        with ThreadPoolExecutor(2) as pool, events_table_locked(db):
+            first = pool.submit(server.api.post, "/v1/events", json=body)
+            wait_until(lambda: len(seen) == 1)
+            second = pool.submit(server.api.post, "/v1/events", json=body)
+            wait_until(lambda: len(writer._queued) == 1)
+        event.remove(db.engine, "before_cursor_execute", record)
+        answers = sorted(
+            (f.result(timeout=DEADLINE_S) for f in (first, second)), key=lambda r: r.status_code
+        )
+        assert [r.status_code for r in answers] == [200, 202], [r.text for r in answers]
+        assert answers[0].json() == answers[1].json()
+        assert stored(db) == {"once": 1}
+    finally:
+        stop_server(*entry)
