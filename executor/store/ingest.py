@@ -26,7 +26,6 @@ from sqlalchemy import (
     bindparam,
     column,
     insert,
-    join,
     literal,
     select,
     values,
@@ -47,6 +46,7 @@ from executor.store.tables import (
 )
 
 __all__ = [
+    "PROJECT_STATE",
     "EventIdTaken",
     "EventRows",
     "EventWriter",
@@ -115,7 +115,7 @@ _EVENT_INVOCATIONS = (
 # The project's tenant, and that tenant's activations on it with their runnable versions:
 # one statement (no row: no tenant has the project, and nothing can be active on it, since
 # activating claims the project).
-_PROJECT = (
+PROJECT_STATE = (
     select(
         _projects.tenant_id,
         _activations.plugin_id,
@@ -132,9 +132,12 @@ _PROJECT = (
         _versions.image_id,
     )
     .select_from(Project.__table__)
+    # Flat outer joins: SQLite materialized a nested (activations JOIN plugins), scanning
+    # every activation of every project for each event, where these use its indexes.
+    .outerjoin(Activation.__table__, _activations.project_id == _projects.id)
     .outerjoin(
-        join(Activation.__table__, Plugin.__table__, _plugins.id == _activations.plugin_id),
-        and_(_activations.project_id == _projects.id, _plugins.tenant_id == _projects.tenant_id),
+        Plugin.__table__,
+        and_(_plugins.id == _activations.plugin_id, _plugins.tenant_id == _projects.tenant_id),
     )
     .outerjoin(
         PluginVersion.__table__,
@@ -194,9 +197,9 @@ def project_state(connection: Connection, project_id: str) -> ProjectState:
     versions: one query."""
     tenant_id: str | None = None
     found: dict[str, ProjectActivation] = {}
-    for row in connection.execute(_PROJECT, {"project_id": project_id}):
+    for row in connection.execute(PROJECT_STATE, {"project_id": project_id}):
         tenant_id = row.tenant_id
-        if row.plugin_id is None:
+        if row.name is None:  # no activation, or one of a plugin not of the project's tenant
             continue
         activation = found.get(row.plugin_id)
         if activation is None:

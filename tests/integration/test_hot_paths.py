@@ -14,7 +14,9 @@ from typing import Any
 import docker
 from sqlalchemy import event, select
 
+from executor.store import ingest as ingest_store
 from executor.store import plugins as plugin_store
+from executor.store.db import Database
 from executor.store.tables import Event, Invocation
 from tests.conftest import RunningServer, ServerFactory, make_settings, start_server, stop_server
 
@@ -156,3 +158,26 @@ def test_on_postgres_an_event_and_its_invocations_are_one_statement(
         assert [verb_and_table(s) for s in seen] == [("SELECT", "projects"), ("INSERT", "events")]
     finally:
         stop_server(*entry)
+
+
+def test_ingest_reads_a_project_through_indexes_not_every_activation(tmp_path: Path) -> None:
+    """SQLite's plan for ingest's one read searches each table by index: a scan of
+    activations would read every project's activations for each event."""
+    db = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    db.migrate()
+    try:
+        with db.autocommit_connection() as connection:
+            statement = ingest_store.PROJECT_STATE.compile(dialect=connection.dialect)
+            bound = [statement.params[name] for name in statement.positiontup or []]
+            plan = [
+                row[3]
+                for row in connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", tuple(bound)
+                )
+            ]
+    finally:
+        db.dispose()
+    tables = ("projects", "activations", "plugins", "plugin_versions")
+    assert [step.split()[:2] for step in plan if "B-TREE" not in step] == [
+        ["SEARCH", table] for table in tables
+    ], plan
