@@ -11,7 +11,7 @@ wait per event, and events posted at the same time share it (``EventWriter``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -355,7 +355,9 @@ class EventIdTaken(Exception):
 class _Pending:
     rows: EventRows
     done: bool = False
-    error: Exception | None = None
+    # Cleared only by a commit that holds the rows: a writer stopped by anything else
+    # (an interrupt) leaves its batch failed, never answered as stored.
+    error: Exception | None = field(default_factory=lambda: RuntimeError("event not written"))
 
 
 class EventWriter:
@@ -400,6 +402,8 @@ class EventWriter:
     def _flush(self, batch: list[_Pending]) -> None:
         try:
             self._commit([pending.rows for pending in batch])
+            for pending in batch:
+                pending.error = None
         except Exception as error:
             if len(batch) == 1:
                 batch[0].error = error
