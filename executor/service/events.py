@@ -63,24 +63,34 @@ def _runs(
     return runs
 
 
-def ingest_event(db: Database, caller: Caller, event_in: EventIn) -> Ingested:
+def ingest_event(
+    db: Database, writer: ingest_store.EventWriter, caller: Caller, event_in: EventIn
+) -> Ingested:
     """Store the event and its invocations, which only run plugins of the project's
-    tenant; an id seen before returns the first result. Committed before it returns."""
-    with db.write_connection() as connection:
+    tenant; an id seen before returns the first result. Committed before it returns: the
+    event with its invocations, in one write (``executor.store.ingest.EventWriter``)."""
+    with db.autocommit_connection() as connection:
         project = ingest_store.project_state(connection, event_in.project_id)
         tenant_id = _event_tenant(caller, event_in.project_id, project.tenant_id)
         if event_in.id is not None and (first := _first_post(connection, event_in.id, tenant_id)):
             return first
-        event = ingest_store.add_event(
-            connection,
-            event_id=event_in.id,
-            tenant_id=tenant_id,
-            type=event_in.type,
-            project_id=event_in.project_id,
-            asset_id=event_in.asset_id,
-            label=event_in.label,
-            payload=event_in.payload,
-        )
-        runs = _runs(event_in.type, project.activations)
-        ids = ingest_store.add_invocations(connection, event, runs)
-        return Ingested(event.id, ids, created=True)
+    event = ingest_store.new_event(
+        event_id=event_in.id,
+        tenant_id=tenant_id,
+        type=event_in.type,
+        project_id=event_in.project_id,
+        asset_id=event_in.asset_id,
+    )
+    rows = ingest_store.event_rows(
+        event, event_in.label, event_in.payload, _runs(event_in.type, project.activations)
+    )
+    try:
+        writer.write(rows)
+    except ingest_store.EventIdTaken:
+        # The same id posted at the same time, and the other post's write came first.
+        with db.autocommit_connection() as connection:
+            first = _first_post(connection, event.id, tenant_id)
+        if first is None:
+            raise
+        return first
+    return Ingested(event.id, rows.invocation_ids, created=True)

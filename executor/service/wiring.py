@@ -31,6 +31,7 @@ from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
+from executor.store.ingest import EventWriter
 from executor.store.listen import LogListener
 from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Authenticator, Caller
@@ -74,6 +75,7 @@ class ExecutorService:
         self.db = Database(
             settings.resolved_database_url, settings.database_pool_size, settings.lease_s
         )
+        self.event_writer = EventWriter(self.db)
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
@@ -122,7 +124,7 @@ class ExecutorService:
     def post_event(self, caller: Caller, event_in: EventIn) -> Ingested:
         """Store the event and its invocations (``executor.service.events``); wake the
         dispatcher when there is something to claim."""
-        ingested = ingest_event(self.db, caller, event_in)
+        ingested = ingest_event(self.db, self.event_writer, caller, event_in)
         if ingested.created:
             self.metrics.events_received.inc()
             if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim

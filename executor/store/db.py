@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +13,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Connection", "Database", "Session"]
@@ -21,6 +24,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # The PostgreSQL advisory lock key migrations take (any constant of this application's own).
 MIGRATION_LOCK = 0x706C7567696E6578  # "pluginex"
 DEFAULT_POOL_SIZE = 10  # Settings.database_pool_size
+# A pooled server connection idle longer than this is checked before use (a busy pool's
+# connections come back within milliseconds and are not).
+IDLE_PING_S = 1.0
+RETURNED_AT = "executor_returned_at"
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -32,6 +39,22 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _note_return(_dbapi_connection: Any, record: Any) -> None:
+    record.info[RETURNED_AT] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Checks a server connection that sat in the pool longer than ``IDLE_PING_S`` (the
+    server may have closed it meanwhile); the pool replaces one that fails."""
+    returned = record.info.get(RETURNED_AT)
+    if returned is None or time.monotonic() - returned <= IDLE_PING_S:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as error:
+        raise DisconnectionError("a pooled database connection was lost") from error
 
 
 class Database:
@@ -51,19 +74,24 @@ class Database:
             # ends a transaction left idle this long, which frees them.
             timeout_ms = max(1, round(idle_transaction_s * 1000))
             connect_args = {"options": f"-c idle_in_transaction_session_timeout={timeout_ms}"}
-        # A server connection can drop between requests, so it is checked as it is taken;
-        # a SQLite file has no connection to lose, and the check is a statement per request.
-        # Connections past pool_size are closed when returned: a pool smaller than the
-        # requests in flight opened a new PostgreSQL connection for most events under load.
+        # A server connection can drop between requests, so one that sat idle in the pool is
+        # checked as it is taken (``_ping_if_idle``); checking every one cost a round trip
+        # per request under load, and a SQLite file has no connection to lose. Connections
+        # past pool_size are closed when returned: a pool smaller than the requests in flight
+        # opened a new PostgreSQL connection for most events under load.
         self.engine: Engine = create_engine(
             url,
             connect_args=connect_args,
-            pool_pre_ping=not self.is_sqlite,
             pool_size=pool_size,
             max_overflow=2 * pool_size,
         )
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
+        else:
+            event.listen(self.engine, "checkin", _note_return)
+            event.listen(
+                self.engine, "checkout", functools.partial(_ping_if_idle, self.engine.dialect)
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite lets one writer in at a time and makes the others sleep and retry (the
         # busy timeout backs off in steps of up to 100 ms); queueing this process's own
@@ -119,6 +147,21 @@ class Database:
         (``executor.store.ingest``), where a session's bookkeeping costs more than the SQL."""
         with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def autocommit_connection(self) -> Iterator[Connection]:
+        """A connection where each statement is its own transaction: for reads that need no
+        snapshot across statements, and writes of one statement (on PostgreSQL, no BEGIN
+        and COMMIT: two round trips fewer)."""
+        with self.engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def single_write_connection(self) -> Iterator[Connection]:
+        """A connection for a write that is one statement on PostgreSQL
+        (``autocommit_connection()``) and several on SQLite (``write_connection()``)."""
+        with self.write_connection() if self.is_sqlite else self.autocommit_connection() as c:
+            yield c
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""

@@ -3,18 +3,37 @@
 Ingest is the busiest write (every event the platform posts), and a profile of it under
 load showed the ORM's unit of work (identity map, flush, one INSERT per row) costing
 several times the statements themselves. So these functions read only the columns ingest
-uses, into plain records, and write each kind of row with one statement.
+uses, into plain records, and write each kind of row with one statement; on PostgreSQL the
+events and all their invocations are one statement, each round trip to the server being a
+wait per event, and events posted at the same time share it (``EventWriter``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, join, select
+from sqlalchemy import (
+    ColumnClause,
+    ColumnDefault,
+    Connection,
+    Insert,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    column,
+    insert,
+    literal,
+    select,
+    values,
+)
+from sqlalchemy.exc import IntegrityError
 
 from executor.statuses import BuildStatus
+from executor.store.db import Database
 from executor.store.tables import (
     Activation,
     Event,
@@ -27,12 +46,16 @@ from executor.store.tables import (
 )
 
 __all__ = [
+    "PROJECT_STATE",
+    "EventIdTaken",
+    "EventRows",
+    "EventWriter",
     "NewEvent",
     "ProjectActivation",
     "ProjectState",
     "RunnableVersion",
-    "add_event",
-    "add_invocations",
+    "event_rows",
+    "new_event",
     "project_state",
     "stored_event",
 ]
@@ -92,7 +115,7 @@ _EVENT_INVOCATIONS = (
 # The project's tenant, and that tenant's activations on it with their runnable versions:
 # one statement (no row: no tenant has the project, and nothing can be active on it, since
 # activating claims the project).
-_PROJECT = (
+PROJECT_STATE = (
     select(
         _projects.tenant_id,
         _activations.plugin_id,
@@ -109,9 +132,12 @@ _PROJECT = (
         _versions.image_id,
     )
     .select_from(Project.__table__)
+    # Flat outer joins: SQLite materialized a nested (activations JOIN plugins), scanning
+    # every activation of every project for each event, where these use its indexes.
+    .outerjoin(Activation.__table__, _activations.project_id == _projects.id)
     .outerjoin(
-        join(Activation.__table__, Plugin.__table__, _plugins.id == _activations.plugin_id),
-        and_(_activations.project_id == _projects.id, _plugins.tenant_id == _projects.tenant_id),
+        Plugin.__table__,
+        and_(_plugins.id == _activations.plugin_id, _plugins.tenant_id == _projects.tenant_id),
     )
     .outerjoin(
         PluginVersion.__table__,
@@ -144,33 +170,26 @@ def stored_event(connection: Connection, event_id: str) -> tuple[str, list[str]]
     return tenant_id, list(connection.scalars(_EVENT_INVOCATIONS, {"event_id": event_id}))
 
 
-def add_event(
-    connection: Connection,
-    *,
-    event_id: str | None,
-    tenant_id: str,
-    type: str,
-    project_id: str,
-    asset_id: str | None,
-    label: dict[str, Any] | None,
-    payload: dict[str, Any] | None,
+def new_event(
+    *, event_id: str | None, tenant_id: str, type: str, project_id: str, asset_id: str | None
 ) -> NewEvent:
-    """Store an event (a new id unless ``event_id`` is given)."""
-    event = NewEvent(event_id or new_id(), tenant_id, type, project_id, asset_id, utcnow())
-    connection.execute(
-        _INSERT_EVENT,
-        {
-            "id": event.id,
-            "tenant_id": tenant_id,
-            "type": type,
-            "project_id": project_id,
-            "asset_id": asset_id,
-            "label": label,
-            "payload": payload,
-            "received_at": event.received_at,
-        },
-    )
-    return event
+    """An event to store (a new id unless ``event_id`` is given), received now."""
+    return NewEvent(event_id or new_id(), tenant_id, type, project_id, asset_id, utcnow())
+
+
+def _event_row(
+    event: NewEvent, label: dict[str, Any] | None, payload: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "tenant_id": event.tenant_id,
+        "type": event.type,
+        "project_id": event.project_id,
+        "asset_id": event.asset_id,
+        "label": label,
+        "payload": payload,
+        "received_at": event.received_at,
+    }
 
 
 def project_state(connection: Connection, project_id: str) -> ProjectState:
@@ -178,9 +197,9 @@ def project_state(connection: Connection, project_id: str) -> ProjectState:
     versions: one query."""
     tenant_id: str | None = None
     found: dict[str, ProjectActivation] = {}
-    for row in connection.execute(_PROJECT, {"project_id": project_id}):
+    for row in connection.execute(PROJECT_STATE, {"project_id": project_id}):
         tenant_id = row.tenant_id
-        if row.plugin_id is None:
+        if row.name is None:  # no activation, or one of a plugin not of the project's tenant
             continue
         activation = found.get(row.plugin_id)
         if activation is None:
@@ -207,17 +226,13 @@ def project_state(connection: Connection, project_id: str) -> ProjectState:
     return ProjectState(tenant_id, list(found.values()))
 
 
-def add_invocations(
-    connection: Connection,
-    event: NewEvent,
-    runs: list[tuple[ProjectActivation, RunnableVersion]],
-) -> list[str]:
-    """Queue one invocation of ``event`` per (activation, version), in one statement; their
-    ids, in the order of ``runs``."""
-    ids = [new_id() for _ in runs]
-    rows = [
+def _invocation_rows(
+    event: NewEvent, runs: list[tuple[ProjectActivation, RunnableVersion]]
+) -> list[dict[str, Any]]:
+    """One queued invocation of ``event`` per (activation, version), each with a new id."""
+    return [
         {
-            "id": invocation_id,
+            "id": new_id(),
             "tenant_id": event.tenant_id,
             "event_id": event.id,
             "plugin_id": activation.plugin_id,
@@ -231,8 +246,180 @@ def add_invocations(
             "queued_at": event.received_at,
             "max_retries": activation.max_retries,
         }
-        for invocation_id, (activation, version) in zip(ids, runs, strict=True)
+        for activation, version in runs
     ]
-    if rows:
-        connection.execute(_INSERT_INVOCATIONS, rows)
-    return ids
+
+
+# What differs between invocations; the rest they copy from their event.
+_RUN_COLUMNS: list[ColumnClause[Any]] = [
+    column("id", String),
+    column("event_id", String),
+    column("plugin_id", String),
+    column("version_id", String),
+    column("plugin_name", String),
+    column("version_number", Integer),
+    column("image_id", String),
+    column("max_retries", Integer),
+]
+# Which column of its event each invocation copies.
+_FROM_EVENT = {
+    "tenant_id": "tenant_id",
+    "project_id": "project_id",
+    "event_type": "type",
+    "asset_id": "asset_id",
+    "queued_at": "received_at",
+}
+
+# The columns rows inserted one by one take their Python-side defaults for (status,
+# attempt, ...): an INSERT ... SELECT leaves them to the SELECT.
+_INVOCATION_DEFAULTS = {
+    c.name: literal(c.default.arg if c.default.is_scalar else c.default.arg(None), c.type)
+    for c in Invocation.__table__.columns
+    if isinstance(c.default, ColumnDefault)
+    and c.name not in {*_FROM_EVENT, *(r.name for r in _RUN_COLUMNS)}
+}
+
+
+def _events_and_invocations_statement(
+    event_rows: list[dict[str, Any]], invocation_rows: list[dict[str, Any]]
+) -> Insert:
+    """``WITH event AS (INSERT INTO events ... RETURNING ...) INSERT INTO invocations
+    SELECT ... FROM (VALUES ...) AS runs JOIN event ON runs.event_id = event.id``:
+    PostgreSQL checks the invocations' foreign key at the end of the statement, when the
+    events are in."""
+    stored = (
+        insert(Event)
+        .values(event_rows)
+        .returning(_events.id, *(_events[name] for name in _FROM_EVENT.values()))
+        .cte("event")
+    )
+    runs = values(*_RUN_COLUMNS, name="runs").data(
+        [tuple(row[c.name] for c in _RUN_COLUMNS) for row in invocation_rows]
+    )
+    names = [c.name for c in _RUN_COLUMNS] + list(_FROM_EVENT) + list(_INVOCATION_DEFAULTS)
+    return insert(Invocation).from_select(
+        names,
+        select(
+            *(runs.c[c.name] for c in _RUN_COLUMNS),
+            *(stored.c[source] for source in _FROM_EVENT.values()),
+            *_INVOCATION_DEFAULTS.values(),
+        ).select_from(runs.join(stored, runs.c.event_id == stored.c.id)),
+        include_defaults=False,
+    )
+
+
+@dataclass(frozen=True)
+class EventRows:
+    """The rows one event writes: the event and its queued invocations."""
+
+    event: dict[str, Any]
+    invocations: list[dict[str, Any]]
+
+    @property
+    def invocation_ids(self) -> list[str]:
+        return [row["id"] for row in self.invocations]
+
+
+def event_rows(
+    event: NewEvent,
+    label: dict[str, Any] | None,
+    payload: dict[str, Any] | None,
+    runs: list[tuple[ProjectActivation, RunnableVersion]],
+) -> EventRows:
+    """``event`` and one queued invocation per (activation, version), in the order of
+    ``runs``."""
+    return EventRows(_event_row(event, label, payload), _invocation_rows(event, runs))
+
+
+def _write(connection: Connection, batch: list[EventRows]) -> None:
+    """Insert the rows of ``batch``. On PostgreSQL this is one statement (atomic on its own,
+    so the connection may autocommit: no BEGIN, no COMMIT, one round trip); SQLite has no
+    INSERT in a WITH, and a statement per kind of row costs no round trip there."""
+    events = [rows.event for rows in batch]
+    invocations = [row for rows in batch for row in rows.invocations]
+    if connection.dialect.name != "postgresql":
+        connection.execute(_INSERT_EVENT, events)
+        if invocations:
+            connection.execute(_INSERT_INVOCATIONS, invocations)
+    elif invocations:
+        connection.execute(_events_and_invocations_statement(events, invocations))
+    else:
+        connection.execute(insert(Event).values(events))
+
+
+class EventIdTaken(Exception):
+    """The event's id (its idempotency key) was stored meanwhile, by a post at the same time."""
+
+
+@dataclass
+class _Pending:
+    rows: EventRows
+    done: bool = False
+    # Cleared only by a commit that holds the rows: a writer stopped by anything else
+    # (an interrupt) leaves its batch failed, never answered as stored.
+    error: Exception | None = field(default_factory=lambda: RuntimeError("event not written"))
+
+
+class EventWriter:
+    """Writes events with their invocations, those posted at the same time together.
+
+    Each commit waits for the store to make it durable (PostgreSQL flushes its write-ahead
+    log to disk: about a millisecond here, more than the rest of an event). So while one
+    batch is written, the events that arrive queue, and the next writer takes them all: one
+    statement and one flush for the batch, every caller returning only after the commit
+    that holds its rows (nothing answered is ever lost). A batch that fails is written
+    again one event at a time, so that one bad event fails only its own post.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._changed = threading.Condition()
+        self._queued: list[_Pending] = []
+        self._writing = False
+
+    def write(self, rows: EventRows) -> None:
+        """Commit ``rows`` (with whatever else is queued); EventIdTaken if the event's id
+        is already stored."""
+        mine = _Pending(rows)
+        batch: list[_Pending] = []
+        with self._changed:
+            self._queued.append(mine)
+            while self._writing and not mine.done:
+                self._changed.wait()
+            if not mine.done:  # nobody is writing: this thread writes the queue, its own too
+                self._writing = True
+                batch, self._queued = self._queued, []
+        if batch:
+            try:
+                self._flush(batch)
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+
+    def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            self._commit([pending.rows for pending in batch])
+            for pending in batch:
+                pending.error = None
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+            else:
+                for pending in batch:
+                    self._flush([pending])
+        finally:
+            for pending in batch:
+                pending.done = True
+
+    def _commit(self, batch: list[EventRows]) -> None:
+        try:
+            with self._db.single_write_connection() as connection:
+                _write(connection, batch)
+        except IntegrityError as error:
+            if len(batch) > 1:
+                raise
+            # Its invocations' ids are new, so the one key that can clash is the event's.
+            raise EventIdTaken(batch[0].event["id"]) from error

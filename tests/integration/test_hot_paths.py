@@ -8,12 +8,17 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+import docker
+from sqlalchemy import event, select
 
+from executor.store import ingest as ingest_store
 from executor.store import plugins as plugin_store
-from tests.conftest import RunningServer, ServerFactory
+from executor.store.db import Database
+from executor.store.tables import Event, Invocation
+from tests.conftest import RunningServer, ServerFactory, make_settings, start_server, stop_server
 
 SOURCE = re.compile(r"\bplugin_versions\.source\b")
 BUILD_LOG = re.compile(r"\bplugin_versions\.build_log\b")
@@ -105,3 +110,74 @@ def test_an_event_is_stored_in_three_statements_however_many_plugins_it_runs(
         ("first", 1, "queued"),
         ("second", 1, "queued"),
     ]
+
+
+def test_on_postgres_an_event_and_its_invocations_are_one_statement(
+    postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
+) -> None:
+    """Each statement is a round trip to the server: the project's state, then the event
+    with every invocation in one statement (autocommitted, atomic on its own), whose rows
+    carry the same defaults as rows inserted one by one."""
+    entry = start_server(
+        make_settings(tmp_path, database_url=postgres_url, dispatch=False), docker_client
+    )
+    quiet = entry[0]
+    try:
+        for name in ("first", "second"):
+            quiet.push("counter", name=name)
+            quiet.activate(name, "busy-project")
+        with statements(quiet) as seen:
+            accepted = quiet.post_event(
+                type="onSubmit", project_id="busy-project", asset_id="a", label={"k": 1}
+            )
+        assert len(seen) == 2, seen
+        assert verb_and_table(seen[0]) == ("SELECT", "projects"), seen
+        assert seen[1].startswith("WITH event AS") and "INSERT INTO events" in seen[1], seen
+        assert "INSERT INTO invocations" in seen[1], seen
+        with quiet.service.db.session() as session:
+            stored = session.scalars(select(Event)).one()
+            runs = session.scalars(select(Invocation).order_by(Invocation.plugin_name)).all()
+        assert (stored.id, stored.label, stored.asset_id) == (accepted["event_id"], {"k": 1}, "a")
+        assert sorted(accepted["invocations"]) == sorted(r.id for r in runs)
+        assert [
+            (r.plugin_name, r.version_number, r.event_id, r.event_type, r.project_id, r.asset_id)
+            for r in runs
+        ] == [(name, 1, stored.id, "onSubmit", "busy-project", "a") for name in ("first", "second")]
+        for run in runs:
+            assert (run.status, run.attempt, run.attempts, run.cold_start) == (
+                "queued",
+                0,
+                [],
+                True,
+            )
+            assert (run.queued_at, run.tenant_id) == (stored.received_at, stored.tenant_id)
+            assert run.image_id and run.image_id.startswith("sha256:")
+        # An event that runs nothing is its one INSERT.
+        with statements(quiet) as seen:
+            quiet.post_event(type="onReview", project_id="busy-project", asset_id="b", label={})
+        assert [verb_and_table(s) for s in seen] == [("SELECT", "projects"), ("INSERT", "events")]
+    finally:
+        stop_server(*entry)
+
+
+def test_ingest_reads_a_project_through_indexes_not_every_activation(tmp_path: Path) -> None:
+    """SQLite's plan for ingest's one read searches each table by index: a scan of
+    activations would read every project's activations for each event."""
+    db = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    db.migrate()
+    try:
+        with db.autocommit_connection() as connection:
+            statement = ingest_store.PROJECT_STATE.compile(dialect=connection.dialect)
+            bound = [statement.params[name] for name in statement.positiontup or []]
+            plan = [
+                row[3]
+                for row in connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", tuple(bound)
+                )
+            ]
+    finally:
+        db.dispose()
+    tables = ("projects", "activations", "plugins", "plugin_versions")
+    assert [step.split()[:2] for step in plan if "B-TREE" not in step] == [
+        ["SEARCH", table] for table in tables
+    ], plan

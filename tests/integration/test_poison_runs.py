@@ -52,7 +52,9 @@ def stored_directly(server: RunningServer, project: str, label: dict[str, Any]) 
     """Store an event as ingest does, without the HTTP checks: the one invocation's id."""
     server.activate("counter", project)
     event = EventIn(type="onSubmit", project_id=project, asset_id="a", label=label)
-    (run_id,) = ingest_event(server.service.db, operator_caller(), event).invocation_ids
+    (run_id,) = ingest_event(
+        server.service.db, server.service.event_writer, operator_caller(), event
+    ).invocation_ids
     server.service.dispatcher.wake()
     return run_id
 
