@@ -21,7 +21,7 @@ def classes(label: dict[str, Any]) -> list[str]:
 class PluginHandler(PluginCore):
     def on_submit(self, label: dict[str, Any], asset_id: str) -> None:
         if self.kili is None:
-            self.logger.warning("consensus not checked: self.kili needs kili in requirements.txt")
+            self.logger.warning("consensus not checked: self.kili is None (the minimal flavor)")
             return
         others = [
             other

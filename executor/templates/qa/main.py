@@ -30,7 +30,7 @@ class PluginHandler(PluginCore):
             return
         self.logger.warning("asset %s: %s", asset_id, problem)
         if self.kili is None:
-            self.logger.error("no issue created: self.kili needs kili in requirements.txt")
+            self.logger.error("no issue created: self.kili is None (the minimal flavor)")
             return
         self.kili.create_issues(
             project_id=self.project_id, label_id_array=[label["id"]], text_array=[problem]
