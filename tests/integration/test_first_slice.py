@@ -48,7 +48,13 @@ def test_qa_plugin_logs_its_verdicts(server: RunningServer) -> None:
     ]
     first = bad_logs[0]
     assert first["plugin_name"] == "invoice_qa" and first["project_id"] == "invoices"
-    assert first["metadata"] == {"asset_id": "a2", "label_id": "label-7"}
+    # The REST names, and Kili's (get_plugin_logs) beside them.
+    assert first["metadata"] == {
+        "asset_id": "a2",
+        "label_id": "label-7",
+        "assetId": "a2",
+        "labelId": "label-7",
+    }
     assert [r["seq"] for r in bad_logs] == [1, 2, 3, 4]
     assert [r["stream"] for r in bad_logs] == ["logger", "logger", "logger", "stdout"]
     # Kili's query parameters: project and plugin, oldest first, limit and skip.

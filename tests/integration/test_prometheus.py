@@ -91,6 +91,9 @@ def test_prometheus_scrapes_the_executor_and_counts_the_runs_this_test_caused(
     )
     assert retried.status_code == 200, retried.text
     with prometheus_server(tmp_path, executor.url) as prometheus:
+        # increase() needs a sample from before the dead run: a counter first scraped at 1
+        # would never alert. Runs start once Prometheus has the zeros.
+        prometheus.wait_value('sum(executor_invocations_finished_total{status="dead"})', 0)
         runs = [
             executor.run_event(type="onSubmit", project_id="prom-ok", asset_id=f"a{i}", label={})
             for i in range(3)
@@ -102,7 +105,6 @@ def test_prometheus_scrapes_the_executor_and_counts_the_runs_this_test_caused(
             executor.run_event(type="onSubmit", project_id="prom-dead", asset_id="c", label={})
         )
         assert [run["status"] for run in runs] == ["succeeded"] * 3 + ["failed", "dead"]
-        prometheus.wait_value('up{job="plugin-executor"}', 1)
         per_plugin = 'sum(executor_plugin_runs_total{{plugin="{}", status="{}"}})'
         prometheus.wait_value(per_plugin.format("scraped-ok", "succeeded"), 3)
         prometheus.wait_value(per_plugin.format("scraped-fail", "failed"), 1)
