@@ -29,6 +29,9 @@ WORKERS = ("w1", "w2")
 LEASE_S = 5  # short, so a killed worker is lost soon; renewed every third of it
 WORKER_SETTINGS = {
     "max_concurrent_runs": 5,  # ten runs in flight: five on each worker
+    # Placement would hold runs back for the worker with a warm container (tested in
+    # test_nodes.py); these tests need both workers to claim at once.
+    "placement_grace_s": 0,
     # A pull that cannot succeed (registry down, refused) gives up after three attempts.
     "retry_base_s": 1,
     "retry_max_s": 2,
