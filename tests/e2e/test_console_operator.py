@@ -13,6 +13,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
+# Assertions wait for the page to show what they expect; 5 s (the default) is not a deadline
+# two loaded cores always meet.
+expect.set_options(timeout=60_000)
+
 from executor.statuses import InvocationStatus
 from tests.conftest import RunningServer
 from tests.e2e.test_console import ARTIFACTS, browser, sign_in  # noqa: F401 (a fixture)
