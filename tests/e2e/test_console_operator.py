@@ -13,15 +13,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
-# Assertions wait for the page to show what they expect; 5 s (the default) is not a deadline
-# two loaded cores always meet.
-expect.set_options(timeout=60_000)
-
 from executor.statuses import InvocationStatus
 from tests.conftest import RunningServer
 from tests.e2e.test_console import ARTIFACTS, browser, sign_in  # noqa: F401 (a fixture)
 from tests.integration.tenancy import create_key, create_tenant
 from tests.stats_seed import add_queued, add_run, add_version
+
+# Assertions wait for the page to show what they expect; 5 s (the default) is not a deadline
+# two loaded cores always meet.
+expect.set_options(timeout=60_000)
 
 S = InvocationStatus
 SCREENSHOTS = ARTIFACTS / "screenshots"
