@@ -21,16 +21,14 @@ from executor.store import nodes as node_store
 from executor.store.db import Database
 from executor.store.invocations import LEASE_EXPIRED, ClaimLimits, NodeClaim
 from executor.store.tables import (
-    Event,
     GatewayCall,
     Invocation,
     InvocationToken,
     LogRecord,
     Node,
-    Plugin,
-    PluginVersion,
     utcnow,
 )
+from tests.store_rows import add_run
 
 LIMITS = ClaimLimits(per_plugin=10, per_project=10)
 LEASE_S = 30.0
@@ -52,26 +50,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 def queued_run(db: Database) -> str:
-    with db.session() as session:
-        plugin = Plugin(name="p")
-        session.add(plugin)
-        session.flush()
-        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
-        event = Event(type="onSubmit", project_id="pr")
-        session.add_all([version, event])
-        session.flush()
-        run = Invocation(
-            event_id=event.id,
-            plugin_id=plugin.id,
-            version_id=version.id,
-            plugin_name="p",
-            version_number=1,
-            project_id="pr",
-            event_type="onSubmit",
-        )
-        session.add(run)
-        session.flush()
-        return run.id
+    return add_run(db).id
 
 
 def register(db: Database, node: NodeClaim) -> None:

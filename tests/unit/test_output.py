@@ -21,9 +21,10 @@ from executor.run.output import (
 from executor.run.runner import RunLogWriter
 from executor.statuses import InvocationStatus
 from executor.store.db import Database
-from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion
+from executor.store.tables import Invocation, LogRecord
 from executor.tokens import mint_token
 from tests.output_migration import check_old_rows_gain_the_output_columns
+from tests.store_rows import add_run
 
 REPO = Path(__file__).resolve().parents[2]
 CJK = "漢" * 25_000  # 75,000 bytes of UTF-8
@@ -181,28 +182,8 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 def stored_invocation(db: Database) -> Invocation:
-    with db.session() as session:
-        plugin = Plugin(name="p")
-        session.add(plugin)
-        session.flush()
-        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
-        event = Event(type="onSubmit", project_id="pr")
-        session.add_all([version, event])
-        session.flush()
-        invocation = Invocation(
-            event_id=event.id,
-            plugin_id=plugin.id,
-            version_id=version.id,
-            plugin_name="p",
-            version_number=1,
-            project_id="pr",
-            event_type="onSubmit",
-            status=InvocationStatus.RUNNING,  # a writer writes only while its attempt holds it
-            lease_generation=1,
-        )
-        session.add(invocation)
-        session.flush()
-        return invocation
+    # A writer writes only while its attempt holds the run.
+    return add_run(db, status=InvocationStatus.RUNNING, lease_generation=1)
 
 
 def test_the_writer_links_parts_and_records_how_much_output_it_stored(db: Database) -> None:

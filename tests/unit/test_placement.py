@@ -13,7 +13,8 @@ from executor.statuses import NodeState
 from executor.store import invocations as invocation_store
 from executor.store import nodes as node_store
 from executor.store.db import Database
-from executor.store.tables import Event, Invocation, Node, Plugin, PluginVersion, utcnow
+from executor.store.tables import Invocation, Node, utcnow
+from tests.store_rows import add_run
 
 LIMITS = invocation_store.ClaimLimits(per_plugin=10, per_project=10)
 COLD = invocation_store.NodeClaim("cold", frozenset({"runc"}), {}, "runc")
@@ -35,26 +36,8 @@ def _join(db: Database, node_id: str) -> None:
 
 def _queue(db: Database) -> tuple[str, str]:
     """One queued run of a fresh version: (run id, version id)."""
-    with db.session() as session:
-        plugin = Plugin(name="p")
-        session.add(plugin)
-        session.flush()
-        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
-        event = Event(type="onSubmit", project_id="proj")
-        session.add_all([version, event])
-        session.flush()
-        run = Invocation(
-            event_id=event.id,
-            plugin_id=plugin.id,
-            version_id=version.id,
-            plugin_name="p",
-            version_number=1,
-            project_id="proj",
-            event_type="onSubmit",
-        )
-        session.add(run)
-        session.flush()
-        return run.id, version.id
+    run = add_run(db, project_id="proj")
+    return run.id, run.version_id
 
 
 def _claim(db: Database, node: invocation_store.NodeClaim, grace_s: float) -> list[str]:
