@@ -41,24 +41,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class ApiClient:
-    """JSON client rooted at ``base_url``; every path is joined *under* it.
+class RequestVerbs:
+    """``get`` / ``post`` / ``put`` / ``patch`` / ``delete`` as ``request(METHOD, ...)``."""
 
-    ``api.get("projects/p1")`` and ``api.get("/projects/p1")`` both request
-    ``<base_url>/projects/p1``. Methods return the parsed JSON body, or ``None`` for an
-    empty body, and raise :class:`ApiError` on a non-2xx status, a connection error, a
-    timeout (``timeout`` seconds, default 30) or a non-JSON body. Redirects and proxies are
-    never followed.
-    """
-
-    def __init__(self, base_url: str, token: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.__token = token
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-
-    def __repr__(self) -> str:
-        return f"ApiClient(base_url={self.base_url!r})"
+    def request(
+        self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        raise NotImplementedError
 
     def get(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """``GET <base_url>/<path>?<params>``; returns the parsed JSON body."""
@@ -79,6 +68,26 @@ class ApiClient:
     def delete(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """``DELETE``; returns the parsed JSON body (``None`` when empty)."""
         return self.request("DELETE", path, json=json, params=params)
+
+
+class ApiClient(RequestVerbs):
+    """JSON client rooted at ``base_url``; every path is joined *under* it.
+
+    ``api.get("projects/p1")`` and ``api.get("/projects/p1")`` both request
+    ``<base_url>/projects/p1``. Methods return the parsed JSON body, or ``None`` for an
+    empty body, and raise :class:`ApiError` on a non-2xx status, a connection error, a
+    timeout (``timeout`` seconds, default 30) or a non-JSON body. Redirects and proxies are
+    never followed.
+    """
+
+    def __init__(self, base_url: str, token: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.__token = token
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+    def __repr__(self) -> str:
+        return f"ApiClient(base_url={self.base_url!r})"
 
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
         """The full URL for ``path`` (relative to ``base_url``) and query ``params``."""

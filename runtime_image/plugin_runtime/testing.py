@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin_runtime import core
+from plugin_runtime.api import RequestVerbs
 from plugin_runtime.dispatch import attach, find_method, handler_call, instantiate
 from plugin_runtime.envelope import EnvelopeError, Event, event_from_dict
 from plugin_runtime.logs import PLUGIN_LOGGER_NAME, plugin_logger
@@ -106,7 +107,7 @@ class RecordingKili:
         return [call for call in self.calls if call.name == name]
 
 
-class RecordingApi:
+class RecordingApi(RequestVerbs):
     """Stands in for ``self.api`` (:class:`~plugin_runtime.api.ApiClient`): requests are
     recorded in ``calls``; ``returns[(METHOD, path)]`` is the answer (value, callable or
     exception, e.g. an ``ApiError``; default ``None``)."""
@@ -121,21 +122,6 @@ class RecordingApi:
         call = ApiCall(method.upper(), path.lstrip("/"), json, params)
         self.calls.append(call)
         return _answer(self.returns.get((call.method, call.path)), call)
-
-    def get(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        return self.request("GET", path, json=json, params=params)
-
-    def post(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        return self.request("POST", path, json=json, params=params)
-
-    def put(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        return self.request("PUT", path, json=json, params=params)
-
-    def patch(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        return self.request("PATCH", path, json=json, params=params)
-
-    def delete(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        return self.request("DELETE", path, json=json, params=params)
 
 
 @dataclass(frozen=True)
