@@ -78,13 +78,7 @@ def version_public(version: PluginVersion, current: PluginVersion | None = None)
 
 
 def runtime_public(flavor: Flavor) -> RuntimePublic:
-    return RuntimePublic(
-        name=flavor.name,
-        image=flavor.image,
-        default=flavor.default,
-        available=flavor.available,
-        packages=flavor.packages,
-    )
+    return RuntimePublic.model_validate(flavor, from_attributes=True)
 
 
 def plugin_summary(plugin: Plugin, projects: list[str]) -> PluginSummary:

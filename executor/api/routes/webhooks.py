@@ -54,15 +54,7 @@ class WebhookPublic(BaseModel):
 
 
 def _public(saved: WebhookSaved) -> WebhookPublic:
-    return WebhookPublic(
-        name=saved.name,
-        version=saved.version,
-        url=saved.url,
-        header=saved.header,
-        handler_types=saved.handler_types,
-        event_matcher=saved.event_matcher,
-        signing_secret=saved.signing_secret,
-    )
+    return WebhookPublic.model_validate(saved, from_attributes=True)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookPublic)
