@@ -5,13 +5,13 @@ settings are checked (the receiver's address included) before anything is stored
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from executor.errors import WebhookRejected
 from executor.intake.pysource import HANDLER_WIRE_NAMES
 from executor.run.outbound import AllowList, pin
+from executor.service.audit import record
 from executor.service.catalog import check_name
 from executor.settings import Settings
 from executor.store import tenants as tenant_store
@@ -32,8 +32,6 @@ MAX_MATCHERS = 50
 MAX_MATCHER_CHARS = 200
 SIGNING_SECRET_BYTES = 32
 SHOWN_SECRET_CHARS = 4  # the end of a header shown back, so its owner can tell which it is
-
-Audit = Callable[..., None]
 
 
 def masked(header: str | None) -> str | None:
@@ -98,12 +96,12 @@ def check_event_matcher(event_matcher: Sequence[str]) -> list[str]:
 
 
 class Webhooks:
-    """Creates and updates a caller's webhooks; ``audit`` records each (ExecutorService.audit)."""
+    """Creates and updates a caller's webhooks, each recorded in the audit trail in the same
+    transaction."""
 
-    def __init__(self, db: Database, settings: Settings, audit: Audit) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.audit = audit
         self.allowed = AllowList.parse(settings.webhook_allowed_hosts)
 
     def create_webhook(
@@ -171,8 +169,10 @@ class Webhooks:
                 webhook=receiver,
                 new=created,
             )
-        detail: dict[str, Any] = {"version": version.number, "events": events}
-        self.audit(caller, "webhook.create" if created else "webhook.update", name, detail=detail)
+            action = "webhook.create" if created else "webhook.update"
+            record(
+                session, caller, action, name, detail={"version": version.number, "events": events}
+            )
         return WebhookSaved(
             name=name,
             version=version.number,

@@ -87,7 +87,7 @@ class ExecutorService:
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
         )
         self.catalog = Catalog(self.db, self.builder, self.limiter)
-        self.webhooks = Webhooks(self.db, settings, self.audit)
+        self.webhooks = Webhooks(self.db, settings)
         self.gateway = Gateway(
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
         )
