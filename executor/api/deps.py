@@ -31,6 +31,8 @@ __all__ = [
     "RequireScope",
     "ServiceDep",
     "SessionDep",
+    "count_request",
+    "get_service",
 ]
 
 _bearer = HTTPBearer(auto_error=False)
@@ -77,9 +79,14 @@ async def get_caller(
     caller = authenticator.known(presented, x_tenant)
     if caller is None:
         caller = await run_in_threadpool(authenticator.verify, presented, x_tenant)
+    count_request(service, caller)
+    return caller
+
+
+def count_request(service: ExecutorService, caller: Caller) -> None:
+    """Count the request against its key's rate (429 past it); the operator's is not."""
     if caller.key_id is not None:
         service.limiter.request(caller.key_id)
-    return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -17,6 +17,7 @@ from rich.markup import escape
 from executor.cli import builds, cluster, common, local, scaffold, tenants, webhooks
 from executor.cli.client import ApiClient
 from executor.cli.follow import follow_records, paged_records, parse_since
+from executor.cli.heap import settle_heap
 from executor.cli.render import (
     console,
     err_console,
@@ -69,7 +70,9 @@ def serve(
             f"Generated the operator API key (shown once, kept in {settings.operator_key_file}):"
             f"\n  {service.operator_key}"
         )
-    uvicorn.run(create_app(service), host=settings.host, port=settings.port, log_level="info")
+    api = create_app(service)
+    settle_heap()
+    uvicorn.run(api, host=settings.host, port=settings.port, log_level="info")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -23,7 +24,7 @@ from executor.run.prepull import Prepuller
 from executor.schemas import EventIn
 from executor.service.audit import record
 from executor.service.catalog import Catalog
-from executor.service.events import Ingested, ingest_event
+from executor.service.events import EventIntake, Ingested
 from executor.service.webhooks import Webhooks
 from executor.settings import Settings
 from executor.store import invocations as invocation_store
@@ -31,7 +32,6 @@ from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
-from executor.store.ingest import EventWriter
 from executor.store.listen import LogListener
 from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Authenticator, Caller
@@ -75,7 +75,7 @@ class ExecutorService:
         self.db = Database(
             settings.resolved_database_url, settings.database_pool_size, settings.lease_s
         )
-        self.event_writer = EventWriter(self.db)
+        self.intake = EventIntake(self.db, self._event_stored)
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
@@ -121,15 +121,15 @@ class ExecutorService:
         with self.db.session() as session:
             record(session, caller, action, target, tenant_id=tenant_id, detail=detail)
 
-    def post_event(self, caller: Caller, event_in: EventIn) -> Ingested:
-        """Store the event and its invocations (``executor.service.events``); wake the
-        dispatcher when there is something to claim."""
-        ingested = ingest_event(self.db, self.event_writer, caller, event_in)
-        if ingested.created:
-            self.metrics.events_received.inc()
-            if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
-                self.dispatcher.wake()
-        return ingested
+    async def post_event(self, caller: Caller, event_in: EventIn) -> Ingested:
+        """Store the event and its invocations (``executor.service.events.EventIntake``):
+        answered once committed."""
+        return await asyncio.wrap_future(self.intake.submit(caller, event_in))
+
+    def _event_stored(self, ingested: Ingested) -> None:
+        self.metrics.events_received.inc()
+        if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
+            self.dispatcher.wake()
 
     def revoke_key(self, caller: Caller, tenant_id: str, key_id: str) -> None:
         """Revoke one of the tenant's keys: from this request on it answers 401."""
@@ -199,6 +199,7 @@ class ExecutorService:
         self.retention.start()
 
     def stop(self) -> None:
+        self.intake.stop()
         if self.log_listener is not None:
             self.log_listener.stop()
         self.retention.stop()

@@ -5,13 +5,12 @@ load showed the ORM's unit of work (identity map, flush, one INSERT per row) cos
 several times the statements themselves. So these functions read only the columns ingest
 uses, into plain records, and write each kind of row with one statement; on PostgreSQL the
 events and all their invocations are one statement, each round trip to the server being a
-wait per event, and events posted at the same time share it (``EventWriter``).
+wait per event, and events posted at the same time share it (``write_events``).
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -49,7 +48,6 @@ __all__ = [
     "PROJECT_STATE",
     "EventIdTaken",
     "EventRows",
-    "EventWriter",
     "NewEvent",
     "ProjectActivation",
     "ProjectState",
@@ -58,6 +56,7 @@ __all__ = [
     "new_event",
     "project_state",
     "stored_event",
+    "write_events",
 ]
 
 
@@ -351,75 +350,32 @@ class EventIdTaken(Exception):
     """The event's id (its idempotency key) was stored meanwhile, by a post at the same time."""
 
 
-@dataclass
-class _Pending:
-    rows: EventRows
-    done: bool = False
-    # Cleared only by a commit that holds the rows: a writer stopped by anything else
-    # (an interrupt) leaves its batch failed, never answered as stored.
-    error: Exception | None = field(default_factory=lambda: RuntimeError("event not written"))
+def _commit(db: Database, batch: list[EventRows]) -> None:
+    try:
+        with db.single_write_connection() as connection:
+            _write(connection, batch)
+    except IntegrityError as error:
+        if len(batch) > 1:
+            raise
+        # Its invocations' ids are new, so the one key that can clash is the event's.
+        raise EventIdTaken(batch[0].event["id"]) from error
 
 
-class EventWriter:
-    """Writes events with their invocations, those posted at the same time together.
+def write_events(db: Database, batch: list[EventRows]) -> list[Exception | None]:
+    """Commit the rows of ``batch``: what each event's write raised, None once committed.
 
     Each commit waits for the store to make it durable (PostgreSQL flushes its write-ahead
-    log to disk: about a millisecond here, more than the rest of an event). So while one
-    batch is written, the events that arrive queue, and the next writer takes them all: one
-    statement and one flush for the batch, every caller returning only after the commit
-    that holds its rows (nothing answered is ever lost). A batch that fails is written
-    again one event at a time, so that one bad event fails only its own post.
+    log to disk: about a millisecond here, more than the rest of an event), so events
+    posted at the same time share one statement and one commit. A batch that fails is
+    written again one event at a time, so that one bad event (an id stored meanwhile:
+    ``EventIdTaken``) fails only itself.
     """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._changed = threading.Condition()
-        self._queued: list[_Pending] = []
-        self._writing = False
-
-    def write(self, rows: EventRows) -> None:
-        """Commit ``rows`` (with whatever else is queued); EventIdTaken if the event's id
-        is already stored."""
-        mine = _Pending(rows)
-        batch: list[_Pending] = []
-        with self._changed:
-            self._queued.append(mine)
-            while self._writing and not mine.done:
-                self._changed.wait()
-            if not mine.done:  # nobody is writing: this thread writes the queue, its own too
-                self._writing = True
-                batch, self._queued = self._queued, []
-        if batch:
-            try:
-                self._flush(batch)
-            finally:
-                with self._changed:
-                    self._writing = False
-                    self._changed.notify_all()
-        if mine.error is not None:
-            raise mine.error
-
-    def _flush(self, batch: list[_Pending]) -> None:
-        try:
-            self._commit([pending.rows for pending in batch])
-            for pending in batch:
-                pending.error = None
-        except Exception as error:
-            if len(batch) == 1:
-                batch[0].error = error
-            else:
-                for pending in batch:
-                    self._flush([pending])
-        finally:
-            for pending in batch:
-                pending.done = True
-
-    def _commit(self, batch: list[EventRows]) -> None:
-        try:
-            with self._db.single_write_connection() as connection:
-                _write(connection, batch)
-        except IntegrityError as error:
-            if len(batch) > 1:
-                raise
-            # Its invocations' ids are new, so the one key that can clash is the event's.
-            raise EventIdTaken(batch[0].event["id"]) from error
+    if not batch:
+        return []
+    try:
+        _commit(db, batch)
+    except Exception as error:
+        if len(batch) == 1:
+            return [error]
+        return [outcome for rows in batch for outcome in write_events(db, [rows])]
+    return [None] * len(batch)

@@ -49,9 +49,13 @@ class Caller:
     def is_operator(self) -> bool:
         return self.key_id is None
 
+    def may(self, scope: str) -> bool:
+        """Whether the caller has ``scope`` (the operator has them all)."""
+        return self.is_operator or scope in self.scopes
+
     def require(self, scope: str) -> None:
-        """MissingScope (403) unless the caller has ``scope`` (the operator has them all)."""
-        if self.is_operator or scope in self.scopes:
+        """MissingScope (403) unless the caller has ``scope``."""
+        if self.may(scope):
             return
         if scope == OPERATOR:
             raise MissingScope(scope, "only the operator key may do this: ask your operator")

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from executor.schemas import EventIn
-from executor.service.events import ingest_event
 from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
@@ -52,10 +51,7 @@ def stored_directly(server: RunningServer, project: str, label: dict[str, Any]) 
     """Store an event as ingest does, without the HTTP checks: the one invocation's id."""
     server.activate("counter", project)
     event = EventIn(type="onSubmit", project_id=project, asset_id="a", label=label)
-    (run_id,) = ingest_event(
-        server.service.db, server.service.event_writer, operator_caller(), event
-    ).invocation_ids
-    server.service.dispatcher.wake()
+    (run_id,) = server.service.intake.submit(operator_caller(), event).result().invocation_ids
     return run_id
 
 

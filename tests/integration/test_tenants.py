@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from executor.store.tables import Event
 from tests.conftest import OPERATOR_KEY, ExecutorApi, RunningServer, ServerFactory
 from tests.integration.tenancy import (
     ALL_SCOPES,
@@ -193,6 +195,34 @@ def test_request_rate_and_upload_volume_per_key(server_factory: ServerFactory) -
     operator = as_key(limited, OPERATOR_KEY, tenant="busy")
     operator.wait_build("big", 1)
     for api in (busy, uploader, operator):
+        api.api.close()
+
+
+def test_a_platform_key_posting_events_is_counted_once_per_post_and_checked_every_time(
+    server_factory: ServerFactory,
+) -> None:
+    """Posts of a key accepted lately skip FastAPI's dependency solving (``EventRoute``):
+    each still counts once against the key's rate, a key without ``events:write`` is
+    refused, and a body that does not validate gets FastAPI's 422."""
+    limited: RunningServer = server_factory(key_requests_per_minute=4)
+    create_tenant(limited, "poster")
+    assign_project(limited, "poster", "p-poster")
+    platform = as_key(limited, create_key(limited, "poster", ["events:write"])["key"])
+    reader = as_key(limited, create_key(limited, "poster", ["plugins:read"])["key"])
+    event = {"type": "custom", "project_id": "p-poster", "payload": {}}
+    statuses = [platform.api.post("/v1/events", json=event).status_code for _ in range(3)]
+    invalid = platform.api.post("/v1/events", json={**event, "project_id": "no spaces"})
+    limited_out = platform.api.post("/v1/events", json=event)
+    assert (statuses, invalid.status_code, limited_out.status_code) == ([202] * 3, 422, 429)
+    assert invalid.json()["code"] == "invalid_request"
+    assert [e["field"] for e in invalid.json()["errors"]] == ["body.project_id"]
+    assert limited_out.json()["code"] == "rate_limited"
+    assert reader.api.get("/v1/plugins").status_code == 200  # the key is known now
+    refused = reader.api.post("/v1/events", json=event)
+    assert (refused.status_code, refused.json()["code"]) == (403, "missing_scope")
+    with limited.service.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 3
+    for api in (platform, reader):
         api.api.close()
 
 

@@ -7,37 +7,77 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.routing import APIRoute
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from executor.api.deps import EventsWrite, ServiceDep, get_service
+from executor.api.deps import EventsWrite, ServiceDep, count_request, get_service
 from executor.intake.json_scan import check_json_body, plainly_fine
 from executor.schemas import EventAccepted, EventIn
+from executor.service.wiring import ExecutorService
+from executor.statuses import Scope
+from executor.tenancy.access import Caller
+
+_JSON = "application/json"
 
 
-class ScannedBodyRoute(APIRoute):
-    """Scans the raw body (``executor.intake.json_scan``) before FastAPI parses it: an event nested
-    too deep is refused before a parser builds it, and one holding text no plugin could be
-    handed is refused with the path of that text (422)."""
+class EventRoute(APIRoute):
+    """POST /v1/events, the busiest route, with two additions to FastAPI's handling.
+
+    The raw body is scanned (``executor.intake.json_scan``) before anything parses it: an
+    event nested too deep is refused before a parser builds it, and one holding text no
+    plugin could be handed is refused with the path of that text (422).
+
+    A post as the platform sends it — a bearer key accepted lately, no ``X-Tenant``, a JSON
+    body that is a valid event — is resolved by hand: a profile under load showed FastAPI's
+    generic dependency solving at a fifth of an event's cost. Anything else (an unknown
+    key, a missing scope, a body that does not validate) takes FastAPI's path, so every
+    error and its order stay what the declared dependencies make them.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        parse_and_run = super().get_route_handler()
+        declared = super().get_route_handler()
 
         async def scan_then_run(request: Request) -> Response:
-            max_depth = get_service(request).settings.max_event_depth
+            service = get_service(request)
+            max_depth = service.settings.max_event_depth
             # Only a body the cheap checks cannot clear is walked token by token, in a thread.
             body = await request.body()
             if not plainly_fine(body, max_depth):
                 await run_in_threadpool(check_json_body, body, max_depth)
-            return await parse_and_run(request)  # the body is cached: read once
+            resolved = _plain_post(request, service, body)
+            if resolved is None:
+                return await declared(request)  # the body is cached: read once
+            caller, event = resolved
+            count_request(service, caller)
+            return await post_event(event, caller, service)
 
         return scan_then_run
 
 
-router = APIRouter(prefix="/v1/events", tags=["events"], route_class=ScannedBodyRoute)
+def _plain_post(
+    request: Request, service: ExecutorService, body: bytes
+) -> tuple[Caller, EventIn] | None:
+    """The caller and event of a post as the platform sends it; None for anything else."""
+    headers = request.headers
+    scheme, key = get_authorization_scheme_param(headers.get("authorization"))
+    content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    if scheme.lower() != "bearer" or "x-tenant" in headers or content_type != _JSON:
+        return None
+    caller = service.authenticator.known(key, None)
+    if caller is None or not caller.may(Scope.EVENTS_WRITE):
+        return None
+    try:
+        return caller, EventIn.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=EventRoute)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventAccepted)
-def post_event(event: EventIn, caller: EventsWrite, service: ServiceDep) -> Response:
+async def post_event(event: EventIn, caller: EventsWrite, service: ServiceDep) -> Response:
     """Queue one invocation per plugin of the project's tenant active on the project for
     this event type (404 for a project that is not the key's tenant's).
 
@@ -46,10 +86,9 @@ def post_event(event: EventIn, caller: EventsWrite, service: ServiceDep) -> Resp
     that is not valid Unicode (not UTF-8, a lone surrogate escape) 422 ``invalid_unicode``;
     both name the path in ``field``.
     """
-    ingested = service.post_event(caller, event)
+    ingested = await service.post_event(caller, event)
     accepted = EventAccepted(event_id=ingested.event_id, invocations=ingested.invocation_ids)
-    # A ready response: FastAPI would otherwise validate the model again, for a plain
-    # function in a second worker thread (the profile's second thread hop per event).
+    # A ready response: FastAPI would otherwise validate the model again.
     return Response(
         accepted.model_dump_json(),
         status_code=status.HTTP_202_ACCEPTED if ingested.created else status.HTTP_200_OK,

@@ -1,0 +1,202 @@
+"""Events posted at the same time share one write and one commit, each post answered only
+once its own rows are committed; a batch holding a bad event is written again event by
+event, so only that event's post fails."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from sqlalchemy import event, select
+
+from executor.errors import Conflict
+from executor.schemas import EventIn
+from executor.service.events import EventIntake, Ingested
+from executor.statuses import BuildStatus
+from executor.store import ingest as ingest_store
+from executor.store.db import Database
+from executor.store.tables import Activation, Event, Invocation, Plugin, PluginVersion, Project
+from executor.tenancy.access import operator_caller
+from tests.conftest import make_settings, start_server, stop_server
+
+DEADLINE_S = 120
+PROJECT = "p"
+
+
+@pytest.fixture
+def db(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def intake(db: Database) -> Iterator[EventIntake]:
+    """An intake on a store where two plugins run on every onSubmit of ``PROJECT``."""
+    with db.session() as session:
+        session.add(Project(id=PROJECT))
+        for name in ("one", "two"):
+            plugin = Plugin(name=name)
+            session.add(plugin)
+            session.flush()
+            version = PluginVersion(
+                plugin_id=plugin.id,
+                number=1,
+                status=BuildStatus.ACTIVE.value,
+                handlers=["onSubmit"],
+                source_sha256="x",
+                source=b"",
+                image_id="sha256:x",
+            )
+            session.add(version)
+            session.flush()
+            plugin.current_version_id = version.id
+            session.add(Activation(plugin_id=plugin.id, project_id=PROJECT))
+    stored: list[Ingested] = []
+    running = EventIntake(db, stored.append)
+    yield running
+    running.stop()
+
+
+def post(intake: EventIntake, event_id: str) -> Any:
+    """Submit an onSubmit event of ``PROJECT`` with this id: its answer's future."""
+    body = EventIn(id=event_id, type="onSubmit", project_id=PROJECT, asset_id="a", label={})
+    return intake.submit(operator_caller("default"), body)
+
+
+def inserts(db: Database) -> tuple[list[str], Any]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        if "INSERT" in str(args[2]):
+            seen.append(str(args[2]))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    return seen, record
+
+
+@contextmanager
+def events_table_locked(db: Database) -> Iterator[None]:
+    """Inserts into events wait while this holds its lock (a real writer, stalled)."""
+    with db.engine.connect() as blocker:
+        blocker.exec_driver_sql("LOCK TABLE events IN SHARE MODE")
+        yield
+        blocker.rollback()
+
+
+def wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, "the intake never got there"
+        time.sleep(0.01)
+
+
+def stored(db: Database) -> dict[str, int]:
+    """Stored event ids, each with its number of invocations."""
+    with db.session() as session:
+        ids = session.scalars(select(Event.id)).all()
+        owners = session.scalars(select(Invocation.event_id)).all()
+    return {event_id: owners.count(event_id) for event_id in ids}
+
+
+def test_events_queued_behind_a_write_share_the_next_one(db: Database, intake: EventIntake) -> None:
+    seen, record = inserts(db)
+    with events_table_locked(db):
+        first = post(intake, "first")
+        wait_until(lambda: len(seen) == 1)  # the first write is in, waiting on the lock
+        later = [post(intake, f"later-{i}") for i in range(5)]
+        wait_until(lambda: intake.queued == 5)
+        assert not first.done() and not any(f.done() for f in later)
+    answers = [f.result(timeout=DEADLINE_S) for f in (first, *later)]
+    committed = stored(db)
+    event.remove(db.engine, "before_cursor_execute", record)
+    # Two statements for six events with their twelve invocations: the first alone, then
+    # the five that queued meanwhile together.
+    assert len(seen) == 2, seen
+    assert all(s.startswith("WITH event AS") for s in seen), seen
+    assert committed == {"first": 2, **{f"later-{i}": 2 for i in range(5)}}
+    assert [(a.event_id, len(a.invocation_ids), a.created) for a in answers] == [
+        (event_id, 2, True) for event_id in ("first", *(f"later-{i}" for i in range(5)))
+    ]
+
+
+def rows(event_id: str) -> ingest_store.EventRows:
+    new = ingest_store.new_event(
+        event_id=event_id, tenant_id="default", type="onSubmit", project_id="q", asset_id="a"
+    )
+    return ingest_store.event_rows(new, {"n": event_id}, None, [])
+
+
+def test_a_bad_event_in_a_batch_fails_only_itself(db: Database) -> None:
+    assert ingest_store.write_events(db, [rows("taken")]) == [None]
+    seen, record = inserts(db)
+    outcomes = ingest_store.write_events(db, [rows("good-1"), rows("taken"), rows("good-2")])
+    event.remove(db.engine, "before_cursor_execute", record)
+    assert [type(o).__name__ for o in outcomes] == ["NoneType", "EventIdTaken", "NoneType"]
+    assert str(outcomes[1]) == "taken"
+    # The batch of three failed as a whole (nothing of it stored), then each went alone.
+    assert len(seen) == 1 + 3, seen
+    assert stored(db) == {"taken": 0, "good-1": 0, "good-2": 0}
+
+
+def test_an_id_taken_in_a_batch_by_another_tenant_fails_only_that_post(
+    db: Database, intake: EventIntake
+) -> None:
+    """Two tenants post the same id at the same time: the first write wins, the other post
+    alone fails (409), and the events around it are stored."""
+    with events_table_locked(db):
+        seen, record = inserts(db)
+        blocker = post(intake, "blocker")
+        wait_until(lambda: len(seen) == 1)
+        mine = post(intake, "shared")
+        other = intake.submit(
+            operator_caller("acme"),
+            EventIn(id="shared", type="custom", project_id="elsewhere", payload={}),
+        )
+        after = post(intake, "after")
+        wait_until(lambda: intake.queued == 3)
+    event.remove(db.engine, "before_cursor_execute", record)
+    for future in (blocker, mine, after):
+        assert future.result(timeout=DEADLINE_S).created
+    with pytest.raises(Conflict, match="event id 'shared' is taken: send another"):
+        other.result(timeout=DEADLINE_S)
+    assert stored(db) == {"blocker": 2, "shared": 2, "after": 2}
+
+
+def test_one_id_posted_twice_at_once_answers_the_second_with_the_first_post(
+    postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
+) -> None:
+    """Both posts are read before either is written (they share a batch), so the second's
+    write clashes on the id: it answers 200 with the first post's invocations."""
+    entry = start_server(
+        make_settings(tmp_path, database_url=postgres_url, dispatch=False), docker_client
+    )
+    server = entry[0]
+    try:
+        server.push("counter", name="twice")
+        server.activate("twice", "p")
+        db, intake = server.service.db, server.service.intake
+        body = {"id": "once", "type": "onSubmit", "project_id": "p", "asset_id": "a", "label": {}}
+        seen, record = inserts(db)
+        with ThreadPoolExecutor(3) as pool, events_table_locked(db):
+            blocker = pool.submit(server.post_event, **{**body, "id": "blocker"})
+            wait_until(lambda: len(seen) == 1)
+            first = pool.submit(server.api.post, "/v1/events", json=body)
+            wait_until(lambda: intake.queued == 1)
+            second = pool.submit(server.api.post, "/v1/events", json=body)
+            wait_until(lambda: intake.queued == 2)
+        event.remove(db.engine, "before_cursor_execute", record)
+        blocker.result(timeout=DEADLINE_S)
+        answers = [f.result(timeout=DEADLINE_S) for f in (first, second)]
+        assert [r.status_code for r in answers] == [202, 200], [r.text for r in answers]
+        assert answers[0].json() == answers[1].json()
+        assert stored(db) == {"blocker": 1, "once": 1}
+    finally:
+        stop_server(*entry)
