@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from executor.cli.common import call, client
+from executor.cli.heap import settle_heap
 from executor.cli.render import console, err_console, print_json, print_table
 from executor.errors import ExecutorError
 from executor.settings import Settings
@@ -43,6 +44,7 @@ def worker() -> None:
         service.stop()
         err_console.print(f"[red]error:[/] {escape(exc.message)}")
         raise typer.Exit(2) from exc
+    settle_heap()
     console.print(f"worker node {service.engine.node_id} ready", soft_wrap=True)
     try:
         stop.wait()
