@@ -111,9 +111,9 @@ class EventIntake:
 
     A profile of ingest under load showed the cost around the SQL more than the SQL: a
     worker thread, two pooled connections and a lock handoff per event. One thread that
-    takes whatever queued while it wrote pays each once per batch. An answer is set only
-    after the commit that holds its rows (nothing answered is ever lost); a post that
-    fails, fails alone.
+    takes whatever queued while it wrote, on a connection it keeps while batches follow
+    one another, pays each once per batch. An answer is set only after the commit that
+    holds its rows (nothing answered is ever lost); a post that fails, fails alone.
     """
 
     def __init__(self, db: Database, on_stored: Callable[[Ingested], None]) -> None:
@@ -152,60 +152,70 @@ class EventIntake:
         if thread is not None:
             thread.join()
 
+    def _take(self, *, wait: bool) -> list[_Post] | None:
+        """The next batch: what is queued (waiting for it with ``wait``), less the posts
+        whose caller gave up before their turn (never stored, never answered). None once
+        stopped with nothing queued."""
+        with self._changed:
+            while wait and not self._queued and not self._stopping:
+                self._changed.wait()
+            if wait and not self._queued:
+                return None
+            batch = self._queued[:MAX_BATCH]
+            del self._queued[:MAX_BATCH]
+        return [post for post in batch if post.answer.set_running_or_notify_cancel()]
+
     def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self._queued and not self._stopping:
-                    self._changed.wait()
-                if not self._queued:
-                    return
-                batch = self._queued[:MAX_BATCH]
-                del self._queued[:MAX_BATCH]
-            # A post whose caller gave up before its turn is not stored (never answered).
-            taken = [post for post in batch if post.answer.set_running_or_notify_cancel()]
+        while (batch := self._take(wait=True)) is not None:
             try:
-                self._store(taken)
-            except Exception as error:  # the store failed for all: each post hears of it
-                for post in taken:
+                # Batches that follow one another share a connection: checking one out
+                # and back in per batch cost more than its SQL. An idle intake holds none.
+                with self._db.autocommit_connection() as connection:
+                    while batch:
+                        self._store(connection, batch)
+                        batch = self._take(wait=False)
+            except Exception as error:  # the store failed: the batch's posts hear of it
+                for post in batch or []:
                     if not post.answer.done():
                         post.answer.set_exception(error)
 
-    def _store(self, batch: list[_Post]) -> None:
+    def _store(self, connection: Connection, batch: list[_Post]) -> None:
         writes: list[tuple[_Post, str, ingest_store.EventRows]] = []
         states: dict[str, ingest_store.ProjectState] = {}
-        with self._db.autocommit_connection() as connection:
-            for post in batch:
-                try:
-                    prepared = _prepare(connection, states, post.caller, post.event_in)
-                except Exception as error:
-                    post.answer.set_exception(error)
-                    continue
-                if isinstance(prepared, Ingested):
-                    post.answer.set_result(prepared)
-                else:
-                    writes.append((post, *prepared))
-        outcomes = ingest_store.write_events(self._db, [rows for _, _, rows in writes])
+        for post in batch:
+            try:
+                prepared = _prepare(connection, states, post.caller, post.event_in)
+            except Exception as error:
+                post.answer.set_exception(error)
+                continue
+            if isinstance(prepared, Ingested):
+                post.answer.set_result(prepared)
+            else:
+                writes.append((post, *prepared))
+        outcomes = ingest_store.write_events(self._db, connection, [rows for _, _, rows in writes])
         for (post, tenant_id, rows), failure in zip(writes, outcomes, strict=True):
             if failure is None:
                 ingested = Ingested(rows.event["id"], rows.invocation_ids, created=True)
                 post.answer.set_result(ingested)
                 self._on_stored(ingested)
             elif isinstance(failure, ingest_store.EventIdTaken):
-                self._answer_taken(post, tenant_id, failure)
+                _answer_taken(connection, post, tenant_id, failure)
             else:
                 post.answer.set_exception(failure)
 
-    def _answer_taken(self, post: _Post, tenant_id: str, error: ingest_store.EventIdTaken) -> None:
-        """The same id was posted at the same time and the other post's write came first:
-        answer with that post's invocations (Conflict if it was another tenant's)."""
-        assert post.event_in.id is not None  # only a given id can clash
-        try:
-            with self._db.autocommit_connection() as connection:
-                first = _first_post(connection, post.event_in.id, tenant_id)
-        except Exception as failure:
-            post.answer.set_exception(failure)
-            return
-        if first is None:
-            post.answer.set_exception(error)
-        else:
-            post.answer.set_result(first)
+
+def _answer_taken(
+    connection: Connection, post: _Post, tenant_id: str, error: ingest_store.EventIdTaken
+) -> None:
+    """The same id was posted at the same time and the other post's write came first:
+    answer with that post's invocations (Conflict if it was another tenant's)."""
+    assert post.event_in.id is not None  # only a given id can clash
+    try:
+        first = _first_post(connection, post.event_in.id, tenant_id)
+    except Exception as failure:
+        post.answer.set_exception(failure)
+        return
+    if first is None:
+        post.answer.set_exception(error)
+    else:
+        post.answer.set_result(first)

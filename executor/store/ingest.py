@@ -150,6 +150,9 @@ PROJECT_STATE = (
     .order_by(_activations.created_at, _activations.id)
 )
 _INSERT_EVENT = insert(Event)
+# With RETURNING, SQLAlchemy sends the rows of an executemany as one multi-row INSERT (its
+# "insertmanyvalues"), compiled once: one statement, so one commit, in autocommit.
+_INSERT_EVENTS_AT_ONCE = insert(Event).returning(_events.id)
 _INSERT_INVOCATIONS = insert(Invocation)
 
 
@@ -343,17 +346,17 @@ def _write(connection: Connection, batch: list[EventRows]) -> None:
     elif invocations:
         connection.execute(_events_and_invocations_statement(events, invocations))
     else:
-        connection.execute(insert(Event).values(events))
+        connection.execute(_INSERT_EVENTS_AT_ONCE, events)
 
 
 class EventIdTaken(Exception):
     """The event's id (its idempotency key) was stored meanwhile, by a post at the same time."""
 
 
-def _commit(db: Database, batch: list[EventRows]) -> None:
+def _commit(db: Database, connection: Connection, batch: list[EventRows]) -> None:
     try:
-        with db.single_write_connection() as connection:
-            _write(connection, batch)
+        with db.single_write_connection(connection) as writing:
+            _write(writing, batch)
     except IntegrityError as error:
         if len(batch) > 1:
             raise
@@ -361,21 +364,24 @@ def _commit(db: Database, batch: list[EventRows]) -> None:
         raise EventIdTaken(batch[0].event["id"]) from error
 
 
-def write_events(db: Database, batch: list[EventRows]) -> list[Exception | None]:
+def write_events(
+    db: Database, connection: Connection, batch: list[EventRows]
+) -> list[Exception | None]:
     """Commit the rows of ``batch``: what each event's write raised, None once committed.
+    ``connection`` is an autocommit connection (``Database.autocommit_connection``): the
+    write's on PostgreSQL, where it is one statement.
 
     Each commit waits for the store to make it durable (PostgreSQL flushes its write-ahead
-    log to disk: about a millisecond here, more than the rest of an event), so events
-    posted at the same time share one statement and one commit. A batch that fails is
-    written again one event at a time, so that one bad event (an id stored meanwhile:
-    ``EventIdTaken``) fails only itself.
+    log to disk), so events posted at the same time share one statement and one commit. A
+    batch that fails is written again one event at a time, so that one bad event (an id
+    stored meanwhile: ``EventIdTaken``) fails only itself.
     """
     if not batch:
         return []
     try:
-        _commit(db, batch)
+        _commit(db, connection, batch)
     except Exception as error:
         if len(batch) == 1:
             return [error]
-        return [outcome for rows in batch for outcome in write_events(db, [rows])]
+        return [outcome for rows in batch for outcome in write_events(db, connection, [rows])]
     return [None] * len(batch)

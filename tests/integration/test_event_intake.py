@@ -135,9 +135,11 @@ def rows(event_id: str) -> ingest_store.EventRows:
 
 
 def test_a_bad_event_in_a_batch_fails_only_itself(db: Database) -> None:
-    assert ingest_store.write_events(db, [rows("taken")]) == [None]
-    seen, record = inserts(db)
-    outcomes = ingest_store.write_events(db, [rows("good-1"), rows("taken"), rows("good-2")])
+    with db.autocommit_connection() as connection:
+        assert ingest_store.write_events(db, connection, [rows("taken")]) == [None]
+        seen, record = inserts(db)
+        batch = [rows("good-1"), rows("taken"), rows("good-2")]
+        outcomes = ingest_store.write_events(db, connection, batch)
     event.remove(db.engine, "before_cursor_execute", record)
     assert [type(o).__name__ for o in outcomes] == ["NoneType", "EventIdTaken", "NoneType"]
     assert str(outcomes[1]) == "taken"
