@@ -156,17 +156,6 @@ class Database:
         with self.engine.connect() as connection:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
-    @contextmanager
-    def single_write_connection(self, autocommit: Connection) -> Iterator[Connection]:
-        """A connection for a write that is one statement on PostgreSQL (``autocommit``, a
-        connection from ``autocommit_connection()`` the caller holds) and several on SQLite
-        (a transaction of its own: ``write_connection()``)."""
-        if not self.is_sqlite:
-            yield autocommit
-            return
-        with self.write_connection() as connection:
-            yield connection
-
     def ping(self) -> bool:
         """True when the store answers a trivial query."""
         try:

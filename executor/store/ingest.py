@@ -3,9 +3,8 @@
 Ingest is the busiest write (every event the platform posts), and a profile of it under
 load showed the ORM's unit of work (identity map, flush, one INSERT per row) costing
 several times the statements themselves. So these functions read only the columns ingest
-uses, into plain records, and write each kind of row with one statement; on PostgreSQL the
-events and all their invocations are one statement, each round trip to the server being a
-wait per event, and events posted at the same time share it (``write_events``).
+uses, into plain records, and write each kind of row of a batch of events posted at the
+same time with one statement compiled once (``write_events``).
 """
 
 from __future__ import annotations
@@ -15,19 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnClause,
-    ColumnDefault,
     Connection,
-    Insert,
-    Integer,
-    String,
     and_,
     bindparam,
-    column,
     insert,
-    literal,
     select,
-    values,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -149,11 +140,11 @@ PROJECT_STATE = (
     .where(_projects.id == bindparam("project_id"))
     .order_by(_activations.created_at, _activations.id)
 )
-_INSERT_EVENT = insert(Event)
-# With RETURNING, SQLAlchemy sends the rows of an executemany as one multi-row INSERT (its
-# "insertmanyvalues"), compiled once: one statement, so one commit, in autocommit.
-_INSERT_EVENTS_AT_ONCE = insert(Event).returning(_events.id)
-_INSERT_INVOCATIONS = insert(Invocation)
+# With RETURNING, SQLAlchemy sends the rows of an executemany on PostgreSQL as one
+# multi-row INSERT (its "insertmanyvalues"), compiled once: one statement, one round trip
+# (without it, psycopg sends a statement per row). SQLite's executemany is in-process.
+_INSERT_EVENTS = insert(Event).returning(_events.id)
+_INSERT_INVOCATIONS = insert(Invocation).returning(_invocations.id)
 
 
 @dataclass(frozen=True)
@@ -252,64 +243,6 @@ def _invocation_rows(
     ]
 
 
-# What differs between invocations; the rest they copy from their event.
-_RUN_COLUMNS: list[ColumnClause[Any]] = [
-    column("id", String),
-    column("event_id", String),
-    column("plugin_id", String),
-    column("version_id", String),
-    column("plugin_name", String),
-    column("version_number", Integer),
-    column("image_id", String),
-    column("max_retries", Integer),
-]
-# Which column of its event each invocation copies.
-_FROM_EVENT = {
-    "tenant_id": "tenant_id",
-    "project_id": "project_id",
-    "event_type": "type",
-    "asset_id": "asset_id",
-    "queued_at": "received_at",
-}
-
-# The columns rows inserted one by one take their Python-side defaults for (status,
-# attempt, ...): an INSERT ... SELECT leaves them to the SELECT.
-_INVOCATION_DEFAULTS = {
-    c.name: literal(c.default.arg if c.default.is_scalar else c.default.arg(None), c.type)
-    for c in Invocation.__table__.columns
-    if isinstance(c.default, ColumnDefault)
-    and c.name not in {*_FROM_EVENT, *(r.name for r in _RUN_COLUMNS)}
-}
-
-
-def _events_and_invocations_statement(
-    event_rows: list[dict[str, Any]], invocation_rows: list[dict[str, Any]]
-) -> Insert:
-    """``WITH event AS (INSERT INTO events ... RETURNING ...) INSERT INTO invocations
-    SELECT ... FROM (VALUES ...) AS runs JOIN event ON runs.event_id = event.id``:
-    PostgreSQL checks the invocations' foreign key at the end of the statement, when the
-    events are in."""
-    stored = (
-        insert(Event)
-        .values(event_rows)
-        .returning(_events.id, *(_events[name] for name in _FROM_EVENT.values()))
-        .cte("event")
-    )
-    runs = values(*_RUN_COLUMNS, name="runs").data(
-        [tuple(row[c.name] for c in _RUN_COLUMNS) for row in invocation_rows]
-    )
-    names = [c.name for c in _RUN_COLUMNS] + list(_FROM_EVENT) + list(_INVOCATION_DEFAULTS)
-    return insert(Invocation).from_select(
-        names,
-        select(
-            *(runs.c[c.name] for c in _RUN_COLUMNS),
-            *(stored.c[source] for source in _FROM_EVENT.values()),
-            *_INVOCATION_DEFAULTS.values(),
-        ).select_from(runs.join(stored, runs.c.event_id == stored.c.id)),
-        include_defaults=False,
-    )
-
-
 @dataclass(frozen=True)
 class EventRows:
     """The rows one event writes: the event and its queued invocations."""
@@ -333,20 +266,19 @@ def event_rows(
     return EventRows(_event_row(event, label, payload), _invocation_rows(event, runs))
 
 
-def _write(connection: Connection, batch: list[EventRows]) -> None:
-    """Insert the rows of ``batch``. On PostgreSQL this is one statement (atomic on its own,
-    so the connection may autocommit: no BEGIN, no COMMIT, one round trip); SQLite has no
-    INSERT in a WITH, and a statement per kind of row costs no round trip there."""
+def _write(db: Database, autocommit: Connection, batch: list[EventRows]) -> None:
+    """Insert the rows of ``batch`` in one transaction: a statement per kind of row. Events
+    alone on PostgreSQL are one statement, atomic on its own, so ``autocommit`` runs it: no
+    BEGIN, no COMMIT."""
     events = [rows.event for rows in batch]
     invocations = [row for rows in batch for row in rows.invocations]
-    if connection.dialect.name != "postgresql":
-        connection.execute(_INSERT_EVENT, events)
+    if not invocations and not db.is_sqlite:
+        autocommit.execute(_INSERT_EVENTS, events)
+        return
+    with db.write_connection() as connection:
+        connection.execute(_INSERT_EVENTS, events)
         if invocations:
             connection.execute(_INSERT_INVOCATIONS, invocations)
-    elif invocations:
-        connection.execute(_events_and_invocations_statement(events, invocations))
-    else:
-        connection.execute(_INSERT_EVENTS_AT_ONCE, events)
 
 
 class EventIdTaken(Exception):
@@ -355,8 +287,7 @@ class EventIdTaken(Exception):
 
 def _commit(db: Database, connection: Connection, batch: list[EventRows]) -> None:
     try:
-        with db.single_write_connection(connection) as writing:
-            _write(writing, batch)
+        _write(db, connection, batch)
     except IntegrityError as error:
         if len(batch) > 1:
             raise
