@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from sqlalchemy import event, select
+from sqlalchemy import Connection, event, select
 
 from executor.store import ingest as ingest_store
 from executor.store import plugins as plugin_store
@@ -25,8 +25,10 @@ BUILD_LOG = re.compile(r"\bplugin_versions\.build_log\b")
 
 
 @contextmanager
-def statements(server: RunningServer) -> Iterator[list[str]]:
-    """The SQL statements the server's store runs (in any thread) inside the block."""
+def statements(server: RunningServer, *, transactions: bool = False) -> Iterator[list[str]]:
+    """The SQL statements the server's store runs (in any thread) inside the block; with
+    ``transactions``, "BEGIN" and "COMMIT" where a transaction of its own starts and ends
+    (an autocommitted statement has neither)."""
     seen: list[str] = []
     lock = threading.Lock()
 
@@ -34,12 +36,28 @@ def statements(server: RunningServer) -> Iterator[list[str]]:
         with lock:
             seen.append(str(args[2]))  # (conn, cursor, statement, parameters, ...)
 
+    def marker(name: str) -> Any:
+        def mark(connection: Connection) -> None:
+            # SQLAlchemy begins and ends a logical transaction on an autocommit connection
+            # too: the server sees no BEGIN or COMMIT there.
+            if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return
+            with lock:
+                seen.append(name)
+
+        return mark
+
     engine = server.service.db.engine
-    event.listen(engine, "before_cursor_execute", record)
+    listeners = [("before_cursor_execute", record)]
+    if transactions:
+        listeners += [("begin", marker("BEGIN")), ("commit", marker("COMMIT"))]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
 
 
 def naming(pattern: re.Pattern[str], seen: list[str]) -> list[str]:
@@ -112,12 +130,13 @@ def test_an_event_is_stored_in_three_statements_however_many_plugins_it_runs(
     ]
 
 
-def test_on_postgres_an_event_and_its_invocations_are_one_statement(
+def test_on_postgres_an_event_and_its_invocations_are_one_transaction(
     postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
 ) -> None:
-    """Each statement is a round trip to the server: the project's state, then the event
-    with every invocation in one statement (autocommitted, atomic on its own), whose rows
-    carry the same defaults as rows inserted one by one."""
+    """Each statement is a round trip to the server: the project's state (autocommitted),
+    then the event and every invocation in one transaction, whose rows carry the same
+    defaults as rows inserted one by one; an event that runs nothing is one autocommitted
+    INSERT."""
     entry = start_server(
         make_settings(tmp_path, database_url=postgres_url, dispatch=False), docker_client
     )
@@ -126,14 +145,17 @@ def test_on_postgres_an_event_and_its_invocations_are_one_statement(
         for name in ("first", "second"):
             quiet.push("counter", name=name)
             quiet.activate(name, "busy-project")
-        with statements(quiet) as seen:
+        with statements(quiet, transactions=True) as seen:
             accepted = quiet.post_event(
                 type="onSubmit", project_id="busy-project", asset_id="a", label={"k": 1}
             )
-        assert len(seen) == 2, seen
-        assert verb_and_table(seen[0]) == ("SELECT", "projects"), seen
-        assert seen[1].startswith("WITH event AS") and "INSERT INTO events" in seen[1], seen
-        assert "INSERT INTO invocations" in seen[1], seen
+        assert [s if s in ("BEGIN", "COMMIT") else verb_and_table(s) for s in seen] == [
+            ("SELECT", "projects"),
+            "BEGIN",
+            ("INSERT", "events"),
+            ("INSERT", "invocations"),
+            "COMMIT",
+        ], seen
         with quiet.service.db.session() as session:
             stored = session.scalars(select(Event)).one()
             runs = session.scalars(select(Invocation).order_by(Invocation.plugin_name)).all()
@@ -152,8 +174,7 @@ def test_on_postgres_an_event_and_its_invocations_are_one_statement(
             )
             assert (run.queued_at, run.tenant_id) == (stored.received_at, stored.tenant_id)
             assert run.image_id and run.image_id.startswith("sha256:")
-        # An event that runs nothing is its one INSERT.
-        with statements(quiet) as seen:
+        with statements(quiet, transactions=True) as seen:
             quiet.post_event(type="onReview", project_id="busy-project", asset_id="b", label={})
         assert [verb_and_table(s) for s in seen] == [("SELECT", "projects"), ("INSERT", "events")]
     finally:
