@@ -195,12 +195,12 @@ class Settings(BaseSettings):
     max_runs_per_plugin: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
-        description="Containers of one plugin running at once.",
+        description="Containers of one plugin running at once, on all nodes together.",
     )
     max_runs_per_project: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
-        description="Containers for one project running at once.",
+        description="Containers for one project running at once, on all nodes together.",
     )
     dispatch: bool = Field(
         True,

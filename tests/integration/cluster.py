@@ -29,6 +29,10 @@ WORKERS = ("w1", "w2")
 LEASE_S = 5  # short, so a killed worker is lost soon; renewed every third of it
 WORKER_SETTINGS = {
     "max_concurrent_runs": 5,  # ten runs in flight: five on each worker
+    # These caps count the runs of every node; by default (2 x cores) they would let four
+    # runs of the ten be in flight, all on whichever worker claimed first.
+    "max_runs_per_plugin": 10,
+    "max_runs_per_project": 10,
     # Placement would hold runs back for the worker with a warm container (tested in
     # test_nodes.py); these tests need both workers to claim at once.
     "placement_grace_s": 0,

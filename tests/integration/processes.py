@@ -19,6 +19,7 @@ import httpx
 from tests.conftest import CA_BUNDLE, OPERATOR_KEY, RUNTIME_IMAGE, ExecutorApi, free_port
 
 STARTUP_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30  # for every thread of a process to stop on SIGSTOP
 WORKER_READY = b"ready"  # the last word of the line a worker prints once it claims
 
 
@@ -67,6 +68,20 @@ class ExecutorProcess(ExecutorApi):
         assert self.process is not None
         self.process.send_signal(signum)
 
+    def pause(self) -> None:
+        """SIGSTOP; returns once every thread of the process is stopped, so from then on
+        it writes nothing (until ``resume``)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.process.pid}/task")
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while not all(_stopped(task) for task in tasks.iterdir()):
+            assert time.monotonic() < deadline, "SIGSTOP did not stop the process"
+            time.sleep(0.01)
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
     def wait_exit(self, timeout: float) -> int:
         assert self.process is not None
         return self.process.wait(timeout)
@@ -80,6 +95,16 @@ class ExecutorProcess(ExecutorApi):
                 self.process.kill()
                 self.process.wait()
         self.api.close()
+
+
+def _stopped(task: Path) -> bool:
+    """Whether the thread ``task`` (``/proc/PID/task/TID``) is stopped or gone."""
+    try:
+        stat = (task / "stat").read_text()
+    except FileNotFoundError:  # the thread ended
+        return True
+    state = stat.rpartition(")")[2].split()[0]  # after the name, which may hold anything
+    return state in {"T", "t", "Z", "X"}
 
 
 def executor_process(

@@ -1,5 +1,6 @@
-"""Warm-aware placement in the claim (SQLite, no Docker): a node without a warm container
-of a version leaves its fresh runs to a ready node holding one, for the grace only."""
+"""Placement in the claim (SQLite, no Docker): a node without a warm container of a
+version leaves its fresh runs to a ready node holding one, for the grace only; the
+per-plugin and per-project caps count the runs of every node."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from executor.statuses import NodeState
+from executor.statuses import InvocationStatus, NodeState
 from executor.store import invocations as invocation_store
 from executor.store import nodes as node_store
 from executor.store.db import Database
@@ -96,3 +97,41 @@ def test_a_restarted_node_publishes_no_warm_containers_until_its_pool_refills(
     run_id, _ = warm_elsewhere
     _join(db, "warm")  # the warm node restarted: its pool is empty
     assert _claim(db, COLD, GRACE_S) == [run_id]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        invocation_store.ClaimLimits(per_plugin=1, per_project=10),
+        invocation_store.ClaimLimits(per_plugin=10, per_project=1),
+    ],
+)
+def test_a_node_with_free_slots_claims_nothing_while_other_nodes_run_the_cap(
+    db: Database, limits: invocation_store.ClaimLimits
+) -> None:
+    first = add_run(db, project_id="proj")
+    with db.session() as session:  # a second run of the same plugin, version and project
+        second = Invocation(
+            event_id=first.event_id,
+            plugin_id=first.plugin_id,
+            version_id=first.version_id,
+            plugin_name=first.plugin_name,
+            version_number=1,
+            project_id="proj",
+            event_type="onSubmit",
+        )
+        session.add(second)
+    other = invocation_store.NodeClaim("other", frozenset({"runc"}), {}, "runc")
+    for node in (COLD, other):
+        _join(db, node.node_id)
+    with db.session() as session:
+        claimed = invocation_store.claim(session, "cold-1", 5, 30, limits, COLD)
+        assert [i.id for i in claimed] == [first.id]
+    with db.session() as session:
+        assert invocation_store.claim(session, "other-1", 5, 30, limits, other) == []
+        invocation_store.finish(
+            session, first.id, claimed[0].lease_generation, status=InvocationStatus.SUCCEEDED
+        )
+    with db.session() as session:
+        claimed = invocation_store.claim(session, "other-1", 5, 30, limits, other)
+        assert [(i.id, i.node_id) for i in claimed] == [(second.id, "other")]
