@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import OPERATOR_KEY, RunningServer
@@ -75,10 +77,21 @@ def test_logs_refuses_a_bad_since_or_level(server: RunningServer) -> None:
     assert level.returncode == 2 and "LOUD" in level.stderr
 
 
+# The CLI as a terminal starts it, Ctrl-C's signal at its default. A shell passes SIGINT on
+# ignored to what it runs in the background (`cmd &` without job control), so a test runner
+# started that way hands its children an ignored Ctrl-C, which Python keeps ignoring.
+AT_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('executor.cli', run_name='__main__', alter_sys=True)",
+]
+
+
 def test_logs_follow_of_a_whole_plugin_runs_until_interrupted(server: RunningServer) -> None:
     env = {**os.environ, "EXECUTOR_URL": server.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
     with subprocess.Popen(
-        [*CLI, "logs", "nobody", "--project", "p", "--follow"],
+        [*AT_A_TERMINAL, "logs", "nobody", "--project", "p", "--follow"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -88,8 +101,7 @@ def test_logs_follow_of_a_whole_plugin_runs_until_interrupted(server: RunningSer
         # Interrupted once it says it follows (its Ctrl-C handling is in place by then).
         assert process.stderr.readline().startswith("following the logs of nobody on p")
         assert process.poll() is None  # still following
-        process.send_signal(2)  # Ctrl-C
-        err = process.stderr.read()  # through the buffered file readline used
-        process.wait(timeout=60)
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "Traceback" not in err
