@@ -98,10 +98,13 @@ def test_logs_follow_of_a_whole_plugin_runs_until_interrupted(server: RunningSer
         text=True,
     ) as process:
         assert process.stderr is not None
-        # Interrupted once it says it follows (its Ctrl-C handling is in place by then).
-        assert process.stderr.readline().startswith("following the logs of nobody on p")
-        assert process.poll() is None  # still following
-        process.send_signal(signal.SIGINT)  # Ctrl-C
-        _, err = process.communicate(timeout=60)
+        try:
+            # Interrupted once it says it follows (its Ctrl-C handling is in place by then).
+            assert process.stderr.readline().startswith("following the logs of nobody on p")
+            assert process.poll() is None  # still following
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()  # one that missed the Ctrl-C must not outlive the test
     assert process.returncode == 0, err
     assert "Traceback" not in err
