@@ -122,16 +122,23 @@ class LocalRegistry:
 
     def remove_local_images(self, client: docker.DockerClient) -> None:
         """Remove every image on the engine that names this registry."""
-        for image in client.images.list():
-            names = image.tags + image.attrs.get("RepoDigests", [])
-            if any(name.startswith(self.address + "/") for name in names):
-                with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(str(image.id), force=True)
+        remove_images_of(client, self.address)
 
     def close(self, client: docker.DockerClient) -> None:
         self.stop()
         self.remove_local_images(client)
         shutil.rmtree(CERTS_D / self.address, ignore_errors=True)
+
+
+def remove_images_of(client: docker.DockerClient, address: str) -> None:
+    """Remove every image on the engine that names the registry at ``address``."""
+    # The engine's one list call: images.list() then asks for each image again, and fails
+    # on one that another test removed in between.
+    for image in client.api.images():
+        names = (image.get("RepoTags") or []) + (image.get("RepoDigests") or [])
+        if any(name.startswith(address + "/") for name in names):
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(str(image["Id"]), force=True)
 
 
 def image_events(client: docker.DockerClient, since: float, kind: str) -> list[dict[str, Any]]:

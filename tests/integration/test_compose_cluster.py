@@ -23,6 +23,7 @@ import pytest
 from executor.engine import NODE_LABEL
 from tests.conftest import OPERATOR_KEY, REPO, ExecutorApi, free_port
 from tests.integration.processes import built_images, remove_images
+from tests.integration.registry import remove_images_of
 
 COMPOSE_FILE = REPO / "deploy" / "compose.cluster.yaml"
 SERVICE_UID = 10001  # the executor image's user (deploy/Dockerfile)
@@ -178,7 +179,7 @@ def compose_cluster(
         remove_node_containers(docker_client)
         remove_images(docker_client, plugin_images)
         shutil.rmtree(Path("/etc/docker/certs.d") / cluster.registry_address, ignore_errors=True)
-        remove_registry_images(docker_client, cluster.registry_address)
+        remove_images_of(docker_client, cluster.registry_address)
 
 
 def remove_node_containers(client: docker.DockerClient) -> None:
@@ -187,14 +188,6 @@ def remove_node_containers(client: docker.DockerClient) -> None:
         for found in client.api.containers(all=True, filters={"label": f"{NODE_LABEL}={node}"}):
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_container(found["Id"], force=True)
-
-
-def remove_registry_images(client: docker.DockerClient, address: str) -> None:
-    for image in client.images.list():
-        names = image.tags + image.attrs.get("RepoDigests", [])
-        if any(name.startswith(address + "/") for name in names):
-            with contextlib.suppress(docker.errors.APIError):
-                client.images.remove(str(image.id), force=True)
 
 
 @contextlib.contextmanager
@@ -238,7 +231,7 @@ def test_an_event_runs_through_the_compose_cluster(
     assert f"Pushed {digest}\n" in build["log"]
     # Only the registry holds the image now: a worker must pull it, by digest (ahead of
     # the first event, as the activation makes it what a project runs, or on first use).
-    remove_registry_images(docker_client, compose_cluster.registry_address)
+    remove_images_of(docker_client, compose_cluster.registry_address)
     remove_images(docker_client, built_images(api))
     with engine_pulls(docker_client) as pulled:
         api.activate("clustered", "cluster")
