@@ -86,6 +86,11 @@ if [ "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname='executor'")" != "1" ]; the
   say "creating the PostgreSQL role 'executor' (password 'executor', loopback only)"
   pg_sql "CREATE ROLE executor LOGIN PASSWORD 'executor' CREATEDB"
 fi
+# The tests and the bench drop their databases WITH (FORCE), which also ends an autovacuum
+# worker busy in one; ending a process that is not the role's own takes pg_signal_backend.
+if [ "$(pg_sql "SELECT pg_has_role('executor', 'pg_signal_backend', 'member')")" != "t" ]; then
+  pg_sql "GRANT pg_signal_backend TO executor"
+fi
 
 # The monitoring tests (tests/integration/test_prometheus.py) run promtool and start their
 # own Prometheus on a free loopback port; the package's service must not hold port 9090.
