@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from executor.errors import Conflict, NotFound
+from executor.errors import Conflict, ExecutorError, NotFound
 from executor.schemas import EventIn
 from executor.service.catalog import activation_events
 from executor.store import ingest as ingest_store
@@ -166,26 +166,33 @@ class EventIntake:
         return [post for post in batch if post.answer.set_running_or_notify_cancel()]
 
     def _run(self) -> None:
-        while (batch := self._take(wait=True)) is not None:
+        batch = self._take(wait=True)
+        while batch is not None:
             try:
                 # Batches that follow one another share a connection: checking one out
-                # and back in per batch cost more than its SQL. An idle intake holds none.
+                # and back in per batch cost more than its SQL. An idle intake holds none,
+                # and one the store dropped is left for a new one.
                 with self._db.autocommit_connection() as connection:
-                    while batch:
+                    while batch and not connection.invalidated:
                         self._store(connection, batch)
                         batch = self._take(wait=False)
             except Exception as error:  # the store failed: the batch's posts hear of it
                 for post in batch or []:
                     if not post.answer.done():
                         post.answer.set_exception(error)
+                batch = []
+            if not batch:
+                batch = self._take(wait=True)
 
     def _store(self, connection: Connection, batch: list[_Post]) -> None:
+        """Store ``batch`` and answer each post; raises only when the store fails before
+        anything of the batch is written (its unanswered posts then hear of it)."""
         writes: list[tuple[_Post, str, ingest_store.EventRows]] = []
         states: dict[str, ingest_store.ProjectState] = {}
         for post in batch:
             try:
                 prepared = _prepare(connection, states, post.caller, post.event_in)
-            except Exception as error:
+            except ExecutorError as error:  # this post's own (no such project, id taken)
                 post.answer.set_exception(error)
                 continue
             if isinstance(prepared, Ingested):
@@ -193,14 +200,17 @@ class EventIntake:
             else:
                 writes.append((post, *prepared))
         outcomes = ingest_store.write_events(self._db, connection, [rows for _, _, rows in writes])
-        for (post, tenant_id, rows), failure in zip(writes, outcomes, strict=True):
+        written = list(zip(writes, outcomes, strict=True))
+        # What was committed is answered first: nothing after may keep it unanswered.
+        for (post, _, rows), failure in written:
             if failure is None:
                 ingested = Ingested(rows.event["id"], rows.invocation_ids, created=True)
                 post.answer.set_result(ingested)
                 self._on_stored(ingested)
-            elif isinstance(failure, ingest_store.EventIdTaken):
+        for (post, tenant_id, _), failure in written:
+            if isinstance(failure, ingest_store.EventIdTaken):
                 _answer_taken(connection, post, tenant_id, failure)
-            else:
+            elif failure is not None:
                 post.answer.set_exception(failure)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from executor.statuses import BuildStatus
 from executor.store.db import Database
@@ -295,6 +295,10 @@ def _commit(db: Database, connection: Connection, batch: list[EventRows]) -> Non
         raise EventIdTaken(batch[0].event["id"]) from error
 
 
+def _connection_lost(error: Exception) -> bool:
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
 def write_events(
     db: Database, connection: Connection, batch: list[EventRows]
 ) -> list[Exception | None]:
@@ -305,14 +309,21 @@ def write_events(
     Each commit waits for the store to make it durable (PostgreSQL flushes its write-ahead
     log to disk), so events posted at the same time share one statement and one commit. A
     batch that fails is written again one event at a time, so that one bad event (an id
-    stored meanwhile: ``EventIdTaken``) fails only itself.
+    stored meanwhile: ``EventIdTaken``) fails only itself; once the connection is lost
+    (``connection.invalidated``), what is left is not tried on it.
     """
     if not batch:
         return []
     try:
         _commit(db, connection, batch)
     except Exception as error:
-        if len(batch) == 1:
-            return [error]
-        return [outcome for rows in batch for outcome in write_events(db, connection, [rows])]
+        if len(batch) == 1 or _connection_lost(error):
+            return [error] * len(batch)
+        outcomes: list[Exception | None] = []
+        for done, rows in enumerate(batch):
+            outcomes += write_events(db, connection, [rows])
+            lost = outcomes[-1]
+            if lost is not None and _connection_lost(lost):
+                return outcomes + [lost] * (len(batch) - done - 1)
+        return outcomes
     return [None] * len(batch)

@@ -14,6 +14,7 @@ from typing import Any
 import docker
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 
 from executor.errors import Conflict
 from executor.schemas import EventIn
@@ -125,6 +126,31 @@ def test_events_queued_behind_a_write_share_the_next_one(db: Database, intake: E
     assert [(a.event_id, len(a.invocation_ids), a.created) for a in answers] == [
         (event_id, 2, True) for event_id in ("first", *(f"later-{i}" for i in range(5)))
     ]
+
+
+def test_a_connection_the_store_drops_mid_write_fails_only_that_write(
+    db: Database, intake: EventIntake
+) -> None:
+    """PostgreSQL ends the intake's session while a write waits: that post is answered
+    with the error (not left waiting), and the posts queued behind it are stored on a new
+    connection."""
+    seen, record = inserts(db)
+    with events_table_locked(db):
+        first = post(intake, "first")
+        wait_until(lambda: len(seen) == 1)
+        later = [post(intake, f"later-{i}") for i in range(3)]
+        wait_until(lambda: intake.queued == 3)
+        with db.autocommit_connection() as admin:
+            ended = admin.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'INSERT INTO events%%' AND pid <> pg_backend_pid()"
+            ).scalars()
+            assert list(ended) == [True]
+        with pytest.raises(OperationalError, match="terminating connection"):
+            first.result(timeout=DEADLINE_S)
+    event.remove(db.engine, "before_cursor_execute", record)
+    assert [f.result(timeout=DEADLINE_S).created for f in later] == [True] * 3
+    assert stored(db) == {f"later-{i}": 2 for i in range(3)}
 
 
 def rows(event_id: str) -> ingest_store.EventRows:
