@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import socket
 import struct
 import tarfile
@@ -88,6 +89,14 @@ class BuildTimedOut(BuildFailed):
 
 class BuildInterrupted(Exception):
     """The build was stopped because the executor is shutting down (it resumes at start)."""
+
+
+# The classic builder's error for a step whose starting image was removed meanwhile.
+_VANISHED_PARENT = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
+
+
+class _ParentVanished(Exception):
+    """A build step's starting image was removed while the build ran."""
 
 
 class _BuildAbort:
@@ -287,7 +296,9 @@ class Engine:
         watchdog.start()
         stopper.start()
         try:
-            self._stream_build(api, context, tag, on_output, abort, options)
+            self._stream_build_once_more_if_a_parent_vanished(
+                api, context, tag, on_output, abort, options
+            )
         except BuildFailed:
             raise
         except Exception as exc:
@@ -311,6 +322,31 @@ class Engine:
             raise BuildInterrupted()
         with engine_errors("reading the built image"):
             return str(self.api.inspect_image(tag)["Id"])  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def _stream_build_once_more_if_a_parent_vanished(
+        cls,
+        api: docker.APIClient,
+        context: bytes,
+        tag: str,
+        on_output: Callable[[str], None],
+        abort: _BuildAbort,
+        options: dict[str, Any],
+    ) -> None:
+        """``_stream_build``, again once if an image a step starts from was removed while
+        it ran: removing an image also removes its untagged parents, and another build may
+        just have taken one of them from its cache (image GC, ``docker rmi``). Building
+        again makes what is gone."""
+        try:
+            cls._stream_build(api, context, tag, on_output, abort, options)
+        except _ParentVanished:
+            on_output("\n(an image the build's cache used was removed meanwhile: building again)\n")
+        else:
+            return
+        try:
+            cls._stream_build(api, context, tag, on_output, abort, options)
+        except _ParentVanished as vanished:
+            raise BuildFailed(f"{vanished}: read the build log above") from None
 
     @staticmethod
     def _stream_build(
@@ -338,7 +374,10 @@ class Engine:
             if "stream" in chunk:
                 on_output(str(chunk["stream"]))
             if "error" in chunk:
-                raise BuildFailed(f"{str(chunk['error']).strip()}: read the build log above")
+                error = str(chunk["error"]).strip()
+                if _VANISHED_PARENT.search(error):
+                    raise _ParentVanished(error)
+                raise BuildFailed(f"{error}: read the build log above")
 
     def read_file(self, image: str, path: str, labels: dict[str, str]) -> bytes | None:
         """The content of the regular file ``path`` in ``image`` (None if absent), read from
