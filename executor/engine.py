@@ -6,6 +6,7 @@ docker-py and requests errors are turned into ``SandboxError`` here, where they 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import re
@@ -97,6 +98,24 @@ _VANISHED_PARENT = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
 
 class _ParentVanished(Exception):
     """A build step's starting image was removed while the build ran."""
+
+
+def _once_more_if_a_parent_vanished(
+    build: Callable[[], None], on_output: Callable[[str], None]
+) -> None:
+    """``build()``, again once if an image a step starts from was removed while it ran:
+    removing an image also removes its untagged parents, and another build may just have
+    taken one of them from its cache (image GC, ``docker rmi``). Building again makes what
+    is gone."""
+    try:
+        build()
+        return
+    except _ParentVanished:
+        on_output("\n(an image the build's cache used was removed meanwhile: building again)\n")
+    try:
+        build()
+    except _ParentVanished as vanished:
+        raise BuildFailed(f"{vanished}: read the build log above") from None
 
 
 class _BuildAbort:
@@ -296,8 +315,9 @@ class Engine:
         watchdog.start()
         stopper.start()
         try:
-            self._stream_build_once_more_if_a_parent_vanished(
-                api, context, tag, on_output, abort, options
+            _once_more_if_a_parent_vanished(
+                functools.partial(self._stream_build, api, context, tag, on_output, abort, options),
+                on_output,
             )
         except BuildFailed:
             raise
@@ -322,31 +342,6 @@ class Engine:
             raise BuildInterrupted()
         with engine_errors("reading the built image"):
             return str(self.api.inspect_image(tag)["Id"])  # type: ignore[no-untyped-call]
-
-    @classmethod
-    def _stream_build_once_more_if_a_parent_vanished(
-        cls,
-        api: docker.APIClient,
-        context: bytes,
-        tag: str,
-        on_output: Callable[[str], None],
-        abort: _BuildAbort,
-        options: dict[str, Any],
-    ) -> None:
-        """``_stream_build``, again once if an image a step starts from was removed while
-        it ran: removing an image also removes its untagged parents, and another build may
-        just have taken one of them from its cache (image GC, ``docker rmi``). Building
-        again makes what is gone."""
-        try:
-            cls._stream_build(api, context, tag, on_output, abort, options)
-        except _ParentVanished:
-            on_output("\n(an image the build's cache used was removed meanwhile: building again)\n")
-        else:
-            return
-        try:
-            cls._stream_build(api, context, tag, on_output, abort, options)
-        except _ParentVanished as vanished:
-            raise BuildFailed(f"{vanished}: read the build log above") from None
 
     @staticmethod
     def _stream_build(
