@@ -32,9 +32,53 @@ PLUGINS = REPO / "tests" / "plugins"
 EXAMPLES = REPO / "examples"
 # Another tag lets a branch that changes plugin_runtime test its own build of the image.
 RUNTIME_IMAGE = os.environ.get("EXECUTOR_TEST_RUNTIME_IMAGE", "plugin-executor-runtime:latest")
+TIERS = ("unit", "integration", "security", "e2e")
+# A test that takes one of these (directly or through another fixture) needs a Docker Engine.
+DOCKER_FIXTURES = frozenset({"docker_client", "runtime_image"})
+# Where the fast tier sends Docker clients: nothing listens, so a test that needs an engine
+# but is not marked for it fails there instead of passing only on a machine with Docker.
+NO_ENGINE = "unix:///nonexistent/plugin-executor-fast-tier/docker.sock"
+
+
+def _clear_environment() -> None:
+    """A developer's shell must not change a result: the executor's settings and Docker's
+    client variables come from the tests alone."""
+    for name in list(os.environ):
+        if name.startswith(("EXECUTOR_", "DOCKER_")):
+            del os.environ[name]
+
+
+_clear_environment()
 OPERATOR_KEY = "pe_op_test-operator-key-0123456789"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 TERMINAL = TERMINAL_STATUSES
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier: only tests that need no Docker Engine and are not slow",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--fast"):
+        config.option.markexpr = "not docker and not slow"
+        os.environ["DOCKER_HOST"] = NO_ENGINE
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with its tier (its folder under tests/) and ``docker`` when one of
+    its fixtures reaches the engine; the security tier runs attacks in containers only."""
+    tests = REPO / "tests"
+    for item in items:
+        tier = item.path.relative_to(tests).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if tier == "security" or fixtures & DOCKER_FIXTURES:
+            item.add_marker("docker")
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import EXAMPLES, OPERATOR_KEY, RunningServer
+from tests.conftest import EXAMPLES, OPERATOR_KEY, RunningServer, ServerFactory
 
 CLI = [sys.executable, "-m", "executor.cli"]
 
@@ -29,7 +29,10 @@ def cli(
     return done
 
 
-def test_push_activate_event_logs_round_trip(server: RunningServer) -> None:
+def test_push_activate_event_logs_round_trip(server_factory: ServerFactory) -> None:
+    # A server of its own: the listing and the version number must not depend on which tests
+    # of the module ran before.
+    server = server_factory()
     pushed = cli(server, "push", str(EXAMPLES / "invoice_qa"))
     assert "invoice_qa v1 is ACTIVE" in pushed.stdout
     activated = cli(server, "activate", "invoice_qa", "--project", "cli-proj")

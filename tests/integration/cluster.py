@@ -68,16 +68,21 @@ def host_bridge(name: str, address: str) -> Iterator[str]:
         ip("link", "delete", name)
 
 
-def join(netns: str, bridge: str, veth: str, address: str) -> None:
-    """A veth pair from ``netns`` (there with ``address``, CIDR) to ``bridge``; it goes
-    with the namespace."""
+@contextlib.contextmanager
+def join(netns: str, bridge: str, veth: str, address: str) -> Iterator[None]:
+    """A veth pair from ``netns`` (there with ``address``, CIDR) to ``bridge``; its host end
+    is deleted after (which deletes the pair), whether or not the namespace is gone."""
     inside = f"{veth}n"
     ip("link", "add", f"{veth}h", "type", "veth", "peer", "name", inside)
-    ip("link", "set", inside, "netns", netns)
-    ip("link", "set", f"{veth}h", "master", bridge, "up")
-    ip("-n", netns, "addr", "add", address, "dev", inside)
-    ip("-n", netns, "link", "set", inside, "up")
-    ip("-n", netns, "link", "set", "lo", "up")
+    try:
+        ip("link", "set", inside, "netns", netns)
+        ip("link", "set", f"{veth}h", "master", bridge, "up")
+        ip("-n", netns, "addr", "add", address, "dev", inside)
+        ip("-n", netns, "link", "set", inside, "up")
+        ip("-n", netns, "link", "set", "lo", "up")
+        yield
+    finally:
+        subprocess.run(["ip", "link", "delete", f"{veth}h"], capture_output=True, check=False)
 
 
 @dataclass
@@ -153,9 +158,11 @@ def engine_cluster(root: Path, host_client: docker.DockerClient) -> Iterator[Eng
         cluster = EngineCluster(root, registry, database_url, host_client)
         for index, name in enumerate(WORKERS, start=1):
             netns = stack.enter_context(network_namespace(f"pe-{tag}-{name}"))
-            join(netns, bridge, f"pe{tag}{index}", f"{hosts[index]}/24")
+            stack.enter_context(join(netns, bridge, f"pe{tag}{index}", f"{hosts[index]}/24"))
             engine = stack.enter_context(private_engine(f"pe-{tag}-{name}", netns))
             cluster.engines[name] = engine
             cluster.clients[name] = docker.DockerClient(base_url=engine.host, timeout=120)
         stack.callback(cluster.stop)
         yield cluster
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert f"pe{tag}" not in links and f"pe-br-{tag}" not in links, "a veth or bridge was left"

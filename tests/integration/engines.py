@@ -91,12 +91,34 @@ class PrivateEngine:
 
 @contextlib.contextmanager
 def network_namespace(name: str) -> Iterator[str]:
-    """A new, empty network namespace ``name``; deleted after."""
+    """A new, empty network namespace ``name``; deleted after, with whatever still runs in it
+    (the shim of a container whose engine was killed outlives the engine and every restart of
+    it, and would keep the namespace and its veth alive)."""
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         yield name
     finally:
+        kill_processes_in(name)
         subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+def kill_processes_in(netns: str) -> list[int]:
+    """SIGKILL every process in ``netns`` and their descendants (a shim's container has a
+    namespace of its own); returns the pids that were in the namespace."""
+    listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+    inside = [int(pid) for pid in listed.stdout.split()]
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo = list(inside)
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return inside
 
 
 @contextlib.contextmanager

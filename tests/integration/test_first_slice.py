@@ -196,6 +196,13 @@ def test_memory_hog_is_oom_killed(tight: RunningServer) -> None:
 
 
 def test_no_container_is_left_behind(server: RunningServer, tight: RunningServer) -> None:
+    # Runs of its own, so the test stands alone: one that fails, one killed at its deadline.
+    ends = [(server, "raising", "failed"), (tight, "sleeper", "timed_out")]
+    for executor, plugin, status in ends:
+        executor.push(plugin)
+        executor.activate(plugin, "leftovers")
+        run = executor.run_event(type="onSubmit", project_id="leftovers", asset_id="a", label={})
+        assert run["status"] == status, run
     for executor in (server, tight):
         scope = executor.service.engine.scope
         leftovers = executor.docker_client.api.containers(
