@@ -1,4 +1,5 @@
-"""Wire formats (DESIGN: wire formats): request and response bodies, and the envelope."""
+"""Wire formats (docs/architecture.md, "Wire formats"): request and response bodies, and the
+envelope."""
 
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ class PlatformTarget(BaseModel):
 
 
 class SandboxProfile(BaseSettings):
-    """Resource limits and hardening of one plugin container (DESIGN: sandbox profile)."""
+    """Resource limits and hardening of one plugin container (docs/architecture.md: the
+    sandbox profile)."""
 
     model_config = SettingsConfigDict(env_prefix="EXECUTOR_SANDBOX_", frozen=True)
 

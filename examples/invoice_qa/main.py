@@ -1,4 +1,5 @@
-"""Programmatic QA of invoices (DESIGN): IBAN must start with FR, currency EUR or USD."""
+"""Programmatic QA of invoices (docs/architecture.md, the first use): IBAN must start with FR,
+currency EUR or USD."""
 
 from plugin_runtime import PluginCore
 

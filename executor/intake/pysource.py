@@ -16,7 +16,8 @@ from executor.intake.inheritance import ClassRef, PluginModules
 
 __all__ = ["HANDLER_WIRE_NAMES", "decode_text", "find_handlers", "parse_python"]
 
-# Method name on PluginHandler -> event type on the wire (DESIGN: the plugin contract).
+# Method name on PluginHandler -> event type on the wire (docs/architecture.md: the plugin
+# contract).
 HANDLER_WIRE_NAMES: dict[str, str] = {
     "on_submit": "onSubmit",
     "on_review": "onReview",

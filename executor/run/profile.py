@@ -40,7 +40,8 @@ INIT_COMMAND = ["python3", "-c", _INIT_SOURCE.strip()]
 
 
 def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -> dict[str, Any]:
-    """The host config of the DESIGN sandbox profile (docker-py ``create_host_config`` args).
+    """The host config of the sandbox profile (docs/architecture.md), as docker-py
+    ``create_host_config`` args.
 
     Seccomp is deliberately not named: under runc Docker then applies its default profile;
     under runsc the plugin's syscalls go to gVisor's Sentry, itself held by gVisor's filter.

@@ -207,8 +207,9 @@ def allowed_mount(mount: dict[str, Any], gateway_dir: Path) -> bool:
 
 def test_inspect_shows_hardened_profile(attacker: Attacker) -> None:
     """Attack surface review: the running container, as the engine reports it, has the
-    DESIGN profile: no capabilities, no-new-privileges, default seccomp, read-only root,
-    non-root user, no network, limits set, no host mounts but the gateway socket."""
+    sandbox profile (docs/architecture.md): no capabilities, no-new-privileges, default
+    seccomp, read-only root, non-root user, no network, limits set, no host mounts but the
+    gateway socket."""
     invocation = attacker.start("inspect", PROC_STATUS)
     attacker.wait_report(invocation, "uid")
     inspect = running_container(attacker.server.docker_client, invocation)
