@@ -16,7 +16,12 @@ from pydantic import BaseModel, Field
 
 from executor.api.deps import ServiceDep
 from executor.api.graphql.context import RequestContext, graphql_caller
-from executor.api.graphql.cost import CostRefused, asks_introspection, document_cost
+from executor.api.graphql.cost import (
+    ROOT_FIELD_COST,
+    CostRefused,
+    asks_introspection,
+    document_cost,
+)
 from executor.api.graphql.guard import MAX_QUERY_DEPTH, nesting_depth
 from executor.api.graphql.schema import KnownOperationsRule, build_schema
 from executor.api.graphql.uploads import UploadDesk
@@ -146,9 +151,9 @@ def _screen(
         return Screened(
             None,
             refusal=_refused(
-                f"the query costs {cost:,}, over the budget of {budget:,} (1,000 a root field, 1 "
-                "a field per list item; docs/kili.md): ask for fewer aliases, fields or items "
-                "(limit), or split it into several requests",
+                f"the query costs {cost:,}, over the budget of {budget:,} ({ROOT_FIELD_COST:,} "
+                "a root field, 1 a field per list item; docs/kili.md): ask for fewer aliases, "
+                "fields or items (limit), or split it into several requests",
                 "query_too_costly",
                 cost=cost,
                 budget=budget,
