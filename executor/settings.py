@@ -133,6 +133,19 @@ class Settings(BaseSettings):
         pattern=r"^/[A-Za-z0-9/_.-]*[A-Za-z0-9_.-]$",
         description="Path of the Kili-compatible GraphQL API (the Kili SDK's api_endpoint).",
     )
+    graphql_max_cost: int = Field(
+        50_000,
+        ge=1,
+        description="The most a GraphQL document may cost (docs/kili.md: 1,000 a root field, "
+        "1 a field per list item); a dearer one is refused with query_too_costly before it "
+        "runs.",
+    )
+    graphql_cost_per_token: int = Field(
+        2_000,
+        ge=1,
+        description="GraphQL cost a tenant key's request token buys: a document takes "
+        "ceil(cost / this) tokens of key_requests_per_minute (one Kili SDK call takes 1).",
+    )
 
     # --- images and builds
     runtime_image: str = Field(

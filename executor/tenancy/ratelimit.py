@@ -63,12 +63,16 @@ class KeyLimiter:
                 self._buckets[(kind, key_id)] = bucket
             return bucket.take(amount, now)
 
-    def request(self, key_id: str) -> None:
-        """Count one request of ``key_id``."""
-        wait = self._take("requests", key_id, 1, self._requests)
+    def request(self, key_id: str, tokens: int = 1) -> None:
+        """Count a request of ``key_id`` that costs ``tokens`` (a GraphQL document costs by
+        what it asks; see executor/api/graphql/cost.py). A request dearer than a minute's
+        rate takes the whole minute: it can still be served once the bucket is full."""
+        capacity = self._requests[0]
+        wait = self._take("requests", key_id, min(float(tokens), capacity), self._requests)
         if wait:
+            costing = "" if tokens == 1 else f" (this one costs {tokens})"
             raise RateLimited(
-                f"API key {key_id} sent more than {int(self._requests[0])} requests a minute: "
+                f"API key {key_id} sent more than {int(capacity)} requests a minute{costing}: "
                 f"retry in {math.ceil(wait)} s",
                 retry_after_s=math.ceil(wait),
             )

@@ -42,3 +42,24 @@ def test_upload_bytes_hit_the_volume_then_recover() -> None:
     assert "retry in 400 s" in caught.value.message
     clock.now += 400
     limiter.upload("k1", 1000)
+
+
+def test_a_request_takes_the_tokens_it_costs_and_at_most_a_full_bucket() -> None:
+    clock = Clock()
+    limiter = KeyLimiter(requests_per_minute=6, upload_bytes_per_hour=3600, clock=clock)
+    limiter.request("k1", tokens=4)
+    limiter.request("k1", tokens=2)
+    with pytest.raises(RateLimited) as caught:
+        limiter.request("k1", tokens=3)
+    assert caught.value.retry_after_s == 30  # 3 tokens at one each 10 s
+    assert caught.value.message == (
+        "API key k1 sent more than 6 requests a minute (this one costs 3): retry in 30 s"
+    )
+    clock.now += 30
+    limiter.request("k1", tokens=3)
+    # Dearer than the whole minute: it takes the full bucket, so it is served once a minute.
+    clock.now += 60
+    limiter.request("k1", tokens=50)
+    with pytest.raises(RateLimited) as caught:
+        limiter.request("k1")
+    assert caught.value.retry_after_s == 10

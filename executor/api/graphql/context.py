@@ -44,9 +44,12 @@ def presented_key(authorization: str | None) -> str | None:
     return value
 
 
-def graphql_caller(service: ExecutorService, authorization: str | None) -> Caller:
+def graphql_caller(
+    service: ExecutorService, authorization: str | None, *, counted: bool = True
+) -> Caller:
     """The caller a GraphQL request's key stands for (401 as in REST, in a body the Kili
-    SDK reads), counted against its key's rate."""
+    SDK reads), counted as one request against its key's rate unless not ``counted`` (a
+    GraphQL document is charged by its cost once it is read)."""
     key = presented_key(authorization)
     if key is None:
         raise GraphQLNotAuthenticated(
@@ -57,7 +60,7 @@ def graphql_caller(service: ExecutorService, authorization: str | None) -> Calle
         caller = authenticate(service.db, service.operator_key, key, None)
     except NotAuthenticated as exc:
         raise GraphQLNotAuthenticated(exc.message) from exc
-    if caller.key_id is not None:
+    if counted and caller.key_id is not None:
         service.limiter.request(caller.key_id)
     return caller
 

@@ -4,20 +4,29 @@ PUT to (``PUT <graphql_path>/upload?ticket=...``)."""
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from ariadne import graphql_sync
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from graphql import GraphQLError, GraphQLSchema
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 from pydantic import BaseModel, Field
 
 from executor.api.deps import ServiceDep
 from executor.api.graphql.context import RequestContext, graphql_caller
+from executor.api.graphql.cost import (
+    ROOT_FIELD_COST,
+    CostRefused,
+    asks_introspection,
+    document_cost,
+)
 from executor.api.graphql.guard import MAX_QUERY_DEPTH, nesting_depth
 from executor.api.graphql.schema import KnownOperationsRule, build_schema
 from executor.api.graphql.uploads import UploadDesk
 from executor.errors import ExecutorError
+from executor.settings import Settings
 from executor.tenancy.access import Caller
 
 __all__ = ["UPLOAD_SUFFIX", "format_error", "graphql_router"]
@@ -79,11 +88,78 @@ def get_graphql_caller(
     return graphql_caller(service, authorization)
 
 
+def get_document_caller(
+    service: ServiceDep,
+    authorization: Annotated[
+        str | None, Header(description="'X-API-Key: <key>' (the Kili SDK) or 'Bearer <key>'")
+    ] = None,
+) -> Caller:
+    return graphql_caller(service, authorization, counted=False)
+
+
 GraphQLCaller = Annotated[Caller, Depends(get_graphql_caller)]
+# A document is charged against its key's rate by its cost, once it is read (``_screen``).
+DocumentCaller = Annotated[Caller, Depends(get_document_caller)]
 
 
-def _refused(message: str, code: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, 400)
+def _refused(message: str, code: str, status: int = 400, **details: int) -> JSONResponse:
+    error = {"message": message, "extensions": {"code": code, **details}}
+    return JSONResponse({"errors": [error]}, status)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What a document passed: its parse (None: left to graphql_sync, which answers the
+    syntax error), the request tokens it takes, or the answer refusing it."""
+
+    document: DocumentNode | None
+    tokens: int = 1
+    refusal: JSONResponse | None = None
+
+
+def _screen(
+    schema: GraphQLSchema, body: GraphQLRequest, caller: Caller, settings: Settings
+) -> Screened:
+    """The document's checks before it runs: nesting, introspection, cost (see cost.py).
+    A refused document takes one token, as any request."""
+    depth = nesting_depth(body.query)
+    if depth > MAX_QUERY_DEPTH:
+        message = f"the query is nested {depth} levels deep; at most {MAX_QUERY_DEPTH} are "
+        return Screened(
+            None, refusal=_refused(message + "allowed: send a flatter query", "query_too_deep")
+        )
+    try:
+        document = parse(body.query)
+    except GraphQLError:
+        return Screened(None)
+    if asks_introspection(document) and not caller.is_operator:
+        return Screened(
+            None,
+            refusal=_refused(
+                "schema introspection (__schema, __type) is for the operator key only; the Kili "
+                "SDK does not introspect with KILI_SDK_SKIP_CHECKS=1 set (docs/kili.md)",
+                "introspection_forbidden",
+                403,
+            ),
+        )
+    try:
+        cost = document_cost(schema, document, body.variables, body.operationName)
+    except CostRefused as refused:
+        return Screened(None, refusal=_refused(refused.message, refused.code))
+    budget = settings.graphql_max_cost
+    if cost > budget:
+        return Screened(
+            None,
+            refusal=_refused(
+                f"the query costs {cost:,}, over the budget of {budget:,} ({ROOT_FIELD_COST:,} "
+                "a root field, 1 a field per list item; docs/kili.md): ask for fewer aliases, "
+                "fields or items (limit), or split it into several requests",
+                "query_too_costly",
+                cost=cost,
+                budget=budget,
+            ),
+        )
+    return Screened(document, max(1, math.ceil(cost / settings.graphql_cost_per_token)))
 
 
 def graphql_router(path: str) -> APIRouter:
@@ -94,25 +170,24 @@ def graphql_router(path: str) -> APIRouter:
 
     @router.post(path, summary="The Kili plugin API (GraphQL)")
     def graphql(
-        caller: GraphQLCaller, body: GraphQLRequest, request: Request, service: ServiceDep
+        caller: DocumentCaller, body: GraphQLRequest, request: Request, service: ServiceDep
     ) -> JSONResponse:
         """Kili's plugin operations (see docs/kili.md); errors come back as GraphQL errors."""
-        depth = nesting_depth(body.query)
-        if depth > MAX_QUERY_DEPTH:
-            return _refused(
-                f"the query is nested {depth} levels deep; at most {MAX_QUERY_DEPTH} are "
-                "allowed: send a flatter query",
-                "query_too_deep",
-            )
+        screened = _screen(schema, body, caller, service.settings)
+        if caller.key_id is not None:
+            service.limiter.request(caller.key_id, screened.tokens)
+        if screened.refusal is not None:
+            return screened.refusal
         upload_url = str(request.url_for("kili_upload")) + "?ticket="
         context = RequestContext(service, desk, caller, upload_url)
         success, result = graphql_sync(
             schema,
             body.model_dump(),
             context_value=context,
+            query_document=screened.document,
             error_formatter=format_error,
             validation_rules=[KnownOperationsRule],
-            introspection=True,
+            introspection=caller.is_operator,
             logger=resolver_log,
         )
         # GraphQL over HTTP: a document that could not run (syntax, validation) is a 400;
