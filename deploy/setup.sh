@@ -6,7 +6,8 @@
 #   3. dockerd started if not running;
 #   4. the runtime base image built (from ARG BASE when pullable, else a debootstrap rootfs),
 #      then its flavors (runtime_image/flavors: minimal, kili, datascience);
-#   5. a virtualenv in .venv with the package and its dev tools installed;
+#   5. a virtualenv in .venv with the package and its dev tools, at the versions of
+#      deploy/requirements.lock;
 #   6. Debian's prometheus (promtool and the server the alert-rule tests start), its own
 #      service stopped and disabled;
 #   7. Debian's docker-registry and htpasswd (images through a registry), its service off;
@@ -126,6 +127,10 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   python3 -m venv .venv
 fi
-say "installing the package into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+say "installing the package into .venv (versions from deploy/requirements.lock)"
+# The lock (uv pip compile pyproject.toml --extra dev) pins the service and its dev tools, so
+# CI and the README's figures run on the same versions everywhere; the package itself is
+# installed without resolving anything more.
+.venv/bin/python -m pip install -q --disable-pip-version-check -r deploy/requirements.lock
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 say "set-up done"

@@ -164,3 +164,33 @@ def test_every_cluster_compose_variable_is_in_its_env_example() -> None:
     example = (DEPLOY / "compose.cluster.env.example").read_text()
     listed = set(re.findall(r"^#? ?([A-Z0-9_]+)=", example, re.MULTILINE))
     assert variables <= listed, variables - listed
+
+
+def locked_versions() -> dict[str, str]:
+    """deploy/requirements.lock as {canonical name: version}."""
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in (DEPLOY / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name.split("[")[0])] = version
+    return pins
+
+
+def test_the_lock_pins_every_declared_dependency_within_its_range() -> None:
+    """deploy/setup.sh installs the lock, then the package with --no-deps: a dependency added
+    to pyproject.toml without compiling the lock again would be missing from every venv."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    pins = locked_versions()
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is declared but not in deploy/requirements.lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (name, pins[name])
