@@ -6,17 +6,17 @@ own tests use a pipe of the test process in place of fd 1.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from plugin_runtime import fdcapture
 from plugin_runtime.fdcapture import FdCapture
 from plugin_runtime.protocol import ProtocolWriter
 from plugin_runtime.streams import LineSink
+
 from tests.unit.test_runtime import make_envelope, run_runtime, write_plugin
 
 OUTPUT_THEN_EXIT = """
@@ -94,10 +94,8 @@ def target_fd() -> Iterator[int]:
     read_fd, write_fd = os.pipe()
     yield write_fd
     os.close(read_fd)
-    try:
+    with contextlib.suppress(OSError):  # closed by the test
         os.close(write_fd)
-    except OSError:
-        pass  # closed by the test
 
 
 def _capture(fd: int) -> tuple[FdCapture, _Collected]:
@@ -107,9 +105,7 @@ def _capture(fd: int) -> tuple[FdCapture, _Collected]:
     return capture, collected
 
 
-def test_stop_tries_dup2_again_on_ebusy(
-    target_fd: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stop_tries_dup2_again_on_ebusy(target_fd: int, monkeypatch: pytest.MonkeyPatch) -> None:
     capture, collected = _capture(target_fd)
     os.write(target_fd, b"captured\n")
     real_dup2 = os.dup2
@@ -121,7 +117,7 @@ def test_stop_tries_dup2_again_on_ebusy(
             raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
         return real_dup2(source, target)
 
-    monkeypatch.setattr(fdcapture.os, "dup2", busy_once)
+    monkeypatch.setattr(os, "dup2", busy_once)
     capture.stop()
 
     assert len(calls) == 2 and calls[0][1] == calls[1][1] == target_fd
@@ -143,7 +139,7 @@ def test_stop_leaves_a_descriptor_the_plugin_closed_alone(target_fd: int) -> Non
 
 
 def test_stop_leaves_a_descriptor_the_plugin_replaced_alone(target_fd: int) -> None:
-    capture, collected = _capture(target_fd)
+    capture, _ = _capture(target_fd)
     replacement = os.open(os.devnull, os.O_RDONLY)
     os.dup2(replacement, target_fd)  # the plugin put a file of its own at the number
     os.close(replacement)
