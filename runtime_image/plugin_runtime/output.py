@@ -16,10 +16,10 @@ from plugin_runtime.streams import LineSink, RecordStream
 
 STDOUT_FD = 1
 STDERR_FD = 2
-# How long an ``os._exit`` of the plugin waits for its output to be written: the flush runs
-# in a thread of its own, as the exit may come from a signal handler that interrupted a
-# write holding a lock the flush needs.
-EXIT_FLUSH_S = 2.0
+# How long an ``os._exit`` of the plugin waits for its output to be written (longer than
+# FdCapture.stop waits for its reader). The flush runs in a thread of its own: the exit may
+# come from a signal handler that interrupted a write holding a lock the flush needs.
+EXIT_FLUSH_S = 5.0
 
 
 class Output:

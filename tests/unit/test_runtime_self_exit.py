@@ -39,6 +39,24 @@ def test_output_written_before_os_exit_is_kept(tmp_path: Path) -> None:
     assert [c["control"] for c in run.controls] == ["handler_started"]
 
 
+def test_os_exit_while_a_write_holds_the_output_lock_still_exits(tmp_path: Path) -> None:
+    """As from a signal handler that interrupted a print: the flush cannot take the lock,
+    and the exit is not held up by it."""
+    source = """
+        import os, sys
+
+        class PluginHandler:
+            def on_submit(self, label, asset_id):
+                print("before the exit")
+                sys.stdout._sink._lock.acquire()
+                os._exit(4)
+    """
+    run = run_runtime(write_plugin(tmp_path, source), make_envelope())
+
+    assert run.returncode == 4, run.stderr
+    assert run.msgs("stdout") == ["before the exit"]
+
+
 def test_os_exit_of_a_forked_child_writes_nothing_of_the_parent(tmp_path: Path) -> None:
     """The child's copy of a pending partial line is not written: the line stays one."""
     source = """
