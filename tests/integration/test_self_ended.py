@@ -21,6 +21,7 @@ from tests.platform_standin import PlatformStandIn, platform_standin
 from tests.security.attacks import RUNTIMES
 
 PROJECT = "self-ended"
+RETRIED_PROJECT = "self-ended-retried"  # its activation allows one retry of a plugin failure
 NOT_STOPPED = "from inside the container: neither the executor nor the Docker Engine stopped it"
 ERRORS = {
     137: f"plugin exited with code 137 (signal 9 (SIGKILL) or exit(137)) {NOT_STOPPED}",
@@ -61,6 +62,10 @@ def world(request: pytest.FixtureRequest, server_factory: ServerFactory) -> Iter
         )
         server.push(PLUGINS / "self_ending", "self_ending")
         server.activate("self_ending", PROJECT)
+        placed = server.api.put(
+            f"/v1/projects/{RETRIED_PROJECT}/plugins/self_ending", json={"max_retries": 1}
+        )
+        assert placed.status_code == 200 and placed.json()["max_retries"] == 1, placed.text
         yield World(server, platform)
 
 
@@ -82,6 +87,27 @@ def test_a_plugin_that_ends_itself_fails_once_and_calls_the_platform_once(
     assert world.calls_of(str(run["id"])) == [
         ("POST", f"/api/projects/{PROJECT}/assets/asset-{way}/issues")
     ]
+
+
+def test_with_max_retries_a_plugin_that_ends_itself_runs_max_retries_plus_one_times(
+    world: World,
+) -> None:
+    run = world.server.run_event(
+        type="onSubmit",
+        project_id=RETRIED_PROJECT,
+        asset_id="asset-retried",
+        label={"way": "sigkill_self"},
+    )
+
+    reason = f"failed: {ERRORS[137]}"
+    assert (run["status"], run["attempt"], run["error"]) == (
+        "dead",
+        2,
+        f"gave up after 2 attempts: {reason}",
+    ), world.log_lines(str(run["id"]))
+    assert [a["reason"] for a in run["attempts"]] == [reason, reason]
+    issues = ("POST", f"/api/projects/{RETRIED_PROJECT}/assets/asset-retried/issues")
+    assert world.calls_of(str(run["id"])) == [issues, issues]
 
 
 def test_output_written_before_os_exit_is_kept(world: World) -> None:
