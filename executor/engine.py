@@ -316,7 +316,8 @@ class Engine:
 
         A ``kill`` event is logged while the engine holds the container, before it can log
         the ``die``: every signal the engine sent comes before the end. The engine keeps its
-        events in memory only: after a restart of the engine the ``die`` is not found.
+        last 256 events in memory only: after a restart of the engine the ``die`` is not
+        found (read right after the end, it is among them otherwise).
         Nothing inside the container can add to or remove from this record.
         """
         since = math.floor(started_at.timestamp()) - 1
