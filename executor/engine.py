@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -37,6 +38,7 @@ __all__ = [
     "BuildTimedOut",
     "Engine",
     "EngineInfo",
+    "StopRecord",
     "engine_errors",
 ]
 
@@ -73,6 +75,20 @@ class EngineInfo:
         return self.id.replace(":", "").lower()[:ENGINE_ID_CHARS]
 
 
+@dataclass(frozen=True)
+class StopRecord:
+    """What the engine recorded of a container's end: the signals it was asked to send
+    (``kill`` events: ``docker stop``, ``docker kill``, its own shutdown), or that it holds
+    no record of that end at all (``found`` False: the engine restarted since)."""
+
+    found: bool
+    signals: tuple[int, ...] = ()
+
+
+# How long past a container's end the engine may take to record it (its ``die`` event).
+DIE_RECORD_GRACE_S = 10
+
+
 @contextmanager
 def engine_errors(doing: str) -> Iterator[None]:
     """Map Docker Engine failures met while ``doing`` something to ``SandboxError``."""
@@ -82,6 +98,14 @@ def engine_errors(doing: str) -> Iterator[None]:
         raise SandboxError(
             f"Docker Engine error while {doing}: {exc}. Check that dockerd is running."
         ) from exc
+
+
+def _signal_number(value: object) -> int:
+    """A ``kill`` event's signal attribute as a number (0 when it names none)."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
 
 
 class BuildTimedOut(BuildFailed):
@@ -283,6 +307,40 @@ class Engine:
         finally:
             frames.close()
         return False
+
+    def stop_record(
+        self, container_id: str, started_at: datetime, finished_at: datetime
+    ) -> StopRecord:
+        """The engine's own record of who ended a container that has exited: its events
+        from the container's start to its ``die``.
+
+        A ``kill`` event is logged while the engine holds the container, before it can log
+        the ``die``: every signal the engine sent comes before the end. The engine keeps its
+        last 256 events in memory only: after a restart of the engine the ``die`` is not
+        found (read right after the end, it is among them otherwise).
+        Nothing inside the container can add to or remove from this record.
+        """
+        since = math.floor(started_at.timestamp()) - 1
+        until = math.ceil(finished_at.timestamp()) + DIE_RECORD_GRACE_S
+        signals: list[int] = []
+        with engine_errors("reading the engine's events of a container"):
+            events = self.api.events(
+                since=since,
+                until=until,
+                filters={"type": "container", "container": container_id},
+                decode=True,
+            )
+            try:
+                for event in events:
+                    action = event.get("Action") or event.get("status")
+                    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                    if action == "kill":
+                        signals.append(_signal_number(attributes.get("signal")))
+                    elif action == "die":
+                        return StopRecord(True, tuple(signals))
+            finally:
+                events.close()
+        return StopRecord(False)
 
     def kill_container(self, container_id: str) -> None:
         """SIGKILL a container; already stopped or gone is fine."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from executor.engine import (
     POOL_LABEL,
     Engine,
     Frames,
+    StopRecord,
     engine_errors,
 )
 from executor.errors import SandboxError
@@ -70,8 +73,9 @@ class RunOutcome:
     exit_code: int | None
     error: str | None
     started_monotonic: float
-    # True when the container was stopped from outside (engine restart, docker stop/kill):
-    # not the plugin's fault, so the dispatcher retries it.
+    # True when the container was stopped from outside (engine restart, docker stop/kill),
+    # as the engine's own record shows (``classify``): not the plugin's fault, so the
+    # dispatcher retries it.
     infrastructure: bool = False
     # True when output written while no executor read it is gone (see Sandbox.watch).
     output_lost: bool = False
@@ -366,13 +370,24 @@ class Sandbox:
         with engine_errors("waiting for the plugin container"):
             exit_code = int(api.wait(container_id, timeout=ENGINE_WAIT_S)["StatusCode"])
             state = api.inspect_container(container_id)["State"]
-        return classify(
-            exit_code,
-            bool(state.get("OOMKilled")),
-            reason.get("why"),
-            profile or self.profile,
-            started,
-        )
+        oom_killed = bool(state.get("OOMKilled"))
+        why = reason.get("why")
+        record = None
+        if exit_code != 0 and why is None and not oom_killed:
+            record = self._stop_record(container_id, state)
+        return classify(exit_code, oom_killed, why, profile or self.profile, started, record)
+
+    def _stop_record(self, container_id: str, state: dict[str, Any]) -> StopRecord:
+        """The engine's record of who ended a container (see ``classify``)."""
+        try:
+            started_at = datetime.fromisoformat(str(state["StartedAt"]))
+            finished_at = datetime.fromisoformat(str(state["FinishedAt"]))
+        except (KeyError, ValueError) as exc:
+            raise SandboxError(
+                f"Docker Engine error while reading how the plugin container ended: "
+                f"no valid start and end time in its state ({exc})"
+            ) from exc
+        return self.engine.stop_record(container_id, started_at, finished_at)
 
 
 def _attached_frames(sock: Any) -> Frames:
@@ -384,16 +399,27 @@ def _attached_frames(sock: Any) -> Frames:
 
 
 ENGINE_WAIT_S = 60
-# The executor only ever sends SIGKILL itself (and notes why). An exit by SIGTERM (143), or
-# by SIGKILL (137) it did not send and not from the OOM killer, means the engine or an
-# operator stopped the container.
-EXTERNAL_SIGNAL_EXITS = frozenset({137, 143})
+# Exit codes above this are the shell's way of saying "died of signal (code - 128)".
+SIGNAL_EXIT_BASE = 128
 
 
 def classify(
-    exit_code: int, oom_killed: bool, why: str | None, profile: SandboxProfile, started: float
+    exit_code: int,
+    oom_killed: bool,
+    why: str | None,
+    profile: SandboxProfile,
+    started: float,
+    record: StopRecord | None = None,
 ) -> RunOutcome:
-    """The terminal status and a one-line reason for how a container ended."""
+    """The terminal status and a one-line reason for how a container ended.
+
+    ``why`` is the executor's own reason for killing it; ``record`` the engine's record of
+    its end (read for a failure the executor did not cause). An exit code says nothing of
+    who caused it: a plugin can exit with 137 or 143, SIGKILL itself or have the init pass
+    on a SIGTERM it sent pid 1. Only the engine's record tells a stop from outside: a
+    ``kill`` it was asked for (``docker stop``, ``docker kill``, its own shutdown), or no
+    record of the end at all (the engine restarted). Everything else is the plugin's.
+    """
     if why == "timeout":
         return RunOutcome(
             InvocationStatus.TIMED_OUT,
@@ -417,15 +443,47 @@ def classify(
         )
     if exit_code == 0:
         return RunOutcome(InvocationStatus.SUCCEEDED, 0, None, started)
-    if why is None and exit_code in EXTERNAL_SIGNAL_EXITS:
+    outside = _stopped_from_outside(exit_code, record) if why is None else None
+    if outside is not None:
         return RunOutcome(
             InvocationStatus.CRASHED,
             exit_code,
-            f"container stopped from outside the executor (exit {exit_code}): "
-            "engine restart, docker stop or docker kill",
+            f"container stopped from outside the executor (exit {exit_code}): {outside}",
             started,
             infrastructure=True,
         )
-    return RunOutcome(
-        InvocationStatus.FAILED, exit_code, f"plugin exited with code {exit_code}", started
-    )
+    return RunOutcome(InvocationStatus.FAILED, exit_code, plugin_exit_error(exit_code), started)
+
+
+def _stopped_from_outside(exit_code: int, record: StopRecord | None) -> str | None:
+    """Why the engine's record shows a stop from outside, or None when it does not."""
+    if record is None:
+        return None
+    if record.signals:
+        sent = ", ".join(_signal_name(number) for number in record.signals)
+        return (
+            f"the Docker Engine was asked to send {sent} (docker stop, docker kill or its shutdown)"
+        )
+    if not record.found and exit_code > SIGNAL_EXIT_BASE:
+        return "the Docker Engine holds no record of its end: the engine restarted"
+    return None
+
+
+def plugin_exit_error(exit_code: int) -> str:
+    """The error of a run that ended with ``exit_code`` by the plugin's own doing."""
+    error = f"plugin exited with code {exit_code}"
+    number = exit_code - SIGNAL_EXIT_BASE
+    if number in {s.value for s in signal.Signals}:
+        error += (
+            f" (signal {_signal_name(number)} or exit({exit_code})) from inside the "
+            "container: neither the executor nor the Docker Engine stopped it"
+        )
+    return error
+
+
+def _signal_name(number: int) -> str:
+    """``9 (SIGKILL)``, or just the number for one this system does not name."""
+    try:
+        return f"{number} ({signal.Signals(number).name})"
+    except ValueError:
+        return str(number)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import BinaryIO
+import threading
+from typing import BinaryIO, NoReturn
 
 from plugin_runtime.fdcapture import FdCapture
 from plugin_runtime.logs import install_logging
@@ -15,6 +16,10 @@ from plugin_runtime.streams import LineSink, RecordStream
 
 STDOUT_FD = 1
 STDERR_FD = 2
+# How long an ``os._exit`` of the plugin waits for its output to be written (longer than
+# FdCapture.stop waits for its reader). The flush runs in a thread of its own: the exit may
+# come from a signal handler that interrupted a write holding a lock the flush needs.
+EXIT_FLUSH_S = 5.0
 
 
 class Output:
@@ -25,12 +30,18 @@ class Output:
     ``sys.stderr`` (stream ``stderr``, INFO unless a line reads as a problem:
     ``plugin_runtime.stderr_levels``) and routes logging. fd 2 is left
     alone: raw writes to it reach the container's stderr as they are.
+
+    Until :meth:`close`, ``os._exit`` in this process first writes what the plugin wrote
+    so far (partial lines, what is still in the capture pipe): a handler that ends its
+    process that way keeps its output.
     """
 
     def __init__(self, writer: ProtocolWriter, capture: FdCapture, sinks: list[LineSink]) -> None:
         self.writer = writer
         self._capture = capture
         self._sinks = sinks
+        self._real_exit = os._exit
+        self._pid = os.getpid()
 
     @classmethod
     def install(cls) -> Output:
@@ -48,7 +59,9 @@ class Output:
         sys.stdout = RecordStream(out_sink, STDOUT_FD, "<stdout>")
         sys.stderr = RecordStream(err_sink, STDERR_FD, "<stderr>")
         install_logging(writer)
-        return cls(writer, capture, [out_sink, err_sink])
+        out = cls(writer, capture, [out_sink, err_sink])
+        os._exit = out._exit_after_flush
+        return out
 
     def log(self, level: str, msg: str) -> None:
         """Write one runtime record (stream ``logger``) directly, bypassing logging."""
@@ -76,3 +89,15 @@ class Output:
         exits."""
         self.drain()
         self.writer.close()
+        os._exit = self._real_exit
+
+    def _exit_after_flush(self, status: int) -> NoReturn:
+        """``os._exit`` while the output is installed (a forked child's exits at once:
+        it must not write its copy of the parent's pending lines)."""
+        if os.getpid() == self._pid:
+            thread = threading.Thread(
+                target=self.close, name="plugin-runtime-exit-flush", daemon=True
+            )
+            thread.start()
+            thread.join(EXIT_FLUSH_S)
+        self._real_exit(status)
