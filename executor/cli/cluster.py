@@ -12,10 +12,10 @@ import typer
 from rich.markup import escape
 
 from executor.cli.common import call, client
+from executor.cli.config import server_settings
 from executor.cli.heap import settle_heap
 from executor.cli.render import console, err_console, print_json, print_table
 from executor.errors import ExecutorError
-from executor.settings import Settings
 
 __all__ = ["register"]
 
@@ -29,7 +29,7 @@ def worker() -> None:
     socket, warm pool and recovery; no HTTP port. Stops (draining its runs) on SIGTERM."""
     from executor.service.wiring import ExecutorService
 
-    settings = Settings()
+    settings = server_settings()
     if not settings.dispatch:
         err_console.print("[red]error:[/] a worker dispatches: unset EXECUTOR_DISPATCH=false")
         raise typer.Exit(2)

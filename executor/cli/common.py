@@ -8,21 +8,16 @@ import typer
 from rich.markup import escape
 
 from executor.cli.client import ApiClient, ApiError
+from executor.cli.config import ClientSettings
 from executor.cli.render import err_console, terminal_text
-from executor.settings import Settings
 
 __all__ = ["call", "client"]
 
 
 def client() -> ApiClient:
-    settings = Settings()
-    if settings.api_key is not None:
-        key = settings.api_key.get_secret_value()
-    elif settings.operator_key is not None:
-        key = settings.operator_key.get_secret_value()
-    elif settings.operator_key_file.exists():
-        key = settings.operator_key_file.read_text().strip()
-    else:
+    settings = ClientSettings()
+    key = settings.key()
+    if key is None:
         err_console.print(
             "[red]No API key:[/] set EXECUTOR_API_KEY (or run from the folder where the "
             "server keeps var/operator_key)."

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from executor.build.builder import build_plugin_image
 from executor.build.context import BuildContext
+from executor.cli.config import server_settings
 from executor.cli.local_gateway import LocalGateway
 from executor.cli.render import terminal_text
 from executor.engine import Engine
@@ -81,7 +82,7 @@ def run(
     ] = None,
 ) -> None:
     """Build a plugin folder and run it once on an event, locally, in the real sandbox."""
-    settings = Settings()
+    settings = server_settings()
     event_in = _read_event(event)
     build = _check(path, settings)
     engine = _engine()

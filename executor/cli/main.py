@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from executor.cli import builds, cluster, common, local, scaffold, tenants, webhooks
 from executor.cli.client import ApiClient
+from executor.cli.config import server_settings
 from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.heap import settle_heap
 from executor.cli.render import (
@@ -26,7 +27,6 @@ from executor.cli.render import (
     print_table,
     terminal_text,
 )
-from executor.settings import Settings
 from executor.statuses import TERMINAL_STATUSES, BuildStatus
 
 app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
@@ -61,7 +61,7 @@ def serve(
     from executor.api.app import create_app
     from executor.service.wiring import ExecutorService
 
-    settings = Settings()
+    settings = server_settings()
     if no_dispatch:
         settings = settings.model_copy(update={"dispatch": False})
     service = ExecutorService(settings)
