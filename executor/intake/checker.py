@@ -148,16 +148,17 @@ class _Worker:
 
     def stop(self) -> int:
         """Kill the process and reap it; its peak RSS in bytes, from the kernel."""
+        peak = 0
         if self.process.returncode is None:
-            self.process.kill()
+            # Not Popen.kill: it polls first, reaping the process before wait4 sees its usage.
+            os.kill(self.process.pid, signal.SIGKILL)  # unreaped, the pid is still this one's
             _, status, usage = os.wait4(self.process.pid, 0)
             self.process.returncode = os.waitstatus_to_exitcode(status)
-        else:
-            usage = None
+            peak = usage.ru_maxrss * KIB
         self.requests.close()
         assert self.process.stdout is not None
         self.process.stdout.close()
-        return usage.ru_maxrss * KIB if usage is not None else 0
+        return peak
 
     def ended_how(self) -> str:
         code = self.process.returncode
