@@ -26,9 +26,11 @@ from executor.errors import (
 
 __all__ = [
     "READY",
+    "CheckKind",
     "CheckReply",
     "CheckRequest",
     "FrameReader",
+    "ImportsFound",
     "Rejection",
     "ReplySource",
     "Unpacked",
@@ -53,11 +55,19 @@ class WorkerOutcome(StrEnum):
     MEMORY_LIMIT = "memory_limit"  # an allocation failed under the worker's RLIMIT_AS
 
 
+class CheckKind(StrEnum):
+    """What a request asks of the worker."""
+
+    UPLOAD = "upload"  # unpack and check an upload: the source or the refusal
+    IMPORTS = "imports"  # the module-level imports of a stored source archive (builds)
+
+
 class CheckRequest(BaseModel):
     """One upload to check, with the limits that apply to it (``UploadLimits``' fields)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: CheckKind = CheckKind.UPLOAD
     filename: str
     max_entries: int
     max_archive_bytes: int
@@ -88,6 +98,15 @@ class ReplySource(BaseModel):
     paths: list[str]
 
 
+class ImportsFound(BaseModel):
+    """An ``ImportScan``: the source's paths and its (path, module, line) imports."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    paths: tuple[str, ...]
+    imports: tuple[tuple[str, str, int], ...]
+
+
 class Unpacked(BaseModel):
     """Sent once unpacking ended, before the parsing that may hit a limit."""
 
@@ -107,6 +126,7 @@ class CheckReply(BaseModel):
     file: str | None = None  # the file being checked when a limit was hit
     rejection: Rejection | None = None
     source: ReplySource | None = None
+    imports: ImportsFound | None = None  # the answer to a CheckKind.IMPORTS request
 
 
 def rebuild_rejection(rejection: Rejection) -> PluginRejected:

@@ -18,8 +18,10 @@ from typing import IO
 from executor.errors import PluginRejected, UploadTooLarge
 from executor.intake.check_wire import (
     READY,
+    CheckKind,
     CheckReply,
     CheckRequest,
+    ImportsFound,
     Rejection,
     ReplySource,
     Unpacked,
@@ -27,6 +29,7 @@ from executor.intake.check_wire import (
     read_frame,
     write_frame,
 )
+from executor.intake.imports import ImportScan, scan_imports
 from executor.intake.upload import UploadLimits, check_files, unpack_upload
 
 KIB = 1024
@@ -61,12 +64,13 @@ def main(argv: list[str]) -> int:
 def check(
     request: CheckRequest, data: bytes, memory_bytes: int, send: Callable[[bytes], None]
 ) -> tuple[CheckReply, list[bytes]]:
-    """Unpack and check one upload: the reply and the files that follow it.
+    """Unpack and check one upload (or scan a stored source's imports): the reply and the
+    files that follow it.
 
     ``send`` gets an ``Unpacked`` frame first, once unpacking ended, so the server knows the
     unpacked size even of a check it stops later at a limit.
     """
-    limits = UploadLimits(**request.model_dump(exclude={"filename"}))
+    limits = UploadLimits(**request.model_dump(exclude={"filename", "kind"}))
     try:
         files = unpack_upload(request.filename, data, limits)
     except UploadTooLarge as exc:
@@ -82,6 +86,8 @@ def check(
     unpacked = sum(len(content) for content in files.values())
     send(Unpacked(bytes=unpacked).model_dump_json().encode())
     try:
+        if request.kind is CheckKind.IMPORTS:
+            return _imports_reply(scan_imports(files), unpacked), []
         source = check_files(files, limits)
     except MemoryError:
         return _limit_reply(request.filename, unpacked), []
@@ -105,6 +111,16 @@ def check(
         ),
     )
     return reply, [source.files[path] for path in paths]
+
+
+def _imports_reply(scan: ImportScan, unpacked: int) -> CheckReply:
+    found = tuple((i.path, i.module, i.line) for i in scan.imports)
+    return CheckReply(
+        outcome=WorkerOutcome.CHECKED,
+        peak_rss_bytes=_peak_rss(),
+        unpacked_bytes=unpacked,
+        imports=ImportsFound(paths=scan.paths, imports=found),
+    )
 
 
 def _rejected(exc: PluginRejected, unpacked: int) -> CheckReply:

@@ -31,6 +31,7 @@ from executor.errors import PluginRejected, UploadCheckBusy, UploadCheckLimit
 from executor.intake.archive import human_size
 from executor.intake.check_wire import (
     READY,
+    CheckKind,
     CheckReply,
     CheckRequest,
     FrameReader,
@@ -39,6 +40,7 @@ from executor.intake.check_wire import (
     rebuild_rejection,
     write_frame,
 )
+from executor.intake.imports import FoundImport, ImportScan
 from executor.intake.upload import PluginSource, UploadLimits, source_digest
 from executor.settings import Settings
 
@@ -49,6 +51,10 @@ log = logging.getLogger(__name__)
 WORKER_MODULE = "executor.intake.check_worker"
 # A new worker has this long to start (interpreter, imports) before the check's own limit.
 WORKER_START_S = 120.0
+# Builds read their sources' imports in the pool too, holding a share as one more tenant
+# (no tenant id has angle brackets).
+BUILDS_TENANT = "<builds>"
+SOURCE_ARCHIVE = "source.tar.gz"
 QUEUED_PER_SLOT = 2  # uploads a tenant may have waiting per worker it may hold
 RECORDS_KEPT = 200
 FRAME_SLACK_BYTES = 1024 * 1024  # a reply frame's room above the unpacked cap
@@ -89,6 +95,7 @@ class Checked:
     unpacked_bytes: int
     source: PluginSource | None = None
     error: PluginRejected | None = None
+    imports: ImportScan | None = None  # the answer of ``scan_imports``
 
     def result(self) -> PluginSource:
         """The checked source, or the refusal raised."""
@@ -183,6 +190,21 @@ class UploadChecker:
     def check(self, tenant: str, filename: str, data: bytes, limits: UploadLimits) -> Checked:
         """Unpack and check ``data`` for ``tenant`` in a worker (waiting for the tenant's
         share of the pool); UploadCheckBusy when the tenant's queue is full."""
+        return self._check(tenant, CheckRequest(filename=filename, **asdict(limits)), data)
+
+    def scan_imports(self, source_tar_gz: bytes) -> ImportScan:
+        """The module-level imports of a stored version's source (its build's warning), read
+        in a worker too; builds share the pool as one more tenant. Raises the refusal."""
+        request = CheckRequest(
+            kind=CheckKind.IMPORTS, filename=SOURCE_ARCHIVE, **asdict(UploadLimits())
+        )
+        checked = self._check(BUILDS_TENANT, request, source_tar_gz)
+        if checked.error is not None:
+            raise checked.error
+        assert checked.imports is not None  # an IMPORTS request is answered with them
+        return checked.imports
+
+    def _check(self, tenant: str, request: CheckRequest, data: bytes) -> Checked:
         worker = self._acquire(tenant)
         keep = False
         try:
@@ -191,7 +213,7 @@ class UploadChecker:
                 worker = None
             if worker is None:
                 worker = _Worker(self.limits.memory_bytes)
-            checked, record = self._run(worker, tenant, filename, data, limits)
+            checked, record = self._run(worker, tenant, request, data)
             keep = not record.replaced
             self.records.append(record)
             return checked
@@ -223,10 +245,12 @@ class UploadChecker:
         """A slot for ``tenant``, with an idle worker if there is one (None: start one)."""
         share = self.limits.per_tenant
         with self._cond:
-            if self._running[tenant] + self._queued[tenant] >= share * (1 + QUEUED_PER_SLOT):
+            held = self._running[tenant] + self._queued[tenant]
+            # Builds wait as long as it takes: max_concurrent_builds bounds them already.
+            if tenant != BUILDS_TENANT and held >= share * (1 + QUEUED_PER_SLOT):
                 raise UploadCheckBusy(
-                    f"this tenant already has {self._running[tenant] + self._queued[tenant]} "
-                    "uploads being checked or waiting: wait for their answers and retry",
+                    f"this tenant already has {held} uploads being checked or waiting: wait "
+                    "for their answers and retry",
                     retry_after_s=math.ceil(self.limits.timeout_s),
                 )
             self._queued[tenant] += 1
@@ -251,15 +275,15 @@ class UploadChecker:
             worker.stop()
 
     def _run(
-        self, worker: _Worker, tenant: str, filename: str, data: bytes, limits: UploadLimits
+        self, worker: _Worker, tenant: str, request: CheckRequest, data: bytes
     ) -> tuple[Checked, CheckRecord]:
-        request = CheckRequest(filename=filename, **asdict(limits))
+        filename = request.filename
         reader = FrameReader(
             worker.replies,
             time.monotonic() + self.limits.timeout_s,
-            limits.max_unpacked_bytes + FRAME_SLACK_BYTES,
+            request.max_unpacked_bytes + FRAME_SLACK_BYTES,
         )
-        unpacked = limits.max_unpacked_bytes  # until the worker counted them
+        unpacked = request.max_unpacked_bytes  # until the worker counted them
         try:
             write_frame(worker.requests, request.model_dump_json().encode())
             write_frame(worker.requests, data)
@@ -281,11 +305,15 @@ class UploadChecker:
         self, worker: _Worker, reader: FrameReader, tenant: str, filename: str, reply: CheckReply
     ) -> tuple[Checked, CheckRecord]:
         """What the worker's reply says: the source, the refusal, or its memory limit."""
-        if reply.outcome is WorkerOutcome.MEMORY_LIMIT:
-            worker.process.wait()  # it exits after such a reply
+        if reply.outcome is WorkerOutcome.MEMORY_LIMIT:  # the worker exits: it is replaced
             return self._limited(
                 worker, tenant, filename, reply, CheckOutcome.MEMORY_LIMIT, reply.file
             )
+        if reply.imports is not None:
+            found = tuple(FoundImport(*entry) for entry in reply.imports.imports)
+            record = self._record(worker, tenant, filename, CheckOutcome.CHECKED, reply)
+            scan = ImportScan(reply.imports.paths, found)
+            return Checked(reply.unpacked_bytes, imports=scan), record
         if reply.rejection is not None:
             record = self._record(worker, tenant, filename, CheckOutcome.REJECTED, reply)
             checked = Checked(reply.unpacked_bytes, error=rebuild_rejection(reply.rejection))

@@ -88,6 +88,7 @@ class ExecutorService:
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
         )
         self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
+        self.builder.import_scan = self.upload_checker.scan_imports
         self.catalog = Catalog(self.db, self.builder, self.limiter, self.upload_checker)
         self.webhooks = Webhooks(self.db, settings)
         self.gateway = Gateway(

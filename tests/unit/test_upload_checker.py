@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from executor.errors import UploadCheckBusy, UploadTooLarge
-from executor.intake.checker import CheckerLimits, CheckOutcome, UploadChecker
+from executor.errors import UploadCheckBusy, UploadCheckLimit, UploadTooLarge
+from executor.intake.archive import write_tar_gz
+from executor.intake.checker import BUILDS_TENANT, CheckerLimits, CheckOutcome, UploadChecker
+from executor.intake.imports import scan_imports
 from executor.intake.upload import UploadLimits, read_upload
 
 MIB = 1024 * 1024
@@ -215,3 +217,21 @@ def test_one_tenant_holds_at_most_its_share_and_queues_a_few() -> None:
     for thread in waiting:
         thread.join()
     assert pool._busy == 0
+
+
+def test_a_builds_import_scan_reads_the_stored_source_in_a_worker(checker: UploadChecker) -> None:
+    files = {"main.py": MAIN + b"import numpy\n", "rules.py": b"import cv2\n"}
+    scan = checker.scan_imports(write_tar_gz(files))
+    assert scan == scan_imports(files)
+    assert [(i.path, i.module, i.line) for i in scan.imports] == [
+        ("main.py", "plugin_runtime", 1),
+        ("main.py", "numpy", 5),
+        ("rules.py", "cv2", 1),
+    ]
+    record = checker.records[-1]
+    assert (record.tenant, record.outcome) == (BUILDS_TENANT, CheckOutcome.CHECKED)
+    # A source the worker cannot read within its limit: the refusal, no parse here.
+    with pytest.raises(UploadCheckLimit) as stopped:
+        checker.scan_imports(write_tar_gz({"main.py": BOMB}))
+    assert stopped.value.details["file"] == "main.py"
+    assert checker.records[-1].outcome is CheckOutcome.MEMORY_LIMIT
