@@ -12,12 +12,14 @@ import zipfile
 from collections.abc import Callable, Iterator
 
 import pytest
+from pydantic import ValidationError
 
 from executor.errors import UploadCheckBusy, UploadCheckLimit, UploadTooLarge
 from executor.intake.archive import write_tar_gz
 from executor.intake.checker import BUILDS_TENANT, CheckerLimits, CheckOutcome, UploadChecker
 from executor.intake.imports import scan_imports
 from executor.intake.upload import UploadLimits, read_upload
+from executor.settings import Settings
 
 MIB = 1024 * 1024
 MAIN = (
@@ -235,3 +237,15 @@ def test_a_builds_import_scan_reads_the_stored_source_in_a_worker(checker: Uploa
         checker.scan_imports(write_tar_gz({"main.py": BOMB}))
     assert stopped.value.details["file"] == "main.py"
     assert checker.records[-1].outcome is CheckOutcome.MEMORY_LIMIT
+
+
+def test_a_tenant_share_larger_than_the_pool_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(upload_check_workers=2, upload_check_per_tenant=3)
+    assert (
+        "EXECUTOR_UPLOAD_CHECK_PER_TENANT=3 is above EXECUTOR_UPLOAD_CHECK_WORKERS=2: a "
+        "tenant's share is part of the pool; lower it or add workers"
+    ) in str(refused.value)
+    assert CheckerLimits.from_settings(Settings()) == CheckerLimits(
+        workers=2, per_tenant=1, memory_bytes=1024 * MIB, timeout_s=30.0
+    )
