@@ -9,6 +9,7 @@ exits, instead of growing the API process.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 from collections.abc import Callable
@@ -73,13 +74,12 @@ def check(
     limits = UploadLimits(**request.model_dump(exclude={"filename", "kind"}))
     try:
         files = unpack_upload(request.filename, data, limits)
-    except UploadTooLarge as exc:
-        # Unpacking counted past the cap before it stopped; other refusals unpacked nothing.
-        send(Unpacked(bytes=limits.max_unpacked_bytes).model_dump_json().encode())
-        return _rejected(exc, limits.max_unpacked_bytes), []
     except PluginRejected as exc:
-        send(Unpacked(bytes=0).model_dump_json().encode())
-        return _rejected(exc, 0), []
+        # Unpacking counted past its cap before it stopped; other refusals unpacked nothing.
+        past_cap = isinstance(exc, UploadTooLarge) and exc.limit == limits.max_unpacked_bytes
+        unpacked = limits.max_unpacked_bytes if past_cap else 0
+        send(Unpacked(bytes=unpacked).model_dump_json().encode())
+        return _rejected(exc, unpacked), []
     except MemoryError:
         send(Unpacked(bytes=0).model_dump_json().encode())
         return _limit_reply(request.filename, 0), []
@@ -161,7 +161,8 @@ def _peak_rss() -> int:
 
 
 def _reset_peak() -> None:
-    with open(_CLEAR_REFS, "wb") as clear:
+    # Where /proc forbids it (some sandboxes), the peak stays the worker's since its start.
+    with contextlib.suppress(OSError), open(_CLEAR_REFS, "wb") as clear:
         clear.write(_RESET_PEAK_RSS)
 
 

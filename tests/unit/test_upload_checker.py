@@ -249,3 +249,25 @@ def test_a_tenant_share_larger_than_the_pool_is_refused_at_start() -> None:
     assert CheckerLimits.from_settings(Settings()) == CheckerLimits(
         workers=2, per_tenant=1, memory_bytes=1024 * MIB, timeout_s=30.0
     )
+
+
+def test_code_nested_too_deeply_is_a_refusal_not_a_limit(checker: UploadChecker) -> None:
+    # The parser reports its own stack overflow as a MemoryError, far below the limit.
+    deep = make_zip({"main.py": b"x = " + b"-" * 200_000 + b"1\n"})
+    checked = checker.check("acme", "deep.zip", deep, UploadLimits())
+    assert checked.error is not None
+    assert checked.error.to_dict() == {
+        "code": "plugin_rejected",
+        "message": "main.py: the code is nested too deeply to parse. Simplify it and upload again.",
+        "file": "main.py",
+    }
+    record = checker.records[-1]
+    assert record.outcome is CheckOutcome.REJECTED and not record.replaced
+
+
+def test_an_archive_unpacking_past_its_cap_is_charged_the_cap(checker: UploadChecker) -> None:
+    data = make_zip({"main.py": MAIN, "data.bin": bytes(2 * MIB)})
+    checked = checker.check("acme", "big.zip", data, UploadLimits(max_unpacked_bytes=MIB))
+    assert isinstance(checked.error, UploadTooLarge)
+    assert checked.error.details == {"file": "data.bin", "limit": MIB}
+    assert checked.unpacked_bytes == MIB
