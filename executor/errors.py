@@ -12,12 +12,14 @@ to do next::
     ├── Conflict                  409 conflict
     │   └── QuotaExceeded         409 quota_exceeded    (per-tenant quota: 'quota', 'limit')
     ├── RateLimited               429 rate_limited      (per-key rate: 'retry_after_s')
+    │   └── UploadCheckBusy       429 upload_check_busy (the tenant's upload checks are queued)
     ├── InvalidQuery              400 invalid_query     (contradictory filters)
     │   ├── InvalidCursor         400 invalid_cursor    (log paging)
     │   ├── RangeTooLong          400 range_too_long    (stats range: 'field', 'maximum_days')
     │   └── TooManyBuckets        400 too_many_buckets  (stats range: 'field', 'maximum')
     ├── PluginRejected            422 plugin_rejected   (upload checks: file, line)
-    │   ├── UploadTooLarge        413 upload_too_large
+    │   ├── UploadTooLarge        413 upload_too_large  (file, limit: bytes)
+    │   ├── UploadCheckLimit      422 upload_check_limit (check stopped: file, limit, maximum)
     │   ├── UnknownRuntime        422 unknown_runtime   (no such flavor: field, allowed)
     │   └── RequirementsForbidden 422 requirements_forbidden (file)
     ├── LimitExceeded             422 limit_exceeded    (per-plugin limits: field, maximum)
@@ -54,6 +56,8 @@ __all__ = [
     "SandboxError",
     "TooManyBuckets",
     "UnknownRuntime",
+    "UploadCheckBusy",
+    "UploadCheckLimit",
     "UploadTooLarge",
     "WebhookRejected",
 ]
@@ -131,6 +135,13 @@ class RateLimited(ExecutorError):
         self.retry_after_s = retry_after_s
 
 
+class UploadCheckBusy(RateLimited):
+    """This tenant's uploads already fill its share of the upload checkers: retry after
+    'retry_after_s'."""
+
+    code = "upload_check_busy"
+
+
 class InvalidQuery(ExecutorError):
     """The query's filters contradict each other: fix them and ask again."""
 
@@ -178,6 +189,31 @@ class UploadTooLarge(PluginRejected):
 
     code = "upload_too_large"
     status_code = 413
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(message, file=file, line=line)
+        if limit is not None:
+            self.details["limit"] = limit
+        self.limit = limit
+
+
+class UploadCheckLimit(PluginRejected):
+    """Checking the upload needed more memory or time than allowed: make it smaller."""
+
+    code = "upload_check_limit"
+
+    def __init__(self, message: str, *, file: str, limit: str, maximum: float) -> None:
+        super().__init__(message, file=file)
+        self.details.update(limit=limit, maximum=maximum)
+        self.limit = limit
+        self.maximum = maximum
 
 
 class UnknownRuntime(PluginRejected):

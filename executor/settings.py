@@ -187,6 +187,35 @@ class Settings(BaseSettings):
     build_import_timeout_s: float = Field(
         60.0, gt=0, description="Wall time of the build's import check of main.py."
     )
+    # --- upload checks: unpacking and parsing run in worker processes (docs/security.md)
+    upload_max_file_bytes: int = Field(
+        MIB,
+        ge=1024,
+        description="Largest source file (.py, plugin.toml, requirements.txt) of an upload; "
+        "a larger one answers 413 `upload_too_large` before it is parsed.",
+    )
+    upload_check_workers: int = Field(
+        2, ge=1, description="Worker processes that unpack and parse uploads, shared by tenants."
+    )
+    upload_check_per_tenant: int = Field(
+        1,
+        ge=1,
+        description="Upload check workers one tenant may hold at once (at most "
+        "upload_check_workers); its further uploads wait, a few at most, then answer 429 "
+        "`upload_check_busy`.",
+    )
+    upload_check_memory_bytes: int = Field(
+        1024 * MIB,
+        ge=128 * MIB,
+        description="Address space (RLIMIT_AS) of one upload check worker; an upload whose "
+        "check needs more answers 422 `upload_check_limit`.",
+    )
+    upload_check_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Wall time of one upload's check; a longer one is stopped and answers 422 "
+        "`upload_check_limit`.",
+    )
     keep_versions: int = Field(
         5, ge=1, description="Newest versions per plugin whose images are kept (GC)."
     )
@@ -413,6 +442,16 @@ class Settings(BaseSettings):
                 "'10.0.0.5:5443/team')"
             )
         return value
+
+    @model_validator(mode="after")
+    def _tenant_share_fits_the_pool(self) -> Settings:
+        if self.upload_check_per_tenant > self.upload_check_workers:
+            raise ValueError(
+                f"EXECUTOR_UPLOAD_CHECK_PER_TENANT={self.upload_check_per_tenant} is above "
+                f"EXECUTOR_UPLOAD_CHECK_WORKERS={self.upload_check_workers}: a tenant's share "
+                "is part of the pool; lower it or add workers"
+            )
+        return self
 
     @model_validator(mode="after")
     def _registry_credentials_together(self) -> Settings:

@@ -23,8 +23,8 @@ from typing import Any
 from executor.build.context import FREEZE_PATH, BuildContext, context_archive
 from executor.build.flavors import flavor_modules
 from executor.engine import BuildInterrupted, Engine
-from executor.errors import BuildFailed, ExecutorError
-from executor.intake.imports import source_files, unresolved_imports
+from executor.errors import BuildFailed, ExecutorError, PluginRejected, UploadCheckBusy
+from executor.intake.imports import ImportScan, unresolved
 from executor.metrics import Metrics
 from executor.registry import Registry
 from executor.settings import MIB, Settings
@@ -144,6 +144,9 @@ class Builder:
         self.registry = Registry.configured(settings)
         self.on_active: list[Callable[[str], object]] = []
         self.import_check: Callable[[str, Callable[[str], None]], None] | None = None
+        # Reads a source archive's imports in an upload check worker (the service sets it:
+        # parsing stays out of this process); None: no import warnings.
+        self.import_scan: Callable[[bytes], ImportScan] | None = None
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.max_concurrent_builds, "build")
         self._count_lock = threading.Lock()
@@ -238,9 +241,15 @@ class Builder:
         return build_plugin_image(self.engine, self.settings, build, log_.add, self._stopping)
 
     def _warn_imports(self, build: BuildContext, log_: BuildLog) -> None:
+        if self.import_scan is None:
+            return
         provided = flavor_modules(self.engine, self.settings, build.runtime)
-        files = source_files(build.source)
-        for warning in unresolved_imports(files, build.requirements, provided, build.runtime):
+        try:
+            scan = self.import_scan(build.source)
+        except (PluginRejected, UploadCheckBusy) as exc:  # only a warning is lost
+            log_.note(f"(no import warnings: {exc.message})\n")
+            return
+        for warning in unresolved(scan, build.requirements, provided, build.runtime):
             log_.note(warning + "\n")
 
     def _check_import(self, build: BuildContext, image_id: str, log_: BuildLog) -> None:

@@ -230,6 +230,7 @@ def _too_large_unpacked(limit: int, name: str) -> UploadTooLarge:
         f"The archive unpacks to more than {human_size(limit)}: remove large files "
         "(data, models, virtual environments) and upload again.",
         file=name,
+        limit=limit,
     )
 
 

@@ -14,50 +14,74 @@ import ast
 import re
 import sys
 from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 
 from executor.intake import pysource
-from executor.intake.archive import unpack
-from executor.intake.upload import UploadLimits
 
-__all__ = ["RUNTIME_MODULES", "source_files", "unresolved_imports"]
+__all__ = [
+    "RUNTIME_MODULES",
+    "FoundImport",
+    "ImportScan",
+    "scan_imports",
+    "unresolved",
+    "unresolved_imports",
+]
 
 RUNTIME_MODULES = frozenset({"plugin_runtime"})  # in every image, on PYTHONPATH
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
-def source_files(source_tar_gz: bytes) -> dict[str, bytes]:
-    """The files of a stored version's source archive (written by ``source_archive``)."""
-    limits = UploadLimits()
-    return unpack(
-        "source.tar.gz",
-        source_tar_gz,
-        "tar.gz",
-        max_entries=limits.max_entries,
-        max_unpacked_bytes=limits.max_unpacked_bytes,
-    )
+@dataclass(frozen=True)
+class FoundImport:
+    """One module-level absolute import: where, and the top-level module it names."""
+
+    path: str
+    module: str
+    line: int
+
+
+@dataclass(frozen=True)
+class ImportScan:
+    """What the warning needs of a plugin's sources: its paths and their imports."""
+
+    paths: tuple[str, ...]
+    imports: tuple[FoundImport, ...]  # by path, then line
+
+
+def scan_imports(files: Mapping[str, bytes]) -> ImportScan:
+    """Parse every ``.py`` of ``files`` (the server does it in a check worker:
+    ``executor.intake.checker``) for its module-level imports."""
+    found = [
+        FoundImport(path, module, line)
+        for path in sorted(p for p in files if p.endswith(".py"))
+        for module, line in _module_level_imports(pysource.parse_python(path, files[path]))
+    ]
+    return ImportScan(tuple(files), tuple(found))
+
+
+def unresolved(
+    scan: ImportScan, requirements: str, provided: Collection[str], flavor: str
+) -> list[str]:
+    """One WARNING line per module-level import of a module nothing provides."""
+    local = {path.split("/", 1)[0].removesuffix(".py") for path in scan.paths}
+    names = map(_REQUIREMENT_NAME.match, requirements.splitlines())
+    required = {_normalize(found.group(1)) for found in names if found}
+    known = set(sys.stdlib_module_names) | local | RUNTIME_MODULES | set(provided)
+    return [
+        f"WARNING: {found.path}, line {found.line}: 'import {found.module}': {found.module} is "
+        f"not in the standard library, the plugin, the '{flavor}' runtime flavor or "
+        "requirements.txt; add its package to requirements.txt or choose a flavor that has it"
+        for found in scan.imports
+        if found.module not in known and _normalize(found.module) not in required
+    ]
 
 
 def unresolved_imports(
     files: Mapping[str, bytes], requirements: str, provided: Collection[str], flavor: str
 ) -> list[str]:
-    """One WARNING line per module-level import of a module nothing provides."""
-    local = {path.split("/", 1)[0].removesuffix(".py") for path in files}
-    names = map(_REQUIREMENT_NAME.match, requirements.splitlines())
-    required = {_normalize(found.group(1)) for found in names if found}
-    known = set(sys.stdlib_module_names) | local | RUNTIME_MODULES | set(provided)
-    warnings = []
-    for path in sorted(p for p in files if p.endswith(".py")):
-        for module, line in _module_level_imports(pysource.parse_python(path, files[path])):
-            if module in known or _normalize(module) in required:
-                continue
-            warnings.append(
-                f"WARNING: {path}, line {line}: 'import {module}': {module} is not in the "
-                f"standard library, the plugin, the '{flavor}' runtime flavor or "
-                "requirements.txt; add its package to requirements.txt or choose a flavor "
-                "that has it"
-            )
-    return warnings
+    """``unresolved`` of ``files`` parsed in this process (for trusted sources and tests)."""
+    return unresolved(scan_imports(files), requirements, provided, flavor)
 
 
 def _module_level_imports(tree: ast.Module) -> Iterator[tuple[str, int]]:

@@ -18,7 +18,15 @@ from executor.errors import PluginRejected, RequirementsForbidden, UploadTooLarg
 from executor.intake import archive, manifest, pysource
 from executor.intake import requirements as requirements_policy
 
-__all__ = ["PluginSource", "UploadLimits", "pack_directory", "read_upload", "source_archive"]
+__all__ = [
+    "PluginSource",
+    "UploadLimits",
+    "check_files",
+    "pack_directory",
+    "read_upload",
+    "source_archive",
+    "unpack_upload",
+]
 
 MAIN_MODULE = pysource.MAIN_MODULE
 REQUIREMENTS_FILE = requirements_policy.REQUIREMENTS_FILE
@@ -26,6 +34,9 @@ REQUIREMENTS_FILE = requirements_policy.REQUIREMENTS_FILE
 PACK_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".venv"})
 PACK_SKIPPED_SUFFIXES = (".pyc",)
 _FOUND_SHOWN = 5  # how many found files a "no main.py" message lists
+# The files the checks parse, each capped at max_file_bytes before it is parsed.
+PARSED_FILES = (REQUIREMENTS_FILE, manifest.MANIFEST_FILE)
+PARSED_SUFFIX = ".py"
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,8 @@ class UploadLimits:
     max_entries: int = 1000
     max_archive_bytes: int = 10 * 1024 * 1024
     max_unpacked_bytes: int = 50 * 1024 * 1024
+    # Operator setting (upload_max_file_bytes): each parsed file; ast.parse needs ~500x it.
+    max_file_bytes: int = 1024 * 1024
     # Operator setting (build_allow_url_requirements): https/git+https requirement lines.
     allow_url_requirements: bool = False
     # Operator setting (build_allow_requirements): false refuses any requirements.txt.
@@ -59,15 +72,29 @@ def read_upload(filename: str, data: bytes, limits: UploadLimits = UploadLimits(
 
     ``filename`` is the name the client gave; it only decides whether bytes that are no
     archive are accepted as a single Python file (when it ends with ``.py``).
+
+    In process: the server checks uploads in bounded worker processes instead
+    (``executor.intake.checker``), which call ``unpack_upload`` then ``check_files``.
     """
+    return check_files(unpack_upload(filename, data, limits), limits)
+
+
+def unpack_upload(filename: str, data: bytes, limits: UploadLimits) -> dict[str, bytes]:
+    """The files of an upload (its archive unpacked safely, or one .py as ``main.py``)."""
     if len(data) > limits.max_archive_bytes:
         raise UploadTooLarge(
             f"The upload '{filename}' is {len(data)} bytes, over the "
             f"{archive.human_size(limits.max_archive_bytes)} limit: leave out data files, "
             "caches and virtual environments and upload again.",
             file=filename,
+            limit=limits.max_archive_bytes,
         )
-    files = _files_of(filename, data, limits)
+    return _files_of(filename, data, limits)
+
+
+def check_files(files: dict[str, bytes], limits: UploadLimits) -> PluginSource:
+    """Check unpacked files statically: sizes, ``main.py`` and its handlers, requirements."""
+    _check_file_sizes(files, limits.max_file_bytes)
     if MAIN_MODULE not in files:
         raise PluginRejected(
             f"The upload has no {MAIN_MODULE} at its root ({_found(files)}): put {MAIN_MODULE} "
@@ -167,6 +194,22 @@ def _strip_single_folder(files: dict[str, bytes]) -> dict[str, bytes]:
     if tops or f"{top}/{MAIN_MODULE}" not in files:
         return files
     return {path.removeprefix(f"{top}/"): content for path, content in files.items()}
+
+
+def _check_file_sizes(files: dict[str, bytes], limit: int) -> None:
+    """UploadTooLarge for the first parsed file over ``limit``: refused before parsing, since
+    parsing needs hundreds of times the file's size in memory."""
+    for path, content in files.items():
+        parsed = path.endswith(PARSED_SUFFIX) or path in PARSED_FILES
+        if parsed and len(content) > limit:
+            raise UploadTooLarge(
+                f"{path} is {len(content)} bytes, over the {archive.human_size(limit)} limit "
+                "for one source file (EXECUTOR_UPLOAD_MAX_FILE_BYTES): move data out of the "
+                "code (into a data file read at run time) or split the module, and upload "
+                "again.",
+                file=path,
+                limit=limit,
+            )
 
 
 def _found(files: dict[str, bytes]) -> str:

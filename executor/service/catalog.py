@@ -8,8 +8,9 @@ from typing import Protocol
 from executor.build.builder import Builder
 from executor.build.flavors import Flavor, describe_flavors
 from executor.errors import PluginRejected
+from executor.intake.checker import UploadChecker
 from executor.intake.manifest import choose_flavor
-from executor.intake.upload import UploadLimits, read_upload, source_archive
+from executor.intake.upload import UploadLimits, source_archive
 from executor.run.limits import PluginLimits, check_limits
 from executor.schemas import ActivationIn, ActivationPublic
 from executor.service.audit import record
@@ -85,10 +86,13 @@ class Catalog:
     projects only, and records the change in the audit trail in the same transaction.
     """
 
-    def __init__(self, db: Database, builder: Builder, limiter: KeyLimiter) -> None:
+    def __init__(
+        self, db: Database, builder: Builder, limiter: KeyLimiter, checker: UploadChecker
+    ) -> None:
         self.db = db
         self.builder = builder
         self.limiter = limiter
+        self.checker = checker
 
     def upload(
         self, caller: Caller, name: str, filename: str, data: bytes, runtime: str | None = None
@@ -96,18 +100,23 @@ class Catalog:
         """Check the upload statically, store it as the plugin's next version, start its build.
 
         ``runtime`` (the upload's form field) names its flavor, before plugin.toml's.
-        Blocking (unpacking up to the archive cap, parsing every module, a write): callers on
-        an event loop run it in a thread.
+        Blocking (waiting for a check worker, the check, a write): callers on an event loop
+        run it in a thread. The upload-bytes rate counts what the upload unpacks to (at
+        least its own size), charged once the check counted it.
         """
         if caller.key_id is not None:
             self.limiter.upload(caller.key_id, len(data))
         check_name(name)
         settings = self.builder.settings
         limits = UploadLimits(
+            max_file_bytes=settings.upload_max_file_bytes,
             allow_url_requirements=settings.build_allow_url_requirements,
             allow_requirements=settings.build_allow_requirements,
         )
-        source = read_upload(filename, data, limits)
+        checked = self.checker.check(caller.tenant_id, filename, data, limits)
+        if caller.key_id is not None and checked.unpacked_bytes > len(data):
+            self.limiter.upload(caller.key_id, checked.unpacked_bytes - len(data))
+        source = checked.result()
         flavor = choose_flavor(runtime, source.runtime, settings.runtime_default_flavor)
 
         with self.db.session() as session:

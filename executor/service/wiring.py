@@ -14,6 +14,7 @@ from executor.build.builder import Builder
 from executor.engine import Engine
 from executor.errors import Conflict, ExecutorError
 from executor.gateway.server import Gateway
+from executor.intake.checker import CheckerLimits, UploadChecker
 from executor.metrics import Metrics, QueueFigures
 from executor.notify import Notifier
 from executor.registry import Registry
@@ -86,7 +87,9 @@ class ExecutorService:
         self.limiter = KeyLimiter(
             settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
         )
-        self.catalog = Catalog(self.db, self.builder, self.limiter)
+        self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
+        self.builder.import_scan = self.upload_checker.scan_imports
+        self.catalog = Catalog(self.db, self.builder, self.limiter, self.upload_checker)
         self.webhooks = Webhooks(self.db, settings)
         self.gateway = Gateway(
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
@@ -207,6 +210,7 @@ class ExecutorService:
             self.prepuller.stop()
         self.dispatcher.stop()
         self.gateway.stop()
+        self.upload_checker.close()
         self.builder.close()
         self.db.dispose()
         self.engine.close()

@@ -61,16 +61,23 @@ async def upload_plugin(
     """Upload a plugin: checked statically now, built in the background (status DEPLOYING).
 
     An unknown ``runtime`` answers 422 ``unknown_runtime`` listing the allowed flavors; a
-    requirements.txt when the operator forbids them, 422 ``requirements_forbidden``."""
+    requirements.txt when the operator forbids them, 422 ``requirements_forbidden``. The
+    archive, its unpacked size or one source file over its limit answers 413
+    ``upload_too_large`` (``file``, ``limit``); a check that needs more memory or time than
+    its worker has, 422 ``upload_check_limit`` (``file``, ``limit``, ``maximum``); a tenant
+    with its share of the check workers busy and a full queue, 429 ``upload_check_busy``."""
     limit = UploadLimits().max_archive_bytes
     data = await file.read(limit + 1)
     filename = file.filename or "upload"
     if len(data) > limit:
         raise UploadTooLarge(
-            f"{filename} is larger than {limit} bytes: upload a smaller archive", file=filename
+            f"{filename} is larger than {limit} bytes: upload a smaller archive",
+            file=filename,
+            limit=limit,
         )
     plugin_name = name or PurePosixPath(filename).name.split(".")[0]
-    # Unpacking up to 50 MiB, parsing every module and a database write: off the event loop.
+    # Waiting for a check worker (the check runs in its process) and a database write: off
+    # the event loop.
     version = await run_in_threadpool(
         service.catalog.upload, caller, plugin_name, filename, data, runtime
     )
