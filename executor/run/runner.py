@@ -523,6 +523,16 @@ class InvocationRunner:
         if not queued:
             _lease_lost(invocation)
 
+    def store_failed(self, invocation: Invocation, reason: str) -> None:
+        """A store error interrupted the attempt: an infrastructure failure, retried for
+        the budget once the store answers (while it does not, this raises; the lease then
+        expires and the run is re-queued)."""
+        writer = RunLogWriter(self.db, invocation, None, self.on_logs_written)
+        collector = OutputCollector(self.settings.sandbox.log_cap_bytes, {})
+        self._infrastructure_failure(
+            Attempt(invocation, writer, collector), reason, Infrastructure.STORE
+        )
+
     def crashed(self, invocation: Invocation, reason: str) -> None:
         """End ``crashed`` a run the executor itself failed (an unexpected exception), with
         ``reason``. Not retried: an error in the executor's own code comes back on every

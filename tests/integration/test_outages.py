@@ -2,11 +2,13 @@
 is stopped and started again: the runs of a version this engine must pull are retried with
 backoff for ``EXECUTOR_INFRA_RETRY_BUDGET_S`` from their first infrastructure failure,
 however many attempts that takes, while other runs proceed; they succeed once the registry
-is back, and end ``dead`` naming the registry and the setting when the budget is spent."""
+is back, and end ``dead`` naming the registry and the setting when the budget is spent.
+A store error during a run is an infrastructure failure too."""
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,7 +17,9 @@ from typing import Any
 import docker
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from executor.store import invocations as invocation_store
 from executor.store.tables import Invocation
 from tests.conftest import RunningServer, ServerFactory
 from tests.integration.registry import LocalRegistry
@@ -149,3 +153,32 @@ def test_a_run_ends_dead_when_the_infrastructure_retry_budget_is_spent(
     system = [r["content"] for r in server.logs(run_id=run["id"]) if r["log_type"] == "SYSTEM"]
     assert system[-1].endswith("used up the 2 s budget; giving up"), system[-1]
     assert [r for r in server.logs(run_id=run["id"]) if r["log_type"] != "SYSTEM"] == []
+
+
+def test_a_store_error_during_a_run_is_retried_as_an_infrastructure_failure(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_factory(retry_base_s=0.2, retry_max_s=0.5)
+    server.push("counter", name="stored")
+    server.activate("stored", "store-blip")
+    real = invocation_store.begin_hand_off
+    failures = [sqlite3.OperationalError("disk I/O error")]  # once, at the first hand-off
+
+    def blip(*args: Any, **kwargs: Any) -> bool:
+        if failures:
+            raise OperationalError("UPDATE invocations", {}, failures.pop())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(invocation_store, "begin_hand_off", blip)
+
+    run = server.run_event(project_id="store-blip", asset_id="b", **EVENT)
+
+    assert run["status"] == "succeeded", run["error"]
+    assert run["attempt"] == 2
+    (first,) = rows(server, [run["id"]])[0].attempts
+    assert first["reason"] == (
+        "infrastructure: store error: OperationalError: (sqlite3.OperationalError) disk I/O error"
+    )
+    assert first["kind"] == "infrastructure"
+    ran = [r["content"] for r in server.logs(run_id=run["id"]) if r["log_type"] != "SYSTEM"]
+    assert ran == ["ran b"]
