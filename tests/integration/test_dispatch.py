@@ -69,6 +69,7 @@ def test_plugin_failures_are_retried_only_as_the_activation_allows_then_dead(
     assert run["status"] == "dead" and run["attempt"] == 3
     assert run["error"] == "gave up after 3 attempts: failed: plugin exited with code 1"
     assert [a["reason"] for a in run["attempts"]] == ["failed: plugin exited with code 1"] * 3
+    assert [a["kind"] for a in run["attempts"]] == ["plugin"] * 3
     system = [r["content"] for r in serial.logs(run_id=run["id"]) if r["log_type"] == "SYSTEM"]
     assert system[0].startswith("failed: plugin exited with code 1; retrying in ")
     assert system[1] == "attempt 2 (previous attempt: failed: plugin exited with code 1)"

@@ -115,6 +115,7 @@ def test_runs_wait_out_a_registry_outage_with_backoff_and_succeed_when_it_is_bac
     for run, row in zip(runs, rows(server, ids), strict=True):
         assert run["attempt"] > OLD_COUNT
         assert [a["attempt"] for a in run["attempts"]] == list(range(1, run["attempt"]))
+        assert {a["kind"] for a in run["attempts"]} == {"infrastructure"}
         assert [
             r["content"] for r in server.logs(run_id=run["id"]) if r["log_type"] != "SYSTEM"
         ] == [f"ran {run['asset_id']}"]
@@ -155,14 +156,10 @@ def test_a_run_ends_dead_when_the_infrastructure_retry_budget_is_spent(
     assert [r for r in server.logs(run_id=run["id"]) if r["log_type"] != "SYSTEM"] == []
 
 
-def test_a_store_error_during_a_run_is_retried_as_an_infrastructure_failure(
-    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server = server_factory(retry_base_s=0.2, retry_max_s=0.5)
-    server.push("counter", name="stored")
-    server.activate("stored", "store-blip")
+def store_blip_at_the_first_hand_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails once, as the first attempt records its hand-off."""
     real = invocation_store.begin_hand_off
-    failures = [sqlite3.OperationalError("disk I/O error")]  # once, at the first hand-off
+    failures = [sqlite3.OperationalError("disk I/O error")]
 
     def blip(*args: Any, **kwargs: Any) -> bool:
         if failures:
@@ -171,14 +168,45 @@ def test_a_store_error_during_a_run_is_retried_as_an_infrastructure_failure(
 
     monkeypatch.setattr(invocation_store, "begin_hand_off", blip)
 
+
+STORE_BLIP = (
+    "infrastructure: store error: OperationalError: (sqlite3.OperationalError) disk I/O error"
+)
+
+
+def test_a_store_error_during_a_run_is_retried_as_an_infrastructure_failure(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_factory(retry_base_s=0.2, retry_max_s=0.5)
+    server.push("counter", name="stored")
+    server.activate("stored", "store-blip")
+    store_blip_at_the_first_hand_off(monkeypatch)
+
     run = server.run_event(project_id="store-blip", asset_id="b", **EVENT)
 
     assert run["status"] == "succeeded", run["error"]
     assert run["attempt"] == 2
-    (first,) = rows(server, [run["id"]])[0].attempts
-    assert first["reason"] == (
-        "infrastructure: store error: OperationalError: (sqlite3.OperationalError) disk I/O error"
-    )
-    assert first["kind"] == "infrastructure"
+    assert [(a["reason"], a["kind"]) for a in run["attempts"]] == [(STORE_BLIP, "infrastructure")]
     ran = [r["content"] for r in server.logs(run_id=run["id"]) if r["log_type"] != "SYSTEM"]
     assert ran == ["ran b"]
+
+
+def test_attempts_lost_to_infrastructure_do_not_use_up_the_plugins_retries(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_factory(retry_base_s=0.2, retry_max_s=0.5)
+    server.push("raising")
+    response = server.api.put("/v1/projects/counted/plugins/raising", json={"max_retries": 1})
+    assert response.status_code == 200, response.text
+    store_blip_at_the_first_hand_off(monkeypatch)
+
+    run = server.run_event(project_id="counted", asset_id="c", **EVENT)
+
+    plugin_failure = "failed: plugin exited with code 1"
+    assert run["status"] == "dead" and run["attempt"] == 3, run
+    assert [(a["reason"], a["kind"]) for a in run["attempts"]] == [
+        (STORE_BLIP, "infrastructure"),
+        (plugin_failure, "plugin"),
+        (plugin_failure, "plugin"),
+    ]
+    assert run["error"] == f"gave up after 3 attempts: {plugin_failure}"
