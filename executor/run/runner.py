@@ -47,6 +47,11 @@ def _lease_lost(invocation: Invocation) -> None:
     )
 
 
+def _failed_part(error: SandboxError) -> Infrastructure:
+    """What failed a container's start: the registry (a pull) or the engine."""
+    return Infrastructure.REGISTRY if isinstance(error, RegistryError) else Infrastructure.ENGINE
+
+
 class RunLogWriter:
     """Writes one invocation's log lines to the store, numbered in order across attempts,
     each naming its node and attempt.
@@ -237,8 +242,7 @@ class InvocationRunner:
             return
         except SandboxError as exc:
             attempt = self._attempt(invocation, event, profile)
-            part = Infrastructure.REGISTRY if isinstance(exc, RegistryError) else None
-            self._infrastructure_failure(attempt, exc.message, part or Infrastructure.ENGINE)
+            self._infrastructure_failure(attempt, exc.message, _failed_part(exc))
             return
         handed_off = False
         try:
