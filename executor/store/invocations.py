@@ -378,9 +378,7 @@ class InfraFailing:
 def _store_now(session: Session) -> datetime:
     """Now by the store's clock (aware UTC), so that nodes with skewed clocks measure one
     run's infrastructure retry budget alike. SQLite's is this machine's, to the second."""
-    value = session.scalar(select(func.now()))
-    if isinstance(value, str):  # SQLite's CURRENT_TIMESTAMP, when not parsed
-        value = datetime.fromisoformat(value)
+    value = session.scalar(select(func.now()))  # SQLite: CURRENT_TIMESTAMP, naive UTC
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
