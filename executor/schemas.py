@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from executor.bounds import MAX_INT64
 from executor.statuses import (
+    AttemptKind,
     BuildStatus,
     InvocationStatus,
     NodeState,
@@ -242,6 +243,11 @@ class AttemptPublic(BaseModel):
     attempt: int
     reason: str
     at: datetime
+    kind: AttemptKind | None = Field(
+        None,
+        description="plugin (counted against max_retries), infrastructure (retried for "
+        "EXECUTOR_INFRA_RETRY_BUDGET_S) or handed_back; none: the executor running it stopped.",
+    )
 
 
 class LogMetadata(BaseModel):

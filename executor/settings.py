@@ -256,7 +256,17 @@ class Settings(BaseSettings):
         30.0, ge=0, description="On SIGTERM, wait this long for runs before handing them back."
     )
     retry_max_attempts: int = Field(
-        5, ge=1, description="Attempts for infrastructure failures before 'dead'."
+        5,
+        ge=1,
+        description="Attempts of a run whose executor stopped (its lease expired), and of a "
+        "webhook delivery, before 'dead'.",
+    )
+    infra_retry_budget_s: float = Field(
+        600.0,
+        gt=0,
+        description="How long a run keeps being retried through infrastructure failures "
+        "(registry, Docker Engine, store unreachable; container stopped from outside), from "
+        "its first one, before 'dead'.",
     )
     retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
     retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")

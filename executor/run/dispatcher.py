@@ -30,7 +30,7 @@ from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import webhooks as webhook_store
-from executor.store.db import Database
+from executor.store.db import Database, is_store_outage
 from executor.store.tables import Invocation
 
 __all__ = ["Dispatcher"]
@@ -232,6 +232,9 @@ class Dispatcher:
 
     def _crashed(self, invocation: Invocation, error: Exception) -> None:
         try:
+            if is_store_outage(error):  # an outage, waited out like the engine's
+                self.runner.store_failed(invocation, f"store error: {error_summary(error)}")
+                return
             self.runner.crashed(invocation, f"executor error: {error_summary(error)}")
         except Exception:
             # Left running: once this process stops renewing its lease, lease expiry

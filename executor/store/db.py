@@ -14,10 +14,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Connection", "Database", "Session"]
+__all__ = ["Connection", "Database", "Session", "is_store_outage"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -55,6 +55,14 @@ def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, _proxy: 
         dialect.do_ping(dbapi_connection)
     except Exception as error:
         raise DisconnectionError("a pooled database connection was lost") from error
+
+
+def is_store_outage(error: BaseException) -> bool:
+    """True when ``error`` is the store failing (unreachable, a dropped connection, locked)
+    rather than a statement it refused: trying again later can succeed."""
+    if isinstance(error, (OperationalError, InterfaceError, DisconnectionError)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 class Database:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.statuses import TERMINAL_STATUSES, InvocationStatus, NodeState
+from executor.statuses import TERMINAL_STATUSES, AttemptKind, InvocationStatus, NodeState
 from executor.store import logs as log_store
 from executor.store.tables import (
     Activation,
@@ -26,6 +26,7 @@ from executor.store.tables import (
 
 __all__ = [
     "ClaimLimits",
+    "InfraFailing",
     "NodeClaim",
     "RunInputs",
     "RunOutput",
@@ -40,11 +41,13 @@ __all__ = [
     "find_invocation",
     "finish",
     "get_invocation",
+    "infrastructure_failing",
     "list_invocations",
     "mark_handler_started",
     "note_output_read",
     "oldest_queued_at",
     "plugin_deleted",
+    "plugin_failures",
     "renew_leases",
     "replay",
     "requeue_expired",
@@ -341,17 +344,63 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
 
 
 def retry_later(
-    session: Session, invocation_id: str, generation: int, reason: str, delay_s: float
+    session: Session,
+    invocation_id: str,
+    generation: int,
+    reason: str,
+    delay_s: float,
+    kind: AttemptKind | None = None,
 ) -> bool:
-    """Queue a held invocation again after ``delay_s``; False if the lease ``generation``
-    was lost."""
+    """Queue a held invocation again, claimable no sooner than ``delay_s`` from now (other
+    runs are claimed meanwhile); False if the lease ``generation`` was lost. ``kind`` is
+    kept with ``reason`` in the attempt history."""
     if not fence(session, invocation_id, generation):
         return False
     invocation = get_invocation(session, invocation_id)
-    _note_attempt(invocation, reason)
+    _note_attempt(invocation, reason, kind)
     _release(invocation, status=InvocationStatus.QUEUED)
     invocation.not_before = utcnow() + timedelta(seconds=delay_s)
     return True
+
+
+@dataclass(frozen=True)
+class InfraFailing:
+    """When a run's infrastructure failures began, and now, both by the store's clock."""
+
+    since: datetime
+    now: datetime
+
+    @property
+    def for_s(self) -> float:
+        return max((self.now - self.since).total_seconds(), 0.0)
+
+
+def _store_now(session: Session) -> datetime:
+    """Now by the store's clock (aware UTC), so that nodes with skewed clocks measure one
+    run's infrastructure retry budget alike. SQLite's is this machine's, to the second."""
+    value = session.scalar(select(func.now()))  # SQLite: CURRENT_TIMESTAMP, naive UTC
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def infrastructure_failing(
+    session: Session, invocation_id: str, generation: int
+) -> InfraFailing | None:
+    """Note an infrastructure failure of the held invocation: the first one's time is
+    recorded (later ones keep it). None (nothing recorded) when the lease ``generation``
+    was lost."""
+    if not fence(session, invocation_id, generation):
+        return None
+    invocation = get_invocation(session, invocation_id)
+    now = _store_now(session)
+    if invocation.infra_failing_since is None:
+        invocation.infra_failing_since = now
+    return InfraFailing(invocation.infra_failing_since, now)
+
+
+def plugin_failures(invocation: Invocation) -> int:
+    """How many of the invocation's recorded attempts ended in a plugin failure."""
+    return sum(entry.get("kind") == AttemptKind.PLUGIN for entry in invocation.attempts)
 
 
 def count_by_status(session: Session) -> dict[str, int]:
@@ -412,11 +461,12 @@ def plugin_deleted(session: Session, plugin: Plugin) -> None:
     session.execute(runs.values(plugin_deleted_at=now))
 
 
-def _note_attempt(invocation: Invocation, reason: str) -> None:
-    invocation.attempts = [
-        *invocation.attempts,
-        {"attempt": invocation.attempt, "reason": reason, "at": utcnow().isoformat()},
-    ]
+def _note_attempt(invocation: Invocation, reason: str, kind: AttemptKind | None = None) -> None:
+    entry: dict[str, Any] = {"attempt": invocation.attempt, "reason": reason}
+    entry["at"] = utcnow().isoformat()
+    if kind is not None:
+        entry["kind"] = kind.value
+    invocation.attempts = [*invocation.attempts, entry]
 
 
 def _release(invocation: Invocation, *, status: InvocationStatus) -> None:
@@ -458,13 +508,15 @@ def finish(
     exit_code: int | None = None,
     error: str | None = None,
     output: RunOutput | None = None,
+    kind: AttemptKind | None = None,
 ) -> bool:
     """Record the terminal ``status`` of a running invocation held under lease
     ``generation`` (None: whoever holds it, for the store's own expiry).
 
-    ``reason`` is kept in the attempt history; ``output`` (None: not known) how much log
-    the run wrote. Returns False (and changes nothing) when the lease was lost to another
-    holder or the run ended already, so a result is never recorded twice.
+    ``reason`` (and its ``kind``) is kept in the attempt history; ``output`` (None: not
+    known) how much log the run wrote. Returns False (and changes nothing) when the lease
+    was lost to another holder or the run ended already, so a result is never recorded
+    twice.
     """
     if generation is not None and not fence(session, invocation_id, generation):
         return False
@@ -477,7 +529,7 @@ def finish(
         invocation.log_bytes = output.log_bytes
         invocation.truncated = output.truncated
     if reason is not None:
-        _note_attempt(invocation, reason)
+        _note_attempt(invocation, reason, kind)
     invocation.lease_expires_at = None  # the owner stays: it tells which executor ran it
     invocation.finished_at = now
     if invocation.started_at is not None:

@@ -302,6 +302,9 @@ class Invocation(Base):
     node_id: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     not_before: Mapped[datetime | None] = mapped_column(default=None)
+    # The first infrastructure failure of the run, by the store's clock: its retries last
+    # EXECUTOR_INFRA_RETRY_BUDGET_S from then, on whichever node runs the next attempt.
+    infra_failing_since: Mapped[datetime | None] = mapped_column(default=None)
     deadline_at: Mapped[datetime | None] = mapped_column(default=None)
     # Bytes of the attempt's container stdout / stderr already read into log records: an
     # executor adopting the container after a restart replays the rest from the engine.

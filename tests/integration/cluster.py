@@ -36,9 +36,10 @@ WORKER_SETTINGS = {
     # Placement would hold runs back for the worker with a warm container (tested in
     # test_nodes.py); these tests need both workers to claim at once.
     "placement_grace_s": 0,
-    # A pull that cannot succeed (registry down, refused) gives up after three attempts.
+    # A pull that cannot succeed (registry down, refused) gives up after 3 s of retries.
     "retry_base_s": 1,
     "retry_max_s": 2,
+    "infra_retry_budget_s": 3,
     "retry_max_attempts": 3,
 }
 
