@@ -257,15 +257,15 @@ def claim(
 
 def _alive(session: Session, node_id: str, lost_after_s: float) -> bool:
     """Whether ``node_id`` may claim now, renewing its heartbeat if so: it is ``ready``
-    (not drained, not marked lost, registered) and its heartbeat is younger than
-    ``lost_after_s`` by the database's clock.
+    (registered, not drained, not marked lost) and its heartbeat is younger than
+    ``lost_after_s`` by the database's clock. A node cut off from the store for longer
+    (the database was down, the process paused) may be marked lost any moment, and what it
+    claimed re-run elsewhere: it heartbeats first.
 
-    A node cut off from the store for longer (the database was down, the process paused)
-    may be marked lost any moment, its runs re-run elsewhere: it heartbeats first. Renewing
-    here, under the row lock the update takes, gives what it claims a full ``lost_after_s``
-    before it can be marked lost, and a concurrent ``mark_lost`` either commits first (the
-    update then matches nothing) or sees the fresh heartbeat. The state is read here, so a
-    drain holds from the next claim.
+    The update locks the node's row until the commit: a concurrent ``mark_lost`` (which
+    updates the row too) either committed first, and this matches nothing, or waits and
+    then finds the heartbeat renewed. So what a node claims is its own for at least
+    ``lost_after_s``. The state is read here, so a drain holds from the next claim.
     """
     result = session.execute(
         update(Node)

@@ -18,6 +18,7 @@ from executor.statuses import InvocationStatus, NodeState
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import nodes as node_store
+from executor.store.clock import database_now, db_now
 from executor.store.db import Database
 from executor.store.invocations import LEASE_EXPIRED, ClaimLimits, NodeClaim
 from executor.store.tables import (
@@ -170,6 +171,57 @@ def test_a_drained_node_claims_nothing_and_a_lost_one_beats_back_to_ready(
     with db.session() as session:  # a ready node marked lost beats back to ready
         assert node_store.heartbeat(session, OLD.node_id, instance) == NodeState.READY
     assert claim(db, OLD).node_id == OLD.node_id
+
+
+def set_heartbeat_age(db: Database, node: NodeClaim, age_s: float) -> None:
+    """Make ``node``'s last heartbeat ``age_s`` old by the database's clock."""
+    with db.session() as session:
+        session.execute(
+            update(Node).where(Node.id == node.node_id).values(heartbeat_at=db_now(-age_s))
+        )
+
+
+def test_a_node_whose_heartbeat_is_stale_claims_nothing_until_it_beats(db: Database) -> None:
+    """The database came back after an outage longer than a lease: the node's heartbeat is
+    stale, so any node may mark it lost now and re-run what it claims. It claims nothing
+    until it has beaten; a claim with a fresh heartbeat renews it."""
+    run_id = queued_run(db)
+    register(db, OLD)
+    set_heartbeat_age(db, OLD, LEASE_S + 1)
+    with db.session() as session:
+        stale_at = session.get(Node, OLD.node_id).heartbeat_at  # type: ignore[union-attr]
+        assert invocation_store.claim(session, OLD.node_id, 1, LEASE_S, LIMITS, OLD) == []
+    with db.session() as session:
+        run = session.get(Invocation, run_id)
+        assert run is not None
+        assert (run.status, run.attempt, run.lease_generation, run.node_id) == (
+            InvocationStatus.QUEUED,
+            0,
+            0,
+            None,
+        )
+        node = session.get(Node, OLD.node_id)
+        assert node is not None
+        assert (node.state, node.heartbeat_at) == (NodeState.READY, stale_at)
+    with db.session() as session:  # an unregistered node claims nothing either
+        assert invocation_store.claim(session, NEW.node_id, 1, LEASE_S, LIMITS, NEW) == []
+
+    with db.session() as session:
+        assert node_store.heartbeat(session, OLD.node_id, f"{OLD.node_id}:1") == NodeState.READY
+    set_heartbeat_age(db, OLD, LEASE_S - 5)  # fresh, if not by much
+    with db.session() as session:
+        before = database_now(session)
+    held = claim(db, OLD)
+    assert (held.id, held.attempt, held.node_id) == (run_id, 1, OLD.node_id)
+    with db.session() as session:
+        after = database_now(session)
+        node = session.get(Node, OLD.node_id)
+        assert node is not None
+        assert before <= node.heartbeat_at <= after, "the claim did not renew the heartbeat"
+        run = session.get(Invocation, run_id)
+        assert run is not None and run.lease_expires_at is not None
+        lease = timedelta(seconds=LEASE_S)
+        assert before + lease <= run.lease_expires_at <= after + lease
 
 
 def test_a_node_paused_inside_a_transaction_cannot_keep_the_others_from_marking_it_lost(
