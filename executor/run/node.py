@@ -147,9 +147,10 @@ class NodeMembership:
                 skew,
                 self.settings.clock_skew_warn_s,
             )
-        elif self.skewed:
+        elif self.skewed and not skewed:
             log.info(
-                "node %s: this host's clock is within %+.1f s of the database's again",
+                "node %s: this host's clock is back within EXECUTOR_CLOCK_SKEW_WARN_S of the "
+                "database's (%+.1f s)",
                 self.claim.node_id,
                 skew,
             )

@@ -4,14 +4,18 @@ twice."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import docker
 import pytest
 from sqlalchemy import select, update
 
+from executor.engine import Engine
+from executor.run.node import NodeMembership
 from executor.run.output import OutputLine
 from executor.run.runner import RunLogWriter
 from executor.statuses import InvocationStatus, NodeState
@@ -29,6 +33,7 @@ from executor.store.tables import (
     Node,
     utcnow,
 )
+from tests.conftest import make_settings
 from tests.store_rows import add_run
 
 LIMITS = ClaimLimits(per_plugin=10, per_project=10)
@@ -222,6 +227,45 @@ def test_a_node_whose_heartbeat_is_stale_claims_nothing_until_it_beats(db: Datab
         assert run is not None and run.lease_expires_at is not None
         lease = timedelta(seconds=LEASE_S)
         assert before + lease <= run.lease_expires_at <= after + lease
+
+
+def test_a_node_whose_clock_is_ahead_warns_once_shows_its_skew_and_marks_no_one_lost(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    register(db, OLD)
+    register(db, NEW)
+    # Beating needs no engine: a client that never connects (an explicit API version).
+    engine = Engine(docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41"))
+    node = NodeMembership(db, engine, make_settings(tmp_path, lease_s=LEASE_S), "new-node:1")
+    node.claim, node.state = NEW, NodeState.READY
+    monkeypatch.setattr(
+        "executor.run.node.utcnow", lambda: datetime.now(UTC) + timedelta(minutes=10)
+    )
+    with caplog.at_level(logging.INFO, "executor.run.node"):
+        with db.session() as session:
+            before = database_now(session)
+        assert node.beat() == [] and node.beat() == [], "a node ahead found its peer silent"
+        with db.session() as session:
+            after = database_now(session)
+            row = session.get(Node, NEW.node_id)
+            assert row is not None and row.clock_skew_s is not None
+            assert before <= row.heartbeat_at <= after, "the heartbeat took the node's clock"
+            assert abs(row.clock_skew_s - 600) < 5, row.clock_skew_s
+        monkeypatch.setattr("executor.run.node.utcnow", utcnow)
+        assert node.beat() == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("node new-node: this host's clock is +") and (
+        "off the database's (more than EXECUTOR_CLOCK_SKEW_WARN_S=5)" in warnings[0]
+    )
+    back = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(back) == 1 and "is back within" in back[0], back
+    with db.session() as session:
+        listed = {n.id: (n.state, n.clock_skew_s) for n in node_store.list_nodes(session)}
+    assert listed[OLD.node_id] == (NodeState.READY, None)
+    assert listed[NEW.node_id][0] == NodeState.READY
+    skew = listed[NEW.node_id][1]
+    assert skew is not None and abs(skew) < 5, skew
 
 
 def test_a_node_paused_inside_a_transaction_cannot_keep_the_others_from_marking_it_lost(
