@@ -110,7 +110,7 @@ def cli(process: ExecutorProcess, *args: str) -> subprocess.CompletedProcess[str
     env = {**os.environ, "EXECUTOR_URL": process.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
     return subprocess.run(
         [sys.executable, "-m", "executor.cli", *args],
-        env=env,
+        env={**env, "COLUMNS": "300"},  # a wide terminal: a table row is one line
         capture_output=True,
         text=True,
         timeout=60,
@@ -436,15 +436,9 @@ def test_nodes_ten_minutes_ahead_and_behind_take_no_lease_of_a_live_node(
     assert abs(listed["live"]) < 5, listed
     assert abs(listed["ahead"] - 600) < 5, listed
     assert abs(listed["behind"] + 600) < 5, listed
-    env = {**os.environ, "EXECUTOR_URL": api.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
-    table = subprocess.run(
-        [sys.executable, "-m", "executor.cli", "nodes"],
-        env={**env, "COLUMNS": "300"},  # one line per node
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    listing = cli(api, "nodes")
+    assert listing.returncode == 0, listing.stderr
+    table = listing.stdout
     assert "clock skew" in table
     for name, sign in (("ahead", "+"), ("behind", "-")):
         (row,) = [line for line in table.splitlines() if f" {name} " in line]
