@@ -13,8 +13,11 @@ from pathlib import Path
 import docker
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from executor.engine import Engine
+from executor.metrics import Metrics, QueueFigures
+from executor.run.dispatcher import Dispatcher
 from executor.run.node import NodeMembership
 from executor.run.output import OutputLine
 from executor.run.runner import RunLogWriter
@@ -234,9 +237,7 @@ def test_a_node_whose_clock_is_ahead_warns_once_shows_its_skew_and_marks_no_one_
 ) -> None:
     register(db, OLD)
     register(db, NEW)
-    # Beating needs no engine: a client that never connects (an explicit API version).
-    engine = Engine(docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41"))
-    node = NodeMembership(db, engine, make_settings(tmp_path, lease_s=LEASE_S), "new-node:1")
+    node = NodeMembership(db, idle_engine(), make_settings(tmp_path, lease_s=LEASE_S), "new-node:1")
     node.claim, node.state = NEW, NodeState.READY
     monkeypatch.setattr(
         "executor.run.node.utcnow", lambda: datetime.now(UTC) + timedelta(minutes=10)
@@ -266,6 +267,42 @@ def test_a_node_whose_clock_is_ahead_warns_once_shows_its_skew_and_marks_no_one_
     assert listed[NEW.node_id][0] == NodeState.READY
     skew = listed[NEW.node_id][1]
     assert skew is not None and abs(skew) < 5, skew
+
+
+def idle_engine() -> Engine:
+    """An engine client that never connects (an explicit API version): enough to beat."""
+    return Engine(docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41"))
+
+
+def test_a_node_whose_beat_failed_beats_again_at_its_next_poll(
+    db: Database, tmp_path: Path
+) -> None:
+    """The store was down for longer than a lease: the beat that failed is tried again at
+    the next poll once the store is back (not a third of a lease later), so the node's
+    heartbeat is fresh again before it claims."""
+    register(db, OLD)
+    set_heartbeat_age(db, OLD, LEASE_S + 1)
+    metrics = Metrics(lambda: QueueFigures({}, None, {}))
+    dispatcher = Dispatcher(db, idle_engine(), make_settings(tmp_path, lease_s=LEASE_S), metrics)
+    node = dispatcher.node
+    node.instance, node.claim, node.state = f"{OLD.node_id}:1", OLD, NodeState.READY
+    down = Database("postgresql+psycopg://executor:executor@127.0.0.1:1/none")  # refused
+    try:
+        node.db = dispatcher.db = down
+        with pytest.raises(OperationalError):
+            dispatcher._maintain_leases()
+        node.db = dispatcher.db = db  # the store is back
+        with db.session() as session:
+            back_at = database_now(session)
+        dispatcher._maintain_leases()
+        with db.session() as session:
+            row = session.get(Node, OLD.node_id)
+            assert row is not None
+            assert row.heartbeat_at >= back_at, "the node did not beat once the store was back"
+    finally:
+        down.dispose()
+        dispatcher._pool.shutdown()
+        dispatcher.deliverer.close()
 
 
 def test_a_node_paused_inside_a_transaction_cannot_keep_the_others_from_marking_it_lost(
