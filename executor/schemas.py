@@ -444,4 +444,10 @@ class NodePublic(BaseModel):
     warm: dict[str, int] = Field(description="Plugin version id -> warm containers ready.")
     running: int = Field(description="Runs it holds now.")
     started_at: datetime
-    heartbeat_at: datetime
+    heartbeat_at: datetime = Field(
+        description="Its last heartbeat (or claim, which renews it), by the database's clock."
+    )
+    clock_skew_s: float | None = Field(
+        description="How far the node's clock was ahead of the database's at its last "
+        "heartbeat (seconds; negative: behind; null: not measured yet)."
+    )

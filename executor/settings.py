@@ -315,6 +315,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Labels an activation\'s node selector matches, JSON: {"zone": "a"}.',
     )
+    clock_skew_warn_s: float = Field(
+        5.0,
+        gt=0,
+        description="A node whose clock is off from the database's by more than this logs a "
+        "warning (shown in `plugin-executor nodes`); leases and heartbeats use the "
+        "database's clock either way.",
+    )
 
     # --- platform API gateway (docs/gateway.md)
     platform_api_url: str = Field(

@@ -162,7 +162,6 @@ class Dispatcher:
         now = time.monotonic()
         if now - self._leases_renewed_at < self.settings.lease_s / 3:
             return
-        self._leases_renewed_at = now
         self.node.beat()
         with self.db.session() as session:
             invocation_store.renew_leases(
@@ -171,6 +170,9 @@ class Dispatcher:
             expired = invocation_store.requeue_expired(session, self.settings.retry_max_attempts)
             for invocation in expired:
                 gateway_store.revoke_for(session, invocation.id)
+        # Only once it worked: a node cut off from the store beats again at the next poll
+        # after it is back, before it claims (the claim refuses a stale heartbeat).
+        self._leases_renewed_at = now
         self._report_expired(expired)
         if now - self._swept_at >= self.settings.lease_s:
             self._swept_at = now

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from executor.errors import Conflict, NotFound
 from executor.statuses import TERMINAL_STATUSES, AttemptKind, InvocationStatus, NodeState
 from executor.store import logs as log_store
+from executor.store.clock import database_now, db_now
 from executor.store.tables import (
     Activation,
     DispatchLock,
@@ -193,16 +194,17 @@ def claim(
     holds no warm container of, while another ready node does, is left for that node (it
     blocks nothing either); after the grace any node takes it, so nothing waits on a node
     that went away or whose warm container was taken meanwhile.
+
+    Only a live node claims (``_alive``): ``ready``, and its heartbeat fresher than
+    ``lease_s`` by the database's clock; leases expire ``lease_s`` after the database's now.
     """
     now = utcnow()
     session.execute(
         update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
     )
-    if session.scalar(select(Node.state).where(Node.id == node.node_id)) not in (
-        None,
-        NodeState.READY,
-    ):
-        return []  # drained (or lost): read here, so a drain holds from the next claim
+    if not _alive(session, node.node_id, lease_s):
+        return []
+    expires = database_now(session) + timedelta(seconds=lease_s)
     by_plugin = _running_counts(session, Invocation.plugin_id)
     by_project = _running_counts(session, Invocation.project_id)
     by_tenant = _running_counts(session, Invocation.tenant_id)
@@ -242,7 +244,7 @@ def claim(
         if invocation.plugin_id in blocked or plugin_busy or project_busy or tenant_busy:
             blocked.add(invocation.plugin_id)
             continue
-        _take(invocation, owner, node.node_id, now + timedelta(seconds=lease_s))
+        _take(invocation, owner, node.node_id, expires)
         invocation.started_at = now
         invocation.handler_started_at = None
         invocation.stdout_read_bytes = invocation.stderr_read_bytes = 0  # a new container
@@ -254,6 +256,31 @@ def claim(
         claimed.append(invocation)
     session.flush()
     return claimed
+
+
+def _alive(session: Session, node_id: str, lost_after_s: float) -> bool:
+    """Whether ``node_id`` may claim now, renewing its heartbeat if so: it is ``ready``
+    (registered, not drained, not marked lost) and its heartbeat is younger than
+    ``lost_after_s`` by the database's clock. A node cut off from the store for longer
+    (the database was down, the process paused) may be marked lost any moment, and what it
+    claimed re-run elsewhere: it heartbeats first.
+
+    The update locks the node's row until the commit: a concurrent ``mark_lost`` (which
+    updates the row too) either committed first, and this matches nothing, or waits and
+    then finds the heartbeat renewed. So what a node claims is its own for at least
+    ``lost_after_s``. The state is read here, so a drain holds from the next claim.
+    """
+    result = session.execute(
+        update(Node)
+        .where(
+            Node.id == node_id,
+            Node.state == NodeState.READY,
+            Node.heartbeat_at >= db_now(-lost_after_s),
+        )
+        .values(heartbeat_at=db_now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
 def _take(invocation: Invocation, owner: str, node_id: str, expires: datetime) -> None:
@@ -283,12 +310,13 @@ def fence(session: Session, invocation_id: str, generation: int, *, running: boo
 
 
 def renew_leases(session: Session, owner: str, ids: list[str], lease_s: float) -> None:
-    """Extend the leases ``owner`` holds on running invocations ``ids``."""
+    """Extend the leases ``owner`` holds on running invocations ``ids`` to ``lease_s``
+    after the database's now."""
     if ids:
         session.execute(
             update(Invocation)
             .where(Invocation.id.in_(ids), Invocation.lease_owner == owner)
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+            .values(lease_expires_at=db_now(lease_s))
         )
 
 
@@ -308,7 +336,7 @@ def adopt(
     ):
         return None
     invocation.lease_owner = owner
-    invocation.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+    invocation.lease_expires_at = database_now(session) + timedelta(seconds=lease_s)
     return invocation
 
 
@@ -324,7 +352,9 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
         session.scalars(
             select(Invocation).where(
                 Invocation.status == InvocationStatus.RUNNING,
-                Invocation.lease_expires_at < utcnow(),
+                # At or before: mark_lost expires leases at now(), which on PostgreSQL
+                # is still now in the same transaction.
+                Invocation.lease_expires_at <= db_now(),
             )
         )
     )

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -426,3 +427,7 @@ class Node(Base):
     state: Mapped[str] = mapped_column(String(16), default=NodeState.READY.value)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How far the node's clock was ahead of the database's at its last heartbeat (seconds,
+    # negative: behind); None before its first. Shown only: every decision takes the
+    # database's clock.
+    clock_skew_s: Mapped[float | None] = mapped_column(Float, default=None)
