@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -405,14 +405,6 @@ class InfraFailing:
         return max((self.now - self.since).total_seconds(), 0.0)
 
 
-def _store_now(session: Session) -> datetime:
-    """Now by the store's clock (aware UTC), so that nodes with skewed clocks measure one
-    run's infrastructure retry budget alike. SQLite's is this machine's, to the second."""
-    value = session.scalar(select(func.now()))  # SQLite: CURRENT_TIMESTAMP, naive UTC
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def infrastructure_failing(
     session: Session, invocation_id: str, generation: int
 ) -> InfraFailing | None:
@@ -422,7 +414,7 @@ def infrastructure_failing(
     if not fence(session, invocation_id, generation):
         return None
     invocation = get_invocation(session, invocation_id)
-    now = _store_now(session)
+    now = database_now(session)
     if invocation.infra_failing_since is None:
         invocation.infra_failing_since = now
     return InfraFailing(invocation.infra_failing_since, now)

@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from executor.statuses import AttemptKind, InvocationStatus
 from executor.store import invocations as invocation_store
+from executor.store import nodes as node_store
 from executor.store.db import Database
 from executor.store.invocations import ClaimLimits, NodeClaim
 from executor.store.tables import Invocation, utcnow
@@ -39,6 +40,9 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 def claim(db: Database, node: NodeClaim) -> list[Invocation]:
+    with db.session() as session:  # only a registered node with a fresh heartbeat claims
+        info = node_store.NodeInfo(node.node_id, node.node_id, "20.10", ["runc"], 10, 0)
+        node_store.register(session, info)
     with db.session() as session:
         return invocation_store.claim(session, node.node_id, 2, 30.0, LIMITS, node)
 

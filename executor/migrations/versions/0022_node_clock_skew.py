@@ -4,8 +4,8 @@ Heartbeats, lease expiries and "lost" decisions are stamped by the database's cl
 ``nodes.clock_skew_s`` keeps how far the node's own clock was off at its last heartbeat
 (seconds, positive: ahead), shown in ``GET /v1/nodes`` and ``plugin-executor nodes``.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
