@@ -35,6 +35,7 @@ from executor.gateway.policy import PathRefused, PlatformTargets, Target, check_
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store.db import Database
+from executor.store.gateway import CallRefused
 from executor.tokens import hash_token, token_from_headers
 
 __all__ = ["DRAIN_MAX_BYTES", "Calls"]
@@ -52,6 +53,14 @@ DRAIN_MAX_BYTES = 16 * 1024 * 1024
 # bound on the gateway's store connections, within SQLAlchemy's default pool of 5 + 10.
 STORE_THREADS = 8
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+TOKEN_REFUSALS = {
+    CallRefused.UNKNOWN: "the run token is not known",
+    CallRefused.REVOKED: "the run this token was issued to has finished (its handler returned "
+    "or its container ended): a run token is good only while its handler runs",
+    CallRefused.SUPERSEDED: "the attempt this token was issued to lost its run to another node "
+    "(its lease expired): only the attempt holding the run may call",
+    CallRefused.EXPIRED: "the run token expired at the run's deadline",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class _Admitted:
     grant: _Grant
     target: Target
     path_and_query: str
+    ordinal: int  # of the call in its attempt, from 1: the platform's idempotency key
 
 
 class _Body:
@@ -195,6 +205,7 @@ class Calls:
                 admitted.path_and_query,
                 content,
                 admitted.grant.invocation_id,
+                admitted.ordinal,
             )
         await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
         return reply
@@ -242,27 +253,10 @@ class Calls:
         with self.db.session() as session:
             row = gateway_store.find_token(session, token_sha256)
             if row is None:
-                return None, error_reply(401, "token_unknown", "the run token is not known")
+                return None, self._refused(CallRefused.UNKNOWN)
             grant = _Grant(token_sha256, row.invocation_id, row.project_id, row.lease_generation)
-            if row.revoked_at is not None:
-                return grant, error_reply(
-                    401,
-                    "token_revoked",
-                    "the run this token was issued to has finished (its handler returned "
-                    "or its container ended): a run token is good only while its handler runs",
-                )
-            if not gateway_store.token_current(session, row):
-                return grant, error_reply(
-                    401,
-                    "token_superseded",
-                    "the attempt this token was issued to lost its run to another node "
-                    "(its lease expired): only the attempt holding the run may call",
-                )
-            if row.expires_at <= datetime.now(UTC):
-                return grant, error_reply(
-                    401, "token_expired", "the run token expired at the run's deadline"
-                )
-            return grant, None
+            refusal = gateway_store.token_refusal(session, row, datetime.now(UTC))
+            return grant, self._refused(refusal) if refusal is not None else None
 
     def _check(self, grant: _Grant, incoming: Incoming) -> _Admitted | Reply:
         """Path, body size and call count of a live token's call, the count taken if it
@@ -280,19 +274,27 @@ class Calls:
                 f"request body of {incoming.length} bytes is over the cap of {cap} bytes",
                 close=True,
             )
-        if not self._take_call(grant):
-            return error_reply(
-                429,
-                "too_many_calls",
-                f"this run already made its {self.settings.gateway_max_calls} platform calls",
-            )
-        return _Admitted(grant, target, path_and_query)
+        ordinal = self._take_call(grant)
+        if isinstance(ordinal, CallRefused):
+            return self._refused(ordinal)
+        return _Admitted(grant, target, path_and_query, ordinal)
 
-    def _take_call(self, grant: _Grant) -> bool:
+    def _take_call(self, grant: _Grant) -> int | CallRefused:
+        """The call's ordinal in its attempt, from the statement that counts it and checks
+        the token once more (it may have been revoked or superseded since it was read)."""
         with self.db.session() as session:
             return gateway_store.take_call(
-                session, grant.token_sha256, self.settings.gateway_max_calls
+                session, grant.token_sha256, self.settings.gateway_max_calls, datetime.now(UTC)
             )
+
+    def _refused(self, reason: CallRefused) -> Reply:
+        if reason is CallRefused.CAP_REACHED:
+            return error_reply(
+                429,
+                reason.value,
+                f"this run already made its {self.settings.gateway_max_calls} platform calls",
+            )
+        return error_reply(401, reason.value, TOKEN_REFUSALS[reason])
 
     def _record(self, grant: _Grant, incoming: Incoming, reply: Reply, started: float) -> None:
         path = incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS]
