@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import ParamSpec, TypeVar
 
 import httpx
@@ -49,6 +50,10 @@ MAX_RECORDED_PATH_CHARS = 2000
 # A refused body up to this size is read and dropped before the answer, so a client that
 # sends its whole body first reads the error instead of a reset connection.
 DRAIN_MAX_BYTES = 16 * 1024 * 1024
+# A refused chunked body is read only while its chunks keep coming. A body that is not
+# chunked at all (a plain body under "Transfer-Encoding: chunked") never completes a chunk
+# line, so h11 would wait for it for ever: once no chunk came for this long, it is refused.
+CHUNK_STALL_S = 5.0
 # Threads for the store's blocking calls (token lookup, call counter, audit record): the
 # bound on the gateway's store connections, within SQLAlchemy's default pool of 5 + 10.
 STORE_THREADS = 8
@@ -81,6 +86,14 @@ class _Admitted:
     ordinal: int  # of the call in its attempt, from 1: the platform's idempotency key
 
 
+class Drained(Enum):
+    """What is left of a refused body after the gateway read and dropped it."""
+
+    ALL = "all"  # read to its end (or the client left)
+    LEFT = "left"  # over the drain bound, or not sent until 100 Continue: close after
+    STALLED = "stalled"  # a chunked body whose next chunk did not come
+
+
 class _Body:
     """The request body as the server hands it over; remembers whether it was read."""
 
@@ -100,18 +113,22 @@ class _Body:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def drain(self) -> bool:
-        """Read and drop the body, up to ``DRAIN_MAX_BYTES``; True when none of it is left."""
+    async def drain(self, stall_s: float | None = None) -> Drained:
+        """Read and drop the body, up to ``DRAIN_MAX_BYTES``; with ``stall_s``, only while
+        each part comes within ``stall_s``."""
         self.touched = True
         drained = 0
         while drained <= DRAIN_MAX_BYTES:
-            message = await self._receive()
+            try:
+                message = await asyncio.wait_for(self._receive(), stall_s)
+            except TimeoutError:
+                return Drained.STALLED
             if message["type"] != "http.request":  # the client went away
-                return True
+                return Drained.ALL
             drained += len(message.get("body", b""))
             if not message.get("more_body", False):
-                return True
-        return False
+                return Drained.ALL
+        return Drained.LEFT
 
 
 class Calls:
@@ -160,8 +177,18 @@ class Calls:
                 "the executor's gateway failed; see the executor log",
                 close=True,
             )
-        if not body.touched and _has_body(headers) and not await _drop_body(headers, body):
-            reply.close = True  # unread bytes would be taken for the next request
+        if not body.touched and _has_body(headers):
+            left = await _drop_body(headers, body)
+            if left is Drained.STALLED:
+                reply = error_reply(
+                    400,
+                    "bad_chunked_body",
+                    "the request body is sent as 'Transfer-Encoding: chunked' but no valid "
+                    f"chunk came within {CHUNK_STALL_S:g} s: send the body with Content-Length",
+                    close=True,
+                )
+            elif left is Drained.LEFT:
+                reply.close = True  # unread bytes would be taken for the next request
         await _send(send, reply)
 
     async def _answer(self, scope: Scope, headers: httpx.Headers, body: _Body) -> Reply:
@@ -331,13 +358,15 @@ def _has_body(headers: httpx.Headers) -> bool:
     return "transfer-encoding" in headers or int(headers.get("content-length") or 0) > 0
 
 
-async def _drop_body(headers: httpx.Headers, body: _Body) -> bool:
-    """Read and drop a body the gateway refused, so that its sender reads the answer; False
+async def _drop_body(headers: httpx.Headers, body: _Body) -> Drained:
+    """Read and drop a body the gateway refused, so that its sender reads the answer; LEFT
     when that cannot be done: over ``DRAIN_MAX_BYTES``, or not sent until ``100 Continue``."""
     if headers.get("expect", "").lower() == "100-continue":
-        return False
+        return Drained.LEFT
+    if "transfer-encoding" in headers:
+        return await body.drain(CHUNK_STALL_S)
     if int(headers.get("content-length") or 0) > DRAIN_MAX_BYTES:
-        return False
+        return Drained.LEFT
     return await body.drain()
 
 
