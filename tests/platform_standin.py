@@ -107,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the caller went away mid-body: nothing to act on
+            self.close_connection = True
+            return
         standin = self.server.standin
         headers = {k.lower(): v for k, v in self.headers.items()}
         recorded = Recorded(self.command, self.path, headers, body, list(self.headers.items()))
