@@ -21,7 +21,7 @@ import re
 import socket
 import threading
 import urllib.parse
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +81,16 @@ class _Stored:
 def _fingerprint(recorded: Recorded) -> str:
     digest = hashlib.sha256(recorded.body).hexdigest()
     return f"{recorded.method} {recorded.path} {digest}"
+
+
+def per_invocation(requests: list[Recorded], suffix: str, *, keyed: bool) -> Counter[str]:
+    """How many of ``requests`` to a path ending in ``suffix`` each invocation made, where
+    the stand-in honours Idempotency-Key (``keyed``) or where it ignores it."""
+    return Counter(
+        r.headers["x-plugin-invocation"]
+        for r in requests
+        if r.path.endswith(suffix) and (IGNORES_KEYS not in r.path) == keyed
+    )
 
 
 def _graphql_answer(body: dict[str, Any]) -> dict[str, Any]:

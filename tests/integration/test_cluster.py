@@ -20,7 +20,7 @@ from tests.conftest import TERMINAL, ExecutorApi
 from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster, worker_credential
 from tests.integration.processes import ExecutorProcess
 from tests.integration.registry import image_events
-from tests.platform_standin import IGNORES_KEYS, PlatformStandIn, Recorded, platform_standin
+from tests.platform_standin import PlatformStandIn, Recorded, per_invocation, platform_standin
 
 DEADLINE_S = 240
 
@@ -235,13 +235,8 @@ def pause_mid_run(worker: ExecutorProcess, in_flight: Callable[[], list[str]]) -
 
 
 def effects(requests: list[Recorded], keyed: bool) -> Counter[str]:
-    """Per invocation, how many of ``requests`` were the ``effects`` plugin's call where the
-    platform honours Idempotency-Key (``keyed``) or where it ignores it."""
-    return Counter(
-        r.headers["x-plugin-invocation"]
-        for r in requests
-        if r.path.endswith("/effects") and (IGNORES_KEYS not in r.path) == keyed
-    )
+    """Per invocation, the ``effects`` plugin's calls among ``requests``."""
+    return per_invocation(requests, "/effects", keyed=keyed)
 
 
 def check_side_effects(
