@@ -146,11 +146,19 @@ def test_requests_h11_refuses_get_a_json_error_and_a_closed_connection(
         ),
         (
             b"zz\r\nabc\r\n0\r\n\r\n",
-            "bad_request",
-            "not a valid HTTP/1.1 request: illegal chunk header: bytearray(b'zz\\r\\n')",
+            "bad_chunked_body",
+            "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
+            "chunked encoding (illegal chunk header: bytearray(b'zz\\r\\n')): send the body "
+            "with Content-Length",
+        ),
+        (
+            b'{"text": "' + b"x" * MAX_HEAD_BYTES + b'"}',
+            "bad_chunked_body",
+            "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
+            "chunked encoding (Receive buffer too long): send the body with Content-Length",
         ),
     ],
-    ids=["plain-body", "cut-short", "bad-size"],
+    ids=["plain-body", "cut-short", "bad-size", "long-plain-body"],
 )
 def test_a_body_that_is_not_valid_chunked_gets_a_400(
     rig: Rig, body: bytes, code: str, message: str
