@@ -27,6 +27,7 @@ from tests.integration.processes import (
     executor_process,
     remove_images,
 )
+from tests.platform_standin import PlatformStandIn, per_invocation, platform_standin
 
 DEADLINE_S = 180
 LEASE_S = 5  # short, so a stopped worker is lost soon; renewed every third of it
@@ -155,16 +156,25 @@ def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(cluster: Clus
     assert [r["content"] for r in records if r["stream"] == "logger"] == ["start a", "end a"]
 
 
+@pytest.fixture
+def platform() -> Iterator[PlatformStandIn]:
+    with platform_standin() as standin:
+        yield standin
+
+
 def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
-    cluster: Cluster,
+    cluster: Cluster, platform: PlatformStandIn
 ) -> None:
+    """The run acts on the platform before its start line (``effects``): once where the
+    platform honours Idempotency-Key, once where it ignores it."""
     api = cluster.start("api", dispatch="false")
-    stopped = cluster.start("w1", command="worker", lease_s=LEASE_S)
-    api.push("interval")
-    api.activate("interval", "p")
+    to = {"platform_api_url": platform.url + "/api/projects/{project_id}", "lease_s": LEASE_S}
+    stopped = cluster.start("w1", command="worker", **to)
+    api.push("effects")
+    api.activate("effects", "p")
     run_id = started_run(api, "p", sleep=15)
     assert run_of(api, run_id)["node"] == "w1"
-    cluster.start("w2", command="worker", lease_s=LEASE_S)
+    cluster.start("w2", command="worker", **to)
 
     stopped.signal(signal.SIGSTOP)  # past its lease: w2 marks it lost and runs it again
     done = api.wait_run(run_id, timeout=DEADLINE_S)
@@ -188,6 +198,14 @@ def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
     assert {r["node_id"] for r in records if r["attempt"] == 1} == {"w1"}
     assert second == ["start a", "end a"]
     assert {r["node_id"] for r in records if r["attempt"] == 2} == {"w2"}
+    # Attempt 1 logged its start after its calls: both attempts made them. The keyed one
+    # acted once; the other once per attempt (at-least-once).
+    with platform.lock:
+        received, acted = list(platform.requests), list(platform.acted)
+    made = 1 + len(first)  # the attempts whose records show the calls made
+    assert per_invocation(received, "/effects", keyed=True) == {run_id: made}
+    assert per_invocation(acted, "/effects", keyed=True) == {run_id: 1}
+    assert per_invocation(acted, "/effects", keyed=False) == {run_id: made}
 
 
 def test_a_drained_node_finishes_its_runs_and_takes_no_new_ones(cluster: Cluster) -> None:
