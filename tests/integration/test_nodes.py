@@ -168,7 +168,10 @@ def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
     """The run acts on the platform before its start line (``effects``): once where the
     platform honours Idempotency-Key, once where it ignores it."""
     api = cluster.start("api", dispatch="false")
-    to = {"platform_api_url": platform.url + "/api/projects/{project_id}", "lease_s": LEASE_S}
+    to: dict[str, Any] = {
+        "platform_api_url": platform.url + "/api/projects/{project_id}",
+        "lease_s": LEASE_S,
+    }
     stopped = cluster.start("w1", command="worker", **to)
     api.push("effects")
     api.activate("effects", "p")
