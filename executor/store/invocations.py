@@ -170,10 +170,15 @@ def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]
     return {tenant_id: cap if cap is not None else default for tenant_id, cap in rows.all()}
 
 
-def _running_counts(session: Session, column: Any) -> dict[str, int]:
+def _is_webhook() -> Any:
+    """True for an invocation of a webhook version (a delivery, not a container run)."""
+    return Invocation.version_id.in_(select(Webhook.version_id))
+
+
+def _running_counts(session: Session, column: Any, *where: Any) -> dict[str, int]:
     rows = session.execute(
         select(column, func.count())
-        .where(Invocation.status == InvocationStatus.RUNNING)
+        .where(Invocation.status == InvocationStatus.RUNNING, *where)
         .group_by(column)
     )
     return {str(key): int(count) for key, count in rows.all()}
@@ -189,7 +194,9 @@ def _warm_elsewhere(session: Session, node_id: str) -> set[str]:
 
 class _Room:
     """What one claim may still take: the node's free slots of each kind and the running
-    counts its limits are checked against, updated as it takes invocations."""
+    counts its limits are checked against, updated as it takes invocations. A tenant's cap
+    of runs at once counts plugin runs; its webhook deliveries are held to its share of the
+    webhook pool instead."""
 
     def __init__(
         self, session: Session, runs: int, webhooks: WebhookSlots, limits: ClaimLimits
@@ -201,14 +208,14 @@ class _Room:
         self.webhooks_held = dict(webhooks.held)
         self.by_plugin = _running_counts(session, Invocation.plugin_id)
         self.by_project = _running_counts(session, Invocation.project_id)
-        self.by_tenant = _running_counts(session, Invocation.tenant_id)
+        self.by_tenant = _running_counts(session, Invocation.tenant_id, ~_is_webhook())
         self.tenant_caps = _tenant_caps(session, limits.per_tenant)
 
     def full(self) -> bool:
         return self.runs <= 0 and self.webhooks <= 0
 
     def busy_tenants(self) -> set[str]:
-        """Tenants at their cap of runs at once: none of theirs can be taken."""
+        """Tenants at their cap of runs at once: none of their runs can be taken."""
         return {
             tenant
             for tenant, count in self.by_tenant.items()
@@ -217,46 +224,46 @@ class _Room:
         }
 
     def admits(self, invocation: Invocation, webhook: bool) -> bool:
+        tenant = invocation.tenant_id
         if webhook:
-            held = self.webhooks_held.get(invocation.tenant_id, 0)
-            if self.webhooks <= 0 or held >= self.webhook_share:
-                return False
-        elif self.runs <= 0:
-            return False
-        cap = self.tenant_caps.get(invocation.tenant_id, self.limits.per_tenant)
+            held = self.webhooks_held.get(tenant, 0)
+            kind_free = self.webhooks > 0 and held < self.webhook_share
+        else:
+            cap = self.tenant_caps.get(tenant, self.limits.per_tenant)
+            kind_free = self.runs > 0 and (cap is None or self.by_tenant.get(tenant, 0) < cap)
         return (
-            self.by_plugin.get(invocation.plugin_id, 0) < self.limits.per_plugin
+            kind_free
+            and self.by_plugin.get(invocation.plugin_id, 0) < self.limits.per_plugin
             and self.by_project.get(invocation.project_id, 0) < self.limits.per_project
-            and (cap is None or self.by_tenant.get(invocation.tenant_id, 0) < cap)
         )
 
     def take(self, invocation: Invocation, webhook: bool) -> None:
+        tenant = invocation.tenant_id
         if webhook:
             self.webhooks -= 1
-            tenant = invocation.tenant_id
             self.webhooks_held[tenant] = self.webhooks_held.get(tenant, 0) + 1
         else:
             self.runs -= 1
+            self.by_tenant[tenant] = self.by_tenant.get(tenant, 0) + 1
         for counts, key in (
             (self.by_plugin, invocation.plugin_id),
             (self.by_project, invocation.project_id),
-            (self.by_tenant, invocation.tenant_id),
         ):
             counts[key] = counts.get(key, 0) + 1
 
 
 def _claimable(room: _Room, webhooks: WebhookSlots, now: datetime) -> Select[Invocation]:
-    """Queued invocations due now, oldest first, leaving out those no slot could take: a
-    tenant at its cap, webhook deliveries when the webhook pool (or the tenant's share of
-    it) is full, plugin runs when the run slots are. Left out in the query, not skipped in
-    the window, so one tenant's backlog cannot fill the window and starve the others."""
-    is_webhook = Invocation.version_id.in_(select(Webhook.version_id))
+    """Queued invocations due now, oldest first, leaving out those no slot could take: runs
+    of a tenant at its cap, webhook deliveries when the webhook pool (or the tenant's share
+    of it) is full, plugin runs when the run slots are. Left out in the query, not skipped
+    in the window, so one tenant's backlog cannot fill the window and starve the others."""
+    is_webhook = _is_webhook()
     query = select(Invocation).where(
         Invocation.status == InvocationStatus.QUEUED,
         or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
     )
     if busy := room.busy_tenants():
-        query = query.where(Invocation.tenant_id.not_in(busy))
+        query = query.where(or_(is_webhook, Invocation.tenant_id.not_in(busy)))
     if room.runs <= 0:
         query = query.where(is_webhook)
     if room.webhooks <= 0:
