@@ -230,7 +230,7 @@ class Dispatcher:
                 self.limits,
                 self.node.claim,
                 self.settings.placement_grace_s,
-                webhook_slots,
+                webhooks=webhook_slots,
             )
             # A webhook's invocations go to the deliverer, not to a container.
             webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])
