@@ -100,6 +100,7 @@ class Round:
     claim_ms: list[float]
     api_ms: list[float]
     unstarted: int
+    run_ms: list[float]  # duration_ms of B's runs: how much slower the machine ran them
 
 
 @dataclass
@@ -232,10 +233,12 @@ class Attacker:
         self._clients: list[httpx.Client] = []
 
     def start(self, attacks: frozenset[str]) -> None:
-        """Start the named ``ATTACKS``."""
+        """Start the named ``ATTACKS``, once each has its key (made before any is sent)."""
         for name in ATTACKS:
             if name in attacks:
                 getattr(self, f"_{name}")()
+        for thread in self._threads:
+            thread.start()
 
     def _round_s(self) -> float:
         """The longest a round may last: no attack's count outlasts it."""
@@ -300,15 +303,14 @@ class Attacker:
                     self.sent[name][outcome] += 1
                 self.stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
 
-        thread = threading.Thread(target=loop, name=f"attack {name}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self._threads.append(threading.Thread(target=loop, name=f"attack {name}", daemon=True))
 
     def finish(self) -> dict[str, dict[str, int]]:
         """Stop every attack; each thread ends at its request's time limit at the latest."""
         self.stop.set()
         for thread in self._threads:
-            thread.join(REQUEST_TIMEOUT_S + 5)
+            if thread.ident is not None:  # started
+                thread.join(REQUEST_TIMEOUT_S + 5)
         for client in self._clients:
             client.close()
         with self._lock:
@@ -368,6 +370,7 @@ def started_latencies(client: httpx.Client, ids: list[str], api_ms: list[float])
         claim_ms=[_claim_ms(r) for r in started] + unstarted,
         api_ms=api_ms,
         unstarted=len(unstarted),
+        run_ms=[float(r["duration_ms"]) for r in started if r["duration_ms"] is not None],
     )
 
 

@@ -404,6 +404,9 @@ def noisy_figures(sizes: Sizes, attacks: frozenset[str]) -> tuple[list[Figure], 
             name: round(percentile(r.claim_ms, 0.99), 1) for name, r in rounds.of.items()
         },
         "noisy_unstarted_b_runs": {name: r.unstarted for name, r in rounds.of.items()},
+        "noisy_b_run_p50_ms": {
+            name: round(statistics.median(r.run_ms or [0.0]), 1) for name, r in rounds.of.items()
+        },
         "noisy_slow_receivers_peak_connections": rounds.loris_peak,
         "noisy_conditions": {
             "run_slots": run_slots,
