@@ -376,6 +376,19 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(
         5, ge=1, description="Deliveries of one event on 5xx, timeouts and connection errors."
     )
+    webhook_pool_size: int = Field(
+        16,
+        ge=1,
+        description="Webhook deliveries in flight at once on one executor, on threads of "
+        "their own: a slow receiver holds one of these, never a plugin run slot.",
+    )
+    webhook_tenant_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of the webhook pool one tenant's deliveries may hold at once "
+        "(at least one delivery), so one tenant's slow receivers leave the rest to others.",
+    )
 
     # --- logs: live follow and retention
     log_follow_poll_s: float = Field(

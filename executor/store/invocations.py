@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
@@ -22,6 +23,7 @@ from executor.store.tables import (
     Plugin,
     PluginVersion,
     Tenant,
+    Webhook,
     utcnow,
 )
 
@@ -31,6 +33,7 @@ __all__ = [
     "NodeClaim",
     "RunInputs",
     "RunOutput",
+    "WebhookSlots",
     "add_event",
     "add_invocation",
     "adopt",
@@ -116,6 +119,23 @@ class ClaimLimits:
 
 
 @dataclass(frozen=True)
+class WebhookSlots:
+    """The webhook deliveries a node can take on now, apart from its plugin run slots:
+    ``free`` threads of its webhook pool, of which one tenant may hold ``per_tenant`` at
+    once; ``held`` is what each tenant's deliveries hold on the node now."""
+
+    free: int = 0
+    per_tenant: int = 0
+    held: Mapping[str, int] = field(default_factory=dict)
+
+    def full_tenants(self) -> set[str]:
+        return {tenant for tenant, count in self.held.items() if count >= self.per_tenant}
+
+
+NO_WEBHOOK_SLOTS = WebhookSlots()
+
+
+@dataclass(frozen=True)
 class NodeClaim:
     """The claiming node: its id, the OCI runtimes its engine has, its labels, and the
     runtime a run gets when its activation names none (the operator's)."""
@@ -154,10 +174,15 @@ def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]
     return {tenant_id: cap if cap is not None else default for tenant_id, cap in rows.all()}
 
 
-def _running_counts(session: Session, column: Any) -> dict[str, int]:
+def _is_webhook() -> Any:
+    """True for an invocation of a webhook version (a delivery, not a container run)."""
+    return Invocation.version_id.in_(select(Webhook.version_id))
+
+
+def _running_counts(session: Session, column: Any, *where: Any) -> dict[str, int]:
     rows = session.execute(
         select(column, func.count())
-        .where(Invocation.status == InvocationStatus.RUNNING)
+        .where(Invocation.status == InvocationStatus.RUNNING, *where)
         .group_by(column)
     )
     return {str(key): int(count) for key, count in rows.all()}
@@ -171,6 +196,94 @@ def _warm_elsewhere(session: Session, node_id: str) -> set[str]:
     return {version for counts in warm.values() for version in counts if version not in own}
 
 
+class _Room:
+    """What one claim may still take: the node's free slots of each kind and the running
+    counts its limits are checked against, updated as it takes invocations. A tenant's cap
+    of runs at once counts plugin runs; its webhook deliveries are held to its share of the
+    webhook pool instead."""
+
+    def __init__(
+        self, session: Session, runs: int, webhooks: WebhookSlots, limits: ClaimLimits
+    ) -> None:
+        self.limits = limits
+        self.runs = runs
+        self.webhooks = webhooks.free
+        self.webhook_share = webhooks.per_tenant
+        self.webhooks_held = dict(webhooks.held)
+        self.by_plugin = _running_counts(session, Invocation.plugin_id)
+        self.by_project = _running_counts(session, Invocation.project_id)
+        self.by_tenant = _running_counts(session, Invocation.tenant_id, ~_is_webhook())
+        self.tenant_caps = _tenant_caps(session, limits.per_tenant)
+
+    def full(self) -> bool:
+        return self.runs <= 0 and self.webhooks <= 0
+
+    def busy_tenants(self) -> set[str]:
+        """Tenants at their cap of runs at once: none of their runs can be taken."""
+        return {
+            tenant
+            for tenant, count in self.by_tenant.items()
+            if (cap := self.tenant_caps.get(tenant, self.limits.per_tenant)) is not None
+            and count >= cap
+        }
+
+    def admits(self, invocation: Invocation, webhook: bool) -> bool:
+        tenant = invocation.tenant_id
+        if webhook:
+            held = self.webhooks_held.get(tenant, 0)
+            kind_free = self.webhooks > 0 and held < self.webhook_share
+        else:
+            cap = self.tenant_caps.get(tenant, self.limits.per_tenant)
+            kind_free = self.runs > 0 and (cap is None or self.by_tenant.get(tenant, 0) < cap)
+        return (
+            kind_free
+            and self.by_plugin.get(invocation.plugin_id, 0) < self.limits.per_plugin
+            and self.by_project.get(invocation.project_id, 0) < self.limits.per_project
+        )
+
+    def take(self, invocation: Invocation, webhook: bool) -> None:
+        tenant = invocation.tenant_id
+        if webhook:
+            self.webhooks -= 1
+            self.webhooks_held[tenant] = self.webhooks_held.get(tenant, 0) + 1
+        else:
+            self.runs -= 1
+            self.by_tenant[tenant] = self.by_tenant.get(tenant, 0) + 1
+        for counts, key in (
+            (self.by_plugin, invocation.plugin_id),
+            (self.by_project, invocation.project_id),
+        ):
+            counts[key] = counts.get(key, 0) + 1
+
+
+def _claimable(room: _Room, webhooks: WebhookSlots, now: datetime) -> Select[Invocation]:
+    """Queued invocations due now, oldest first, leaving out those no slot could take: runs
+    of a tenant at its cap, webhook deliveries when the webhook pool (or the tenant's share
+    of it) is full, plugin runs when the run slots are. Left out in the query, not skipped
+    in the window, so one tenant's backlog cannot fill the window and starve the others."""
+    is_webhook = _is_webhook()
+    query = select(Invocation).where(
+        Invocation.status == InvocationStatus.QUEUED,
+        or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
+    )
+    if busy := room.busy_tenants():
+        query = query.where(or_(is_webhook, Invocation.tenant_id.not_in(busy)))
+    if room.runs <= 0:
+        query = query.where(is_webhook)
+    if room.webhooks <= 0:
+        query = query.where(~is_webhook)
+    elif full := webhooks.full_tenants():
+        query = query.where(or_(~is_webhook, Invocation.tenant_id.not_in(full)))
+    return query.order_by(Invocation.queued_at, Invocation.id).limit(CLAIM_WINDOW)
+
+
+def _webhook_versions(session: Session, candidates: list[Invocation]) -> set[str]:
+    versions = {i.version_id for i in candidates}
+    if not versions:
+        return set()
+    return set(session.scalars(select(Webhook.version_id).where(Webhook.version_id.in_(versions))))
+
+
 def claim(
     session: Session,
     owner: str,
@@ -179,8 +292,10 @@ def claim(
     limits: ClaimLimits,
     node: NodeClaim,
     grace_s: float = 0.0,
+    webhooks: WebhookSlots = NO_WEBHOOK_SLOTS,
 ) -> list[Invocation]:
-    """Claim up to ``slots`` queued invocations for ``owner`` on ``node``, oldest first,
+    """Claim up to ``slots`` queued plugin runs and up to ``webhooks.free`` webhook
+    deliveries (each tenant within its share) for ``owner`` on ``node``, oldest first,
     within limits, each under a new lease generation.
 
     The update of the one ``dispatch_lock`` row serializes claimers (a write lock on SQLite,
@@ -203,31 +318,23 @@ def claim(
         update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
     )
     if not _alive(session, node.node_id, lease_s):
-        return []
+        return []  # drained, lost, or its heartbeat stale: read here, a drain holds at once
     expires = database_now(session) + timedelta(seconds=lease_s)
-    by_plugin = _running_counts(session, Invocation.plugin_id)
-    by_project = _running_counts(session, Invocation.project_id)
-    by_tenant = _running_counts(session, Invocation.tenant_id)
-    tenant_caps = _tenant_caps(session, limits.per_tenant)
-    query = (
-        select(Invocation)
-        .where(
-            Invocation.status == InvocationStatus.QUEUED,
-            or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
-        )
-        .order_by(Invocation.queued_at, Invocation.id)
-        .limit(CLAIM_WINDOW)
-    )
+    room = _Room(session, slots, webhooks, limits)
+    if room.full():
+        return []
+    query = _claimable(room, webhooks, now)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     candidates = list(session.scalars(query))
+    hooks = _webhook_versions(session, candidates)
     placements = _placements(session, {i.plugin_id for i in candidates})
     warm_elsewhere = _warm_elsewhere(session, node.node_id) if grace_s > 0 else set()
     fresh_since = now - timedelta(seconds=grace_s)
     claimed: list[Invocation] = []
     blocked: set[str] = set()
     for invocation in candidates:
-        if len(claimed) >= slots:
+        if room.full():
             break
         if not node.can_run(
             *placements.get((invocation.plugin_id, invocation.project_id), (None, None))
@@ -235,13 +342,8 @@ def claim(
             continue
         if invocation.version_id in warm_elsewhere and invocation.queued_at > fresh_since:
             continue
-        plugin_busy = by_plugin.get(invocation.plugin_id, 0) >= limits.per_plugin
-        project_busy = by_project.get(invocation.project_id, 0) >= limits.per_project
-        tenant_cap = tenant_caps.get(invocation.tenant_id, limits.per_tenant)
-        tenant_busy = (
-            tenant_cap is not None and by_tenant.get(invocation.tenant_id, 0) >= tenant_cap
-        )
-        if invocation.plugin_id in blocked or plugin_busy or project_busy or tenant_busy:
+        webhook = invocation.version_id in hooks
+        if invocation.plugin_id in blocked or not room.admits(invocation, webhook):
             blocked.add(invocation.plugin_id)
             continue
         _take(invocation, owner, node.node_id, expires)
@@ -250,9 +352,7 @@ def claim(
         invocation.stdout_read_bytes = invocation.stderr_read_bytes = 0  # a new container
         invocation.attempt += 1
         invocation.not_before = None
-        by_plugin[invocation.plugin_id] = by_plugin.get(invocation.plugin_id, 0) + 1
-        by_project[invocation.project_id] = by_project.get(invocation.project_id, 0) + 1
-        by_tenant[invocation.tenant_id] = by_tenant.get(invocation.tenant_id, 0) + 1
+        room.take(invocation, webhook)
         claimed.append(invocation)
     session.flush()
     return claimed
