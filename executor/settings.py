@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from executor.identifiers import NodeId
 from executor.statuses import RuntimeFlavor
 
 __all__ = ["PlatformTarget", "SandboxProfile", "Settings"]
@@ -247,9 +248,8 @@ class Settings(BaseSettings):
     sandbox: SandboxProfile = Field(default_factory=SandboxProfile)
 
     # --- nodes (docs/scaling.md)
-    node_id: str | None = Field(
+    node_id: NodeId | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$",
         description="This process's node id, on every container it creates; default: "
         "hostname-<engine id>. Each dispatching process on one engine needs its own.",
     )
