@@ -63,7 +63,7 @@ def serve(
     """Start the executor server (API, builder and dispatcher) on EXECUTOR_HOST:EXECUTOR_PORT."""
     import uvicorn
 
-    from executor.api.app import create_app
+    from executor.api.app import HTTP_PROTOCOL, create_app
     from executor.service.wiring import ExecutorService
 
     settings = Settings()
@@ -77,7 +77,7 @@ def serve(
         )
     api = create_app(service)
     settle_heap()
-    uvicorn.run(api, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(api, host=settings.host, port=settings.port, log_level="info", http=HTTP_PROTOCOL)
 
 
 @app.command()

@@ -104,7 +104,9 @@ def graphql_router(path: str) -> APIRouter:
                 "allowed: send a flatter query",
                 "query_too_deep",
             )
-        upload_url = str(request.url_for("kili_upload")) + "?ticket="
+        # On the configured URL: one from the Host header would hand out a forged host.
+        upload_path = request.app.url_path_for("kili_upload")
+        upload_url = f"{service.settings.resolved_public_url}{upload_path}?ticket="
         context = RequestContext(service, desk, caller, upload_url)
         success, result = graphql_sync(
             schema,
