@@ -305,8 +305,7 @@ class SandboxError(ExecutorError):
 
 
 class StoreUnavailable(ExecutorError):
-    """The executor cannot reach its database right now: nothing was stored; send the
-    request again after 'retry_after_s' seconds."""
+    """The database is out of reach: nothing was stored; retry after 'retry_after_s' seconds."""
 
     code = "store_unavailable"
     status_code = 503
