@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from executor.errors import ExecutorError, InvalidIdentifier, RateLimited, StoreUnavailable
 
-__all__ = ["install_error_handlers", "internal_error", "store_unavailable"]
+__all__ = ["STORE_RETRY_AFTER_S", "install_error_handlers", "internal_error", "store_unavailable"]
 
 # What a 503 store_unavailable asks callers to wait: a restarting PostgreSQL or a failover
 # takes seconds; a caller retrying sooner only adds load.

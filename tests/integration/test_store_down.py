@@ -85,6 +85,9 @@ def test_requests_answer_503_while_the_store_is_down_and_work_once_it_is_back(
         _refused(response)
     _refused(api.post("/v1/events", json=EVENT))
     _refused(api.post("/v1/tenants", json={"name": "made-while-down"}))
+    # The Kili API's key is checked in the store first: the same 503 (a resolver meeting
+    # the store down answers one in GraphQL's shape: tests/unit/test_graphql_guard.py).
+    _refused(api.post("/graphql", json={"query": "{ listPlugins { id } }"}))
 
     _connections(_database(down), allowed=True)
     deadline = time.monotonic() + 60

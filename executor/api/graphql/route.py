@@ -13,11 +13,13 @@ from graphql import GraphQLError, GraphQLSchema
 from pydantic import BaseModel, Field
 
 from executor.api.deps import ServiceDep
+from executor.api.errors import STORE_RETRY_AFTER_S
 from executor.api.graphql.context import RequestContext, graphql_caller
 from executor.api.graphql.guard import MAX_QUERY_DEPTH, nesting_depth
 from executor.api.graphql.schema import KnownOperationsRule, build_schema
 from executor.api.graphql.uploads import UploadDesk
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, StoreUnavailable
+from executor.store.db import unreachable
 from executor.tenancy.access import Caller
 
 __all__ = ["UPLOAD_SUFFIX", "format_error", "graphql_router"]
@@ -31,7 +33,9 @@ class _UnexpectedOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         original = getattr(error, "original_error", None)
-        return original is not None and not isinstance(original, ExecutorError)
+        if original is None or isinstance(original, ExecutorError):
+            return False
+        return not unreachable(original)  # the store out of reach is no bug either
 
 
 # ariadne logs every error of a result to this logger.
@@ -56,6 +60,8 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     (and ``status``, ``file``, ``line``... where they apply) in ``extensions``."""
     formatted: dict[str, Any] = dict(error.formatted)
     original = error.original_error
+    if original is not None and unreachable(original):  # not a bug: the caller may retry
+        original = StoreUnavailable(retry_after_s=STORE_RETRY_AFTER_S)
     if isinstance(original, ExecutorError):
         formatted["message"] = original.message
         formatted["extensions"] = {
@@ -80,6 +86,11 @@ def get_graphql_caller(
 
 
 GraphQLCaller = Annotated[Caller, Depends(get_graphql_caller)]
+
+
+def _store_unavailable(result: dict[str, Any]) -> bool:
+    codes = {e.get("extensions", {}).get("code") for e in result.get("errors") or []}
+    return StoreUnavailable.code in codes
 
 
 def _refused(message: str, code: str) -> JSONResponse:
@@ -120,6 +131,9 @@ def graphql_router(path: str) -> APIRouter:
         # GraphQL over HTTP: a document that could not run (syntax, validation) is a 400;
         # one that ran answers 200, errors of its operations in "errors" beside "data".
         ran = success or "data" in result
+        if _store_unavailable(result):  # never a 200 for what was not done
+            headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+            return JSONResponse(result, status_code=StoreUnavailable.status_code, headers=headers)
         return JSONResponse(result, status_code=200 if ran else 400)
 
     @router.put(path + UPLOAD_SUFFIX, name="kili_upload", response_model=Received)
