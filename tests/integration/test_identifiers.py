@@ -33,6 +33,8 @@ ALLOWED = {
     "letter or digit",
     "event id": "use 1 to 200 letters, digits, '_', '.', ':', '@' or '-', starting with a "
     "letter or digit",
+    "invocation id": "use 1 to 200 letters, digits, '_', '.', ':', '@' or '-', starting with a "
+    "letter or digit",
     "tenant name": "use 1 to 64 lower-case letters, digits, '_' or '-', starting with a letter "
     "or digit",
     "key id": "use the id of the key as its key list shows it (a lower-case UUID)",
@@ -48,9 +50,7 @@ def refusal(kind: str, value: str) -> str:
 
 def state(server: RunningServer) -> list[Any]:
     """What a refused request must leave as it was."""
-    found = [
-        server.api.get(path).json() for path in ("/v1/plugins", "/v1/tenants", "/v1/audit")
-    ]
+    found = [server.api.get(path).json() for path in ("/v1/plugins", "/v1/tenants", "/v1/audit")]
     nodes = [(n["id"], n["state"]) for n in server.api.get("/v1/nodes").json()]
     return [*found, nodes]
 
@@ -156,6 +156,31 @@ REST = [
         "path.version",
         lambda api, v: api.get(f"/v1/plugins/qa_bot/versions/{_path(v)}/build-log"),
         in_path=True,
+    ),
+    Rest(
+        "run",
+        "invocation id",
+        "path.invocation_id",
+        lambda api, v: api.get(f"/v1/invocations/{_path(v)}"),
+        in_path=True,
+    ),
+    Rest(
+        "runs filter",
+        "plugin name",
+        "query.plugin_name",
+        lambda api, v: api.get("/v1/invocations", params={"plugin_name": v}),
+    ),
+    Rest(
+        "logs filter",
+        "invocation id",
+        "query.run_id",
+        lambda api, v: api.get("/v1/logs", params={"run_id": v}),
+    ),
+    Rest(
+        "stats filter",
+        "project id",
+        "query.project",
+        lambda api, v: api.get("/v1/stats", params={"project": v}),
     ),
     Rest(
         "node drain",
