@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from executor.cli.client import ApiClient
-from executor.cli.common import call, client
+from executor.cli.common import PluginArg, call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 from executor.statuses import BuildStatus
 
@@ -45,7 +45,7 @@ def _latest_version(api: ApiClient, name: str) -> int:
 
 
 def build_log(
-    name: str,
+    name: PluginArg,
     version: Annotated[int | None, typer.Option(help="Version; default: the latest.")] = None,
     follow: Annotated[bool, typer.Option(help="Stream the log until the build ends.")] = False,
     as_json: JsonOpt = False,
@@ -70,7 +70,7 @@ def build_log(
         raise typer.Exit(1)
 
 
-def versions(name: str, as_json: JsonOpt = False) -> None:
+def versions(name: PluginArg, as_json: JsonOpt = False) -> None:
     """List a plugin's versions: status, which is current, image kept, dependencies."""
     plugin = call(client().plugin, name)
     if as_json:
@@ -112,7 +112,7 @@ def runtimes(as_json: JsonOpt = False) -> None:
     print_table("Runtime flavors", ["runtime", "image", "packages"], rows)
 
 
-def rollback(name: str, as_json: JsonOpt = False) -> None:
+def rollback(name: PluginArg, as_json: JsonOpt = False) -> None:
     """Make the ACTIVE version before the current one current (next events run it)."""
     result = call(client().request, "POST", f"/v1/plugins/{name}/rollback")
     if as_json:

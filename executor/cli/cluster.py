@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli.common import call, client
+from executor.cli.common import NodeArg, call, client
 from executor.cli.config import server_settings
 from executor.cli.heap import settle_heap
 from executor.cli.render import console, err_console, print_json, print_table
@@ -86,7 +86,7 @@ def _skew(seconds: float | None) -> str:
 
 
 @nodes_app.command("drain")
-def drain(node_id: str, as_json: JsonOpt = False) -> None:
+def drain(node_id: NodeArg, as_json: JsonOpt = False) -> None:
     """The node finishes the runs it holds and claims no new ones (until it restarts)."""
     node = call(client().request, "POST", f"/v1/nodes/{node_id}/drain")
     if as_json:

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from executor.cli.common import call, client
+from executor.cli.common import KeyArg, ProjectArg, TenantArg, TenantOpt, call, checks, client
 from executor.cli.render import console, err_console, print_json, print_table
+from executor.identifiers import IdKind
 from executor.statuses import Scope
 
 __all__ = ["register"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
 
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (operator key).")
 keys_app = typer.Typer(no_args_is_help=True, help="A tenant's API keys.")
@@ -22,7 +22,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="A tenant's API keys.")
 
 @tenants_app.command("create")
 def create_tenant(
-    name: str,
+    name: TenantArg,
     max_plugins: Annotated[int | None, typer.Option(help="Quota; default: the operator's.")] = None,
     max_versions: Annotated[int | None, typer.Option(help="Versions per plugin.")] = None,
     max_concurrent_runs: Annotated[int | None, typer.Option(help="Runs at once.")] = None,
@@ -54,7 +54,7 @@ def list_tenants(as_json: JsonOpt = False) -> None:
 
 
 @tenants_app.command("assign-project")
-def assign_project(project: str, tenant: TenantOpt, as_json: JsonOpt = False) -> None:
+def assign_project(project: ProjectArg, tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     """Give a platform project to a tenant: its events run that tenant's plugins only."""
     result = call(client().request, "PUT", f"/v1/tenants/{tenant}/projects/{project}")
     if as_json:
@@ -101,14 +101,17 @@ def list_keys(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
 
 
 @keys_app.command("revoke")
-def revoke_key(key_id: str, tenant: TenantOpt) -> None:
+def revoke_key(key_id: KeyArg, tenant: TenantOpt) -> None:
     """Revoke a key: it answers 401 from now on."""
     call(client().request, "DELETE", f"/v1/tenants/{tenant}/keys/{key_id}")
     console.print(f"Key {key_id} revoked.")
 
 
 def audit(
-    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", "-t", help="Only this tenant.", callback=checks(IdKind.TENANT)),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Newest entries shown.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:

@@ -28,7 +28,7 @@ from executor.gateway.forward import Reply, error_reply
 from executor.settings import Settings
 from executor.store.db import Database
 
-__all__ = ["CONTAINER_SOCKET_DIR", "SOCKET_NAME", "Gateway"]
+__all__ = ["CONTAINER_SOCKET_DIR", "SOCKET_NAME", "Gateway", "JsonErrorH11"]
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,9 @@ MAX_HEAD_BYTES = 16 * 1024
 SHUTDOWN_MARGIN_S = 10.0
 
 
-class _GatewayH11(H11Protocol):
-    """uvicorn's h11 protocol; a request h11 refuses gets the gateway's JSON error."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Plugin calls are in their runs' records, not in the API's access log (a plugin
-        # may put anything in a query). Per connection: uvicorn's own switch empties the
-        # "uvicorn.access" logger the API server shares.
-        self.access_log = False
+class JsonErrorH11(H11Protocol):
+    """uvicorn's h11 protocol; a request h11 refuses gets a JSON error ``{"code",
+    "message"}`` (uvicorn's own is plain text). The gateway's and the API's."""
 
     def send_400_response(self, msg: str) -> None:
         # Called while h11's error is being handled: its reason says what was wrong.
@@ -69,6 +63,15 @@ class _GatewayH11(H11Protocol):
         ):
             self.transport.write(self.conn.send(event) or b"")
         self.transport.close()
+
+
+class _GatewayH11(JsonErrorH11):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Plugin calls are in their runs' records, not in the API's access log (a plugin
+        # may put anything in a query). Per connection: uvicorn's own switch empties the
+        # "uvicorn.access" logger the API server shares.
+        self.access_log = False
 
 
 def protocol_error_reply(error: BaseException | None, *, in_body: bool = False) -> Reply:
