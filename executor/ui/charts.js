@@ -334,7 +334,7 @@ function pluginCharts(name) {
         drawInto(charts, [
           () => runsByStatusChart("chart-plugin-runs", `Runs per ${stats.bucket} by status`, stats),
           () => percentilesChart("chart-plugin-duration", "Duration", stats, "duration_ms"),
-          () => durationByVersionChart("chart-versions", stats),
+          () => (stats.versions.length ? durationByVersionChart("chart-versions", stats) : h("p", { class: "muted" }, "No version ran in this range.")),
         ]);
       },
       (err) => charts.replaceChildren(h("p", { class: "error", role: "alert" }, `Charts: ${err.message}`)),

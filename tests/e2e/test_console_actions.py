@@ -76,7 +76,7 @@ def test_upload_a_folder_activate_switch_versions_and_deactivate(
 
     open_plugin(page, server, "acts")
     page.locator("#activate-project").fill("acts-proj")
-    page.get_by_role("button", name="Activate").click()
+    page.get_by_role("button", name="Activate", exact=True).click()
     expect(page.locator("#activations")).to_contain_text("v2 (follows current)")
     v2_row = page.locator("#versions tbody tr").filter(has_text="v2")
     expect(v2_row).to_contain_text("acts-proj")
@@ -103,7 +103,7 @@ def test_upload_a_folder_activate_switch_versions_and_deactivate(
     # Chosen events on a second project, then off it again.
     page.locator("#activate-project").fill("acts-two")
     page.locator("#activate-extra").fill("asset.*, onReview")
-    page.get_by_role("button", name="Activate").click()
+    page.get_by_role("button", name="Activate", exact=True).click()
     expect(page.locator("#activations")).to_contain_text("acts-two")
     two = activation(server, "acts-two", "acts")
     assert two is not None and two["events"] == ["onSubmit", "asset.*", "onReview"]
@@ -149,7 +149,7 @@ def test_the_test_panel_posts_a_sample_and_shows_the_run_live(
     open_plugin(page, server, "tested")
     event = page.get_by_label("Event (JSON)")
     expect(event).to_have_value(containing('"project_id": "test-proj"'))
-    expect(event).to_have_value(containing('"asset_id": "asset-001"'))
+    expect(event).to_have_value(containing('"email": "labeler@example.com"'))
 
     event.fill("{not json")
     page.get_by_role("button", name="Send event").click()
@@ -214,7 +214,7 @@ def test_a_key_without_the_scope_is_refused_with_the_api_message(
     expect(page.get_by_role("heading", name="Plugins")).to_be_visible()
     open_plugin(page, server, "guarded")
     page.locator("#activate-project").fill("guarded-proj")
-    page.get_by_role("button", name="Activate").click()
+    page.get_by_role("button", name="Activate", exact=True).click()
     expect(page.locator("#activation-message [role=alert]")).to_contain_text(
         "lacks the scope 'plugins:write'"
     )
