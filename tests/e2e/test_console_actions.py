@@ -17,10 +17,20 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import PLUGINS, RunningServer
 from tests.e2e.test_console import browser, sign_in  # noqa: F401 (a fixture)
-from tests.e2e.test_console_operator import PHONE, shot
+from tests.e2e.test_console_operator import PHONE, SCREENSHOTS, shot
 from tests.integration.tenancy import create_key
 
 expect.set_options(timeout=60_000)
+
+
+# What a browser hands the page when a file is dropped on the drop zone.
+DROP_FILE = """(source) => {
+  const dropped = new DataTransfer();
+  dropped.items.add(new File([source], "main.py", { type: "text/x-python" }));
+  const zone = document.getElementById("dropzone");
+  const drop = { dataTransfer: dropped, bubbles: true, cancelable: true };
+  zone.dispatchEvent(new DragEvent("drop", drop));
+}"""
 
 
 @pytest.fixture
@@ -139,10 +149,21 @@ def test_an_upload_the_api_refuses_shows_its_message_and_changes_nothing(
     assert [v["version"] for v in versions] == [1]
     assert audited(server, "refused") == ["plugin.upload"]
 
+    # A good file dropped on the drop zone is the next version.
+    page.evaluate(DROP_FILE, (PLUGINS / "ticker" / "main.py").read_text())
+    expect(page.locator("#upload-message")).to_contain_text("v2 uploaded")
+    assert audited(server, "refused") == ["plugin.upload", "plugin.upload"]
+    page.locator("#upload-message").get_by_role("link", name="Watch the build of v2").click()
+    expect(page.locator("h1 .badge")).to_have_text("ACTIVE")
+
 
 def test_the_test_panel_posts_a_sample_and_shows_the_run_live(
     page: Page, server: RunningServer
 ) -> None:
+    samples = server.api.get("/v1/samples/events").json()
+    assert set(samples) == {"onSubmit", "onReview", "onCustomInterfaceClick",
+                            "onSendBackToQueue", "asset.issue.created"}  # fmt: skip
+    assert samples["onSubmit"]["label"]["author"] == {"email": "labeler@example.com"}
     server.push("ticker", "tested")
     server.activate("tested", "test-proj")
     sign_in(page, server)
@@ -236,5 +257,8 @@ def test_the_actions_fit_a_375_px_screen(browser: Browser, server: RunningServer
         widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth]")
         assert max(widths) <= PHONE["width"], widths
         shot(page, "phone-plugin-actions")
+        for part in ("projects-title", "test-title", "upload-title"):
+            section = page.locator(f"section[aria-labelledby={part}]")
+            section.screenshot(path=str(SCREENSHOTS / f"phone-{part.removesuffix('-title')}.png"))
     finally:
         context.close()

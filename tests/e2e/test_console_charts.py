@@ -16,7 +16,14 @@ from playwright.sync_api import Browser, Page, expect
 from executor.statuses import InvocationStatus
 from tests.conftest import RunningServer
 from tests.e2e.test_console import browser, sign_in  # noqa: F401 (a fixture)
-from tests.e2e.test_console_operator import PHONE, chart_table, label, shot, this_hour
+from tests.e2e.test_console_operator import (
+    PHONE,
+    SCREENSHOTS,
+    chart_table,
+    label,
+    shot,
+    this_hour,
+)
 from tests.stats_seed import add_run, add_version
 
 expect.set_options(timeout=60_000)
@@ -100,6 +107,9 @@ def test_the_overview_charts_duration_latency_gateway_errors_and_builds(
     for chart in ("chart-duration", "chart-latency"):
         assert page.evaluate(f"document.querySelector('#{chart}').plot.scales.y.min") == 0
     shot(page, "console-overview-charts")
+    # The README's picture (docs/img/console-overview.png): the top of the page, 1280 x 900.
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / "readme-console-overview.png"))
 
 
 def rows_after_picking(page: Page, kind: str) -> dict[str, dict[str, str]]:
@@ -165,5 +175,7 @@ def test_the_new_charts_fit_a_375_px_screen(browser: Browser, server: RunningSer
         )
         assert max(widths) <= PHONE["width"], widths
         shot(page, "phone-overview-charts")
+        page.locator("#chart-runs").screenshot(path=str(SCREENSHOTS / "phone-chart-runs.png"))
+        page.locator("form.range").screenshot(path=str(SCREENSHOTS / "phone-range.png"))
     finally:
         context.close()
