@@ -24,6 +24,9 @@ async function act(box, fn, done) {
   }
 }
 
+// The scope an action needs, said next to it (the API refuses the action without it).
+const needs = (...scopes) => h("span", { class: "needs muted" }, `needs ${scopes.join(" + ")}`);
+
 const sendJson = (path, method, body) =>
   api(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
@@ -136,7 +139,7 @@ function uploadPanel(name) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "upload-title" },
-    h("h2", { id: "upload-title" }, "Upload a new version"),
+    h("h2", { id: "upload-title" }, "Upload a new version ", needs("plugins:write")),
     drop,
     h("div", { class: "filters" }, h("label", {}, "Archive or .py file", file), h("label", {}, "Folder", folder)),
     message,
@@ -222,7 +225,7 @@ function activationsPanel(plugin, activations, reload) {
   return h(
     "section",
     { "aria-labelledby": "projects-title" },
-    h("h2", { id: "projects-title" }, "Projects"),
+    h("h2", { id: "projects-title" }, "Projects ", needs("plugins:write")),
     h("div", { id: "activations" }, table(["Project", "Events", "Runs", "Retries", ""], rows, "Not active on any project.")),
     h("h3", {}, "Activate on a project"),
     form,
@@ -239,7 +242,7 @@ function deletePanel(name) {
   return h(
     "section",
     { class: "card danger-zone", "aria-labelledby": "delete-title" },
-    h("h2", { id: "delete-title" }, "Delete"),
+    h("h2", { id: "delete-title" }, "Delete ", needs("plugins:write")),
     h("p", {}, "Deletes every version and activation; past runs and their logs stay."),
     h("form", {
       class: "filters",
@@ -256,7 +259,7 @@ function deletePanel(name) {
 // ---- replay a run (from its page)
 function replayButton(id) {
   const message = h("span", { "aria-live": "polite" });
-  return h("span", { class: "row-actions" }, h("button", {
+  return h("span", { class: "row-actions" }, needs("plugins:write"), h("button", {
     type: "button",
     onclick: async () => {
       const run = await act(message, async () => (await api(`/v1/invocations/${enc(id)}/replay`, { method: "POST" })).json(), (r) => `Replayed as ${r.id.slice(0, 8)}.`);
