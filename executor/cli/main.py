@@ -218,12 +218,13 @@ def event(
     runs = [_wait_for_run(client, i) for i in accepted["invocations"]] if wait else []
     if as_json:
         print_json({**accepted, "runs": runs} if wait else accepted)
-        return
-    if not accepted["invocations"]:
+    if not accepted["invocations"]:  # the JSON above still says what was stored
         explain.fail(
             f"event {accepted['event_id']} started no run: "
             + explain.why_no_invocations(client, body.get("project_id", ""), body["type"])
         )
+    if as_json:
+        return
     console.print(f"event {accepted['event_id']}: {len(accepted['invocations'])} invocation(s)")
     for run_id in accepted["invocations"]:
         console.print(f"  {run_id}")

@@ -139,7 +139,7 @@ function uploadPanel(name) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "upload-title" },
-    h("h2", { id: "upload-title" }, "Upload a new version ", needs("plugins:write")),
+    h("div", { class: "section-head" }, h("h2", { id: "upload-title" }, "Upload a new version"), needs("plugins:write")),
     drop,
     h("div", { class: "filters" }, h("label", {}, "Archive or .py file", file), h("label", {}, "Folder", folder)),
     message,
@@ -225,7 +225,7 @@ function activationsPanel(plugin, activations, reload) {
   return h(
     "section",
     { "aria-labelledby": "projects-title" },
-    h("h2", { id: "projects-title" }, "Projects ", needs("plugins:write")),
+    h("div", { class: "section-head" }, h("h2", { id: "projects-title" }, "Projects"), needs("plugins:write")),
     h("div", { id: "activations" }, table(["Project", "Events", "Runs", "Retries", ""], rows, "Not active on any project.")),
     h("h3", {}, "Activate on a project"),
     form,
@@ -242,7 +242,7 @@ function deletePanel(name) {
   return h(
     "section",
     { class: "card danger-zone", "aria-labelledby": "delete-title" },
-    h("h2", { id: "delete-title" }, "Delete ", needs("plugins:write")),
+    h("div", { class: "section-head" }, h("h2", { id: "delete-title" }, "Delete"), needs("plugins:write")),
     h("p", {}, "Deletes every version and activation; past runs and their logs stay."),
     h("form", {
       class: "filters",

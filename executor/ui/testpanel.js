@@ -78,7 +78,7 @@ function testPanel(plugin, activations, signal) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "test-title" },
-    h("h2", { id: "test-title" }, "Test ", needs("events:write", "logs:read")),
+    h("div", { class: "section-head" }, h("h2", { id: "test-title" }, "Test"), needs("events:write", "logs:read")),
     activations.length ? null : h("p", { class: "muted" }, "Activate the plugin on a project first: an event runs the plugins active on its project."),
     h("form", { class: "test-form", onsubmit: send },
       h("div", { class: "filters" }, h("label", {}, "Event type", type), h("label", {}, "Project", project),

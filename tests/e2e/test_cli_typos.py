@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from tests.conftest import RunningServer
@@ -59,6 +60,10 @@ def test_an_event_that_starts_no_run_says_why_and_exits_1(server: RunningServer)
     assert "started no run: no plugin is active on project 'typo-bare'" in flat(bare.stderr)
     assert "plugin-executor activate NAME -p typo-bare" in flat(bare.stderr)
     assert "0 invocation(s)" not in bare.stdout
+    as_json = cli(server, "event", "-p", "typo-bare", "--asset", "a-2", "--label", "{}", "--json",
+                  ok=False)  # fmt: skip
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["invocations"] == []
+    assert "no plugin is active on project 'typo-bare'" in flat(as_json.stderr)
 
     seed(server, "typo-submit")
     server.activate("typo-submit", "typo-active")

@@ -217,7 +217,7 @@ def test_replay_a_run_and_delete_the_plugin(page: Page, server: RunningServer) -
     expect(delete).to_be_disabled()
     page.get_by_label("Type doomed to confirm").fill("doomed")
     delete.click()
-    expect(page.get_by_role("heading", name="Plugins")).to_be_visible()
+    expect(page.get_by_role("heading", name="Plugins", exact=True)).to_be_visible()
     expect(page.locator("main").get_by_role("link", name="doomed")).to_have_count(0)
     assert server.api.get("/v1/plugins/doomed").status_code == 404
     assert audited(server, "doomed")[-1] == "plugin.delete"
