@@ -101,10 +101,10 @@ class MissingScope(ExecutorError):
 
     def __init__(self, scope: str, message: str | None = None) -> None:
         super().__init__(
-            message or f"this API key lacks the scope {scope!r}: ask for a key with it",
-            scope=scope,
+            message or f"this API key lacks the scope '{scope}': ask for a key with it",
+            scope=str(scope),  # a Scope is a StrEnum: its value, never its repr
         )
-        self.scope = scope
+        self.scope = str(scope)
 
 
 class NotFound(ExecutorError):

@@ -26,6 +26,7 @@ from executor.api.routes import (
     plugins,
     projects,
     runtimes,
+    samples,
     stats,
     tenants,
     webhooks,
@@ -86,6 +87,7 @@ def create_app(service: ExecutorService) -> FastAPI:
         audit,
         stats,
         nodes,
+        samples,
     ):
         app.include_router(module.router)
     app.include_router(graphql_router(service.settings.graphql_path))

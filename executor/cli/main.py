@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, cluster, common, local, scaffold, tenants, webhooks
+from executor.cli import builds, cluster, common, explain, local, scaffold, tenants, webhooks
 from executor.cli.client import ApiClient
 from executor.cli.common import PluginArg, ProjectOpt, checks
 from executor.cli.config import server_settings
@@ -228,6 +228,12 @@ def event(
     runs = [_wait_for_run(client, i) for i in accepted["invocations"]] if wait else []
     if as_json:
         print_json({**accepted, "runs": runs} if wait else accepted)
+    if not accepted["invocations"]:  # the JSON above still says what was stored
+        explain.fail(
+            f"event {accepted['event_id']} started no run: "
+            + explain.why_no_invocations(client, body.get("project_id", ""), body["type"])
+        )
+    if as_json:
         return
     console.print(f"event {accepted['event_id']}: {len(accepted['invocations'])} invocation(s)")
     for run_id in accepted["invocations"]:
@@ -282,11 +288,15 @@ def logs(
     client = common.client()
     if not follow:
         records = common.call(list, paged_records(client, params, limit))
+        if not records:
+            explain.require_plugin(client, plugin)
         if as_json:
             print_json(records)
         else:
             _print_records(iter(records), as_json=False)
         return
+    if not common.call(list, paged_records(client, params, 1)):
+        explain.require_plugin(client, plugin)  # a typo would follow nothing forever
     until = "its run ends" if run else "you press Ctrl-C"
     try:
         err_console.print(
@@ -321,7 +331,10 @@ def runs(
         params["project_id"] = project
     if status_:
         params["status"] = status_
-    found = common.call(common.client().request, "GET", "/v1/invocations", params=params)
+    client = common.client()
+    found = common.call(client.request, "GET", "/v1/invocations", params=params)
+    if not found:
+        explain.require_plugin(client, plugin)
     if as_json:
         print_json(found)
         return

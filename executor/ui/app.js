@@ -161,10 +161,11 @@ function runsFilters(name, signal) {
     const runs = await getJson(`/v1/invocations?${params}`);
     box.replaceChildren(
       table(
-        ["Run", "Status", "Event", "Asset", "Project", "Attempt", "Start latency", "Duration", "Queued"],
+        ["Run", "Status", "Version", "Event", "Asset", "Project", "Attempt", "Start latency", "Duration", "Queued"],
         runs.map((r) => [
           h("a", { href: `#/runs/${enc(r.id)}` }, r.id.slice(0, 8)),
           badge(r.status),
+          `v${r.version}`,
           r.event_type,
           r.asset_id ?? "—",
           r.project_id,
@@ -190,10 +191,36 @@ function runsFilters(name, signal) {
   return [form, box];
 }
 
+// The activations of a plugin, one request per project it is active on.
+async function pluginActivations(plugin) {
+  const lists = await Promise.all(plugin.projects.map((p) => getJson(`/v1/projects/${enc(p)}/plugins`)));
+  return lists.flat().filter((a) => a.plugin === plugin.name);
+}
+
+function versionsTable(plugin, activations) {
+  const name = plugin.name;
+  return table(
+    ["Version", "Status", "Runs on", "Handlers", "Created", "Finished", "Error", "Build"],
+    [...plugin.versions].reverse().map((v) => [
+      v.current ? h("span", {}, `v${v.version} `, h("span", { class: "badge s-current" }, "current")) : `v${v.version}`,
+      badge(v.status),
+      activations.filter((a) => a.runs_version === v.version).map((a) => a.project_id).join(", ") || "—",
+      v.handlers.join(", "),
+      when(v.created_at),
+      when(v.finished_at),
+      v.error ?? "",
+      h("a", { href: `#/plugins/${enc(name)}/versions/${v.version}/build` }, "build log"),
+    ]),
+    "No versions.",
+  );
+}
+
 async function pluginView(name, signal) {
   const plugin = await getJson(`/v1/plugins/${enc(name)}`);
+  const activations = await pluginActivations(plugin);
   const versions = [...plugin.versions].reverse();
   const live = h("div", { class: "logs", role: "list", id: "live-logs", "aria-label": "Live logs" });
+  const reload = () => route(); // the same page, read again after an action
   show(
     h("h1", {}, plugin.name, " ", badge(plugin.status)),
     h(
@@ -208,23 +235,15 @@ async function pluginView(name, signal) {
     ),
     pluginCharts(name),
     h("h2", {}, "Versions"),
-    table(
-      ["Version", "Status", "Handlers", "Created", "Finished", "Error", "Build"],
-      versions.map((v) => [
-        `v${v.version}`,
-        badge(v.status),
-        v.handlers.join(", "),
-        when(v.created_at),
-        when(v.finished_at),
-        v.error ?? "",
-        h("a", { href: `#/plugins/${enc(name)}/versions/${v.version}/build` }, "build log"),
-      ]),
-      "No versions.",
-    ),
+    h("div", { id: "versions" }, versionsTable(plugin, activations)),
+    activationsPanel(plugin, activations, reload),
+    testPanel(plugin, activations, signal),
+    uploadPanel(name),
     h("h2", {}, "Invocations"),
     ...runsFilters(name, signal),
     h("h2", {}, "Live logs ", h("span", { class: "live" }, "following")),
     live,
+    deletePanel(name),
   );
   follow(
     `/v1/logs/stream?plugin_name=${enc(name)}&limit=50`,
@@ -308,6 +327,7 @@ async function runView(id, signal) {
   }
   show(
     h("h1", {}, `Run ${id.slice(0, 8)} `, state),
+    replayButton(id),
     facts,
     gateway,
     h("h2", {}, "Logs"),

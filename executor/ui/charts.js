@@ -21,7 +21,7 @@ function age(seconds) {
 
 // A figure with a uPlot chart and its table toggle. `series` starts with the x series;
 // `xValue` formats an x for the table.
-function chartFigure({ id, title, series, data, xValue, options = {} }) {
+function chartFigure({ id, title, series, data, xValue, shown, options = {} }) {
   const plotBox = h("div", { class: "plot", role: "img", "aria-label": `${title}: use "Show table" for the values` });
   const tableBox = h("div", { class: "chart-table", id: `${id}-table`, hidden: true });
   const toggle = h("button", { type: "button", class: "toggle", "aria-expanded": "false", "aria-controls": `${id}-table` }, "Show table");
@@ -44,6 +44,7 @@ function chartFigure({ id, title, series, data, xValue, options = {} }) {
     data,
     plotBox,
   );
+  figure.plot = plot; // for the browser tests: the scales it drew
   // The plot follows its box's width (down to a 375-px phone), never wider than the page.
   new ResizeObserver(([entry]) => {
     const width = Math.floor(entry.contentRect.width);
@@ -51,7 +52,7 @@ function chartFigure({ id, title, series, data, xValue, options = {} }) {
   }).observe(plotBox);
   toggle.addEventListener("click", () => {
     const open = tableBox.hidden;
-    if (open) tableBox.replaceChildren(drawnTable(plot, xValue));
+    if (open) tableBox.replaceChildren(drawnTable(plot, xValue, shown));
     tableBox.hidden = !open;
     toggle.setAttribute("aria-expanded", String(open));
     toggle.textContent = open ? "Hide table" : "Show table";
@@ -59,8 +60,10 @@ function chartFigure({ id, title, series, data, xValue, options = {} }) {
   return figure;
 }
 
-function drawnTable(plot, xValue) {
-  const [xs, ...columns] = plot.data;
+function drawnTable(plot, xValue, shown) {
+  // `shown` holds what the reader should see when the plot draws something else (the
+  // running sums of stacked bars): the counts, columns in the plot's series order.
+  const [xs, ...columns] = shown || plot.data;
   const labels = plot.series.slice(1).map((s) => s.label);
   return table(
     [plot.series[0].label || "", ...labels],
@@ -69,19 +72,88 @@ function drawnTable(plot, xValue) {
   );
 }
 
-function runsByStatusChart(id, title, stats) {
-  const xs = stats.buckets.map((b) => Date.parse(b.start) / 1000);
-  // The terminal statuses, as the API lists them in every bucket.
-  const statuses = Object.keys(stats.buckets[0].runs);
+// Runs ended by status, bottom to top: failures sit on top, where the eye lands first.
+const STACK_ORDER = ["succeeded", "canceled", "dead", "crashed", "oom_killed", "timed_out", "failed"];
+const FAILURE_COLOR = "#dc2626";
+const fromZero = (_u, _lo, hi) => [0, hi > 0 ? hi * 1.1 : 1];
+// Milliseconds on a y-axis, wide enough for "60 s" and "950 ms".
+const MS_AXIS = { size: 64, values: (_u, ticks) => ticks.map((t) => (t >= 1000 ? `${+(t / 1000).toFixed(1)} s` : `${+t.toFixed(1)} ms`)) };
+const bucketXs = (stats) => stats.buckets.map((b) => Date.parse(b.start) / 1000);
+
+// Stacked bars: `layers` bottom to top, each { label, color, values }. uPlot has no stacking:
+// each layer is drawn as a bar up to its running sum, the top one first, so every lower
+// layer paints over the part of the bar below its own segment (opaque fills, no blending).
+function stackedBarsChart({ id, title, xs, layers, widthS }) {
+  const sums = [];
+  layers.forEach((layer, i) => sums.push(layer.values.map((v, j) => (v || 0) + (i ? sums[i - 1][j] : 0))));
+  const top = [...layers.keys()].reverse();
+  const bars = uPlot.paths.bars({ size: [0.8, 48], align: 0 });
   return chartFigure({
     id,
     title,
     series: [
       { label: "Bucket (UTC)" },
-      ...statuses.map((s) => ({ label: s, stroke: STATUS_COLORS[s] || "#6b7280", width: 2, points: { show: true } })),
+      ...top.map((i) => ({ label: layers[i].label, stroke: layers[i].color, fill: layers[i].color, paths: bars, points: { show: false }, width: 0 })),
     ],
-    data: [xs, ...statuses.map((s) => stats.buckets.map((b) => b.runs[s]))],
+    data: [xs, ...top.map((i) => sums[i])],
+    shown: [xs, ...top.map((i) => layers[i].values)],
     xValue: utcMinute,
+    options: {
+      scales: { x: { range: (_u, lo, hi) => [lo - widthS / 2, hi + widthS / 2] }, y: { range: fromZero } },
+    },
+  });
+}
+
+function runsByStatusChart(id, title, stats) {
+  // The terminal statuses, as the API lists them in every bucket.
+  const listed = Object.keys(stats.buckets[0].runs);
+  const rank = (s) => (STACK_ORDER.includes(s) ? STACK_ORDER.indexOf(s) : 0.5);
+  const statuses = [...listed].sort((a, b) => rank(a) - rank(b));
+  return stackedBarsChart({
+    id,
+    title,
+    xs: bucketXs(stats),
+    widthS: BUCKET_S[stats.bucket],
+    layers: statuses.map((s) => ({ label: s, color: STATUS_COLORS[s] || "#6b7280", values: stats.buckets.map((b) => b.runs[s]) })),
+  });
+}
+
+// p50 and p95 per bucket of a figure the API gives as { p50, p95 } (ms); y from 0.
+function percentilesChart(id, title, stats, field) {
+  const line = (color) => ({ stroke: color, width: 2, points: { show: true }, spanGaps: false });
+  return chartFigure({
+    id,
+    title,
+    series: [{ label: "Bucket (UTC)" }, { label: "p50 (ms)", ...line("#2456c7") }, { label: "p95 (ms)", ...line("#b42318") }],
+    data: [bucketXs(stats), stats.buckets.map((b) => b[field].p50), stats.buckets.map((b) => b[field].p95)],
+    xValue: utcMinute,
+    options: { scales: { y: { range: fromZero } }, axes: [{}, MS_AXIS] },
+  });
+}
+
+function gatewayChart(id, stats) {
+  return stackedBarsChart({
+    id,
+    title: "Platform API calls and errors",
+    xs: bucketXs(stats),
+    widthS: BUCKET_S[stats.bucket],
+    layers: [
+      { label: "answered", color: "#2456c7", values: stats.buckets.map((b) => b.gateway_calls - b.gateway_errors) },
+      { label: "errors", color: FAILURE_COLOR, values: stats.buckets.map((b) => b.gateway_errors) },
+    ],
+  });
+}
+
+function buildsChart(id, stats) {
+  return stackedBarsChart({
+    id,
+    title: "Builds",
+    xs: bucketXs(stats),
+    widthS: BUCKET_S[stats.bucket],
+    layers: [
+      { label: "built", color: "#059669", values: stats.buckets.map((b) => b.builds - b.builds_failed) },
+      { label: "failed", color: FAILURE_COLOR, values: stats.buckets.map((b) => b.builds_failed) },
+    ],
   });
 }
 
@@ -103,8 +175,8 @@ function durationByVersionChart(id, stats) {
     ],
     xValue: (x) => `v${x}`,
     options: {
-      scales: { x: { time: false, range: (_u, lo, hi) => [lo - 0.5, hi + 0.5] } },
-      axes: [{ values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? `v${t}` : "")) }, {}],
+      scales: { x: { time: false, range: (_u, lo, hi) => [lo - 0.5, hi + 0.5] }, y: { range: fromZero } },
+      axes: [{ values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? `v${t}` : "")) }, MS_AXIS],
     },
   });
 }
@@ -118,38 +190,156 @@ function queueFacts(queue) {
   );
 }
 
+// ---- the time range every chart shows: kept for the session, shared by all pages
+const RANGE = "plugin-executor.range";
+const BUCKET_S = { minute: 60, hour: 3600, day: 86400 };
+const RANGES = {
+  "1h": { label: "1 h", bucket: "minute", seconds: 3600 },
+  "24h": { label: "24 h", bucket: "hour", seconds: 86400 },
+  "7d": { label: "7 d", bucket: "hour", seconds: 7 * 86400 },
+  custom: { label: "custom" },
+};
+
+function savedRange() {
+  try {
+    const range = JSON.parse(sessionStorage.getItem(RANGE));
+    if (range && RANGES[range.kind]) return range;
+  } catch (_err) { /* unreadable: the default */ }
+  return { kind: "24h" };
+}
+
+// A custom range gets the narrowest bucket that keeps it under the API's 1500 buckets.
+function customBucket(seconds) {
+  if (seconds <= 6 * 3600) return "minute";
+  return seconds <= 31 * 86400 ? "hour" : "day";
+}
+
+// The /v1/stats query of a range: bucket, since and until (the 24 h default sends none,
+// the API's own default of 24 hourly buckets).
+function rangeQuery(range) {
+  const params = new URLSearchParams();
+  if (range.kind === "custom") {
+    const since = new Date(range.since), until = new Date(range.until);
+    params.set("bucket", customBucket((until - since) / 1000));
+    params.set("since", since.toISOString());
+    params.set("until", until.toISOString());
+    return params;
+  }
+  const preset = RANGES[range.kind];
+  params.set("bucket", preset.bucket);
+  if (range.kind !== "24h") params.set("since", new Date(Date.now() - preset.seconds * 1000).toISOString());
+  return params;
+}
+
+// datetime-local shows local time; the value is turned into UTC when the query is made.
+const localInput = (date) => new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+
+function rangePicker(onChange) {
+  const range = savedRange();
+  const kind = h(
+    "select",
+    { id: "range", "aria-label": "Time range" },
+    Object.entries(RANGES).map(([k, r]) => h("option", { value: k, selected: k === range.kind }, r.label)),
+  );
+  const now = new Date();
+  const since = h("input", { type: "datetime-local", id: "range-since", value: range.since ? localInput(new Date(range.since)) : localInput(new Date(now - 86400000)) });
+  const until = h("input", { type: "datetime-local", id: "range-until", value: range.until ? localInput(new Date(range.until)) : localInput(now) });
+  const custom = h("span", { class: "custom-range", hidden: range.kind !== "custom" },
+    h("label", {}, "From", since), h("label", {}, "To", until), h("button", { type: "submit" }, "Apply"));
+  const apply = () => {
+    const picked = { kind: kind.value };
+    if (kind.value === "custom") {
+      if (!since.value || !until.value) return;
+      picked.since = new Date(since.value).toISOString();
+      picked.until = new Date(until.value).toISOString();
+    }
+    sessionStorage.setItem(RANGE, JSON.stringify(picked));
+    onChange(picked);
+  };
+  kind.addEventListener("change", () => {
+    custom.hidden = kind.value !== "custom";
+    if (kind.value !== "custom") apply();
+  });
+  return h(
+    "form",
+    { class: "filters range", onsubmit: (e) => { e.preventDefault(); apply(); } },
+    h("label", {}, "Time range", kind),
+    custom,
+  );
+}
+
+const rangeText = (stats) => `${utcMinute(Date.parse(stats.since) / 1000)} to ${utcMinute(Date.parse(stats.until) / 1000)}, by the ${stats.bucket}.`;
+
+// Charts are drawn once their box is on the page, so each plot takes the box's width.
+function drawInto(box, figures) {
+  box.replaceChildren(...figures.map(() => h("div")));
+  figures.forEach((make, i) => box.children[i].replaceWith(make()));
+}
+
 async function overviewView() {
-  const stats = await getJson("/v1/stats?bucket=hour");
-  show(
-    h("h1", {}, "Overview"),
-    h("p", { class: "muted" }, `Last 24 hours, ${utcMinute(Date.parse(stats.since) / 1000)} to ${utcMinute(Date.parse(stats.until) / 1000)}.`),
-    h("div", { class: "card" }, queueFacts(stats.queue)),
-    h("div", { id: "overview-runs" }),
-    h("h2", {}, "Plugins with the most failures"),
-    h(
-      "div",
-      { id: "top-failing" },
+  const charts = h("section", { id: "overview-charts", class: "charts", "aria-label": "Charts" });
+  const span = h("p", { class: "muted", id: "range-text" });
+  const queue = h("div", { class: "card" });
+  const failing = h("div", { id: "top-failing" });
+  const load = async (range) => {
+    // The old range's figures go at once: nothing on screen belongs to another range.
+    charts.replaceChildren(h("p", { class: "muted" }, "Loading charts…"));
+    span.textContent = "";
+    let stats;
+    try {
+      stats = await getJson(`/v1/stats?${rangeQuery(range)}`);
+    } catch (err) {
+      charts.replaceChildren(h("p", { class: "error", role: "alert" }, `Charts: ${err.message}`));
+      return;
+    }
+    span.textContent = rangeText(stats);
+    queue.replaceChildren(queueFacts(stats.queue));
+    failing.replaceChildren(
       table(
         ["Plugin", "Failures", "Runs"],
         stats.top_failing.map((f) => [h("a", { href: `#/plugins/${enc(f.plugin)}` }, f.plugin), f.failures, f.runs]),
-        "No failed runs in the last 24 hours.",
+        "No failed runs in this range.",
       ),
-    ),
+    );
+    drawInto(charts, [
+      () => runsByStatusChart("chart-runs", `Runs per ${stats.bucket} by status`, stats),
+      () => percentilesChart("chart-duration", "Duration", stats, "duration_ms"),
+      () => percentilesChart("chart-latency", "Start latency", stats, "start_latency_ms"),
+      () => gatewayChart("chart-gateway", stats),
+      () => buildsChart("chart-builds", stats),
+    ]);
+  };
+  show(
+    h("h1", {}, "Overview"),
+    rangePicker(load),
+    span,
+    queue,
+    h("h2", {}, "Plugins with the most failures"),
+    failing,
+    charts,
   );
-  // Drawn once its box is on the page, so the plot takes the box's width.
-  document.getElementById("overview-runs").replaceWith(runsByStatusChart("chart-runs", "Runs per hour by status", stats));
+  await load(savedRange());
 }
 
-// The plugin page's charts: filled in when the figures arrive.
+// The plugin page's charts: filled in when the figures arrive, again for another range.
 function pluginCharts(name) {
-  const box = h("section", { class: "charts", "aria-label": "Charts" }, h("p", { class: "muted" }, "Loading charts…"));
-  getJson(`/v1/stats?bucket=hour&plugin=${enc(name)}`).then(
-    (stats) => {
-      box.replaceChildren();
-      box.append(runsByStatusChart("chart-plugin-runs", "Runs by status, last 24 hours", stats));
-      box.append(durationByVersionChart("chart-versions", stats));
-    },
-    (err) => box.replaceChildren(h("p", { class: "error", role: "alert" }, `Charts: ${err.message}`)),
-  );
-  return box;
+  const charts = h("div", {}, h("p", { class: "muted" }, "Loading charts…"));
+  const span = h("p", { class: "muted", id: "range-text" });
+  const load = (range) => {
+    charts.replaceChildren(h("p", { class: "muted" }, "Loading charts…"));
+    span.textContent = "";
+    return getJson(`/v1/stats?${rangeQuery(range)}&plugin=${enc(name)}`).then(
+      (stats) => {
+        span.textContent = rangeText(stats);
+        drawInto(charts, [
+          () => runsByStatusChart("chart-plugin-runs", `Runs per ${stats.bucket} by status`, stats),
+          () => percentilesChart("chart-plugin-duration", "Duration", stats, "duration_ms"),
+          () => (stats.versions.length ? durationByVersionChart("chart-versions", stats) : h("p", { class: "muted" }, "No version ran in this range.")),
+        ]);
+      },
+      (err) => charts.replaceChildren(h("p", { class: "error", role: "alert" }, `Charts: ${err.message}`)),
+    );
+  };
+  load(savedRange());
+  return h("section", { class: "charts", "aria-label": "Charts" }, rangePicker(load), span, charts);
 }

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import OPERATOR_KEY, RunningServer
 from tests.e2e.test_cli import CLI, cli
+from tests.stats_seed import add_version
 
 
 def test_logs_follow_prints_lines_before_the_run_ends(
@@ -89,6 +91,9 @@ AT_A_TERMINAL = [
 
 
 def test_logs_follow_of_a_whole_plugin_runs_until_interrupted(server: RunningServer) -> None:
+    # A plugin that logged nothing yet (one that does not exist is an error: test_cli_typos).
+    add_version(server.service.db, "default", "nobody", built_at=datetime.now(UTC), build_ms=1,
+                failed=False)  # fmt: skip
     env = {**os.environ, "EXECUTOR_URL": server.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
     with subprocess.Popen(
         [*AT_A_TERMINAL, "logs", "nobody", "--project", "p", "--follow"],
