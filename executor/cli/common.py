@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -11,10 +11,16 @@ from executor.cli.client import ApiClient, ApiError
 from executor.cli.config import ClientSettings
 from executor.cli.render import err_console, terminal_text
 
-__all__ = ["call", "client"]
+__all__ = ["ActAsOpt", "call", "client"]
+
+ActAsOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", help="Operator key only: the tenant to act on (default: 'default')."),
+]
 
 
-def client() -> ApiClient:
+def client(tenant: str | None = None) -> ApiClient:
+    """The API client; ``tenant`` (operator key only) is the tenant it acts on."""
     settings = ClientSettings()
     key = settings.key()
     if key is None:
@@ -23,7 +29,7 @@ def client() -> ApiClient:
             "server keeps var/operator_key)."
         )
         raise typer.Exit(2)
-    return ApiClient(settings.url, key)
+    return ApiClient(settings.url, key, tenant)
 
 
 def call(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, cluster, common, local, scaffold, tenants, webhooks
+from executor.cli import builds, cluster, common, local, scaffold, stats, tenants, webhooks
 from executor.cli.client import ApiClient
 from executor.cli.config import server_settings
 from executor.cli.follow import follow_records, paged_records, parse_since
@@ -104,12 +104,20 @@ def push(
     plugin_name = name or path.resolve().name.split(".")[0]
     client = common.client()
     created = common.call(client.upload, plugin_name, filename, data, runtime)
+    if created["reused"] and not as_json:
+        console.print(
+            f"{plugin_name}: same source and runtime as v{created['version']}, reused "
+            "(no new version, no build)",
+            markup=False,
+        )
     if not wait:
         print_json(created) if as_json else console.print(
             f"{plugin_name} v{created['version']} ({created['runtime']}): {created['status']}"
         )
         return
-    build = builds.follow_build(client, plugin_name, int(created["version"]), echo=not as_json)
+    # A reused ACTIVE version's build log was shown when it was built.
+    echo = not as_json and (not created["reused"] or created["status"] == BuildStatus.DEPLOYING)
+    build = builds.follow_build(client, plugin_name, int(created["version"]), echo=echo)
     if as_json:
         print_json(build)
     if build["status"] == BuildStatus.FAILED:
@@ -179,20 +187,27 @@ def deactivate(name: str, project: ProjectOpt) -> None:
 
 
 @app.command("list")
-def list_plugins(as_json: JsonOpt = False) -> None:
-    """List plugins with their latest version, status and projects."""
-    plugins = common.call(common.client().request, "GET", "/v1/plugins")
+def list_plugins(tenant: common.ActAsOpt = None, as_json: JsonOpt = False) -> None:
+    """List plugins with the version serving (what activations run), a newer version that
+    does not serve (e.g. a FAILED build), and their projects."""
+    plugins = common.call(common.client(tenant).request, "GET", "/v1/plugins")
     if as_json:
         print_json(plugins)
         return
     print_table(
         "Plugins",
-        ["name", "kind", "version", "status", "projects"],
-        (
-            [p["name"], p["kind"], p["latest_version"], p["status"], ", ".join(p["projects"])]
-            for p in plugins
-        ),
+        ["name", "kind", "version", "status", "newer", "projects"],
+        ([p["name"], p["kind"], *_serving(p), ", ".join(p["projects"])] for p in plugins),
     )
+
+
+def _serving(plugin: dict[str, Any]) -> list[Any]:
+    """The version serving and its status, then the latest one if it is not that one."""
+    current, latest = plugin["current_version"], plugin["latest_version"]
+    if current is None:
+        return [latest, plugin["status"], ""]
+    newer = f"v{latest} {plugin['status']}" if latest != current else ""
+    return [current, "ACTIVE", newer]
 
 
 @app.command()
@@ -249,6 +264,7 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines as they come.")
     ] = False,
     limit: Annotated[int, typer.Option(help="Records at most (without --follow).")] = 1000,
+    tenant: common.ActAsOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="A JSON list (with --follow: one record per line).")
     ] = False,
@@ -269,7 +285,7 @@ def logs(
         except ValueError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
-    client = common.client()
+    client = common.client(tenant)
     if not follow:
         records = common.call(list, paged_records(client, params, limit))
         if as_json:
@@ -302,6 +318,7 @@ def runs(
     project: Annotated[str | None, typer.Option("--project", "-p", help="Project id.")] = None,
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(help="Runs at most, newest first.")] = 50,
+    tenant: common.ActAsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List a plugin's invocations, newest first, as a table; the runs of deleted plugins
@@ -311,7 +328,7 @@ def runs(
         params["project_id"] = project
     if status_:
         params["status"] = status_
-    found = common.call(common.client().request, "GET", "/v1/invocations", params=params)
+    found = common.call(common.client(tenant).request, "GET", "/v1/invocations", params=params)
     if as_json:
         print_json(found)
         return
@@ -442,3 +459,4 @@ webhooks.register(app)
 cluster.register(app)
 local.register(app)
 scaffold.register(app)
+stats.register(app)

@@ -141,6 +141,14 @@ class ExecutorService:
         self.authenticator.forget(key_id)
         self.audit(caller, "key.revoke", key_id, tenant_id=tenant_id)
 
+    def delete_tenant(self, caller: Caller, tenant_id: str) -> None:
+        """Delete a tenant without plugins, its keys and projects (Conflict while it has
+        plugins): its keys answer 401 from this request on."""
+        with self.db.session() as session:
+            key_ids = tenant_store.delete_tenant(session, tenant_id)
+        self.authenticator.forget_tenant(tenant_id, key_ids)
+        self.audit(caller, "tenant.delete", tenant_id, tenant_id=tenant_id)
+
     def replay(self, caller: Caller, invocation_id: str) -> Invocation:
         """A new queued invocation of a finished one's event, on the plugin's current ACTIVE
         version (the original's if none is ACTIVE now); Conflict if the plugin was deleted

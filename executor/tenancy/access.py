@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from executor.errors import MissingScope, NotAuthenticated, NotFound
+from executor.errors import MissingScope, NotAuthenticated
 from executor.statuses import Scope
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
@@ -76,7 +76,8 @@ def authenticate(
     db: Database, operator_key: str, presented: str | None, tenant: str | None
 ) -> Caller:
     """The caller a presented key stands for: NotAuthenticated (401) for a missing,
-    unknown, revoked or expired key; NotFound (404) for a tenant the key cannot act on."""
+    unknown, revoked or expired key; NotFound (404) for a tenant the operator names that
+    does not exist; MissingScope (403) for a tenant key naming another tenant."""
     return _verify(db, operator_key, presented, tenant)[0]
 
 
@@ -99,7 +100,12 @@ def _verify(
         if key.expires_at is not None and key.expires_at <= utcnow():
             raise NotAuthenticated(f"API key {key.id} has expired: ask for a new key")
         if tenant is not None and tenant != key.tenant_id:
-            raise NotFound(f"no tenant {tenant!r}: a key acts on its own tenant only")
+            # The same answer whether that tenant exists or not.
+            raise MissingScope(
+                OPERATOR,
+                f"only the operator key acts on another tenant (X-Tenant, --tenant): this key "
+                f"acts on its own tenant {key.tenant_id!r}; leave the tenant out",
+            )
         caller = Caller(key.tenant_id, f"key:{key.id}", frozenset(key.scopes), key.id)
         return caller, key.expires_at
 
@@ -114,12 +120,12 @@ class _Verified:
 class Authenticator:
     """``authenticate`` for every request, without asking the store each time.
 
-    A key the store accepted is trusted for ``ttl_s`` seconds (a tenant the operator named
-    exists for good: tenants are never deleted). Only acceptances are remembered, so every
-    refusal comes from the store with its own reason; a remembered key is still refused
-    from its expiry time on, and one revoked through this process (``forget``) at once.
-    A key revoked through another executor process sharing the store answers 401 at the
-    latest ``ttl_s`` later.
+    A key the store accepted is trusted for ``ttl_s`` seconds, and a tenant the operator
+    named until it is deleted through this process (``forget_tenant``). Only acceptances
+    are remembered, so every refusal comes from the store with its own reason; a remembered
+    key is still refused from its expiry time on, and one revoked through this process
+    (``forget``) at once. A key revoked through another executor process sharing the store
+    answers 401 at the latest ``ttl_s`` later.
     """
 
     def __init__(
@@ -167,6 +173,13 @@ class Authenticator:
         elif presented and self._ttl_s > 0 and revocations == self._revocations:
             self._keys[hash_token(presented)] = _Verified(caller, expires_at, checked_at)
         return caller
+
+    def forget_tenant(self, tenant_id: str, key_ids: list[str]) -> None:
+        """Stop trusting a deleted tenant: the operator's next request on it, and its keys',
+        ask the store."""
+        self._tenants.discard(tenant_id)
+        for key_id in key_ids:
+            self.forget(key_id)
 
     def forget(self, key_id: str) -> None:
         """Stop trusting a key (revoked now): its next request asks the store."""
