@@ -375,6 +375,9 @@ class KeyPublic(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="When it last authenticated a request (to the minute; null: never)."
+    )
 
 
 class KeyCreated(KeyPublic):

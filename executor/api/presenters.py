@@ -200,6 +200,7 @@ def key_public(key: ApiKey) -> KeyPublic:
         created_at=key.created_at,
         expires_at=key.expires_at,
         revoked_at=key.revoked_at,
+        last_used_at=key.last_used_at,
     )
 
 

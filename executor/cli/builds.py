@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from executor.cli.client import ApiClient
-from executor.cli.common import call, client
+from executor.cli.common import WideOpt, call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 from executor.statuses import BuildStatus
 
@@ -71,7 +71,7 @@ def build_log(
         raise typer.Exit(1)
 
 
-def versions(name: str, as_json: JsonOpt = False) -> None:
+def versions(name: str, wide: WideOpt = False, as_json: JsonOpt = False) -> None:
     """List a plugin's versions: status, which is current, image kept, dependencies."""
     plugin = call(client().plugin, name)
     if as_json:
@@ -93,6 +93,8 @@ def versions(name: str, as_json: JsonOpt = False) -> None:
         f"Versions of {name}",
         ["version", "status", "runtime", "current", "image", "source", "dependencies"],
         rows,
+        keep=("version",),
+        wide=wide,
     )
 
 

@@ -11,7 +11,12 @@ from executor.cli.client import ApiClient, ApiError
 from executor.cli.config import ClientSettings
 from executor.cli.render import err_console, terminal_text
 
-__all__ = ["ActAsOpt", "call", "client"]
+__all__ = ["ActAsOpt", "WideOpt", "call", "client"]
+
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Every column whole (else columns that do not fit are hidden)."),
+]
 
 ActAsOpt = Annotated[
     str | None,

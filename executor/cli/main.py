@@ -187,7 +187,9 @@ def deactivate(name: str, project: ProjectOpt) -> None:
 
 
 @app.command("list")
-def list_plugins(tenant: common.ActAsOpt = None, as_json: JsonOpt = False) -> None:
+def list_plugins(
+    tenant: common.ActAsOpt = None, wide: common.WideOpt = False, as_json: JsonOpt = False
+) -> None:
     """List plugins with the version serving (what activations run), a newer version that
     does not serve (e.g. a FAILED build), and their projects."""
     plugins = common.call(common.client(tenant).request, "GET", "/v1/plugins")
@@ -198,6 +200,8 @@ def list_plugins(tenant: common.ActAsOpt = None, as_json: JsonOpt = False) -> No
         "Plugins",
         ["name", "kind", "version", "status", "newer", "projects"],
         ([p["name"], p["kind"], *_serving(p), ", ".join(p["projects"])] for p in plugins),
+        keep=("name",),
+        wide=wide,
     )
 
 
@@ -319,6 +323,7 @@ def runs(
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(help="Runs at most, newest first.")] = 50,
     tenant: common.ActAsOpt = None,
+    wide: common.WideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List a plugin's invocations, newest first, as a table; the runs of deleted plugins
@@ -332,13 +337,14 @@ def runs(
     if as_json:
         print_json(found)
         return
-    _runs_table(f"Runs of {plugin}", [r for r in found if r["plugin_deleted_at"] is None])
+    current = [r for r in found if r["plugin_deleted_at"] is None]
+    _runs_table(f"Runs of {plugin}", current, wide)
     deleted = [r for r in found if r["plugin_deleted_at"] is not None]
     if deleted:
-        _runs_table(f"Runs of deleted plugins named {plugin}", deleted)
+        _runs_table(f"Runs of deleted plugins named {plugin}", deleted, wide)
 
 
-def _runs_table(title: str, found: list[dict[str, Any]]) -> None:
+def _runs_table(title: str, found: list[dict[str, Any]], wide: bool) -> None:
     print_table(
         title,
         ["id", "status", "event", "asset", "project", "attempt", "latency", "duration", "queued"],
@@ -356,6 +362,8 @@ def _runs_table(title: str, found: list[dict[str, Any]]) -> None:
             ]
             for r in found
         ),
+        keep=("id",),
+        wide=wide,
     )
 
 

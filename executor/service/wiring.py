@@ -37,6 +37,7 @@ from executor.store.listen import LogListener
 from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter
+from executor.tenancy.usage import KeyUsage
 from executor.upkeep.image_gc import ImageCollector
 from executor.upkeep.retention import Retention
 
@@ -78,7 +79,7 @@ class ExecutorService:
         )
         self.intake = EventIntake(self.db, self._event_stored)
         self.engine = engine or Engine()
-        self.metrics = Metrics(self._queue_figures)
+        self.metrics = Metrics(self._queue_figures, settings.metrics_max_plugins)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
         registry = Registry.configured(settings)
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions, registry)
@@ -108,7 +109,10 @@ class ExecutorService:
         if self.prepuller is not None:
             self.builder.on_active.append(self.prepuller.wake)
         self.retention = Retention(self.db, settings)
-        self.authenticator = Authenticator(self.db, self.operator_key, settings.key_cache_s)
+        self.key_usage = KeyUsage(self.db)
+        self.authenticator = Authenticator(
+            self.db, self.operator_key, settings.key_cache_s, usage=self.key_usage
+        )
 
     def audit(
         self,
@@ -208,9 +212,11 @@ class ExecutorService:
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it
             log.warning("image GC at start failed: %s", exc.message)
         self.retention.start()
+        self.key_usage.start()
 
     def stop(self) -> None:
         self.intake.stop()
+        self.key_usage.stop()
         if self.log_listener is not None:
             self.log_listener.stop()
         self.retention.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
@@ -20,6 +20,7 @@ __all__ = [
     "list_keys",
     "list_projects",
     "list_tenants",
+    "mark_keys_used",
     "owned_project",
     "project_tenant",
     "revoke_key",
@@ -93,6 +94,19 @@ def key_by_hash(session: Session, key_sha256: str) -> ApiKey | None:
 def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:
     query = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
     return list(session.scalars(query))
+
+
+def mark_keys_used(session: Session, used: dict[str, datetime]) -> None:
+    """Record when each key (by id) was last used; an older time never replaces a newer."""
+    for key_id, at in used.items():
+        session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at),
+            )
+            .values(last_used_at=at)
+        )
 
 
 def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:

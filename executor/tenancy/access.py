@@ -19,6 +19,7 @@ from executor.statuses import Scope
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import DEFAULT_TENANT, utcnow
+from executor.tenancy.usage import KeyUsage
 from executor.tokens import hash_token
 
 __all__ = [
@@ -135,8 +136,10 @@ class Authenticator:
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
+        usage: KeyUsage | None = None,
     ) -> None:
         self._db = db
+        self._usage = usage  # notes each tenant key's use ("last used")
         self._operator_key = operator_key
         self._ttl_s = ttl_s
         self._clock = clock  # measures the time a key is trusted
@@ -162,6 +165,7 @@ class Authenticator:
             return None
         if tenant is not None and tenant != seen.caller.tenant_id:
             return None
+        self._note_use(seen.caller)
         return seen.caller
 
     def verify(self, presented: str | None, tenant: str | None) -> Caller:
@@ -172,7 +176,12 @@ class Authenticator:
             self._tenants.add(caller.tenant_id)
         elif presented and self._ttl_s > 0 and revocations == self._revocations:
             self._keys[hash_token(presented)] = _Verified(caller, expires_at, checked_at)
+        self._note_use(caller)
         return caller
+
+    def _note_use(self, caller: Caller) -> None:
+        if self._usage is not None and caller.key_id is not None:
+            self._usage.used(caller.key_id)
 
     def forget_tenant(self, tenant_id: str, key_ids: list[str]) -> None:
         """Stop trusting a deleted tenant: the operator's next request on it, and its keys',

@@ -30,9 +30,9 @@ function signinView() {
         sessionStorage.setItem(KEY, input.value.trim());
         sessionStorage.setItem(TENANT, tenant.value.trim());
         try {
-          await getJson("/v1/plugins");
+          const landing = await signinCheck();
           await detectOperator();
-          location.hash = "#/plugins";
+          location.hash = landing;
         } catch (err) {
           message.textContent = `Sign-in failed: ${err.message}`;
           input.select();
@@ -50,6 +50,21 @@ function signinView() {
   );
   show(form);
   input.focus();
+}
+
+// The page a key lands on: its plugins, or, for a key that may not read them (admin scope
+// only), its tenant's keys, which it may manage.
+async function signinCheck() {
+  try {
+    await getJson("/v1/plugins");
+    return "#/plugins";
+  } catch (err) {
+    const tenant = sessionStorage.getItem(TENANT);
+    if (err.code !== "missing_scope") throw err;
+    if (!tenant) throw new Error(`${err.message}; an admin key: enter your tenant's name to manage its keys`);
+    await getJson(`/v1/tenants/${enc(tenant)}/keys`);
+    return "#/keys";
+  }
 }
 
 // Only the operator key may list tenants: that is how the console knows it holds one.
