@@ -76,7 +76,7 @@ def update_tenant(
     if as_json:
         print_json(tenant)
         return
-    quotas = ", ".join(f"{q} {tenant[q]}" for q in QUOTAS)
+    quotas = ", ".join(f"{q} {'unlimited' if tenant[q] is None else tenant[q]}" for q in QUOTAS)
     console.print(f"Tenant {tenant['name']} updated: {quotas}.", markup=False, highlight=False)
 
 
