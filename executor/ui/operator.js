@@ -5,7 +5,7 @@
 const tenantPicker = document.getElementById("tenant-picker");
 const tenantSelect = document.getElementById("tenant");
 const AUDIT_ACTIONS = [
-  "tenant.", "tenant.create", "project.assign", "key.", "key.create", "key.revoke", "plugin.",
+  "tenant.", "tenant.create", "tenant.update", "tenant.delete", "project.assign", "key.", "key.create", "key.revoke", "plugin.",
   "plugin.upload", "plugin.activate", "plugin.deactivate", "plugin.delete", "plugin.rollback",
   "plugin.limits", "invocation.replay",
 ];
