@@ -92,6 +92,7 @@ def print_table(
                     "every column)",
                     markup=False,
                     highlight=False,
+                    soft_wrap=True,
                 )
     out.print(_table(title, columns, cells, shown, keep))
 

@@ -45,7 +45,7 @@ def test_a_tenant_key_naming_another_tenant_is_refused(server: RunningServer) ->
     create_tenant(server, "xt-own")
     key = create_key(server, "xt-own", ["plugins:read"])["key"]
     for tenant in ("default", "no-such-tenant"):  # the same answer, existing or not
-        response = as_key(server, key, tenant=tenant).api.get("/v1/plugins")
+        response = get_as(server, key, tenant, "/v1/plugins")
         assert response.status_code == 403, response.text
         assert response.json() == {
             "code": "missing_scope",
@@ -53,7 +53,15 @@ def test_a_tenant_key_naming_another_tenant_is_refused(server: RunningServer) ->
             "message": "only the operator key acts on another tenant (X-Tenant, --tenant): this "
             "key acts on its own tenant 'xt-own'; leave the tenant out",
         }
-    assert as_key(server, key, tenant="xt-own").api.get("/v1/plugins").status_code == 200
+    assert get_as(server, key, "xt-own", "/v1/plugins").status_code == 200
+
+
+def get_as(server: RunningServer, key: str, tenant: str | None, path: str) -> httpx.Response:
+    caller = as_key(server, key, tenant=tenant)
+    try:
+        return caller.api.get(path)
+    finally:
+        caller.api.close()
 
 
 def test_tenant_quotas_change_and_bad_updates_change_nothing(server: RunningServer) -> None:
@@ -69,7 +77,9 @@ def test_tenant_quotas_change_and_bad_updates_change_nothing(server: RunningServ
         "no tenant 'no-such-team': see GET /v1/tenants (operator key)"
     )
     admin = create_key(server, "quota-team", ["admin"])["key"]
-    refused = as_key(server, admin).api.patch("/v1/tenants/quota-team", json={"max_plugins": 9})
+    caller = as_key(server, admin)
+    refused = caller.api.patch("/v1/tenants/quota-team", json={"max_plugins": 9})
+    caller.api.close()
     assert refused.status_code == 403 and refused.json()["scope"] == "operator"
     changed = server.api.patch("/v1/tenants/quota-team", json={"max_plugins": 2})
     assert changed.status_code == 200, changed.text
