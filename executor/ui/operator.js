@@ -167,9 +167,10 @@ async function keysView() {
     const keys = await getJson(base);
     list.replaceChildren(
       table(
-        ["Name", "Id", "Scopes", "Created", "Expires", "State", ""],
+        ["Name", "Id", "Scopes", "Last used", "Created", "Expires", "State", ""],
         keys.map((k) => [
-          k.name, h("code", {}, k.id), k.scopes.join(", "), when(k.created_at), when(k.expires_at),
+          k.name, h("code", {}, k.id), k.scopes.join(", "), k.last_used_at ? when(k.last_used_at) : "never",
+          when(k.created_at), when(k.expires_at),
           k.revoked_at ? badge("revoked") : badge("active"),
           k.revoked_at ? "" : h("button", { type: "button", "aria-label": `Revoke key ${k.name}`, onclick: () => revoke(k) }, "Revoke"),
         ]),
