@@ -13,12 +13,16 @@ Sections (full mode; ``--short`` runs a few iterations of each, for CI):
                ``docker run --rm --runtime runsc`` of the same image running ``true``;
   builds       first build, same requirements again, code-only version, vs a bare docker build;
   gateway      per-call latency p50/p99 through the platform API gateway, vs a direct call to
-               the same platform stand-in (bench/gateway.py).
+               the same platform stand-in (bench/gateway.py);
+  noisy        tenant B's event→handler and GET /v1/plugins p99 while tenant A sends upload
+               bombs, costly GraphQL, an event flood and slow webhooks, vs a quiet round of
+               the same workload for B alone (bench/noisy.py).
 ``--section`` runs only the named ones: starts (cold, warm, throughput, ingest on SQLite),
-ingest (ingest on SQLite alone), gvisor, postgresql (ingest), builds, gateway; all of them by
-default (``--section ingest --section postgresql``: ingest on both stores).
+ingest (ingest on SQLite alone), gvisor, postgresql (ingest), builds, gateway, noisy; all of
+them by default (``--section ingest --section postgresql``: ingest on both stores).
 Figures only, no assertions: the numbers depend on the machine and what else runs on it. The
-ingest figures are compared with their targets (issue 14) after the table: met or not met.
+ingest figures (issue 14) and the noisy-neighbour figures (issue 22) are compared with their
+targets after the table: met or not met.
 Every image, container and database it creates is removed at the end.
 """
 
@@ -46,7 +50,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import builds, gateway, starts
+from bench import builds, gateway, noisy, starts
 from bench.ingest import (
     KEY,
     RESULTS,
@@ -99,11 +103,12 @@ class Sizes:
     ingest_concurrency: int
     requirements: tuple[str, ...]
     gateway_calls: int
+    noisy: noisy.NoisySizes
 
 
-FULL = Sizes(100, 100, (1, 20), 1000, 8, ("six==1.16.0", "attrs==23.2.0"), 1000)
-SHORT = Sizes(5, 8, (1, 3), 100, 8, ("six==1.16.0",), 50)
-SECTIONS = ("starts", "ingest", "gvisor", "postgresql", "builds", "gateway")
+FULL = Sizes(100, 100, (1, 20), 1000, 8, ("six==1.16.0", "attrs==23.2.0"), 1000, noisy.FULL)
+SHORT = Sizes(5, 8, (1, 3), 100, 8, ("six==1.16.0",), 50, noisy.SHORT)
+SECTIONS = ("starts", "ingest", "gvisor", "postgresql", "builds", "gateway", "noisy")
 
 
 def free_port() -> int:
@@ -258,13 +263,17 @@ def ingest_figures(store: str, api: httpx.Client, sizes: Sizes) -> list[Figure]:
 
 
 def targets(figures: list[Figure]) -> list[dict[str, Any]]:
-    """Each ingest figure against its target ratio to its floor: met or not."""
+    """Each ingest and noisy-neighbour figure against its target ratio to its floor: met or
+    not."""
     checks = []
     for f in figures:
-        if not f.section.startswith("ingest"):
+        if f.section == NOISY_SECTION:
+            target, at_least = NOISY_TARGET, False
+        elif f.section.startswith("ingest"):
+            at_least = f.name == "events/s"
+            target = INGEST_RATE_TARGET if at_least else INGEST_P99_TARGET
+        else:
             continue
-        at_least = f.name == "events/s"
-        target = INGEST_RATE_TARGET if at_least else INGEST_P99_TARGET
         met = f.ratio >= target if at_least else f.ratio <= target
         checks.append(
             {
@@ -359,6 +368,58 @@ def gateway_figures(sizes: Sizes) -> tuple[list[Figure], dict[str, Any]]:
     return figures, {"gateway_ms": gateway.summary(calls)}
 
 
+NOISY_SECTION = "noisy neighbour"
+NOISY_TARGET = 2.0  # B's p99s with A attacking at most this multiple of the quiet round's
+
+
+def noisy_figures(sizes: Sizes, attacks: frozenset[str]) -> tuple[list[Figure], dict[str, Any]]:
+    """Tenant B's p99s while tenant A attacks, next to a quiet round of B alone."""
+    run_slots = Settings().max_concurrent_runs
+    images: list[str] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        noisy.LorisServer.serving() as loris,
+        executor(**noisy.executor_settings(loris.port, run_slots)) as api,
+    ):
+        try:
+            rounds = noisy.measure(api, loris, sizes.noisy, Path(tmp), images, attacks)
+        finally:
+            noisy.remove_images(images)
+    quiet, loud = rounds.of[noisy.QUIET], rounds.of[noisy.NOISY]
+    figures = [
+        Figure(
+            NOISY_SECTION,
+            f"B {name} p99",
+            "ms",
+            percentile(getattr(loud, series), 0.99),
+            "quiet round (B alone)",
+            percentile(getattr(quiet, series), 0.99),
+        )
+        for name, series in (("event→handler", "handler_ms"), ("GET /v1/plugins", "api_ms"))
+    ]
+    notes = {
+        "noisy_attacks": rounds.attacks,
+        # How much of B's event→handler was the wait for a slot (claim), per round.
+        "noisy_b_claim_p99_ms": {
+            name: round(percentile(r.claim_ms, 0.99), 1) for name, r in rounds.of.items()
+        },
+        "noisy_unstarted_b_runs": {name: r.unstarted for name, r in rounds.of.items()},
+        "noisy_b_run_p50_ms": {
+            name: round(statistics.median(r.run_ms or [0.0]), 1) for name, r in rounds.of.items()
+        },
+        "noisy_slow_receivers_peak_connections": rounds.loris_peak,
+        "noisy_conditions": {
+            "run_slots": run_slots,
+            **noisy.executor_settings(loris.port, run_slots),
+            "bombs_in_flight": noisy.BOMBS_IN_FLIGHT,
+            "graphql_aliases": noisy.GRAPHQL_ALIASES,
+            "slow_webhooks": noisy.LORIS_HOOKS,
+            "attacks": sorted(attacks),
+        },
+    }
+    return figures, notes
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     cpu = next(
@@ -415,6 +476,12 @@ def main() -> None:
     parser.add_argument(
         "--section", action="append", choices=SECTIONS, help="run only this one (repeatable)"
     )
+    parser.add_argument(
+        "--attack",
+        action="append",
+        choices=noisy.ATTACKS,
+        help="noisy section: only this attack of tenant A (repeatable; all by default)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     sizes = SHORT if args.short else FULL
@@ -440,6 +507,10 @@ def main() -> None:
         gateway_section, gateway_notes = gateway_figures(sizes)
         figures += gateway_section
         notes.update(gateway_notes)
+    if "noisy" in sections:
+        noisy_section, noisy_notes = noisy_figures(sizes, frozenset(args.attack or noisy.ATTACKS))
+        figures += noisy_section
+        notes.update(noisy_notes)
     print_table(figures)
     checks = targets(figures)
     for check in checks:

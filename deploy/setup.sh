@@ -30,6 +30,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 command -v curl >/dev/null 2>&1 || apt_install curl
+# The clock tests run a node with its wall clock shifted (libfaketime's LD_PRELOAD library).
+command -v faketime >/dev/null 2>&1 || apt_install faketime
 # The web console's end-to-end test drives Debian's Chromium through Playwright.
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 

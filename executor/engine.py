@@ -14,6 +14,7 @@ import socket
 import struct
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,6 +119,22 @@ class BuildInterrupted(Exception):
 
 # The classic builder's error for a step whose starting image was removed meanwhile.
 _VANISHED_PARENT = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
+# The classic builder's line naming a RUN step's container, and its error for a failed step.
+_RUNNING_IN = re.compile(r"---> Running in ([0-9a-f]{12,64})")
+_STEP_FAILED = re.compile(r"The command '(.*)' returned a non-zero code: (\d+)", re.DOTALL)
+SIGKILL_EXIT = 137  # 128 + SIGKILL: what the kernel's OOM killer sends
+BUILD_MEMORY_SETTING = "EXECUTOR_BUILD_MEMORY_MIB"
+COMMAND_SHOWN_CHARS = 200
+MIB = 1024 * 1024
+
+
+class _StepFailed(BuildFailed):
+    """A build step failed; ``container`` is its step container's id (short), if seen."""
+
+    def __init__(self, error: str, container: str | None) -> None:
+        super().__init__(f"{error}: read the build log above")
+        self.error = error
+        self.container = container
 
 
 class _ParentVanished(Exception):
@@ -372,11 +389,14 @@ class Engine:
         watchdog.daemon = True
         watchdog.start()
         stopper.start()
+        started = time.time()
         try:
             _once_more_if_a_parent_vanished(
                 functools.partial(self._stream_build, api, context, tag, on_output, abort, options),
                 on_output,
             )
+        except _StepFailed as failed:
+            raise self._step_failure(failed, started, options) from None
         except BuildFailed:
             raise
         except Exception as exc:
@@ -421,16 +441,62 @@ class Engine:
             use_config_proxy=False,
             **options,
         )
+        step: str | None = None  # the container of the step running now
         for chunk in stream:
             if abort.why is not None:
                 return
             if "stream" in chunk:
                 on_output(str(chunk["stream"]))
+                running = _RUNNING_IN.search(str(chunk["stream"]))
+                step = running[1] if running else step
             if "error" in chunk:
                 error = str(chunk["error"]).strip()
                 if _VANISHED_PARENT.search(error):
                     raise _ParentVanished(error)
-                raise BuildFailed(f"{error}: read the build log above")
+                raise _StepFailed(error, step)
+
+    def _step_failure(
+        self, failed: _StepFailed, since: float, options: dict[str, Any]
+    ) -> BuildFailed:
+        """A failed step's error, naming the build's memory limit when the engine recorded
+        an OOM kill in the step's container (or the step was SIGKILLed, as the OOM killer
+        does): the engine's own error says only "returned a non-zero code"."""
+        step = _STEP_FAILED.search(failed.error)
+        memory = options.get("container_limits", {}).get("memory")
+        if step is None or memory is None:
+            return failed
+        command, code = step[1], int(step[2])
+        oom = self._oom_killed(failed.container, since)
+        if not oom and code != SIGKILL_EXIT:
+            return failed
+        doing = "pip install" if "pip install" in command else command[:COMMAND_SHOWN_CHARS]
+        limit = f"memory limit of {memory // MIB} MiB ({BUILD_MEMORY_SETTING})"
+        what = (
+            f"the build step ran out of memory: its {limit} was exceeded while running "
+            f"{doing} (exit {code})"
+            if oom
+            else f"the build step was killed (exit {code}) while running {doing}, most likely "
+            f"at its {limit}"
+        )
+        return BuildFailed(
+            f"{what}: trim requirements.txt, or ask the operator to raise {BUILD_MEMORY_SETTING}"
+        )
+
+    def _oom_killed(self, container: str | None, since: float) -> bool:
+        """Whether the engine recorded an OOM kill in ``container`` (an id or its short
+        form) since ``since`` (epoch seconds)."""
+        if container is None:
+            return False
+        try:
+            events = self.api.events(
+                since=int(since),
+                until=int(time.time()) + 1,
+                decode=True,
+                filters={"type": "container", "event": "oom"},
+            )
+            return any(str(event.get("id", "")).startswith(container) for event in events)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False  # the engine's own error stands
 
     def read_file(self, image: str, path: str, labels: dict[str, str]) -> bytes | None:
         """The content of the regular file ``path`` in ``image`` (None if absent), read from

@@ -22,11 +22,13 @@ to do next::
     │   ├── UploadCheckLimit      422 upload_check_limit (check stopped: file, limit, maximum)
     │   ├── UnknownRuntime        422 unknown_runtime   (no such flavor: field, allowed)
     │   └── RequirementsForbidden 422 requirements_forbidden (file)
+    ├── InvalidIdentifier         422 invalid_identifier (a name or id: field)
     ├── LimitExceeded             422 limit_exceeded    (per-plugin limits: field, maximum)
     ├── EventTooDeep              422 event_too_deep    (nesting of an event: field, maximum)
     ├── InvalidUnicode            422 invalid_unicode   (a string no plugin could get: field)
     ├── WebhookRejected           422 webhook_rejected  (a webhook setting: field)
     │   └── AddressRefused        422 address_refused   (receiver not allowed: field, address)
+    ├── StoreUnavailable          503 store_unavailable (the store is out of reach: 'retry_after_s')
     ├── BuildFailed               build of a plugin version failed
     └── SandboxError              the engine could not run a container (infrastructure)
 """
@@ -35,6 +37,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from executor.identifiers import IdentifierError, IdKind, check_identifier
+
 __all__ = [
     "AddressRefused",
     "BuildFailed",
@@ -42,6 +46,7 @@ __all__ = [
     "EventTooDeep",
     "ExecutorError",
     "InvalidCursor",
+    "InvalidIdentifier",
     "InvalidQuery",
     "InvalidUnicode",
     "LimitExceeded",
@@ -54,12 +59,14 @@ __all__ = [
     "RateLimited",
     "RequirementsForbidden",
     "SandboxError",
+    "StoreUnavailable",
     "TooManyBuckets",
     "UnknownRuntime",
     "UploadCheckBusy",
     "UploadCheckLimit",
     "UploadTooLarge",
     "WebhookRejected",
+    "checked_identifier",
 ]
 
 
@@ -240,6 +247,25 @@ class RequirementsForbidden(PluginRejected):
     code = "requirements_forbidden"
 
 
+class InvalidIdentifier(ExecutorError):
+    """A name or id its kind does not allow: the message says what is allowed."""
+
+    code = "invalid_identifier"
+    status_code = 422
+
+    def __init__(self, message: str | None = None, *, field: str) -> None:
+        super().__init__(message, field=field)
+        self.field = field
+
+
+def checked_identifier(kind: IdKind, value: str, field: str) -> str:
+    """``value`` if it is a whole ``kind``, else InvalidIdentifier naming ``field``."""
+    try:
+        return check_identifier(kind, value)
+    except IdentifierError as error:
+        raise InvalidIdentifier(error.message, field=field) from None
+
+
 class LimitExceeded(ExecutorError):
     """A per-plugin limit is above the operator's maximum: ask for at most the maximum."""
 
@@ -312,3 +338,14 @@ class SandboxError(ExecutorError):
 
     code = "sandbox_error"
     status_code = 503
+
+
+class StoreUnavailable(ExecutorError):
+    """The database is out of reach: nothing was stored; retry after 'retry_after_s' seconds."""
+
+    code = "store_unavailable"
+    status_code = 503
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s

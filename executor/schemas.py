@@ -9,8 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from executor.bounds import MAX_INT64
+from executor.identifiers import EventId, ProjectId, RuntimeName, TenantName, VersionNumber
 from executor.statuses import (
+    AttemptKind,
     BuildStatus,
     InvocationStatus,
     NodeState,
@@ -53,8 +54,6 @@ __all__ = [
 ]
 
 LogType = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "SYSTEM"]
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
-TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 class _Strict(BaseModel):
@@ -68,9 +67,9 @@ LABELED_EVENTS = frozenset({"onSubmit", "onReview"})
 class EventIn(_Strict):
     """A labeling event posted by the platform."""
 
-    id: str | None = Field(None, pattern=ID_PATTERN, description="Optional idempotency key.")
+    id: EventId | None = Field(None, description="Optional idempotency key.")
     type: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_.*-]*$")
-    project_id: str = Field(pattern=ID_PATTERN)
+    project_id: ProjectId
     asset_id: str | None = Field(
         None, max_length=200, validate_default=True, description="Required for onSubmit, onReview."
     )
@@ -97,9 +96,6 @@ class EventAccepted(BaseModel):
     invocations: list[str]
 
 
-RUNTIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
-
-
 class ActivationIn(_Strict):
     """Body of PUT /v1/projects/{project_id}/plugins/{name}; empty means the defaults."""
 
@@ -111,15 +107,11 @@ class ActivationIn(_Strict):
     max_retries: int = Field(
         0, ge=0, le=10, description="Retries of plugin failures (failed, timed_out, oom_killed)."
     )
-    version: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_INT64,
-        description="Pin this ACTIVE version; default: follow the current one.",
+    version: VersionNumber | None = Field(
+        None, description="Pin this ACTIVE version; default: follow the current one."
     )
-    runtime: str | None = Field(
+    runtime: RuntimeName | None = Field(
         None,
-        pattern=RUNTIME_PATTERN,
         description="OCI runtime the runs need (runc, runsc): only nodes that have it claim "
         "them; default: the operator's.",
     )
@@ -203,10 +195,8 @@ class GatewayCallPublic(BaseModel):
 class RollbackIn(_Strict):
     """Body of POST /v1/plugins/{name}/rollback (optional): the version to serve."""
 
-    to: int | None = Field(
+    to: VersionNumber | None = Field(
         None,
-        ge=1,
-        le=MAX_INT64,
         description="An ACTIVE version, older (rollback) or newer (roll forward) than the "
         "current one; default: the ACTIVE version before the current one.",
     )
@@ -262,6 +252,11 @@ class AttemptPublic(BaseModel):
     attempt: int
     reason: str
     at: datetime
+    kind: AttemptKind | None = Field(
+        None,
+        description="plugin (counted against max_retries), infrastructure (retried for "
+        "EXECUTOR_INFRA_RETRY_BUDGET_S) or handed_back; none: the executor running it stopped.",
+    )
 
 
 class LogMetadata(BaseModel):
@@ -334,7 +329,7 @@ class Envelope(BaseModel):
 class TenantIn(_Strict):
     """Body of POST /v1/tenants; quotas left out are the operator's defaults."""
 
-    name: str = Field(pattern=TENANT_PATTERN, description="Lower-case letters, digits, _ and -.")
+    name: TenantName = Field(description="Lower-case letters, digits, _ and -.")
     max_plugins: int | None = Field(None, ge=1, le=1_000_000)
     max_versions: int | None = Field(None, ge=1, le=1_000_000, description="Per plugin.")
     max_concurrent_runs: int | None = Field(None, ge=1, le=1_000_000)
@@ -470,4 +465,10 @@ class NodePublic(BaseModel):
     warm: dict[str, int] = Field(description="Plugin version id -> warm containers ready.")
     running: int = Field(description="Runs it holds now.")
     started_at: datetime
-    heartbeat_at: datetime
+    heartbeat_at: datetime = Field(
+        description="Its last heartbeat (or claim, which renews it), by the database's clock."
+    )
+    clock_skew_s: float | None = Field(
+        description="How far the node's clock was ahead of the database's at its last "
+        "heartbeat (seconds; negative: behind; null: not measured yet)."
+    )

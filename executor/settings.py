@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from executor.identifiers import NodeId
 from executor.statuses import RuntimeFlavor
 
 __all__ = ["PlatformTarget", "SandboxProfile", "Settings"]
@@ -25,6 +26,22 @@ REGISTRY_ADDRESS = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*")
 # Room above the log cap the engine's copy of a run's output keeps (a line past the cap).
 ENGINE_LOG_SLACK_BYTES = 64 * 1024
 PROJECT_PLACEHOLDER = "{project_id}"
+
+
+# A wildcard listen address is no address to reach: the loopback of its family is.
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def check_public_url(url: str | None) -> str | None:
+    """Refuse a public URL that is not an http(s) origin (and path prefix) alone."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"public URL {url!r} must be http:// or https:// with a host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"public URL {url!r} must not carry a query, a fragment or user info")
+    return url
 
 
 def check_platform_url(url: str) -> str:
@@ -115,6 +132,12 @@ class Settings(BaseSettings):
     # --- server
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8700, description="Port the API listens on.")
+    public_url: str | None = Field(
+        None,
+        description="URL clients reach the API at, for the URLs it answers (redirects, "
+        "GraphQL upload URLs), never taken from a request's Host header; default: "
+        "http://HOST:PORT (127.0.0.1 for a wildcard HOST).",
+    )
     data_dir: Path = Field(Path("var"), description="Database, operator key and build work.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file in data_dir."
@@ -256,7 +279,17 @@ class Settings(BaseSettings):
         30.0, ge=0, description="On SIGTERM, wait this long for runs before handing them back."
     )
     retry_max_attempts: int = Field(
-        5, ge=1, description="Attempts for infrastructure failures before 'dead'."
+        5,
+        ge=1,
+        description="Attempts of a run whose executor stopped (its lease expired), and of a "
+        "webhook delivery, before 'dead'.",
+    )
+    infra_retry_budget_s: float = Field(
+        600.0,
+        gt=0,
+        description="How long a run keeps being retried through infrastructure failures "
+        "(registry, Docker Engine, store unreachable; container stopped from outside), from "
+        "its first one, before 'dead'.",
     )
     retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
     retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay.")
@@ -290,9 +323,8 @@ class Settings(BaseSettings):
     sandbox: SandboxProfile = Field(default_factory=SandboxProfile)
 
     # --- nodes (docs/scaling.md)
-    node_id: str | None = Field(
+    node_id: NodeId | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$",
         description="This process's node id, on every container it creates; default: "
         "hostname-<engine id>. Each dispatching process on one engine needs its own.",
     )
@@ -304,6 +336,13 @@ class Settings(BaseSettings):
     node_labels: dict[str, str] = Field(
         default_factory=dict,
         description='Labels an activation\'s node selector matches, JSON: {"zone": "a"}.',
+    )
+    clock_skew_warn_s: float = Field(
+        5.0,
+        gt=0,
+        description="A node whose clock is off from the database's by more than this logs a "
+        "warning (shown in `plugin-executor nodes`); leases and heartbeats use the "
+        "database's clock either way.",
     )
 
     # --- platform API gateway (docs/gateway.md)
@@ -359,6 +398,19 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(
         5, ge=1, description="Deliveries of one event on 5xx, timeouts and connection errors."
     )
+    webhook_pool_size: int = Field(
+        16,
+        ge=1,
+        description="Webhook deliveries in flight at once on one executor, on threads of "
+        "their own: a slow receiver holds one of these, never a plugin run slot.",
+    )
+    webhook_tenant_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of the webhook pool one tenant's deliveries may hold at once "
+        "(at least one delivery), so one tenant's slow receivers leave the rest to others.",
+    )
 
     # --- logs: live follow and retention
     log_follow_poll_s: float = Field(
@@ -411,6 +463,8 @@ class Settings(BaseSettings):
     # --- CLI client
     url: str = Field("http://127.0.0.1:8700", description="Server URL the CLI talks to.")
     api_key: SecretStr | None = Field(None, description="API key the CLI sends.")
+
+    _check_public_url = field_validator("public_url")(check_public_url)
 
     @field_validator("webhook_allowed_hosts")
     @classmethod
@@ -484,6 +538,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'executor.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """``public_url`` without a trailing slash, or the one derived from host and port."""
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        host = WILDCARD_HOSTS.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def resolved_gateway_socket_dir(self) -> Path:

@@ -11,6 +11,7 @@ import enum
 __all__ = [
     "PLUGIN_FAILURES",
     "TERMINAL_STATUSES",
+    "AttemptKind",
     "BuildStatus",
     "InvocationStatus",
     "NodeState",
@@ -44,6 +45,15 @@ TERMINAL_STATUSES: frozenset[InvocationStatus] = frozenset(InvocationStatus) - {
 PLUGIN_FAILURES: frozenset[InvocationStatus] = frozenset(
     {InvocationStatus.FAILED, InvocationStatus.TIMED_OUT, InvocationStatus.OOM_KILLED}
 )
+
+
+class AttemptKind(enum.StrEnum):
+    """Why an attempt of an invocation did not end it (kept with its reason): retries of
+    plugin failures are counted, infrastructure failures are retried for a time budget."""
+
+    PLUGIN = "plugin"  # the plugin's own failure (PLUGIN_FAILURES)
+    INFRASTRUCTURE = "infrastructure"  # registry, engine, store, container stopped outside
+    HANDED_BACK = "handed_back"  # the executor shut down while it ran
 
 
 class BuildStatus(enum.StrEnum):

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 
-from executor.api.app import create_app
+from executor.api.app import HTTP_PROTOCOL, create_app
 from executor.service.wiring import ExecutorService
 from executor.settings import SandboxProfile, Settings
 from executor.statuses import TERMINAL_STATUSES, RuntimeFlavor
@@ -229,7 +229,9 @@ def start_server(
 ) -> tuple[RunningServer, uvicorn.Server, threading.Thread]:
     service = ExecutorService(settings)
     app = create_app(service)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", http=HTTP_PROTOCOL
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

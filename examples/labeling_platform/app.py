@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from examples.labeling_platform.db import Database
 from examples.labeling_platform.delivery import Deliverer
 from examples.labeling_platform.errors import install_error_handler
+from examples.labeling_platform.idempotency import IdempotencyKeys
 from examples.labeling_platform.routes import router
 from examples.labeling_platform.settings import PlatformSettings
 
@@ -36,6 +37,13 @@ def create_app(settings: PlatformSettings) -> FastAPI:
     app.state.deliverer = deliverer
     install_error_handler(app)
     app.include_router(router)
+    # Outermost: a call made again (a re-run attempt of a plugin) is answered before any
+    # route acts.
+    app.add_middleware(
+        IdempotencyKeys,
+        max_keys=settings.idempotency_max_keys,
+        ttl_s=settings.idempotency_ttl_s,
+    )
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

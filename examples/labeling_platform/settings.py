@@ -28,3 +28,9 @@ class PlatformSettings(BaseSettings):
     executor_api_key: SecretStr | None = Field(None, description="Executor API key.")
     delivery_timeout_s: float = Field(10.0, gt=0, description="Time limit of one event post.")
     delivery_retry_max_s: float = Field(30.0, gt=0, description="Longest wait between retries.")
+    idempotency_max_keys: int = Field(
+        10_000, gt=0, description="Idempotency-Key answers kept (the oldest forgotten first)."
+    )
+    idempotency_ttl_s: float = Field(
+        24 * 3600, gt=0, description="How long an Idempotency-Key answer is kept."
+    )

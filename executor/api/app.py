@@ -14,6 +14,7 @@ from executor.api.errors import install_error_handlers
 from executor.api.graphql import graphql_router
 from executor.api.graphql.route import UPLOAD_SUFFIX
 from executor.api.limits import BodyLimitMiddleware
+from executor.api.public_url import PublicUrlMiddleware
 from executor.api.request_ids import RequestIdMiddleware
 from executor.api.routes import (
     audit,
@@ -30,9 +31,13 @@ from executor.api.routes import (
     tenants,
     webhooks,
 )
+from executor.gateway.server import JsonErrorH11
 from executor.service.wiring import ExecutorService
 
-__all__ = ["create_app"]
+__all__ = ["HTTP_PROTOCOL", "create_app"]
+
+# What uvicorn serves the API with: a request h11 cannot parse gets JSON, like every answer.
+HTTP_PROTOCOL = JsonErrorH11
 
 # An upload (10 MiB archive) plus its multipart framing; every other body is far smaller.
 UPLOAD_CAP_BYTES = 11 * 1024 * 1024
@@ -65,6 +70,7 @@ def create_app(service: ExecutorService) -> FastAPI:
         },
         default_cap=service.settings.max_request_bytes,
     )
+    app.add_middleware(PublicUrlMiddleware, public_url=service.settings.resolved_public_url)
     # Added last, so outermost: every answer, a 413 included, carries the request id.
     app.add_middleware(RequestIdMiddleware)
     for module in (

@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from executor.schemas import TENANT_PATTERN
+from executor.identifiers import TenantName
 from executor.service.wiring import ExecutorService
 from executor.statuses import Scope
 from executor.store.db import Session
@@ -63,9 +63,8 @@ async def get_caller(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     x_tenant: Annotated[
-        str | None,
+        TenantName | None,
         Header(
-            pattern=TENANT_PATTERN,
             description="Operator key only: the tenant to act on (default: 'default').",
         ),
     ] = None,

@@ -9,10 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from executor.errors import ExecutorError, RateLimited
+from executor.errors import ExecutorError, InvalidIdentifier, RateLimited, StoreUnavailable
 
-__all__ = ["install_error_handlers", "internal_error"]
+__all__ = ["STORE_RETRY_AFTER_S", "install_error_handlers", "internal_error", "store_unavailable"]
 
+# What a 503 store_unavailable asks callers to wait: a restarting PostgreSQL or a failover
+# takes seconds; a caller retrying sooner only adds load.
+STORE_RETRY_AFTER_S = 5
+
+INVALID_IDENTIFIER = InvalidIdentifier.code
 HTTP_CODES = {
     400: "bad_request",
     401: "not_authenticated",
@@ -30,7 +35,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 async def _executor_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ExecutorError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | StoreUnavailable):
         headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
@@ -45,7 +50,10 @@ def _validation_entry(error: Any, body: Any) -> dict[str, Any]:
     if error["type"] == "json_invalid" and isinstance(body, str):
         # FastAPI gives the character offset of a JSON syntax error in the decoded body.
         return _json_syntax_entry(error["ctx"]["error"], body[: error["loc"][-1]])
-    return {"field": _field_path(tuple(error["loc"])), "message": error["msg"]}
+    entry = {"field": _field_path(tuple(error["loc"])), "message": error["msg"]}
+    if error["type"] == INVALID_IDENTIFIER:
+        entry["code"] = INVALID_IDENTIFIER
+    return entry
 
 
 def _not_utf8_entry(exc: UnicodeDecodeError) -> dict[str, Any]:
@@ -68,10 +76,13 @@ def _json_syntax_entry(problem: str, before: str) -> dict[str, Any]:
 
 def _invalid_request(errors: list[dict[str, Any]]) -> JSONResponse:
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    # A name or id answers as the services' own check does (InvalidIdentifier).
+    identifier = first.get("code") == INVALID_IDENTIFIER
     return JSONResponse(
         {
-            "code": "invalid_request",
+            "code": INVALID_IDENTIFIER if identifier else "invalid_request",
             "message": f"{first['field']}: {first['message']}; fix the request and send it again",
+            **({"field": first["field"]} if identifier else {}),
             "errors": errors,
         },
         status_code=422,
@@ -102,6 +113,16 @@ def internal_error(request_id: str) -> JSONResponse:
             "request_id": request_id,
         },
         status_code=500,
+    )
+
+
+def store_unavailable(request_id: str) -> JSONResponse:
+    """The answer when the store cannot be reached (``executor.store.db.unreachable``)."""
+    error = StoreUnavailable(retry_after_s=STORE_RETRY_AFTER_S)
+    return JSONResponse(
+        {**error.to_dict(), "request_id": request_id},
+        status_code=error.status_code,
+        headers={"Retry-After": str(error.retry_after_s)},
     )
 
 

@@ -284,4 +284,5 @@ def node_public(node: Node, running: int) -> NodePublic:
         running=running,
         started_at=node.started_at,
         heartbeat_at=node.heartbeat_at,
+        clock_skew_s=node.clock_skew_s,
     )

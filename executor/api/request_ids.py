@@ -2,7 +2,8 @@
 
 Every response carries ``X-Request-ID``: the caller's own when it looks like an id,
 otherwise a fresh one. An exception no handler took is logged with its traceback and that
-id, and answered as the JSON 500 of ``executor.api.errors.internal_error`` — never as
+id, and answered as the JSON 500 of ``executor.api.errors.internal_error`` (503
+``store_unavailable`` when the store was out of reach) — never as
 plain text — so a caller can quote the id and the operator can find the traceback.
 """
 
@@ -15,7 +16,8 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from executor.api.errors import internal_error
+from executor.api.errors import internal_error, store_unavailable
+from executor.store.db import unreachable
 
 __all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "request_id_of"]
 
@@ -62,9 +64,22 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("%s %s failed: request id %s", scope["method"], scope["path"], request_id)
+        except Exception as error:
+            answer = internal_error
+            if unreachable(error):  # not a bug: no traceback, a 503 to retry
+                log.warning(
+                    "%s %s: the store is unreachable (%s): request id %s",
+                    scope["method"],
+                    scope["path"],
+                    type(error).__name__,
+                    request_id,
+                )
+                answer = store_unavailable
+            else:
+                log.exception(
+                    "%s %s failed: request id %s", scope["method"], scope["path"], request_id
+                )
             # Once the response has begun, the server can only cut it short: it closes the
             # connection when the app returns without finishing it.
             if not started:
-                await internal_error(request_id)(scope, receive, send_with_id)
+                await answer(request_id)(scope, receive, send_with_id)

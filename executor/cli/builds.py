@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from executor.cli.client import ApiClient
-from executor.cli.common import WideOpt, call, client
+from executor.cli.common import PluginArg, WideOpt, call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 from executor.statuses import BuildStatus
 
@@ -46,7 +46,7 @@ def _latest_version(api: ApiClient, name: str) -> int:
 
 
 def build_log(
-    name: str,
+    name: PluginArg,
     version: Annotated[int | None, typer.Option(help="Version; default: the latest.")] = None,
     follow: Annotated[bool, typer.Option(help="Stream the log until the build ends.")] = False,
     as_json: JsonOpt = False,
@@ -71,7 +71,7 @@ def build_log(
         raise typer.Exit(1)
 
 
-def versions(name: str, wide: WideOpt = False, as_json: JsonOpt = False) -> None:
+def versions(name: PluginArg, wide: WideOpt = False, as_json: JsonOpt = False) -> None:
     """List a plugin's versions: status, which is current, image kept, dependencies."""
     plugin = call(client().plugin, name)
     if as_json:
@@ -127,13 +127,13 @@ ToOpt = Annotated[
 ]
 
 
-def rollback(name: str, to: ToOpt = None, as_json: JsonOpt = False) -> None:
+def rollback(name: PluginArg, to: ToOpt = None, as_json: JsonOpt = False) -> None:
     """Serve an older ACTIVE version (default: the one before the current one), or with
     --to any ACTIVE version; warns when most of its latest runs failed."""
     _serve(name, to, as_json)
 
 
-def roll_forward(name: str, to: ToOpt = None, as_json: JsonOpt = False) -> None:
+def roll_forward(name: PluginArg, to: ToOpt = None, as_json: JsonOpt = False) -> None:
     """Serve a newer ACTIVE version (default: the newest, which new uploads then replace)."""
     if to is None:
         to = _newest_runnable(call(client().plugin, name))

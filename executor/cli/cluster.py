@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli.common import call, client
+from executor.cli.common import NodeArg, call, client
 from executor.cli.config import server_settings
 from executor.cli.heap import settle_heap
 from executor.cli.render import console, err_console, print_json, print_table
@@ -54,18 +54,15 @@ def worker() -> None:
 
 @nodes_app.callback(invoke_without_command=True)
 def list_nodes(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List the nodes: state, runtimes, capacity, runs held, heartbeat."""
+    """List the nodes: state, runtimes, capacity, runs held, heartbeat, clock skew."""
     if ctx.invoked_subcommand is not None:
         return
     nodes = call(client().request, "GET", "/v1/nodes")
     if as_json:
         print_json(nodes)
         return
-    print_table(
-        "Nodes",
-        ["id", "state", "runtimes", "runs", "warm MiB", "labels", "engine", "heartbeat"],
-        (_row(n) for n in nodes),
-    )
+    columns = ["id", "state", "runtimes", "runs", "warm MiB", "labels", "engine", "heartbeat"]
+    print_table("Nodes", [*columns, "clock skew"], (_row(n) for n in nodes))
 
 
 def _row(node: dict[str, Any]) -> list[Any]:
@@ -79,11 +76,17 @@ def _row(node: dict[str, Any]) -> list[Any]:
         labels,
         node["engine_version"],
         node["heartbeat_at"][:19].replace("T", " "),
+        _skew(node["clock_skew_s"]),
     ]
 
 
+def _skew(seconds: float | None) -> str:
+    """The node's clock against the database's: ``+600.0 s`` (ahead), ``-`` (not measured)."""
+    return "-" if seconds is None else f"{seconds:+.1f} s"
+
+
 @nodes_app.command("drain")
-def drain(node_id: str, as_json: JsonOpt = False) -> None:
+def drain(node_id: NodeArg, as_json: JsonOpt = False) -> None:
     """The node finishes the runs it holds and claims no new ones (until it restarts)."""
     node = call(client().request, "POST", f"/v1/nodes/{node_id}/drain")
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -10,17 +11,59 @@ from rich.markup import escape
 from executor.cli.client import ApiClient, ApiError
 from executor.cli.config import ClientSettings
 from executor.cli.render import err_console, terminal_text
+from executor.identifiers import IdKind, identifier_problem
 
-__all__ = ["ActAsOpt", "WideOpt", "call", "client"]
+__all__ = [
+    "ActAsOpt",
+    "KeyArg",
+    "NodeArg",
+    "PluginArg",
+    "ProjectArg",
+    "ProjectOpt",
+    "TenantArg",
+    "TenantOpt",
+    "WideOpt",
+    "call",
+    "checks",
+    "client",
+]
 
+
+def checks(kind: IdKind) -> Callable[[str | None], str | None]:
+    """A typer callback: the value if it is a whole ``kind``, else a usage error (exit 2)
+    naming the parameter, before any request is made (a '..' in a path would move it)."""
+
+    def check(value: str | None) -> str | None:
+        problem = None if value is None else identifier_problem(kind, value)
+        if problem is not None:
+            raise typer.BadParameter(terminal_text(problem))
+        return value
+
+    return check
+
+
+PluginArg = Annotated[str, typer.Argument(help="Plugin name.", callback=checks(IdKind.PLUGIN))]
+ProjectArg = Annotated[str, typer.Argument(help="Project id.", callback=checks(IdKind.PROJECT))]
+TenantArg = Annotated[str, typer.Argument(help="Tenant name.", callback=checks(IdKind.TENANT))]
+KeyArg = Annotated[str, typer.Argument(help="Key id.", callback=checks(IdKind.KEY))]
+NodeArg = Annotated[str, typer.Argument(help="Node id.", callback=checks(IdKind.NODE))]
+ProjectOpt = Annotated[
+    str, typer.Option("--project", "-p", help="Project id.", callback=checks(IdKind.PROJECT))
+]
+TenantOpt = Annotated[
+    str, typer.Option("--tenant", "-t", help="Tenant name.", callback=checks(IdKind.TENANT))
+]
 WideOpt = Annotated[
     bool,
     typer.Option("--wide", help="Every column whole (else columns that do not fit are hidden)."),
 ]
-
 ActAsOpt = Annotated[
     str | None,
-    typer.Option("--tenant", help="Operator key only: the tenant to act on (default: 'default')."),
+    typer.Option(
+        "--tenant",
+        help="Operator key only: the tenant to act on (default: 'default').",
+        callback=checks(IdKind.TENANT),
+    ),
 ]
 
 

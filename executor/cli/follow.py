@@ -18,7 +18,8 @@ __all__ = ["follow_records", "paged_records", "parse_since"]
 
 RECONNECT_PAUSE_S = 1.0
 PAGE_SIZE = 1000
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+# ASCII digits only (\d takes any script's), few enough for a timedelta.
+_RELATIVE = re.compile(r"([0-9]{1,5})([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -27,7 +28,7 @@ def parse_since(value: str, now: Callable[[], datetime] = lambda: datetime.now(U
 
     Raises ValueError with what was expected.
     """
-    match = _RELATIVE.match(value.strip())
+    match = _RELATIVE.fullmatch(value.strip())
     if match:
         delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
         return (now() - delta).isoformat()

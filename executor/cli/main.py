@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from executor.cli import builds, cluster, common, local, scaffold, stats, tenants, webhooks
 from executor.cli.client import ApiClient
+from executor.cli.common import PluginArg, ProjectOpt, checks
 from executor.cli.config import server_settings
 from executor.cli.follow import follow_records, paged_records, parse_since
 from executor.cli.heap import settle_heap
@@ -27,13 +28,17 @@ from executor.cli.render import (
     print_table,
     terminal_text,
 )
+from executor.identifiers import IdKind
 from executor.statuses import TERMINAL_STATUSES, BuildStatus
 
 app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
 
 RUN_POLL_S = 0.5
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project id.")]
+ProjectOrNone = Annotated[
+    str | None,
+    typer.Option("--project", "-p", help="Project id.", callback=checks(IdKind.PROJECT)),
+]
 
 
 class LogLevel(enum.StrEnum):
@@ -58,7 +63,7 @@ def serve(
     """Start the executor server (API, builder and dispatcher) on EXECUTOR_HOST:EXECUTOR_PORT."""
     import uvicorn
 
-    from executor.api.app import create_app
+    from executor.api.app import HTTP_PROTOCOL, create_app
     from executor.service.wiring import ExecutorService
 
     settings = server_settings()
@@ -72,14 +77,17 @@ def serve(
         )
     api = create_app(service)
     settle_heap()
-    uvicorn.run(api, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(api, host=settings.host, port=settings.port, log_level="info", http=HTTP_PROTOCOL)
 
 
 @app.command()
 def push(
     path: Annotated[Path, typer.Argument(help="Plugin folder, archive, or one .py file.")],
     name: Annotated[
-        str | None, typer.Option(help="Plugin name; default: the folder/file name.")
+        str | None,
+        typer.Option(
+            help="Plugin name; default: the folder/file name.", callback=checks(IdKind.PLUGIN)
+        ),
     ] = None,
     runtime: Annotated[
         str | None,
@@ -130,7 +138,7 @@ def push(
 
 @app.command()
 def activate(
-    name: str,
+    name: PluginArg,
     project: ProjectOpt,
     event: Annotated[
         list[str] | None, typer.Option("--event", "-e", help="Event type or glob (repeatable).")
@@ -180,7 +188,7 @@ def _node_selector(labels: list[str]) -> dict[str, str]:
 
 
 @app.command()
-def deactivate(name: str, project: ProjectOpt) -> None:
+def deactivate(name: PluginArg, project: ProjectOpt) -> None:
     """Deactivate a plugin on a project."""
     common.call(common.client().request, "DELETE", f"/v1/projects/{project}/plugins/{name}")
     console.print(f"{name} no longer active on {project}")
@@ -216,12 +224,14 @@ def _serving(plugin: dict[str, Any]) -> list[Any]:
 
 @app.command()
 def event(
-    project: Annotated[str | None, typer.Option("--project", "-p", help="Project id.")] = None,
+    project: ProjectOrNone = None,
     type_: Annotated[str, typer.Option("--type", "-t", help="Event type.")] = "onSubmit",
     asset: Annotated[str | None, typer.Option(help="Asset id.")] = None,
     file: Annotated[Path | None, typer.Option(help="JSON file with the whole event.")] = None,
     label: Annotated[str | None, typer.Option(help="Label as JSON.")] = None,
-    event_id: Annotated[str | None, typer.Option("--id", help="Idempotency key.")] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Idempotency key.", callback=checks(IdKind.EVENT))
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the runs to end.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -255,7 +265,7 @@ def _wait_for_run(client: ApiClient, invocation_id: str) -> Any:
 
 @app.command()
 def logs(
-    plugin: str,
+    plugin: PluginArg,
     project: ProjectOpt,
     run: Annotated[str | None, typer.Option(help="Only this invocation id.")] = None,
     level: Annotated[
@@ -318,8 +328,8 @@ def _print_records(records: Iterator[Any], as_json: bool) -> None:
 
 @app.command()
 def runs(
-    plugin: str,
-    project: Annotated[str | None, typer.Option("--project", "-p", help="Project id.")] = None,
+    plugin: PluginArg,
+    project: ProjectOrNone = None,
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(help="Runs at most, newest first.")] = 50,
     tenant: common.ActAsOpt = None,
@@ -375,7 +385,7 @@ def _millis(value: int | None) -> str:
 
 @app.command()
 def limits(
-    name: str,
+    name: PluginArg,
     memory_mib: Annotated[int | None, typer.Option(help="Memory (no swap), MiB.")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU quota, cores.")] = None,
     pids: Annotated[int | None, typer.Option(help="Processes and threads.")] = None,

@@ -7,14 +7,23 @@ from typing import Annotated, Any
 
 import typer
 
-from executor.cli.common import WideOpt, call, client
+from executor.cli.common import (
+    KeyArg,
+    ProjectArg,
+    TenantArg,
+    TenantOpt,
+    WideOpt,
+    call,
+    checks,
+    client,
+)
 from executor.cli.render import console, err_console, print_json, print_table
+from executor.identifiers import IdKind
 from executor.statuses import Scope
 
 __all__ = ["register"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
 
 QUOTAS = ("max_plugins", "max_versions", "max_concurrent_runs")
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (operator key).")
@@ -23,7 +32,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="A tenant's API keys.")
 
 @tenants_app.command("create")
 def create_tenant(
-    name: str,
+    name: TenantArg,
     max_plugins: Annotated[int | None, typer.Option(help="Quota; default: the operator's.")] = None,
     max_versions: Annotated[int | None, typer.Option(help="Versions per plugin.")] = None,
     max_concurrent_runs: Annotated[int | None, typer.Option(help="Runs at once.")] = None,
@@ -45,7 +54,7 @@ def create_tenant(
 
 @tenants_app.command("update")
 def update_tenant(
-    name: str,
+    name: TenantArg,
     max_plugins: Annotated[int | None, typer.Option(help="New quota.")] = None,
     max_versions: Annotated[int | None, typer.Option(help="Versions per plugin.")] = None,
     max_concurrent_runs: Annotated[int | None, typer.Option(help="Runs at once.")] = None,
@@ -81,7 +90,7 @@ def update_tenant(
 
 
 @tenants_app.command("delete")
-def delete_tenant(name: str) -> None:
+def delete_tenant(name: TenantArg) -> None:
     """Delete a tenant with its keys and projects (refused while it has plugins)."""
     call(client().request, "DELETE", f"/v1/tenants/{name}")
     console.print(f"Tenant {name} deleted.", markup=False, highlight=False)
@@ -100,7 +109,7 @@ def list_tenants(wide: WideOpt = False, as_json: JsonOpt = False) -> None:
 
 
 @tenants_app.command("assign-project")
-def assign_project(project: str, tenant: TenantOpt, as_json: JsonOpt = False) -> None:
+def assign_project(project: ProjectArg, tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     """Give a platform project to a tenant: its events run that tenant's plugins only."""
     result = call(client().request, "PUT", f"/v1/tenants/{tenant}/projects/{project}")
     if as_json:
@@ -160,14 +169,17 @@ def _minute(iso: str | None) -> str:
 
 
 @keys_app.command("revoke")
-def revoke_key(key_id: str, tenant: TenantOpt) -> None:
+def revoke_key(key_id: KeyArg, tenant: TenantOpt) -> None:
     """Revoke a key: it answers 401 from now on."""
     call(client().request, "DELETE", f"/v1/tenants/{tenant}/keys/{key_id}")
     console.print(f"Key {key_id} revoked.")
 
 
 def audit(
-    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", "-t", help="Only this tenant.", callback=checks(IdKind.TENANT)),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Newest entries shown.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli.common import call, client
+from executor.cli.common import PluginArg, call, client
 from executor.cli.render import console, print_json, terminal_text
 
 __all__ = ["register"]
@@ -57,7 +57,7 @@ def _show(saved: dict[str, Any], verb: str, as_json: bool) -> None:
 
 @webhook_app.command("create")
 def create(
-    name: str,
+    name: PluginArg,
     url: Annotated[str, typer.Argument(help="http(s) URL each matching event is POSTed to.")],
     header: HeaderOpt = None,
     handler_type: HandlerOpt = None,
@@ -77,7 +77,7 @@ def create(
 
 @webhook_app.command("update")
 def update(
-    name: str,
+    name: PluginArg,
     url: Annotated[str | None, typer.Option(help="A new URL.")] = None,
     header: HeaderOpt = None,
     handler_type: HandlerOpt = None,

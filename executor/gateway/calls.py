@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import ParamSpec, TypeVar
 
 import httpx
@@ -35,6 +36,7 @@ from executor.gateway.policy import PathRefused, PlatformTargets, Target, check_
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
 from executor.store.db import Database
+from executor.store.gateway import CallRefused
 from executor.tokens import hash_token, token_from_headers
 
 __all__ = ["DRAIN_MAX_BYTES", "Calls"]
@@ -48,10 +50,22 @@ MAX_RECORDED_PATH_CHARS = 2000
 # A refused body up to this size is read and dropped before the answer, so a client that
 # sends its whole body first reads the error instead of a reset connection.
 DRAIN_MAX_BYTES = 16 * 1024 * 1024
+# A refused chunked body is read only while its chunks keep coming. A body that is not
+# chunked at all (a plain body under "Transfer-Encoding: chunked") never completes a chunk
+# line, so h11 would wait for it for ever: once no chunk came for this long, it is refused.
+CHUNK_STALL_S = 5.0
 # Threads for the store's blocking calls (token lookup, call counter, audit record): the
 # bound on the gateway's store connections, within SQLAlchemy's default pool of 5 + 10.
 STORE_THREADS = 8
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+TOKEN_REFUSALS = {
+    CallRefused.UNKNOWN: "the run token is not known",
+    CallRefused.REVOKED: "the run this token was issued to has finished (its handler returned "
+    "or its container ended): a run token is good only while its handler runs",
+    CallRefused.SUPERSEDED: "the attempt this token was issued to lost its run to another node "
+    "(its lease expired): only the attempt holding the run may call",
+    CallRefused.EXPIRED: "the run token expired at the run's deadline",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,15 @@ class _Admitted:
     grant: _Grant
     target: Target
     path_and_query: str
+    ordinal: int  # of the call in its attempt, from 1: the platform's idempotency key
+
+
+class Drained(Enum):
+    """What is left of a refused body after the gateway read and dropped it."""
+
+    ALL = "all"  # read to its end (or the client left)
+    LEFT = "left"  # over the drain bound, or not sent until 100 Continue: close after
+    STALLED = "stalled"  # a chunked body whose next chunk did not come
 
 
 class _Body:
@@ -90,18 +113,22 @@ class _Body:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def drain(self) -> bool:
-        """Read and drop the body, up to ``DRAIN_MAX_BYTES``; True when none of it is left."""
+    async def drain(self, stall_s: float | None = None) -> Drained:
+        """Read and drop the body, up to ``DRAIN_MAX_BYTES``; with ``stall_s``, only while
+        each part comes within ``stall_s``."""
         self.touched = True
         drained = 0
         while drained <= DRAIN_MAX_BYTES:
-            message = await self._receive()
+            try:
+                message = await asyncio.wait_for(self._receive(), stall_s)
+            except TimeoutError:
+                return Drained.STALLED
             if message["type"] != "http.request":  # the client went away
-                return True
+                return Drained.ALL
             drained += len(message.get("body", b""))
             if not message.get("more_body", False):
-                return True
-        return False
+                return Drained.ALL
+        return Drained.LEFT
 
 
 class Calls:
@@ -150,8 +177,18 @@ class Calls:
                 "the executor's gateway failed; see the executor log",
                 close=True,
             )
-        if not body.touched and _has_body(headers) and not await _drop_body(headers, body):
-            reply.close = True  # unread bytes would be taken for the next request
+        if not body.touched and _has_body(headers):
+            left = await _drop_body(headers, body)
+            if left is Drained.STALLED:
+                reply = error_reply(
+                    400,
+                    "bad_chunked_body",
+                    "the request body is sent as 'Transfer-Encoding: chunked' but no valid "
+                    f"chunk came within {CHUNK_STALL_S:g} s: send the body with Content-Length",
+                    close=True,
+                )
+            elif left is Drained.LEFT:
+                reply.close = True  # unread bytes would be taken for the next request
         await _send(send, reply)
 
     async def _answer(self, scope: Scope, headers: httpx.Headers, body: _Body) -> Reply:
@@ -195,6 +232,7 @@ class Calls:
                 admitted.path_and_query,
                 content,
                 admitted.grant.invocation_id,
+                admitted.ordinal,
             )
         await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
         return reply
@@ -242,27 +280,10 @@ class Calls:
         with self.db.session() as session:
             row = gateway_store.find_token(session, token_sha256)
             if row is None:
-                return None, error_reply(401, "token_unknown", "the run token is not known")
+                return None, self._refused(CallRefused.UNKNOWN)
             grant = _Grant(token_sha256, row.invocation_id, row.project_id, row.lease_generation)
-            if row.revoked_at is not None:
-                return grant, error_reply(
-                    401,
-                    "token_revoked",
-                    "the run this token was issued to has finished (its handler returned "
-                    "or its container ended): a run token is good only while its handler runs",
-                )
-            if not gateway_store.token_current(session, row):
-                return grant, error_reply(
-                    401,
-                    "token_superseded",
-                    "the attempt this token was issued to lost its run to another node "
-                    "(its lease expired): only the attempt holding the run may call",
-                )
-            if row.expires_at <= datetime.now(UTC):
-                return grant, error_reply(
-                    401, "token_expired", "the run token expired at the run's deadline"
-                )
-            return grant, None
+            refusal = gateway_store.token_refusal(session, row, datetime.now(UTC))
+            return grant, self._refused(refusal) if refusal is not None else None
 
     def _check(self, grant: _Grant, incoming: Incoming) -> _Admitted | Reply:
         """Path, body size and call count of a live token's call, the count taken if it
@@ -280,19 +301,27 @@ class Calls:
                 f"request body of {incoming.length} bytes is over the cap of {cap} bytes",
                 close=True,
             )
-        if not self._take_call(grant):
-            return error_reply(
-                429,
-                "too_many_calls",
-                f"this run already made its {self.settings.gateway_max_calls} platform calls",
-            )
-        return _Admitted(grant, target, path_and_query)
+        ordinal = self._take_call(grant)
+        if isinstance(ordinal, CallRefused):
+            return self._refused(ordinal)
+        return _Admitted(grant, target, path_and_query, ordinal)
 
-    def _take_call(self, grant: _Grant) -> bool:
+    def _take_call(self, grant: _Grant) -> int | CallRefused:
+        """The call's ordinal in its attempt, from the statement that counts it and checks
+        the token once more (it may have been revoked or superseded since it was read)."""
         with self.db.session() as session:
             return gateway_store.take_call(
-                session, grant.token_sha256, self.settings.gateway_max_calls
+                session, grant.token_sha256, self.settings.gateway_max_calls, datetime.now(UTC)
             )
+
+    def _refused(self, reason: CallRefused) -> Reply:
+        if reason is CallRefused.CAP_REACHED:
+            return error_reply(
+                429,
+                reason.value,
+                f"this run already made its {self.settings.gateway_max_calls} platform calls",
+            )
+        return error_reply(401, reason.value, TOKEN_REFUSALS[reason])
 
     def _record(self, grant: _Grant, incoming: Incoming, reply: Reply, started: float) -> None:
         path = incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS]
@@ -329,13 +358,15 @@ def _has_body(headers: httpx.Headers) -> bool:
     return "transfer-encoding" in headers or int(headers.get("content-length") or 0) > 0
 
 
-async def _drop_body(headers: httpx.Headers, body: _Body) -> bool:
-    """Read and drop a body the gateway refused, so that its sender reads the answer; False
+async def _drop_body(headers: httpx.Headers, body: _Body) -> Drained:
+    """Read and drop a body the gateway refused, so that its sender reads the answer; LEFT
     when that cannot be done: over ``DRAIN_MAX_BYTES``, or not sent until ``100 Continue``."""
     if headers.get("expect", "").lower() == "100-continue":
-        return False
+        return Drained.LEFT
+    if "transfer-encoding" in headers:
+        return await body.drain(CHUNK_STALL_S)
     if int(headers.get("content-length") or 0) > DRAIN_MAX_BYTES:
-        return False
+        return Drained.LEFT
     return await body.drain()
 
 

@@ -15,7 +15,15 @@ import httpx
 from executor.gateway.policy import Target
 from executor.settings import Settings
 
-__all__ = ["MAX_UPSTREAM_CALLS", "Forwarder", "Incoming", "Reply", "error_reply"]
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "MAX_UPSTREAM_CALLS",
+    "Forwarder",
+    "Incoming",
+    "Reply",
+    "error_reply",
+    "idempotency_key",
+]
 
 # Calls to the platform at once (threads, and connections of the client's pool); more wait.
 MAX_UPSTREAM_CALLS = 100
@@ -48,11 +56,15 @@ DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
     "x-real-ip",
     "accept-encoding",
     "expect",
+    "idempotency-key",  # the gateway's own: a plugin must not choose which call it repeats
 }
 KEPT_RESPONSE_HEADERS = frozenset(
     {"content-type", "retry-after", "x-request-id", "etag", "last-modified", "cache-control"}
 )
 INVOCATION_HEADER = "X-Plugin-Invocation"
+# "<invocation id>:<n>" on the n-th call (from 1) of an attempt: the same on a re-run that
+# makes its calls in the same order, never the same for two invocations (docs/gateway.md).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass
@@ -90,6 +102,11 @@ def error_reply(
     return Reply(status, body, all_headers, message, close)
 
 
+def idempotency_key(invocation_id: str, ordinal: int) -> str:
+    """The key of the ``ordinal``-th call (from 1) of any attempt of ``invocation_id``."""
+    return f"{invocation_id}:{ordinal}"
+
+
 class Forwarder:
     """Sends checked calls to the platform (blocking: run it on a thread); ``close`` at the
     end."""
@@ -113,9 +130,12 @@ class Forwarder:
         path_and_query: str,
         body: bytes | None,
         invocation_id: str,
+        ordinal: int,
     ) -> Reply:
-        """The platform's answer to the call, or a 502/504 saying why there is none."""
+        """The platform's answer to the ``ordinal``-th call of an attempt of
+        ``invocation_id``, or a 502/504 saying why there is none."""
         headers = self._upstream_headers(incoming.headers, target, invocation_id)
+        headers.append((IDEMPOTENCY_HEADER, idempotency_key(invocation_id, ordinal)))
         where = f"{incoming.method} {path_and_query.split('?', 1)[0]}"
         try:
             with self._client.stream(

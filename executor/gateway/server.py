@@ -28,7 +28,7 @@ from executor.gateway.forward import Reply, error_reply
 from executor.settings import Settings
 from executor.store.db import Database
 
-__all__ = ["CONTAINER_SOCKET_DIR", "SOCKET_NAME", "Gateway"]
+__all__ = ["CONTAINER_SOCKET_DIR", "SOCKET_NAME", "Gateway", "JsonErrorH11"]
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +45,15 @@ MAX_HEAD_BYTES = 16 * 1024
 SHUTDOWN_MARGIN_S = 10.0
 
 
-class _GatewayH11(H11Protocol):
-    """uvicorn's h11 protocol; a request h11 refuses gets the gateway's JSON error."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Plugin calls are in their runs' records, not in the API's access log (a plugin
-        # may put anything in a query). Per connection: uvicorn's own switch empties the
-        # "uvicorn.access" logger the API server shares.
-        self.access_log = False
+class JsonErrorH11(H11Protocol):
+    """uvicorn's h11 protocol; a request h11 refuses gets a JSON error ``{"code",
+    "message"}`` (uvicorn's own is plain text). The gateway's and the API's."""
 
     def send_400_response(self, msg: str) -> None:
         # Called while h11's error is being handled: its reason says what was wrong.
-        reply = protocol_error_reply(sys.exception())
+        # A request whose head was read and not yet answered: what h11 refused is its body.
+        in_body = self.cycle is not None and not self.cycle.response_complete
+        reply = protocol_error_reply(sys.exception(), in_body=in_body)
         headers = [(name.encode(), value.encode()) for name, value in reply.headers]
         headers += [(b"content-length", str(len(reply.body)).encode()), (b"connection", b"close")]
         for event in (
@@ -69,9 +65,27 @@ class _GatewayH11(H11Protocol):
         self.transport.close()
 
 
-def protocol_error_reply(error: BaseException | None) -> Reply:
-    """The answer to a request that is not valid HTTP/1.1, from h11's reason and status."""
+class _GatewayH11(JsonErrorH11):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Plugin calls are in their runs' records, not in the API's access log (a plugin
+        # may put anything in a query). Per connection: uvicorn's own switch empties the
+        # "uvicorn.access" logger the API server shares.
+        self.access_log = False
+
+
+def protocol_error_reply(error: BaseException | None, *, in_body: bool = False) -> Reply:
+    """The answer to a request that is not valid HTTP/1.1, from h11's reason and status;
+    ``in_body``: h11 refused the body (only a chunked one can be refused)."""
     reason = str(error) if error is not None else "malformed request"
+    if in_body:
+        return error_reply(
+            400,
+            "bad_chunked_body",
+            "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
+            f"chunked encoding ({reason}): send the body with Content-Length",
+            close=True,
+        )
     status = getattr(error, "error_status_hint", 400)
     if status == 431:
         return error_reply(

@@ -14,6 +14,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -30,8 +31,8 @@ from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import webhooks as webhook_store
-from executor.store.db import Database
-from executor.store.tables import Invocation
+from executor.store.db import Database, is_store_outage
+from executor.store.tables import Invocation, Webhook
 
 __all__ = ["Dispatcher"]
 
@@ -55,8 +56,17 @@ def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def tenant_share(settings: Settings) -> int:
+    """Webhook deliveries one tenant may have in flight on a node: its share of the webhook
+    pool, at least one."""
+    return max(1, int(settings.webhook_pool_size * settings.webhook_tenant_share))
+
+
 class Dispatcher:
-    """Runs queued invocations on a pool of ``max_concurrent_runs`` threads."""
+    """Runs queued plugin invocations on a pool of ``max_concurrent_runs`` threads and
+    webhook deliveries on a pool of ``webhook_pool_size`` threads of their own, where each
+    tenant holds at most its share: a slow receiver holds up neither plugin runs nor
+    another tenant's deliveries."""
 
     def __init__(
         self,
@@ -100,7 +110,9 @@ class Dispatcher:
             per_tenant=settings.tenant_max_concurrent_runs,
         )
         self._pool = ThreadPoolExecutor(settings.max_concurrent_runs, "run")
+        self._webhook_pool = ThreadPoolExecutor(settings.webhook_pool_size, "webhook")
         self._running: dict[str, Future[None]] = {}
+        self._delivering: dict[str, str] = {}  # invocation id -> tenant, in _running too
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
@@ -141,6 +153,7 @@ class Dispatcher:
         if not_done:
             self._hand_back()
         self._pool.shutdown(wait=True)
+        self._webhook_pool.shutdown(wait=True)
         self.pool.stop()
         self.deliverer.close()
 
@@ -162,7 +175,6 @@ class Dispatcher:
         now = time.monotonic()
         if now - self._leases_renewed_at < self.settings.lease_s / 3:
             return
-        self._leases_renewed_at = now
         self.node.beat()
         with self.db.session() as session:
             invocation_store.renew_leases(
@@ -171,6 +183,9 @@ class Dispatcher:
             expired = invocation_store.requeue_expired(session, self.settings.retry_max_attempts)
             for invocation in expired:
                 gateway_store.revoke_for(session, invocation.id)
+        # Only once it worked: a node cut off from the store beats again at the next poll
+        # after it is back, before it claims (the claim refuses a stale heartbeat).
+        self._leases_renewed_at = now
         self._report_expired(expired)
         if now - self._swept_at >= self.settings.lease_s:
             self._swept_at = now
@@ -189,10 +204,23 @@ class Dispatcher:
         if len(requeued) < len(expired):
             self.on_logs_written()  # live followers of those runs learn that they ended
 
-    def _claim_available(self) -> None:
+    def _free_slots(self) -> tuple[int, invocation_store.WebhookSlots]:
+        """Free plugin run slots, and free webhook slots with what each tenant holds."""
         with self._lock:
-            slots = self.settings.max_concurrent_runs - len(self._running)
-        if slots <= 0 or self._stopping.is_set() or not self.node.takes_runs:
+            runs = len(self._running) - len(self._delivering)
+            held = Counter(self._delivering.values())
+        webhooks = invocation_store.WebhookSlots(
+            free=self.settings.webhook_pool_size - sum(held.values()),
+            per_tenant=tenant_share(self.settings),
+            held=held,
+        )
+        return self.settings.max_concurrent_runs - runs, webhooks
+
+    def _claim_available(self) -> None:
+        slots, webhook_slots = self._free_slots()
+        if slots <= 0 and webhook_slots.free <= 0:
+            return
+        if self._stopping.is_set() or not self.node.takes_runs:
             return
         assert self.node.claim is not None  # joined at start
         with self.db.session() as session:
@@ -204,6 +232,7 @@ class Dispatcher:
                 self.limits,
                 self.node.claim,
                 self.settings.placement_grace_s,
+                webhooks=webhook_slots,
             )
             # A webhook's invocations go to the deliverer, not to a container.
             webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])
@@ -212,12 +241,19 @@ class Dispatcher:
             if webhook is None:
                 self._submit(self.runner.run, invocation)
             else:
-                self._submit(self.deliverer.deliver, invocation, webhook)
+                self._submit_delivery(invocation, webhook)
 
     def _submit(self, fn: Callable[..., None], invocation: Invocation, *args: object) -> None:
         # Submitted under the lock: the job's own removal (which takes the lock) comes after.
         with self._lock:
             self._running[invocation.id] = self._pool.submit(self._guarded, fn, invocation, *args)
+
+    def _submit_delivery(self, invocation: Invocation, webhook: Webhook) -> None:
+        with self._lock:
+            self._delivering[invocation.id] = invocation.tenant_id
+            self._running[invocation.id] = self._webhook_pool.submit(
+                self._guarded, self.deliverer.deliver, invocation, webhook
+            )
 
     def _guarded(self, fn: Callable[..., None], invocation: Invocation, *args: object) -> None:
         try:
@@ -228,10 +264,14 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._running.pop(invocation.id, None)
+                self._delivering.pop(invocation.id, None)
             self._wakeup.set()
 
     def _crashed(self, invocation: Invocation, error: Exception) -> None:
         try:
+            if is_store_outage(error):  # an outage, waited out like the engine's
+                self.runner.store_failed(invocation, f"store error: {error_summary(error)}")
+                return
             self.runner.crashed(invocation, f"executor error: {error_summary(error)}")
         except Exception:
             # Left running: once this process stops renewing its lease, lease expiry

@@ -3,21 +3,25 @@
 Every dispatching process is a node: it registers (engine version, runtimes, capacity,
 labels) at start and heartbeats with its lease renewals. While beating it also marks lost
 the nodes silent past the lease TTL, whose runs' leases then expire and are re-queued.
-A drained node claims nothing new.
+A drained node claims nothing new. Heartbeats and leases are stamped by the database's
+clock; each beat also measures how far this node's clock is off from it, and warns.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+from datetime import datetime
 
 from executor.engine import Engine
 from executor.errors import ExecutorError
 from executor.settings import Settings
 from executor.statuses import NodeState
 from executor.store import nodes as node_store
+from executor.store.clock import database_now
 from executor.store.db import Database
 from executor.store.invocations import NodeClaim
+from executor.store.tables import utcnow
 
 __all__ = ["NodeMembership", "node_id_for"]
 
@@ -46,6 +50,7 @@ class NodeMembership:
         self.instance = instance
         self.state: str | None = None
         self.claim: NodeClaim | None = None
+        self.skewed = False  # warned that this node's clock is off
 
     def join(self) -> NodeClaim:
         """Register as ready; labels what the engine creates from now on with the node id."""
@@ -115,11 +120,45 @@ class NodeMembership:
         of the nodes marked lost."""
         assert self.claim is not None, "join first"
         with self.db.session() as session:
+            skew = _clock_skew(utcnow(), database_now(session), utcnow())
             revive_as = self.state if self.state == NodeState.DRAINING else NodeState.READY
-            state = node_store.heartbeat(session, self.claim.node_id, self.instance, revive_as)
+            state = node_store.heartbeat(
+                session, self.claim.node_id, self.instance, revive_as, skew
+            )
             lost = node_store.mark_lost(session, self.settings.lease_s)
+        self._note_skew(skew)
         if state != self.state:
             self._changed(state)
         for node_id in lost:
             log.warning("node %s is lost: no heartbeat for %g s", node_id, self.settings.lease_s)
         return lost
+
+    def _note_skew(self, skew: float) -> None:
+        """Warn when this node's clock goes off from the database's (once: ``nodes`` shows
+        the skew of every beat), and say when it is back."""
+        assert self.claim is not None
+        skewed = abs(skew) > self.settings.clock_skew_warn_s
+        if skewed and not self.skewed:
+            log.warning(
+                "node %s: this host's clock is %+.1f s off the database's (more than "
+                "EXECUTOR_CLOCK_SKEW_WARN_S=%g): leases use the database's clock, but times "
+                "this node records (run start, logs) are off; sync the clock (NTP)",
+                self.claim.node_id,
+                skew,
+                self.settings.clock_skew_warn_s,
+            )
+        elif self.skewed and not skewed:
+            log.info(
+                "node %s: this host's clock is back within EXECUTOR_CLOCK_SKEW_WARN_S of the "
+                "database's (%+.1f s)",
+                self.claim.node_id,
+                skew,
+            )
+        self.skewed = skewed
+
+
+def _clock_skew(before: datetime, database: datetime, after: datetime) -> float:
+    """How far this host's clock is ahead of the database's (seconds; negative: behind):
+    ``database`` was read between this host's ``before`` and ``after``, so it is compared
+    with their middle (off by at most half the round trip)."""
+    return round(((before - database) + (after - database)).total_seconds() / 2, 3)

@@ -1,8 +1,9 @@
 """One attempt of one invocation: envelope in, logs out, and what happens next.
 
 After the container ended, the attempt is recorded as terminal, or queued again with
-backoff (infrastructure failures; plugin failures when the activation allows retries), or
-recorded ``dead`` when its retries are used up.
+backoff (infrastructure failures, for the time budget of ``executor.run.retry``; plugin
+failures when the activation allows retries), or recorded ``dead`` when its retries are
+used up.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from executor.errors import SandboxError
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
-from executor.registry import ImageNotInRegistry, Registry, is_digest_reference
+from executor.registry import ImageNotInRegistry, Registry, RegistryError, is_digest_reference
 from executor.run.limits import effective_profile
 from executor.run.output import STDERR, STDOUT, OutputCollector, OutputLine
-from executor.run.retry import RetryPolicy
+from executor.run.retry import BUDGET_SETTING, Infrastructure, RetryPolicy
 from executor.run.sandbox import ImageMissing, RunOutcome, Sandbox, StartedContainer
 from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
-from executor.statuses import PLUGIN_FAILURES, InvocationStatus
+from executor.statuses import PLUGIN_FAILURES, AttemptKind, InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
@@ -44,6 +45,11 @@ def _lease_lost(invocation: Invocation) -> None:
         invocation.id,
         invocation.attempt,
     )
+
+
+def _failed_part(error: SandboxError) -> Infrastructure:
+    """What failed a container's start: the registry (a pull) or the engine."""
+    return Infrastructure.REGISTRY if isinstance(error, RegistryError) else Infrastructure.ENGINE
 
 
 class RunLogWriter:
@@ -197,7 +203,10 @@ class InvocationRunner:
         self.targets = PlatformTargets(settings)
         self.registry = Registry.configured(settings)
         self.policy = RetryPolicy(
-            settings.retry_max_attempts, settings.retry_base_s, settings.retry_max_s
+            settings.retry_max_attempts,
+            settings.retry_base_s,
+            settings.retry_max_s,
+            settings.infra_retry_budget_s,
         )
 
     def _what_to_run(self, invocation: Invocation) -> tuple[Event, str, SandboxProfile] | None:
@@ -228,12 +237,12 @@ class InvocationRunner:
             self._phase("claim", invocation.queued_at, invocation.started_at)
         try:
             started, warm = self._container(invocation, image, profile)
-        except ImageNotInRegistry as exc:  # pulling again cannot help: not retried
+        except (ImageNotInRegistry, ImageMissing) as exc:  # trying again cannot help
             self._image_gone(self._attempt(invocation, event, profile), exc.message)
             return
         except SandboxError as exc:
             attempt = self._attempt(invocation, event, profile)
-            self._infrastructure_failure(attempt, exc.message)
+            self._infrastructure_failure(attempt, exc.message, _failed_part(exc))
             return
         handed_off = False
         try:
@@ -256,7 +265,7 @@ class InvocationRunner:
                 started, data, invocation.id, attempt.on_output(self.db)
             )
         except SandboxError as exc:
-            self._infrastructure_failure(attempt, exc.message)
+            self._infrastructure_failure(attempt, exc.message, Infrastructure.ENGINE)
             return
         finally:
             if not handed_off:  # a container that gets no envelope is not left waiting
@@ -339,7 +348,7 @@ class InvocationRunner:
                 container_id, invocation.id, remaining, attempt.on_output(self.db), running=running
             )
         except SandboxError as exc:
-            self._infrastructure_failure(attempt, exc.message)
+            self._infrastructure_failure(attempt, exc.message, Infrastructure.ENGINE)
             return
         if outcome.output_lost:
             attempt.writer.system(
@@ -354,6 +363,8 @@ class InvocationRunner:
                 infrastructure=True,
                 error="the executor stopped before the plugin received its event",
             )
+            self.conclude(attempt, outcome, Infrastructure.EXECUTOR)
+            return
         self.conclude(attempt, outcome)
 
     def _image_gone(self, attempt: Attempt, message: str) -> None:
@@ -406,8 +417,12 @@ class InvocationRunner:
             deadline=deadline.astimezone(UTC),
         )
 
-    def conclude(self, attempt: Attempt, outcome: RunOutcome) -> None:
-        """Record a finished container's result, or queue the invocation again."""
+    def conclude(
+        self, attempt: Attempt, outcome: RunOutcome, part: Infrastructure = Infrastructure.ENGINE
+    ) -> None:
+        """Record a finished container's result, or queue the invocation again; ``part``
+        is what failed when the outcome is an infrastructure failure (by default the
+        engine: the container was stopped from outside)."""
         attempt.writer.write(attempt.collector.close(), attempt.collector.read_bytes)
         collector, writer, invocation = attempt.collector, attempt.writer, attempt.invocation
         if collector.truncated:
@@ -416,7 +431,7 @@ class InvocationRunner:
                 f"{collector.dropped_bytes} more bytes were dropped"
             )
         if outcome.infrastructure or self.handing_back():
-            self._infrastructure_failure(attempt, outcome.error or "handed back at shutdown")
+            self._infrastructure_failure(attempt, outcome.error or "handed back at shutdown", part)
             return
         if outcome.status in PLUGIN_FAILURES and invocation.max_retries > 0:
             self._plugin_failure(attempt, outcome)
@@ -432,10 +447,16 @@ class InvocationRunner:
         )
 
     def _plugin_failure(self, attempt: Attempt, outcome: RunOutcome) -> None:
+        """Counted: retried while the activation's ``max_retries`` allows."""
         invocation = attempt.invocation
         reason = f"{outcome.status}: {outcome.error}"
-        if invocation.attempt <= invocation.max_retries:
-            self._retry(attempt, reason)
+        failures = invocation_store.plugin_failures(invocation) + 1  # this one too
+        delay = self.policy.after_plugin_failure(
+            invocation.attempt, failures, invocation.max_retries
+        )
+        if delay is not None:
+            attempt.writer.system(f"{reason}; retrying in {delay:.1f} s")
+            self._requeue(invocation, reason, delay, AttemptKind.PLUGIN)
             return
         attempt.writer.system(f"run ended {outcome.status}: {outcome.error}; no retries left")
         self._finish(
@@ -444,40 +465,77 @@ class InvocationRunner:
             outcome.exit_code,
             f"gave up after {invocation.attempt} attempts: {reason}",
             reason=reason,
+            kind=AttemptKind.PLUGIN,
         )
 
-    def _infrastructure_failure(self, attempt: Attempt, reason: str) -> None:
+    def _infrastructure_failure(self, attempt: Attempt, reason: str, part: Infrastructure) -> None:
+        """Waited out: retried until the budget since the run's first infrastructure
+        failure is spent, however many attempts that takes."""
         invocation = attempt.invocation
         if self.handing_back():
             attempt.writer.system("the executor is shutting down: the run is handed back")
-            self._requeue(invocation, "handed back at executor shutdown", 0.0)
+            self._requeue(
+                invocation, "handed back at executor shutdown", 0.0, AttemptKind.HANDED_BACK
+            )
             return
-        if invocation.attempt < self.policy.max_attempts:
-            self._retry(attempt, f"infrastructure: {reason}")
+        with self.db.session() as session:
+            failing = invocation_store.infrastructure_failing(
+                session, invocation.id, invocation.lease_generation
+            )
+        if failing is None:
+            _lease_lost(invocation)
             return
-        attempt.writer.system(f"the executor could not run the plugin: {reason}; giving up")
+        budget = self.policy.infra_budget_s
+        delay = self.policy.after_infrastructure_failure(invocation.attempt, failing.for_s)
+        if delay is not None:
+            attempt.writer.system(
+                f"infrastructure: {reason}; retrying in {delay:.1f} s (infrastructure failures "
+                f"for {failing.for_s:.0f} s of the {budget:g} s budget, {BUDGET_SETTING})"
+            )
+            self._requeue(
+                invocation, f"infrastructure: {reason}", delay, AttemptKind.INFRASTRUCTURE
+            )
+            return
+        attempt.writer.system(
+            f"the executor could not run the plugin: {reason}; infrastructure failures for "
+            f"{failing.for_s:.0f} s used up the {budget:g} s budget; giving up"
+        )
+        error = (
+            f"gave up after {invocation.attempt} attempts over {failing.for_s:.0f} s of "
+            f"infrastructure failures, the last of {part}: {reason}; infrastructure failures "
+            f"are retried for {BUDGET_SETTING} ({budget:g} s) from the first: raise it to "
+            "wait out longer outages"
+        )
         self._finish(
             invocation,
             InvocationStatus.DEAD,
             None,
-            f"gave up after {invocation.attempt} attempts: {reason}",
-            reason=reason,
+            error,
+            reason=f"infrastructure: {reason}",
+            kind=AttemptKind.INFRASTRUCTURE,
         )
 
-    def _retry(self, attempt: Attempt, reason: str) -> None:
-        delay = self.policy.delay_s(attempt.invocation.attempt)
-        attempt.writer.system(f"{reason}; retrying in {delay:.1f} s")
-        self._requeue(attempt.invocation, reason, delay)
-
-    def _requeue(self, invocation: Invocation, reason: str, delay_s: float) -> None:
+    def _requeue(
+        self, invocation: Invocation, reason: str, delay_s: float, kind: AttemptKind
+    ) -> None:
         generation = invocation.lease_generation
         with self.db.session() as session:  # row, then tokens: see _finish
             queued = invocation_store.retry_later(
-                session, invocation.id, generation, reason, delay_s
+                session, invocation.id, generation, reason, delay_s, kind
             )
             gateway_store.revoke_for(session, invocation.id, generation)
         if not queued:
             _lease_lost(invocation)
+
+    def store_failed(self, invocation: Invocation, reason: str) -> None:
+        """A store error interrupted the attempt: an infrastructure failure, retried for
+        the budget once the store answers (while it does not, this raises; the lease then
+        expires and the run is re-queued)."""
+        writer = RunLogWriter(self.db, invocation, None, self.on_logs_written)
+        collector = OutputCollector(self.settings.sandbox.log_cap_bytes, {})
+        self._infrastructure_failure(
+            Attempt(invocation, writer, collector), reason, Infrastructure.STORE
+        )
 
     def crashed(self, invocation: Invocation, reason: str) -> None:
         """End ``crashed`` a run the executor itself failed (an unexpected exception), with
@@ -499,6 +557,7 @@ class InvocationRunner:
         error: str | None,
         reason: str | None = None,
         output: RunOutput | None = None,
+        kind: AttemptKind | None = None,
     ) -> None:
         with self.db.session() as session:
             # The run's row first, its tokens after, as lease expiry does (one lock order);
@@ -512,6 +571,7 @@ class InvocationRunner:
                 exit_code=exit_code,
                 error=error,
                 output=output,
+                kind=kind,
             )
             gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
             row = invocation_store.find_invocation(session, invocation.id) if recorded else None

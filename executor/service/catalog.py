@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 from executor.build.builder import Builder
 from executor.build.flavors import Flavor, describe_flavors
-from executor.errors import PluginRejected
+from executor.errors import checked_identifier
+from executor.identifiers import IdKind
 from executor.intake.checker import UploadChecker
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, source_archive
@@ -25,23 +25,12 @@ from executor.tenancy.access import Caller
 from executor.tenancy.quotas import quotas_for
 from executor.tenancy.ratelimit import KeyLimiter
 
-__all__ = ["NAME_PATTERN", "Catalog", "activation_events", "check_name", "describe_activation"]
+__all__ = ["Catalog", "activation_events", "describe_activation"]
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Ended runs of a version a rollback looks at to warn that most of them failed.
 RECENT_RUNS = 20
 # on_event only runs for events an activation names explicitly (e.g. "asset.*").
 EXPLICIT_ONLY_HANDLERS = frozenset({"onEvent"})
-
-
-def check_name(name: str) -> str:
-    """``name`` if it is a valid plugin name, else PluginRejected saying what is allowed."""
-    if not NAME_PATTERN.match(name):
-        raise PluginRejected(
-            f"plugin name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '.' or '-',"
-            " starting with a letter or digit"
-        )
-    return name
 
 
 class _Matcher(Protocol):
@@ -119,7 +108,7 @@ class Catalog:
         """
         if caller.key_id is not None:
             self.limiter.upload(caller.key_id, len(data))
-        check_name(name)
+        checked_identifier(IdKind.PLUGIN, name, "name")
         settings = self.builder.settings
         limits = UploadLimits(
             max_file_bytes=settings.upload_max_file_bytes,
@@ -175,6 +164,7 @@ class Catalog:
         (None: follow current), ``max_retries`` retries plugin failures, ``runtime`` and
         ``node_selector`` place its runs. The operator's first activation on a project
         gives the project to the tenant it acts on."""
+        checked_identifier(IdKind.PROJECT, project_id, "project_id")
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             tenant_store.owned_project(

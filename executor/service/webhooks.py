@@ -8,11 +8,11 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from executor.errors import WebhookRejected
+from executor.errors import WebhookRejected, checked_identifier
+from executor.identifiers import IdKind
 from executor.intake.pysource import HANDLER_WIRE_NAMES
 from executor.run.outbound import AllowList, pin
 from executor.service.audit import record
-from executor.service.catalog import check_name
 from executor.settings import Settings
 from executor.store import tenants as tenant_store
 from executor.store import webhooks as webhook_store
@@ -149,7 +149,7 @@ class Webhooks:
         return self._save(caller, plugin_name, receiver, created=False)
 
     def _save(self, caller: Caller, name: str, receiver: Webhook, *, created: bool) -> WebhookSaved:
-        check_name(name)
+        checked_identifier(IdKind.WEBHOOK, name, "plugin_name")
         if receiver.header is not None:
             _printable(receiver.header, "header", MAX_HEADER_CHARS)
         receiver.handler_types = check_handler_types(receiver.handler_types)

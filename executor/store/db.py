@@ -13,11 +13,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Connection, Dialect, Engine, ExceptionContext, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Connection", "Database", "Session"]
+__all__ = ["Connection", "Database", "Session", "is_store_outage", "unreachable"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -28,6 +28,8 @@ DEFAULT_POOL_SIZE = 10  # Settings.database_pool_size
 # connections come back within milliseconds and are not).
 IDLE_PING_S = 1.0
 RETURNED_AT = "executor_returned_at"
+# Set on an error the store raised because it could not be reached (``unreachable``).
+UNREACHABLE = "executor_store_unreachable"
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -55,6 +57,37 @@ def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, _proxy: 
         dialect.do_ping(dbapi_connection)
     except Exception as error:
         raise DisconnectionError("a pooled database connection was lost") from error
+
+
+def _mark_unreachable(context: ExceptionContext) -> None:
+    """Marks an error raised while connecting (no connection yet: refused, reset, a
+    database that takes none) or that lost its connection, as the store being unreachable;
+    a bug's error (bad SQL, a constraint) has a connection that is still good."""
+    if context.is_disconnect or context.connection is None:
+        setattr(context.sqlalchemy_exception, UNREACHABLE, True)
+
+
+def unreachable(error: BaseException) -> bool:
+    """True when ``error`` (or an error it was raised from) is the store being out of
+    reach rather than a failure of the request itself."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, UNREACHABLE, False):
+            return True
+        if isinstance(current, DisconnectionError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def is_store_outage(error: BaseException) -> bool:
+    """True when ``error`` is the store failing (out of reach, a dropped connection, locked)
+    rather than a statement it refused: a run trying again later can succeed."""
+    return unreachable(error) or isinstance(error, OperationalError | InterfaceError)
 
 
 class Database:
@@ -85,6 +118,7 @@ class Database:
             pool_size=pool_size,
             max_overflow=2 * pool_size,
         )
+        event.listen(self.engine, "handle_error", _mark_unreachable)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -12,6 +13,7 @@ from executor.store.invocations import fence
 from executor.store.tables import GatewayCall, Invocation, InvocationToken, utcnow
 
 __all__ = [
+    "CallRefused",
     "add_call",
     "add_token",
     "count_calls",
@@ -20,7 +22,18 @@ __all__ = [
     "revoke_for",
     "take_call",
     "token_current",
+    "token_refusal",
 ]
+
+
+class CallRefused(StrEnum):
+    """Why a token may not make a call (the values are the gateway's error codes)."""
+
+    UNKNOWN = "token_unknown"
+    REVOKED = "token_revoked"
+    SUPERSEDED = "token_superseded"
+    EXPIRED = "token_expired"
+    CAP_REACHED = "too_many_calls"
 
 
 def add_token(
@@ -55,17 +68,54 @@ def token_current(session: Session, token: InvocationToken) -> bool:
     return current == token.lease_generation
 
 
-def take_call(session: Session, token_sha256: str, max_calls: int) -> bool:
-    """Count one call against the token; False when it already made ``max_calls``.
+def token_refusal(session: Session, token: InvocationToken, now: datetime) -> CallRefused | None:
+    """Why ``token`` may not call at ``now`` (revoked, its attempt superseded, expired), or
+    None while it may."""
+    if token.revoked_at is not None:
+        return CallRefused.REVOKED
+    if not token_current(session, token):
+        return CallRefused.SUPERSEDED
+    if token.expires_at <= now:
+        return CallRefused.EXPIRED
+    return None
 
-    One conditional UPDATE, so concurrent calls of one run cannot both pass the cap.
+
+def take_call(
+    session: Session, token_sha256: str, max_calls: int, now: datetime
+) -> int | CallRefused:
+    """Count one call against the token: its ordinal within the token's attempt (1, 2, ...),
+    or why it is refused.
+
+    One conditional UPDATE re-checks all the token's conditions (not revoked, not expired,
+    minted under its run's current lease generation, under ``max_calls``) as it counts: a
+    run that ended or lost its lease since the gateway first looked at the token is
+    refused here, and concurrent calls of one run never pass the cap or share an ordinal.
     """
-    result = session.execute(
-        update(InvocationToken)
-        .where(InvocationToken.token_sha256 == token_sha256, InvocationToken.calls < max_calls)
-        .values(calls=InvocationToken.calls + 1)
+    current_generation = (
+        select(Invocation.lease_generation)
+        .where(Invocation.id == InvocationToken.invocation_id)
+        .scalar_subquery()
     )
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    counted = session.execute(
+        update(InvocationToken)
+        .where(
+            InvocationToken.token_sha256 == token_sha256,
+            InvocationToken.revoked_at.is_(None),
+            InvocationToken.expires_at > now,
+            InvocationToken.lease_generation == current_generation,
+            InvocationToken.calls < max_calls,
+        )
+        .values(calls=InvocationToken.calls + 1)
+        .returning(InvocationToken.calls)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if counted is not None:
+        return int(counted)
+    # Refused: say why, from the row as it is now.
+    token = session.get(InvocationToken, token_sha256, populate_existing=True)
+    if token is None:
+        return CallRefused.UNKNOWN
+    return token_refusal(session, token, now) or CallRefused.CAP_REACHED
 
 
 def revoke_for(session: Session, invocation_id: str, generation: int | None = None) -> None:

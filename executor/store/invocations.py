@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.statuses import TERMINAL_STATUSES, InvocationStatus, NodeState
+from executor.statuses import TERMINAL_STATUSES, AttemptKind, InvocationStatus, NodeState
 from executor.store import logs as log_store
+from executor.store.clock import database_now, db_now
 from executor.store.tables import (
     Activation,
     DispatchLock,
@@ -21,15 +23,18 @@ from executor.store.tables import (
     Plugin,
     PluginVersion,
     Tenant,
+    Webhook,
     utcnow,
 )
 
 __all__ = [
     "ClaimLimits",
+    "InfraFailing",
     "NodeClaim",
     "Outcomes",
     "RunInputs",
     "RunOutput",
+    "WebhookSlots",
     "add_event",
     "add_invocation",
     "adopt",
@@ -41,11 +46,13 @@ __all__ = [
     "find_invocation",
     "finish",
     "get_invocation",
+    "infrastructure_failing",
     "list_invocations",
     "mark_handler_started",
     "note_output_read",
     "oldest_queued_at",
     "plugin_deleted",
+    "plugin_failures",
     "recent_outcomes",
     "renew_leases",
     "replay",
@@ -146,6 +153,23 @@ class ClaimLimits:
 
 
 @dataclass(frozen=True)
+class WebhookSlots:
+    """The webhook deliveries a node can take on now, apart from its plugin run slots:
+    ``free`` threads of its webhook pool, of which one tenant may hold ``per_tenant`` at
+    once; ``held`` is what each tenant's deliveries hold on the node now."""
+
+    free: int = 0
+    per_tenant: int = 0
+    held: Mapping[str, int] = field(default_factory=dict)
+
+    def full_tenants(self) -> set[str]:
+        return {tenant for tenant, count in self.held.items() if count >= self.per_tenant}
+
+
+NO_WEBHOOK_SLOTS = WebhookSlots()
+
+
+@dataclass(frozen=True)
 class NodeClaim:
     """The claiming node: its id, the OCI runtimes its engine has, its labels, and the
     runtime a run gets when its activation names none (the operator's)."""
@@ -184,10 +208,15 @@ def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]
     return {tenant_id: cap if cap is not None else default for tenant_id, cap in rows.all()}
 
 
-def _running_counts(session: Session, column: Any) -> dict[str, int]:
+def _is_webhook() -> Any:
+    """True for an invocation of a webhook version (a delivery, not a container run)."""
+    return Invocation.version_id.in_(select(Webhook.version_id))
+
+
+def _running_counts(session: Session, column: Any, *where: Any) -> dict[str, int]:
     rows = session.execute(
         select(column, func.count())
-        .where(Invocation.status == InvocationStatus.RUNNING)
+        .where(Invocation.status == InvocationStatus.RUNNING, *where)
         .group_by(column)
     )
     return {str(key): int(count) for key, count in rows.all()}
@@ -201,6 +230,94 @@ def _warm_elsewhere(session: Session, node_id: str) -> set[str]:
     return {version for counts in warm.values() for version in counts if version not in own}
 
 
+class _Room:
+    """What one claim may still take: the node's free slots of each kind and the running
+    counts its limits are checked against, updated as it takes invocations. A tenant's cap
+    of runs at once counts plugin runs; its webhook deliveries are held to its share of the
+    webhook pool instead."""
+
+    def __init__(
+        self, session: Session, runs: int, webhooks: WebhookSlots, limits: ClaimLimits
+    ) -> None:
+        self.limits = limits
+        self.runs = runs
+        self.webhooks = webhooks.free
+        self.webhook_share = webhooks.per_tenant
+        self.webhooks_held = dict(webhooks.held)
+        self.by_plugin = _running_counts(session, Invocation.plugin_id)
+        self.by_project = _running_counts(session, Invocation.project_id)
+        self.by_tenant = _running_counts(session, Invocation.tenant_id, ~_is_webhook())
+        self.tenant_caps = _tenant_caps(session, limits.per_tenant)
+
+    def full(self) -> bool:
+        return self.runs <= 0 and self.webhooks <= 0
+
+    def busy_tenants(self) -> set[str]:
+        """Tenants at their cap of runs at once: none of their runs can be taken."""
+        return {
+            tenant
+            for tenant, count in self.by_tenant.items()
+            if (cap := self.tenant_caps.get(tenant, self.limits.per_tenant)) is not None
+            and count >= cap
+        }
+
+    def admits(self, invocation: Invocation, webhook: bool) -> bool:
+        tenant = invocation.tenant_id
+        if webhook:
+            held = self.webhooks_held.get(tenant, 0)
+            kind_free = self.webhooks > 0 and held < self.webhook_share
+        else:
+            cap = self.tenant_caps.get(tenant, self.limits.per_tenant)
+            kind_free = self.runs > 0 and (cap is None or self.by_tenant.get(tenant, 0) < cap)
+        return (
+            kind_free
+            and self.by_plugin.get(invocation.plugin_id, 0) < self.limits.per_plugin
+            and self.by_project.get(invocation.project_id, 0) < self.limits.per_project
+        )
+
+    def take(self, invocation: Invocation, webhook: bool) -> None:
+        tenant = invocation.tenant_id
+        if webhook:
+            self.webhooks -= 1
+            self.webhooks_held[tenant] = self.webhooks_held.get(tenant, 0) + 1
+        else:
+            self.runs -= 1
+            self.by_tenant[tenant] = self.by_tenant.get(tenant, 0) + 1
+        for counts, key in (
+            (self.by_plugin, invocation.plugin_id),
+            (self.by_project, invocation.project_id),
+        ):
+            counts[key] = counts.get(key, 0) + 1
+
+
+def _claimable(room: _Room, webhooks: WebhookSlots, now: datetime) -> Select[Invocation]:
+    """Queued invocations due now, oldest first, leaving out those no slot could take: runs
+    of a tenant at its cap, webhook deliveries when the webhook pool (or the tenant's share
+    of it) is full, plugin runs when the run slots are. Left out in the query, not skipped
+    in the window, so one tenant's backlog cannot fill the window and starve the others."""
+    is_webhook = _is_webhook()
+    query = select(Invocation).where(
+        Invocation.status == InvocationStatus.QUEUED,
+        or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
+    )
+    if busy := room.busy_tenants():
+        query = query.where(or_(is_webhook, Invocation.tenant_id.not_in(busy)))
+    if room.runs <= 0:
+        query = query.where(is_webhook)
+    if room.webhooks <= 0:
+        query = query.where(~is_webhook)
+    elif full := webhooks.full_tenants():
+        query = query.where(or_(~is_webhook, Invocation.tenant_id.not_in(full)))
+    return query.order_by(Invocation.queued_at, Invocation.id).limit(CLAIM_WINDOW)
+
+
+def _webhook_versions(session: Session, candidates: list[Invocation]) -> set[str]:
+    versions = {i.version_id for i in candidates}
+    if not versions:
+        return set()
+    return set(session.scalars(select(Webhook.version_id).where(Webhook.version_id.in_(versions))))
+
+
 def claim(
     session: Session,
     owner: str,
@@ -209,8 +326,10 @@ def claim(
     limits: ClaimLimits,
     node: NodeClaim,
     grace_s: float = 0.0,
+    webhooks: WebhookSlots = NO_WEBHOOK_SLOTS,
 ) -> list[Invocation]:
-    """Claim up to ``slots`` queued invocations for ``owner`` on ``node``, oldest first,
+    """Claim up to ``slots`` queued plugin runs and up to ``webhooks.free`` webhook
+    deliveries (each tenant within its share) for ``owner`` on ``node``, oldest first,
     within limits, each under a new lease generation.
 
     The update of the one ``dispatch_lock`` row serializes claimers (a write lock on SQLite,
@@ -224,39 +343,32 @@ def claim(
     holds no warm container of, while another ready node does, is left for that node (it
     blocks nothing either); after the grace any node takes it, so nothing waits on a node
     that went away or whose warm container was taken meanwhile.
+
+    Only a live node claims (``_alive``): ``ready``, and its heartbeat fresher than
+    ``lease_s`` by the database's clock; leases expire ``lease_s`` after the database's now.
     """
     now = utcnow()
     session.execute(
         update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
     )
-    if session.scalar(select(Node.state).where(Node.id == node.node_id)) not in (
-        None,
-        NodeState.READY,
-    ):
-        return []  # drained (or lost): read here, so a drain holds from the next claim
-    by_plugin = _running_counts(session, Invocation.plugin_id)
-    by_project = _running_counts(session, Invocation.project_id)
-    by_tenant = _running_counts(session, Invocation.tenant_id)
-    tenant_caps = _tenant_caps(session, limits.per_tenant)
-    query = (
-        select(Invocation)
-        .where(
-            Invocation.status == InvocationStatus.QUEUED,
-            or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
-        )
-        .order_by(Invocation.queued_at, Invocation.id)
-        .limit(CLAIM_WINDOW)
-    )
+    if not _alive(session, node.node_id, lease_s):
+        return []  # drained, lost, or its heartbeat stale: read here, a drain holds at once
+    expires = database_now(session) + timedelta(seconds=lease_s)
+    room = _Room(session, slots, webhooks, limits)
+    if room.full():
+        return []
+    query = _claimable(room, webhooks, now)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     candidates = list(session.scalars(query))
+    hooks = _webhook_versions(session, candidates)
     placements = _placements(session, {i.plugin_id for i in candidates})
     warm_elsewhere = _warm_elsewhere(session, node.node_id) if grace_s > 0 else set()
     fresh_since = now - timedelta(seconds=grace_s)
     claimed: list[Invocation] = []
     blocked: set[str] = set()
     for invocation in candidates:
-        if len(claimed) >= slots:
+        if room.full():
             break
         if not node.can_run(
             *placements.get((invocation.plugin_id, invocation.project_id), (None, None))
@@ -264,27 +376,45 @@ def claim(
             continue
         if invocation.version_id in warm_elsewhere and invocation.queued_at > fresh_since:
             continue
-        plugin_busy = by_plugin.get(invocation.plugin_id, 0) >= limits.per_plugin
-        project_busy = by_project.get(invocation.project_id, 0) >= limits.per_project
-        tenant_cap = tenant_caps.get(invocation.tenant_id, limits.per_tenant)
-        tenant_busy = (
-            tenant_cap is not None and by_tenant.get(invocation.tenant_id, 0) >= tenant_cap
-        )
-        if invocation.plugin_id in blocked or plugin_busy or project_busy or tenant_busy:
+        webhook = invocation.version_id in hooks
+        if invocation.plugin_id in blocked or not room.admits(invocation, webhook):
             blocked.add(invocation.plugin_id)
             continue
-        _take(invocation, owner, node.node_id, now + timedelta(seconds=lease_s))
+        _take(invocation, owner, node.node_id, expires)
         invocation.started_at = now
         invocation.handler_started_at = None
         invocation.stdout_read_bytes = invocation.stderr_read_bytes = 0  # a new container
         invocation.attempt += 1
         invocation.not_before = None
-        by_plugin[invocation.plugin_id] = by_plugin.get(invocation.plugin_id, 0) + 1
-        by_project[invocation.project_id] = by_project.get(invocation.project_id, 0) + 1
-        by_tenant[invocation.tenant_id] = by_tenant.get(invocation.tenant_id, 0) + 1
+        room.take(invocation, webhook)
         claimed.append(invocation)
     session.flush()
     return claimed
+
+
+def _alive(session: Session, node_id: str, lost_after_s: float) -> bool:
+    """Whether ``node_id`` may claim now, renewing its heartbeat if so: it is ``ready``
+    (registered, not drained, not marked lost) and its heartbeat is younger than
+    ``lost_after_s`` by the database's clock. A node cut off from the store for longer
+    (the database was down, the process paused) may be marked lost any moment, and what it
+    claimed re-run elsewhere: it heartbeats first.
+
+    The update locks the node's row until the commit: a concurrent ``mark_lost`` (which
+    updates the row too) either committed first, and this matches nothing, or waits and
+    then finds the heartbeat renewed. So what a node claims is its own for at least
+    ``lost_after_s``. The state is read here, so a drain holds from the next claim.
+    """
+    result = session.execute(
+        update(Node)
+        .where(
+            Node.id == node_id,
+            Node.state == NodeState.READY,
+            Node.heartbeat_at >= db_now(-lost_after_s),
+        )
+        .values(heartbeat_at=db_now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
 def _take(invocation: Invocation, owner: str, node_id: str, expires: datetime) -> None:
@@ -314,12 +444,13 @@ def fence(session: Session, invocation_id: str, generation: int, *, running: boo
 
 
 def renew_leases(session: Session, owner: str, ids: list[str], lease_s: float) -> None:
-    """Extend the leases ``owner`` holds on running invocations ``ids``."""
+    """Extend the leases ``owner`` holds on running invocations ``ids`` to ``lease_s``
+    after the database's now."""
     if ids:
         session.execute(
             update(Invocation)
             .where(Invocation.id.in_(ids), Invocation.lease_owner == owner)
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+            .values(lease_expires_at=db_now(lease_s))
         )
 
 
@@ -339,7 +470,7 @@ def adopt(
     ):
         return None
     invocation.lease_owner = owner
-    invocation.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+    invocation.lease_expires_at = database_now(session) + timedelta(seconds=lease_s)
     return invocation
 
 
@@ -355,7 +486,9 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
         session.scalars(
             select(Invocation).where(
                 Invocation.status == InvocationStatus.RUNNING,
-                Invocation.lease_expires_at < utcnow(),
+                # At or before: mark_lost expires leases at now(), which on PostgreSQL
+                # is still now in the same transaction.
+                Invocation.lease_expires_at <= db_now(),
             )
         )
     )
@@ -375,17 +508,55 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
 
 
 def retry_later(
-    session: Session, invocation_id: str, generation: int, reason: str, delay_s: float
+    session: Session,
+    invocation_id: str,
+    generation: int,
+    reason: str,
+    delay_s: float,
+    kind: AttemptKind | None = None,
 ) -> bool:
-    """Queue a held invocation again after ``delay_s``; False if the lease ``generation``
-    was lost."""
+    """Queue a held invocation again, claimable no sooner than ``delay_s`` from now (other
+    runs are claimed meanwhile); False if the lease ``generation`` was lost. ``kind`` is
+    kept with ``reason`` in the attempt history."""
     if not fence(session, invocation_id, generation):
         return False
     invocation = get_invocation(session, invocation_id)
-    _note_attempt(invocation, reason)
+    _note_attempt(invocation, reason, kind)
     _release(invocation, status=InvocationStatus.QUEUED)
     invocation.not_before = utcnow() + timedelta(seconds=delay_s)
     return True
+
+
+@dataclass(frozen=True)
+class InfraFailing:
+    """When a run's infrastructure failures began, and now, both by the store's clock."""
+
+    since: datetime
+    now: datetime
+
+    @property
+    def for_s(self) -> float:
+        return max((self.now - self.since).total_seconds(), 0.0)
+
+
+def infrastructure_failing(
+    session: Session, invocation_id: str, generation: int
+) -> InfraFailing | None:
+    """Note an infrastructure failure of the held invocation: the first one's time is
+    recorded (later ones keep it). None (nothing recorded) when the lease ``generation``
+    was lost."""
+    if not fence(session, invocation_id, generation):
+        return None
+    invocation = get_invocation(session, invocation_id)
+    now = database_now(session)
+    if invocation.infra_failing_since is None:
+        invocation.infra_failing_since = now
+    return InfraFailing(invocation.infra_failing_since, now)
+
+
+def plugin_failures(invocation: Invocation) -> int:
+    """How many of the invocation's recorded attempts ended in a plugin failure."""
+    return sum(entry.get("kind") == AttemptKind.PLUGIN for entry in invocation.attempts)
 
 
 def count_by_status(session: Session) -> dict[str, int]:
@@ -446,11 +617,12 @@ def plugin_deleted(session: Session, plugin: Plugin) -> None:
     session.execute(runs.values(plugin_deleted_at=now))
 
 
-def _note_attempt(invocation: Invocation, reason: str) -> None:
-    invocation.attempts = [
-        *invocation.attempts,
-        {"attempt": invocation.attempt, "reason": reason, "at": utcnow().isoformat()},
-    ]
+def _note_attempt(invocation: Invocation, reason: str, kind: AttemptKind | None = None) -> None:
+    entry: dict[str, Any] = {"attempt": invocation.attempt, "reason": reason}
+    entry["at"] = utcnow().isoformat()
+    if kind is not None:
+        entry["kind"] = kind.value
+    invocation.attempts = [*invocation.attempts, entry]
 
 
 def _release(invocation: Invocation, *, status: InvocationStatus) -> None:
@@ -492,13 +664,15 @@ def finish(
     exit_code: int | None = None,
     error: str | None = None,
     output: RunOutput | None = None,
+    kind: AttemptKind | None = None,
 ) -> bool:
     """Record the terminal ``status`` of a running invocation held under lease
     ``generation`` (None: whoever holds it, for the store's own expiry).
 
-    ``reason`` is kept in the attempt history; ``output`` (None: not known) how much log
-    the run wrote. Returns False (and changes nothing) when the lease was lost to another
-    holder or the run ended already, so a result is never recorded twice.
+    ``reason`` (and its ``kind``) is kept in the attempt history; ``output`` (None: not
+    known) how much log the run wrote. Returns False (and changes nothing) when the lease
+    was lost to another holder or the run ended already, so a result is never recorded
+    twice.
     """
     if generation is not None and not fence(session, invocation_id, generation):
         return False
@@ -511,7 +685,7 @@ def finish(
         invocation.log_bytes = output.log_bytes
         invocation.truncated = output.truncated
     if reason is not None:
-        _note_attempt(invocation, reason)
+        _note_attempt(invocation, reason, kind)
     invocation.lease_expires_at = None  # the owner stays: it tells which executor ran it
     invocation.finished_at = now
     if invocation.started_at is not None:

@@ -3,12 +3,13 @@
 A node is one dispatching process on one Docker Engine. It heartbeats while it lives; a
 node whose heartbeat is older than the lease TTL is ``lost`` and the leases of its runs
 expire at once (``executor.store.invocations.requeue_expired`` then re-queues them).
+Heartbeats and those decisions are stamped by the database's clock (``executor.store.clock``),
+never a node's: a node whose clock is off neither looks silent nor finds the others so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -16,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from executor.errors import NotFound
 from executor.statuses import InvocationStatus, NodeState
-from executor.store.tables import Invocation, Node, utcnow
+from executor.store.clock import db_now
+from executor.store.tables import Invocation, Node
 
 __all__ = [
     "NodeInfo",
@@ -51,7 +53,7 @@ def register(session: Session, info: NodeInfo) -> Node:
     if node is None:
         node = Node(id=info.id)
         session.add(node)
-    now = utcnow()
+    now = db_now()
     fields: dict[str, Any] = {
         "instance": info.instance,
         "engine_version": info.engine_version,
@@ -63,6 +65,7 @@ def register(session: Session, info: NodeInfo) -> Node:
         "state": NodeState.READY,
         "started_at": now,
         "heartbeat_at": now,
+        "clock_skew_s": None,  # measured at its first heartbeat
     }
     for name, value in fields.items():
         setattr(node, name, value)
@@ -71,15 +74,21 @@ def register(session: Session, info: NodeInfo) -> Node:
 
 
 def heartbeat(
-    session: Session, node_id: str, instance: str, revive_as: str = NodeState.READY
+    session: Session,
+    node_id: str,
+    instance: str,
+    revive_as: str = NodeState.READY,
+    clock_skew_s: float | None = None,
 ) -> str | None:
-    """Say that ``instance`` of the node lives; its state after (None: another process took
-    the id over). A node marked lost that beats again is ``revive_as`` (the state it last
-    knew, so a drain survives a pause): its runs are gone elsewhere, but it may go on."""
+    """Say that ``instance`` of the node lives (at the database's now); its state after
+    (None: another process took the id over). A node marked lost that beats again is
+    ``revive_as`` (the state it last knew, so a drain survives a pause): its runs are gone
+    elsewhere (their lease generations moved on), but it may go on. ``clock_skew_s``: how
+    far the node's clock is ahead of the database's (shown, never used to decide)."""
     session.execute(
         update(Node)
         .where(Node.id == node_id, Node.instance == instance)
-        .values(heartbeat_at=utcnow())
+        .values(heartbeat_at=db_now(), clock_skew_s=clock_skew_s)
     )
     session.execute(
         update(Node)
@@ -99,22 +108,26 @@ def publish_warm(session: Session, node_id: str, instance: str, counts: dict[str
 
 
 def mark_lost(session: Session, ttl_s: float) -> list[str]:
-    """Mark lost the nodes silent for longer than ``ttl_s`` and expire their runs' leases
-    now; returns their ids."""
-    now = utcnow()
-    lost = list(
+    """Mark lost the nodes silent for longer than ``ttl_s`` (by the database's clock) and
+    expire their runs' leases now; returns their ids.
+
+    One conditional UPDATE decides: a claim or heartbeat of the node that commits first
+    (they update its row too) makes it fresh, and PostgreSQL re-checks the condition on
+    that row before marking it."""
+    lost = sorted(
         session.scalars(
-            select(Node.id).where(
-                Node.state != NodeState.LOST, Node.heartbeat_at < now - timedelta(seconds=ttl_s)
-            )
+            update(Node)
+            .where(Node.state != NodeState.LOST, Node.heartbeat_at < db_now(-ttl_s))
+            .values(state=NodeState.LOST)
+            .returning(Node.id)
+            .execution_options(synchronize_session=False)
         )
     )
     if lost:
-        session.execute(update(Node).where(Node.id.in_(lost)).values(state=NodeState.LOST))
         session.execute(
             update(Invocation)
             .where(Invocation.node_id.in_(lost), Invocation.status == InvocationStatus.RUNNING)
-            .values(lease_expires_at=now)
+            .values(lease_expires_at=db_now())
         )
     return lost
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -304,6 +305,9 @@ class Invocation(Base):
     node_id: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     not_before: Mapped[datetime | None] = mapped_column(default=None)
+    # The first infrastructure failure of the run, by the store's clock: its retries last
+    # EXECUTOR_INFRA_RETRY_BUDGET_S from then, on whichever node runs the next attempt.
+    infra_failing_since: Mapped[datetime | None] = mapped_column(default=None)
     deadline_at: Mapped[datetime | None] = mapped_column(default=None)
     # Bytes of the attempt's container stdout / stderr already read into log records: an
     # executor adopting the container after a restart replays the rest from the engine.
@@ -425,3 +429,7 @@ class Node(Base):
     state: Mapped[str] = mapped_column(String(16), default=NodeState.READY.value)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How far the node's clock was ahead of the database's at its last heartbeat (seconds,
+    # negative: behind); None before its first. Shown only: every decision takes the
+    # database's clock.
+    clock_skew_s: Mapped[float | None] = mapped_column(Float, default=None)

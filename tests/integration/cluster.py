@@ -24,6 +24,7 @@ from tests.integration.conftest import fresh_database
 from tests.integration.engines import PrivateEngine, network_namespace, private_engine
 from tests.integration.processes import ExecutorProcess, built_images, executor_process
 from tests.integration.registry import LocalRegistry
+from tests.platform_standin import PlatformStandIn
 
 WORKERS = ("w1", "w2")
 LEASE_S = 5  # short, so a killed worker is lost soon; renewed every third of it
@@ -36,11 +37,17 @@ WORKER_SETTINGS = {
     # Placement would hold runs back for the worker with a warm container (tested in
     # test_nodes.py); these tests need both workers to claim at once.
     "placement_grace_s": 0,
-    # A pull that cannot succeed (registry down, refused) gives up after three attempts.
+    # A pull that cannot succeed (registry down, refused) gives up after 3 s of retries.
     "retry_base_s": 1,
     "retry_max_s": 2,
+    "infra_retry_budget_s": 3,
     "retry_max_attempts": 3,
 }
+
+
+def worker_credential(name: str) -> str:
+    """The platform credential worker ``name``'s gateway presents."""
+    return f"credential-of-{name}"
 
 
 def ip(*args: str) -> None:
@@ -95,6 +102,9 @@ class EngineCluster:
     clients: dict[str, docker.DockerClient] = field(default_factory=dict)
     workers: dict[str, ExecutorProcess] = field(default_factory=dict)
     api: ExecutorProcess | None = None
+    # Where the workers' gateways send plugin calls; each worker presents its own
+    # credential, so the platform's record says which node made a call.
+    platform: PlatformStandIn | None = None
 
     def start_api(self) -> ExecutorProcess:
         self.api = executor_process(
@@ -123,11 +133,24 @@ class EngineCluster:
                 node_id=name,
                 lease_s=LEASE_S,
                 node_labels=f'{{"name": "{name}"}}',
-                **{**WORKER_SETTINGS, **self.registry.settings(), **settings},
+                **{
+                    **WORKER_SETTINGS,
+                    **self._platform(name),
+                    **self.registry.settings(),
+                    **settings,
+                },
             )
         )
         self.workers[name] = worker
         return worker.start()
+
+    def _platform(self, name: str) -> dict[str, str]:
+        if self.platform is None:
+            return {}
+        return {
+            "platform_api_url": self.platform.url + "/api/projects/{project_id}",
+            "platform_credential": worker_credential(name),
+        }
 
     def stop(self) -> None:
         for worker in self.workers.values():

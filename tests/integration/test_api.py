@@ -227,9 +227,10 @@ def test_a_bad_plugin_name_is_refused(server: RunningServer) -> None:
     response = upload(server, "main.py", GOOD_MAIN, name="../etc")
     assert response.status_code == 422
     assert response.json() == {
-        "code": "plugin_rejected",
+        "code": "invalid_identifier",
         "message": "plugin name '../etc' is not allowed: use 1 to 64 letters, digits, '_', '.' "
         "or '-', starting with a letter or digit",
+        "field": "name",
     }
 
 

@@ -5,15 +5,17 @@ bench measures, it does not test, and takes minutes of the machine."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, RUNTIME_IMAGE
 
 pytestmark = pytest.mark.slow
+NOISY_FIGURES = ["B event→handler p99", "B GET /v1/plugins p99"]
 
 
 def test_bench_gateway_section_alone_reports_calls_through_the_gateway_and_direct(
@@ -40,3 +42,43 @@ def test_bench_gateway_section_alone_reports_calls_through_the_gateway_and_direc
     assert set(report["notes"]["gateway_ms"]) == {
         f"{series}_{name}_ms" for series in ("gateway", "direct") for name in ("p50", "p99", "mean")
     }
+
+
+def test_bench_noisy_section_alone_measures_tenant_b_with_and_without_tenant_a(
+    runtime_image: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "noisy.json"
+    env = {**os.environ, "EXECUTOR_RUNTIME_IMAGE": RUNTIME_IMAGE}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--short", "--section", "noisy", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert report["sections"] == ["noisy"]
+    figures = {f["name"]: f for f in report["figures"]}
+    assert list(figures) == NOISY_FIGURES
+    for figure in figures.values():
+        assert (figure["section"], figure["unit"]) == ("noisy neighbour", "ms")
+        assert figure["baseline_name"] == "quiet round (B alone)"
+        assert figure["value"] > 0 and figure["baseline"] > 0
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith("target noisy")]
+    assert len(verdicts) == 2
+    assert all(line.endswith((": met", ": NOT MET")) for line in verdicts)
+    notes = report["notes"]
+    # Every attack of tenant A was sent and answered (or timed out), and A's slow
+    # receivers held connections during the noisy round.
+    assert set(notes["noisy_attacks"]) == {
+        "upload bomb",
+        "costly graphql",
+        "event flood",
+        "slow webhooks' events",
+    }
+    assert all(sum(outcomes.values()) > 0 for outcomes in notes["noisy_attacks"].values())
+    assert notes["noisy_slow_receivers_peak_connections"] >= 1
+    assert set(notes["noisy_unstarted_b_runs"]) == {"quiet", "noisy"}

@@ -104,7 +104,7 @@ def test_plugin_without_requirements_has_an_empty_freeze(server: RunningServer) 
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """six's wheel from the index (pip download), and three hand-made sdists."""
+    """six's wheel from the index (pip download), and four hand-made sdists."""
     folder = tmp_path_factory.mktemp("wheelhouse")
     subprocess.run(
         [
@@ -125,6 +125,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     make_sdist(folder, "sleepy", "time.sleep(600)")
     make_sdist(folder, "slowish", "time.sleep(3)")
+    make_sdist(folder, "hungry", "hog = b'x' * (1024 * 1024 * 1024)")  # writes 1 GiB
     make_sdist(
         folder,
         "chatty",
@@ -141,6 +142,11 @@ def offline(server_factory: ServerFactory, wheelhouse: Path) -> RunningServer:
         build_index_url="https://127.0.0.1:9/unreachable",  # offline builds never use it
         build_log_cap_bytes=16 * 1024,
     )
+
+
+@pytest.fixture(scope="module")
+def lean(server_factory: ServerFactory, wheelhouse: Path) -> RunningServer:
+    return server_factory(build_wheelhouse=wheelhouse, build_memory_mib=128)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +186,27 @@ def test_build_past_its_wall_time_is_stopped_and_failed(
     assert build["log"].endswith(f"\nBUILD FAILED: {reason}\n")
     assert elapsed >= 8  # stopped at its wall time, not before (its step sleeps far longer)
     wait_no_pip_step(hasty.docker_client)
+
+
+def test_a_build_step_past_its_memory_limit_names_the_limit_and_the_setting(
+    lean: RunningServer, tmp_path: Path
+) -> None:
+    build = lean.push(
+        make_plugin(tmp_path, "hungry_p", f"hungry # {uuid.uuid4()}\n"), expect="FAILED"
+    )
+
+    reason = (
+        "the build step ran out of memory: its memory limit of 128 MiB "
+        "(EXECUTOR_BUILD_MEMORY_MIB) was exceeded while running pip install (exit "
+    )
+    assert build["error"].startswith(reason), build["error"]
+    code = build["error"].removeprefix(reason).partition(")")[0]
+    assert code in ("1", "137")  # pip itself, or the setup.py it ran, was killed
+    assert build["error"].endswith(
+        "): trim requirements.txt, or ask the operator to raise EXECUTOR_BUILD_MEMORY_MIB"
+    )
+    assert build["log"].endswith(f"\nBUILD FAILED: {build['error']}\n")
+    wait_no_pip_step(lean.docker_client)
 
 
 def test_chatty_build_log_is_capped(offline: RunningServer, tmp_path: Path) -> None:

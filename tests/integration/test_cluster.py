@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ import pytest
 
 from executor.store.invocations import LEASE_EXPIRED
 from tests.conftest import TERMINAL, ExecutorApi
-from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
+from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster, worker_credential
 from tests.integration.processes import ExecutorProcess
 from tests.integration.registry import image_events
+from tests.platform_standin import PlatformStandIn, Recorded, per_invocation, platform_standin
 
 DEADLINE_S = 240
 
@@ -29,7 +31,11 @@ def cluster(
     docker_client: docker.DockerClient,
     runtime_image: str,
 ) -> Iterator[EngineCluster]:
-    with engine_cluster(tmp_path_factory.mktemp("cluster"), docker_client) as started:
+    with (
+        platform_standin() as platform,
+        engine_cluster(tmp_path_factory.mktemp("cluster"), docker_client) as started,
+    ):
+        started.platform = platform
         started.start_api()
         for name in WORKERS:
             started.start_worker(name)
@@ -164,10 +170,18 @@ def test_registry_down_fails_a_build_and_a_first_pull_while_workers_holding_the_
     assert {name: (r["status"], r["node"]) for name, r in ran.items()} == {
         name: ("succeeded", name) for name in WORKERS
     }
-    assert (failed["status"], failed["node"], failed["attempt"]) == ("dead", "w2", 3)
-    assert failed["error"].startswith("gave up after 3 attempts: pulling ")
-    assert failed["error"].endswith(unreachable), failed["error"]
-    assert address in failed["error"]
+    assert (failed["status"], failed["node"]) == ("dead", "w2")
+    assert failed["error"].startswith(f"gave up after {failed['attempt']} attempts over "), failed[
+        "error"
+    ]
+    assert (
+        f" s of infrastructure failures, the last of the registry: pulling {address}/"
+        in (failed["error"])
+    )
+    assert failed["error"].endswith(
+        f"; {unreachable}; infrastructure failures are retried for "
+        "EXECUTOR_INFRA_RETRY_BUDGET_S (3 s) from the first: raise it to wait out longer outages"
+    ), failed["error"]
 
 
 def test_a_worker_with_wrong_registry_credentials_fails_the_run_it_cannot_pull(
@@ -196,11 +210,12 @@ def test_a_worker_with_wrong_registry_credentials_fails_the_run_it_cannot_pull(
             "w2", registry_password=cluster.registry.settings()["registry_password"]
         )
 
-    assert (failed["status"], failed["node"], failed["attempt"]) == ("dead", "w2", 3)
-    assert failed["error"].endswith(
+    assert (failed["status"], failed["node"]) == ("dead", "w2")
+    assert (
         "the registry refused the credentials: check EXECUTOR_REGISTRY_USER and "
-        "EXECUTOR_REGISTRY_PASSWORD"
-    ), failed["error"]
+        "EXECUTOR_REGISTRY_PASSWORD; infrastructure failures are retried for "
+        "EXECUTOR_INFRA_RETRY_BUDGET_S (3 s)"
+    ) in failed["error"], failed["error"]
     assert "not-the-password" not in failed["error"]
     records = [r["content"] for r in api.logs(run_id=failed["id"])]
     assert records and all("not-the-password" not in r for r in records)
@@ -228,15 +243,47 @@ def pause_mid_run(worker: ExecutorProcess, in_flight: Callable[[], list[str]]) -
         worker.resume()
 
 
+def effects(requests: list[Recorded], keyed: bool) -> Counter[str]:
+    """Per invocation, the ``effects`` plugin's calls among ``requests``."""
+    return per_invocation(requests, "/effects", keyed=keyed)
+
+
+def check_side_effects(
+    platform: PlatformStandIn, ids: list[str], again: set[str], interrupted: list[str]
+) -> None:
+    """Each run's keyed call acted once, whatever attempts it took; its unkeyed call
+    (at-least-once) acted once more for each run whose first attempt made it on w1 before
+    w1 was lost, as the platform's record of w1's credential shows."""
+    with platform.lock:
+        received, acted = list(platform.requests), list(platform.acted)
+    on_w1 = [r for r in received if r.headers["authorization"].endswith(worker_credential("w1"))]
+    keyed_on_w1, unkeyed_on_w1 = set(effects(on_w1, keyed=True)), set(effects(on_w1, False))
+    assert set(interrupted) <= keyed_on_w1 & unkeyed_on_w1, "seen mid-handler, not called"
+    keyed, unkeyed = effects(acted, keyed=True), effects(acted, keyed=False)
+    repeated = {i: n - 1 for i, n in unkeyed.items() if n > 1}
+    print(
+        f"\nside effects of {len(ids)} runs, {len(again)} run again: doubled with the key "
+        f"honoured {sum(n - 1 for n in keyed.values())}, ignored {sum(repeated.values())}"
+    )
+    assert keyed == Counter(dict.fromkeys(ids, 1)), "a keyed side effect was doubled"
+    sent_twice = again & keyed_on_w1  # the second answered from the platform's store
+    assert effects(received, keyed=True) == Counter({i: 1 + (i in sent_twice) for i in ids})
+    assert repeated == dict.fromkeys(again & unkeyed_on_w1, 1)
+    assert set(unkeyed) == set(ids)
+
+
 def test_kill_9_of_a_worker_and_its_engine_mid_run_loses_no_invocation(
     cluster: EngineCluster, digest: str
 ) -> None:
     """Last in the module: w1 and its engine stay dead (the fixture starts the engine
     again at the end, which stops the containers it left). The ten runs need both
-    workers' five slots (``WORKER_SETTINGS``), whichever worker claims first."""
+    workers' five slots (``WORKER_SETTINGS``), whichever worker claims first. Each run
+    acts on the platform before its handler logs its start (``effects``)."""
     api = cluster.api
     assert api is not None
-    api.activate("interval", "flight")
+    assert cluster.platform is not None
+    api.push("effects")
+    api.activate("effects", "flight")
     ids = [
         api.post_event(type="onSubmit", project_id="flight", asset_id=f"f{i}", label={"sleep": 3})[
             "invocations"
@@ -286,3 +333,4 @@ def test_kill_9_of_a_worker_and_its_engine_mid_run_loses_no_invocation(
     finished = {r["id"]: r["finished_at"] for r in runs}
     later = {i: api.api.get(f"/v1/invocations/{i}").json()["finished_at"] for i in ids}
     assert later == finished, "a run was finalised twice"
+    check_side_effects(cluster.platform, ids, set(again), interrupted)

@@ -69,6 +69,7 @@ def test_plugin_failures_are_retried_only_as_the_activation_allows_then_dead(
     assert run["status"] == "dead" and run["attempt"] == 3
     assert run["error"] == "gave up after 3 attempts: failed: plugin exited with code 1"
     assert [a["reason"] for a in run["attempts"]] == ["failed: plugin exited with code 1"] * 3
+    assert [a["kind"] for a in run["attempts"]] == ["plugin"] * 3
     system = [r["content"] for r in serial.logs(run_id=run["id"]) if r["log_type"] == "SYSTEM"]
     assert system[0].startswith("failed: plugin exited with code 1; retrying in ")
     assert system[1] == "attempt 2 (previous attempt: failed: plugin exited with code 1)"
@@ -78,17 +79,18 @@ def test_plugin_failures_are_retried_only_as_the_activation_allows_then_dead(
     assert once["status"] == "failed" and once["attempt"] == 1 and once["attempts"] == []
 
 
-def test_infrastructure_failures_are_retried_with_backoff_then_dead(serial: RunningServer) -> None:
+def test_a_version_whose_image_was_removed_ends_crashed_at_once(serial: RunningServer) -> None:
+    """Trying again cannot bring a removed image back: not retried (an outage would be)."""
     serial.push("counter", name="vanishing")
     serial.activate("vanishing", "infra")
     version = serial.api.get("/v1/plugins/vanishing").json()["versions"][0]
     serial.docker_client.images.remove(version["image_id"], force=True)
     run = serial.run_event(type="onSubmit", project_id="infra", asset_id="a", label={})
-    assert run["status"] == "dead" and run["attempt"] == 3
-    assert run["error"].startswith("gave up after 3 attempts: image plugin-executor/p-")
-    assert run["error"].endswith("is missing: rebuild the plugin version")
-    assert len(run["attempts"]) == 3
-    assert run["attempts"][0]["reason"].startswith("infrastructure: image ")
+    assert run["status"] == "crashed" and run["attempt"] == 1
+    assert run["error"].startswith("image plugin-executor/p-")
+    assert run["error"].endswith(" is missing: rebuild the plugin version")
+    assert [(a["attempt"], a["reason"]) for a in run["attempts"]] == [(1, run["error"])]
+    assert [r["content"] for r in serial.logs(run_id=run["id"])] == [run["error"]]
 
 
 def test_replay_runs_a_finished_invocation_again_linked_to_it(serial: RunningServer) -> None:

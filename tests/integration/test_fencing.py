@@ -4,20 +4,28 @@ twice."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import docker
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
+from executor.engine import Engine
+from executor.metrics import Metrics, QueueFigures
+from executor.run.dispatcher import Dispatcher
+from executor.run.node import NodeMembership
 from executor.run.output import OutputLine
 from executor.run.runner import RunLogWriter
 from executor.statuses import InvocationStatus, NodeState
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import nodes as node_store
+from executor.store.clock import database_now, db_now
 from executor.store.db import Database
 from executor.store.invocations import LEASE_EXPIRED, ClaimLimits, NodeClaim
 from executor.store.tables import (
@@ -28,6 +36,7 @@ from executor.store.tables import (
     Node,
     utcnow,
 )
+from tests.conftest import make_settings
 from tests.store_rows import add_run
 
 LIMITS = ClaimLimits(per_plugin=10, per_project=10)
@@ -170,6 +179,130 @@ def test_a_drained_node_claims_nothing_and_a_lost_one_beats_back_to_ready(
     with db.session() as session:  # a ready node marked lost beats back to ready
         assert node_store.heartbeat(session, OLD.node_id, instance) == NodeState.READY
     assert claim(db, OLD).node_id == OLD.node_id
+
+
+def set_heartbeat_age(db: Database, node: NodeClaim, age_s: float) -> None:
+    """Make ``node``'s last heartbeat ``age_s`` old by the database's clock."""
+    with db.session() as session:
+        session.execute(
+            update(Node).where(Node.id == node.node_id).values(heartbeat_at=db_now(-age_s))
+        )
+
+
+def test_a_node_whose_heartbeat_is_stale_claims_nothing_until_it_beats(db: Database) -> None:
+    """The database came back after an outage longer than a lease: the node's heartbeat is
+    stale, so any node may mark it lost now and re-run what it claims. It claims nothing
+    until it has beaten; a claim with a fresh heartbeat renews it."""
+    run_id = queued_run(db)
+    register(db, OLD)
+    set_heartbeat_age(db, OLD, LEASE_S + 1)
+    with db.session() as session:
+        stale_at = session.get(Node, OLD.node_id).heartbeat_at  # type: ignore[union-attr]
+        assert invocation_store.claim(session, OLD.node_id, 1, LEASE_S, LIMITS, OLD) == []
+    with db.session() as session:
+        run = session.get(Invocation, run_id)
+        assert run is not None
+        assert (run.status, run.attempt, run.lease_generation, run.node_id) == (
+            InvocationStatus.QUEUED,
+            0,
+            0,
+            None,
+        )
+        node = session.get(Node, OLD.node_id)
+        assert node is not None
+        assert (node.state, node.heartbeat_at) == (NodeState.READY, stale_at)
+    with db.session() as session:  # an unregistered node claims nothing either
+        assert invocation_store.claim(session, NEW.node_id, 1, LEASE_S, LIMITS, NEW) == []
+
+    with db.session() as session:
+        assert node_store.heartbeat(session, OLD.node_id, f"{OLD.node_id}:1") == NodeState.READY
+    set_heartbeat_age(db, OLD, LEASE_S - 5)  # fresh, if not by much
+    with db.session() as session:
+        before = database_now(session)
+    held = claim(db, OLD)
+    assert (held.id, held.attempt, held.node_id) == (run_id, 1, OLD.node_id)
+    with db.session() as session:
+        after = database_now(session)
+        node = session.get(Node, OLD.node_id)
+        assert node is not None
+        assert before <= node.heartbeat_at <= after, "the claim did not renew the heartbeat"
+        run = session.get(Invocation, run_id)
+        assert run is not None and run.lease_expires_at is not None
+        lease = timedelta(seconds=LEASE_S)
+        assert before + lease <= run.lease_expires_at <= after + lease
+
+
+def test_a_node_whose_clock_is_ahead_warns_once_shows_its_skew_and_marks_no_one_lost(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    register(db, OLD)
+    register(db, NEW)
+    node = NodeMembership(db, idle_engine(), make_settings(tmp_path, lease_s=LEASE_S), "new-node:1")
+    node.claim, node.state = NEW, NodeState.READY
+    monkeypatch.setattr(
+        "executor.run.node.utcnow", lambda: datetime.now(UTC) + timedelta(minutes=10)
+    )
+    with caplog.at_level(logging.INFO, "executor.run.node"):
+        with db.session() as session:
+            before = database_now(session)
+        assert node.beat() == [] and node.beat() == [], "a node ahead found its peer silent"
+        with db.session() as session:
+            after = database_now(session)
+            row = session.get(Node, NEW.node_id)
+            assert row is not None and row.clock_skew_s is not None
+            assert before <= row.heartbeat_at <= after, "the heartbeat took the node's clock"
+            assert abs(row.clock_skew_s - 600) < 5, row.clock_skew_s
+        monkeypatch.setattr("executor.run.node.utcnow", utcnow)
+        assert node.beat() == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("node new-node: this host's clock is +") and (
+        "off the database's (more than EXECUTOR_CLOCK_SKEW_WARN_S=5)" in warnings[0]
+    )
+    back = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(back) == 1 and "is back within" in back[0], back
+    with db.session() as session:
+        listed = {n.id: (n.state, n.clock_skew_s) for n in node_store.list_nodes(session)}
+    assert listed[OLD.node_id] == (NodeState.READY, None)
+    assert listed[NEW.node_id][0] == NodeState.READY
+    skew = listed[NEW.node_id][1]
+    assert skew is not None and abs(skew) < 5, skew
+
+
+def idle_engine() -> Engine:
+    """An engine client that never connects (an explicit API version): enough to beat."""
+    return Engine(docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41"))
+
+
+def test_a_node_whose_beat_failed_beats_again_at_its_next_poll(
+    db: Database, tmp_path: Path
+) -> None:
+    """The store was down for longer than a lease: the beat that failed is tried again at
+    the next poll once the store is back (not a third of a lease later), so the node's
+    heartbeat is fresh again before it claims."""
+    register(db, OLD)
+    set_heartbeat_age(db, OLD, LEASE_S + 1)
+    metrics = Metrics(lambda: QueueFigures({}, None, {}))
+    dispatcher = Dispatcher(db, idle_engine(), make_settings(tmp_path, lease_s=LEASE_S), metrics)
+    node = dispatcher.node
+    node.instance, node.claim, node.state = f"{OLD.node_id}:1", OLD, NodeState.READY
+    down = Database("postgresql+psycopg://executor:executor@127.0.0.1:1/none")  # refused
+    try:
+        node.db = dispatcher.db = down
+        with pytest.raises(OperationalError):
+            dispatcher._maintain_leases()
+        node.db = dispatcher.db = db  # the store is back
+        with db.session() as session:
+            back_at = database_now(session)
+        dispatcher._maintain_leases()
+        with db.session() as session:
+            row = session.get(Node, OLD.node_id)
+            assert row is not None
+            assert row.heartbeat_at >= back_at, "the node did not beat once the store was back"
+    finally:
+        down.dispose()
+        dispatcher._pool.shutdown()
+        dispatcher.deliverer.close()
 
 
 def test_a_node_paused_inside_a_transaction_cannot_keep_the_others_from_marking_it_lost(

@@ -233,6 +233,34 @@ def test_what_plugins_do_with_the_service_key(
     error(service.get("/api/v1/projects/p2/assets/" + asset["id"]), 404, "not_found")
 
 
+def test_a_call_made_again_with_its_idempotency_key_acts_once(
+    platform: RunningPlatform, alice: httpx.Client, service: httpx.Client
+) -> None:
+    """What a re-run attempt of a plugin meets: its calls carry the first attempt's keys."""
+    asset = platform.asset("p1", "idem-1")
+    label = platform.submit(alice, "p1", asset["id"], GOOD)
+    issues = f"/api/v1/projects/p1/assets/{asset['id']}/issues"
+    body = {"text": "IBAN wrong", "labelId": label["id"]}
+    key = {"Idempotency-Key": "run-1:1"}
+
+    first = service.post(issues, json=body, headers=key)
+    again = service.post(issues, json=body, headers=key)
+
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert [i["id"] for i in platform.issues("p1", asset["id"])] == [first.json()["id"]]
+    reused = service.post(issues, json={**body, "text": "other"}, headers=key)
+    assert error(reused, 422, "idempotency_key_reused").startswith(
+        "this Idempotency-Key was sent before with another method, path or body"
+    )
+    assert service.post(issues, json=body, headers={"Idempotency-Key": "run-1:2"}).is_success
+    admin = platform.admin.post(issues, json=body, headers=key)  # keys are per caller
+    assert admin.status_code == 201 and admin.json()["id"] != first.json()["id"]
+    assert service.post(issues, json=body).is_success  # no key: acts every time
+    assert len(platform.issues("p1", asset["id"])) == 4
+
+
 def test_events_wait_while_the_executor_is_down(tmp_path: Path) -> None:
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with start_platform(tmp_path, down, OPERATOR_KEY) as platform:

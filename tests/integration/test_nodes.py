@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,9 +27,11 @@ from tests.integration.processes import (
     executor_process,
     remove_images,
 )
+from tests.platform_standin import PlatformStandIn, per_invocation, platform_standin
 
 DEADLINE_S = 180
 LEASE_S = 5  # short, so a stopped worker is lost soon; renewed every third of it
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's faketime
 
 
 class Cluster:
@@ -41,7 +44,14 @@ class Cluster:
         self.database_url = database_url
         self.started: list[ExecutorProcess] = []
 
-    def start(self, name: str, command: str = "serve", **settings: Any) -> ExecutorProcess:
+    def start(
+        self,
+        name: str,
+        command: str = "serve",
+        env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> ExecutorProcess:
+        """Start a process named ``name``, with ``env`` added to its environment."""
         process = executor_process(
             self.root / name,
             self.docker_client,
@@ -50,6 +60,7 @@ class Cluster:
             node_id=name,
             **settings,
         )
+        process.env.update(env or {})
         self.started.append(process)
         return process.start()
 
@@ -100,7 +111,7 @@ def cli(process: ExecutorProcess, *args: str) -> subprocess.CompletedProcess[str
     env = {**os.environ, "EXECUTOR_URL": process.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
     return subprocess.run(
         [sys.executable, "-m", "executor.cli", *args],
-        env=env,
+        env={**env, "COLUMNS": "300"},  # a wide terminal: a table row is one line
         capture_output=True,
         text=True,
         timeout=60,
@@ -145,16 +156,28 @@ def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(cluster: Clus
     assert [r["content"] for r in records if r["stream"] == "logger"] == ["start a", "end a"]
 
 
+@pytest.fixture
+def platform() -> Iterator[PlatformStandIn]:
+    with platform_standin() as standin:
+        yield standin
+
+
 def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
-    cluster: Cluster,
+    cluster: Cluster, platform: PlatformStandIn
 ) -> None:
+    """The run acts on the platform before its start line (``effects``): once where the
+    platform honours Idempotency-Key, once where it ignores it."""
     api = cluster.start("api", dispatch="false")
-    stopped = cluster.start("w1", command="worker", lease_s=LEASE_S)
-    api.push("interval")
-    api.activate("interval", "p")
+    to: dict[str, Any] = {
+        "platform_api_url": platform.url + "/api/projects/{project_id}",
+        "lease_s": LEASE_S,
+    }
+    stopped = cluster.start("w1", command="worker", **to)
+    api.push("effects")
+    api.activate("effects", "p")
     run_id = started_run(api, "p", sleep=15)
     assert run_of(api, run_id)["node"] == "w1"
-    cluster.start("w2", command="worker", lease_s=LEASE_S)
+    cluster.start("w2", command="worker", **to)
 
     stopped.signal(signal.SIGSTOP)  # past its lease: w2 marks it lost and runs it again
     done = api.wait_run(run_id, timeout=DEADLINE_S)
@@ -178,6 +201,14 @@ def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
     assert {r["node_id"] for r in records if r["attempt"] == 1} == {"w1"}
     assert second == ["start a", "end a"]
     assert {r["node_id"] for r in records if r["attempt"] == 2} == {"w2"}
+    # Attempt 1 logged its start after its calls: both attempts made them. The keyed one
+    # acted once; the other once per attempt (at-least-once).
+    with platform.lock:
+        received, acted = list(platform.requests), list(platform.acted)
+    made = 1 + len(first)  # the attempts whose records show the calls made
+    assert per_invocation(received, "/effects", keyed=True) == {run_id: made}
+    assert per_invocation(acted, "/effects", keyed=True) == {run_id: 1}
+    assert per_invocation(acted, "/effects", keyed=False) == {run_id: made}
 
 
 def test_a_drained_node_finishes_its_runs_and_takes_no_new_ones(cluster: Cluster) -> None:
@@ -233,13 +264,14 @@ def test_node_routes_refuse_unknown_ids_bad_ids_and_keys_without_the_scope(
     refused = first.api.get("/v1/nodes", headers=headers)
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "missing_scope"
-    assert "admin" in refused.json()["message"]
+    assert refused.json()["message"] == "only the operator key may do this: ask your operator"
     admin_key = first.api.post(
         "/v1/tenants/acme/keys", json={"name": "ops", "scopes": ["admin"]}
     ).json()["key"]
-    drain = first.api.post(
-        "/v1/nodes/node-a/drain", headers={"Authorization": f"Bearer {admin_key}"}
-    )
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    # Nodes are shared by every tenant: a tenant's admin neither lists nor drains them.
+    assert first.api.get("/v1/nodes", headers=admin).status_code == 403
+    drain = first.api.post("/v1/nodes/node-a/drain", headers=admin)
     assert drain.status_code == 403, "a tenant's admin must not drain a shared node"
     assert [(n["id"], n["state"]) for n in first.api.get("/v1/nodes").json()] == [
         ("node-a", "ready")
@@ -369,3 +401,71 @@ def test_runs_of_a_version_go_to_the_node_holding_its_warm_container(cluster: Cl
         run = api.wait_run(event["invocations"][0], timeout=DEADLINE_S)
         assert (run["status"], run["node"], run["start"]) == ("succeeded", "warm", "warm"), run
     assert warm_on(api, "cold") == {}
+
+
+def clock_off_by(offset: str) -> dict[str, str]:
+    """The environment of a process whose wall clock is ``offset`` off (libfaketime,
+    ``+10m``); its monotonic clock is left alone, or its timed waits would never end."""
+    assert FAKETIME.exists(), "no libfaketime: deploy/setup.sh installs Debian's faketime"
+    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def test_nodes_ten_minutes_ahead_and_behind_take_no_lease_of_a_live_node(
+    cluster: Cluster,
+) -> None:
+    """Heartbeats, leases and "lost" are the database's clock: nodes whose own clocks are
+    ten minutes off mark no one lost through their reaper rounds (a node ahead used to
+    find every other silent for ten minutes; one behind looked silent itself)."""
+    api = cluster.start("api", dispatch="false")
+    cluster.start("live", command="worker", lease_s=LEASE_S, drain_timeout_s=0)
+    api.push("interval")
+    api.activate("interval", "p")
+    run_id = started_run(api, "p", sleep=600)  # held by the live node all along
+    assert run_of(api, run_id)["node"] == "live"
+    skewed = {"ahead": "+10m", "behind": "-10m"}
+    for name, offset in skewed.items():
+        cluster.start(name, command="worker", env=clock_off_by(offset), lease_s=LEASE_S)
+        # Drained, they claim nothing (a claim renews the heartbeat too), so each new
+        # heartbeat of theirs is a reaper round: heartbeat and mark lost, one transaction.
+        assert api.api.post(f"/v1/nodes/{name}/drain").status_code == 200
+
+    rounds: dict[str, set[str]] = {name: set() for name in skewed}
+    states: set[tuple[str, str]] = set()
+
+    def enough_rounds() -> bool:
+        for node in api.api.get("/v1/nodes").json():
+            states.add((node["id"], node["state"]))
+            if node["id"] in rounds:
+                rounds[node["id"]].add(node["heartbeat_at"])
+        return all(len(beats) > 5 for beats in rounds.values())
+
+    wait_for("five reaper rounds of each skewed node", enough_rounds)
+    assert {state for node, state in states if node == "live"} == {"ready"}, states
+    assert all(state != "lost" for _, state in states), states
+    held = run_of(api, run_id)
+    assert (held["status"], held["node"], held["attempt"], held["attempts"]) == (
+        "running",
+        "live",
+        1,
+        [],
+    ), "a skewed node took the live node's lease"
+    for process in cluster.started:
+        assert process.log_path is not None
+        lost = re.findall(r"node \S+ is (?:now )?lost.*", process.log_path.read_text())
+        assert lost == [], (process.log_path, lost)
+
+    listed = {n["id"]: n["clock_skew_s"] for n in api.api.get("/v1/nodes").json()}
+    assert abs(listed["live"]) < 5, listed
+    assert abs(listed["ahead"] - 600) < 5, listed
+    assert abs(listed["behind"] + 600) < 5, listed
+    listing = cli(api, "nodes")
+    assert listing.returncode == 0, listing.stderr
+    table = listing.stdout
+    assert "clock skew" in table
+    for name, sign in (("ahead", "+"), ("behind", "-")):
+        (row,) = [line for line in table.splitlines() if f" {name} " in line]
+        shown = re.search(r"([+-]\d+\.\d) s", row)
+        assert shown is not None and shown[1].startswith(sign), row
+        assert abs(abs(float(shown[1])) - 600) < 5, row
+        log = cluster.root.joinpath(name, "server.log").read_text()
+        assert f"node {name}: this host's clock is {sign}" in log

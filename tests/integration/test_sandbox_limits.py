@@ -135,16 +135,22 @@ def test_engine_error_ends_the_run_as_an_infrastructure_failure(
     """An engine error (a CPU quota the OCI runtime refuses at start: below 0.01 cores) is the
     executor's failure, not the plugin's: retried, then recorded ``dead`` with the engine's
     message. (The build's import check runs with the operator's profile: it passes.)"""
-    broken = server_factory(retry_max_attempts=2, retry_base_s=0.1)
+    broken = server_factory(infra_retry_budget_s=1, retry_base_s=0.1)
     broken.push("sleeper")
     response = broken.api.put("/v1/plugins/sleeper/limits", json={"cpus": 0.001})
     assert response.status_code == 200, response.text
     broken.activate("sleeper", "crash-project")
     run = broken.run_event(type="onSubmit", project_id="crash-project", asset_id="a", label={})
     assert run["status"] == "dead"
-    assert run["error"].startswith(
-        "gave up after 2 attempts: Docker Engine error while starting the plugin container"
+    assert run["error"].startswith(f"gave up after {run['attempt']} attempts over ")
+    assert (
+        " s of infrastructure failures, the last of the Docker Engine: Docker Engine error "
+        "while starting the plugin container"
+    ) in run["error"]
+    assert run["error"].endswith(
+        "infrastructure failures are retried for EXECUTOR_INFRA_RETRY_BUDGET_S (1 s) from the "
+        "first: raise it to wait out longer outages"
     )
     system = [r["content"] for r in broken.logs(run_id=run["id"]) if r["log_type"] == "SYSTEM"]
     assert system[-1].startswith("the executor could not run the plugin: Docker Engine error")
-    assert system[-1].endswith("; giving up")
+    assert system[-1].endswith(" used up the 1 s budget; giving up")

@@ -214,7 +214,7 @@ def test_a_platform_key_posting_events_is_counted_once_per_post_and_checked_ever
     invalid = platform.api.post("/v1/events", json={**event, "project_id": "no spaces"})
     limited_out = platform.api.post("/v1/events", json=event)
     assert (statuses, invalid.status_code, limited_out.status_code) == ([202] * 3, 422, 429)
-    assert invalid.json()["code"] == "invalid_request"
+    assert invalid.json()["code"] == "invalid_identifier"
     assert [e["field"] for e in invalid.json()["errors"]] == ["body.project_id"]
     assert limited_out.json()["code"] == "rate_limited"
     assert reader.api.get("/v1/plugins").status_code == 200  # the key is known now

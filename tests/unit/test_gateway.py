@@ -206,6 +206,74 @@ def test_a_token_of_an_attempt_that_lost_its_run_is_refused_and_not_recorded(
     assert rig.calls(invocation_id) == []
 
 
+def test_each_call_carries_its_idempotency_key_and_a_plugins_own_is_replaced(rig: Rig) -> None:
+    """The key is the invocation and the call's ordinal in the attempt: a second attempt
+    (a new token) making the same calls sends the same keys; a key the plugin sends
+    never reaches the platform."""
+    invocation_id, token = rig.new_run()
+    forged = {"Idempotency-Key": "other-run:1", "idempotency-key": "x"}
+    for i in range(3):
+        assert rig.send("POST", f"/api/projects/p1/n/{i}", token, headers=forged).status == 200
+    with rig.db.session() as session:  # the run's next attempt: a token of its own
+        again = mint_token()
+        expires = datetime.now(UTC) + timedelta(seconds=60)
+        gateway_store.add_token(session, hash_token(again), invocation_id, "p1", expires)
+    assert rig.send("POST", "/api/projects/p1/n/0", again, headers=forged).status == 200
+    _, other = rig.new_run()
+    assert rig.send("POST", "/api/projects/p1/n/0", other).status == 200
+
+    keys = [r.headers.get("idempotency-key") for r in rig.platform.requests]
+    assert keys[:4] == [f"{invocation_id}:{n}" for n in (1, 2, 3, 1)]
+    assert keys[4] != keys[0] and keys[4] is not None and keys[4].endswith(":1")
+    for seen, key in zip(rig.platform.requests, keys, strict=True):
+        assert [v for k, v in seen.header_lines if k.lower() == "idempotency-key"] == [key]
+
+
+@pytest.mark.parametrize("change", ["revoked", "superseded"])
+def test_a_token_revoked_or_superseded_between_check_and_count_is_refused(
+    rig: Rig, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run ends (or goes to another attempt) after the gateway read the token and
+    before it counted the call: the count refuses it, nothing reaches the platform."""
+    invocation_id, token = rig.new_run()
+    calls = rig.gateway.calls
+    authenticate = calls._authenticate
+
+    def then_change(headers: Any) -> Any:
+        checked = authenticate(headers)
+        with rig.db.session() as session:
+            if change == "revoked":
+                gateway_store.revoke_for(session, invocation_id)
+            else:
+                session.execute(
+                    update(Invocation)
+                    .where(Invocation.id == invocation_id)
+                    .values(lease_generation=Invocation.lease_generation + 1)
+                )
+        return checked
+
+    monkeypatch.setattr(calls, "_authenticate", then_change)
+    answer = rig.send("GET", "/api/projects/p1/assets", token)
+
+    expected = {
+        "revoked": "the run this token was issued to has finished (its handler returned or "
+        "its container ended): a run token is good only while its handler runs",
+        "superseded": "the attempt this token was issued to lost its run to another node "
+        "(its lease expired): only the attempt holding the run may call",
+    }
+    assert (answer.status, answer.json()) == (
+        401,
+        {"code": f"token_{change}", "message": expected[change]},
+    )
+    assert rig.platform.requests == []
+    with rig.db.session() as session:
+        row = gateway_store.find_token(session, hash_token(token))
+        assert row is not None and row.calls == 0
+    recorded = [(c.status, c.error) for c in rig.calls(invocation_id)]
+    # A superseded attempt's call is not written on the run (it lost it).
+    assert recorded == ([(401, expected[change])] if change == "revoked" else [])
+
+
 def test_missing_unknown_expired_and_revoked_tokens_get_401(rig: Rig) -> None:
     invocation_id, token = rig.new_run()
     expired_id, expired = rig.new_run(expires_in_s=-1)

@@ -129,6 +129,51 @@ def test_requests_h11_refuses_get_a_json_error_and_a_closed_connection(
     assert rig.platform.requests == [] and rig.calls(invocation_id) == []
 
 
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        (
+            b'{"text": "not chunked"}',
+            "bad_chunked_body",
+            "the request body is sent as 'Transfer-Encoding: chunked' but no valid chunk "
+            "came within 5 s: send the body with Content-Length",
+        ),
+        (
+            b"3\r\nabc\r\n10\r\nshort",
+            "bad_chunked_body",
+            "the request body is sent as 'Transfer-Encoding: chunked' but no valid chunk "
+            "came within 5 s: send the body with Content-Length",
+        ),
+        (
+            b"zz\r\nabc\r\n0\r\n\r\n",
+            "bad_chunked_body",
+            "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
+            "chunked encoding (illegal chunk header: bytearray(b'zz\\r\\n')): send the body "
+            "with Content-Length",
+        ),
+        (
+            b'{"text": "' + b"x" * MAX_HEAD_BYTES + b'"}',
+            "bad_chunked_body",
+            "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
+            "chunked encoding (Receive buffer too long): send the body with Content-Length",
+        ),
+    ],
+    ids=["plain-body", "cut-short", "bad-size", "long-plain-body"],
+)
+def test_a_body_that_is_not_valid_chunked_gets_a_400(
+    rig: Rig, body: bytes, code: str, message: str
+) -> None:
+    """Sent whole before reading; the answer is waited for (the socket's timeout only
+    keeps a gateway that never answers from hanging the test)."""
+    invocation_id, token = rig.new_run()
+    request = head("POST", "/api/projects/p1/x", token, "Transfer-Encoding: chunked") + body
+
+    answer = exchange(rig, request, closes=True)
+
+    assert (answer.status, answer.json()) == (400, {"code": code, "message": message})
+    assert rig.platform.requests == [] and rig.calls(invocation_id) == []
+
+
 def test_a_head_still_growing_past_the_bound_gets_431(rig: Rig) -> None:
     invocation_id, token = rig.new_run()
     # h11 holds an unfinished head to MAX_HEAD_BYTES (a whole one read at once is parsed).

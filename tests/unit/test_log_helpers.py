@@ -42,6 +42,12 @@ def test_since_accepts_durations_and_iso_times() -> None:
         parse_since("yesterday")
 
 
+@pytest.mark.parametrize("value", ["9" * 5000 + "d", "\u0661\u0662m", "999999d", "2d\nx"])
+def test_since_refuses_durations_not_whole_ascii_or_too_long(value: str) -> None:
+    with pytest.raises(ValueError, match="give a duration such as 30s"):
+        parse_since(value)
+
+
 def test_parse_events_reads_ids_types_comments_multiline_data_and_json() -> None:
     body = (
         ": following\n\n"

@@ -1,4 +1,5 @@
-"""Backoff policy: doubling, capped, jittered into the upper half."""
+"""Retry policy: plugin failures by count, infrastructure failures by time budget, backoff
+doubling, capped, jittered into the upper half."""
 
 from __future__ import annotations
 
@@ -6,14 +7,58 @@ import pytest
 
 from executor.run.retry import RetryPolicy
 
+POLICY = RetryPolicy(max_attempts=10, base_s=1.0, max_s=10.0, infra_budget_s=600.0)
+
 
 @pytest.mark.parametrize(
-    ("attempt", "ceiling"), [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 10.0)]
+    ("attempt", "ceiling"), [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)]
 )
 def test_delay_doubles_up_to_the_cap_with_jitter_in_the_upper_half(
     attempt: int, ceiling: float
 ) -> None:
-    policy = RetryPolicy(max_attempts=10, base_s=1.0, max_s=10.0)
-    delays = [policy.delay_s(attempt) for _ in range(200)]
+    assert POLICY.ceiling_s(attempt) == ceiling
+    delays = [POLICY.delay_s(attempt) for _ in range(200)]
     assert all(ceiling / 2 <= d <= ceiling for d in delays)
     assert len(set(delays)) > 100  # jittered, not one fixed value
+
+
+@pytest.mark.parametrize(
+    ("attempt", "plugin_failures", "max_retries", "retried"),
+    [
+        (1, 1, 0, False),  # no retries asked for: the first plugin failure is final
+        (1, 1, 2, True),
+        (2, 2, 2, True),
+        (3, 3, 2, False),  # the third failure with max_retries=2: dead
+        # Attempts lost to infrastructure failures do not use up the plugin's retries.
+        (9, 1, 1, True),
+        (9, 2, 1, False),
+    ],
+)
+def test_plugin_failures_are_retried_by_count(
+    attempt: int, plugin_failures: int, max_retries: int, retried: bool
+) -> None:
+    delay = POLICY.after_plugin_failure(attempt, plugin_failures, max_retries)
+
+    assert (delay is not None) == retried
+    if delay is not None:
+        assert POLICY.ceiling_s(attempt) / 2 <= delay <= POLICY.ceiling_s(attempt)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "failing_for_s", "retried"),
+    [
+        (1, 0.0, True),  # the first infrastructure failure
+        (5, 15.0, True),  # five attempts in 15 s: a count of 5 would have ended it here
+        (40, 599.0, True),  # any number of attempts while the budget lasts
+        (3, 600.0, False),  # the budget is spent, however few attempts that took
+        (40, 4000.0, False),
+    ],
+)
+def test_infrastructure_failures_are_retried_by_time_budget_not_by_count(
+    attempt: int, failing_for_s: float, retried: bool
+) -> None:
+    delay = POLICY.after_infrastructure_failure(attempt, failing_for_s)
+
+    assert (delay is not None) == retried
+    if delay is not None:
+        assert POLICY.ceiling_s(attempt) / 2 <= delay <= POLICY.ceiling_s(attempt)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from executor.errors import MissingScope, NotAuthenticated, NotFound
 from executor.statuses import InvocationStatus, Scope
 from executor.store import invocations as invocation_store
+from executor.store import nodes as node_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import (
@@ -134,6 +135,9 @@ def test_concurrent_runs_stop_at_the_tenant_quota_and_resume(db: Database) -> No
     _queue(db, "capped", 3)
     _queue(db, "default", 2)
     limits = invocation_store.ClaimLimits(per_plugin=10, per_project=10, per_tenant=None)
+    with db.session() as session:  # only a registered, live node claims
+        info = node_store.NodeInfo(NODE.node_id, "me", "20.10", ["runc"], 10, 0)
+        node_store.register(session, info)
     with db.session() as session:
         claimed = invocation_store.claim(session, "me", 10, 30, limits, NODE)
         assert sorted(i.tenant_id for i in claimed) == ["capped", "default", "default"]

@@ -13,10 +13,10 @@ from typing import Any
 from graphql import GraphQLResolveInfo
 
 from executor.api.graphql.context import RequestContext
-from executor.errors import Conflict
+from executor.errors import Conflict, checked_identifier
+from executor.identifiers import IdKind
 from executor.schemas import ActivationIn
 from executor.service import reads
-from executor.service.catalog import check_name
 from executor.statuses import Scope
 from executor.store import logs as log_store
 from executor.store.tables import LogRecord
@@ -42,6 +42,15 @@ def _page(data: dict[str, Any]) -> tuple[int, int]:
     return max(1, min(int(limit), MAX_PAGE)), max(0, int(data.get("skip") or 0))
 
 
+def _plugin_name(args: dict[str, Any], key: str = "pluginName") -> str:
+    """The plugin name in ``args[key]``, checked as REST checks it (InvalidIdentifier)."""
+    return checked_identifier(IdKind.PLUGIN, args[key], key)
+
+
+def _project_id(args: dict[str, Any]) -> str:
+    return checked_identifier(IdKind.PROJECT, args["projectId"], "projectId")
+
+
 def kili_log(record: LogRecord) -> dict[str, Any]:
     """A log record with the fields of Kili's ``getPluginLogs``."""
     return {
@@ -59,7 +68,7 @@ def create_plugin(_obj: None, info: Info, data: dict[str, Any]) -> str:
     """An upload URL for a new plugin (the name must be free)."""
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_WRITE)
-    name = check_name(data["pluginName"])
+    name = _plugin_name(data)
     if reads.plugin_exists(context.service.db, caller, name):
         raise Conflict(
             f"{KILI_DUPLICATE_TEXT} {name!r}: upload a new version with "
@@ -72,7 +81,7 @@ def generate_update_url(_obj: None, info: Info, data: dict[str, Any]) -> str:
     """An upload URL for a new version of an existing plugin."""
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_WRITE)
-    name = data["pluginName"]
+    name = _plugin_name(data)
     reads.plugin_status(context.service.db, caller, name)  # NotFound for no such plugin
     return context.upload_url + context.desk.issue(caller, name, update=True)
 
@@ -82,7 +91,7 @@ def _runner(info: Info, data: dict[str, Any], *, update: bool) -> str:
     context = _context(info)
     service = context.service
     caller = context.caller(Scope.PLUGINS_WRITE)
-    name = data["pluginName"]
+    name = _plugin_name(data)
     archive = context.desk.take(caller, name, update=update)
     version = service.catalog.upload(caller, name, UPLOAD_FILENAME, archive)
     return str(version.status)
@@ -99,6 +108,7 @@ def update_plugin_runner(_obj: None, info: Info, data: dict[str, Any]) -> str:
 def get_plugin_runner_status(_obj: None, info: Info, name: str) -> str:
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_READ)
+    checked_identifier(IdKind.PLUGIN, name, "name")
     return str(reads.plugin_status(context.service.db, caller, name))
 
 
@@ -106,7 +116,7 @@ def activate_plugin_on_project(_obj: None, info: Info, where: dict[str, Any]) ->
     """Activate on the handler types the plugin defines, following its current version."""
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_WRITE)
-    name, project_id = str(where["pluginName"]), str(where["projectId"])
+    name, project_id = _plugin_name(where), _project_id(where)
     context.service.catalog.activate(caller, name, project_id, ActivationIn())
     return name
 
@@ -114,7 +124,7 @@ def activate_plugin_on_project(_obj: None, info: Info, where: dict[str, Any]) ->
 def deactivate_plugin_on_project(_obj: None, info: Info, where: dict[str, Any]) -> str:
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_WRITE)
-    name, project_id = str(where["pluginName"]), str(where["projectId"])
+    name, project_id = _plugin_name(where), _project_id(where)
     context.service.catalog.deactivate(caller, name, project_id)
     return name
 
@@ -122,7 +132,7 @@ def deactivate_plugin_on_project(_obj: None, info: Info, where: dict[str, Any]) 
 def delete_plugin(_obj: None, info: Info, where: dict[str, Any]) -> str:
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_WRITE)
-    name = str(where["pluginName"])
+    name = _plugin_name(where)
     context.service.catalog.delete(caller, name)
     return name
 
@@ -133,8 +143,8 @@ def get_plugin_logs(_obj: None, info: Info, data: dict[str, Any]) -> list[dict[s
     caller = context.caller(Scope.LOGS_READ)
     where = log_store.LogFilter(
         tenant_id=caller.tenant_id,
-        project_id=data["projectId"],
-        plugin_name=data["pluginName"],
+        project_id=_project_id(data),
+        plugin_name=_plugin_name(data),
         start_date=data.get("createdAt"),
     )
     limit, skip = _page(data)
@@ -145,7 +155,7 @@ def get_plugin_build_errors(_obj: None, info: Info, data: dict[str, Any]) -> lis
     """The log lines of the plugin's failed builds (each failed version's error last)."""
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_READ)
-    name = data["pluginName"]
+    name = _plugin_name(data)
     since: datetime | None = data.get("createdAt")
     limit, skip = _page(data)
     lines = reads.build_errors(context.service.db, caller, name, since)[skip : skip + limit]
@@ -187,7 +197,7 @@ def create_webhook(_obj: None, info: Info, data: dict[str, Any]) -> str:
     saved = context.service.webhooks.create_webhook(
         caller,
         data["webhookUrl"],
-        data["pluginName"],
+        _plugin_name(data),
         header=data.get("header"),
         handler_types=data.get("handlerTypes"),
         event_matcher=data.get("eventMatcher"),
@@ -205,7 +215,7 @@ def update_webhook(_obj: None, info: Info, data: dict[str, Any]) -> str:
     saved = context.service.webhooks.update_webhook(
         caller,
         data["webhookUrl"],
-        data["pluginName"],
+        _plugin_name(data),
         new_header=data.get("header") or "",
         handler_types=data.get("handlerTypes"),
         event_matcher=data.get("eventMatcher"),

@@ -15,6 +15,7 @@ from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 from pydantic import BaseModel, Field
 
 from executor.api.deps import ServiceDep
+from executor.api.errors import STORE_RETRY_AFTER_S
 from executor.api.graphql.context import RequestContext, graphql_caller
 from executor.api.graphql.cost import (
     ROOT_FIELD_COST,
@@ -25,8 +26,9 @@ from executor.api.graphql.cost import (
 from executor.api.graphql.guard import MAX_QUERY_DEPTH, nesting_depth
 from executor.api.graphql.schema import KnownOperationsRule, build_schema
 from executor.api.graphql.uploads import UploadDesk
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, StoreUnavailable
 from executor.settings import Settings
+from executor.store.db import unreachable
 from executor.tenancy.access import Caller
 
 __all__ = ["UPLOAD_SUFFIX", "format_error", "graphql_router"]
@@ -40,7 +42,9 @@ class _UnexpectedOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         original = getattr(error, "original_error", None)
-        return original is not None and not isinstance(original, ExecutorError)
+        if original is None or isinstance(original, ExecutorError):
+            return False
+        return not unreachable(original)  # the store out of reach is no bug either
 
 
 # ariadne logs every error of a result to this logger.
@@ -65,6 +69,8 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     (and ``status``, ``file``, ``line``... where they apply) in ``extensions``."""
     formatted: dict[str, Any] = dict(error.formatted)
     original = error.original_error
+    if original is not None and unreachable(original):  # not a bug: the caller may retry
+        original = StoreUnavailable(retry_after_s=STORE_RETRY_AFTER_S)
     if isinstance(original, ExecutorError):
         formatted["message"] = original.message
         formatted["extensions"] = {
@@ -100,6 +106,11 @@ def get_document_caller(
 GraphQLCaller = Annotated[Caller, Depends(get_graphql_caller)]
 # A document is charged against its key's rate by its cost, once it is read (``_screen``).
 DocumentCaller = Annotated[Caller, Depends(get_document_caller)]
+
+
+def _store_unavailable(result: dict[str, Any]) -> bool:
+    codes = {e.get("extensions", {}).get("code") for e in result.get("errors") or []}
+    return StoreUnavailable.code in codes
 
 
 def _refused(message: str, code: str, status: int = 400, **details: int) -> JSONResponse:
@@ -178,7 +189,9 @@ def graphql_router(path: str) -> APIRouter:
             service.limiter.request(caller.key_id, screened.tokens)
         if screened.refusal is not None:
             return screened.refusal
-        upload_url = str(request.url_for("kili_upload")) + "?ticket="
+        # On the configured URL: one from the Host header would hand out a forged host.
+        upload_path = request.app.url_path_for("kili_upload")
+        upload_url = f"{service.settings.resolved_public_url}{upload_path}?ticket="
         context = RequestContext(service, desk, caller, upload_url)
         success, result = graphql_sync(
             schema,
@@ -193,6 +206,9 @@ def graphql_router(path: str) -> APIRouter:
         # GraphQL over HTTP: a document that could not run (syntax, validation) is a 400;
         # one that ran answers 200, errors of its operations in "errors" beside "data".
         ran = success or "data" in result
+        if _store_unavailable(result):  # never a 200 for what was not done
+            headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+            return JSONResponse(result, status_code=StoreUnavailable.status_code, headers=headers)
         return JSONResponse(result, status_code=200 if ran else 400)
 
     @router.put(path + UPLOAD_SUFFIX, name="kili_upload", response_model=Received)

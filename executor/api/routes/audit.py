@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from executor.api.deps import Admin, SessionDep
 from executor.api.presenters import audit_public
 from executor.bounds import MAX_INT64
-from executor.schemas import TENANT_PATTERN, AuditEntryPublic
+from executor.identifiers import TenantName
+from executor.schemas import AuditEntryPublic
 from executor.store import audit as audit_store
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -22,7 +23,7 @@ def list_audit(
     caller: Admin,
     session: SessionDep,
     tenant: Annotated[
-        str | None, Query(pattern=TENANT_PATTERN, description="Operator key: only this tenant.")
+        TenantName | None, Query(description="Operator key: only this tenant.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[

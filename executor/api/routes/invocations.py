@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import invocation_public
 from executor.bounds import MAX_INT64
+from executor.identifiers import InvocationId, PluginName, ProjectId
 from executor.schemas import InvocationPublic
 from executor.store import invocations as invocation_store
 
@@ -17,8 +18,8 @@ router = APIRouter(prefix="/v1/invocations", tags=["invocations"])
 def list_invocations(
     caller: PluginsRead,
     session: SessionDep,
-    plugin_name: str | None = None,
-    project_id: str | None = None,
+    plugin_name: PluginName | None = None,
+    project_id: ProjectId | None = None,
     status: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
     skip: int = Query(0, ge=0, le=MAX_INT64),
@@ -39,7 +40,7 @@ def list_invocations(
 
 @router.get("/{invocation_id}", response_model=InvocationPublic)
 def get_invocation(
-    invocation_id: str, caller: PluginsRead, session: SessionDep
+    invocation_id: InvocationId, caller: PluginsRead, session: SessionDep
 ) -> InvocationPublic:
     return invocation_public(
         invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
@@ -48,7 +49,7 @@ def get_invocation(
 
 @router.post("/{invocation_id}/replay", status_code=202, response_model=InvocationPublic)
 def replay_invocation(
-    invocation_id: str, caller: PluginsWrite, service: ServiceDep
+    invocation_id: InvocationId, caller: PluginsWrite, service: ServiceDep
 ) -> InvocationPublic:
     """Run a finished invocation's event again, as a new invocation linked to the first.
 

@@ -13,6 +13,7 @@ from executor.api.presenters import log_public
 from executor.api.streams import SSE_HEADERS, StreamTiming, log_events
 from executor.bounds import MAX_INT64
 from executor.errors import InvalidCursor, InvalidQuery
+from executor.identifiers import InvocationId, PluginName, ProjectId
 from executor.schemas import LogRecordPublic
 from executor.store import logs as log_store
 from executor.store.db import Session
@@ -26,9 +27,9 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 def log_filter(
     caller: LogsRead,
-    project_id: str | None = None,
-    plugin_name: str | None = None,
-    run_id: str | None = None,
+    project_id: ProjectId | None = None,
+    plugin_name: PluginName | None = None,
+    run_id: InvocationId | None = None,
     level: Annotated[
         Level | None, Query(description="Minimum level; SYSTEM lines are always included.")
     ] = None,

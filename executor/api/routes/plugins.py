@@ -14,6 +14,7 @@ from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
 from executor.api.streams import SSE_HEADERS, StreamTiming, build_log_events
 from executor.errors import InvalidCursor, UploadTooLarge
+from executor.identifiers import PluginName, VersionNumber
 from executor.intake.upload import UploadLimits
 from executor.run.limits import LimitsPublic, PluginLimits, limits_public
 from executor.schemas import PluginPublic, PluginSummary, RollbackIn, RolledBack
@@ -104,20 +105,20 @@ def list_plugins(caller: PluginsRead, session: SessionDep) -> list[PluginSummary
 
 
 @router.get("/{name}", response_model=PluginPublic)
-def get_plugin(name: str, caller: PluginsRead, session: SessionDep) -> PluginPublic:
+def get_plugin(name: PluginName, caller: PluginsRead, session: SessionDep) -> PluginPublic:
     plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
     return plugin_public(plugin, _projects(session, plugin.id))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_plugin(name: str, caller: PluginsWrite, service: ServiceDep) -> None:
+def delete_plugin(name: PluginName, caller: PluginsWrite, service: ServiceDep) -> None:
     """Delete a plugin, its versions and activations (its past runs' logs stay)."""
     service.catalog.delete(caller, name)
 
 
 @router.post("/{name}/rollback", response_model=RolledBack)
 def rollback(
-    name: str, caller: PluginsWrite, service: ServiceDep, body: RollbackIn | None = None
+    name: PluginName, caller: PluginsWrite, service: ServiceDep, body: RollbackIn | None = None
 ) -> RolledBack:
     """Make a version current: ``{"to": N}`` names any ACTIVE version, older (rollback) or
     newer (roll forward); no body, the ACTIVE version before the current one. 409 if that
@@ -132,7 +133,9 @@ def rollback(
 
 
 @router.get("/{name}/versions/{version}/build-log", response_model=BuildLog)
-def get_build_log(name: str, version: int, caller: PluginsRead, session: SessionDep) -> BuildLog:
+def get_build_log(
+    name: PluginName, version: VersionNumber, caller: PluginsRead, session: SessionDep
+) -> BuildLog:
     plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
     found = plugin_store.version_by_number(session, plugin, version)
     return BuildLog(
@@ -151,8 +154,8 @@ def get_build_log(name: str, version: int, caller: PluginsRead, session: Session
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def stream_build_log(
-    name: str,
-    version: int,
+    name: PluginName,
+    version: VersionNumber,
     caller: PluginsRead,
     service: ServiceDep,
     last_event_id: Annotated[str | None, Header(description="Resume after this offset")] = None,
@@ -177,7 +180,7 @@ def stream_build_log(
 
 @router.get("/{name}/limits", response_model=LimitsPublic)
 def get_limits(
-    name: str, caller: PluginsRead, session: SessionDep, service: ServiceDep
+    name: PluginName, caller: PluginsRead, session: SessionDep, service: ServiceDep
 ) -> LimitsPublic:
     """A plugin's sandbox overrides, the limits its runs get, and the operator's maxima."""
     plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
@@ -186,7 +189,7 @@ def get_limits(
 
 @router.put("/{name}/limits", response_model=LimitsPublic)
 def set_limits(
-    name: str, limits: PluginLimits, caller: PluginsWrite, service: ServiceDep
+    name: PluginName, limits: PluginLimits, caller: PluginsWrite, service: ServiceDep
 ) -> LimitsPublic:
     """Replace a plugin's overrides; each may only tighten the operator's profile (else 422
     ``limit_exceeded`` naming the field and the maximum). ``{}`` clears them."""

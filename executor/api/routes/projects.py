@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
-from executor.schemas import ID_PATTERN, ActivationIn, ActivationPublic
+from executor.identifiers import PluginName, ProjectId
+from executor.schemas import ActivationIn, ActivationPublic
 from executor.service.catalog import describe_activation
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 
 router = APIRouter(prefix="/v1/projects", tags=["activations"])
 
-ProjectId = Path(pattern=ID_PATTERN)
-
 
 @router.get("/{project_id}/plugins", response_model=list[ActivationPublic])
 def list_project_plugins(
-    caller: PluginsRead, session: SessionDep, project_id: str = ProjectId
+    project_id: ProjectId, caller: PluginsRead, session: SessionDep
 ) -> list[ActivationPublic]:
     """The plugins active on one of the tenant's projects (the operator: on any project)."""
     if tenant_store.project_tenant(session, project_id) is None and caller.is_operator:
@@ -31,11 +30,11 @@ def list_project_plugins(
 
 @router.put("/{project_id}/plugins/{name}", response_model=ActivationPublic)
 def activate(
-    name: str,
+    name: PluginName,
+    project_id: ProjectId,
     caller: PluginsWrite,
     service: ServiceDep,
     body: ActivationIn | None = None,
-    project_id: str = ProjectId,
 ) -> ActivationPublic:
     """Activate a plugin on a project; ``events`` defaults to the plugin's handler types,
     ``version`` pins an ACTIVE version (default: follow the plugin's current version),
@@ -47,6 +46,6 @@ def activate(
 
 @router.delete("/{project_id}/plugins/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def deactivate(
-    name: str, caller: PluginsWrite, service: ServiceDep, project_id: str = ProjectId
+    name: PluginName, project_id: ProjectId, caller: PluginsWrite, service: ServiceDep
 ) -> None:
     service.catalog.deactivate(caller, name, project_id)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 
 from executor.api.deps import PluginsRead, ServiceDep
 from executor.api.presenters import stats_public
-from executor.schemas import ID_PATTERN, StatsBucket, StatsPublic
+from executor.identifiers import PluginName, ProjectId
+from executor.schemas import StatsBucket, StatsPublic
 from executor.service import stats as stats_service
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
@@ -24,10 +25,8 @@ def read_stats(
         datetime | None, Query(description="Start, inclusive (default: 24 buckets back).")
     ] = None,
     until: Annotated[datetime | None, Query(description="End, exclusive (default: now).")] = None,
-    plugin: Annotated[str | None, Query(max_length=64, description="Only this plugin.")] = None,
-    project: Annotated[
-        str | None, Query(pattern=ID_PATTERN, description="Only this project's runs.")
-    ] = None,
+    plugin: Annotated[PluginName | None, Query(description="Only this plugin.")] = None,
+    project: Annotated[ProjectId | None, Query(description="Only this project's runs.")] = None,
 ) -> StatsPublic:
     """The caller's tenant's runs by terminal status, duration and start-latency p50/p95,
     warm/cold starts, gateway calls and errors, builds, per bucket (empty ones as zeros);

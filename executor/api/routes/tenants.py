@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 
 from executor.api.deps import Admin, OperatorOnly, ServiceDep, SessionDep
 from executor.api.presenters import key_public, tenant_public
 from executor.errors import NotFound
+from executor.identifiers import KeyId, ProjectId, TenantName
 from executor.schemas import (
-    ID_PATTERN,
-    TENANT_PATTERN,
     KeyCreated,
     KeyIn,
     KeyPublic,
@@ -26,9 +25,6 @@ from executor.tenancy.access import Caller, mint_key
 from executor.tokens import hash_token
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
-
-TenantName = Path(pattern=TENANT_PATTERN)
-ProjectId = Path(pattern=ID_PATTERN)
 
 
 def _check_tenant(caller: Caller, tenant: str) -> None:
@@ -64,7 +60,7 @@ def list_tenants(
 
 @router.patch("/{tenant}", response_model=TenantPublic)
 def update_tenant(
-    body: TenantUpdate, caller: OperatorOnly, service: ServiceDep, tenant: str = TenantName
+    tenant: TenantName, body: TenantUpdate, caller: OperatorOnly, service: ServiceDep
 ) -> TenantPublic:
     """Change a tenant's quotas: those sent replace its own (null: the operator's default),
     those left out stay. Lowering one below what the tenant uses refuses new plugins,
@@ -80,7 +76,7 @@ def update_tenant(
 
 
 @router.delete("/{tenant}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_tenant(caller: OperatorOnly, service: ServiceDep, tenant: str = TenantName) -> None:
+def delete_tenant(tenant: TenantName, caller: OperatorOnly, service: ServiceDep) -> None:
     """Delete a tenant with its keys and projects; 409 while it has plugins (the message
     says how many) and for ``default``. Its past runs and logs stay until retention."""
     service.delete_tenant(caller, tenant)
@@ -88,10 +84,10 @@ def delete_tenant(caller: OperatorOnly, service: ServiceDep, tenant: str = Tenan
 
 @router.put("/{tenant}/projects/{project_id}", response_model=ProjectPublic)
 def assign_project(
+    tenant: TenantName,
+    project_id: ProjectId,
     caller: OperatorOnly,
     service: ServiceDep,
-    tenant: str = TenantName,
-    project_id: str = ProjectId,
 ) -> ProjectPublic:
     """Give a platform project to a tenant: its events run that tenant's plugins only
     (409 if another tenant has it)."""
@@ -106,9 +102,7 @@ def assign_project(
 
 
 @router.post("/{tenant}/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
-def create_key(
-    body: KeyIn, caller: Admin, service: ServiceDep, tenant: str = TenantName
-) -> KeyCreated:
+def create_key(tenant: TenantName, body: KeyIn, caller: Admin, service: ServiceDep) -> KeyCreated:
     """A new API key with the given scopes: the answer holds the key, shown this once."""
     _check_tenant(caller, tenant)
     secret = mint_key()
@@ -133,7 +127,7 @@ def create_key(
 
 
 @router.get("/{tenant}/keys", response_model=list[KeyPublic])
-def list_keys(caller: Admin, session: SessionDep, tenant: str = TenantName) -> list[KeyPublic]:
+def list_keys(tenant: TenantName, caller: Admin, session: SessionDep) -> list[KeyPublic]:
     """The tenant's keys (never the keys themselves), revoked ones included."""
     _check_tenant(caller, tenant)
     tenant_store.get_tenant(session, tenant)
@@ -141,7 +135,7 @@ def list_keys(caller: Admin, session: SessionDep, tenant: str = TenantName) -> l
 
 
 @router.delete("/{tenant}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_key(caller: Admin, service: ServiceDep, key_id: str, tenant: str = TenantName) -> None:
+def revoke_key(tenant: TenantName, key_id: KeyId, caller: Admin, service: ServiceDep) -> None:
     """Revoke a key: from now on it answers 401."""
     _check_tenant(caller, tenant)
     service.revoke_key(caller, tenant, key_id)

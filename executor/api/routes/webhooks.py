@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from executor.api.deps import PluginsWrite, ServiceDep
+from executor.identifiers import WebhookName
 from executor.service.webhooks import WebhookSaved
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -18,7 +19,7 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     webhook_url: str = Field(description="http(s) URL each matching event is POSTed to.")
-    plugin_name: str = Field(description="The webhook's name (a plugin name).")
+    plugin_name: WebhookName = Field(description="The webhook's name (a plugin name).")
     header: str | None = Field(None, description="Sent as the Authorization header.")
     handler_types: list[str] | None = Field(
         None, description="Handler types it is called for; default onSubmit and onReview."
@@ -74,7 +75,7 @@ def create_webhook(body: WebhookIn, caller: PluginsWrite, service: ServiceDep) -
 
 @router.patch("/{webhook}", response_model=WebhookPublic)
 def update_webhook(
-    webhook: str, body: WebhookUpdate, caller: PluginsWrite, service: ServiceDep
+    webhook: WebhookName, body: WebhookUpdate, caller: PluginsWrite, service: ServiceDep
 ) -> WebhookPublic:
     """A new version of the webhook with the fields given changed (the signing secret stays)."""
     saved = service.webhooks.update_webhook(
