@@ -159,13 +159,15 @@ class Authenticator:
             tenant_id = tenant or DEFAULT_TENANT
             return operator_caller(tenant_id) if tenant_id in self._tenants else None
         seen = self._keys.get(hash_token(presented))
-        if seen is None or self._clock() - seen.verified_at >= self._ttl_s:
+        at = self._clock()
+        if seen is None or at - seen.verified_at >= self._ttl_s:
             return None
         if seen.expires_at is not None and seen.expires_at <= self._now():
             return None
         if tenant is not None and tenant != seen.caller.tenant_id:
             return None
-        self._note_use(seen.caller)
+        if self._usage is not None and seen.caller.key_id is not None:  # inline: hot path
+            self._usage.used(seen.caller.key_id, at)
         return seen.caller
 
     def verify(self, presented: str | None, tenant: str | None) -> Caller:
@@ -181,7 +183,7 @@ class Authenticator:
 
     def _note_use(self, caller: Caller) -> None:
         if self._usage is not None and caller.key_id is not None:
-            self._usage.used(caller.key_id)
+            self._usage.used(caller.key_id, self._clock())
 
     def forget_tenant(self, tenant_id: str, key_ids: list[str]) -> None:
         """Stop trusting a deleted tenant: the operator's next request on it, and its keys',

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -32,12 +31,10 @@ class KeyUsage:
         self,
         db: Database,
         interval_s: float = KEY_USE_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._db = db
         self._interval_s = interval_s
-        self._clock = clock
         self._now = now
         self._noted: dict[str, float] = {}  # key id -> when (clock) its use was last queued
         self._pending: dict[str, datetime] = {}
@@ -46,9 +43,10 @@ class KeyUsage:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def used(self, key_id: str) -> None:
-        """Note a use of the key; cheap enough for every request."""
-        at = self._clock()
+    def used(self, key_id: str, at: float) -> None:
+        """Note a use of the key at ``at`` (seconds on the caller's monotonic clock; ``now``
+        gives the wall time written); cheap enough for every request: a lookup, a
+        comparison."""
         last = self._noted.get(key_id)
         if last is not None and at - last < self._interval_s:
             return

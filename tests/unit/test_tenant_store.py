@@ -278,7 +278,7 @@ def _last_used(db: Database) -> datetime | None:
 
 def test_a_keys_use_is_written_in_the_background_at_most_once_a_minute(db: Database) -> None:
     clock = FakeClock()
-    usage = KeyUsage(db, interval_s=60, clock=lambda: clock.seconds, now=lambda: clock.wall)
+    usage = KeyUsage(db, interval_s=60, now=lambda: clock.wall)
     authenticator = Authenticator(
         db, OPERATOR_KEY, 5.0, clock=lambda: clock.seconds, now=lambda: clock.wall, usage=usage
     )
