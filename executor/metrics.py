@@ -12,10 +12,11 @@ from prometheus_client.registry import Collector
 
 from executor.statuses import TERMINAL_STATUSES, BuildStatus, InvocationStatus, NodeState
 
-__all__ = ["Metrics", "QueueFigures"]
+__all__ = ["OTHER_PLUGINS", "Metrics", "QueueFigures"]
 
 DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+DEFAULT_MAX_PLUGINS = 200
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,15 @@ class _StoreCollector(Collector):
         yield nodes
 
 
+OTHER_PLUGINS = "other"  # the plugin label of runs past the cap on plugins with series
+
+
 class Metrics:
-    def __init__(self, figures: Callable[[], QueueFigures]) -> None:
+    def __init__(
+        self, figures: Callable[[], QueueFigures], max_plugins: int = DEFAULT_MAX_PLUGINS
+    ) -> None:
         self.registry = CollectorRegistry()
+        self._max_plugins = max_plugins
         self.events_received = Counter(
             "executor_events_received",
             "Events accepted by POST /v1/events",
@@ -91,6 +98,21 @@ class Metrics:
         self.start_latency = Histogram(
             "executor_start_latency_seconds",
             "Time from event accepted to handler entry",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        # Per plugin, so a dashboard shows which plugin got slow; bounded like plugin_runs.
+        self.plugin_duration = Histogram(
+            "executor_plugin_run_duration_seconds",
+            "Wall time of one plugin container run, by tenant and plugin",
+            ["tenant", "plugin"],
+            buckets=DURATION_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.plugin_start_latency = Histogram(
+            "executor_plugin_start_latency_seconds",
+            "Time from event accepted to handler entry, by tenant and plugin",
+            ["tenant", "plugin"],
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
@@ -138,15 +160,36 @@ class Metrics:
         for gateway_status in ("200", "502", "504"):  # 502/504: the platform unreachable/slow
             self.gateway_calls.labels(gateway_status)
 
-    def run_finished(self, tenant: str, plugin: str, status: str) -> None:
-        """Count one invocation that reached terminal ``status``, overall and per plugin
-        (a plugin's other statuses start at 0 with its first run, see _start_known_series)."""
-        self.invocations_finished.labels(status).inc()
+    def _plugin_labels(self, tenant: str, plugin: str) -> tuple[str, str]:
+        """The labels of a plugin's series: its own for the first ``max_plugins`` plugins
+        seen, then ``other`` (in its tenant). A plugin's other statuses start at 0 with
+        its first run (see _start_known_series)."""
         if (tenant, plugin) not in self._plugins_seen:
-            self._plugins_seen.add((tenant, plugin))
-            for other in TERMINAL_STATUSES:
-                self.plugin_runs.labels(tenant, plugin, other)
-        self.plugin_runs.labels(tenant, plugin, status).inc()
+            if len(self._plugins_seen) >= self._max_plugins:
+                plugin = OTHER_PLUGINS
+            if (tenant, plugin) not in self._plugins_seen:
+                self._plugins_seen.add((tenant, plugin))
+                for other in TERMINAL_STATUSES:
+                    self.plugin_runs.labels(tenant, plugin, other)
+        return tenant, plugin
+
+    def run_finished(self, tenant: str, plugin: str, status: str) -> None:
+        """Count one invocation that reached terminal ``status``, overall and per plugin."""
+        self.invocations_finished.labels(status).inc()
+        self.plugin_runs.labels(*self._plugin_labels(tenant, plugin), status).inc()
+
+    def run_timed(
+        self, tenant: str, plugin: str, duration_s: float | None, latency_s: float | None
+    ) -> None:
+        """Observe one run's wall time and start latency (None: not measured), overall and
+        per plugin."""
+        labels = self._plugin_labels(tenant, plugin)
+        if duration_s is not None:
+            self.run_duration.observe(duration_s)
+            self.plugin_duration.labels(*labels).observe(duration_s)
+        if latency_s is not None:
+            self.start_latency.observe(latency_s)
+            self.plugin_start_latency.labels(*labels).observe(latency_s)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -167,12 +167,15 @@ class PluginSummary(BaseModel):
     kind: PluginKind = Field(description="code (built and run in containers), or webhook.")
     created_at: datetime
     latest_version: int | None
-    status: str | None
+    status: str | None = Field(description="The latest version's status.")
+    current_version: int | None = Field(
+        description="The version serving: what activations that follow the current one run "
+        "(None: no ACTIVE version)."
+    )
     projects: list[str]
 
 
 class PluginPublic(PluginSummary):
-    current_version: int | None
     versions: list[VersionPublic]
 
 
@@ -189,10 +192,25 @@ class GatewayCallPublic(BaseModel):
     error: str | None
 
 
+class RollbackIn(_Strict):
+    """Body of POST /v1/plugins/{name}/rollback (optional): the version to serve."""
+
+    to: VersionNumber | None = Field(
+        None,
+        description="An ACTIVE version, older (rollback) or newer (roll forward) than the "
+        "current one; default: the ACTIVE version before the current one.",
+    )
+
+
 class RolledBack(BaseModel):
     plugin: str
     current_version: int
     previous_version: int
+    recent_runs: int = Field(description="Latest ended runs of the new current version looked at.")
+    recent_failures: int = Field(description="How many of those did not succeed.")
+    warning: str | None = Field(
+        description="Set when most of those runs failed: the version may not be a safe choice."
+    )
 
 
 class InvocationPublic(BaseModel):
@@ -317,6 +335,15 @@ class TenantIn(_Strict):
     max_concurrent_runs: int | None = Field(None, ge=1, le=1_000_000)
 
 
+class TenantUpdate(_Strict):
+    """Body of PATCH /v1/tenants/{tenant}: the quotas sent replace the tenant's (null: the
+    operator's default); those left out stay."""
+
+    max_plugins: int | None = Field(None, ge=1, le=1_000_000)
+    max_versions: int | None = Field(None, ge=1, le=1_000_000, description="Per plugin.")
+    max_concurrent_runs: int | None = Field(None, ge=1, le=1_000_000)
+
+
 class TenantPublic(BaseModel):
     name: str
     created_at: datetime
@@ -343,6 +370,9 @@ class KeyPublic(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="When it last authenticated a request (to the minute; null: never)."
+    )
 
 
 class KeyCreated(KeyPublic):

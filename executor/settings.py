@@ -433,6 +433,15 @@ class Settings(BaseSettings):
     key_requests_per_minute: int = Field(
         600, ge=1, description="Requests one tenant key may send a minute (the operator's: any)."
     )
+    metrics_max_plugins: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        description="Plugins (tenant and name) that get their own series in the per-plugin "
+        "metrics of /metrics; runs of plugins seen after that many are counted under "
+        'plugin="other" (their tenant kept), so a tenant creating plugins cannot grow '
+        "Prometheus without bound.",
+    )
     key_cache_s: float = Field(
         5.0,
         ge=0,

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from executor.api.errors import install_error_handlers
@@ -92,4 +93,11 @@ def create_app(service: ExecutorService) -> FastAPI:
         app.include_router(module.router)
     app.include_router(graphql_router(service.settings.graphql_path))
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
+    # A person who opens the server's address lands on the console (a plain route, not an
+    # API one: no key, no schema entry).
+    app.add_route("/", _to_console, methods=["GET", "HEAD"], include_in_schema=False)
     return app
+
+
+async def _to_console(_request: Request) -> RedirectResponse:
+    return RedirectResponse("/ui/", status_code=307)

@@ -83,12 +83,14 @@ def runtime_public(flavor: Flavor) -> RuntimePublic:
 
 def plugin_summary(plugin: Plugin, projects: list[str]) -> PluginSummary:
     latest = plugin.versions[-1] if plugin.versions else None
+    current = plugin_store.current_version(plugin)
     return PluginSummary(
         name=plugin.name,
         kind=plugin.kind,
         created_at=plugin.created_at,
         latest_version=latest.number if latest else None,
         status=latest.status if latest else None,
+        current_version=current.number if current else None,
         projects=projects,
     )
 
@@ -97,7 +99,6 @@ def plugin_public(plugin: Plugin, projects: list[str]) -> PluginPublic:
     current = plugin_store.current_version(plugin)
     return PluginPublic(
         **plugin_summary(plugin, projects).model_dump(),
-        current_version=current.number if current else None,
         versions=[version_public(v, current) for v in plugin.versions],
     )
 
@@ -199,6 +200,7 @@ def key_public(key: ApiKey) -> KeyPublic:
         created_at=key.created_at,
         expires_at=key.expires_at,
         revoked_at=key.revoked_at,
+        last_used_at=key.last_used_at,
     )
 
 

@@ -7,9 +7,10 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from executor.cli.client import ApiClient
-from executor.cli.common import PluginArg, call, client
+from executor.cli.common import PluginArg, WideOpt, call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 from executor.statuses import BuildStatus
 
@@ -70,7 +71,7 @@ def build_log(
         raise typer.Exit(1)
 
 
-def versions(name: PluginArg, as_json: JsonOpt = False) -> None:
+def versions(name: PluginArg, wide: WideOpt = False, as_json: JsonOpt = False) -> None:
     """List a plugin's versions: status, which is current, image kept, dependencies."""
     plugin = call(client().plugin, name)
     if as_json:
@@ -82,7 +83,7 @@ def versions(name: PluginArg, as_json: JsonOpt = False) -> None:
             v["status"],
             v["runtime"],
             "*" if v["current"] else "",
-            "removed" if v["image_removed"] else "kept",
+            _image(v),
             v["source_sha256"][:12],
             " ".join((v["pip_freeze"] or "").split()),
         ]
@@ -92,7 +93,16 @@ def versions(name: PluginArg, as_json: JsonOpt = False) -> None:
         f"Versions of {name}",
         ["version", "status", "runtime", "current", "image", "source", "dependencies"],
         rows,
+        keep=("version",),
+        wide=wide,
     )
+
+
+def _image(version: dict[str, Any]) -> str:
+    """Whether the version has an image that can run: none when its build made none."""
+    if version["status"] != BuildStatus.ACTIVE:
+        return "none"
+    return "removed" if version["image_removed"] else "kept"
 
 
 def runtimes(as_json: JsonOpt = False) -> None:
@@ -112,15 +122,51 @@ def runtimes(as_json: JsonOpt = False) -> None:
     print_table("Runtime flavors", ["runtime", "image", "packages"], rows)
 
 
-def rollback(name: PluginArg, as_json: JsonOpt = False) -> None:
-    """Make the ACTIVE version before the current one current (next events run it)."""
-    result = call(client().request, "POST", f"/v1/plugins/{name}/rollback")
+ToOpt = Annotated[
+    int | None, typer.Option("--to", help="The ACTIVE version to serve (older or newer).")
+]
+
+
+def rollback(name: PluginArg, to: ToOpt = None, as_json: JsonOpt = False) -> None:
+    """Serve an older ACTIVE version (default: the one before the current one), or with
+    --to any ACTIVE version; warns when most of its latest runs failed."""
+    _serve(name, to, as_json)
+
+
+def roll_forward(name: PluginArg, to: ToOpt = None, as_json: JsonOpt = False) -> None:
+    """Serve a newer ACTIVE version (default: the newest, which new uploads then replace)."""
+    if to is None:
+        to = _newest_runnable(call(client().plugin, name))
+    _serve(name, to, as_json)
+
+
+def _newest_runnable(plugin: dict[str, Any]) -> int:
+    current = plugin["current_version"] or 0
+    newer = [
+        v["version"]
+        for v in plugin["versions"]
+        if v["status"] == BuildStatus.ACTIVE and not v["image_removed"] and v["version"] > current
+    ]
+    if not newer:
+        err_console.print(
+            f"[red]error:[/] {escape(plugin['name'])} already serves its newest ACTIVE version"
+            f" (v{current}): nothing to roll forward to"
+        )
+        raise typer.Exit(1)
+    return int(max(newer))
+
+
+def _serve(name: str, to: int | None, as_json: bool) -> None:
+    body = {"to": to} if to is not None else None
+    result = call(client().request, "POST", f"/v1/plugins/{name}/rollback", json=body)
+    if result["warning"]:
+        err_console.print(f"[yellow]warning:[/] {escape(result['warning'])}")
     if as_json:
         print_json(result)
         return
-    console.print(
-        f"{name}: rolled back from v{result['previous_version']} to v{result['current_version']}"
-    )
+    before, after = result["previous_version"], result["current_version"]
+    direction = "forward" if after > before else "back"
+    console.print(f"{name}: rolled {direction} from v{before} to v{after}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -128,3 +174,4 @@ def register(app: typer.Typer) -> None:
     app.command()(versions)
     app.command()(runtimes)
     app.command()(rollback)
+    app.command("roll-forward")(roll_forward)

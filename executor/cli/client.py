@@ -38,10 +38,11 @@ class ApiError(Exception):
 
 
 class ApiClient:
-    def __init__(self, url: str, key: str) -> None:
-        self._http = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_S
-        )
+    def __init__(self, url: str, key: str, tenant: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        if tenant is not None:  # the operator key acts on this tenant (tenant keys: 403)
+            headers["X-Tenant"] = tenant
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT_S)
 
     def _unreachable(self, exc: Exception) -> ApiError:
         return ApiError(

@@ -14,6 +14,7 @@ from executor.cli.render import err_console, terminal_text
 from executor.identifiers import IdKind, identifier_problem
 
 __all__ = [
+    "ActAsOpt",
     "KeyArg",
     "NodeArg",
     "PluginArg",
@@ -21,6 +22,7 @@ __all__ = [
     "ProjectOpt",
     "TenantArg",
     "TenantOpt",
+    "WideOpt",
     "call",
     "checks",
     "client",
@@ -51,9 +53,22 @@ ProjectOpt = Annotated[
 TenantOpt = Annotated[
     str, typer.Option("--tenant", "-t", help="Tenant name.", callback=checks(IdKind.TENANT))
 ]
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Every column whole (else columns that do not fit are hidden)."),
+]
+ActAsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        help="Operator key only: the tenant to act on (default: 'default').",
+        callback=checks(IdKind.TENANT),
+    ),
+]
 
 
-def client() -> ApiClient:
+def client(tenant: str | None = None) -> ApiClient:
+    """The API client; ``tenant`` (operator key only) is the tenant it acts on."""
     settings = ClientSettings()
     key = settings.key()
     if key is None:
@@ -62,7 +77,7 @@ def client() -> ApiClient:
             "server keeps var/operator_key)."
         )
         raise typer.Exit(2)
-    return ApiClient(settings.url, key)
+    return ApiClient(settings.url, key, tenant)
 
 
 def call(fn: Any, *args: Any, **kwargs: Any) -> Any:

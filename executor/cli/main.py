@@ -14,7 +14,17 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli import builds, cluster, common, explain, local, scaffold, tenants, webhooks
+from executor.cli import (
+    builds,
+    cluster,
+    common,
+    explain,
+    local,
+    scaffold,
+    stats,
+    tenants,
+    webhooks,
+)
 from executor.cli.client import ApiClient
 from executor.cli.common import PluginArg, ProjectOpt, checks
 from executor.cli.config import server_settings
@@ -112,12 +122,20 @@ def push(
     plugin_name = name or path.resolve().name.split(".")[0]
     client = common.client()
     created = common.call(client.upload, plugin_name, filename, data, runtime)
+    if created["reused"] and not as_json:
+        console.print(
+            f"{plugin_name}: same source and runtime as v{created['version']}, reused "
+            "(no new version, no build)",
+            markup=False,
+        )
     if not wait:
         print_json(created) if as_json else console.print(
             f"{plugin_name} v{created['version']} ({created['runtime']}): {created['status']}"
         )
         return
-    build = builds.follow_build(client, plugin_name, int(created["version"]), echo=not as_json)
+    # A reused ACTIVE version's build log was shown when it was built.
+    echo = not as_json and (not created["reused"] or created["status"] == BuildStatus.DEPLOYING)
+    build = builds.follow_build(client, plugin_name, int(created["version"]), echo=echo)
     if as_json:
         print_json(build)
     if build["status"] == BuildStatus.FAILED:
@@ -187,20 +205,31 @@ def deactivate(name: PluginArg, project: ProjectOpt) -> None:
 
 
 @app.command("list")
-def list_plugins(as_json: JsonOpt = False) -> None:
-    """List plugins with their latest version, status and projects."""
-    plugins = common.call(common.client().request, "GET", "/v1/plugins")
+def list_plugins(
+    tenant: common.ActAsOpt = None, wide: common.WideOpt = False, as_json: JsonOpt = False
+) -> None:
+    """List plugins with the version serving (what activations run), a newer version that
+    does not serve (e.g. a FAILED build), and their projects."""
+    plugins = common.call(common.client(tenant).request, "GET", "/v1/plugins")
     if as_json:
         print_json(plugins)
         return
     print_table(
         "Plugins",
-        ["name", "kind", "version", "status", "projects"],
-        (
-            [p["name"], p["kind"], p["latest_version"], p["status"], ", ".join(p["projects"])]
-            for p in plugins
-        ),
+        ["name", "kind", "version", "status", "newer", "projects"],
+        ([p["name"], p["kind"], *_serving(p), ", ".join(p["projects"])] for p in plugins),
+        keep=("name",),
+        wide=wide,
     )
+
+
+def _serving(plugin: dict[str, Any]) -> list[Any]:
+    """The version serving and its status, then the latest one if it is not that one."""
+    current, latest = plugin["current_version"], plugin["latest_version"]
+    if current is None:
+        return [latest, plugin["status"], ""]
+    newer = f"v{latest} {plugin['status']}" if latest != current else ""
+    return [current, "ACTIVE", newer]
 
 
 @app.command()
@@ -265,6 +294,7 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines as they come.")
     ] = False,
     limit: Annotated[int, typer.Option(help="Records at most (without --follow).")] = 1000,
+    tenant: common.ActAsOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="A JSON list (with --follow: one record per line).")
     ] = False,
@@ -285,7 +315,7 @@ def logs(
         except ValueError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from exc
-    client = common.client()
+    client = common.client(tenant)
     if not follow:
         records = common.call(list, paged_records(client, params, limit))
         if not records:
@@ -322,6 +352,8 @@ def runs(
     project: ProjectOrNone = None,
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(help="Runs at most, newest first.")] = 50,
+    tenant: common.ActAsOpt = None,
+    wide: common.WideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List a plugin's invocations, newest first, as a table; the runs of deleted plugins
@@ -331,20 +363,21 @@ def runs(
         params["project_id"] = project
     if status_:
         params["status"] = status_
-    client = common.client()
+    client = common.client(tenant)
     found = common.call(client.request, "GET", "/v1/invocations", params=params)
     if not found:
         explain.require_plugin(client, plugin)
     if as_json:
         print_json(found)
         return
-    _runs_table(f"Runs of {plugin}", [r for r in found if r["plugin_deleted_at"] is None])
+    current = [r for r in found if r["plugin_deleted_at"] is None]
+    _runs_table(f"Runs of {plugin}", current, wide)
     deleted = [r for r in found if r["plugin_deleted_at"] is not None]
     if deleted:
-        _runs_table(f"Runs of deleted plugins named {plugin}", deleted)
+        _runs_table(f"Runs of deleted plugins named {plugin}", deleted, wide)
 
 
-def _runs_table(title: str, found: list[dict[str, Any]]) -> None:
+def _runs_table(title: str, found: list[dict[str, Any]], wide: bool) -> None:
     print_table(
         title,
         ["id", "status", "event", "asset", "project", "attempt", "latency", "duration", "queued"],
@@ -362,6 +395,8 @@ def _runs_table(title: str, found: list[dict[str, Any]]) -> None:
             ]
             for r in found
         ),
+        keep=("id",),
+        wide=wide,
     )
 
 
@@ -465,3 +500,4 @@ webhooks.register(app)
 cluster.register(app)
 local.register(app)
 scaffold.register(app)
+stats.register(app)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -62,14 +63,72 @@ def print_json(data: Any) -> None:
     console.print_json(json.dumps(data))
 
 
-def print_table(title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+def print_table(
+    title: str,
+    columns: list[str],
+    rows: Iterable[Iterable[Any]],
+    *,
+    keep: tuple[str, ...] = (),
+    wide: bool = False,
+) -> None:
+    """A table; the ``keep`` columns (ids a later command needs) are never cut.
+
+    With ``keep``, a table wider than the terminal drops its other columns from the right
+    until it fits, and says which on stderr; ``wide`` shows every column whole instead,
+    in lines as long as they need.
+    """
+    cells = [[Text(terminal_text("" if c is None else str(c))) for c in row] for row in rows]
+    shown = list(range(len(columns)))
+    out = console
+    if keep:
+        if wide:
+            needed = _width(_table(title, columns, cells, shown, keep))
+            out = Console(width=max(needed, console.width), file=console.file)
+        else:
+            hidden = _fit(title, columns, cells, shown, keep)
+            if hidden:
+                err_console.print(
+                    f"(hidden at {console.width} columns: {', '.join(hidden)}; --wide shows "
+                    "every column)",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+    out.print(_table(title, columns, cells, shown, keep))
+
+
+def _table(
+    title: str, columns: list[str], cells: list[list[Text]], shown: list[int], keep: tuple[str, ...]
+) -> Table:
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
+    for index in shown:
+        if columns[index] in keep:  # as wide as its longest value: rich never cuts it
+            longest = max([len(columns[index]), *(row[index].cell_len for row in cells)])
+            table.add_column(columns[index], no_wrap=True, min_width=longest)
+        else:
+            table.add_column(columns[index])
+    for row in cells:
         # Text, not str: a cell is data, never rich markup.
-        table.add_row(*(Text(terminal_text("" if cell is None else str(cell))) for cell in row))
-    console.print(table)
+        table.add_row(*(row[index] for index in shown))
+    return table
+
+
+def _width(table: Table) -> int:
+    return Measurement.get(console, console.options.update(width=1 << 20), table).maximum
+
+
+def _fit(
+    title: str, columns: list[str], cells: list[list[Text]], shown: list[int], keep: tuple[str, ...]
+) -> list[str]:
+    """Drop columns not kept from the right of ``shown`` until the table fits the
+    terminal; the names of those dropped, in the table's order."""
+    hidden: list[str] = []
+    droppable = [i for i in shown if columns[i] not in keep]
+    while droppable and _width(_table(title, columns, cells, shown, keep)) > console.width:
+        index = droppable.pop()
+        shown.remove(index)
+        hidden.insert(0, columns[index])
+    return hidden
 
 
 def print_log_record(record: dict[str, Any]) -> None:

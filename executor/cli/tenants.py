@@ -1,5 +1,5 @@
 """Tenant and key commands (operator key, or an admin key for its own tenant's keys):
-``tenants create|list|assign-project``, ``keys create|list|revoke``, ``audit``."""
+``tenants create|update|delete|list|assign-project``, ``keys create|list|revoke``, ``audit``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from executor.cli.common import KeyArg, ProjectArg, TenantArg, TenantOpt, call, checks, client
+from executor.cli.common import (
+    KeyArg,
+    ProjectArg,
+    TenantArg,
+    TenantOpt,
+    WideOpt,
+    call,
+    checks,
+    client,
+)
 from executor.cli.render import console, err_console, print_json, print_table
 from executor.identifiers import IdKind
 from executor.statuses import Scope
@@ -16,6 +25,7 @@ __all__ = ["register"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
+QUOTAS = ("max_plugins", "max_versions", "max_concurrent_runs")
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (operator key).")
 keys_app = typer.Typer(no_args_is_help=True, help="A tenant's API keys.")
 
@@ -42,15 +52,60 @@ def create_tenant(
     console.print(f"Tenant {tenant['name']} created.")
 
 
+@tenants_app.command("update")
+def update_tenant(
+    name: TenantArg,
+    max_plugins: Annotated[int | None, typer.Option(help="New quota.")] = None,
+    max_versions: Annotated[int | None, typer.Option(help="Versions per plugin.")] = None,
+    max_concurrent_runs: Annotated[int | None, typer.Option(help="Runs at once.")] = None,
+    default: Annotated[
+        list[str] | None,
+        typer.Option("--default", help="A quota back to the operator's default (repeatable)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a tenant's quotas; those not named stay."""
+    body: dict[str, Any] = {
+        field: value
+        for field, value in (
+            ("max_plugins", max_plugins),
+            ("max_versions", max_versions),
+            ("max_concurrent_runs", max_concurrent_runs),
+        )
+        if value is not None
+    }
+    body |= dict.fromkeys((d.replace("-", "_") for d in default or []), None)
+    if not body:
+        err_console.print(
+            "[red]error:[/] name a quota to change (--max-plugins, --max-versions, "
+            "--max-concurrent-runs, --default QUOTA)"
+        )
+        raise typer.Exit(2)
+    tenant = call(client().request, "PATCH", f"/v1/tenants/{name}", json=body)
+    if as_json:
+        print_json(tenant)
+        return
+    quotas = ", ".join(f"{q} {'unlimited' if tenant[q] is None else tenant[q]}" for q in QUOTAS)
+    console.print(f"Tenant {tenant['name']} updated: {quotas}.", markup=False, highlight=False)
+
+
+@tenants_app.command("delete")
+def delete_tenant(name: TenantArg) -> None:
+    """Delete a tenant with its keys and projects (refused while it has plugins)."""
+    call(client().request, "DELETE", f"/v1/tenants/{name}")
+    console.print(f"Tenant {name} deleted.", markup=False, highlight=False)
+
+
 @tenants_app.command("list")
-def list_tenants(as_json: JsonOpt = False) -> None:
+def list_tenants(wide: WideOpt = False, as_json: JsonOpt = False) -> None:
     """List tenants and their quotas."""
     tenants = call(client().request, "GET", "/v1/tenants")
     if as_json:
         print_json(tenants)
         return
     columns = ["name", "max_plugins", "max_versions", "max_concurrent_runs", "created_at"]
-    print_table("Tenants", columns, ([t[c] for c in columns] for t in tenants))
+    rows = ([t[c] for c in columns] for t in tenants)
+    print_table("Tenants", columns, rows, keep=("name",), wide=wide)
 
 
 @tenants_app.command("assign-project")
@@ -89,15 +144,28 @@ def create_key(
 
 
 @keys_app.command("list")
-def list_keys(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
-    """List a tenant's keys (never the keys themselves)."""
+def list_keys(tenant: TenantOpt, wide: WideOpt = False, as_json: JsonOpt = False) -> None:
+    """List a tenant's keys (never the keys themselves), with when each was last used."""
     keys = call(client().request, "GET", f"/v1/tenants/{tenant}/keys")
     if as_json:
         print_json(keys)
         return
-    columns = ["id", "name", "scopes", "created_at", "expires_at", "revoked_at"]
-    rows = ([" ".join(k[c]) if c == "scopes" else k[c] for c in columns] for k in keys)
-    print_table(f"Keys of {tenant}", columns, rows)
+    columns = ["id", "name", "scopes", "last_used", "created", "expires", "revoked"]
+    rows = (
+        [
+            k["id"],
+            k["name"],
+            " ".join(k["scopes"]),
+            *(_minute(k[f]) for f in ("last_used_at", "created_at", "expires_at", "revoked_at")),
+        ]
+        for k in keys
+    )
+    print_table(f"Keys of {tenant}", columns, rows, keep=("id",), wide=wide)
+
+
+def _minute(iso: str | None) -> str:
+    """An API time to the minute, UTC ("never" for none)."""
+    return "never" if iso is None else iso[:16].replace("T", " ")
 
 
 @keys_app.command("revoke")

@@ -580,8 +580,8 @@ class InvocationRunner:
             _lease_lost(invocation)
             return
         self.metrics.run_finished(row.tenant_id, row.plugin_name, status)
-        if row.duration_ms is not None:
-            self.metrics.run_duration.observe(row.duration_ms / 1000)
+        duration = row.duration_ms / 1000 if row.duration_ms is not None else None
+        latency = None
         if row.handler_started_at is not None:
-            latency = (row.handler_started_at - row.queued_at).total_seconds()
-            self.metrics.start_latency.observe(max(latency, 0.0))
+            latency = max((row.handler_started_at - row.queued_at).total_seconds(), 0.0)
+        self.metrics.run_timed(row.tenant_id, row.plugin_name, duration, latency)

@@ -12,9 +12,10 @@ from executor.intake.checker import UploadChecker
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, source_archive
 from executor.run.limits import PluginLimits, check_limits
-from executor.schemas import ActivationIn, ActivationPublic
+from executor.schemas import ActivationIn, ActivationPublic, RolledBack
 from executor.service.audit import record
 from executor.settings import SandboxProfile
+from executor.statuses import BuildStatus
 from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
@@ -26,6 +27,8 @@ from executor.tenancy.ratelimit import KeyLimiter
 
 __all__ = ["Catalog", "activation_events", "describe_activation"]
 
+# Ended runs of a version a rollback looks at to warn that most of them failed.
+RECENT_RUNS = 20
 # on_event only runs for events an activation names explicitly (e.g. "asset.*").
 EXPLICIT_ONLY_HANDLERS = frozenset({"onEvent"})
 
@@ -86,7 +89,17 @@ class Catalog:
     def upload(
         self, caller: Caller, name: str, filename: str, data: bytes, runtime: str | None = None
     ) -> PluginVersion:
+        """``upload_or_reuse``'s version."""
+        return self.upload_or_reuse(caller, name, filename, data, runtime)[0]
+
+    def upload_or_reuse(
+        self, caller: Caller, name: str, filename: str, data: bytes, runtime: str | None = None
+    ) -> tuple[PluginVersion, bool]:
         """Check the upload statically, store it as the plugin's next version, start its build.
+
+        The same files for the same runtime flavor as a version that is ACTIVE (image kept)
+        or still building make no new version and no build: that version is reused (and
+        made current when ACTIVE, as a new one would be); the second item says so.
 
         ``runtime`` (the upload's form field) names its flavor, before plugin.toml's.
         Blocking (waiting for a check worker, the check, a write): callers on an event loop
@@ -109,6 +122,18 @@ class Catalog:
         flavor = choose_flavor(runtime, source.runtime, settings.runtime_default_flavor)
 
         with self.db.session() as session:
+            same = plugin_store.same_source(session, caller.tenant_id, name, source.sha256, flavor)
+            if same is not None:
+                if same.status == BuildStatus.ACTIVE:
+                    plugin_store.serve(session, same)
+                record(
+                    session,
+                    caller,
+                    "plugin.upload",
+                    name,
+                    detail={"version": same.number, "reused": True},
+                )
+                return same, True
             quotas = quotas_for(
                 tenant_store.get_tenant(session, caller.tenant_id), self.builder.settings
             )
@@ -126,7 +151,7 @@ class Catalog:
             )
             record(session, caller, "plugin.upload", name, detail={"version": version.number})
         self.builder.submit(version.id)
-        return version
+        return version, False
 
     def runtimes(self) -> list[Flavor]:
         """The runtime flavors, with their package versions (from their image labels)."""
@@ -157,13 +182,18 @@ class Catalog:
             record(session, caller, "plugin.activate", name, detail={"project_id": project_id})
             return describe_activation(activation)
 
-    def rollback(self, caller: Caller, name: str) -> tuple[int, int]:
-        """Make the ACTIVE version before the current one current: (new, previous) numbers."""
+    def rollback(self, caller: Caller, name: str, to: int | None = None) -> RolledBack:
+        """Make version ``to`` current (older or newer), or with None the ACTIVE one before
+        the current one; says how its latest ended runs went, with a warning when most
+        failed (the change is made all the same: the caller chose it)."""
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
             before = plugin_store.current_version(plugin)
-            after = plugin_store.rollback(session, plugin)
+            after = plugin_store.rollback(session, plugin, to)
             previous = before.number if before else after.number
+            outcomes = invocation_store.recent_outcomes(
+                session, caller.tenant_id, name, after.id, RECENT_RUNS
+            )
             record(
                 session,
                 caller,
@@ -171,7 +201,20 @@ class Catalog:
                 name,
                 detail={"from": previous, "to": after.number},
             )
-            return after.number, previous
+        warning = None
+        if outcomes.failed * 2 > outcomes.runs:
+            warning = (
+                f"v{after.number} failed {outcomes.failed} of its last {outcomes.runs} "
+                "ended runs: check its logs (plugin-executor runs) before relying on it"
+            )
+        return RolledBack(
+            plugin=name,
+            current_version=after.number,
+            previous_version=previous,
+            recent_runs=outcomes.runs,
+            recent_failures=outcomes.failed,
+            warning=warning,
+        )
 
     def deactivate(self, caller: Caller, name: str, project_id: str) -> None:
         with self.db.session() as session:

@@ -37,6 +37,7 @@ from executor.store.listen import LogListener
 from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter
+from executor.tenancy.usage import KeyUsage
 from executor.upkeep.image_gc import ImageCollector
 from executor.upkeep.retention import Retention
 
@@ -78,7 +79,7 @@ class ExecutorService:
         )
         self.intake = EventIntake(self.db, self._event_stored)
         self.engine = engine or Engine()
-        self.metrics = Metrics(self._queue_figures)
+        self.metrics = Metrics(self._queue_figures, settings.metrics_max_plugins)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
         registry = Registry.configured(settings)
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions, registry)
@@ -108,7 +109,10 @@ class ExecutorService:
         if self.prepuller is not None:
             self.builder.on_active.append(self.prepuller.wake)
         self.retention = Retention(self.db, settings)
-        self.authenticator = Authenticator(self.db, self.operator_key, settings.key_cache_s)
+        self.key_usage = KeyUsage(self.db)
+        self.authenticator = Authenticator(
+            self.db, self.operator_key, settings.key_cache_s, usage=self.key_usage
+        )
 
     def audit(
         self,
@@ -140,6 +144,14 @@ class ExecutorService:
             tenant_store.revoke_key(session, tenant_id, key_id)
         self.authenticator.forget(key_id)
         self.audit(caller, "key.revoke", key_id, tenant_id=tenant_id)
+
+    def delete_tenant(self, caller: Caller, tenant_id: str) -> None:
+        """Delete a tenant without plugins, its keys and projects (Conflict while it has
+        plugins): its keys answer 401 from this request on."""
+        with self.db.session() as session:
+            key_ids = tenant_store.delete_tenant(session, tenant_id)
+        self.authenticator.forget_tenant(tenant_id, key_ids)
+        self.audit(caller, "tenant.delete", tenant_id, tenant_id=tenant_id)
 
     def replay(self, caller: Caller, invocation_id: str) -> Invocation:
         """A new queued invocation of a finished one's event, on the plugin's current ACTIVE
@@ -200,9 +212,11 @@ class ExecutorService:
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it
             log.warning("image GC at start failed: %s", exc.message)
         self.retention.start()
+        self.key_usage.start()
 
     def stop(self) -> None:
         self.intake.stop()
+        self.key_usage.stop()
         if self.log_listener is not None:
             self.log_listener.stop()
         self.retention.stop()

@@ -31,6 +31,7 @@ __all__ = [
     "ClaimLimits",
     "InfraFailing",
     "NodeClaim",
+    "Outcomes",
     "RunInputs",
     "RunOutput",
     "WebhookSlots",
@@ -52,6 +53,7 @@ __all__ = [
     "oldest_queued_at",
     "plugin_deleted",
     "plugin_failures",
+    "recent_outcomes",
     "renew_leases",
     "replay",
     "requeue_expired",
@@ -96,6 +98,38 @@ def list_invocations(
         query = query.where(Invocation.status == status)
     query = query.order_by(Invocation.queued_at.desc()).offset(skip).limit(limit)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How a version's latest ended runs went: ``failed`` of ``runs`` did not succeed."""
+
+    runs: int
+    failed: int
+
+
+# Canceled runs (their plugin deleted, an operator's cancel) say nothing of the version.
+_JUDGED = sorted(TERMINAL_STATUSES - {InvocationStatus.CANCELED})
+
+
+def recent_outcomes(
+    session: Session, tenant_id: str, plugin_name: str, version_id: str, limit: int
+) -> Outcomes:
+    """The ``limit`` latest ended runs of a version (canceled ones left out): how many,
+    and how many did not succeed."""
+    statuses = session.scalars(
+        select(Invocation.status)
+        .where(
+            Invocation.tenant_id == tenant_id,
+            Invocation.plugin_name == plugin_name,
+            Invocation.version_id == version_id,
+            Invocation.status.in_(_JUDGED),
+        )
+        .order_by(Invocation.queued_at.desc())
+        .limit(limit)
+    ).all()
+    failed = sum(1 for status in statuses if status != InvocationStatus.SUCCEEDED)
+    return Outcomes(runs=len(statuses), failed=failed)
 
 
 CLAIM_WINDOW = 64  # queued rows looked at per claim: enough to skip over blocked plugins

@@ -33,6 +33,8 @@ __all__ = [
     "mark_image_removed",
     "pick_version",
     "rollback",
+    "same_source",
+    "serve",
     "set_activation",
     "unfinished_builds",
     "update_build",
@@ -128,6 +130,36 @@ def add_version(
     session.add(version)
     session.flush()
     return version
+
+
+def same_source(
+    session: Session, tenant_id: str, name: str, source_sha256: str, runtime: str
+) -> PluginVersion | None:
+    """The code plugin's newest version built, or being built, from the same files for the
+    same runtime flavor, whose image can still run; None if there is none."""
+    candidates = session.scalars(
+        select(PluginVersion)
+        .join(Plugin, PluginVersion.plugin_id == Plugin.id)
+        .where(
+            Plugin.tenant_id == tenant_id,
+            Plugin.name == name,
+            Plugin.kind == PluginKind.CODE,
+            PluginVersion.source_sha256 == source_sha256,
+            PluginVersion.runtime == runtime,
+            PluginVersion.status.in_((BuildStatus.ACTIVE, BuildStatus.DEPLOYING)),
+            PluginVersion.image_removed_at.is_(None),
+        )
+        .order_by(PluginVersion.number.desc())
+    )
+    return next(iter(candidates), None)
+
+
+def serve(session: Session, version: PluginVersion) -> None:
+    """Make an ACTIVE ``version`` current (the newest runnable: follow the newest again)."""
+    plugin = version.plugin
+    newest = max((v for v in plugin.versions if is_runnable(v)), key=lambda v: v.number)
+    plugin.current_version_id = None if version.id == newest.id else version.id
+    session.flush()
 
 
 def get_version(session: Session, version_id: str) -> PluginVersion:
@@ -234,9 +266,35 @@ def active_versions(session: Session) -> list[PluginVersion]:
     return list(versions.values())
 
 
-def rollback(session: Session, plugin: Plugin) -> PluginVersion:
-    """Make the ACTIVE version before the current one current; Conflict if there is none."""
+def rollback(session: Session, plugin: Plugin, to: int | None = None) -> PluginVersion:
+    """Make version ``to`` current (older or newer: rollback or roll forward), or, with
+    None, the ACTIVE version before the current one. Conflict if there is none, if ``to``
+    cannot run or is current already; NotFound if the plugin has no version ``to``."""
     current = current_version(plugin)
+    if to is not None:
+        target = _runnable_target(session, plugin, to, current)
+    else:
+        target = _previous(plugin, current)
+    serve(session, target)
+    return target
+
+
+def _runnable_target(
+    session: Session, plugin: Plugin, to: int, current: PluginVersion | None
+) -> PluginVersion:
+    target = version_by_number(session, plugin, to)
+    if not is_runnable(target):
+        removed = " (image removed)" if target.image_removed_at else ""
+        raise Conflict(
+            f"plugin {plugin.name!r} v{to} is {target.status}{removed}: only an ACTIVE "
+            "version can serve; see plugin-executor versions"
+        )
+    if current is not None and current.id == target.id:
+        raise Conflict(f"plugin {plugin.name!r} already serves v{to}: nothing to change")
+    return target
+
+
+def _previous(plugin: Plugin, current: PluginVersion | None) -> PluginVersion:
     if current is None:
         raise Conflict(f"plugin {plugin.name!r} has no ACTIVE version: nothing to roll back")
     older = [v for v in plugin.versions if is_runnable(v) and v.number < current.number]
@@ -245,10 +303,7 @@ def rollback(session: Session, plugin: Plugin) -> PluginVersion:
             f"plugin {plugin.name!r} has no ACTIVE version before v{current.number} to roll "
             "back to: upload a fixed version instead"
         )
-    previous = max(older, key=lambda v: v.number)
-    plugin.current_version_id = previous.id
-    session.flush()
-    return previous
+    return max(older, key=lambda v: v.number)
 
 
 def gc_candidates(session: Session, keep: int) -> list[PluginVersion]:

@@ -119,6 +119,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When it last authenticated a request, to the minute (executor.tenancy.usage).
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Project(Base):

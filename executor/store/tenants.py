@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.store.tables import ApiKey, Project, Tenant, utcnow
+from executor.store.tables import DEFAULT_TENANT, ApiKey, Plugin, Project, Tenant, utcnow
 
 __all__ = [
     "add_key",
     "add_tenant",
     "assign_project",
+    "delete_tenant",
     "get_tenant",
     "key_by_hash",
     "list_keys",
     "list_projects",
     "list_tenants",
+    "mark_keys_used",
     "owned_project",
     "project_tenant",
     "revoke_key",
@@ -39,6 +41,29 @@ def get_tenant(session: Session, tenant_id: str) -> Tenant:
     if tenant is None:
         raise NotFound(f"no tenant {tenant_id!r}: see GET /v1/tenants (operator key)")
     return tenant
+
+
+def delete_tenant(session: Session, tenant_id: str) -> list[str]:
+    """Delete a tenant with its keys and projects: the ids of the keys it had. Conflict
+    while it has plugins (its runs and logs stay until retention purges them)."""
+    if tenant_id == DEFAULT_TENANT:
+        raise Conflict(
+            f"tenant {DEFAULT_TENANT!r} cannot be deleted: the operator key acts on it by default"
+        )
+    tenant = get_tenant(session, tenant_id)
+    plugins = int(session.scalar(select(func.count()).where(Plugin.tenant_id == tenant_id)) or 0)
+    if plugins:
+        raise Conflict(
+            f"tenant {tenant_id!r} has {plugins} plugin{'s' if plugins != 1 else ''}: delete "
+            f"them first (see plugin-executor list --tenant {tenant_id})",
+            plugins=plugins,
+        )
+    key_ids = list(session.scalars(select(ApiKey.id).where(ApiKey.tenant_id == tenant_id)))
+    session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
+    session.execute(delete(Project).where(Project.tenant_id == tenant_id))
+    session.delete(tenant)
+    session.flush()
+    return key_ids
 
 
 def list_tenants(session: Session) -> list[Tenant]:
@@ -69,6 +94,19 @@ def key_by_hash(session: Session, key_sha256: str) -> ApiKey | None:
 def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:
     query = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
     return list(session.scalars(query))
+
+
+def mark_keys_used(session: Session, used: dict[str, datetime]) -> None:
+    """Record when each key (by id) was last used; an older time never replaces a newer."""
+    for key_id, at in used.items():
+        session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at),
+            )
+            .values(last_used_at=at)
+        )
 
 
 def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from executor.errors import MissingScope, NotAuthenticated, NotFound
+from executor.errors import MissingScope, NotAuthenticated
 from executor.statuses import Scope
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import DEFAULT_TENANT, utcnow
+from executor.tenancy.usage import KeyUsage
 from executor.tokens import hash_token
 
 __all__ = [
@@ -76,7 +77,8 @@ def authenticate(
     db: Database, operator_key: str, presented: str | None, tenant: str | None
 ) -> Caller:
     """The caller a presented key stands for: NotAuthenticated (401) for a missing,
-    unknown, revoked or expired key; NotFound (404) for a tenant the key cannot act on."""
+    unknown, revoked or expired key; NotFound (404) for a tenant the operator names that
+    does not exist; MissingScope (403) for a tenant key naming another tenant."""
     return _verify(db, operator_key, presented, tenant)[0]
 
 
@@ -99,7 +101,12 @@ def _verify(
         if key.expires_at is not None and key.expires_at <= utcnow():
             raise NotAuthenticated(f"API key {key.id} has expired: ask for a new key")
         if tenant is not None and tenant != key.tenant_id:
-            raise NotFound(f"no tenant {tenant!r}: a key acts on its own tenant only")
+            # The same answer whether that tenant exists or not.
+            raise MissingScope(
+                OPERATOR,
+                f"only the operator key acts on another tenant (X-Tenant, --tenant): this key "
+                f"acts on its own tenant {key.tenant_id!r}; leave the tenant out",
+            )
         caller = Caller(key.tenant_id, f"key:{key.id}", frozenset(key.scopes), key.id)
         return caller, key.expires_at
 
@@ -114,12 +121,12 @@ class _Verified:
 class Authenticator:
     """``authenticate`` for every request, without asking the store each time.
 
-    A key the store accepted is trusted for ``ttl_s`` seconds (a tenant the operator named
-    exists for good: tenants are never deleted). Only acceptances are remembered, so every
-    refusal comes from the store with its own reason; a remembered key is still refused
-    from its expiry time on, and one revoked through this process (``forget``) at once.
-    A key revoked through another executor process sharing the store answers 401 at the
-    latest ``ttl_s`` later.
+    A key the store accepted is trusted for ``ttl_s`` seconds, and a tenant the operator
+    named until it is deleted through this process (``forget_tenant``). Only acceptances
+    are remembered, so every refusal comes from the store with its own reason; a remembered
+    key is still refused from its expiry time on, and one revoked through this process
+    (``forget``) at once. A key revoked through another executor process sharing the store
+    answers 401 at the latest ``ttl_s`` later.
     """
 
     def __init__(
@@ -129,8 +136,10 @@ class Authenticator:
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
+        usage: KeyUsage | None = None,
     ) -> None:
         self._db = db
+        self._usage = usage  # notes each tenant key's use ("last used")
         self._operator_key = operator_key
         self._ttl_s = ttl_s
         self._clock = clock  # measures the time a key is trusted
@@ -150,12 +159,15 @@ class Authenticator:
             tenant_id = tenant or DEFAULT_TENANT
             return operator_caller(tenant_id) if tenant_id in self._tenants else None
         seen = self._keys.get(hash_token(presented))
-        if seen is None or self._clock() - seen.verified_at >= self._ttl_s:
+        at = self._clock()
+        if seen is None or at - seen.verified_at >= self._ttl_s:
             return None
         if seen.expires_at is not None and seen.expires_at <= self._now():
             return None
         if tenant is not None and tenant != seen.caller.tenant_id:
             return None
+        if self._usage is not None and seen.caller.key_id is not None:  # inline: hot path
+            self._usage.used(seen.caller.key_id, at)
         return seen.caller
 
     def verify(self, presented: str | None, tenant: str | None) -> Caller:
@@ -166,7 +178,19 @@ class Authenticator:
             self._tenants.add(caller.tenant_id)
         elif presented and self._ttl_s > 0 and revocations == self._revocations:
             self._keys[hash_token(presented)] = _Verified(caller, expires_at, checked_at)
+        self._note_use(caller)
         return caller
+
+    def _note_use(self, caller: Caller) -> None:
+        if self._usage is not None and caller.key_id is not None:
+            self._usage.used(caller.key_id, self._clock())
+
+    def forget_tenant(self, tenant_id: str, key_ids: list[str]) -> None:
+        """Stop trusting a deleted tenant: the operator's next request on it, and its keys',
+        ask the store."""
+        self._tenants.discard(tenant_id)
+        for key_id in key_ids:
+            self.forget(key_id)
 
     def forget(self, key_id: str) -> None:
         """Stop trusting a key (revoked now): its next request asks the store."""

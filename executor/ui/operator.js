@@ -5,7 +5,7 @@
 const tenantPicker = document.getElementById("tenant-picker");
 const tenantSelect = document.getElementById("tenant");
 const AUDIT_ACTIONS = [
-  "tenant.", "tenant.create", "project.assign", "key.", "key.create", "key.revoke", "plugin.",
+  "tenant.", "tenant.create", "tenant.update", "tenant.delete", "project.assign", "key.", "key.create", "key.revoke", "plugin.",
   "plugin.upload", "plugin.activate", "plugin.deactivate", "plugin.delete", "plugin.rollback",
   "plugin.limits", "invocation.replay",
 ];
@@ -30,9 +30,9 @@ function signinView() {
         sessionStorage.setItem(KEY, input.value.trim());
         sessionStorage.setItem(TENANT, tenant.value.trim());
         try {
-          await getJson("/v1/plugins");
+          const landing = await signinCheck();
           await detectOperator();
-          location.hash = "#/plugins";
+          location.hash = landing;
         } catch (err) {
           message.textContent = `Sign-in failed: ${err.message}`;
           input.select();
@@ -50,6 +50,21 @@ function signinView() {
   );
   show(form);
   input.focus();
+}
+
+// The page a key lands on: its plugins, or, for a key that may not read them (admin scope
+// only), its tenant's keys, which it may manage.
+async function signinCheck() {
+  try {
+    await getJson("/v1/plugins");
+    return "#/plugins";
+  } catch (err) {
+    const tenant = sessionStorage.getItem(TENANT);
+    if (err.code !== "missing_scope") throw err;
+    if (!tenant) throw new Error(`${err.message}; an admin key: enter your tenant's name to manage its keys`);
+    await getJson(`/v1/tenants/${enc(tenant)}/keys`);
+    return "#/keys";
+  }
 }
 
 // Only the operator key may list tenants: that is how the console knows it holds one.
@@ -152,9 +167,10 @@ async function keysView() {
     const keys = await getJson(base);
     list.replaceChildren(
       table(
-        ["Name", "Id", "Scopes", "Created", "Expires", "State", ""],
+        ["Name", "Id", "Scopes", "Last used", "Created", "Expires", "State", ""],
         keys.map((k) => [
-          k.name, h("code", {}, k.id), k.scopes.join(", "), when(k.created_at), when(k.expires_at),
+          k.name, h("code", {}, k.id), k.scopes.join(", "), k.last_used_at ? when(k.last_used_at) : "never",
+          when(k.created_at), when(k.expires_at),
           k.revoked_at ? badge("revoked") : badge("active"),
           k.revoked_at ? "" : h("button", { type: "button", "aria-label": `Revoke key ${k.name}`, onclick: () => revoke(k) }, "Revoke"),
         ]),

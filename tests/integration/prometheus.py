@@ -30,7 +30,7 @@ SCRAPE_INTERVAL = "1s"
 # What a PromQL expression holds besides metric names: keywords, and Grafana's variables
 # (replaced by values Prometheus accepts before an expression is sent to it).
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
-_GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$plugin": ".*"}
+_GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$plugin": ".*", "$tenant": ".*"}
 
 
 def tool(name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -156,10 +157,12 @@ def plugin_names(server: RunningServer) -> list[str]:
     return [p["name"] for p in server.api.get("/v1/plugins").json()]
 
 
-def test_folder_plugin_lifecycle_through_the_sdk(server: RunningServer, kili: KiliSdk) -> None:
+def test_folder_plugin_lifecycle_through_the_sdk(
+    server: RunningServer, kili: KiliSdk, tmp_path: Path
+) -> None:
     """upload (relative imports), activate, an event, logs with paging, update, list,
     deactivate, delete: each through the SDK, each checked on the REST API."""
-    folder = str(PLUGINS / "folder_relative")
+    folder = str(shutil.copytree(PLUGINS / "folder_relative", tmp_path / "folder_relative"))
     uploaded, _ = kili.calls(
         ("upload_plugin", {"plugin_path": folder, "plugin_name": "kili_folder"}),
         ("activate_plugin_on_project", {"plugin_name": "kili_folder", "project_id": PROJECT}),
@@ -201,6 +204,9 @@ def test_folder_plugin_lifecycle_through_the_sdk(server: RunningServer, kili: Ki
     assert logs[0]["createdAt"].endswith("Z")
     assert json.loads(page["result"]) == logs[1:2]
 
+    # Changed files: the same ones would reuse v1.
+    with (Path(folder) / "main.py").open("a") as main:
+        main.write("\n# v2\n")
     updated, listed, *_ = kili.calls(
         ("update_plugin", {"plugin_path": folder, "plugin_name": "kili_folder"}),
         ("list_plugins", {}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,46 @@ def test_prometheus_scrapes_the_executor_and_counts_the_runs_this_test_caused(
     assert {
         rule["name"]: (rule["health"], rule.get("lastError", "")) for rule in rules
     } == dict.fromkeys(rule_expressions(), ("ok", ""))
+
+
+@pytest.mark.docker
+def test_per_plugin_histograms_past_the_cap_count_as_other(
+    server_factory: ServerFactory,
+) -> None:
+    """One plugin gets its own duration and start-latency series; the second, past
+    EXECUTOR_METRICS_MAX_PLUGINS=1, is counted as plugin="other" of its tenant."""
+    executor = server_factory(metrics_max_plugins=1)
+    for name in ("capped-one", "capped-two"):
+        executor.push("counter", name=name)
+        executor.activate(name, "prom-capped")
+    accepted = executor.post_event(
+        type="onSubmit", project_id="prom-capped", asset_id="a", label={}
+    )
+    runs = [executor.wait_run(run_id) for run_id in accepted["invocations"]]
+    assert sorted(run["status"] for run in runs) == ["succeeded", "succeeded"]
+    names = (
+        "executor_plugin_run_duration_seconds_count",
+        "executor_plugin_start_latency_seconds_count",
+    )
+    # A run's figures are observed just after its record is written: wait for them.
+    deadline = time.monotonic() + 60
+    while True:
+        counts = plugin_counts(executor)
+        done = all(sum(counts.get(name, {}).values()) == 2 for name in names)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for name in names:
+        by_plugin = counts[name]
+        assert sorted(by_plugin.values()) == [1.0, 1.0], (name, by_plugin)
+        assert "other" in by_plugin and set(by_plugin) - {"other"} <= {"capped-one", "capped-two"}
+
+
+def plugin_counts(server: RunningServer) -> dict[str, dict[str, float]]:
+    """Sample name -> plugin label -> value, of the per-plugin histograms' counts."""
+    counts: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(server.api.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name.startswith("executor_plugin_") and sample.name.endswith("_count"):
+                counts.setdefault(sample.name, {})[sample.labels["plugin"]] = sample.value
+    return counts

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 
 from executor.api.deps import RequireScope
 from executor.tenancy.access import OPERATOR
-from tests.conftest import OPERATOR_KEY, RunningServer, ServerFactory
+from tests.conftest import OPERATOR_KEY, PLUGINS, RunningServer, ServerFactory
 from tests.integration.tenancy import (
     ALL_SCOPES,
     as_key,
@@ -43,12 +43,17 @@ PUBLIC_PAGES = ["/openapi.json", "/docs", "/redoc", "/ui/"]
 GRAPHQL = {"/graphql", "/graphql/upload"}
 PROJECT = "matrix-project"
 PUBLIC_HOOK = "http://93.184.216.34/hook"
+# Path parameters of one route that differ from the fixture's: the tenant deleted is one
+# made by the matrix (the one whose keys the other routes use has plugins: 409).
+ROUTE_PARAMS = {("DELETE", "/v1/tenants/{tenant}"): {"tenant": "matrix-made"}}
 # Request bodies by OpenAPI schema name (multipart uploads: the form fields and file).
 BODIES: dict[str, dict[str, Any]] = {
     "ActivationIn": {"json": {}},
     "EventIn": {"json": {"type": "onSubmit", "project_id": PROJECT, "asset_id": "a1", "label": {}}},
     "PluginLimits": {"json": {}},
     "TenantIn": {"json": {"name": "matrix-made"}},
+    "TenantUpdate": {"json": {"max_plugins": 50}},
+    "RollbackIn": {"json": {}},
     "KeyIn": {"json": {"name": "matrix", "scopes": ["plugins:read"]}},
     # A public address literal: checked without a resolver, and nothing is sent at create.
     "WebhookIn": {"json": {"webhook_url": PUBLIC_HOOK, "plugin_name": "matrix-made-hook"}},
@@ -82,7 +87,9 @@ def _wait_until(deadline: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def fixture(server_factory: ServerFactory) -> Iterator[Fixture]:
+def fixture(
+    server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fixture]:
     server = server_factory()
     create_tenant(server, "alpha")
     create_tenant(server, "beta")
@@ -100,7 +107,10 @@ def fixture(server_factory: ServerFactory) -> Iterator[Fixture]:
     other = create_key(server, "beta", ALL_SCOPES)
     alpha = as_key(server, right["key"])
     alpha.push("counter")
-    alpha.push("counter")
+    # Another source: the same one would reuse v1, and a rollback needs a version before.
+    changed = tmp_path_factory.mktemp("counter") / "main.py"
+    changed.write_bytes((PLUGINS / "counter" / "main.py").read_bytes() + b"\n# v2\n")
+    alpha.push(changed, name="counter")
     alpha.activate("counter", PROJECT)
     run = alpha.run_event(type="onSubmit", project_id=PROJECT, asset_id="a0", label={})
     hook = {"webhook_url": PUBLIC_HOOK, "plugin_name": "matrix-hook"}
@@ -182,7 +192,7 @@ def _request(fixture: Fixture, route: Route) -> dict[str, Any]:
     method = route.method
     for param in route.params:
         assert param in fixture.params, f"add a sample value for path parameter {param!r}"
-    url = route.path.format(**fixture.params)
+    url = route.path.format(**(fixture.params | ROUTE_PARAMS.get((method, route.path), {})))
     operation = fixture.server.service_app.openapi()["paths"][route.path][method.lower()]
     body: dict[str, Any] = {}
     if "requestBody" in operation:

@@ -145,9 +145,9 @@ def test_a_key_in_use_answers_401_from_its_revocation_on(
 def test_quotas_hit_and_recover(server: RunningServer) -> None:
     create_tenant(server, "small", max_plugins=1, max_versions=2)
     small = as_key(server, create_key(server, "small", ALL_SCOPES)["key"])
-    for _ in range(2):
-        assert upload(small, "one").status_code == 202
-    response = upload(small, "one")
+    for n in range(2):  # different sources: the same one would reuse its version
+        assert upload(small, "one", padding=n).status_code == 202
+    response = upload(small, "one", padding=2)
     assert response.status_code == 409
     assert response.json() | {"quota": "max_versions", "limit": 2} == response.json()
     response = upload(small, "two")

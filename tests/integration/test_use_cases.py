@@ -28,7 +28,8 @@ def test_each_use_case_is_audited_with_its_change(server: RunningServer) -> None
     assert server.wait_build("use-cases", second.number)["status"] == "ACTIVE"
     shown = catalog.activate(caller, "use-cases", "p-use-cases", ActivationIn())
     assert (shown.plugin, shown.project_id, shown.runs_version) == ("use-cases", "p-use-cases", 2)
-    assert catalog.rollback(caller, "use-cases") == (1, 2)
+    rolled = catalog.rollback(caller, "use-cases")
+    assert (rolled.current_version, rolled.previous_version) == (1, 2)
     catalog.deactivate(caller, "use-cases", "p-use-cases")
     catalog.delete(caller, "use-cases")
     assert _trail(server)[before:] == [

@@ -82,7 +82,14 @@ def test_pin_rollback_and_gc(keep2: RunningServer, tmp_path: Path) -> None:
     assert said(keep2, "pinned") == (1, "v1")
 
     rolled = keep2.api.post("/v1/plugins/rb/rollback")
-    assert rolled.json() == {"plugin": "rb", "current_version": 2, "previous_version": 3}
+    assert rolled.json() == {
+        "plugin": "rb",
+        "current_version": 2,
+        "previous_version": 3,
+        "recent_runs": 0,
+        "recent_failures": 0,
+        "warning": None,
+    }
     assert said(keep2, "follow") == (2, "v2")  # the next event runs the rolled-back version
     assert said(keep2, "pinned") == (1, "v1")  # a pin is not moved by a rollback
     assert keep2.api.get("/v1/plugins/rb").json()["current_version"] == 2

@@ -33,6 +33,7 @@ from executor.tenancy.access import (
     mint_key,
     operator_caller,
 )
+from executor.tenancy.usage import KeyUsage
 from executor.tokens import hash_token
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 
@@ -75,7 +76,7 @@ def test_a_tenant_key_acts_on_its_own_tenant_with_its_scopes(db: Database) -> No
     caller.require("logs:read")
     with pytest.raises(MissingScope, match="plugins:read"):
         caller.require("plugins:read")
-    with pytest.raises(NotFound):
+    with pytest.raises(MissingScope, match="only the operator key acts on another tenant"):
         authenticate(db, OPERATOR_KEY, secret, "default")
 
 
@@ -248,7 +249,7 @@ def test_a_remembered_key_names_only_its_own_tenant(db: Database) -> None:
     authenticator.verify(secret, None)
     assert authenticator.known(secret, "acme") is not None
     assert authenticator.known(secret, "default") is None
-    with pytest.raises(NotFound):
+    with pytest.raises(MissingScope, match="only the operator key acts on another tenant"):
         authenticator.verify(secret, "default")
 
 
@@ -268,3 +269,56 @@ def test_the_operator_is_remembered_per_tenant_that_exists(db: Database) -> None
         authenticator.verify(OPERATOR_KEY, "nobody")
     assert authenticator.known(OPERATOR_KEY, "nobody") is None
     assert authenticator.known("pe_op_not-the-operator-key", None) is None
+
+
+def _last_used(db: Database) -> datetime | None:
+    with db.session() as session:
+        return session.scalars(select(ApiKey)).one().last_used_at
+
+
+def test_a_keys_use_is_written_in_the_background_at_most_once_a_minute(db: Database) -> None:
+    clock = FakeClock()
+    usage = KeyUsage(db, interval_s=60, now=lambda: clock.wall)
+    authenticator = Authenticator(
+        db, OPERATOR_KEY, 5.0, clock=lambda: clock.seconds, now=lambda: clock.wall, usage=usage
+    )
+    secret = _key(db)
+    authenticator.verify(secret, None)  # from the store
+    first_use = clock.wall
+    assert _last_used(db) is None  # only noted: the request wrote nothing
+    usage.flush()
+    assert _last_used(db) == first_use
+    clock.advance(30)
+    assert authenticator.known(secret, None) is None  # past the key cache: the store again
+    authenticator.verify(secret, None)
+    assert authenticator.known(secret, None) is not None
+    usage.flush()
+    assert _last_used(db) == first_use  # within the minute: nothing more to write
+    clock.advance(31)
+    assert authenticator.known(secret, None) is None
+    authenticator.verify(secret, None)
+    usage.flush()
+    assert _last_used(db) == clock.wall
+    authenticator.verify(OPERATOR_KEY, None)  # the operator key is no stored key
+    usage.flush()
+    assert _last_used(db) == clock.wall
+
+
+def test_the_usage_thread_writes_what_requests_noted(db: Database) -> None:
+    usage = KeyUsage(db)
+    usage.start()
+    authenticator = Authenticator(db, OPERATOR_KEY, 5.0, usage=usage)
+    authenticator.verify(_key(db), None)
+    usage.stop()  # writes what is still noted
+    assert _last_used(db) is not None
+
+
+def test_an_older_use_never_replaces_a_newer_one(db: Database) -> None:
+    _key(db)
+    with db.session() as session:
+        key_id = session.scalars(select(ApiKey.id)).one()
+    newer, older = utcnow(), utcnow() - timedelta(minutes=5)
+    for at in (newer, older):
+        with db.session() as session:
+            tenant_store.mark_keys_used(session, {key_id: at})
+    assert _last_used(db) == newer

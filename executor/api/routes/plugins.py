@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, UploadFile, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
@@ -17,7 +17,7 @@ from executor.errors import InvalidCursor, UploadTooLarge
 from executor.identifiers import PluginName, VersionNumber
 from executor.intake.upload import UploadLimits
 from executor.run.limits import LimitsPublic, PluginLimits, limits_public
-from executor.schemas import PluginPublic, PluginSummary, RolledBack
+from executor.schemas import PluginPublic, PluginSummary, RollbackIn, RolledBack
 from executor.statuses import RuntimeFlavor
 from executor.store import plugins as plugin_store
 
@@ -30,6 +30,10 @@ class VersionCreated(BaseModel):
     status: str
     handlers: list[str]
     runtime: RuntimeFlavor
+    reused: bool = Field(
+        description="True: the same files for the same flavor as this existing version (ACTIVE"
+        " or building); no new version was made and nothing is built."
+    )
 
 
 class BuildLog(BaseModel):
@@ -66,7 +70,9 @@ async def upload_plugin(
     archive, its unpacked size or one source file over its limit answers 413
     ``upload_too_large`` (``file``, ``limit``); a check that needs more memory or time than
     its worker has, 422 ``upload_check_limit`` (``file``, ``limit``, ``maximum``); a tenant
-    with its share of the check workers busy and a full queue, 429 ``upload_check_busy``."""
+    with its share of the check workers busy and a full queue, 429 ``upload_check_busy``.
+    The same files for the same runtime as a version ACTIVE or building reuse it
+    (``reused``: no new number, no build)."""
     limit = UploadLimits().max_archive_bytes
     data = await file.read(limit + 1)
     filename = file.filename or "upload"
@@ -79,8 +85,8 @@ async def upload_plugin(
     plugin_name = name or PurePosixPath(filename).name.split(".")[0]
     # Waiting for a check worker (the check runs in its process) and a database write: off
     # the event loop.
-    version = await run_in_threadpool(
-        service.catalog.upload, caller, plugin_name, filename, data, runtime
+    version, reused = await run_in_threadpool(
+        service.catalog.upload_or_reuse, caller, plugin_name, filename, data, runtime
     )
     return VersionCreated(
         plugin=plugin_name,
@@ -88,6 +94,7 @@ async def upload_plugin(
         status=version.status,
         handlers=list(version.handlers),
         runtime=RuntimeFlavor(version.runtime),
+        reused=reused,
     )
 
 
@@ -110,14 +117,19 @@ def delete_plugin(name: PluginName, caller: PluginsWrite, service: ServiceDep) -
 
 
 @router.post("/{name}/rollback", response_model=RolledBack)
-def rollback(name: PluginName, caller: PluginsWrite, service: ServiceDep) -> RolledBack:
-    """Make the ACTIVE version before the current one current (409 if there is none).
+def rollback(
+    name: PluginName, caller: PluginsWrite, service: ServiceDep, body: RollbackIn | None = None
+) -> RolledBack:
+    """Make a version current: ``{"to": N}`` names any ACTIVE version, older (rollback) or
+    newer (roll forward); no body, the ACTIVE version before the current one. 409 if that
+    version is not ACTIVE, is current already, or there is none; 404 for a missing version.
 
     Activations that follow the current version run it from the next event on; pinned
-    activations keep their version. The next ACTIVE upload becomes current again.
+    activations keep their version. The next ACTIVE upload becomes current again, and so
+    does rolling forward to the newest ACTIVE version. The answer says how many of the
+    version's latest ended runs failed, with a ``warning`` when most did.
     """
-    current, previous = service.catalog.rollback(caller, name)
-    return RolledBack(plugin=name, current_version=current, previous_version=previous)
+    return service.catalog.rollback(caller, name, body.to if body is not None else None)
 
 
 @router.get("/{name}/versions/{version}/build-log", response_model=BuildLog)

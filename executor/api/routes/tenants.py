@@ -17,6 +17,7 @@ from executor.schemas import (
     ProjectPublic,
     TenantIn,
     TenantPublic,
+    TenantUpdate,
 )
 from executor.store import tenants as tenant_store
 from executor.store.tables import Tenant, utcnow
@@ -55,6 +56,30 @@ def list_tenants(
     _caller: OperatorOnly, session: SessionDep, service: ServiceDep
 ) -> list[TenantPublic]:
     return [tenant_public(t, service.settings) for t in tenant_store.list_tenants(session)]
+
+
+@router.patch("/{tenant}", response_model=TenantPublic)
+def update_tenant(
+    tenant: TenantName, body: TenantUpdate, caller: OperatorOnly, service: ServiceDep
+) -> TenantPublic:
+    """Change a tenant's quotas: those sent replace its own (null: the operator's default),
+    those left out stay. Lowering one below what the tenant uses refuses new plugins,
+    versions or runs past it; nothing existing is removed."""
+    changes = body.model_dump(include=body.model_fields_set)
+    with service.db.session() as session:
+        found = tenant_store.get_tenant(session, tenant)
+        for field, value in changes.items():
+            setattr(found, field, value)
+        public = tenant_public(found, service.settings)
+    service.audit(caller, "tenant.update", tenant, tenant_id=tenant, detail=changes)
+    return public
+
+
+@router.delete("/{tenant}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_tenant(tenant: TenantName, caller: OperatorOnly, service: ServiceDep) -> None:
+    """Delete a tenant with its keys and projects; 409 while it has plugins (the message
+    says how many) and for ``default``. Its past runs and logs stay until retention."""
+    service.delete_tenant(caller, tenant)
 
 
 @router.put("/{tenant}/projects/{project_id}", response_model=ProjectPublic)
