@@ -113,7 +113,7 @@ def _api_key(key: str) -> tuple[str, str]:
     method, _, path = key.partition(" ")
     if not method.isalpha() or not path.strip():
         raise EnvelopeError(
-            f"record.api keys are 'METHOD path' (e.g. 'GET assets/a1'), not {key!r}"
+            f"record.api keys are 'METHOD path' (e.g. 'GET assets/a1'), not {key[:80]!r}"
         )
     return method.upper(), path.strip().lstrip("/")
 
