@@ -28,6 +28,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from executor.build.tls import CERTIFICATE_HINT
+from executor.intake.upload import pack_directory
+from tests.conftest import ServerFactory
 from tests.e2e.test_scaffold import author_env
 
 WHEEL = "tlsprobe-1.0-py3-none-any.whl"
@@ -193,3 +196,24 @@ def test_an_untrusted_index_names_the_setting_and_its_ca_fixes_the_build(
         assert "CERTIFICATE_VERIFY_FAILED" not in built.stderr
         assert f"/files/{WHEEL}" in index.paths
         assert built.stdout.splitlines() == ["INFO     tlsprobe 1.0"]
+
+
+def test_a_server_build_against_an_untrusted_index_says_which_setting(
+    server_factory: ServerFactory, plugin: Path, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    with tls_index(tmp_path, bridge_gateway(docker_client)) as index:
+        # The test settings' CA bundle is the system one, which does not know the index.
+        server = server_factory(build_index_url=index.url)
+        (plugin / "event.json").unlink()
+        response = server.api.post(
+            "/v1/plugins",
+            data={"name": "tlsprobe"},
+            files={"file": ("tlsprobe.tar.gz", pack_directory(plugin))},
+        )
+        assert response.status_code == 202, response.text
+        build = server.wait_build("tlsprobe", response.json()["version"])
+    assert build["status"] == "FAILED"
+    assert build["error"].startswith(f"{CERTIFICATE_HINT}; ")
+    assert "CERTIFICATE_VERIFY_FAILED" in build["log"]
+    assert f"\n{CERTIFICATE_HINT}\n" in build["log"]
+    assert build["log"].rstrip().endswith(f"BUILD FAILED: {build['error']}")
