@@ -96,7 +96,8 @@ def test_a_bad_record_object_is_an_invalid_envelope(tmp_path: Path) -> None:
         ({"kili": []}, "invalid envelope: field record.kili must be dict, not list"),
         (
             {"api": {"assets": 1}},
-            "invalid envelope: record.api keys are 'METHOD path' (e.g. 'GET assets/a1'), not 'assets'",
+            "invalid envelope: record.api keys are 'METHOD path' (e.g. 'GET assets/a1'), "
+            "not 'assets'",
         ),
     ):
         code, lines, _ = run_recorded(root, record)
