@@ -26,6 +26,21 @@ REGISTRY_ADDRESS = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*")
 # Room above the log cap the engine's copy of a run's output keeps (a line past the cap).
 ENGINE_LOG_SLACK_BYTES = 64 * 1024
 PROJECT_PLACEHOLDER = "{project_id}"
+# Where Debian/Ubuntu, RHEL/Fedora, openSUSE and Alpine keep the system CA bundle.
+SYSTEM_CA_BUNDLES = (
+    Path("/etc/ssl/certs/ca-certificates.crt"),
+    Path("/etc/pki/tls/certs/ca-bundle.crt"),
+    Path("/etc/ssl/ca-bundle.pem"),
+    Path("/etc/ssl/cert.pem"),
+)
+# What EXECUTOR_BUILD_CA_BUNDLE is set to for "no bundle: pip's own certificates".
+NO_CA_BUNDLE = ("", "none")
+
+
+def system_ca_bundle() -> Path | None:
+    """The host's CA bundle, if it has one at a usual place (a proxy that inspects TLS is
+    trusted there; pip's own bundle does not know it)."""
+    return next((path for path in SYSTEM_CA_BUNDLES if path.is_file()), None)
 
 
 # A wildcard listen address is no address to reach: the loopback of its family is.
@@ -183,7 +198,9 @@ class Settings(BaseSettings):
         "https://pypi.org/simple", description="Package index pip installs requirements from."
     )
     build_ca_bundle: Path | None = Field(
-        None, description="CA bundle (PEM) pip trusts for the index, e.g. the system bundle."
+        default_factory=system_ca_bundle,
+        description="CA bundle (PEM) pip trusts for the index; empty or 'none': pip's own "
+        "certificates only.",
     )
     build_timeout_s: float = Field(
         600.0, gt=0, description="Wall time of one build; past it the build is stopped, FAILED."
@@ -487,6 +504,13 @@ class Settings(BaseSettings):
     def _split_runtimes(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("build_ca_bundle", mode="before")
+    @classmethod
+    def _no_ca_bundle(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in NO_CA_BUNDLE:
+            return None  # the operator's explicit opt-out of the system bundle
         return value
 
     @field_validator("build_network")

@@ -28,6 +28,7 @@ END = "<!-- settings:end -->"
 COMPUTED = dict.fromkeys(
     ("max_concurrent_runs", "max_runs_per_plugin", "max_runs_per_project"), "2 x CPU cores"
 )
+COMPUTED["build_ca_bundle"] = "the system bundle if there is one, else unset"
 
 
 def type_name(annotation: Any) -> str:

@@ -11,6 +11,7 @@ from examples.labeling_platform.db import Database
 from examples.labeling_platform.delivery import Deliverer
 from examples.labeling_platform.errors import install_error_handler
 from examples.labeling_platform.idempotency import IdempotencyKeys
+from examples.labeling_platform.kili_graphql import router as kili_graphql_router
 from examples.labeling_platform.routes import router
 from examples.labeling_platform.settings import PlatformSettings
 
@@ -37,6 +38,7 @@ def create_app(settings: PlatformSettings) -> FastAPI:
     app.state.deliverer = deliverer
     install_error_handler(app)
     app.include_router(router)
+    app.include_router(kili_graphql_router)  # the Kili SDK's operations (self.kili)
     # Outermost: a call made again (a re-run attempt of a plugin) is answered before any
     # route acts.
     app.add_middleware(

@@ -22,6 +22,7 @@ from typing import Any
 
 from executor.build.context import FREEZE_PATH, BuildContext, context_archive
 from executor.build.flavors import flavor_modules
+from executor.build.tls import CertificateWatch
 from executor.engine import BuildInterrupted, Engine
 from executor.errors import BuildFailed, ExecutorError, PluginRejected, UploadCheckBusy
 from executor.intake.imports import ImportScan, unresolved
@@ -59,6 +60,22 @@ def build_plugin_image(
     # Only pip needs a network, and only to reach the index: no requirements or a
     # wheelhouse means no network at all.
     offline = settings.build_wheelhouse is not None or not build.has_requirements
+    watch = CertificateWatch(on_output)
+    try:
+        return _build_image(engine, settings, build, watch, stop, offline=offline)
+    except BuildFailed as exc:
+        raise watch.explained(exc) from exc
+
+
+def _build_image(
+    engine: Engine,
+    settings: Settings,
+    build: BuildContext,
+    on_output: Callable[[str], None],
+    stop: threading.Event,
+    *,
+    offline: bool,
+) -> str:
     memory = settings.build_memory_mib * MIB
     return engine.build_image(
         context_archive(settings, build),

@@ -3,7 +3,9 @@
 ``run`` checks the plugin folder like an upload, builds it with the server's build recipe
 (``executor.build.builder.build_plugin_image``) and runs it once in the server's sandbox
 (``executor.run.sandbox.Sandbox``) on the local Docker Engine, printing build output, then the
-plugin's log lines as they come, then its terminal status. Exit code: the plugin's own
+plugin's log lines as they come, then its terminal status. Without ``--api-url`` it runs in
+record mode (``executor.cli.record``): ``self.kili`` and ``self.api`` are recorders and each
+call is printed as a ``CALL`` line among the logs. Exit code: the plugin's own
 (0 succeeded, 1 its handler raised, ...), 124 timed out, 137 out of memory, 3 when the
 plugin could not be checked or built, 4 when the engine failed.
 """
@@ -29,6 +31,8 @@ from executor.build.builder import build_plugin_image
 from executor.build.context import BuildContext
 from executor.cli.config import server_settings
 from executor.cli.local_gateway import LocalGateway
+from executor.cli.record import AnswersError, LocalEnvelope, RecordAnswers, RecordedCalls
+from executor.cli.record import read_answers as read_answers_file
 from executor.cli.render import terminal_text
 from executor.engine import Engine
 from executor.errors import ExecutorError, PluginRejected, SandboxError
@@ -80,19 +84,36 @@ def run(
         str | None,
         typer.Option(help="Local platform API base URL self.api reaches (through the gateway)."),
     ] = None,
+    record: Annotated[
+        bool | None,
+        typer.Option(
+            "--record/--no-record",
+            help="self.kili and self.api record calls and answer from --answers; nothing "
+            "reaches a platform. Default: on without --api-url.",
+        ),
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            help='Record mode\'s answers (JSON): {"kili": {"labels": [...]}, '
+            '"api": {"GET assets/a1": {...}}}; default: [] for Kili list queries, 0 for '
+            "counts, null otherwise."
+        ),
+    ] = None,
 ) -> None:
     """Build a plugin folder and run it once on an event, locally, in the real sandbox."""
     settings = server_settings()
     event_in = _read_event(event)
+    recording = _recording(record, api_url, answers)
     build = _check(path, settings)
     engine = _engine()
     try:
         image = _build(engine, settings, build)
         if api_url is None:
-            outcome = _run_once(engine, settings, build, image, event_in, None)
+            outcome = _run_once(engine, settings, build, image, event_in, None, recording)
         else:
             with LocalGateway(settings, api_url) as gateway:
-                outcome = _run_once(engine, settings, build, image, event_in, gateway)
+                outcome = _run_once(engine, settings, build, image, event_in, gateway, None)
     finally:
         engine.close()
     style = "green" if outcome.status == InvocationStatus.SUCCEEDED else "red"
@@ -120,6 +141,26 @@ def _read_event(path: Path) -> EventIn:
         return EventIn.model_validate(body)
     except (OSError, ValueError, ValidationError) as exc:
         err.print(f"[red]error:[/] cannot use {path} as an event: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+def _recording(
+    record: bool | None, api_url: str | None, answers: Path | None
+) -> RecordAnswers | None:
+    """Record mode's answers, or None for a run whose clients are the real ones."""
+    if record and api_url is not None:
+        err.print("[red]error:[/] --record and --api-url exclude each other: choose one")
+        raise typer.Exit(2)
+    recording = api_url is None if record is None else record
+    if not recording:
+        if answers is not None:
+            err.print("[red]error:[/] --answers is for record mode: drop --no-record/--api-url")
+            raise typer.Exit(2)
+        return None
+    try:
+        return read_answers_file(answers)
+    except AnswersError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -171,6 +212,7 @@ def _run_once(
     image: str,
     event: EventIn,
     gateway: LocalGateway | None,
+    recording: RecordAnswers | None,
 ) -> RunOutcome:
     run_id = f"local-{secrets.token_hex(6)}"
     deadline = datetime.now(UTC) + timedelta(seconds=settings.sandbox.timeout_s)
@@ -189,7 +231,12 @@ def _run_once(
         api=api,
         deadline=deadline,
     )
-    collector = OutputCollector(settings.sandbox.log_cap_bytes)
+    if recording is not None:
+        envelope = LocalEnvelope(**dict(envelope), record=recording)
+    recorded = RecordedCalls()
+    collector = OutputCollector(
+        settings.sandbox.log_cap_bytes, on_control=recorded if recording is not None else None
+    )
 
     def on_output(stream_id: int, data: bytes) -> bool:
         _print_lines(collector.feed(stream_id, data))
@@ -207,6 +254,8 @@ def _run_once(
     _print_lines(collector.close())
     if calls is not None:
         err.print(f"{calls} platform API call(s) through the gateway")
+    if recording is not None:
+        err.print(f"record mode: {recorded.count} call(s) recorded, none reached a platform")
     return outcome
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -110,6 +110,9 @@ class OutputCollector:
     handler_started_at: datetime | None = None
     # Set when the runtime reports that the handler returned: the run's token must go now.
     handler_finished_at: datetime | None = None
+    # Sees every other control line; the lines it returns take the control line's place
+    # (``plugin-executor run`` shows the calls its record mode reports, in order).
+    on_control: Callable[[dict[str, object]], list[OutputLine]] | None = None
     _buffers: dict[int, bytearray] = field(
         default_factory=lambda: {STDOUT: bytearray(), STDERR: bytearray()}
     )
@@ -225,7 +228,7 @@ class OutputCollector:
             self.handler_finished_at = datetime.now(UTC)
             return []
         if "control" in obj:
-            return []
+            return [] if self.on_control is None else self.on_control(obj)
         message = obj.get("msg")
         if not isinstance(message, str):
             return [OutputLine("INFO", redact(text), "stdout")]

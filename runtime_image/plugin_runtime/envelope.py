@@ -37,8 +37,18 @@ class ApiAccess:
 
 
 @dataclass(frozen=True)
+class RecordAnswers:
+    """Record mode (:mod:`plugin_runtime.record`) and its canned answers: Kili method name
+    → value, ``(METHOD, path)`` → value."""
+
+    kili: dict[str, Any]
+    api: dict[tuple[str, str], Any]
+
+
+@dataclass(frozen=True)
 class Envelope:
-    """``{"invocation_id", "plugin", "version", "project_id", "event", "api", "deadline"}``."""
+    """``{"invocation_id", "plugin", "version", "project_id", "event", "api", "deadline"}``,
+    and ``record`` only from ``plugin-executor run`` (record mode)."""
 
     invocation_id: str | None
     plugin: str | None
@@ -47,6 +57,7 @@ class Envelope:
     event: Event
     api: ApiAccess
     deadline: str | int | float | None
+    record: RecordAnswers | None = None
 
 
 def _get(obj: dict[str, Any], key: str, where: str, types: tuple[type, ...], required: bool) -> Any:
@@ -98,11 +109,30 @@ def _parse_api(doc: dict[str, Any]) -> ApiAccess:
     return ApiAccess(url=url, token=token, socket=socket_path or None)
 
 
+def _api_key(key: str) -> tuple[str, str]:
+    method, _, path = key.partition(" ")
+    if not method.isalpha() or not path.strip():
+        raise EnvelopeError(
+            f"record.api keys are 'METHOD path' (e.g. 'GET assets/a1'), not {key[:80]!r}"
+        )
+    return method.upper(), path.strip().lstrip("/")
+
+
+def _parse_record(doc: dict[str, Any]) -> RecordAnswers | None:
+    if doc.get("record") is None:
+        return None
+    record = _object(doc, "record", "", required=True)
+    kili = _object(record, "kili", "record.", required=False)
+    api = _object(record, "api", "record.", required=False)
+    return RecordAnswers(kili=kili, api={_api_key(k): v for k, v in api.items()})
+
+
 def parse_envelope(raw: bytes) -> Envelope:
     """Parse the stdin bytes; raise :class:`EnvelopeError` saying what is wrong.
 
     Required: ``project_id``, ``event.type``, ``api.url`` (http/https), ``api.token``;
-    ``api.socket`` is optional.
+    ``api.socket`` is optional; ``record`` (record mode) is absent or an object of
+    ``kili`` (method → answer) and ``api`` (``"METHOD path"`` → answer).
     ``invocation_id``, ``plugin``, ``version``, ``deadline``, ``event.asset_id``,
     ``event.label``, ``event.payload`` may be absent or null but are type-checked.
     """
@@ -128,4 +158,5 @@ def parse_envelope(raw: bytes) -> Envelope:
         event=_parse_event(doc),
         api=_parse_api(doc),
         deadline=_get(doc, "deadline", "", (str, int, float), required=False),
+        record=_parse_record(doc),
     )

@@ -31,6 +31,7 @@ from plugin_runtime.kili_client import build_kili
 from plugin_runtime.loader import PluginLoadError, load_handler_class, plugin_root
 from plugin_runtime.logs import plugin_logger
 from plugin_runtime.output import Output
+from plugin_runtime.record import RECORDED_CALL, recorders
 
 EXIT_OK = 0
 EXIT_HANDLER_FAILED = 1
@@ -79,14 +80,22 @@ def _load() -> type | PluginLoadError:
         return exc
 
 
+def _clients(out: Output, envelope: Envelope) -> tuple[Any, Any]:
+    """``self.kili`` and ``self.api``: the recorders in record mode, else the real clients."""
+    if envelope.record is not None:
+        return recorders(envelope.record, lambda text: out.writer.control(RECORDED_CALL, call=text))
+    _start_gateway_forwarder(out, envelope)
+    api = ApiClient(envelope.api.url, envelope.api.token)
+    kili = build_kili(envelope.api.url, envelope.api.token, lambda m: out.log("WARNING", m))
+    return kili, api
+
+
 def _run(out: Output, envelope: Envelope, cls: type | PluginLoadError) -> int:
     if isinstance(cls, PluginLoadError):
         out.log("ERROR", str(cls))
         return EXIT_BAD_INPUT
-    _start_gateway_forwarder(out, envelope)
-    api = ApiClient(envelope.api.url, envelope.api.token)
+    kili, api = _clients(out, envelope)
     core.set_current_api(api)
-    kili = build_kili(envelope.api.url, envelope.api.token, lambda m: out.log("WARNING", m))
     call = handler_call(envelope.event)
     try:
         handler = instantiate(cls, kili, envelope.project_id)

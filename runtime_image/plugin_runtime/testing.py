@@ -19,7 +19,9 @@ builds ``PluginHandler`` with the runtime's own code, with a recording ``self.ki
 A recorder returns what ``returns`` says for a method (``RecordingKili(returns={"labels":
 [...]})``, ``RecordingApi(returns={("GET", "assets/a1"): {...}})``): a value, a callable
 (called with the call's arguments) or an exception instance (raised). Anything else returns
-``None``. ``plugin-executor run`` remains the check that the same code runs in the sandbox.
+``None``; ``on_call``, when given, sees each call as it is recorded. ``plugin-executor run``
+(record mode) runs the same code in the sandbox with these recorders as ``self.kili`` and
+``self.api``.
 """
 
 from __future__ import annotations
@@ -88,16 +90,24 @@ class RecordingKili:
     """Stands in for ``kili.client.Kili``: every method exists, is recorded in ``calls`` and
     returns ``returns[name]`` (value, callable or exception to raise; default ``None``)."""
 
-    def __init__(self, returns: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        returns: Mapping[str, Any] | None = None,
+        on_call: Callable[[Call], None] | None = None,
+    ) -> None:
         self.returns: dict[str, Any] = dict(returns or {})
         self.calls: list[Call] = []
+        self._on_call = on_call
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):  # copy, pickle and mocks probe these: not Kili methods
             raise AttributeError(name)
 
         def method(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(Call(name, args, kwargs))
+            call = Call(name, args, kwargs)
+            self.calls.append(call)
+            if self._on_call is not None:
+                self._on_call(call)
             return _answer(self.returns.get(name), *args, **kwargs)
 
         return method
@@ -112,15 +122,22 @@ class RecordingApi(RequestVerbs):
     recorded in ``calls``; ``returns[(METHOD, path)]`` is the answer (value, callable or
     exception, e.g. an ``ApiError``; default ``None``)."""
 
-    def __init__(self, returns: Mapping[tuple[str, str], Any] | None = None) -> None:
+    def __init__(
+        self,
+        returns: Mapping[tuple[str, str], Any] | None = None,
+        on_call: Callable[[ApiCall], None] | None = None,
+    ) -> None:
         self.returns = {(m.upper(), p.lstrip("/")): a for (m, p), a in (returns or {}).items()}
         self.calls: list[ApiCall] = []
+        self._on_call = on_call
 
     def request(
         self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         call = ApiCall(method.upper(), path.lstrip("/"), json, params)
         self.calls.append(call)
+        if self._on_call is not None:
+            self._on_call(call)
         return _answer(self.returns.get((call.method, call.path)), call)
 
 

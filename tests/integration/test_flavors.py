@@ -20,9 +20,10 @@ from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.test_cli import cli
 
 KILI_PIN = "26.2.4"
+NUMPY_PIN = "2.4.6"
 DATASCIENCE_PINS = {
     "kili": KILI_PIN,
-    "numpy": "2.4.6",
+    "numpy": NUMPY_PIN,
     "opencv-python-headless": "5.0.0.93",
     "pandas": "3.1.1",
     "pillow": "13.0.0",
@@ -97,7 +98,8 @@ def test_runtimes_lists_the_flavors_with_their_package_versions(server: RunningS
     assert flavors["kili"]["image"].startswith(runtime.rpartition(":")[0] + "-kili:")
     assert "kili" not in flavors["minimal"]["packages"]
     assert flavors["kili"]["packages"]["kili"] == KILI_PIN
-    assert "numpy" not in flavors["kili"]["packages"]
+    assert flavors["kili"]["packages"]["numpy"] == NUMPY_PIN
+    assert "numpy" not in flavors["minimal"]["packages"]
     ds = flavors["datascience"]["packages"]
     assert {name: ds[name] for name in DATASCIENCE_PINS} == DATASCIENCE_PINS
 
@@ -126,6 +128,28 @@ def test_kili_plugin_without_requirements_runs_on_the_default_flavor(
     assert run["status"] == "succeeded", server.logs(run_id=run["id"])
     contents = [r["content"] for r in server.logs(run_id=run["id"])]
     assert f"kili {KILI_PIN}, self.kili Kili" in contents
+
+
+def test_kilis_single_file_numpy_plugin_runs_on_the_default_flavor(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """Kili's plugin guide's single-file plugin imports numpy with no requirements file."""
+    plugin = write_plugin(
+        tmp_path,
+        {
+            "main.py": "import numpy as np\nfrom kili.plugins import PluginCore\n\n"
+            "class PluginHandler(PluginCore):\n"
+            "    def on_submit(self, label, asset_id):\n"
+            "        self.logger.info('numpy %s says %d', np.__version__, np.array([1, 2]).sum())\n"
+        },
+    )
+    build = push(server, "kili_numpy", plugin)
+    assert build["status"] == "ACTIVE", build["log"]
+    assert "WARNING" not in build["log"]  # numpy is one of the flavor's modules
+    server.activate("kili_numpy", "flavor-numpy")
+    run = server.run_event(type="onSubmit", project_id="flavor-numpy", asset_id="a1", label={})
+    assert run["status"] == "succeeded", server.logs(run_id=run["id"])
+    assert f"numpy {NUMPY_PIN} says 3" in [r["content"] for r in server.logs(run_id=run["id"])]
 
 
 def test_a_pinned_requirement_wins_over_the_flavors_package(
