@@ -68,10 +68,13 @@ class TcpRelay:
         """Close every socket and wait for every thread of the relay."""
         self._stopping.set()
         self._open.set()  # a waiting connection wakes up to see the stop
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join()
+        while True:  # the accept thread may start one more before it sees the stop
+            with self._lock:
+                running = [thread for thread in self._threads if thread.is_alive()]
+            if not running:
+                break
+            for thread in running:
+                thread.join()
         with self._lock:
             for sock in self._sockets:
                 sock.close()
