@@ -32,7 +32,8 @@ LEASE_S = 5  # short, so the cut-off worker is lost soon; renewed every third of
 # Each handler's work: long enough that w1's handlers are mid-work when it is cut off and
 # make their late call while it still is (each case is checked, not assumed).
 SLEEP_S = 20
-TOKEN_REVOKED_LOG = "gateway refused POST: the run this token was issued to has finished"
+# A lost attempt's call is refused as such, though lease expiry revoked its token too.
+SUPERSEDED_LOG = "gateway refused POST: the attempt this token was issued to lost its run"
 
 
 @pytest.fixture
@@ -201,14 +202,14 @@ def test_a_worker_cut_off_from_the_store_loses_its_runs_and_writes_nothing_after
             received = by_credential(list(platform.requests), "w1")
         return set(per_invocation(received, "/late", keyed=True)) & set(cut)
 
-    # Its late calls waited for the store, then were refused (the token was revoked as
-    # the run was re-queued), never forwarded.
+    # Its late calls waited for the store, then were refused (401 token_superseded),
+    # never forwarded.
     wait_for(
         "w1's gateway answering the late calls",
-        lambda: late_from_w1() or log_path.read_text().count(TOKEN_REVOKED_LOG) >= len(cut),
+        lambda: late_from_w1() or log_path.read_text().count(SUPERSEDED_LOG) >= len(cut),
     )
     assert late_from_w1() == set(), "a call made while cut off from the store was forwarded"
-    assert log_path.read_text().count(TOKEN_REVOKED_LOG) >= len(cut)
+    assert log_path.read_text().count(SUPERSEDED_LOG) >= len(cut)
     check_taken_over(api, list(again.values()), cut)
 
     with platform.lock:

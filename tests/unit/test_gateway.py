@@ -201,7 +201,7 @@ def test_a_token_of_an_attempt_that_lost_its_run_is_refused_and_not_recorded(
 
     assert answer.status == 401
     assert answer.json()["code"] == "token_superseded"
-    assert "lost its run to another node" in answer.json()["message"]
+    assert "lost its run (its lease expired" in answer.json()["message"]
     assert rig.platform.requests == []
     assert rig.calls(invocation_id) == []
 
@@ -258,8 +258,9 @@ def test_a_token_revoked_or_superseded_between_check_and_count_is_refused(
     expected = {
         "revoked": "the run this token was issued to has finished (its handler returned or "
         "its container ended): a run token is good only while its handler runs",
-        "superseded": "the attempt this token was issued to lost its run to another node "
-        "(its lease expired): only the attempt holding the run may call",
+        "superseded": "the attempt this token was issued to lost its run (its lease expired, "
+        "so another node may run it now, or the run was queued again): only the attempt "
+        "holding the run may call",
     }
     assert (answer.status, answer.json()) == (
         401,
