@@ -184,13 +184,17 @@ def test_every_token_form_is_accepted(rig: Rig, headers: dict[str, str]) -> None
     assert rig.send("GET", "/api/projects/p1/assets", headers=filled).status == 200
 
 
+@pytest.mark.parametrize("revoked", [False, True])
 def test_a_token_of_an_attempt_that_lost_its_run_is_refused_and_not_recorded(
-    rig: Rig,
+    rig: Rig, revoked: bool
 ) -> None:
-    """Another node took the run over (a new lease generation): the old attempt's token,
-    not yet revoked, reaches nothing, and its call is not written on the run."""
+    """Another node took the run over (a new lease generation): the old attempt's token
+    reaches nothing, and its call is not written on the run. Lease expiry revokes it too
+    (``revoked``): still refused as superseded, not as a finished run's."""
     invocation_id, token = rig.new_run()
     with rig.db.session() as session:
+        if revoked:
+            gateway_store.revoke_for(session, invocation_id)
         session.execute(
             update(Invocation)
             .where(Invocation.id == invocation_id)
