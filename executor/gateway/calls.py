@@ -62,8 +62,9 @@ TOKEN_REFUSALS = {
     CallRefused.UNKNOWN: "the run token is not known",
     CallRefused.REVOKED: "the run this token was issued to has finished (its handler returned "
     "or its container ended): a run token is good only while its handler runs",
-    CallRefused.SUPERSEDED: "the attempt this token was issued to lost its run to another node "
-    "(its lease expired): only the attempt holding the run may call",
+    CallRefused.SUPERSEDED: "the attempt this token was issued to lost its run (its lease "
+    "expired, so another node may run it now, or the run was queued again): only the attempt "
+    "holding the run may call",
     CallRefused.EXPIRED: "the run token expired at the run's deadline",
 }
 

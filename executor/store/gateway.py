@@ -71,10 +71,13 @@ def token_current(session: Session, token: InvocationToken) -> bool:
 def token_refusal(session: Session, token: InvocationToken, now: datetime) -> CallRefused | None:
     """Why ``token`` may not call at ``now`` (revoked, its attempt superseded, expired), or
     None while it may."""
-    if token.revoked_at is not None:
-        return CallRefused.REVOKED
+    # Superseded first: when a node is lost, lease expiry re-queues its runs and revokes
+    # their tokens too, and its late calls must say that the attempt lost the run, not
+    # that the run finished.
     if not token_current(session, token):
         return CallRefused.SUPERSEDED
+    if token.revoked_at is not None:
+        return CallRefused.REVOKED
     if token.expires_at <= now:
         return CallRefused.EXPIRED
     return None

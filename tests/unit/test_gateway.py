@@ -184,13 +184,17 @@ def test_every_token_form_is_accepted(rig: Rig, headers: dict[str, str]) -> None
     assert rig.send("GET", "/api/projects/p1/assets", headers=filled).status == 200
 
 
+@pytest.mark.parametrize("revoked", [False, True])
 def test_a_token_of_an_attempt_that_lost_its_run_is_refused_and_not_recorded(
-    rig: Rig,
+    rig: Rig, revoked: bool
 ) -> None:
-    """Another node took the run over (a new lease generation): the old attempt's token,
-    not yet revoked, reaches nothing, and its call is not written on the run."""
+    """Another node took the run over (a new lease generation): the old attempt's token
+    reaches nothing, and its call is not written on the run. Lease expiry revokes it too
+    (``revoked``): still refused as superseded, not as a finished run's."""
     invocation_id, token = rig.new_run()
     with rig.db.session() as session:
+        if revoked:
+            gateway_store.revoke_for(session, invocation_id)
         session.execute(
             update(Invocation)
             .where(Invocation.id == invocation_id)
@@ -201,7 +205,7 @@ def test_a_token_of_an_attempt_that_lost_its_run_is_refused_and_not_recorded(
 
     assert answer.status == 401
     assert answer.json()["code"] == "token_superseded"
-    assert "lost its run to another node" in answer.json()["message"]
+    assert "lost its run (its lease expired" in answer.json()["message"]
     assert rig.platform.requests == []
     assert rig.calls(invocation_id) == []
 
@@ -258,8 +262,9 @@ def test_a_token_revoked_or_superseded_between_check_and_count_is_refused(
     expected = {
         "revoked": "the run this token was issued to has finished (its handler returned or "
         "its container ended): a run token is good only while its handler runs",
-        "superseded": "the attempt this token was issued to lost its run to another node "
-        "(its lease expired): only the attempt holding the run may call",
+        "superseded": "the attempt this token was issued to lost its run (its lease expired, "
+        "so another node may run it now, or the run was queued again): only the attempt "
+        "holding the run may call",
     }
     assert (answer.status, answer.json()) == (
         401,

@@ -1,10 +1,11 @@
 """Acts on the platform twice, then works a while: one call where the platform ignores
 Idempotency-Key (tests/platform_standin.py: under ``unkeyed/``), one where it honours it.
-"start" is logged once both calls were answered."""
+"start" is logged once both calls were answered. With ``late`` in the label it calls once
+more after its work (``late <asset>`` logged just before), and logs what was answered."""
 
 import time
 
-from plugin_runtime import PluginCore
+from plugin_runtime import ApiError, PluginCore
 
 
 class PluginHandler(PluginCore):
@@ -13,4 +14,11 @@ class PluginHandler(PluginCore):
         self.api.post(f"assets/{asset_id}/effects", json={"asset": asset_id})
         self.logger.info("start %s", asset_id)
         time.sleep(float(label.get("sleep", 1)))
+        if label.get("late"):
+            self.logger.info("late %s", asset_id)
+            try:
+                self.api.post(f"assets/{asset_id}/late", json={"asset": asset_id})
+            except ApiError as error:
+                self.logger.info("late %s refused: %s %s", asset_id, error.status, error.body)
+                raise
         self.logger.info("end %s", asset_id)
