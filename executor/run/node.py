@@ -51,6 +51,7 @@ class NodeMembership:
         self.state: str | None = None
         self.claim: NodeClaim | None = None
         self.skewed = False  # warned that this node's clock is off
+        self.skew_s: float | None = None  # the last skew measured with a short round trip
 
     def join(self) -> NodeClaim:
         """Register as ready; labels what the engine creates from now on with the node id."""
@@ -120,13 +121,18 @@ class NodeMembership:
         of the nodes marked lost."""
         assert self.claim is not None, "join first"
         with self.db.session() as session:
-            skew = _clock_skew(utcnow(), database_now(session), utcnow())
+            measured = _clock_skew(
+                utcnow(), database_now(session), utcnow(), self.settings.clock_skew_warn_s
+            )
+            skew = self.skew_s if measured is None else measured
             revive_as = self.state if self.state == NodeState.DRAINING else NodeState.READY
             state = node_store.heartbeat(
                 session, self.claim.node_id, self.instance, revive_as, skew
             )
             lost = node_store.mark_lost(session, self.settings.lease_s)
-        self._note_skew(skew)
+        if measured is not None:
+            self.skew_s = measured
+            self._note_skew(measured)
         if state != self.state:
             self._changed(state)
         for node_id in lost:
@@ -157,8 +163,14 @@ class NodeMembership:
         self.skewed = skewed
 
 
-def _clock_skew(before: datetime, database: datetime, after: datetime) -> float:
+def _clock_skew(
+    before: datetime, database: datetime, after: datetime, tolerance_s: float
+) -> float | None:
     """How far this host's clock is ahead of the database's (seconds; negative: behind):
     ``database`` was read between this host's ``before`` and ``after``, so it is compared
-    with their middle (off by at most half the round trip)."""
+    with their middle (off by at most half the round trip). None when half the round trip
+    is over ``tolerance_s``: a read that waited out a partition or a paused database says
+    nothing of the clocks, and would be taken for a skew."""
+    if (after - before).total_seconds() / 2 > tolerance_s:
+        return None
     return round(((before - database) + (after - database)).total_seconds() / 2, 3)
