@@ -12,6 +12,7 @@ import pytest
 
 from executor.statuses import InvocationStatus
 from executor.store import invocations as invocation_store
+from executor.store import nodes as node_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, Plugin, PluginVersion, Tenant, Webhook, utcnow
 
@@ -23,6 +24,9 @@ NODE = invocation_store.NodeClaim("node-1", frozenset({"runc"}), {}, "runc")
 def db(tmp_path: Path) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'store.db'}")
     database.migrate()
+    with database.session() as session:  # only a registered node with a fresh heartbeat claims
+        info = node_store.NodeInfo(NODE.node_id, "me", "20.10", ["runc"], 10, 0)
+        node_store.register(session, info)
     return database
 
 
