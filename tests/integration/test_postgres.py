@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import pytest
 
 from executor.store.db import Database
 from tests.flavor_migration import check_old_versions_ran_on_the_minimal_flavor
@@ -26,6 +27,9 @@ from tests.webhook_migration import check_old_plugins_are_code_and_webhooks_come
 EVENTS = 500
 
 
+# 500 container runs: 5 to 6 minutes on two quiet cores, over 10 on loaded ones; the
+# suite's 600 s default would cut it short (a guard against a hang, not a deadline).
+@pytest.mark.timeout(1800)
 def test_two_executors_on_one_postgres_run_500_events_each_exactly_once(
     postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
 ) -> None:
