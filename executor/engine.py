@@ -1,6 +1,8 @@
-"""The one interface to the Docker Engine: client creation and error mapping.
+"""The one interface to the Docker Engine: the only module that imports docker-py.
 
-docker-py and requests errors are turned into ``SandboxError`` here, where they enter.
+docker-py and requests errors are turned into ``SandboxError`` here, where they enter. The
+client connects on first use, so everything that holds an ``Engine`` can be built without
+a daemon. ``executor.engine_fake.FakeEngine`` is the same interface over memory.
 """
 
 from __future__ import annotations
@@ -8,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import math
 import re
+import select
 import socket
 import struct
 import tarfile
@@ -19,12 +23,13 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import docker
 import docker.errors
 import requests
 import requests.exceptions
+from docker.utils.socket import frames_iter
 
 from executor.errors import BuildFailed, SandboxError
 
@@ -35,13 +40,19 @@ __all__ = [
     "MANAGED_LABEL",
     "NODE_LABEL",
     "POOL_LABEL",
+    "Attachment",
     "BuildInterrupted",
     "BuildTimedOut",
     "Engine",
     "EngineInfo",
+    "EngineRefused",
+    "ImageMissing",
     "StopRecord",
+    "close_attached",
     "engine_errors",
 ]
+
+log = logging.getLogger(__name__)
 
 Frames = Generator[tuple[int, bytes], None, None]
 
@@ -107,6 +118,94 @@ def _signal_number(value: object) -> int:
         return int(str(value))
     except ValueError:
         return 0
+
+
+class ImageMissing(SandboxError):
+    """The image is not on this engine (with a registry, the caller pulls it)."""
+
+
+class EngineRefused(SandboxError):
+    """The engine answered but refused a registry request (push, pull): ``cause`` is its
+    explanation; ``not_found`` when it had no such image or manifest."""
+
+    def __init__(self, message: str, cause: str, *, not_found: bool) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.not_found = not_found
+
+
+@contextmanager
+def _registry_refusals(doing: str) -> Iterator[None]:
+    """Like ``engine_errors``, but the engine's refusals become ``EngineRefused``."""
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        cause = str(exc.explanation)
+        raise EngineRefused(f"{doing}: {cause}", cause, not_found=True) from exc
+    except docker.errors.APIError as exc:
+        cause = str(exc.explanation or exc)
+        raise EngineRefused(f"{doing}: {cause}", cause, not_found=False) from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SandboxError(
+            f"Docker Engine error while {doing}: {exc}. Check that dockerd is running."
+        ) from exc
+
+
+class Attachment(Protocol):
+    """A created container's stdin and output, attached before it starts."""
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` to stdin and close it (a container that exited is fine)."""
+
+    def frames(self) -> Frames:
+        """Its output as ``(stream id, bytes)`` frames until it ends; closes the attachment."""
+
+    def ended(self) -> bool:
+        """True when the output stream has ended (the container exited), without waiting."""
+
+    def close(self) -> None:
+        """Let go of the container's streams."""
+
+
+def close_attached(sock: Any) -> None:
+    """Close an attach stream: docker-py's file object and the socket under it (closing
+    only the file object leaves the connection open until garbage collection)."""
+    raw = getattr(sock, "_sock", None)  # closing the file object forgets it
+    with contextlib.suppress(OSError):
+        sock.close()
+        if raw is not None:
+            raw.close()
+
+
+class _DockerAttachment:
+    """An attach socket of the engine (docker-py's file object over a raw socket)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        sock._sock.settimeout(None)  # the watchdog, not a read timeout, bounds the run
+
+    def send(self, data: bytes) -> None:
+        raw: socket.socket = self.sock._sock
+        try:
+            raw.sendall(data)
+            raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            # The plugin may exit without reading stdin; its output still tells what happened.
+            pass
+
+    def frames(self) -> Frames:
+        try:
+            yield from frames_iter(self.sock, tty=False)  # type: ignore[no-untyped-call]
+        finally:
+            self.close()
+
+    def ended(self) -> bool:
+        # The engine closes the attach stream when the container exits: a stream with
+        # nothing to read is a live container, without a round trip to the engine.
+        return bool(select.select([self.sock._sock], [], [], 0)[0])
+
+    def close(self) -> None:
+        close_attached(self.sock)
 
 
 class BuildTimedOut(BuildFailed):
@@ -230,18 +329,52 @@ class _BuildAbort:
 class Engine:
     """A Docker client made once per process and shared by builder, sandbox and dispatcher.
 
-    ``scope`` (the store id, set at start) is the value of the managed label on everything
-    this executor creates: executors of other stores on the same engine are left alone.
-    ``node_id`` (set at start) labels it too: another node of the same
-    store on the same engine is left alone as well.
+    ``scope`` (the store id) is the value of the managed label on everything this executor
+    creates: executors of other stores on the same engine are left alone. ``node_id``
+    labels it too: another node of the same store on the same engine is left alone as
+    well. Both are given to the constructor; a service learns them only at start (the
+    store id after its migration, the node id from the engine's own id) and sets them
+    once there with ``identify``. The client connects on first use.
     """
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
-        with engine_errors("connecting"):
-            self.client = client or docker.from_env(timeout=ENGINE_TIMEOUT_S)
-        self.api = self.client.api
-        self.scope = "unscoped"
-        self.node_id: str | None = None
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        scope: str = "unscoped",
+        node_id: str | None = None,
+    ) -> None:
+        self._client = client
+        self._connecting = threading.Lock()
+        self.scope = scope
+        self.node_id = node_id
+
+    def identify(self, scope: str, node_id: str | None) -> None:
+        """Label what this engine creates from now on with ``scope`` and ``node_id``."""
+        self.scope, self.node_id = scope, node_id
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The docker-py client, connected on first use (``SandboxError`` if it cannot)."""
+        with self._connecting:
+            if self._client is None:
+                with engine_errors("connecting"):
+                    self._client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
+            return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    def connect(self) -> Engine:
+        """Connect now rather than at first use (``SandboxError`` if the engine is down)."""
+        _ = self.client
+        return self
+
+    @property
+    def address(self) -> str:
+        """The engine's URL: what tells one engine from another in this process."""
+        return str(self.api.base_url)
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels for a new container or image of this executor's store (and node)."""
@@ -262,7 +395,7 @@ class Engine:
         """True when the engine answers."""
         try:
             return bool(self.api.ping())
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        except (docker.errors.DockerException, requests.exceptions.RequestException, SandboxError):
             return False
 
     def managed_containers(self) -> list[dict[str, object]]:
@@ -360,9 +493,89 @@ class Engine:
         return StopRecord(False)
 
     def kill_container(self, container_id: str) -> None:
-        """SIGKILL a container; already stopped or gone is fine."""
-        with contextlib.suppress(SandboxError), engine_errors("killing a container"):
+        """SIGKILL a container; already stopped or gone is fine. Called from watchdog and
+        stopper threads, with nobody to raise to: an engine that cannot be reached is
+        logged, and the container's end (or the engine error that follows) decides."""
+        try:
             self.api.kill(container_id, signal="SIGKILL")
+        except docker.errors.APIError:
+            pass  # already stopped is fine
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("could not kill container %s: %s", container_id, exc)
+        except SandboxError as exc:  # could not connect
+            log.warning("could not kill container %s: %s", container_id, exc.message)
+
+    def create_container(
+        self,
+        image: str,
+        *,
+        command: list[str],
+        user: str,
+        labels: dict[str, str],
+        host_config: dict[str, Any],
+    ) -> str:
+        """Create a container of ``image`` (network disabled) whose stdin is open until the
+        first EOF, labelled ``labels`` besides this engine's own; its id. ``ImageMissing``
+        when the engine has no such image."""
+        with engine_errors("creating the plugin container"):
+            config = self.api.create_host_config(**host_config)
+            try:
+                created = self.api.create_container(
+                    image,
+                    entrypoint=command,
+                    stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
+                    user=user,
+                    labels=self.labels(**labels),
+                    host_config=config,
+                    network_disabled=True,
+                )
+            except docker.errors.ImageNotFound as exc:
+                raise ImageMissing(f"image {image} is missing: rebuild the plugin version") from exc
+        return str(created["Id"])
+
+    def attach(self, container_id: str) -> Attachment:
+        """Attach to a created container's stdin, stdout and stderr (before its start:
+        nothing it writes is lost)."""
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        with engine_errors("attaching to the plugin container"):
+            return _DockerAttachment(self.api.attach_socket(container_id, params=params))
+
+    def start_container(self, container_id: str) -> None:
+        with engine_errors("starting the plugin container"):
+            self.api.start(container_id)
+
+    def container_state(self, container_id: str) -> dict[str, Any]:
+        """The engine's ``State`` of a container (Running, OOMKilled, StartedAt, ...)."""
+        with engine_errors("inspecting the plugin container"):
+            return dict(self.api.inspect_container(container_id)["State"])
+
+    def wait_exit(self, container_id: str, timeout_s: float) -> int:
+        """Wait for a container to exit; its exit code."""
+        with engine_errors("waiting for the plugin container"):
+            return int(self.api.wait(container_id, timeout=math.ceil(timeout_s))["StatusCode"])
+
+    def tag_image(self, image: str, repository: str, tag: str) -> None:
+        with engine_errors("tagging the image for the registry"):
+            self.api.tag(image, repository, tag)
+
+    def push_image(
+        self, repository: str, tag: str, auth: dict[str, str] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Push ``repository:tag``: the engine's progress messages. The engine's refusals
+        raise ``EngineRefused``."""
+        doing = f"pushing {repository}:{tag}"
+        with _registry_refusals(doing):
+            yield from self.api.push(repository, tag, stream=True, decode=True, auth_config=auth)
+
+    def pull_image(
+        self, repository: str, digest: str, auth: dict[str, str] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Pull ``repository@digest``: the engine's progress messages. The engine's refusals
+        raise ``EngineRefused``."""
+        with _registry_refusals(f"pulling {repository}@{digest}"):
+            yield from self.api.pull(
+                repository, tag=digest, stream=True, decode=True, auth_config=auth
+            )
 
     def build_image(
         self,
@@ -589,4 +802,6 @@ class Engine:
         return True
 
     def close(self) -> None:
-        self.client.close()
+        with self._connecting:
+            if self._client is not None:
+                self._client.close()
