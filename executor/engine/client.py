@@ -1,8 +1,8 @@
-"""The one interface to the Docker Engine: the only module that imports docker-py.
+"""The Docker Engine's client: the only module of the executor that imports docker-py.
 
 docker-py and requests errors are turned into ``SandboxError`` here, where they enter. The
 client connects on first use, so everything that holds an ``Engine`` can be built without
-a daemon. ``executor.engine_fake.FakeEngine`` is the same interface over memory.
+a daemon.
 """
 
 from __future__ import annotations
@@ -12,18 +12,16 @@ import functools
 import io
 import logging
 import math
-import re
 import select
 import socket
 import struct
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import docker
 import docker.errors
@@ -31,71 +29,41 @@ import requests
 import requests.exceptions
 from docker.utils.socket import frames_iter
 
+from executor.engine.base import (
+    MANAGED_LABEL,
+    NODE_LABEL,
+    Attachment,
+    EngineInfo,
+    EngineRefused,
+    Frames,
+    ImageMissing,
+    StopRecord,
+)
+from executor.engine.builds import (
+    BUILD_MEMORY_SETTING,
+    COMMAND_SHOWN_CHARS,
+    MIB,
+    RUNNING_IN,
+    SIGKILL_EXIT,
+    STEP_FAILED,
+    VANISHED_PARENT,
+    BuildAbort,
+    BuildInterrupted,
+    BuildTimedOut,
+    ParentVanished,
+    StepFailed,
+    once_more_if_a_parent_vanished,
+)
 from executor.errors import BuildFailed, SandboxError
 
-__all__ = [
-    "ENGINE_TIMEOUT_S",
-    "INVOCATION_LABEL",
-    "LEASE_LABEL",
-    "MANAGED_LABEL",
-    "NODE_LABEL",
-    "POOL_LABEL",
-    "Attachment",
-    "BuildInterrupted",
-    "BuildTimedOut",
-    "Engine",
-    "EngineInfo",
-    "EngineRefused",
-    "ImageMissing",
-    "StopRecord",
-    "close_attached",
-    "engine_errors",
-]
+__all__ = ["ENGINE_TIMEOUT_S", "Engine", "close_attached", "engine_errors"]
 
 log = logging.getLogger(__name__)
 
-Frames = Generator[tuple[int, bytes], None, None]
-
 ENGINE_TIMEOUT_S = 120
 CONFLICT = 409
-STOP_POLL_S = 0.5  # how often a running build checks whether the executor is stopping
 # A frame of the engine's multiplexed output stream: stream id, 3 zero bytes, payload length.
 FRAME_HEADER = struct.Struct(">BxxxL")
-# Labels on every container the executor starts: how crash recovery finds them.
-MANAGED_LABEL = "io.plugin-executor.managed"
-INVOCATION_LABEL = "io.plugin-executor.invocation"
-# On warm-pool containers instead (they have no invocation yet): the pool they wait in.
-POOL_LABEL = "io.plugin-executor.pool"
-# The node (executor process) that created it: recovery and sweeps touch only their own.
-NODE_LABEL = "io.plugin-executor.node"
-# The lease generation a run's container was started under: adopted only while current.
-LEASE_LABEL = "io.plugin-executor.lease"
-ENGINE_ID_CHARS = 12  # the short engine id, as `docker info` IDs are shown
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What a node reports of its engine."""
-
-    id: str
-    version: str
-    runtimes: list[str]
-
-    @property
-    def short_id(self) -> str:
-        """The engine id without separators, cut short (for node ids)."""
-        return self.id.replace(":", "").lower()[:ENGINE_ID_CHARS]
-
-
-@dataclass(frozen=True)
-class StopRecord:
-    """What the engine recorded of a container's end: the signals it was asked to send
-    (``kill`` events: ``docker stop``, ``docker kill``, its own shutdown), or that it holds
-    no record of that end at all (``found`` False: the engine restarted since)."""
-
-    found: bool
-    signals: tuple[int, ...] = ()
-
 
 # How long past a container's end the engine may take to record it (its ``die`` event).
 DIE_RECORD_GRACE_S = 10
@@ -120,20 +88,6 @@ def _signal_number(value: object) -> int:
         return 0
 
 
-class ImageMissing(SandboxError):
-    """The image is not on this engine (with a registry, the caller pulls it)."""
-
-
-class EngineRefused(SandboxError):
-    """The engine answered but refused a registry request (push, pull): ``cause`` is its
-    explanation; ``not_found`` when it had no such image or manifest."""
-
-    def __init__(self, message: str, cause: str, *, not_found: bool) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.not_found = not_found
-
-
 @contextmanager
 def _registry_refusals(doing: str) -> Iterator[None]:
     """Like ``engine_errors``, but the engine's refusals become ``EngineRefused``."""
@@ -149,22 +103,6 @@ def _registry_refusals(doing: str) -> Iterator[None]:
         raise SandboxError(
             f"Docker Engine error while {doing}: {exc}. Check that dockerd is running."
         ) from exc
-
-
-class Attachment(Protocol):
-    """A created container's stdin and output, attached before it starts."""
-
-    def send(self, data: bytes) -> None:
-        """Write ``data`` to stdin and close it (a container that exited is fine)."""
-
-    def frames(self) -> Frames:
-        """Its output as ``(stream id, bytes)`` frames until it ends; closes the attachment."""
-
-    def ended(self) -> bool:
-        """True when the output stream has ended (the container exited), without waiting."""
-
-    def close(self) -> None:
-        """Let go of the container's streams."""
 
 
 def close_attached(sock: Any) -> None:
@@ -206,124 +144,6 @@ class _DockerAttachment:
 
     def close(self) -> None:
         close_attached(self.sock)
-
-
-class BuildTimedOut(BuildFailed):
-    """The build ran past its wall time and was stopped."""
-
-
-class BuildInterrupted(Exception):
-    """The build was stopped because the executor is shutting down (it resumes at start)."""
-
-
-# The classic builder's error for a step whose starting image was removed meanwhile.
-_VANISHED_PARENT = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
-# The classic builder's line naming a RUN step's container, and its error for a failed step.
-_RUNNING_IN = re.compile(r"---> Running in ([0-9a-f]{12,64})")
-_STEP_FAILED = re.compile(r"The command '(.*)' returned a non-zero code: (\d+)", re.DOTALL)
-SIGKILL_EXIT = 137  # 128 + SIGKILL: what the kernel's OOM killer sends
-BUILD_MEMORY_SETTING = "EXECUTOR_BUILD_MEMORY_MIB"
-COMMAND_SHOWN_CHARS = 200
-MIB = 1024 * 1024
-
-
-class _StepFailed(BuildFailed):
-    """A build step failed; ``container`` is its step container's id (short), if seen."""
-
-    def __init__(self, error: str, container: str | None) -> None:
-        super().__init__(f"{error}: read the build log above")
-        self.error = error
-        self.container = container
-
-
-class _ParentVanished(Exception):
-    """A build step's starting image was removed while the build ran."""
-
-
-def _once_more_if_a_parent_vanished(
-    build: Callable[[], None], on_output: Callable[[str], None]
-) -> None:
-    """``build()``, again once if an image a step starts from was removed while it ran:
-    removing an image also removes its untagged parents, and another build may just have
-    taken one of them from its cache (image GC, ``docker rmi``). Building again makes what
-    is gone."""
-    try:
-        build()
-        return
-    except _ParentVanished:
-        on_output("\n(an image the build's cache used was removed meanwhile: building again)\n")
-    try:
-        build()
-    except _ParentVanished as vanished:
-        raise BuildFailed(f"{vanished}: read the build log above") from None
-
-
-class _BuildAbort:
-    """Stops one running build from another thread: the engine cancels a build (and kills
-    and removes its step container) when the client connection goes away, so shutting the
-    socket down stops a silent build as well as a chatty one."""
-
-    def __init__(self) -> None:
-        self.why: str | None = None
-        self._response: requests.Response | None = None
-        self._lock = threading.Lock()
-        # The engine's one client serves every thread: only the build's own thread's
-        # response is this build's.
-        self._thread = threading.get_ident()
-
-    def capture(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        if threading.get_ident() != self._thread:
-            return
-        with self._lock:
-            self._response = response
-            if self.why is not None:
-                self._shutdown()
-
-    def abort(self, why: str) -> None:
-        with self._lock:
-            if self.why is not None:  # already aborted, or finished
-                return
-            self.why = why
-            self._shutdown()
-
-    def finish(self) -> None:
-        with self._lock:
-            if self.why is None:
-                self.why = "done"
-
-    def watch(self, stop: threading.Event) -> None:
-        """Abort with "stop" when ``stop`` is set; returns once the build ended."""
-        while self.why is None:
-            if stop.wait(STOP_POLL_S):
-                self.abort("stop")
-
-    def _socket(self) -> socket.socket | None:
-        connection = getattr(getattr(self._response, "raw", None), "connection", None)
-        sock = getattr(connection, "sock", None)
-        return sock if isinstance(sock, socket.socket) else None
-
-    def _shutdown(self) -> None:
-        if self._response is None:
-            return
-        sock = self._socket()
-        with contextlib.suppress(OSError):
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
-        self._response.close()
-
-    def release(self) -> None:
-        """After the build's thread stopped reading: close the build's response (a stream
-        left unread, after an error step, would keep its connection) and an aborted build's
-        socket (shut down, it is of no further use; the shared client's pool would not
-        close it)."""
-        with self._lock:
-            response, aborted = self._response, self.why not in (None, "done")
-            sock = self._socket() if aborted else None
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.close()
-        if sock is not None:
-            sock.close()
 
 
 class Engine:
@@ -594,7 +414,7 @@ class Engine:
         and ``BuildInterrupted`` raised; an error step raises ``BuildFailed``. ``options``
         are docker-py ``build`` arguments (labels, network_mode, container_limits, ...).
         """
-        abort = _BuildAbort()
+        abort = BuildAbort()
         api = self.api
         api.hooks["response"].append(abort.capture)
         watchdog = threading.Timer(timeout_s, abort.abort, ("timeout",))
@@ -604,11 +424,11 @@ class Engine:
         stopper.start()
         started = time.time()
         try:
-            _once_more_if_a_parent_vanished(
+            once_more_if_a_parent_vanished(
                 functools.partial(self._stream_build, api, context, tag, on_output, abort, options),
                 on_output,
             )
-        except _StepFailed as failed:
+        except StepFailed as failed:
             raise self._step_failure(failed, started, options) from None
         except BuildFailed:
             raise
@@ -640,7 +460,7 @@ class Engine:
         context: bytes,
         tag: str,
         on_output: Callable[[str], None],
-        abort: _BuildAbort,
+        abort: BuildAbort,
         options: dict[str, Any],
     ) -> None:
         stream = api.build(
@@ -660,21 +480,21 @@ class Engine:
                 return
             if "stream" in chunk:
                 on_output(str(chunk["stream"]))
-                running = _RUNNING_IN.search(str(chunk["stream"]))
+                running = RUNNING_IN.search(str(chunk["stream"]))
                 step = running[1] if running else step
             if "error" in chunk:
                 error = str(chunk["error"]).strip()
-                if _VANISHED_PARENT.search(error):
-                    raise _ParentVanished(error)
-                raise _StepFailed(error, step)
+                if VANISHED_PARENT.search(error):
+                    raise ParentVanished(error)
+                raise StepFailed(error, step)
 
     def _step_failure(
-        self, failed: _StepFailed, since: float, options: dict[str, Any]
+        self, failed: StepFailed, since: float, options: dict[str, Any]
     ) -> BuildFailed:
         """A failed step's error, naming the build's memory limit when the engine recorded
         an OOM kill in the step's container (or the step was SIGKILLed, as the OOM killer
         does): the engine's own error says only "returned a non-zero code"."""
-        step = _STEP_FAILED.search(failed.error)
+        step = STEP_FAILED.search(failed.error)
         memory = options.get("container_limits", {}).get("memory")
         if step is None or memory is None:
             return failed
