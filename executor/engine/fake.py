@@ -103,7 +103,8 @@ class FakeEngine(Engine):
 
     def __init__(self, *, scope: str = "unscoped", node_id: str | None = None) -> None:
         super().__init__(None, scope=scope, node_id=node_id)
-        self.images: dict[str, tuple[Script, dict[str, str]]] = {}
+        # image -> the scripts its containers run in turn (the last one from then on), labels
+        self.images: dict[str, tuple[list[Script], dict[str, str]]] = {}
         self.containers: dict[str, FakeContainer] = {}
         self.removed: list[str] = []
         self._failing: dict[str, int] = {}
@@ -112,9 +113,10 @@ class FakeEngine(Engine):
 
     # What tests set up and read.
 
-    def add_image(self, image: str, script: Script, labels: dict[str, str] | None = None) -> None:
-        """Make ``image`` exist; each container of it runs ``script``."""
-        self.images[image] = (script, dict(labels or {}))
+    def add_image(self, image: str, *scripts: Script, labels: dict[str, str] | None = None) -> None:
+        """Make ``image`` exist; its containers run ``scripts`` in turn, then the last one
+        (a plugin that is stopped from outside once, then succeeds)."""
+        self.images[image] = (list(scripts) or [Script()], dict(labels or {}))
 
     def fail(self, operation: str, times: int = 1) -> None:
         """Make the next ``times`` calls of ``operation`` (a method name: create_container,
@@ -142,7 +144,7 @@ class FakeEngine(Engine):
 
     def info(self) -> EngineInfo:
         self._maybe_fail("info", "reading the engine's information")
-        return EngineInfo(FAKE_ENGINE_ID, "fake", ["runc"])
+        return EngineInfo(FAKE_ENGINE_ID, "fake", ["runc", "runsc"])
 
     def ping(self) -> bool:
         return "ping" not in self._failing
@@ -170,10 +172,12 @@ class FakeEngine(Engine):
         self._maybe_fail("create_container", "creating the plugin container")
         if image not in self.images:
             raise ImageMissing(f"image {image} is missing: rebuild the plugin version")
-        container = FakeContainer(
-            f"fake{next(self._ids):060d}", image, self.labels(**labels), self.images[image][0]
-        )
         with self._lock:
+            scripts = self.images[image][0]
+            script = scripts.pop(0) if len(scripts) > 1 else scripts[0]
+            container = FakeContainer(
+                f"fake{next(self._ids):060d}", image, self.labels(**labels), script
+            )
             self.containers[container.id] = container
         return container.id
 
