@@ -4,7 +4,7 @@ end without a Docker Engine (the fast tier's), each plugin a script."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,9 +20,10 @@ SETTLE_S = 60.0  # generous: the poll ends as soon as the record is there
 POLL_S = 0.02
 
 
-def fake_settings(tmp_path: Path) -> Settings:
+def fake_settings(tmp_path: Path, *, timeout_s: float = 0.5, drain_s: float = 30.0) -> Settings:
     """Settings for a dispatcher on the fake engine: short retry delays and polls (the
-    runs still end on records, not on time), no warm pool."""
+    runs still end on records, not on time), no warm pool, ``timeout_s`` of wall time per
+    run, ``drain_s`` to wait for runs at stop."""
     return Settings(
         data_dir=tmp_path,
         operator_key="pe_op_fake-engine-tests-0123456789",
@@ -30,7 +31,8 @@ def fake_settings(tmp_path: Path) -> Settings:
         retry_max_s=0.05,
         dispatch_poll_s=0.05,
         warm_pool_size=0,
-        sandbox=SandboxProfile(timeout_s=0.5),
+        drain_timeout_s=drain_s,
+        sandbox=SandboxProfile(timeout_s=timeout_s),
     )
 
 
@@ -68,12 +70,17 @@ def add_plugin_run(db: Database, image: str, *, max_retries: int = 0) -> str:
 
 def settled(db: Database, run_id: str) -> Invocation:
     """The run once it is terminal (polled: the dispatcher records it on its threads)."""
+    return polled(db, run_id, lambda run: run.status in TERMINAL_STATUSES)
+
+
+def polled(db: Database, run_id: str, until: Callable[[Invocation], bool]) -> Invocation:
+    """The run once ``until`` holds of its record."""
     give_up = time.monotonic() + SETTLE_S
     while True:
         with db.session() as session:
             run = session.get(Invocation, run_id)
             assert run is not None
-            if run.status in TERMINAL_STATUSES:
+            if until(run):
                 session.expunge(run)
                 return run
         assert time.monotonic() < give_up, f"run {run_id} still {run.status}"
@@ -81,9 +88,11 @@ def settled(db: Database, run_id: str) -> Invocation:
 
 
 @contextmanager
-def dispatching(tmp_path: Path, engine: FakeEngine) -> Iterator[Database]:
+def dispatching(
+    tmp_path: Path, engine: FakeEngine, settings: Settings | None = None
+) -> Iterator[Database]:
     """A started dispatcher on ``engine`` and a fresh store; stopped on the way out."""
-    settings = fake_settings(tmp_path)
+    settings = settings or fake_settings(tmp_path)
     db = Database(settings.resolved_database_url)
     db.migrate()
     engine.identify(db.store_id(), None)

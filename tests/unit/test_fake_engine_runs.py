@@ -8,7 +8,14 @@ from pathlib import Path
 
 from executor.engine.fake import FakeEngine, Script, scripted
 from executor.statuses import AttemptKind, InvocationStatus
-from tests.fake_world import add_plugin_run, dispatching, run_scripts, settled
+from tests.fake_world import (
+    add_plugin_run,
+    dispatching,
+    fake_settings,
+    polled,
+    run_scripts,
+    settled,
+)
 
 OK = scripted("hello from a script")
 
@@ -95,3 +102,20 @@ def test_a_missing_image_ends_the_run_crashed_without_retry(tmp_path: Path) -> N
 
     assert (run.status, run.attempt) == (InvocationStatus.CRASHED, 1)
     assert run.error == "image gone:1 is missing: rebuild the plugin version"
+
+
+def test_a_run_still_going_at_shutdown_is_handed_back_uncounted(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.add_image("scripted:1", Script(hangs=True))
+    with dispatching(tmp_path, engine, fake_settings(tmp_path, timeout_s=600, drain_s=0)) as db:
+        run_id = add_plugin_run(db, "scripted:1", max_retries=0)
+        # Handed its envelope: the script now runs until it is killed.
+        polled(db, run_id, lambda run: run.deadline_at is not None)
+    run = polled(db, run_id, lambda run: True)  # the dispatcher stopped: as it was left
+    db.dispose()
+
+    assert (run.status, run.attempt) == (InvocationStatus.QUEUED, 1)
+    assert [(a["kind"], a["reason"]) for a in run.attempts] == [
+        (AttemptKind.HANDED_BACK, "handed back at executor shutdown")
+    ]
+    assert engine.containers == {}  # killed and removed
