@@ -91,18 +91,15 @@ def _signal_number(value: object) -> int:
 @contextmanager
 def _registry_refusals(doing: str) -> Iterator[None]:
     """Like ``engine_errors``, but the engine's refusals become ``EngineRefused``."""
-    try:
-        yield
-    except docker.errors.NotFound as exc:
-        cause = str(exc.explanation)
-        raise EngineRefused(f"{doing}: {cause}", cause, not_found=True) from exc
-    except docker.errors.APIError as exc:
-        cause = str(exc.explanation or exc)
-        raise EngineRefused(f"{doing}: {cause}", cause, not_found=False) from exc
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise SandboxError(
-            f"Docker Engine error while {doing}: {exc}. Check that dockerd is running."
-        ) from exc
+    with engine_errors(doing):
+        try:
+            yield
+        except docker.errors.NotFound as exc:
+            cause = str(exc.explanation)
+            raise EngineRefused(f"{doing}: {cause}", cause, not_found=True) from exc
+        except docker.errors.APIError as exc:
+            cause = str(exc.explanation or exc)
+            raise EngineRefused(f"{doing}: {cause}", cause, not_found=False) from exc
 
 
 def close_attached(sock: Any) -> None:
@@ -176,6 +173,9 @@ class Engine:
     @property
     def client(self) -> docker.DockerClient:
         """The docker-py client, connected on first use (``SandboxError`` if it cannot)."""
+        client = self._client
+        if client is not None:
+            return client
         with self._connecting:
             if self._client is None:
                 with engine_errors("connecting"):
