@@ -479,7 +479,7 @@ class InvocationRunner:
             self._requeue(invocation, "handed back at executor shutdown", 0.0, verdict.kind)
         elif outcome.infrastructure:
             self._infrastructure_verdict(attempt, verdict, outcome.error or "", part, failing_for_s)
-        elif verdict == Finish(outcome.status):
+        elif isinstance(verdict, Finish) and verdict.gave_up is None:  # ended as it did
             if outcome.status != InvocationStatus.SUCCEEDED and outcome.error:
                 attempt.writer.system(f"run ended {outcome.status}: {outcome.error}")
             collector = attempt.collector
