@@ -17,11 +17,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-import docker.errors
 import httpx
-import requests.exceptions
 
-from executor.engine import Engine, engine_errors
+from executor.engine import Engine, EngineRefused
 from executor.errors import SandboxError
 from executor.settings import Settings
 
@@ -91,15 +89,14 @@ def _mapped(doing: str, where: str) -> Iterator[None]:
     into ``RegistryError`` (or ``ImageNotInRegistry``) naming the registry and the cause."""
     try:
         yield
-    except docker.errors.NotFound as exc:
-        raise _not_in_registry(doing, where, str(exc.explanation)) from exc
-    except docker.errors.APIError as exc:
-        cause = str(exc.explanation or exc)
-        raise RegistryError(f"{doing} at {where} failed: {cause}; {_hint(cause)}") from exc
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise RegistryError(
-            f"{doing} at {where} failed: Docker Engine error: {exc}. Check that dockerd is running."
-        ) from exc
+    except EngineRefused as exc:
+        if exc.not_found:
+            raise _not_in_registry(doing, where, exc.cause) from exc
+        raise RegistryError(f"{doing} at {where} failed: {exc.cause}; {_hint(exc.cause)}") from exc
+    except RegistryError:
+        raise
+    except SandboxError as exc:
+        raise RegistryError(f"{doing} at {where} failed: {exc.message}") from exc
 
 
 def _follow(stream: Iterable[dict[str, Any]], doing: str, where: str) -> str | None:
@@ -157,14 +154,12 @@ class Registry:
         manifest as ``repo@sha256:...``."""
         name, _, version_tag = tag.rpartition(":")
         repository = f"{self.address}/{name}"
-        with engine_errors("tagging the image for the registry"):
-            engine.api.tag(image_id, repository, version_tag)
+        engine.tag_image(image_id, repository, version_tag)
         doing = f"pushing {repository}:{version_tag}"
         with _mapped(doing, self.host):
-            stream = engine.api.push(
-                repository, version_tag, stream=True, decode=True, auth_config=self._auth
+            digest = _follow(
+                engine.push_image(repository, version_tag, self._auth), doing, self.host
             )
-            digest = _follow(stream, doing, self.host)
         if digest is None:
             raise RegistryError(f"{doing} at {self.host}: the engine reported no digest")
         return f"{repository}@{digest}"
@@ -177,15 +172,12 @@ class Registry:
         with self._pulling(engine, reference), _mapped(doing, self.host):
             if engine.image_exists(reference):  # a pull that held the gate brought it
                 return
-            stream = engine.api.pull(
-                repository, tag=digest, stream=True, decode=True, auth_config=self._auth
-            )
-            _follow(stream, doing, self.host)
+            _follow(engine.pull_image(repository, digest, self._auth), doing, self.host)
 
     @classmethod
     def _pulling(cls, engine: Engine, reference: str) -> threading.Lock:
         with cls._pulls_lock:
-            return cls._pulls.setdefault((engine.api.base_url, reference), threading.Lock())
+            return cls._pulls.setdefault((engine.address, reference), threading.Lock())
 
     def delete(self, reference: str) -> None:
         """Delete the manifest ``repo@sha256:...`` from the registry (gone already is fine).

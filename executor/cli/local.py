@@ -184,7 +184,7 @@ def _check(path: Path, settings: Settings) -> BuildContext:
 
 def _engine() -> Engine:
     try:
-        return Engine()
+        return Engine().connect()
     except SandboxError as exc:
         err.print(f"[red]error:[/] {escape(exc.message)}")
         raise typer.Exit(EXIT_ENGINE) from exc

@@ -80,6 +80,7 @@ def serve(
     if no_dispatch:
         settings = settings.model_copy(update={"dispatch": False})
     service = ExecutorService(settings)
+    service.engine.connect()  # the engine's reason now, not a failed startup later
     if service.operator_key_generated:
         console.print(
             f"Generated the operator API key (shown once, kept in {settings.operator_key_file}):"

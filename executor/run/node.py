@@ -57,7 +57,8 @@ class NodeMembership:
         """Register as ready; labels what the engine creates from now on with the node id."""
         info = self.engine.info()
         runtimes = self._runtimes(info.runtimes)
-        node_id = self.engine.node_id = node_id_for(self.settings, self.engine)
+        node_id = node_id_for(self.settings, self.engine)
+        self.engine.identify(self.engine.scope, node_id)
         with self.db.session() as session:
             node_store.register(
                 session,

@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from docker.types import LogConfig, Ulimit
-
 from executor.gateway.server import CONTAINER_SOCKET_DIR
 from executor.settings import SandboxProfile
 
@@ -67,7 +65,7 @@ def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -
         "init": False,  # pid 1 is INIT_COMMAND, see the module docstring
         "privileged": False,
         "network_mode": "none",
-        "ulimits": [Ulimit(name="nofile", soft=profile.nofile, hard=profile.nofile)],
+        "ulimits": [{"Name": "nofile", "Soft": profile.nofile, "Hard": profile.nofile}],
         # The executor reads output over attach; the engine's capped copy is read back only
         # by an executor adopting the run after a restart (Sandbox.watch).
         "log_config": engine_log_config(profile),
@@ -80,7 +78,7 @@ def engine_log_file_bytes(profile: SandboxProfile) -> int:
     return profile.engine_log_max_bytes // ENGINE_LOG_FILES
 
 
-def engine_log_config(profile: SandboxProfile) -> LogConfig:
+def engine_log_config(profile: SandboxProfile) -> dict[str, Any]:
     """The engine keeps a container's output in its data root (no host path the plugin
     names), in at most two files of half ``engine_log_max_bytes``, dropped with the container.
 
@@ -90,7 +88,7 @@ def engine_log_config(profile: SandboxProfile) -> LogConfig:
     without its line break, so a replay that skips past such a line starts a byte late.
     """
     size = str(engine_log_file_bytes(profile))
-    return LogConfig(
-        type="local",  # docker-py names no constant for it
-        config={"max-size": size, "max-file": str(ENGINE_LOG_FILES), "compress": "false"},
-    )
+    return {
+        "Type": "local",
+        "Config": {"max-size": size, "max-file": str(ENGINE_LOG_FILES), "compress": "false"},
+    }

@@ -5,6 +5,10 @@ activation's ``max_retries`` allows. Infrastructure failures (the registry, the 
 Engine or the store failing; a container stopped from outside) are waited out: retried
 until ``infra_budget_s`` has passed since the invocation's first one, however many
 attempts that takes. Delays double from ``base_s`` to ``max_s``, with jitter.
+
+``decide`` is the whole policy for a run's attempt: from how it ended and what came before,
+whether the run finishes (as it ended, or ``dead``), is retried after a delay, or is handed
+back at once. It reads nothing and writes nothing: the runner records what it says.
 """
 
 from __future__ import annotations
@@ -13,7 +17,19 @@ import enum
 import random
 from dataclasses import dataclass
 
-__all__ = ["BUDGET_SETTING", "Infrastructure", "RetryPolicy"]
+from executor.statuses import PLUGIN_FAILURES, AttemptKind, InvocationStatus
+
+__all__ = [
+    "BUDGET_SETTING",
+    "AttemptSoFar",
+    "Finish",
+    "Infrastructure",
+    "Outcome",
+    "Requeue",
+    "Retry",
+    "RetryPolicy",
+    "decide",
+]
 
 BUDGET_SETTING = "EXECUTOR_INFRA_RETRY_BUDGET_S"
 
@@ -58,3 +74,70 @@ class RetryPolicy:
         """The delay before retrying a run whose infrastructure failures began
         ``failing_for_s`` ago (0 at the first); None: the budget is spent."""
         return self.delay_s(attempt) if failing_for_s < self.infra_budget_s else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as the executor observed it: ``status`` (terminal), whether
+    it failed for something else than the plugin (``infrastructure``), and whether the
+    executor is shutting down (``handing_back``)."""
+
+    status: InvocationStatus
+    infrastructure: bool = False
+    handing_back: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptSoFar:
+    """The attempt that ended (``number``, 1-based) and the run's history before it: its
+    plugin failures, the activation's ``max_retries``, and for how long infrastructure
+    failures have lasted (0 at the first; read only for an infrastructure failure)."""
+
+    number: int
+    plugin_failures: int
+    max_retries: int
+    infra_failing_for_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The run ends ``status``; ``gave_up`` names what was retried until it could not be
+    any more (``status`` is then ``dead``), None when the run ended as the attempt did."""
+
+    status: InvocationStatus
+    gave_up: AttemptKind | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Queue the run again after ``delay_s``; ``kind`` is what failed the attempt."""
+
+    kind: AttemptKind
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Hand the run back at once: the executor is shutting down (not counted)."""
+
+    kind: AttemptKind = AttemptKind.HANDED_BACK
+
+
+def decide(
+    outcome: Outcome, attempt: AttemptSoFar, policy: RetryPolicy
+) -> Finish | Retry | Requeue:
+    """What follows an attempt that ended with ``outcome``."""
+    if outcome.handing_back:
+        return Requeue()
+    if outcome.infrastructure:
+        delay = policy.after_infrastructure_failure(attempt.number, attempt.infra_failing_for_s)
+        if delay is None:
+            return Finish(InvocationStatus.DEAD, AttemptKind.INFRASTRUCTURE)
+        return Retry(AttemptKind.INFRASTRUCTURE, delay)
+    if outcome.status in PLUGIN_FAILURES and attempt.max_retries > 0:
+        failures = attempt.plugin_failures + 1  # this one too
+        delay = policy.after_plugin_failure(attempt.number, failures, attempt.max_retries)
+        if delay is None:
+            return Finish(InvocationStatus.DEAD, AttemptKind.PLUGIN)
+        return Retry(AttemptKind.PLUGIN, delay)
+    return Finish(outcome.status)

@@ -20,12 +20,22 @@ from executor.metrics import Metrics
 from executor.registry import ImageNotInRegistry, Registry, RegistryError, is_digest_reference
 from executor.run.limits import effective_profile
 from executor.run.output import STDERR, STDOUT, OutputCollector, OutputLine
-from executor.run.retry import BUDGET_SETTING, Infrastructure, RetryPolicy
+from executor.run.retry import (
+    BUDGET_SETTING,
+    AttemptSoFar,
+    Finish,
+    Infrastructure,
+    Outcome,
+    Requeue,
+    Retry,
+    RetryPolicy,
+    decide,
+)
 from executor.run.sandbox import ImageMissing, RunOutcome, Sandbox, StartedContainer
 from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
-from executor.statuses import PLUGIN_FAILURES, AttemptKind, InvocationStatus
+from executor.statuses import AttemptKind, InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
@@ -424,91 +434,114 @@ class InvocationRunner:
         is what failed when the outcome is an infrastructure failure (by default the
         engine: the container was stopped from outside)."""
         attempt.writer.write(attempt.collector.close(), attempt.collector.read_bytes)
-        collector, writer, invocation = attempt.collector, attempt.writer, attempt.invocation
+        collector = attempt.collector
         if collector.truncated:
-            writer.system(
+            attempt.writer.system(
                 f"log output truncated at {collector.cap_bytes} bytes: "
                 f"{collector.dropped_bytes} more bytes were dropped"
             )
-        if outcome.infrastructure or self.handing_back():
-            self._infrastructure_failure(attempt, outcome.error or "handed back at shutdown", part)
-            return
-        if outcome.status in PLUGIN_FAILURES and invocation.max_retries > 0:
-            self._plugin_failure(attempt, outcome)
-            return
-        if outcome.status != InvocationStatus.SUCCEEDED and outcome.error:
-            writer.system(f"run ended {outcome.status}: {outcome.error}")
-        self._finish(
-            invocation,
-            outcome.status,
-            outcome.exit_code,
-            outcome.error,
-            output=RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost),
-        )
+        self._settle(attempt, outcome, part)
 
-    def _plugin_failure(self, attempt: Attempt, outcome: RunOutcome) -> None:
-        """Counted: retried while the activation's ``max_retries`` allows."""
+    def _infrastructure_failure(self, attempt: Attempt, reason: str, part: Infrastructure) -> None:
+        """An attempt that ended in an engine, registry or store error, before or instead
+        of the container's end."""
+        outcome = RunOutcome(InvocationStatus.CRASHED, None, reason, 0.0, infrastructure=True)
+        self._settle(attempt, outcome, part)
+
+    def _settle(self, attempt: Attempt, outcome: RunOutcome, part: Infrastructure) -> None:
+        """Record what ``decide`` says follows ``outcome``: infrastructure failures are
+        waited out for the budget since the run's first one, plugin failures retried while
+        the activation's ``max_retries`` allows, a shutdown hands the run back."""
+        invocation = attempt.invocation
+        handing_back = self.handing_back()
+        failing_for_s = 0.0
+        if outcome.infrastructure and not handing_back:
+            with self.db.session() as session:
+                failing = invocation_store.infrastructure_failing(
+                    session, invocation.id, invocation.lease_generation
+                )
+            if failing is None:
+                _lease_lost(invocation)
+                return
+            failing_for_s = failing.for_s
+        verdict = decide(
+            Outcome(outcome.status, outcome.infrastructure, handing_back),
+            AttemptSoFar(
+                invocation.attempt,
+                invocation_store.plugin_failures(invocation),
+                invocation.max_retries,
+                failing_for_s,
+            ),
+            self.policy,
+        )
+        if isinstance(verdict, Requeue):
+            attempt.writer.system("the executor is shutting down: the run is handed back")
+            self._requeue(invocation, "handed back at executor shutdown", 0.0, verdict.kind)
+        elif outcome.infrastructure:
+            self._infrastructure_verdict(attempt, verdict, outcome.error or "", part, failing_for_s)
+        elif isinstance(verdict, Finish) and verdict.gave_up is None:  # ended as it did
+            if outcome.status != InvocationStatus.SUCCEEDED and outcome.error:
+                attempt.writer.system(f"run ended {outcome.status}: {outcome.error}")
+            collector = attempt.collector
+            self._finish(
+                invocation,
+                outcome.status,
+                outcome.exit_code,
+                outcome.error,
+                output=RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost),
+            )
+        else:
+            self._plugin_verdict(attempt, verdict, outcome)
+
+    def _plugin_verdict(
+        self, attempt: Attempt, verdict: Finish | Retry, outcome: RunOutcome
+    ) -> None:
         invocation = attempt.invocation
         reason = f"{outcome.status}: {outcome.error}"
-        failures = invocation_store.plugin_failures(invocation) + 1  # this one too
-        delay = self.policy.after_plugin_failure(
-            invocation.attempt, failures, invocation.max_retries
-        )
-        if delay is not None:
-            attempt.writer.system(f"{reason}; retrying in {delay:.1f} s")
-            self._requeue(invocation, reason, delay, AttemptKind.PLUGIN)
+        if isinstance(verdict, Retry):
+            attempt.writer.system(f"{reason}; retrying in {verdict.delay_s:.1f} s")
+            self._requeue(invocation, reason, verdict.delay_s, verdict.kind)
             return
         attempt.writer.system(f"run ended {outcome.status}: {outcome.error}; no retries left")
         self._finish(
             invocation,
-            InvocationStatus.DEAD,
+            verdict.status,
             outcome.exit_code,
             f"gave up after {invocation.attempt} attempts: {reason}",
             reason=reason,
             kind=AttemptKind.PLUGIN,
         )
 
-    def _infrastructure_failure(self, attempt: Attempt, reason: str, part: Infrastructure) -> None:
-        """Waited out: retried until the budget since the run's first infrastructure
-        failure is spent, however many attempts that takes."""
+    def _infrastructure_verdict(
+        self,
+        attempt: Attempt,
+        verdict: Finish | Retry,
+        reason: str,
+        part: Infrastructure,
+        failing_for_s: float,
+    ) -> None:
         invocation = attempt.invocation
-        if self.handing_back():
-            attempt.writer.system("the executor is shutting down: the run is handed back")
-            self._requeue(
-                invocation, "handed back at executor shutdown", 0.0, AttemptKind.HANDED_BACK
-            )
-            return
-        with self.db.session() as session:
-            failing = invocation_store.infrastructure_failing(
-                session, invocation.id, invocation.lease_generation
-            )
-        if failing is None:
-            _lease_lost(invocation)
-            return
         budget = self.policy.infra_budget_s
-        delay = self.policy.after_infrastructure_failure(invocation.attempt, failing.for_s)
-        if delay is not None:
+        if isinstance(verdict, Retry):
             attempt.writer.system(
-                f"infrastructure: {reason}; retrying in {delay:.1f} s (infrastructure failures "
-                f"for {failing.for_s:.0f} s of the {budget:g} s budget, {BUDGET_SETTING})"
+                f"infrastructure: {reason}; retrying in {verdict.delay_s:.1f} s (infrastructure "
+                f"failures for {failing_for_s:.0f} s of the {budget:g} s budget, {BUDGET_SETTING})"
             )
-            self._requeue(
-                invocation, f"infrastructure: {reason}", delay, AttemptKind.INFRASTRUCTURE
-            )
+            self._requeue(invocation, f"infrastructure: {reason}", verdict.delay_s, verdict.kind)
             return
         attempt.writer.system(
             f"the executor could not run the plugin: {reason}; infrastructure failures for "
-            f"{failing.for_s:.0f} s used up the {budget:g} s budget; giving up"
+            f"{failing_for_s:.0f} s used up the {budget:g} s budget; giving up"
         )
         error = (
-            f"gave up after {invocation.attempt} attempts over {failing.for_s:.0f} s of "
+            f"gave up after {invocation.attempt} attempts over {failing_for_s:.0f} s of "
             f"infrastructure failures, the last of {part}: {reason}; infrastructure failures "
             f"are retried for {BUDGET_SETTING} ({budget:g} s) from the first: raise it to "
             "wait out longer outages"
         )
         self._finish(
             invocation,
-            InvocationStatus.DEAD,
+            verdict.status,
             None,
             error,
             reason=f"infrastructure: {reason}",

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,25 +22,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import docker.errors
-import requests
-from docker.utils.socket import frames_iter
-
 from executor.engine import (
     INVOCATION_LABEL,
     LEASE_LABEL,
     POOL_LABEL,
+    Attachment,
     Engine,
     Frames,
+    ImageMissing,
     StopRecord,
-    engine_errors,
+    close_attached,
 )
 from executor.errors import SandboxError
 from executor.run.profile import INIT_COMMAND, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
 from executor.statuses import InvocationStatus
 
-__all__ = ["ImageMissing", "OutputSink", "RunOutcome", "Sandbox", "StartedContainer"]
+__all__ = [
+    "ImageMissing",
+    "OutputSink",
+    "RunOutcome",
+    "Sandbox",
+    "StartedContainer",
+    "close_attached",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +53,12 @@ log = logging.getLogger(__name__)
 OutputSink = Callable[[int, bytes], bool]
 
 
-class ImageMissing(SandboxError):
-    """The image is not on this engine (with a registry, the caller pulls it)."""
-
-
 @dataclass(frozen=True)
 class StartedContainer:
-    """A running container blocked reading its envelope, with its attach socket open."""
+    """A running container blocked reading its envelope, with its streams attached."""
 
     container_id: str
-    sock: Any
+    attachment: Attachment
     profile: SandboxProfile
     image: str
     started_monotonic: float = field(default_factory=time.monotonic)
@@ -79,16 +78,6 @@ class RunOutcome:
     infrastructure: bool = False
     # True when output written while no executor read it is gone (see Sandbox.watch).
     output_lost: bool = False
-
-
-def close_attached(sock: Any) -> None:
-    """Close an attach stream: docker-py's file object and the socket under it (closing
-    only the file object leaves the connection open until garbage collection)."""
-    raw = getattr(sock, "_sock", None)  # closing the file object forgets it
-    with contextlib.suppress(OSError):
-        sock.close()
-        if raw is not None:
-            raw.close()
 
 
 class Sandbox:
@@ -151,21 +140,20 @@ class Sandbox:
         )
         since = time.monotonic()
         container_id = self._create(image, labels, profile)
-        sock = None
+        attachment = None
         try:
             since = self._phase("create", since)
             # Attached before start: nothing the container writes is lost, even while pooled.
-            sock = self._attach(container_id)
+            attachment = self.engine.attach(container_id)
             since = self._phase("attach", since)
-            with engine_errors("starting the plugin container"):
-                self.engine.api.start(container_id)
+            self.engine.start_container(container_id)
             self._phase("start", since)
         except BaseException:
-            if sock is not None:  # else its connection lives on until garbage collection
-                close_attached(sock)
+            if attachment is not None:  # else its connection lives on until GC
+                attachment.close()
             self._remove_quietly(container_id)
             raise
-        return StartedContainer(container_id, sock, profile, image)
+        return StartedContainer(container_id, attachment, profile, image)
 
     def hand_off(
         self,
@@ -187,33 +175,29 @@ class Sandbox:
                     f"{profile.envelope_cap_bytes} bytes"
                 )
             with self._serving_as(invocation_id, started.container_id):
-                self._send_envelope(started.sock._sock, envelope)
+                started.attachment.send(envelope)
                 return self._follow(
                     started.container_id,
-                    _attached_frames(started.sock),
+                    started.attachment.frames(),
                     timeout_s or profile.timeout_s,
                     on_output,
                     profile,
                 )
         finally:
-            close_attached(started.sock)
+            started.attachment.close()
             self._remove_quietly(started.container_id)
 
     def discard(self, started: StartedContainer) -> None:
         """Remove a started container that will serve no event."""
-        close_attached(started.sock)
+        started.attachment.close()
         self._remove_quietly(started.container_id)
 
     def is_running(self, started: StartedContainer) -> bool:
         """True while a started container is still up (a pooled one may have died)."""
-        raw: socket.socket = started.sock._sock
-        # The engine closes the attach stream when the container exits: a stream with
-        # nothing to read is a live container, without a round trip to the engine.
-        if not select.select([raw], [], [], 0)[0]:
+        if not started.attachment.ended():  # no round trip to the engine while it streams
             return True
         try:
-            with engine_errors("inspecting a pooled container"):
-                state = self.engine.api.inspect_container(started.container_id)["State"]
+            state = self.engine.container_state(started.container_id)
         except SandboxError:
             return False
         return bool(state.get("Running"))
@@ -282,30 +266,13 @@ class Sandbox:
             log.warning("could not remove container %s; recovery will", container_id)
 
     def _create(self, image: str, labels: dict[str, str], profile: SandboxProfile) -> str:
-        with engine_errors("creating the plugin container"):
-            host_config = self.engine.api.create_host_config(
-                **container_config(profile, self.gateway_dir)
-            )
-            try:
-                created = self.engine.api.create_container(
-                    image,
-                    entrypoint=INIT_COMMAND,
-                    stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
-                    user=profile.user,
-                    labels=self.engine.labels(**labels),
-                    host_config=host_config,
-                    network_disabled=True,
-                )
-            except docker.errors.ImageNotFound as exc:
-                raise ImageMissing(f"image {image} is missing: rebuild the plugin version") from exc
-        return str(created["Id"])
-
-    def _attach(self, container_id: str) -> Any:
-        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-        with engine_errors("attaching to the plugin container"):
-            sock = self.engine.api.attach_socket(container_id, params=params)
-        sock._sock.settimeout(None)  # the watchdog, not a read timeout, bounds the run
-        return sock
+        return self.engine.create_container(
+            image,
+            command=INIT_COMMAND,
+            user=profile.user,
+            labels=labels,
+            host_config=container_config(profile, self.gateway_dir),
+        )
 
     def _follow(
         self,
@@ -339,25 +306,9 @@ class Sandbox:
             frames.close()
         return self._outcome(container_id, reason, started, profile)
 
-    @staticmethod
-    def _send_envelope(raw: socket.socket, envelope: bytes) -> None:
-        try:
-            raw.sendall(envelope)
-            raw.shutdown(socket.SHUT_WR)
-        except OSError:
-            # The plugin may exit without reading stdin; its output still tells what happened.
-            pass
-
     def _kill(self, container_id: str, reason: dict[str, str], why: str) -> None:
         reason.setdefault("why", why)
-        try:
-            self.engine.api.kill(container_id, signal="SIGKILL")
-        except docker.errors.APIError:
-            pass  # already stopped is fine
-        except requests.exceptions.RequestException as exc:
-            # Runs in a timer or stopper thread: nobody to raise to. The container's end
-            # (or the engine error that follows) still decides the outcome.
-            log.warning("could not kill container %s (%s): %s", container_id, why, exc)
+        self.engine.kill_container(container_id)
 
     def _outcome(
         self,
@@ -366,10 +317,8 @@ class Sandbox:
         started: float,
         profile: SandboxProfile | None = None,
     ) -> RunOutcome:
-        api = self.engine.api
-        with engine_errors("waiting for the plugin container"):
-            exit_code = int(api.wait(container_id, timeout=ENGINE_WAIT_S)["StatusCode"])
-            state = api.inspect_container(container_id)["State"]
+        exit_code = self.engine.wait_exit(container_id, ENGINE_WAIT_S)
+        state = self.engine.container_state(container_id)
         oom_killed = bool(state.get("OOMKilled"))
         why = reason.get("why")
         record = None
@@ -388,14 +337,6 @@ class Sandbox:
                 f"no valid start and end time in its state ({exc})"
             ) from exc
         return self.engine.stop_record(container_id, started_at, finished_at)
-
-
-def _attached_frames(sock: Any) -> Frames:
-    """The frames of an attach socket, which is closed when they end or are closed."""
-    try:
-        yield from frames_iter(sock, tty=False)  # type: ignore[no-untyped-call]
-    finally:
-        close_attached(sock)
 
 
 ENGINE_WAIT_S = 60

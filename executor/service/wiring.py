@@ -194,8 +194,8 @@ class ExecutorService:
         """Start the parts of the role: with ``api`` (``serve``) builds, image GC and
         retention too; without (``worker``) the dispatcher and its gateway only."""
         self.db.migrate()
-        self.engine.scope = self.db.store_id()
-        self.engine.node_id = node_id_for(self.settings, self.engine)
+        # Known only now: the store's id once migrated, the node's from the engine's own.
+        self.engine.identify(self.db.store_id(), node_id_for(self.settings, self.engine))
         self.gateway.start()
         if api:
             self.builder.resume_unfinished()

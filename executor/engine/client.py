@@ -1,6 +1,8 @@
-"""The one interface to the Docker Engine: client creation and error mapping.
+"""The Docker Engine's client: the only module of the executor that imports docker-py.
 
-docker-py and requests errors are turned into ``SandboxError`` here, where they enter.
+docker-py and requests errors are turned into ``SandboxError`` here, where they enter. The
+client connects on first use, so everything that holds an ``Engine`` can be built without
+a daemon.
 """
 
 from __future__ import annotations
@@ -8,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import math
-import re
+import select
 import socket
 import struct
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,66 +27,43 @@ import docker
 import docker.errors
 import requests
 import requests.exceptions
+from docker.utils.socket import frames_iter
 
+from executor.engine.base import (
+    MANAGED_LABEL,
+    NODE_LABEL,
+    Attachment,
+    EngineInfo,
+    EngineRefused,
+    Frames,
+    ImageMissing,
+    StopRecord,
+)
+from executor.engine.builds import (
+    BUILD_MEMORY_SETTING,
+    COMMAND_SHOWN_CHARS,
+    MIB,
+    RUNNING_IN,
+    SIGKILL_EXIT,
+    STEP_FAILED,
+    VANISHED_PARENT,
+    BuildAbort,
+    BuildInterrupted,
+    BuildTimedOut,
+    ParentVanished,
+    StepFailed,
+    once_more_if_a_parent_vanished,
+)
 from executor.errors import BuildFailed, SandboxError
 
-__all__ = [
-    "ENGINE_TIMEOUT_S",
-    "INVOCATION_LABEL",
-    "LEASE_LABEL",
-    "MANAGED_LABEL",
-    "NODE_LABEL",
-    "POOL_LABEL",
-    "BuildInterrupted",
-    "BuildTimedOut",
-    "Engine",
-    "EngineInfo",
-    "StopRecord",
-    "engine_errors",
-]
+__all__ = ["ENGINE_TIMEOUT_S", "Engine", "close_attached", "engine_errors"]
 
-Frames = Generator[tuple[int, bytes], None, None]
+log = logging.getLogger(__name__)
 
 ENGINE_TIMEOUT_S = 120
 CONFLICT = 409
-STOP_POLL_S = 0.5  # how often a running build checks whether the executor is stopping
 # A frame of the engine's multiplexed output stream: stream id, 3 zero bytes, payload length.
 FRAME_HEADER = struct.Struct(">BxxxL")
-# Labels on every container the executor starts: how crash recovery finds them.
-MANAGED_LABEL = "io.plugin-executor.managed"
-INVOCATION_LABEL = "io.plugin-executor.invocation"
-# On warm-pool containers instead (they have no invocation yet): the pool they wait in.
-POOL_LABEL = "io.plugin-executor.pool"
-# The node (executor process) that created it: recovery and sweeps touch only their own.
-NODE_LABEL = "io.plugin-executor.node"
-# The lease generation a run's container was started under: adopted only while current.
-LEASE_LABEL = "io.plugin-executor.lease"
-ENGINE_ID_CHARS = 12  # the short engine id, as `docker info` IDs are shown
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What a node reports of its engine."""
-
-    id: str
-    version: str
-    runtimes: list[str]
-
-    @property
-    def short_id(self) -> str:
-        """The engine id without separators, cut short (for node ids)."""
-        return self.id.replace(":", "").lower()[:ENGINE_ID_CHARS]
-
-
-@dataclass(frozen=True)
-class StopRecord:
-    """What the engine recorded of a container's end: the signals it was asked to send
-    (``kill`` events: ``docker stop``, ``docker kill``, its own shutdown), or that it holds
-    no record of that end at all (``found`` False: the engine restarted since)."""
-
-    found: bool
-    signals: tuple[int, ...] = ()
-
 
 # How long past a container's end the engine may take to record it (its ``die`` event).
 DIE_RECORD_GRACE_S = 10
@@ -109,139 +88,113 @@ def _signal_number(value: object) -> int:
         return 0
 
 
-class BuildTimedOut(BuildFailed):
-    """The build ran past its wall time and was stopped."""
+@contextmanager
+def _registry_refusals(doing: str) -> Iterator[None]:
+    """Like ``engine_errors``, but the engine's refusals become ``EngineRefused``."""
+    with engine_errors(doing):
+        try:
+            yield
+        except docker.errors.NotFound as exc:
+            cause = str(exc.explanation)
+            raise EngineRefused(f"{doing}: {cause}", cause, not_found=True) from exc
+        except docker.errors.APIError as exc:
+            cause = str(exc.explanation or exc)
+            raise EngineRefused(f"{doing}: {cause}", cause, not_found=False) from exc
 
 
-class BuildInterrupted(Exception):
-    """The build was stopped because the executor is shutting down (it resumes at start)."""
+def close_attached(sock: Any) -> None:
+    """Close an attach stream: docker-py's file object and the socket under it (closing
+    only the file object leaves the connection open until garbage collection)."""
+    raw = getattr(sock, "_sock", None)  # closing the file object forgets it
+    with contextlib.suppress(OSError):
+        sock.close()
+        if raw is not None:
+            raw.close()
 
 
-# The classic builder's error for a step whose starting image was removed meanwhile.
-_VANISHED_PARENT = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
-# The classic builder's line naming a RUN step's container, and its error for a failed step.
-_RUNNING_IN = re.compile(r"---> Running in ([0-9a-f]{12,64})")
-_STEP_FAILED = re.compile(r"The command '(.*)' returned a non-zero code: (\d+)", re.DOTALL)
-SIGKILL_EXIT = 137  # 128 + SIGKILL: what the kernel's OOM killer sends
-BUILD_MEMORY_SETTING = "EXECUTOR_BUILD_MEMORY_MIB"
-COMMAND_SHOWN_CHARS = 200
-MIB = 1024 * 1024
+class _DockerAttachment:
+    """An attach socket of the engine (docker-py's file object over a raw socket)."""
 
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        sock._sock.settimeout(None)  # the watchdog, not a read timeout, bounds the run
 
-class _StepFailed(BuildFailed):
-    """A build step failed; ``container`` is its step container's id (short), if seen."""
+    def send(self, data: bytes) -> None:
+        raw: socket.socket = self.sock._sock
+        try:
+            raw.sendall(data)
+            raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            # The plugin may exit without reading stdin; its output still tells what happened.
+            pass
 
-    def __init__(self, error: str, container: str | None) -> None:
-        super().__init__(f"{error}: read the build log above")
-        self.error = error
-        self.container = container
+    def frames(self) -> Frames:
+        try:
+            yield from frames_iter(self.sock, tty=False)  # type: ignore[no-untyped-call]
+        finally:
+            self.close()
 
+    def ended(self) -> bool:
+        # The engine closes the attach stream when the container exits: a stream with
+        # nothing to read is a live container, without a round trip to the engine.
+        return bool(select.select([self.sock._sock], [], [], 0)[0])
 
-class _ParentVanished(Exception):
-    """A build step's starting image was removed while the build ran."""
-
-
-def _once_more_if_a_parent_vanished(
-    build: Callable[[], None], on_output: Callable[[str], None]
-) -> None:
-    """``build()``, again once if an image a step starts from was removed while it ran:
-    removing an image also removes its untagged parents, and another build may just have
-    taken one of them from its cache (image GC, ``docker rmi``). Building again makes what
-    is gone."""
-    try:
-        build()
-        return
-    except _ParentVanished:
-        on_output("\n(an image the build's cache used was removed meanwhile: building again)\n")
-    try:
-        build()
-    except _ParentVanished as vanished:
-        raise BuildFailed(f"{vanished}: read the build log above") from None
-
-
-class _BuildAbort:
-    """Stops one running build from another thread: the engine cancels a build (and kills
-    and removes its step container) when the client connection goes away, so shutting the
-    socket down stops a silent build as well as a chatty one."""
-
-    def __init__(self) -> None:
-        self.why: str | None = None
-        self._response: requests.Response | None = None
-        self._lock = threading.Lock()
-        # The engine's one client serves every thread: only the build's own thread's
-        # response is this build's.
-        self._thread = threading.get_ident()
-
-    def capture(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        if threading.get_ident() != self._thread:
-            return
-        with self._lock:
-            self._response = response
-            if self.why is not None:
-                self._shutdown()
-
-    def abort(self, why: str) -> None:
-        with self._lock:
-            if self.why is not None:  # already aborted, or finished
-                return
-            self.why = why
-            self._shutdown()
-
-    def finish(self) -> None:
-        with self._lock:
-            if self.why is None:
-                self.why = "done"
-
-    def watch(self, stop: threading.Event) -> None:
-        """Abort with "stop" when ``stop`` is set; returns once the build ended."""
-        while self.why is None:
-            if stop.wait(STOP_POLL_S):
-                self.abort("stop")
-
-    def _socket(self) -> socket.socket | None:
-        connection = getattr(getattr(self._response, "raw", None), "connection", None)
-        sock = getattr(connection, "sock", None)
-        return sock if isinstance(sock, socket.socket) else None
-
-    def _shutdown(self) -> None:
-        if self._response is None:
-            return
-        sock = self._socket()
-        with contextlib.suppress(OSError):
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
-        self._response.close()
-
-    def release(self) -> None:
-        """After the build's thread stopped reading: close the build's response (a stream
-        left unread, after an error step, would keep its connection) and an aborted build's
-        socket (shut down, it is of no further use; the shared client's pool would not
-        close it)."""
-        with self._lock:
-            response, aborted = self._response, self.why not in (None, "done")
-            sock = self._socket() if aborted else None
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.close()
-        if sock is not None:
-            sock.close()
+    def close(self) -> None:
+        close_attached(self.sock)
 
 
 class Engine:
     """A Docker client made once per process and shared by builder, sandbox and dispatcher.
 
-    ``scope`` (the store id, set at start) is the value of the managed label on everything
-    this executor creates: executors of other stores on the same engine are left alone.
-    ``node_id`` (set at start) labels it too: another node of the same
-    store on the same engine is left alone as well.
+    ``scope`` (the store id) is the value of the managed label on everything this executor
+    creates: executors of other stores on the same engine are left alone. ``node_id``
+    labels it too: another node of the same store on the same engine is left alone as
+    well. Both are given to the constructor; a service learns them only at start (the
+    store id after its migration, the node id from the engine's own id) and sets them
+    once there with ``identify``. The client connects on first use.
     """
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
-        with engine_errors("connecting"):
-            self.client = client or docker.from_env(timeout=ENGINE_TIMEOUT_S)
-        self.api = self.client.api
-        self.scope = "unscoped"
-        self.node_id: str | None = None
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        scope: str = "unscoped",
+        node_id: str | None = None,
+    ) -> None:
+        self._client = client
+        self._connecting = threading.Lock()
+        self.scope = scope
+        self.node_id = node_id
+
+    def identify(self, scope: str, node_id: str | None) -> None:
+        """Label what this engine creates from now on with ``scope`` and ``node_id``."""
+        self.scope, self.node_id = scope, node_id
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The docker-py client, connected on first use (``SandboxError`` if it cannot)."""
+        client = self._client
+        if client is not None:
+            return client
+        with self._connecting:
+            if self._client is None:
+                with engine_errors("connecting"):
+                    self._client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
+            return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    def connect(self) -> Engine:
+        """Connect now rather than at first use (``SandboxError`` if the engine is down)."""
+        _ = self.client
+        return self
+
+    @property
+    def address(self) -> str:
+        """The engine's URL: what tells one engine from another in this process."""
+        return str(self.api.base_url)
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels for a new container or image of this executor's store (and node)."""
@@ -262,7 +215,7 @@ class Engine:
         """True when the engine answers."""
         try:
             return bool(self.api.ping())
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        except (docker.errors.DockerException, requests.exceptions.RequestException, SandboxError):
             return False
 
     def managed_containers(self) -> list[dict[str, object]]:
@@ -360,9 +313,89 @@ class Engine:
         return StopRecord(False)
 
     def kill_container(self, container_id: str) -> None:
-        """SIGKILL a container; already stopped or gone is fine."""
-        with contextlib.suppress(SandboxError), engine_errors("killing a container"):
+        """SIGKILL a container; already stopped or gone is fine. Called from watchdog and
+        stopper threads, with nobody to raise to: an engine that cannot be reached is
+        logged, and the container's end (or the engine error that follows) decides."""
+        try:
             self.api.kill(container_id, signal="SIGKILL")
+        except docker.errors.APIError:
+            pass  # already stopped is fine
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("could not kill container %s: %s", container_id, exc)
+        except SandboxError as exc:  # could not connect
+            log.warning("could not kill container %s: %s", container_id, exc.message)
+
+    def create_container(
+        self,
+        image: str,
+        *,
+        command: list[str],
+        user: str,
+        labels: dict[str, str],
+        host_config: dict[str, Any],
+    ) -> str:
+        """Create a container of ``image`` (network disabled) whose stdin is open until the
+        first EOF, labelled ``labels`` besides this engine's own; its id. ``ImageMissing``
+        when the engine has no such image."""
+        with engine_errors("creating the plugin container"):
+            config = self.api.create_host_config(**host_config)
+            try:
+                created = self.api.create_container(
+                    image,
+                    entrypoint=command,
+                    stdin_open=True,  # docker-py also sets StdinOnce: EOF closes stdin
+                    user=user,
+                    labels=self.labels(**labels),
+                    host_config=config,
+                    network_disabled=True,
+                )
+            except docker.errors.ImageNotFound as exc:
+                raise ImageMissing(f"image {image} is missing: rebuild the plugin version") from exc
+        return str(created["Id"])
+
+    def attach(self, container_id: str) -> Attachment:
+        """Attach to a created container's stdin, stdout and stderr (before its start:
+        nothing it writes is lost)."""
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        with engine_errors("attaching to the plugin container"):
+            return _DockerAttachment(self.api.attach_socket(container_id, params=params))
+
+    def start_container(self, container_id: str) -> None:
+        with engine_errors("starting the plugin container"):
+            self.api.start(container_id)
+
+    def container_state(self, container_id: str) -> dict[str, Any]:
+        """The engine's ``State`` of a container (Running, OOMKilled, StartedAt, ...)."""
+        with engine_errors("inspecting the plugin container"):
+            return dict(self.api.inspect_container(container_id)["State"])
+
+    def wait_exit(self, container_id: str, timeout_s: float) -> int:
+        """Wait for a container to exit; its exit code."""
+        with engine_errors("waiting for the plugin container"):
+            return int(self.api.wait(container_id, timeout=math.ceil(timeout_s))["StatusCode"])
+
+    def tag_image(self, image: str, repository: str, tag: str) -> None:
+        with engine_errors("tagging the image for the registry"):
+            self.api.tag(image, repository, tag)
+
+    def push_image(
+        self, repository: str, tag: str, auth: dict[str, str] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Push ``repository:tag``: the engine's progress messages. The engine's refusals
+        raise ``EngineRefused``."""
+        doing = f"pushing {repository}:{tag}"
+        with _registry_refusals(doing):
+            yield from self.api.push(repository, tag, stream=True, decode=True, auth_config=auth)
+
+    def pull_image(
+        self, repository: str, digest: str, auth: dict[str, str] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Pull ``repository@digest``: the engine's progress messages. The engine's refusals
+        raise ``EngineRefused``."""
+        with _registry_refusals(f"pulling {repository}@{digest}"):
+            yield from self.api.pull(
+                repository, tag=digest, stream=True, decode=True, auth_config=auth
+            )
 
     def build_image(
         self,
@@ -381,7 +414,7 @@ class Engine:
         and ``BuildInterrupted`` raised; an error step raises ``BuildFailed``. ``options``
         are docker-py ``build`` arguments (labels, network_mode, container_limits, ...).
         """
-        abort = _BuildAbort()
+        abort = BuildAbort()
         api = self.api
         api.hooks["response"].append(abort.capture)
         watchdog = threading.Timer(timeout_s, abort.abort, ("timeout",))
@@ -391,11 +424,11 @@ class Engine:
         stopper.start()
         started = time.time()
         try:
-            _once_more_if_a_parent_vanished(
+            once_more_if_a_parent_vanished(
                 functools.partial(self._stream_build, api, context, tag, on_output, abort, options),
                 on_output,
             )
-        except _StepFailed as failed:
+        except StepFailed as failed:
             raise self._step_failure(failed, started, options) from None
         except BuildFailed:
             raise
@@ -427,7 +460,7 @@ class Engine:
         context: bytes,
         tag: str,
         on_output: Callable[[str], None],
-        abort: _BuildAbort,
+        abort: BuildAbort,
         options: dict[str, Any],
     ) -> None:
         stream = api.build(
@@ -447,21 +480,21 @@ class Engine:
                 return
             if "stream" in chunk:
                 on_output(str(chunk["stream"]))
-                running = _RUNNING_IN.search(str(chunk["stream"]))
+                running = RUNNING_IN.search(str(chunk["stream"]))
                 step = running[1] if running else step
             if "error" in chunk:
                 error = str(chunk["error"]).strip()
-                if _VANISHED_PARENT.search(error):
-                    raise _ParentVanished(error)
-                raise _StepFailed(error, step)
+                if VANISHED_PARENT.search(error):
+                    raise ParentVanished(error)
+                raise StepFailed(error, step)
 
     def _step_failure(
-        self, failed: _StepFailed, since: float, options: dict[str, Any]
+        self, failed: StepFailed, since: float, options: dict[str, Any]
     ) -> BuildFailed:
         """A failed step's error, naming the build's memory limit when the engine recorded
         an OOM kill in the step's container (or the step was SIGKILLed, as the OOM killer
         does): the engine's own error says only "returned a non-zero code"."""
-        step = _STEP_FAILED.search(failed.error)
+        step = STEP_FAILED.search(failed.error)
         memory = options.get("container_limits", {}).get("memory")
         if step is None or memory is None:
             return failed
@@ -589,4 +622,6 @@ class Engine:
         return True
 
     def close(self) -> None:
-        self.client.close()
+        with self._connecting:
+            if self._client is not None:
+                self._client.close()
