@@ -527,9 +527,14 @@ class Engine:
                 decode=True,
                 filters={"type": "container", "event": "oom"},
             )
-            return any(str(event.get("id", "")).startswith(container) for event in events)
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return False  # the engine's own error stands
+        try:  # a stream on the engine's socket: closed whether or not it was read to its end
+            return any(str(event.get("id", "")).startswith(container) for event in events)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+        finally:
+            events.close()
 
     def read_file(self, image: str, path: str, labels: dict[str, str]) -> bytes | None:
         """The content of the regular file ``path`` in ``image`` (None if absent), read from
