@@ -45,4 +45,6 @@ class CertificateWatch:
         if not self.seen:
             return failure
         self._on_output(f"\n{CERTIFICATE_HINT}\n")
-        return type(failure)(f"{CERTIFICATE_HINT}; {failure.message}", **failure.details)
+        # A BuildFailed, not the failure's own subclass: those take other arguments (the
+        # engine's StepFailed carries its step container).
+        return BuildFailed(f"{CERTIFICATE_HINT}; {failure.message}", **failure.details)
