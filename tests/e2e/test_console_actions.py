@@ -184,6 +184,10 @@ def test_the_test_panel_posts_a_sample_and_shows_the_run_live(
     expect(run).to_contain_text("ended")
     expect(run.locator(".run-status")).to_contain_text("succeeded")
     expect(run.locator(".logs")).to_contain_text("ticker done")
+    # The README's picture (docs/img/console-test-panel.png): the panel after its run.
+    page.locator("section[aria-labelledby=test-title]").screenshot(
+        path=str(SCREENSHOTS / "readme-console-test-panel.png")
+    )
     run_id = run.get_attribute("data-run")
     assert server.api.get(f"/v1/invocations/{run_id}").json()["status"] == "succeeded"
 
