@@ -356,15 +356,7 @@ class UploadChecker:
         outcome: CheckOutcome,
         file: str | None,
     ) -> tuple[Checked, CheckRecord]:
-        record = CheckRecord(
-            tenant=tenant,
-            filename=filename,
-            outcome=outcome,
-            worker_pid=worker.pid,
-            peak_rss_bytes=reply.peak_rss_bytes,
-            unpacked_bytes=reply.unpacked_bytes,
-            replaced=True,
-        )
+        record = self._record(worker, tenant, filename, outcome, reply, replaced=True)
         log.warning(
             "upload check of %r (tenant %s) stopped: %s, worker %d peak RSS %d bytes",
             filename,
@@ -405,8 +397,15 @@ class UploadChecker:
 
     @staticmethod
     def _record(
-        worker: _Worker, tenant: str, filename: str, outcome: CheckOutcome, reply: CheckReply
+        worker: _Worker,
+        tenant: str,
+        filename: str,
+        outcome: CheckOutcome,
+        reply: CheckReply,
+        *,
+        replaced: bool = False,
     ) -> CheckRecord:
+        """What the check did; ``replaced`` when its worker was stopped at a limit."""
         return CheckRecord(
             tenant=tenant,
             filename=filename,
@@ -414,5 +413,5 @@ class UploadChecker:
             worker_pid=worker.pid,
             peak_rss_bytes=reply.peak_rss_bytes,
             unpacked_bytes=reply.unpacked_bytes,
-            replaced=False,
+            replaced=replaced,
         )
