@@ -131,29 +131,29 @@ function percentilesChart(id, title, stats, field) {
   });
 }
 
-function gatewayChart(id, stats) {
+// A total per bucket in two stacked layers: the part that went well, failures on top.
+function okAndFailedChart(id, title, stats, { total, failed, ok, okColor, failedLabel }) {
   return stackedBarsChart({
     id,
-    title: "Platform API calls and errors",
+    title,
     xs: bucketXs(stats),
     widthS: BUCKET_S[stats.bucket],
     layers: [
-      { label: "answered", color: "#2456c7", values: stats.buckets.map((b) => b.gateway_calls - b.gateway_errors) },
-      { label: "errors", color: FAILURE_COLOR, values: stats.buckets.map((b) => b.gateway_errors) },
+      { label: ok, color: okColor, values: stats.buckets.map((b) => b[total] - b[failed]) },
+      { label: failedLabel, color: FAILURE_COLOR, values: stats.buckets.map((b) => b[failed]) },
     ],
   });
 }
 
+function gatewayChart(id, stats) {
+  return okAndFailedChart(id, "Platform API calls and errors", stats, {
+    total: "gateway_calls", failed: "gateway_errors", ok: "answered", okColor: "#2456c7", failedLabel: "errors",
+  });
+}
+
 function buildsChart(id, stats) {
-  return stackedBarsChart({
-    id,
-    title: "Builds",
-    xs: bucketXs(stats),
-    widthS: BUCKET_S[stats.bucket],
-    layers: [
-      { label: "built", color: "#059669", values: stats.buckets.map((b) => b.builds - b.builds_failed) },
-      { label: "failed", color: FAILURE_COLOR, values: stats.buckets.map((b) => b.builds_failed) },
-    ],
+  return okAndFailedChart(id, "Builds", stats, {
+    total: "builds", failed: "builds_failed", ok: "built", okColor: "#059669", failedLabel: "failed",
   });
 }
 
