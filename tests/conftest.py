@@ -236,10 +236,12 @@ def start_server(
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{settings.port}"
-    deadline = time.monotonic() + 30
+    # Started, or its thread ended (a failed start logs why): loaded cores can take long.
+    deadline = time.monotonic() + 300
     while not server.started:
-        assert time.monotonic() < deadline, "executor server did not start"
-        time.sleep(0.05)
+        assert thread.is_alive(), "executor server failed to start: see its log above"
+        assert time.monotonic() < deadline, "executor server did not start in 300 s"
+        thread.join(0.05)
     api = httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=60
     )

@@ -32,6 +32,8 @@ VANISHED_PARENT = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
 # The classic builder's line naming a RUN step's container, and its error for a failed step.
 RUNNING_IN = re.compile(r"---> Running in ([0-9a-f]{12,64})")
 STEP_FAILED = re.compile(r"The command '(.*)' returned a non-zero code: (\d+)", re.DOTALL)
+# The engine's build endpoint (``/v1.41/build?...``): the one request of a build.
+BUILD_PATH = re.compile(r"/build(?:\?|$)")
 SIGKILL_EXIT = 137  # 128 + SIGKILL: what the kernel's OOM killer sends
 BUILD_MEMORY_SETTING = "EXECUTOR_BUILD_MEMORY_MIB"
 COMMAND_SHOWN_CHARS = 200
@@ -76,16 +78,21 @@ class BuildAbort:
 
     def __init__(self) -> None:
         self.why: str | None = None
-        self._response: requests.Response | None = None
+        self._response: requests.Response | None = None  # the build request running now
+        self._earlier: list[requests.Response] = []  # a build tried again ran one before
         self._lock = threading.Lock()
         # The engine's one client serves every thread: only the build's own thread's
         # response is this build's.
         self._thread = threading.get_ident()
 
     def capture(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        if threading.get_ident() != self._thread:
+        # Only the build's own request: other calls from this thread (the OOM lookup after
+        # a failed step) are not the build, and must not hide its response from release.
+        if threading.get_ident() != self._thread or not BUILD_PATH.search(response.url):
             return
         with self._lock:
+            if self._response is not None:
+                self._earlier.append(self._response)
             self._response = response
             if self.why is not None:
                 self._shutdown()
@@ -130,8 +137,9 @@ class BuildAbort:
         with self._lock:
             response, aborted = self._response, self.why not in (None, "done")
             sock = self._socket() if aborted else None
-        if response is not None:
+            responses = [*self._earlier, *([response] if response is not None else [])]
+        for each in responses:
             with contextlib.suppress(Exception):
-                response.close()
+                each.close()
         if sock is not None:
             sock.close()
