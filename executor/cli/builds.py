@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli.client import ApiClient
+from executor.cli.client import ApiClient, segment
 from executor.cli.common import PluginArg, WideOpt, call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 from executor.statuses import BuildStatus
@@ -158,7 +158,7 @@ def _newest_runnable(plugin: dict[str, Any]) -> int:
 
 def _serve(name: str, to: int | None, as_json: bool) -> None:
     body = {"to": to} if to is not None else None
-    result = call(client().request, "POST", f"/v1/plugins/{name}/rollback", json=body)
+    result = call(client().request, "POST", f"/v1/plugins/{segment(name)}/rollback", json=body)
     if result["warning"]:
         err_console.print(f"[yellow]warning:[/] {escape(result['warning'])}")
     if as_json:

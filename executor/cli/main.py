@@ -25,7 +25,7 @@ from executor.cli import (
     tenants,
     webhooks,
 )
-from executor.cli.client import ApiClient
+from executor.cli.client import ApiClient, segment
 from executor.cli.common import PluginArg, ProjectOpt, checks
 from executor.cli.config import server_settings
 from executor.cli.follow import follow_records, paged_records, parse_since
@@ -178,7 +178,7 @@ def activate(
     if not event and version is None and runtime is None and not selector:
         body = None
     result = common.call(
-        common.client().request, "PUT", f"/v1/projects/{project}/plugins/{name}", json=body
+        common.client().request, "PUT", f"/v1/projects/{project}/plugins/{segment(name)}", json=body
     )
     if as_json:
         print_json(result)
@@ -201,7 +201,9 @@ def _node_selector(labels: list[str]) -> dict[str, str]:
 @app.command()
 def deactivate(name: PluginArg, project: ProjectOpt) -> None:
     """Deactivate a plugin on a project."""
-    common.call(common.client().request, "DELETE", f"/v1/projects/{project}/plugins/{name}")
+    common.call(
+        common.client().request, "DELETE", f"/v1/projects/{project}/plugins/{segment(name)}"
+    )
     console.print(f"{name} no longer active on {project}")
 
 
@@ -436,7 +438,7 @@ def limits(
         "envelope_cap_bytes": envelope_cap_bytes,
     }
     body = {k: v for k, v in wanted.items() if v is not None}
-    path = f"/v1/plugins/{name}/limits"
+    path = f"/v1/plugins/{segment(name)}/limits"
     if body or clear:
         result = common.call(common.client().request, "PUT", path, json=body)
     else:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from executor.cli.client import segment
 from executor.cli.common import PluginArg, call, client
 from executor.cli.render import console, print_json, terminal_text
 
@@ -91,7 +92,7 @@ def update(
         "handler_types": handler_type or None,
         "event_matcher": event_matcher or None,
     }
-    saved = call(client().request, "PATCH", f"/v1/webhooks/{name}", json=body)
+    saved = call(client().request, "PATCH", f"/v1/webhooks/{segment(name)}", json=body)
     _show(saved, "updated", as_json)
 
 
