@@ -40,7 +40,7 @@ def follow_build(api: ApiClient, name: str, version: int, *, echo: bool) -> Any:
 def _latest_version(api: ApiClient, name: str) -> int:
     plugin = call(api.plugin, name)
     if plugin["latest_version"] is None:
-        err_console.print(f"[red]error:[/] plugin {name} has no version yet")
+        err_console.print(f"[red]error:[/] plugin {escape(name)} has no version yet")
         raise typer.Exit(1)
     return int(plugin["latest_version"])
 
@@ -66,7 +66,7 @@ def build_log(
     if build["pip_freeze"]:
         console.print("Resolved dependencies (pip freeze):", style="bold")
         console.print(terminal_text(build["pip_freeze"]), markup=False, highlight=False, end="")
-    console.print(f"{name} v{number}: {build['status']}")
+    console.print(f"{name} v{number}: {build['status']}", markup=False)
     if build["status"] == BuildStatus.FAILED:
         raise typer.Exit(1)
 

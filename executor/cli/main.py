@@ -123,6 +123,7 @@ def push(
     plugin_name = name or path.resolve().name.split(".")[0]
     client = common.client()
     created = common.call(client.upload, plugin_name, filename, data, runtime)
+    plugin_name = str(created["plugin"])  # as stored (Unicode NFC)
     if created["reused"] and not as_json:
         console.print(
             f"{plugin_name}: same source and runtime as v{created['version']}, reused "
@@ -131,7 +132,8 @@ def push(
         )
     if not wait:
         print_json(created) if as_json else console.print(
-            f"{plugin_name} v{created['version']} ({created['runtime']}): {created['status']}"
+            f"{plugin_name} v{created['version']} ({created['runtime']}): {created['status']}",
+            markup=False,  # a name is free text: '[' is no markup
         )
         return
     # A reused ACTIVE version's build log was shown when it was built.
@@ -144,7 +146,7 @@ def push(
             err_console.print(f"[red]build FAILED:[/] {escape(terminal_text(build['error']))}")
         raise typer.Exit(1)
     if not as_json:
-        console.print(f"[green]{plugin_name} v{build['version']} is ACTIVE[/]")
+        console.print(f"[green]{escape(plugin_name)} v{build['version']} is ACTIVE[/]")
 
 
 @app.command()
@@ -184,7 +186,9 @@ def activate(
         print_json(result)
     else:
         pin = f" (pinned to v{result['pinned_version']})" if result["pinned_version"] else ""
-        console.print(f"{name} active on {project} for {', '.join(result['events'])}{pin}")
+        console.print(
+            f"{name} active on {project} for {', '.join(result['events'])}{pin}", markup=False
+        )
 
 
 def _node_selector(labels: list[str]) -> dict[str, str]:
@@ -204,7 +208,7 @@ def deactivate(name: PluginArg, project: ProjectOpt) -> None:
     common.call(
         common.client().request, "DELETE", f"/v1/projects/{project}/plugins/{segment(name)}"
     )
-    console.print(f"{name} no longer active on {project}")
+    console.print(f"{name} no longer active on {project}", markup=False)
 
 
 @app.command("list")
@@ -271,7 +275,7 @@ def event(
     for run_id in accepted["invocations"]:
         console.print(f"  {run_id}")
     for run in runs:
-        console.print(f"  {run['id']} {run['plugin']}: {run['status']}")
+        console.print(f"  {run['id']} {run['plugin']}: {run['status']}", markup=False)
 
 
 def _wait_for_run(client: ApiClient, invocation_id: str) -> Any:

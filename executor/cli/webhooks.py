@@ -46,7 +46,7 @@ def _show(saved: dict[str, Any], verb: str, as_json: bool) -> None:
         print_json(saved)
         return
     name = escape(terminal_text(saved["name"]))
-    console.print(f"Webhook {name} v{saved['version']} {verb}: {escape(saved['url'])}")
+    console.print(f"Webhook {escape(name)} v{saved['version']} {verb}: {escape(saved['url'])}")
     events = [*saved["handler_types"], *(saved["event_matcher"] or [])]
     console.print(f"  called for: {escape(', '.join(events))}")
     if saved["signing_secret"]:
