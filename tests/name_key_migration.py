@@ -32,7 +32,7 @@ ROWS_AT_0023 = [
 ]
 
 
-def _new_plugin(database: Database, tenant: str, name: str) -> None:
+def add_plugin(database: Database, tenant: str, name: str) -> None:
     with database.session() as session:
         plugin_store.add_version(
             session,
@@ -74,9 +74,9 @@ def check_old_names_get_keys_and_case_twins_keep_working(
         assert plugin_store.get_plugin(session, "default", "QA_bot").id == "p2"
         assert plugin_store.get_plugin(session, "default", "qa_bot").id == "p1"
     with pytest.raises(NameTaken) as taken:
-        _new_plugin(database, "default", "Qa_Bot")
+        add_plugin(database, "default", "Qa_Bot")
     assert taken.value.existing == "qa_bot"
-    _new_plugin(database, "t2", "Other")  # another tenant's names are its own
+    add_plugin(database, "t2", "Other")  # another tenant's names are its own
     _downgrade(database, "0023")
     columns = {c["name"] for c in inspect(database.engine).get_columns("plugins")}
     assert "name_key" not in columns

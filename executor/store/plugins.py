@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from executor.errors import Conflict, NameTaken, NotFound, QuotaExceeded
@@ -125,7 +126,13 @@ def add_version(
         check_name_free(session, tenant_id, name)
         plugin = Plugin(tenant_id=tenant_id, name=name, kind=kind)
         session.add(plugin)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as error:  # the unique indexes: a request at the same time won
+            raise Conflict(
+                f"another request created a plugin named {name!r} (or that name but for case "
+                "or Unicode form) at the same time: send again to see which"
+            ) from error
     elif plugin.kind != kind:
         raise Conflict(
             f"{name!r} is a {plugin.kind} plugin, not a {kind} one: choose another name, or "

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import InvalidIdentifier, checked_identifier
+from executor.errors import Conflict, InvalidIdentifier, checked_identifier
 from executor.identifiers import IdKind, check_identifier, identifier_problem, plugin_name_key
+from executor.store import plugins as plugin_store
 from executor.store.db import Database
-from tests.name_key_migration import check_old_names_get_keys_and_case_twins_keep_working
+from tests.name_key_migration import (
+    add_plugin,
+    check_old_names_get_keys_and_case_twins_keep_working,
+)
 
 RULE = (
     "use 1 to 64 printable characters (letters, digits, punctuation, single spaces between "
@@ -81,5 +85,27 @@ def test_name_key_migration_on_sqlite(tmp_path: Path, caplog: pytest.LogCaptureF
     database = Database(f"sqlite:///{tmp_path / 'store.db'}")
     try:
         check_old_names_get_keys_and_case_twins_keep_working(database, caplog)
+    finally:
+        database.dispose()
+
+
+def test_a_twin_created_at_the_same_time_is_a_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests that both saw the name free: the unique index refuses the second."""
+    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        database.migrate()
+        add_plugin(database, "default", "qa_bot")
+        # The second request checked before the first one's row was written.
+        monkeypatch.setattr(plugin_store, "check_name_free", lambda *_: None)
+        with pytest.raises(Conflict) as refused:
+            add_plugin(database, "default", "QA_bot")
+        assert refused.value.message == (
+            "another request created a plugin named 'QA_bot' (or that name but for case or "
+            "Unicode form) at the same time: send again to see which"
+        )
+        with database.session() as session:
+            assert [p.name for p in plugin_store.list_plugins(session, "default")] == ["qa_bot"]
     finally:
         database.dispose()
