@@ -250,7 +250,7 @@ def plugin_name_key(name: str) -> str:
     ``qa_bot`` and 'qa_bot' in fullwidth letters (U+FF51 U+FF41 ...) share it. A digest, as
     folding may lengthen a name many times (one Arabic ligature folds to 18 characters)."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    return hashlib.sha256(folded.encode()).hexdigest()
+    return hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _pydantic_check(kind: IdKind) -> AfterValidator:
