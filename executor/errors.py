@@ -10,7 +10,8 @@ to do next::
     ├── MissingScope              403 missing_scope     (the key lacks a scope: 'scope')
     ├── NotFound                  404 not_found
     ├── Conflict                  409 conflict
-    │   └── QuotaExceeded         409 quota_exceeded    (per-tenant quota: 'quota', 'limit')
+    │   ├── QuotaExceeded         409 quota_exceeded    (per-tenant quota: 'quota', 'limit')
+    │   └── NameTaken             409 name_taken        (same name but for case/form: 'existing')
     ├── RateLimited               429 rate_limited      (per-key rate: 'retry_after_s')
     │   └── UploadCheckBusy       429 upload_check_busy (the tenant's upload checks are queued)
     ├── InvalidQuery              400 invalid_query     (contradictory filters)
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidUnicode",
     "LimitExceeded",
     "MissingScope",
+    "NameTaken",
     "NotAuthenticated",
     "NotFound",
     "PluginRejected",
@@ -129,6 +131,23 @@ class QuotaExceeded(Conflict):
 
     def __init__(self, message: str, *, quota: str, limit: int) -> None:
         super().__init__(message, quota=quota, limit=limit)
+
+
+class NameTaken(Conflict):
+    """The tenant has a plugin whose name differs from this one only in case or Unicode
+    form: use that name ('existing'), or choose one that differs in letters."""
+
+    code = "name_taken"
+    status_code = 409
+
+    def __init__(self, name: str, existing: str) -> None:
+        super().__init__(
+            f"plugin name {name!r} is taken by the plugin {existing!r}: names that differ only "
+            f"in case or Unicode form are one name; use {existing!r} to act on that plugin, "
+            "or choose another name",
+            existing=existing,
+        )
+        self.existing = existing
 
 
 class RateLimited(ExecutorError):

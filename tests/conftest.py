@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import docker
 import httpx
@@ -171,7 +172,9 @@ class ExecutorApi:
     def wait_build(self, name: str, version: int, timeout: float = 600) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            build = self.api.get(f"/v1/plugins/{name}/versions/{version}/build-log").json()
+            build = self.api.get(
+                f"/v1/plugins/{quote(name, safe='')}/versions/{version}/build-log"
+            ).json()
             if build["status"] != "DEPLOYING":
                 return dict(build)
             time.sleep(0.3)
@@ -179,7 +182,8 @@ class ExecutorApi:
 
     def activate(self, name: str, project: str, events: list[str] | None = None) -> dict[str, Any]:
         body = {"events": events} if events else None
-        response = self.api.put(f"/v1/projects/{project}/plugins/{name}", json=body)
+        path = f"/v1/projects/{project}/plugins/{quote(name, safe='')}"  # names are free text
+        response = self.api.put(path, json=body)
         assert response.status_code == 200, response.text
         return dict(response.json())
 

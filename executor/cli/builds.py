@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from executor.cli.client import ApiClient
+from executor.cli.client import ApiClient, segment
 from executor.cli.common import PluginArg, WideOpt, call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 from executor.statuses import BuildStatus
@@ -40,7 +40,7 @@ def follow_build(api: ApiClient, name: str, version: int, *, echo: bool) -> Any:
 def _latest_version(api: ApiClient, name: str) -> int:
     plugin = call(api.plugin, name)
     if plugin["latest_version"] is None:
-        err_console.print(f"[red]error:[/] plugin {name} has no version yet")
+        err_console.print(f"[red]error:[/] plugin {escape(name)} has no version yet")
         raise typer.Exit(1)
     return int(plugin["latest_version"])
 
@@ -66,7 +66,7 @@ def build_log(
     if build["pip_freeze"]:
         console.print("Resolved dependencies (pip freeze):", style="bold")
         console.print(terminal_text(build["pip_freeze"]), markup=False, highlight=False, end="")
-    console.print(f"{name} v{number}: {build['status']}")
+    console.print(f"{name} v{number}: {build['status']}", markup=False)
     if build["status"] == BuildStatus.FAILED:
         raise typer.Exit(1)
 
@@ -158,7 +158,7 @@ def _newest_runnable(plugin: dict[str, Any]) -> int:
 
 def _serve(name: str, to: int | None, as_json: bool) -> None:
     body = {"to": to} if to is not None else None
-    result = call(client().request, "POST", f"/v1/plugins/{name}/rollback", json=body)
+    result = call(client().request, "POST", f"/v1/plugins/{segment(name)}/rollback", json=body)
     if result["warning"]:
         err_console.print(f"[yellow]warning:[/] {escape(result['warning'])}")
     if as_json:

@@ -6,15 +6,22 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import EventSource
 
-__all__ = ["ApiClient", "ApiError", "ServerEvent"]
+__all__ = ["ApiClient", "ApiError", "ServerEvent", "segment"]
 
 REQUEST_TIMEOUT_S = 60.0
 # A stream may be silent between records; the server sends a keep-alive every 15 s.
 STREAM_READ_TIMEOUT_S = 60.0
+
+
+def segment(value: str) -> str:
+    """``value`` as one URL path segment: plugin names are free text ('My first plugin',
+    '50%', 'a?b'), percent-encoded whole (UTF-8)."""
+    return quote(value, safe="")
 
 
 @dataclass(frozen=True)
@@ -107,10 +114,10 @@ class ApiClient:
         return self.request("POST", "/v1/plugins", data=form, files={"file": (filename, data)})
 
     def plugin(self, name: str) -> Any:
-        return self.request("GET", f"/v1/plugins/{name}")
+        return self.request("GET", f"/v1/plugins/{segment(name)}")
 
     def build_log(self, name: str, version: int) -> Any:
-        return self.request("GET", f"/v1/plugins/{name}/versions/{version}/build-log")
+        return self.request("GET", f"/v1/plugins/{segment(name)}/versions/{version}/build-log")
 
     def close(self) -> None:
         self._http.close()

@@ -11,7 +11,7 @@ from rich.markup import escape
 from executor.cli.client import ApiClient, ApiError
 from executor.cli.config import ClientSettings
 from executor.cli.render import err_console, terminal_text
-from executor.identifiers import IdKind, identifier_problem
+from executor.identifiers import IdentifierError, IdKind, check_identifier
 
 __all__ = [
     "ActAsOpt",
@@ -34,10 +34,12 @@ def checks(kind: IdKind) -> Callable[[str | None], str | None]:
     naming the parameter, before any request is made (a '..' in a path would move it)."""
 
     def check(value: str | None) -> str | None:
-        problem = None if value is None else identifier_problem(kind, value)
-        if problem is not None:
-            raise typer.BadParameter(terminal_text(problem))
-        return value
+        if value is None:
+            return None
+        try:
+            return check_identifier(kind, value)  # plugin names: in NFC, as stored
+        except IdentifierError as error:
+            raise typer.BadParameter(terminal_text(error.message)) from None
 
     return check
 

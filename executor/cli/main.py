@@ -25,7 +25,7 @@ from executor.cli import (
     tenants,
     webhooks,
 )
-from executor.cli.client import ApiClient
+from executor.cli.client import ApiClient, segment
 from executor.cli.common import PluginArg, ProjectOpt, checks
 from executor.cli.config import server_settings
 from executor.cli.follow import follow_records, paged_records, parse_since
@@ -123,6 +123,7 @@ def push(
     plugin_name = name or path.resolve().name.split(".")[0]
     client = common.client()
     created = common.call(client.upload, plugin_name, filename, data, runtime)
+    plugin_name = str(created["plugin"])  # as stored (Unicode NFC)
     if created["reused"] and not as_json:
         console.print(
             f"{plugin_name}: same source and runtime as v{created['version']}, reused "
@@ -131,7 +132,8 @@ def push(
         )
     if not wait:
         print_json(created) if as_json else console.print(
-            f"{plugin_name} v{created['version']} ({created['runtime']}): {created['status']}"
+            f"{plugin_name} v{created['version']} ({created['runtime']}): {created['status']}",
+            markup=False,  # a name is free text: '[' is no markup
         )
         return
     # A reused ACTIVE version's build log was shown when it was built.
@@ -144,7 +146,7 @@ def push(
             err_console.print(f"[red]build FAILED:[/] {escape(terminal_text(build['error']))}")
         raise typer.Exit(1)
     if not as_json:
-        console.print(f"[green]{plugin_name} v{build['version']} is ACTIVE[/]")
+        console.print(f"[green]{escape(plugin_name)} v{build['version']} is ACTIVE[/]")
 
 
 @app.command()
@@ -178,13 +180,15 @@ def activate(
     if not event and version is None and runtime is None and not selector:
         body = None
     result = common.call(
-        common.client().request, "PUT", f"/v1/projects/{project}/plugins/{name}", json=body
+        common.client().request, "PUT", f"/v1/projects/{project}/plugins/{segment(name)}", json=body
     )
     if as_json:
         print_json(result)
     else:
         pin = f" (pinned to v{result['pinned_version']})" if result["pinned_version"] else ""
-        console.print(f"{name} active on {project} for {', '.join(result['events'])}{pin}")
+        console.print(
+            f"{name} active on {project} for {', '.join(result['events'])}{pin}", markup=False
+        )
 
 
 def _node_selector(labels: list[str]) -> dict[str, str]:
@@ -201,8 +205,10 @@ def _node_selector(labels: list[str]) -> dict[str, str]:
 @app.command()
 def deactivate(name: PluginArg, project: ProjectOpt) -> None:
     """Deactivate a plugin on a project."""
-    common.call(common.client().request, "DELETE", f"/v1/projects/{project}/plugins/{name}")
-    console.print(f"{name} no longer active on {project}")
+    common.call(
+        common.client().request, "DELETE", f"/v1/projects/{project}/plugins/{segment(name)}"
+    )
+    console.print(f"{name} no longer active on {project}", markup=False)
 
 
 @app.command("list")
@@ -269,7 +275,7 @@ def event(
     for run_id in accepted["invocations"]:
         console.print(f"  {run_id}")
     for run in runs:
-        console.print(f"  {run['id']} {run['plugin']}: {run['status']}")
+        console.print(f"  {run['id']} {run['plugin']}: {run['status']}", markup=False)
 
 
 def _wait_for_run(client: ApiClient, invocation_id: str) -> Any:
@@ -436,7 +442,7 @@ def limits(
         "envelope_cap_bytes": envelope_cap_bytes,
     }
     body = {k: v for k, v in wanted.items() if v is not None}
-    path = f"/v1/plugins/{name}/limits"
+    path = f"/v1/plugins/{segment(name)}/limits"
     if body or clear:
         result = common.call(common.client().request, "PUT", path, json=body)
     else:

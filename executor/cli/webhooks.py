@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from executor.cli.client import segment
 from executor.cli.common import PluginArg, call, client
 from executor.cli.render import console, print_json, terminal_text
 
@@ -45,7 +46,7 @@ def _show(saved: dict[str, Any], verb: str, as_json: bool) -> None:
         print_json(saved)
         return
     name = escape(terminal_text(saved["name"]))
-    console.print(f"Webhook {name} v{saved['version']} {verb}: {escape(saved['url'])}")
+    console.print(f"Webhook {escape(name)} v{saved['version']} {verb}: {escape(saved['url'])}")
     events = [*saved["handler_types"], *(saved["event_matcher"] or [])]
     console.print(f"  called for: {escape(', '.join(events))}")
     if saved["signing_secret"]:
@@ -91,7 +92,7 @@ def update(
         "handler_types": handler_type or None,
         "event_matcher": event_matcher or None,
     }
-    saved = call(client().request, "PATCH", f"/v1/webhooks/{name}", json=body)
+    saved = call(client().request, "PATCH", f"/v1/webhooks/{segment(name)}", json=body)
     _show(saved, "updated", as_json)
 
 

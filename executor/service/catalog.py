@@ -108,7 +108,7 @@ class Catalog:
         """
         if caller.key_id is not None:
             self.limiter.upload(caller.key_id, len(data))
-        checked_identifier(IdKind.PLUGIN, name, "name")
+        name = checked_identifier(IdKind.PLUGIN, name, "name")
         settings = self.builder.settings
         limits = UploadLimits(
             max_file_bytes=settings.upload_max_file_bytes,

@@ -21,6 +21,7 @@ __all__ = [
     "BuildError",
     "PluginOverview",
     "build_errors",
+    "check_name_free",
     "log_page",
     "plugin_exists",
     "plugin_overviews",
@@ -56,6 +57,12 @@ def plugin_exists(db: Database, caller: Caller, name: str) -> bool:
         except NotFound:
             return False
         return True
+
+
+def check_name_free(db: Database, caller: Caller, name: str) -> None:
+    """NameTaken when the caller's tenant has a plugin of ``name`` but for case or form."""
+    with db.session() as session:
+        plugin_store.check_name_free(session, caller.tenant_id, name)
 
 
 def plugin_overviews(db: Database, caller: Caller) -> list[PluginOverview]:

@@ -149,7 +149,7 @@ class Webhooks:
         return self._save(caller, plugin_name, receiver, created=False)
 
     def _save(self, caller: Caller, name: str, receiver: Webhook, *, created: bool) -> WebhookSaved:
-        checked_identifier(IdKind.WEBHOOK, name, "plugin_name")
+        name = checked_identifier(IdKind.WEBHOOK, name, "plugin_name")
         if receiver.header is not None:
             _printable(receiver.header, "header", MAX_HEADER_CHARS)
         receiver.handler_types = check_handler_types(receiver.handler_types)

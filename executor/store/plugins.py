@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, undefer
 
-from executor.errors import Conflict, NotFound, QuotaExceeded
+from executor.errors import Conflict, NameTaken, NotFound, QuotaExceeded
+from executor.identifiers import plugin_name_key
 from executor.statuses import BuildStatus, InvocationStatus, PluginKind
 from executor.store.tables import Activation, Invocation, Plugin, PluginVersion, utcnow
 
@@ -20,6 +22,7 @@ __all__ = [
     "active_versions",
     "add_version",
     "build_progress",
+    "check_name_free",
     "current_version",
     "delete_activation",
     "delete_plugin",
@@ -33,6 +36,7 @@ __all__ = [
     "mark_image_removed",
     "pick_version",
     "rollback",
+    "same_name",
     "same_source",
     "serve",
     "set_activation",
@@ -51,8 +55,28 @@ def get_plugin(session: Session, tenant_id: str, name: str) -> Plugin:
         .options(selectinload(Plugin.versions))
     )
     if plugin is None:
+        other = same_name(session, tenant_id, name)
+        if other is not None:  # names are exact: say which one was meant
+            raise NotFound(f"no plugin named {name!r}; did you mean {other.name!r}?")
         raise NotFound(f"no plugin named {name!r}: upload it first (plugin-executor push)")
     return plugin
+
+
+def same_name(session: Session, tenant_id: str, name: str) -> Plugin | None:
+    """The tenant's plugin whose name is ``name`` up to case and Unicode form (its
+    ``plugin_name_key``), whatever its exact name; None if there is none."""
+    return session.scalar(
+        select(Plugin).where(
+            Plugin.tenant_id == tenant_id, Plugin.name_key == plugin_name_key(name)
+        )
+    )
+
+
+def check_name_free(session: Session, tenant_id: str, name: str) -> None:
+    """NameTaken when another plugin of the tenant has ``name`` up to case and form."""
+    other = same_name(session, tenant_id, name)
+    if other is not None and other.name != name:
+        raise NameTaken(name, other.name)
 
 
 def list_plugins(session: Session, tenant_id: str | None) -> list[Plugin]:
@@ -85,7 +109,8 @@ def add_version(
     DEPLOYING.
 
     QuotaExceeded when the tenant has ``max_plugins`` plugins, or the plugin ``max_versions``
-    versions (the tenant's quotas); Conflict when the name is a plugin of another kind.
+    versions (the tenant's quotas); Conflict when the name is a plugin of another kind;
+    NameTaken when another plugin has the name but for case or Unicode form.
     """
     plugin = session.scalar(
         select(Plugin).where(Plugin.tenant_id == tenant_id, Plugin.name == name)
@@ -98,9 +123,16 @@ def add_version(
                 quota="max_plugins",
                 limit=max_plugins,
             )
+        check_name_free(session, tenant_id, name)
         plugin = Plugin(tenant_id=tenant_id, name=name, kind=kind)
         session.add(plugin)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as error:  # the unique indexes: a request at the same time won
+            raise Conflict(
+                f"another request created a plugin named {name!r} (or that name but for case "
+                "or Unicode form) at the same time: send again to see which"
+            ) from error
     elif plugin.kind != kind:
         raise Conflict(
             f"{name!r} is a {plugin.kind} plugin, not a {kind} one: choose another name, or "

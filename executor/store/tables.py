@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from executor.identifiers import plugin_name_key
 from executor.statuses import BuildStatus, InvocationStatus, NodeState, PluginKind
 
 __all__ = [
@@ -149,13 +150,23 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
+def _name_key(context: Any) -> str:
+    """The new plugin row's ``plugin_name_key``: set by every insert, so none can miss it."""
+    return plugin_name_key(context.get_current_parameters()["name"])
+
+
 class Plugin(Base):
     __tablename__ = "plugins"
-    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_plugins_tenant_name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_plugins_tenant_name"),
+        # One plugin per name up to case and Unicode form (executor.identifiers).
+        Index("uq_plugins_tenant_name_key", "tenant_id", "name_key", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = _tenant_column()
-    name: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))  # Unicode NFC
+    name_key: Mapped[str] = mapped_column(String(64), default=_name_key)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by rollback: the version events run. None: the newest ACTIVE version.
     current_version_id: Mapped[str | None] = mapped_column(String(36), default=None)

@@ -228,8 +228,9 @@ def test_a_bad_plugin_name_is_refused(server: RunningServer) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "code": "invalid_identifier",
-        "message": "plugin name '../etc' is not allowed: use 1 to 64 letters, digits, '_', '.' "
-        "or '-', starting with a letter or digit",
+        "message": "plugin name '../etc' is not allowed: it contains '/'; use 1 to 64 printable "
+        "characters (letters, digits, punctuation, single spaces between words), no '/', and "
+        "no word mixing scripts",
         "field": "name",
     }
 

@@ -26,9 +26,13 @@ LONG = "x" * 5000
 BAD = ["qa_bot\n", "../../x", "a\nb", LONG]
 GOOD_MAIN = b"class PluginHandler:\n    def on_submit(self, label, asset_id):\n        pass\n"
 NODE_OR_ID = "1 to 200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+PLUGIN_NAMES = (
+    "use 1 to 64 printable characters (letters, digits, punctuation, single spaces between "
+    "words), no '/', and no word mixing scripts"
+)
 ALLOWED = {
-    "plugin name": "use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
-    "webhook name": "use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "plugin name": PLUGIN_NAMES,
+    "webhook name": PLUGIN_NAMES,
     "project id": "use 1 to 200 letters, digits, '_', '.', ':', '@' or '-', starting with a "
     "letter or digit",
     "event id": "use 1 to 200 letters, digits, '_', '.', ':', '@' or '-', starting with a "
@@ -43,9 +47,19 @@ ALLOWED = {
 }
 
 
+# Plugin names are free text: their refusals say what is wrong before what is allowed.
+FLAWS = {
+    "qa_bot\n": "character 7 is U+000A, a control character; ",
+    "../../x": "it contains '/'; ",
+    "a\nb": "character 2 is U+000A, a control character; ",
+    LONG: "it has more than 64 characters; ",
+}
+
+
 def refusal(kind: str, value: str) -> str:
     shown = repr(value) if len(value) <= 60 else f"{value[:60]!r}... ({len(value)} characters)"
-    return f"{kind} {shown} is not allowed: {ALLOWED[kind]}"
+    flaw = FLAWS[value] if kind in ("plugin name", "webhook name") else ""
+    return f"{kind} {shown} is not allowed: {flaw}{ALLOWED[kind]}"
 
 
 def state(server: RunningServer) -> list[Any]:

@@ -244,6 +244,31 @@ def test_single_file_plugin_through_the_sdk(
     ]
 
 
+def test_kilis_guide_name_through_the_sdk(
+    server: RunningServer, kili: KiliSdk, tmp_path: Path
+) -> None:
+    """Kili's plugin guide names its plugin "My first kili plugin": upload, activate, logs,
+    deactivate through the SDK; a name equal to it but for case is refused naming it."""
+    name, project = "My first kili plugin", "guide-project"
+    path = tmp_path / "guide.py"
+    path.write_text(SINGLE_FILE)
+    uploaded, _ = kili.calls(
+        ("upload_plugin", {"plugin_path": str(path), "plugin_name": name}),
+        ("activate_plugin_on_project", {"plugin_name": name, "project_id": project}),
+    )
+    assert uploaded == {"result": "Plugin created successfully"}
+    run = server.run_event(type="onSubmit", project_id=project, asset_id="g1", label={})
+    assert (run["status"], run["plugin"]) == ("succeeded", name)
+    logs = json.loads(kili.call("get_plugin_logs", project_id=project, plugin_name=name))
+    assert {(e["pluginName"], e["projectId"]) for e in logs} == {(name, project)}
+    twin = kili.error("upload_plugin", plugin_path=str(path), plugin_name="MY FIRST KILI PLUGIN")
+    assert twin["type"] == "GraphQLError"
+    assert f"is taken by the plugin {name!r}" in twin["message"]
+    kili.call("deactivate_plugin_on_project", plugin_name=name, project_id=project)
+    assert server.api.get(f"/v1/projects/{project}/plugins").json() == []
+    assert name in plugin_names(server) and "MY FIRST KILI PLUGIN" not in plugin_names(server)
+
+
 def test_build_errors_of_a_failed_build_through_the_sdk(
     server: RunningServer, kili: KiliSdk, tmp_path: Path
 ) -> None:

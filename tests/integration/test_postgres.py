@@ -19,6 +19,7 @@ from tests.integration.processes import (
     executor_process,
     remove_images,
 )
+from tests.name_key_migration import check_old_names_get_keys_and_case_twins_keep_working
 from tests.output_migration import check_old_rows_gain_the_output_columns
 from tests.runs_migration import check_runs_outlive_their_plugin
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
@@ -118,6 +119,16 @@ def test_flavor_migration_keeps_old_versions_on_postgres(postgres_url: str) -> N
     database = Database(postgres_url)
     try:
         check_old_versions_ran_on_the_minimal_flavor(database)
+    finally:
+        database.dispose()
+
+
+def test_name_key_migration_keeps_old_plugins_on_postgres(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_names_get_keys_and_case_twins_keep_working(database, caplog)
     finally:
         database.dispose()
 

@@ -217,7 +217,7 @@ def test_receiver_address_not_allowed_is_refused_at_create(
         ({"handler_types": ["onSubmit", "onFoo"]}, "webhook_rejected", "handler_types[1]", "onFoo"),
         ({"header": "Bearer a\r\nX-Injected: 1"}, "webhook_rejected", "header", "position 8"),
         ({"event_matcher": [""]}, "webhook_rejected", "event_matcher[0]", "empty"),
-        ({"plugin_name": "has space"}, "invalid_identifier", "body.plugin_name", "'has space'"),
+        ({"plugin_name": "has\ttab"}, "invalid_identifier", "body.plugin_name", "'has\\ttab'"),
     ],
 )
 def test_bad_webhook_settings_are_refused_naming_the_field(

@@ -74,6 +74,7 @@ def create_plugin(_obj: None, info: Info, data: dict[str, Any]) -> str:
             f"{KILI_DUPLICATE_TEXT} {name!r}: upload a new version with "
             "kili.update_plugin (generateUpdateUrl)"
         )
+    reads.check_name_free(context.service.db, caller, name)  # NameTaken: 'QA_bot' for 'qa_bot'
     return context.upload_url + context.desk.issue(caller, name, update=False)
 
 
@@ -108,7 +109,7 @@ def update_plugin_runner(_obj: None, info: Info, data: dict[str, Any]) -> str:
 def get_plugin_runner_status(_obj: None, info: Info, name: str) -> str:
     context = _context(info)
     caller = context.caller(Scope.PLUGINS_READ)
-    checked_identifier(IdKind.PLUGIN, name, "name")
+    name = checked_identifier(IdKind.PLUGIN, name, "name")
     return str(reads.plugin_status(context.service.db, caller, name))
 
 

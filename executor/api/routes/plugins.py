@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.api.presenters import plugin_public, plugin_summary
 from executor.api.streams import SSE_HEADERS, StreamTiming, build_log_events
-from executor.errors import InvalidCursor, UploadTooLarge
-from executor.identifiers import PluginName, VersionNumber
+from executor.errors import InvalidCursor, UploadTooLarge, checked_identifier
+from executor.identifiers import IdKind, PluginName, VersionNumber
 from executor.intake.upload import UploadLimits
 from executor.run.limits import LimitsPublic, PluginLimits, limits_public
 from executor.schemas import PluginPublic, PluginSummary, RollbackIn, RolledBack
@@ -82,7 +82,9 @@ async def upload_plugin(
             file=filename,
             limit=limit,
         )
-    plugin_name = name or PurePosixPath(filename).name.split(".")[0]
+    # Checked here too (the catalog checks every caller's) to answer with the stored form.
+    default = PurePosixPath(filename).name.split(".")[0]
+    plugin_name = checked_identifier(IdKind.PLUGIN, name or default, "name")
     # Waiting for a check worker (the check runs in its process) and a database write: off
     # the event loop.
     version, reused = await run_in_threadpool(
