@@ -7,6 +7,7 @@ image (``<runtime>-kili:<tag>``, ...), made by the ``runtime_image`` fixture whe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -342,7 +343,8 @@ def test_a_plugin_that_cannot_be_imported_fails_its_build(
     build = push(server, name, write_plugin(tmp_path, files), **form)
     assert build["status"] == "FAILED"
     assert build["error"] == error
-    assert "--- import check: loading main.py as a run will" in build["log"]
+    assert "==> Import check: loading main.py as a run will" in build["log"]
+    assert re.search(r"\n==> Import check: .*: FAILED after [0-9.]+ s\n", build["log"])
     assert build["log"].endswith(f"\nBUILD FAILED: {error}\n")
     (version,) = server.api.get(f"/v1/plugins/{name}").json()["versions"]
     assert (version["status"], version["image_id"]) == ("FAILED", None)

@@ -1,0 +1,104 @@
+"""The build's steps in its log: a step line when each starts and one with its time when it
+ends (``executor.buildlog`` says what a step line is).
+
+The image build is one engine call: ``EnginePhases`` reads the engine's ``Step N/M``
+lines as they pass and groups the Dockerfile's instructions into the plugin's steps
+(preparing the flavor image, installing the requirements, adding the code). The builder's
+own steps (import check, push) are timed by ``timed_step``. Times are measured here, by
+the executor's clock, never read from the engine's output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from executor.build.context import build_phase
+from executor.buildlog import engine_step, seconds, step_line
+
+__all__ = ["EnginePhases", "timed_step"]
+
+# A line longer than this is passed on in parts (pip's progress bars have no newline).
+MAX_LINE_CHARS = 64 * 1024
+_CACHED = " ---> Using cache"
+_RAN = " ---> Running in "
+
+
+@contextmanager
+def timed_step(
+    note: Callable[[str], None], title: str, clock: Callable[[], float] = time.monotonic
+) -> Iterator[None]:
+    """``==> title`` now, then ``==> title: done in N s`` or, if the block raises,
+    ``==> title: FAILED after N s``."""
+    note(step_line(title))
+    started = clock()
+    try:
+        yield
+    except BaseException:
+        note(step_line(f"{title}: FAILED after {seconds(clock() - started)}"))
+        raise
+    note(step_line(f"{title}: done in {seconds(clock() - started)}"))
+
+
+class EnginePhases:
+    """Passes the engine's build output on, whole lines at a time, and writes a step line
+    (through ``note``) when the engine starts the first instruction of a step and when the
+    step ends: at the next step's start or at ``finish``."""
+
+    def __init__(
+        self,
+        on_output: Callable[[str], None],
+        note: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._on_output = on_output
+        self._note = note
+        self._clock = clock
+        self._pending = ""
+        self._title: str | None = None
+        self._started = 0.0
+        self._cached = False  # some instruction of the step came from the engine's cache
+        self._ran = False  # some instruction of the step ran a container
+
+    def __call__(self, text: str) -> None:
+        self._pending += text
+        while True:
+            line, newline, rest = self._pending.partition("\n")
+            if not newline:
+                break
+            self._pending = rest
+            self._line(line + newline)
+        if len(self._pending) > MAX_LINE_CHARS:
+            self._on_output(self._pending)
+            self._pending = ""
+
+    def finish(self, *, failed: bool) -> None:
+        """The engine ended the build: pass on what is left and end the running step."""
+        if self._pending:
+            self._on_output(self._pending if self._pending.endswith("\n") else self._pending + "\n")
+            self._pending = ""
+        self._end(failed=failed)
+
+    def _line(self, line: str) -> None:
+        instruction = engine_step(line)
+        title = build_phase(instruction) if instruction is not None else None
+        if title is not None and title != self._title:
+            self._end(failed=False)
+            self._title, self._started = title, self._clock()
+            self._cached = self._ran = False
+            self._note(step_line(title))
+        self._cached = self._cached or line.startswith(_CACHED)
+        self._ran = self._ran or line.startswith(_RAN)
+        self._on_output(line)
+
+    def _end(self, *, failed: bool) -> None:
+        if self._title is None:
+            return
+        took = seconds(self._clock() - self._started)
+        if failed:
+            self._note(step_line(f"{self._title}: FAILED after {took}"))
+        else:
+            cached = " (from the engine's cache)" if self._cached and not self._ran else ""
+            self._note(step_line(f"{self._title}: done in {took}{cached}"))
+        self._title = None
