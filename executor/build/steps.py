@@ -22,7 +22,6 @@ __all__ = ["EnginePhases", "timed_step"]
 # A line longer than this is passed on in parts (pip's progress bars have no newline).
 MAX_LINE_CHARS = 64 * 1024
 _CACHED = " ---> Using cache"
-_RAN = " ---> Running in "
 
 
 @contextmanager
@@ -58,8 +57,8 @@ class EnginePhases:
         self._pending = ""
         self._title: str | None = None
         self._started = 0.0
-        self._cached = False  # some instruction of the step came from the engine's cache
-        self._ran = False  # some instruction of the step ran a container
+        self._instructions = 0  # of the running step, FROM aside
+        self._cached = 0  # of those, how many the engine took from its cache
 
     def __call__(self, text: str) -> None:
         self._pending += text
@@ -86,10 +85,11 @@ class EnginePhases:
         if title is not None and title != self._title:
             self._end(failed=False)
             self._title, self._started = title, self._clock()
-            self._cached = self._ran = False
+            self._instructions = self._cached = 0
             self._note(step_line(title))
-        self._cached = self._cached or line.startswith(_CACHED)
-        self._ran = self._ran or line.startswith(_RAN)
+        if instruction is not None and not instruction.startswith("FROM "):
+            self._instructions += 1
+        self._cached += line.startswith(_CACHED)
         self._on_output(line)
 
     def _end(self, *, failed: bool) -> None:
@@ -99,6 +99,7 @@ class EnginePhases:
         if failed:
             self._note(step_line(f"{self._title}: FAILED after {took}"))
         else:
-            cached = " (from the engine's cache)" if self._cached and not self._ran else ""
+            every = self._instructions and self._cached == self._instructions
+            cached = " (from the engine's cache)" if every else ""
             self._note(step_line(f"{self._title}: done in {took}{cached}"))
         self._title = None

@@ -35,7 +35,7 @@ RUNTIME_MODULES = frozenset({"plugin_runtime"})  # in every image, on PYTHONPATH
 # influence: read as untrusted, bounded, each module name matched whole.
 MAX_MODULES_BYTES = 1024 * 1024
 MAX_MODULES = 50_000
-_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 

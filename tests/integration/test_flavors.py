@@ -389,8 +389,8 @@ def test_an_unresolved_import_is_a_warning_in_the_build_log(
     warnings = [line for line in build["log"].splitlines() if line.startswith("WARNING")]
     assert warnings == [
         "WARNING: main.py, line 5: 'import yaml_fast': yaml_fast is not in the standard "
-        "library, the plugin, the 'kili' runtime flavor or requirements.txt; add its package "
-        "to requirements.txt or choose a flavor that has it"
+        "library, the plugin, the 'kili' runtime flavor or the packages requirements.txt "
+        "installed; add its package to requirements.txt or choose a flavor that has it"
     ]
 
 
