@@ -84,8 +84,9 @@ def build_log(
     else:
         build = call(api.build_log, name, number)
         if not as_json:
-            text = shown_lines(build["log"], verbose=verbose)
-            console.print(terminal_text(text), markup=False, highlight=False, end="")
+            text = terminal_text(shown_lines(build["log"], verbose=verbose))
+            # Lines as the build wrote them: a wrapped line would be two lines.
+            console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
     if as_json:
         print_json(build)
         return

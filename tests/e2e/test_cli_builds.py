@@ -58,7 +58,8 @@ def test_push_streams_build_log_then_versions_and_rollback(
 
 
 LAYER_LINE = re.compile(
-    r"^(Step \d+/\d+ : | ---> |Removing intermediate container |Successfully built )", re.M
+    r"^(Step \d+/\d+ : | ---> |Removing intermediate container |Successfully (built|tagged) )",
+    re.M,
 )
 STEP_DONE = re.compile(r"^==> (.+): done in \d+(\.\d)? s( \(from the engine's cache\))?$", re.M)
 
@@ -161,9 +162,12 @@ def test_local_run_prints_logs_and_exits_with_the_plugins_status(
         "INFO     asset asset-001 ACCEPTED",
         "INFO     checked project local-project",
     ]
-    assert "Step 1/" in ok.stderr and ok.stderr.rstrip().endswith("run succeeded")
+    assert ok.stderr.rstrip().endswith("run succeeded")
+    # The build's steps with their times; the engine's layer lines only with --verbose.
+    assert STEP_DONE.search(ok.stderr) and not LAYER_LINE.search(ok.stderr), ok.stderr
 
-    raised = local("run", str(PLUGINS / "raising"), "--event", str(event))
+    raised = local("run", str(PLUGINS / "raising"), "--event", str(event), "--verbose")
+    assert "Step 1/" in raised.stderr and STEP_DONE.search(raised.stderr)
     assert raised.returncode == 1
     assert raised.stdout.startswith("INFO     about to fail\nERROR    ")
     assert "ZeroDivisionError: division by zero" in raised.stdout
