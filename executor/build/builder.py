@@ -19,11 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from executor.build.context import FREEZE_PATH, MODULES_PATH, BuildContext, context_archive
 from executor.build.flavors import flavor_modules
-from executor.build.steps import EnginePhases, timed_step
+from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.build.tls import CertificateWatch
 from executor.buildlog import seconds, step_line
 from executor.engine import BuildInterrupted, Engine
@@ -78,12 +78,16 @@ def build_plugin_image(
     watch = CertificateWatch(phases)
     try:
         image_id = _build_image(engine, settings, build, watch, stop, offline=offline)
-    except BaseException as exc:
-        phases.finish(failed=not isinstance(exc, BuildInterrupted))
-        if isinstance(exc, BuildFailed):
-            raise watch.explained(exc) from exc
+    except BuildInterrupted:
+        phases.finish(StepEnd.STOPPED)
         raise
-    phases.finish(failed=False)
+    except BuildFailed as exc:
+        phases.finish(StepEnd.FAILED)
+        raise watch.explained(exc) from exc
+    except BaseException:
+        phases.finish(StepEnd.FAILED)
+        raise
+    phases.finish(StepEnd.DONE)
     return image_id
 
 
@@ -236,9 +240,9 @@ class Builder:
         )
         started = time.monotonic()
         try:
-            scan = self._scan_imports(build.context, log_)
+            imports = self._scan_imports(build.context, log_)
             image_id = self._run_build(build.context, log_)
-            self._warn_imports(build.context, image_id, scan, log_)
+            self._warn_imports(build.context, image_id, imports, log_)
             self._check_import(build.context, image_id, log_)
             freeze = self._freeze(build.context, image_id)
             digest = self._push(build.context, image_id, log_)
@@ -293,27 +297,28 @@ class Builder:
             self.engine, self.settings, build, log_.add, self._stopping, log_.note
         )
 
-    def _scan_imports(self, build: BuildContext, log_: BuildLog) -> ImportScan | None:
-        """The plugin's imports (read before the build: a source that cannot be read is
-        noted, and the build goes on)."""
+    def _scan_imports(self, build: BuildContext, log_: BuildLog) -> _Imports | None:
+        """Before the build: the plugin's imports and the flavor's modules (a missing
+        flavor image fails the build here, with its own error; a source that cannot be
+        read is noted, and the build goes on without warnings)."""
         if self.import_scan is None:
             return None
+        provided = flavor_modules(self.engine, self.settings, build.runtime)
         try:
-            return self.import_scan(build.source)
+            return _Imports(self.import_scan(build.source), provided)
         except (PluginRejected, UploadCheckBusy) as exc:  # only a warning is lost
             log_.note(f"(no import warnings: {exc.message})\n")
             return None
 
     def _warn_imports(
-        self, build: BuildContext, image_id: str, scan: ImportScan | None, log_: BuildLog
+        self, build: BuildContext, image_id: str, imports: _Imports | None, log_: BuildLog
     ) -> None:
         """Once the image is built: warn of each import that neither the flavor nor what
         the requirements installed provides."""
-        if scan is None:
+        if imports is None:
             return
-        provided = flavor_modules(self.engine, self.settings, build.runtime)
-        provided += read_installed_modules(self.engine, build, image_id)
-        for warning in unresolved(scan, provided, build.runtime):
+        installed = read_installed_modules(self.engine, build, image_id)
+        for warning in unresolved(imports.scan, [*imports.flavor, *installed], build.runtime):
             log_.note(warning + "\n")
 
     def _check_import(self, build: BuildContext, image_id: str, log_: BuildLog) -> None:
@@ -343,6 +348,11 @@ class Builder:
         """Stop running builds (they stay DEPLOYING and resume at the next start)."""
         self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Imports(NamedTuple):
+    scan: ImportScan
+    flavor: list[str]  # the flavor's top-level modules
 
 
 class _Loaded:

@@ -13,15 +13,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 
 from executor.build.context import build_phase
 from executor.buildlog import engine_step, seconds, step_line
 
-__all__ = ["EnginePhases", "timed_step"]
+__all__ = ["EnginePhases", "StepEnd", "timed_step"]
 
 # A line longer than this is passed on in parts (pip's progress bars have no newline).
 MAX_LINE_CHARS = 64 * 1024
 _CACHED = " ---> Using cache"
+
+
+class StepEnd(StrEnum):
+    """How a step ended, as its last line says it (with its time)."""
+
+    DONE = "done in"
+    FAILED = "FAILED after"
+    STOPPED = "stopped after"  # the executor is shutting down; the build resumes at start
 
 
 @contextmanager
@@ -35,9 +44,9 @@ def timed_step(
     try:
         yield
     except BaseException:
-        note(step_line(f"{title}: FAILED after {seconds(clock() - started)}"))
+        note(step_line(f"{title}: {StepEnd.FAILED} {seconds(clock() - started)}"))
         raise
-    note(step_line(f"{title}: done in {seconds(clock() - started)}"))
+    note(step_line(f"{title}: {StepEnd.DONE} {seconds(clock() - started)}"))
 
 
 class EnginePhases:
@@ -72,18 +81,18 @@ class EnginePhases:
             self._on_output(self._pending)
             self._pending = ""
 
-    def finish(self, *, failed: bool) -> None:
+    def finish(self, end: StepEnd) -> None:
         """The engine ended the build: pass on what is left and end the running step."""
         if self._pending:
             self._on_output(self._pending if self._pending.endswith("\n") else self._pending + "\n")
             self._pending = ""
-        self._end(failed=failed)
+        self._end(end)
 
     def _line(self, line: str) -> None:
         instruction = engine_step(line)
         title = build_phase(instruction) if instruction is not None else None
         if title is not None and title != self._title:
-            self._end(failed=False)
+            self._end(StepEnd.DONE)
             self._title, self._started = title, self._clock()
             self._instructions = self._cached = 0
             self._note(step_line(title))
@@ -92,14 +101,11 @@ class EnginePhases:
         self._cached += line.startswith(_CACHED)
         self._on_output(line)
 
-    def _end(self, *, failed: bool) -> None:
+    def _end(self, end: StepEnd) -> None:
         if self._title is None:
             return
         took = seconds(self._clock() - self._started)
-        if failed:
-            self._note(step_line(f"{self._title}: FAILED after {took}"))
-        else:
-            every = self._instructions and self._cached == self._instructions
-            cached = " (from the engine's cache)" if every else ""
-            self._note(step_line(f"{self._title}: done in {took}{cached}"))
+        every = self._instructions and self._cached == self._instructions
+        cached = " (from the engine's cache)" if end == StepEnd.DONE and every else ""
+        self._note(step_line(f"{self._title}: {end} {took}{cached}"))
         self._title = None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from executor.build.context import MODULES_CODE, MODULES_PATH, dockerfile
-from executor.build.steps import EnginePhases, timed_step
+from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.buildlog import LineKind, line_kind
 from executor.cli.builds import shown_lines
 from executor.errors import BuildFailed
@@ -73,7 +73,7 @@ def test_the_engines_steps_become_timed_step_lines_and_its_lines_pass_whole() ->
     phases = EnginePhases(out.append, lambda text: out.append("NOTE " + text), clock.__next__)
     for chunk in ENGINE_STREAM:
         phases(chunk)
-    phases.finish(failed=False)
+    phases.finish(StepEnd.DONE)
     assert [line for line in out if line.startswith("NOTE")] == [
         "NOTE ==> Preparing the runtime flavor image\n",
         "NOTE ==> Preparing the runtime flavor image: done in 1.5 s\n",
@@ -99,7 +99,7 @@ def test_a_step_from_the_engines_cache_says_so_and_a_failed_step_says_failed() -
         "Step 6/9 : ADD source.tar.gz /opt/plugin/plugin_code/\n ---> Running in 1a2b\n"
         "partial output, no newline"
     )
-    phases.finish(failed=True)
+    phases.finish(StepEnd.FAILED)
     assert out[3:] == [
         "==> Installing requirements.txt (pip): done in 1.5 s (from the engine's cache)\n",
         "==> Adding the plugin's code\n",
@@ -108,6 +108,14 @@ def test_a_step_from_the_engines_cache_says_so_and_a_failed_step_says_failed() -
         "partial output, no newline\n",
         "==> Adding the plugin's code: FAILED after 1.5 s\n",
     ]
+
+
+def test_a_build_stopped_by_a_shutdown_says_stopped() -> None:
+    out: list[str] = []
+    phases = EnginePhases(out.append, out.append, ticks().__next__)
+    phases("Step 4/9 : RUN python3 -m pip install -r x\n")
+    phases.finish(StepEnd.STOPPED)
+    assert out[-1] == "==> Installing requirements.txt (pip): stopped after 1.5 s\n"
 
 
 def test_a_timed_step_says_its_time_or_that_it_failed() -> None:
