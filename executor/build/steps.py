@@ -70,13 +70,9 @@ class EnginePhases:
         self._cached = 0  # of those, how many the engine took from its cache
 
     def __call__(self, text: str) -> None:
-        self._pending += text
-        while True:
-            line, newline, rest = self._pending.partition("\n")
-            if not newline:
-                break
-            self._pending = rest
-            self._line(line + newline)
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._line(line + "\n")
         if len(self._pending) > MAX_LINE_CHARS:
             self._on_output(self._pending)
             self._pending = ""
