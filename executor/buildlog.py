@@ -21,9 +21,10 @@ __all__ = ["STEP_MARK", "LineKind", "engine_step", "line_kind", "seconds", "step
 STEP_MARK = "==> "
 # The classic builder's own lines, each written by the engine as a message of its own.
 ENGINE_STEP = re.compile(r"Step (\d+)/(\d+) : (.*)")
+# Matched whole: pip's own "Successfully built <packages>" is output.
 _ENGINE_DETAIL = re.compile(
-    r"Step \d+/\d+ : | ---> |Removing intermediate container [0-9a-f]+"
-    r"|Successfully built [0-9a-f]+|Successfully tagged \S+"
+    r"(Step \d+/\d+ : .*| ---> .*|Removing intermediate container [0-9a-f]{12,64}"
+    r"|Successfully built [0-9a-f]{12,64}|Successfully tagged \S+)\n?"
 )
 
 
@@ -37,7 +38,7 @@ def line_kind(line: str) -> LineKind:
     """The kind of one line of a build log (without or with its newline)."""
     if line.startswith(STEP_MARK):
         return LineKind.STEP
-    if _ENGINE_DETAIL.match(line):
+    if _ENGINE_DETAIL.fullmatch(line):
         return LineKind.DETAIL
     return LineKind.OUTPUT
 

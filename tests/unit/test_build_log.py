@@ -141,6 +141,7 @@ LOG = (
     "Step 4/9 : RUN PIP_CONFIG_FILE=/dev/null python3 -m pip install -r x\n"
     " ---> Running in 9f8e7d6c5b4a\n"
     "ERROR: Could not find a version that satisfies the requirement nosuch==1\n"
+    "Successfully built abc deadbeef\n"
     "Removing intermediate container 9f8e7d6c5b4a\n"
     " ---> 2c3d4e5f6a7b\n"
     "Successfully built 2c3d4e5f6a7b\n"
@@ -158,6 +159,7 @@ def test_the_cli_hides_only_the_engines_layer_lines_unless_verbose() -> None:
     assert shown_lines(LOG, verbose=False) == (
         "==> Installing requirements.txt (pip)\n"
         "ERROR: Could not find a version that satisfies the requirement nosuch==1\n"
+        "Successfully built abc deadbeef\n"
         "==> Installing requirements.txt (pip): FAILED after 3.0 s\n"
         "WARNING: main.py, line 1: 'import x': ...\n"
         "Step by step, the plugin printed this\n"
