@@ -55,9 +55,10 @@ def shown_lines(text: str, *, verbose: bool) -> str:
     the engine's layer lines (steps with their times, pip's output and every error stay)."""
     if verbose:
         return text
-    return "".join(
-        line for line in text.splitlines(keepends=True) if line_kind(line) != LineKind.DETAIL
-    )
+    # Lines end at "\n" only, as the builder splits them (not at "\r" and its kin).
+    *lines, rest = text.split("\n")
+    kept = "".join(line + "\n" for line in lines if line_kind(line) != LineKind.DETAIL)
+    return kept + (rest if line_kind(rest) != LineKind.DETAIL else "")
 
 
 def _latest_version(api: ApiClient, name: str) -> int:

@@ -166,6 +166,9 @@ def test_the_cli_hides_only_the_engines_layer_lines_unless_verbose() -> None:
         "\n"
         "BUILD FAILED: The command '/bin/sh -c pip' returned a non-zero code: 1\n"
     )
+    # A line ends at a newline only; a part line is judged as it is.
+    assert shown_lines("a\r ---> b\n ---> c", verbose=False) == "a\r ---> b\n"
+    assert shown_lines("==> x\npip says", verbose=False) == "==> x\npip says"
     assert [line_kind(line) for line in LOG.splitlines()[:3]] == [
         LineKind.STEP,
         LineKind.DETAIL,
