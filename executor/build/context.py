@@ -92,7 +92,8 @@ def pip_command(settings: Settings) -> str:
         f" && touch {FLAVOR_FREEZE_PATH}"
         " && python3 -m pip freeze --isolated --disable-pip-version-check"
         f" | {{ grep -vxFf {FLAVOR_FREEZE_PATH} || true; }} > {FREEZE_PATH}"
-        f' && python3 -c "{MODULES_CODE}" > {MODULES_PATH}'
+        # Only a warning depends on the list: a distribution's odd metadata fails no build.
+        f' && {{ python3 -c "{MODULES_CODE}" > {MODULES_PATH} || true; }}'
     )
 
 

@@ -239,7 +239,7 @@ def test_installed_distributions_map_to_the_modules_they_installed(site: Path) -
 def test_the_image_lists_its_installed_modules_after_pip() -> None:
     text = dockerfile(Settings(operator_key="k"), True, RuntimeFlavor.MINIMAL)
     pip_line = next(line for line in text.splitlines() if "pip install" in line)
-    assert pip_line.endswith(f' && python3 -c "{MODULES_CODE}" > {MODULES_PATH}')
+    assert pip_line.endswith(f' && {{ python3 -c "{MODULES_CODE}" > {MODULES_PATH} || true; }}')
 
 
 def test_the_installed_modules_list_is_read_bounded_and_names_matched_whole() -> None:
