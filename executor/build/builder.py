@@ -3,7 +3,8 @@
 The build context is made by ``executor.build.context``; the engine runs the build with the
 operator's memory and CPU limits, on a network that is never the host's (none at all in
 offline mode), and stops it at the wall-time limit. The output, capped, is kept as the
-version's build log; the resolved dependency list (``pip freeze`` in the image) is stored
+version's build log, with a timed step line for each step of the build
+(``executor.build.steps``); the resolved dependency list (``pip freeze`` in the image) is stored
 with the version. With a registry (``EXECUTOR_REGISTRY``) the image is pushed and its digest
 recorded: a version is ACTIVE only once pushed, and a failed push is a FAILED build. A build
 cut short by a shutdown stays DEPLOYING and is built again at the next start
@@ -18,14 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
-from executor.build.context import FREEZE_PATH, BuildContext, context_archive
+from executor.build.context import FREEZE_PATH, MODULES_PATH, BuildContext, context_archive
 from executor.build.flavors import flavor_modules
+from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.build.tls import CertificateWatch
+from executor.buildlog import seconds, step_line
 from executor.engine import BuildInterrupted, Engine
 from executor.errors import BuildFailed, ExecutorError, PluginRejected, UploadCheckBusy
-from executor.intake.imports import ImportScan, unresolved
+from executor.intake.imports import MAX_MODULES_BYTES, ImportScan, installed_modules, unresolved
 from executor.metrics import Metrics
 from executor.registry import Registry
 from executor.settings import MIB, Settings
@@ -33,11 +36,19 @@ from executor.statuses import BuildStatus, RuntimeFlavor
 from executor.store import plugins as plugin_store
 from executor.store.db import Database
 
-__all__ = ["BuildContext", "BuildLog", "Builder", "build_plugin_image", "read_freeze"]
+__all__ = [
+    "BuildContext",
+    "BuildLog",
+    "Builder",
+    "build_plugin_image",
+    "read_freeze",
+    "read_installed_modules",
+]
 
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_INTERVAL_S = 0.5
+IMPORT_CHECK_STEP = "Import check: loading main.py as a run will (sandboxed, no network)"
 VERSION_LABEL = "io.plugin-executor.version"
 # On plugin images. Not the managed-container label: containers inherit image labels, and
 # crash recovery removes every managed container.
@@ -53,18 +64,31 @@ def build_plugin_image(
     build: BuildContext,
     on_output: Callable[[str], None],
     stop: threading.Event,
+    on_step: Callable[[str], None] | None = None,
 ) -> str:
     """Build ``build`` with the operator's limits (the one build recipe, also used by
-    ``plugin-executor run``); returns the image id. Raises ``BuildFailed`` (including
-    ``BuildTimedOut``), ``SandboxError`` or ``BuildInterrupted`` when ``stop`` is set."""
+    ``plugin-executor run``); returns the image id. The engine's output goes to
+    ``on_output`` in whole lines, the step lines to ``on_step`` (default: ``on_output``).
+    Raises ``BuildFailed`` (including ``BuildTimedOut``), ``SandboxError`` or
+    ``BuildInterrupted`` when ``stop`` is set."""
     # Only pip needs a network, and only to reach the index: no requirements or a
     # wheelhouse means no network at all.
     offline = settings.build_wheelhouse is not None or not build.has_requirements
-    watch = CertificateWatch(on_output)
+    phases = EnginePhases(on_output, on_step or on_output)
+    watch = CertificateWatch(phases)
     try:
-        return _build_image(engine, settings, build, watch, stop, offline=offline)
+        image_id = _build_image(engine, settings, build, watch, stop, offline=offline)
+    except BuildInterrupted:
+        phases.finish(StepEnd.STOPPED)
+        raise
     except BuildFailed as exc:
+        phases.finish(StepEnd.FAILED)
         raise watch.explained(exc) from exc
+    except BaseException:
+        phases.finish(StepEnd.FAILED)
+        raise
+    phases.finish(StepEnd.DONE)
+    return image_id
 
 
 def _build_image(
@@ -99,6 +123,15 @@ def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
         return ""
     content = engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
     return content.decode("utf-8", "replace") if content is not None else ""
+
+
+def read_installed_modules(engine: Engine, build: BuildContext, image_id: str) -> list[str]:
+    """The top-level modules of the distributions installed in the image (none read when
+    the plugin has no requirements: then the flavor's label lists them)."""
+    if not build.has_requirements:
+        return []
+    content = engine.read_file(image_id, MODULES_PATH, {PROBE_LABEL: "true"}, MAX_MODULES_BYTES)
+    return list(installed_modules(content.decode("utf-8", "replace") if content else ""))
 
 
 class BuildLog:
@@ -200,12 +233,16 @@ class Builder:
             log_.note(build.resumed_log + "\n--- build restarted after an executor restart\n")
         flavor_image = self.settings.flavor_image(build.context.runtime)
         log_.note(
-            f"Building image {build.context.tag} FROM {flavor_image} "
-            f"(runtime flavor {build.context.runtime})\n"
+            step_line(
+                f"Building image {build.context.tag} FROM {flavor_image} "
+                f"(runtime flavor {build.context.runtime})"
+            )
         )
+        started = time.monotonic()
         try:
-            self._warn_imports(build.context, log_)
+            imports = self._scan_imports(build.context, log_)
             image_id = self._run_build(build.context, log_)
+            self._warn_imports(build.context, image_id, imports, log_)
             self._check_import(build.context, image_id, log_)
             freeze = self._freeze(build.context, image_id)
             digest = self._push(build.context, image_id, log_)
@@ -224,7 +261,8 @@ class Builder:
             log_.save(status=BuildStatus.FAILED, error=f"internal error: {exc}")
             self.metrics.builds.labels(BuildStatus.FAILED).inc()
             return
-        log_.note(f"Built {build.context.tag} ({image_id})\n")
+        took = seconds(time.monotonic() - started)
+        log_.note(step_line(f"Built {build.context.tag} ({image_id}) in {took}"))
         log_.save(
             status=BuildStatus.ACTIVE,
             image_id=image_id,
@@ -255,25 +293,40 @@ class Builder:
             )
 
     def _run_build(self, build: BuildContext, log_: BuildLog) -> str:
-        return build_plugin_image(self.engine, self.settings, build, log_.add, self._stopping)
+        return build_plugin_image(
+            self.engine, self.settings, build, log_.add, self._stopping, log_.note
+        )
 
-    def _warn_imports(self, build: BuildContext, log_: BuildLog) -> None:
+    def _scan_imports(self, build: BuildContext, log_: BuildLog) -> _Imports | None:
+        """Before the build: the plugin's imports and the flavor's modules (a missing
+        flavor image fails the build here, with its own error; a source that cannot be
+        read is noted, and the build goes on without warnings)."""
         if self.import_scan is None:
-            return
+            return None
         provided = flavor_modules(self.engine, self.settings, build.runtime)
         try:
-            scan = self.import_scan(build.source)
+            return _Imports(self.import_scan(build.source), provided)
         except (PluginRejected, UploadCheckBusy) as exc:  # only a warning is lost
             log_.note(f"(no import warnings: {exc.message})\n")
+            return None
+
+    def _warn_imports(
+        self, build: BuildContext, image_id: str, imports: _Imports | None, log_: BuildLog
+    ) -> None:
+        """Once the image is built: warn of each import that neither the flavor nor what
+        the requirements installed provides."""
+        if imports is None:
             return
-        for warning in unresolved(scan, build.requirements, provided, build.runtime):
+        installed = read_installed_modules(self.engine, build, image_id)
+        for warning in unresolved(imports.scan, [*imports.flavor, *installed], build.runtime):
             log_.note(warning + "\n")
 
     def _check_import(self, build: BuildContext, image_id: str, log_: BuildLog) -> None:
         if self.import_check is None:
             return
         try:
-            self.import_check(image_id, log_.add)
+            with timed_step(log_.note, IMPORT_CHECK_STEP):
+                self.import_check(image_id, log_.add)
         except BuildFailed:
             self.engine.remove_image(build.tag)  # a FAILED version keeps no image
             raise
@@ -286,8 +339,8 @@ class Builder:
         pushed ``repo@sha256:...``. Without one: None, the image stays on this engine."""
         if self.registry is None:
             return None
-        log_.note(f"Pushing to the registry {self.registry.address}\n")
-        digest = self.registry.push(self.engine, image_id, build.tag)
+        with timed_step(log_.note, f"Pushing to the registry {self.registry.address}"):
+            digest = self.registry.push(self.engine, image_id, build.tag)
         log_.note(f"Pushed {digest}\n")
         return digest
 
@@ -295,6 +348,11 @@ class Builder:
         """Stop running builds (they stay DEPLOYING and resume at the next start)."""
         self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Imports(NamedTuple):
+    scan: ImportScan
+    flavor: list[str]  # the flavor's top-level modules
 
 
 class _Loaded:

@@ -22,7 +22,10 @@ from executor.statuses import RuntimeFlavor
 __all__ = [
     "BUILD_USER",
     "FREEZE_PATH",
+    "MODULES_CODE",
+    "MODULES_PATH",
     "BuildContext",
+    "build_phase",
     "context_archive",
     "dockerfile",
     "pip_command",
@@ -34,9 +37,23 @@ CA_FILE = "build-ca.pem"
 WHEELHOUSE_DIR = "wheelhouse"
 BUILD_DIR = "/opt/build"
 FREEZE_PATH = "/opt/venv/pip-freeze.txt"  # `pip freeze` after the install, read back per version
+# The top-level modules of every installed distribution, one "module distribution..." line
+# each, read as importlib.metadata.packages_distributions() reads them (each distribution's
+# top_level.txt, else the top-level names of its RECORD): the unresolved-import warning
+# decides from what the requirements installed, whatever their distributions are called.
+MODULES_PATH = "/opt/venv/plugin-modules.txt"
+MODULES_CODE = (
+    "import importlib.metadata as m; "
+    "[print(k, *sorted(set(v))) for k, v in sorted(m.packages_distributions().items())]"
+)
 # The flavor's own `pip freeze` (runtime_image/flavors/Dockerfile): left out of the version's.
 FLAVOR_FREEZE_PATH = "/opt/venv/flavor-freeze.txt"
 MAX_WHEELHOUSE_BYTES = 2 * 1024 * 1024 * 1024
+# The build's steps as the log shows them (``executor.build.steps``): the instruction that
+# starts each, the others belong to the step before them.
+PREPARE_STEP = "Preparing the runtime flavor image"
+REQUIREMENTS_STEP = "Installing requirements.txt (pip)"
+CODE_STEP = "Adding the plugin's code"
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,8 @@ class BuildContext:
 def pip_command(settings: Settings) -> str:
     """The pip install line: isolated from any config, no cache, the operator's index (with
     its CA bundle) or, offline, the operator's wheelhouse only. The freeze it saves keeps
-    what the requirements installed or changed: the flavor's unchanged pins are left out."""
+    what the requirements installed or changed: the flavor's unchanged pins are left out;
+    the modules list names the top-level modules of every installed distribution."""
     if settings.build_wheelhouse is not None:
         source = f"--no-index --find-links {BUILD_DIR}/{WHEELHOUSE_DIR}"
     else:
@@ -74,6 +92,8 @@ def pip_command(settings: Settings) -> str:
         f" && touch {FLAVOR_FREEZE_PATH}"
         " && python3 -m pip freeze --isolated --disable-pip-version-check"
         f" | {{ grep -vxFf {FLAVOR_FREEZE_PATH} || true; }} > {FREEZE_PATH}"
+        # Only a warning depends on the list: a distribution's odd metadata fails no build.
+        f' && {{ python3 -c "{MODULES_CODE}" > {MODULES_PATH} || true; }}'
     )
 
 
@@ -100,6 +120,18 @@ def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavo
         f"USER {RUN_USER}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def build_phase(instruction: str) -> str | None:
+    """The step that the Dockerfile ``instruction`` starts (see ``dockerfile``), or None
+    when it belongs to the step before it."""
+    if instruction.startswith("FROM "):
+        return PREPARE_STEP
+    if instruction.startswith("RUN ") and "python3 -m pip install" in instruction:
+        return REQUIREMENTS_STEP
+    if instruction.startswith("ADD source.tar.gz "):
+        return CODE_STEP
+    return None
 
 
 def context_archive(settings: Settings, build: BuildContext) -> bytes:

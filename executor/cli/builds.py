@@ -9,32 +9,56 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from executor.buildlog import LineKind, line_kind
 from executor.cli.client import ApiClient, segment
 from executor.cli.common import PluginArg, WideOpt, call, client
 from executor.cli.render import console, err_console, print_json, print_table, terminal_text
 from executor.statuses import BuildStatus
 
-__all__ = ["follow_build", "register"]
+__all__ = ["VerboseOpt", "follow_build", "register", "shown_lines"]
 
 BUILD_POLL_S = 0.5
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Also show the engine's layer lines (Step 3/7, ---> 1a2b3c)."
+    ),
+]
 
 
-def follow_build(api: ApiClient, name: str, version: int, *, echo: bool) -> Any:
-    """Poll the build log until the version leaves DEPLOYING, writing each new part of the
-    log to stdout as it arrives (when ``echo``, control characters escaped); returns the
-    final build-log body."""
+def follow_build(
+    api: ApiClient, name: str, version: int, *, echo: bool, verbose: bool = False
+) -> Any:
+    """Poll the build log until the version leaves DEPLOYING, writing each new whole line
+    of the log to stdout as it arrives (when ``echo``: control characters escaped, the
+    engine's layer lines only when ``verbose``); returns the final build-log body."""
     shown = 0
     while True:
         build = call(api.build_log, name, version)
         text = str(build["log"])
-        if echo and len(text) > shown:
-            sys.stdout.write(terminal_text(text[shown:]))
+        ended = build["status"] != BuildStatus.DEPLOYING
+        # Whole lines only while it runs: a line's kind shows at its start, and a part
+        # line would be printed again whole.
+        upto = len(text) if ended else text.rfind("\n", shown) + 1
+        if echo and upto > shown:
+            sys.stdout.write(terminal_text(shown_lines(text[shown:upto], verbose=verbose)))
             sys.stdout.flush()
-            shown = len(text)
-        if build["status"] != BuildStatus.DEPLOYING:
+            shown = upto
+        if ended:
             return build
         time.sleep(BUILD_POLL_S)
+
+
+def shown_lines(text: str, *, verbose: bool) -> str:
+    """The lines of a build log a person reads: all of them when ``verbose``, else all but
+    the engine's layer lines (steps with their times, pip's output and every error stay)."""
+    if verbose:
+        return text
+    # Lines end at "\n" only, as the builder splits them (not at "\r" and its kin).
+    *lines, rest = text.split("\n")
+    kept = "".join(line + "\n" for line in lines if line_kind(line) != LineKind.DETAIL)
+    return kept + (rest if line_kind(rest) != LineKind.DETAIL else "")
 
 
 def _latest_version(api: ApiClient, name: str) -> int:
@@ -49,17 +73,21 @@ def build_log(
     name: PluginArg,
     version: Annotated[int | None, typer.Option(help="Version; default: the latest.")] = None,
     follow: Annotated[bool, typer.Option(help="Stream the log until the build ends.")] = False,
+    verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a version's build log and its resolved dependencies (pip freeze)."""
+    """Print a version's build log (its steps with their times and the commands' output;
+    --verbose adds the engine's layer lines) and its resolved dependencies (pip freeze)."""
     api = client()
     number = version if version is not None else _latest_version(api, name)
     if follow and not as_json:
-        build = follow_build(api, name, number, echo=True)
+        build = follow_build(api, name, number, echo=True, verbose=verbose)
     else:
         build = call(api.build_log, name, number)
         if not as_json:
-            console.print(terminal_text(build["log"]), markup=False, highlight=False, end="")
+            text = terminal_text(shown_lines(build["log"], verbose=verbose))
+            # Lines as the build wrote them: a wrapped line would be two lines.
+            console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
     if as_json:
         print_json(build)
         return

@@ -29,6 +29,7 @@ from rich.text import Text
 
 from executor.build.builder import build_plugin_image
 from executor.build.context import BuildContext
+from executor.cli.builds import VerboseOpt, shown_lines
 from executor.cli.config import server_settings
 from executor.cli.local_gateway import LocalGateway
 from executor.cli.record import AnswersError, LocalEnvelope, RecordAnswers, RecordedCalls
@@ -100,6 +101,7 @@ def run(
             "counts, null otherwise."
         ),
     ] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Build a plugin folder and run it once on an event, locally, in the real sandbox."""
     settings = server_settings()
@@ -108,7 +110,7 @@ def run(
     build = _check(path, settings)
     engine = _engine()
     try:
-        image = _build(engine, settings, build)
+        image = _build(engine, settings, build, verbose=verbose)
         if api_url is None:
             outcome = _run_once(engine, settings, build, image, event_in, None, recording)
         else:
@@ -190,14 +192,14 @@ def _engine() -> Engine:
         raise typer.Exit(EXIT_ENGINE) from exc
 
 
-def _build(engine: Engine, settings: Settings, build: BuildContext) -> str:
+def _build(engine: Engine, settings: Settings, build: BuildContext, *, verbose: bool) -> str:
     err.print(f"building {build.tag}", style="bold")
     try:
         return build_plugin_image(
             engine,
             settings,
             build,
-            lambda text: err.out(terminal_text(text), end=""),
+            lambda text: err.out(terminal_text(shown_lines(text, verbose=verbose)), end=""),
             threading.Event(),
         )
     except ExecutorError as exc:

@@ -108,9 +108,12 @@ def push(
         ),
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the build to end.")] = True,
+    verbose: builds.VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload a plugin as a new version and stream its build log (exit 1 if it FAILED)."""
+    """Upload a plugin as a new version and stream its build log: its steps with their
+    times and the commands' output, --verbose adds the engine's layer lines (exit 1 if it
+    FAILED)."""
     from executor.intake.upload import pack_directory
 
     if path.is_dir():
@@ -138,7 +141,9 @@ def push(
         return
     # A reused ACTIVE version's build log was shown when it was built.
     echo = not as_json and (not created["reused"] or created["status"] == BuildStatus.DEPLOYING)
-    build = builds.follow_build(client, plugin_name, int(created["version"]), echo=echo)
+    build = builds.follow_build(
+        client, plugin_name, int(created["version"]), echo=echo, verbose=verbose
+    )
     if as_json:
         print_json(build)
     if build["status"] == BuildStatus.FAILED:

@@ -536,15 +536,22 @@ class Engine:
         finally:
             events.close()
 
-    def read_file(self, image: str, path: str, labels: dict[str, str]) -> bytes | None:
-        """The content of the regular file ``path`` in ``image`` (None if absent), read from
-        a created, never started, container."""
+    def read_file(
+        self, image: str, path: str, labels: dict[str, str], max_bytes: int | None = None
+    ) -> bytes | None:
+        """The content of the regular file ``path`` in ``image`` (None if absent, or larger
+        than ``max_bytes``: then it is not read), read from a created, never started,
+        container."""
         with engine_errors("reading a file from an image"):
             created = self.api.create_container(image, labels=labels, network_disabled=True)
         container_id = str(created["Id"])
         try:
             with engine_errors("reading a file from an image"):
-                stream, _ = self.api.get_archive(container_id, path)
+                stream, stat = self.api.get_archive(container_id, path)
+                if max_bytes is not None and int((stat or {}).get("size", 0)) > max_bytes:
+                    for _ in stream:  # read to its end, kept nowhere: frees the connection
+                        pass
+                    return None
                 data = b"".join(stream)
         except docker.errors.NotFound:
             return None

@@ -32,8 +32,8 @@ _NO_HANDLER = re.compile(r"defines no class PluginHandler")
 def check_import(
     engine: Engine, settings: Settings, image: str, on_output: Callable[[str], None]
 ) -> None:
-    """Import the plugin in ``image`` as a run would; ``BuildFailed`` if it cannot be."""
-    on_output("--- import check: loading main.py as a run will (sandboxed, no network)\n")
+    """Import the plugin in ``image`` as a run would; ``BuildFailed`` if it cannot be
+    (the builder writes the step's line and time around it)."""
     exit_code, output = engine.run_to_end(
         image,
         command=[*INIT_COMMAND, *PROBE_COMMAND],

@@ -252,19 +252,45 @@ async function pluginView(name, signal) {
   );
 }
 
+// The engine's layer lines of a build log, as executor/buildlog.py tells them; "==> " starts
+// the executor's step lines. Everything else is the build's output, always shown.
+const ENGINE_DETAIL =
+  /^(Step \d+\/\d+ : .*| ---> .*|Removing intermediate container [0-9a-f]{12,64}|Successfully built [0-9a-f]{12,64}|Successfully tagged \S+)$/;
+const lineKind = (line) => (line.startsWith("==> ") ? "step" : ENGINE_DETAIL.test(line) ? "detail" : "output");
+
 async function buildView(name, version, signal) {
   const state = h("span", { class: "live" }, "building");
-  const log = h("pre", { class: "buildlog", id: "build-log", tabindex: "0" });
-  show(h("h1", {}, `${name} v${version} — build log `, state), log);
+  const log = h("pre", { class: "buildlog hide-detail", id: "build-log", tabindex: "0" });
+  const layers = h("input", {
+    type: "checkbox",
+    id: "build-layers",
+    onchange: () => log.classList.toggle("hide-detail", !layers.checked),
+  });
+  let pending = ""; // a line the stream has not ended yet
+  const append = (text, last) => {
+    const lines = (pending + text).split("\n");
+    pending = last ? "" : lines.pop();
+    if (last && lines[lines.length - 1] === "") lines.pop();
+    for (const line of lines) log.append(h("span", { class: `bl-${lineKind(line)}` }, `${line}\n`));
+  };
+  show(
+    h("h1", {}, `${name} v${version} — build log `, state),
+    h("label", { class: "muted" }, layers, " show the engine's layer lines (Step 3/7, ---> 1a2b3c)"),
+    log,
+  );
   follow(
     `/v1/plugins/${enc(name)}/versions/${enc(version)}/build-log/stream`,
     (event, data) => {
-      if (event === "reset") log.textContent = "";
+      if (event === "reset") {
+        log.textContent = "";
+        pending = "";
+      }
       if (event === "build") {
-        log.append(data.text);
+        append(data.text, false);
         log.scrollTop = log.scrollHeight;
       }
       if (event === "end") {
+        append("", true);
         state.replaceWith(badge(data.status));
         if (data.error) log.append(h("strong", { class: "error" }, `\n${data.error}\n`));
         return "stop";

@@ -6,6 +6,7 @@ import contextlib
 import http.server
 import json
 import os
+import re
 import subprocess
 import threading
 import uuid
@@ -32,7 +33,8 @@ def test_push_streams_build_log_then_versions_and_rollback(
         (plugin / "main.py").write_text(MAIN.format(says))
         pushed = cli(server, "push", str(plugin))
         # The build log is streamed on stdout, then the verdict.
-        assert "Step 1/" in pushed.stdout and "FROM plugin-executor-runtime" in pushed.stdout
+        assert "==> Building image" in pushed.stdout
+        assert "FROM plugin-executor-runtime" in pushed.stdout
         assert pushed.stdout.rstrip().endswith("is ACTIVE")
     assert "clirb v2 is ACTIVE" in pushed.stdout
 
@@ -53,6 +55,66 @@ def test_push_streams_build_log_then_versions_and_rollback(
     assert refused.returncode == 1
     assert "has no ACTIVE version before v1 to roll back to" in refused.stderr
     assert "[conflict, HTTP 409]" in refused.stderr
+
+
+LAYER_LINE = re.compile(
+    r"^(Step \d+/\d+ : | ---> |Removing intermediate container |Successfully (built|tagged) )",
+    re.M,
+)
+STEP_DONE = re.compile(r"^==> (.+): done in \d+(\.\d)? s( \(from the engine's cache\))?$", re.M)
+
+
+def test_push_shows_the_steps_with_their_times_and_layer_lines_only_verbose(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    plugin = tmp_path / "clisteps"
+    plugin.mkdir()
+    (plugin / "main.py").write_text(MAIN.format("steps"))
+    (plugin / "requirements.txt").write_text(f"six==1.16.0  # {uuid.uuid4()}\n")
+    pushed = cli(server, "push", str(plugin)).stdout
+    assert [step for step, _, _ in STEP_DONE.findall(pushed)] == [
+        "Preparing the runtime flavor image",
+        "Installing requirements.txt (pip)",
+        "Adding the plugin's code",
+        "Import check: loading main.py as a run will (sandboxed, no network)",
+    ], pushed
+    assert re.search(
+        r"^==> Built plugin-executor/p-\S+ \(sha256:[0-9a-f]+\) in [0-9.]+ s$", pushed, re.M
+    ), pushed
+    assert "Successfully installed six-1.16.0" in pushed  # pip's own output stays
+    assert not LAYER_LINE.search(pushed), pushed
+    assert pushed.rstrip().endswith("clisteps v1 is ACTIVE")
+
+    default = cli(server, "build-log", "clisteps").stdout
+    verbose = cli(server, "build-log", "clisteps", "--verbose").stdout
+    assert not LAYER_LINE.search(default) and STEP_DONE.search(default)
+    for layer_line in ("Step 1/", " ---> ", "Removing intermediate container ", "Running in "):
+        assert layer_line in verbose
+    assert [line for line in verbose.splitlines() if not LAYER_LINE.match(line)] == [
+        line for line in default.splitlines()
+    ]
+    (plugin / "main.py").write_text(MAIN.format("again"))
+    again = cli(server, "push", str(plugin), "-v").stdout
+    assert "Step 1/" in again and STEP_DONE.search(again)
+
+
+def test_a_failing_step_shows_in_full(server: RunningServer, tmp_path: Path) -> None:
+    plugin = tmp_path / "clifails"
+    plugin.mkdir()
+    (plugin / "main.py").write_text(MAIN.format("never"))
+    (plugin / "requirements.txt").write_text("six==0.0.404\n")
+    failed = cli(server, "push", str(plugin), ok=False)
+    assert failed.returncode == 1
+    out = failed.stdout
+    assert re.search(
+        r"^==> Installing requirements.txt \(pip\): FAILED after [0-9.]+ s$", out, re.M
+    )
+    # pip's error, whole, and the step's error; no layer line.
+    assert "ERROR: Could not find a version that satisfies the requirement six==0.0.404" in out
+    assert "ERROR: No matching distribution found for six==0.0.404" in out
+    assert "BUILD FAILED: The command '/bin/sh -c PIP_CONFIG_FILE=/dev/null" in out
+    assert not LAYER_LINE.search(out), out
+    assert "build FAILED:" in failed.stderr
 
 
 def local_env() -> dict[str, str]:
@@ -100,9 +162,12 @@ def test_local_run_prints_logs_and_exits_with_the_plugins_status(
         "INFO     asset asset-001 ACCEPTED",
         "INFO     checked project local-project",
     ]
-    assert "Step 1/" in ok.stderr and ok.stderr.rstrip().endswith("run succeeded")
+    assert ok.stderr.rstrip().endswith("run succeeded")
+    # The build's steps with their times; the engine's layer lines only with --verbose.
+    assert STEP_DONE.search(ok.stderr) and not LAYER_LINE.search(ok.stderr), ok.stderr
 
-    raised = local("run", str(PLUGINS / "raising"), "--event", str(event))
+    raised = local("run", str(PLUGINS / "raising"), "--event", str(event), "--verbose")
+    assert "Step 1/" in raised.stderr and STEP_DONE.search(raised.stderr)
     assert raised.returncode == 1
     assert raised.stdout.startswith("INFO     about to fail\nERROR    ")
     assert "ZeroDivisionError: division by zero" in raised.stdout

@@ -125,6 +125,29 @@ def test_build_log_and_system_lines(page: Page, server: RunningServer) -> None:
     page.screenshot(path=str(ARTIFACTS / "console-build-log.png"), full_page=True)
 
 
+def test_the_build_log_shows_steps_and_hides_layer_lines_until_asked(
+    page: Page, server: RunningServer
+) -> None:
+    server.push("raising", "console_steps")
+    sign_in(page, server)
+    page.goto(f"{server.url}/ui/#/plugins/console_steps/versions/1/build")
+    log = page.locator("#build-log")
+    expect(page.locator("h1 .badge")).to_have_text("ACTIVE", timeout=LIVE_TIMEOUT_MS)
+    steps = log.locator(".bl-step")
+    expect(steps.filter(has_text="==> Adding the plugin's code: done in ")).to_have_count(1)
+    expect(steps.filter(has_text="==> Built plugin-executor/")).to_have_count(1)
+    layer = log.locator(".bl-detail").filter(has_text="Step 1/")
+    expect(layer).to_have_count(1)
+    expect(layer).to_be_hidden()
+    page.locator("#build-layers").check()
+    expect(layer).to_be_visible()
+    expect(
+        log.locator(".bl-output").filter(has_text="import check: plugin_code.main")
+    ).to_be_visible()
+    page.locator("#build-layers").uncheck()
+    expect(layer).to_be_hidden()
+
+
 def test_plugin_output_is_text_never_markup_nor_a_line_of_its_own(
     page: Page, server: RunningServer, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ image (``<runtime>-kili:<tag>``, ...), made by the ``runtime_image`` fixture whe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -342,7 +343,8 @@ def test_a_plugin_that_cannot_be_imported_fails_its_build(
     build = push(server, name, write_plugin(tmp_path, files), **form)
     assert build["status"] == "FAILED"
     assert build["error"] == error
-    assert "--- import check: loading main.py as a run will" in build["log"]
+    assert "==> Import check: loading main.py as a run will" in build["log"]
+    assert re.search(r"\n==> Import check: .*: FAILED after [0-9.]+ s\n", build["log"])
     assert build["log"].endswith(f"\nBUILD FAILED: {error}\n")
     (version,) = server.api.get(f"/v1/plugins/{name}").json()["versions"]
     assert (version["status"], version["image_id"]) == ("FAILED", None)
@@ -387,9 +389,34 @@ def test_an_unresolved_import_is_a_warning_in_the_build_log(
     warnings = [line for line in build["log"].splitlines() if line.startswith("WARNING")]
     assert warnings == [
         "WARNING: main.py, line 5: 'import yaml_fast': yaml_fast is not in the standard "
-        "library, the plugin, the 'kili' runtime flavor or requirements.txt; add its package "
-        "to requirements.txt or choose a flavor that has it"
+        "library, the plugin, the 'kili' runtime flavor or the packages requirements.txt "
+        "installed; add its package to requirements.txt or choose a flavor that has it"
     ]
+
+
+def test_an_import_named_unlike_its_distribution_resolves_by_what_was_installed(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """``dateutil`` comes from ``python-dateutil`` and ``yaml`` from ``PyYAML``: the image
+    says so once they are installed (issue 26, item 9). The minimal flavor has neither."""
+    files = {
+        "main.py": "from dateutil import parser\nimport yaml\nimport six\n"
+        "try:\n    import toml_nowhere\nexcept ImportError:\n    toml_nowhere = None\n"
+        "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        pass\n",
+        "requirements.txt": "python-dateutil==2.9.0.post0\nPyYAML==6.0.2\n",
+    }
+    build = push(server, "dateutil_user", write_plugin(tmp_path, files), runtime="minimal")
+    assert build["status"] == "ACTIVE", build["log"]
+    warnings = [line for line in build["log"].splitlines() if line.startswith("WARNING")]
+    assert warnings == [
+        "WARNING: main.py, line 5: 'import toml_nowhere': toml_nowhere is not in the standard "
+        "library, the plugin, the 'minimal' runtime flavor or the packages requirements.txt "
+        "installed; add its package to requirements.txt or choose a flavor that has it"
+    ]
+    # The warnings come once the requirements are in the image, before its import check.
+    log = build["log"]
+    assert log.index("==> Installing requirements.txt (pip): done in ") < log.index("WARNING")
+    assert log.index("WARNING") < log.index("==> Import check: ")
 
 
 def test_a_flavor_image_missing_from_the_engine_fails_the_build_saying_so(

@@ -5,6 +5,7 @@ does not have are each a clear error, never a stuck build or run."""
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 from collections.abc import Iterator
@@ -60,7 +61,12 @@ def test_a_build_pushes_and_records_the_digest(
     repository, _, manifest_digest = digest.partition("@")
     assert repository.startswith(f"{registry.address}/plugin-executor/p-")
     assert manifest_digest.startswith("sha256:") and len(manifest_digest) == len("sha256:") + 64
-    assert f"Pushing to the registry {registry.address}\nPushed {digest}\n" in build["log"]
+    pushing_step = f"==> Pushing to the registry {registry.address}"
+    assert re.search(
+        f"\n{re.escape(pushing_step)}\n{re.escape(pushing_step)}: done in [0-9.]+ s\n"
+        f"Pushed {re.escape(digest)}\n",
+        build["log"],
+    ), build["log"]
     manifest = registry.manifest(digest)
     assert manifest.status_code == httpx.codes.OK
     assert manifest.headers["Docker-Content-Digest"] == manifest_digest
