@@ -162,7 +162,7 @@ class ExecutorService:
             self.authenticator.forget_all()
             return
         self.authenticator.forget(key_id)
-        log.info("API key %s was revoked or deleted: this process refuses it from now on", key_id)
+        self.metrics.key_revocations_heard.inc()
 
     def revoke_key(self, caller: Caller, tenant_id: str, key_id: str) -> None:
         """Revoke one of the tenant's keys: from this request on it answers 401."""
