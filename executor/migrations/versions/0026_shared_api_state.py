@@ -1,7 +1,8 @@
 """state every API process shares: key buckets and upload tickets (issue 25)
 
 ``key_buckets``: each tenant key's request and upload-byte token buckets, taken with one
-upsert (``executor.store.buckets``), so N API processes give a key its limit once.
+upsert (``executor.store.buckets``), so N API processes give a key its limit once; UNLOGGED
+on PostgreSQL.
 ``upload_tickets``: the GraphQL upload URLs' one-time tickets (SHA-256 only) and the
 archives PUT to them, so the PUT and the runner call may reach different processes.
 
@@ -21,6 +22,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Buckets are rewritten on every request and may be lost in a crash (every key starts
+    # full again): on PostgreSQL no WAL for them, so their commits wait for no flush.
+    unlogged = ["UNLOGGED"] if op.get_bind().dialect.name == "postgresql" else []
     op.create_table(
         "key_buckets",
         sa.Column("key_id", sa.String(36), primary_key=True),
@@ -28,6 +32,7 @@ def upgrade() -> None:
         sa.Column("tokens", sa.Float(), nullable=False),
         sa.Column("updated_s", sa.Float(), nullable=False),
         sa.Column("granted", sa.Boolean(), nullable=False),
+        prefixes=unlogged,
     )
     op.create_table(
         "upload_tickets",
