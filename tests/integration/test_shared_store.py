@@ -7,7 +7,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import docker
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -17,9 +20,12 @@ from executor.store import buckets
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.listen import StoreListener
-from executor.store.tables import Tenant
+from executor.store.tables import ApiKey, Tenant
 from executor.tenancy.access import operator_caller
 from executor.tenancy.ratelimit import StoreLimiter
+from tests.conftest import make_settings, start_server, stop_server
+from tests.integration.test_hot_paths import statements, verb_and_table
+from tests.integration.test_nodes import wait_for
 
 CAPACITY = 50
 NO_REFILL = 1e-9  # nothing refills while the test runs: grants are decided by tokens alone
@@ -117,3 +123,52 @@ def test_a_revocation_is_announced_to_listeners_at_its_commit(
         assert heard.get(timeout=60) == key_id
     finally:
         listener.stop()
+
+
+@pytest.mark.docker
+def test_on_postgres_a_tenant_keys_request_costs_one_autocommitted_statement_more(
+    postgres_url: str, docker_client: docker.DockerClient, runtime_image: str, tmp_path: Path
+) -> None:
+    """The shared rate limit's whole cost per request: the bucket's upsert, outside any
+    transaction (one round trip); the key itself is not read again (cached, and trusted
+    while revocations are heard)."""
+    entry = start_server(
+        make_settings(tmp_path, database_url=postgres_url, dispatch=False), docker_client
+    )
+    server = entry[0]
+    try:
+        assert server.service.store_listener is not None
+        assert server.service.store_listener.listening.wait(60)
+        assert server.api.post("/v1/tenants", json={"name": "acme"}).status_code == 201
+        made = server.api.post("/v1/tenants/acme/keys", json={"name": "k", "scopes": ["admin"]})
+        key = made.json()
+        headers = {"Authorization": f"Bearer {key['key']}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as tenant:
+            assert tenant.get("/v1/tenants/acme/keys").status_code == 200  # now cached
+            # Its use is written in the background once a minute: wait for it, so that
+            # no write of it falls among the statements watched.
+            wait_for("the key's last use", lambda: last_used(server.service.db, key["id"]))
+            with statements(server, transactions=True) as by_tenant:
+                assert tenant.get("/v1/tenants/acme/keys").status_code == 200
+        operator = {"X-Tenant": "acme"}
+        assert server.api.get("/v1/tenants/acme/keys", headers=operator).status_code == 200
+        with statements(server, transactions=True) as by_operator:
+            assert server.api.get("/v1/tenants/acme/keys", headers=operator).status_code == 200
+        # A request's session may commit after its answer went out: compare statements.
+        markers = ("BEGIN", "COMMIT")
+        tenant_statements = [verb_and_table(s) for s in by_tenant if s not in markers]
+        assert tenant_statements == [
+            ("INSERT", "key_buckets"),
+            *[verb_and_table(s) for s in by_operator if s not in markers],
+        ], by_tenant
+        upsert = next(n for n, s in enumerate(by_tenant) if s not in markers)
+        assert "BEGIN" not in by_tenant[:upsert], by_tenant  # autocommitted: one round trip
+        assert by_tenant[upsert + 1 : upsert + 2] != ["COMMIT"], by_tenant
+    finally:
+        stop_server(*entry)
+
+
+def last_used(db: Database, key_id: str) -> bool:
+    with db.session() as session:
+        key = session.get(ApiKey, key_id)
+        return key is not None and key.last_used_at is not None
