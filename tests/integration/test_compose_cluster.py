@@ -85,6 +85,7 @@ class ComposeCluster:
     api_processes: list[str]  # each API process's own URL
     registry_address: str
     command: list[str]
+    project: str
 
     def compose(self, *args: str) -> str:
         result = subprocess.run([*self.command, *args], capture_output=True, text=True)
@@ -174,7 +175,7 @@ def compose_cluster(
         docker_client=docker_client,
     )
     api_processes = [f"http://127.0.0.1:{variables[f'API_{n}_PORT']}" for n in (1, 2)]
-    cluster = ComposeCluster(api, api_processes, variables["REGISTRY_ADDRESS"], command)
+    cluster = ComposeCluster(api, api_processes, variables["REGISTRY_ADDRESS"], command, project)
     try:
         cluster.compose("up", "-d")
         for process_url in api_processes:
@@ -258,4 +259,11 @@ def test_an_event_runs_through_the_compose_cluster(
         ("ran on a1 engine sockets: []", run["node"])
     ]
     for service in ("api", "api-2"):  # the balancer spread the requests over both
-        assert '"GET /v1/' in compose_cluster.compose("logs", "--no-color", service)
+        assert b'"GET /v1/' in service_logs(docker_client, compose_cluster.project, service)
+
+
+def service_logs(client: docker.DockerClient, project: str, service: str) -> bytes:
+    labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
+    (container,) = client.containers.list(filters={"label": labels})
+    logs: bytes = container.logs()
+    return logs
