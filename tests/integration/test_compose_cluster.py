@@ -227,6 +227,9 @@ def ready_nodes(api: ExecutorApi) -> set[str]:
     return {node["id"] for node in api.api.get("/v1/nodes").json() if node["state"] == "ready"}
 
 
+# Four images built from Debian packages, then seven services: near 10 minutes on two
+# loaded cores, past the suite's 600 s guard (a guard against a hang, not a deadline).
+@pytest.mark.timeout(1800)
 def test_an_event_runs_through_the_compose_cluster(
     compose_cluster: ComposeCluster, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
