@@ -143,6 +143,12 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.key_revocations_heard = Counter(
+            "executor_key_revocations_heard",
+            "API keys revoked or deleted through any process sharing the store (PostgreSQL "
+            "NOTIFY) that this process stopped trusting",
+            registry=self.registry,
+        )
         self.registry.register(_StoreCollector(figures))
         self._plugins_seen: set[tuple[str, str]] = set()
         self._start_known_series()

@@ -463,8 +463,9 @@ class Settings(BaseSettings):
         5.0,
         ge=0,
         description="Seconds a tenant key the store accepted is trusted without asking it "
-        "again; a key revoked through another executor process answers 401 at the latest this "
-        "long after (0: ask the store on every request).",
+        "again (0: ask the store on every request). A key revoked through another process on "
+        "the same PostgreSQL answers 401 once its NOTIFY arrives, and the cache is unused "
+        "while the listening connection is down.",
     )
     key_upload_bytes_per_hour: int = Field(
         200 * MIB, ge=MIB, description="Upload bytes one tenant key may send an hour."

@@ -72,19 +72,34 @@ async def get_caller(
     """The caller of the request (401 without a valid key), counted against its key's rate.
 
     On the event loop: a key accepted lately costs no store query and no thread hop; only
-    a key the authenticator does not know yet is checked in the store, in a thread."""
+    a key the authenticator does not know yet is checked in the store, in a thread (and
+    counted there, when its bucket is in the store: one hop)."""
     presented = credentials.credentials if credentials is not None else None
     authenticator = service.authenticator
     caller = authenticator.known(presented, x_tenant)
-    if caller is None:
-        caller = await run_in_threadpool(authenticator.verify, presented, x_tenant)
-    count_request(service, caller)
+    if caller is not None:
+        await count_request(service, caller)
+        return caller
+    return await run_in_threadpool(_verify_and_count, service, presented, x_tenant)
+
+
+def _verify_and_count(
+    service: ExecutorService, presented: str | None, tenant: str | None
+) -> Caller:
+    caller = service.authenticator.verify(presented, tenant)
+    if caller.key_id is not None:
+        service.limiter.request(caller.key_id)
     return caller
 
 
-def count_request(service: ExecutorService, caller: Caller) -> None:
-    """Count the request against its key's rate (429 past it); the operator's is not."""
-    if caller.key_id is not None:
+async def count_request(service: ExecutorService, caller: Caller) -> None:
+    """Count the request against its key's rate (429 past it); the operator's is not. A
+    bucket in the store is taken in a thread: one statement, off the event loop."""
+    if caller.key_id is None:
+        return
+    if service.limiter.in_store:
+        await run_in_threadpool(service.limiter.request, caller.key_id)
+    else:
         service.limiter.request(caller.key_id)
 
 

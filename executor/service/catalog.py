@@ -23,7 +23,7 @@ from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
 from executor.tenancy.access import Caller
 from executor.tenancy.quotas import quotas_for
-from executor.tenancy.ratelimit import KeyLimiter
+from executor.tenancy.ratelimit import Limiter
 
 __all__ = ["Catalog", "activation_events", "describe_activation"]
 
@@ -79,7 +79,7 @@ class Catalog:
     """
 
     def __init__(
-        self, db: Database, builder: Builder, limiter: KeyLimiter, checker: UploadChecker
+        self, db: Database, builder: Builder, limiter: Limiter, checker: UploadChecker
     ) -> None:
         self.db = db
         self.builder = builder

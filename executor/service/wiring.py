@@ -33,10 +33,12 @@ from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
-from executor.store.listen import LogListener
+from executor.store.listen import StoreListener
+from executor.store.logs import LOG_CHANNEL
 from executor.store.tables import Invocation, Node
+from executor.store.tenants import KEY_CHANNEL
 from executor.tenancy.access import Authenticator, Caller
-from executor.tenancy.ratelimit import KeyLimiter
+from executor.tenancy.ratelimit import KeyLimiter, Limiter, StoreLimiter
 from executor.tenancy.usage import KeyUsage
 from executor.upkeep.image_gc import ImageCollector
 from executor.upkeep.retention import Retention
@@ -85,8 +87,13 @@ class ExecutorService:
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions, registry)
         self.builder.on_active.append(self.image_gc.collect)
         self.builder.import_check = functools.partial(check_import, self.engine, settings)
-        self.limiter = KeyLimiter(
-            settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
+        # Several API processes may share a PostgreSQL store: a key's buckets are kept there.
+        self.limiter: Limiter = (
+            KeyLimiter(settings.key_requests_per_minute, settings.key_upload_bytes_per_hour)
+            if self.db.is_sqlite
+            else StoreLimiter(
+                self.db, settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
+            )
         )
         self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
         self.builder.import_scan = self.upload_checker.scan_imports
@@ -96,9 +103,15 @@ class ExecutorService:
             self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
         )
         self.log_notifier = Notifier()
-        # Runs on other processes (workers) write to a shared PostgreSQL: hear their commits.
-        self.log_listener = (
-            None if self.db.is_sqlite else LogListener(self.db.url, self.log_notifier.notify)
+        # Runs on other processes (workers) write to a shared PostgreSQL: hear their commits,
+        # and the keys other API processes revoke.
+        self.store_listener = (
+            None
+            if self.db.is_sqlite
+            else StoreListener(
+                self.db.url,
+                {LOG_CHANNEL: lambda _: self.log_notifier.notify(), KEY_CHANNEL: self._key_revoked},
+            )
         )
         self.dispatcher = Dispatcher(
             self.db, self.engine, settings, self.metrics, self.log_notifier.notify
@@ -111,7 +124,11 @@ class ExecutorService:
         self.retention = Retention(self.db, settings)
         self.key_usage = KeyUsage(self.db)
         self.authenticator = Authenticator(
-            self.db, self.operator_key, settings.key_cache_s, usage=self.key_usage
+            self.db,
+            self.operator_key,
+            settings.key_cache_s,
+            usage=self.key_usage,
+            live=self.store_listener.listening.is_set if self.store_listener else lambda: True,
         )
 
     def audit(
@@ -137,6 +154,15 @@ class ExecutorService:
         self.metrics.events_received.inc()
         if ingested.invocation_ids:  # nothing to claim otherwise: spare the store a claim
             self.dispatcher.wake()
+
+    def _key_revoked(self, key_id: str | None) -> None:
+        """A key was revoked or deleted through any process (None: maybe some while the
+        listener was away): this process stops trusting it."""
+        if key_id is None:
+            self.authenticator.forget_all()
+            return
+        self.authenticator.forget(key_id)
+        self.metrics.key_revocations_heard.inc()
 
     def revoke_key(self, caller: Caller, tenant_id: str, key_id: str) -> None:
         """Revoke one of the tenant's keys: from this request on it answers 401."""
@@ -205,8 +231,8 @@ class ExecutorService:
                 self.prepuller.start()
         if not api:
             return
-        if self.log_listener is not None:
-            self.log_listener.start()
+        if self.store_listener is not None:
+            self.store_listener.start()
         try:
             self.image_gc.collect()
         except ExecutorError as exc:  # GC is housekeeping: the service runs without it
@@ -217,8 +243,8 @@ class ExecutorService:
     def stop(self) -> None:
         self.intake.stop()
         self.key_usage.stop()
-        if self.log_listener is not None:
-            self.log_listener.stop()
+        if self.store_listener is not None:
+            self.store_listener.stop()
         self.retention.stop()
         if self.prepuller is not None:
             self.prepuller.stop()

@@ -19,7 +19,7 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from executor.store.tables import UTCDateTime
 
-__all__ = ["database_now", "db_now"]
+__all__ = ["database_now", "db_epoch", "db_now"]
 
 
 class db_now(FunctionElement[datetime]):  # lower case: a SQL function, used like func.now()
@@ -48,6 +48,26 @@ def _sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
     # milliseconds), so the values compare as text with the stored ones.
     offset = compiler.process(element.clauses, **kw)
     return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', printf('%+.6f seconds', {offset}))"
+
+
+class db_epoch(FunctionElement[float]):  # lower case: a SQL function
+    """The database's now in seconds since the epoch (a float): for arithmetic in a
+    statement, as token buckets refill (``executor.store.buckets``)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "db_epoch"
+
+
+@compiles(db_epoch)
+def _postgresql_epoch(element: db_epoch, compiler: Any, **kw: Any) -> str:
+    return "extract(epoch from now())::float8"
+
+
+@compiles(db_epoch, "sqlite")
+def _sqlite_epoch(element: db_epoch, compiler: Any, **kw: Any) -> str:
+    # julianday('now') has milliseconds, and one value for the whole statement.
+    return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 def database_now(session: Session) -> datetime:

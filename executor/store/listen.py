@@ -1,4 +1,4 @@
-"""Followers woken by log writers of every process: PostgreSQL ``LISTEN``.
+"""What other processes announce through PostgreSQL ``NOTIFY``, heard by one thread.
 
 A run on a worker process stores its records in the shared PostgreSQL; this process's log
 followers (SSE streams, ``logs --follow``) wait on an in-process ``Notifier`` that only this
@@ -7,20 +7,26 @@ process's writers bump. Each log-writing transaction sends ``NOTIFY`` on ``LOG_C
 listens on its own connection and bumps the Notifier. While that connection is down the
 streams fall back to re-reading the store every ``log_follow_poll_s`` (as on SQLite, where
 there is no other process's writer to hear).
+
+Revoked and deleted API keys are announced the same way (``KEY_CHANNEL``, the key id as the
+payload), so every API process drops them from its key cache at once; while the connection
+is down the cache is not used (``StoreListener.listening``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import psycopg
 from sqlalchemy.engine import make_url
 
-from executor.store.logs import LOG_CHANNEL
+__all__ = ["Handler", "StoreListener"]
 
-__all__ = ["LogListener"]
+# Called with a notification's payload, or with None once (re)connected: anything may have
+# been announced while nobody listened.
+Handler = Callable[[str | None], None]
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +42,18 @@ def _conninfo(database_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-class LogListener:
-    """A thread that calls ``on_notify`` each time another process committed log records."""
+class StoreListener:
+    """A thread that calls the handler of a channel for each notification on it."""
 
-    def __init__(self, database_url: str, on_notify: Callable[[], None]) -> None:
+    def __init__(self, database_url: str, handlers: Mapping[str, Handler]) -> None:
         self._conninfo = _conninfo(database_url)
-        self._on_notify = on_notify
+        self._handlers = dict(handlers)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.listening = threading.Event()  # set while LISTEN is in effect (for tests)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="log-listener", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="store-listener", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -62,8 +68,9 @@ class LogListener:
             except psycopg.Error as exc:
                 # The message names the host and the user, never the password.
                 log.warning(
-                    "log listener: PostgreSQL connection lost (%s); log followers re-read "
-                    "the store every log_follow_poll_s until it is back (retry in %.0f s)",
+                    "store listener: PostgreSQL connection lost (%s); until it is back, log "
+                    "followers re-read the store every log_follow_poll_s and API keys are "
+                    "checked in the store on every request (retry in %.0f s)",
                     str(exc).strip() or type(exc).__name__,
                     RECONNECT_S,
                 )
@@ -73,10 +80,14 @@ class LogListener:
 
     def _listen(self) -> None:
         with psycopg.connect(self._conninfo, autocommit=True) as connection:
-            connection.execute(f"LISTEN {LOG_CHANNEL}")
+            for channel in self._handlers:
+                connection.execute(f"LISTEN {channel}")
+            # Anything may have been committed while no connection listened.
+            for handler in self._handlers.values():
+                handler(None)
             self.listening.set()
-            # Records may have been committed while no connection listened.
-            self._on_notify()
             while not self._stop.is_set():
-                for _ in connection.notifies(timeout=WAIT_S, stop_after=1):
-                    self._on_notify()
+                for notification in connection.notifies(timeout=WAIT_S, stop_after=1):
+                    heard = self._handlers.get(notification.channel)
+                    if heard is not None:
+                        heard(notification.payload)

@@ -37,12 +37,14 @@ __all__ = [
     "GatewayCall",
     "Invocation",
     "InvocationToken",
+    "KeyBucket",
     "LogRecord",
     "Node",
     "Plugin",
     "PluginVersion",
     "Project",
     "Tenant",
+    "UploadTicket",
     "Webhook",
     "new_id",
     "utcnow",
@@ -122,6 +124,36 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # When it last authenticated a request, to the minute (executor.tenancy.usage).
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class KeyBucket(Base):
+    """One tenant key's token bucket of one ``kind`` (requests, upload bytes), kept in the
+    store so that every API process takes from the same one (``executor.store.buckets``)."""
+
+    __tablename__ = "key_buckets"
+
+    key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    # The database's clock at the last take, in seconds since the epoch.
+    updated_s: Mapped[float] = mapped_column(Float)
+    # Whether the last take was granted: what the take's RETURNING reads back.
+    granted: Mapped[bool] = mapped_column(Boolean)
+
+
+class UploadTicket(Base):
+    """A GraphQL upload URL's one-time ticket (only its SHA-256 is stored) and the archive
+    PUT to it, until a runner call takes it: any API process accepts either step."""
+
+    __tablename__ = "upload_tickets"
+
+    ticket_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = _tenant_column()
+    plugin_name: Mapped[str] = mapped_column(String(200))
+    is_update: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    archive: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class Project(Base):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
 from executor.store.tables import DEFAULT_TENANT, ApiKey, Plugin, Project, Tenant, utcnow
 
 __all__ = [
+    "KEY_CHANNEL",
     "add_key",
     "add_tenant",
     "assign_project",
@@ -25,6 +26,21 @@ __all__ = [
     "project_tenant",
     "revoke_key",
 ]
+
+# Where a revoked (or deleted) key's id is announced, at the commit, to every API process:
+# each drops the key from its cache (``executor.tenancy.access.Authenticator``).
+KEY_CHANNEL = "executor_key_revoked"
+
+
+def _announce_revoked(session: Session, key_ids: list[str]) -> None:
+    """``NOTIFY`` each key id when the transaction commits (PostgreSQL only: on SQLite the
+    one process forgets the keys itself)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key_id in key_ids:
+        session.execute(
+            text("SELECT pg_notify(:channel, :key_id)"), {"channel": KEY_CHANNEL, "key_id": key_id}
+        )
 
 
 def add_tenant(session: Session, tenant: Tenant) -> Tenant:
@@ -63,6 +79,7 @@ def delete_tenant(session: Session, tenant_id: str) -> list[str]:
     session.execute(delete(Project).where(Project.tenant_id == tenant_id))
     session.delete(tenant)
     session.flush()
+    _announce_revoked(session, key_ids)
     return key_ids
 
 
@@ -116,6 +133,7 @@ def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
         raise NotFound(f"tenant {tenant_id!r} has no key {key_id!r}: see its key list")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+    _announce_revoked(session, [key.id])
     return key
 
 

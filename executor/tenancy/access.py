@@ -124,9 +124,10 @@ class Authenticator:
     A key the store accepted is trusted for ``ttl_s`` seconds, and a tenant the operator
     named until it is deleted through this process (``forget_tenant``). Only acceptances
     are remembered, so every refusal comes from the store with its own reason; a remembered
-    key is still refused from its expiry time on, and one revoked through this process
-    (``forget``) at once. A key revoked through another executor process sharing the store
-    answers 401 at the latest ``ttl_s`` later.
+    key is still refused from its expiry time on, and one revoked (``forget``) at once.
+    Processes sharing a PostgreSQL store hear each other's revocations (NOTIFY, see
+    ``executor.store.listen``), and trust remembered keys only while they hear them
+    (``live``): otherwise a key revoked elsewhere would answer 200 until ``ttl_s``.
     """
 
     def __init__(
@@ -137,8 +138,10 @@ class Authenticator:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
         usage: KeyUsage | None = None,
+        live: Callable[[], bool] = lambda: True,
     ) -> None:
         self._db = db
+        self._live = live  # whether revocations made elsewhere reach ``forget`` now
         self._usage = usage  # notes each tenant key's use ("last used")
         self._operator_key = operator_key
         self._ttl_s = ttl_s
@@ -160,7 +163,7 @@ class Authenticator:
             return operator_caller(tenant_id) if tenant_id in self._tenants else None
         seen = self._keys.get(hash_token(presented))
         at = self._clock()
-        if seen is None or at - seen.verified_at >= self._ttl_s:
+        if seen is None or at - seen.verified_at >= self._ttl_s or not self._live():
             return None
         if seen.expires_at is not None and seen.expires_at <= self._now():
             return None
@@ -196,3 +199,8 @@ class Authenticator:
         """Stop trusting a key (revoked now): its next request asks the store."""
         self._revocations += 1
         self._keys = {h: v for h, v in self._keys.items() if v.caller.key_id != key_id}
+
+    def forget_all(self) -> None:
+        """Stop trusting every remembered key (revocations may have been missed)."""
+        self._revocations += 1
+        self._keys = {}

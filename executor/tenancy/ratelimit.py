@@ -1,7 +1,9 @@
-"""Per-key abuse limits: requests and upload bytes, as token buckets kept in memory.
+"""Per-key abuse limits: requests and upload bytes, as token buckets.
 
-Each executor process keeps its own buckets: behind N processes a key gets up to N times
-the rate, which still bounds it.
+On PostgreSQL, where several API processes may serve one store, the buckets live in the
+store (``StoreLimiter``, one statement a take: ``executor.store.buckets``), so a key gets
+its limit once whichever process it reaches. On SQLite the one process keeps them in
+memory (``KeyLimiter``): no store write on the request path.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from executor.errors import RateLimited
+from executor.store import buckets
+from executor.store.db import Database
 
-__all__ = ["KeyLimiter", "TokenBucket"]
+__all__ = ["KeyLimiter", "Limiter", "StoreLimiter", "TokenBucket"]
 
 SECONDS_PER_MINUTE = 60.0
 SECONDS_PER_HOUR = 3600.0
@@ -39,29 +43,22 @@ class TokenBucket:
         return (amount - self.tokens) / self.rate
 
 
-class KeyLimiter:
-    """Request rate and upload volume per API key; RateLimited (429) past either."""
+class Limiter:
+    """Request rate and upload volume per API key; RateLimited (429) past either.
 
-    def __init__(
-        self,
-        requests_per_minute: int,
-        upload_bytes_per_hour: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    Subclasses keep the buckets (``_take``); ``in_store`` says whether a take queries the
+    store (then it belongs in a thread, not on the event loop)."""
+
+    in_store = False
+
+    def __init__(self, requests_per_minute: int, upload_bytes_per_hour: int) -> None:
         self._requests = (float(requests_per_minute), requests_per_minute / SECONDS_PER_MINUTE)
         self._uploads = (float(upload_bytes_per_hour), upload_bytes_per_hour / SECONDS_PER_HOUR)
-        self._clock = clock
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
-        self._lock = threading.Lock()
 
     def _take(self, kind: str, key_id: str, amount: float, limits: tuple[float, float]) -> float:
-        now = self._clock()
-        with self._lock:
-            bucket = self._buckets.get((kind, key_id))
-            if bucket is None:
-                bucket = TokenBucket(limits[0], limits[1], limits[0], now)
-                self._buckets[(kind, key_id)] = bucket
-            return bucket.take(amount, now)
+        """Take ``amount`` from the key's ``kind`` bucket of (capacity, rate per second)
+        ``limits``: 0 if done, else the seconds until the tokens would be there."""
+        raise NotImplementedError
 
     def request(self, key_id: str, tokens: int = 1) -> None:
         """Count a request of ``key_id`` that costs ``tokens`` (a GraphQL document costs by
@@ -86,3 +83,43 @@ class KeyLimiter:
                 f"hour: retry in {math.ceil(wait)} s",
                 retry_after_s=math.ceil(wait),
             )
+
+
+class KeyLimiter(Limiter):
+    """Buckets in this process's memory (one process per store: SQLite)."""
+
+    def __init__(
+        self,
+        requests_per_minute: int,
+        upload_bytes_per_hour: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(requests_per_minute, upload_bytes_per_hour)
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, kind: str, key_id: str, amount: float, limits: tuple[float, float]) -> float:
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get((kind, key_id))
+            if bucket is None:
+                bucket = TokenBucket(limits[0], limits[1], limits[0], now)
+                self._buckets[(kind, key_id)] = bucket
+            return bucket.take(amount, now)
+
+
+class StoreLimiter(Limiter):
+    """Buckets in the store, shared by every process on it: one statement a take."""
+
+    in_store = True
+
+    def __init__(self, db: Database, requests_per_minute: int, upload_bytes_per_hour: int) -> None:
+        super().__init__(requests_per_minute, upload_bytes_per_hour)
+        self._db = db
+
+    def _take(self, kind: str, key_id: str, amount: float, limits: tuple[float, float]) -> float:
+        capacity, rate = limits
+        with self._db.autocommit_connection() as connection:
+            taken = buckets.take(connection, key_id, kind, amount, capacity, rate)
+        return 0.0 if taken.granted else (amount - taken.tokens) / rate

@@ -1,6 +1,7 @@
 """deploy/compose.cluster.yaml brought up with Debian's docker-compose 1.29: PostgreSQL, the
-registry, the API and two workers, every image built here from Debian packages; an event
-runs through it end to end (upload, build, push, a worker pulls by digest, run, logs)."""
+registry, two API processes behind haproxy and two workers, every image built here from
+Debian packages; an event runs through it end to end (upload, build, push, a worker pulls
+by digest, run, logs), every request through the balancer."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class ClusterImages:
     executor: str
     postgres: str
     registry: str
+    balancer: str
 
 
 @pytest.fixture(scope="module")
@@ -61,26 +63,29 @@ def cluster_images(
         f"plugin-executor-test:{tag}",
         f"plugin-executor-postgres-test:{tag}",
         f"plugin-executor-registry-test:{tag}",
+        f"plugin-executor-balancer-test:{tag}",
     )
     env = {**os.environ, "EXECUTOR_RUNTIME_BASE": "plugin-executor-rootfs:bookworm"}
     try:
         for script, *tags in (
             ("build-service-image.sh", images.executor),
-            ("build-cluster-images.sh", images.postgres, images.registry),
+            ("build-cluster-images.sh", images.postgres, images.registry, images.balancer),
         ):
             subprocess.run(["bash", str(REPO / "deploy" / script), *tags], check=True, env=env)
         yield images
     finally:
-        for name in (images.executor, images.postgres, images.registry):
+        for name in (images.executor, images.postgres, images.registry, images.balancer):
             with contextlib.suppress(docker.errors.ImageNotFound):
                 docker_client.images.remove(name, force=True)
 
 
 @dataclass
 class ComposeCluster:
-    api: ExecutorApi
+    api: ExecutorApi  # through the balancer
+    api_processes: list[str]  # each API process's own URL
     registry_address: str
     command: list[str]
+    project: str
 
     def compose(self, *args: str) -> str:
         result = subprocess.run([*self.command, *args], capture_output=True, text=True)
@@ -97,9 +102,10 @@ def secret_file(path: Path, text: str) -> Path:
 def write_env(root: Path, images: ClusterImages, runtime_image: str) -> tuple[Path, dict[str, str]]:
     """The compose variables file and the secrets files it names, under ``root``."""
     postgres_port, api_port, registry_port = free_port(), free_port(), free_port()
+    api_process_ports = free_port(), free_port()
     postgres_password, registry_password = secrets.token_hex(16), secrets.token_hex(16)
     state = root / "state"
-    for name in ("api", "worker-1", "worker-2"):
+    for name in ("api", "api-2", "worker-1", "worker-2"):
         (state / name).mkdir(parents=True)
         os.chown(state / name, SERVICE_UID, SERVICE_UID)
     url = f"postgresql+psycopg://executor:{postgres_password}@127.0.0.1:{postgres_port}/executor"
@@ -122,6 +128,10 @@ def write_env(root: Path, images: ClusterImages, runtime_image: str) -> tuple[Pa
         "EXECUTOR_RUNTIME_IMAGE": runtime_image,
         "POSTGRES_PORT": str(postgres_port),
         "EXECUTOR_PORT": str(api_port),
+        "EXECUTOR_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        "API_1_PORT": str(api_process_ports[0]),
+        "API_2_PORT": str(api_process_ports[1]),
+        "BALANCER_IMAGE": images.balancer,
         "WORKER_1_NODE_ID": WORKERS[0],
         "WORKER_2_NODE_ID": WORKERS[1],
     }
@@ -164,10 +174,13 @@ def compose_cluster(
         url=url,
         docker_client=docker_client,
     )
-    cluster = ComposeCluster(api, variables["REGISTRY_ADDRESS"], command)
+    api_processes = [f"http://127.0.0.1:{variables[f'API_{n}_PORT']}" for n in (1, 2)]
+    cluster = ComposeCluster(api, api_processes, variables["REGISTRY_ADDRESS"], command, project)
     try:
         cluster.compose("up", "-d")
-        wait_for("the API answers /readyz", lambda: ready(url))
+        for process_url in api_processes:
+            wait_for(f"{process_url} answers /readyz", lambda: ready(process_url))  # noqa: B023
+        wait_for("the balancer answers /readyz", lambda: ready(url))
         yield cluster
     finally:
         plugin_images: list[str] = []
@@ -214,6 +227,9 @@ def ready_nodes(api: ExecutorApi) -> set[str]:
     return {node["id"] for node in api.api.get("/v1/nodes").json() if node["state"] == "ready"}
 
 
+# Four images built from Debian packages, then seven services: near 10 minutes on two
+# loaded cores, past the suite's 600 s guard (a guard against a hang, not a deadline).
+@pytest.mark.timeout(1800)
 def test_an_event_runs_through_the_compose_cluster(
     compose_cluster: ComposeCluster, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
@@ -245,3 +261,12 @@ def test_an_event_runs_through_the_compose_cluster(
     assert [(r["content"], r["node_id"]) for r in logs] == [
         ("ran on a1 engine sockets: []", run["node"])
     ]
+    for service in ("api", "api-2"):  # the balancer spread the requests over both
+        assert b'"GET /v1/' in service_logs(docker_client, compose_cluster.project, service)
+
+
+def service_logs(client: docker.DockerClient, project: str, service: str) -> bytes:
+    labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
+    (container,) = client.containers.list(filters={"label": labels})
+    logs: bytes = container.logs()
+    return logs

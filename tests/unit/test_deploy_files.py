@@ -136,10 +136,29 @@ def test_the_worker_env_example_names_only_settings() -> None:
     assert names <= env_names(), names - env_names()
 
 
-def test_the_cluster_compose_runs_an_api_two_workers_postgres_and_a_registry() -> None:
+def test_the_cluster_compose_runs_two_apis_behind_a_balancer_and_two_workers() -> None:
     services = cluster_compose()["services"]
-    assert set(services) == {"api", "worker-1", "worker-2", "postgres", "registry"}
-    assert services["api"]["command"] == ["serve", "--no-dispatch"]
+    assert set(services) == {
+        "api",
+        "api-2",
+        "balancer",
+        "worker-1",
+        "worker-2",
+        "postgres",
+        "registry",
+    }
+    apis = [services[name]["environment"] for name in ("api", "api-2")]
+    for name in ("api", "api-2"):
+        assert services[name]["command"] == ["serve", "--no-dispatch"]
+    # Each its own node, data folder and port; both hand out the balancer's address.
+    for setting in ("EXECUTOR_NODE_ID", "EXECUTOR_DATA_DIR", "EXECUTOR_PORT"):
+        assert apis[0][setting] != apis[1][setting], setting
+    assert apis[0]["EXECUTOR_PUBLIC_URL"] == apis[1]["EXECUTOR_PUBLIC_URL"]
+    balancer = services["balancer"]["environment"]
+    assert balancer["BALANCER_PORT"] == "${EXECUTOR_PORT:-8700}"
+    assert {balancer["API_1_ADDRESS"], balancer["API_2_ADDRESS"]} == {
+        f"127.0.0.1:{api['EXECUTOR_PORT']}" for api in apis
+    }
     node_ids = set()
     for worker in ("worker-1", "worker-2"):
         service = services[worker]
@@ -154,7 +173,7 @@ def test_the_cluster_compose_runs_an_api_two_workers_postgres_and_a_registry() -
         data_dir = env["EXECUTOR_DATA_DIR"]
         assert f"{data_dir}:{data_dir}" in service["volumes"]
     assert len(node_ids) == 2, "each worker needs its own EXECUTOR_NODE_ID"
-    for name in ("postgres", "registry"):
+    for name in ("postgres", "registry", "balancer"):
         assert "docker.sock" not in str(services[name].get("volumes", [])), name
 
 

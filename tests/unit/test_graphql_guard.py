@@ -1,4 +1,5 @@
-"""The GraphQL API's parts: the depth check before parsing, upload tickets, error shapes."""
+"""The GraphQL API's parts: the depth check before parsing, error shapes (upload tickets:
+test_shared_api_state)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ from graphql import GraphQLError
 
 from executor.api.graphql.guard import nesting_depth
 from executor.api.graphql.route import format_error
-from executor.api.graphql.uploads import MAX_TICKETS_PER_TENANT, UploadDesk
-from executor.errors import Conflict, NotFound, PluginRejected
-from executor.tenancy.access import operator_caller
+from executor.errors import PluginRejected
 
 
 @pytest.mark.parametrize(
@@ -26,35 +25,6 @@ from executor.tenancy.access import operator_caller
 )
 def test_nesting_depth_counts_outside_strings_and_comments(document: str, depth: int) -> None:
     assert nesting_depth(document) == depth
-
-
-def test_an_upload_ticket_is_used_once_by_its_tenant() -> None:
-    desk = UploadDesk()
-    acme = operator_caller("acme")
-    token = desk.issue(acme, "p", update=False)
-    with pytest.raises(NotFound, match="unknown or expired"):
-        desk.receive(operator_caller("globex"), token, b"zip")
-    desk.receive(acme, token, b"zip")
-    with pytest.raises(Conflict, match="no archive was uploaded for plugin 'p'"):
-        desk.take(operator_caller("globex"), "p", update=False)
-    with pytest.raises(Conflict, match="call generateUpdateUrl"):
-        desk.take(operator_caller("acme"), "p", update=True)
-    assert desk.take(acme, "p", update=False) == b"zip"
-    with pytest.raises(NotFound, match="unknown or expired"):
-        desk.receive(acme, token, b"again")
-
-
-def test_a_tenants_oldest_tickets_are_dropped_past_the_cap() -> None:
-    desk = UploadDesk()
-    acme = operator_caller("acme")
-    tokens = [desk.issue(acme, f"p{n}", update=False) for n in range(MAX_TICKETS_PER_TENANT + 1)]
-    globex = operator_caller("globex")
-    other = desk.issue(globex, "p0", update=False)
-    with pytest.raises(NotFound):
-        desk.receive(acme, tokens[0], b"zip")
-    for token in tokens[1:]:
-        desk.receive(acme, token, b"zip")
-    desk.receive(globex, other, b"zip")
 
 
 def test_errors_carry_the_executors_code_and_never_a_bugs_text() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from executor.api.deps import ServiceDep
 from executor.api.errors import STORE_RETRY_AFTER_S
@@ -46,6 +48,20 @@ class _UnexpectedOnly(logging.Filter):
             return False
         return not unreachable(original)  # the store out of reach is no bug either
 
+
+class _HideTickets(logging.Filter):
+    """An upload URL's ticket is a credential: the access log line (whose arguments are
+    client, method, path with query, HTTP version, status) shows ``ticket=...`` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[2], str):
+            record.args = (*args[:2], _TICKET_VALUE.sub(r"\1...", args[2]), *args[3:])
+        return True
+
+
+_TICKET_VALUE = re.compile(r"([?&]ticket=)[^&#]*")
+logging.getLogger("uvicorn.access").addFilter(_HideTickets())
 
 # ariadne logs every error of a result to this logger.
 resolver_log = logging.getLogger(__name__ + ".resolvers")
@@ -174,10 +190,9 @@ def _screen(
 
 
 def graphql_router(path: str) -> APIRouter:
-    """The GraphQL route at ``path`` and its upload route; one schema and upload desk."""
+    """The GraphQL route at ``path`` and its upload route, with one schema."""
     router = APIRouter(tags=["kili"])
     schema: GraphQLSchema = build_schema()
-    desk = UploadDesk()
 
     @router.post(path, summary="The Kili plugin API (GraphQL)")
     def graphql(
@@ -192,7 +207,7 @@ def graphql_router(path: str) -> APIRouter:
         # On the configured URL: one from the Host header would hand out a forged host.
         upload_path = request.app.url_path_for("kili_upload")
         upload_url = f"{service.settings.resolved_public_url}{upload_path}?ticket="
-        context = RequestContext(service, desk, caller, upload_url)
+        context = RequestContext(service, UploadDesk(service.db), caller, upload_url)
         success, result = graphql_sync(
             schema,
             body.model_dump(),
@@ -213,12 +228,15 @@ def graphql_router(path: str) -> APIRouter:
 
     @router.put(path + UPLOAD_SUFFIX, name="kili_upload", response_model=Received)
     async def upload(
-        caller: GraphQLCaller, ticket: Annotated[str, Query(max_length=64)], request: Request
+        caller: GraphQLCaller,
+        ticket: Annotated[str, Query(max_length=64)],
+        request: Request,
+        service: ServiceDep,
     ) -> Received:
         """The archive of a plugin upload (the URL ``createPlugin`` returned; the SDK sends
         its key here too)."""
         data = await request.body()
-        desk.receive(caller, ticket, data)
+        await run_in_threadpool(UploadDesk(service.db).receive, caller, ticket, data)
         return Received(received_bytes=len(data))
 
     return router

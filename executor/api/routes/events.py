@@ -49,7 +49,7 @@ class EventRoute(APIRoute):
             if resolved is None:
                 return await declared(request)  # the body is cached: read once
             caller, event = resolved
-            count_request(service, caller)
+            await count_request(service, caller)
             return await post_event(event, caller, service)
 
         return scan_then_run
