@@ -7,7 +7,7 @@ on PostgreSQL.
 archives PUT to them, so the PUT and the runner call may reach different processes.
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0025
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0026"
-down_revision = "0023"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
