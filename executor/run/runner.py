@@ -35,12 +35,13 @@ from executor.run.sandbox import ImageMissing, RunOutcome, Sandbox, StartedConta
 from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
-from executor.statuses import AttemptKind, InvocationStatus
+from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.invocations import RunOutput
+from executor.store.run_errors import RunError
 from executor.store.tables import Event, Invocation, utcnow
 from executor.tokens import hash_token, mint_token
 
@@ -186,6 +187,25 @@ class Attempt:
                 invocation_store.mark_handler_started(
                     session, self.invocation.id, self.invocation.lease_generation, started
                 )
+
+
+def _took(invocation: Invocation, now: datetime) -> str:
+    """`` in 812 ms``: the run's duration until ``now``, as its row will keep it."""
+    if invocation.started_at is None:
+        return ""
+    return f" in {int((now - invocation.started_at).total_seconds() * 1000)} ms"
+
+
+def _failure(attempt: Attempt, outcome: RunOutcome) -> tuple[RunError, str | None]:
+    """What the row keeps of a failed attempt, and what its SYSTEM line says of it: the
+    exception the runtime reported when the plugin ended by itself, else the executor's
+    own classification (its kills come first: a report then is not why the run ended)."""
+    reported = attempt.collector.reported_error
+    if reported is not None and outcome.error_type == RunErrorType.EXIT_ERROR:
+        return reported, reported.summary()
+    if outcome.error_type is None:
+        return RunError.classified(outcome.status, outcome.error), outcome.error
+    return RunError.bounded(outcome.error_type, outcome.error or ""), outcome.error
 
 
 class InvocationRunner:
@@ -387,7 +407,8 @@ class InvocationRunner:
             f"{profile.envelope_cap_bytes} bytes; send a smaller label or payload"
         )
         attempt.writer.system(message)
-        self._finish(attempt.invocation, InvocationStatus.FAILED, None, message)
+        failure = RunError(RunErrorType.ENVELOPE_TOO_LARGE, message)
+        self._finish(attempt.invocation, InvocationStatus.FAILED, None, message, failure=failure)
 
     def _attempt(
         self,
@@ -480,18 +501,32 @@ class InvocationRunner:
         elif outcome.infrastructure:
             self._infrastructure_verdict(attempt, verdict, outcome.error or "", part, failing_for_s)
         elif isinstance(verdict, Finish) and verdict.gave_up is None:  # ended as it did
-            if outcome.status != InvocationStatus.SUCCEEDED and outcome.error:
-                attempt.writer.system(f"run ended {outcome.status}: {outcome.error}")
-            collector = attempt.collector
-            self._finish(
-                invocation,
-                outcome.status,
-                outcome.exit_code,
-                outcome.error,
-                output=RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost),
-            )
+            self._ended(attempt, outcome)
         else:
             self._plugin_verdict(attempt, verdict, outcome)
+
+    def _ended(self, attempt: Attempt, outcome: RunOutcome) -> None:
+        """Record an attempt's outcome as the run's end, with its SYSTEM line: how long a
+        success took, why a failure failed."""
+        collector = attempt.collector
+        output = RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost)
+        if outcome.status == InvocationStatus.SUCCEEDED:
+            now = utcnow()
+            attempt.writer.system(f"run ended {outcome.status}{_took(attempt.invocation, now)}")
+            invocation = attempt.invocation
+            self._finish(invocation, outcome.status, outcome.exit_code, None, output=output, at=now)
+            return
+        failure, said = _failure(attempt, outcome)
+        if said:
+            attempt.writer.system(f"run ended {outcome.status}: {said}")
+        self._finish(
+            attempt.invocation,
+            outcome.status,
+            outcome.exit_code,
+            outcome.error,
+            output=output,
+            failure=failure,
+        )
 
     def _plugin_verdict(
         self, attempt: Attempt, verdict: Finish | Retry, outcome: RunOutcome
@@ -502,7 +537,8 @@ class InvocationRunner:
             attempt.writer.system(f"{reason}; retrying in {verdict.delay_s:.1f} s")
             self._requeue(invocation, reason, verdict.delay_s, verdict.kind)
             return
-        attempt.writer.system(f"run ended {outcome.status}: {outcome.error}; no retries left")
+        failure, said = _failure(attempt, outcome)
+        attempt.writer.system(f"run ended {outcome.status}: {said}; no retries left")
         self._finish(
             invocation,
             verdict.status,
@@ -510,6 +546,7 @@ class InvocationRunner:
             f"gave up after {invocation.attempt} attempts: {reason}",
             reason=reason,
             kind=AttemptKind.PLUGIN,
+            failure=failure,
         )
 
     def _infrastructure_verdict(
@@ -546,6 +583,7 @@ class InvocationRunner:
             error,
             reason=f"infrastructure: {reason}",
             kind=AttemptKind.INFRASTRUCTURE,
+            failure=RunError(RunErrorType.INFRASTRUCTURE, error),
         )
 
     def _requeue(
@@ -591,7 +629,11 @@ class InvocationRunner:
         reason: str | None = None,
         output: RunOutput | None = None,
         kind: AttemptKind | None = None,
+        failure: RunError | None = None,
+        at: datetime | None = None,
     ) -> None:
+        """End the run; ``failure`` (default: classified from ``status`` and ``error``) is
+        the summary its row keeps, ``at`` (default: now) when it ended."""
         with self.db.session() as session:
             # The run's row first, its tokens after, as lease expiry does (one lock order);
             # both commit together: a finished run has no live token.
@@ -605,6 +647,8 @@ class InvocationRunner:
                 error=error,
                 output=output,
                 kind=kind,
+                failure=failure,
+                at=at,
             )
             gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
             row = invocation_store.find_invocation(session, invocation.id) if recorded else None
