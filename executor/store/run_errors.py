@@ -29,8 +29,9 @@ MAX_LOCATION_CHARS = 300
 CUT_MARK = "…"
 
 # C0 and C1 controls (NUL, which PostgreSQL refuses, newline, tab, ESC, ...), DEL, the line
-# and paragraph separators, and the bidirectional-text controls that reorder what is shown.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+")
+# and paragraph separators, and the bidirectional-text controls that reorder what is shown;
+# with the white space around them, each run of them becomes one space.
+_UNSAFE = re.compile("[\\s\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+")
 # Lone surrogates (a JSON "\udcff" escape gives one): the store's encodings refuse them.
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
