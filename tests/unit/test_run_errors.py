@@ -8,6 +8,7 @@ no Docker Engine. ``tests/e2e/test_cli_run_errors.py`` runs the same on the real
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,6 +21,8 @@ from executor.store.run_errors import MAX_MESSAGE_CHARS, MAX_TYPE_CHARS
 from executor.store.tables import Invocation, LogRecord
 from executor.tokens import mint_token
 from tests.fake_world import add_plugin_run, dispatching, settled
+from tests.output_migration import ROWS_AT_0013
+from tests.tenant_migration import migrate_to
 from tests.unit.test_runtime import make_envelope, run_runtime, write_plugin
 
 RAISING = """
@@ -173,8 +176,6 @@ def test_a_run_out_of_retries_keeps_its_last_attempts_exception(tmp_path: Path) 
 
 
 def _report(**fields: object) -> bytes:
-    import json
-
     return (json.dumps({"control": "error", **fields}) + "\n").encode()
 
 
@@ -206,3 +207,24 @@ def test_a_report_after_the_handler_finished_or_without_a_type_is_ignored() -> N
     collector.feed(1, _report(error_type="ValueError", error_message="late", error_location=None))
 
     assert collector.reported_error is None
+
+
+def test_runs_ended_before_0024_have_no_summary_and_new_ones_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        migrate_to(database, "0023")
+        with database.engine.begin() as connection:
+            for statement in ROWS_AT_0013:
+                connection.exec_driver_sql(statement)
+        database.migrate()
+        with database.session() as session:
+            old = session.get(Invocation, "i1")
+            assert old is not None and _summary(old) == (None, None, None)
+            old.error_type, old.error_message, old.error_location = "E", "m", "main.py:1"
+        with database.session() as session:
+            kept = session.get(Invocation, "i1")
+            assert kept is not None and _summary(kept) == ("E", "m", "main.py:1")
+    finally:
+        database.dispose()
