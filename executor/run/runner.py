@@ -45,7 +45,7 @@ from executor.store.run_errors import RunError
 from executor.store.tables import Event, Invocation, utcnow
 from executor.tokens import hash_token, mint_token
 
-__all__ = ["InvocationRunner", "RunLogWriter"]
+__all__ = ["InvocationRunner", "RunLogWriter", "run_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +196,19 @@ def _took(invocation: Invocation, now: datetime) -> str:
     return f" in {int((now - invocation.started_at).total_seconds() * 1000)} ms"
 
 
-def _failure(attempt: Attempt, outcome: RunOutcome) -> tuple[RunError, str | None]:
+def run_failure(outcome: RunOutcome, reported: RunError | None) -> tuple[RunError, str | None]:
     """What the row keeps of a failed attempt, and what its SYSTEM line says of it: the
-    exception the runtime reported when the plugin ended by itself, else the executor's
+    exception the runtime ``reported`` when the plugin ended by itself, else the executor's
     own classification (its kills come first: a report then is not why the run ended)."""
-    reported = attempt.collector.reported_error
     if reported is not None and outcome.error_type == RunErrorType.EXIT_ERROR:
         return reported, reported.summary()
     if outcome.error_type is None:
         return RunError.classified(outcome.status, outcome.error), outcome.error
     return RunError.bounded(outcome.error_type, outcome.error or ""), outcome.error
+
+
+def _failure(attempt: Attempt, outcome: RunOutcome) -> tuple[RunError, str | None]:
+    return run_failure(outcome, attempt.collector.reported_error)
 
 
 class InvocationRunner:
