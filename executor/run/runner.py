@@ -514,9 +514,9 @@ class InvocationRunner:
         collector = attempt.collector
         output = RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost)
         if outcome.status == InvocationStatus.SUCCEEDED:
-            now = utcnow()
-            attempt.writer.system(f"run ended {outcome.status}{_took(attempt.invocation, now)}")
-            invocation = attempt.invocation
+            # The line and the row name one end time: the line's duration is the row's.
+            invocation, now = attempt.invocation, utcnow()
+            attempt.writer.system(f"run ended {outcome.status}{_took(invocation, now)}")
             self._finish(invocation, outcome.status, outcome.exit_code, None, output=output, at=now)
             return
         failure, said = _failure(attempt, outcome)
