@@ -20,6 +20,7 @@ from tests.integration.processes import (
     remove_images,
 )
 from tests.output_migration import check_old_rows_gain_the_output_columns
+from tests.run_error_migration import check_old_runs_have_no_error_summary
 from tests.runs_migration import check_runs_outlive_their_plugin
 from tests.tenant_migration import check_old_rows_move_to_the_default_tenant
 from tests.webhook_migration import check_old_plugins_are_code_and_webhooks_come_and_go
@@ -119,6 +120,14 @@ def test_flavor_migration_keeps_old_versions_on_postgres(postgres_url: str) -> N
     database = Database(postgres_url)
     try:
         check_old_versions_ran_on_the_minimal_flavor(database)
+    finally:
+        database.dispose()
+
+
+def test_run_error_migration_keeps_old_runs_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        check_old_runs_have_no_error_summary(database)
     finally:
         database.dispose()
 

@@ -21,8 +21,7 @@ from executor.store.run_errors import MAX_MESSAGE_CHARS, MAX_TYPE_CHARS
 from executor.store.tables import Invocation, LogRecord
 from executor.tokens import mint_token
 from tests.fake_world import add_plugin_run, dispatching, settled
-from tests.output_migration import ROWS_AT_0013
-from tests.tenant_migration import migrate_to
+from tests.run_error_migration import check_old_runs_have_no_error_summary
 from tests.unit.test_runtime import make_envelope, run_runtime, write_plugin
 
 RAISING = """
@@ -214,17 +213,6 @@ def test_runs_ended_before_0024_have_no_summary_and_new_ones_keep_theirs(
 ) -> None:
     database = Database(f"sqlite:///{tmp_path / 'store.db'}")
     try:
-        migrate_to(database, "0023")
-        with database.engine.begin() as connection:
-            for statement in ROWS_AT_0013:
-                connection.exec_driver_sql(statement)
-        database.migrate()
-        with database.session() as session:
-            old = session.get(Invocation, "i1")
-            assert old is not None and _summary(old) == (None, None, None)
-            old.error_type, old.error_message, old.error_location = "E", "m", "main.py:1"
-        with database.session() as session:
-            kept = session.get(Invocation, "i1")
-            assert kept is not None and _summary(kept) == ("E", "m", "main.py:1")
+        check_old_runs_have_no_error_summary(database)
     finally:
         database.dispose()
