@@ -83,7 +83,7 @@ def test_sign_in_open_a_plugin_and_watch_a_live_run(page: Page, server: RunningS
     page.get_by_role("link", name=run_id[:8]).click()
     logs = page.locator("#run-logs")
     expect(logs).to_contain_text("ticker done", timeout=LIVE_TIMEOUT_MS)
-    expect(page.get_by_text("ended")).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("ended", exact=True)).to_be_visible(timeout=10_000)
     expect(page.locator("#run-facts")).to_contain_text("succeeded")
     expect(page.locator("#run-facts")).to_contain_text("inv-9")
     expect(page.get_by_text("No calls to the platform API.")).to_be_visible()
