@@ -128,6 +128,7 @@ def test_build_log_and_system_lines(page: Page, server: RunningServer) -> None:
         ("Error location", "main.py:5"),
     ):
         expect(facts.locator(f"dt:text-is('{fact}') + dd")).to_have_text(value)
+    page.screenshot(path=str(ARTIFACTS / "console-run-failed.png"), full_page=True)
     calls = page.get_by_role("row").filter(has_text="/api/label/v2/graphql")
     expect(calls).to_contain_text("502")
     expect(calls).to_contain_text("platform unreachable")
