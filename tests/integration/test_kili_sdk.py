@@ -244,6 +244,7 @@ def test_single_file_plugin_through_the_sdk(
     assert [(e["logType"], e["content"]) for e in logs] == [
         *[("INFO", f"line {n} of s1") for n in range(3)],
         ("INFO", "batch: 100%"),  # the bar's final state, not each redraw, not a WARNING
+        ("SYSTEM", f"run ended succeeded in {run['duration_ms']} ms"),
     ]
 
 
