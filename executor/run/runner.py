@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from executor.errors import SandboxError
 from executor.gateway.policy import PlatformTargets
@@ -93,6 +94,26 @@ class RunLogWriter:
         transaction how much of the container's output they account for."""
         if not lines:
             return
+        records = self.records(lines)
+        generation = self.invocation.lease_generation
+        with self.db.session() as session:
+            if not invocation_store.fence(session, self.invocation.id, generation):
+                self._refused(len(records))
+                return
+            log_store.add_records(session, records)
+            if read_bytes is not None:
+                invocation_store.note_output_read(
+                    session,
+                    self.invocation.id,
+                    generation,
+                    stdout=read_bytes[STDOUT],
+                    stderr=read_bytes[STDERR],
+                )
+        self.on_written()  # after the commit: woken readers must see the records
+
+    def records(self, lines: list[OutputLine]) -> list[dict[str, Any]]:
+        """``lines`` as the run's next log records, for ``write`` or for a caller that
+        stores them in a transaction of its own."""
         now = utcnow()
         records = []
         for line in lines:
@@ -119,21 +140,7 @@ class RunLogWriter:
                     "attempt": self.invocation.attempt,
                 }
             )
-        generation = self.invocation.lease_generation
-        with self.db.session() as session:
-            if not invocation_store.fence(session, self.invocation.id, generation):
-                self._refused(len(records))
-                return
-            log_store.add_records(session, records)
-            if read_bytes is not None:
-                invocation_store.note_output_read(
-                    session,
-                    self.invocation.id,
-                    generation,
-                    stdout=read_bytes[STDOUT],
-                    stderr=read_bytes[STDERR],
-                )
-        self.on_written()  # after the commit: woken readers must see the records
+        return records
 
     def _refused(self, count: int) -> None:
         if not self.lost:
@@ -514,10 +521,13 @@ class InvocationRunner:
         collector = attempt.collector
         output = RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost)
         if outcome.status == InvocationStatus.SUCCEEDED:
-            # The line and the row name one end time: the line's duration is the row's.
+            # The line and the row name one end time (the line's duration is the row's) and
+            # are stored in one transaction: a success costs no commit of its own for it.
             invocation, now = attempt.invocation, utcnow()
-            attempt.writer.system(f"run ended {outcome.status}{_took(invocation, now)}")
-            self._finish(invocation, outcome.status, outcome.exit_code, None, output=output, at=now)
+            ended = f"run ended {outcome.status}{_took(invocation, now)}"
+            last = attempt.writer.records([OutputLine("SYSTEM", ended, "system")])
+            status, exit_code = outcome.status, outcome.exit_code
+            self._finish(invocation, status, exit_code, None, output=output, at=now, last=last)
             return
         failure, said = _failure(attempt, outcome)
         if said:
@@ -634,9 +644,11 @@ class InvocationRunner:
         kind: AttemptKind | None = None,
         failure: RunError | None = None,
         at: datetime | None = None,
+        last: list[dict[str, Any]] | None = None,
     ) -> None:
         """End the run; ``failure`` (default: classified from ``status`` and ``error``) is
-        the summary its row keeps, ``at`` (default: now) when it ended."""
+        the summary its row keeps, ``at`` (default: now) when it ended, ``last`` log
+        records stored with the end."""
         with self.db.session() as session:
             # The run's row first, its tokens after, as lease expiry does (one lock order);
             # both commit together: a finished run has no live token.
@@ -653,6 +665,8 @@ class InvocationRunner:
                 failure=failure,
                 at=at,
             )
+            if recorded and last:
+                log_store.add_records(session, last)
             gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
             row = invocation_store.find_invocation(session, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended
