@@ -235,6 +235,20 @@ class InvocationPublic(BaseModel):
     log_bytes: int
     truncated: bool
     error: str | None
+    error_type: str | None = Field(
+        None,
+        description="Why a run that did not succeed failed, like Lambda's errorType: the "
+        "exception the handler raised (ValueError), or the executor's own classification "
+        "(Sandbox.Timeout, Sandbox.OutOfMemory, Runtime.ExitError, ...). None: it succeeded.",
+    )
+    error_message: str | None = Field(
+        None, description="The exception's message, or the executor's reason (one line)."
+    )
+    error_location: str | None = Field(
+        None,
+        description="The plugin's file:line where the exception was raised (main.py:12); "
+        "None when the executor classified the failure itself.",
+    )
     gateway_calls: list[GatewayCallPublic]
     attempts: list[AttemptPublic]
     replay_of: str | None

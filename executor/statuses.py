@@ -16,6 +16,7 @@ __all__ = [
     "InvocationStatus",
     "NodeState",
     "PluginKind",
+    "RunErrorType",
     "RuntimeFlavor",
     "Scope",
 ]
@@ -54,6 +55,23 @@ class AttemptKind(enum.StrEnum):
     PLUGIN = "plugin"  # the plugin's own failure (PLUGIN_FAILURES)
     INFRASTRUCTURE = "infrastructure"  # registry, engine, store, container stopped outside
     HANDED_BACK = "handed_back"  # the executor shut down while it ran
+
+
+class RunErrorType(enum.StrEnum):
+    """A failed run's ``error_type`` when the executor classified the failure itself (the
+    plugin raised nothing it reported): named like Lambda's ``errorType`` values, so they
+    read apart from a Python exception's name (``ValueError``, ``requests.HTTPError``)."""
+
+    TIMED_OUT = "Sandbox.Timeout"  # past its wall time: killed
+    OUT_OF_MEMORY = "Sandbox.OutOfMemory"  # the engine recorded an OOM kill
+    LOG_LIMIT = "Sandbox.LogLimitExceeded"  # more output than its cap: stopped
+    EXIT_ERROR = "Runtime.ExitError"  # exited non-zero with no exception reported
+    ENVELOPE_TOO_LARGE = "Executor.EnvelopeTooLarge"  # the event never reached it
+    INFRASTRUCTURE = "Executor.InfrastructureFailure"  # engine/registry/store retries used up
+    LEASE_EXPIRED = "Executor.LeaseExpired"  # the executors running it kept stopping
+    CRASHED = "Executor.Crashed"  # version, event or image gone; the executor's own error
+    CANCELED = "Executor.Canceled"  # the plugin was deleted before the run started
+    WEBHOOK = "Webhook.DeliveryFailed"  # the receiver failed or could not be reached
 
 
 class BuildStatus(enum.StrEnum):

@@ -40,6 +40,7 @@ from executor.errors import ExecutorError, PluginRejected, SandboxError
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, pack_directory, read_upload, source_archive
 from executor.run.output import OutputCollector, OutputLine
+from executor.run.runner import run_failure
 from executor.run.sandbox import RunOutcome, Sandbox
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent, EventIn
 from executor.settings import Settings
@@ -254,6 +255,9 @@ def _run_once(
     finally:
         calls = gateway.finish(run_id) if gateway else None
     _print_lines(collector.close())
+    reported = collector.reported_error
+    if reported is not None and run_failure(outcome, reported)[0] is reported:
+        err.print(f"[red]the handler raised {escape(terminal_text(reported.summary()))}[/]")
     if calls is not None:
         err.print(f"{calls} platform API call(s) through the gateway")
     if recording is not None:

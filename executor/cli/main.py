@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -39,7 +40,8 @@ from executor.cli.render import (
     terminal_text,
 )
 from executor.identifiers import IdKind
-from executor.statuses import TERMINAL_STATUSES, BuildStatus
+from executor.statuses import TERMINAL_STATUSES, BuildStatus, InvocationStatus
+from executor.store.run_errors import RunError
 
 app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
 
@@ -257,7 +259,10 @@ def event(
     wait: Annotated[bool, typer.Option(help="Wait for the runs to end.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Post one event, from a JSON file or from flags."""
+    """Post one event, from a JSON file or from flags.
+
+    With --wait, exits 1 when a run did not succeed, printing why (for an exception the
+    handler raised: its type, message and file:line in the plugin)."""
     body: dict[str, Any] = json.loads(file.read_text()) if file else {}
     flags = {"project_id": project, "asset_id": asset, "id": event_id}
     body.update({k: v for k, v in flags.items() if v is not None})
@@ -274,13 +279,34 @@ def event(
             f"event {accepted['event_id']} started no run: "
             + explain.why_no_invocations(client, body.get("project_id", ""), body["type"])
         )
-    if as_json:
-        return
-    console.print(f"event {accepted['event_id']}: {len(accepted['invocations'])} invocation(s)")
-    for run_id in accepted["invocations"]:
-        console.print(f"  {run_id}")
-    for run in runs:
-        console.print(f"  {run['id']} {run['plugin']}: {run['status']}", markup=False)
+    if not as_json:
+        console.print(f"event {accepted['event_id']}: {len(accepted['invocations'])} invocation(s)")
+        for run_id in accepted["invocations"]:
+            console.print(f"  {run_id}")
+        for run in runs:
+            console.print(_run_line(run), highlight=False, soft_wrap=True)
+    failed = [run for run in runs if run["status"] != InvocationStatus.SUCCEEDED]
+    if failed:
+        first = failed[0]
+        where = [first["plugin"], "-p", first["project_id"], "--run", first["id"]]
+        command = shlex.join(["plugin-executor", "logs", *where])
+        explain.fail(f"{len(failed)} of {len(runs)} run(s) did not succeed; logs: {command}")
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    """``  ID PLUGIN: STATUS``, and for a run that did not succeed, why."""
+    line = f"  {run['id']} {escape(terminal_text(run['plugin']))}: {run['status']}"
+    if run["status"] == InvocationStatus.SUCCEEDED:
+        return line
+    return f"{line}: {escape(terminal_text(_failure_text(run)))}"
+
+
+def _failure_text(run: dict[str, Any]) -> str:
+    """``ValueError: bad label (main.py:12)``: the run's error summary (its ``error`` for
+    a run recorded before runs kept one)."""
+    if run.get("error_type") is None:
+        return str(run["error"] or run["status"])
+    return RunError(run["error_type"], run["error_message"] or "", run["error_location"]).summary()
 
 
 def _wait_for_run(client: ApiClient, invocation_id: str) -> Any:
@@ -392,7 +418,18 @@ def runs(
 def _runs_table(title: str, found: list[dict[str, Any]], wide: bool) -> None:
     print_table(
         title,
-        ["id", "status", "event", "asset", "project", "attempt", "latency", "duration", "queued"],
+        [
+            "id",
+            "status",
+            "event",
+            "asset",
+            "project",
+            "attempt",
+            "latency",
+            "duration",
+            "queued",
+            "error",
+        ],
         (
             [
                 r["id"],
@@ -404,12 +441,22 @@ def _runs_table(title: str, found: list[dict[str, Any]], wide: bool) -> None:
                 _millis(r["start_latency_ms"]),
                 _millis(r["duration_ms"]),
                 r["queued_at"][:19].replace("T", " "),
+                _error_cell(r),
             ]
             for r in found
         ),
         keep=("id",),
         wide=wide,
     )
+
+
+def _error_cell(run: dict[str, Any]) -> str:
+    """``ValueError (main.py:12)``: a failed run's error type and where (``status ID``
+    shows its message)."""
+    if run.get("error_type") is None:
+        return ""
+    where = f" ({run['error_location']})" if run["error_location"] else ""
+    return f"{run['error_type']}{where}"
 
 
 def _millis(value: int | None) -> str:
@@ -485,6 +532,9 @@ def status(invocation_id: str, as_json: JsonOpt = False) -> None:
         "duration_ms",
         "start_latency_ms",
         "error",
+        "error_type",
+        "error_message",
+        "error_location",
     ]
     print_table(f"Invocation {invocation_id}", ["field", "value"], ([f, run[f]] for f in fields))
     calls = run.get("gateway_calls") or []

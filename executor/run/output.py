@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from executor.store.run_errors import RunError
 from executor.tokens import TOKEN_ALPHABET, TOKEN_BODY_CHARS, TOKEN_PATTERN, TOKEN_PREFIX
 
 __all__ = ["MAX_LINE_BYTES", "STDERR", "STDOUT", "OutputCollector", "OutputLine"]
@@ -110,6 +111,8 @@ class OutputCollector:
     handler_started_at: datetime | None = None
     # Set when the runtime reports that the handler returned: the run's token must go now.
     handler_finished_at: datetime | None = None
+    # The runtime's report of the exception the handler (or its constructor) raised.
+    reported_error: RunError | None = None
     # Sees every other control line; the lines it returns take the control line's place
     # (``plugin-executor run`` shows the calls its record mode reports, in order).
     on_control: Callable[[dict[str, object]], list[OutputLine]] | None = None
@@ -220,12 +223,28 @@ class OutputCollector:
         level, stream = RAW[fd]
         return [OutputLine(level, redact(text), stream)]
 
+    def _note_error(self, obj: dict[str, object]) -> None:
+        """Keep the runtime's report of what the handler raised, bounded and without run
+        tokens; one after the handler finished is not the handler's and is ignored."""
+        kind, message = obj.get("error_type"), obj.get("error_message")
+        location = obj.get("error_location")
+        if self.handler_finished_at is not None or not isinstance(kind, str):
+            return
+        self.reported_error = RunError.bounded(
+            redact(kind),
+            redact(message) if isinstance(message, str) else "",
+            redact(location) if isinstance(location, str) else None,
+        )
+
     def _from_protocol(self, obj: dict[str, object], text: str) -> list[OutputLine]:
         if obj.get("control") == "handler_started":
             self.handler_started_at = datetime.now(UTC)
             return []
         if obj.get("control") == "handler_finished":
             self.handler_finished_at = datetime.now(UTC)
+            return []
+        if obj.get("control") == "error":
+            self._note_error(obj)
             return []
         if "control" in obj:
             return [] if self.on_control is None else self.on_control(obj)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from executor.errors import SandboxError
 from executor.gateway.policy import PlatformTargets
@@ -35,16 +36,17 @@ from executor.run.sandbox import ImageMissing, RunOutcome, Sandbox, StartedConta
 from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
-from executor.statuses import AttemptKind, InvocationStatus
+from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
 from executor.store import gateway as gateway_store
 from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.invocations import RunOutput
+from executor.store.run_errors import RunError
 from executor.store.tables import Event, Invocation, utcnow
 from executor.tokens import hash_token, mint_token
 
-__all__ = ["InvocationRunner", "RunLogWriter"]
+__all__ = ["InvocationRunner", "RunLogWriter", "run_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,26 @@ class RunLogWriter:
         transaction how much of the container's output they account for."""
         if not lines:
             return
+        records = self.records(lines)
+        generation = self.invocation.lease_generation
+        with self.db.session() as session:
+            if not invocation_store.fence(session, self.invocation.id, generation):
+                self._refused(len(records))
+                return
+            log_store.add_records(session, records)
+            if read_bytes is not None:
+                invocation_store.note_output_read(
+                    session,
+                    self.invocation.id,
+                    generation,
+                    stdout=read_bytes[STDOUT],
+                    stderr=read_bytes[STDERR],
+                )
+        self.on_written()  # after the commit: woken readers must see the records
+
+    def records(self, lines: list[OutputLine]) -> list[dict[str, Any]]:
+        """``lines`` as the run's next log records, for ``write`` or for a caller that
+        stores them in a transaction of its own."""
         now = utcnow()
         records = []
         for line in lines:
@@ -118,21 +140,7 @@ class RunLogWriter:
                     "attempt": self.invocation.attempt,
                 }
             )
-        generation = self.invocation.lease_generation
-        with self.db.session() as session:
-            if not invocation_store.fence(session, self.invocation.id, generation):
-                self._refused(len(records))
-                return
-            log_store.add_records(session, records)
-            if read_bytes is not None:
-                invocation_store.note_output_read(
-                    session,
-                    self.invocation.id,
-                    generation,
-                    stdout=read_bytes[STDOUT],
-                    stderr=read_bytes[STDERR],
-                )
-        self.on_written()  # after the commit: woken readers must see the records
+        return records
 
     def _refused(self, count: int) -> None:
         if not self.lost:
@@ -186,6 +194,28 @@ class Attempt:
                 invocation_store.mark_handler_started(
                     session, self.invocation.id, self.invocation.lease_generation, started
                 )
+
+
+def _took(invocation: Invocation, now: datetime) -> str:
+    """`` in 812 ms``: the run's duration until ``now``, as its row will keep it."""
+    if invocation.started_at is None:
+        return ""
+    return f" in {int((now - invocation.started_at).total_seconds() * 1000)} ms"
+
+
+def run_failure(outcome: RunOutcome, reported: RunError | None) -> tuple[RunError, str | None]:
+    """What the row keeps of a failed attempt, and what its SYSTEM line says of it: the
+    exception the runtime ``reported`` when the plugin ended by itself, else the executor's
+    own classification (its kills come first: a report then is not why the run ended)."""
+    if reported is not None and outcome.error_type == RunErrorType.EXIT_ERROR:
+        return reported, reported.summary()
+    if outcome.error_type is None:
+        return RunError.classified(outcome.status, outcome.error), outcome.error
+    return RunError.bounded(outcome.error_type, outcome.error or ""), outcome.error
+
+
+def _failure(attempt: Attempt, outcome: RunOutcome) -> tuple[RunError, str | None]:
+    return run_failure(outcome, attempt.collector.reported_error)
 
 
 class InvocationRunner:
@@ -387,7 +417,8 @@ class InvocationRunner:
             f"{profile.envelope_cap_bytes} bytes; send a smaller label or payload"
         )
         attempt.writer.system(message)
-        self._finish(attempt.invocation, InvocationStatus.FAILED, None, message)
+        failure = RunError(RunErrorType.ENVELOPE_TOO_LARGE, message)
+        self._finish(attempt.invocation, InvocationStatus.FAILED, None, message, failure=failure)
 
     def _attempt(
         self,
@@ -480,18 +511,35 @@ class InvocationRunner:
         elif outcome.infrastructure:
             self._infrastructure_verdict(attempt, verdict, outcome.error or "", part, failing_for_s)
         elif isinstance(verdict, Finish) and verdict.gave_up is None:  # ended as it did
-            if outcome.status != InvocationStatus.SUCCEEDED and outcome.error:
-                attempt.writer.system(f"run ended {outcome.status}: {outcome.error}")
-            collector = attempt.collector
-            self._finish(
-                invocation,
-                outcome.status,
-                outcome.exit_code,
-                outcome.error,
-                output=RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost),
-            )
+            self._ended(attempt, outcome)
         else:
             self._plugin_verdict(attempt, verdict, outcome)
+
+    def _ended(self, attempt: Attempt, outcome: RunOutcome) -> None:
+        """Record an attempt's outcome as the run's end, with its SYSTEM line: how long a
+        success took, why a failure failed."""
+        collector = attempt.collector
+        output = RunOutput(collector.total_bytes, collector.truncated or outcome.output_lost)
+        if outcome.status == InvocationStatus.SUCCEEDED:
+            # The line and the row name one end time (the line's duration is the row's) and
+            # are stored in one transaction: a success costs no commit of its own for it.
+            invocation, now = attempt.invocation, utcnow()
+            ended = f"run ended {outcome.status}{_took(invocation, now)}"
+            last = attempt.writer.records([OutputLine("SYSTEM", ended, "system")])
+            status, exit_code = outcome.status, outcome.exit_code
+            self._finish(invocation, status, exit_code, None, output=output, at=now, last=last)
+            return
+        failure, said = _failure(attempt, outcome)
+        if said:
+            attempt.writer.system(f"run ended {outcome.status}: {said}")
+        self._finish(
+            attempt.invocation,
+            outcome.status,
+            outcome.exit_code,
+            outcome.error,
+            output=output,
+            failure=failure,
+        )
 
     def _plugin_verdict(
         self, attempt: Attempt, verdict: Finish | Retry, outcome: RunOutcome
@@ -502,7 +550,8 @@ class InvocationRunner:
             attempt.writer.system(f"{reason}; retrying in {verdict.delay_s:.1f} s")
             self._requeue(invocation, reason, verdict.delay_s, verdict.kind)
             return
-        attempt.writer.system(f"run ended {outcome.status}: {outcome.error}; no retries left")
+        failure, said = _failure(attempt, outcome)
+        attempt.writer.system(f"run ended {outcome.status}: {said}; no retries left")
         self._finish(
             invocation,
             verdict.status,
@@ -510,6 +559,7 @@ class InvocationRunner:
             f"gave up after {invocation.attempt} attempts: {reason}",
             reason=reason,
             kind=AttemptKind.PLUGIN,
+            failure=failure,
         )
 
     def _infrastructure_verdict(
@@ -546,6 +596,7 @@ class InvocationRunner:
             error,
             reason=f"infrastructure: {reason}",
             kind=AttemptKind.INFRASTRUCTURE,
+            failure=RunError(RunErrorType.INFRASTRUCTURE, error),
         )
 
     def _requeue(
@@ -591,7 +642,13 @@ class InvocationRunner:
         reason: str | None = None,
         output: RunOutput | None = None,
         kind: AttemptKind | None = None,
+        failure: RunError | None = None,
+        at: datetime | None = None,
+        last: list[dict[str, Any]] | None = None,
     ) -> None:
+        """End the run; ``failure`` (default: classified from ``status`` and ``error``) is
+        the summary its row keeps, ``at`` (default: now) when it ended, ``last`` log
+        records stored with the end."""
         with self.db.session() as session:
             # The run's row first, its tokens after, as lease expiry does (one lock order);
             # both commit together: a finished run has no live token.
@@ -605,7 +662,11 @@ class InvocationRunner:
                 error=error,
                 output=output,
                 kind=kind,
+                failure=failure,
+                at=at,
             )
+            if recorded and last:
+                log_store.add_records(session, last)
             gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
             row = invocation_store.find_invocation(session, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended

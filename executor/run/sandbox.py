@@ -36,7 +36,7 @@ from executor.engine import (
 from executor.errors import SandboxError
 from executor.run.profile import INIT_COMMAND, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
-from executor.statuses import InvocationStatus
+from executor.statuses import InvocationStatus, RunErrorType
 
 __all__ = [
     "ImageMissing",
@@ -78,6 +78,9 @@ class RunOutcome:
     infrastructure: bool = False
     # True when output written while no executor read it is gone (see Sandbox.watch).
     output_lost: bool = False
+    # How the executor classifies a failure (None: it succeeded); EXIT_ERROR is the
+    # plugin's own exit, where the runtime's report of an exception says more.
+    error_type: RunErrorType | None = None
 
 
 class Sandbox:
@@ -367,6 +370,7 @@ def classify(
             exit_code,
             f"wall time of {profile.timeout_s:g} s exceeded: killed",
             started,
+            error_type=RunErrorType.TIMED_OUT,
         )
     if oom_killed:
         return RunOutcome(
@@ -374,6 +378,7 @@ def classify(
             exit_code,
             f"memory limit of {profile.memory_mib} MiB exceeded",
             started,
+            error_type=RunErrorType.OUT_OF_MEMORY,
         )
     if why == "log_limit":
         return RunOutcome(
@@ -381,6 +386,7 @@ def classify(
             exit_code,
             f"log_limit: more than {profile.log_cap_bytes} bytes of output; run stopped",
             started,
+            error_type=RunErrorType.LOG_LIMIT,
         )
     if exit_code == 0:
         return RunOutcome(InvocationStatus.SUCCEEDED, 0, None, started)
@@ -392,8 +398,12 @@ def classify(
             f"container stopped from outside the executor (exit {exit_code}): {outside}",
             started,
             infrastructure=True,
+            error_type=RunErrorType.INFRASTRUCTURE,
         )
-    return RunOutcome(InvocationStatus.FAILED, exit_code, plugin_exit_error(exit_code), started)
+    error = plugin_exit_error(exit_code)
+    return RunOutcome(
+        InvocationStatus.FAILED, exit_code, error, started, error_type=RunErrorType.EXIT_ERROR
+    )
 
 
 def _stopped_from_outside(exit_code: int, record: StopRecord | None) -> str | None:

@@ -31,10 +31,11 @@ from executor.run.output import OutputLine
 from executor.run.retry import RetryPolicy
 from executor.run.runner import RunLogWriter
 from executor.settings import Settings
-from executor.statuses import InvocationStatus
+from executor.statuses import InvocationStatus, RunErrorType
 from executor.store import invocations as invocation_store
 from executor.store import webhooks as webhook_store
 from executor.store.db import Database
+from executor.store.run_errors import RunError
 from executor.store.tables import Event, Invocation, Webhook, utcnow
 
 __all__ = ["SIGNATURE_HEADER", "WebhookDeliverer", "WebhookDocument", "answered", "sign"]
@@ -301,6 +302,7 @@ class WebhookDeliverer:
                 delivery.summary,
                 status=delivery.status,
                 error=None if succeeded else delivery.summary,
+                failure=None if succeeded else RunError(RunErrorType.WEBHOOK, delivery.summary),
             )
             if recorded:
                 webhook_store.note_http_status(session, invocation.id, delivery.http_status)

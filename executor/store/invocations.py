@@ -11,9 +11,16 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
-from executor.statuses import TERMINAL_STATUSES, AttemptKind, InvocationStatus, NodeState
+from executor.statuses import (
+    TERMINAL_STATUSES,
+    AttemptKind,
+    InvocationStatus,
+    NodeState,
+    RunErrorType,
+)
 from executor.store import logs as log_store
 from executor.store.clock import database_now, db_now
+from executor.store.run_errors import RunError
 from executor.store.tables import (
     Activation,
     DispatchLock,
@@ -498,8 +505,15 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
             _release(invocation, status=InvocationStatus.QUEUED)
             continue
         error = f"gave up after {invocation.attempt} attempts: {LEASE_EXPIRED}"
+        failure = RunError(RunErrorType.LEASE_EXPIRED, error)
         finish(
-            session, invocation.id, None, LEASE_EXPIRED, status=InvocationStatus.DEAD, error=error
+            session,
+            invocation.id,
+            None,
+            LEASE_EXPIRED,
+            status=InvocationStatus.DEAD,
+            error=error,
+            failure=failure,
         )
         _release(
             invocation, status=InvocationStatus.DEAD
@@ -607,11 +621,15 @@ def plugin_deleted(session: Session, plugin: Plugin) -> None:
     (their version goes with the plugin). Running ones end as they would have."""
     now = utcnow()
     runs = update(Invocation).where(Invocation.plugin_id == plugin.id)
+    error = f"canceled: the plugin {plugin.name!r} was deleted before this run started"
+    failure = RunError.classified(InvocationStatus.CANCELED, error)
     session.execute(
         runs.where(Invocation.status == InvocationStatus.QUEUED).values(
             status=InvocationStatus.CANCELED,
             finished_at=now,
-            error=f"canceled: the plugin {plugin.name!r} was deleted before this run started",
+            error=error,
+            error_type=failure.type,
+            error_message=failure.message,
         )
     )
     session.execute(runs.values(plugin_deleted_at=now))
@@ -665,22 +683,27 @@ def finish(
     error: str | None = None,
     output: RunOutput | None = None,
     kind: AttemptKind | None = None,
+    failure: RunError | None = None,
+    at: datetime | None = None,
 ) -> bool:
     """Record the terminal ``status`` of a running invocation held under lease
-    ``generation`` (None: whoever holds it, for the store's own expiry).
+    ``generation`` (None: whoever holds it, for the store's own expiry), ended ``at``
+    (default: now).
 
     ``reason`` (and its ``kind``) is kept in the attempt history; ``output`` (None: not
-    known) how much log the run wrote. Returns False (and changes nothing) when the lease
-    was lost to another holder or the run ended already, so a result is never recorded
-    twice.
+    known) how much log the run wrote; ``failure`` the summary of a run that did not
+    succeed (default: classified from ``status`` and ``error``). Returns False (and
+    changes nothing) when the lease was lost to another holder or the run ended already,
+    so a result is never recorded twice.
     """
     if generation is not None and not fence(session, invocation_id, generation):
         return False
     invocation = get_invocation(session, invocation_id)
-    now = utcnow()
+    now = at or utcnow()
     invocation.status = status
     invocation.exit_code = exit_code
     invocation.error = error
+    _note_failure(invocation, status, failure or RunError.classified(status, error))
     if output is not None:
         invocation.log_bytes = output.log_bytes
         invocation.truncated = output.truncated
@@ -692,6 +715,16 @@ def finish(
         invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)
     log_store.announce(session)  # followers of the run end their streams
     return True
+
+
+def _note_failure(invocation: Invocation, status: InvocationStatus, failure: RunError) -> None:
+    """Keep a failed run's summary, bounded whoever built it; a success has none."""
+    if status == InvocationStatus.SUCCEEDED:
+        invocation.error_type = invocation.error_message = invocation.error_location = None
+        return
+    kept = RunError.bounded(failure.type, failure.message, failure.location)
+    invocation.error_type, invocation.error_message = kept.type, kept.message
+    invocation.error_location = kept.location
 
 
 def find_invocation(session: Session, invocation_id: str) -> Invocation | None:

@@ -340,6 +340,11 @@ class Invocation(Base):
     log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # A failed run's summary (executor.store.run_errors): the exception the handler raised
+    # as the runtime reported it, or the executor's own classification (Sandbox.Timeout...).
+    error_type: Mapped[str | None] = mapped_column(String(200), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    error_location: Mapped[str | None] = mapped_column(String(300), default=None)
     # Dispatch bookkeeping: who holds the run, until when, and when it may run again.
     lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
     # Bumped at every change of holder (claim, adopt, expiry, release): each write of a run

@@ -161,7 +161,7 @@ function runsFilters(name, signal) {
     const runs = await getJson(`/v1/invocations?${params}`);
     box.replaceChildren(
       table(
-        ["Run", "Status", "Version", "Event", "Asset", "Project", "Attempt", "Start latency", "Duration", "Queued"],
+        ["Run", "Status", "Version", "Event", "Asset", "Project", "Attempt", "Start latency", "Duration", "Queued", "Error"],
         runs.map((r) => [
           h("a", { href: `#/runs/${enc(r.id)}` }, r.id.slice(0, 8)),
           badge(r.status),
@@ -173,6 +173,7 @@ function runsFilters(name, signal) {
           ms(r.start_latency_ms),
           ms(r.duration_ms),
           when(r.queued_at),
+          r.error_type ? `${r.error_type}${r.error_location ? ` (${r.error_location})` : ""}` : "",
         ]),
         "No invocations match.",
       ),
@@ -325,6 +326,12 @@ function runFacts(run) {
     ["Start", run.start], ["Log bytes", `${run.log_bytes}${run.truncated ? " (truncated)" : ""}`],
   ];
   if (run.error) facts.push(["Error", h("span", { class: "error" }, run.error)]);
+  // Why it failed, as Lambda's errorType/errorMessage: the exception and its line in the plugin.
+  if (run.error_type) {
+    facts.push(["Error type", h("code", { class: "error" }, run.error_type)]);
+    facts.push(["Error message", h("span", { class: "error" }, run.error_message ?? "")]);
+    facts.push(["Error location", run.error_location ?? "—"]);
+  }
   return h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 

@@ -5,8 +5,10 @@ Two kinds of lines are written:
 * log records ``{"level", "time", "msg", "stream"}`` where ``level`` is one of
   DEBUG/INFO/WARNING/ERROR/CRITICAL, ``time`` is UTC ``YYYY-MM-DDTHH:MM:SS.mmmZ`` and
   ``stream`` is ``logger``, ``stdout`` or ``stderr``;
-* control lines ``{"control": "handler_started", "handler", "time"}`` and
-  ``{"control": "handler_finished", "ok", "time"}``.
+* control lines ``{"control": "handler_started", "handler", "time"}``,
+  ``{"control": "handler_finished", "ok", "time"}`` and, when the handler (or the
+  handler's constructor) raised, ``{"control": "error", "error_type", "error_message",
+  "error_location", "time"}`` (``plugin_runtime.failure``).
 
 Every line, its newline included, is at most :data:`MAX_LINE_BYTES` of UTF-8: the executor
 reads a longer line as raw text, and the Docker Engine keeps a line of that size as one

@@ -26,6 +26,7 @@ from plugin_runtime import core
 from plugin_runtime.api import ApiClient
 from plugin_runtime.dispatch import attach, find_method, handler_call, instantiate
 from plugin_runtime.envelope import Envelope, EnvelopeError, parse_envelope
+from plugin_runtime.failure import report
 from plugin_runtime.forwarder import ForwarderError, start_forwarder
 from plugin_runtime.kili_client import build_kili
 from plugin_runtime.loader import PluginLoadError, load_handler_class, plugin_root
@@ -55,9 +56,11 @@ def _call(out: Output, method: Any, name: str, args: tuple[Any, ...]) -> bool:
         if exc.code in (None, 0):
             return True
         out.log("ERROR", f"PluginHandler.{name}() called sys.exit({exc.code!r})")
+        report(out.writer, exc)
         return False
     except Exception as exc:
         out.log("ERROR", f"PluginHandler.{name}() raised:\n{_format_exception(exc)}")
+        report(out.writer, exc)
         return False
     return True
 
@@ -101,6 +104,7 @@ def _run(out: Output, envelope: Envelope, cls: type | PluginLoadError) -> int:
         handler = instantiate(cls, kili, envelope.project_id)
     except (Exception, SystemExit) as exc:
         out.log("ERROR", f"PluginHandler() raised:\n{_format_exception(exc)}")
+        report(out.writer, exc)
         return EXIT_HANDLER_FAILED
     attach(handler, logger=plugin_logger(), api=api, kili=kili)
     if not hasattr(handler, "project_id"):

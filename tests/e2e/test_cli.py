@@ -62,7 +62,7 @@ def test_push_activate_event_logs_round_trip(server_factory: ServerFactory) -> N
     as_json = json.loads(
         cli(server, "logs", "invoice_qa", "--project", "cli-proj", "--json").stdout
     )
-    assert {r["run_id"] for r in as_json} == {run["id"]} and len(as_json) == 4
+    assert {r["run_id"] for r in as_json} == {run["id"]} and len(as_json) == 5  # + SYSTEM
     status = cli(server, "status", run["id"]).stdout
     assert "succeeded" in status and "onSubmit" in status
 

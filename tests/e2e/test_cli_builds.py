@@ -171,6 +171,7 @@ def test_local_run_prints_logs_and_exits_with_the_plugins_status(
     assert raised.returncode == 1
     assert raised.stdout.startswith("INFO     about to fail\nERROR    ")
     assert "ZeroDivisionError: division by zero" in raised.stdout
+    assert "the handler raised ZeroDivisionError: division by zero (main.py:5)\n" in raised.stderr
     assert raised.stderr.rstrip().endswith("run failed: plugin exited with code 1")
 
     bad = tmp_path / "bad"

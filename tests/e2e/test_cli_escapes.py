@@ -45,7 +45,9 @@ def assert_painted_records_are_inert(stdout: str) -> None:
         ("WARNING", "two lines"),
         ("", INDENT + SHOWN_PAINT + "\\x07\\u202egnp.exe"),  # the later line, indented
         ("INFO", HTML),
+        ("SYSTEM", shown[-1][1]),
     ]
+    assert re.fullmatch(r"run ended succeeded in \d+ ms", shown[-1][1])
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def test_logs_follow_shows_plugin_text_inert(server: RunningServer, painted: Pai
 
 def test_logs_json_keeps_the_text_as_written(server: RunningServer, painted: PaintedRun) -> None:
     listed = json.loads(cli(server, "logs", "painter", "-p", "paint-proj", "--json").stdout)
-    contents = [r["content"] for r in listed]
+    contents = [r["content"] for r in listed if r["log_type"] != "SYSTEM"]
     assert contents == [*PRINTED.split("\n"), TWO_LINES, HTML]
 
 

@@ -68,7 +68,9 @@ def test_rollback_warns_of_a_failing_version_and_rolls_forward(
     folder = write(tmp_path / "flip", "raise RuntimeError('v1 fails')")
     assert "flip v1 is ACTIVE" in cli(server, "push", str(folder)).stdout
     cli(server, "activate", "flip", "--project", "flip-p")
-    sent = cli(server, "event", "-p", "flip-p", "--asset", "a", "--label", "{}", "--wait", "--json")
+    sent = cli(server, "event", "-p", "flip-p", "--asset", "a", "--label", "{}", "--wait", "--json",
+               ok=False)  # fmt: skip
+    assert sent.returncode == 1  # a run failed
     assert [r["status"] for r in json.loads(sent.stdout)["runs"]] == ["failed"]
     write(folder, "print('v2 ok')")
     assert "flip v2 is ACTIVE" in cli(server, "push", str(folder)).stdout

@@ -83,13 +83,14 @@ def test_sign_in_open_a_plugin_and_watch_a_live_run(page: Page, server: RunningS
     page.get_by_role("link", name=run_id[:8]).click()
     logs = page.locator("#run-logs")
     expect(logs).to_contain_text("ticker done", timeout=LIVE_TIMEOUT_MS)
-    expect(page.get_by_text("ended")).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("ended", exact=True)).to_be_visible(timeout=10_000)
     expect(page.locator("#run-facts")).to_contain_text("succeeded")
     expect(page.locator("#run-facts")).to_contain_text("inv-9")
     expect(page.get_by_text("No calls to the platform API.")).to_be_visible()
-    assert logs.locator(".line").count() == 5
+    assert logs.locator(".line").count() == 6  # 5 of the plugin's, the SYSTEM end line
+    expect(logs.locator(".lvl-SYSTEM")).to_contain_text("run ended succeeded in ")
     page.get_by_label("Minimum level").select_option("WARNING")
-    expect(logs.locator(".line:visible")).to_have_count(1)
+    expect(logs.locator(".line:visible")).to_have_count(2)  # SYSTEM lines always show
     page.get_by_label("Minimum level").select_option("DEBUG")
     page.screenshot(path=str(ARTIFACTS / "console-run.png"), full_page=True)
 
@@ -114,8 +115,20 @@ def test_build_log_and_system_lines(page: Page, server: RunningServer) -> None:
     sign_in(page, server)
     page.goto(f"{server.url}/ui/#/runs/{run['id']}")
     system = page.locator("#run-logs .lvl-SYSTEM")
-    expect(system).to_contain_text("run ended failed", timeout=LIVE_TIMEOUT_MS)
-    expect(page.locator("#run-facts")).to_contain_text("failed")
+    expect(system).to_contain_text(
+        "run ended failed: ZeroDivisionError: division by zero (main.py:5)",
+        timeout=LIVE_TIMEOUT_MS,
+    )
+    facts = page.locator("#run-facts")
+    expect(facts).to_contain_text("failed")
+    # The run's error summary: the exception, its message and its line in the plugin.
+    for fact, value in (
+        ("Error type", "ZeroDivisionError"),
+        ("Error message", "division by zero"),
+        ("Error location", "main.py:5"),
+    ):
+        expect(facts.locator(f"dt:text-is('{fact}') + dd")).to_have_text(value)
+    page.screenshot(path=str(ARTIFACTS / "console-run-failed.png"), full_page=True)
     calls = page.get_by_role("row").filter(has_text="/api/label/v2/graphql")
     expect(calls).to_contain_text("502")
     expect(calls).to_contain_text("platform unreachable")
@@ -167,8 +180,10 @@ def test_plugin_output_is_text_never_markup_nor_a_line_of_its_own(
         "INFO",
         "WARNING",
         "INFO",
+        "SYSTEM",  # the executor's own end line, after the plugin's
     ]
-    expect(logs.locator(".lvl-SYSTEM")).to_have_count(0)
+    expect(logs.locator(".lvl-SYSTEM")).to_have_count(1)
+    expect(logs.locator(".lvl-SYSTEM")).to_contain_text("run ended succeeded in ")
     expect(logs.locator(".line").nth(1)).to_contain_text("SYSTEM run ended: succeeded")
     assert logs.locator(".lvl-WARNING .content").text_content() == TWO_LINES
     assert logs.locator(".line").nth(3).locator(".content").text_content() == HTML

@@ -54,16 +54,19 @@ def test_logs_follow_prints_lines_before_the_run_ends(
     assert "INFO     tick 1 of 4 for a-7" in first
     assert status_then == "running"  # the line was printed while the plugin still ran
     assert process.returncode == 0, errors
-    assert "WARNING  tick 3 of 4 for a-7" in rest and rest.rstrip().endswith("ticker done")
+    assert "WARNING  tick 3 of 4 for a-7" in rest
+    assert rest.rstrip().splitlines()[-2].endswith("ticker done")
+    assert "SYSTEM   run ended succeeded in " in rest.rstrip().splitlines()[-1]
     assert server.wait_run(run_id)["status"] == "succeeded"
 
     warnings = cli(server, "logs", "ticker", "--project", "tail-proj", "--level", "WARNING")
-    assert [line.split(maxsplit=2)[1:] for line in warnings.stdout.splitlines()] == [
-        ["WARNING", "tick 3 of 4 for a-7"]
+    assert [line.split(maxsplit=3)[1:3] for line in warnings.stdout.splitlines()] == [
+        ["WARNING", "tick"],
+        ["SYSTEM", "run"],  # SYSTEM lines are shown at every level
     ]
     as_json = cli(server, "logs", "ticker", "--project", "tail-proj", "--json", "--since", "1h")
     records = json.loads(as_json.stdout)
-    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5, 6]
     future = cli(server, "logs", "ticker", "-p", "tail-proj", "--since", "2099-01-01T00:00:00")
     assert future.stdout == ""
 

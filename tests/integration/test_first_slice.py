@@ -37,6 +37,7 @@ def test_qa_plugin_logs_its_verdicts(server: RunningServer) -> None:
     assert contents(server.logs(run_id=good["id"])) == [
         ("INFO", "asset a1 ACCEPTED"),
         ("INFO", "checked project invoices"),
+        ("SYSTEM", f"run ended succeeded in {good['duration_ms']} ms"),
     ]
     assert bad["status"] == "succeeded"
     bad_logs = server.logs(run_id=bad["id"])
@@ -45,6 +46,7 @@ def test_qa_plugin_logs_its_verdicts(server: RunningServer) -> None:
         ("WARNING", "asset a2: currency 'GBP' is not EUR or USD"),
         ("INFO", "asset a2 REJECTED (2 problems)"),
         ("INFO", "checked project invoices"),
+        ("SYSTEM", f"run ended succeeded in {bad['duration_ms']} ms"),
     ]
     first = bad_logs[0]
     assert first["plugin_name"] == "invoice_qa" and first["project_id"] == "invoices"
@@ -55,11 +57,11 @@ def test_qa_plugin_logs_its_verdicts(server: RunningServer) -> None:
         "assetId": "a2",
         "labelId": "label-7",
     }
-    assert [r["seq"] for r in bad_logs] == [1, 2, 3, 4]
-    assert [r["stream"] for r in bad_logs] == ["logger", "logger", "logger", "stdout"]
+    assert [r["seq"] for r in bad_logs] == [1, 2, 3, 4, 5]
+    assert [r["stream"] for r in bad_logs] == ["logger", "logger", "logger", "stdout", "system"]
     # Kili's query parameters: project and plugin, oldest first, limit and skip.
     all_logs = server.logs(project_id="invoices", plugin_name="invoice_qa")
-    assert [r["run_id"] for r in all_logs] == [good["id"]] * 2 + [bad["id"]] * 4
+    assert [r["run_id"] for r in all_logs] == [good["id"]] * 3 + [bad["id"]] * 5
     page = server.logs(project_id="invoices", plugin_name="invoice_qa", limit=2, skip=3)
     assert [r["id"] for r in page] == [r["id"] for r in all_logs[3:5]]
     assert good["handler_started_at"] is not None and good["start_latency_ms"] >= 0
@@ -77,7 +79,7 @@ def test_event_runs_only_matching_active_plugins(server: RunningServer) -> None:
     assert other_project["invocations"] == []
     run = server.run_event(type="onReview", project_id="reviews", asset_id="x", label={})
     assert run["status"] == "succeeded", run
-    assert contents(server.logs(run_id=run["id"])) == [("INFO", "1 RULES, IBAN OK: TRUE")]
+    assert contents(server.logs(run_id=run["id"]))[:-1] == [("INFO", "1 RULES, IBAN OK: TRUE")]
 
 
 def test_deactivated_plugin_does_not_run(server: RunningServer) -> None:
@@ -106,7 +108,7 @@ def test_plugin_with_a_requirement_builds_and_imports_it(
     server.activate("with_requirement", "req")
     run = server.run_event(type="onSubmit", project_id="req", asset_id="a", label={})
     assert run["status"] == "succeeded", run
-    (line,) = contents(server.logs(run_id=run["id"]))
+    line, _ = contents(server.logs(run_id=run["id"]))  # and the SYSTEM line
     assert line[0] == "INFO" and line[1].startswith("six 1.16.0 from /opt/venv/")
 
 
@@ -163,7 +165,7 @@ def test_code_only_version_reuses_the_requirements_layer(
     server.activate("layered", "layers")
     run = server.run_event(type="onSubmit", project_id="layers", asset_id="a", label={})
     assert run["version"] == 2
-    assert contents(server.logs(run_id=run["id"])) == [("INFO", "v2")]
+    assert contents(server.logs(run_id=run["id"]))[:-1] == [("INFO", "v2")]
 
 
 @pytest.fixture(scope="module")

@@ -182,9 +182,12 @@ def test_folder_plugin_lifecycle_through_the_sdk(
     logs = json.loads(everything["result"])
     rest = server.logs(project_id=PROJECT, plugin_name="kili_folder")
     assert [entry["content"] for entry in logs] == [r["content"] for r in rest]
-    assert [(e["content"], e["metadata"]) for e in logs] == [
-        ("1 RULES, IBAN OK: TRUE", {"assetId": "a1", "labelId": None}),
-        ("1 RULES, IBAN OK: TRUE", {"assetId": "a2", "labelId": None}),
+    # Each run's last line is the executor's: how long it took (Kili shows no other record).
+    assert [(e["content"].split(" in ")[0], e["logType"], e["metadata"]) for e in logs] == [
+        ("1 RULES, IBAN OK: TRUE", "INFO", {"assetId": "a1", "labelId": None}),
+        ("run ended succeeded", "SYSTEM", {"assetId": "a1", "labelId": None}),
+        ("1 RULES, IBAN OK: TRUE", "INFO", {"assetId": "a2", "labelId": None}),
+        ("run ended succeeded", "SYSTEM", {"assetId": "a2", "labelId": None}),
     ]
     assert set(logs[0]) == {
         "content",
@@ -241,6 +244,7 @@ def test_single_file_plugin_through_the_sdk(
     assert [(e["logType"], e["content"]) for e in logs] == [
         *[("INFO", f"line {n} of s1") for n in range(3)],
         ("INFO", "batch: 100%"),  # the bar's final state, not each redraw, not a WARNING
+        ("SYSTEM", f"run ended succeeded in {run['duration_ms']} ms"),
     ]
 
 

@@ -60,7 +60,8 @@ def test_follow_receives_lines_while_the_run_goes_on_and_resumes_after_a_drop(
     assert [e.data["id"] for e in received] == [r["id"] for r in stored]
     assert [int(e.id or 0) for e in received] == [r["id"] for r in stored]
     assert [r["seq"] for r in stored] == list(range(1, len(stored) + 1))
-    assert [e.data["content"] for e in received][-1] == "ticker done"
+    assert [e.data["content"] for e in received][-2] == "ticker done"
+    assert received[-1].data["content"].startswith("run ended succeeded in ")
     assert sum("of 4 for a-1" in e.data["content"] for e in received) == 4
 
 

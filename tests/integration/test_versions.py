@@ -39,7 +39,7 @@ def said(server: RunningServer, project: str) -> tuple[int, str]:
         run["error"],
         server.logs(run_id=run["id"])[-1]["content"],
     )
-    (record,) = server.logs(run_id=run["id"])
+    (record,) = [r for r in server.logs(run_id=run["id"]) if r["log_type"] != "SYSTEM"]
     return run["version"], record["content"]
 
 

@@ -73,7 +73,7 @@ def run_lines(
 ) -> tuple[dict[str, Any], list[str]]:
     run = server.run_event(type="onSubmit", project_id=project, asset_id="a", label=label)
     assert run["status"] == "succeeded", (run, server.logs(run_id=run["id"]))
-    return run, [r["content"] for r in server.logs(run_id=run["id"])]
+    return run, [r["content"] for r in server.logs(run_id=run["id"]) if r["log_type"] != "SYSTEM"]
 
 
 def version_id(server: RunningServer, name: str, number: int) -> str:

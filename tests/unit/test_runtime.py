@@ -31,6 +31,11 @@ TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 LABEL = {"jsonResponse": {"JOB_0": {"text": "FR76"}}, "id": "label-1"}
 PAYLOAD = {"issue": {"id": "issue-9"}}
+CONTROL_FIELDS = (
+    {"control", "handler", "time"},
+    {"control", "ok", "time"},
+    {"control", "error_type", "error_message", "error_location", "time"},
+)
 
 
 @dataclass
@@ -99,7 +104,7 @@ def run_runtime(root: Path, stdin: dict[str, Any] | bytes) -> Run:
     lines = [json.loads(line) for line in stdout.splitlines()]  # every line is one object
     for line in lines:
         if "control" in line:
-            assert set(line) in ({"control", "handler", "time"}, {"control", "ok", "time"})
+            assert set(line) in CONTROL_FIELDS, line
         else:
             assert set(line) - {"part_of"} == {"level", "time", "msg", "stream"}, line
             assert line["level"] in LEVELS
@@ -431,7 +436,15 @@ def test_raising_constructor_exits_1(tmp_path: Path) -> None:
     (msg,) = run.msgs("logger", "ERROR")
     assert msg.startswith("PluginHandler() raised:\nTraceback")
     assert msg.endswith("RuntimeError: bad config")
-    assert run.controls == []
+    assert run.controls == [
+        {
+            **run.controls[0],
+            "control": "error",
+            "error_type": "RuntimeError",
+            "error_message": "bad config",
+            "error_location": "main.py:4",  # the source starts with a blank line
+        }
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ The column is added with a server default (so SQLite adds it in place, without r
 the table its versions and activations refer to); every insert sets it.
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0023"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
