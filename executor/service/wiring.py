@@ -13,6 +13,7 @@ from typing import Any
 from executor.build.builder import Builder
 from executor.engine import Engine
 from executor.errors import Conflict, ExecutorError
+from executor.gateway.live import LiveTokens
 from executor.gateway.server import Gateway
 from executor.intake.checker import CheckerLimits, UploadChecker
 from executor.metrics import Metrics, QueueFigures
@@ -33,7 +34,7 @@ from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
-from executor.store.listen import LogListener
+from executor.store.listen import QUEUE_CHANNEL, LogListener
 from executor.store.tables import Invocation, Node
 from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter
@@ -92,8 +93,13 @@ class ExecutorService:
         self.builder.import_scan = self.upload_checker.scan_imports
         self.catalog = Catalog(self.db, self.builder, self.limiter, self.upload_checker)
         self.webhooks = Webhooks(self.db, settings)
+        # The tokens of this process's runs, checked by its gateway in memory.
+        self.live_tokens = LiveTokens()
         self.gateway = Gateway(
-            self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
+            self.db,
+            settings,
+            lambda status: self.metrics.gateway_calls.labels(str(status)).inc(),
+            self.live_tokens,
         )
         self.log_notifier = Notifier()
         # Runs on other processes (workers) write to a shared PostgreSQL: hear their commits.
@@ -101,9 +107,20 @@ class ExecutorService:
             None if self.db.is_sqlite else LogListener(self.db.url, self.log_notifier.notify)
         )
         self.dispatcher = Dispatcher(
-            self.db, self.engine, settings, self.metrics, self.log_notifier.notify
+            self.db,
+            self.engine,
+            settings,
+            self.metrics,
+            self.log_notifier.notify,
+            self.live_tokens,
         )
         self.builder.on_active.append(self.dispatcher.pool.wake)
+        # Events queued by another process (the API, for a worker): claimed when queued.
+        self.queue_listener = (
+            None
+            if self.db.is_sqlite or not settings.dispatch
+            else LogListener(self.db.url, self.dispatcher.wake, QUEUE_CHANNEL)
+        )
         # Pushed images are pulled ahead of their first event by processes that run them.
         self.prepuller = Prepuller(self.db, self.engine, registry) if registry else None
         if self.prepuller is not None:
@@ -201,6 +218,8 @@ class ExecutorService:
             self.builder.resume_unfinished()
         if self.settings.dispatch:
             self.dispatcher.start()
+            if self.queue_listener is not None:
+                self.queue_listener.start()
             if self.prepuller is not None:
                 self.prepuller.start()
         if not api:
@@ -222,6 +241,8 @@ class ExecutorService:
         self.retention.stop()
         if self.prepuller is not None:
             self.prepuller.stop()
+        if self.queue_listener is not None:
+            self.queue_listener.stop()
         self.dispatcher.stop()
         self.gateway.stop()
         self.upload_checker.close()
