@@ -3,9 +3,11 @@
 Each request must carry a live run token; it is checked, its path is checked against the
 project's platform API base, the token is replaced by the operator's credential, the call
 is forwarded with body and count caps, and method, path, status, bytes and duration are
-recorded on the invocation. Store work runs on a small thread pool of its own (one trip
-for the checks, one for the record) and the platform call on another, so the event loop
-never waits on either.
+recorded on the invocation. A token of a run of this process is checked and counted in
+memory (``executor.gateway.live``), and its call recorded after the answer; any other
+token is checked, counted and recorded in the store before the answer. Store work runs on
+a small thread pool of its own and the platform call on another, so the event loop never
+waits on either.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from executor.gateway.forward import (
     Reply,
     error_reply,
 )
+from executor.gateway.live import LiveTokens
 from executor.gateway.policy import PathRefused, PlatformTargets, Target, check_path
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
@@ -85,6 +88,7 @@ class _Admitted:
     target: Target
     path_and_query: str
     ordinal: int  # of the call in its attempt, from 1: the platform's idempotency key
+    counted_here: bool  # by ``LiveTokens`` (a run of this process): recorded after the answer
 
 
 class Drained(Enum):
@@ -140,11 +144,14 @@ class Calls:
         db: Database,
         settings: Settings,
         on_call: Callable[[int], object] | None = None,
+        live: LiveTokens | None = None,
     ) -> None:
-        """``on_call(status)`` is told of every recorded call (the service counts them)."""
+        """``on_call(status)`` is told of every recorded call (the service counts them);
+        ``live`` holds the tokens this process's runner minted."""
         self.db = db
         self.settings = settings
         self.on_call = on_call
+        self.live = live or LiveTokens()
         self.targets = PlatformTargets(settings)
         self._store: ThreadPoolExecutor | None = None
         self._upstream: ThreadPoolExecutor | None = None
@@ -168,8 +175,9 @@ class Calls:
         assert scope["type"] == "http", scope["type"]  # lifespan and websockets are off
         body = _Body(receive)
         headers = httpx.Headers(scope["headers"])
+        after: list[Callable[[], None]] = []  # the call's record, once it is answered
         try:
-            reply = await self._answer(scope, headers, body)
+            reply = await self._answer(scope, headers, body, after)
         except Exception:
             log.exception("gateway error on %s", scope["method"])
             reply = error_reply(
@@ -190,9 +198,19 @@ class Calls:
                 )
             elif left is Drained.LEFT:
                 reply.close = True  # unread bytes would be taken for the next request
-        await _send(send, reply)
+        try:
+            await _send(send, reply)
+        finally:
+            for then in after:
+                then()
 
-    async def _answer(self, scope: Scope, headers: httpx.Headers, body: _Body) -> Reply:
+    async def _answer(
+        self,
+        scope: Scope,
+        headers: httpx.Headers,
+        body: _Body,
+        after: list[Callable[[], None]],
+    ) -> Reply:
         method = scope["method"]
         if method not in METHODS:
             return error_reply(
@@ -207,12 +225,17 @@ class Calls:
             )
         # The server held the request to its Content-Length (a malformed one never gets here).
         length = int(headers.get("content-length") or 0)
-        return await self._handle(Incoming(method, _target(scope), headers, length), body)
+        return await self._handle(Incoming(method, _target(scope), headers, length), body, after)
 
-    async def _handle(self, incoming: Incoming, body: _Body) -> Reply:
-        """Answer one plugin request (see the module docstring for the steps)."""
+    async def _handle(
+        self, incoming: Incoming, body: _Body, after: list[Callable[[], None]]
+    ) -> Reply:
+        """Answer one plugin request (see the module docstring for the steps); what to do
+        once it is answered goes to ``after``."""
         started = time.monotonic()
-        admitted = await self._on(self._store, self._admit, incoming, started)
+        admitted = self._admit_live(incoming, started, after)
+        if admitted is None:  # not a token of a run this process holds: the store decides
+            admitted = await self._on(self._store, self._admit, incoming, started)
         if isinstance(admitted, Reply):
             return admitted
         content = await body.read() if incoming.length else None
@@ -235,8 +258,68 @@ class Calls:
                 admitted.grant.invocation_id,
                 admitted.ordinal,
             )
-        await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
+        if admitted.counted_here:  # a run of this process: its runner waits for the record
+            after.append(self._record_later(admitted, incoming, reply, started))
+        else:
+            await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
         return reply
+
+    def _admit_live(
+        self, incoming: Incoming, started: float, after: list[Callable[[], None]]
+    ) -> _Admitted | Reply | None:
+        """The checks of ``_admit`` in memory, for a token of a run this process holds;
+        None when the store must decide."""
+        token = token_from_headers(incoming.headers)
+        if token is None:
+            return None
+        found = self.live.admit(hash_token(token))
+        if found is None:
+            return None
+        held, refusal = found
+        grant = _Grant(held.token_sha256, held.invocation_id, held.project_id, held.generation)
+        if refusal is not None:
+            log.warning("gateway refused %s: %s", incoming.method, TOKEN_REFUSALS[refusal])
+            admitted: _Admitted | Reply = self._refused(refusal)
+        else:
+            admitted = self._check(grant, incoming)
+        if isinstance(admitted, Reply):
+            after.append(self._record_later(grant, incoming, admitted, started))
+        return admitted
+
+    def _record_later(
+        self, what: _Admitted | _Grant, incoming: Incoming, reply: Reply, started: float
+    ) -> Callable[[], None]:
+        """What writes the call's record on a store thread, to call once the call is
+        answered. The record is pending from now: the runner waits for its run's pending
+        records (``LiveTokens.settle``) before it records the run's end."""
+        grant = what.grant if isinstance(what, _Admitted) else what
+        counted = what.ordinal if isinstance(what, _Admitted) and what.counted_here else None
+        self.live.recording(grant.invocation_id)
+
+        def submit() -> None:
+            try:
+                assert self._store is not None, "Calls.running() first"
+                self._store.submit(self._record_settled, grant, incoming, reply, started, counted)
+            except BaseException:
+                self.live.recorded(grant.invocation_id)
+                raise
+
+        return submit
+
+    def _record_settled(
+        self,
+        grant: _Grant,
+        incoming: Incoming,
+        reply: Reply,
+        started: float,
+        counted: int | None,
+    ) -> None:
+        try:
+            self._record(grant, incoming, reply, started, counted)
+        except Exception:
+            log.exception("invocation %s: a gateway call was not recorded", grant.invocation_id)
+        finally:
+            self.live.recorded(grant.invocation_id)
 
     def _admit(self, incoming: Incoming, started: float) -> _Admitted | Reply:
         """In one trip to the store threads: the call may be forwarded, or its refusal
@@ -302,10 +385,11 @@ class Calls:
                 f"request body of {incoming.length} bytes is over the cap of {cap} bytes",
                 close=True,
             )
-        ordinal = self._take_call(grant)
+        counted = self.live.count(grant.token_sha256, self.settings.gateway_max_calls)
+        ordinal = counted if counted is not None else self._take_call(grant)
         if isinstance(ordinal, CallRefused):
             return self._refused(ordinal)
-        return _Admitted(grant, target, path_and_query, ordinal)
+        return _Admitted(grant, target, path_and_query, ordinal, counted is not None)
 
     def _take_call(self, grant: _Grant) -> int | CallRefused:
         """The call's ordinal in its attempt, from the statement that counts it and checks
@@ -324,9 +408,21 @@ class Calls:
             )
         return error_reply(401, reason.value, TOKEN_REFUSALS[reason])
 
-    def _record(self, grant: _Grant, incoming: Incoming, reply: Reply, started: float) -> None:
+    def _record(
+        self,
+        grant: _Grant,
+        incoming: Incoming,
+        reply: Reply,
+        started: float,
+        counted: int | None = None,
+    ) -> None:
+        """Record the call on its run; ``counted``: its ordinal, taken in memory, which
+        the token's count in the store is brought up to (a process that restarts during
+        the run goes on counting from there)."""
         path = incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS]
         with self.db.session() as session:
+            if counted is not None:
+                gateway_store.counted_up_to(session, grant.token_sha256, counted)
             recorded = gateway_store.add_call(
                 session,
                 grant.generation,

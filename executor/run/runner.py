@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from executor.errors import SandboxError
+from executor.gateway.live import LiveTokens
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
@@ -157,6 +158,7 @@ class Attempt:
     writer: RunLogWriter
     collector: OutputCollector
     token_revoked: bool = False
+    live: LiveTokens = field(default_factory=LiveTokens)  # the gateway's, when it shares one
 
     def on_output(self, db: Database) -> Callable[[int, bytes], bool]:
         def sink(stream_id: int, data: bytes) -> bool:
@@ -173,6 +175,7 @@ class Attempt:
         """The handler returned: nothing the plugin left running may call the platform."""
         if self.collector.handler_finished_at is not None and not self.token_revoked:
             self.token_revoked = True
+            self.live.revoke(self.invocation.id)  # refused from now on, before the store says
             with db.session() as session:
                 gateway_store.revoke_for(
                     session, self.invocation.id, self.invocation.lease_generation
@@ -201,9 +204,12 @@ class InvocationRunner:
         metrics: Metrics,
         handing_back: Callable[[], bool],
         on_logs_written: Callable[[], None] = lambda: None,
+        live: LiveTokens | None = None,
     ) -> None:
-        """``on_logs_written`` is called after log records or an outcome were committed."""
+        """``on_logs_written`` is called after log records or an outcome were committed;
+        ``live`` holds the tokens this runner mints for the gateway of this process."""
         self.db = db
+        self.live = live or LiveTokens()
         self.on_logs_written = on_logs_written
         self.sandbox = sandbox
         self.pool = pool
@@ -280,12 +286,19 @@ class InvocationRunner:
         finally:
             if not handed_off:  # a container that gets no envelope is not left waiting
                 self.sandbox.discard(started)
-            # The token never outlives the container, whatever happens next.
-            with self.db.session() as session:
-                gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
+            self._container_ended(invocation)
         if attempt.collector.handler_started_at is not None:
             self._phase("handler", handed_off_at, attempt.collector.handler_started_at)
         self.conclude(attempt, outcome)
+
+    def _container_ended(self, invocation: Invocation) -> None:
+        """The token never outlives the container, whatever happens next; the records of
+        the calls it made are written before the run's end is."""
+        self.live.revoke(invocation.id)
+        if not self.live.settle(invocation.id):
+            log.warning("invocation %s: gateway call records still pending", invocation.id)
+        with self.db.session() as session:
+            gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
 
     def _phase(self, name: str, since: datetime, until: datetime | None = None) -> datetime:
         """Observe how long a start phase took; returns its end."""
@@ -338,6 +351,9 @@ class InvocationRunner:
                 deadline,
                 generation,
             )
+        self.live.grant(
+            hash_token(token), invocation.id, invocation.project_id, generation, deadline
+        )
         return deadline
 
     def watch(self, invocation: Invocation, container_id: str, running: bool) -> None:
@@ -406,7 +422,7 @@ class InvocationRunner:
             writer.system(f"attempt {invocation.attempt} (previous attempt: {previous})")
         cap = (profile or self.settings.sandbox).log_cap_bytes
         collector = OutputCollector(cap, resume_at or {})
-        return Attempt(invocation, writer, collector)
+        return Attempt(invocation, writer, collector, live=self.live)
 
     def _envelope(
         self, invocation: Invocation, event: Event, token: str, deadline: datetime
@@ -552,6 +568,7 @@ class InvocationRunner:
         self, invocation: Invocation, reason: str, delay_s: float, kind: AttemptKind
     ) -> None:
         generation = invocation.lease_generation
+        self.live.revoke(invocation.id)
         with self.db.session() as session:  # row, then tokens: see _finish
             queued = invocation_store.retry_later(
                 session, invocation.id, generation, reason, delay_s, kind
@@ -592,6 +609,7 @@ class InvocationRunner:
         output: RunOutput | None = None,
         kind: AttemptKind | None = None,
     ) -> None:
+        self.live.revoke(invocation.id)
         with self.db.session() as session:
             # The run's row first, its tokens after, as lease expiry does (one lock order);
             # both commit together: a finished run has no live token.

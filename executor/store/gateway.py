@@ -17,6 +17,7 @@ __all__ = [
     "add_call",
     "add_token",
     "count_calls",
+    "counted_up_to",
     "find_token",
     "revoke_all",
     "revoke_for",
@@ -119,6 +120,17 @@ def take_call(
     if token is None:
         return CallRefused.UNKNOWN
     return token_refusal(session, token, now) or CallRefused.CAP_REACHED
+
+
+def counted_up_to(session: Session, token_sha256: str, calls: int) -> None:
+    """Bring the token's call count up to ``calls`` (counted in memory by the process that
+    minted it), never down."""
+    session.execute(
+        update(InvocationToken)
+        .where(InvocationToken.token_sha256 == token_sha256, InvocationToken.calls < calls)
+        .values(calls=calls)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def revoke_for(session: Session, invocation_id: str, generation: int | None = None) -> None:
