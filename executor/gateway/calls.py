@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +92,32 @@ class _Admitted:
     counted_here: bool  # by ``LiveTokens`` (a run of this process): recorded after the answer
 
 
+@dataclass(frozen=True)
+class _Unrecorded:
+    """An answered call whose record is queued."""
+
+    grant: _Grant
+    incoming: Incoming
+    reply: Reply
+    duration_ms: int
+    # Its ordinal, when counted in memory: the token's count in the store is brought up
+    # to it (a process that restarts during the run goes on counting from there).
+    counted: int | None
+
+    def fields(self) -> dict[str, object]:
+        """The columns of its record (``executor.store.gateway.add_call``)."""
+        return {
+            "invocation_id": self.grant.invocation_id,
+            "method": self.incoming.method[:16],
+            "path": self.incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS],
+            "status": self.reply.status,
+            "request_bytes": self.incoming.length,
+            "response_bytes": len(self.reply.body),
+            "duration_ms": self.duration_ms,
+            "error": self.reply.error,
+        }
+
+
 class Drained(Enum):
     """What is left of a refused body after the gateway read and dropped it."""
 
@@ -152,6 +179,9 @@ class Calls:
         self.settings = settings
         self.on_call = on_call
         self.live = live or LiveTokens()
+        self._unrecorded: list[_Unrecorded] = []
+        self._unrecorded_lock = threading.Lock()
+        self._writing = False  # a write of the queued records is on its way
         self.targets = PlatformTargets(settings)
         self._store: ThreadPoolExecutor | None = None
         self._upstream: ThreadPoolExecutor | None = None
@@ -289,37 +319,61 @@ class Calls:
     def _record_later(
         self, what: _Admitted | _Grant, incoming: Incoming, reply: Reply, started: float
     ) -> Callable[[], None]:
-        """What writes the call's record on a store thread, to call once the call is
-        answered. The record is pending from now: the runner waits for its run's pending
-        records (``LiveTokens.settle``) before it records the run's end."""
+        """What queues the call's record, to call once the call is answered. The record is
+        pending from now: the runner waits for its run's pending records
+        (``LiveTokens.settle``) before it records the run's end. Records queued while
+        others are written are written together, in one transaction."""
         grant = what.grant if isinstance(what, _Admitted) else what
         counted = what.ordinal if isinstance(what, _Admitted) and what.counted_here else None
         self.live.recording(grant.invocation_id)
 
-        def submit() -> None:
+        def queue() -> None:
+            call = _Unrecorded(grant, incoming, reply, _ms_since(started), counted)
+            with self._unrecorded_lock:
+                self._unrecorded.append(call)
+                if self._writing:
+                    return
+                self._writing = True
             try:
                 assert self._store is not None, "Calls.running() first"
-                self._store.submit(self._record_settled, grant, incoming, reply, started, counted)
+                self._store.submit(self._write_unrecorded)
             except BaseException:
-                self.live.recorded(grant.invocation_id)
+                self._write_unrecorded()  # the threads are gone (stopping): here, then
                 raise
 
-        return submit
+        return queue
 
-    def _record_settled(
-        self,
-        grant: _Grant,
-        incoming: Incoming,
-        reply: Reply,
-        started: float,
-        counted: int | None,
-    ) -> None:
+    def _write_unrecorded(self) -> None:
+        """Write the queued records until none is left: one writer at a time, so records
+        are stored in the order their calls were answered."""
+        while True:
+            with self._unrecorded_lock:
+                batch, self._unrecorded = self._unrecorded, []
+                if not batch:
+                    self._writing = False
+                    return
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[_Unrecorded]) -> None:
+        lost = []
         try:
-            self._record(grant, incoming, reply, started, counted)
+            with self.db.session() as session:
+                for call in batch:
+                    if call.counted is not None:  # the store's count follows memory's
+                        gateway_store.counted_up_to(session, call.grant.token_sha256, call.counted)
+                    if not gateway_store.add_call(session, call.grant.generation, **call.fields()):
+                        lost.append(call)
         except Exception:
-            log.exception("invocation %s: a gateway call was not recorded", grant.invocation_id)
+            log.exception("%d gateway calls were not recorded", len(batch))
+            lost = []
         finally:
-            self.live.recorded(grant.invocation_id)
+            for call in batch:
+                self.live.recorded(call.grant.invocation_id)
+        for call in lost:
+            _lease_lost(call.grant)
+        if self.on_call is not None:
+            for call in batch:
+                self.on_call(call.reply.status)
 
     def _admit(self, incoming: Incoming, started: float) -> _Admitted | Reply:
         """In one trip to the store threads: the call may be forwarded, or its refusal
@@ -408,40 +462,25 @@ class Calls:
             )
         return error_reply(401, reason.value, TOKEN_REFUSALS[reason])
 
-    def _record(
-        self,
-        grant: _Grant,
-        incoming: Incoming,
-        reply: Reply,
-        started: float,
-        counted: int | None = None,
-    ) -> None:
-        """Record the call on its run; ``counted``: its ordinal, taken in memory, which
-        the token's count in the store is brought up to (a process that restarts during
-        the run goes on counting from there)."""
-        path = incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS]
+    def _record(self, grant: _Grant, incoming: Incoming, reply: Reply, started: float) -> None:
+        call = _Unrecorded(grant, incoming, reply, _ms_since(started), None)
         with self.db.session() as session:
-            if counted is not None:
-                gateway_store.counted_up_to(session, grant.token_sha256, counted)
-            recorded = gateway_store.add_call(
-                session,
-                grant.generation,
-                invocation_id=grant.invocation_id,
-                method=incoming.method[:16],
-                path=path,
-                status=reply.status,
-                request_bytes=incoming.length,
-                response_bytes=len(reply.body),
-                duration_ms=int((time.monotonic() - started) * 1000),
-                error=reply.error,
-            )
+            recorded = gateway_store.add_call(session, grant.generation, **call.fields())
         if not recorded:
-            log.warning(
-                "invocation %s: a call of an attempt that lost its lease is not recorded",
-                grant.invocation_id,
-            )
+            _lease_lost(grant)
         if self.on_call is not None:
             self.on_call(reply.status)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _lease_lost(grant: _Grant) -> None:
+    log.warning(
+        "invocation %s: a call of an attempt that lost its lease is not recorded",
+        grant.invocation_id,
+    )
 
 
 def _target(scope: Scope) -> str:
