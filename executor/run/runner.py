@@ -78,14 +78,18 @@ class RunLogWriter:
         invocation: Invocation,
         label_id: str | None,
         on_written: Callable[[], None] = lambda: None,
+        seq: int | None = None,
     ) -> None:
+        """``seq``: the run's last record's, when the caller read it already."""
         self.db = db
         self.invocation = invocation
         self.label_id = label_id
         self.on_written = on_written
         self.lost = False
-        with db.session() as session:
-            self.seq = log_store.last_seq(session, invocation.id)
+        if seq is None:
+            with db.session() as session:
+                seq = log_store.last_seq(session, invocation.id)
+        self.seq = seq
         self._last_part: dict[str, int] = {}  # part_of key -> seq of its latest part
 
     def write(self, lines: list[OutputLine], read_bytes: Mapping[int, int] | None = None) -> None:
@@ -191,6 +195,14 @@ class Attempt:
                 )
 
 
+@dataclass(frozen=True)
+class _ToRun:
+    event: Event
+    image: str
+    profile: SandboxProfile
+    seq: int  # of the run's last log record (earlier attempts')
+
+
 class InvocationRunner:
     """Runs attempts under the lease generation each claimed invocation carries, in
     containers from ``pool`` when it has one ready."""
@@ -225,11 +237,12 @@ class InvocationRunner:
             settings.infra_retry_budget_s,
         )
 
-    def _what_to_run(self, invocation: Invocation) -> tuple[Event, str, SandboxProfile] | None:
-        """A claimed attempt's event, image and sandbox profile; None (the run ended
-        crashed) when its version or event is gone."""
+    def _what_to_run(self, invocation: Invocation) -> _ToRun | None:
+        """A claimed attempt's event, image, sandbox profile and last log record; None (the
+        run ended crashed) when its version or event is gone."""
         with self.db.session() as session:
             inputs = invocation_store.run_inputs(session, invocation)
+            seq = log_store.last_seq(session, invocation.id)  # one transaction: hot path
             event, version, plugin = inputs.event, inputs.version, inputs.plugin
             # The plugin's own limits, tightened from the operator's (executor.run.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
@@ -241,23 +254,23 @@ class InvocationRunner:
                 invocation, InvocationStatus.CRASHED, None, "the plugin version or event is gone"
             )
             return None
-        return event, image, profile
+        return _ToRun(event, image, profile, seq)
 
     def run(self, invocation: Invocation) -> None:
         """Run one claimed attempt in a warm or a fresh container; record what follows."""
         found = self._what_to_run(invocation)
         if found is None:
             return
-        event, image, profile = found
+        event, image, profile = found.event, found.image, found.profile
         if invocation.started_at is not None:
             self._phase("claim", invocation.queued_at, invocation.started_at)
         try:
             started, warm = self._container(invocation, image, profile)
         except (ImageNotInRegistry, ImageMissing) as exc:  # trying again cannot help
-            self._image_gone(self._attempt(invocation, event, profile), exc.message)
+            self._image_gone(self._attempt(invocation, event, profile, seq=found.seq), exc.message)
             return
         except SandboxError as exc:
-            attempt = self._attempt(invocation, event, profile)
+            attempt = self._attempt(invocation, event, profile, seq=found.seq)
             self._infrastructure_failure(attempt, exc.message, _failed_part(exc))
             return
         handed_off = False
@@ -269,7 +282,7 @@ class InvocationRunner:
             if deadline is None:
                 log.warning("invocation %s: lease lost before the hand-off", invocation.id)
                 return
-            attempt = self._attempt(invocation, event, profile)
+            attempt = self._attempt(invocation, event, profile, seq=found.seq)
             envelope = self._envelope(invocation, event, token, deadline)
             data = envelope.model_dump_json().encode()
             if len(data) > profile.envelope_cap_bytes:
@@ -411,11 +424,12 @@ class InvocationRunner:
         event: Event | None,
         profile: SandboxProfile | None = None,
         resume_at: Mapping[int, int] | None = None,
+        seq: int | None = None,
     ) -> Attempt:
         label = event.label if event is not None else None
         label_id = label.get("id") if isinstance(label, dict) else None
         writer = RunLogWriter(
-            self.db, invocation, str(label_id) if label_id else None, self.on_logs_written
+            self.db, invocation, str(label_id) if label_id else None, self.on_logs_written, seq
         )
         if invocation.attempt > 1 and invocation.attempts:
             previous = invocation.attempts[-1]["reason"]

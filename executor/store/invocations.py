@@ -736,12 +736,18 @@ def begin_hand_off(
 ) -> bool:
     """Record the deadline of the attempt handed off now, and how its container started;
     False (nothing recorded) when the lease ``generation`` was lost."""
-    if not fence(session, invocation_id, generation):
-        return False
-    held = get_invocation(session, invocation_id)
-    held.deadline_at = deadline
-    held.cold_start = cold_start
-    return True
+    # One conditional UPDATE: the fence and the write (this is on every start's path).
+    result = session.execute(
+        update(Invocation)
+        .where(
+            Invocation.id == invocation_id,
+            Invocation.lease_generation == generation,
+            Invocation.status == InvocationStatus.RUNNING,
+        )
+        .values(deadline_at=deadline, cold_start=cold_start)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
 def add_invocation(session: Session, invocation: Invocation) -> Invocation:
