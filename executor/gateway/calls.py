@@ -357,12 +357,15 @@ class Calls:
     def _write_batch(self, batch: list[_Unrecorded]) -> None:
         lost = []
         try:
+            rows = [
+                gateway_store.NewCall(
+                    call.fields(), call.grant.generation, call.grant.token_sha256, call.counted
+                )
+                for call in batch
+            ]
             with self.db.session() as session:
-                for call in batch:
-                    if call.counted is not None:  # the store's count follows memory's
-                        gateway_store.counted_up_to(session, call.grant.token_sha256, call.counted)
-                    if not gateway_store.add_call(session, call.grant.generation, **call.fields()):
-                        lost.append(call)
+                kept = gateway_store.add_calls(session, rows)
+            lost = [call for call, recorded in zip(batch, kept, strict=True) if not recorded]
         except Exception:
             log.exception("%d gateway calls were not recorded", len(batch))
             lost = []
