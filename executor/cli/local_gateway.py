@@ -115,4 +115,6 @@ class LocalGateway:
         self.gateway.live.release(run_id)
         with self.db.session() as session:
             gateway_store.revoke_for(session, run_id)
-            return gateway_store.count_calls(session, run_id)
+            calls = gateway_store.count_calls(session, run_id)
+        self.gateway.live.forget(run_id)
+        return calls

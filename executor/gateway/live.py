@@ -5,8 +5,9 @@ The store stays the record of every token (``executor.store.gateway``); this is 
 what the process itself decided, kept in step by the only parties that change it:
 
 - the runner ``grant``s a token once the store holds it, and ``revoke``s it here *before*
-  it revokes it in the store: from that call on, the gateway refuses it (a revoked token is
-  kept here, refused, until its deadline: the store's revocation may come later or fail);
+  it revokes it in the store: from that call on, the gateway refuses it. It ``forget``s it
+  once the store's revocation committed (a token whose revocation in the store failed stays
+  here, refused, until its deadline);
 - the dispatcher vouches for the run's lease (``lease``, ``renewed``): a token is admitted
   here only while this process knows that its attempt still holds the run. Another node
   can take a run only once its lease expired by the store's clock, and a lease is vouched
@@ -35,6 +36,7 @@ __all__ = ["LiveGrant", "LiveTokens"]
 # How long the runner waits at a run's end for the records of its last calls (written on
 # the gateway's store threads, normally within milliseconds).
 SETTLE_S = 10.0
+PRUNE_S = 1.0  # tokens past their deadline are dropped at most this often
 
 
 @dataclass
@@ -60,6 +62,7 @@ class LiveTokens:
         self._grants: dict[str, LiveGrant] = {}  # token sha256 -> grant
         self._leases: dict[str, float] = {}  # invocation id -> monotonic vouched-until
         self._pending: dict[str, int] = {}  # invocation id -> records not yet written
+        self._pruned_at = time.monotonic()
 
     def grant(
         self,
@@ -72,10 +75,12 @@ class LiveTokens:
         """Hold a token the store now holds (minted for a new attempt)."""
         now = datetime.now(UTC)
         with self._lock:
-            # Tokens past their deadline are refused by the store anyway: forget them here.
-            for sha, old in list(self._grants.items()):
-                if old.expires_at <= now:
-                    del self._grants[sha]
+            if time.monotonic() - self._pruned_at >= PRUNE_S:
+                # Past their deadline the store refuses them anyway: forget them here.
+                self._pruned_at = time.monotonic()
+                for sha, old in list(self._grants.items()):
+                    if old.expires_at <= now:
+                        del self._grants[sha]
             self._grants[token_sha256] = LiveGrant(
                 token_sha256, invocation_id, project_id, generation, expires_at
             )
@@ -87,6 +92,12 @@ class LiveTokens:
             for held in self._grants.values():
                 if held.invocation_id == invocation_id:
                     held.revoked = True
+
+    def forget(self, invocation_id: str) -> None:
+        """The store revoked the run's tokens (committed): it refuses them from now on."""
+        with self._lock:
+            for sha in [s for s, g in self._grants.items() if g.invocation_id == invocation_id]:
+                del self._grants[sha]
 
     def lease(self, invocation_ids: Iterable[str], until: float) -> None:
         """This process holds the runs' leases at least until monotonic ``until``

@@ -312,6 +312,7 @@ class InvocationRunner:
             log.warning("invocation %s: gateway call records still pending", invocation.id)
         with self.db.session() as session:
             gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
+        self.live.forget(invocation.id)  # the store refuses it now
 
     def _phase(self, name: str, since: datetime, until: datetime | None = None) -> datetime:
         """Observe how long a start phase took; returns its end."""

@@ -525,6 +525,13 @@ def test_a_held_token_revoked_by_its_runner_is_refused_at_once(rig: Rig) -> None
         assert row is not None and row.revoked_at is None
     assert rig.gateway.live.settle(invocation_id)
     assert [c.status for c in rig.calls(invocation_id)] == [200, 401]
+    # Once the store's revocation committed the memory copy goes; the store refuses it.
+    with rig.db.session() as session:
+        gateway_store.revoke_for(session, invocation_id)
+    rig.gateway.live.forget(invocation_id)
+    again = rig.send("GET", "/api/projects/p1/later", token)
+    assert (again.status, again.json()["code"]) == (401, "token_revoked")
+    assert len(rig.platform.requests) == 1
 
 
 def test_a_held_token_whose_lease_is_not_vouched_for_is_checked_in_the_store(rig: Rig) -> None:
