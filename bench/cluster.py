@@ -23,16 +23,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
 import httpx
+import sqlalchemy
 
 from bench import starts
 from bench.ingest import RESULTS, percentile, push_plugin, wait_terminal
 from bench.run import Figure, executor, machine, print_table, print_targets, targets
+from executor.settings import Settings
 from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
 from tests.integration.registry import PASSWORD, USER
 
@@ -55,6 +57,33 @@ def place(api: httpx.Client, plugin: str, project: str, worker: str | None) -> N
     """Activate ``plugin`` on ``project``, only on ``worker`` when one is named."""
     body = {"node_selector": {"name": worker}} if worker else None
     api.put(f"/v1/projects/{project}/plugins/{plugin}", json=body).raise_for_status()
+
+
+def hand_off_split(database_url: str, project: str) -> dict[str, float]:
+    """p50s (ms) of a run's claim→hand-off (inputs, container taken, token stored) and
+    hand-off→handler entry (envelope written, the runtime until the handler), from the
+    store's rows: the hand-off began ``timeout_s`` before the deadline it recorded."""
+    timeout = timedelta(seconds=Settings().sandbox.timeout_s)
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.text(
+                    "SELECT started_at, deadline_at, handler_started_at, cold_start "
+                    "FROM invocations WHERE project_id = :p AND handler_started_at IS NOT NULL"
+                ),
+                {"p": project},
+            ).all()
+    finally:
+        engine.dispose()
+    to_hand_off = [((d - timeout) - s).total_seconds() * 1000 for s, d, _, _ in rows]
+    to_handler = [(h - (d - timeout)).total_seconds() * 1000 for _, d, h, _ in rows]
+    return {
+        "claim_to_hand_off_p50_ms": round(percentile(to_hand_off, 0.5), 1),
+        "hand_off_to_handler_p50_ms": round(percentile(to_handler, 0.5), 1),
+        "warm_starts": sum(not cold for *_, cold in rows),
+        "runs": len(rows),
+    }
 
 
 def worker_starts(
@@ -97,7 +126,10 @@ def start_figures(
         node = worker_starts(cluster, cluster.api.api, workdir, sizes.runs, warm=warm)
         alone, phases = all_in_one_starts(workdir, sizes.runs, warm=warm)
         notes[f"{kind}_breakdown"] = {
-            "worker": starts.breakdown(node),
+            "worker": {
+                **starts.breakdown(node),
+                **hand_off_split(cluster.database_url, kind),
+            },
             "all-in-one": starts.breakdown(alone),
             "all-in-one phase means (ms)": phases,
         }
