@@ -18,20 +18,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
 import httpx
+import sqlalchemy
 
 from bench import starts
 from bench.ingest import RESULTS, percentile, push_plugin, wait_terminal
-from bench.run import Figure, executor, machine, print_table
+from bench.run import Figure, executor, machine, print_table, print_targets, targets
+from executor.settings import Settings
 from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
 from tests.integration.registry import PASSWORD, USER
 
@@ -56,6 +59,33 @@ def place(api: httpx.Client, plugin: str, project: str, worker: str | None) -> N
     api.put(f"/v1/projects/{project}/plugins/{plugin}", json=body).raise_for_status()
 
 
+def hand_off_split(database_url: str, project: str) -> dict[str, float]:
+    """p50s (ms) of a run's claim→hand-off (inputs, container taken, token stored) and
+    hand-off→handler entry (envelope written, the runtime until the handler), from the
+    store's rows: the hand-off began ``timeout_s`` before the deadline it recorded."""
+    timeout = timedelta(seconds=Settings().sandbox.timeout_s)
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.text(
+                    "SELECT started_at, deadline_at, handler_started_at, cold_start "
+                    "FROM invocations WHERE project_id = :p AND handler_started_at IS NOT NULL"
+                ),
+                {"p": project},
+            ).all()
+    finally:
+        engine.dispose()
+    to_hand_off = [((d - timeout) - s).total_seconds() * 1000 for s, d, _, _ in rows]
+    to_handler = [(h - (d - timeout)).total_seconds() * 1000 for _, d, h, _ in rows]
+    return {
+        "claim_to_hand_off_p50_ms": round(percentile(to_hand_off, 0.5), 1),
+        "hand_off_to_handler_p50_ms": round(percentile(to_handler, 0.5), 1),
+        "warm_starts": sum(not cold for *_, cold in rows),
+        "runs": len(rows),
+    }
+
+
 def worker_starts(
     cluster: EngineCluster, api: httpx.Client, workdir: Path, runs: int, *, warm: bool
 ) -> starts.Latencies:
@@ -69,15 +99,23 @@ def worker_starts(
         client.close()
 
 
-def all_in_one_starts(workdir: Path, runs: int, *, warm: bool) -> starts.Latencies:
+def all_in_one_starts(
+    workdir: Path, runs: int, *, warm: bool
+) -> tuple[starts.Latencies, dict[str, float]]:
+    """The start latencies of ``plugin-executor serve`` and its start phases' means."""
     kind = "warm" if warm else "cold"
     with executor(warm_pool_size="1" if warm else "0") as api:
         image = push_plugin(api, kind, workdir / f"aio-{kind}")
         api.put(f"/v1/projects/{kind}/plugins/{kind}").raise_for_status()
-        return starts.latencies(api, image, kind, runs, warm=warm, floor=no_floor)
+        measured = starts.latencies(api, image, kind, runs, warm=warm, floor=no_floor)
+        return measured, starts.phase_means_ms(api)
 
 
-def start_figures(cluster: EngineCluster, workdir: Path, sizes: ClusterSizes) -> list[Figure]:
+def start_figures(
+    cluster: EngineCluster, workdir: Path, sizes: ClusterSizes, notes: dict[str, Any]
+) -> list[Figure]:
+    """Cold and warm starts on worker w1 and on an all-in-one; ``notes`` gets each one's
+    breakdown (queued to claimed, claimed to handler) and the one box's start phases."""
     assert cluster.api is not None
     figures = []
     for warm in (False, True):
@@ -86,7 +124,15 @@ def start_figures(cluster: EngineCluster, workdir: Path, sizes: ClusterSizes) ->
             cluster.workers["w1"].stop()
             cluster.start_worker("w1", warm_pool_size=1)
         node = worker_starts(cluster, cluster.api.api, workdir, sizes.runs, warm=warm)
-        alone = all_in_one_starts(workdir, sizes.runs, warm=warm)
+        alone, phases = all_in_one_starts(workdir, sizes.runs, warm=warm)
+        notes[f"{kind}_breakdown"] = {
+            "worker": {
+                **starts.breakdown(node),
+                **hand_off_split(cluster.database_url, kind),
+            },
+            "all-in-one": starts.breakdown(alone),
+            "all-in-one phase means (ms)": phases,
+        }
         figures += [
             Figure(
                 f"cluster {kind} start",
@@ -168,6 +214,18 @@ def throughput_figure(cluster: EngineCluster, workdir: Path, sizes: ClusterSizes
     )
 
 
+def print_breakdown(notes: dict[str, Any]) -> None:
+    """Where a start goes, p50 per part, a worker next to the all-in-one."""
+    for kind in ("cold", "warm"):
+        parts = notes.get(f"{kind}_breakdown")
+        if parts is None:
+            continue
+        for who in ("worker", "all-in-one"):
+            shown = ", ".join(f"{k.removesuffix('_p50_ms')} {v} ms" for k, v in parts[who].items())
+            print(f"{kind} start breakdown, {who} (p50): {shown}")
+        print(f"{kind} start phase means, all-in-one: {parts['all-in-one phase means (ms)']}")
+
+
 @contextlib.contextmanager
 def running_cluster(root: Path) -> Iterator[EngineCluster]:
     host = docker.from_env()
@@ -192,18 +250,25 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     sizes = SHORT if args.short else FULL
     started = time.monotonic()
+    notes: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp, running_cluster(Path(tmp)) as cluster:
         workdir = Path(tmp) / "plugins"
-        figures = start_figures(cluster, workdir, sizes)
+        figures = start_figures(cluster, workdir, sizes, notes)
         figures.append(new_version_figure(cluster, workdir))
         figures.append(throughput_figure(cluster, workdir, sizes))
     print_table(figures)
+    print_breakdown(notes)
+    checks = targets(figures)
+    print_targets(checks)
     report: dict[str, Any] = {
         "mode": "short" if args.short else "full",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "sizes": {"runs": sizes.runs, "events": sizes.events},
         "seconds": round(time.monotonic() - started, 1),
+        "load_average": os.getloadavg(),
+        "notes": notes,
+        "targets": checks,
         "figures": [f.as_json() for f in figures],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

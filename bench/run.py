@@ -171,6 +171,7 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
         figures += percentiles("cold start", cold.executor, cold.bare)
         notes["cold_claim_p50_ms"] = percentile(cold.claim, 0.5)
         notes["cold_phase_means_ms"] = starts.phase_means_ms(api)
+        notes["cold_breakdown"] = starts.breakdown(cold)
         figures += ingest_figures("sqlite", api, sizes)
     with executor() as api:
         image = push_plugin(api, "warm", workdir / "warm")
@@ -180,6 +181,7 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
         notes["warm_starts"] = f"{warm.warm_starts} of {len(warm.executor)} runs started warm"
         notes["warm_claim_p50_ms"] = percentile(warm.claim, 0.5)
         notes["warm_phase_means_ms"] = starts.phase_means_ms(api)
+        notes["warm_breakdown"] = starts.breakdown(warm)
         concurrency = Settings().max_concurrent_runs
         notes["concurrency"] = concurrency
         for plugins in sizes.plugins:
@@ -262,11 +264,61 @@ def ingest_figures(store: str, api: httpx.Client, sizes: Sizes) -> list[Figure]:
     ]
 
 
+@dataclass(frozen=True)
+class Goal:
+    """A figure's goal (issue 24): at most ``limit`` times its floor, or with ``absolute``
+    at most ``limit`` of its own unit."""
+
+    limit: float
+    absolute: bool = False
+
+    def check(self, f: Figure) -> dict[str, Any]:
+        measured = f.value if self.absolute else f.ratio
+        target = (
+            f"<= {self.limit:g} {f.unit}"
+            if self.absolute
+            else f"<= {self.limit:g}x {f.baseline_name}"
+        )
+        return {
+            "figure": f"{f.section} {f.name}",
+            "ratio": round(f.ratio, 2),
+            "value": round(f.value, 2),
+            "shown": f"{f.value:.1f} {f.unit}" if self.absolute else f"{f.ratio:.2f}x",
+            "target": target,
+            "met": measured <= self.limit,
+        }
+
+
+# The goals of issue 24, each figure next to its floor measured in the same run.
+GOALS = {
+    ("warm start", "p50"): Goal(15, absolute=True),
+    ("warm start", "p99"): Goal(60, absolute=True),
+    ("cold start", "p50"): Goal(0.7),
+    ("gvisor cold start", "p50"): Goal(1.5),
+    ("builds", "code-only new version"): Goal(3),
+    ("gateway", "p50 per call"): Goal(1, absolute=True),
+    ("gateway", "p99 per call"): Goal(3, absolute=True),
+    ("cluster warm start", "worker p50"): Goal(1.2),
+    ("cluster cold start", "worker p50"): Goal(1.1),
+    ("cluster new version", "first run on a worker (pull + start)"): Goal(2),
+}
+
+
+def print_targets(checks: list[dict[str, Any]]) -> None:
+    for check in checks:
+        verdict = "met" if check["met"] else "NOT MET"
+        shown = check.get("shown", f"{check['ratio']}x")
+        print(f"target {check['figure']}: {shown}, {check['target']}: {verdict}")
+
+
 def targets(figures: list[Figure]) -> list[dict[str, Any]]:
-    """Each ingest and noisy-neighbour figure against its target ratio to its floor: met or
-    not."""
+    """Each ingest, noisy-neighbour and issue-24 figure against its target: met or not."""
     checks = []
     for f in figures:
+        goal = GOALS.get((f.section, f.name))
+        if goal is not None:
+            checks.append(goal.check(f))
+            continue
         if f.section == NOISY_SECTION:
             target, at_least = NOISY_TARGET, False
         elif f.section.startswith("ingest"):
@@ -512,17 +564,23 @@ def main() -> None:
         figures += noisy_section
         notes.update(noisy_notes)
     print_table(figures)
+    for kind in ("cold", "warm"):
+        if f"{kind}_breakdown" in notes:
+            print(f"{kind} start breakdown (p50 ms): {notes[f'{kind}_breakdown']}")
+            print(f"{kind} start phase means (ms): {notes[f'{kind}_phase_means_ms']}")
     checks = targets(figures)
-    for check in checks:
-        verdict = "met" if check["met"] else "NOT MET"
-        print(f"target {check['figure']}: {check['ratio']}x, {check['target']}: {verdict}")
+    print_targets(checks)
     report = {
         "mode": "short" if args.short else "full",
         "sections": sorted(sections),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "sizes": asdict(sizes),
-        "notes": {**notes, "seconds": round(time.monotonic() - started, 1)},
+        "notes": {
+            **notes,
+            "seconds": round(time.monotonic() - started, 1),
+            "load_average": os.getloadavg(),
+        },
         "targets": checks,
         "figures": [f.as_json() for f in figures],
     }

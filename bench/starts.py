@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import httpx
 
-from bench.ingest import BARE_ENVELOPE, BARE_RUN, push_plugin, wait_terminal
+from bench.ingest import BARE_ENVELOPE, BARE_RUN, percentile, push_plugin, wait_terminal
 from executor.engine import POOL_LABEL
 
 HANDLER_STARTED = b'"handler_started"'
@@ -80,6 +80,16 @@ def claim_ms(run: dict[str, Any]) -> float:
     return (claimed - queued).total_seconds() * 1000
 
 
+def breakdown(measured: Latencies) -> dict[str, float]:
+    """p50s (ms) of a start's two parts, from the runs' own records: queued to claimed,
+    claimed to the handler's entry; and the whole."""
+    return {
+        "claim_p50_ms": round(percentile(measured.claim, 0.5), 1),
+        "claim_to_handler_p50_ms": round(percentile(measured.handoff, 0.5), 1),
+        "event_to_handler_p50_ms": round(percentile(measured.executor, 0.5), 1),
+    }
+
+
 def warm_ready(client: docker.APIClient, image: str) -> bool:
     """A warm container of ``image`` is running."""
     filters = {"label": POOL_LABEL, "ancestor": image, "status": "running"}
@@ -107,6 +117,9 @@ class Latencies:
     executor: list[float] = field(default_factory=list)
     bare: list[float] = field(default_factory=list)
     claim: list[float] = field(default_factory=list)  # the executor's store + dispatch share
+    # From the claim to the handler's entry: run inputs, container (warm or started), token
+    # and envelope, the runtime until the handler begins.
+    handoff: list[float] = field(default_factory=list)
     warm_starts: int = 0
 
 
@@ -136,6 +149,7 @@ def latencies(
             run = run_one(api, project, f"{project}-{n}")
             measured.executor.append(float(run["start_latency_ms"]))
             measured.claim.append(claim_ms(run))
+            measured.handoff.append(measured.executor[-1] - measured.claim[-1])
             measured.warm_starts += run["start"] == "warm"
             measured.bare.append(floor(image))
     finally:

@@ -5,6 +5,7 @@ does (token check, rewrite, audit), and nothing is left behind.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from datetime import datetime
@@ -98,6 +99,9 @@ class LocalGateway:
                 ),
             )
             gateway_store.add_token(session, hash_token(token), run_id, project_id, deadline)
+        # As a served run's: checked in memory; no other process can take a local run.
+        self.gateway.live.grant(hash_token(token), run_id, project_id, 0, deadline)
+        self.gateway.live.lease([run_id], math.inf)
         return ApiInfo(
             url=PlatformTargets(self.settings).plugin_url(project_id),
             token=token,
@@ -106,6 +110,11 @@ class LocalGateway:
 
     def finish(self, run_id: str) -> int:
         """Revoke the run's token; how many platform calls it made through the gateway."""
+        self.gateway.live.revoke(run_id)
+        self.gateway.live.settle(run_id)
+        self.gateway.live.release(run_id)
         with self.db.session() as session:
             gateway_store.revoke_for(session, run_id)
-            return gateway_store.count_calls(session, run_id)
+            calls = gateway_store.count_calls(session, run_id)
+        self.gateway.live.forget(run_id)
+        return calls

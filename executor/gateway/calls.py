@@ -3,9 +3,11 @@
 Each request must carry a live run token; it is checked, its path is checked against the
 project's platform API base, the token is replaced by the operator's credential, the call
 is forwarded with body and count caps, and method, path, status, bytes and duration are
-recorded on the invocation. Store work runs on a small thread pool of its own (one trip
-for the checks, one for the record) and the platform call on another, so the event loop
-never waits on either.
+recorded on the invocation. A token of a run of this process is checked and counted in
+memory (``executor.gateway.live``), and its call recorded after the answer; any other
+token is checked, counted and recorded in the store before the answer. Store work runs on
+a small thread pool of its own and the platform call on another, so the event loop never
+waits on either.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +35,7 @@ from executor.gateway.forward import (
     Reply,
     error_reply,
 )
+from executor.gateway.live import LiveTokens
 from executor.gateway.policy import PathRefused, PlatformTargets, Target, check_path
 from executor.settings import Settings
 from executor.store import gateway as gateway_store
@@ -85,6 +89,33 @@ class _Admitted:
     target: Target
     path_and_query: str
     ordinal: int  # of the call in its attempt, from 1: the platform's idempotency key
+    counted_here: bool  # by ``LiveTokens`` (a run of this process): recorded after the answer
+
+
+@dataclass(frozen=True)
+class _Unrecorded:
+    """An answered call whose record is queued."""
+
+    grant: _Grant
+    incoming: Incoming
+    reply: Reply
+    duration_ms: int
+    # Its ordinal, when counted in memory: the token's count in the store is brought up
+    # to it (a process that restarts during the run goes on counting from there).
+    counted: int | None
+
+    def fields(self) -> dict[str, object]:
+        """The columns of its record (``executor.store.gateway.add_call``)."""
+        return {
+            "invocation_id": self.grant.invocation_id,
+            "method": self.incoming.method[:16],
+            "path": self.incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS],
+            "status": self.reply.status,
+            "request_bytes": self.incoming.length,
+            "response_bytes": len(self.reply.body),
+            "duration_ms": self.duration_ms,
+            "error": self.reply.error,
+        }
 
 
 class Drained(Enum):
@@ -140,11 +171,17 @@ class Calls:
         db: Database,
         settings: Settings,
         on_call: Callable[[int], object] | None = None,
+        live: LiveTokens | None = None,
     ) -> None:
-        """``on_call(status)`` is told of every recorded call (the service counts them)."""
+        """``on_call(status)`` is told of every recorded call (the service counts them);
+        ``live`` holds the tokens this process's runner minted."""
         self.db = db
         self.settings = settings
         self.on_call = on_call
+        self.live = live or LiveTokens()
+        self._unrecorded: list[_Unrecorded] = []
+        self._unrecorded_lock = threading.Lock()
+        self._writing = False  # a write of the queued records is on its way
         self.targets = PlatformTargets(settings)
         self._store: ThreadPoolExecutor | None = None
         self._upstream: ThreadPoolExecutor | None = None
@@ -168,8 +205,9 @@ class Calls:
         assert scope["type"] == "http", scope["type"]  # lifespan and websockets are off
         body = _Body(receive)
         headers = httpx.Headers(scope["headers"])
+        after: list[Callable[[], None]] = []  # the call's record, once it is answered
         try:
-            reply = await self._answer(scope, headers, body)
+            reply = await self._answer(scope, headers, body, after)
         except Exception:
             log.exception("gateway error on %s", scope["method"])
             reply = error_reply(
@@ -190,9 +228,19 @@ class Calls:
                 )
             elif left is Drained.LEFT:
                 reply.close = True  # unread bytes would be taken for the next request
-        await _send(send, reply)
+        try:
+            await _send(send, reply)
+        finally:
+            for then in after:
+                then()
 
-    async def _answer(self, scope: Scope, headers: httpx.Headers, body: _Body) -> Reply:
+    async def _answer(
+        self,
+        scope: Scope,
+        headers: httpx.Headers,
+        body: _Body,
+        after: list[Callable[[], None]],
+    ) -> Reply:
         method = scope["method"]
         if method not in METHODS:
             return error_reply(
@@ -207,12 +255,17 @@ class Calls:
             )
         # The server held the request to its Content-Length (a malformed one never gets here).
         length = int(headers.get("content-length") or 0)
-        return await self._handle(Incoming(method, _target(scope), headers, length), body)
+        return await self._handle(Incoming(method, _target(scope), headers, length), body, after)
 
-    async def _handle(self, incoming: Incoming, body: _Body) -> Reply:
-        """Answer one plugin request (see the module docstring for the steps)."""
+    async def _handle(
+        self, incoming: Incoming, body: _Body, after: list[Callable[[], None]]
+    ) -> Reply:
+        """Answer one plugin request (see the module docstring for the steps); what to do
+        once it is answered goes to ``after``."""
         started = time.monotonic()
-        admitted = await self._on(self._store, self._admit, incoming, started)
+        admitted = self._admit_live(incoming, started, after)
+        if admitted is None:  # not a token of a run this process holds: the store decides
+            admitted = await self._on(self._store, self._admit, incoming, started)
         if isinstance(admitted, Reply):
             return admitted
         content = await body.read() if incoming.length else None
@@ -235,8 +288,95 @@ class Calls:
                 admitted.grant.invocation_id,
                 admitted.ordinal,
             )
-        await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
+        if admitted.counted_here:  # a run of this process: its runner waits for the record
+            after.append(self._record_later(admitted, incoming, reply, started))
+        else:
+            await self._on(self._store, self._record, admitted.grant, incoming, reply, started)
         return reply
+
+    def _admit_live(
+        self, incoming: Incoming, started: float, after: list[Callable[[], None]]
+    ) -> _Admitted | Reply | None:
+        """The checks of ``_admit`` in memory, for a token of a run this process holds;
+        None when the store must decide."""
+        token = token_from_headers(incoming.headers)
+        if token is None:
+            return None
+        found = self.live.admit(hash_token(token))
+        if found is None:
+            return None
+        held, refusal = found
+        grant = _Grant(held.token_sha256, held.invocation_id, held.project_id, held.generation)
+        if refusal is not None:
+            log.warning("gateway refused %s: %s", incoming.method, TOKEN_REFUSALS[refusal])
+            admitted: _Admitted | Reply = self._refused(refusal)
+        else:
+            admitted = self._check(grant, incoming)
+        if isinstance(admitted, Reply):
+            after.append(self._record_later(grant, incoming, admitted, started))
+        return admitted
+
+    def _record_later(
+        self, what: _Admitted | _Grant, incoming: Incoming, reply: Reply, started: float
+    ) -> Callable[[], None]:
+        """What queues the call's record, to call once the call is answered. The record is
+        pending from now: the runner waits for its run's pending records
+        (``LiveTokens.settle``) before it records the run's end. Records queued while
+        others are written are written together, in one transaction."""
+        grant = what.grant if isinstance(what, _Admitted) else what
+        counted = what.ordinal if isinstance(what, _Admitted) and what.counted_here else None
+        self.live.recording(grant.invocation_id)
+
+        def queue() -> None:
+            call = _Unrecorded(grant, incoming, reply, _ms_since(started), counted)
+            with self._unrecorded_lock:
+                self._unrecorded.append(call)
+                if self._writing:
+                    return
+                self._writing = True
+            try:
+                assert self._store is not None, "Calls.running() first"
+                self._store.submit(self._write_unrecorded)
+            except BaseException:
+                self._write_unrecorded()  # the threads are gone (stopping): here, then
+                raise
+
+        return queue
+
+    def _write_unrecorded(self) -> None:
+        """Write the queued records until none is left: one writer at a time, so records
+        are stored in the order their calls were answered."""
+        while True:
+            with self._unrecorded_lock:
+                batch, self._unrecorded = self._unrecorded, []
+                if not batch:
+                    self._writing = False
+                    return
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[_Unrecorded]) -> None:
+        lost = []
+        try:
+            rows = [
+                gateway_store.NewCall(
+                    call.fields(), call.grant.generation, call.grant.token_sha256, call.counted
+                )
+                for call in batch
+            ]
+            with self.db.session() as session:
+                kept = gateway_store.add_calls(session, rows)
+            lost = [call for call, recorded in zip(batch, kept, strict=True) if not recorded]
+        except Exception:
+            log.exception("%d gateway calls were not recorded", len(batch))
+            lost = []
+        finally:
+            for call in batch:
+                self.live.recorded(call.grant.invocation_id)
+        for call in lost:
+            _lease_lost(call.grant)
+        if self.on_call is not None:
+            for call in batch:
+                self.on_call(call.reply.status)
 
     def _admit(self, incoming: Incoming, started: float) -> _Admitted | Reply:
         """In one trip to the store threads: the call may be forwarded, or its refusal
@@ -302,10 +442,11 @@ class Calls:
                 f"request body of {incoming.length} bytes is over the cap of {cap} bytes",
                 close=True,
             )
-        ordinal = self._take_call(grant)
+        counted = self.live.count(grant.token_sha256, self.settings.gateway_max_calls)
+        ordinal = counted if counted is not None else self._take_call(grant)
         if isinstance(ordinal, CallRefused):
             return self._refused(ordinal)
-        return _Admitted(grant, target, path_and_query, ordinal)
+        return _Admitted(grant, target, path_and_query, ordinal, counted is not None)
 
     def _take_call(self, grant: _Grant) -> int | CallRefused:
         """The call's ordinal in its attempt, from the statement that counts it and checks
@@ -325,27 +466,24 @@ class Calls:
         return error_reply(401, reason.value, TOKEN_REFUSALS[reason])
 
     def _record(self, grant: _Grant, incoming: Incoming, reply: Reply, started: float) -> None:
-        path = incoming.target.split("?", 1)[0][:MAX_RECORDED_PATH_CHARS]
+        call = _Unrecorded(grant, incoming, reply, _ms_since(started), None)
         with self.db.session() as session:
-            recorded = gateway_store.add_call(
-                session,
-                grant.generation,
-                invocation_id=grant.invocation_id,
-                method=incoming.method[:16],
-                path=path,
-                status=reply.status,
-                request_bytes=incoming.length,
-                response_bytes=len(reply.body),
-                duration_ms=int((time.monotonic() - started) * 1000),
-                error=reply.error,
-            )
+            recorded = gateway_store.add_call(session, grant.generation, **call.fields())
         if not recorded:
-            log.warning(
-                "invocation %s: a call of an attempt that lost its lease is not recorded",
-                grant.invocation_id,
-            )
+            _lease_lost(grant)
         if self.on_call is not None:
             self.on_call(reply.status)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _lease_lost(grant: _Grant) -> None:
+    log.warning(
+        "invocation %s: a call of an attempt that lost its lease is not recorded",
+        grant.invocation_id,
+    )
 
 
 def _target(scope: Scope) -> str:

@@ -25,6 +25,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from executor.gateway.calls import Calls
 from executor.gateway.forward import Reply, error_reply
+from executor.gateway.live import LiveTokens
 from executor.settings import Settings
 from executor.store.db import Database
 
@@ -125,10 +126,13 @@ class Gateway:
         db: Database,
         settings: Settings,
         on_call: Callable[[int], object] | None = None,
+        live: LiveTokens | None = None,
     ) -> None:
-        """``on_call(status)`` is told of every recorded call (the service counts them)."""
+        """``on_call(status)`` is told of every recorded call (the service counts them);
+        ``live`` holds the tokens of the runs of this process (``executor.gateway.live``)."""
         self.settings = settings
-        self.calls = Calls(db, settings, on_call)
+        self.calls = Calls(db, settings, on_call, live)
+        self.live = self.calls.live
         self.socket_dir: Path = settings.resolved_gateway_socket_dir
         self.socket_path: Path = self.socket_dir / SOCKET_NAME
         self._server: _Server | None = None

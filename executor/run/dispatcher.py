@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from executor.engine import Engine
+from executor.gateway.live import LiveTokens
 from executor.metrics import Metrics
 from executor.run.node import NodeMembership
 from executor.run.recovery import reconcile, sweep_orphans
@@ -75,9 +76,13 @@ class Dispatcher:
         settings: Settings,
         metrics: Metrics,
         on_logs_written: Callable[[], None] = lambda: None,
+        live: LiveTokens | None = None,
     ) -> None:
-        """``on_logs_written`` is called after log records or an outcome were committed."""
+        """``on_logs_written`` is called after log records or an outcome were committed;
+        ``live`` is shared with this process's gateway: the runs' tokens and the leases
+        this dispatcher vouches for (``executor.gateway.live``)."""
         self.db = db
+        self.live = live or LiveTokens()
         self.engine = engine
         self.settings = settings
         self.metrics = metrics
@@ -102,6 +107,7 @@ class Dispatcher:
             metrics,
             self._handing_back.is_set,
             on_logs_written,
+            self.live,
         )
         self.deliverer = WebhookDeliverer(db, settings, metrics, on_logs_written)
         self.limits = invocation_store.ClaimLimits(
@@ -176,16 +182,18 @@ class Dispatcher:
         if now - self._leases_renewed_at < self.settings.lease_s / 3:
             return
         self.node.beat()
+        running = self.running_ids()
+        sent_at = time.monotonic()
         with self.db.session() as session:
-            invocation_store.renew_leases(
-                session, self.owner, self.running_ids(), self.settings.lease_s
-            )
+            invocation_store.renew_leases(session, self.owner, running, self.settings.lease_s)
             expired = invocation_store.requeue_expired(session, self.settings.retry_max_attempts)
             for invocation in expired:
+                self.live.revoke(invocation.id)
                 gateway_store.revoke_for(session, invocation.id)
         # Only once it worked: a node cut off from the store beats again at the next poll
         # after it is back, before it claims (the claim refuses a stale heartbeat).
         self._leases_renewed_at = now
+        self.live.renewed(running, sent_at, sent_at + self.settings.lease_s)
         self._report_expired(expired)
         if now - self._swept_at >= self.settings.lease_s:
             self._swept_at = now
@@ -223,6 +231,7 @@ class Dispatcher:
         if self._stopping.is_set() or not self.node.takes_runs:
             return
         assert self.node.claim is not None  # joined at start
+        sent_at = time.monotonic()  # a lease it takes expires lease_s after, at the earliest
         with self.db.session() as session:
             claimed = invocation_store.claim(
                 session,
@@ -236,6 +245,7 @@ class Dispatcher:
             )
             # A webhook's invocations go to the deliverer, not to a container.
             webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])
+        self.live.lease([i.id for i in claimed], sent_at + self.settings.lease_s)
         for invocation in claimed:
             webhook = webhooks.get(invocation.version_id)
             if webhook is None:
@@ -262,6 +272,7 @@ class Dispatcher:
             log.exception("invocation %s: executor error", invocation.id)
             self._crashed(invocation, exc)
         finally:
+            self.live.release(invocation.id)
             with self._lock:
                 self._running.pop(invocation.id, None)
                 self._delivering.pop(invocation.id, None)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from executor.errors import SandboxError
+from executor.gateway.live import LiveTokens
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
@@ -79,14 +80,18 @@ class RunLogWriter:
         invocation: Invocation,
         label_id: str | None,
         on_written: Callable[[], None] = lambda: None,
+        seq: int | None = None,
     ) -> None:
+        """``seq``: the run's last record's, when the caller read it already."""
         self.db = db
         self.invocation = invocation
         self.label_id = label_id
         self.on_written = on_written
         self.lost = False
-        with db.session() as session:
-            self.seq = log_store.last_seq(session, invocation.id)
+        if seq is None:
+            with db.session() as session:
+                seq = log_store.last_seq(session, invocation.id)
+        self.seq = seq
         self._last_part: dict[str, int] = {}  # part_of key -> seq of its latest part
 
     def write(self, lines: list[OutputLine], read_bytes: Mapping[int, int] | None = None) -> None:
@@ -165,6 +170,7 @@ class Attempt:
     writer: RunLogWriter
     collector: OutputCollector
     token_revoked: bool = False
+    live: LiveTokens = field(default_factory=LiveTokens)  # the gateway's, when it shares one
 
     def on_output(self, db: Database) -> Callable[[int, bytes], bool]:
         def sink(stream_id: int, data: bytes) -> bool:
@@ -181,6 +187,7 @@ class Attempt:
         """The handler returned: nothing the plugin left running may call the platform."""
         if self.collector.handler_finished_at is not None and not self.token_revoked:
             self.token_revoked = True
+            self.live.revoke(self.invocation.id)  # refused from now on, before the store says
             with db.session() as session:
                 gateway_store.revoke_for(
                     session, self.invocation.id, self.invocation.lease_generation
@@ -218,6 +225,14 @@ def _failure(attempt: Attempt, outcome: RunOutcome) -> tuple[RunError, str | Non
     return run_failure(outcome, attempt.collector.reported_error)
 
 
+@dataclass(frozen=True)
+class _ToRun:
+    event: Event
+    image: str
+    profile: SandboxProfile
+    seq: int  # of the run's last log record (earlier attempts')
+
+
 class InvocationRunner:
     """Runs attempts under the lease generation each claimed invocation carries, in
     containers from ``pool`` when it has one ready."""
@@ -231,9 +246,12 @@ class InvocationRunner:
         metrics: Metrics,
         handing_back: Callable[[], bool],
         on_logs_written: Callable[[], None] = lambda: None,
+        live: LiveTokens | None = None,
     ) -> None:
-        """``on_logs_written`` is called after log records or an outcome were committed."""
+        """``on_logs_written`` is called after log records or an outcome were committed;
+        ``live`` holds the tokens this runner mints for the gateway of this process."""
         self.db = db
+        self.live = live or LiveTokens()
         self.on_logs_written = on_logs_written
         self.sandbox = sandbox
         self.pool = pool
@@ -249,11 +267,12 @@ class InvocationRunner:
             settings.infra_retry_budget_s,
         )
 
-    def _what_to_run(self, invocation: Invocation) -> tuple[Event, str, SandboxProfile] | None:
-        """A claimed attempt's event, image and sandbox profile; None (the run ended
-        crashed) when its version or event is gone."""
+    def _what_to_run(self, invocation: Invocation) -> _ToRun | None:
+        """A claimed attempt's event, image, sandbox profile and last log record; None (the
+        run ended crashed) when its version or event is gone."""
         with self.db.session() as session:
             inputs = invocation_store.run_inputs(session, invocation)
+            seq = log_store.last_seq(session, invocation.id)  # one transaction: hot path
             event, version, plugin = inputs.event, inputs.version, inputs.plugin
             # The plugin's own limits, tightened from the operator's (executor.run.limits).
             profile = effective_profile(self.settings.sandbox, plugin.limits if plugin else None)
@@ -265,23 +284,23 @@ class InvocationRunner:
                 invocation, InvocationStatus.CRASHED, None, "the plugin version or event is gone"
             )
             return None
-        return event, image, profile
+        return _ToRun(event, image, profile, seq)
 
     def run(self, invocation: Invocation) -> None:
         """Run one claimed attempt in a warm or a fresh container; record what follows."""
         found = self._what_to_run(invocation)
         if found is None:
             return
-        event, image, profile = found
+        event, image, profile = found.event, found.image, found.profile
         if invocation.started_at is not None:
             self._phase("claim", invocation.queued_at, invocation.started_at)
         try:
             started, warm = self._container(invocation, image, profile)
         except (ImageNotInRegistry, ImageMissing) as exc:  # trying again cannot help
-            self._image_gone(self._attempt(invocation, event, profile), exc.message)
+            self._image_gone(self._attempt(invocation, event, profile, seq=found.seq), exc.message)
             return
         except SandboxError as exc:
-            attempt = self._attempt(invocation, event, profile)
+            attempt = self._attempt(invocation, event, profile, seq=found.seq)
             self._infrastructure_failure(attempt, exc.message, _failed_part(exc))
             return
         handed_off = False
@@ -293,7 +312,7 @@ class InvocationRunner:
             if deadline is None:
                 log.warning("invocation %s: lease lost before the hand-off", invocation.id)
                 return
-            attempt = self._attempt(invocation, event, profile)
+            attempt = self._attempt(invocation, event, profile, seq=found.seq)
             envelope = self._envelope(invocation, event, token, deadline)
             data = envelope.model_dump_json().encode()
             if len(data) > profile.envelope_cap_bytes:
@@ -310,12 +329,20 @@ class InvocationRunner:
         finally:
             if not handed_off:  # a container that gets no envelope is not left waiting
                 self.sandbox.discard(started)
-            # The token never outlives the container, whatever happens next.
-            with self.db.session() as session:
-                gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
+            self._container_ended(invocation)
         if attempt.collector.handler_started_at is not None:
             self._phase("handler", handed_off_at, attempt.collector.handler_started_at)
         self.conclude(attempt, outcome)
+
+    def _container_ended(self, invocation: Invocation) -> None:
+        """The token never outlives the container, whatever happens next; the records of
+        the calls it made are written before the run's end is."""
+        self.live.revoke(invocation.id)
+        if not self.live.settle(invocation.id):
+            log.warning("invocation %s: gateway call records still pending", invocation.id)
+        with self.db.session() as session:
+            gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
+        self.live.forget(invocation.id)  # the store refuses it now
 
     def _phase(self, name: str, since: datetime, until: datetime | None = None) -> datetime:
         """Observe how long a start phase took; returns its end."""
@@ -368,6 +395,9 @@ class InvocationRunner:
                 deadline,
                 generation,
             )
+        self.live.grant(
+            hash_token(token), invocation.id, invocation.project_id, generation, deadline
+        )
         return deadline
 
     def watch(self, invocation: Invocation, container_id: str, running: bool) -> None:
@@ -426,18 +456,19 @@ class InvocationRunner:
         event: Event | None,
         profile: SandboxProfile | None = None,
         resume_at: Mapping[int, int] | None = None,
+        seq: int | None = None,
     ) -> Attempt:
         label = event.label if event is not None else None
         label_id = label.get("id") if isinstance(label, dict) else None
         writer = RunLogWriter(
-            self.db, invocation, str(label_id) if label_id else None, self.on_logs_written
+            self.db, invocation, str(label_id) if label_id else None, self.on_logs_written, seq
         )
         if invocation.attempt > 1 and invocation.attempts:
             previous = invocation.attempts[-1]["reason"]
             writer.system(f"attempt {invocation.attempt} (previous attempt: {previous})")
         cap = (profile or self.settings.sandbox).log_cap_bytes
         collector = OutputCollector(cap, resume_at or {})
-        return Attempt(invocation, writer, collector)
+        return Attempt(invocation, writer, collector, live=self.live)
 
     def _envelope(
         self, invocation: Invocation, event: Event, token: str, deadline: datetime
@@ -603,6 +634,7 @@ class InvocationRunner:
         self, invocation: Invocation, reason: str, delay_s: float, kind: AttemptKind
     ) -> None:
         generation = invocation.lease_generation
+        self.live.revoke(invocation.id)
         with self.db.session() as session:  # row, then tokens: see _finish
             queued = invocation_store.retry_later(
                 session, invocation.id, generation, reason, delay_s, kind
@@ -649,6 +681,7 @@ class InvocationRunner:
         """End the run; ``failure`` (default: classified from ``status`` and ``error``) is
         the summary its row keeps, ``at`` (default: now) when it ended, ``last`` log
         records stored with the end."""
+        self.live.revoke(invocation.id)
         with self.db.session() as session:
             # The run's row first, its tokens after, as lease expiry does (one lock order);
             # both commit together: a finished run has no live token.

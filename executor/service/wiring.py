@@ -13,6 +13,7 @@ from typing import Any
 from executor.build.builder import Builder
 from executor.engine import Engine
 from executor.errors import Conflict, ExecutorError
+from executor.gateway.live import LiveTokens
 from executor.gateway.server import Gateway
 from executor.intake.checker import CheckerLimits, UploadChecker
 from executor.metrics import Metrics, QueueFigures
@@ -33,7 +34,7 @@ from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
-from executor.store.listen import StoreListener
+from executor.store.listen import QUEUE_CHANNEL, StoreListener
 from executor.store.logs import LOG_CHANNEL
 from executor.store.tables import Invocation, Node
 from executor.store.tenants import KEY_CHANNEL
@@ -99,8 +100,13 @@ class ExecutorService:
         self.builder.import_scan = self.upload_checker.scan_imports
         self.catalog = Catalog(self.db, self.builder, self.limiter, self.upload_checker)
         self.webhooks = Webhooks(self.db, settings)
+        # The tokens of this process's runs, checked by its gateway in memory.
+        self.live_tokens = LiveTokens()
         self.gateway = Gateway(
-            self.db, settings, lambda status: self.metrics.gateway_calls.labels(str(status)).inc()
+            self.db,
+            settings,
+            lambda status: self.metrics.gateway_calls.labels(str(status)).inc(),
+            self.live_tokens,
         )
         self.log_notifier = Notifier()
         # Runs on other processes (workers) write to a shared PostgreSQL: hear their commits,
@@ -114,9 +120,20 @@ class ExecutorService:
             )
         )
         self.dispatcher = Dispatcher(
-            self.db, self.engine, settings, self.metrics, self.log_notifier.notify
+            self.db,
+            self.engine,
+            settings,
+            self.metrics,
+            self.log_notifier.notify,
+            self.live_tokens,
         )
         self.builder.on_active.append(self.dispatcher.pool.wake)
+        # Events queued by another process (the API, for a worker): claimed when queued.
+        self.queue_listener = (
+            None
+            if self.db.is_sqlite or not settings.dispatch
+            else StoreListener(self.db.url, {QUEUE_CHANNEL: lambda _: self.dispatcher.wake()})
+        )
         # Pushed images are pulled ahead of their first event by processes that run them.
         self.prepuller = Prepuller(self.db, self.engine, registry) if registry else None
         if self.prepuller is not None:
@@ -227,6 +244,8 @@ class ExecutorService:
             self.builder.resume_unfinished()
         if self.settings.dispatch:
             self.dispatcher.start()
+            if self.queue_listener is not None:
+                self.queue_listener.start()
             if self.prepuller is not None:
                 self.prepuller.start()
         if not api:
@@ -248,6 +267,8 @@ class ExecutorService:
         self.retention.stop()
         if self.prepuller is not None:
             self.prepuller.stop()
+        if self.queue_listener is not None:
+            self.queue_listener.stop()
         self.dispatcher.stop()
         self.gateway.stop()
         self.upload_checker.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from executor.store.invocations import fence
@@ -14,7 +16,9 @@ from executor.store.tables import GatewayCall, Invocation, InvocationToken, utcn
 
 __all__ = [
     "CallRefused",
+    "NewCall",
     "add_call",
+    "add_calls",
     "add_token",
     "count_calls",
     "find_token",
@@ -151,6 +155,54 @@ def add_call(session: Session, generation: int, **fields: Any) -> bool:
         return False
     session.add(GatewayCall(**fields))
     return True
+
+
+@dataclass(frozen=True)
+class NewCall:
+    """A gateway call to record (``add_calls``): its columns, the lease generation its
+    token was minted under, and its ordinal when the gateway counted it in memory."""
+
+    fields: dict[str, Any]
+    generation: int
+    token_sha256: str
+    counted: int | None = None
+
+
+# Core statements (run on the session's connection): the gateway records every call, and
+# an ORM flush costs more than the SQL here. The fence is ``invocations.fence``
+# (running=False); the count never goes down.
+_FENCE = (
+    update(Invocation)
+    .where(Invocation.id == bindparam("run"), Invocation.lease_generation == bindparam("gen"))
+    .values(lease_generation=Invocation.lease_generation)
+)
+_COUNT = (
+    update(InvocationToken)
+    .where(
+        InvocationToken.token_sha256 == bindparam("sha"),
+        InvocationToken.calls < bindparam("counted"),
+    )
+    .values(calls=bindparam("counted"))
+)
+_INSERT_CALL = insert(GatewayCall)
+
+
+def add_calls(session: Session, calls: Sequence[NewCall]) -> list[bool]:
+    """``add_call`` for each of ``calls``, in one transaction, in their order; and each
+    call's ``counted`` ordinal brought into its token's count (never down)."""
+    connection = session.connection()
+    recorded = []
+    for call in calls:
+        if call.counted is not None:
+            connection.execute(_COUNT, {"sha": call.token_sha256, "counted": call.counted})
+        fenced = connection.execute(
+            _FENCE, {"run": call.fields["invocation_id"], "gen": call.generation}
+        )
+        recorded.append(int(fenced.rowcount) == 1)
+    rows = [call.fields for call, kept in zip(calls, recorded, strict=True) if kept]
+    for row in rows:  # each insert alone: ids in call order
+        connection.execute(_INSERT_CALL, row)
+    return recorded
 
 
 def count_calls(session: Session, invocation_id: str) -> int:

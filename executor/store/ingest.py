@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    text,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -37,6 +38,7 @@ from executor.store.tables import (
 
 __all__ = [
     "PROJECT_STATE",
+    "QUEUE_CHANNEL",
     "EventIdTaken",
     "EventRows",
     "NewEvent",
@@ -49,6 +51,11 @@ __all__ = [
     "stored_event",
     "write_events",
 ]
+
+# Announced (PostgreSQL ``NOTIFY``, delivered at the commit) by each transaction that queues
+# invocations: the dispatchers of every process claim at once instead of at their next poll.
+QUEUE_CHANNEL = "executor_queue"
+_ANNOUNCE_QUEUED = text(f"SELECT pg_notify('{QUEUE_CHANNEL}', '')")
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,8 @@ def _write(db: Database, autocommit: Connection, batch: list[EventRows]) -> None
         connection.execute(_INSERT_EVENTS, events)
         if invocations:
             connection.execute(_INSERT_INVOCATIONS, invocations)
+            if not db.is_sqlite:  # SQLite has one process: the intake wakes its dispatcher
+                connection.execute(_ANNOUNCE_QUEUED)
 
 
 class EventIdTaken(Exception):

@@ -11,6 +11,10 @@ there is no other process's writer to hear).
 Revoked and deleted API keys are announced the same way (``KEY_CHANNEL``, the key id as the
 payload), so every API process drops them from its key cache at once; while the connection
 is down the cache is not used (``StoreListener.listening``).
+
+Queued invocations too (``QUEUE_CHANNEL``, from the transaction that queues them): a
+dispatcher in another process (a worker) claims a run when it is queued, not at its next
+``dispatch_poll_s`` poll, which stays the fallback while the connection is down.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from collections.abc import Callable, Mapping
 import psycopg
 from sqlalchemy.engine import make_url
 
-__all__ = ["Handler", "StoreListener"]
+from executor.store.ingest import QUEUE_CHANNEL
+from executor.store.logs import LOG_CHANNEL
+from executor.store.tenants import KEY_CHANNEL
+
+__all__ = ["QUEUE_CHANNEL", "Handler", "StoreListener"]
 
 # Called with a notification's payload, or with None once (re)connected: anything may have
 # been announced while nobody listened.
@@ -34,6 +42,12 @@ log = logging.getLogger(__name__)
 # before connecting again after losing its connection.
 WAIT_S = 1.0
 RECONNECT_S = 5.0
+# What each channel's listeners do instead while the connection is down.
+_FALLBACK = {
+    LOG_CHANNEL: "log followers re-read the store every log_follow_poll_s",
+    KEY_CHANNEL: "API keys are checked in the store on every request",
+    QUEUE_CHANNEL: "the dispatcher claims every dispatch_poll_s",
+}
 
 
 def _conninfo(database_url: str) -> str:
@@ -68,10 +82,10 @@ class StoreListener:
             except psycopg.Error as exc:
                 # The message names the host and the user, never the password.
                 log.warning(
-                    "store listener: PostgreSQL connection lost (%s); until it is back, log "
-                    "followers re-read the store every log_follow_poll_s and API keys are "
-                    "checked in the store on every request (retry in %.0f s)",
+                    "store listener: PostgreSQL connection lost (%s); until it is back, %s "
+                    "(retry in %.0f s)",
                     str(exc).strip() or type(exc).__name__,
+                    " and ".join(_FALLBACK.get(c, f"{c} is not heard") for c in self._handlers),
                     RECONNECT_S,
                 )
             finally:

@@ -42,6 +42,13 @@ def test_bench_gateway_section_alone_reports_calls_through_the_gateway_and_direc
     assert set(report["notes"]["gateway_ms"]) == {
         f"{series}_{name}_ms" for series in ("gateway", "direct") for name in ("p50", "p99", "mean")
     }
+    # Each figure against the goal of issue 24, met or not, in the report and printed.
+    goals = {t["figure"]: (t["target"], t["met"]) for t in report["targets"]}
+    assert set(goals) == {"gateway p50 per call", "gateway p99 per call"}
+    assert [target for target, _ in goals.values()] == ["<= 1 ms", "<= 3 ms"]
+    for name, (target, met) in goals.items():
+        verdict = "met" if met else "NOT MET"
+        assert f"target {name}: " in done.stdout and f", {target}: {verdict}" in done.stdout
 
 
 def test_bench_noisy_section_alone_measures_tenant_b_with_and_without_tenant_a(

@@ -135,8 +135,8 @@ def test_on_postgres_an_event_and_its_invocations_are_one_transaction(
 ) -> None:
     """Each statement is a round trip to the server: the project's state (autocommitted),
     then the event and every invocation in one transaction, whose rows carry the same
-    defaults as rows inserted one by one; an event that runs nothing is one autocommitted
-    INSERT."""
+    defaults as rows inserted one by one, with the NOTIFY that wakes the dispatchers of
+    every process; an event that runs nothing is one autocommitted INSERT."""
     entry = start_server(
         make_settings(tmp_path, database_url=postgres_url, dispatch=False), docker_client
     )
@@ -149,11 +149,14 @@ def test_on_postgres_an_event_and_its_invocations_are_one_transaction(
             accepted = quiet.post_event(
                 type="onSubmit", project_id="busy-project", asset_id="a", label={"k": 1}
             )
-        assert [s if s in ("BEGIN", "COMMIT") else verb_and_table(s) for s in seen] == [
+        assert [
+            s if s in ("BEGIN", "COMMIT") or "pg_notify" in s else verb_and_table(s) for s in seen
+        ] == [
             ("SELECT", "projects"),
             "BEGIN",
             ("INSERT", "events"),
             ("INSERT", "invocations"),
+            "SELECT pg_notify('executor_queue', '')",
             "COMMIT",
         ], seen
         with quiet.service.db.session() as session:

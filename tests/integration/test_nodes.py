@@ -382,6 +382,21 @@ def test_logs_follow_of_a_run_on_a_worker_is_woken_across_processes(
     assert len(streams) == 1, streams
 
 
+def test_a_worker_claims_an_event_another_process_queued_when_it_is_queued(
+    cluster: Cluster,
+) -> None:
+    # The worker polls the queue once an hour: only PostgreSQL's NOTIFY of the API's commit
+    # of the event can make it claim (and run) it within the deadline.
+    api = cluster.start("api", dispatch="false")
+    cluster.start("w1", command="worker", dispatch_poll_s=3600, warm_pool_size=0)
+    api.push("counter")
+    api.activate("counter", "p")
+    for n in range(2):  # every event, not only the first after the worker started
+        event = api.post_event(type="onSubmit", project_id="p", asset_id=f"a{n}", label={})
+        run = api.wait_run(event["invocations"][0], timeout=DEADLINE_S)
+        assert (run["status"], run["node"], run["attempt"]) == ("succeeded", "w1", 1), run
+
+
 def warm_on(api: ExecutorProcess, node_id: str) -> dict[str, int]:
     """The warm containers ``node_id`` published: version id -> ready count."""
     nodes = {n["id"]: n for n in api.api.get("/v1/nodes").json()}

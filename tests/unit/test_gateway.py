@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
+from executor.gateway.live import LiveTokens
 from executor.gateway.server import Gateway
 from executor.settings import PlatformTarget, Settings
 from executor.store import gateway as gateway_store
@@ -75,6 +77,18 @@ class Rig:
             expires = datetime.now(UTC) + timedelta(seconds=expires_in_s)
             gateway_store.add_token(session, hash_token(token), invocation.id, project, expires)
             return invocation.id, token
+
+    def held_run(self, lease_s: float = 60) -> tuple[str, str]:
+        """A running invocation of this process (its runner minted the token, its dispatcher
+        holds the lease for ``lease_s`` more seconds) and its live token."""
+        invocation_id, token = self.new_run()
+        with self.db.session() as session:
+            row = gateway_store.find_token(session, hash_token(token))
+            assert row is not None
+            expires = row.expires_at.replace(tzinfo=UTC)
+        self.gateway.live.grant(hash_token(token), invocation_id, "p1", 0, expires)
+        self.gateway.live.lease([invocation_id], time.monotonic() + lease_s)
+        return invocation_id, token
 
     def send(
         self,
@@ -475,3 +489,81 @@ def test_runtime_forwarder_relays_any_client_to_the_gateway(rig: Rig, tmp_path: 
         ("PATCH", 200),
         ("GET", 403),
     ]
+
+
+def test_a_held_token_is_counted_in_memory_and_its_calls_recorded_before_the_run_settles(
+    rig: Rig,
+) -> None:
+    """A token of a run of this process: forwarded with its ordinal, each call on the run's
+    record once the runner settles it, the store's count brought up to the calls made."""
+    invocation_id, token = rig.held_run()
+    statuses = [rig.send("GET", f"/api/projects/p1/n/{i}", token).status for i in range(6)]
+
+    assert rig.gateway.live.settle(invocation_id)
+    assert statuses == [200] * MAX_CALLS + [429, 429]
+    keys = [r.headers.get("idempotency-key") for r in rig.platform.requests]
+    assert keys == [f"{invocation_id}:{n}" for n in range(1, MAX_CALLS + 1)]
+    assert [c.status for c in rig.calls(invocation_id)] == [200] * MAX_CALLS + [429, 429]
+    with rig.db.session() as session:
+        row = gateway_store.find_token(session, hash_token(token))
+        assert row is not None and row.calls == MAX_CALLS
+
+
+def test_a_held_token_revoked_by_its_runner_is_refused_at_once(rig: Rig) -> None:
+    """The handler returned: the runner revokes the token in memory first; the next call
+    is refused though the store has not revoked it yet."""
+    invocation_id, token = rig.held_run()
+    assert rig.send("GET", "/api/projects/p1/before", token).status == 200
+
+    rig.gateway.live.revoke(invocation_id)
+    answer = rig.send("GET", "/api/projects/p1/after", token)
+
+    assert (answer.status, answer.json()["code"]) == (401, "token_revoked")
+    assert [r.path for r in rig.platform.requests] == ["/api/projects/p1/before"]
+    with rig.db.session() as session:  # refused from memory: the store still has it live
+        row = gateway_store.find_token(session, hash_token(token))
+        assert row is not None and row.revoked_at is None
+    assert rig.gateway.live.settle(invocation_id)
+    assert [c.status for c in rig.calls(invocation_id)] == [200, 401]
+    # Once the store's revocation committed the memory copy goes; the store refuses it.
+    with rig.db.session() as session:
+        gateway_store.revoke_for(session, invocation_id)
+    rig.gateway.live.forget(invocation_id)
+    again = rig.send("GET", "/api/projects/p1/later", token)
+    assert (again.status, again.json()["code"]) == (401, "token_revoked")
+    assert len(rig.platform.requests) == 1
+
+
+def test_a_held_token_whose_lease_is_not_vouched_for_is_checked_in_the_store(rig: Rig) -> None:
+    """The dispatcher could not renew the lease in time (another node may have the run):
+    the store decides, and says the attempt lost the run."""
+    invocation_id, token = rig.held_run(lease_s=-1)
+    with rig.db.session() as session:
+        session.execute(
+            update(Invocation)
+            .where(Invocation.id == invocation_id)
+            .values(lease_generation=Invocation.lease_generation + 1)
+        )
+
+    answer = rig.send("GET", "/api/projects/p1/assets", token)
+
+    assert (answer.status, answer.json()["code"]) == (401, "token_superseded")
+    assert rig.platform.requests == []
+    assert rig.calls(invocation_id) == []
+
+
+def test_a_lease_is_vouched_for_again_only_if_it_was_still_held_when_renewed() -> None:
+    live = LiveTokens()
+    expires = datetime.now(UTC) + timedelta(seconds=60)
+    live.grant("a" * 64, "kept", "p1", 0, expires)
+    live.grant("b" * 64, "lapsed", "p1", 0, expires)
+    sent_at = time.monotonic()
+    live.lease(["kept"], sent_at + 60)
+    live.lease(["lapsed"], sent_at - 1)  # expired before the renewal was sent
+
+    live.renewed(["kept", "lapsed"], sent_at, sent_at + 120)
+
+    assert live.admit("a" * 64) is not None
+    assert live.admit("b" * 64) is None  # the store decides
+    live.release("kept")
+    assert live.admit("a" * 64) is None
