@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from executor.errors import Conflict, NotFound
@@ -769,13 +769,6 @@ def begin_hand_off(
 ) -> bool:
     """Record the deadline of the attempt handed off now, and how its container started;
     False (nothing recorded) when the lease ``generation`` was lost."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Its commit does not wait for the WAL flush (every start waits on this one, and a
-        # flush costs tens of ms on a busy disk). Transactions still reach the log in commit
-        # order, so the run's next write (its first log lines, committed synchronously)
-        # makes this one durable too; only a crash of the database server in between loses
-        # it (the deadline and the token row: the run's lease and records are kept).
-        session.execute(text("SET LOCAL synchronous_commit = off"))
     # One conditional UPDATE: the fence and the write (this is on every start's path).
     result = session.execute(
         update(Invocation)
