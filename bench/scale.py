@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,12 +34,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from bench.ingest import RESULTS, percentile
 from executor.statuses import BuildStatus, InvocationStatus
@@ -148,10 +149,15 @@ def seed(db: Database) -> list[tuple[str, str, str, str]]:
     return plugins
 
 
-def queue_runs(db: Database, plugins: list[tuple[str, str, str, str]], first: int, n: int) -> None:
-    """Store ``n`` events and their queued runs, round robin over the plugins."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    events, runs = [], []
+def queue_runs(
+    db: Database, plugins: list[tuple[str, str, str, str]], first: int, n: int
+) -> dict[str, float]:
+    """Store ``n`` events and their queued runs, round robin over the plugins; returns
+    run id -> when it was queued (wall time)."""
+    queued = time.time()
+    now = datetime.fromtimestamp(queued, UTC)
+    events: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     for k in range(first, first + n):
         plugin_id, version_id, name, project = plugins[k % len(plugins)]
         event_id = new_id()
@@ -172,32 +178,17 @@ def queue_runs(db: Database, plugins: list[tuple[str, str, str, str]], first: in
     with db.session() as session:
         session.execute(insert(Event), events)
         session.execute(insert(Invocation), runs)
-
-
-def claimed_between(
-    db: Database, start: datetime, end: datetime
-) -> list[tuple[datetime, datetime]]:
-    """(queued_at, started_at) of the runs queued in [start, end) and claimed since."""
-    with db.session() as session:
-        rows = session.execute(
-            select(Invocation.queued_at, Invocation.started_at).where(
-                Invocation.queued_at >= start,
-                Invocation.queued_at < end,
-                Invocation.started_at.is_not(None),
-            )
-        ).all()
-    return [(queued, started) for queued, started in rows if started is not None]
+    return {str(run["id"]): queued for run in runs}
 
 
 def queued_left(db: Database) -> int:
     with db.session() as session:
-        return len(
-            session.scalars(
-                select(Invocation.id).where(
-                    Invocation.status.in_((InvocationStatus.QUEUED, InvocationStatus.RUNNING))
-                )
-            ).all()
+        left = session.scalar(
+            select(func.count()).where(
+                Invocation.status.in_((InvocationStatus.QUEUED, InvocationStatus.RUNNING))
+            )
         )
+    return int(left or 0)
 
 
 def wait_empty(db: Database, limit_s: float) -> bool:
@@ -214,15 +205,26 @@ def wait_empty(db: Database, limit_s: float) -> bool:
 
 
 @dataclass
+class Samples:
+    """What the workers measured (``bench.scale_worker.Samples``), all of them together."""
+
+    claims: list[list[float]] = field(default_factory=list)
+    runs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class Worker:
     process: subprocess.Popen[str]
     samples: Path
 
-    def stop(self) -> list[list[float]]:
+    def stop(self, into: Samples) -> None:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(timeout=120)
-        return list(json.loads(self.samples.read_text())) if self.samples.exists() else []
+        if self.samples.exists():
+            found = json.loads(self.samples.read_text())
+            into.claims += found["claims"]
+            into.runs.update(found["runs"])
 
 
 def start_workers(url: str, first: int, n: int, workdir: Path, kind: str) -> list[Worker]:
@@ -264,7 +266,7 @@ def worker_pool(url: str, workdir: Path) -> Iterator[list[Worker]]:
     finally:
         for worker in workers:
             if worker.process.poll() is None:
-                worker.stop()
+                worker.stop(Samples())
 
 
 # Measuring.
@@ -274,65 +276,70 @@ def ms(seconds: list[float], share: float) -> float:
     return round(percentile(seconds, share) * 1000, 1) if seconds else 0.0
 
 
+@dataclass
+class Window:
+    """The runs one step (or burst) queued, and PostgreSQL's CPU meanwhile."""
+
+    queued: dict[str, float]
+    pg_cpu_s: float
+
+
 def rate_step(
     db: Database, name: str, plugins: list[tuple[str, str, str, str]], rate: int, step_s: float
-) -> Step:
+) -> tuple[Step, Window]:
+    """Queue runs at ``rate`` for ``step_s`` and wait for the queue to empty (for as long
+    again, at least 5 s: ``behind`` if it did not)."""
     step = Step(rate, step_s)
     cpu_before = pg_cpu(name)
-    start = datetime.now(UTC)
+    queued: dict[str, float] = {}
     began = time.monotonic()
-    sent = 0
     while (elapsed := time.monotonic() - began) < step_s:
-        due = int(rate * elapsed) - sent
+        due = int(rate * elapsed) - len(queued)
         if due > 0:
-            queue_runs(db, plugins, sent, due)
-            sent += due
+            queued |= queue_runs(db, plugins, len(queued), due)
         time.sleep(TICK_S)
-    end = datetime.now(UTC)
-    kept_up = wait_empty(db, max(step_s, 5.0))
-    step.behind = not kept_up
-    rows = claimed_between(db, start, end + timedelta(seconds=1))
-    step.runs = len(rows)
-    if rows:
-        first = min(started for _, started in rows)
-        last = max(started for _, started in rows)
-        step.claimed_per_s = round(len(rows) / max((last - first).total_seconds(), 1e-3), 1)
-        waits = [(started - queued).total_seconds() for queued, started in rows]
-        step.event_to_claim_p50_ms = ms(waits, 0.5)
-        step.event_to_claim_p99_ms = ms(waits, 0.99)
-        step.pg_cpu_s_per_1000 = round(cpu_seconds(cpu_before, pg_cpu(name)) / len(rows) * 1000, 2)
-    if step.event_to_claim_p99_ms > 5000:  # a backlog built up even if it drained after
-        step.behind = True
-    return step
+    step.behind = not wait_empty(db, max(step_s, 5.0))
+    return step, Window(queued, cpu_seconds(cpu_before, pg_cpu(name)))
 
 
-def burst(
-    db: Database, name: str, plugins: list[tuple[str, str, str, str]], count: Count, n: int
-) -> tuple[float, float]:
-    """Queue ``n`` runs at once and drain them: the claims/s; returns the drain window
-    (wall times) for the claim samples."""
+def burst(db: Database, name: str, plugins: list[tuple[str, str, str, str]], n: int) -> Window:
+    """Queue ``n`` runs at once and wait until they ended."""
     cpu_before = pg_cpu(name)
-    start = datetime.now(UTC)
-    began = time.time()
-    queue_runs(db, plugins, 0, n)
-    end = datetime.now(UTC)
+    queued = queue_runs(db, plugins, 0, n)
     wait_empty(db, 600.0)
-    rows = claimed_between(db, start, end + timedelta(seconds=1))
-    first = min(started for _, started in rows)
-    last = max(started for _, started in rows)
-    count.claims_per_s = round(len(rows) / max((last - first).total_seconds(), 1e-3), 1)
-    count.burst_pg_cpu_s_per_1000 = round(
-        cpu_seconds(cpu_before, pg_cpu(name)) / len(rows) * 1000, 2
-    )
-    return began, last.timestamp()
+    return Window(queued, cpu_seconds(cpu_before, pg_cpu(name)))
 
 
-def claim_figures(count: Count, samples: list[list[float]], window: tuple[float, float]) -> None:
-    inside = [s for s in samples if window[0] <= s[0] <= window[1] and s[2] > 0]
-    seconds = [s[1] for s in inside]
+def claimed(window: Window, samples: Samples) -> tuple[float, list[float], float, float]:
+    """Of the window's runs: claims/s (from the first claim to the last), event-to-claim
+    seconds of each, the first and last claim's wall time."""
+    at = [samples.runs[i] for i in window.queued if i in samples.runs]
+    if not at:
+        return 0.0, [], 0.0, 0.0
+    waits = [samples.runs[i] - q for i, q in window.queued.items() if i in samples.runs]
+    first, last = min(at), max(at)
+    return round(len(at) / max(last - first, 1e-3), 1), waits, first, last
+
+
+def step_figures(step: Step, window: Window, samples: Samples) -> None:
+    rate, waits, _, _ = claimed(window, samples)
+    step.runs = len(waits)
+    step.claimed_per_s = rate
+    step.event_to_claim_p50_ms = ms(waits, 0.5)
+    step.event_to_claim_p99_ms = ms(waits, 0.99)
+    if waits:
+        step.pg_cpu_s_per_1000 = round(window.pg_cpu_s / len(waits) * 1000, 2)
+
+
+def burst_figures(count: Count, window: Window, samples: Samples) -> None:
+    count.claims_per_s, waits, first, last = claimed(window, samples)
+    if waits:
+        count.burst_pg_cpu_s_per_1000 = round(window.pg_cpu_s / len(waits) * 1000, 2)
+    inside = [c for c in samples.claims if first <= c[0] <= last and c[2] > 0]
+    seconds = [c[1] for c in inside]
     count.claim_p50_ms = ms(seconds, 0.5)
     count.claim_p99_ms = ms(seconds, 0.99)
-    count.claim_transactions_per_s = round(len(inside) / max(window[1] - window[0], 1e-3), 1)
+    count.claim_transactions_per_s = round(len(inside) / max(last - first, 1e-3), 1)
 
 
 def bend(xs: list[float], ys: list[float], *, rising: bool) -> float | None:
@@ -349,7 +356,8 @@ def bend(xs: list[float], ys: list[float], *, rising: bool) -> float | None:
 
 def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> list[Count]:
     counts: list[Count] = []
-    windows: list[tuple[float, float]] = []
+    windows: list[tuple[Count, list[tuple[Step, Window]], Window]] = []
+    samples = Samples()
     with fresh_database() as url:
         name = url.rsplit("/", 1)[1]
         db = Database(url)
@@ -359,21 +367,25 @@ def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> list[Co
             for n in [w for w in sizes.workers if w <= max_workers]:
                 workers += start_workers(url, len(workers), n - len(workers), workdir, kind)
                 count = Count(n)
+                steps = []
                 for rate in sizes.rates:
-                    step = rate_step(db, name, plugins, rate, sizes.step_s)
+                    step, window = rate_step(db, name, plugins, rate, sizes.step_s)
+                    steps.append((step, window))
                     count.steps.append(step)
-                    print(f"  {n} workers, {rate} events/s: {asdict(step)}", flush=True)
+                    print(f"  {n} workers, {rate} events/s: kept up: {not step.behind}", flush=True)
                     if step.behind:
                         break
                     count.max_rate_kept_up = rate
                 wait_empty(db, 600.0)
-                windows.append(burst(db, name, plugins, count, sizes.burst))
+                windows.append((count, steps, burst(db, name, plugins, sizes.burst)))
                 counts.append(count)
-                print(f"{n} workers: burst {count.claims_per_s} claims/s", flush=True)
-            samples = [s for worker in workers for s in worker.stop()]
-            for count, window in zip(counts, windows, strict=True):
-                claim_figures(count, samples, window)
+            for worker in workers:
+                worker.stop(samples)
         db.dispose()
+    for count, steps, burst_window in windows:
+        for step, window in steps:
+            step_figures(step, window, samples)
+        burst_figures(count, burst_window, samples)
     return counts
 
 
@@ -486,6 +498,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--compare", type=Path, help="an earlier run's JSON, drawn beside")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of the results")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM, it still stops its workers and drops its database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     sizes = SHORT if args.short else FULL
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as workdir:
         counts = measure(sizes, args.max_workers, Path(workdir), args.kind)

@@ -11,8 +11,7 @@ whose cores cannot carry dozens of full runners: it registers, claims with the s
 with ``finish`` under its lease generation, one transaction each, as the runner does.
 
 It runs until its stdin closes (the bench ends it that way, or by dying), then stops its
-dispatcher and writes its claim samples to SAMPLES_FILE: one ``[wall time, seconds, runs]``
-per claim transaction (``Dispatcher._claim_available``: the claim and its commit).
+dispatcher and writes what it measured to SAMPLES_FILE (``Samples``).
 """
 
 from __future__ import annotations
@@ -66,17 +65,35 @@ class SimEngine(FakeEngine):
         threading.Timer(run_s, deliver, (container, envelope)).start()
 
 
-def timed_claims(dispatcher: Dispatcher, samples: list[list[float]]) -> None:
-    """Record each claim transaction of ``dispatcher``: when, how long, how many runs."""
+class Samples:
+    """``claims``: one ``[wall time at its commit, seconds, runs taken]`` per claim
+    transaction (for the dispatcher, ``_claim_available``: the claim and its commit);
+    ``runs``: run id -> wall time of the commit of its claim."""
+
+    def __init__(self) -> None:
+        self.claims: list[list[float]] = []
+        self.runs: dict[str, float] = {}
+
+    def add(self, started: float, ids: list[str]) -> None:
+        now = time.time()
+        self.claims.append([now, time.perf_counter() - started, float(len(ids))])
+        self.runs.update(dict.fromkeys(ids, now))
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps({"claims": self.claims, "runs": self.runs}))
+
+
+def timed_claims(dispatcher: Dispatcher, samples: Samples) -> None:
+    """Record each claim transaction of ``dispatcher``: when, how long, which runs."""
     claim = invocation_store.claim
-    taken: list[int] = []
+    taken: list[list[str]] = []
 
     def counting(*args: Any, **kwargs: Any) -> list[Any]:
         claimed = claim(*args, **kwargs)
-        taken.append(len(claimed))
+        taken.append([i.id for i in claimed])
         return claimed
 
-    invocation_store.claim = counting  # type: ignore[assignment]
+    invocation_store.claim = counting
     claim_available = dispatcher._claim_available
 
     def timing() -> None:
@@ -84,7 +101,7 @@ def timed_claims(dispatcher: Dispatcher, samples: list[list[float]]) -> None:
         started = time.perf_counter()
         claim_available()
         if taken:  # a claim ran (not skipped for want of free slots)
-            samples.append([time.time(), time.perf_counter() - started, float(taken[0])])
+            samples.add(started, taken[0])
 
     dispatcher._claim_available = timing  # type: ignore[method-assign]
 
@@ -93,7 +110,7 @@ def run_time(rng: random.Random) -> float:
     return rng.lognormvariate(0.0, RUN_SIGMA) * RUN_MEDIAN_S
 
 
-def claim_loop(args: argparse.Namespace, stop: threading.Event, samples: list[list[float]]) -> None:
+def claim_loop(args: argparse.Namespace, stop: threading.Event, samples: Samples) -> None:
     """The ``claim`` kind: claim, hold, finish, until ``stop``."""
     rng = random.Random(args.seed)
     db = Database(args.url, pool_size=1)
@@ -121,7 +138,7 @@ def claim_loop(args: argparse.Namespace, stop: threading.Event, samples: list[li
                 runs = invocation_store.claim(
                     session, args.node_id, free, 30.0, limits, node, 0.0, webhooks
                 )
-            samples.append([time.time(), time.perf_counter() - started, float(len(runs))])
+            samples.add(started, [run.id for run in runs])
             claimed = len(runs)
             for run in runs:
                 holding[run.id] = (run.lease_generation, time.monotonic() + run_time(rng))
@@ -144,14 +161,14 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.kind == "claim":
         stop = threading.Event()
-        samples: list[list[float]] = []
+        samples = Samples()
         loop = threading.Thread(target=claim_loop, args=(args, stop, samples))
         loop.start()
         print("ready", flush=True)
         sys.stdin.read()
         stop.set()
         loop.join()
-        args.samples.write_text(json.dumps(samples))
+        samples.write(args.samples)
         return
     with tempfile.TemporaryDirectory(prefix="scale-worker-") as data_dir:
         settings = Settings(
@@ -177,7 +194,7 @@ def main(argv: list[str]) -> None:
             engine.add_image(image)
         engine.identify(db.store_id(), args.node_id)
         dispatcher = Dispatcher(db, engine, settings, Metrics(lambda: QueueFigures({}, None, {})))
-        samples: list[list[float]] = []
+        samples = Samples()
         timed_claims(dispatcher, samples)
         dispatcher.start()
         print("ready", flush=True)
@@ -186,7 +203,7 @@ def main(argv: list[str]) -> None:
         finally:
             dispatcher.stop()
             db.dispose()
-            args.samples.write_text(json.dumps(samples))
+            samples.write(args.samples)
 
 
 if __name__ == "__main__":
