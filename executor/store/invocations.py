@@ -466,9 +466,10 @@ def claim(
         session.execute(
             update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
         )
-    if not _alive(session, node.node_id, lease_s):
+    beat = _alive(session, node.node_id, lease_s)
+    if beat is None:
         return []  # drained, lost, or its heartbeat stale: read here, a drain holds at once
-    expires = database_now(session) + timedelta(seconds=lease_s)
+    expires = beat + timedelta(seconds=lease_s)
     room = _Room.read(session, slots, webhooks, limits)
     if room.full():
         return []
@@ -557,10 +558,10 @@ def _confirm(
     return kept
 
 
-def _alive(session: Session, node_id: str, lost_after_s: float) -> bool:
-    """Whether ``node_id`` may claim now, renewing its heartbeat if so: it is ``ready``
-    (registered, not drained, not marked lost) and its heartbeat is younger than
-    ``lost_after_s`` by the database's clock. A node cut off from the store for longer
+def _alive(session: Session, node_id: str, lost_after_s: float) -> datetime | None:
+    """The database's now if ``node_id`` may claim now (None if not), renewing its
+    heartbeat if so: it is ``ready`` (registered, not drained, not marked lost) and its
+    heartbeat is younger than ``lost_after_s`` by the database's clock. A node cut off from the store for longer
     (the database was down, the process paused) may be marked lost any moment, and what it
     claimed re-run elsewhere: it heartbeats first.
 
@@ -577,9 +578,10 @@ def _alive(session: Session, node_id: str, lost_after_s: float) -> bool:
             Node.heartbeat_at >= db_now(-lost_after_s),
         )
         .values(heartbeat_at=db_now())
+        .returning(Node.heartbeat_at)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    return result.scalar()
 
 
 def _take(invocation: Invocation, owner: str, node_id: str, expires: datetime) -> None:
