@@ -193,36 +193,15 @@ class NodeClaim:
         return all(self.labels.get(key) == value for key, value in (selector or {}).items())
 
 
-def _placements(
-    session: Session, plugin_ids: set[str]
-) -> dict[tuple[str, str], tuple[str | None, dict[str, Any] | None]]:
-    """(plugin id, project id) -> the activation's runtime and node selector."""
-    if not plugin_ids:
-        return {}
-    rows = session.execute(
-        select(
-            Activation.plugin_id,
-            Activation.project_id,
-            Activation.runtime,
-            Activation.node_selector,
-        ).where(Activation.plugin_id.in_(plugin_ids))
-    )
-    return {(plugin, project): (runtime, selector) for plugin, project, runtime, selector in rows}
-
-
-def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]:
-    rows = session.execute(select(Tenant.id, Tenant.max_concurrent_runs))
-    return {tenant_id: cap if cap is not None else default for tenant_id, cap in rows.all()}
-
-
 def _is_webhook() -> Any:
     """True for an invocation of a webhook version (a delivery, not a container run)."""
     return Invocation.version_id.in_(select(Webhook.version_id))
 
 
 # The kinds of key a claim limit counts runs by; on PostgreSQL, also the first half of the
-# key's advisory lock (``_lock_keys``).
-PLUGIN_KEY, PROJECT_KEY, TENANT_KEY = 1, 2, 3
+# key's advisory lock (``_lock_keys``). CAPS: the rows of tenants' caps in ``_Room.read``.
+PLUGIN_KEY, PROJECT_KEY, TENANT_KEY, CAPS = 1, 2, 3, 4
+NO_CAP = -1  # a tenant's cap left to the default, in those rows
 
 
 @dataclass
@@ -235,17 +214,11 @@ class _Running:
     by_tenant: dict[str, int] = field(default_factory=dict)
 
 
-def _running(
-    session: Session,
-    plugins: set[str] | None,
-    projects: set[str] | None,
-    tenants: set[str],
-) -> _Running:
-    """How many runs of each of these keys run now (None: of every plugin, or project,
-    that runs any), in one statement: each count reads the ``status`` index's running
-    rows."""
+def _count_parts(
+    plugins: set[str] | None, projects: set[str] | None, tenants: set[str] | None
+) -> list[Select[int, str, int]]:
     running = Invocation.status == InvocationStatus.RUNNING
-    parts = [
+    return [
         select(literal(kind), column, func.count())
         .where(running, *([] if keys is None else [column.in_(keys)]), *where)
         .group_by(column)
@@ -256,14 +229,32 @@ def _running(
         )
         if keys is None or keys
     ]
+
+
+def _running(
+    session: Session,
+    plugins: set[str] | None,
+    projects: set[str] | None,
+    tenants: set[str] | None,
+    *more: Select[int, str, int],
+) -> tuple[_Running, list[tuple[int, str, int]]]:
+    """How many runs of each of these keys run now (None: of every key that runs any),
+    in one statement with ``more`` selects of the same shape (kind, key, number); returns
+    the counts and the rows of ``more``. Each count reads the ``status`` index's running
+    rows."""
+    parts = [*_count_parts(plugins, projects, tenants), *more]
     counts = _Running()
     if not parts:
-        return counts
+        return counts, []
     by_kind = {PLUGIN_KEY: counts.by_plugin, PROJECT_KEY: counts.by_project}
     by_kind[TENANT_KEY] = counts.by_tenant
-    for kind, key, count in session.execute(union_all(*parts)).all():
-        by_kind[int(kind)][str(key)] = int(count)
-    return counts
+    other = []
+    for kind, key, number in session.execute(union_all(*parts)).all():
+        if int(kind) in by_kind:
+            by_kind[int(kind)][str(key)] = int(number)
+        else:
+            other.append((int(kind), str(key), int(number)))
+    return counts, other
 
 
 def _lock_keys(session: Session, keys: set[tuple[int, str]]) -> None:
@@ -321,11 +312,14 @@ class _Room:
     def read(
         cls, session: Session, runs: int, webhooks: WebhookSlots, limits: ClaimLimits
     ) -> _Room:
-        """The room with every tenant's cap and the running counts of every plugin and
-        project, and of the capped tenants."""
-        caps = _tenant_caps(session, limits.per_tenant)
-        capped = {tenant for tenant, cap in caps.items() if cap is not None}
-        return cls(runs, webhooks, limits, caps, _running(session, None, None, capped))
+        """The room with every tenant's cap and the running counts of every plugin,
+        project and tenant, in one statement."""
+        caps = select(literal(CAPS), Tenant.id, func.coalesce(Tenant.max_concurrent_runs, NO_CAP))
+        counts, rows = _running(session, None, None, None, caps)
+        tenant_caps = {
+            tenant: limits.per_tenant if cap == NO_CAP else cap for _, tenant, cap in rows
+        }
+        return cls(runs, webhooks, limits, tenant_caps, counts)
 
     def cap(self, tenant: str) -> int | None:
         return self.tenant_caps.get(tenant, self.limits.per_tenant)
@@ -390,14 +384,24 @@ class _Room:
 
 def _claimable(
     room: _Room, webhooks: WebhookSlots, now: datetime, window: int
-) -> Select[Invocation]:
+) -> Select[Invocation, str | None, str | None, dict[str, Any] | None]:
     """Queued invocations due now, oldest first, leaving out those no slot could take: runs
     of a plugin or project at its limit, of a tenant at its cap, webhook deliveries when the
     webhook pool (or the tenant's share of it) is full, plugin runs when the run slots are.
     Left out in the query, not skipped in the window, so one plugin's or tenant's backlog
-    cannot fill the window and starve the others."""
+    cannot fill the window and starve the others. Each comes with its webhook version's id
+    (None: a plugin run) and its activation's runtime and node selector, joined in."""
     is_webhook = _is_webhook()
-    query = select(Invocation).where(
+    activation = (Activation.plugin_id == Invocation.plugin_id) & (
+        Activation.project_id == Invocation.project_id
+    )
+    query = (
+        select(Invocation, Webhook.version_id, Activation.runtime, Activation.node_selector)
+        .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
+        .outerjoin(Activation, activation)
+        .options(raiseload(Invocation.gateway_calls))  # not read by a run
+    )
+    query = query.where(
         Invocation.status == InvocationStatus.QUEUED,
         or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
     )
@@ -416,11 +420,7 @@ def _claimable(
     return query.order_by(Invocation.queued_at, Invocation.id).limit(window)
 
 
-def _webhook_versions(session: Session, candidates: list[Invocation]) -> set[str]:
-    versions = {i.version_id for i in candidates}
-    if not versions:
-        return set()
-    return set(session.scalars(select(Webhook.version_id).where(Webhook.version_id.in_(versions))))
+_Candidate = tuple[Invocation, str | None, str | None, dict[str, Any] | None]
 
 
 def claim(
@@ -474,10 +474,10 @@ def claim(
     if room.full():
         return []
     window = locked_window(slots + webhooks.free) if postgres else CLAIM_WINDOW
-    query = _claimable(room, webhooks, now, window).options(raiseload(Invocation.gateway_calls))
+    query = _claimable(room, webhooks, now, window)
     if postgres:
-        query = query.with_for_update(skip_locked=True)
-    candidates = list(session.scalars(query))
+        query = query.with_for_update(skip_locked=True, of=Invocation)
+    candidates: list[_Candidate] = [tuple(row) for row in session.execute(query).all()]
     if not candidates:
         return []
     picks = _choose(session, room, candidates, node, now - timedelta(seconds=grace_s), grace_s)
@@ -497,28 +497,24 @@ def claim(
 def _choose(
     session: Session,
     room: _Room,
-    candidates: list[Invocation],
+    candidates: list[_Candidate],
     node: NodeClaim,
     fresh_since: datetime,
     grace_s: float,
 ) -> list[tuple[Invocation, bool]]:
     """The candidates this node takes, oldest first, within ``room`` (updated as it
     takes), each with whether it is a webhook delivery."""
-    hooks = _webhook_versions(session, candidates)
-    placements = _placements(session, {i.plugin_id for i in candidates})
     warm_elsewhere = _warm_elsewhere(session, node.node_id) if grace_s > 0 else set()
     picks: list[tuple[Invocation, bool]] = []
     blocked: set[str] = set()
-    for invocation in candidates:
+    for invocation, hook_version, runtime, selector in candidates:
         if room.full():
             break
-        if not node.can_run(
-            *placements.get((invocation.plugin_id, invocation.project_id), (None, None))
-        ):
+        if not node.can_run(runtime, selector):
             continue
         if invocation.version_id in warm_elsewhere and invocation.queued_at > fresh_since:
             continue
-        webhook = invocation.version_id in hooks
+        webhook = hook_version is not None
         if invocation.plugin_id in blocked or not room.admits(invocation, webhook):
             blocked.add(invocation.plugin_id)
             continue
@@ -540,7 +536,7 @@ def _confirm(
     pick no longer fits gets none of its later picks either."""
     keys = room.keys(picks)
     _lock_keys(session, keys)
-    counts = _running(
+    counts, _ = _running(
         session,
         {key for kind, key in keys if kind == PLUGIN_KEY},
         {key for kind, key in keys if kind == PROJECT_KEY},
@@ -561,9 +557,9 @@ def _confirm(
 def _alive(session: Session, node_id: str, lost_after_s: float) -> datetime | None:
     """The database's now if ``node_id`` may claim now (None if not), renewing its
     heartbeat if so: it is ``ready`` (registered, not drained, not marked lost) and its
-    heartbeat is younger than ``lost_after_s`` by the database's clock. A node cut off from the store for longer
-    (the database was down, the process paused) may be marked lost any moment, and what it
-    claimed re-run elsewhere: it heartbeats first.
+    heartbeat is younger than ``lost_after_s`` by the database's clock. A node cut off
+    from the store for longer (the database was down, the process paused) may be marked
+    lost any moment, and what it claimed re-run elsewhere: it heartbeats first.
 
     The update locks the node's row until the commit: a concurrent ``mark_lost`` (which
     updates the row too) either committed first, and this matches nothing, or waits and
