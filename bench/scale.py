@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -490,6 +490,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--label", default="latest", help="names the result files")
     parser.add_argument("--max-workers", type=int, default=32)
     parser.add_argument(
+        "--workers", help="worker counts to measure, comma-separated (default 1, 2, 4 ... 32)"
+    )
+    parser.add_argument(
         "--kind",
         choices=["dispatcher", "claim"],
         default="dispatcher",
@@ -501,6 +504,8 @@ def main(argv: list[str]) -> None:
     # Stopped with SIGTERM, it still stops its workers and drops its database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     sizes = SHORT if args.short else FULL
+    if args.workers:
+        sizes = replace(sizes, workers=[int(n) for n in args.workers.split(",")])
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as workdir:
         counts = measure(sizes, args.max_workers, Path(workdir), args.kind)
     result = report(counts, args.label, args.short, args.kind)
