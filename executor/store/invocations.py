@@ -461,6 +461,8 @@ def claim(
     ``lease_s`` by the database's clock; leases expire ``lease_s`` after the database's now.
     """
     now = utcnow()
+    if not _any_due(session, now):
+        return []  # an idle poll: one read, no write (the heartbeat is renewed by beats)
     postgres = session.get_bind().dialect.name == "postgresql"
     if not postgres:
         session.execute(
@@ -492,6 +494,15 @@ def claim(
         invocation.not_before = None
     session.flush()
     return [invocation for invocation, _ in picks]
+
+
+def _any_due(session: Session, now: datetime) -> bool:
+    """Whether any invocation is queued and due (index ``status, queued_at``)."""
+    due = select(Invocation.id).where(
+        Invocation.status == InvocationStatus.QUEUED,
+        or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
+    )
+    return session.scalar(due.limit(1)) is not None
 
 
 def _choose(
