@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, literal, or_, select, text, union_all, update
+from sqlalchemy.orm import Session, raiseload
 
 from executor.errors import Conflict, NotFound
 from executor.statuses import (
@@ -142,6 +142,13 @@ def recent_outcomes(
 CLAIM_WINDOW = 64  # queued rows looked at per claim: enough to skip over blocked plugins
 
 
+def locked_window(free: int) -> int:
+    """The queued rows a claim with ``free`` slots looks at on PostgreSQL. It locks them,
+    and other claimers skip them until it commits: a few more than it can take (plugins
+    and projects at their limits are left out in the query already)."""
+    return min(CLAIM_WINDOW, 2 * free + 4)
+
+
 @dataclass(frozen=True)
 class RunOutput:
     """How much log a finished run wrote, and whether some of it was dropped."""
@@ -193,40 +200,89 @@ class NodeClaim:
         return all(self.labels.get(key) == value for key, value in (selector or {}).items())
 
 
-def _placements(
-    session: Session, plugin_ids: set[str]
-) -> dict[tuple[str, str], tuple[str | None, dict[str, Any] | None]]:
-    """(plugin id, project id) -> the activation's runtime and node selector."""
-    if not plugin_ids:
-        return {}
-    rows = session.execute(
-        select(
-            Activation.plugin_id,
-            Activation.project_id,
-            Activation.runtime,
-            Activation.node_selector,
-        ).where(Activation.plugin_id.in_(plugin_ids))
-    )
-    return {(plugin, project): (runtime, selector) for plugin, project, runtime, selector in rows}
-
-
-def _tenant_caps(session: Session, default: int | None) -> dict[str, int | None]:
-    rows = session.execute(select(Tenant.id, Tenant.max_concurrent_runs))
-    return {tenant_id: cap if cap is not None else default for tenant_id, cap in rows.all()}
-
-
 def _is_webhook() -> Any:
     """True for an invocation of a webhook version (a delivery, not a container run)."""
     return Invocation.version_id.in_(select(Webhook.version_id))
 
 
-def _running_counts(session: Session, column: Any, *where: Any) -> dict[str, int]:
-    rows = session.execute(
-        select(column, func.count())
-        .where(Invocation.status == InvocationStatus.RUNNING, *where)
+# The kinds of key a claim limit counts runs by; on PostgreSQL, also the first half of the
+# key's advisory lock (``_lock_keys``). CAPS: the rows of tenants' caps in ``_Room.read``.
+PLUGIN_KEY, PROJECT_KEY, TENANT_KEY, CAPS = 1, 2, 3, 4
+NO_CAP = -1  # a tenant's cap left to the default, in those rows
+
+
+@dataclass
+class _Running:
+    """Running invocations by plugin, by project, and by tenant (plugin runs only: a
+    tenant's cap leaves its webhook deliveries out), for the keys asked about."""
+
+    by_plugin: dict[str, int] = field(default_factory=dict)
+    by_project: dict[str, int] = field(default_factory=dict)
+    by_tenant: dict[str, int] = field(default_factory=dict)
+
+
+def _count_parts(
+    plugins: set[str] | None, projects: set[str] | None, tenants: set[str] | None
+) -> list[Select[int, str, int]]:
+    running = Invocation.status == InvocationStatus.RUNNING
+    return [
+        select(literal(kind), column, func.count())
+        .where(running, *([] if keys is None else [column.in_(keys)]), *where)
         .group_by(column)
+        for kind, column, keys, where in (
+            (PLUGIN_KEY, Invocation.plugin_id, plugins, ()),
+            (PROJECT_KEY, Invocation.project_id, projects, ()),
+            (TENANT_KEY, Invocation.tenant_id, tenants, (~_is_webhook(),)),
+        )
+        if keys is None or keys
+    ]
+
+
+def _running(
+    session: Session,
+    plugins: set[str] | None,
+    projects: set[str] | None,
+    tenants: set[str] | None,
+    *more: Select[int, str, int],
+) -> tuple[_Running, list[tuple[int, str, int]]]:
+    """How many runs of each of these keys run now (None: of every key that runs any),
+    in one statement with ``more`` selects of the same shape (kind, key, number); returns
+    the counts and the rows of ``more``. Each count reads the ``status`` index's running
+    rows."""
+    parts = [*_count_parts(plugins, projects, tenants), *more]
+    counts = _Running()
+    if not parts:
+        return counts, []
+    by_kind = {PLUGIN_KEY: counts.by_plugin, PROJECT_KEY: counts.by_project}
+    by_kind[TENANT_KEY] = counts.by_tenant
+    other = []
+    for kind, key, number in session.execute(union_all(*parts)).all():
+        if int(kind) in by_kind:
+            by_kind[int(kind)][str(key)] = int(number)
+        else:
+            other.append((int(kind), str(key), int(number)))
+    return counts, other
+
+
+def _lock_keys(session: Session, keys: set[tuple[int, str]]) -> None:
+    """Take PostgreSQL's transaction advisory lock of each limit key, in one order for
+    every claimer (so two claimers never wait on each other in a cycle); held until the
+    commit. A claimer counts a key's running runs only while it holds its lock, and a run
+    it takes is committed before the lock is released: the next claimer of that key counts
+    it. Keys are hashed to 32 bits: two keys that share a lock only wait on each other."""
+    if not keys:
+        return
+    values = ", ".join(f"({kind}, hashtext(:k{n}))" for n, (kind, _) in enumerate(sorted(keys)))
+    params = {f"k{n}": key for n, (_, key) in enumerate(sorted(keys))}
+    # OFFSET 0 keeps the sorted subquery whole: the locks are taken in its order.
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(kind, hash)) FROM "
+            f"(SELECT kind, hash FROM (VALUES {values}) AS k (kind, hash) "
+            "ORDER BY kind, hash OFFSET 0) AS sorted"
+        ),
+        params,
     )
-    return {str(key): int(count) for key, count in rows.all()}
 
 
 def _warm_elsewhere(session: Session, node_id: str) -> set[str]:
@@ -244,17 +300,42 @@ class _Room:
     webhook pool instead."""
 
     def __init__(
-        self, session: Session, runs: int, webhooks: WebhookSlots, limits: ClaimLimits
+        self,
+        runs: int,
+        webhooks: WebhookSlots,
+        limits: ClaimLimits,
+        tenant_caps: dict[str, int | None],
+        counts: _Running,
     ) -> None:
         self.limits = limits
         self.runs = runs
         self.webhooks = webhooks.free
         self.webhook_share = webhooks.per_tenant
         self.webhooks_held = dict(webhooks.held)
-        self.by_plugin = _running_counts(session, Invocation.plugin_id)
-        self.by_project = _running_counts(session, Invocation.project_id)
-        self.by_tenant = _running_counts(session, Invocation.tenant_id, ~_is_webhook())
-        self.tenant_caps = _tenant_caps(session, limits.per_tenant)
+        self.tenant_caps = tenant_caps
+        self.counts = counts
+
+    @classmethod
+    def read(
+        cls, session: Session, runs: int, webhooks: WebhookSlots, limits: ClaimLimits
+    ) -> _Room:
+        """The room with every tenant's cap and the running counts of every plugin,
+        project and tenant, in one statement."""
+        caps = select(literal(CAPS), Tenant.id, func.coalesce(Tenant.max_concurrent_runs, NO_CAP))
+        counts, rows = _running(session, None, None, None, caps)
+        tenant_caps = {
+            tenant: limits.per_tenant if cap == NO_CAP else cap for _, tenant, cap in rows
+        }
+        return cls(runs, webhooks, limits, tenant_caps, counts)
+
+    def cap(self, tenant: str) -> int | None:
+        return self.tenant_caps.get(tenant, self.limits.per_tenant)
+
+    def full_plugins(self) -> set[str]:
+        return {p for p, n in self.counts.by_plugin.items() if n >= self.limits.per_plugin}
+
+    def full_projects(self) -> set[str]:
+        return {p for p, n in self.counts.by_project.items() if n >= self.limits.per_project}
 
     def full(self) -> bool:
         return self.runs <= 0 and self.webhooks <= 0
@@ -263,9 +344,8 @@ class _Room:
         """Tenants at their cap of runs at once: none of their runs can be taken."""
         return {
             tenant
-            for tenant, count in self.by_tenant.items()
-            if (cap := self.tenant_caps.get(tenant, self.limits.per_tenant)) is not None
-            and count >= cap
+            for tenant, count in self.counts.by_tenant.items()
+            if (cap := self.cap(tenant)) is not None and count >= cap
         }
 
     def admits(self, invocation: Invocation, webhook: bool) -> bool:
@@ -274,12 +354,14 @@ class _Room:
             held = self.webhooks_held.get(tenant, 0)
             kind_free = self.webhooks > 0 and held < self.webhook_share
         else:
-            cap = self.tenant_caps.get(tenant, self.limits.per_tenant)
-            kind_free = self.runs > 0 and (cap is None or self.by_tenant.get(tenant, 0) < cap)
+            cap = self.cap(tenant)
+            kind_free = self.runs > 0 and (
+                cap is None or self.counts.by_tenant.get(tenant, 0) < cap
+            )
         return (
             kind_free
-            and self.by_plugin.get(invocation.plugin_id, 0) < self.limits.per_plugin
-            and self.by_project.get(invocation.project_id, 0) < self.limits.per_project
+            and self.counts.by_plugin.get(invocation.plugin_id, 0) < self.limits.per_plugin
+            and self.counts.by_project.get(invocation.project_id, 0) < self.limits.per_project
         )
 
     def take(self, invocation: Invocation, webhook: bool) -> None:
@@ -289,40 +371,63 @@ class _Room:
             self.webhooks_held[tenant] = self.webhooks_held.get(tenant, 0) + 1
         else:
             self.runs -= 1
-            self.by_tenant[tenant] = self.by_tenant.get(tenant, 0) + 1
+            self.counts.by_tenant[tenant] = self.counts.by_tenant.get(tenant, 0) + 1
         for counts, key in (
-            (self.by_plugin, invocation.plugin_id),
-            (self.by_project, invocation.project_id),
+            (self.counts.by_plugin, invocation.plugin_id),
+            (self.counts.by_project, invocation.project_id),
         ):
             counts[key] = counts.get(key, 0) + 1
 
+    def keys(self, picks: list[tuple[Invocation, bool]]) -> set[tuple[int, str]]:
+        """The limit keys the picks count against: their plugins and projects, and the
+        tenants of plugin runs whose tenant has a cap."""
+        keys = set()
+        for invocation, webhook in picks:
+            keys |= {(PLUGIN_KEY, invocation.plugin_id), (PROJECT_KEY, invocation.project_id)}
+            if not webhook and self.cap(invocation.tenant_id) is not None:
+                keys.add((TENANT_KEY, invocation.tenant_id))
+        return keys
 
-def _claimable(room: _Room, webhooks: WebhookSlots, now: datetime) -> Select[Invocation]:
+
+def _claimable(
+    room: _Room, webhooks: WebhookSlots, now: datetime, window: int
+) -> Select[Invocation, str | None, str | None, dict[str, Any] | None]:
     """Queued invocations due now, oldest first, leaving out those no slot could take: runs
-    of a tenant at its cap, webhook deliveries when the webhook pool (or the tenant's share
-    of it) is full, plugin runs when the run slots are. Left out in the query, not skipped
-    in the window, so one tenant's backlog cannot fill the window and starve the others."""
+    of a plugin or project at its limit, of a tenant at its cap, webhook deliveries when the
+    webhook pool (or the tenant's share of it) is full, plugin runs when the run slots are.
+    Left out in the query, not skipped in the window, so one plugin's or tenant's backlog
+    cannot fill the window and starve the others. Each comes with its webhook version's id
+    (None: a plugin run) and its activation's runtime and node selector, joined in."""
     is_webhook = _is_webhook()
-    query = select(Invocation).where(
+    activation = (Activation.plugin_id == Invocation.plugin_id) & (
+        Activation.project_id == Invocation.project_id
+    )
+    query = (
+        select(Invocation, Webhook.version_id, Activation.runtime, Activation.node_selector)
+        .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
+        .outerjoin(Activation, activation)
+        .options(raiseload(Invocation.gateway_calls))  # not read by a run
+    )
+    query = query.where(
         Invocation.status == InvocationStatus.QUEUED,
         or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
     )
     if busy := room.busy_tenants():
         query = query.where(or_(is_webhook, Invocation.tenant_id.not_in(busy)))
+    if full := room.full_plugins():
+        query = query.where(Invocation.plugin_id.not_in(full))
+    if full := room.full_projects():
+        query = query.where(Invocation.project_id.not_in(full))
     if room.runs <= 0:
         query = query.where(is_webhook)
     if room.webhooks <= 0:
         query = query.where(~is_webhook)
     elif full := webhooks.full_tenants():
         query = query.where(or_(~is_webhook, Invocation.tenant_id.not_in(full)))
-    return query.order_by(Invocation.queued_at, Invocation.id).limit(CLAIM_WINDOW)
+    return query.order_by(Invocation.queued_at, Invocation.id).limit(window)
 
 
-def _webhook_versions(session: Session, candidates: list[Invocation]) -> set[str]:
-    versions = {i.version_id for i in candidates}
-    if not versions:
-        return set()
-    return set(session.scalars(select(Webhook.version_id).where(Webhook.version_id.in_(versions))))
+_Candidate = tuple[Invocation, str | None, str | None, dict[str, Any] | None]
 
 
 def claim(
@@ -339,9 +444,17 @@ def claim(
     deliveries (each tenant within its share) for ``owner`` on ``node``, oldest first,
     within limits, each under a new lease generation.
 
-    The update of the one ``dispatch_lock`` row serializes claimers (a write lock on SQLite,
-    a row lock on PostgreSQL), so limit checks see every other claimer's result; on
-    PostgreSQL the candidate rows are also locked with ``FOR UPDATE SKIP LOCKED``.
+    Claimers do not wait on each other as a whole. On PostgreSQL the candidate rows are
+    locked with ``FOR UPDATE SKIP LOCKED`` (two claimers take different runs; a claim locks
+    a small window, ``locked_window``), the limits are checked against running
+    counts read without a lock to choose (the ones at their limit left out in the query),
+    then, holding the
+    advisory lock of every limit key the chosen runs count against (``_lock_keys``),
+    against counts read again: a run another claimer took meanwhile is counted, so every
+    limit holds exactly. Claimers of other plugins, projects and uncapped tenants never
+    wait on each other. On SQLite (one process) the update of the one ``dispatch_lock``
+    row serializes claims (its write lock), and the first counts are final.
+
     A plugin whose oldest runnable invocation is blocked by a limit gets nothing newer
     claimed (arrival order per plugin); one this node cannot run (its activation needs a
     runtime or labels the node lacks) is left for another node and blocks nothing.
@@ -355,56 +468,116 @@ def claim(
     ``lease_s`` by the database's clock; leases expire ``lease_s`` after the database's now.
     """
     now = utcnow()
-    session.execute(
-        update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
-    )
-    if not _alive(session, node.node_id, lease_s):
+    if not _any_due(session, now):
+        return []  # an idle poll: one read, no write (the heartbeat is renewed by beats)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres:
+        session.execute(
+            update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
+        )
+    beat = _alive(session, node.node_id, lease_s)
+    if beat is None:
         return []  # drained, lost, or its heartbeat stale: read here, a drain holds at once
-    expires = database_now(session) + timedelta(seconds=lease_s)
-    room = _Room(session, slots, webhooks, limits)
+    expires = beat + timedelta(seconds=lease_s)
+    room = _Room.read(session, slots, webhooks, limits)
     if room.full():
         return []
-    query = _claimable(room, webhooks, now)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    candidates = list(session.scalars(query))
-    hooks = _webhook_versions(session, candidates)
-    placements = _placements(session, {i.plugin_id for i in candidates})
-    warm_elsewhere = _warm_elsewhere(session, node.node_id) if grace_s > 0 else set()
-    fresh_since = now - timedelta(seconds=grace_s)
-    claimed: list[Invocation] = []
-    blocked: set[str] = set()
-    for invocation in candidates:
-        if room.full():
-            break
-        if not node.can_run(
-            *placements.get((invocation.plugin_id, invocation.project_id), (None, None))
-        ):
-            continue
-        if invocation.version_id in warm_elsewhere and invocation.queued_at > fresh_since:
-            continue
-        webhook = invocation.version_id in hooks
-        if invocation.plugin_id in blocked or not room.admits(invocation, webhook):
-            blocked.add(invocation.plugin_id)
-            continue
+    window = locked_window(slots + webhooks.free) if postgres else CLAIM_WINDOW
+    query = _claimable(room, webhooks, now, window)
+    if postgres:
+        query = query.with_for_update(skip_locked=True, of=Invocation)
+    candidates: list[_Candidate] = [tuple(row) for row in session.execute(query).all()]
+    if not candidates:
+        return []
+    picks = _choose(session, room, candidates, node, now - timedelta(seconds=grace_s), grace_s)
+    if postgres and picks:
+        picks = _confirm(session, room, picks, slots, webhooks, limits)
+    for invocation, _ in picks:
         _take(invocation, owner, node.node_id, expires)
         invocation.started_at = now
         invocation.handler_started_at = None
         invocation.stdout_read_bytes = invocation.stderr_read_bytes = 0  # a new container
         invocation.attempt += 1
         invocation.not_before = None
-        room.take(invocation, webhook)
-        claimed.append(invocation)
     session.flush()
-    return claimed
+    return [invocation for invocation, _ in picks]
 
 
-def _alive(session: Session, node_id: str, lost_after_s: float) -> bool:
-    """Whether ``node_id`` may claim now, renewing its heartbeat if so: it is ``ready``
-    (registered, not drained, not marked lost) and its heartbeat is younger than
-    ``lost_after_s`` by the database's clock. A node cut off from the store for longer
-    (the database was down, the process paused) may be marked lost any moment, and what it
-    claimed re-run elsewhere: it heartbeats first.
+def _any_due(session: Session, now: datetime) -> bool:
+    """Whether any invocation is queued and due (index ``status, queued_at``)."""
+    due = select(Invocation.id).where(
+        Invocation.status == InvocationStatus.QUEUED,
+        or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
+    )
+    return session.scalar(due.limit(1)) is not None
+
+
+def _choose(
+    session: Session,
+    room: _Room,
+    candidates: list[_Candidate],
+    node: NodeClaim,
+    fresh_since: datetime,
+    grace_s: float,
+) -> list[tuple[Invocation, bool]]:
+    """The candidates this node takes, oldest first, within ``room`` (updated as it
+    takes), each with whether it is a webhook delivery."""
+    warm_elsewhere = _warm_elsewhere(session, node.node_id) if grace_s > 0 else set()
+    picks: list[tuple[Invocation, bool]] = []
+    blocked: set[str] = set()
+    for invocation, hook_version, runtime, selector in candidates:
+        if room.full():
+            break
+        if not node.can_run(runtime, selector):
+            continue
+        if invocation.version_id in warm_elsewhere and invocation.queued_at > fresh_since:
+            continue
+        webhook = hook_version is not None
+        if invocation.plugin_id in blocked or not room.admits(invocation, webhook):
+            blocked.add(invocation.plugin_id)
+            continue
+        room.take(invocation, webhook)
+        picks.append((invocation, webhook))
+    return picks
+
+
+def _confirm(
+    session: Session,
+    room: _Room,
+    picks: list[tuple[Invocation, bool]],
+    slots: int,
+    webhooks: WebhookSlots,
+    limits: ClaimLimits,
+) -> list[tuple[Invocation, bool]]:
+    """The picks that still fit once their limit keys are locked and counted again (runs
+    other claimers took since the first count hold slots now), in order; a plugin whose
+    pick no longer fits gets none of its later picks either."""
+    keys = room.keys(picks)
+    _lock_keys(session, keys)
+    counts, _ = _running(
+        session,
+        {key for kind, key in keys if kind == PLUGIN_KEY},
+        {key for kind, key in keys if kind == PROJECT_KEY},
+        {key for kind, key in keys if kind == TENANT_KEY},
+    )
+    locked = _Room(slots, webhooks, limits, room.tenant_caps, counts)
+    kept: list[tuple[Invocation, bool]] = []
+    blocked: set[str] = set()
+    for invocation, webhook in picks:
+        if invocation.plugin_id in blocked or not locked.admits(invocation, webhook):
+            blocked.add(invocation.plugin_id)
+            continue
+        locked.take(invocation, webhook)
+        kept.append((invocation, webhook))
+    return kept
+
+
+def _alive(session: Session, node_id: str, lost_after_s: float) -> datetime | None:
+    """The database's now if ``node_id`` may claim now (None if not), renewing its
+    heartbeat if so: it is ``ready`` (registered, not drained, not marked lost) and its
+    heartbeat is younger than ``lost_after_s`` by the database's clock. A node cut off
+    from the store for longer (the database was down, the process paused) may be marked
+    lost any moment, and what it claimed re-run elsewhere: it heartbeats first.
 
     The update locks the node's row until the commit: a concurrent ``mark_lost`` (which
     updates the row too) either committed first, and this matches nothing, or waits and
@@ -419,9 +592,10 @@ def _alive(session: Session, node_id: str, lost_after_s: float) -> bool:
             Node.heartbeat_at >= db_now(-lost_after_s),
         )
         .values(heartbeat_at=db_now())
+        .returning(Node.heartbeat_at)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    return result.scalar()
 
 
 def _take(invocation: Invocation, owner: str, node_id: str, expires: datetime) -> None:

@@ -1,0 +1,54 @@
+"""``python -m bench scale --short`` runs end to end, so it cannot rot: simulated workers (the
+real dispatcher on a simulated engine) on a fresh PostgreSQL database, its figures in the
+JSON and its charts drawn. A smoke only (``slow``): the figures depend on the machine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_scale_short_measures_one_and_two_simulated_workers(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "scale",
+            "--short",
+            "--label",
+            "smoke",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "scale-smoke.json").read_text())
+    assert (report["label"], report["short"]) == ("smoke", True)
+    assert report["conditions"]["workers"] == "dispatcher"
+    assert [c["workers"] for c in report["counts"]] == [1, 2]
+    for count in report["counts"]:
+        assert count["claims_per_s"] > 0 and count["claim_p99_ms"] > 0, count
+        assert count["steps"], count
+        first = count["steps"][0]
+        assert first["runs"] > 0 and first["event_to_claim_p99_ms"] > 0, first
+    assert set(report["bends"]) == {
+        "claims_per_s_bends_at_workers",
+        "claim_p99_bends_at_workers",
+        "pg_cpu_per_1000_bends_at_workers",
+        "event_to_claim_p99_bends_at_rate",
+    }
+    assert (tmp_path / "scale-smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,159 @@
+"""Claims without a global lock (issue 25), on PostgreSQL: claimers of different plugins
+do not wait on each other, and claimers racing for a limit of 1 never hold 2 runs of it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select, text
+
+from executor.statuses import InvocationStatus
+from executor.store import invocations as invocation_store
+from executor.store import nodes as node_store
+from executor.store.db import Database
+from executor.store.invocations import ClaimLimits, NodeClaim
+from executor.store.tables import Event, Invocation, Plugin, PluginVersion, Tenant
+
+CLAIMERS = 8
+ROUNDS = 12
+RUNS_PER_ROUND = 2 * CLAIMERS
+LEASE_S = 30.0
+NODES = [NodeClaim(f"racer-{n}", frozenset({"runc"}), {}, "runc") for n in range(CLAIMERS)]
+
+
+@pytest.fixture
+def db(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url, pool_size=CLAIMERS + 2)
+    database.migrate()
+    with database.session() as session:
+        for node in NODES:
+            info = node_store.NodeInfo(node.node_id, "me", "20.10", ["runc"], 8, 0)
+            node_store.register(session, info)
+    yield database
+    database.dispose()
+
+
+def queue(db: Database, plugin: str, project: str, tenant: str, count: int) -> None:
+    """``count`` queued runs of plugin ``plugin`` (made if new) of ``tenant`` on ``project``."""
+    with db.session() as session:
+        row = session.scalar(select(Plugin).where(Plugin.name == plugin))
+        if row is None:
+            if session.get(Tenant, tenant) is None:
+                session.add(Tenant(id=tenant))
+                session.flush()
+            row = Plugin(name=plugin, tenant_id=tenant)
+            session.add(row)
+            session.flush()
+            session.add(PluginVersion(plugin_id=row.id, number=1, source_sha256="x", source=b""))
+            session.flush()
+        version = row.versions[0]
+        for _ in range(count):
+            event = Event(type="onSubmit", project_id=project, tenant_id=tenant)
+            session.add(event)
+            session.flush()
+            session.add(
+                Invocation(
+                    event_id=event.id,
+                    tenant_id=tenant,
+                    plugin_id=row.id,
+                    version_id=version.id,
+                    plugin_name=plugin,
+                    version_number=1,
+                    project_id=project,
+                    event_type="onSubmit",
+                )
+            )
+
+
+def race(db: Database, limits: ClaimLimits) -> list[str]:
+    """Every claimer claims at once (each up to 3 runs, on its own node); the ids taken."""
+    start = threading.Barrier(CLAIMERS)
+    taken: list[str] = []
+    errors: list[BaseException] = []
+
+    def claimer(node: NodeClaim) -> None:
+        try:
+            with db.session() as session:
+                start.wait()
+                claimed = invocation_store.claim(session, node.node_id, 3, LEASE_S, limits, node)
+                taken.extend(i.id for i in claimed)
+        except BaseException as error:  # reported by the test, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=claimer, args=(node,)) for node in NODES]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return taken
+
+
+def running(db: Database, column: str) -> dict[str, int]:
+    """Running invocations by ``column`` (plugin_name, project_id, tenant_id), as recorded."""
+    key = getattr(Invocation, column)
+    with db.session() as session:
+        rows = session.execute(
+            select(key, func.count())
+            .where(Invocation.status == InvocationStatus.RUNNING)
+            .group_by(key)
+        )
+        return {str(k): int(n) for k, n in rows.all()}
+
+
+def finish_running(db: Database) -> None:
+    with db.session() as session:
+        held = session.scalars(
+            select(Invocation).where(Invocation.status == InvocationStatus.RUNNING)
+        ).all()
+        for run in held:
+            invocation_store.finish(
+                session, run.id, run.lease_generation, status=InvocationStatus.SUCCEEDED
+            )
+
+
+# Each case: the limit of 1, how its runs are spread, and the column that must never
+# count 2 running.
+CASES = {
+    "plugin": (ClaimLimits(per_plugin=1, per_project=100), "plugin_name"),
+    "project": (ClaimLimits(per_plugin=100, per_project=1), "project_id"),
+    "tenant": (ClaimLimits(per_plugin=100, per_project=100, per_tenant=1), "tenant_id"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_claimers_racing_for_a_limit_of_one_never_hold_two(db: Database, case: str) -> None:
+    limits, column = CASES[case]
+    for n in range(RUNS_PER_ROUND):
+        # One plugin for "plugin"; one project for "project"; one tenant for "tenant";
+        # spread over the other keys so only the limit under test can stop a claim.
+        plugin = "p" if case == "plugin" else f"p{n}"
+        project = "pr" if case == "project" else f"pr{n}"
+        queue(db, plugin, project, "t", ROUNDS)
+    for round_ in range(ROUNDS):
+        taken = race(db, limits)
+        counts = running(db, column)
+        assert len(taken) == 1, f"round {round_}: {len(taken)} runs taken"
+        assert list(counts.values()) == [1], f"round {round_}: running {counts}"
+        finish_running(db)
+    assert running(db, column) == {}
+
+
+def test_a_claim_does_not_wait_on_an_open_claim_of_another_plugin(db: Database) -> None:
+    """A claimer holding its claim's transaction open (a paused process) holds up claims
+    of the same limited keys only: a claim of another plugin, project and tenant goes
+    through at once (it would wait for ever on one global lock; the lock timeout only
+    turns such a wait into an error)."""
+    limits = ClaimLimits(per_plugin=1, per_project=1)
+    # As many of the held plugin's runs as the open claim looks at (and locks), first.
+    queue(db, "held", "pr-held", "a", invocation_store.locked_window(1))
+    queue(db, "free", "pr-free", "b", 1)
+    with db.session() as open_claim:
+        (held,) = invocation_store.claim(open_claim, "racer-0", 1, LEASE_S, limits, NODES[0])
+        assert held.plugin_name == "held"
+        with db.session() as session:
+            session.execute(text("SET LOCAL lock_timeout = '30s'"))
+            other = invocation_store.claim(session, "racer-1", 1, LEASE_S, limits, NODES[1])
+            assert [i.plugin_name for i in other] == ["free"]
