@@ -21,7 +21,7 @@ Sections (full mode; ``--short`` runs a few iterations of each, for CI):
 ingest (ingest on SQLite alone), gvisor, postgresql (ingest), builds, gateway, noisy; all of
 them by default (``--section ingest --section postgresql``: ingest on both stores).
 Figures only, no assertions: the numbers depend on the machine and what else runs on it. The
-ingest figures (issue 14) and the noisy-neighbour figures (issue 22) are compared with their
+ingest figures and the noisy-neighbour figures are compared with their
 targets after the table: met or not met.
 Every image, container and database it creates is removed at the end.
 """
@@ -203,7 +203,7 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
 # Floor and ingest alternate in rounds, so both see the same load from the rest of the machine;
 # many short rounds let a burst of load elsewhere spoil a few rounds' ratios, not the median.
 INGEST_ROUNDS = 10
-# The targets of issue 14, each figure against its floor from the same run.
+# The ingest targets, each figure against its floor from the same run.
 INGEST_RATE_TARGET = 0.6  # events/s at least this share of GET /healthz's
 INGEST_P99_TARGET = 2.0  # p99 at most this multiple of GET /healthz's
 # A tenant key's request budget in the bench: the load is the point, not the abuse limit.
@@ -266,7 +266,7 @@ def ingest_figures(store: str, api: httpx.Client, sizes: Sizes) -> list[Figure]:
 
 @dataclass(frozen=True)
 class Goal:
-    """A figure's goal (issue 24): at most ``limit`` times its floor, or with ``absolute``
+    """A figure's goal: at most ``limit`` times its floor, or with ``absolute``
     at most ``limit`` of its own unit."""
 
     limit: float
@@ -289,7 +289,7 @@ class Goal:
         }
 
 
-# The goals of issue 24, each figure next to its floor measured in the same run.
+# The start and gateway goals, each figure next to its floor measured in the same run.
 GOALS = {
     ("warm start", "p50"): Goal(15, absolute=True),
     ("warm start", "p99"): Goal(60, absolute=True),
