@@ -123,14 +123,18 @@ function table(columns, rows, empty) {
   );
 }
 
-function show(...nodes) {
+// A view shows its page only while it is still the page asked for: a slow view (say the
+// plugins list, reloaded for a newly picked tenant) must not cover the page navigated to since.
+function show(signal, ...nodes) {
+  if (signal.aborted) return;
   main.replaceChildren(...nodes);
 }
 
 // ---- views
-async function pluginsView() {
+async function pluginsView(signal) {
   const plugins = await getJson("/v1/plugins");
   show(
+    signal,
     h("h1", {}, "Plugins"),
     table(
       ["Name", "Latest version", "Status", "Projects", "Created"],
@@ -223,6 +227,7 @@ async function pluginView(name, signal) {
   const live = h("div", { class: "logs", role: "list", id: "live-logs", "aria-label": "Live logs" });
   const reload = () => route(); // the same page, read again after an action
   show(
+    signal,
     h("h1", {}, plugin.name, " ", badge(plugin.status)),
     h(
       "div",
@@ -275,6 +280,7 @@ async function buildView(name, version, signal) {
     for (const line of lines) log.append(h("span", { class: `bl-${lineKind(line)}` }, `${line}\n`));
   };
   show(
+    signal,
     h("h1", {}, `${name} v${version} — build log `, state),
     h("label", { class: "muted" }, layers, " show the engine's layer lines (Step 3/7, ---> 1a2b3c)"),
     log,
@@ -359,6 +365,7 @@ async function runView(id, signal) {
     }
   }
   show(
+    signal,
     h("h1", {}, `Run ${id.slice(0, 8)} `, state),
     replayButton(id),
     facts,
@@ -397,22 +404,22 @@ async function route() {
   pageAbort = new AbortController();
   const signal = pageAbort.signal;
   const path = location.hash.replace(/^#/, "") || "/plugins";
-  if (!sessionStorage.getItem(KEY) || path === "/signin") return signinView();
+  if (!sessionStorage.getItem(KEY) || path === "/signin") return signinView(signal);
   signout.hidden = false;
   showTenantPicker();
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   try {
-    if (parts[0] === "overview") await overviewView();
-    else if (parts[0] === "audit") await auditView();
-    else if (parts[0] === "keys") await keysView();
-    else if (parts[0] === "plugins" && parts.length === 1) await pluginsView();
+    if (parts[0] === "overview") await overviewView(signal);
+    else if (parts[0] === "audit") await auditView(signal);
+    else if (parts[0] === "keys") await keysView(signal);
+    else if (parts[0] === "plugins" && parts.length === 1) await pluginsView(signal);
     else if (parts[0] === "plugins" && parts[2] === "versions") await buildView(parts[1], parts[3], signal);
     else if (parts[0] === "plugins") await pluginView(parts[1], signal);
     else if (parts[0] === "runs") await runView(parts[1], signal);
-    else show(h("h1", {}, "Not found"), h("a", { href: "#/plugins" }, "Back to plugins"));
+    else show(signal, h("h1", {}, "Not found"), h("a", { href: "#/plugins" }, "Back to plugins"));
     main.focus({ preventScroll: true });
   } catch (err) {
-    if (err.status !== 401) show(h("h1", {}, "Error"), h("p", { class: "error", role: "alert" }, err.message));
+    if (err.status !== 401) show(signal, h("h1", {}, "Error"), h("p", { class: "error", role: "alert" }, err.message));
   }
 }
 

@@ -276,7 +276,7 @@ function drawInto(box, figures) {
   figures.forEach((make, i) => box.children[i].replaceWith(make()));
 }
 
-async function overviewView() {
+async function overviewView(signal) {
   const charts = h("section", { id: "overview-charts", class: "charts", "aria-label": "Charts" });
   const span = h("p", { class: "muted", id: "range-text" });
   const queue = h("div", { class: "card" });
@@ -310,6 +310,7 @@ async function overviewView() {
     ]);
   };
   show(
+    signal,
     h("h1", {}, "Overview"),
     rangePicker(load),
     span,

@@ -13,7 +13,7 @@ const SCOPES = ["plugins:read", "plugins:write", "logs:read", "events:write", "a
 
 // Sign-in: the key, and for a tenant key optionally its tenant's name (sent as X-Tenant,
 // so the API checks it), needed to manage the tenant's keys.
-function signinView() {
+function signinView(signal) {
   signout.hidden = true;
   document.getElementById("tenant-picker").hidden = true;
   const input = h("input", {
@@ -48,7 +48,7 @@ function signinView() {
     h("button", { type: "submit" }, "Sign in"),
     message,
   );
-  show(form);
+  show(signal, form);
   input.focus();
 }
 
@@ -103,7 +103,7 @@ function auditRows(entries) {
   );
 }
 
-async function auditView() {
+async function auditView(signal) {
   const operator = sessionStorage.getItem(OPERATOR) === "yes";
   const field = (name, attrs) => h("input", { name, size: 16, placeholder: "any", ...attrs });
   const action = field("action", { list: "audit-actions" });
@@ -122,6 +122,7 @@ async function auditView() {
     }
   };
   show(
+    signal,
     h("h1", {}, "Audit trail"),
     h("datalist", { id: "audit-actions" }, AUDIT_ACTIONS.map((a) => h("option", { value: a }))),
     h(
@@ -150,10 +151,11 @@ function newKeyBox(created) {
   );
 }
 
-async function keysView() {
+async function keysView(signal) {
   const tenant = sessionStorage.getItem(TENANT);
   if (!tenant) {
     show(
+      signal,
       h("h1", {}, "API keys"),
       h("p", {}, "Sign in again with your tenant's name (the Tenant field) to manage its keys."),
     );
@@ -213,6 +215,6 @@ async function keysView() {
     h("label", {}, "Expires in days", days),
     h("button", { type: "submit" }, "Create key"),
   );
-  show(h("h1", {}, `API keys of ${tenant}`), h("h2", {}, "New key"), form, message, created, h("h2", {}, "Keys"), list);
+  show(signal, h("h1", {}, `API keys of ${tenant}`), h("h2", {}, "New key"), form, message, created, h("h2", {}, "Keys"), list);
   await load();
 }

@@ -302,7 +302,7 @@ def test_tables_keep_ids_whole_at_80_columns(server: RunningServer, tmp_path: Pa
             assert all(column in header for column in hidden), (what, hidden, header)
     narrow_runs = cli_at(server, 80, "runs", name)
     assert narrow_runs.stderr == (
-        "(hidden at 80 columns: asset, project, attempt, latency, duration, queued; "
+        "(hidden at 80 columns: asset, project, attempt, latency, duration, queued, error; "
         + WIDE_HINT
         + "\n"
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Locator, Page, Route, ViewportSize, expect
 
 from executor.statuses import InvocationStatus
 from tests.conftest import RunningServer
@@ -263,3 +263,25 @@ def test_every_page_fits_a_375_px_screen(browser: Browser, server: RunningServer
             fits_the_screen(page, name)
     finally:
         context.close()
+
+
+def test_a_page_loading_slowly_does_not_cover_the_page_navigated_to_since(
+    page: Page, server: RunningServer
+) -> None:
+    """Picking a tenant reloads the plugins list; going to the audit page before it answers
+    must leave the audit page on screen when the late list arrives (it used to cover it)."""
+    create_tenant(server, "slow-t")
+    sign_in(page, server)
+    held: list[Route] = []
+    page.route(re.compile(r".*/v1/plugins(\?.*)?$"), lambda route: held.append(route))
+    with page.expect_request(lambda r: r.url.endswith("/v1/plugins")):
+        page.get_by_role("combobox", name="Tenant").select_option("slow-t")
+    page.get_by_role("navigation").get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+    expect(page.locator("#audit tbody tr")).to_have_count(1)  # tenant.create
+    with page.expect_event("requestfinished"):
+        held[0].continue_()
+    # Past the late answer's handling: a task queued after it has run.
+    page.evaluate("() => new Promise((done) => setTimeout(done, 0))")
+    expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+    assert page.locator("main h1").all_inner_texts() == ["Audit trail"]
