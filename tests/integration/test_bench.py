@@ -18,19 +18,27 @@ pytestmark = pytest.mark.slow
 NOISY_FIGURES = ["B event→handler p99", "B GET /v1/plugins p99"]
 
 
+def run_bench(*args: str, env: dict[str, str] | None = None, timeout_s: float = 600) -> str:
+    """``python -m bench ARGS`` from the repository; its standard output (the test fails
+    with its output if it does not exit 0)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def test_bench_gateway_section_alone_reports_calls_through_the_gateway_and_direct(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "gateway.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--short", "--section", "gateway", "--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    stdout = run_bench("--short", "--section", "gateway", "--out", str(out))
     report = json.loads(out.read_text())
     assert report["sections"] == ["gateway"]
     figures = {f["name"]: f for f in report["figures"]}
@@ -48,7 +56,7 @@ def test_bench_gateway_section_alone_reports_calls_through_the_gateway_and_direc
     assert [target for target, _ in goals.values()] == ["<= 1 ms", "<= 3 ms"]
     for name, (target, met) in goals.items():
         verdict = "met" if met else "NOT MET"
-        assert f"target {name}: " in done.stdout and f", {target}: {verdict}" in done.stdout
+        assert f"target {name}: " in stdout and f", {target}: {verdict}" in stdout
 
 
 def test_bench_noisy_section_alone_measures_tenant_b_with_and_without_tenant_a(
@@ -56,16 +64,7 @@ def test_bench_noisy_section_alone_measures_tenant_b_with_and_without_tenant_a(
 ) -> None:
     out = tmp_path / "noisy.json"
     env = {**os.environ, "EXECUTOR_RUNTIME_IMAGE": RUNTIME_IMAGE}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--short", "--section", "noisy", "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    stdout = run_bench("--short", "--section", "noisy", "--out", str(out), env=env, timeout_s=900)
     report = json.loads(out.read_text())
     assert report["sections"] == ["noisy"]
     figures = {f["name"]: f for f in report["figures"]}
@@ -74,7 +73,7 @@ def test_bench_noisy_section_alone_measures_tenant_b_with_and_without_tenant_a(
         assert (figure["section"], figure["unit"]) == ("noisy neighbour", "ms")
         assert figure["baseline_name"] == "quiet round (B alone)"
         assert figure["value"] > 0 and figure["baseline"] > 0
-    verdicts = [line for line in done.stdout.splitlines() if line.startswith("target noisy")]
+    verdicts = [line for line in stdout.splitlines() if line.startswith("target noisy")]
     assert len(verdicts) == 2
     assert all(line.endswith((": met", ": NOT MET")) for line in verdicts)
     notes = report["notes"]

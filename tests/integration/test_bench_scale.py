@@ -5,37 +5,17 @@ JSON and its charts drawn. A smoke only (``slow``): the figures depend on the ma
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.integration.test_bench import run_bench
 
 pytestmark = pytest.mark.slow
 
 
 def test_bench_scale_short_measures_one_and_two_simulated_workers(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "scale",
-            "--short",
-            "--label",
-            "smoke",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    run_bench("scale", "--short", "--label", "smoke", "--out", str(tmp_path))
     report = json.loads((tmp_path / "scale-smoke.json").read_text())
     assert (report["label"], report["short"]) == ("smoke", True)
     assert report["conditions"]["workers"] == "dispatcher"
