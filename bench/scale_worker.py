@@ -31,8 +31,9 @@ from executor.metrics import Metrics, QueueFigures
 from executor.run.dispatcher import Dispatcher
 from executor.settings import SandboxProfile, Settings
 from executor.statuses import InvocationStatus
-from executor.store import invocations as invocation_store
+from executor.store import claims as claim_store
 from executor.store import nodes as node_store
+from executor.store import outcomes as outcome_store
 from executor.store.db import Database
 
 # Run times: log-normal around RUN_MEDIAN_S (a few runs ten times longer); outputs: one to
@@ -85,7 +86,7 @@ class Samples:
 
 def timed_claims(dispatcher: Dispatcher, samples: Samples) -> None:
     """Record each claim transaction of ``dispatcher``: when, how long, which runs."""
-    claim = invocation_store.claim
+    claim = claim_store.claim
     taken: list[list[str]] = []
 
     def counting(*args: Any, **kwargs: Any) -> list[Any]:
@@ -93,7 +94,7 @@ def timed_claims(dispatcher: Dispatcher, samples: Samples) -> None:
         taken.append([i.id for i in claimed])
         return claimed
 
-    invocation_store.claim = counting
+    claim_store.claim = counting
     claim_available = dispatcher._claim_available
 
     def timing() -> None:
@@ -118,16 +119,16 @@ def claim_loop(args: argparse.Namespace, stop: threading.Event, samples: Samples
         node_store.register(
             session, node_store.NodeInfo(args.node_id, args.node_id, "sim", ["runc"], args.slots, 0)
         )
-    node = invocation_store.NodeClaim(args.node_id, frozenset(["runc"]), {}, "runc")
-    limits = invocation_store.ClaimLimits(per_plugin=1000, per_project=1000)
-    webhooks = invocation_store.WebhookSlots(free=0)
+    node = claim_store.NodeClaim(args.node_id, frozenset(["runc"]), {}, "runc")
+    limits = claim_store.ClaimLimits(per_plugin=1000, per_project=1000)
+    webhooks = claim_store.WebhookSlots(free=0)
     holding: dict[str, tuple[int, float]] = {}  # run id -> lease generation, end
     while not stop.is_set():
         now = time.monotonic()
         for run_id, (generation, end) in list(holding.items()):
             if end <= now:
                 with db.session() as session:
-                    invocation_store.finish(
+                    outcome_store.finish(
                         session, run_id, generation, status=InvocationStatus.SUCCEEDED
                     )
                 del holding[run_id]
@@ -135,7 +136,7 @@ def claim_loop(args: argparse.Namespace, stop: threading.Event, samples: Samples
         if (free := args.slots - len(holding)) > 0:
             started = time.perf_counter()
             with db.session() as session:
-                runs = invocation_store.claim(
+                runs = claim_store.claim(
                     session, args.node_id, free, 30.0, limits, node, 0.0, webhooks
                 )
             samples.add(started, [run.id for run in runs])

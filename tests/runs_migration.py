@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from executor.store import invocations as invocation_store
+from executor.store import queue as queue_store
 from executor.store.db import Database
 from executor.store.tables import (
     Activation,
@@ -63,7 +63,7 @@ def check_runs_outlive_their_plugin(database: Database) -> None:
     with database.session() as session:
         plugin = session.get(Plugin, "p1")
         assert plugin is not None
-        invocation_store.plugin_deleted(session, plugin)
+        queue_store.plugin_deleted(session, plugin)
         session.delete(plugin)
     with database.session() as session:
         session.add(Plugin(name="qa"))  # the name is free again

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from executor.statuses import BuildStatus, InvocationStatus, RuntimeFlavor
 from executor.store import gateway as gateway_store
-from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
+from executor.store import queue as queue_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
 
@@ -65,10 +65,10 @@ def add_run(
     started = finished_at - timedelta(milliseconds=duration_ms)
     queued = started - timedelta(milliseconds=latency_ms)
     with db.session() as session:
-        event = invocation_store.add_event(
+        event = queue_store.add_event(
             session, tenant_id=tenant, type="onSubmit", project_id=project, received_at=queued
         )
-        run = invocation_store.add_invocation(
+        run = queue_store.add_invocation(
             session,
             Invocation(
                 tenant_id=tenant,
@@ -104,10 +104,10 @@ def add_run(
 def add_queued(db: Database, version: Version, tenant: str, *, queued_at: datetime) -> None:
     """A queued run the dispatcher leaves alone (its retry time is a day from now)."""
     with db.session() as session:
-        event = invocation_store.add_event(
+        event = queue_store.add_event(
             session, tenant_id=tenant, type="onSubmit", project_id="stats-proj"
         )
-        invocation_store.add_invocation(
+        queue_store.add_invocation(
             session,
             Invocation(
                 tenant_id=tenant,

@@ -17,9 +17,9 @@ import anyio
 from executor.api.presenters import log_public
 from executor.notify import Notifier
 from executor.statuses import TERMINAL_STATUSES, BuildStatus
-from executor.store import invocations as invocation_store
 from executor.store import logs as log_store
 from executor.store import plugins as plugin_store
+from executor.store import queries as query_store
 from executor.store.db import Database
 from executor.store.tables import LogRecord
 
@@ -58,7 +58,7 @@ def _read_logs(
         if where.run_id is not None:
             # Checked before reading: a run's records are all stored before it is finished,
             # so "ended, and nothing new" means the stream has everything.
-            invocation = invocation_store.find_invocation(session, where.run_id)
+            invocation = query_store.find_invocation(session, where.run_id)
             ended = invocation is None or invocation.status in TERMINAL_STATUSES
         return log_store.records_after(session, where, after_id, FOLLOW_BATCH), ended
 

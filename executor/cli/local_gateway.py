@@ -18,8 +18,8 @@ from executor.schemas import ApiInfo
 from executor.settings import Settings
 from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
-from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
+from executor.store import queue as queue_store
 from executor.store.db import Database
 from executor.store.tables import DEFAULT_TENANT, Invocation
 from executor.tokens import hash_token, mint_token
@@ -83,8 +83,8 @@ class LocalGateway:
                 source=b"",
                 runtime=self.settings.runtime_default_flavor,
             )
-            event = invocation_store.add_event(session, type=event_type, project_id=project_id)
-            invocation_store.add_invocation(
+            event = queue_store.add_event(session, type=event_type, project_id=project_id)
+            queue_store.add_invocation(
                 session,
                 Invocation(
                     id=run_id,

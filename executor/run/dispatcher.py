@@ -29,8 +29,10 @@ from executor.run.warm_pool import WarmPool
 from executor.run.webhook import WebhookDeliverer
 from executor.settings import Settings
 from executor.statuses import InvocationStatus
+from executor.store import claims as claim_store
 from executor.store import gateway as gateway_store
-from executor.store import invocations as invocation_store
+from executor.store import leases as lease_store
+from executor.store import outcomes as outcome_store
 from executor.store import webhooks as webhook_store
 from executor.store.db import Database, is_store_outage
 from executor.store.tables import Invocation, Webhook
@@ -110,7 +112,7 @@ class Dispatcher:
             self.live,
         )
         self.deliverer = WebhookDeliverer(db, settings, metrics, on_logs_written)
-        self.limits = invocation_store.ClaimLimits(
+        self.limits = claim_store.ClaimLimits(
             per_plugin=settings.max_runs_per_plugin,
             per_project=settings.max_runs_per_project,
             per_tenant=settings.tenant_max_concurrent_runs,
@@ -185,8 +187,8 @@ class Dispatcher:
         running = self.running_ids()
         sent_at = time.monotonic()
         with self.db.session() as session:
-            invocation_store.renew_leases(session, self.owner, running, self.settings.lease_s)
-            expired = invocation_store.requeue_expired(session, self.settings.retry_max_attempts)
+            lease_store.renew_leases(session, self.owner, running, self.settings.lease_s)
+            expired = outcome_store.requeue_expired(session, self.settings.retry_max_attempts)
             for invocation in expired:
                 self.live.revoke(invocation.id)
                 gateway_store.revoke_for(session, invocation.id)
@@ -212,12 +214,12 @@ class Dispatcher:
         if len(requeued) < len(expired):
             self.on_logs_written()  # live followers of those runs learn that they ended
 
-    def _free_slots(self) -> tuple[int, invocation_store.WebhookSlots]:
+    def _free_slots(self) -> tuple[int, claim_store.WebhookSlots]:
         """Free plugin run slots, and free webhook slots with what each tenant holds."""
         with self._lock:
             runs = len(self._running) - len(self._delivering)
             held = Counter(self._delivering.values())
-        webhooks = invocation_store.WebhookSlots(
+        webhooks = claim_store.WebhookSlots(
             free=self.settings.webhook_pool_size - sum(held.values()),
             per_tenant=tenant_share(self.settings),
             held=held,
@@ -233,7 +235,7 @@ class Dispatcher:
         assert self.node.claim is not None  # joined at start
         sent_at = time.monotonic()  # a lease it takes expires lease_s after, at the earliest
         with self.db.session() as session:
-            claimed = invocation_store.claim(
+            claimed = claim_store.claim(
                 session,
                 self.owner,
                 slots,

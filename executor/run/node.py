@@ -18,9 +18,9 @@ from executor.errors import ExecutorError
 from executor.settings import Settings
 from executor.statuses import NodeState
 from executor.store import nodes as node_store
+from executor.store.claims import NodeClaim
 from executor.store.clock import database_now
 from executor.store.db import Database
-from executor.store.invocations import NodeClaim
 from executor.store.tables import utcnow
 
 __all__ = ["NodeMembership", "node_id_for"]

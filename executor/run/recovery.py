@@ -16,7 +16,8 @@ import logging
 from executor.engine import INVOCATION_LABEL, LEASE_LABEL, POOL_LABEL, Engine
 from executor.errors import SandboxError
 from executor.statuses import InvocationStatus
-from executor.store import invocations as invocation_store
+from executor.store import leases as lease_store
+from executor.store import queries as query_store
 from executor.store.db import Database
 from executor.store.tables import Invocation
 
@@ -64,7 +65,7 @@ def reconcile(
         invocation = None
         if invocation_id and generation is not None:
             with db.session() as session:
-                invocation = invocation_store.adopt(
+                invocation = lease_store.adopt(
                     session, invocation_id, owner, lease_s, node_id, generation
                 )
         if invocation is None:
@@ -91,7 +92,7 @@ def sweep_orphans(db: Database, engine: Engine) -> int:
         invocation_id = _invocation_of(container)
         with db.session() as session:
             invocation = (
-                invocation_store.find_invocation(session, invocation_id) if invocation_id else None
+                query_store.find_invocation(session, invocation_id) if invocation_id else None
             )
             running = (
                 invocation is not None

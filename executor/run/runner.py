@@ -39,10 +39,12 @@ from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
 from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
 from executor.store import gateway as gateway_store
-from executor.store import invocations as invocation_store
+from executor.store import leases as lease_store
 from executor.store import logs as log_store
+from executor.store import outcomes as outcome_store
+from executor.store import queries as query_store
 from executor.store.db import Database
-from executor.store.invocations import RunOutput
+from executor.store.outcomes import RunOutput
 from executor.store.run_errors import RunError
 from executor.store.tables import Event, Invocation, utcnow
 from executor.tokens import hash_token, mint_token
@@ -102,12 +104,12 @@ class RunLogWriter:
         records = self.records(lines)
         generation = self.invocation.lease_generation
         with self.db.session() as session:
-            if not invocation_store.fence(session, self.invocation.id, generation):
+            if not lease_store.fence(session, self.invocation.id, generation):
                 self._refused(len(records))
                 return
             log_store.add_records(session, records)
             if read_bytes is not None:
-                invocation_store.note_output_read(
+                outcome_store.note_output_read(
                     session,
                     self.invocation.id,
                     generation,
@@ -198,7 +200,7 @@ class Attempt:
         if started is not None and self.invocation.handler_started_at is None:
             self.invocation.handler_started_at = started
             with db.session() as session:
-                invocation_store.mark_handler_started(
+                outcome_store.mark_handler_started(
                     session, self.invocation.id, self.invocation.lease_generation, started
                 )
 
@@ -271,7 +273,7 @@ class InvocationRunner:
         """A claimed attempt's event, image, sandbox profile and last log record; None (the
         run ended crashed) when its version or event is gone."""
         with self.db.session() as session:
-            inputs = invocation_store.run_inputs(session, invocation)
+            inputs = query_store.run_inputs(session, invocation)
             seq = log_store.last_seq(session, invocation.id)  # one transaction: hot path
             event, version, plugin = inputs.event, inputs.version, inputs.plugin
             # The plugin's own limits, tightened from the operator's (executor.run.limits).
@@ -383,7 +385,7 @@ class InvocationRunner:
         invocation.cold_start = not warm
         generation = invocation.lease_generation
         with self.db.session() as session:
-            if not invocation_store.begin_hand_off(
+            if not outcome_store.begin_hand_off(
                 session, invocation.id, generation, deadline, cold_start=not warm
             ):
                 return None
@@ -404,7 +406,7 @@ class InvocationRunner:
         """Follow (or just read the end of) a container an earlier process started; the
         output it wrote since the last stored record is read back from the engine."""
         with self.db.session() as session:
-            event = invocation_store.find_event(session, invocation.event_id)
+            event = query_store.find_event(session, invocation.event_id)
         stored = {STDOUT: invocation.stdout_read_bytes, STDERR: invocation.stderr_read_bytes}
         attempt = self._attempt(invocation, event, resume_at=stored)
         attempt.writer.system(
@@ -519,7 +521,7 @@ class InvocationRunner:
         failing_for_s = 0.0
         if outcome.infrastructure and not handing_back:
             with self.db.session() as session:
-                failing = invocation_store.infrastructure_failing(
+                failing = outcome_store.infrastructure_failing(
                     session, invocation.id, invocation.lease_generation
                 )
             if failing is None:
@@ -530,7 +532,7 @@ class InvocationRunner:
             Outcome(outcome.status, outcome.infrastructure, handing_back),
             AttemptSoFar(
                 invocation.attempt,
-                invocation_store.plugin_failures(invocation),
+                outcome_store.plugin_failures(invocation),
                 invocation.max_retries,
                 failing_for_s,
             ),
@@ -636,7 +638,7 @@ class InvocationRunner:
         generation = invocation.lease_generation
         self.live.revoke(invocation.id)
         with self.db.session() as session:  # row, then tokens: see _finish
-            queued = invocation_store.retry_later(
+            queued = outcome_store.retry_later(
                 session, invocation.id, generation, reason, delay_s, kind
             )
             gateway_store.revoke_for(session, invocation.id, generation)
@@ -685,7 +687,7 @@ class InvocationRunner:
         with self.db.session() as session:
             # The run's row first, its tokens after, as lease expiry does (one lock order);
             # both commit together: a finished run has no live token.
-            recorded = invocation_store.finish(
+            recorded = outcome_store.finish(
                 session,
                 invocation.id,
                 invocation.lease_generation,
@@ -701,7 +703,7 @@ class InvocationRunner:
             if recorded and last:
                 log_store.add_records(session, last)
             gateway_store.revoke_for(session, invocation.id, invocation.lease_generation)
-            row = invocation_store.find_invocation(session, invocation.id) if recorded else None
+            row = query_store.find_invocation(session, invocation.id) if recorded else None
         self.on_logs_written()  # live followers of this run learn that it ended
         if row is None:
             _lease_lost(invocation)

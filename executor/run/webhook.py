@@ -32,7 +32,8 @@ from executor.run.retry import RetryPolicy
 from executor.run.runner import RunLogWriter
 from executor.settings import Settings
 from executor.statuses import InvocationStatus, RunErrorType
-from executor.store import invocations as invocation_store
+from executor.store import outcomes as outcome_store
+from executor.store import queries as query_store
 from executor.store import webhooks as webhook_store
 from executor.store.db import Database
 from executor.store.run_errors import RunError
@@ -202,9 +203,9 @@ class WebhookDeliverer:
     def deliver(self, invocation: Invocation, webhook: Webhook) -> None:
         """One attempt: POST the event, log what the receiver answered, record what follows."""
         with self.db.session() as session:
-            event = invocation_store.find_event(session, invocation.event_id)
+            event = query_store.find_event(session, invocation.event_id)
             deadline = utcnow() + timedelta(seconds=self.timeout_s)
-            held = invocation_store.begin_hand_off(
+            held = outcome_store.begin_hand_off(
                 session, invocation.id, invocation.lease_generation, deadline, cold_start=False
             )
         if not held:
@@ -278,7 +279,7 @@ class WebhookDeliverer:
             delay = self.policy.delay_s(invocation.attempt)
             writer.system(f"{delivery.summary}; retrying in {delay:.1f} s")
             with self.db.session() as session:
-                if invocation_store.retry_later(
+                if outcome_store.retry_later(
                     session, invocation.id, invocation.lease_generation, delivery.summary, delay
                 ):
                     webhook_store.note_http_status(session, invocation.id, delivery.http_status)
@@ -295,7 +296,7 @@ class WebhookDeliverer:
     def _finish(self, invocation: Invocation, delivery: Delivery) -> None:
         succeeded = delivery.status == InvocationStatus.SUCCEEDED
         with self.db.session() as session:
-            recorded = invocation_store.finish(
+            recorded = outcome_store.finish(
                 session,
                 invocation.id,
                 invocation.lease_generation,

@@ -16,8 +16,9 @@ from executor.schemas import ActivationIn, ActivationPublic, RolledBack
 from executor.service.audit import record
 from executor.settings import SandboxProfile
 from executor.statuses import BuildStatus
-from executor.store import invocations as invocation_store
 from executor.store import plugins as plugin_store
+from executor.store import queries as query_store
+from executor.store import queue as queue_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
@@ -191,7 +192,7 @@ class Catalog:
             before = plugin_store.current_version(plugin)
             after = plugin_store.rollback(session, plugin, to)
             previous = before.number if before else after.number
-            outcomes = invocation_store.recent_outcomes(
+            outcomes = query_store.recent_outcomes(
                 session, caller.tenant_id, name, after.id, RECENT_RUNS
             )
             record(
@@ -245,7 +246,7 @@ class Catalog:
         """
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
-            invocation_store.plugin_deleted(session, plugin)
+            queue_store.plugin_deleted(session, plugin)
             plugin_store.delete_plugin(session, plugin)
             record(session, caller, "plugin.delete", name)
             return plugin

@@ -29,9 +29,10 @@ from executor.service.catalog import Catalog
 from executor.service.events import EventIntake, Ingested
 from executor.service.webhooks import Webhooks
 from executor.settings import Settings
-from executor.store import invocations as invocation_store
 from executor.store import nodes as node_store
 from executor.store import plugins as plugin_store
+from executor.store import queries as query_store
+from executor.store import queue as queue_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.listen import QUEUE_CHANNEL, StoreListener
@@ -201,7 +202,7 @@ class ExecutorService:
         version (the original's if none is ACTIVE now); Conflict if the plugin was deleted
         (a new plugin of the same name is another plugin)."""
         with self.db.session() as session:
-            original = invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
+            original = query_store.get_invocation(session, invocation_id, caller.tenant_id)
             plugin = plugin_store.find_plugin(session, original.plugin_id)
             if plugin is None:
                 raise Conflict(
@@ -212,7 +213,7 @@ class ExecutorService:
             current = plugin_store.current_version(plugin)
             version_id = current.id if current else original.version_id
             number = current.number if current else original.version_number
-            copy = invocation_store.replay(session, invocation_id, version_id, number)
+            copy = queue_store.replay(session, invocation_id, version_id, number)
             record(session, caller, "invocation.replay", invocation_id, detail={"replay": copy.id})
         self.dispatcher.wake()
         return copy
@@ -228,8 +229,8 @@ class ExecutorService:
     def _queue_figures(self) -> QueueFigures:
         with self.db.session() as session:
             return QueueFigures(
-                invocation_store.count_by_status(session),
-                invocation_store.oldest_queued_at(session),
+                query_store.count_by_status(session),
+                query_store.oldest_queued_at(session),
                 node_store.count_by_state(session),
             )
 

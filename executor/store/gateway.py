@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from executor.store.invocations import fence
+from executor.store.leases import fence
 from executor.store.tables import GatewayCall, Invocation, InvocationToken, utcnow
 
 __all__ = [
@@ -169,7 +169,7 @@ class NewCall:
 
 
 # Core statements (run on the session's connection): the gateway records every call, and
-# an ORM flush costs more than the SQL here. The fence is ``invocations.fence``
+# an ORM flush costs more than the SQL here. The fence is ``leases.fence``
 # (running=False); the count never goes down.
 _FENCE = (
     update(Invocation)

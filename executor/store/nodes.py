@@ -2,7 +2,7 @@
 
 A node is one dispatching process on one Docker Engine. It heartbeats while it lives; a
 node whose heartbeat is older than the lease TTL is ``lost`` and the leases of its runs
-expire at once (``executor.store.invocations.requeue_expired`` then re-queues them).
+expire at once (``executor.store.outcomes.requeue_expired`` then re-queues them).
 Heartbeats and those decisions are stamped by the database's clock (``executor.store.clock``),
 never a node's: a node whose clock is off neither looks silent nor finds the others so.
 """

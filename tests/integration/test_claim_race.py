@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from executor.statuses import InvocationStatus
-from executor.store import invocations as invocation_store
+from executor.store import claims as claim_store
 from executor.store import nodes as node_store
+from executor.store import outcomes as outcome_store
+from executor.store.claims import ClaimLimits, NodeClaim
 from executor.store.db import Database
-from executor.store.invocations import ClaimLimits, NodeClaim
 from executor.store.tables import Event, Invocation, Plugin, PluginVersion, Tenant
 
 CLAIMERS = 8
@@ -77,7 +78,7 @@ def race(db: Database, limits: ClaimLimits) -> list[str]:
         try:
             with db.session() as session:
                 start.wait()
-                claimed = invocation_store.claim(session, node.node_id, 3, LEASE_S, limits, node)
+                claimed = claim_store.claim(session, node.node_id, 3, LEASE_S, limits, node)
                 taken.extend(i.id for i in claimed)
         except BaseException as error:  # reported by the test, not lost in the thread
             errors.append(error)
@@ -109,7 +110,7 @@ def finish_running(db: Database) -> None:
             select(Invocation).where(Invocation.status == InvocationStatus.RUNNING)
         ).all()
         for run in held:
-            invocation_store.finish(
+            outcome_store.finish(
                 session, run.id, run.lease_generation, status=InvocationStatus.SUCCEEDED
             )
 
@@ -148,12 +149,12 @@ def test_a_claim_does_not_wait_on_an_open_claim_of_another_plugin(db: Database) 
     turns such a wait into an error)."""
     limits = ClaimLimits(per_plugin=1, per_project=1)
     # As many of the held plugin's runs as the open claim looks at (and locks), first.
-    queue(db, "held", "pr-held", "a", invocation_store.locked_window(1))
+    queue(db, "held", "pr-held", "a", claim_store.locked_window(1))
     queue(db, "free", "pr-free", "b", 1)
     with db.session() as open_claim:
-        (held,) = invocation_store.claim(open_claim, "racer-0", 1, LEASE_S, limits, NODES[0])
+        (held,) = claim_store.claim(open_claim, "racer-0", 1, LEASE_S, limits, NODES[0])
         assert held.plugin_name == "held"
         with db.session() as session:
             session.execute(text("SET LOCAL lock_timeout = '30s'"))
-            other = invocation_store.claim(session, "racer-1", 1, LEASE_S, limits, NODES[1])
+            other = claim_store.claim(session, "racer-1", 1, LEASE_S, limits, NODES[1])
             assert [i.plugin_name for i in other] == ["free"]

@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from executor.store.invocations import LEASE_EXPIRED
+from executor.store.leases import LEASE_EXPIRED
 from tests.conftest import TERMINAL, ExecutorApi
 from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster, worker_credential
 from tests.integration.processes import ExecutorProcess

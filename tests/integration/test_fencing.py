@@ -22,12 +22,15 @@ from executor.run.node import NodeMembership
 from executor.run.output import OutputLine
 from executor.run.runner import RunLogWriter
 from executor.statuses import InvocationStatus, NodeState
+from executor.store import claims as claim_store
 from executor.store import gateway as gateway_store
-from executor.store import invocations as invocation_store
+from executor.store import leases as lease_store
 from executor.store import nodes as node_store
+from executor.store import outcomes as outcome_store
+from executor.store.claims import ClaimLimits, NodeClaim
 from executor.store.clock import database_now, db_now
 from executor.store.db import Database
-from executor.store.invocations import LEASE_EXPIRED, ClaimLimits, NodeClaim
+from executor.store.leases import LEASE_EXPIRED
 from executor.store.tables import (
     GatewayCall,
     Invocation,
@@ -70,7 +73,7 @@ def register(db: Database, node: NodeClaim) -> None:
 
 def claim(db: Database, node: NodeClaim) -> Invocation:
     with db.session() as session:
-        (held,) = invocation_store.claim(session, node.node_id, 1, LEASE_S, LIMITS, node)
+        (held,) = claim_store.claim(session, node.node_id, 1, LEASE_S, LIMITS, node)
         return held
 
 
@@ -84,7 +87,7 @@ def take_over(db: Database) -> list[str]:
         )
     with db.session() as session:
         lost = node_store.mark_lost(session, LEASE_S)
-        for run in invocation_store.requeue_expired(session, max_attempts=5):
+        for run in outcome_store.requeue_expired(session, max_attempts=5):
             gateway_store.revoke_for(session, run.id)
     return lost
 
@@ -126,22 +129,22 @@ def test_the_holder_that_lost_its_lease_writes_nothing(db: Database) -> None:
             session, old_generation, invocation_id=run_id, method="GET", path="/x", status=200
         )
         gateway_store.revoke_for(session, run_id, old_generation)
-        invocation_store.mark_handler_started(session, run_id, old_generation, utcnow())
-        assert not invocation_store.begin_hand_off(
+        outcome_store.mark_handler_started(session, run_id, old_generation, utcnow())
+        assert not outcome_store.begin_hand_off(
             session, run_id, old_generation, utcnow(), cold_start=True
         )
-        assert not invocation_store.retry_later(session, run_id, old_generation, "late", 0.0)
-        assert not invocation_store.finish(
+        assert not outcome_store.retry_later(session, run_id, old_generation, "late", 0.0)
+        assert not outcome_store.finish(
             session, run_id, old_generation, status=InvocationStatus.FAILED, exit_code=1
         )
     assert live_tokens(db, run_id) == {"b" * 64}, "the old holder revoked the new token"
 
     with db.session() as session:
-        assert invocation_store.finish(
+        assert outcome_store.finish(
             session, run_id, fresh.lease_generation, status=InvocationStatus.SUCCEEDED
         )
     with db.session() as session:  # a second result, even from the holder, is refused
-        assert not invocation_store.finish(
+        assert not outcome_store.finish(
             session, run_id, fresh.lease_generation, status=InvocationStatus.FAILED
         )
         row = session.get(Invocation, run_id)
@@ -163,7 +166,7 @@ def test_a_drained_node_claims_nothing_and_a_lost_one_beats_back_to_ready(
     with db.session() as session:
         assert node_store.drain(session, OLD.node_id).state == NodeState.DRAINING
     with db.session() as session:
-        assert invocation_store.claim(session, "old", 1, LEASE_S, LIMITS, OLD) == []
+        assert claim_store.claim(session, "old", 1, LEASE_S, LIMITS, OLD) == []
     register(db, NEW)
     take_over_state = take_over(db)
     assert take_over_state == [OLD.node_id]
@@ -174,7 +177,7 @@ def test_a_drained_node_claims_nothing_and_a_lost_one_beats_back_to_ready(
         )
         assert node_store.heartbeat(session, OLD.node_id, "another-process") is None
     with db.session() as session:
-        assert invocation_store.claim(session, "old", 1, LEASE_S, LIMITS, OLD) == []
+        assert claim_store.claim(session, "old", 1, LEASE_S, LIMITS, OLD) == []
     assert take_over(db) == [OLD.node_id]
     with db.session() as session:  # a ready node marked lost beats back to ready
         assert node_store.heartbeat(session, OLD.node_id, instance) == NodeState.READY
@@ -198,7 +201,7 @@ def test_a_node_whose_heartbeat_is_stale_claims_nothing_until_it_beats(db: Datab
     set_heartbeat_age(db, OLD, LEASE_S + 1)
     with db.session() as session:
         stale_at = session.get(Node, OLD.node_id).heartbeat_at  # type: ignore[union-attr]
-        assert invocation_store.claim(session, OLD.node_id, 1, LEASE_S, LIMITS, OLD) == []
+        assert claim_store.claim(session, OLD.node_id, 1, LEASE_S, LIMITS, OLD) == []
     with db.session() as session:
         run = session.get(Invocation, run_id)
         assert run is not None
@@ -212,7 +215,7 @@ def test_a_node_whose_heartbeat_is_stale_claims_nothing_until_it_beats(db: Datab
         assert node is not None
         assert (node.state, node.heartbeat_at) == (NodeState.READY, stale_at)
     with db.session() as session:  # an unregistered node claims nothing either
-        assert invocation_store.claim(session, NEW.node_id, 1, LEASE_S, LIMITS, NEW) == []
+        assert claim_store.claim(session, NEW.node_id, 1, LEASE_S, LIMITS, NEW) == []
 
     with db.session() as session:
         assert node_store.heartbeat(session, OLD.node_id, f"{OLD.node_id}:1") == NodeState.READY
@@ -323,7 +326,7 @@ def test_a_node_paused_inside_a_transaction_cannot_keep_the_others_from_marking_
     def paused_node() -> None:
         try:
             with paused_db.session() as session:
-                invocation_store.renew_leases(session, OLD.node_id, [run_id], LEASE_S)
+                lease_store.renew_leases(session, OLD.node_id, [run_id], LEASE_S)
                 locked.set()
                 resumed.wait()  # the process is stopped here, its transaction open
         except BaseException as exc:

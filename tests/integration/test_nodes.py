@@ -19,7 +19,7 @@ import docker
 import pytest
 
 from executor.engine import NODE_LABEL, POOL_LABEL
-from executor.store.invocations import LEASE_EXPIRED
+from executor.store.leases import LEASE_EXPIRED
 from tests.conftest import OPERATOR_KEY
 from tests.integration.processes import (
     ExecutorProcess,

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from executor.store import invocations as invocation_store
+from executor.store import outcomes as outcome_store
 from executor.store.tables import Invocation
 from tests.conftest import RunningServer, ServerFactory
 from tests.integration.registry import LocalRegistry
@@ -158,7 +158,7 @@ def test_a_run_ends_dead_when_the_infrastructure_retry_budget_is_spent(
 
 def store_blip_at_the_first_hand_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """The store fails once, as the first attempt records its hand-off."""
-    real = invocation_store.begin_hand_off
+    real = outcome_store.begin_hand_off
     failures = [sqlite3.OperationalError("disk I/O error")]
 
     def blip(*args: Any, **kwargs: Any) -> bool:
@@ -166,7 +166,7 @@ def store_blip_at_the_first_hand_off(monkeypatch: pytest.MonkeyPatch) -> None:
             raise OperationalError("UPDATE invocations", {}, failures.pop())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(invocation_store, "begin_hand_off", blip)
+    monkeypatch.setattr(outcome_store, "begin_hand_off", blip)
 
 
 STORE_BLIP = (

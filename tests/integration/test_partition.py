@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from executor.engine import INVOCATION_LABEL, NODE_LABEL
-from executor.store.invocations import LEASE_EXPIRED
+from executor.store.leases import LEASE_EXPIRED
 from tests.conftest import TERMINAL
 from tests.integration.cluster import worker_credential
 from tests.integration.conftest import ADMIN_DSN

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from executor.schemas import EventIn
 from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
-from executor.store import invocations as invocation_store
+from executor.store import outcomes as outcome_store
 from executor.store.tables import Event, Invocation, InvocationToken, Plugin, PluginVersion, utcnow
 from executor.tenancy.access import operator_caller
 from executor.tokens import hash_token, mint_token
@@ -154,7 +154,7 @@ def test_a_lease_expired_at_the_last_attempt_ends_dead_and_before_it_runs_again(
     assert dead["finished_at"] is not None and live_tokens(executor, last) == []
     assert plugin_runs(executor, last) == 0
     with executor.service.db.session() as session:  # the executor that lost it wakes up
-        assert not invocation_store.finish(
+        assert not outcome_store.finish(
             session, last, LOST_GENERATION, status=InvocationStatus.SUCCEEDED
         )
     assert again["status"] == "succeeded", again

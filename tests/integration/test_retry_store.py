@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import update
 
 from executor.statuses import AttemptKind, InvocationStatus
-from executor.store import invocations as invocation_store
+from executor.store import claims as claim_store
 from executor.store import nodes as node_store
+from executor.store import outcomes as outcome_store
+from executor.store import queries as query_store
+from executor.store.claims import ClaimLimits, NodeClaim
 from executor.store.db import Database
-from executor.store.invocations import ClaimLimits, NodeClaim
 from executor.store.tables import Invocation, utcnow
 from tests.store_rows import add_run
 
@@ -44,7 +46,7 @@ def claim(db: Database, node: NodeClaim) -> list[Invocation]:
         info = node_store.NodeInfo(node.node_id, node.node_id, "20.10", ["runc"], 10, 0)
         node_store.register(session, info)
     with db.session() as session:
-        return invocation_store.claim(session, node.node_id, 2, 30.0, LIMITS, node)
+        return claim_store.claim(session, node.node_id, 2, 30.0, LIMITS, node)
 
 
 def another_run(db: Database, like: Invocation) -> str:
@@ -71,9 +73,9 @@ def test_a_backing_off_run_waits_while_others_run_and_keeps_its_first_failure_ti
     first = add_run(db)
     (held,) = claim(db, FIRST)
     with db.session() as session:
-        failing = invocation_store.infrastructure_failing(session, held.id, held.lease_generation)
+        failing = outcome_store.infrastructure_failing(session, held.id, held.lease_generation)
         assert failing is not None and failing.for_s == 0
-        assert invocation_store.retry_later(
+        assert outcome_store.retry_later(
             session, held.id, held.lease_generation, REASON, 600.0, AttemptKind.INFRASTRUCTURE
         )
     later = another_run(db, first)
@@ -81,7 +83,7 @@ def test_a_backing_off_run_waits_while_others_run_and_keeps_its_first_failure_ti
     # The run in backoff is not claimed; the one queued after it is.
     assert [run.id for run in claim(db, SECOND)] == [later]
     with db.session() as session:
-        row = invocation_store.get_invocation(session, held.id)
+        row = query_store.get_invocation(session, held.id)
         assert row.status == InvocationStatus.QUEUED and row.not_before is not None
         assert row.not_before > utcnow() + timedelta(seconds=500)
         assert row.infra_failing_since == failing.since
@@ -95,9 +97,9 @@ def test_a_backing_off_run_waits_while_others_run_and_keeps_its_first_failure_ti
     assert (again.id, again.attempt, again.not_before) == (held.id, 2, None)
     with db.session() as session:
         assert (
-            invocation_store.infrastructure_failing(session, held.id, held.lease_generation) is None
+            outcome_store.infrastructure_failing(session, held.id, held.lease_generation) is None
         )  # the first node lost the run: it records nothing
-        later_failure = invocation_store.infrastructure_failing(
+        later_failure = outcome_store.infrastructure_failing(
             session, again.id, again.lease_generation
         )
     assert later_failure is not None

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from executor.statuses import InvocationStatus
-from executor.store import invocations as invocation_store
+from executor.store import claims as claim_store
 from executor.store import nodes as node_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, Plugin, PluginVersion, Tenant, Webhook, utcnow
 
-LIMITS = invocation_store.ClaimLimits(per_plugin=100, per_project=100)
-NODE = invocation_store.NodeClaim("node-1", frozenset({"runc"}), {}, "runc")
+LIMITS = claim_store.ClaimLimits(per_plugin=100, per_project=100)
+NODE = claim_store.NodeClaim("node-1", frozenset({"runc"}), {}, "runc")
 
 
 @pytest.fixture
@@ -73,11 +73,9 @@ def queue(
             )
 
 
-def claim(
-    db: Database, runs: int, webhooks: invocation_store.WebhookSlots
-) -> list[tuple[str, str]]:
+def claim(db: Database, runs: int, webhooks: claim_store.WebhookSlots) -> list[tuple[str, str]]:
     with db.session() as session:
-        claimed = invocation_store.claim(session, "me", runs, 30, LIMITS, NODE, webhooks=webhooks)
+        claimed = claim_store.claim(session, "me", runs, 30, LIMITS, NODE, webhooks=webhooks)
         return sorted((i.tenant_id, i.plugin_name) for i in claimed)
 
 
@@ -85,7 +83,7 @@ def test_webhook_deliveries_take_webhook_slots_each_tenant_up_to_its_share(db: D
     queue(db, "slowco", "slow-hook", 5, webhook=True, age_s=60)
     queue(db, "quickco", "quick-hook", 1, webhook=True)
     queue(db, "quickco", "quick-run", 2)
-    slots = invocation_store.WebhookSlots(free=4, per_tenant=2)
+    slots = claim_store.WebhookSlots(free=4, per_tenant=2)
 
     assert claim(db, 1, slots) == [
         ("quickco", "quick-hook"),
@@ -97,10 +95,10 @@ def test_webhook_deliveries_take_webhook_slots_each_tenant_up_to_its_share(db: D
 
 def test_deliveries_a_tenant_holds_count_against_its_share(db: Database) -> None:
     queue(db, "slowco", "slow-hook", 3, webhook=True)
-    held = invocation_store.WebhookSlots(free=6, per_tenant=2, held={"slowco": 1})
+    held = claim_store.WebhookSlots(free=6, per_tenant=2, held={"slowco": 1})
 
     assert claim(db, 4, held) == [("slowco", "slow-hook")]
-    full = invocation_store.WebhookSlots(free=6, per_tenant=2, held={"slowco": 2})
+    full = claim_store.WebhookSlots(free=6, per_tenant=2, held={"slowco": 2})
     assert claim(db, 4, full) == []
 
 
@@ -109,7 +107,7 @@ def test_a_tenants_backlog_beyond_the_claim_window_hides_no_other_tenants_work(
 ) -> None:
     """slowco's deliveries past its share and its runs past its cap fill more than a claim
     window, all older than quickco's: quickco's delivery and run are claimed all the same."""
-    window = invocation_store.CLAIM_WINDOW
+    window = claim_store.CLAIM_WINDOW
     with db.session() as session:
         session.add(Tenant(id="slowco", max_concurrent_runs=1))
     queue(db, "slowco", "slow-run", 1, status=InvocationStatus.RUNNING)
@@ -117,7 +115,7 @@ def test_a_tenants_backlog_beyond_the_claim_window_hides_no_other_tenants_work(
     queue(db, "slowco", "slow-hook", window, webhook=True, age_s=2 * window)
     queue(db, "quickco", "quick-hook", 1, webhook=True)
     queue(db, "quickco", "quick-run", 1)
-    share_held = invocation_store.WebhookSlots(free=4, per_tenant=2, held={"slowco": 2})
+    share_held = claim_store.WebhookSlots(free=4, per_tenant=2, held={"slowco": 2})
 
     assert claim(db, 2, share_held) == [("quickco", "quick-hook"), ("quickco", "quick-run")]
 
@@ -128,4 +126,4 @@ def test_deliveries_do_not_count_against_the_tenant_cap_of_runs(db: Database) ->
     queue(db, "capped", "hook", 1, webhook=True, status=InvocationStatus.RUNNING)
     queue(db, "capped", "run", 2)
 
-    assert claim(db, 4, invocation_store.WebhookSlots()) == [("capped", "run")]
+    assert claim(db, 4, claim_store.WebhookSlots()) == [("capped", "run")]

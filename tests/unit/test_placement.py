@@ -11,14 +11,15 @@ import pytest
 from sqlalchemy import update
 
 from executor.statuses import InvocationStatus, NodeState
-from executor.store import invocations as invocation_store
+from executor.store import claims as claim_store
 from executor.store import nodes as node_store
+from executor.store import outcomes as outcome_store
 from executor.store.db import Database
 from executor.store.tables import Invocation, Node, utcnow
 from tests.store_rows import add_run
 
-LIMITS = invocation_store.ClaimLimits(per_plugin=10, per_project=10)
-COLD = invocation_store.NodeClaim("cold", frozenset({"runc"}), {}, "runc")
+LIMITS = claim_store.ClaimLimits(per_plugin=10, per_project=10)
+COLD = claim_store.NodeClaim("cold", frozenset({"runc"}), {}, "runc")
 GRACE_S = 60.0
 
 
@@ -41,9 +42,9 @@ def _queue(db: Database) -> tuple[str, str]:
     return run.id, run.version_id
 
 
-def _claim(db: Database, node: invocation_store.NodeClaim, grace_s: float) -> list[str]:
+def _claim(db: Database, node: claim_store.NodeClaim, grace_s: float) -> list[str]:
     with db.session() as session:
-        claimed = invocation_store.claim(session, node.node_id, 1, 30, LIMITS, node, grace_s)
+        claimed = claim_store.claim(session, node.node_id, 1, 30, LIMITS, node, grace_s)
         return [i.id for i in claimed]
 
 
@@ -63,7 +64,7 @@ def test_a_fresh_run_is_left_to_the_node_holding_its_warm_container(
 ) -> None:
     run_id, _ = warm_elsewhere
     assert _claim(db, COLD, GRACE_S) == []
-    warm = invocation_store.NodeClaim("warm", frozenset({"runc"}), {}, "runc")
+    warm = claim_store.NodeClaim("warm", frozenset({"runc"}), {}, "runc")
     assert _claim(db, warm, GRACE_S) == [run_id]
 
 
@@ -102,12 +103,12 @@ def test_a_restarted_node_publishes_no_warm_containers_until_its_pool_refills(
 @pytest.mark.parametrize(
     "limits",
     [
-        invocation_store.ClaimLimits(per_plugin=1, per_project=10),
-        invocation_store.ClaimLimits(per_plugin=10, per_project=1),
+        claim_store.ClaimLimits(per_plugin=1, per_project=10),
+        claim_store.ClaimLimits(per_plugin=10, per_project=1),
     ],
 )
 def test_a_node_with_free_slots_claims_nothing_while_other_nodes_run_the_cap(
-    db: Database, limits: invocation_store.ClaimLimits
+    db: Database, limits: claim_store.ClaimLimits
 ) -> None:
     first = add_run(db, project_id="proj")
     with db.session() as session:  # a second run of the same plugin, version and project
@@ -121,17 +122,17 @@ def test_a_node_with_free_slots_claims_nothing_while_other_nodes_run_the_cap(
             event_type="onSubmit",
         )
         session.add(second)
-    other = invocation_store.NodeClaim("other", frozenset({"runc"}), {}, "runc")
+    other = claim_store.NodeClaim("other", frozenset({"runc"}), {}, "runc")
     for node in (COLD, other):
         _join(db, node.node_id)
     with db.session() as session:
-        claimed = invocation_store.claim(session, "cold-1", 5, 30, limits, COLD)
+        claimed = claim_store.claim(session, "cold-1", 5, 30, limits, COLD)
         assert [i.id for i in claimed] == [first.id]
     with db.session() as session:
-        assert invocation_store.claim(session, "other-1", 5, 30, limits, other) == []
-        invocation_store.finish(
+        assert claim_store.claim(session, "other-1", 5, 30, limits, other) == []
+        outcome_store.finish(
             session, first.id, claimed[0].lease_generation, status=InvocationStatus.SUCCEEDED
         )
     with db.session() as session:
-        claimed = invocation_store.claim(session, "other-1", 5, 30, limits, other)
+        claimed = claim_store.claim(session, "other-1", 5, 30, limits, other)
         assert [(i.id, i.node_id) for i in claimed] == [(second.id, "other")]

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from executor.errors import MissingScope, NotAuthenticated, NotFound
 from executor.statuses import InvocationStatus, Scope
-from executor.store import invocations as invocation_store
+from executor.store import claims as claim_store
 from executor.store import nodes as node_store
+from executor.store import outcomes as outcome_store
 from executor.store import tenants as tenant_store
 from executor.store.db import Database
 from executor.store.tables import (
@@ -126,7 +127,7 @@ def _queue(db: Database, tenant: str, count: int) -> None:
             )
 
 
-NODE = invocation_store.NodeClaim("node-1", frozenset({"runc"}), {}, "runc")
+NODE = claim_store.NodeClaim("node-1", frozenset({"runc"}), {}, "runc")
 
 
 def test_concurrent_runs_stop_at_the_tenant_quota_and_resume(db: Database) -> None:
@@ -134,21 +135,21 @@ def test_concurrent_runs_stop_at_the_tenant_quota_and_resume(db: Database) -> No
         session.add(Tenant(id="capped", max_concurrent_runs=1))
     _queue(db, "capped", 3)
     _queue(db, "default", 2)
-    limits = invocation_store.ClaimLimits(per_plugin=10, per_project=10, per_tenant=None)
+    limits = claim_store.ClaimLimits(per_plugin=10, per_project=10, per_tenant=None)
     with db.session() as session:  # only a registered, live node claims
         info = node_store.NodeInfo(NODE.node_id, "me", "20.10", ["runc"], 10, 0)
         node_store.register(session, info)
     with db.session() as session:
-        claimed = invocation_store.claim(session, "me", 10, 30, limits, NODE)
+        claimed = claim_store.claim(session, "me", 10, 30, limits, NODE)
         assert sorted(i.tenant_id for i in claimed) == ["capped", "default", "default"]
         first = next(i for i in claimed if i.tenant_id == "capped")
     with db.session() as session:
-        assert invocation_store.claim(session, "me", 10, 30, limits, NODE) == []
-        invocation_store.finish(
+        assert claim_store.claim(session, "me", 10, 30, limits, NODE) == []
+        outcome_store.finish(
             session, first.id, first.lease_generation, status=InvocationStatus.SUCCEEDED
         )
     with db.session() as session:
-        claimed = invocation_store.claim(session, "me", 10, 30, limits, NODE)
+        claimed = claim_store.claim(session, "me", 10, 30, limits, NODE)
         assert [i.tenant_id for i in claimed] == ["capped"]
 
 

@@ -9,7 +9,7 @@ from executor.api.presenters import invocation_public
 from executor.bounds import MAX_INT64
 from executor.identifiers import InvocationId, PluginName, ProjectId
 from executor.schemas import InvocationPublic
-from executor.store import invocations as invocation_store
+from executor.store import queries as query_store
 
 router = APIRouter(prefix="/v1/invocations", tags=["invocations"])
 
@@ -26,7 +26,7 @@ def list_invocations(
 ) -> list[InvocationPublic]:
     """Newest first. ``plugin_name`` matches every run recorded under the name, those of
     a deleted plugin of that name included (``plugin_deleted_at`` set)."""
-    rows = invocation_store.list_invocations(
+    rows = query_store.list_invocations(
         session,
         tenant_id=caller.tenant_id,
         plugin_name=plugin_name,
@@ -42,9 +42,7 @@ def list_invocations(
 def get_invocation(
     invocation_id: InvocationId, caller: PluginsRead, session: SessionDep
 ) -> InvocationPublic:
-    return invocation_public(
-        invocation_store.get_invocation(session, invocation_id, caller.tenant_id)
-    )
+    return invocation_public(query_store.get_invocation(session, invocation_id, caller.tenant_id))
 
 
 @router.post("/{invocation_id}/replay", status_code=202, response_model=InvocationPublic)

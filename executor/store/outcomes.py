@@ -1,0 +1,235 @@
+"""What the holder of a running invocation records of its attempt, each write fenced by
+its lease generation: the hand-off, the handler's start, the output read, infrastructure
+failures, a retry later, the end; and the end of runs whose lease expired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
+from executor.store import logs as log_store
+from executor.store.clock import database_now, db_now
+from executor.store.leases import LEASE_EXPIRED, fence, release
+from executor.store.queries import get_invocation
+from executor.store.run_errors import RunError
+from executor.store.tables import Invocation, utcnow
+
+__all__ = [
+    "InfraFailing",
+    "RunOutput",
+    "begin_hand_off",
+    "finish",
+    "infrastructure_failing",
+    "mark_handler_started",
+    "note_output_read",
+    "plugin_failures",
+    "requeue_expired",
+    "retry_later",
+]
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """How much log a finished run wrote, and whether some of it was dropped."""
+
+    log_bytes: int
+    truncated: bool
+
+
+def begin_hand_off(
+    session: Session, invocation_id: str, generation: int, deadline: datetime, cold_start: bool
+) -> bool:
+    """Record the deadline of the attempt handed off now, and how its container started;
+    False (nothing recorded) when the lease ``generation`` was lost."""
+    # One conditional UPDATE: the fence and the write (this is on every start's path).
+    result = session.execute(
+        update(Invocation)
+        .where(
+            Invocation.id == invocation_id,
+            Invocation.lease_generation == generation,
+            Invocation.status == InvocationStatus.RUNNING,
+        )
+        .values(deadline_at=deadline, cold_start=cold_start)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def mark_handler_started(
+    session: Session, invocation_id: str, generation: int, at: datetime
+) -> None:
+    session.execute(
+        update(Invocation)
+        .where(Invocation.id == invocation_id, Invocation.lease_generation == generation)
+        .values(handler_started_at=at)
+    )
+
+
+def note_output_read(
+    session: Session, invocation_id: str, generation: int, *, stdout: int, stderr: int
+) -> None:
+    """Record how much of the container's output is stored (with those log records)."""
+    session.execute(
+        update(Invocation)
+        .where(Invocation.id == invocation_id, Invocation.lease_generation == generation)
+        .values(stdout_read_bytes=stdout, stderr_read_bytes=stderr)
+    )
+
+
+@dataclass(frozen=True)
+class InfraFailing:
+    """When a run's infrastructure failures began, and now, both by the store's clock."""
+
+    since: datetime
+    now: datetime
+
+    @property
+    def for_s(self) -> float:
+        return max((self.now - self.since).total_seconds(), 0.0)
+
+
+def infrastructure_failing(
+    session: Session, invocation_id: str, generation: int
+) -> InfraFailing | None:
+    """Note an infrastructure failure of the held invocation: the first one's time is
+    recorded (later ones keep it). None (nothing recorded) when the lease ``generation``
+    was lost."""
+    if not fence(session, invocation_id, generation):
+        return None
+    invocation = get_invocation(session, invocation_id)
+    now = database_now(session)
+    if invocation.infra_failing_since is None:
+        invocation.infra_failing_since = now
+    return InfraFailing(invocation.infra_failing_since, now)
+
+
+def plugin_failures(invocation: Invocation) -> int:
+    """How many of the invocation's recorded attempts ended in a plugin failure."""
+    return sum(entry.get("kind") == AttemptKind.PLUGIN for entry in invocation.attempts)
+
+
+def retry_later(
+    session: Session,
+    invocation_id: str,
+    generation: int,
+    reason: str,
+    delay_s: float,
+    kind: AttemptKind | None = None,
+) -> bool:
+    """Queue a held invocation again, claimable no sooner than ``delay_s`` from now (other
+    runs are claimed meanwhile); False if the lease ``generation`` was lost. ``kind`` is
+    kept with ``reason`` in the attempt history."""
+    if not fence(session, invocation_id, generation):
+        return False
+    invocation = get_invocation(session, invocation_id)
+    _note_attempt(invocation, reason, kind)
+    release(invocation, status=InvocationStatus.QUEUED)
+    invocation.not_before = utcnow() + timedelta(seconds=delay_s)
+    return True
+
+
+def finish(
+    session: Session,
+    invocation_id: str,
+    generation: int | None,
+    reason: str | None = None,
+    *,
+    status: InvocationStatus,
+    exit_code: int | None = None,
+    error: str | None = None,
+    output: RunOutput | None = None,
+    kind: AttemptKind | None = None,
+    failure: RunError | None = None,
+    at: datetime | None = None,
+) -> bool:
+    """Record the terminal ``status`` of a running invocation held under lease
+    ``generation`` (None: whoever holds it, for the store's own expiry), ended ``at``
+    (default: now).
+
+    ``reason`` (and its ``kind``) is kept in the attempt history; ``output`` (None: not
+    known) how much log the run wrote; ``failure`` the summary of a run that did not
+    succeed (default: classified from ``status`` and ``error``). Returns False (and
+    changes nothing) when the lease was lost to another holder or the run ended already,
+    so a result is never recorded twice.
+    """
+    if generation is not None and not fence(session, invocation_id, generation):
+        return False
+    invocation = get_invocation(session, invocation_id)
+    now = at or utcnow()
+    invocation.status = status
+    invocation.exit_code = exit_code
+    invocation.error = error
+    _note_failure(invocation, status, failure or RunError.classified(status, error))
+    if output is not None:
+        invocation.log_bytes = output.log_bytes
+        invocation.truncated = output.truncated
+    if reason is not None:
+        _note_attempt(invocation, reason, kind)
+    invocation.lease_expires_at = None  # the owner stays: it tells which executor ran it
+    invocation.finished_at = now
+    if invocation.started_at is not None:
+        invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)
+    log_store.announce(session)  # followers of the run end their streams
+    return True
+
+
+def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
+    """Hand running invocations whose lease expired (their executor died) back to the
+    queue; one that used its ``max_attempts``-th attempt ends ``dead`` instead (an event
+    that kills every executor running it must not run forever). Returns them all, each
+    with its new status; the caller revokes their tokens.
+
+    Here rather than with the leases: a run that ends, ends through ``finish``."""
+    expired = list(
+        session.scalars(
+            select(Invocation).where(
+                Invocation.status == InvocationStatus.RUNNING,
+                # At or before: mark_lost expires leases at now(), which on PostgreSQL
+                # is still now in the same transaction.
+                Invocation.lease_expires_at <= db_now(),
+            )
+        )
+    )
+    for invocation in expired:
+        if invocation.attempt < max_attempts:
+            _note_attempt(invocation, LEASE_EXPIRED)
+            release(invocation, status=InvocationStatus.QUEUED)
+            continue
+        error = f"gave up after {invocation.attempt} attempts: {LEASE_EXPIRED}"
+        failure = RunError(RunErrorType.LEASE_EXPIRED, error)
+        finish(
+            session,
+            invocation.id,
+            None,
+            LEASE_EXPIRED,
+            status=InvocationStatus.DEAD,
+            error=error,
+            failure=failure,
+        )
+        release(
+            invocation, status=InvocationStatus.DEAD
+        )  # the executor that lost it can record nothing
+    return expired
+
+
+def _note_attempt(invocation: Invocation, reason: str, kind: AttemptKind | None = None) -> None:
+    entry: dict[str, Any] = {"attempt": invocation.attempt, "reason": reason}
+    entry["at"] = utcnow().isoformat()
+    if kind is not None:
+        entry["kind"] = kind.value
+    invocation.attempts = [*invocation.attempts, entry]
+
+
+def _note_failure(invocation: Invocation, status: InvocationStatus, failure: RunError) -> None:
+    """Keep a failed run's summary, bounded whoever built it; a success has none."""
+    if status == InvocationStatus.SUCCEEDED:
+        invocation.error_type = invocation.error_message = invocation.error_location = None
+        return
+    kept = RunError.bounded(failure.type, failure.message, failure.location)
+    invocation.error_type, invocation.error_message = kept.type, kept.message
+    invocation.error_location = kept.location

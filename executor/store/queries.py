@@ -1,0 +1,141 @@
+"""Reads of invocations and their events: one, a page, counts, a version's recent
+outcomes, and what an attempt runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from executor.errors import NotFound
+from executor.statuses import TERMINAL_STATUSES, InvocationStatus
+from executor.store.tables import Activation, Event, Invocation, Plugin, PluginVersion
+
+__all__ = [
+    "Outcomes",
+    "RunInputs",
+    "count_by_status",
+    "find_event",
+    "find_invocation",
+    "get_invocation",
+    "list_invocations",
+    "oldest_queued_at",
+    "recent_outcomes",
+    "run_inputs",
+]
+
+
+def get_invocation(
+    session: Session, invocation_id: str, tenant_id: str | None = None
+) -> Invocation:
+    """The invocation; NotFound if there is none (or it is not ``tenant_id``'s, when given)."""
+    invocation = session.get(Invocation, invocation_id)
+    if invocation is None or tenant_id not in (None, invocation.tenant_id):
+        raise NotFound(f"no invocation {invocation_id!r}")
+    return invocation
+
+
+def list_invocations(
+    session: Session,
+    *,
+    tenant_id: str,
+    plugin_name: str | None = None,
+    project_id: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    skip: int = 0,
+) -> list[Invocation]:
+    query = select(Invocation).where(Invocation.tenant_id == tenant_id)
+    if plugin_name is not None:
+        query = query.where(Invocation.plugin_name == plugin_name)
+    if project_id is not None:
+        query = query.where(Invocation.project_id == project_id)
+    if status is not None:
+        query = query.where(Invocation.status == status)
+    query = query.order_by(Invocation.queued_at.desc()).offset(skip).limit(limit)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How a version's latest ended runs went: ``failed`` of ``runs`` did not succeed."""
+
+    runs: int
+    failed: int
+
+
+# Canceled runs (their plugin deleted, an operator's cancel) say nothing of the version.
+_JUDGED = sorted(TERMINAL_STATUSES - {InvocationStatus.CANCELED})
+
+
+def recent_outcomes(
+    session: Session, tenant_id: str, plugin_name: str, version_id: str, limit: int
+) -> Outcomes:
+    """The ``limit`` latest ended runs of a version (canceled ones left out): how many,
+    and how many did not succeed."""
+    statuses = session.scalars(
+        select(Invocation.status)
+        .where(
+            Invocation.tenant_id == tenant_id,
+            Invocation.plugin_name == plugin_name,
+            Invocation.version_id == version_id,
+            Invocation.status.in_(_JUDGED),
+        )
+        .order_by(Invocation.queued_at.desc())
+        .limit(limit)
+    ).all()
+    failed = sum(1 for status in statuses if status != InvocationStatus.SUCCEEDED)
+    return Outcomes(runs=len(statuses), failed=failed)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Invocation.status, func.count()).group_by(Invocation.status)
+    ).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+def oldest_queued_at(session: Session) -> datetime | None:
+    """When the longest-waiting queued invocation was queued (index ``status, queued_at``)."""
+    return session.scalar(
+        select(func.min(Invocation.queued_at)).where(Invocation.status == InvocationStatus.QUEUED)
+    )
+
+
+def find_invocation(session: Session, invocation_id: str) -> Invocation | None:
+    """The invocation, or None when there is none."""
+    return session.get(Invocation, invocation_id)
+
+
+def find_event(session: Session, event_id: str) -> Event | None:
+    """The stored event, or None when there is none."""
+    return session.get(Event, event_id)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What an attempt of ``invocation`` runs: its event, version and plugin (any may be
+    gone: a purged event, a deleted plugin), and the OCI runtime its activation needs
+    (None: the operator's)."""
+
+    event: Event | None
+    version: PluginVersion | None
+    plugin: Plugin | None
+    runtime: str | None = None
+
+
+def run_inputs(session: Session, invocation: Invocation) -> RunInputs:
+    runtime = session.scalar(
+        select(Activation.runtime).where(
+            Activation.plugin_id == invocation.plugin_id,
+            Activation.project_id == invocation.project_id,
+        )
+    )
+    return RunInputs(
+        session.get(Event, invocation.event_id),
+        session.get(PluginVersion, invocation.version_id),
+        session.get(Plugin, invocation.plugin_id),
+        runtime,
+    )
