@@ -25,6 +25,7 @@ from executor.intake.upload import pack_directory
 from executor.service.wiring import ExecutorService
 from executor.settings import Settings
 from executor.store import plugins as plugin_store
+from executor.store import versions as version_store
 from executor.tenancy.access import operator_caller
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
@@ -39,7 +40,7 @@ def build(service: ExecutorService, folder: Path, name: str) -> tuple[float, str
     )
     while True:
         with service.db.session() as session:
-            progress = plugin_store.build_progress(session, version.id)
+            progress = version_store.build_progress(session, version.id)
         if progress.status != "DEPLOYING":
             ran_pip = "Successfully installed" in progress.log
             return time.monotonic() - started, progress.status, ran_pip

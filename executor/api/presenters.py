@@ -29,8 +29,8 @@ from executor.schemas import (
 from executor.service.stats import BUCKET_WIDTHS_S
 from executor.settings import Settings
 from executor.statuses import TERMINAL_STATUSES, BuildStatus, NodeState, RuntimeFlavor
-from executor.store import plugins as plugin_store
 from executor.store import stats as stats_store
+from executor.store import versions as version_store
 from executor.store.tables import (
     ApiKey,
     AuditEntry,
@@ -83,7 +83,7 @@ def runtime_public(flavor: Flavor) -> RuntimePublic:
 
 def plugin_summary(plugin: Plugin, projects: list[str]) -> PluginSummary:
     latest = plugin.versions[-1] if plugin.versions else None
-    current = plugin_store.current_version(plugin)
+    current = version_store.current_version(plugin)
     return PluginSummary(
         name=plugin.name,
         kind=plugin.kind,
@@ -96,7 +96,7 @@ def plugin_summary(plugin: Plugin, projects: list[str]) -> PluginSummary:
 
 
 def plugin_public(plugin: Plugin, projects: list[str]) -> PluginPublic:
-    current = plugin_store.current_version(plugin)
+    current = version_store.current_version(plugin)
     return PluginPublic(
         **plugin_summary(plugin, projects).model_dump(),
         versions=[version_public(v, current) for v in plugin.versions],

@@ -18,8 +18,8 @@ from executor.api.presenters import log_public
 from executor.notify import Notifier
 from executor.statuses import TERMINAL_STATUSES, BuildStatus
 from executor.store import logs as log_store
-from executor.store import plugins as plugin_store
 from executor.store import queries as query_store
+from executor.store import versions as version_store
 from executor.store.db import Database
 from executor.store.tables import LogRecord
 
@@ -95,9 +95,9 @@ async def log_events(
         await notifier.wait(seen, timing.poll_s)
 
 
-def _read_build(db: Database, version_id: str) -> plugin_store.BuildProgress:
+def _read_build(db: Database, version_id: str) -> version_store.BuildProgress:
     with db.session() as session:
-        return plugin_store.build_progress(session, version_id)
+        return version_store.build_progress(session, version_id)
 
 
 async def build_log_events(

@@ -33,7 +33,7 @@ from executor.metrics import Metrics
 from executor.registry import Registry
 from executor.settings import MIB, Settings
 from executor.statuses import BuildStatus, RuntimeFlavor
-from executor.store import plugins as plugin_store
+from executor.store import versions as version_store
 from executor.store.db import Database
 
 __all__ = [
@@ -174,7 +174,7 @@ class BuildLog:
 
     def save(self, **final: Any) -> None:
         with self.db.session() as session:
-            plugin_store.update_build(session, self.version_id, log=self.text, **final)
+            version_store.update_build(session, self.version_id, log=self.text, **final)
         self._saved_at = time.monotonic()
 
 
@@ -210,7 +210,7 @@ class Builder:
     def resume_unfinished(self) -> list[str]:
         """Build again every version a previous process left DEPLOYING; their ids."""
         with self.db.session() as session:
-            pending = plugin_store.unfinished_builds(session)
+            pending = version_store.unfinished_builds(session)
         for version_id in pending:
             self.submit(version_id)
         return pending
@@ -279,7 +279,7 @@ class Builder:
 
     def _load(self, version_id: str) -> _Loaded:
         with self.db.session() as session:
-            version = plugin_store.version_to_build(session, version_id)
+            version = version_store.version_to_build(session, version_id)
             return _Loaded(
                 BuildContext(
                     version_id=version.id,

@@ -1,6 +1,6 @@
 """Pulls pushed images before their first event needs them (with a registry only).
 
-The versions activations run now (``plugin_store.active_versions``) are pulled by digest
+The versions activations run now (``image_store.active_versions``) are pulled by digest
 when this engine lacks them: at start, when a build became ACTIVE (``wake``, a builder
 ``on_active`` callback), and every ``PREPULL_INTERVAL_S`` (which covers activations,
 rollbacks and pins made meanwhile). A run whose image is still missing pulls it itself.
@@ -14,7 +14,7 @@ import threading
 from executor.engine import Engine
 from executor.errors import ExecutorError
 from executor.registry import Registry
-from executor.store import plugins as plugin_store
+from executor.store import images as image_store
 from executor.store.db import Database
 
 __all__ = ["Prepuller"]
@@ -38,7 +38,7 @@ class Prepuller:
     def prepull(self) -> list[str]:
         """Pull every activation's pushed image this engine lacks; the references pulled."""
         with self.db.session() as session:
-            wanted = [v.image_digest for v in plugin_store.active_versions(session)]
+            wanted = [v.image_digest for v in image_store.active_versions(session)]
         pulled = []
         for reference in wanted:
             if reference is None or self.engine.image_exists(reference):

@@ -31,7 +31,7 @@ from executor.errors import ExecutorError
 from executor.run.limits import effective_profile
 from executor.run.sandbox import Sandbox, StartedContainer
 from executor.settings import SandboxProfile, Settings
-from executor.store import plugins as plugin_store
+from executor.store import images as image_store
 from executor.store.db import Database
 
 __all__ = ["WarmPool"]
@@ -173,7 +173,7 @@ class WarmPool:
                     str(version.run_image),
                     effective_profile(self.settings.sandbox, version.plugin.limits),
                 )
-                for version in plugin_store.active_versions(session)
+                for version in image_store.active_versions(session)
             }
 
     def _loop(self) -> None:

@@ -16,10 +16,12 @@ from executor.schemas import ActivationIn, ActivationPublic, RolledBack
 from executor.service.audit import record
 from executor.settings import SandboxProfile
 from executor.statuses import BuildStatus
+from executor.store import activations as activation_store
 from executor.store import plugins as plugin_store
 from executor.store import queries as query_store
 from executor.store import queue as queue_store
 from executor.store import tenants as tenant_store
+from executor.store import versions as version_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Plugin, PluginVersion
 from executor.tenancy.access import Caller
@@ -57,7 +59,7 @@ def activation_events(activation: _Matcher, version: _Handlers | None) -> list[s
 
 def describe_activation(activation: Activation) -> ActivationPublic:
     """An activation as the API shows it (reads its plugin's versions: call in a session)."""
-    version = plugin_store.activation_version(activation)
+    version = activation_store.activation_version(activation)
     return ActivationPublic(
         plugin=activation.plugin.name,
         project_id=activation.project_id,
@@ -126,7 +128,7 @@ class Catalog:
             same = plugin_store.same_source(session, caller.tenant_id, name, source.sha256, flavor)
             if same is not None:
                 if same.status == BuildStatus.ACTIVE:
-                    plugin_store.serve(session, same)
+                    version_store.serve(session, same)
                 record(
                     session,
                     caller,
@@ -171,7 +173,7 @@ class Catalog:
             tenant_store.owned_project(
                 session, project_id, caller.tenant_id, may_claim=caller.is_operator
             )
-            activation = plugin_store.set_activation(
+            activation = activation_store.set_activation(
                 session,
                 plugin,
                 project_id,
@@ -189,8 +191,8 @@ class Catalog:
         failed (the change is made all the same: the caller chose it)."""
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
-            before = plugin_store.current_version(plugin)
-            after = plugin_store.rollback(session, plugin, to)
+            before = version_store.current_version(plugin)
+            after = version_store.rollback(session, plugin, to)
             previous = before.number if before else after.number
             outcomes = query_store.recent_outcomes(
                 session, caller.tenant_id, name, after.id, RECENT_RUNS
@@ -220,7 +222,7 @@ class Catalog:
     def deactivate(self, caller: Caller, name: str, project_id: str) -> None:
         with self.db.session() as session:
             plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
-            plugin_store.delete_activation(session, plugin, project_id)
+            activation_store.delete_activation(session, plugin, project_id)
             record(session, caller, "plugin.deactivate", name, detail={"project_id": project_id})
 
     def set_limits(

@@ -12,7 +12,7 @@ from executor.errors import Conflict, ExecutorError, NotFound
 from executor.schemas import EventIn
 from executor.service.catalog import activation_events
 from executor.store import ingest as ingest_store
-from executor.store import plugins as plugin_store
+from executor.store import versions as version_store
 from executor.store.db import Connection, Database
 from executor.tenancy.access import Caller
 
@@ -59,7 +59,7 @@ def _runs(
     """Each activation that runs on ``event_type``, with the version it runs."""
     runs = []
     for activation in activations:
-        version = plugin_store.pick_version(
+        version = version_store.pick_version(
             activation.versions, activation.current_version_id, activation.version_number
         )
         if version is None:

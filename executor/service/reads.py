@@ -1,7 +1,9 @@
-"""What management clients read: plugins, build outcomes and log pages, for one caller.
+"""What management clients read of plugins: the list, one plugin, its versions' build
+outcomes and logs, for one caller.
 
-The Kili-compatible GraphQL API reads through these (never the store directly); each acts on
-the caller's tenant only, so another tenant's plugin is a NotFound like in the REST API.
+The REST and the Kili-compatible GraphQL APIs read through these (never the store directly);
+each acts on the caller's tenant only, so another tenant's plugin is a NotFound. Rows are
+returned loaded, readable after their session: touching what was not loaded raises.
 """
 
 from __future__ import annotations
@@ -11,22 +13,39 @@ from datetime import datetime
 
 from executor.errors import NotFound
 from executor.statuses import BuildStatus
+from executor.store import activations as activation_store
 from executor.store import logs as log_store
 from executor.store import plugins as plugin_store
+from executor.store import versions as version_store
 from executor.store.db import Database
-from executor.store.tables import LogRecord
+from executor.store.tables import LogRecord, Plugin, PluginVersion
 from executor.tenancy.access import Caller
 
 __all__ = [
     "BuildError",
+    "BuildLog",
+    "ListedPlugin",
     "PluginOverview",
     "build_errors",
+    "build_log",
     "check_name_free",
+    "listed_plugin",
+    "listed_plugins",
     "log_page",
+    "plugin",
     "plugin_exists",
     "plugin_overviews",
     "plugin_status",
+    "version_id",
 ]
+
+
+@dataclass(frozen=True)
+class ListedPlugin:
+    """A plugin with its versions, and the projects it is active on."""
+
+    plugin: Plugin
+    project_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -65,24 +84,68 @@ def check_name_free(db: Database, caller: Caller, name: str) -> None:
         plugin_store.check_name_free(session, caller.tenant_id, name)
 
 
+def listed_plugins(db: Database, caller: Caller) -> list[ListedPlugin]:
+    """The caller's plugins by name: a few statements however many plugins."""
+    with db.session() as session:
+        plugins = plugin_store.list_plugins(session, caller.tenant_id)
+        projects = activation_store.projects_by_plugin(session, tenant_id=caller.tenant_id)
+    return [ListedPlugin(plugin, projects.get(plugin.id, [])) for plugin in plugins]
+
+
+def listed_plugin(db: Database, caller: Caller, name: str) -> ListedPlugin:
+    """The caller's plugin ``name`` (NotFound for no such plugin)."""
+    with db.session() as session:
+        found = plugin_store.get_plugin(session, caller.tenant_id, name)
+        projects = activation_store.projects_by_plugin(session, plugin_id=found.id)
+    return ListedPlugin(found, projects.get(found.id, []))
+
+
+def plugin(db: Database, caller: Caller, name: str) -> Plugin:
+    """The caller's plugin ``name`` with its versions (NotFound for no such plugin)."""
+    with db.session() as session:
+        return plugin_store.get_plugin(session, caller.tenant_id, name)
+
+
+def version_id(db: Database, caller: Caller, name: str, number: int) -> str:
+    """The id of version ``number`` of the caller's plugin ``name`` (NotFound if none)."""
+    with db.session() as session:
+        found = plugin_store.get_plugin(session, caller.tenant_id, name)
+        return version_store.version_by_number(session, found, number).id
+
+
+@dataclass(frozen=True)
+class BuildLog:
+    """A version and its build log."""
+
+    version: PluginVersion
+    log: str
+
+
+def build_log(db: Database, caller: Caller, name: str, number: int) -> BuildLog:
+    """Version ``number`` of the caller's plugin ``name`` with its build log."""
+    with db.session() as session:
+        found = plugin_store.get_plugin(session, caller.tenant_id, name)
+        version = version_store.version_by_number(session, found, number)
+        return BuildLog(version, version_store.build_progress(session, version.id).log)
+
+
 def plugin_overviews(db: Database, caller: Caller) -> list[PluginOverview]:
     """The caller's plugins by name."""
-    with db.session() as session:
-        overviews = []
-        for plugin in plugin_store.list_plugins(session, caller.tenant_id):
-            activations = plugin_store.list_activations(session, plugin_id=plugin.id)
-            latest = plugin.versions[-1] if plugin.versions else None
-            overviews.append(
-                PluginOverview(
-                    id=plugin.id,
-                    name=plugin.name,
-                    project_ids=[a.project_id for a in activations],
-                    created_at=plugin.created_at,
-                    updated_at=latest.created_at if latest else plugin.created_at,
-                    status=latest.status if latest else None,
-                )
+    overviews = []
+    for listed in listed_plugins(db, caller):
+        versions = listed.plugin.versions
+        latest = versions[-1] if versions else None
+        overviews.append(
+            PluginOverview(
+                id=listed.plugin.id,
+                name=listed.plugin.name,
+                project_ids=listed.project_ids,
+                created_at=listed.plugin.created_at,
+                updated_at=latest.created_at if latest else listed.plugin.created_at,
+                status=latest.status if latest else None,
             )
-        return overviews
+        )
+    return overviews
 
 
 def plugin_status(db: Database, caller: Caller, name: str) -> BuildStatus:
@@ -106,7 +169,7 @@ def build_errors(
             if version.status != BuildStatus.FAILED or (since and version.created_at < since):
                 continue
             at = version.finished_at or version.created_at
-            lines = plugin_store.build_progress(session, version.id).log.splitlines()
+            lines = version_store.build_progress(session, version.id).log.splitlines()
             if version.error:
                 lines.append(version.error)
             errors.extend(BuildError(version.number, line, at) for line in lines if line)

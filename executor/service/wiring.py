@@ -34,6 +34,7 @@ from executor.store import plugins as plugin_store
 from executor.store import queries as query_store
 from executor.store import queue as queue_store
 from executor.store import tenants as tenant_store
+from executor.store import versions as version_store
 from executor.store.db import Database
 from executor.store.listen import QUEUE_CHANNEL, StoreListener
 from executor.store.logs import LOG_CHANNEL
@@ -210,7 +211,7 @@ class ExecutorService:
                     "deleted: it cannot run again; post the event again to run the plugin that "
                     "has the name now"
                 )
-            current = plugin_store.current_version(plugin)
+            current = version_store.current_version(plugin)
             version_id = current.id if current else original.version_id
             number = current.number if current else original.version_number
             copy = queue_store.replay(session, invocation_id, version_id, number)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from executor.errors import Conflict, NotFound
 from executor.statuses import BuildStatus, PluginKind, RuntimeFlavor
 from executor.store import plugins as plugin_store
+from executor.store import versions as version_store
 from executor.store.tables import Invocation, Plugin, PluginVersion, Webhook
 
 __all__ = [
@@ -77,7 +78,7 @@ def add_webhook_version(
     )
     webhook.version_id = version.id
     session.add(webhook)
-    plugin_store.update_build(
+    version_store.update_build(
         session, version.id, log="webhook: nothing to build\n", status=BuildStatus.ACTIVE
     )
     session.flush()

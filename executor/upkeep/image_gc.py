@@ -19,7 +19,7 @@ import threading
 from executor.engine import Engine
 from executor.errors import ExecutorError
 from executor.registry import Registry
-from executor.store import plugins as plugin_store
+from executor.store import images as image_store
 from executor.store.db import Database
 
 __all__ = ["ImageCollector"]
@@ -46,7 +46,7 @@ class ImageCollector:
             with self.db.session() as session:
                 candidates = [
                     (v.id, v.image_tag, v.image_digest)
-                    for v in plugin_store.gc_candidates(session, self.keep)
+                    for v in image_store.gc_candidates(session, self.keep)
                     if v.image_tag
                 ]
             for version_id, tag, digest in candidates:
@@ -55,7 +55,7 @@ class ImageCollector:
                 if digest is not None and not self._unpublish(tag, digest):
                     continue
                 with self.db.session() as session:
-                    plugin_store.mark_image_removed(session, version_id)
+                    image_store.mark_image_removed(session, version_id)
                 removed.append(tag)
         if removed:
             log.info("image GC removed %d image(s): %s", len(removed), ", ".join(removed))

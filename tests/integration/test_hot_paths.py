@@ -14,8 +14,8 @@ from typing import Any
 import docker
 from sqlalchemy import Connection, event, select
 
+from executor.store import images as image_store
 from executor.store import ingest as ingest_store
-from executor.store import plugins as plugin_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation
 from tests.conftest import RunningServer, ServerFactory, make_settings, start_server, stop_server
@@ -83,7 +83,7 @@ def test_ingest_listing_and_warm_pool_sync_never_select_source_or_build_log(
         )
         listed = server.api.get("/v1/projects/hot-project/plugins")
         with server.service.db.session() as session:  # the warm pool's sync query
-            wanted = [v.number for v in plugin_store.active_versions(session)]
+            wanted = [v.number for v in image_store.active_versions(session)]
     assert len(accepted["invocations"]) == 1
     assert [a["plugin"] for a in listed.json()] == ["hot"] and wanted == [1]
     versions_read = [s for s in seen if "FROM plugin_versions" in s]

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
+from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep
 from executor.api.presenters import plugin_public, plugin_summary
 from executor.api.streams import SSE_HEADERS, StreamTiming, build_log_events
 from executor.errors import InvalidCursor, UploadTooLarge, checked_identifier
@@ -18,8 +18,8 @@ from executor.identifiers import IdKind, PluginName, VersionNumber
 from executor.intake.upload import UploadLimits
 from executor.run.limits import LimitsPublic, PluginLimits, limits_public
 from executor.schemas import PluginPublic, PluginSummary, RollbackIn, RolledBack
+from executor.service import reads
 from executor.statuses import RuntimeFlavor
-from executor.store import plugins as plugin_store
 
 router = APIRouter(prefix="/v1/plugins", tags=["plugins"])
 
@@ -43,10 +43,6 @@ class BuildLog(BaseModel):
     error: str | None
     log: str
     pip_freeze: str | None
-
-
-def _projects(session: SessionDep, plugin_id: str) -> list[str]:
-    return [a.project_id for a in plugin_store.list_activations(session, plugin_id=plugin_id)]
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=VersionCreated)
@@ -101,15 +97,17 @@ async def upload_plugin(
 
 
 @router.get("", response_model=list[PluginSummary])
-def list_plugins(caller: PluginsRead, session: SessionDep) -> list[PluginSummary]:
-    plugins = plugin_store.list_plugins(session, caller.tenant_id)
-    return [plugin_summary(p, _projects(session, p.id)) for p in plugins]
+def list_plugins(caller: PluginsRead, service: ServiceDep) -> list[PluginSummary]:
+    return [
+        plugin_summary(listed.plugin, listed.project_ids)
+        for listed in reads.listed_plugins(service.db, caller)
+    ]
 
 
 @router.get("/{name}", response_model=PluginPublic)
-def get_plugin(name: PluginName, caller: PluginsRead, session: SessionDep) -> PluginPublic:
-    plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
-    return plugin_public(plugin, _projects(session, plugin.id))
+def get_plugin(name: PluginName, caller: PluginsRead, service: ServiceDep) -> PluginPublic:
+    listed = reads.listed_plugin(service.db, caller, name)
+    return plugin_public(listed.plugin, listed.project_ids)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -136,17 +134,16 @@ def rollback(
 
 @router.get("/{name}/versions/{version}/build-log", response_model=BuildLog)
 def get_build_log(
-    name: PluginName, version: VersionNumber, caller: PluginsRead, session: SessionDep
+    name: PluginName, version: VersionNumber, caller: PluginsRead, service: ServiceDep
 ) -> BuildLog:
-    plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
-    found = plugin_store.version_by_number(session, plugin, version)
+    found = reads.build_log(service.db, caller, name, version)
     return BuildLog(
         plugin=name,
-        version=found.number,
-        status=found.status,
-        error=found.error,
-        log=plugin_store.build_progress(session, found.id).log,
-        pip_freeze=found.pip_freeze,
+        version=found.version.number,
+        status=found.version.status,
+        error=found.version.error,
+        log=found.log,
+        pip_freeze=found.version.pip_freeze,
     )
 
 
@@ -172,20 +169,16 @@ def stream_build_log(
                 "'id' of the last event received"
             )
         offset = int(last_event_id)
-    with service.db.session() as session:
-        plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
-        version_id = plugin_store.version_by_number(session, plugin, version).id
+    version_id = reads.version_id(service.db, caller, name, version)
     timing = StreamTiming(service.settings.build_log_poll_s, service.settings.sse_heartbeat_s)
     events = build_log_events(service.db, version_id, offset, timing)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/{name}/limits", response_model=LimitsPublic)
-def get_limits(
-    name: PluginName, caller: PluginsRead, session: SessionDep, service: ServiceDep
-) -> LimitsPublic:
+def get_limits(name: PluginName, caller: PluginsRead, service: ServiceDep) -> LimitsPublic:
     """A plugin's sandbox overrides, the limits its runs get, and the operator's maxima."""
-    plugin = plugin_store.get_plugin(session, caller.tenant_id, name)
+    plugin = reads.plugin(service.db, caller, name)
     return limits_public(name, plugin.limits, service.settings.sandbox)
 
 

@@ -8,7 +8,7 @@ from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
 from executor.identifiers import PluginName, ProjectId
 from executor.schemas import ActivationIn, ActivationPublic
 from executor.service.catalog import describe_activation
-from executor.store import plugins as plugin_store
+from executor.store import activations as activation_store
 from executor.store import tenants as tenant_store
 
 router = APIRouter(prefix="/v1/projects", tags=["activations"])
@@ -24,7 +24,7 @@ def list_project_plugins(
     tenant_store.owned_project(session, project_id, caller.tenant_id, may_claim=False)
     return [
         describe_activation(a)
-        for a in plugin_store.list_activations(session, project_id=project_id)
+        for a in activation_store.list_activations(session, project_id=project_id)
     ]
 
 
