@@ -16,12 +16,10 @@ import anyio
 
 from executor.api.presenters import log_public
 from executor.notify import Notifier
-from executor.statuses import TERMINAL_STATUSES, BuildStatus
+from executor.service import reads
+from executor.statuses import BuildStatus
 from executor.store import logs as log_store
-from executor.store import queries as query_store
-from executor.store import versions as version_store
 from executor.store.db import Database
-from executor.store.tables import LogRecord
 
 __all__ = ["SSE_HEADERS", "StreamTiming", "build_log_events", "log_events", "sse"]
 
@@ -49,20 +47,6 @@ def sse(data: object, *, event: str | None = None, event_id: int | None = None) 
     return ("\n".join(lines) + "\n\n").encode()
 
 
-def _read_logs(
-    db: Database, where: log_store.LogFilter, after_id: int
-) -> tuple[list[LogRecord], bool | None]:
-    """Records after ``after_id`` and, for one run, whether it had ended before the read."""
-    with db.session() as session:
-        ended: bool | None = None
-        if where.run_id is not None:
-            # Checked before reading: a run's records are all stored before it is finished,
-            # so "ended, and nothing new" means the stream has everything.
-            invocation = query_store.find_invocation(session, where.run_id)
-            ended = invocation is None or invocation.status in TERMINAL_STATUSES
-        return log_store.records_after(session, where, after_id, FOLLOW_BATCH), ended
-
-
 async def log_events(
     db: Database,
     notifier: Notifier,
@@ -79,7 +63,9 @@ async def log_events(
     yield b": following\n\n"
     while True:
         seen = notifier.generation
-        records, ended = await anyio.to_thread.run_sync(_read_logs, db, where, after_id)
+        records, ended = await anyio.to_thread.run_sync(
+            reads.logs_after, db, where, after_id, FOLLOW_BATCH
+        )
         for record in records:
             after_id = record.id
             yield sse(log_public(record).model_dump(mode="json"), event_id=record.id)
@@ -95,11 +81,6 @@ async def log_events(
         await notifier.wait(seen, timing.poll_s)
 
 
-def _read_build(db: Database, version_id: str) -> version_store.BuildProgress:
-    with db.session() as session:
-        return version_store.build_progress(session, version_id)
-
-
 async def build_log_events(
     db: Database, version_id: str, offset: int, timing: StreamTiming
 ) -> AsyncIterator[bytes]:
@@ -110,7 +91,7 @@ async def build_log_events(
     last_sent = time.monotonic()
     yield b": following\n\n"
     while True:
-        text, status, error = await anyio.to_thread.run_sync(_read_build, db, version_id)
+        text, status, error = await anyio.to_thread.run_sync(reads.build_progress, db, version_id)
         if len(text) < offset:  # the build restarted (executor restart): start over
             offset = 0
             yield sse({}, event="reset", event_id=0)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from executor.errors import NotFound
-from executor.statuses import BuildStatus
+from executor.statuses import TERMINAL_STATUSES, BuildStatus
 from executor.store import activations as activation_store
 from executor.store import logs as log_store
 from executor.store import plugins as plugin_store
+from executor.store import queries as query_store
 from executor.store import versions as version_store
 from executor.store.db import Database
 from executor.store.tables import LogRecord, Plugin, PluginVersion
@@ -26,12 +27,15 @@ __all__ = [
     "BuildLog",
     "ListedPlugin",
     "PluginOverview",
+    "backlog_start",
     "build_errors",
     "build_log",
+    "build_progress",
     "check_name_free",
     "listed_plugin",
     "listed_plugins",
     "log_page",
+    "logs_after",
     "plugin",
     "plugin_exists",
     "plugin_overviews",
@@ -176,7 +180,48 @@ def build_errors(
     return errors
 
 
-def log_page(db: Database, where: log_store.LogFilter, limit: int, skip: int) -> list[LogRecord]:
-    """One page of log records, oldest first (rows stay readable after the session)."""
+def log_page(
+    db: Database,
+    where: log_store.LogFilter,
+    limit: int,
+    skip: int,
+    after_id: int | None = None,
+    order: log_store.Order = "asc",
+) -> list[LogRecord]:
+    """One page of log records, oldest first (``order="desc"``: newest first), after the
+    record ``after_id`` of a cursor (rows stay readable after the session)."""
     with db.session() as session:
-        return log_store.query_page(session, where, limit=limit, skip=skip)
+        return log_store.query_page(
+            session, where, limit=limit, skip=skip, after_id=after_id, order=order
+        )
+
+
+def backlog_start(db: Database, where: log_store.LogFilter, backlog: int) -> int:
+    """The record id a stream starts after to send the ``backlog`` latest matching records
+    first (0: only records stored from now on)."""
+    with db.session() as session:
+        if backlog == 0:
+            return log_store.last_id(session)
+        latest = log_store.query_page(session, where, limit=backlog, order="desc")
+        return latest[-1].id - 1 if latest else log_store.last_id(session)
+
+
+def logs_after(
+    db: Database, where: log_store.LogFilter, after_id: int, limit: int
+) -> tuple[list[LogRecord], bool | None]:
+    """Up to ``limit`` records after ``after_id`` and, for one run, whether it had ended
+    before the read."""
+    with db.session() as session:
+        ended: bool | None = None
+        if where.run_id is not None:
+            # Checked before reading: a run's records are all stored before it is finished,
+            # so "ended, and nothing new" means the stream has everything.
+            invocation = query_store.find_invocation(session, where.run_id)
+            ended = invocation is None or invocation.status in TERMINAL_STATUSES
+        return log_store.records_after(session, where, after_id, limit), ended
+
+
+def build_progress(db: Database, version_id: str) -> version_store.BuildProgress:
+    """A version's build log, status and error (its source is not read)."""
+    with db.session() as session:
+        return version_store.build_progress(session, version_id)

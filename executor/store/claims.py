@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, literal, or_, select, text, union_all, update
-from sqlalchemy.orm import Session, raiseload
+from sqlalchemy.orm import Session
 
 from executor.statuses import InvocationStatus, NodeState
 from executor.store.claim_selection import (
@@ -166,7 +166,6 @@ def _claimable(
         select(Invocation, Webhook.version_id, Activation.runtime, Activation.node_selector)
         .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
         .outerjoin(Activation, activation)
-        .options(raiseload(Invocation.gateway_calls))  # not read by a run
     )
     query = query.where(
         Invocation.status == InvocationStatus.QUEUED,

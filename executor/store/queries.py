@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from executor.errors import NotFound
 from executor.statuses import TERMINAL_STATUSES, InvocationStatus
@@ -28,10 +28,13 @@ __all__ = [
 
 
 def get_invocation(
-    session: Session, invocation_id: str, tenant_id: str | None = None
+    session: Session, invocation_id: str, tenant_id: str | None = None, *, calls: bool = False
 ) -> Invocation:
-    """The invocation; NotFound if there is none (or it is not ``tenant_id``'s, when given)."""
-    invocation = session.get(Invocation, invocation_id)
+    """The invocation; NotFound if there is none (or it is not ``tenant_id``'s, when given).
+    With ``calls``, its gateway calls loaded (as presented), if the session does not hold
+    it already."""
+    options = [selectinload(Invocation.gateway_calls)] if calls else []
+    invocation = session.get(Invocation, invocation_id, options=options)
     if invocation is None or tenant_id not in (None, invocation.tenant_id):
         raise NotFound(f"no invocation {invocation_id!r}")
     return invocation
@@ -47,7 +50,9 @@ def list_invocations(
     limit: int = 100,
     skip: int = 0,
 ) -> list[Invocation]:
+    """A page of the tenant's invocations, newest first, with their gateway calls."""
     query = select(Invocation).where(Invocation.tenant_id == tenant_id)
+    query = query.options(selectinload(Invocation.gateway_calls))
     if plugin_name is not None:
         query = query.where(Invocation.plugin_name == plugin_name)
     if project_id is not None:

@@ -57,6 +57,7 @@ def replay(
     session.add(copy)
     session.flush()
     session.refresh(copy)  # defaults the database filled in: readable after the session ends
+    session.refresh(copy, ["gateway_calls"])  # none yet; loaded, as presenters read them
     return copy
 
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from executor.api.deps import Admin, SessionDep
+from executor.api.deps import Admin, ServiceDep
 from executor.api.presenters import audit_public
 from executor.bounds import MAX_INT64
 from executor.identifiers import TenantName
 from executor.schemas import AuditEntryPublic
-from executor.store import audit as audit_store
+from executor.service import tenant_reads
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -21,7 +21,7 @@ ACTION_PATTERN = r"^[a-z]+(\.[a-z_]*)?$"
 @router.get("", response_model=list[AuditEntryPublic])
 def list_audit(
     caller: Admin,
-    session: SessionDep,
+    service: ServiceDep,
     tenant: Annotated[
         TenantName | None, Query(description="Operator key: only this tenant.")
     ] = None,
@@ -43,13 +43,6 @@ def list_audit(
 ) -> list[AuditEntryPublic]:
     """Newest first. The operator key reads every tenant's trail; an admin key its own."""
     tenant_id = tenant if caller.is_operator else caller.tenant_id
-    rows = audit_store.list_entries(
-        session,
-        tenant_id=tenant_id,
-        limit=limit,
-        before_id=before,
-        action=action,
-        actor=actor,
-        target=target,
-    )
+    where = tenant_reads.AuditFilter(tenant_id, before, action, actor, target)
+    rows = tenant_reads.audit_entries(service.db, where, limit)
     return [audit_public(r) for r in rows]

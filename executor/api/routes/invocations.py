@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
+from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep
 from executor.api.presenters import invocation_public
 from executor.bounds import MAX_INT64
 from executor.identifiers import InvocationId, PluginName, ProjectId
 from executor.schemas import InvocationPublic
-from executor.store import queries as query_store
+from executor.service import run_reads
 
 router = APIRouter(prefix="/v1/invocations", tags=["invocations"])
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/invocations", tags=["invocations"])
 @router.get("", response_model=list[InvocationPublic])
 def list_invocations(
     caller: PluginsRead,
-    session: SessionDep,
+    service: ServiceDep,
     plugin_name: PluginName | None = None,
     project_id: ProjectId | None = None,
     status: str | None = None,
@@ -26,23 +26,16 @@ def list_invocations(
 ) -> list[InvocationPublic]:
     """Newest first. ``plugin_name`` matches every run recorded under the name, those of
     a deleted plugin of that name included (``plugin_deleted_at`` set)."""
-    rows = query_store.list_invocations(
-        session,
-        tenant_id=caller.tenant_id,
-        plugin_name=plugin_name,
-        project_id=project_id,
-        status=status,
-        limit=limit,
-        skip=skip,
-    )
+    where = run_reads.InvocationFilter(plugin_name, project_id, status)
+    rows = run_reads.invocations(service.db, caller, where, limit, skip)
     return [invocation_public(r) for r in rows]
 
 
 @router.get("/{invocation_id}", response_model=InvocationPublic)
 def get_invocation(
-    invocation_id: InvocationId, caller: PluginsRead, session: SessionDep
+    invocation_id: InvocationId, caller: PluginsRead, service: ServiceDep
 ) -> InvocationPublic:
-    return invocation_public(query_store.get_invocation(session, invocation_id, caller.tenant_id))
+    return invocation_public(run_reads.invocation(service.db, caller, invocation_id))
 
 
 @router.post("/{invocation_id}/replay", status_code=202, response_model=InvocationPublic)

@@ -15,8 +15,8 @@ from executor.bounds import MAX_INT64
 from executor.errors import InvalidCursor, InvalidQuery
 from executor.identifiers import InvocationId, PluginName, ProjectId
 from executor.schemas import LogRecordPublic
+from executor.service import reads
 from executor.store import logs as log_store
-from executor.store.db import Session
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
 
@@ -77,17 +77,14 @@ def get_logs(
     The header ``X-Next-Cursor`` continues after the last record of this page: records
     written meanwhile are neither skipped nor repeated. ``follow=true`` streams instead.
     """
-    # Sessions are opened here rather than through SessionDep: a stream must not keep the
-    # request's session (and its connection) open for as long as it follows.
+    # Read through short sessions of service.reads rather than SessionDep: a stream must
+    # not keep the request's session (and its connection) open for as long as it follows.
     if follow:
         start = log_store.decode_cursor(cursor, "asc") if cursor else None
         return _stream(service, where, start, limit)
     after_id = log_store.decode_cursor(cursor, order) if cursor else None
-    with service.db.session() as session:
-        rows = log_store.query_page(
-            session, where, limit=limit, skip=skip, after_id=after_id, order=order
-        )
-        records = [log_public(r) for r in rows]
+    rows = reads.log_page(service.db, where, limit, skip, after_id, order)
+    records = [log_public(r) for r in rows]
     if rows:
         response.headers[NEXT_CURSOR_HEADER] = log_store.encode_cursor(rows[-1].id, order)
     elif cursor:
@@ -131,16 +128,8 @@ def _stream(
     if start is None and where.run_id:
         start = 0
     if start is None:
-        with service.db.session() as session:
-            start = _backlog_start(session, where, backlog)
+        start = reads.backlog_start(service.db, where, backlog)
     settings = service.settings
     timing = StreamTiming(settings.log_follow_poll_s, settings.sse_heartbeat_s)
     events = log_events(service.db, service.log_notifier, where, start, timing)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-def _backlog_start(session: Session, where: log_store.LogFilter, backlog: int) -> int:
-    if backlog == 0:
-        return log_store.last_id(session)
-    latest = log_store.query_page(session, where, limit=backlog, order="desc")
-    return latest[-1].id - 1 if latest else log_store.last_id(session)

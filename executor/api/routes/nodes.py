@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from executor.api.deps import OperatorOnly, ServiceDep, SessionDep
+from executor.api.deps import OperatorOnly, ServiceDep
 from executor.api.presenters import node_public
 from executor.identifiers import NodeId
 from executor.schemas import NodePublic
-from executor.store import nodes as node_store
+from executor.service import run_reads
 
 router = APIRouter(prefix="/v1/nodes", tags=["nodes"])
 
 
 @router.get("", response_model=list[NodePublic])
-def list_nodes(caller: OperatorOnly, session: SessionDep) -> list[NodePublic]:
+def list_nodes(caller: OperatorOnly, service: ServiceDep) -> list[NodePublic]:
     """Every node with its state, runtimes, capacity, labels, heartbeat and runs held."""
-    running = node_store.running_by_node(session)
-    return [node_public(n, running.get(n.id, 0)) for n in node_store.list_nodes(session)]
+    return [node_public(n.node, n.running) for n in run_reads.nodes(service.db)]
 
 
 @router.post("/{node_id}/drain", response_model=NodePublic)

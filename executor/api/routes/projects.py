@@ -4,28 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep, SessionDep
+from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep
 from executor.identifiers import PluginName, ProjectId
 from executor.schemas import ActivationIn, ActivationPublic
-from executor.service.catalog import describe_activation
-from executor.store import activations as activation_store
-from executor.store import tenants as tenant_store
+from executor.service import tenant_reads
 
 router = APIRouter(prefix="/v1/projects", tags=["activations"])
 
 
 @router.get("/{project_id}/plugins", response_model=list[ActivationPublic])
 def list_project_plugins(
-    project_id: ProjectId, caller: PluginsRead, session: SessionDep
+    project_id: ProjectId, caller: PluginsRead, service: ServiceDep
 ) -> list[ActivationPublic]:
     """The plugins active on one of the tenant's projects (the operator: on any project)."""
-    if tenant_store.project_tenant(session, project_id) is None and caller.is_operator:
-        return []
-    tenant_store.owned_project(session, project_id, caller.tenant_id, may_claim=False)
-    return [
-        describe_activation(a)
-        for a in activation_store.list_activations(session, project_id=project_id)
-    ]
+    return tenant_reads.project_activations(service.db, caller, project_id)
 
 
 @router.put("/{project_id}/plugins/{name}", response_model=ActivationPublic)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, status
 
-from executor.api.deps import Admin, OperatorOnly, ServiceDep, SessionDep
+from executor.api.deps import Admin, OperatorOnly, ServiceDep
 from executor.api.presenters import key_public, tenant_public
 from executor.errors import NotFound
 from executor.identifiers import KeyId, ProjectId, TenantName
@@ -19,6 +19,7 @@ from executor.schemas import (
     TenantPublic,
     TenantUpdate,
 )
+from executor.service import tenant_reads
 from executor.store import tenants as tenant_store
 from executor.store.tables import Tenant, utcnow
 from executor.tenancy.access import Caller, mint_key
@@ -52,10 +53,8 @@ def create_tenant(body: TenantIn, caller: OperatorOnly, service: ServiceDep) -> 
 
 
 @router.get("", response_model=list[TenantPublic])
-def list_tenants(
-    _caller: OperatorOnly, session: SessionDep, service: ServiceDep
-) -> list[TenantPublic]:
-    return [tenant_public(t, service.settings) for t in tenant_store.list_tenants(session)]
+def list_tenants(_caller: OperatorOnly, service: ServiceDep) -> list[TenantPublic]:
+    return [tenant_public(t, service.settings) for t in tenant_reads.tenants(service.db)]
 
 
 @router.patch("/{tenant}", response_model=TenantPublic)
@@ -127,11 +126,10 @@ def create_key(tenant: TenantName, body: KeyIn, caller: Admin, service: ServiceD
 
 
 @router.get("/{tenant}/keys", response_model=list[KeyPublic])
-def list_keys(tenant: TenantName, caller: Admin, session: SessionDep) -> list[KeyPublic]:
+def list_keys(tenant: TenantName, caller: Admin, service: ServiceDep) -> list[KeyPublic]:
     """The tenant's keys (never the keys themselves), revoked ones included."""
     _check_tenant(caller, tenant)
-    tenant_store.get_tenant(session, tenant)
-    return [key_public(k) for k in tenant_store.list_keys(session, tenant)]
+    return [key_public(k) for k in tenant_reads.keys(service.db, tenant)]
 
 
 @router.delete("/{tenant}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

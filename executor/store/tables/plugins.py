@@ -53,8 +53,14 @@ class Plugin(Base):
     limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     kind: Mapped[str] = mapped_column(String(16), default=PluginKind.CODE.value)
 
+    # No relationship loads itself: the store loads what its callers read (selectinload).
+    # Read unloaded, a collection raises; a plugin (many-to-one) is taken from the session's
+    # identity map, and raises if that would need SQL. So no SQL runs outside the store.
     versions: Mapped[list[PluginVersion]] = relationship(
-        back_populates="plugin", order_by="PluginVersion.number", cascade="all, delete-orphan"
+        back_populates="plugin",
+        order_by="PluginVersion.number",
+        cascade="all, delete-orphan",
+        lazy="raise",
     )
 
 
@@ -89,7 +95,7 @@ class PluginVersion(Base):
     # Set when the image GC removed this version's image (it can no longer run).
     image_removed_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    plugin: Mapped[Plugin] = relationship(back_populates="versions")
+    plugin: Mapped[Plugin] = relationship(back_populates="versions", lazy="raise_on_sql")
 
     @property
     def run_image(self) -> str | None:
@@ -133,4 +139,4 @@ class Activation(Base):
     runtime: Mapped[str | None] = mapped_column(String(40), default=None)
     node_selector: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
-    plugin: Mapped[Plugin] = relationship()
+    plugin: Mapped[Plugin] = relationship(lazy="raise_on_sql")

@@ -112,9 +112,10 @@ class Invocation(Base):
     # A webhook delivery's HTTP response status (None: a container run, or no response).
     http_status: Mapped[int | None] = mapped_column(Integer, default=None)
 
-    # Loaded with the invocation (one extra query) since every presenter shows them.
+    # Loaded by the reads that present invocations (``executor.store.queries``), not by a
+    # run's: read unloaded, it raises (no SQL outside the store).
     gateway_calls: Mapped[list[GatewayCall]] = relationship(
-        order_by="GatewayCall.id", lazy="selectin", viewonly=True
+        order_by="GatewayCall.id", lazy="raise", viewonly=True
     )
 
 
