@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from executor.store import plugins as plugin_store
+from executor.store import queries as query_store
 from executor.store import queue as queue_store
 from executor.store.db import Database
 from executor.store.tables import (
@@ -61,16 +63,16 @@ def check_runs_outlive_their_plugin(database: Database) -> None:
     assert [_count(database, table) for table in (*kept, LogRecord)] == [1, 1, 1, 2, 1, 1, 1]
 
     with database.session() as session:
-        plugin = session.get(Plugin, "p1")
-        assert plugin is not None
+        plugin = plugin_store.get_plugin(session, "default", "qa")  # with its versions
         queue_store.plugin_deleted(session, plugin)
-        session.delete(plugin)
+        plugin_store.delete_plugin(session, plugin)
     with database.session() as session:
         session.add(Plugin(name="qa"))  # the name is free again
     assert [_count(database, table) for table in kept] == [1, 0, 0, 2, 1, 1]
     with database.session() as session:
-        done, waiting = (session.get(Invocation, run) for run in ("done", "waiting"))
-        assert done is not None and waiting is not None
+        done, waiting = (
+            query_store.get_invocation(session, run, calls=True) for run in ("done", "waiting")
+        )
         assert (done.status, waiting.status) == ("succeeded", "canceled")
         assert done.plugin_deleted_at is not None and waiting.plugin_deleted_at is not None
         assert waiting.error == "canceled: the plugin 'qa' was deleted before this run started"

@@ -147,10 +147,12 @@ def same_source(
     session: Session, tenant_id: str, name: str, source_sha256: str, runtime: str
 ) -> PluginVersion | None:
     """The code plugin's newest version built, or being built, from the same files for the
-    same runtime flavor, whose image can still run; None if there is none."""
+    same runtime flavor, whose image can still run; None if there is none. It comes with
+    its plugin and the plugin's versions (serving it reads them)."""
     candidates = session.scalars(
         select(PluginVersion)
         .join(Plugin, PluginVersion.plugin_id == Plugin.id)
+        .options(selectinload(PluginVersion.plugin).selectinload(Plugin.versions))
         .where(
             Plugin.tenant_id == tenant_id,
             Plugin.name == name,

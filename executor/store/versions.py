@@ -195,7 +195,9 @@ def update_build(
         if status != BuildStatus.DEPLOYING:
             version.finished_at = utcnow()
         if status == BuildStatus.ACTIVE:
-            version.plugin.current_version_id = None
+            plugin = session.get(Plugin, version.plugin_id)  # read here, never lazily
+            if plugin is not None:  # deleted meanwhile: nothing to make current
+                plugin.current_version_id = None
 
 
 def unfinished_builds(session: Session) -> list[str]:

@@ -49,7 +49,9 @@ def queue(db: Database, plugin: str, project: str, tenant: str, count: int) -> N
             session.flush()
             session.add(PluginVersion(plugin_id=row.id, number=1, source_sha256="x", source=b""))
             session.flush()
-        version = row.versions[0]
+        version = session.scalars(
+            select(PluginVersion).where(PluginVersion.plugin_id == row.id)
+        ).one()
         for _ in range(count):
             event = Event(type="onSubmit", project_id=project, tenant_id=tenant)
             session.add(event)

@@ -58,7 +58,7 @@ class Rig:
         token = token or mint_token()
         with self.db.session() as session:
             plugin = session.query(Plugin).one()
-            version = plugin.versions[0]
+            version = session.query(PluginVersion).filter_by(plugin_id=plugin.id).one()
             event = Event(type="onSubmit", project_id=project)
             session.add(event)
             session.flush()
