@@ -34,7 +34,7 @@ def service(tmp_path: Path) -> Iterator[ExecutorService]:
     )
     executor.db.migrate()
     yield executor
-    executor.db.dispose()
+    executor.stop()  # never started: stops what construction made (the store's pool)
 
 
 def add_plugins(db: Database, count: int, first: int = 0) -> None:
