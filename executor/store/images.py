@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from executor.statuses import InvocationStatus
 from executor.store.activations import activation_version, list_activations
@@ -25,6 +26,10 @@ def active_versions(session: Session) -> list[PluginVersion]:
     for activation in list_activations(session):
         version = activation_version(activation)
         if version is not None and version.image_tag:
+            # Its plugin, as loaded with the activation: loading a plugin's versions does not
+            # fill their ``plugin``, and the session may have let go of the plugin by the time
+            # the caller reads it (the identity map holds rows weakly).
+            set_committed_value(version, "plugin", activation.plugin)
             versions.setdefault(version.id, version)
     return list(versions.values())
 

@@ -168,8 +168,8 @@ def same_source(
 
 
 def find_plugin(session: Session, plugin_id: str) -> Plugin | None:
-    """The plugin by id, or None when it was deleted."""
-    return session.get(Plugin, plugin_id)
+    """The plugin by id with its versions, or None when it was deleted."""
+    return session.get(Plugin, plugin_id, options=[selectinload(Plugin.versions)])
 
 
 def delete_plugin(session: Session, plugin: Plugin) -> None:

@@ -4,6 +4,7 @@ store's reads load what they return for presenting."""
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import InvalidRequestError
 
+from executor.statuses import BuildStatus
+from executor.store import images as image_store
 from executor.store import plugins as plugin_store
 from executor.store import queries as query_store
 from executor.store import versions as version_store
@@ -35,7 +38,14 @@ def db(tmp_path: Path) -> Iterator[Database]:
         plugin = Plugin(name="qa_bot", tenant_id=DEFAULT_TENANT)
         session.add(plugin)
         session.flush()
-        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
+        version = PluginVersion(
+            plugin_id=plugin.id,
+            number=1,
+            source_sha256="x",
+            source=b"",
+            status=BuildStatus.ACTIVE,
+            image_tag="qa_bot:1",
+        )
         event_row = Event(type="onSubmit", project_id="p1")
         session.add_all([version, event_row, Activation(plugin_id=plugin.id, project_id="p1")])
         session.flush()
@@ -70,9 +80,8 @@ def no_sql(db: Database) -> list[str]:
 
 
 def test_a_plugins_versions_not_loaded_raise_inside_a_session(db: Database) -> None:
-    plugin_id, _, _ = ids(db)
     with db.session() as session:
-        plugin = plugin_store.find_plugin(session, plugin_id)
+        plugin = plugin_store.same_name(session, DEFAULT_TENANT, "QA_Bot")  # versions not read
         assert plugin is not None
         seen = no_sql(db)
         with pytest.raises(
@@ -113,12 +122,23 @@ def test_a_versions_plugin_not_in_the_session_raises_rather_than_query(db: Datab
 
 
 def test_the_stores_reads_load_what_they_present(db: Database) -> None:
-    _, _, invocation_id = ids(db)
+    plugin_id, _, invocation_id = ids(db)
     with db.session() as session:
         plugin = plugin_store.get_plugin(session, DEFAULT_TENANT, "qa_bot")
+        found = plugin_store.find_plugin(session, plugin_id)
         listed = query_store.list_invocations(session, tenant_id=DEFAULT_TENANT)
         one = query_store.get_invocation(session, invocation_id, calls=True)
     # Read after the session ended: everything presented was loaded by the store.
     assert [v.number for v in plugin.versions] == [1]
+    assert found is not None and [v.number for v in found.versions] == [1]
     assert [c.path for c in listed[0].gateway_calls] == ["/x"]
     assert [c.status for c in one.gateway_calls] == [200]
+
+
+def test_active_versions_come_with_their_plugin(db: Database) -> None:
+    """The warm pool reads each active version's plugin (its limits), in the session, once
+    the activations it was found through are gone: the session holds rows only weakly."""
+    with db.session() as session:
+        active = image_store.active_versions(session)
+        gc.collect()
+        assert [version.plugin.name for version in active] == ["qa_bot"]
