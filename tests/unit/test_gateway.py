@@ -10,6 +10,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,8 +120,12 @@ class Rig:
             )
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+@contextmanager
+def gateway_rig(tmp_path: Path, upstream_timeout_s: float = 30) -> Iterator[Rig]:
+    """A started gateway on a migrated SQLite store, in front of a platform stand-in.
+    ``upstream_timeout_s``: only a test whose platform call is held until the test releases
+    it sets a short one (it is then certain to fire); a call answered at once never waits
+    for it."""
     with platform_standin() as platform:
         settings = Settings(
             data_dir=tmp_path,
@@ -132,7 +137,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
             gateway_max_calls=MAX_CALLS,
             gateway_max_request_bytes=MAX_REQUEST,
             gateway_max_response_bytes=MAX_RESPONSE,
-            gateway_upstream_timeout_s=5,
+            gateway_upstream_timeout_s=upstream_timeout_s,
         )
         db = Database(settings.resolved_database_url)
         db.migrate()
@@ -147,6 +152,12 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         finally:
             gateway.stop()
             db.dispose()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    with gateway_rig(tmp_path) as started:
+        yield started
 
 
 def test_socket_is_reachable_by_the_plugin_user(rig: Rig) -> None:

@@ -16,10 +16,11 @@ from typing import BinaryIO
 
 import pytest
 
+from executor.gateway import calls
 from executor.gateway.calls import DRAIN_MAX_BYTES
 from executor.gateway.server import MAX_HEAD_BYTES, Gateway
 from tests.platform_standin import UnixHTTPConnection
-from tests.unit.test_gateway import MAX_REQUEST, Answer, Rig, rig
+from tests.unit.test_gateway import MAX_REQUEST, Answer, Rig, gateway_rig, rig
 
 __all__ = ["rig"]  # the fixture, shared with test_gateway
 
@@ -129,31 +130,30 @@ def test_requests_h11_refuses_get_a_json_error_and_a_closed_connection(
     assert rig.platform.requests == [] and rig.calls(invocation_id) == []
 
 
+# A body that never completes a chunk: the client sent all it will send and waits for the
+# answer, so the gateway's stall timer, shortened to this, is certain to fire.
+SHORT_STALL_S = 0.2
+STALLED = (
+    "the request body is sent as 'Transfer-Encoding: chunked' but no valid chunk came within "
+    f"{SHORT_STALL_S:g} s: send the body with Content-Length"
+)
+
+
 @pytest.mark.parametrize(
-    ("body", "code", "message"),
+    ("body", "stall_s", "message"),
     [
-        (
-            b'{"text": "not chunked"}',
-            "bad_chunked_body",
-            "the request body is sent as 'Transfer-Encoding: chunked' but no valid chunk "
-            "came within 5 s: send the body with Content-Length",
-        ),
-        (
-            b"3\r\nabc\r\n10\r\nshort",
-            "bad_chunked_body",
-            "the request body is sent as 'Transfer-Encoding: chunked' but no valid chunk "
-            "came within 5 s: send the body with Content-Length",
-        ),
+        (b'{"text": "not chunked"}', SHORT_STALL_S, STALLED),
+        (b"3\r\nabc\r\n10\r\nshort", SHORT_STALL_S, STALLED),
         (
             b"zz\r\nabc\r\n0\r\n\r\n",
-            "bad_chunked_body",
+            calls.CHUNK_STALL_S,
             "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
             "chunked encoding (illegal chunk header: bytearray(b'zz\\r\\n')): send the body "
             "with Content-Length",
         ),
         (
             b'{"text": "' + b"x" * MAX_HEAD_BYTES + b'"}',
-            "bad_chunked_body",
+            calls.CHUNK_STALL_S,
             "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
             "chunked encoding (Receive buffer too long): send the body with Content-Length",
         ),
@@ -161,16 +161,21 @@ def test_requests_h11_refuses_get_a_json_error_and_a_closed_connection(
     ids=["plain-body", "cut-short", "bad-size", "long-plain-body"],
 )
 def test_a_body_that_is_not_valid_chunked_gets_a_400(
-    rig: Rig, body: bytes, code: str, message: str
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, body: bytes, stall_s: float, message: str
 ) -> None:
     """Sent whole before reading; the answer is waited for (the socket's timeout only
-    keeps a gateway that never answers from hanging the test)."""
+    keeps a gateway that never answers from hanging the test). Bodies h11 refuses keep the
+    gateway's own stall limit: their answer must not depend on it."""
+    monkeypatch.setattr(calls, "CHUNK_STALL_S", stall_s)
     invocation_id, token = rig.new_run()
     request = head("POST", "/api/projects/p1/x", token, "Transfer-Encoding: chunked") + body
 
     answer = exchange(rig, request, closes=True)
 
-    assert (answer.status, answer.json()) == (400, {"code": code, "message": message})
+    assert (answer.status, answer.json()) == (
+        400,
+        {"code": "bad_chunked_body", "message": message},
+    )
     assert rig.platform.requests == [] and rig.calls(invocation_id) == []
 
 
@@ -348,13 +353,18 @@ def test_plugin_calls_stay_out_of_the_access_log_the_api_server_shares(
     assert still_attached and api_access_log.records == []
 
 
-def test_a_platform_slower_than_the_upstream_timeout_gets_504(rig: Rig) -> None:
-    invocation_id, token = rig.new_run()
-    timeout_s = rig.gateway.settings.gateway_upstream_timeout_s
+def test_a_platform_slower_than_the_upstream_timeout_gets_504(tmp_path: Path) -> None:
+    """The stand-in holds ``.../wait`` until the test releases it (at the rig's end), so a
+    short upstream timeout is certain to fire."""
+    with gateway_rig(tmp_path, upstream_timeout_s=0.2) as rig:
+        invocation_id, token = rig.new_run()
 
-    answer = exchange(rig, head("GET", f"{PATH}/wait", token))  # held until released
+        answer = exchange(rig, head("GET", f"{PATH}/wait", token))  # held until released
 
-    message = f"the platform API did not answer GET {PATH}/wait within {timeout_s:g} s"
-    assert (answer.status, answer.json()) == (504, {"code": "platform_timeout", "message": message})
-    (call,) = rig.calls(invocation_id)
-    assert (call.status, call.error) == (504, message)
+        message = f"the platform API did not answer GET {PATH}/wait within 0.2 s"
+        assert (answer.status, answer.json()) == (
+            504,
+            {"code": "platform_timeout", "message": message},
+        )
+        (call,) = rig.calls(invocation_id)
+        assert (call.status, call.error) == (504, message)
