@@ -27,6 +27,7 @@ from executor.api.app import HTTP_PROTOCOL, create_app
 from executor.service.wiring import ExecutorService
 from executor.settings import SandboxProfile, Settings
 from executor.statuses import TERMINAL_STATUSES, RuntimeFlavor
+from tests.schema_template import copied_schema
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "tests" / "plugins"
@@ -86,6 +87,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Empty SQLite stores start as a copy of the first one migrated (tests/schema_template)."""
+    with copied_schema(tmp_path_factory.mktemp("schema")):
+        yield
 
 
 @pytest.fixture(scope="session")
