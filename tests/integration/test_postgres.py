@@ -86,40 +86,40 @@ def test_two_executors_on_one_postgres_run_each_of_100_events_exactly_once(
         remove_images(docker_client, images)
 
 
-def test_tenants_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
-    database = Database(postgres_url)
+def test_tenants_migration_keeps_old_rows_on_postgres(empty_postgres_url: str) -> None:
+    database = Database(empty_postgres_url)
     try:
         check_old_rows_move_to_the_default_tenant(database)
     finally:
         database.dispose()
 
 
-def test_runs_outlive_their_plugin_on_postgres(postgres_url: str) -> None:
-    database = Database(postgres_url)
+def test_runs_outlive_their_plugin_on_postgres(empty_postgres_url: str) -> None:
+    database = Database(empty_postgres_url)
     try:
         check_runs_outlive_their_plugin(database)
     finally:
         database.dispose()
 
 
-def test_output_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
-    database = Database(postgres_url)
+def test_output_migration_keeps_old_rows_on_postgres(empty_postgres_url: str) -> None:
+    database = Database(empty_postgres_url)
     try:
         check_old_rows_gain_the_output_columns(database)
     finally:
         database.dispose()
 
 
-def test_webhook_migration_keeps_old_rows_on_postgres(postgres_url: str) -> None:
-    database = Database(postgres_url)
+def test_webhook_migration_keeps_old_rows_on_postgres(empty_postgres_url: str) -> None:
+    database = Database(empty_postgres_url)
     try:
         check_old_plugins_are_code_and_webhooks_come_and_go(database)
     finally:
         database.dispose()
 
 
-def test_flavor_migration_keeps_old_versions_on_postgres(postgres_url: str) -> None:
-    database = Database(postgres_url)
+def test_flavor_migration_keeps_old_versions_on_postgres(empty_postgres_url: str) -> None:
+    database = Database(empty_postgres_url)
     try:
         check_old_versions_ran_on_the_minimal_flavor(database)
     finally:
@@ -127,17 +127,17 @@ def test_flavor_migration_keeps_old_versions_on_postgres(postgres_url: str) -> N
 
 
 def test_name_key_migration_keeps_old_plugins_on_postgres(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
+    empty_postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    database = Database(postgres_url)
+    database = Database(empty_postgres_url)
     try:
         check_old_names_get_keys_and_case_twins_keep_working(database, caplog)
     finally:
         database.dispose()
 
 
-def test_run_error_migration_keeps_old_runs_on_postgres(postgres_url: str) -> None:
-    database = Database(postgres_url)
+def test_run_error_migration_keeps_old_runs_on_postgres(empty_postgres_url: str) -> None:
+    database = Database(empty_postgres_url)
     try:
         check_old_runs_have_no_error_summary(database)
     finally:
@@ -145,11 +145,11 @@ def test_run_error_migration_keeps_old_runs_on_postgres(postgres_url: str) -> No
 
 
 def test_processes_starting_together_migrate_an_empty_database_once(
-    postgres_url: str,
+    empty_postgres_url: str,
 ) -> None:
     """Several executors started at once on an empty database (a compose file, a fleet of
     workers): each waits for the one migrating, none fails on the schema another made."""
-    databases = [Database(postgres_url) for _ in range(3)]
+    databases = [Database(empty_postgres_url) for _ in range(3)]
     ready = threading.Barrier(len(databases))
     failures: list[BaseException] = []
 
