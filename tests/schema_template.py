@@ -39,6 +39,27 @@ def _empty_sqlite_file(db: Database) -> Path | None:
     return path
 
 
+def _seed(template: Path, migrate: Callable[[Database], None]) -> bool:
+    """Migrate a new store and keep it as ``template``; False (and no template) when that
+    failed: the store asked for is then migrated as it is, and fails on its own."""
+    seeding = template.with_name("seeding.db")
+    seed = Database(f"sqlite:///{seeding}")
+    try:
+        migrate(seed)
+    except Exception:
+        seed.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{seeding}{suffix}").unlink(missing_ok=True)
+        return False
+    with seed.engine.connect() as connection:  # the whole schema in the file, none in -wal
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    seed.dispose()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{seeding}{suffix}").unlink(missing_ok=True)
+    seeding.replace(template)
+    return True
+
+
 @contextlib.contextmanager
 def copied_schema(folder: Path) -> Iterator[None]:
     """While open, ``Database.migrate`` of an empty SQLite store copies the template (kept
@@ -51,18 +72,13 @@ def copied_schema(folder: Path) -> Iterator[None]:
         path = _empty_sqlite_file(db)
         if path is not None:
             with lock:
-                if not template.exists():
-                    seed = Database(f"sqlite:///{template}")
-                    try:
-                        migrate(seed)
-                    finally:
-                        seed.dispose()  # the last connection out checkpoints the WAL
-                # A connection opened already (WAL mode set on the empty file) must not
-                # see the file change under it.
-                db.engine.dispose()
-                for suffix in ("-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-                shutil.copyfile(template, path)
+                if template.exists() or _seed(template, migrate):
+                    # A connection opened already (WAL mode set on the empty file) must
+                    # not see the file change under it.
+                    db.engine.dispose()
+                    for suffix in ("-wal", "-shm"):
+                        Path(f"{path}{suffix}").unlink(missing_ok=True)
+                    shutil.copyfile(template, path)
         migrate(db)
 
     with pytest.MonkeyPatch.context() as patch:
