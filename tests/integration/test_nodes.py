@@ -98,9 +98,9 @@ def run_of(api: ExecutorProcess, run_id: str) -> dict[str, Any]:
     return dict(api.api.get(f"/v1/invocations/{run_id}").json())
 
 
-def started_run(api: ExecutorProcess, project: str, sleep: float) -> str:
-    """Post an event for the ``interval`` plugin; wait until its handler logged ``start``."""
-    label = {"sleep": sleep}
+def started_run(api: ExecutorProcess, project: str, **label: Any) -> str:
+    """Post an event for the ``interval`` plugin (``sleep=S`` seconds, or ``hold=True``
+    until the platform stand-in is released); wait until its handler logged ``start``."""
     run_id = api.post_event(type="onSubmit", project_id=project, asset_id="a", label=label)
     run_id = run_id["invocations"][0]
     wait_for("the handler's start line", lambda: api.logs(run_id=run_id, q="start a"))
@@ -211,17 +211,26 @@ def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
     assert per_invocation(acted, "/effects", keyed=False) == {run_id: made}
 
 
-def test_a_drained_node_finishes_its_runs_and_takes_no_new_ones(cluster: Cluster) -> None:
-    first = cluster.start("node-a")
+def test_a_drained_node_finishes_its_runs_and_takes_no_new_ones(
+    cluster: Cluster, platform: PlatformStandIn
+) -> None:
+    """The held run waits on the platform stand-in until the test releases it (no upstream
+    timeout of these nodes can end it first)."""
+    to: dict[str, Any] = {
+        "platform_api_url": platform.url + "/api/projects/{project_id}",
+        "gateway_upstream_timeout_s": 600,
+    }
+    first = cluster.start("node-a", **to)
     first.push("interval")
     first.activate("interval", "p")
-    held = started_run(first, "p", sleep=30)
+    held = started_run(first, "p", hold=True)
 
     drained = cli(first, "nodes", "drain", "node-a")
     assert drained.returncode == 0, drained.stderr
     assert "node node-a is draining: 1 run(s) to finish" in drained.stdout
     later = first.post_event(type="onSubmit", project_id="p", asset_id="b", label={"sleep": 0})
-    cluster.start("node-b", command="worker")
+    cluster.start("node-b", command="worker", **to)
+    platform.release()
 
     assert first.wait_run(held)["node"] == "node-a"
     assert first.wait_run(held)["status"] == "succeeded"
