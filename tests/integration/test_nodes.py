@@ -125,13 +125,21 @@ def node_containers(client: docker.DockerClient, node_id: str, *labels: str) -> 
     return sorted(c["Id"] for c in found)
 
 
-def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(cluster: Cluster) -> None:
-    first = cluster.start("node-a", warm_pool_size=1)
+def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(
+    cluster: Cluster, platform: PlatformStandIn
+) -> None:
+    """The run is held on the platform stand-in until the test released it."""
+    first = cluster.start(
+        "node-a",
+        warm_pool_size=1,
+        platform_api_url=platform.url + "/api/projects/{project_id}",
+        gateway_upstream_timeout_s=600,
+    )
     first.push("interval")
     first.activate("interval", "shared")
     client = first.docker_client
     wait_for("node-a's warm container", lambda: node_containers(client, "node-a", POOL_LABEL))
-    run_id = started_run(first, "shared", sleep=30)  # in the warm container: a pooled one
+    run_id = started_run(first, "shared", hold=True)  # in the warm container: a pooled one
     holder = run_of(first, run_id)["executor"]
     # The one serving the run and the warm one started to replace it.
     wait_for("node-a's new warm container", lambda: len(node_containers(client, "node-a")) == 2)
@@ -149,6 +157,7 @@ def test_two_executors_on_one_engine_keep_their_own_runs_and_pools(cluster: Clus
     assert set(before) <= set(node_containers(client, "node-a")), (
         "the new node removed a live peer's containers"
     )
+    platform.release()
     done = first.wait_run(run_id, timeout=DEADLINE_S)
     assert (done["status"], done["attempt"], done["node"]) == ("succeeded", 1, "node-a")
     records = first.logs(run_id=run_id)
