@@ -15,6 +15,7 @@ from executor.identifiers import IdentifierError, IdKind, check_identifier
 
 __all__ = [
     "ActAsOpt",
+    "JsonOpt",
     "KeyArg",
     "NodeArg",
     "PluginArg",
@@ -59,6 +60,7 @@ WideOpt = Annotated[
     bool,
     typer.Option("--wide", help="Every column whole (else columns that do not fit are hidden)."),
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ActAsOpt = Annotated[
     str | None,
     typer.Option(
