@@ -5,27 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from executor.build.flavors import Flavor
-from executor.schemas import (
+from executor.schemas.invocations import (
     AttemptPublic,
-    AuditEntryPublic,
     GatewayCallPublic,
     InvocationPublic,
-    KeyPublic,
     LogMetadata,
     LogRecordPublic,
+)
+from executor.schemas.operations import (
     NodePublic,
     PercentilesPublic,
     PluginFailuresPublic,
-    PluginPublic,
-    PluginSummary,
     QueuePublic,
-    RuntimePublic,
     StatsBucketPublic,
     StatsPublic,
-    TenantPublic,
-    VersionPublic,
     VersionStatsPublic,
 )
+from executor.schemas.plugins import PluginPublic, PluginSummary, RuntimePublic, VersionPublic
+from executor.schemas.tenancy import AuditEntryPublic, KeyPublic, TenantPublic
 from executor.service.stats import BUCKET_WIDTHS_S
 from executor.settings import Settings
 from executor.statuses import TERMINAL_STATUSES, BuildStatus, NodeState, RuntimeFlavor

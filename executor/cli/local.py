@@ -42,7 +42,8 @@ from executor.intake.upload import UploadLimits, pack_directory, read_upload, so
 from executor.run.output import OutputCollector, OutputLine
 from executor.run.runner import run_failure
 from executor.run.sandbox import RunOutcome, Sandbox
-from executor.schemas import ApiInfo, Envelope, EnvelopeEvent, EventIn
+from executor.schemas.envelope import ApiInfo, Envelope, EnvelopeEvent
+from executor.schemas.events import EventIn
 from executor.settings import Settings
 from executor.statuses import InvocationStatus
 from executor.tokens import mint_token

@@ -14,7 +14,7 @@ from types import TracebackType
 
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME, Gateway
-from executor.schemas import ApiInfo
+from executor.schemas.envelope import ApiInfo
 from executor.settings import Settings
 from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from executor.run.output import OutputLine
-from executor.schemas import Envelope
+from executor.schemas.envelope import Envelope
 
 __all__ = ["MAX_ANSWERS_BYTES", "LocalEnvelope", "RecordAnswers", "RecordedCalls", "read_answers"]
 

@@ -35,7 +35,7 @@ from executor.run.retry import (
 )
 from executor.run.sandbox import ImageMissing, RunOutcome, Sandbox, StartedContainer
 from executor.run.warm_pool import WarmPool
-from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
+from executor.schemas.envelope import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
 from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
 from executor.store import gateway as gateway_store

@@ -12,7 +12,7 @@ from executor.intake.checker import UploadChecker
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, source_archive
 from executor.run.limits import PluginLimits, check_limits
-from executor.schemas import ActivationIn, ActivationPublic, RolledBack
+from executor.schemas.plugins import ActivationIn, ActivationPublic, RolledBack
 from executor.service.audit import record
 from executor.settings import SandboxProfile
 from executor.statuses import BuildStatus

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from executor.errors import Conflict, ExecutorError, NotFound
-from executor.schemas import EventIn
+from executor.schemas.events import EventIn
 from executor.service.catalog import activation_events
 from executor.store import ingest as ingest_store
 from executor.store import versions as version_store

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from executor.errors import InvalidQuery, RangeTooLong, TooManyBuckets
-from executor.schemas import StatsBucket
+from executor.schemas.operations import StatsBucket
 from executor.settings import Settings
 from executor.store import plugins as plugin_store
 from executor.store import stats as stats_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from executor.schemas import ActivationPublic
+from executor.schemas.plugins import ActivationPublic
 from executor.service.catalog import describe_activation
 from executor.store import activations as activation_store
 from executor.store import audit as audit_store

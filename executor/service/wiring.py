@@ -23,7 +23,7 @@ from executor.run.dispatcher import Dispatcher
 from executor.run.import_check import check_import
 from executor.run.node import node_id_for
 from executor.run.prepull import Prepuller
-from executor.schemas import EventIn
+from executor.schemas.events import EventIn
 from executor.service.audit import record
 from executor.service.catalog import Catalog
 from executor.service.events import EventIntake, Ingested

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from executor.errors import Conflict
-from executor.schemas import EventIn
+from executor.schemas.events import EventIn
 from executor.service.events import EventIntake, Ingested
 from executor.statuses import BuildStatus
 from executor.store import ingest as ingest_store

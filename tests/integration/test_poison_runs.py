@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from executor.schemas import EventIn
+from executor.schemas.events import EventIn
 from executor.statuses import InvocationStatus
 from executor.store import gateway as gateway_store
 from executor.store import outcomes as outcome_store

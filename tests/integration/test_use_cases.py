@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from executor.errors import Conflict, NotFound
-from executor.schemas import ActivationIn
+from executor.schemas.plugins import ActivationIn
 from executor.store import audit as audit_store
 from executor.tenancy.access import operator_caller
 from tests.conftest import PLUGINS, RunningServer

@@ -15,7 +15,7 @@ from graphql import GraphQLResolveInfo
 from executor.api.graphql.context import RequestContext
 from executor.errors import Conflict, checked_identifier
 from executor.identifiers import IdKind
-from executor.schemas import ActivationIn
+from executor.schemas.plugins import ActivationIn
 from executor.service import reads
 from executor.statuses import Scope
 from executor.store import logs as log_store

@@ -10,7 +10,7 @@ from executor.api.deps import Admin, ServiceDep
 from executor.api.presenters import audit_public
 from executor.bounds import MAX_INT64
 from executor.identifiers import TenantName
-from executor.schemas import AuditEntryPublic
+from executor.schemas.tenancy import AuditEntryPublic
 from executor.service import tenant_reads
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

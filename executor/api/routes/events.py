@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from executor.api.deps import EventsWrite, ServiceDep, count_request, get_service
 from executor.intake.json_scan import check_json_body, plainly_fine
-from executor.schemas import EventAccepted, EventIn
+from executor.schemas.events import EventAccepted, EventIn
 from executor.service.wiring import ExecutorService
 from executor.statuses import Scope
 from executor.tenancy.access import Caller

@@ -8,7 +8,7 @@ from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep
 from executor.api.presenters import invocation_public
 from executor.bounds import MAX_INT64
 from executor.identifiers import InvocationId, PluginName, ProjectId
-from executor.schemas import InvocationPublic
+from executor.schemas.invocations import InvocationPublic
 from executor.service import run_reads
 
 router = APIRouter(prefix="/v1/invocations", tags=["invocations"])

@@ -14,7 +14,7 @@ from executor.api.streams import SSE_HEADERS, StreamTiming, log_events
 from executor.bounds import MAX_INT64
 from executor.errors import InvalidCursor, InvalidQuery
 from executor.identifiers import InvocationId, PluginName, ProjectId
-from executor.schemas import LogRecordPublic
+from executor.schemas.invocations import LogRecordPublic
 from executor.service import reads
 from executor.store import logs as log_store
 

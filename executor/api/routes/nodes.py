@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from executor.api.deps import OperatorOnly, ServiceDep
 from executor.api.presenters import node_public
 from executor.identifiers import NodeId
-from executor.schemas import NodePublic
+from executor.schemas.operations import NodePublic
 from executor.service import run_reads
 
 router = APIRouter(prefix="/v1/nodes", tags=["nodes"])

@@ -17,7 +17,7 @@ from executor.errors import InvalidCursor, UploadTooLarge, checked_identifier
 from executor.identifiers import IdKind, PluginName, VersionNumber
 from executor.intake.upload import UploadLimits
 from executor.run.limits import LimitsPublic, PluginLimits, limits_public
-from executor.schemas import PluginPublic, PluginSummary, RollbackIn, RolledBack
+from executor.schemas.plugins import PluginPublic, PluginSummary, RollbackIn, RolledBack
 from executor.service import reads
 from executor.statuses import RuntimeFlavor
 

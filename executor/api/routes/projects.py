@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from executor.api.deps import PluginsRead, PluginsWrite, ServiceDep
 from executor.identifiers import PluginName, ProjectId
-from executor.schemas import ActivationIn, ActivationPublic
+from executor.schemas.plugins import ActivationIn, ActivationPublic
 from executor.service import tenant_reads
 
 router = APIRouter(prefix="/v1/projects", tags=["activations"])

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from executor.api.deps import PluginsRead, ServiceDep
 from executor.api.presenters import runtime_public
-from executor.schemas import RuntimePublic
+from executor.schemas.plugins import RuntimePublic
 
 router = APIRouter(prefix="/v1/runtimes", tags=["runtimes"])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from executor.api.deps import PluginsRead, ServiceDep
 from executor.api.presenters import stats_public
 from executor.identifiers import PluginName, ProjectId
-from executor.schemas import StatsBucket, StatsPublic
+from executor.schemas.operations import StatsBucket, StatsPublic
 from executor.service import stats as stats_service
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])

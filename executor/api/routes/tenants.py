@@ -10,7 +10,7 @@ from executor.api.deps import Admin, OperatorOnly, ServiceDep
 from executor.api.presenters import key_public, tenant_public
 from executor.errors import NotFound
 from executor.identifiers import KeyId, ProjectId, TenantName
-from executor.schemas import (
+from executor.schemas.tenancy import (
     KeyCreated,
     KeyIn,
     KeyPublic,
