@@ -35,7 +35,7 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 def build(service: ExecutorService, folder: Path, name: str) -> tuple[float, str, bool]:
     """Upload and build in-process; (seconds, status, whether pip ran)."""
     started = time.monotonic()
-    version = service.catalog.upload(
+    version = service.uploads.upload(
         operator_caller(), name, f"{name}.tar.gz", pack_directory(folder)
     )
     while True:

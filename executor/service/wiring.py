@@ -8,11 +8,10 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 from executor.build.builder import Builder
 from executor.engine import Engine
-from executor.errors import Conflict, ExecutorError
+from executor.errors import ExecutorError
 from executor.gateway.live import LiveTokens
 from executor.gateway.server import Gateway
 from executor.intake.checker import CheckerLimits, UploadChecker
@@ -24,21 +23,17 @@ from executor.run.import_check import check_import
 from executor.run.node import node_id_for
 from executor.run.prepull import Prepuller
 from executor.schemas.events import EventIn
-from executor.service.audit import record
 from executor.service.catalog import Catalog
 from executor.service.events import EventIntake, Ingested
+from executor.service.management import Management
+from executor.service.uploads import Uploads
 from executor.service.webhooks import Webhooks
 from executor.settings import Settings
 from executor.store import nodes as node_store
-from executor.store import plugins as plugin_store
 from executor.store import queries as query_store
-from executor.store import queue as queue_store
-from executor.store import tenants as tenant_store
-from executor.store import versions as version_store
 from executor.store.db import Database
 from executor.store.listen import QUEUE_CHANNEL, StoreListener
 from executor.store.logs import LOG_CHANNEL
-from executor.store.tables import Invocation, Node
 from executor.store.tenants import KEY_CHANNEL
 from executor.tenancy.access import Authenticator, Caller
 from executor.tenancy.ratelimit import KeyLimiter, Limiter, StoreLimiter
@@ -100,7 +95,8 @@ class ExecutorService:
         )
         self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
         self.builder.import_scan = self.upload_checker.scan_imports
-        self.catalog = Catalog(self.db, self.builder, self.limiter, self.upload_checker)
+        self.uploads = Uploads(self.db, self.builder, self.limiter, self.upload_checker)
+        self.catalog = Catalog(self.db)
         self.webhooks = Webhooks(self.db, settings)
         # The tokens of this process's runs, checked by its gateway in memory.
         self.live_tokens = LiveTokens()
@@ -149,20 +145,7 @@ class ExecutorService:
             usage=self.key_usage,
             live=self.store_listener.listening.is_set if self.store_listener else lambda: True,
         )
-
-    def audit(
-        self,
-        caller: Caller,
-        action: str,
-        target: str,
-        *,
-        tenant_id: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        """Record a management action ``caller`` took (on ``tenant_id``, default the
-        caller's) in the audit trail."""
-        with self.db.session() as session:
-            record(session, caller, action, target, tenant_id=tenant_id, detail=detail)
+        self.management = Management(self.db, self.authenticator, self.dispatcher.wake)
 
     async def post_event(self, caller: Caller, event_in: EventIn) -> Ingested:
         """Store the event and its invocations (``executor.service.events.EventIntake``):
@@ -182,50 +165,6 @@ class ExecutorService:
             return
         self.authenticator.forget(key_id)
         self.metrics.key_revocations_heard.inc()
-
-    def revoke_key(self, caller: Caller, tenant_id: str, key_id: str) -> None:
-        """Revoke one of the tenant's keys: from this request on it answers 401."""
-        with self.db.session() as session:
-            tenant_store.revoke_key(session, tenant_id, key_id)
-        self.authenticator.forget(key_id)
-        self.audit(caller, "key.revoke", key_id, tenant_id=tenant_id)
-
-    def delete_tenant(self, caller: Caller, tenant_id: str) -> None:
-        """Delete a tenant without plugins, its keys and projects (Conflict while it has
-        plugins): its keys answer 401 from this request on."""
-        with self.db.session() as session:
-            key_ids = tenant_store.delete_tenant(session, tenant_id)
-        self.authenticator.forget_tenant(tenant_id, key_ids)
-        self.audit(caller, "tenant.delete", tenant_id, tenant_id=tenant_id)
-
-    def replay(self, caller: Caller, invocation_id: str) -> Invocation:
-        """A new queued invocation of a finished one's event, on the plugin's current ACTIVE
-        version (the original's if none is ACTIVE now); Conflict if the plugin was deleted
-        (a new plugin of the same name is another plugin)."""
-        with self.db.session() as session:
-            original = query_store.get_invocation(session, invocation_id, caller.tenant_id)
-            plugin = plugin_store.find_plugin(session, original.plugin_id)
-            if plugin is None:
-                raise Conflict(
-                    f"invocation {invocation_id} ran plugin {original.plugin_name!r}, which was "
-                    "deleted: it cannot run again; post the event again to run the plugin that "
-                    "has the name now"
-                )
-            current = version_store.current_version(plugin)
-            version_id = current.id if current else original.version_id
-            number = current.number if current else original.version_number
-            copy = queue_store.replay(session, invocation_id, version_id, number)
-            record(session, caller, "invocation.replay", invocation_id, detail={"replay": copy.id})
-        self.dispatcher.wake()
-        return copy
-
-    def drain_node(self, caller: Caller, node_id: str) -> tuple[Node, int]:
-        """Make a node claim nothing new (audited); the node and the runs it still holds."""
-        with self.db.session() as session:
-            node = node_store.drain(session, node_id)
-            running = node_store.running_by_node(session).get(node_id, 0)
-            record(session, caller, "node.drain", node_id)
-        return node, running
 
     def _queue_figures(self) -> QueueFigures:
         with self.db.session() as session:

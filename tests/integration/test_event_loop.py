@@ -14,7 +14,7 @@ def test_an_upload_is_unpacked_checked_and_stored_off_the_event_loop(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     where: list[str] = []
-    upload = server.service.catalog.upload_or_reuse  # what POST /v1/plugins calls
+    upload = server.service.uploads.upload_or_reuse  # what POST /v1/plugins calls
 
     def recording_upload(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -24,6 +24,6 @@ def test_an_upload_is_unpacked_checked_and_stored_off_the_event_loop(
             where.append("worker thread")
         return upload(*args, **kwargs)
 
-    monkeypatch.setattr(server.service.catalog, "upload_or_reuse", recording_upload)
+    monkeypatch.setattr(server.service.uploads, "upload_or_reuse", recording_upload)
     server.push("counter", name="off-the-loop")
     assert where == ["worker thread"]

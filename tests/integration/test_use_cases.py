@@ -1,5 +1,6 @@
-"""The catalog's use cases, called in-process as the routes (and any other front end) call
-them: each records its audit entry with its change, and a refused one records nothing."""
+"""The use cases of the catalog and of uploads, called in-process as the routes (and any
+other front end) call them: each records its audit entry with its change, and a refused
+one records nothing."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ def test_each_use_case_is_audited_with_its_change(server: RunningServer) -> None
     catalog, caller = server.service.catalog, operator_caller()
     before = len(_trail(server))
     source = (PLUGINS / "counter" / "main.py").read_bytes()
-    first = catalog.upload(caller, "use-cases", "main.py", source)
+    first = server.service.uploads.upload(caller, "use-cases", "main.py", source)
     assert server.wait_build("use-cases", first.number)["status"] == "ACTIVE"
-    second = catalog.upload(caller, "use-cases", "main.py", source + b"\n# v2\n")
+    second = server.service.uploads.upload(caller, "use-cases", "main.py", source + b"\n# v2\n")
     assert server.wait_build("use-cases", second.number)["status"] == "ACTIVE"
     shown = catalog.activate(caller, "use-cases", "p-use-cases", ActivationIn())
     assert (shown.plugin, shown.project_id, shown.runs_version) == ("use-cases", "p-use-cases", 2)
@@ -45,7 +46,7 @@ def test_each_use_case_is_audited_with_its_change(server: RunningServer) -> None
 def test_a_refused_use_case_records_nothing(server: RunningServer) -> None:
     catalog, caller = server.service.catalog, operator_caller()
     source = (PLUGINS / "counter" / "main.py").read_bytes()
-    version = catalog.upload(caller, "refused-cases", "main.py", source)
+    version = server.service.uploads.upload(caller, "refused-cases", "main.py", source)
     assert server.wait_build("refused-cases", version.number)["status"] == "ACTIVE"
     before = _trail(server)
     with pytest.raises(Conflict, match="no ACTIVE version before v1"):

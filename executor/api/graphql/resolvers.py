@@ -94,7 +94,7 @@ def _runner(info: Info, data: dict[str, Any], *, update: bool) -> str:
     caller = context.caller(Scope.PLUGINS_WRITE)
     name = _plugin_name(data)
     archive = context.desk.take(caller, name, update=update)
-    version = service.catalog.upload(caller, name, UPLOAD_FILENAME, archive)
+    version = service.uploads.upload(caller, name, UPLOAD_FILENAME, archive)
     return str(version.status)
 
 

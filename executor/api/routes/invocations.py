@@ -47,4 +47,4 @@ def replay_invocation(
     It runs the plugin's current ACTIVE version (the original's if none is ACTIVE now);
     409 if the plugin was deleted (a new plugin of the same name is another plugin).
     """
-    return invocation_public(service.replay(caller, invocation_id))
+    return invocation_public(service.management.replay(caller, invocation_id))

@@ -22,5 +22,5 @@ def list_nodes(caller: OperatorOnly, service: ServiceDep) -> list[NodePublic]:
 @router.post("/{node_id}/drain", response_model=NodePublic)
 def drain_node(node_id: NodeId, caller: OperatorOnly, service: ServiceDep) -> NodePublic:
     """The node finishes the runs it holds and claims no new ones (until it restarts)."""
-    node, running = service.drain_node(caller, node_id)
+    node, running = service.management.drain_node(caller, node_id)
     return node_public(node, running)

@@ -84,7 +84,7 @@ async def upload_plugin(
     # Waiting for a check worker (the check runs in its process) and a database write: off
     # the event loop.
     version, reused = await run_in_threadpool(
-        service.catalog.upload_or_reuse, caller, plugin_name, filename, data, runtime
+        service.uploads.upload_or_reuse, caller, plugin_name, filename, data, runtime
     )
     return VersionCreated(
         plugin=plugin_name,

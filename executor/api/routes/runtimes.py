@@ -16,5 +16,5 @@ router = APIRouter(prefix="/v1/runtimes", tags=["runtimes"])
 async def list_runtimes(_caller: PluginsRead, service: ServiceDep) -> list[RuntimePublic]:
     """Every flavor: its image, whether it is the default, whether the engine has it, and
     the versions of the packages it provides (read from the image's labels)."""
-    flavors = await run_in_threadpool(service.catalog.runtimes)
+    flavors = await run_in_threadpool(service.uploads.runtimes)
     return [runtime_public(flavor) for flavor in flavors]

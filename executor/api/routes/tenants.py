@@ -48,7 +48,7 @@ def create_tenant(body: TenantIn, caller: OperatorOnly, service: ServiceDep) -> 
             ),
         )
         public = tenant_public(tenant, service.settings)
-    service.audit(caller, "tenant.create", body.name, tenant_id=body.name)
+    service.management.audit(caller, "tenant.create", body.name, tenant_id=body.name)
     return public
 
 
@@ -70,7 +70,7 @@ def update_tenant(
         for field, value in changes.items():
             setattr(found, field, value)
         public = tenant_public(found, service.settings)
-    service.audit(caller, "tenant.update", tenant, tenant_id=tenant, detail=changes)
+    service.management.audit(caller, "tenant.update", tenant, tenant_id=tenant, detail=changes)
     return public
 
 
@@ -78,7 +78,7 @@ def update_tenant(
 def delete_tenant(tenant: TenantName, caller: OperatorOnly, service: ServiceDep) -> None:
     """Delete a tenant with its keys and projects; 409 while it has plugins (the message
     says how many) and for ``default``. Its past runs and logs stay until retention."""
-    service.delete_tenant(caller, tenant)
+    service.management.delete_tenant(caller, tenant)
 
 
 @router.put("/{tenant}/projects/{project_id}", response_model=ProjectPublic)
@@ -96,7 +96,7 @@ def assign_project(
         public = ProjectPublic(
             id=project.id, tenant=project.tenant_id, created_at=project.created_at
         )
-    service.audit(caller, "project.assign", project_id, tenant_id=tenant)
+    service.management.audit(caller, "project.assign", project_id, tenant_id=tenant)
     return public
 
 
@@ -119,7 +119,7 @@ def create_key(tenant: TenantName, body: KeyIn, caller: Admin, service: ServiceD
             expires_at=expires_at,
         )
         public = key_public(key)
-    service.audit(
+    service.management.audit(
         caller, "key.create", public.id, tenant_id=tenant, detail={"scopes": public.scopes}
     )
     return KeyCreated(**public.model_dump(), key=secret)
@@ -136,4 +136,4 @@ def list_keys(tenant: TenantName, caller: Admin, service: ServiceDep) -> list[Ke
 def revoke_key(tenant: TenantName, key_id: KeyId, caller: Admin, service: ServiceDep) -> None:
     """Revoke a key: from now on it answers 401."""
     _check_tenant(caller, tenant)
-    service.revoke_key(caller, tenant, key_id)
+    service.management.revoke_key(caller, tenant, key_id)
