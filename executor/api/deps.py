@@ -22,7 +22,6 @@ from executor.tenancy.access import OPERATOR, Caller
 
 __all__ = [
     "Admin",
-    "CallerDep",
     "EventsWrite",
     "LogsRead",
     "OperatorOnly",
@@ -31,11 +30,14 @@ __all__ = [
     "RequireScope",
     "ServiceDep",
     "SessionDep",
-    "count_request",
+    "authorize",
+    "bearer",
     "get_service",
+    "presented_key",
+    "require_events_write",
 ]
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 def get_service(request: Request) -> ExecutorService:
@@ -59,28 +61,38 @@ def get_session(service: ServiceDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_caller(
-    service: ServiceDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_tenant: Annotated[
-        TenantName | None,
-        Header(
-            description="Operator key only: the tenant to act on (default: 'default').",
-        ),
-    ] = None,
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+TenantHeader = Annotated[
+    TenantName | None,
+    Header(description="Operator key only: the tenant to act on (default: 'default')."),
+]
+
+
+async def presented_key(credentials: BearerDep) -> str | None:
+    """The key of the request's ``Authorization: Bearer`` header (None without one)."""
+    return credentials.credentials if credentials is not None else None
+
+
+PresentedKey = Annotated[str | None, Depends(presented_key)]
+
+
+async def authorize(
+    service: ExecutorService, presented: str | None, tenant: str | None, scope: str
 ) -> Caller:
-    """The caller of the request (401 without a valid key), counted against its key's rate.
+    """The one decision on a request's key, for every route and the event fast path: the
+    caller (401 without a valid key), counted once against its key's rate (429 past it),
+    if it has ``scope`` (403 ``missing_scope`` if not, after it was counted).
 
     On the event loop: a key accepted lately costs no store query and no thread hop; only
     a key the authenticator does not know yet is checked in the store, in a thread (and
     counted there, when its bucket is in the store: one hop)."""
-    presented = credentials.credentials if credentials is not None else None
-    authenticator = service.authenticator
-    caller = authenticator.known(presented, x_tenant)
+    caller = service.authenticator.known(presented, tenant)
     if caller is not None:
-        await count_request(service, caller)
-        return caller
-    return await run_in_threadpool(_verify_and_count, service, presented, x_tenant)
+        await _count_request(service, caller)
+    else:
+        caller = await run_in_threadpool(_verify_and_count, service, presented, tenant)
+    caller.require(scope)
+    return caller
 
 
 def _verify_and_count(
@@ -92,7 +104,7 @@ def _verify_and_count(
     return caller
 
 
-async def count_request(service: ExecutorService, caller: Caller) -> None:
+async def _count_request(service: ExecutorService, caller: Caller) -> None:
     """Count the request against its key's rate (429 past it); the operator's is not. A
     bucket in the store is taken in a thread: one statement, off the event loop."""
     if caller.key_id is None:
@@ -103,23 +115,23 @@ async def count_request(service: ExecutorService, caller: Caller) -> None:
         service.limiter.request(caller.key_id)
 
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
 class RequireScope:
-    """A dependency: the caller, if it has ``scope`` (403 ``missing_scope`` if not)."""
+    """A dependency: the caller, if it has ``scope`` (``authorize``)."""
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
-    async def __call__(self, caller: CallerDep) -> Caller:  # async: no thread for a set lookup
-        caller.require(self.scope)
-        return caller
+    async def __call__(  # async: a known key costs no thread hop
+        self, service: ServiceDep, presented: PresentedKey, x_tenant: TenantHeader = None
+    ) -> Caller:
+        return await authorize(service, presented, x_tenant, self.scope)
 
 
 PluginsRead = Annotated[Caller, Depends(RequireScope(Scope.PLUGINS_READ))]
 PluginsWrite = Annotated[Caller, Depends(RequireScope(Scope.PLUGINS_WRITE))]
 LogsRead = Annotated[Caller, Depends(RequireScope(Scope.LOGS_READ))]
-EventsWrite = Annotated[Caller, Depends(RequireScope(Scope.EVENTS_WRITE))]
+# The event route's fast path calls its route's dependency itself (executor.api.routes.events).
+require_events_write = RequireScope(Scope.EVENTS_WRITE)
+EventsWrite = Annotated[Caller, Depends(require_events_write)]
 Admin = Annotated[Caller, Depends(RequireScope(Scope.ADMIN))]
 OperatorOnly = Annotated[Caller, Depends(RequireScope(OPERATOR))]

@@ -7,16 +7,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.routing import APIRoute
-from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from executor.api.deps import EventsWrite, ServiceDep, count_request, get_service
+from executor.api.deps import (
+    EventsWrite,
+    ServiceDep,
+    bearer,
+    get_service,
+    presented_key,
+    require_events_write,
+)
 from executor.intake.json_scan import check_json_body, plainly_fine
 from executor.schemas.events import EventAccepted, EventIn
-from executor.service.wiring import ExecutorService
-from executor.statuses import Scope
-from executor.tenancy.access import Caller
 
 _JSON = "application/json"
 
@@ -28,11 +31,13 @@ class EventRoute(APIRoute):
     event nested too deep is refused before a parser builds it, and one holding text no
     plugin could be handed is refused with the path of that text (422).
 
-    A post as the platform sends it — a bearer key accepted lately, no ``X-Tenant``, a JSON
-    body that is a valid event — is resolved by hand: a profile under load showed FastAPI's
-    generic dependency solving at a fifth of an event's cost. Anything else (an unknown
-    key, a missing scope, a body that does not validate) takes FastAPI's path, so every
-    error and its order stay what the declared dependencies make them.
+    A post as the platform sends it — no ``X-Tenant``, a JSON body that is a valid event —
+    is resolved by hand: a profile under load showed FastAPI's generic dependency solving
+    at a fifth of an event's cost. Its key is decided by the route's own dependency
+    (``require_events_write``, ``executor.api.deps.authorize`` as on every route), so both
+    paths refuse a key alike and count it once. Anything else (an ``X-Tenant``, a body that
+    does not validate) takes FastAPI's path, so every error and its order stay what the
+    declared dependencies make them.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -45,30 +50,25 @@ class EventRoute(APIRoute):
             body = await request.body()
             if not plainly_fine(body, max_depth):
                 await run_in_threadpool(check_json_body, body, max_depth)
-            resolved = _plain_post(request, service, body)
-            if resolved is None:
+            event = _plain_event(request, body)
+            if event is None:
                 return await declared(request)  # the body is cached: read once
-            caller, event = resolved
-            await count_request(service, caller)
+            # The route's own dependency decides on the key, as on FastAPI's path.
+            presented = await presented_key(await bearer(request))
+            caller = await require_events_write(service, presented)
             return await post_event(event, caller, service)
 
         return scan_then_run
 
 
-def _plain_post(
-    request: Request, service: ExecutorService, body: bytes
-) -> tuple[Caller, EventIn] | None:
-    """The caller and event of a post as the platform sends it; None for anything else."""
+def _plain_event(request: Request, body: bytes) -> EventIn | None:
+    """The event of a post as the platform sends it; None for anything else."""
     headers = request.headers
-    scheme, key = get_authorization_scheme_param(headers.get("authorization"))
     content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    if scheme.lower() != "bearer" or "x-tenant" in headers or content_type != _JSON:
-        return None
-    caller = service.authenticator.known(key, None)
-    if caller is None or not caller.may(Scope.EVENTS_WRITE):
+    if "x-tenant" in headers or content_type != _JSON:
         return None
     try:
-        return caller, EventIn.model_validate_json(body)
+        return EventIn.model_validate_json(body)
     except ValidationError:
         return None
 
