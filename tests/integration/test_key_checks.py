@@ -8,7 +8,6 @@ On a real executor (HTTP on loopback, SQLite) over the ``FakeEngine``: no Docker
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,15 +48,21 @@ def _key(server: FakeServer, tenant: str, scopes: list[str]) -> dict[str, Any]:
     return dict(_ok(server.api.post(f"/v1/tenants/{tenant}/keys", json=body), 201))
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[FakeServer]:
-    """Tenants acme (project p-acme) and other (project p-other), the limiter counting."""
-    with fake_server(tmp_path) as served:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeServer]:
+    """Tenants acme (project p-acme) and other (project p-other); each test makes its keys."""
+    with fake_server(tmp_path_factory.mktemp("key-checks")) as started:
         for tenant, project in (("acme", PROJECT), ("other", OTHER_PROJECT)):
-            _ok(served.api.post("/v1/tenants", json={"name": tenant}), 201)
-            _ok(served.api.put(f"/v1/tenants/{tenant}/projects/{project}"), 200)
-        served.service.limiter = CountingLimiter(1000)
-        yield served
+            _ok(started.api.post("/v1/tenants", json={"name": tenant}), 201)
+            _ok(started.api.put(f"/v1/tenants/{tenant}/projects/{project}"), 200)
+        yield started
+
+
+@pytest.fixture
+def server(served: FakeServer) -> FakeServer:
+    """The served executor with a fresh limiter that counts."""
+    served.service.limiter = CountingLimiter(1000)
+    return served
 
 
 def _counted(server: FakeServer) -> list[str]:
