@@ -32,8 +32,8 @@ __all__ = [
     "SessionDep",
     "authorize",
     "bearer",
+    "bearer_key",
     "get_service",
-    "presented_key",
     "require_events_write",
 ]
 
@@ -68,12 +68,12 @@ TenantHeader = Annotated[
 ]
 
 
-async def presented_key(credentials: BearerDep) -> str | None:
+async def bearer_key(credentials: BearerDep) -> str | None:
     """The key of the request's ``Authorization: Bearer`` header (None without one)."""
     return credentials.credentials if credentials is not None else None
 
 
-PresentedKey = Annotated[str | None, Depends(presented_key)]
+BearerKey = Annotated[str | None, Depends(bearer_key)]
 
 
 async def authorize(
@@ -122,7 +122,7 @@ class RequireScope:
         self.scope = scope
 
     async def __call__(  # async: a known key costs no thread hop
-        self, service: ServiceDep, presented: PresentedKey, x_tenant: TenantHeader = None
+        self, service: ServiceDep, presented: BearerKey, x_tenant: TenantHeader = None
     ) -> Caller:
         return await authorize(service, presented, x_tenant, self.scope)
 

@@ -14,8 +14,8 @@ from executor.api.deps import (
     EventsWrite,
     ServiceDep,
     bearer,
+    bearer_key,
     get_service,
-    presented_key,
     require_events_write,
 )
 from executor.intake.json_scan import check_json_body, plainly_fine
@@ -54,7 +54,7 @@ class EventRoute(APIRoute):
             if event is None:
                 return await declared(request)  # the body is cached: read once
             # The route's own dependency decides on the key, as on FastAPI's path.
-            presented = await presented_key(await bearer(request))
+            presented = await bearer_key(await bearer(request))
             caller = await require_events_write(service, presented)
             return await post_event(event, caller, service)
 
