@@ -18,13 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.markup import escape
 
 from executor.cli.render import err_console, terminal_text
-from executor.settings import SandboxProfile, Settings
+from executor.settings import Settings, variable_at
 
 __all__ = ["ClientSettings", "server_settings", "setting_errors"]
-
-# The settings models and the prefix of their variables, by model name (a ValidationError's
-# title): the sandbox profile is a model of its own, read from EXECUTOR_SANDBOX_*.
-_MODELS: dict[str, type[BaseSettings]] = {m.__name__: m for m in (Settings, SandboxProfile)}
 
 
 class ClientSettings(BaseSettings):
@@ -47,32 +43,17 @@ class ClientSettings(BaseSettings):
         return key_file.read_text().strip() if key_file.exists() else None
 
 
-def _variable(title: str, location: tuple[int | str, ...]) -> str:
-    model = _MODELS.get(title, Settings)
-    prefix = str(model.model_config.get("env_prefix", "EXECUTOR_"))
-    name = str(location[0]) if location else ""
-    if name == "sandbox" and len(location) > 1:
-        prefix, name = str(SandboxProfile.model_config["env_prefix"]), str(location[1])
-    return f"{prefix}{name.upper()}" if name else "settings"
-
-
-def _accepts(title: str, location: tuple[int | str, ...]) -> str:
-    """The field's description (what the variable is for and takes), if it has one."""
-    model = _MODELS.get(title, Settings)
-    field = model.model_fields.get(str(location[0])) if location else None
-    return f" ({field.description})" if field is not None and field.description else ""
-
-
 def setting_errors(exc: ValidationError) -> list[str]:
     """One line per wrong variable: its name, the value given, what is wrong and what it is."""
     lines = []
     for error in exc.errors():
         location: tuple[Any, ...] = tuple(error["loc"])
-        variable = _variable(exc.title, location)
+        variable, field = variable_at(location)
         given = error.get("input")
         value = f"={given!r}" if location and isinstance(given, str | int | float) else ""
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{variable}{value}: {message}{_accepts(exc.title, location)}")
+        accepts = f" ({field.description})" if field is not None and field.description else ""
+        lines.append(f"{variable}{value}: {message}{accepts}")
     return lines
 
 
