@@ -182,7 +182,7 @@ def start_sections(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
         notes["warm_claim_p50_ms"] = percentile(warm.claim, 0.5)
         notes["warm_phase_means_ms"] = starts.phase_means_ms(api)
         notes["warm_breakdown"] = starts.breakdown(warm)
-        concurrency = Settings().max_concurrent_runs
+        concurrency = Settings().runs.max_concurrent_runs
         notes["concurrency"] = concurrency
         for plugins in sizes.plugins:
             rate, image = starts.throughput(api, workdir / f"tp{plugins}", plugins, sizes.events)
@@ -394,7 +394,7 @@ def gvisor_figures(sizes: Sizes, workdir: Path) -> tuple[list[Figure], dict[str,
 
 def build_figures(sizes: Sizes) -> list[Figure]:
     rows = builds.measure_builds(list(sizes.requirements))
-    floor = builds.bare_build_s(Settings().runtime_image)
+    floor = builds.bare_build_s(Settings().images.runtime_image)
     for case, _, status, _ in rows:
         assert status == "ACTIVE", f"bench build {case!r} ended {status}"
     return [
@@ -426,7 +426,7 @@ NOISY_TARGET = 2.0  # B's p99s with A attacking at most this multiple of the qui
 
 def noisy_figures(sizes: Sizes, attacks: frozenset[str]) -> tuple[list[Figure], dict[str, Any]]:
     """Tenant B's p99s while tenant A attacks, next to a quiet round of B alone."""
-    run_slots = Settings().max_concurrent_runs
+    run_slots = Settings().runs.max_concurrent_runs
     images: list[str] = []
     with (
         tempfile.TemporaryDirectory() as tmp,

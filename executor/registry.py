@@ -124,23 +124,23 @@ class Registry:
     _pulls_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, settings: Settings) -> None:
-        if settings.registry is None:
+        if settings.images.registry is None:
             raise ValueError("Registry needs EXECUTOR_REGISTRY")
-        self.address = settings.registry.rstrip("/")
+        self.address = settings.images.registry.rstrip("/")
         self.host = self.address.partition("/")[0]
-        password = settings.registry_password
+        password = settings.images.registry_password
         self._credentials = (
-            (settings.registry_user, password.get_secret_value())
-            if settings.registry_user is not None and password is not None
+            (settings.images.registry_user, password.get_secret_value())
+            if settings.images.registry_user is not None and password is not None
             else None
         )
-        ca = settings.registry_ca_bundle
+        ca = settings.images.registry_ca_bundle
         self._verify = ssl.create_default_context(cafile=str(ca) if ca else None)
 
     @classmethod
     def configured(cls, settings: Settings) -> Registry | None:
         """The registry when ``EXECUTOR_REGISTRY`` is set, else None (images stay local)."""
-        return cls(settings) if settings.registry else None
+        return cls(settings) if settings.images.registry else None
 
     @property
     def _auth(self) -> dict[str, str] | None:

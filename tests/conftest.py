@@ -122,7 +122,7 @@ def runtime_image(docker_client: docker.DockerClient) -> str:
             ["bash", str(REPO / "deploy" / "build-runtime-image.sh"), RUNTIME_IMAGE], check=True
         )
     flavors = Settings(operator_key=OPERATOR_KEY, runtime_image=RUNTIME_IMAGE)
-    if any(_missing(docker_client, flavors.flavor_image(f)) for f in RuntimeFlavor):
+    if any(_missing(docker_client, flavors.images.flavor_image(f)) for f in RuntimeFlavor):
         subprocess.run(
             ["bash", str(REPO / "deploy" / "build-flavor-images.sh"), RUNTIME_IMAGE], check=True
         )

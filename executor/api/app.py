@@ -65,11 +65,11 @@ def create_app(service: ExecutorService) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         caps={
-            "/v1/events": service.settings.max_event_bytes,
+            "/v1/events": service.settings.api.max_event_bytes,
             "/v1/plugins": UPLOAD_CAP_BYTES,
-            service.settings.graphql_path + UPLOAD_SUFFIX: UPLOAD_CAP_BYTES,
+            service.settings.api.graphql_path + UPLOAD_SUFFIX: UPLOAD_CAP_BYTES,
         },
-        default_cap=service.settings.max_request_bytes,
+        default_cap=service.settings.api.max_request_bytes,
     )
     app.add_middleware(PublicUrlMiddleware, public_url=service.settings.resolved_public_url)
     # Added last, so outermost: every answer, a 413 included, carries the request id.
@@ -91,7 +91,7 @@ def create_app(service: ExecutorService) -> FastAPI:
         samples,
     ):
         app.include_router(module.router)
-    app.include_router(graphql_router(service.settings.graphql_path))
+    app.include_router(graphql_router(service.settings.api.graphql_path))
     app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     # A person who opens the server's address lands on the console (a plain route, not an
     # API one: no key, no schema entry).

@@ -73,7 +73,7 @@ def build_plugin_image(
     ``BuildInterrupted`` when ``stop`` is set."""
     # Only pip needs a network, and only to reach the index: no requirements or a
     # wheelhouse means no network at all.
-    offline = settings.build_wheelhouse is not None or not build.has_requirements
+    offline = settings.build.wheelhouse is not None or not build.has_requirements
     phases = EnginePhases(on_output, on_step or on_output)
     watch = CertificateWatch(phases)
     try:
@@ -100,19 +100,19 @@ def _build_image(
     *,
     offline: bool,
 ) -> str:
-    memory = settings.build_memory_mib * MIB
+    memory = settings.build.memory_mib * MIB
     return engine.build_image(
         context_archive(settings, build),
         tag=build.tag,
         on_output=on_output,
-        timeout_s=settings.build_timeout_s,
+        timeout_s=settings.build.timeout_s,
         stop=stop,
         labels={IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
-        network_mode="none" if offline else settings.build_network,
+        network_mode="none" if offline else settings.build.network,
         container_limits={
             "memory": memory,
             "memswap": memory,  # no swap on top
-            "cpusetcpus": f"0-{min(settings.build_cpus, os.cpu_count() or 1) - 1}",
+            "cpusetcpus": f"0-{min(settings.build.cpus, os.cpu_count() or 1) - 1}",
         },
     )
 
@@ -198,7 +198,7 @@ class Builder:
         # parsing stays out of this process); None: no import warnings.
         self.import_scan: Callable[[bytes], ImportScan] | None = None
         self._stopping = threading.Event()
-        self._pool = ThreadPoolExecutor(settings.max_concurrent_builds, "build")
+        self._pool = ThreadPoolExecutor(settings.build.max_concurrent, "build")
         self._count_lock = threading.Lock()
         self._running = 0
         # The most builds this builder ever ran at once: its own record of the limit holding.
@@ -228,10 +228,10 @@ class Builder:
 
     def _build(self, version_id: str) -> None:
         build = self._load(version_id)
-        log_ = BuildLog(self.db, version_id, self.settings.build_log_cap_bytes)
+        log_ = BuildLog(self.db, version_id, self.settings.build.log_cap_bytes)
         if build.resumed_log:
             log_.note(build.resumed_log + "\n--- build restarted after an executor restart\n")
-        flavor_image = self.settings.flavor_image(build.context.runtime)
+        flavor_image = self.settings.images.flavor_image(build.context.runtime)
         log_.note(
             step_line(
                 f"Building image {build.context.tag} FROM {flavor_image} "

@@ -81,11 +81,11 @@ def pip_command(settings: Settings) -> str:
     its CA bundle) or, offline, the operator's wheelhouse only. The freeze it saves keeps
     what the requirements installed or changed: the flavor's unchanged pins are left out;
     the modules list names the top-level modules of every installed distribution."""
-    if settings.build_wheelhouse is not None:
+    if settings.build.wheelhouse is not None:
         source = f"--no-index --find-links {BUILD_DIR}/{WHEELHOUSE_DIR}"
     else:
-        cert = f" --cert {BUILD_DIR}/{CA_FILE}" if settings.build_ca_bundle else ""
-        source = f"--index-url {settings.build_index_url}{cert}"
+        cert = f" --cert {BUILD_DIR}/{CA_FILE}" if settings.build.ca_bundle else ""
+        source = f"--index-url {settings.build.index_url}{cert}"
     return (
         "PIP_CONFIG_FILE=/dev/null python3 -m pip install --isolated --no-input --no-cache-dir"
         f" --disable-pip-version-check {source} -r {BUILD_DIR}/requirements.txt"
@@ -99,11 +99,11 @@ def pip_command(settings: Settings) -> str:
 
 def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavor) -> str:
     """The Dockerfile of a plugin image (see the module docstring for its layers)."""
-    lines = [f"FROM {settings.flavor_image(runtime)}", "USER root"]
+    lines = [f"FROM {settings.images.flavor_image(runtime)}", "USER root"]
     if has_requirements:
-        if settings.build_wheelhouse is not None:
+        if settings.build.wheelhouse is not None:
             lines.append(f"COPY {WHEELHOUSE_DIR}/ {BUILD_DIR}/{WHEELHOUSE_DIR}/")
-        elif settings.build_ca_bundle:
+        elif settings.build.ca_bundle:
             lines.append(f"COPY {CA_FILE} {BUILD_DIR}/{CA_FILE}")
         lines += [
             # Older runtime images left /opt/venv to root; the build user must own it.
@@ -142,10 +142,10 @@ def context_archive(settings: Settings, build: BuildContext) -> bytes:
     }
     if build.has_requirements:
         files["requirements.txt"] = build.requirements.encode()
-        if settings.build_wheelhouse is not None:
-            files.update(_wheelhouse_files(settings.build_wheelhouse))
-        elif settings.build_ca_bundle:
-            files[CA_FILE] = settings.build_ca_bundle.read_bytes()
+        if settings.build.wheelhouse is not None:
+            files.update(_wheelhouse_files(settings.build.wheelhouse))
+        elif settings.build.ca_bundle:
+            files[CA_FILE] = settings.build.ca_bundle.read_bytes()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, content in sorted(files.items()):

@@ -38,7 +38,7 @@ def describe_flavors(engine: Engine, settings: Settings) -> list[Flavor]:
 def flavor_modules(engine: Engine, settings: Settings, flavor: RuntimeFlavor) -> list[str]:
     """The top-level modules ``flavor``'s image installed; ``BuildFailed`` when the engine
     has no such image (rather than the engine's attempt to pull it from a registry)."""
-    image = settings.flavor_image(flavor)
+    image = settings.images.flavor_image(flavor)
     labels = engine.image_labels(image)
     if labels is None:
         raise BuildFailed(
@@ -49,13 +49,13 @@ def flavor_modules(engine: Engine, settings: Settings, flavor: RuntimeFlavor) ->
 
 
 def _describe(engine: Engine, settings: Settings, flavor: RuntimeFlavor) -> Flavor:
-    image = settings.flavor_image(flavor)
+    image = settings.images.flavor_image(flavor)
     labels = engine.image_labels(image)
     pins = (labels or {}).get(PACKAGES_LABEL, "").split()
     return Flavor(
         name=flavor,
         image=image,
-        default=flavor == settings.runtime_default_flavor,
+        default=flavor == settings.images.runtime_default_flavor,
         available=labels is not None,
         packages=dict(pin.partition("==")[::2] for pin in pins),
     )

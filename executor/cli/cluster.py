@@ -30,7 +30,7 @@ def worker() -> None:
     from executor.service.wiring import ExecutorService
 
     settings = server_settings()
-    if not settings.dispatch:
+    if not settings.runs.dispatch:
         err_console.print("[red]error:[/] a worker dispatches: unset EXECUTOR_DISPATCH=false")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -170,7 +170,7 @@ def _recording(
 
 def _check(path: Path, settings: Settings) -> BuildContext:
     try:
-        limits = UploadLimits(allow_url_requirements=settings.build_allow_url_requirements)
+        limits = UploadLimits(allow_url_requirements=settings.build.allow_url_requirements)
         source = read_upload(f"{path.name}.tar.gz", pack_directory(path), limits)
     except PluginRejected as exc:
         err.print(f"[red]plugin refused:[/] {escape(exc.message)}")
@@ -182,7 +182,7 @@ def _check(path: Path, settings: Settings) -> BuildContext:
         number=0,
         requirements=source.requirements,
         source=source_archive(source),
-        runtime=choose_flavor(None, source.runtime, settings.runtime_default_flavor),
+        runtime=choose_flavor(None, source.runtime, settings.images.runtime_default_flavor),
     )
 
 
@@ -221,7 +221,7 @@ def _run_once(
     run_id = f"local-{secrets.token_hex(6)}"
     deadline = datetime.now(UTC) + timedelta(seconds=settings.sandbox.timeout_s)
     if gateway is None:
-        api = ApiInfo(url=settings.platform_api_url, token=mint_token())
+        api = ApiInfo(url=settings.platform.api_url, token=mint_token())
     else:
         api = gateway.api_info(run_id, build.plugin_id, event.project_id, event.type, deadline)
     envelope = Envelope(

@@ -36,12 +36,8 @@ class LocalGateway:
 
     def __init__(self, settings: Settings, api_url: str) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="pe-run-", dir=SHORT_TMP))
-        self.settings = settings.model_copy(
-            update={
-                "platform_api_url": api_url,
-                "data_dir": self._dir,
-                "gateway_socket_dir": self._dir / "run",
-            }
+        self.settings = settings.with_values(
+            platform_api_url=api_url, data_dir=self._dir, gateway_socket_dir=self._dir / "run"
         )
         self.db = Database(f"sqlite:///{self._dir / 'local.db'}")
         self.gateway = Gateway(self.db, self.settings)
@@ -81,7 +77,7 @@ class LocalGateway:
                 requirements="",
                 source_sha256="local",
                 source=b"",
-                runtime=self.settings.runtime_default_flavor,
+                runtime=self.settings.images.runtime_default_flavor,
             )
             event = queue_store.add_event(session, type=event_type, project_id=project_id)
             queue_store.add_invocation(

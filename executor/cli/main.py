@@ -44,7 +44,7 @@ def serve(
 
     settings = server_settings()
     if no_dispatch:
-        settings = settings.model_copy(update={"dispatch": False})
+        settings = settings.with_values(dispatch=False)
     service = ExecutorService(settings)
     service.engine.connect()  # the engine's reason now, not a failed startup later
     if service.operator_key_generated:

@@ -434,7 +434,7 @@ class Calls:
             path_and_query = check_path(incoming.target, target.base_path)
         except PathRefused as exc:
             return error_reply(403, "path_forbidden", f"{exc}: refused")
-        cap = self.settings.gateway_max_request_bytes
+        cap = self.settings.gateway.max_request_bytes
         if incoming.length > cap:
             return error_reply(
                 413,
@@ -442,7 +442,7 @@ class Calls:
                 f"request body of {incoming.length} bytes is over the cap of {cap} bytes",
                 close=True,
             )
-        counted = self.live.count(grant.token_sha256, self.settings.gateway_max_calls)
+        counted = self.live.count(grant.token_sha256, self.settings.gateway.max_calls)
         ordinal = counted if counted is not None else self._take_call(grant)
         if isinstance(ordinal, CallRefused):
             return self._refused(ordinal)
@@ -453,7 +453,7 @@ class Calls:
         the token once more (it may have been revoked or superseded since it was read)."""
         with self.db.session() as session:
             return gateway_store.take_call(
-                session, grant.token_sha256, self.settings.gateway_max_calls, datetime.now(UTC)
+                session, grant.token_sha256, self.settings.gateway.max_calls, datetime.now(UTC)
             )
 
     def _refused(self, reason: CallRefused) -> Reply:
@@ -461,7 +461,7 @@ class Calls:
             return error_reply(
                 429,
                 reason.value,
-                f"this run already made its {self.settings.gateway_max_calls} platform calls",
+                f"this run already made its {self.settings.gateway.max_calls} platform calls",
             )
         return error_reply(401, reason.value, TOKEN_REFUSALS[reason])
 

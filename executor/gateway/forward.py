@@ -114,7 +114,7 @@ class Forwarder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client = httpx.Client(
-            timeout=settings.gateway_upstream_timeout_s,
+            timeout=settings.gateway.upstream_timeout_s,
             limits=httpx.Limits(max_connections=MAX_UPSTREAM_CALLS),
             follow_redirects=False,
             trust_env=False,
@@ -147,7 +147,7 @@ class Forwarder:
                 504,
                 "platform_timeout",
                 f"the platform API did not answer {where} within "
-                f"{self.settings.gateway_upstream_timeout_s:g} s",
+                f"{self.settings.gateway.upstream_timeout_s:g} s",
             )
         except httpx.HTTPError as exc:
             return error_reply(
@@ -164,15 +164,15 @@ class Forwarder:
         if target.credential is not None:
             kept.append(
                 (
-                    self.settings.platform_credential_header,
-                    self.settings.platform_credential_prefix + target.credential,
+                    self.settings.platform.credential_header,
+                    self.settings.platform.credential_prefix + target.credential,
                 )
             )
         kept.append((INVOCATION_HEADER, invocation_id))
         return kept
 
     def _read_response(self, response: httpx.Response, where: str) -> Reply:
-        cap = self.settings.gateway_max_response_bytes
+        cap = self.settings.gateway.max_response_bytes
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():

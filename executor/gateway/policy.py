@@ -43,10 +43,10 @@ class PlatformTargets:
         self._settings = settings
 
     def for_project(self, project_id: str) -> Target:
-        override = self._settings.platform_projects.get(project_id)
-        url = override.url if override is not None else self._settings.platform_api_url
+        override = self._settings.platform.projects.get(project_id)
+        url = override.url if override is not None else self._settings.platform.api_url
         secret = override.credential if override is not None else None
-        secret = secret or self._settings.platform_credential
+        secret = secret or self._settings.platform.credential
         url = url.replace(PROJECT_PLACEHOLDER, urllib.parse.quote(project_id, safe=""))
         parts = urllib.parse.urlsplit(url)
         return Target(
@@ -58,7 +58,7 @@ class PlatformTargets:
     def plugin_url(self, project_id: str) -> str:
         """The URL the plugin is given as ``api.url``: the in-container forwarder + base path."""
         base_path = self.for_project(project_id).base_path
-        return f"http://127.0.0.1:{self._settings.gateway_port}{base_path}"
+        return f"http://127.0.0.1:{self._settings.gateway.port}{base_path}"
 
 
 def _decoded_variants(path: str) -> list[str]:

@@ -184,7 +184,7 @@ class Gateway:
             log_config=None,
             timeout_keep_alive=int(IDLE_CONNECTION_S),
             timeout_graceful_shutdown=int(
-                self.settings.gateway_upstream_timeout_s + SHUTDOWN_MARGIN_S
+                self.settings.gateway.upstream_timeout_s + SHUTDOWN_MARGIN_S
             ),
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         )

@@ -115,10 +115,10 @@ class CheckerLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckerLimits:
         return cls(
-            workers=settings.upload_check_workers,
-            per_tenant=settings.upload_check_per_tenant,
-            memory_bytes=settings.upload_check_memory_bytes,
-            timeout_s=settings.upload_check_timeout_s,
+            workers=settings.uploads.check_workers,
+            per_tenant=settings.uploads.check_per_tenant,
+            memory_bytes=settings.uploads.check_memory_bytes,
+            timeout_s=settings.uploads.check_timeout_s,
         )
 
 

@@ -7,7 +7,7 @@ environment markers and ``--hash``. Refused, each with the line and the reason: 
 paths and archive file names, ``${VAR}`` expansion, NUL or non-UTF-8 bytes, an encoding
 declaration other than UTF-8, and files over ``MAX_LINES`` lines or ``MAX_BYTES`` bytes. An
 operator may allow https URL and ``git+https`` lines for trusted tenants
-(``Settings.build_allow_url_requirements``).
+(``Settings.build.allow_url_requirements``).
 
 The file is read the way pip reads it (``pip/_internal/req/req_file.py``): lines joined at a
 trailing backslash before comments are dropped, options split from the requirement at the

@@ -41,13 +41,13 @@ def check_import(
         host_config=container_config(settings.sandbox),
         # Not the managed label: the orphan sweep would remove the container as it runs.
         labels={PROBE_LABEL: "true"},
-        timeout_s=settings.build_import_timeout_s,
+        timeout_s=settings.build.import_timeout_s,
     )
     text = output.decode("utf-8", "replace")
     on_output(text if text.endswith("\n") or not text else text + "\n")
     if exit_code is None:
         raise BuildFailed(
-            f"importing main.py did not finish within {settings.build_import_timeout_s:g} s "
+            f"importing main.py did not finish within {settings.build.import_timeout_s:g} s "
             "(EXECUTOR_BUILD_IMPORT_TIMEOUT_S): move slow work from module level into the "
             "handler"
         )

@@ -37,7 +37,7 @@ class UnknownRuntime(ExecutorError):
 def node_id_for(settings: Settings, engine: Engine) -> str:
     """The setting, else ``hostname-<short engine id>``: stable across restarts of a
     process on the same engine, so a restarted node adopts its own runs."""
-    return settings.node_id or f"{socket.gethostname()}-{engine.info().short_id}"
+    return settings.nodes.id or f"{socket.gethostname()}-{engine.info().short_id}"
 
 
 class NodeMembership:
@@ -67,23 +67,23 @@ class NodeMembership:
                     instance=self.instance,
                     engine_version=info.version,
                     runtimes=runtimes,
-                    max_concurrent_runs=self.settings.max_concurrent_runs,
-                    warm_pool_memory_mib=self.settings.warm_pool_memory_budget_mib,
-                    labels=self.settings.node_labels,
+                    max_concurrent_runs=self.settings.runs.max_concurrent_runs,
+                    warm_pool_memory_mib=self.settings.warm_pool.memory_budget_mib,
+                    labels=self.settings.nodes.labels,
                 ),
             )
         self.state = NodeState.READY
         self.claim = NodeClaim(
             node_id,
             frozenset(runtimes),
-            self.settings.node_labels,
+            self.settings.nodes.labels,
             self.settings.sandbox.oci_runtime,
         )
         log.info("node %s ready: runtimes %s", node_id, ", ".join(runtimes))
         return self.claim
 
     def _runtimes(self, available: list[str]) -> list[str]:
-        wanted = self.settings.node_runtimes
+        wanted = self.settings.nodes.runtimes
         if wanted is None:
             return available
         missing = sorted(set(wanted) - set(available))
@@ -123,28 +123,30 @@ class NodeMembership:
         assert self.claim is not None, "join first"
         with self.db.session() as session:
             measured = _clock_skew(
-                utcnow(), database_now(session), utcnow(), self.settings.clock_skew_warn_s
+                utcnow(), database_now(session), utcnow(), self.settings.nodes.clock_skew_warn_s
             )
             skew = self.skew_s if measured is None else measured
             revive_as = self.state if self.state == NodeState.DRAINING else NodeState.READY
             state = node_store.heartbeat(
                 session, self.claim.node_id, self.instance, revive_as, skew
             )
-            lost = node_store.mark_lost(session, self.settings.lease_s)
+            lost = node_store.mark_lost(session, self.settings.runs.lease_s)
         if measured is not None:
             self.skew_s = measured
             self._note_skew(measured)
         if state != self.state:
             self._changed(state)
         for node_id in lost:
-            log.warning("node %s is lost: no heartbeat for %g s", node_id, self.settings.lease_s)
+            log.warning(
+                "node %s is lost: no heartbeat for %g s", node_id, self.settings.runs.lease_s
+            )
         return lost
 
     def _note_skew(self, skew: float) -> None:
         """Warn when this node's clock goes off from the database's (once: ``nodes`` shows
         the skew of every beat), and say when it is back."""
         assert self.claim is not None
-        skewed = abs(skew) > self.settings.clock_skew_warn_s
+        skewed = abs(skew) > self.settings.nodes.clock_skew_warn_s
         if skewed and not self.skewed:
             log.warning(
                 "node %s: this host's clock is %+.1f s off the database's (more than "
@@ -152,7 +154,7 @@ class NodeMembership:
                 "this node records (run start, logs) are off; sync the clock (NTP)",
                 self.claim.node_id,
                 skew,
-                self.settings.clock_skew_warn_s,
+                self.settings.nodes.clock_skew_warn_s,
             )
         elif self.skewed and not skewed:
             log.info(

@@ -263,10 +263,10 @@ class InvocationRunner:
         self.targets = PlatformTargets(settings)
         self.registry = Registry.configured(settings)
         self.policy = RetryPolicy(
-            settings.retry_max_attempts,
-            settings.retry_base_s,
-            settings.retry_max_s,
-            settings.infra_retry_budget_s,
+            settings.runs.retry_max_attempts,
+            settings.runs.retry_base_s,
+            settings.runs.retry_max_s,
+            settings.runs.infra_retry_budget_s,
         )
 
     def _what_to_run(self, invocation: Invocation) -> _ToRun | None:

@@ -65,8 +65,8 @@ class WarmPool:
         self.db = db
         self.sandbox = sandbox
         self.settings = settings
-        self.size = settings.warm_pool_size
-        self.budget_mib = settings.warm_pool_memory_budget_mib
+        self.size = settings.warm_pool.size
+        self.budget_mib = settings.warm_pool.memory_budget_mib
         self._pools: dict[str, _VersionPool] = {}
         self._lock = threading.Lock()
         self._filler = ThreadPoolExecutor(FILL_THREADS, "warm-fill")
@@ -144,7 +144,7 @@ class WarmPool:
                 target = wanted.get(version_id)
                 if target is None or target != (pool.image, pool.profile):
                     stale += self._forget(version_id)
-                elif not pool.idle and now - pool.last_used > self.settings.warm_pool_idle_s:
+                elif not pool.idle and now - pool.last_used > self.settings.warm_pool.idle_s:
                     pool.idle = True
                     stale += pool.ready
                     pool.ready = []

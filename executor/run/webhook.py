@@ -182,16 +182,16 @@ class WebhookDeliverer:
         self.db = db
         self.metrics = metrics
         self.on_logs_written = on_logs_written
-        self.timeout_s = settings.webhook_timeout_s
-        self.allowed = AllowList.parse(settings.webhook_allowed_hosts)
+        self.timeout_s = settings.webhooks.timeout_s
+        self.allowed = AllowList.parse(settings.webhooks.allowed_hosts)
         self.policy = RetryPolicy(
-            settings.webhook_max_attempts, settings.retry_base_s, settings.retry_max_s
+            settings.webhooks.max_attempts, settings.runs.retry_base_s, settings.runs.retry_max_s
         )
         # No proxies or .netrc from the environment, no redirects, and no kept connections:
         # the pool keys on the pinned address, so a TLS connection opened (and verified) for
         # one name must not carry a request for another name on the same address.
         self.client = httpx.Client(
-            timeout=settings.webhook_timeout_s,
+            timeout=settings.webhooks.timeout_s,
             follow_redirects=False,
             trust_env=False,
             limits=httpx.Limits(max_keepalive_connections=0),

@@ -63,14 +63,14 @@ def _checked_filter(
             " swap them or widen the range",
             field="since",
         )
-    retention = timedelta(days=settings.log_retention_days)
+    retention = timedelta(days=settings.retention.log_retention_days)
     if until - since > retention:
         raise RangeTooLong(
             f"since: the range from {since.isoformat()} to {until.isoformat()} is longer than"
-            f" the {settings.log_retention_days:g} days finished runs are kept"
+            f" the {settings.retention.log_retention_days:g} days finished runs are kept"
             " (EXECUTOR_LOG_RETENTION_DAYS): ask for a shorter range",
             field="since",
-            maximum_days=settings.log_retention_days,
+            maximum_days=settings.retention.log_retention_days,
         )
     flt = stats_store.StatsFilter(
         tenant_id=caller.tenant_id,

@@ -102,7 +102,7 @@ class Webhooks:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.allowed = AllowList.parse(settings.webhook_allowed_hosts)
+        self.allowed = AllowList.parse(settings.webhooks.allowed_hosts)
 
     def create_webhook(
         self,

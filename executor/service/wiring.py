@@ -75,22 +75,28 @@ class ExecutorService:
         self.operator_key, self.operator_key_generated = ensure_operator_key(settings)
         # A transaction idle past a lease is a paused process's: see Database.
         self.db = Database(
-            settings.resolved_database_url, settings.database_pool_size, settings.lease_s
+            settings.resolved_database_url, settings.database_pool_size, settings.runs.lease_s
         )
         self.intake = EventIntake(self.db, self._event_stored)
         self.engine = engine or Engine()
-        self.metrics = Metrics(self._queue_figures, settings.metrics_max_plugins)
+        self.metrics = Metrics(self._queue_figures, settings.tenancy.metrics_max_plugins)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
         registry = Registry.configured(settings)
-        self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions, registry)
+        self.image_gc = ImageCollector(
+            self.db, self.engine, settings.images.keep_versions, registry
+        )
         self.builder.on_active.append(self.image_gc.collect)
         self.builder.import_check = functools.partial(check_import, self.engine, settings)
         # Several API processes may share a PostgreSQL store: a key's buckets are kept there.
         self.limiter: Limiter = (
-            KeyLimiter(settings.key_requests_per_minute, settings.key_upload_bytes_per_hour)
+            KeyLimiter(
+                settings.tenancy.key_requests_per_minute, settings.tenancy.key_upload_bytes_per_hour
+            )
             if self.db.is_sqlite
             else StoreLimiter(
-                self.db, settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
+                self.db,
+                settings.tenancy.key_requests_per_minute,
+                settings.tenancy.key_upload_bytes_per_hour,
             )
         )
         self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
@@ -129,7 +135,7 @@ class ExecutorService:
         # Events queued by another process (the API, for a worker): claimed when queued.
         self.queue_listener = (
             None
-            if self.db.is_sqlite or not settings.dispatch
+            if self.db.is_sqlite or not settings.runs.dispatch
             else StoreListener(self.db.url, {QUEUE_CHANNEL: lambda _: self.dispatcher.wake()})
         )
         # Pushed images are pulled ahead of their first event by processes that run them.
@@ -141,7 +147,7 @@ class ExecutorService:
         self.authenticator = Authenticator(
             self.db,
             self.operator_key,
-            settings.key_cache_s,
+            settings.tenancy.key_cache_s,
             usage=self.key_usage,
             live=self.store_listener.listening.is_set if self.store_listener else lambda: True,
         )
@@ -183,7 +189,7 @@ class ExecutorService:
         self.gateway.start()
         if api:
             self.builder.resume_unfinished()
-        if self.settings.dispatch:
+        if self.settings.runs.dispatch:
             self.dispatcher.start()
             if self.queue_listener is not None:
                 self.queue_listener.start()

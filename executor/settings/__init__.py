@@ -9,7 +9,7 @@ from executor.settings.base import MIB, Group, variable
 from executor.settings.checks import PROJECT_PLACEHOLDER
 from executor.settings.images import BuildSettings, ImageSettings, UploadSettings
 from executor.settings.platform import GatewaySettings, PlatformSettings, PlatformTarget
-from executor.settings.root import GROUPS, Settings, variable_at
+from executor.settings.root import GROUPS, Settings, variable_at, variables
 from executor.settings.runs import NodeSettings, RunSettings, WarmPoolSettings, WebhookSettings
 from executor.settings.sandbox import SandboxProfile
 from executor.settings.service import ApiSettings, RetentionSettings, TenancySettings
@@ -36,4 +36,5 @@ __all__ = [
     "WebhookSettings",
     "variable",
     "variable_at",
+    "variables",
 ]

@@ -26,7 +26,7 @@ from executor.settings.runs import NodeSettings, RunSettings, WarmPoolSettings, 
 from executor.settings.sandbox import SandboxProfile
 from executor.settings.service import ApiSettings, RetentionSettings, TenancySettings
 
-__all__ = ["GROUPS", "Settings", "variable_at"]
+__all__ = ["GROUPS", "Settings", "variable_at", "variables"]
 
 GROUPS: tuple[type[Group], ...] = (
     ApiSettings,
@@ -202,3 +202,9 @@ def variable_at(location: tuple[int | str, ...]) -> tuple[str, FieldInfo | None]
         return "settings", None
     field = Settings.model_fields.get(name)
     return (f"EXECUTOR_{name.upper()}", field) if field is not None else ("settings", None)
+
+
+def variables() -> list[str]:
+    """Every variable ``Settings`` reads, the server's own first, then each group's."""
+    own = [f"EXECUTOR_{name.upper()}" for name in Settings.model_fields if name not in _BY_NAME]
+    return own + [variable(group, field) for group in GROUPS for field in group.model_fields]

@@ -20,7 +20,8 @@ class Quotas:
 def quotas_for(tenant: Tenant, settings: Settings) -> Quotas:
     """The quotas ``tenant`` works under."""
     return Quotas(
-        max_plugins=tenant.max_plugins or settings.tenant_max_plugins,
-        max_versions=tenant.max_versions or settings.tenant_max_versions,
-        max_concurrent_runs=tenant.max_concurrent_runs or settings.tenant_max_concurrent_runs,
+        max_plugins=tenant.max_plugins or settings.tenancy.tenant_max_plugins,
+        max_versions=tenant.max_versions or settings.tenancy.tenant_max_versions,
+        max_concurrent_runs=tenant.max_concurrent_runs
+        or settings.tenancy.tenant_max_concurrent_runs,
     )

@@ -1,6 +1,6 @@
 """Removes the images of plugin versions no longer kept.
 
-Kept: each plugin's ``Settings.keep_versions`` newest versions, and any version in use
+Kept: each plugin's ``Settings.images.keep_versions`` newest versions, and any version in use
 (pinned by an activation, current, or wanted by a queued or running invocation). The engine
 itself refuses to remove an image a container uses; such an image is tried again next time.
 A removed version stays listed (its source, log and freeze too) but can no longer run.

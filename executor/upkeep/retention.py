@@ -47,10 +47,10 @@ class Retention:
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
-        self.max_age = timedelta(days=settings.log_retention_days)
-        self.budget_bytes = int(settings.plugin_log_budget_mib * MIB)
-        self.batch = settings.retention_batch
-        self.interval_s = settings.retention_interval_s
+        self.max_age = timedelta(days=settings.retention.log_retention_days)
+        self.budget_bytes = int(settings.retention.plugin_log_budget_mib * MIB)
+        self.batch = settings.retention.retention_batch
+        self.interval_s = settings.retention.retention_interval_s
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_report: PurgeReport | None = None

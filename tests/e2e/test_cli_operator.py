@@ -152,7 +152,7 @@ def test_rollback_warns_of_a_failing_version_and_rolls_forward(
 def test_tenants_update_and_delete_and_the_operator_acts_on_one(server: RunningServer) -> None:
     cli(server, "tenants", "create", "ops-team")
     updated = cli(server, "tenants", "update", "ops-team", "--max-plugins", "3")
-    defaults = server.settings
+    defaults = server.settings.tenancy
     assert defaults.tenant_max_concurrent_runs is None
     assert updated.stdout == (
         f"Tenant ops-team updated: max_plugins 3, max_versions {defaults.tenant_max_versions}, "

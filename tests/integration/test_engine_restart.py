@@ -34,7 +34,7 @@ def engine(runtime_image: str) -> Iterator[PrivateEngine]:
     name = f"pe-engine-{secrets.token_hex(3)}"
     with network_namespace(name), private_engine(name, name) as started:
         # Plugins build FROM the default flavor (kili) of the runtime image.
-        kili = Settings(operator_key=OPERATOR_KEY, runtime_image=RUNTIME_IMAGE).flavor_image(
+        kili = Settings(operator_key=OPERATOR_KEY, runtime_image=RUNTIME_IMAGE).images.flavor_image(
             RuntimeFlavor.KILI
         )
         load_images(started, [RUNTIME_IMAGE, kili])

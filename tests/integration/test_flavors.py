@@ -94,8 +94,8 @@ def test_runtimes_lists_the_flavors_with_their_package_versions(server: RunningS
     assert list(flavors) == ["minimal", "kili", "datascience"]
     assert [f["default"] for f in flavors.values()] == [False, True, False]
     assert all(f["available"] for f in flavors.values())
-    runtime = server.settings.runtime_image
-    assert flavors["kili"]["image"] == server.settings.flavor_image(RuntimeFlavor.KILI)
+    runtime = server.settings.images.runtime_image
+    assert flavors["kili"]["image"] == server.settings.images.flavor_image(RuntimeFlavor.KILI)
     assert flavors["kili"]["image"].startswith(runtime.rpartition(":")[0] + "-kili:")
     assert "kili" not in flavors["minimal"]["packages"]
     assert flavors["kili"]["packages"]["kili"] == KILI_PIN
@@ -120,7 +120,7 @@ def test_kili_plugin_without_requirements_runs_on_the_default_flavor(
     )
     build = push(server, "kili_default", plugin)
     assert build["status"] == "ACTIVE", build["log"]
-    assert "FROM " + server.settings.flavor_image("kili") in build["log"]  # type: ignore[arg-type]
+    assert "FROM " + server.settings.images.flavor_image("kili") in build["log"]  # type: ignore[arg-type]
     assert "import check: plugin_code.main imported, PluginHandler found" in build["log"]
     (version,) = server.api.get("/v1/plugins/kili_default").json()["versions"]
     assert version["runtime"] == "kili"

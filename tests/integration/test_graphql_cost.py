@@ -55,7 +55,7 @@ def server(server_factory: ServerFactory) -> RunningServer:
 @pytest.fixture(autouse=True)
 def still_limiter(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys get RATE tokens that never refill, so what each request took is exact."""
-    limiter = KeyLimiter(RATE, server.settings.key_upload_bytes_per_hour, clock=lambda: 0.0)
+    limiter = KeyLimiter(RATE, server.settings.tenancy.key_upload_bytes_per_hour, clock=lambda: 0.0)
     monkeypatch.setattr(server.service, "limiter", limiter)
 
 
@@ -90,7 +90,7 @@ def post(
     server: RunningServer, key: str, query: str, variables: dict[str, Any] | None = None
 ) -> httpx.Response:
     return httpx.post(
-        f"{server.url}{server.settings.graphql_path}",
+        f"{server.url}{server.settings.api.graphql_path}",
         json={"query": query, "variables": variables},
         headers={"Authorization": f"X-API-Key: {key}"},
         timeout=120,

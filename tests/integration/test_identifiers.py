@@ -236,7 +236,7 @@ def test_rest_refuses_a_bad_identifier_naming_the_field(
 
 def graphql(server: RunningServer, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     response = httpx.post(
-        f"{server.url}{server.settings.graphql_path}",
+        f"{server.url}{server.settings.api.graphql_path}",
         json={"query": query, "variables": variables},
         headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
     )

@@ -100,7 +100,7 @@ class KiliSdk:
         """The outcome of each call: ``{"result": ...}`` or ``{"error": {type, message}}``."""
         out = self.tmp_path / "kili-outcomes.jsonl"
         job = {
-            "endpoint": f"{self.server.url}{self.server.settings.graphql_path}",
+            "endpoint": f"{self.server.url}{self.server.settings.api.graphql_path}",
             "api_key": self.key,
             "out": str(out),
             "calls": calls,

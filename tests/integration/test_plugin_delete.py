@@ -97,7 +97,7 @@ def test_a_deleted_plugins_runs_and_logs_stay_until_retention_and_its_name_is_re
     assert old["id"] in deleted and new["id"] not in deleted
 
     # Retention purges the old run like any other once it is old enough.
-    backdate(server, old["id"], days=server.settings.log_retention_days + 1)
+    backdate(server, old["id"], days=server.settings.retention.log_retention_days + 1)
     report = server.service.retention.purge()
     assert (report.invocations, report.log_records) == (1, 2)  # its line and the SYSTEM one
     assert server.api.get(f"/v1/invocations/{old['id']}").status_code == 404

@@ -79,7 +79,7 @@ def state(server: RunningServer) -> list[Any]:
 
 def graphql(server: RunningServer, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     response = httpx.post(
-        f"{server.url}{server.settings.graphql_path}",
+        f"{server.url}{server.settings.api.graphql_path}",
         json={"query": query, "variables": variables},
         headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
         timeout=60,

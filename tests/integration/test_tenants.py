@@ -162,7 +162,7 @@ def test_quotas_hit_and_recover(server: RunningServer) -> None:
 
 
 def test_every_route_caps_its_body(server: RunningServer) -> None:
-    big = {"name": "x" * (server.settings.max_request_bytes + 1)}
+    big = {"name": "x" * (server.settings.api.max_request_bytes + 1)}
     for method, path in (("POST", "/v1/tenants"), ("PUT", "/v1/plugins/counter/limits")):
         response = server.api.request(method, path, json=big)
         assert response.status_code == 413, (path, response.text)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from executor import settings as settings_module
 from executor.build.tls import CERTIFICATE_HINT, CertificateWatch
 from executor.errors import BuildFailed
-from executor.settings import Settings
+from executor.settings import Settings, checks
 
 PIP_ERROR = (
     "WARNING: Retrying (Retry(total=0)) after connection broken by 'SSLError(SSLCertVerification"
@@ -22,17 +21,17 @@ PIP_ERROR = (
 def system_bundles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The usual places, moved under tmp_path; none exists until a test writes one."""
     places = [tmp_path / "debian.crt", tmp_path / "rhel.crt"]
-    monkeypatch.setattr(settings_module, "SYSTEM_CA_BUNDLES", tuple(places))
+    monkeypatch.setattr(checks, "SYSTEM_CA_BUNDLES", tuple(places))
     monkeypatch.delenv("EXECUTOR_BUILD_CA_BUNDLE", raising=False)
     return places
 
 
 def test_the_system_bundle_is_the_default_when_there_is_one(system_bundles: list[Path]) -> None:
-    assert Settings(operator_key="k").build_ca_bundle is None
+    assert Settings(operator_key="k").build.ca_bundle is None
     system_bundles[1].write_text("PEM")
-    assert Settings(operator_key="k").build_ca_bundle == system_bundles[1]
+    assert Settings(operator_key="k").build.ca_bundle == system_bundles[1]
     system_bundles[0].write_text("PEM")
-    assert Settings(operator_key="k").build_ca_bundle == system_bundles[0]
+    assert Settings(operator_key="k").build.ca_bundle == system_bundles[0]
 
 
 @pytest.mark.parametrize("value", ["", "none", "None", " NONE "])
@@ -41,7 +40,7 @@ def test_empty_or_none_opts_out_of_the_system_bundle(
 ) -> None:
     system_bundles[0].write_text("PEM")
     monkeypatch.setenv("EXECUTOR_BUILD_CA_BUNDLE", value)
-    assert Settings(operator_key="k").build_ca_bundle is None
+    assert Settings(operator_key="k").build.ca_bundle is None
 
 
 def test_an_explicit_bundle_wins(
@@ -49,7 +48,7 @@ def test_an_explicit_bundle_wins(
 ) -> None:
     system_bundles[0].write_text("PEM")
     monkeypatch.setenv("EXECUTOR_BUILD_CA_BUNDLE", str(tmp_path / "corp.pem"))
-    assert Settings(operator_key="k").build_ca_bundle == tmp_path / "corp.pem"
+    assert Settings(operator_key="k").build.ca_bundle == tmp_path / "corp.pem"
 
 
 def test_a_certificate_error_in_the_output_names_the_setting() -> None:

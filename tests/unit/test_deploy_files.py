@@ -14,16 +14,14 @@ import pytest
 import yaml
 
 from examples.labeling_platform import PlatformSettings
-from executor.settings import SandboxProfile, Settings
+from executor.settings import variables
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 
 
 def env_names() -> set[str]:
-    names = {f"EXECUTOR_{name.upper()}" for name in Settings.model_fields if name != "sandbox"}
-    names |= {f"EXECUTOR_SANDBOX_{name.upper()}" for name in SandboxProfile.model_fields}
-    return names
+    return set(variables())
 
 
 def compose() -> dict[str, object]:

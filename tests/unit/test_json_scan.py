@@ -94,7 +94,7 @@ def test_valid_unicode_and_what_only_looks_like_a_surrogate_pass(body: bytes) ->
 
 
 def test_the_depth_limit_stays_below_what_the_envelope_serializer_can_write() -> None:
-    assert Settings(max_event_depth=200).max_event_depth == 200
+    assert Settings(max_event_depth=200).api.max_event_depth == 200
     with pytest.raises(ValidationError, match="max_event_depth"):
         Settings(max_event_depth=201)
 

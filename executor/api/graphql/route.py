@@ -173,7 +173,7 @@ def _screen(
         cost = document_cost(schema, document, body.variables, body.operationName)
     except CostRefused as refused:
         return Screened(None, refusal=_refused(refused.message, refused.code))
-    budget = settings.graphql_max_cost
+    budget = settings.api.graphql_max_cost
     if cost > budget:
         return Screened(
             None,
@@ -186,7 +186,7 @@ def _screen(
                 budget=budget,
             ),
         )
-    return Screened(document, max(1, math.ceil(cost / settings.graphql_cost_per_token)))
+    return Screened(document, max(1, math.ceil(cost / settings.api.graphql_cost_per_token)))
 
 
 def graphql_router(path: str) -> APIRouter:

@@ -45,7 +45,7 @@ class EventRoute(APIRoute):
 
         async def scan_then_run(request: Request) -> Response:
             service = get_service(request)
-            max_depth = service.settings.max_event_depth
+            max_depth = service.settings.api.max_event_depth
             # Only a body the cheap checks cannot clear is walked token by token, in a thread.
             body = await request.body()
             if not plainly_fine(body, max_depth):

@@ -130,6 +130,6 @@ def _stream(
     if start is None:
         start = reads.backlog_start(service.db, where, backlog)
     settings = service.settings
-    timing = StreamTiming(settings.log_follow_poll_s, settings.sse_heartbeat_s)
+    timing = StreamTiming(settings.api.log_follow_poll_s, settings.api.sse_heartbeat_s)
     events = log_events(service.db, service.log_notifier, where, start, timing)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
