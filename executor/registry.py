@@ -21,7 +21,7 @@ import httpx
 
 from executor.engine import Engine, EngineRefused
 from executor.errors import SandboxError
-from executor.settings import Settings
+from executor.settings import ImageSettings
 
 __all__ = ["ImageNotInRegistry", "Registry", "RegistryError", "is_digest_reference"]
 
@@ -123,24 +123,24 @@ class Registry:
     _pulls: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
     _pulls_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, settings: Settings) -> None:
-        if settings.images.registry is None:
+    def __init__(self, images: ImageSettings) -> None:
+        if images.registry is None:
             raise ValueError("Registry needs EXECUTOR_REGISTRY")
-        self.address = settings.images.registry.rstrip("/")
+        self.address = images.registry.rstrip("/")
         self.host = self.address.partition("/")[0]
-        password = settings.images.registry_password
+        password = images.registry_password
         self._credentials = (
-            (settings.images.registry_user, password.get_secret_value())
-            if settings.images.registry_user is not None and password is not None
+            (images.registry_user, password.get_secret_value())
+            if images.registry_user is not None and password is not None
             else None
         )
-        ca = settings.images.registry_ca_bundle
+        ca = images.registry_ca_bundle
         self._verify = ssl.create_default_context(cafile=str(ca) if ca else None)
 
     @classmethod
-    def configured(cls, settings: Settings) -> Registry | None:
+    def configured(cls, images: ImageSettings) -> Registry | None:
         """The registry when ``EXECUTOR_REGISTRY`` is set, else None (images stay local)."""
-        return cls(settings) if settings.images.registry else None
+        return cls(images) if images.registry else None
 
     @property
     def _auth(self) -> dict[str, str] | None:

@@ -181,7 +181,7 @@ def log_public(record: LogRecord) -> LogRecordPublic:
 
 
 def tenant_public(tenant: Tenant, settings: Settings) -> TenantPublic:
-    quotas = quotas_for(tenant, settings)
+    quotas = quotas_for(tenant, settings.tenancy)
     return TenantPublic(
         name=tenant.id,
         created_at=tenant.created_at,

@@ -191,7 +191,7 @@ class Builder:
         self.db = db
         self.engine = engine
         self.settings = settings
-        self.registry = Registry.configured(settings)
+        self.registry = Registry.configured(settings.images)
         self.on_active: list[Callable[[str], object]] = []
         self.import_check: Callable[[str, Callable[[str], None]], None] | None = None
         # Reads a source archive's imports in an upload check worker (the service sets it:
@@ -303,7 +303,7 @@ class Builder:
         read is noted, and the build goes on without warnings)."""
         if self.import_scan is None:
             return None
-        provided = flavor_modules(self.engine, self.settings, build.runtime)
+        provided = flavor_modules(self.engine, self.settings.images, build.runtime)
         try:
             return _Imports(self.import_scan(build.source), provided)
         except (PluginRejected, UploadCheckBusy) as exc:  # only a warning is lost

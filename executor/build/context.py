@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from executor.errors import BuildFailed
-from executor.settings import Settings
+from executor.settings import BuildSettings, Settings
 from executor.statuses import RuntimeFlavor
 
 __all__ = [
@@ -76,16 +76,16 @@ class BuildContext:
         return bool(self.requirements.strip())
 
 
-def pip_command(settings: Settings) -> str:
+def pip_command(build: BuildSettings) -> str:
     """The pip install line: isolated from any config, no cache, the operator's index (with
     its CA bundle) or, offline, the operator's wheelhouse only. The freeze it saves keeps
     what the requirements installed or changed: the flavor's unchanged pins are left out;
     the modules list names the top-level modules of every installed distribution."""
-    if settings.build.wheelhouse is not None:
+    if build.wheelhouse is not None:
         source = f"--no-index --find-links {BUILD_DIR}/{WHEELHOUSE_DIR}"
     else:
-        cert = f" --cert {BUILD_DIR}/{CA_FILE}" if settings.build.ca_bundle else ""
-        source = f"--index-url {settings.build.index_url}{cert}"
+        cert = f" --cert {BUILD_DIR}/{CA_FILE}" if build.ca_bundle else ""
+        source = f"--index-url {build.index_url}{cert}"
     return (
         "PIP_CONFIG_FILE=/dev/null python3 -m pip install --isolated --no-input --no-cache-dir"
         f" --disable-pip-version-check {source} -r {BUILD_DIR}/requirements.txt"
@@ -110,7 +110,7 @@ def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavo
             f"RUN chown -R {BUILD_USER} /opt/venv",
             f"COPY requirements.txt {BUILD_DIR}/requirements.txt",
             f"USER {BUILD_USER}",
-            f"RUN {pip_command(settings)}",
+            f"RUN {pip_command(settings.build)}",
             "USER root",
         ]
     lines += [

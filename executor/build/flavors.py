@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from executor.engine import Engine
 from executor.errors import BuildFailed
-from executor.settings import Settings
+from executor.settings import ImageSettings
 from executor.statuses import RuntimeFlavor
 
 __all__ = ["MODULES_LABEL", "PACKAGES_LABEL", "Flavor", "describe_flavors", "flavor_modules"]
@@ -30,15 +30,15 @@ class Flavor:
     packages: dict[str, str]  # distribution name -> version
 
 
-def describe_flavors(engine: Engine, settings: Settings) -> list[Flavor]:
+def describe_flavors(engine: Engine, images: ImageSettings) -> list[Flavor]:
     """Every flavor, in the order of ``RuntimeFlavor``."""
-    return [_describe(engine, settings, flavor) for flavor in RuntimeFlavor]
+    return [_describe(engine, images, flavor) for flavor in RuntimeFlavor]
 
 
-def flavor_modules(engine: Engine, settings: Settings, flavor: RuntimeFlavor) -> list[str]:
+def flavor_modules(engine: Engine, images: ImageSettings, flavor: RuntimeFlavor) -> list[str]:
     """The top-level modules ``flavor``'s image installed; ``BuildFailed`` when the engine
     has no such image (rather than the engine's attempt to pull it from a registry)."""
-    image = settings.images.flavor_image(flavor)
+    image = images.flavor_image(flavor)
     labels = engine.image_labels(image)
     if labels is None:
         raise BuildFailed(
@@ -48,14 +48,14 @@ def flavor_modules(engine: Engine, settings: Settings, flavor: RuntimeFlavor) ->
     return labels.get(MODULES_LABEL, "").split()
 
 
-def _describe(engine: Engine, settings: Settings, flavor: RuntimeFlavor) -> Flavor:
-    image = settings.images.flavor_image(flavor)
+def _describe(engine: Engine, images: ImageSettings, flavor: RuntimeFlavor) -> Flavor:
+    image = images.flavor_image(flavor)
     labels = engine.image_labels(image)
     pins = (labels or {}).get(PACKAGES_LABEL, "").split()
     return Flavor(
         name=flavor,
         image=image,
-        default=flavor == settings.images.runtime_default_flavor,
+        default=flavor == images.runtime_default_flavor,
         available=labels is not None,
         packages=dict(pin.partition("==")[::2] for pin in pins),
     )

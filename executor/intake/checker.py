@@ -42,7 +42,7 @@ from executor.intake.check_wire import (
 )
 from executor.intake.imports import FoundImport, ImportScan
 from executor.intake.upload import PluginSource, UploadLimits, source_digest
-from executor.settings import Settings
+from executor.settings import UploadSettings
 
 __all__ = ["CheckOutcome", "CheckRecord", "Checked", "CheckerLimits", "UploadChecker"]
 
@@ -113,12 +113,12 @@ class CheckerLimits:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CheckerLimits:
+    def from_settings(cls, settings: UploadSettings) -> CheckerLimits:
         return cls(
-            workers=settings.uploads.check_workers,
-            per_tenant=settings.uploads.check_per_tenant,
-            memory_bytes=settings.uploads.check_memory_bytes,
-            timeout_s=settings.uploads.check_timeout_s,
+            workers=settings.check_workers,
+            per_tenant=settings.check_per_tenant,
+            memory_bytes=settings.check_memory_bytes,
+            timeout_s=settings.check_timeout_s,
         )
 
 

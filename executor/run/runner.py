@@ -261,7 +261,7 @@ class InvocationRunner:
         self.metrics = metrics
         self.handing_back = handing_back
         self.targets = PlatformTargets(settings)
-        self.registry = Registry.configured(settings)
+        self.registry = Registry.configured(settings.images)
         self.policy = RetryPolicy(
             settings.runs.retry_max_attempts,
             settings.runs.retry_base_s,

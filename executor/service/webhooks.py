@@ -159,7 +159,9 @@ class Webhooks:
         pin(receiver.url, self.allowed)
         events = list(dict.fromkeys([*receiver.handler_types, *(receiver.event_matcher or [])]))
         with self.db.session() as session:
-            quotas = quotas_for(tenant_store.get_tenant(session, caller.tenant_id), self.settings)
+            quotas = quotas_for(
+                tenant_store.get_tenant(session, caller.tenant_id), self.settings.tenancy
+            )
             version = webhook_store.add_webhook_version(
                 session,
                 caller.tenant_id,

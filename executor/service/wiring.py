@@ -81,7 +81,7 @@ class ExecutorService:
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures, settings.tenancy.metrics_max_plugins)
         self.builder = Builder(self.db, self.engine, settings, self.metrics)
-        registry = Registry.configured(settings)
+        registry = Registry.configured(settings.images)
         self.image_gc = ImageCollector(
             self.db, self.engine, settings.images.keep_versions, registry
         )
@@ -99,7 +99,7 @@ class ExecutorService:
                 settings.tenancy.key_upload_bytes_per_hour,
             )
         )
-        self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
+        self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings.uploads))
         self.builder.import_scan = self.upload_checker.scan_imports
         self.uploads = Uploads(self.db, self.builder, self.limiter, self.upload_checker)
         self.catalog = Catalog(self.db)
@@ -142,7 +142,7 @@ class ExecutorService:
         self.prepuller = Prepuller(self.db, self.engine, registry) if registry else None
         if self.prepuller is not None:
             self.builder.on_active.append(self.prepuller.wake)
-        self.retention = Retention(self.db, settings)
+        self.retention = Retention(self.db, settings.retention)
         self.key_usage = KeyUsage(self.db)
         self.authenticator = Authenticator(
             self.db,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from executor.settings import Settings
+from executor.settings import TenancySettings
 from executor.store.tables import Tenant
 
 __all__ = ["Quotas", "quotas_for"]
@@ -17,11 +17,10 @@ class Quotas:
     max_concurrent_runs: int | None  # None: only the executor-wide limits
 
 
-def quotas_for(tenant: Tenant, settings: Settings) -> Quotas:
+def quotas_for(tenant: Tenant, defaults: TenancySettings) -> Quotas:
     """The quotas ``tenant`` works under."""
     return Quotas(
-        max_plugins=tenant.max_plugins or settings.tenancy.tenant_max_plugins,
-        max_versions=tenant.max_versions or settings.tenancy.tenant_max_versions,
-        max_concurrent_runs=tenant.max_concurrent_runs
-        or settings.tenancy.tenant_max_concurrent_runs,
+        max_plugins=tenant.max_plugins or defaults.tenant_max_plugins,
+        max_versions=tenant.max_versions or defaults.tenant_max_versions,
+        max_concurrent_runs=tenant.max_concurrent_runs or defaults.tenant_max_concurrent_runs,
     )

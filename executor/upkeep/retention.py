@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
-from executor.settings import MIB, Settings
+from executor.settings import MIB, RetentionSettings
 from executor.store import logs as log_store
 from executor.store import retention as retention_store
 from executor.store.db import Database
@@ -45,12 +45,12 @@ class PurgeReport:
 class Retention:
     """Runs ``purge()`` in a daemon thread every ``retention_interval_s`` (first at start)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: RetentionSettings) -> None:
         self.db = db
-        self.max_age = timedelta(days=settings.retention.log_retention_days)
-        self.budget_bytes = int(settings.retention.plugin_log_budget_mib * MIB)
-        self.batch = settings.retention.retention_batch
-        self.interval_s = settings.retention.retention_interval_s
+        self.max_age = timedelta(days=settings.log_retention_days)
+        self.budget_bytes = int(settings.plugin_log_budget_mib * MIB)
+        self.batch = settings.retention_batch
+        self.interval_s = settings.retention_interval_s
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_report: PurgeReport | None = None

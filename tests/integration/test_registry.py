@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from executor.registry import Registry, RegistryError
-from executor.settings import Settings
+from executor.settings import ImageSettings
 from tests.conftest import RunningServer, ServerFactory
 from tests.integration.registry import PASSWORD, USER, LocalRegistry, image_events
 
@@ -181,12 +181,7 @@ def test_wrong_credentials_fail_the_build(
 
 def test_a_registry_the_executor_does_not_trust_is_named(registry: LocalRegistry) -> None:
     untrusting = Registry(
-        Settings(
-            operator_key="k",
-            registry=registry.address,
-            registry_user=USER,
-            registry_password=PASSWORD,
-        )
+        ImageSettings(registry=registry.address, registry_user=USER, registry_password=PASSWORD)
     )  # no EXECUTOR_REGISTRY_CA_BUNDLE: the test's own CA is trusted by nobody else
     reference = f"{registry.address}/plugin-executor/p-none@sha256:{'0' * 64}"
 

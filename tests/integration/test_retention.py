@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from executor.settings import Settings
+from executor.settings import RetentionSettings, Settings
 from executor.store import logs as log_store
 from executor.store.db import Database
 from executor.store.tables import Event, Invocation, LogRecord, Plugin, PluginVersion, utcnow
@@ -30,8 +30,8 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database.dispose()
 
 
-def settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(data_dir=tmp_path, operator_key="k", **overrides)
+def settings(tmp_path: Path, **overrides: Any) -> RetentionSettings:
+    return Settings(data_dir=tmp_path, operator_key="k", **overrides).retention
 
 
 def add_run(

@@ -32,7 +32,7 @@ def test_a_registry_address_with_a_scheme_or_stray_characters_is_refused(address
 
 @pytest.mark.parametrize("address", ["registry.lan:5443", "10.0.0.5:5443/team/plugins", "reg"])
 def test_a_registry_address_is_host_port_and_prefix(address: str) -> None:
-    registry = Registry.configured(settings(registry=address))
+    registry = Registry.configured(settings(registry=address).images)
     assert registry is not None and registry.address == address
 
 
@@ -56,7 +56,7 @@ def test_the_registry_password_is_a_secret() -> None:
 
 
 def test_without_a_registry_images_stay_local() -> None:
-    assert Registry.configured(settings()) is None
+    assert Registry.configured(settings().images) is None
 
 
 def test_only_a_digest_reference_is_pulled() -> None:

@@ -246,7 +246,7 @@ def test_a_tenant_share_larger_than_the_pool_is_refused_at_start() -> None:
         "EXECUTOR_UPLOAD_CHECK_PER_TENANT=3 is above EXECUTOR_UPLOAD_CHECK_WORKERS=2: a "
         "tenant's share is part of the pool; lower it or add workers"
     ) in str(refused.value)
-    assert CheckerLimits.from_settings(Settings()) == CheckerLimits(
+    assert CheckerLimits.from_settings(Settings().uploads) == CheckerLimits(
         workers=2, per_tenant=1, memory_bytes=1024 * MIB, timeout_s=30.0
     )
 
