@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import AliasChoices, AliasPath
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,10 +35,7 @@ class Group(BaseSettings):
 
 def variable(model: type[BaseSettings], field_name: str, field: FieldInfo | None = None) -> str:
     """The environment variable of ``model``'s field (``EXECUTOR_BUILD_TIMEOUT_S``)."""
-    field = field or model.model_fields[field_name]
-    alias = field.validation_alias
-    if isinstance(alias, AliasChoices | AliasPath):  # not used: one name per variable
-        raise TypeError(f"{model.__name__}.{field_name}: give a variable one alias")
-    if alias is not None:
+    alias = (field or model.model_fields[field_name]).validation_alias
+    if isinstance(alias, str):  # a variable outside the group's prefix
         return alias.upper()
     return f"{model.model_config.get('env_prefix', '')}{field_name}".upper()

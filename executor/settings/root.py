@@ -162,12 +162,13 @@ def _with_groups(values: dict[str, Any]) -> tuple[dict[str, Any], list[InitError
     errors: list[InitErrorDetails] = []
     for group in GROUPS:
         whole, own = given.get(group.name), fields[group.name]
-        if isinstance(whole, group) and not own:
-            continue
-        if isinstance(whole, Mapping):
-            own = {**whole, **own}
-        elif whole is not None:
-            raise TypeError(f"Settings: give {group.name}= or its variables' keywords, not both")
+        if whole is not None and not isinstance(whole, Mapping):
+            if own:
+                raise TypeError(
+                    f"Settings: give {group.name}= or its variables' keywords, not both"
+                )
+            continue  # a group already built (or not one: validation says so)
+        own = {**(whole or {}), **own}
         try:
             given[group.name] = group(**own)
         except ValidationError as exc:
