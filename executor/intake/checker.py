@@ -113,12 +113,12 @@ class CheckerLimits:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: UploadSettings) -> CheckerLimits:
+    def from_settings(cls, uploads: UploadSettings) -> CheckerLimits:
         return cls(
-            workers=settings.check_workers,
-            per_tenant=settings.check_per_tenant,
-            memory_bytes=settings.check_memory_bytes,
-            timeout_s=settings.check_timeout_s,
+            workers=uploads.check_workers,
+            per_tenant=uploads.check_per_tenant,
+            memory_bytes=uploads.check_memory_bytes,
+            timeout_s=uploads.check_timeout_s,
         )
 
 

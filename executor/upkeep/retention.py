@@ -45,12 +45,12 @@ class PurgeReport:
 class Retention:
     """Runs ``purge()`` in a daemon thread every ``retention_interval_s`` (first at start)."""
 
-    def __init__(self, db: Database, settings: RetentionSettings) -> None:
+    def __init__(self, db: Database, retention: RetentionSettings) -> None:
         self.db = db
-        self.max_age = timedelta(days=settings.log_retention_days)
-        self.budget_bytes = int(settings.plugin_log_budget_mib * MIB)
-        self.batch = settings.retention_batch
-        self.interval_s = settings.retention_interval_s
+        self.max_age = timedelta(days=retention.log_retention_days)
+        self.budget_bytes = int(retention.plugin_log_budget_mib * MIB)
+        self.batch = retention.retention_batch
+        self.interval_s = retention.retention_interval_s
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_report: PurgeReport | None = None
