@@ -16,7 +16,12 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from executor.settings.base import Group, variable
 from executor.settings.checks import WILDCARD_HOSTS, check_public_url
@@ -51,6 +56,16 @@ KEYWORDS = {
     for group in GROUPS
     for field in group.model_fields
 }
+
+
+class _OwnVariables(EnvSettingsSource):
+    """The environment, for the server's own fields: a group reads its own variables, and an
+    EXECUTOR_RUNS (no variable) set by mistake is not parsed as a group's JSON."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in _BY_NAME:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 class Settings(BaseSettings):
@@ -102,6 +117,17 @@ class Settings(BaseSettings):
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
 
     _check_public_url = field_validator("public_url")(check_public_url)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _OwnVariables(settings_cls)
 
     def __init__(self, **values: Any) -> None:
         values, errors = _with_groups(values)

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from executor.cli.config import setting_errors
-from executor.settings import GROUPS, BuildSettings, Settings, variables
+from executor.settings import GROUPS, BuildSettings, RunSettings, Settings, variables
 
 
 def test_a_variable_of_each_kind_lands_in_its_group(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +78,12 @@ def test_with_values_checks_the_changed_value_and_keeps_the_rest(tmp_path: Path)
 def test_a_group_and_its_variables_keywords_are_not_given_together() -> None:
     with pytest.raises(TypeError, match="give build= or its variables' keywords, not both"):
         Settings(build=BuildSettings(), build_timeout_s=5)
+
+
+def test_a_group_s_name_is_no_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each group reads its own variables; EXECUTOR_RUNS is none of them (nor JSON for all).
+    monkeypatch.setenv("EXECUTOR_RUNS", "not json")
+    monkeypatch.setenv("EXECUTOR_SANDBOX", '{"memory_mib": 16}')
+    settings = Settings()
+    assert settings.runs == RunSettings()
+    assert settings.sandbox.memory_mib == 512
