@@ -62,7 +62,7 @@ def new_owner_id() -> str:
 def tenant_share(settings: Settings) -> int:
     """Webhook deliveries one tenant may have in flight on a node: its share of the webhook
     pool, at least one."""
-    return max(1, int(settings.webhook_pool_size * settings.webhook_tenant_share))
+    return max(1, int(settings.webhooks.pool_size * settings.webhooks.tenant_share))
 
 
 class Dispatcher:
@@ -113,12 +113,12 @@ class Dispatcher:
         )
         self.deliverer = WebhookDeliverer(db, settings, metrics, on_logs_written)
         self.limits = claim_store.ClaimLimits(
-            per_plugin=settings.max_runs_per_plugin,
-            per_project=settings.max_runs_per_project,
-            per_tenant=settings.tenant_max_concurrent_runs,
+            per_plugin=settings.runs.max_runs_per_plugin,
+            per_project=settings.runs.max_runs_per_project,
+            per_tenant=settings.tenancy.tenant_max_concurrent_runs,
         )
-        self._pool = ThreadPoolExecutor(settings.max_concurrent_runs, "run")
-        self._webhook_pool = ThreadPoolExecutor(settings.webhook_pool_size, "webhook")
+        self._pool = ThreadPoolExecutor(settings.runs.max_concurrent_runs, "run")
+        self._webhook_pool = ThreadPoolExecutor(settings.webhooks.pool_size, "webhook")
         self._running: dict[str, Future[None]] = {}
         self._delivering: dict[str, str] = {}  # invocation id -> tenant, in _running too
         self._lock = threading.Lock()
@@ -132,7 +132,7 @@ class Dispatcher:
         claiming."""
         claim = self.node.join()
         for invocation, container_id, running in reconcile(
-            self.db, self.engine, self.owner, self.settings.lease_s, claim.node_id
+            self.db, self.engine, self.owner, self.settings.runs.lease_s, claim.node_id
         ):
             self._submit(self.runner.watch, invocation, container_id, running)
         self.pool.start()
@@ -157,7 +157,7 @@ class Dispatcher:
             self._thread.join()
         with self._lock:
             pending = list(self._running.values())
-        _, not_done = wait(pending, timeout=self.settings.drain_timeout_s)
+        _, not_done = wait(pending, timeout=self.settings.runs.drain_timeout_s)
         if not_done:
             self._hand_back()
         self._pool.shutdown(wait=True)
@@ -177,27 +177,27 @@ class Dispatcher:
                 self._claim_available()
             except Exception:
                 log.exception("dispatcher loop error; retrying at the next poll")
-            self._wakeup.wait(self.settings.dispatch_poll_s)
+            self._wakeup.wait(self.settings.runs.dispatch_poll_s)
 
     def _maintain_leases(self) -> None:
         now = time.monotonic()
-        if now - self._leases_renewed_at < self.settings.lease_s / 3:
+        if now - self._leases_renewed_at < self.settings.runs.lease_s / 3:
             return
         self.node.beat()
         running = self.running_ids()
         sent_at = time.monotonic()
         with self.db.session() as session:
-            lease_store.renew_leases(session, self.owner, running, self.settings.lease_s)
-            expired = outcome_store.requeue_expired(session, self.settings.retry_max_attempts)
+            lease_store.renew_leases(session, self.owner, running, self.settings.runs.lease_s)
+            expired = outcome_store.requeue_expired(session, self.settings.runs.retry_max_attempts)
             for invocation in expired:
                 self.live.revoke(invocation.id)
                 gateway_store.revoke_for(session, invocation.id)
         # Only once it worked: a node cut off from the store beats again at the next poll
         # after it is back, before it claims (the claim refuses a stale heartbeat).
         self._leases_renewed_at = now
-        self.live.renewed(running, sent_at, sent_at + self.settings.lease_s)
+        self.live.renewed(running, sent_at, sent_at + self.settings.runs.lease_s)
         self._report_expired(expired)
-        if now - self._swept_at >= self.settings.lease_s:
+        if now - self._swept_at >= self.settings.runs.lease_s:
             self._swept_at = now
             sweep_orphans(self.db, self.engine)
 
@@ -220,11 +220,11 @@ class Dispatcher:
             runs = len(self._running) - len(self._delivering)
             held = Counter(self._delivering.values())
         webhooks = claim_store.WebhookSlots(
-            free=self.settings.webhook_pool_size - sum(held.values()),
+            free=self.settings.webhooks.pool_size - sum(held.values()),
             per_tenant=tenant_share(self.settings),
             held=held,
         )
-        return self.settings.max_concurrent_runs - runs, webhooks
+        return self.settings.runs.max_concurrent_runs - runs, webhooks
 
     def _claim_available(self) -> None:
         slots, webhook_slots = self._free_slots()
@@ -239,15 +239,15 @@ class Dispatcher:
                 session,
                 self.owner,
                 slots,
-                self.settings.lease_s,
+                self.settings.runs.lease_s,
                 self.limits,
                 self.node.claim,
-                self.settings.placement_grace_s,
+                self.settings.warm_pool.placement_grace_s,
                 webhooks=webhook_slots,
             )
             # A webhook's invocations go to the deliverer, not to a container.
             webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])
-        self.live.lease([i.id for i in claimed], sent_at + self.settings.lease_s)
+        self.live.lease([i.id for i in claimed], sent_at + self.settings.runs.lease_s)
         for invocation in claimed:
             webhook = webhooks.get(invocation.version_id)
             if webhook is None:

@@ -170,7 +170,9 @@ def stream_build_log(
             )
         offset = int(last_event_id)
     version_id = reads.version_id(service.db, caller, name, version)
-    timing = StreamTiming(service.settings.build_log_poll_s, service.settings.sse_heartbeat_s)
+    timing = StreamTiming(
+        service.settings.api.build_log_poll_s, service.settings.api.sse_heartbeat_s
+    )
     events = build_log_events(service.db, version_id, offset, timing)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
