@@ -63,15 +63,15 @@ class Uploads:
         name = checked_identifier(IdKind.PLUGIN, name, "name")
         settings = self.builder.settings
         limits = UploadLimits(
-            max_file_bytes=settings.upload_max_file_bytes,
-            allow_url_requirements=settings.build_allow_url_requirements,
-            allow_requirements=settings.build_allow_requirements,
+            max_file_bytes=settings.uploads.max_file_bytes,
+            allow_url_requirements=settings.build.allow_url_requirements,
+            allow_requirements=settings.build.allow_requirements,
         )
         checked = self.checker.check(caller.tenant_id, filename, data, limits)
         if caller.key_id is not None and checked.unpacked_bytes > len(data):
             self.limiter.upload(caller.key_id, checked.unpacked_bytes - len(data))
         source = checked.result()
-        flavor = choose_flavor(runtime, source.runtime, settings.runtime_default_flavor)
+        flavor = choose_flavor(runtime, source.runtime, settings.images.runtime_default_flavor)
 
         with self.db.session() as session:
             same = plugin_store.same_source(session, caller.tenant_id, name, source.sha256, flavor)
@@ -87,7 +87,7 @@ class Uploads:
                 )
                 return same, True
             quotas = quotas_for(
-                tenant_store.get_tenant(session, caller.tenant_id), self.builder.settings
+                tenant_store.get_tenant(session, caller.tenant_id), self.builder.settings.tenancy
             )
             version = plugin_store.add_version(
                 session,
@@ -107,4 +107,4 @@ class Uploads:
 
     def runtimes(self) -> list[Flavor]:
         """The runtime flavors, with their package versions (from their image labels)."""
-        return describe_flavors(self.builder.engine, self.builder.settings)
+        return describe_flavors(self.builder.engine, self.builder.settings.images)

@@ -336,7 +336,7 @@ def test_plugin_calls_stay_out_of_the_access_log_the_api_server_shares(
     level = access.level
     access.addHandler(api_access_log)
     access.setLevel(logging.INFO)
-    settings = rig.gateway.settings.model_copy(update={"gateway_socket_dir": tmp_path / "g"})
+    settings = rig.gateway.settings.with_values(gateway_socket_dir=tmp_path / "g")
     second = Gateway(rig.db, settings)
     try:
         second.start()
