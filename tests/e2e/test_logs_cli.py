@@ -7,21 +7,34 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.conftest import OPERATOR_KEY, RunningServer
+from tests.conftest import OPERATOR_KEY, RunningServer, ServerFactory
 from tests.e2e.test_cli import CLI, cli
+from tests.platform_standin import platform_standin
 from tests.stats_seed import add_version
 
 
 def test_logs_follow_prints_lines_before_the_run_ends(
-    server: RunningServer, tmp_path: Path
+    server_factory: ServerFactory, tmp_path: Path
 ) -> None:
+    """The run holds after its first line on the platform stand-in until the CLI printed it:
+    the line reached the terminal while the plugin still ran, however slow the CLI's start."""
+    with platform_standin() as platform:
+        server = server_factory(
+            platform_api_url=platform.url + "/api/projects/{project_id}",
+            gateway_upstream_timeout_s=600,
+        )
+        _follow_a_held_run(server, platform.release, tmp_path)
+
+
+def _follow_a_held_run(server: RunningServer, release: Callable[[], None], tmp_path: Path) -> None:
     server.push("ticker")
     server.activate("ticker", "tail-proj")
     (run_id,) = server.post_event(
-        type="onSubmit", project_id="tail-proj", asset_id="a-7", label={}
+        type="onSubmit", project_id="tail-proj", asset_id="a-7", label={"hold": True}
     )["invocations"]
     env = {
         **os.environ,
@@ -44,6 +57,7 @@ def test_logs_follow_prints_lines_before_the_run_ends(
         try:
             first = process.stdout.readline()
             status_then = server.api.get(f"/v1/invocations/{run_id}").json()["status"]
+            release()
             # Read through the same buffered file as readline: communicate() reads the raw
             # pipe and would lose lines readline had already buffered (pytest-timeout bounds it).
             rest = process.stdout.read()
