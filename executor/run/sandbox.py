@@ -6,7 +6,7 @@ Nothing survives from one run to the next: the root file system is read-only, /t
 tmpfs, and the container is force-removed with its volumes.
 
 The profile itself (limits, mounts, pid 1, the engine's log copy) is
-``executor.run.profile``.
+``executor.sandbox.profile``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from executor.engine import (
     close_attached,
 )
 from executor.errors import SandboxError
-from executor.run.profile import INIT_COMMAND, container_config, engine_log_file_bytes
+from executor.sandbox.profile import INIT_COMMAND, container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
 from executor.statuses import InvocationStatus, RunErrorType
 

@@ -20,9 +20,9 @@ from executor.metrics import Metrics, QueueFigures
 from executor.notify import Notifier
 from executor.registry import Registry
 from executor.run.dispatcher import Dispatcher
-from executor.run.import_check import check_import
 from executor.run.node import node_id_for
 from executor.run.prepull import Prepuller
+from executor.sandbox.import_check import check_import
 from executor.schemas import EventIn
 from executor.service.audit import record
 from executor.service.catalog import Catalog
@@ -85,11 +85,18 @@ class ExecutorService:
         self.intake = EventIntake(self.db, self._event_stored)
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures, settings.metrics_max_plugins)
-        self.builder = Builder(self.db, self.engine, settings, self.metrics)
+        self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
+        self.builder = Builder(
+            self.db,
+            self.engine,
+            settings,
+            self.metrics,
+            import_check=functools.partial(check_import, self.engine, settings),
+            import_scan=self.upload_checker.scan_imports,
+        )
         registry = Registry.configured(settings)
         self.image_gc = ImageCollector(self.db, self.engine, settings.keep_versions, registry)
         self.builder.on_active.append(self.image_gc.collect)
-        self.builder.import_check = functools.partial(check_import, self.engine, settings)
         # Several API processes may share a PostgreSQL store: a key's buckets are kept there.
         self.limiter: Limiter = (
             KeyLimiter(settings.key_requests_per_minute, settings.key_upload_bytes_per_hour)
@@ -98,8 +105,6 @@ class ExecutorService:
                 self.db, settings.key_requests_per_minute, settings.key_upload_bytes_per_hour
             )
         )
-        self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings))
-        self.builder.import_scan = self.upload_checker.scan_imports
         self.catalog = Catalog(self.db, self.builder, self.limiter, self.upload_checker)
         self.webhooks = Webhooks(self.db, settings)
         # The tokens of this process's runs, checked by its gateway in memory.
