@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 from executor.engine import Engine
 from executor.metrics import Metrics, QueueFigures
 from executor.run.dispatcher import Dispatcher
+from executor.run.log_writer import RunLogWriter
 from executor.run.node import NodeMembership
 from executor.run.output import OutputLine
-from executor.run.runner import RunLogWriter
 from executor.statuses import InvocationStatus, NodeState
 from executor.store import claims as claim_store
 from executor.store import gateway as gateway_store
