@@ -11,17 +11,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from executor.engine import ImageMissing
 from executor.errors import SandboxError
 from executor.gateway.live import LiveTokens
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
 from executor.registry import Registry, RegistryError, is_digest_reference
+from executor.run.containers import StartedContainer
 from executor.run.limits import effective_profile
 from executor.run.log_writer import RunLogWriter
 from executor.run.output import OutputCollector
 from executor.run.retry import Infrastructure
-from executor.run.sandbox import ImageMissing, Sandbox, StartedContainer
+from executor.run.sandbox import Sandbox
 from executor.run.warm_pool import WarmPool
 from executor.schemas import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from executor.run.attempt import Attempt
 from executor.run.ending import RunEnding, lease_lost
+from executor.run.exit_cause import RunOutcome
 from executor.run.output import OutputLine
 from executor.run.retry import (
     BUDGET_SETTING,
@@ -25,7 +26,6 @@ from executor.run.retry import (
     RetryPolicy,
     decide,
 )
-from executor.run.sandbox import RunOutcome
 from executor.settings import SandboxProfile
 from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
 from executor.store import outcomes as outcome_store

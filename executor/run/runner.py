@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
+from executor.engine import ImageMissing
 from executor.errors import SandboxError
 from executor.gateway.live import LiveTokens
 from executor.metrics import Metrics
@@ -20,7 +21,7 @@ from executor.run.log_writer import RunLogWriter
 from executor.run.outcome import OutcomeStep
 from executor.run.output import STDERR, STDOUT, OutputCollector
 from executor.run.retry import Infrastructure, RetryPolicy
-from executor.run.sandbox import ImageMissing, Sandbox
+from executor.run.sandbox import Sandbox
 from executor.run.warm_pool import WarmPool
 from executor.settings import Settings
 from executor.statuses import InvocationStatus

@@ -28,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from executor.errors import ExecutorError
+from executor.run.containers import StartedContainer
 from executor.run.limits import effective_profile
-from executor.run.sandbox import Sandbox, StartedContainer
+from executor.run.sandbox import Sandbox
 from executor.settings import SandboxProfile, Settings
 from executor.store import images as image_store
 from executor.store.db import Database
