@@ -291,20 +291,20 @@ def test_a_node_whose_beat_failed_beats_again_at_its_next_poll(
     node.instance, node.claim, node.state = f"{OLD.node_id}:1", OLD, NodeState.READY
     down = Database("postgresql+psycopg://executor:executor@127.0.0.1:1/none")  # refused
     try:
-        node.db = dispatcher.db = down
+        node.db = dispatcher.leases.db = down
         with pytest.raises(OperationalError):
-            dispatcher._maintain_leases()
-        node.db = dispatcher.db = db  # the store is back
+            dispatcher.leases.maintain()
+        node.db = dispatcher.leases.db = db  # the store is back
         with db.session() as session:
             back_at = database_now(session)
-        dispatcher._maintain_leases()
+        dispatcher.leases.maintain()
         with db.session() as session:
             row = session.get(Node, OLD.node_id)
             assert row is not None
             assert row.heartbeat_at >= back_at, "the node did not beat once the store was back"
     finally:
         down.dispose()
-        dispatcher._pool.shutdown()
+        dispatcher.jobs.shutdown()
         dispatcher.deliverer.close()
 
 
