@@ -11,15 +11,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
 from executor.gateway.live import LiveTokens
-from executor.run.runner import InvocationRunner
 from executor.settings import Settings
 from executor.store import claims as claim_store
 from executor.store.db import is_store_outage
 from executor.store.tables import Invocation
 
-__all__ = ["Jobs", "error_summary", "tenant_share"]
+__all__ = ["CrashRecorder", "Jobs", "error_summary", "tenant_share"]
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,22 @@ def tenant_share(settings: Settings) -> int:
     return max(1, int(settings.webhook_pool_size * settings.webhook_tenant_share))
 
 
+class CrashRecorder(Protocol):
+    """Ends a run whose job raised (the runner)."""
+
+    def store_failed(self, invocation: Invocation, reason: str) -> None: ...
+
+    def crashed(self, invocation: Invocation, reason: str) -> None: ...
+
+
 class Jobs:
-    """Runs jobs of ``runner`` (which records their crashes) and deliveries; ``on_done``
-    is called after each job ended (a slot is free)."""
+    """Runs jobs and deliveries, ``runner`` recording the runs whose job raised;
+    ``on_done`` is called after each job ended (a slot is free)."""
 
     def __init__(
         self,
         settings: Settings,
-        runner: InvocationRunner,
+        runner: CrashRecorder,
         live: LiveTokens,
         on_done: Callable[[], None],
     ) -> None:
