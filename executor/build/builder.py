@@ -19,16 +19,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
-from executor.build.context import FREEZE_PATH, MODULES_PATH, BuildContext, context_archive
-from executor.build.flavors import flavor_modules
+from executor.build.context import BuildContext, context_archive
+from executor.build.image_checks import ImageChecks, ImportCheck, ImportScanner, read_freeze
 from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.build.tls import CertificateWatch
 from executor.buildlog import seconds, step_line
 from executor.engine import BuildInterrupted, Engine
-from executor.errors import BuildFailed, ExecutorError, PluginRejected, UploadCheckBusy
-from executor.intake.imports import MAX_MODULES_BYTES, ImportScan, installed_modules, unresolved
+from executor.errors import BuildFailed, ExecutorError
 from executor.metrics import Metrics
 from executor.registry import Registry
 from executor.settings import MIB, Settings
@@ -41,21 +40,15 @@ __all__ = [
     "BuildLog",
     "Builder",
     "build_plugin_image",
-    "read_freeze",
-    "read_installed_modules",
 ]
 
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_INTERVAL_S = 0.5
-IMPORT_CHECK_STEP = "Import check: loading main.py as a run will (sandboxed, no network)"
 VERSION_LABEL = "io.plugin-executor.version"
 # On plugin images. Not the managed-container label: containers inherit image labels, and
 # crash recovery removes every managed container.
 IMAGE_LABEL = "io.plugin-executor.plugin-image"
-PROBE_LABEL = (
-    "io.plugin-executor.build-probe"  # the never-started container pip freeze is read from
-)
 
 
 def build_plugin_image(
@@ -117,23 +110,6 @@ def _build_image(
     )
 
 
-def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
-    """The ``pip freeze`` saved in the image ("" when the plugin has no requirements)."""
-    if not build.has_requirements:
-        return ""
-    content = engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
-    return content.decode("utf-8", "replace") if content is not None else ""
-
-
-def read_installed_modules(engine: Engine, build: BuildContext, image_id: str) -> list[str]:
-    """The top-level modules of the distributions installed in the image (none read when
-    the plugin has no requirements: then the flavor's label lists them)."""
-    if not build.has_requirements:
-        return []
-    content = engine.read_file(image_id, MODULES_PATH, {PROBE_LABEL: "true"}, MAX_MODULES_BYTES)
-    return list(installed_modules(content.decode("utf-8", "replace") if content else ""))
-
-
 class BuildLog:
     """Collects build output, keeps at most ``cap`` bytes of it (then one truncation line),
     and saves it to the store at most every half second."""
@@ -182,21 +158,28 @@ class Builder:
     """Runs builds on a pool of ``max_concurrent_builds`` threads; ``submit`` returns at once.
 
     ``on_active(version_id)`` is called after a version became ACTIVE (the image GC hooks in).
-    ``import_check(image_id, on_output)``, when set, proves a built image loads its plugin
-    (raises ``BuildFailed``); the wiring sets ``executor.run.import_check``.
     """
 
-    def __init__(self, db: Database, engine: Engine, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        engine: Engine,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        import_check: ImportCheck | None = None,
+        import_scan: ImportScanner | None = None,
+    ) -> None:
+        """``import_check(image_id, on_output)`` proves a built image loads its plugin
+        (``executor.sandbox.import_check``); ``import_scan`` reads a source archive's
+        imports for the build's import warnings. Without them, neither is made."""
         self.metrics = metrics
         self.db = db
         self.engine = engine
         self.settings = settings
         self.registry = Registry.configured(settings.images)
         self.on_active: list[Callable[[str], object]] = []
-        self.import_check: Callable[[str, Callable[[str], None]], None] | None = None
-        # Reads a source archive's imports in an upload check worker (the service sets it:
-        # parsing stays out of this process); None: no import warnings.
-        self.import_scan: Callable[[bytes], ImportScan] | None = None
+        self.checks = ImageChecks(engine, settings, import_check, import_scan)
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.build.max_concurrent, "build")
         self._count_lock = threading.Lock()
@@ -240,10 +223,10 @@ class Builder:
         )
         started = time.monotonic()
         try:
-            imports = self._scan_imports(build.context, log_)
+            imports = self.checks.scan_imports(build.context, log_.note)
             image_id = self._run_build(build.context, log_)
-            self._warn_imports(build.context, image_id, imports, log_)
-            self._check_import(build.context, image_id, log_)
+            self.checks.warn_imports(build.context, image_id, imports, log_.note)
+            self.checks.check_import(build.context, image_id, log_.note, log_.add)
             freeze = self._freeze(build.context, image_id)
             digest = self._push(build.context, image_id, log_)
         except BuildInterrupted:
@@ -297,40 +280,6 @@ class Builder:
             self.engine, self.settings, build, log_.add, self._stopping, log_.note
         )
 
-    def _scan_imports(self, build: BuildContext, log_: BuildLog) -> _Imports | None:
-        """Before the build: the plugin's imports and the flavor's modules (a missing
-        flavor image fails the build here, with its own error; a source that cannot be
-        read is noted, and the build goes on without warnings)."""
-        if self.import_scan is None:
-            return None
-        provided = flavor_modules(self.engine, self.settings.images, build.runtime)
-        try:
-            return _Imports(self.import_scan(build.source), provided)
-        except (PluginRejected, UploadCheckBusy) as exc:  # only a warning is lost
-            log_.note(f"(no import warnings: {exc.message})\n")
-            return None
-
-    def _warn_imports(
-        self, build: BuildContext, image_id: str, imports: _Imports | None, log_: BuildLog
-    ) -> None:
-        """Once the image is built: warn of each import that neither the flavor nor what
-        the requirements installed provides."""
-        if imports is None:
-            return
-        installed = read_installed_modules(self.engine, build, image_id)
-        for warning in unresolved(imports.scan, [*imports.flavor, *installed], build.runtime):
-            log_.note(warning + "\n")
-
-    def _check_import(self, build: BuildContext, image_id: str, log_: BuildLog) -> None:
-        if self.import_check is None:
-            return
-        try:
-            with timed_step(log_.note, IMPORT_CHECK_STEP):
-                self.import_check(image_id, log_.add)
-        except BuildFailed:
-            self.engine.remove_image(build.tag)  # a FAILED version keeps no image
-            raise
-
     def _freeze(self, build: BuildContext, image_id: str) -> str:
         return read_freeze(self.engine, build, image_id)
 
@@ -348,11 +297,6 @@ class Builder:
         """Stop running builds (they stay DEPLOYING and resume at the next start)."""
         self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Imports(NamedTuple):
-    scan: ImportScan
-    flavor: list[str]  # the flavor's top-level modules
 
 
 class _Loaded:

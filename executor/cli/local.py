@@ -39,9 +39,10 @@ from executor.engine import Engine
 from executor.errors import ExecutorError, PluginRejected, SandboxError
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, pack_directory, read_upload, source_archive
+from executor.run.exit_cause import RunOutcome
+from executor.run.outcome import run_failure
 from executor.run.output import OutputCollector, OutputLine
-from executor.run.runner import run_failure
-from executor.run.sandbox import RunOutcome, Sandbox
+from executor.run.sandbox import Sandbox
 from executor.schemas.envelope import ApiInfo, Envelope, EnvelopeEvent
 from executor.schemas.events import EventIn
 from executor.settings import Settings

@@ -1,1 +1,2 @@
-"""Running invocations: dispatch, runner, sandbox, warm pool, recovery, output."""
+"""Running invocations: dispatch (jobs, leases), the runner (attempt, outcome, ending, log
+writer), the sandbox (containers, follow, exit cause), warm pool, recovery, output."""

@@ -95,6 +95,40 @@ def part_end(data: bytes | bytearray, start: int, end: int) -> int:
     return end  # no character start in the last bytes: invalid bytes, cut anywhere
 
 
+def cut_lines(buffer: bytearray) -> list[tuple[bytes, bool]]:
+    """Take the complete lines (without their newline; True) and the over-long parts
+    (False) off the front of a stream's ``buffer``."""
+    start = 0
+    found: list[tuple[bytes, bool]] = []
+    while True:
+        end = buffer.find(b"\n", start, start + MAX_LINE_BYTES)
+        if end >= 0:
+            found.append((bytes(buffer[start:end]), True))
+            start = end + 1
+        elif len(buffer) - start >= MAX_LINE_BYTES:
+            end = part_end(buffer, start, start + MAX_LINE_BYTES)
+            found.append((bytes(buffer[start:end]), False))
+            start = end
+        else:
+            break
+    del buffer[:start]
+    return found
+
+
+def reported_error(obj: dict[str, object]) -> RunError | None:
+    """The runtime's report of what the handler raised (an ``error`` control line),
+    bounded and without run tokens; None when it names no exception type."""
+    kind, message = obj.get("error_type"), obj.get("error_message")
+    location = obj.get("error_location")
+    if not isinstance(kind, str):
+        return None
+    return RunError.bounded(
+        redact(kind),
+        redact(message) if isinstance(message, str) else "",
+        redact(location) if isinstance(location, str) else None,
+    )
+
+
 @dataclass
 class OutputCollector:
     """Feed it the container's frames; it returns complete lines as records.
@@ -154,7 +188,7 @@ class OutputCollector:
             return []
         self._buffers[fd].extend(data)
         lines: list[OutputLine] = []
-        for raw, complete in self._cut(fd):
+        for raw, complete in cut_lines(self._buffers[fd]):
             lines.extend(self._take(fd, raw, last=complete, newline=complete))
         return lines
 
@@ -166,24 +200,6 @@ class OutputCollector:
                 lines.extend(self._take(fd, bytes(buffer), last=True, newline=False))
                 buffer.clear()
         return lines
-
-    def _cut(self, fd: int) -> list[tuple[bytes, bool]]:
-        """The complete lines and over-long parts at the front of a stream's buffer."""
-        buffer, start = self._buffers[fd], 0
-        found: list[tuple[bytes, bool]] = []
-        while True:
-            end = buffer.find(b"\n", start, start + MAX_LINE_BYTES)
-            if end >= 0:
-                found.append((bytes(buffer[start:end]), True))
-                start = end + 1
-            elif len(buffer) - start >= MAX_LINE_BYTES:
-                end = part_end(buffer, start, start + MAX_LINE_BYTES)
-                found.append((bytes(buffer[start:end]), False))
-                start = end
-            else:
-                break
-        del buffer[:start]
-        return found
 
     def _take(self, fd: int, raw: bytes, *, last: bool, newline: bool) -> list[OutputLine]:
         """Count a line (or a part: not ``last``) against the cap; its records if kept."""
@@ -223,19 +239,6 @@ class OutputCollector:
         level, stream = RAW[fd]
         return [OutputLine(level, redact(text), stream)]
 
-    def _note_error(self, obj: dict[str, object]) -> None:
-        """Keep the runtime's report of what the handler raised, bounded and without run
-        tokens; one after the handler finished is not the handler's and is ignored."""
-        kind, message = obj.get("error_type"), obj.get("error_message")
-        location = obj.get("error_location")
-        if self.handler_finished_at is not None or not isinstance(kind, str):
-            return
-        self.reported_error = RunError.bounded(
-            redact(kind),
-            redact(message) if isinstance(message, str) else "",
-            redact(location) if isinstance(location, str) else None,
-        )
-
     def _from_protocol(self, obj: dict[str, object], text: str) -> list[OutputLine]:
         if obj.get("control") == "handler_started":
             self.handler_started_at = datetime.now(UTC)
@@ -244,7 +247,10 @@ class OutputCollector:
             self.handler_finished_at = datetime.now(UTC)
             return []
         if obj.get("control") == "error":
-            self._note_error(obj)
+            reported = reported_error(obj)
+            # One after the handler finished is not the handler's: ignored.
+            if reported is not None and self.handler_finished_at is None:
+                self.reported_error = reported
             return []
         if "control" in obj:
             return [] if self.on_control is None else self.on_control(obj)

@@ -6,81 +6,27 @@ Nothing survives from one run to the next: the root file system is read-only, /t
 tmpfs, and the container is force-removed with its volumes.
 
 The profile itself (limits, mounts, pid 1, the engine's log copy) is
-``executor.run.profile``.
+``executor.sandbox.profile``; a container's start and removal ``executor.run.containers``;
+following it to its end ``executor.run.follow``; how it ended ``executor.run.exit_cause``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from executor.engine import (
-    INVOCATION_LABEL,
-    LEASE_LABEL,
-    POOL_LABEL,
-    Attachment,
-    Engine,
-    Frames,
-    ImageMissing,
-    StopRecord,
-    close_attached,
-)
-from executor.errors import SandboxError
-from executor.run.profile import INIT_COMMAND, container_config, engine_log_file_bytes
+from executor.engine import Engine
+from executor.run.containers import Containers, StartedContainer
+from executor.run.exit_cause import RunOutcome
+from executor.run.follow import Follower, OutputSink
+from executor.sandbox.profile import engine_log_file_bytes
 from executor.settings import SandboxProfile
-from executor.statuses import InvocationStatus, RunErrorType
 
-__all__ = [
-    "ImageMissing",
-    "OutputSink",
-    "RunOutcome",
-    "Sandbox",
-    "StartedContainer",
-    "close_attached",
-]
-
-log = logging.getLogger(__name__)
-
-# Called with (stream id, bytes) for every output frame; returning False stops the run.
-OutputSink = Callable[[int, bytes], bool]
-
-
-@dataclass(frozen=True)
-class StartedContainer:
-    """A running container blocked reading its envelope, with its streams attached."""
-
-    container_id: str
-    attachment: Attachment
-    profile: SandboxProfile
-    image: str
-    started_monotonic: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a container ended. ``status`` is one of the invocation's terminal statuses."""
-
-    status: InvocationStatus
-    exit_code: int | None
-    error: str | None
-    started_monotonic: float
-    # True when the container was stopped from outside (engine restart, docker stop/kill),
-    # as the engine's own record shows (``classify``): not the plugin's fault, so the
-    # dispatcher retries it.
-    infrastructure: bool = False
-    # True when output written while no executor read it is gone (see Sandbox.watch).
-    output_lost: bool = False
-    # How the executor classifies a failure (None: it succeeded); EXIT_ERROR is the
-    # plugin's own exit, where the runtime's report of an exception says more.
-    error_type: RunErrorType | None = None
+__all__ = ["Sandbox"]
 
 
 class Sandbox:
@@ -95,9 +41,9 @@ class Sandbox:
     ) -> None:
         """``on_phase(name, seconds)`` is told how long each engine call of a start took."""
         self.engine = engine
-        self.on_phase = on_phase
         self.profile = profile
-        self.gateway_dir = gateway_dir
+        self.containers = Containers(engine, gateway_dir, on_phase)
+        self.follower = Follower(engine, profile)
         # invocation id -> the container serving it (fresh or pooled), for the hand-back.
         self._serving: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -129,34 +75,19 @@ class Sandbox:
         generation: int = 0,
         pool: str = "",
     ) -> StartedContainer:
-        """Create, attach to and start a container that waits for its envelope on stdin.
-
-        The runtime imports the plugin meanwhile. ``invocation_id`` and the lease
-        ``generation`` it runs under, or ``pool`` (the warm pool's key), are put in the
-        container's labels, for crash recovery. The caller must ``hand_off`` or ``discard``
-        what it gets.
-        """
-        labels = (
-            {INVOCATION_LABEL: invocation_id, LEASE_LABEL: str(generation)}
-            if invocation_id
-            else {POOL_LABEL: pool}
+        """A container waiting for its envelope (``Containers.start``); the caller must
+        ``hand_off`` or ``discard`` it."""
+        return self.containers.start(
+            image, profile, invocation_id=invocation_id, generation=generation, pool=pool
         )
-        since = time.monotonic()
-        container_id = self._create(image, labels, profile)
-        attachment = None
-        try:
-            since = self._phase("create", since)
-            # Attached before start: nothing the container writes is lost, even while pooled.
-            attachment = self.engine.attach(container_id)
-            since = self._phase("attach", since)
-            self.engine.start_container(container_id)
-            self._phase("start", since)
-        except BaseException:
-            if attachment is not None:  # else its connection lives on until GC
-                attachment.close()
-            self._remove_quietly(container_id)
-            raise
-        return StartedContainer(container_id, attachment, profile, image)
+
+    def discard(self, started: StartedContainer) -> None:
+        """Remove a started container that will serve no event."""
+        self.containers.discard(started)
+
+    def is_running(self, started: StartedContainer) -> bool:
+        """True while a started container is still up (a pooled one may have died)."""
+        return self.containers.is_running(started)
 
     def hand_off(
         self,
@@ -179,7 +110,7 @@ class Sandbox:
                 )
             with self._serving_as(invocation_id, started.container_id):
                 started.attachment.send(envelope)
-                return self._follow(
+                return self.follower.follow(
                     started.container_id,
                     started.attachment.frames(),
                     timeout_s or profile.timeout_s,
@@ -188,22 +119,7 @@ class Sandbox:
                 )
         finally:
             started.attachment.close()
-            self._remove_quietly(started.container_id)
-
-    def discard(self, started: StartedContainer) -> None:
-        """Remove a started container that will serve no event."""
-        started.attachment.close()
-        self._remove_quietly(started.container_id)
-
-    def is_running(self, started: StartedContainer) -> bool:
-        """True while a started container is still up (a pooled one may have died)."""
-        if not started.attachment.ended():  # no round trip to the engine while it streams
-            return True
-        try:
-            state = self.engine.container_state(started.container_id)
-        except SandboxError:
-            return False
-        return bool(state.get("Running"))
+            self.containers.remove_quietly(started.container_id)
 
     def kill_serving(self, invocation_ids: set[str]) -> None:
         """SIGKILL the containers now serving these invocations (shutdown hand-back)."""
@@ -238,18 +154,14 @@ class Sandbox:
                 # rotate it twice; that run is past its cap either way.)
                 if self.engine.output_size_reaches(container_id, rotated):
                     reason: dict[str, str] = {}
-                    self._kill(container_id, reason, "log_limit")
-                    return replace(self._outcome(container_id, reason, started), output_lost=True)
+                    self.follower.kill(container_id, reason, "log_limit")
+                    outcome = self.follower.outcome(container_id, reason, started)
+                    return replace(outcome, output_lost=True)
                 frames = self.engine.output_frames(container_id, follow=running)
                 timeout_s = max(remaining_s, 0.0) if running else None
-                return self._follow(container_id, frames, timeout_s, on_output)
+                return self.follower.follow(container_id, frames, timeout_s, on_output)
         finally:
-            self._remove_quietly(container_id)
-
-    def _phase(self, name: str, since: float) -> float:
-        now = time.monotonic()
-        self.on_phase(name, now - since)
-        return now
+            self.containers.remove_quietly(container_id)
 
     @contextlib.contextmanager
     def _serving_as(self, invocation_id: str, container_id: str) -> Iterator[None]:
@@ -260,181 +172,3 @@ class Sandbox:
         finally:
             with self._lock:
                 self._serving.pop(invocation_id, None)
-
-    def _remove_quietly(self, container_id: str) -> None:
-        # Removal failing must not hide how the run ended; recovery removes leftovers.
-        try:
-            self.engine.remove_container(container_id)
-        except SandboxError:
-            log.warning("could not remove container %s; recovery will", container_id)
-
-    def _create(self, image: str, labels: dict[str, str], profile: SandboxProfile) -> str:
-        return self.engine.create_container(
-            image,
-            command=INIT_COMMAND,
-            user=profile.user,
-            labels=labels,
-            host_config=container_config(profile, self.gateway_dir),
-        )
-
-    def _follow(
-        self,
-        container_id: str,
-        frames: Frames,
-        timeout_s: float | None,
-        on_output: OutputSink,
-        profile: SandboxProfile | None = None,
-    ) -> RunOutcome:
-        """Feed ``frames`` to ``on_output`` until they end; SIGKILL the container past
-        ``timeout_s`` (None: it has exited already)."""
-        started = time.monotonic()
-        reason: dict[str, str] = {}
-        watchdog = threading.Timer(timeout_s or 0.0, self._kill, (container_id, reason, "timeout"))
-        watchdog.daemon = True
-        if timeout_s is not None:
-            watchdog.start()
-        stopping: threading.Thread | None = None
-        try:
-            for stream_id, data in frames:
-                if not on_output(stream_id, data) and stopping is None:
-                    # Kill from another thread and keep draining (the sink counts and drops
-                    # the rest): a container blocked writing into a full pipe may not die
-                    # until its output is read (gVisor's Sentry sits in the host write).
-                    stopping = threading.Thread(
-                        target=self._kill, args=(container_id, reason, "log_limit"), daemon=True
-                    )
-                    stopping.start()
-        finally:
-            watchdog.cancel()
-            frames.close()
-        return self._outcome(container_id, reason, started, profile)
-
-    def _kill(self, container_id: str, reason: dict[str, str], why: str) -> None:
-        reason.setdefault("why", why)
-        self.engine.kill_container(container_id)
-
-    def _outcome(
-        self,
-        container_id: str,
-        reason: dict[str, str],
-        started: float,
-        profile: SandboxProfile | None = None,
-    ) -> RunOutcome:
-        exit_code = self.engine.wait_exit(container_id, ENGINE_WAIT_S)
-        state = self.engine.container_state(container_id)
-        oom_killed = bool(state.get("OOMKilled"))
-        why = reason.get("why")
-        record = None
-        if exit_code != 0 and why is None and not oom_killed:
-            record = self._stop_record(container_id, state)
-        return classify(exit_code, oom_killed, why, profile or self.profile, started, record)
-
-    def _stop_record(self, container_id: str, state: dict[str, Any]) -> StopRecord:
-        """The engine's record of who ended a container (see ``classify``)."""
-        try:
-            started_at = datetime.fromisoformat(str(state["StartedAt"]))
-            finished_at = datetime.fromisoformat(str(state["FinishedAt"]))
-        except (KeyError, ValueError) as exc:
-            raise SandboxError(
-                f"Docker Engine error while reading how the plugin container ended: "
-                f"no valid start and end time in its state ({exc})"
-            ) from exc
-        return self.engine.stop_record(container_id, started_at, finished_at)
-
-
-ENGINE_WAIT_S = 60
-# Exit codes above this are the shell's way of saying "died of signal (code - 128)".
-SIGNAL_EXIT_BASE = 128
-
-
-def classify(
-    exit_code: int,
-    oom_killed: bool,
-    why: str | None,
-    profile: SandboxProfile,
-    started: float,
-    record: StopRecord | None = None,
-) -> RunOutcome:
-    """The terminal status and a one-line reason for how a container ended.
-
-    ``why`` is the executor's own reason for killing it; ``record`` the engine's record of
-    its end (read for a failure the executor did not cause). An exit code says nothing of
-    who caused it: a plugin can exit with 137 or 143, SIGKILL itself or have the init pass
-    on a SIGTERM it sent pid 1. Only the engine's record tells a stop from outside: a
-    ``kill`` it was asked for (``docker stop``, ``docker kill``, its own shutdown), or no
-    record of the end at all (the engine restarted). Everything else is the plugin's.
-    """
-    if why == "timeout":
-        return RunOutcome(
-            InvocationStatus.TIMED_OUT,
-            exit_code,
-            f"wall time of {profile.timeout_s:g} s exceeded: killed",
-            started,
-            error_type=RunErrorType.TIMED_OUT,
-        )
-    if oom_killed:
-        return RunOutcome(
-            InvocationStatus.OOM_KILLED,
-            exit_code,
-            f"memory limit of {profile.memory_mib} MiB exceeded",
-            started,
-            error_type=RunErrorType.OUT_OF_MEMORY,
-        )
-    if why == "log_limit":
-        return RunOutcome(
-            InvocationStatus.FAILED,
-            exit_code,
-            f"log_limit: more than {profile.log_cap_bytes} bytes of output; run stopped",
-            started,
-            error_type=RunErrorType.LOG_LIMIT,
-        )
-    if exit_code == 0:
-        return RunOutcome(InvocationStatus.SUCCEEDED, 0, None, started)
-    outside = _stopped_from_outside(exit_code, record) if why is None else None
-    if outside is not None:
-        return RunOutcome(
-            InvocationStatus.CRASHED,
-            exit_code,
-            f"container stopped from outside the executor (exit {exit_code}): {outside}",
-            started,
-            infrastructure=True,
-            error_type=RunErrorType.INFRASTRUCTURE,
-        )
-    error = plugin_exit_error(exit_code)
-    return RunOutcome(
-        InvocationStatus.FAILED, exit_code, error, started, error_type=RunErrorType.EXIT_ERROR
-    )
-
-
-def _stopped_from_outside(exit_code: int, record: StopRecord | None) -> str | None:
-    """Why the engine's record shows a stop from outside, or None when it does not."""
-    if record is None:
-        return None
-    if record.signals:
-        sent = ", ".join(_signal_name(number) for number in record.signals)
-        return (
-            f"the Docker Engine was asked to send {sent} (docker stop, docker kill or its shutdown)"
-        )
-    if not record.found and exit_code > SIGNAL_EXIT_BASE:
-        return "the Docker Engine holds no record of its end: the engine restarted"
-    return None
-
-
-def plugin_exit_error(exit_code: int) -> str:
-    """The error of a run that ended with ``exit_code`` by the plugin's own doing."""
-    error = f"plugin exited with code {exit_code}"
-    number = exit_code - SIGNAL_EXIT_BASE
-    if number in {s.value for s in signal.Signals}:
-        error += (
-            f" (signal {_signal_name(number)} or exit({exit_code})) from inside the "
-            "container: neither the executor nor the Docker Engine stopped it"
-        )
-    return error
-
-
-def _signal_name(number: int) -> str:
-    """``9 (SIGKILL)``, or just the number for one this system does not name."""
-    try:
-        return f"{number} ({signal.Signals(number).name})"
-    except ValueError:
-        return str(number)

@@ -28,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from executor.errors import ExecutorError
+from executor.run.containers import StartedContainer
 from executor.run.limits import effective_profile
-from executor.run.sandbox import Sandbox, StartedContainer
+from executor.run.sandbox import Sandbox
 from executor.settings import SandboxProfile, Settings
 from executor.store import images as image_store
 from executor.store.db import Database
@@ -56,6 +57,31 @@ class _VersionPool:
     @property
     def count(self) -> int:
         return len(self.ready) + self.starting
+
+    def expire(self, now: float) -> list[StartedContainer]:
+        """Take out containers that waited longer than the run's wall time (lock held).
+
+        The plugin's import-time code runs while a container waits, outside the deadline's
+        watchdog: replacing old ones bounds how long untrusted code runs unobserved.
+        """
+        old = [c for c in self.ready if now - c.started_monotonic > self.profile.timeout_s]
+        self.ready = [c for c in self.ready if c not in old]
+        return old
+
+
+def _used_mib(pools: dict[str, _VersionPool]) -> int:
+    """The memory limits of the pools' containers, ready and starting, together."""
+    return sum(pool.count * pool.profile.memory_mib for pool in pools.values())
+
+
+def wanted_pools(db: Database, operator: SandboxProfile) -> dict[str, tuple[str, SandboxProfile]]:
+    """Per version id that some activation runs: its image and its run's profile
+    (``operator``'s, tightened by the plugin's limits)."""
+    with db.session() as session:
+        return {
+            version.id: (str(version.run_image), effective_profile(operator, version.plugin.limits))
+            for version in image_store.active_versions(session)
+        }
 
 
 class WarmPool:
@@ -136,7 +162,7 @@ class WarmPool:
 
     def sync(self) -> None:
         """Match the pools to the versions activations run now; fill what is missing."""
-        wanted = self._wanted()
+        wanted = wanted_pools(self.db, self.settings.sandbox)
         stale: list[StartedContainer] = []
         now = time.monotonic()
         with self._lock:
@@ -149,32 +175,11 @@ class WarmPool:
                     stale += pool.ready
                     pool.ready = []
                 else:
-                    stale += self._expire(pool, now)
+                    stale += pool.expire(now)
             for version_id, (image, profile) in wanted.items():
                 pool = self._pools.setdefault(version_id, _VersionPool(image, profile))
                 self._plan_fill(version_id, pool)
         self._discard(stale)
-
-    @staticmethod
-    def _expire(pool: _VersionPool, now: float) -> list[StartedContainer]:
-        """Take out containers that waited longer than the run's wall time (lock held).
-
-        The plugin's import-time code runs while a container waits, outside the deadline's
-        watchdog: replacing old ones bounds how long untrusted code runs unobserved.
-        """
-        old = [c for c in pool.ready if now - c.started_monotonic > pool.profile.timeout_s]
-        pool.ready = [c for c in pool.ready if c not in old]
-        return old
-
-    def _wanted(self) -> dict[str, tuple[str, SandboxProfile]]:
-        with self.db.session() as session:
-            return {
-                version.id: (
-                    str(version.run_image),
-                    effective_profile(self.settings.sandbox, version.plugin.limits),
-                )
-                for version in image_store.active_versions(session)
-            }
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -194,16 +199,13 @@ class WarmPool:
             self.on_change(counts)
             self._published = counts
 
-    def _used_mib(self) -> int:
-        return sum(pool.count * pool.profile.memory_mib for pool in self._pools.values())
-
     def _plan_fill(self, version_id: str, pool: _VersionPool) -> None:
         """Start containers until the pool is full or the budget is used (lock held)."""
         while (
             not pool.idle
             and not self._stopping.is_set()
             and pool.count < self.size
-            and self._used_mib() + pool.profile.memory_mib <= self.budget_mib
+            and _used_mib(self._pools) + pool.profile.memory_mib <= self.budget_mib
         ):
             pool.starting += 1
             self._filler.submit(self._fill_one, version_id, pool)

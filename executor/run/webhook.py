@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from executor.errors import WebhookRejected
 from executor.metrics import Metrics
+from executor.run.log_writer import RunLogWriter
 from executor.run.outbound import AllowList, PinnedTarget, pin
 from executor.run.output import OutputLine
 from executor.run.retry import RetryPolicy
-from executor.run.runner import RunLogWriter
 from executor.settings import Settings
 from executor.statuses import InvocationStatus, RunErrorType
 from executor.store import outcomes as outcome_store

@@ -19,9 +19,9 @@ from executor.metrics import Metrics, QueueFigures
 from executor.notify import Notifier
 from executor.registry import Registry
 from executor.run.dispatcher import Dispatcher
-from executor.run.import_check import check_import
 from executor.run.node import node_id_for
 from executor.run.prepull import Prepuller
+from executor.sandbox.import_check import check_import
 from executor.schemas.events import EventIn
 from executor.service.catalog import Catalog
 from executor.service.events import EventIntake, Ingested
@@ -80,13 +80,20 @@ class ExecutorService:
         self.intake = EventIntake(self.db, self._event_stored)
         self.engine = engine or Engine()
         self.metrics = Metrics(self._queue_figures, settings.tenancy.metrics_max_plugins)
-        self.builder = Builder(self.db, self.engine, settings, self.metrics)
+        self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings.uploads))
+        self.builder = Builder(
+            self.db,
+            self.engine,
+            settings,
+            self.metrics,
+            import_check=functools.partial(check_import, self.engine, settings),
+            import_scan=self.upload_checker.scan_imports,
+        )
         registry = Registry.configured(settings.images)
         self.image_gc = ImageCollector(
             self.db, self.engine, settings.images.keep_versions, registry
         )
         self.builder.on_active.append(self.image_gc.collect)
-        self.builder.import_check = functools.partial(check_import, self.engine, settings)
         # Several API processes may share a PostgreSQL store: a key's buckets are kept there.
         self.limiter: Limiter = (
             KeyLimiter(
@@ -99,8 +106,6 @@ class ExecutorService:
                 settings.tenancy.key_upload_bytes_per_hour,
             )
         )
-        self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings.uploads))
-        self.builder.import_scan = self.upload_checker.scan_imports
         self.uploads = Uploads(self.db, self.builder, self.limiter, self.upload_checker)
         self.catalog = Catalog(self.db)
         self.webhooks = Webhooks(self.db, settings)

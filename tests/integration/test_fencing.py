@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 from executor.engine import Engine
 from executor.metrics import Metrics, QueueFigures
 from executor.run.dispatcher import Dispatcher
+from executor.run.log_writer import RunLogWriter
 from executor.run.node import NodeMembership
 from executor.run.output import OutputLine
-from executor.run.runner import RunLogWriter
 from executor.statuses import InvocationStatus, NodeState
 from executor.store import claims as claim_store
 from executor.store import gateway as gateway_store
@@ -291,20 +291,20 @@ def test_a_node_whose_beat_failed_beats_again_at_its_next_poll(
     node.instance, node.claim, node.state = f"{OLD.node_id}:1", OLD, NodeState.READY
     down = Database("postgresql+psycopg://executor:executor@127.0.0.1:1/none")  # refused
     try:
-        node.db = dispatcher.db = down
+        node.db = dispatcher.leases.db = down
         with pytest.raises(OperationalError):
-            dispatcher._maintain_leases()
-        node.db = dispatcher.db = db  # the store is back
+            dispatcher.leases.maintain()
+        node.db = dispatcher.leases.db = db  # the store is back
         with db.session() as session:
             back_at = database_now(session)
-        dispatcher._maintain_leases()
+        dispatcher.leases.maintain()
         with db.session() as session:
             row = session.get(Node, OLD.node_id)
             assert row is not None
             assert row.heartbeat_at >= back_at, "the node did not beat once the store was back"
     finally:
         down.dispose()
-        dispatcher._pool.shutdown()
+        dispatcher.jobs.shutdown()
         dispatcher.deliverer.close()
 
 

@@ -13,10 +13,10 @@ import docker
 import pytest
 from docker.utils.socket import frames_iter
 
-from executor.engine import INVOCATION_LABEL, Engine
+from executor.engine import INVOCATION_LABEL, Engine, close_attached
 from executor.run.output import OutputCollector, OutputLine
-from executor.run.profile import container_config, engine_log_file_bytes
-from executor.run.sandbox import Sandbox, close_attached
+from executor.run.sandbox import Sandbox
+from executor.sandbox.profile import container_config, engine_log_file_bytes
 from executor.settings import SandboxProfile
 from tests.conftest import RunningServer
 

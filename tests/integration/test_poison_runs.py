@@ -88,7 +88,7 @@ def test_an_executor_error_after_the_plugin_ran_ends_crashed_without_running_it_
     def broken_conclude(*_args: Any) -> None:
         raise RuntimeError("conclude broke\nand this line stays in the server log")
 
-    monkeypatch.setattr(executor.service.dispatcher.runner, "conclude", broken_conclude)
+    monkeypatch.setattr(executor.service.dispatcher.runner.outcome, "conclude", broken_conclude)
     run_id = stored_directly(executor, "poison-after", {})
 
     run = executor.wait_run(run_id, timeout=90)

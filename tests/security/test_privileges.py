@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from executor.run.profile import GATEWAY_MOUNT
+from executor.sandbox.profile import GATEWAY_MOUNT
 from tests.security.attacks import Attacker, host_processes_of, running_container
 
 PROC_STATUS = """

@@ -1,12 +1,12 @@
 """Who ended a container: decided from the executor's own kills and the engine's record,
-never from the exit code the plugin chose (``executor.run.sandbox.classify``)."""
+never from the exit code the plugin chose (``executor.run.exit_cause.classify``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from executor.engine import StopRecord
-from executor.run.sandbox import classify
+from executor.run.exit_cause import classify
 from executor.settings import SandboxProfile
 from executor.statuses import InvocationStatus
 

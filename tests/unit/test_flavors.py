@@ -11,7 +11,7 @@ from executor.errors import PluginRejected, RequirementsForbidden, UnknownRuntim
 from executor.intake.imports import unresolved_imports
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, read_upload
-from executor.run.import_check import import_failure
+from executor.sandbox.import_check import import_failure
 from executor.statuses import RuntimeFlavor
 from executor.store.db import Database
 from tests.flavor_migration import check_old_versions_ran_on_the_minimal_flavor

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from executor.run.log_writer import RunLogWriter
 from executor.run.output import (
     MAX_LINE_BYTES,
     STDERR,
@@ -18,7 +19,6 @@ from executor.run.output import (
     OutputCollector,
     OutputLine,
 )
-from executor.run.runner import RunLogWriter
 from executor.statuses import InvocationStatus
 from executor.store.db import Database
 from executor.store.tables import Invocation, LogRecord

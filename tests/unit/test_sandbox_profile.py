@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from executor.errors import LimitExceeded
 from executor.run.limits import LIMIT_FIELDS, PluginLimits, check_limits, effective_profile
-from executor.run.profile import INIT_COMMAND, container_config
+from executor.sandbox.profile import INIT_COMMAND, container_config
 from executor.settings import SandboxProfile
 
 REPO = Path(__file__).resolve().parents[2]

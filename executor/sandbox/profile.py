@@ -1,7 +1,7 @@
 """The sandbox profile as the engine's host config: limits, the one mount, pid 1, the capped
 copy of the output. What the engine is asked to do with it is ``executor.run.sandbox``.
 
-Pid 1 is the executor's own init (``executor/run/container_init.py``, passed as
+Pid 1 is the executor's own init (``executor/sandbox/container_init.py``, passed as
 ``python3 -c``) rather than Docker's: it makes itself non-dumpable so the plugin, which runs
 as the same uid, cannot ptrace it.
 """

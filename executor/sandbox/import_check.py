@@ -1,6 +1,6 @@
 """A build proves the plugin loads: ``main.py`` imported in the built image, sandboxed.
 
-The image's container gets the full sandbox profile of a run (``executor.run.profile``:
+The image's container gets the full sandbox profile of a run (``executor.sandbox.profile``:
 read-only root, no network, no capabilities, the executor's pid 1) and no gateway socket,
 token or event; it must finish within ``build_import_timeout_s``. A plugin that cannot be
 imported fails its build with the traceback in the build log and the file and line of the
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from executor.engine import Engine
 from executor.errors import BuildFailed
-from executor.run.profile import INIT_COMMAND, container_config
+from executor.sandbox.profile import INIT_COMMAND, container_config
 from executor.settings import Settings
 
 __all__ = ["PROBE_LABEL", "check_import", "import_failure"]

@@ -1,0 +1,125 @@
+"""What a build reads back from its built image and proves of it: the ``pip freeze``, the
+installed modules, the import warnings (imports neither the flavor nor the requirements
+provide) and the import check (``executor.sandbox.import_check``: ``main.py`` loads).
+
+The import scan and the import check are given to the builder by whoever wires it (the
+scan runs in an upload check worker, the check in a sandboxed container); without them a
+build makes no import warnings and no import check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from executor.build.context import FREEZE_PATH, MODULES_PATH, BuildContext
+from executor.build.flavors import flavor_modules
+from executor.build.steps import timed_step
+from executor.engine import Engine
+from executor.errors import BuildFailed, PluginRejected, UploadCheckBusy
+from executor.intake.imports import MAX_MODULES_BYTES, ImportScan, installed_modules, unresolved
+from executor.settings import Settings
+
+__all__ = [
+    "IMPORT_CHECK_STEP",
+    "PROBE_LABEL",
+    "ImageChecks",
+    "ImportCheck",
+    "ImportScanner",
+    "read_freeze",
+    "read_installed_modules",
+]
+
+IMPORT_CHECK_STEP = "Import check: loading main.py as a run will (sandboxed, no network)"
+PROBE_LABEL = (
+    "io.plugin-executor.build-probe"  # the never-started container pip freeze is read from
+)
+
+# (image id, on_output): proves a built image loads its plugin, raises ``BuildFailed``.
+ImportCheck = Callable[[str, Callable[[str], None]], None]
+# A source archive's imports, read in an upload check worker (parsing stays out of this
+# process).
+ImportScanner = Callable[[bytes], ImportScan]
+
+
+def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
+    """The ``pip freeze`` saved in the image ("" when the plugin has no requirements)."""
+    if not build.has_requirements:
+        return ""
+    content = engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
+    return content.decode("utf-8", "replace") if content is not None else ""
+
+
+def read_installed_modules(engine: Engine, build: BuildContext, image_id: str) -> list[str]:
+    """The top-level modules of the distributions installed in the image (none read when
+    the plugin has no requirements: then the flavor's label lists them)."""
+    if not build.has_requirements:
+        return []
+    content = engine.read_file(image_id, MODULES_PATH, {PROBE_LABEL: "true"}, MAX_MODULES_BYTES)
+    return list(installed_modules(content.decode("utf-8", "replace") if content else ""))
+
+
+class Imports(NamedTuple):
+    scan: ImportScan
+    flavor: list[str]  # the flavor's top-level modules
+
+
+class ImageChecks:
+    """The import warnings and the import check of one builder's builds; ``note`` and
+    ``add`` are the build log's (an executor line, build output)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        import_check: ImportCheck | None = None,
+        import_scan: ImportScanner | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.import_check = import_check
+        self.import_scan = import_scan
+
+    def scan_imports(self, build: BuildContext, note: Callable[[str], None]) -> Imports | None:
+        """Before the build: the plugin's imports and the flavor's modules (a missing
+        flavor image fails the build here, with its own error; a source that cannot be
+        read is noted, and the build goes on without warnings)."""
+        if self.import_scan is None:
+            return None
+        provided = flavor_modules(self.engine, self.settings.images, build.runtime)
+        try:
+            return Imports(self.import_scan(build.source), provided)
+        except (PluginRejected, UploadCheckBusy) as exc:  # only a warning is lost
+            note(f"(no import warnings: {exc.message})\n")
+            return None
+
+    def warn_imports(
+        self,
+        build: BuildContext,
+        image_id: str,
+        imports: Imports | None,
+        note: Callable[[str], None],
+    ) -> None:
+        """Once the image is built: warn of each import that neither the flavor nor what
+        the requirements installed provides."""
+        if imports is None:
+            return
+        installed = read_installed_modules(self.engine, build, image_id)
+        for warning in unresolved(imports.scan, [*imports.flavor, *installed], build.runtime):
+            note(warning + "\n")
+
+    def check_import(
+        self,
+        build: BuildContext,
+        image_id: str,
+        note: Callable[[str], None],
+        add: Callable[[str], None],
+    ) -> None:
+        if self.import_check is None:
+            return
+        try:
+            with timed_step(note, IMPORT_CHECK_STEP):
+                self.import_check(image_id, add)
+        except BuildFailed:
+            self.engine.remove_image(build.tag)  # a FAILED version keeps no image
+            raise
