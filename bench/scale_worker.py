@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from executor.engine.fake import FakeContainer, FakeEngine, Script
+from executor.engine.fake import FakeContainer, FakeContainers, FakeEngine, Script
 from executor.metrics import Metrics, QueueFigures
 from executor.run.dispatcher import Dispatcher
 from executor.settings import SandboxProfile, Settings
@@ -44,26 +44,34 @@ FAILING_SHARE = 0.02
 POOL = 2  # database connections per worker
 
 
-class SimEngine(FakeEngine):
-    """A fake engine whose containers take a drawn time between their envelope and their
-    end, and write a drawn output: a plugin run as the dispatcher sees it, without Docker."""
+class SimContainers(FakeContainers):
+    """Fake containers that take a drawn time between their envelope and their end, and
+    write a drawn output: a plugin run as the dispatcher sees it, without Docker."""
 
-    def __init__(self, seed: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, engine: FakeEngine, seed: int) -> None:
+        super().__init__(engine)
         self.random = random.Random(seed)
 
-    def create_container(self, image: str, **kwargs: Any) -> str:
-        container_id = super().create_container(image, **kwargs)
+    def create(self, image: str, **kwargs: Any) -> str:
+        container_id = super().create(image, **kwargs)
         lines = self.random.randint(1, 5)
         frames = tuple((1, f"simulated line {n}\n".encode()) for n in range(lines))
         exit_code = 1 if self.random.random() < FAILING_SHARE else 0
-        self.containers[container_id].script = Script(frames, exit_code)
+        self.held[container_id].script = Script(frames, exit_code)
         return container_id
 
     def _deliver(self, container: FakeContainer, envelope: bytes) -> None:
         run_s = run_time(self.random)
         deliver = super()._deliver
         threading.Timer(run_s, deliver, (container, envelope)).start()
+
+
+class SimEngine(FakeEngine):
+    """A fake engine whose containers are ``SimContainers``."""
+
+    def __init__(self, seed: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.containers = SimContainers(self, seed)
 
 
 class Samples:
@@ -192,7 +200,7 @@ def main(argv: list[str]) -> None:
         db.engine.pool._max_overflow = 0  # type: ignore[attr-defined]
         engine = SimEngine(args.seed)
         for image in filter(None, args.images.split(",")):
-            engine.add_image(image)
+            engine.images.add(image)
         engine.identify(db.store_id(), args.node_id)
         dispatcher = Dispatcher(db, engine, settings, Metrics(lambda: QueueFigures({}, None, {})))
         samples = Samples()

@@ -154,11 +154,11 @@ class Registry:
         manifest as ``repo@sha256:...``."""
         name, _, version_tag = tag.rpartition(":")
         repository = f"{self.address}/{name}"
-        engine.tag_image(image_id, repository, version_tag)
+        engine.images.tag(image_id, repository, version_tag)
         doing = f"pushing {repository}:{version_tag}"
         with _mapped(doing, self.host):
             digest = _follow(
-                engine.push_image(repository, version_tag, self._auth), doing, self.host
+                engine.images.push(repository, version_tag, self._auth), doing, self.host
             )
         if digest is None:
             raise RegistryError(f"{doing} at {self.host}: the engine reported no digest")
@@ -170,9 +170,9 @@ class Registry:
         repository, _, digest = reference.partition("@")
         doing = f"pulling {reference}"
         with self._pulling(engine, reference), _mapped(doing, self.host):
-            if engine.image_exists(reference):  # a pull that held the gate brought it
+            if engine.images.exists(reference):  # a pull that held the gate brought it
                 return
-            _follow(engine.pull_image(repository, digest, self._auth), doing, self.host)
+            _follow(engine.images.pull(repository, digest, self._auth), doing, self.host)
 
     @classmethod
     def _pulling(cls, engine: Engine, reference: str) -> threading.Lock:

@@ -45,7 +45,7 @@ class FakeServer:
         """An ACTIVE version 1 of plugin ``name`` (default tenant, handles onSubmit) whose
         containers run ``scripts`` in turn."""
         image = f"{name}:1"
-        self.engine.add_image(image, *scripts)
+        self.engine.images.add(image, *scripts)
         with self.service.db.session() as session:
             version = plugin_store.add_version(
                 session,

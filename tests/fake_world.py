@@ -108,6 +108,6 @@ def dispatching(
 def run_scripts(tmp_path: Path, *scripts: Script, max_retries: int = 0) -> Invocation:
     """One run of a plugin whose containers run ``scripts`` in turn, to its end."""
     engine = FakeEngine()
-    engine.add_image("scripted:1", *scripts)
+    engine.images.add("scripted:1", *scripts)
     with dispatching(tmp_path, engine) as db:
         return settled(db, add_plugin_run(db, "scripted:1", max_retries=max_retries))

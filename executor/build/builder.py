@@ -94,7 +94,7 @@ def _build_image(
     offline: bool,
 ) -> str:
     memory = settings.build.memory_mib * MIB
-    return engine.build_image(
+    return engine.images.build(
         context_archive(settings, build),
         tag=build.tag,
         on_output=on_output,

@@ -39,7 +39,7 @@ def flavor_modules(engine: Engine, images: ImageSettings, flavor: RuntimeFlavor)
     """The top-level modules ``flavor``'s image installed; ``BuildFailed`` when the engine
     has no such image (rather than the engine's attempt to pull it from a registry)."""
     image = images.flavor_image(flavor)
-    labels = engine.image_labels(image)
+    labels = engine.images.labels(image)
     if labels is None:
         raise BuildFailed(
             f"the image of runtime flavor '{flavor}', {image}, is not on the Docker Engine: "
@@ -50,7 +50,7 @@ def flavor_modules(engine: Engine, images: ImageSettings, flavor: RuntimeFlavor)
 
 def _describe(engine: Engine, images: ImageSettings, flavor: RuntimeFlavor) -> Flavor:
     image = images.flavor_image(flavor)
-    labels = engine.image_labels(image)
+    labels = engine.images.labels(image)
     pins = (labels or {}).get(PACKAGES_LABEL, "").split()
     return Flavor(
         name=flavor,

@@ -46,7 +46,7 @@ def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
     """The ``pip freeze`` saved in the image ("" when the plugin has no requirements)."""
     if not build.has_requirements:
         return ""
-    content = engine.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
+    content = engine.images.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
     return content.decode("utf-8", "replace") if content is not None else ""
 
 
@@ -55,7 +55,9 @@ def read_installed_modules(engine: Engine, build: BuildContext, image_id: str) -
     the plugin has no requirements: then the flavor's label lists them)."""
     if not build.has_requirements:
         return []
-    content = engine.read_file(image_id, MODULES_PATH, {PROBE_LABEL: "true"}, MAX_MODULES_BYTES)
+    content = engine.images.read_file(
+        image_id, MODULES_PATH, {PROBE_LABEL: "true"}, MAX_MODULES_BYTES
+    )
     return list(installed_modules(content.decode("utf-8", "replace") if content else ""))
 
 
@@ -121,5 +123,5 @@ class ImageChecks:
             with timed_step(note, IMPORT_CHECK_STEP):
                 self.import_check(image_id, add)
         except BuildFailed:
-            self.engine.remove_image(build.tag)  # a FAILED version keeps no image
+            self.engine.images.remove(build.tag)  # a FAILED version keeps no image
             raise

@@ -1,8 +1,11 @@
 """The one interface to the Docker Engine (``client``), and its stand-in in memory
 (``fake``, imported by name: it is not part of a running service).
 
-``client`` is the only module of the executor that imports docker-py (an import contract
-holds that); ``builds`` runs and stops a build; ``base`` is what both engines share.
+``client.Engine`` is the connection to one engine; its parts are ``containers`` (create,
+start, wait, kill, remove), ``records`` (the engine's copy of a container's output, its
+events) and ``images`` (``builds`` runs a build for it). ``docker_errors`` turns docker-py's
+errors into the executor's; ``base`` is what the real and the fake engine share. Only these
+real engine modules import docker-py (an import contract holds that).
 """
 
 from executor.engine.base import (
@@ -19,7 +22,11 @@ from executor.engine.base import (
     StopRecord,
 )
 from executor.engine.builds import BuildInterrupted, BuildTimedOut
-from executor.engine.client import ENGINE_TIMEOUT_S, Engine, close_attached, engine_errors
+from executor.engine.client import ENGINE_TIMEOUT_S, Engine
+from executor.engine.containers import Containers, close_attached
+from executor.engine.docker_errors import engine_errors
+from executor.engine.images import Images
+from executor.engine.records import Records
 
 __all__ = [
     "ENGINE_TIMEOUT_S",
@@ -31,11 +38,14 @@ __all__ = [
     "Attachment",
     "BuildInterrupted",
     "BuildTimedOut",
+    "Containers",
     "Engine",
     "EngineInfo",
     "EngineRefused",
     "Frames",
     "ImageMissing",
+    "Images",
+    "Records",
     "StopRecord",
     "close_attached",
     "engine_errors",

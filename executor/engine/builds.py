@@ -1,20 +1,25 @@
-"""Running a build on the engine: stopping it from another thread (timeout, shutdown) and
-telling a failed step's cause."""
+"""Running a build on the engine (``engine.images.build``): stopping it from another thread
+(timeout, shutdown) and telling a failed step's cause."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+import docker
 import requests
 
-from executor.errors import BuildFailed
+from executor.engine.docker_errors import ENGINE_FAILURES, engine_errors
+from executor.errors import BuildFailed, SandboxError
 
-__all__ = ["BuildInterrupted", "BuildTimedOut"]
+__all__ = ["BuildInterrupted", "BuildTimedOut", "build_image"]
 
 STOP_POLL_S = 0.5  # how often a running build checks whether the executor is stopping
 
@@ -143,3 +148,144 @@ class BuildAbort:
                 each.close()
         if sock is not None:
             sock.close()
+
+
+def build_image(
+    api: docker.APIClient,
+    context: bytes,
+    *,
+    tag: str,
+    on_output: Callable[[str], None],
+    timeout_s: float,
+    stop: threading.Event,
+    **options: Any,
+) -> str:
+    """Build ``context`` (a tar with a Dockerfile) as ``tag``; returns the image id.
+
+    Output lines go to ``on_output`` as they come. Past ``timeout_s`` the build is
+    stopped and ``BuildTimedOut`` raised; when ``stop`` is set (shutdown) it is stopped
+    and ``BuildInterrupted`` raised; an error step raises ``BuildFailed``. ``options``
+    are docker-py ``build`` arguments (labels, network_mode, container_limits, ...).
+    """
+    abort = BuildAbort()
+    api.hooks["response"].append(abort.capture)
+    watchdog = threading.Timer(timeout_s, abort.abort, ("timeout",))
+    stopper = threading.Thread(target=abort.watch, args=(stop,), daemon=True)
+    watchdog.daemon = True
+    watchdog.start()
+    stopper.start()
+    started = time.time()
+    try:
+        once_more_if_a_parent_vanished(
+            functools.partial(_stream_build, api, context, tag, on_output, abort, options),
+            on_output,
+        )
+    except StepFailed as failed:
+        raise _step_failure(api, failed, started, options) from None
+    except BuildFailed:
+        raise
+    except Exception as exc:
+        # After an abort, the broken stream's error is expected; before, it is the engine's.
+        if abort.why is None:
+            raise SandboxError(
+                f"Docker Engine error while building the plugin image: {exc}. "
+                "Check that dockerd is running."
+            ) from exc
+    finally:
+        watchdog.cancel()
+        abort.finish()
+        api.hooks["response"].remove(abort.capture)
+        abort.release()
+    if abort.why == "timeout":
+        raise BuildTimedOut(
+            f"the build ran past its wall time of {timeout_s:g} s and was stopped: trim "
+            "requirements.txt, or ask the operator to raise EXECUTOR_BUILD_TIMEOUT_S"
+        )
+    if abort.why == "stop":
+        raise BuildInterrupted()
+    with engine_errors("reading the built image"):
+        return str(api.inspect_image(tag)["Id"])  # type: ignore[no-untyped-call]
+
+
+def _stream_build(
+    api: docker.APIClient,
+    context: bytes,
+    tag: str,
+    on_output: Callable[[str], None],
+    abort: BuildAbort,
+    options: dict[str, Any],
+) -> None:
+    stream = api.build(
+        fileobj=io.BytesIO(context),
+        custom_context=True,
+        tag=tag,
+        rm=True,
+        forcerm=True,
+        decode=True,
+        timeout=None,  # the watchdog bounds the build, not a read timeout
+        use_config_proxy=False,
+        **options,
+    )
+    step: str | None = None  # the container of the step running now
+    for chunk in stream:
+        if abort.why is not None:
+            return
+        if "stream" in chunk:
+            on_output(str(chunk["stream"]))
+            running = RUNNING_IN.search(str(chunk["stream"]))
+            step = running[1] if running else step
+        if "error" in chunk:
+            error = str(chunk["error"]).strip()
+            if VANISHED_PARENT.search(error):
+                raise ParentVanished(error)
+            raise StepFailed(error, step)
+
+
+def _step_failure(
+    api: docker.APIClient, failed: StepFailed, since: float, options: dict[str, Any]
+) -> BuildFailed:
+    """A failed step's error, naming the build's memory limit when the engine recorded
+    an OOM kill in the step's container (or the step was SIGKILLed, as the OOM killer
+    does): the engine's own error says only "returned a non-zero code"."""
+    step = STEP_FAILED.search(failed.error)
+    memory = options.get("container_limits", {}).get("memory")
+    if step is None or memory is None:
+        return failed
+    command, code = step[1], int(step[2])
+    oom = _oom_killed(api, failed.container, since)
+    if not oom and code != SIGKILL_EXIT:
+        return failed
+    doing = "pip install" if "pip install" in command else command[:COMMAND_SHOWN_CHARS]
+    limit = f"memory limit of {memory // MIB} MiB ({BUILD_MEMORY_SETTING})"
+    what = (
+        f"the build step ran out of memory: its {limit} was exceeded while running "
+        f"{doing} (exit {code})"
+        if oom
+        else f"the build step was killed (exit {code}) while running {doing}, most likely "
+        f"at its {limit}"
+    )
+    return BuildFailed(
+        f"{what}: trim requirements.txt, or ask the operator to raise {BUILD_MEMORY_SETTING}"
+    )
+
+
+def _oom_killed(api: docker.APIClient, container: str | None, since: float) -> bool:
+    """Whether the engine recorded an OOM kill in ``container`` (an id or its short
+    form) since ``since`` (epoch seconds)."""
+    if container is None:
+        return False
+    try:
+        events = api.events(
+            since=int(since),
+            until=int(time.time()) + 1,
+            decode=True,
+            filters={"type": "container", "event": "oom"},
+        )
+    except ENGINE_FAILURES:
+        return False  # the engine's own error stands
+    try:  # a stream on the engine's socket: closed whether or not it was read to its end
+        return any(str(event.get("id", "")).startswith(container) for event in events)
+    except ENGINE_FAILURES:
+        return False
+    finally:
+        events.close()

@@ -8,8 +8,9 @@ the signals it was asked to send, whether it still holds the end), so the execut
 decisions are what is tested. A contract test (``tests/integration/test_engine_contract``)
 runs the same scripts on the Docker Engine and checks both end the same.
 
-Whatever it does not fake (builds, registries, the docker-py client) raises
-``SandboxError`` naming it, so a test never reaches a real engine by accident.
+It has the real engine's shape: a ``FakeEngine`` with ``containers``, ``records`` and
+``images`` parts. Whatever it does not fake (builds, registries, the docker-py client)
+raises ``SandboxError`` naming it, so a test never reaches a real engine by accident.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from executor.engine.base import (
     StopRecord,
 )
 from executor.engine.client import Engine
+from executor.engine.containers import Containers
+from executor.engine.images import Images
+from executor.engine.records import Records
 from executor.errors import SandboxError
 
-__all__ = ["FakeContainer", "FakeEngine", "Script", "scripted"]
+__all__ = ["FakeContainer", "FakeContainers", "FakeEngine", "FakeImages", "Script", "scripted"]
 
 SIGKILL = 9
 KILLED_EXIT = 128 + SIGKILL
@@ -80,15 +84,15 @@ class FakeContainer:
 class _FakeAttachment:
     """The attached streams of a fake container: the envelope runs its script."""
 
-    def __init__(self, engine: FakeEngine, container: FakeContainer) -> None:
-        self.engine = engine
+    def __init__(self, containers: FakeContainers, container: FakeContainer) -> None:
+        self.containers = containers
         self.container = container
 
     def send(self, data: bytes) -> None:
-        self.engine._deliver(self.container, data)
+        self.containers._deliver(self.container, data)
 
     def frames(self) -> Frames:
-        yield from self.engine._frames_of(self.container, follow=True)
+        yield from self.containers.frames_of(self.container, follow=True)
 
     def ended(self) -> bool:
         return self.container.ended.is_set()
@@ -98,38 +102,38 @@ class _FakeAttachment:
 
 
 class FakeEngine(Engine):
-    """An ``Engine`` over memory. Register plugins with ``add_image``; make an operation
-    fail with ``fail``; read what happened in ``containers`` and ``removed``."""
+    """An ``Engine`` over memory. Register plugins with ``images.add``; make an operation
+    fail with ``fail``; read what happened in ``containers.held`` and ``containers.removed``."""
+
+    containers: FakeContainers
+    records: FakeRecords
+    images: FakeImages
 
     def __init__(self, *, scope: str = "unscoped", node_id: str | None = None) -> None:
         super().__init__(None, scope=scope, node_id=node_id)
-        # image -> the scripts its containers run in turn (the last one from then on), labels
-        self.images: dict[str, tuple[list[Script], dict[str, str]]] = {}
-        self.containers: dict[str, FakeContainer] = {}
-        self.removed: list[str] = []
         self._failing: dict[str, int] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-
-    # What tests set up and read.
-
-    def add_image(self, image: str, *scripts: Script, labels: dict[str, str] | None = None) -> None:
-        """Make ``image`` exist; its containers run ``scripts`` in turn, then the last one
-        (a plugin that is stopped from outside once, then succeeds)."""
-        self.images[image] = (list(scripts) or [Script()], dict(labels or {}))
+        self.lock = threading.Lock()  # the parts' too: one engine, one record of it
+        self.containers = FakeContainers(self)
+        self.records = FakeRecords(self)
+        self.images = FakeImages(self)
 
     def fail(self, operation: str, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``operation`` (a method name: create_container,
-        attach, start_container, wait_exit, ...) raise the engine error the real one would."""
+        """Make the next ``times`` calls of ``operation`` (a method: ``info``,
+        ``containers.create``, ``containers.attach``, ``records.stop_record``, ...) raise the
+        engine error the real one would."""
         self._failing[operation] = self._failing.get(operation, 0) + times
 
-    def kill_from_outside(self, container_id: str, signal: int = SIGKILL) -> None:
-        """What ``docker kill`` does: the engine records the signal and the container ends."""
-        container = self.containers[container_id]
-        container.signals.append(signal)
-        self._end(container, 128 + signal)
-
-    # The Engine interface.
+    def maybe_fail(self, operation: str, doing: str) -> None:
+        """Raise the engine error for ``doing`` if ``operation`` was told to fail."""
+        with self.lock:
+            left = self._failing.get(operation, 0)
+            if left <= 0:
+                return
+            self._failing[operation] = left - 1
+        raise SandboxError(
+            f"Docker Engine error while {doing}: the fake engine was told to fail "
+            f"{operation}. Check that dockerd is running."
+        )
 
     @property
     def client(self) -> Any:
@@ -143,24 +147,42 @@ class FakeEngine(Engine):
         pass
 
     def info(self) -> EngineInfo:
-        self._maybe_fail("info", "reading the engine's information")
+        self.maybe_fail("info", "reading the engine's information")
         return EngineInfo(FAKE_ENGINE_ID, "fake", ["runc", "runsc"])
 
     def ping(self) -> bool:
         return "ping" not in self._failing
 
-    def managed_containers(self) -> list[dict[str, object]]:
-        self._maybe_fail("managed_containers", "listing containers")
-        with self._lock:
-            found = list(self.containers.values())
+
+class FakeContainers(Containers):
+    """The fake engine's containers (``held``, by id), each running its image's script."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        super().__init__(engine)
+        self._fake = engine
+        self.held: dict[str, FakeContainer] = {}
+        self.removed: list[str] = []
+        self._ids = itertools.count(1)
+
+    def kill_from_outside(self, container_id: str, signal: int = SIGKILL) -> None:
+        """What ``docker kill`` does: the engine records the signal and the container ends."""
+        container = self.held[container_id]
+        container.signals.append(signal)
+        self._end(container, 128 + signal)
+
+    def managed(self) -> list[dict[str, object]]:
+        self._fake.maybe_fail("containers.managed", "listing containers")
+        with self._fake.lock:
+            found = list(self.held.values())
+        scope, node_id = self._fake.scope, self._fake.node_id
         return [
             {"Id": c.id, "Labels": dict(c.labels), "State": c.state}
             for c in found
-            if c.labels.get(MANAGED_LABEL) == self.scope
-            and (not self.node_id or c.labels.get(NODE_LABEL) == self.node_id)
+            if c.labels.get(MANAGED_LABEL) == scope
+            and (not node_id or c.labels.get(NODE_LABEL) == node_id)
         ]
 
-    def create_container(
+    def create(
         self,
         image: str,
         *,
@@ -169,30 +191,27 @@ class FakeEngine(Engine):
         labels: dict[str, str],
         host_config: dict[str, Any],
     ) -> str:
-        self._maybe_fail("create_container", "creating the plugin container")
-        if image not in self.images:
-            raise ImageMissing(f"image {image} is missing: rebuild the plugin version")
-        with self._lock:
-            scripts = self.images[image][0]
-            script = scripts.pop(0) if len(scripts) > 1 else scripts[0]
+        self._fake.maybe_fail("containers.create", "creating the plugin container")
+        script = self._fake.images.next_script(image)
+        with self._fake.lock:
             container = FakeContainer(
-                f"fake{next(self._ids):060d}", image, self.labels(**labels), script
+                f"fake{next(self._ids):060d}", image, self._fake.labels(**labels), script
             )
-            self.containers[container.id] = container
+            self.held[container.id] = container
         return container.id
 
     def attach(self, container_id: str) -> Attachment:
-        self._maybe_fail("attach", "attaching to the plugin container")
-        return _FakeAttachment(self, self._container(container_id))
+        self._fake.maybe_fail("containers.attach", "attaching to the plugin container")
+        return _FakeAttachment(self, self.get(container_id))
 
-    def start_container(self, container_id: str) -> None:
-        self._maybe_fail("start_container", "starting the plugin container")
-        container = self._container(container_id)
+    def start(self, container_id: str) -> None:
+        self._fake.maybe_fail("containers.start", "starting the plugin container")
+        container = self.get(container_id)
         container.state, container.started_at = "running", datetime.now(UTC)
 
-    def container_state(self, container_id: str) -> dict[str, Any]:
-        self._maybe_fail("container_state", "inspecting the plugin container")
-        c = self._container(container_id)
+    def state(self, container_id: str) -> dict[str, Any]:
+        self._fake.maybe_fail("containers.state", "inspecting the plugin container")
+        c = self.get(container_id)
         return {
             "Running": c.state == "running",
             "OOMKilled": c.oom_killed,
@@ -202,8 +221,8 @@ class FakeEngine(Engine):
         }
 
     def wait_exit(self, container_id: str, timeout_s: float) -> int:
-        self._maybe_fail("wait_exit", "waiting for the plugin container")
-        container = self._container(container_id)
+        self._fake.maybe_fail("containers.wait_exit", "waiting for the plugin container")
+        container = self.get(container_id)
         if not container.ended.wait(timeout_s):
             raise SandboxError(
                 "Docker Engine error while waiting for the plugin container: it did not end "
@@ -211,51 +230,19 @@ class FakeEngine(Engine):
             )
         return int(container.exit_code or 0)
 
-    def kill_container(self, container_id: str) -> None:
-        container = self.containers.get(container_id)
+    def kill(self, container_id: str) -> None:
+        container = self.held.get(container_id)
         if container is not None and container.state == "running":
             container.signals.append(SIGKILL)  # the engine records its own kills too
             self._end(container, KILLED_EXIT)
 
-    def remove_container(self, container_id: str) -> None:
-        self._maybe_fail("remove_container", "removing a container")
-        with self._lock:
-            container = self.containers.pop(container_id, None)
+    def remove(self, container_id: str) -> None:
+        self._fake.maybe_fail("containers.remove", "removing a container")
+        with self._fake.lock:
+            container = self.held.pop(container_id, None)
         if container is not None:
             self._end(container, KILLED_EXIT)  # force-removal kills a running one
             self.removed.append(container_id)
-
-    def output_frames(self, container_id: str, *, follow: bool) -> Frames:
-        self._maybe_fail("output_frames", "reading the container's output back from the engine")
-        return self._frames_of(self._container(container_id), follow=follow)
-
-    def stop_record(
-        self, container_id: str, started_at: datetime, finished_at: datetime
-    ) -> StopRecord:
-        self._maybe_fail("stop_record", "reading the engine's events of a container")
-        container = self._container(container_id)
-        if not container.script.end_recorded:
-            return StopRecord(False)
-        return StopRecord(True, tuple(container.signals))
-
-    def image_exists(self, image: str) -> bool:
-        return image in self.images
-
-    def image_labels(self, image: str) -> dict[str, str] | None:
-        found = self.images.get(image)
-        return dict(found[1]) if found is not None else None
-
-    def remove_image(self, image: str) -> bool:
-        return self.images.pop(image, None) is not None
-
-    def build_image(self, *args: Any, **kwargs: Any) -> str:
-        raise SandboxError("the fake engine builds nothing: register images with add_image")
-
-    def push_image(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        raise SandboxError("the fake engine has no registry")
-
-    def pull_image(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        raise SandboxError("the fake engine has no registry")
 
     # The scripts.
 
@@ -273,21 +260,23 @@ class FakeEngine(Engine):
         self._end(container, script.exit_code)
 
     def _end(self, container: FakeContainer, exit_code: int) -> None:
-        with self._lock:
+        with self._fake.lock:
             if container.ended.is_set():
                 return
             container.state, container.exit_code = "exited", exit_code
             container.finished_at = datetime.now(UTC)
             container.ended.set()
 
-    def _frames_of(self, container: FakeContainer, *, follow: bool) -> Frames:
+    def frames_of(self, container: FakeContainer, *, follow: bool) -> Frames:
+        """What ``container`` wrote; with ``follow``, once it ended."""
         if follow:
             container.ended.wait()
         yield from list(container.output)
 
-    def _container(self, container_id: str) -> FakeContainer:
-        with self._lock:
-            found = self.containers.get(container_id)
+    def get(self, container_id: str) -> FakeContainer:
+        """The container ``container_id``; the engine's error if it holds none."""
+        with self._fake.lock:
+            found = self.held.get(container_id)
         if found is None:
             raise SandboxError(
                 f"Docker Engine error while using container {container_id}: no such "
@@ -295,16 +284,71 @@ class FakeEngine(Engine):
             )
         return found
 
-    def _maybe_fail(self, operation: str, doing: str) -> None:
-        with self._lock:
-            left = self._failing.get(operation, 0)
-            if left <= 0:
-                return
-            self._failing[operation] = left - 1
-        raise SandboxError(
-            f"Docker Engine error while {doing}: the fake engine was told to fail "
-            f"{operation}. Check that dockerd is running."
+
+class FakeRecords(Records):
+    """What the fake engine recorded of its containers: their output and how they ended."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        super().__init__(engine)
+        self._fake = engine
+
+    def output_frames(self, container_id: str, *, follow: bool) -> Frames:
+        self._fake.maybe_fail(
+            "records.output_frames", "reading the container's output back from the engine"
         )
+        containers = self._fake.containers
+        return containers.frames_of(containers.get(container_id), follow=follow)
+
+    def stop_record(
+        self, container_id: str, started_at: datetime, finished_at: datetime
+    ) -> StopRecord:
+        self._fake.maybe_fail("records.stop_record", "reading the engine's events of a container")
+        container = self._fake.containers.get(container_id)
+        if not container.script.end_recorded:
+            return StopRecord(False)
+        return StopRecord(True, tuple(container.signals))
+
+
+class FakeImages(Images):
+    """The fake engine's images: ``held`` maps each to the scripts its containers run in
+    turn (the last one from then on) and its labels."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        super().__init__(engine)
+        self._fake = engine
+        self.held: dict[str, tuple[list[Script], dict[str, str]]] = {}
+
+    def add(self, image: str, *scripts: Script, labels: dict[str, str] | None = None) -> None:
+        """Make ``image`` exist; its containers run ``scripts`` in turn, then the last one
+        (a plugin that is stopped from outside once, then succeeds)."""
+        self.held[image] = (list(scripts) or [Script()], dict(labels or {}))
+
+    def next_script(self, image: str) -> Script:
+        """The script of the next container of ``image``; ``ImageMissing`` if none."""
+        with self._fake.lock:
+            if image not in self.held:
+                raise ImageMissing(f"image {image} is missing: rebuild the plugin version")
+            scripts = self.held[image][0]
+            return scripts.pop(0) if len(scripts) > 1 else scripts[0]
+
+    def exists(self, image: str) -> bool:
+        return image in self.held
+
+    def labels(self, image: str) -> dict[str, str] | None:
+        found = self.held.get(image)
+        return dict(found[1]) if found is not None else None
+
+    def remove(self, image: str) -> bool:
+        return self.held.pop(image, None) is not None
+
+    def build(self, *args: Any, **kwargs: Any) -> str:
+        raise SandboxError("the fake engine builds nothing: register images with images.add")
+
+    def push(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        raise SandboxError("the fake engine has no registry")
+
+    def pull(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        raise SandboxError("the fake engine has no registry")
 
 
 def scripted(*lines: str, exit_code: int = 0, **more: Any) -> Script:

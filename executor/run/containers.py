@@ -73,9 +73,9 @@ class Containers:
         try:
             since = self._phase("create", since)
             # Attached before start: nothing the container writes is lost, even while pooled.
-            attachment = self.engine.attach(container_id)
+            attachment = self.engine.containers.attach(container_id)
             since = self._phase("attach", since)
-            self.engine.start_container(container_id)
+            self.engine.containers.start(container_id)
             self._phase("start", since)
         except BaseException:
             if attachment is not None:  # else its connection lives on until GC
@@ -94,7 +94,7 @@ class Containers:
         if not started.attachment.ended():  # no round trip to the engine while it streams
             return True
         try:
-            state = self.engine.container_state(started.container_id)
+            state = self.engine.containers.state(started.container_id)
         except SandboxError:
             return False
         return bool(state.get("Running"))
@@ -102,7 +102,7 @@ class Containers:
     def remove_quietly(self, container_id: str) -> None:
         # Removal failing must not hide how the run ended; recovery removes leftovers.
         try:
-            self.engine.remove_container(container_id)
+            self.engine.containers.remove(container_id)
         except SandboxError:
             log.warning("could not remove container %s; recovery will", container_id)
 
@@ -112,7 +112,7 @@ class Containers:
         return now
 
     def _create(self, image: str, labels: dict[str, str], profile: SandboxProfile) -> str:
-        return self.engine.create_container(
+        return self.engine.containers.create(
             image,
             command=INIT_COMMAND,
             user=profile.user,

@@ -65,7 +65,7 @@ class Follower:
 
     def kill(self, container_id: str, reason: dict[str, str], why: str) -> None:
         reason.setdefault("why", why)
-        self.engine.kill_container(container_id)
+        self.engine.containers.kill(container_id)
 
     def outcome(
         self,
@@ -74,8 +74,8 @@ class Follower:
         started: float,
         profile: SandboxProfile | None = None,
     ) -> RunOutcome:
-        exit_code = self.engine.wait_exit(container_id, ENGINE_WAIT_S)
-        state = self.engine.container_state(container_id)
+        exit_code = self.engine.containers.wait_exit(container_id, ENGINE_WAIT_S)
+        state = self.engine.containers.state(container_id)
         oom_killed = bool(state.get("OOMKilled"))
         why = reason.get("why")
         record = None
@@ -93,4 +93,4 @@ class Follower:
                 f"Docker Engine error while reading how the plugin container ended: "
                 f"no valid start and end time in its state ({exc})"
             ) from exc
-        return self.engine.stop_record(container_id, started_at, finished_at)
+        return self.engine.records.stop_record(container_id, started_at, finished_at)

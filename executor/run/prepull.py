@@ -41,7 +41,7 @@ class Prepuller:
             wanted = [v.image_digest for v in image_store.active_versions(session)]
         pulled = []
         for reference in wanted:
-            if reference is None or self.engine.image_exists(reference):
+            if reference is None or self.engine.images.exists(reference):
                 continue
             try:
                 self.registry.pull(self.engine, reference)

@@ -42,7 +42,7 @@ def _generation_of(container: dict[str, object]) -> int | None:
 def _remove(engine: Engine, container_id: str) -> None:
     log.info("removing leftover container %s", container_id[:12])
     try:
-        engine.remove_container(container_id)
+        engine.containers.remove(container_id)
     except SandboxError as exc:  # one stubborn container must not stop the rest
         log.warning("could not remove container %s: %s", container_id[:12], exc)
 
@@ -58,7 +58,7 @@ def reconcile(
     Invocations whose container is gone are left to lease expiry, which re-queues them.
     """
     adopted: list[tuple[Invocation, str, bool]] = []
-    for container in engine.managed_containers():
+    for container in engine.containers.managed():
         container_id = str(container["Id"])
         invocation_id = _invocation_of(container)
         generation = _generation_of(container)
@@ -84,7 +84,7 @@ def sweep_orphans(db: Database, engine: Engine) -> int:
     left. An exited one (it served its event, or died waiting) is of use to nobody.
     """
     removed = 0
-    for container in engine.managed_containers():
+    for container in engine.containers.managed():
         labels = container.get("Labels") or {}
         pooled = isinstance(labels, dict) and POOL_LABEL in labels
         if pooled and container.get("State") == "running":

@@ -126,7 +126,7 @@ class Sandbox:
         with self._lock:
             targets = [c for i, c in self._serving.items() if i in invocation_ids]
         for container_id in targets:
-            self.engine.kill_container(container_id)
+            self.engine.containers.kill(container_id)
 
     def watch(
         self,
@@ -152,12 +152,12 @@ class Sandbox:
                 rotated = engine_log_file_bytes(self.profile)
                 # (A flood between this check and the replay opening the copy could still
                 # rotate it twice; that run is past its cap either way.)
-                if self.engine.output_size_reaches(container_id, rotated):
+                if self.engine.records.output_size_reaches(container_id, rotated):
                     reason: dict[str, str] = {}
                     self.follower.kill(container_id, reason, "log_limit")
                     outcome = self.follower.outcome(container_id, reason, started)
                     return replace(outcome, output_lost=True)
-                frames = self.engine.output_frames(container_id, follow=running)
+                frames = self.engine.records.output_frames(container_id, follow=running)
                 timeout_s = max(remaining_s, 0.0) if running else None
                 return self.follower.follow(container_id, frames, timeout_s, on_output)
         finally:

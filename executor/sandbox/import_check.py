@@ -34,7 +34,7 @@ def check_import(
 ) -> None:
     """Import the plugin in ``image`` as a run would; ``BuildFailed`` if it cannot be
     (the builder writes the step's line and time around it)."""
-    exit_code, output = engine.run_to_end(
+    exit_code, output = engine.containers.run_to_end(
         image,
         command=[*INIT_COMMAND, *PROBE_COMMAND],
         user=settings.sandbox.user,

@@ -78,7 +78,7 @@ class ImageCollector:
         return True
 
     def _remove(self, tag: str) -> bool:
-        if self.engine.remove_image(tag):
+        if self.engine.images.remove(tag):
             return True
         # Gone already (removed by hand) counts as removed; in use does not.
-        return not self.engine.image_exists(tag)
+        return not self.engine.images.exists(tag)

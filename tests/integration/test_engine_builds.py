@@ -51,7 +51,7 @@ def responses(engine: Engine) -> Iterator[list[requests.Response]]:
 
 
 def build(engine: Engine, dockerfile: str, timeout_s: float = 300) -> str:
-    return engine.build_image(
+    return engine.images.build(
         context(dockerfile),
         tag=f"pe-test-build-{uuid.uuid4().hex[:12]}:1",
         on_output=lambda _: None,

@@ -95,7 +95,7 @@ EXPECTED = {
 
 def _fake(scenario: str) -> FakeEngine:
     fake = FakeEngine()
-    fake.add_image(IMAGE, FAKES[scenario])
+    fake.images.add(IMAGE, FAKES[scenario])
     return fake
 
 
@@ -118,7 +118,7 @@ def test_a_docker_kill_from_outside_is_infrastructure_on_both_engines(
         lambda container_id: docker_client.api.kill(container_id, signal="SIGKILL"),
     )
     engine = _fake("hang")
-    fake = _run(Sandbox(engine, PROFILE), "wait", engine.kill_from_outside)
+    fake = _run(Sandbox(engine, PROFILE), "wait", engine.containers.kill_from_outside)
 
     assert real == fake == Ended(InvocationStatus.CRASHED, 137, True, b"")
 
@@ -127,7 +127,7 @@ def test_start_failures_raise_the_same_errors_on_both_engines(
     docker_client: docker.DockerClient, scripted_image: str
 ) -> None:
     real, fake = Engine(docker_client), _fake("ok")
-    fake.fail("create_container")
+    fake.fail("containers.create")
     # An engine that refuses the create (here: a runtime it does not have) and a fake told
     # to fail it: an engine error, which the runner retries as infrastructure.
     unknown = PROFILE.model_copy(update={"oci_runtime": "no-such-runtime"})

@@ -87,7 +87,7 @@ def engine(docker_client: docker.DockerClient) -> Iterator[Engine]:
     found = docker_client.api.containers(all=True, filters={"label": INVOCATION_LABEL})
     for container in found:
         if container["Labels"][INVOCATION_LABEL].startswith("output-pipeline-"):
-            made.remove_container(container["Id"])
+            made.containers.remove(container["Id"])
 
 
 def create(engine: Engine, image: str, profile: SandboxProfile, script: str, *args: str) -> str:
@@ -174,7 +174,7 @@ def test_a_copy_past_its_first_file_is_not_replayed_and_the_run_stops(
     container_id = create(engine, runtime_image, profile, FLOOD, str(3 * rotated // 1024))
     engine.api.start(container_id)
     deadline = time.monotonic() + 120
-    while not engine.output_size_reaches(container_id, rotated):
+    while not engine.records.output_size_reaches(container_id, rotated):
         assert time.monotonic() < deadline, "the flood did not reach the engine's copy"
         time.sleep(0.2)
     fed: list[bytes] = []

@@ -118,7 +118,7 @@ def test_what_an_activation_runs_is_pulled_before_its_first_event(
     pushing.activate("early", "early")  # no event: the pre-pull alone brings the image
 
     deadline = time.monotonic() + 120
-    while not pushing.service.engine.image_exists(digest):
+    while not pushing.service.engine.images.exists(digest):
         assert time.monotonic() < deadline, f"{digest} was not pre-pulled"
         time.sleep(0.2)
     assert digest in [e["id"] for e in image_events(docker_client, since, "pull")]

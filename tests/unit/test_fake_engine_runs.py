@@ -81,8 +81,8 @@ def test_the_same_exit_137_without_an_engine_record_is_the_plugins(tmp_path: Pat
 
 def test_an_engine_error_at_create_is_retried_as_infrastructure(tmp_path: Path) -> None:
     engine = FakeEngine()
-    engine.add_image("scripted:1", OK)
-    engine.fail("create_container")
+    engine.images.add("scripted:1", OK)
+    engine.fail("containers.create")
     with dispatching(tmp_path, engine) as db:
         run = settled(db, add_plugin_run(db, "scripted:1"))
 
@@ -90,9 +90,11 @@ def test_an_engine_error_at_create_is_retried_as_infrastructure(tmp_path: Path) 
     assert _kinds(run.attempts) == [AttemptKind.INFRASTRUCTURE]
     assert run.attempts[0]["reason"] == (
         "infrastructure: Docker Engine error while creating the plugin container: the fake "
-        "engine was told to fail create_container. Check that dockerd is running."
+        "engine was told to fail containers.create. Check that dockerd is running."
     )
-    assert len(engine.removed) == 1 and engine.containers == {}  # nothing left behind
+    assert (
+        len(engine.containers.removed) == 1 and engine.containers.held == {}
+    )  # nothing left behind
 
 
 def test_a_missing_image_ends_the_run_crashed_without_retry(tmp_path: Path) -> None:
@@ -106,7 +108,7 @@ def test_a_missing_image_ends_the_run_crashed_without_retry(tmp_path: Path) -> N
 
 def test_a_run_still_going_at_shutdown_is_handed_back_uncounted(tmp_path: Path) -> None:
     engine = FakeEngine()
-    engine.add_image("scripted:1", Script(hangs=True))
+    engine.images.add("scripted:1", Script(hangs=True))
     with dispatching(tmp_path, engine, fake_settings(tmp_path, timeout_s=600, drain_s=0)) as db:
         run_id = add_plugin_run(db, "scripted:1", max_retries=0)
         # Handed its envelope: the script now runs until it is killed.
@@ -118,4 +120,4 @@ def test_a_run_still_going_at_shutdown_is_handed_back_uncounted(tmp_path: Path) 
     assert [(a["kind"], a["reason"]) for a in run.attempts] == [
         (AttemptKind.HANDED_BACK, "handed back at executor shutdown")
     ]
-    assert engine.containers == {}  # killed and removed
+    assert engine.containers.held == {}  # killed and removed

@@ -26,7 +26,7 @@ BUILD = BuildContext("v1", "plug", 1, "", b"", RuntimeFlavor.MINIMAL)
 
 def built() -> FakeEngine:
     engine = FakeEngine()
-    engine.add_image(BUILD.tag)
+    engine.images.add(BUILD.tag)
     return engine
 
 
@@ -47,7 +47,7 @@ def test_a_failing_import_check_fails_the_step_and_removes_the_image() -> None:
     assert output == ["Traceback of sha256:abc\n"]
     assert notes[0] == step_line(IMPORT_CHECK_STEP)
     assert notes[1].startswith(step_line(f"{IMPORT_CHECK_STEP}: FAILED after").rstrip("\n"))
-    assert not engine.image_exists(BUILD.tag)
+    assert not engine.images.exists(BUILD.tag)
 
 
 def test_the_builder_runs_the_import_check_it_was_given(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_the_builder_runs_the_import_check_it_was_given(tmp_path: Path) -> None:
         db.dispose()
 
     assert seen == ["sha256:abc"]
-    assert engine.image_exists(BUILD.tag)
+    assert engine.images.exists(BUILD.tag)
 
 
 def test_a_builder_given_no_import_check_makes_none() -> None:
@@ -79,4 +79,4 @@ def test_a_builder_given_no_import_check_makes_none() -> None:
     checks.check_import(BUILD, "sha256:abc", notes.append, notes.append)
 
     assert notes == []
-    assert engine.image_exists(BUILD.tag)
+    assert engine.images.exists(BUILD.tag)

@@ -50,7 +50,7 @@ def run_and_logs(
 ) -> tuple[Invocation, list[LogRecord]]:
     """One run of a plugin whose containers run ``scripts`` in turn: its record and log."""
     engine = FakeEngine()
-    engine.add_image("scripted:1", *scripts)
+    engine.images.add("scripted:1", *scripts)
     store = tmp_path / "store"
     store.mkdir()
     with dispatching(store, engine) as db:

@@ -1,0 +1,130 @@
+"""The Docker Engine's images: whether one is there and its labels, building, tagging,
+pushing, pulling and removing them, and reading a file out of one."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import docker.errors
+
+from executor.engine.builds import build_image
+from executor.engine.docker_errors import engine_errors, registry_refusals
+from executor.errors import SandboxError
+
+if TYPE_CHECKING:
+    from executor.engine.client import Engine
+
+__all__ = ["Images"]
+
+
+class Images:
+    """The images of one ``Engine`` (``engine.images``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def exists(self, image: str) -> bool:
+        with engine_errors("inspecting an image"):
+            try:
+                self._engine.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            except docker.errors.NotFound:  # inside: engine_errors would map it first
+                return False
+        return True
+
+    def labels(self, image: str) -> dict[str, str] | None:
+        """The labels of ``image``; None when there is no such image."""
+        with engine_errors("inspecting an image"):
+            try:
+                info = self._engine.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            except docker.errors.NotFound:  # before engine_errors maps it to SandboxError
+                return None
+        return dict(info["Config"].get("Labels") or {})
+
+    def remove(self, image: str) -> bool:
+        """Remove an image by tag or id; True if removed, False if already gone or in use
+        by a container (the engine refuses; GC tries again later)."""
+        try:
+            with engine_errors("removing an image"):
+                self._engine.api.remove_image(image)
+        except docker.errors.NotFound:
+            return False
+        except SandboxError:
+            return False
+        return True
+
+    def build(
+        self,
+        context: bytes,
+        *,
+        tag: str,
+        on_output: Callable[[str], None],
+        timeout_s: float,
+        stop: threading.Event,
+        **options: Any,
+    ) -> str:
+        """Build ``context`` as ``tag``; the image id (``builds.build_image`` tells how a
+        build is stopped and how it fails)."""
+        return build_image(
+            self._engine.api,
+            context,
+            tag=tag,
+            on_output=on_output,
+            timeout_s=timeout_s,
+            stop=stop,
+            **options,
+        )
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        with engine_errors("tagging the image for the registry"):
+            self._engine.api.tag(image, repository, tag)
+
+    def push(
+        self, repository: str, tag: str, auth: dict[str, str] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Push ``repository:tag``: the engine's progress messages. The engine's refusals
+        raise ``EngineRefused``."""
+        with registry_refusals(f"pushing {repository}:{tag}"):
+            yield from self._engine.api.push(
+                repository, tag, stream=True, decode=True, auth_config=auth
+            )
+
+    def pull(
+        self, repository: str, digest: str, auth: dict[str, str] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Pull ``repository@digest``: the engine's progress messages. The engine's refusals
+        raise ``EngineRefused``."""
+        with registry_refusals(f"pulling {repository}@{digest}"):
+            yield from self._engine.api.pull(
+                repository, tag=digest, stream=True, decode=True, auth_config=auth
+            )
+
+    def read_file(
+        self, image: str, path: str, labels: dict[str, str], max_bytes: int | None = None
+    ) -> bytes | None:
+        """The content of the regular file ``path`` in ``image`` (None if absent, or larger
+        than ``max_bytes``: then it is not read), read from a created, never started,
+        container."""
+        api = self._engine.api
+        with engine_errors("reading a file from an image"):
+            created = api.create_container(image, labels=labels, network_disabled=True)
+        container_id = str(created["Id"])
+        try:
+            with engine_errors("reading a file from an image"):
+                stream, stat = api.get_archive(container_id, path)
+                if max_bytes is not None and int((stat or {}).get("size", 0)) > max_bytes:
+                    for _ in stream:  # read to its end, kept nowhere: frees the connection
+                        pass
+                    return None
+                data = b"".join(stream)
+        except docker.errors.NotFound:
+            return None
+        finally:
+            self._engine.containers.remove(container_id)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member is not None else None
+            return extracted.read() if extracted is not None else None
