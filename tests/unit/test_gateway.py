@@ -265,8 +265,8 @@ def test_a_token_revoked_or_superseded_between_check_and_count_is_refused(
     """The run ends (or goes to another attempt) after the gateway read the token and
     before it counted the call: the count refuses it, nothing reaches the platform."""
     invocation_id, token = rig.new_run()
-    calls = rig.gateway.calls
-    authenticate = calls._authenticate
+    admission = rig.gateway.calls.admission
+    authenticate = admission.authenticate
 
     def then_change(headers: Any) -> Any:
         checked = authenticate(headers)
@@ -281,7 +281,7 @@ def test_a_token_revoked_or_superseded_between_check_and_count_is_refused(
                 )
         return checked
 
-    monkeypatch.setattr(calls, "_authenticate", then_change)
+    monkeypatch.setattr(admission, "authenticate", then_change)
     answer = rig.send("GET", "/api/projects/p1/assets", token)
 
     expected = {
