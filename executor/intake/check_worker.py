@@ -1,8 +1,9 @@
 """An upload check worker: ``python -m executor.intake.check_worker MEMORY_BYTES``.
 
-Started by ``executor.intake.checker``; it limits its own address space (RLIMIT_AS) to
-MEMORY_BYTES before reading anything, then answers check requests on stdin/stdout (see
-``executor.intake.check_wire``) until stdin closes. ``ast.parse`` needs some 500 times a
+Started by ``executor.intake.check_process`` for the pool of ``executor.intake.checker``; it
+limits its own address space (RLIMIT_AS) to MEMORY_BYTES before reading anything, then
+answers check requests on stdin/stdout (see ``executor.intake.check_wire``) until stdin
+closes. ``ast.parse`` needs some 500 times a
 source's size in memory: here a bomb fails an allocation inside its own process, which then
 exits, instead of growing the API process.
 """

@@ -15,94 +15,28 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass
-from enum import StrEnum
-from pathlib import Path
 
-import executor
-from executor.errors import PluginRejected, UploadCheckBusy, UploadCheckLimit
-from executor.intake.archive import human_size
-from executor.intake.check_wire import (
-    READY,
-    CheckKind,
-    CheckReply,
-    CheckRequest,
-    FrameReader,
-    Unpacked,
-    WorkerOutcome,
-    rebuild_rejection,
-    write_frame,
-)
-from executor.intake.imports import FoundImport, ImportScan
-from executor.intake.upload import PluginSource, UploadLimits, source_digest
+from executor.errors import UploadCheckBusy
+from executor.intake.check_process import CheckWorker
+from executor.intake.check_run import Checked, CheckRecord, run_check
+from executor.intake.check_wire import CheckKind, CheckRequest
+from executor.intake.imports import ImportScan
+from executor.intake.upload import UploadLimits
 from executor.settings import UploadSettings
 
-__all__ = ["CheckOutcome", "CheckRecord", "Checked", "CheckerLimits", "UploadChecker"]
+__all__ = ["CheckerLimits", "UploadChecker"]
 
 log = logging.getLogger(__name__)
 
-WORKER_MODULE = "executor.intake.check_worker"
-# A new worker has this long to start (interpreter, imports) before the check's own limit.
-WORKER_START_S = 120.0
 # Builds read their sources' imports in the pool too, holding a share as one more tenant
 # (no tenant id has angle brackets).
 BUILDS_TENANT = "<builds>"
 SOURCE_ARCHIVE = "source.tar.gz"
 QUEUED_PER_SLOT = 2  # uploads a tenant may have waiting per worker it may hold
 RECORDS_KEPT = 200
-FRAME_SLACK_BYTES = 1024 * 1024  # a reply frame's room above the unpacked cap
-KIB = 1024
-# What a worker may see of the environment: never the executor's secrets.
-WORKER_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TMPDIR")
-MEMORY_SETTING = "EXECUTOR_UPLOAD_CHECK_MEMORY_BYTES"
-TIME_SETTING = "EXECUTOR_UPLOAD_CHECK_TIMEOUT_S"
-
-
-class CheckOutcome(StrEnum):
-    """How one check ended, as the pool saw it."""
-
-    CHECKED = "checked"
-    REJECTED = "rejected"
-    MEMORY_LIMIT = "memory_limit"  # the worker's allocation failed under its RLIMIT_AS
-    TIME_LIMIT = "time_limit"  # the pool killed the worker at the wall-time limit
-    ENDED = "ended"  # the worker exited or was killed by a signal mid-check
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    """The pool's record of one check (``UploadChecker.records`` keeps the latest)."""
-
-    tenant: str
-    filename: str
-    outcome: CheckOutcome
-    worker_pid: int
-    peak_rss_bytes: int  # the worker's report, or its kernel rusage when it was stopped
-    unpacked_bytes: int
-    replaced: bool  # the worker was stopped and a new one started in its place
-
-
-@dataclass(frozen=True)
-class Checked:
-    """A check's result: the source or the refusal, and the unpacked bytes counted."""
-
-    unpacked_bytes: int
-    source: PluginSource | None = None
-    error: PluginRejected | None = None
-    imports: ImportScan | None = None  # the answer of ``scan_imports``
-
-    def result(self) -> PluginSource:
-        """The checked source, or the refusal raised."""
-        if self.error is not None:
-            raise self.error
-        assert self.source is not None  # a Checked holds one of the two
-        return self.source
 
 
 @dataclass(frozen=True)
@@ -122,58 +56,6 @@ class CheckerLimits:
         )
 
 
-class _Worker:
-    """One worker process and its pipes."""
-
-    def __init__(self, memory_bytes: int) -> None:
-        env = {key: os.environ[key] for key in WORKER_ENV_KEYS if key in os.environ}
-        env["PYTHONPATH"] = str(Path(executor.__file__).resolve().parent.parent)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, str(memory_bytes)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            cwd="/",
-            close_fds=True,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.requests = self.process.stdin
-        self.replies = self.process.stdout.fileno()
-        ready = FrameReader(self.replies, time.monotonic() + WORKER_START_S, len(READY))
-        try:
-            started = ready.read() == READY
-        except TimeoutError:
-            started = False
-        if not started:
-            self.stop()
-            raise RuntimeError(f"the upload check worker ({WORKER_MODULE}) did not start")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> int:
-        """Kill the process and reap it; its peak RSS in bytes, from the kernel."""
-        peak = 0
-        if self.process.returncode is None:
-            # Not Popen.kill: it polls first, reaping the process before wait4 sees its usage.
-            os.kill(self.process.pid, signal.SIGKILL)  # unreaped, the pid is still this one's
-            _, status, usage = os.wait4(self.process.pid, 0)
-            self.process.returncode = os.waitstatus_to_exitcode(status)
-            peak = usage.ru_maxrss * KIB
-        self.requests.close()
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        return peak
-
-    def ended_how(self) -> str:
-        code = self.process.returncode
-        if code is not None and code < 0:
-            return f"killed by {signal.Signals(-code).name}"
-        return f"exit status {code}"
-
-
 class UploadChecker:
     """The pool: ``check`` runs one upload's checks in a worker, within the limits."""
 
@@ -181,7 +63,7 @@ class UploadChecker:
         self.limits = limits
         self.records: deque[CheckRecord] = deque(maxlen=RECORDS_KEPT)
         self._cond = threading.Condition()
-        self._idle: list[_Worker] = []
+        self._idle: list[CheckWorker] = []
         self._busy = 0
         self._running: Counter[str] = Counter()
         self._queued: Counter[str] = Counter()
@@ -212,8 +94,15 @@ class UploadChecker:
                 worker.stop()  # ended while idle: not this upload's doing
                 worker = None
             if worker is None:
-                worker = _Worker(self.limits.memory_bytes)
-            checked, record = self._run(worker, tenant, request, data)
+                worker = CheckWorker(self.limits.memory_bytes)
+            checked, record = run_check(
+                worker,
+                tenant,
+                request,
+                data,
+                timeout_s=self.limits.timeout_s,
+                memory_bytes=self.limits.memory_bytes,
+            )
             keep = not record.replaced
             self.records.append(record)
             return checked
@@ -231,17 +120,17 @@ class UploadChecker:
         for worker in idle:
             worker.stop()
 
-    def _replacement(self) -> _Worker | None:
+    def _replacement(self) -> CheckWorker | None:
         """A new worker for the slot of a stopped one (None: the next check starts one)."""
         if self._closed:
             return None
         try:
-            return _Worker(self.limits.memory_bytes)
+            return CheckWorker(self.limits.memory_bytes)
         except (OSError, RuntimeError):
             log.exception("could not start an upload check worker; the next check tries again")
             return None
 
-    def _acquire(self, tenant: str) -> _Worker | None:
+    def _acquire(self, tenant: str) -> CheckWorker | None:
         """A slot for ``tenant``, with an idle worker if there is one (None: start one)."""
         share = self.limits.per_tenant
         with self._cond:
@@ -263,7 +152,7 @@ class UploadChecker:
             self._busy += 1
             return self._idle.pop() if self._idle else None
 
-    def _release(self, tenant: str, worker: _Worker | None) -> None:
+    def _release(self, tenant: str, worker: CheckWorker | None) -> None:
         with self._cond:
             self._running[tenant] -= 1
             self._busy -= 1
@@ -273,145 +162,3 @@ class UploadChecker:
             self._cond.notify_all()
         if worker is not None:
             worker.stop()
-
-    def _run(
-        self, worker: _Worker, tenant: str, request: CheckRequest, data: bytes
-    ) -> tuple[Checked, CheckRecord]:
-        filename = request.filename
-        reader = FrameReader(
-            worker.replies,
-            time.monotonic() + self.limits.timeout_s,
-            request.max_unpacked_bytes + FRAME_SLACK_BYTES,
-        )
-        unpacked = request.max_unpacked_bytes  # until the worker counted them
-        try:
-            write_frame(worker.requests, request.model_dump_json().encode())
-            write_frame(worker.requests, data)
-            worker.requests.flush()
-            first = reader.read()
-            if first is not None:
-                unpacked = Unpacked.model_validate_json(first).bytes
-                header = reader.read()
-                if header is not None:
-                    reply = CheckReply.model_validate_json(header)
-                    return self._answer(worker, reader, tenant, filename, reply)
-        except TimeoutError:
-            return self._stopped(worker, tenant, filename, CheckOutcome.TIME_LIMIT, unpacked)
-        except BrokenPipeError:
-            pass  # the worker ended before it read the request
-        return self._stopped(worker, tenant, filename, CheckOutcome.ENDED, unpacked)
-
-    def _answer(
-        self, worker: _Worker, reader: FrameReader, tenant: str, filename: str, reply: CheckReply
-    ) -> tuple[Checked, CheckRecord]:
-        """What the worker's reply says: the source, the refusal, or its memory limit."""
-        if reply.outcome is WorkerOutcome.MEMORY_LIMIT:  # the worker exits: it is replaced
-            return self._limited(
-                worker, tenant, filename, reply, CheckOutcome.MEMORY_LIMIT, reply.file
-            )
-        if reply.imports is not None:
-            found = tuple(FoundImport(*entry) for entry in reply.imports.imports)
-            record = self._record(worker, tenant, filename, CheckOutcome.CHECKED, reply)
-            scan = ImportScan(reply.imports.paths, found)
-            return Checked(reply.unpacked_bytes, imports=scan), record
-        if reply.rejection is not None:
-            record = self._record(worker, tenant, filename, CheckOutcome.REJECTED, reply)
-            checked = Checked(reply.unpacked_bytes, error=rebuild_rejection(reply.rejection))
-            return checked, record
-        assert reply.source is not None  # a CHECKED reply carries its source
-        files: dict[str, bytes] = {}
-        for path in reply.source.paths:
-            content = reader.read()
-            if content is None:
-                return self._stopped(
-                    worker, tenant, filename, CheckOutcome.ENDED, reply.unpacked_bytes
-                )
-            files[path] = content
-        source = PluginSource(
-            files=files,
-            handlers=reply.source.handlers,
-            requirements=reply.source.requirements,
-            sha256=source_digest(files),
-            runtime=reply.source.runtime,
-        )
-        record = self._record(worker, tenant, filename, CheckOutcome.CHECKED, reply)
-        return Checked(reply.unpacked_bytes, source=source), record
-
-    def _stopped(
-        self, worker: _Worker, tenant: str, filename: str, outcome: CheckOutcome, unpacked: int
-    ) -> tuple[Checked, CheckRecord]:
-        """The pool stopped the worker (time limit) or found it ended: its kernel record."""
-        peak = worker.stop()
-        reply = CheckReply(
-            outcome=WorkerOutcome.MEMORY_LIMIT, peak_rss_bytes=peak, unpacked_bytes=unpacked
-        )
-        return self._limited(worker, tenant, filename, reply, outcome, None)
-
-    def _limited(
-        self,
-        worker: _Worker,
-        tenant: str,
-        filename: str,
-        reply: CheckReply,
-        outcome: CheckOutcome,
-        file: str | None,
-    ) -> tuple[Checked, CheckRecord]:
-        record = self._record(worker, tenant, filename, outcome, reply, replaced=True)
-        log.warning(
-            "upload check of %r (tenant %s) stopped: %s, worker %d peak RSS %d bytes",
-            filename,
-            tenant,
-            outcome,
-            worker.pid,
-            reply.peak_rss_bytes,
-        )
-        error = self._limit_error(filename, file or filename, outcome, worker)
-        return Checked(reply.unpacked_bytes, error=error), record
-
-    def _limit_error(
-        self, filename: str, file: str, outcome: CheckOutcome, worker: _Worker
-    ) -> UploadCheckLimit:
-        if outcome is CheckOutcome.TIME_LIMIT:
-            return UploadCheckLimit(
-                f"Checking the upload '{filename}' took longer than {self.limits.timeout_s:g} s "
-                f"({TIME_SETTING}) and was stopped: make the sources smaller (move data out of "
-                "the code, into a file the plugin reads at run time) and upload again.",
-                file=file,
-                limit=TIME_SETTING,
-                maximum=self.limits.timeout_s,
-            )
-        what = (
-            f"its check process ended ({worker.ended_how()})"
-            if outcome is CheckOutcome.ENDED
-            else f"needed more than {human_size(self.limits.memory_bytes)} of memory"
-        )
-        where = f" at {file}" if file != filename else ""
-        return UploadCheckLimit(
-            f"Checking the upload '{filename}'{where} {what} ({MEMORY_SETTING}) and was "
-            "stopped: large literals in the code (long lists, dicts or strings) are the usual "
-            "cause; move such data into a file the plugin reads at run time and upload again.",
-            file=file,
-            limit=MEMORY_SETTING,
-            maximum=self.limits.memory_bytes,
-        )
-
-    @staticmethod
-    def _record(
-        worker: _Worker,
-        tenant: str,
-        filename: str,
-        outcome: CheckOutcome,
-        reply: CheckReply,
-        *,
-        replaced: bool = False,
-    ) -> CheckRecord:
-        """What the check did; ``replaced`` when its worker was stopped at a limit."""
-        return CheckRecord(
-            tenant=tenant,
-            filename=filename,
-            outcome=outcome,
-            worker_pid=worker.pid,
-            peak_rss_bytes=reply.peak_rss_bytes,
-            unpacked_bytes=reply.unpacked_bytes,
-            replaced=replaced,
-        )

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from executor.intake.checker import CheckOutcome
+from executor.intake.check_run import CheckOutcome
 from executor.store.tables import Plugin, PluginVersion
 from tests.conftest import ExecutorApi, RunningServer, ServerFactory
 from tests.integration.tenancy import ALL_SCOPES, as_key, create_key, create_tenant

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from executor.errors import UploadCheckBusy, UploadCheckLimit, UploadTooLarge
 from executor.intake.archive import write_tar_gz
-from executor.intake.checker import BUILDS_TENANT, CheckerLimits, CheckOutcome, UploadChecker
+from executor.intake.check_run import CheckOutcome
+from executor.intake.checker import BUILDS_TENANT, CheckerLimits, UploadChecker
 from executor.intake.imports import scan_imports
 from executor.intake.upload import UploadLimits, read_upload
 from executor.settings import Settings
