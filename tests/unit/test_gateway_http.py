@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import pytest
 
-from executor.gateway import exchange
+from executor.gateway import exchange as asgi_exchange
 from executor.gateway.exchange import DRAIN_MAX_BYTES
 from executor.gateway.server import MAX_HEAD_BYTES, Gateway
 from tests.platform_standin import UnixHTTPConnection
@@ -146,14 +146,14 @@ STALLED = (
         (b"3\r\nabc\r\n10\r\nshort", SHORT_STALL_S, STALLED),
         (
             b"zz\r\nabc\r\n0\r\n\r\n",
-            exchange.CHUNK_STALL_S,
+            asgi_exchange.CHUNK_STALL_S,
             "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
             "chunked encoding (illegal chunk header: bytearray(b'zz\\r\\n')): send the body "
             "with Content-Length",
         ),
         (
             b'{"text": "' + b"x" * MAX_HEAD_BYTES + b'"}',
-            exchange.CHUNK_STALL_S,
+            asgi_exchange.CHUNK_STALL_S,
             "the request body is sent as 'Transfer-Encoding: chunked' but is not valid "
             "chunked encoding (Receive buffer too long): send the body with Content-Length",
         ),
@@ -166,7 +166,7 @@ def test_a_body_that_is_not_valid_chunked_gets_a_400(
     """Sent whole before reading; the answer is waited for (the socket's timeout only
     keeps a gateway that never answers from hanging the test). Bodies h11 refuses keep the
     gateway's own stall limit: their answer must not depend on it."""
-    monkeypatch.setattr(exchange, "CHUNK_STALL_S", stall_s)
+    monkeypatch.setattr(asgi_exchange, "CHUNK_STALL_S", stall_s)
     invocation_id, token = rig.new_run()
     request = head("POST", "/api/projects/p1/x", token, "Transfer-Encoding: chunked") + body
 
