@@ -28,7 +28,7 @@ from executor.service.events import EventIntake, Ingested
 from executor.service.management import Management
 from executor.service.uploads import Uploads
 from executor.service.webhooks import Webhooks
-from executor.settings import Settings
+from executor.settings import Settings, TenancySettings
 from executor.store import nodes as node_store
 from executor.store import queries as query_store
 from executor.store.db import Database
@@ -66,6 +66,23 @@ def ensure_operator_key(settings: Settings) -> tuple[str, bool]:
     return key, True
 
 
+def key_limiter(db: Database, tenancy: TenancySettings) -> Limiter:
+    """Several API processes may share a PostgreSQL store: a key's buckets are kept there."""
+    if db.is_sqlite:
+        return KeyLimiter(tenancy.key_requests_per_minute, tenancy.key_upload_bytes_per_hour)
+    return StoreLimiter(db, tenancy.key_requests_per_minute, tenancy.key_upload_bytes_per_hour)
+
+
+def queue_figures(db: Database) -> QueueFigures:
+    """The queue's figures the metrics report, read when scraped."""
+    with db.session() as session:
+        return QueueFigures(
+            query_store.count_by_status(session),
+            query_store.oldest_queued_at(session),
+            node_store.count_by_state(session),
+        )
+
+
 class ExecutorService:
     """Everything the API needs; ``start`` and ``stop`` run in the app's lifespan."""
 
@@ -79,7 +96,9 @@ class ExecutorService:
         )
         self.intake = EventIntake(self.db, self._event_stored)
         self.engine = engine or Engine()
-        self.metrics = Metrics(self._queue_figures, settings.tenancy.metrics_max_plugins)
+        self.metrics = Metrics(
+            functools.partial(queue_figures, self.db), settings.tenancy.metrics_max_plugins
+        )
         self.upload_checker = UploadChecker(CheckerLimits.from_settings(settings.uploads))
         self.builder = Builder(
             self.db,
@@ -94,18 +113,7 @@ class ExecutorService:
             self.db, self.engine, settings.images.keep_versions, registry
         )
         self.builder.on_active.append(self.image_gc.collect)
-        # Several API processes may share a PostgreSQL store: a key's buckets are kept there.
-        self.limiter: Limiter = (
-            KeyLimiter(
-                settings.tenancy.key_requests_per_minute, settings.tenancy.key_upload_bytes_per_hour
-            )
-            if self.db.is_sqlite
-            else StoreLimiter(
-                self.db,
-                settings.tenancy.key_requests_per_minute,
-                settings.tenancy.key_upload_bytes_per_hour,
-            )
-        )
+        self.limiter = key_limiter(self.db, settings.tenancy)
         self.uploads = Uploads(self.db, self.builder, self.limiter, self.upload_checker)
         self.catalog = Catalog(self.db)
         self.webhooks = Webhooks(self.db, settings)
@@ -176,14 +184,6 @@ class ExecutorService:
             return
         self.authenticator.forget(key_id)
         self.metrics.key_revocations_heard.inc()
-
-    def _queue_figures(self) -> QueueFigures:
-        with self.db.session() as session:
-            return QueueFigures(
-                query_store.count_by_status(session),
-                query_store.oldest_queued_at(session),
-                node_store.count_by_state(session),
-            )
 
     def start(self, *, api: bool = True) -> None:
         """Start the parts of the role: with ``api`` (``serve``) builds, image GC and
