@@ -120,7 +120,7 @@ def test_the_kili_sdk_workflow_through_both_processes(
     path = tmp_path / "kili_pair.py"
     path.write_text(SINGLE_FILE)
     behind_proxy = SimpleNamespace(
-        url=pair.proxy.url, settings=SimpleNamespace(graphql_path="/graphql")
+        url=pair.proxy.url, settings=SimpleNamespace(api=SimpleNamespace(graphql_path="/graphql"))
     )
     kili = KiliSdk(kili_python, cast(RunningServer, behind_proxy), OPERATOR_KEY, tmp_path)
     start = len(pair.proxy.forwarded)

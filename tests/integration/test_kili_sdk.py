@@ -76,14 +76,17 @@ def server(
 def kili_python() -> Path:
     """The Python of .venv-kili, made once (under a lock: xdist workers share it)."""
     python = KILI_VENV / "bin" / "python"
+    # Written once the SDK is installed: a venv cut short mid-install is made again.
+    installed = KILI_VENV / "installed"
     with open(REPO / ".venv-kili.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not python.exists():
+        if not installed.exists():
             pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
             wanted = pyproject["project"]["optional-dependencies"]["kili-client"]
-            subprocess.run([sys.executable, "-m", "venv", str(KILI_VENV)], check=True)
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(KILI_VENV)], check=True)
             pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
             subprocess.run([*pip, *wanted], check=True)
+            installed.write_text("\n".join(wanted) + "\n")
     return python
 
 
