@@ -106,6 +106,7 @@ class Engine:
             return False
 
     def close(self) -> None:
+        self.records.close()
         with self._connecting:
             if self._client is not None:
                 self._client.close()

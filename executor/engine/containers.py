@@ -96,6 +96,7 @@ class Containers:
         first EOF, labelled ``labels`` besides this engine's own; its id. ``ImageMissing``
         when the engine has no such image."""
         api = self._engine.api
+        self._engine.records.follow_ends()
         with engine_errors("creating the plugin container"):
             config = api.create_host_config(**host_config)
             try:

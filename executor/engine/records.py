@@ -12,6 +12,7 @@ import requests
 
 from executor.engine.base import Frames, StopRecord
 from executor.engine.docker_errors import engine_errors
+from executor.engine.ends import EndWatch, signal_number
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,14 +28,6 @@ FRAME_HEADER = struct.Struct(">BxxxL")
 DIE_RECORD_GRACE_S = 10
 
 
-def _signal_number(value: object) -> int:
-    """A ``kill`` event's signal attribute as a number (0 when it names none)."""
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
 def _stop_record(events: Iterable[dict[str, Any]]) -> StopRecord:
     """The signals of the ``kill`` events before the ``die``; not found without a ``die``."""
     signals: list[int] = []
@@ -42,7 +35,7 @@ def _stop_record(events: Iterable[dict[str, Any]]) -> StopRecord:
         action = event.get("Action") or event.get("status")
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         if action == "kill":
-            signals.append(_signal_number(attributes.get("signal")))
+            signals.append(signal_number(attributes.get("signal")))
         elif action == "die":
             return StopRecord(True, tuple(signals))
     return StopRecord(False)
@@ -53,6 +46,16 @@ class Records:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._ends = EndWatch(engine)
+
+    def follow_ends(self) -> None:
+        """Follow the ends of containers from now on (``EndWatch``): called before the
+        first container starts, so its record does not depend on the engine's last 256
+        events."""
+        self._ends.start()
+
+    def close(self) -> None:
+        self._ends.close()
 
     def output_frames(self, container_id: str, *, follow: bool) -> Frames:
         """The engine's copy of a container's output (its log driver) from the start, as
@@ -97,11 +100,15 @@ class Records:
         from the container's start to its ``die``.
 
         A ``kill`` event is logged while the engine holds the container, before it can log
-        the ``die``: every signal the engine sent comes before the end. The engine keeps its
-        last 256 events in memory only: after a restart of the engine the ``die`` is not
-        found (read right after the end, it is among them otherwise).
+        the ``die``: every signal the engine sent comes before the end. What the event
+        stream followed since the container's start is the record; without it (the stream
+        broke meanwhile) the engine's own last 256 events are read, where after a restart
+        of the engine (or on a busy one) the ``die`` is not found.
         Nothing inside the container can add to or remove from this record.
         """
+        followed = self._ends.record(container_id, DIE_RECORD_GRACE_S)
+        if followed is not None:
+            return followed
         since = math.floor(started_at.timestamp()) - 1
         until = math.ceil(finished_at.timestamp()) + DIE_RECORD_GRACE_S
         with engine_errors("reading the engine's events of a container"):

@@ -83,7 +83,7 @@ def test_a_plugin_that_ends_itself_fails_once_and_calls_the_platform_once(
         exit_code,
         ERRORS[exit_code],
     ), world.log_lines(str(run["id"]))
-    assert (run["attempt"], run["attempts"]) == (1, [])
+    assert (run["attempt"], run["attempts"]) == (1, []), run["attempts"]
     assert world.calls_of(str(run["id"])) == [
         ("POST", f"/api/projects/{PROJECT}/assets/asset-{way}/issues")
     ]
@@ -151,6 +151,7 @@ def test_docker_stop_and_docker_kill_are_stops_from_outside_and_retried(world: W
     run = world.server.wait_run(run_id)
 
     assert run["status"] == "succeeded", world.log_lines(run_id)
+    assert len(run["attempts"]) == 2, run["attempts"]
     stopped, killed = (a["reason"] for a in run["attempts"])
     outside = "infrastructure: container stopped from outside the executor"
     assert stopped.startswith(f"{outside} (exit 143): "), stopped
