@@ -7,13 +7,10 @@ user's script does; events are posted over REST as the labeling platform does.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
 import shutil
 import subprocess
-import sys
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import OPERATOR_KEY, PLUGINS, REPO, RunningServer, ServerFactory
+from tests.conftest import OPERATOR_KEY, PLUGINS, RunningServer, ServerFactory
 from tests.integration.tenancy import ALL_SCOPES, assign_project, create_key, create_tenant
 from tests.integration.test_webhooks import documented_verify
 from tests.integration.webhook_receiver import Receiver, serve_receiver
+from tests.kili_venv import made
 
 pytestmark = pytest.mark.docker
 
-# The SDK pins packages the dev tools cannot install beside (pyproject: kili-client).
-KILI_VENV = REPO / ".venv-kili"
 DRIVER = Path(__file__).with_name("kili_driver.py")
 PROJECT = "kili-project"
 SINGLE_FILE = """\
@@ -75,19 +71,7 @@ def server(
 @pytest.fixture(scope="session")
 def kili_python() -> Path:
     """The Python of .venv-kili, made once (under a lock: xdist workers share it)."""
-    python = KILI_VENV / "bin" / "python"
-    # Written once the SDK is installed: a venv cut short mid-install is made again.
-    installed = KILI_VENV / "installed"
-    with open(REPO / ".venv-kili.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not installed.exists():
-            pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-            wanted = pyproject["project"]["optional-dependencies"]["kili-client"]
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(KILI_VENV)], check=True)
-            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-            subprocess.run([*pip, *wanted], check=True)
-            installed.write_text("\n".join(wanted) + "\n")
-    return python
+    return made()
 
 
 @dataclass
