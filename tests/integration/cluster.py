@@ -9,6 +9,7 @@ image reaches them only by a pull of its digest from the registry."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ipaddress
 import secrets
@@ -21,7 +22,7 @@ from typing import Any
 import docker
 
 from tests.integration.conftest import fresh_database
-from tests.integration.engines import PrivateEngine, network_namespace, private_engine
+from tests.integration.engines import PrivateEngine, network_namespace, private_engines
 from tests.integration.processes import ExecutorProcess, built_images, executor_process
 from tests.integration.registry import LocalRegistry
 from tests.platform_standin import PlatformStandIn
@@ -144,6 +145,15 @@ class EngineCluster:
         self.workers[name] = worker
         return worker.start()
 
+    def start_all(self) -> None:
+        """The API process and every worker, started side by side (each takes seconds to
+        be ready): they share nothing but the database, whose migration they take turns at."""
+        with concurrent.futures.ThreadPoolExecutor(1 + len(WORKERS)) as pool:
+            starting = [pool.submit(self.start_api)]
+            starting += [pool.submit(self.start_worker, name) for name in WORKERS]
+            for started in starting:
+                started.result()
+
     def _platform(self, name: str) -> dict[str, str]:
         if self.platform is None:
             return {}
@@ -153,8 +163,9 @@ class EngineCluster:
         }
 
     def stop(self) -> None:
-        for worker in self.workers.values():
-            worker.stop()
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(self.workers))) as pool:
+            for stopped in [pool.submit(worker.stop) for worker in self.workers.values()]:
+                stopped.result()
         if self.api is not None:
             images = built_images(self.api)
             self.api.stop()
@@ -179,10 +190,14 @@ def engine_cluster(root: Path, host_client: docker.DockerClient) -> Iterator[Eng
         stack.callback(registry.close, host_client)
         database_url = stack.enter_context(fresh_database())
         cluster = EngineCluster(root, registry, database_url, host_client)
+        netns_of = {}
         for index, name in enumerate(WORKERS, start=1):
             netns = stack.enter_context(network_namespace(f"pe-{tag}-{name}"))
             stack.enter_context(join(netns, bridge, f"pe{tag}{index}", f"{hosts[index]}/24"))
-            engine = stack.enter_context(private_engine(f"pe-{tag}-{name}", netns))
+            netns_of[f"pe-{tag}-{name}"] = netns
+        engines = stack.enter_context(private_engines(netns_of))
+        for name in WORKERS:
+            engine = engines[f"pe-{tag}-{name}"]
             cluster.engines[name] = engine
             cluster.clients[name] = docker.DockerClient(base_url=engine.host, timeout=120)
         stack.callback(cluster.stop)

@@ -7,6 +7,7 @@ host's."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -33,8 +34,17 @@ class PrivateEngine:
         return f"unix://{self.root / 'docker.sock'}"
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_started()
+
+    def spawn(self) -> None:
+        """Start dockerd, not waiting for it to answer (``wait_started``)."""
         with (self.root / "dockerd.log").open("ab") as log:  # dockerd keeps its own fd
             self.process = self._spawn(log)
+
+    def wait_started(self) -> None:
+        """Until the spawned engine answers its ping; fails if it ended or took too long."""
+        assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._answers():
             assert self.process.poll() is None, (self.root / "dockerd.log").read_text()[-2000:]
@@ -125,19 +135,40 @@ def kill_processes_in(netns: str) -> list[int]:
 def private_engine(name: str, netns: str) -> Iterator[PrivateEngine]:
     """A started private engine in ``netns``, its files under ``/var/tmp/NAME`` (short:
     a Unix socket path must stay under 108 bytes); stopped and removed after."""
-    root = Path(f"/var/tmp/{name}")
-    root.mkdir(parents=True)
-    engine = PrivateEngine(root, netns)
+    with private_engines({name: netns}) as engines:
+        yield engines[name]
+
+
+@contextlib.contextmanager
+def private_engines(netns_of: dict[str, str]) -> Iterator[dict[str, PrivateEngine]]:
+    """``private_engine`` for each name (key) in its namespace (value), the engines started
+    side by side and stopped side by side (each takes seconds)."""
+    engines: dict[str, PrivateEngine] = {}
     try:
-        engine.start()
-        yield engine
+        for name, netns in netns_of.items():
+            root = Path(f"/var/tmp/{name}")
+            root.mkdir(parents=True)
+            engines[name] = PrivateEngine(root, netns)
+            engines[name].spawn()
+        for engine in engines.values():
+            engine.wait_started()
+        yield engines
     finally:
-        if engine.process is not None and engine.process.poll() is not None:
-            engine.start()  # killed: started again, it stops its containers when stopped
-        engine.stop()
-        for mounted in ("exec", "data"):  # an engine started after a kill -9 mounts both
-            subprocess.run(["umount", "-R", str(root / mounted)], capture_output=True, check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(engines))) as pool:
+            for ended in [pool.submit(_remove, engine) for engine in engines.values()]:
+                ended.result()
+
+
+def _remove(engine: PrivateEngine) -> None:
+    """Stop ``engine`` and remove its files."""
+    if engine.process is not None and engine.process.poll() is not None:
+        engine.start()  # killed: started again, it stops its containers when stopped
+    engine.stop()
+    for mounted in ("exec", "data"):  # an engine started after a kill -9 mounts both
+        subprocess.run(
+            ["umount", "-R", str(engine.root / mounted)], capture_output=True, check=False
+        )
+    shutil.rmtree(engine.root, ignore_errors=True)
 
 
 def load_images(engine: PrivateEngine, images: list[str]) -> None:

@@ -36,9 +36,7 @@ def cluster(
         engine_cluster(tmp_path_factory.mktemp("cluster"), docker_client) as started,
     ):
         started.platform = platform
-        started.start_api()
-        for name in WORKERS:
-            started.start_worker(name)
+        started.start_all()
         yield started
 
 
@@ -67,11 +65,13 @@ def wait_for(what: str, check: Any, timeout: float = DEADLINE_S) -> Any:
     return found
 
 
-def run_on(cluster: EngineCluster, name: str, asset: str, sleep: float = 0) -> str:
-    """Post an event for the project only worker ``name`` may run; the invocation id."""
+def run_on(cluster: EngineCluster, name: str, asset: str, *, hold: bool = False) -> str:
+    """Post an event for the project only worker ``name`` may run; the invocation id.
+    ``hold``: its handler waits for the platform stand-in's ``release()``."""
     assert cluster.api is not None
+    label = {"hold": True} if hold else {"sleep": 0}
     accepted = cluster.api.post_event(
-        type="onSubmit", project_id=f"on-{name}", asset_id=asset, label={"sleep": sleep}
+        type="onSubmit", project_id=f"on-{name}", asset_id=asset, label=label
     )
     return str(accepted["invocations"][0])
 
@@ -105,7 +105,8 @@ def test_a_drained_worker_finishes_its_runs_and_takes_no_new_ones(
 ) -> None:
     api = cluster.api
     assert api is not None
-    held = run_on(cluster, "w1", "held", sleep=4)
+    assert cluster.platform is not None
+    held = run_on(cluster, "w1", "held", hold=True)  # in flight until released below
     wait_for("w1's run to start", lambda: api.logs(run_id=held, q="start held"))
 
     drained = api.api.post("/v1/nodes/w1/drain")
@@ -118,11 +119,13 @@ def test_a_drained_worker_finishes_its_runs_and_takes_no_new_ones(
         for i in range(3)
     ]
 
-    done = api.wait_run(held, timeout=DEADLINE_S)
-    assert (done["status"], done["node"]) == ("succeeded", "w1")
-    for accepted in elsewhere:
+    for accepted in elsewhere:  # while w1 still runs its held run
         ran = api.wait_run(accepted["invocations"][0], timeout=DEADLINE_S)
         assert (ran["status"], ran["node"]) == ("succeeded", "w2"), "a drained node claimed"
+    cluster.platform.release()
+    done = api.wait_run(held, timeout=DEADLINE_S)
+    cluster.platform.released.clear()  # a later hold waits again
+    assert (done["status"], done["node"]) == ("succeeded", "w1")
     nodes = {n["id"]: (n["state"], n["running"]) for n in api.api.get("/v1/nodes").json()}
     assert nodes["w1"] == ("draining", 0)
     still = api.api.get(f"/v1/invocations/{waiting}").json()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from tests.kili_venv import made
 pytestmark = pytest.mark.docker
 
 DRIVER = Path(__file__).with_name("kili_driver.py")
+ANSWER_TIMEOUT_S = 900  # one job's calls: builds on loaded cores are slow
 PROJECT = "kili-project"
 SINGLE_FILE = """\
 import sys
@@ -47,61 +49,81 @@ class PluginHandler(PluginCore):
 """
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with serve_receiver() as serving:
-        yield serving
+@dataclass
+class KiliDriver:
+    """kili_driver.py running in .venv-kili: one job (calls on one client) at a time."""
+
+    process: subprocess.Popen[str]
+    stderr: Path
+
+    def run(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.poll() is None, self.said()
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        # One answer a job: nothing is buffered past it when select looks.
+        answered, _, _ = select.select([self.process.stdout], [], [], ANSWER_TIMEOUT_S)
+        assert answered, f"the Kili driver did not answer in {ANSWER_TIMEOUT_S} s: {self.said()}"
+        line = self.process.stdout.readline()
+        assert line, f"the Kili driver ended: {self.said()}"
+        outcomes: list[dict[str, Any]] = json.loads(line)["outcomes"]
+        return outcomes
+
+    def said(self) -> str:
+        """The end of what the driver (and the SDK) wrote on stderr."""
+        return self.stderr.read_text()[-4000:]
+
+    def close(self) -> None:
+        """Ends the driver: its input ends, so does its loop."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(60)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.process.stdout.close()
 
 
 @pytest.fixture(scope="module")
-def server(
-    server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
-) -> RunningServer:
-    """Builds offline from an empty wheelhouse: a requirement that does not exist fails.
-    Webhooks may reach the loopback receiver's port, nothing else."""
-    wheelhouse = tmp_path_factory.mktemp("empty-wheelhouse")
-    running: RunningServer = server_factory(
-        build_wheelhouse=wheelhouse,
-        build_index_url="https://127.0.0.1:9/unreachable",
-        webhook_allowed_hosts=[f"127.0.0.1:{receiver.port}"],
-    )
-    return running
-
-
-@pytest.fixture(scope="session")
-def kili_python() -> Path:
-    """The Python of .venv-kili, made once (under a lock: xdist workers share it)."""
-    return made()
+def kili_driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KiliDriver]:
+    """One driver process for the module, started at once: it imports the SDK while the
+    server starts."""
+    stderr = tmp_path_factory.mktemp("kili-driver") / "stderr.log"
+    with stderr.open("w") as log:
+        process = subprocess.Popen(
+            [str(made()), str(DRIVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    driver = KiliDriver(process, stderr)
+    try:
+        yield driver
+    finally:
+        driver.close()
 
 
 @dataclass
 class KiliSdk:
-    """A Kili SDK client of one server with one key: each ``call`` runs in .venv-kili."""
+    """A Kili SDK client of one server with one key: each ``calls`` is one user's script,
+    run by the module's driver in .venv-kili."""
 
-    python: Path
+    driver: KiliDriver
     server: RunningServer
     key: str
-    tmp_path: Path
 
     def calls(self, *calls: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
         """The outcome of each call: ``{"result": ...}`` or ``{"error": {type, message}}``."""
-        out = self.tmp_path / "kili-outcomes.jsonl"
-        job = {
-            "endpoint": f"{self.server.url}{self.server.settings.api.graphql_path}",
-            "api_key": self.key,
-            "out": str(out),
-            "calls": calls,
-        }
-        done = subprocess.run(
-            [str(self.python), str(DRIVER)],
-            input=json.dumps(job),
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
+        return self.driver.run(
+            {
+                "endpoint": f"{self.server.url}{self.server.settings.api.graphql_path}",
+                "api_key": self.key,
+                "calls": calls,
+            }
         )
-        assert done.returncode == 0, done.stderr
-        return [json.loads(line) for line in out.read_text().splitlines()]
 
     def call(self, method: str, **kwargs: Any) -> Any:
         """The result of one call, which must succeed."""
@@ -117,10 +139,35 @@ class KiliSdk:
         return error
 
 
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with serve_receiver() as serving:
+        yield serving
+
+
+@pytest.fixture(scope="module")
+def server(
+    server_factory: ServerFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+    receiver: Receiver,
+    kili_driver: KiliDriver,
+) -> RunningServer:
+    """Builds offline from an empty wheelhouse: a requirement that does not exist fails.
+    Webhooks may reach the loopback receiver's port, nothing else. Made after the Kili
+    driver, which imports the SDK meanwhile."""
+    wheelhouse = tmp_path_factory.mktemp("empty-wheelhouse")
+    running: RunningServer = server_factory(
+        build_wheelhouse=wheelhouse,
+        build_index_url="https://127.0.0.1:9/unreachable",
+        webhook_allowed_hosts=[f"127.0.0.1:{receiver.port}"],
+    )
+    return running
+
+
 @pytest.fixture
-def sdk_factory(kili_python: Path, server: RunningServer, tmp_path: Path) -> Any:
+def sdk_factory(kili_driver: KiliDriver, server: RunningServer) -> Any:
     def make(key: str = OPERATOR_KEY) -> KiliSdk:
-        return KiliSdk(kili_python, server, key, tmp_path)
+        return KiliSdk(kili_driver, server, key)
 
     return make
 
