@@ -57,7 +57,13 @@ class ClusterImages:
 def cluster_images(
     docker_client: docker.DockerClient, runtime_image: str
 ) -> Iterator[ClusterImages]:
-    """Throwaway tags of the three images the compose file runs, built from this checkout."""
+    """Throwaway tags of the four images the compose file runs, built from this checkout,
+    the executor's and the other three side by side. The three are Debian packages on the
+    runtime's root file system, whatever the checkout's code: their build steps stay in
+    the engine's build cache (only their tags are removed), so the next run's builds take
+    seconds instead of a minute, and still build anew what a change to deploy/images (or
+    the base) touches. The executor's image is removed whole: each change of the code would
+    leave another one behind."""
     tag = secrets.token_hex(4)
     images = ClusterImages(
         f"plugin-executor-test:{tag}",
@@ -65,18 +71,32 @@ def cluster_images(
         f"plugin-executor-registry-test:{tag}",
         f"plugin-executor-balancer-test:{tag}",
     )
-    env = {**os.environ, "EXECUTOR_RUNTIME_BASE": "plugin-executor-rootfs:bookworm"}
+    base = "plugin-executor-rootfs:bookworm"
+    env = {**os.environ, "EXECUTOR_RUNTIME_BASE": base}
     try:
-        for script, *tags in (
-            ("build-service-image.sh", images.executor),
-            ("build-cluster-images.sh", images.postgres, images.registry, images.balancer),
-        ):
-            subprocess.run(["bash", str(REPO / "deploy" / script), *tags], check=True, env=env)
+        docker_client.images.get(base)
+    except docker.errors.ImageNotFound:  # made once, before the two builds that start FROM it
+        rootfs = REPO / "deploy" / "build-rootfs-image.sh"
+        subprocess.run(["bash", str(rootfs), base], check=True)
+    builds = [
+        ("build-service-image.sh", images.executor),
+        ("build-cluster-images.sh", images.postgres, images.registry, images.balancer),
+    ]
+    try:
+        with contextlib.ExitStack() as stack:
+            building = [
+                stack.enter_context(
+                    subprocess.Popen(["bash", str(REPO / "deploy" / script), *tags], env=env)
+                )
+                for script, *tags in builds
+            ]
+            ended = [(process.args, process.wait()) for process in building]
+        assert all(code == 0 for _, code in ended), f"an image build failed: {ended}"
         yield images
     finally:
         for name in (images.executor, images.postgres, images.registry, images.balancer):
             with contextlib.suppress(docker.errors.ImageNotFound):
-                docker_client.images.remove(name, force=True)
+                docker_client.images.remove(name, force=True, noprune=name != images.executor)
 
 
 @dataclass
