@@ -24,7 +24,7 @@ from tests.conftest import OPERATOR_KEY, RunningServer, free_port
 from tests.integration.conftest import fresh_database
 from tests.integration.processes import ExecutorProcess
 from tests.integration.round_robin import RoundRobinProxy, round_robin_proxy
-from tests.integration.test_kili_sdk import SINGLE_FILE, KiliSdk, kili_python  # noqa: F401
+from tests.integration.test_kili_sdk import SINGLE_FILE, KiliDriver, KiliSdk, kili_driver  # noqa: F401
 from tests.integration.test_nodes import Cluster, wait_for
 
 pytestmark = pytest.mark.docker
@@ -114,7 +114,7 @@ def server_logs(pair: Pair) -> str:
 
 def test_the_kili_sdk_workflow_through_both_processes(
     pair: Pair,
-    kili_python: Path,  # noqa: F811 (the fixture)
+    kili_driver: KiliDriver,  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "kili_pair.py"
@@ -122,7 +122,7 @@ def test_the_kili_sdk_workflow_through_both_processes(
     behind_proxy = SimpleNamespace(
         url=pair.proxy.url, settings=SimpleNamespace(api=SimpleNamespace(graphql_path="/graphql"))
     )
-    kili = KiliSdk(kili_python, cast(RunningServer, behind_proxy), OPERATOR_KEY, tmp_path)
+    kili = KiliSdk(kili_driver, cast(RunningServer, behind_proxy), OPERATOR_KEY)
     start = len(pair.proxy.forwarded)
     uploaded, activated = kili.calls(
         ("upload_plugin", {"plugin_path": str(path), "plugin_name": "kili_pair"}),
