@@ -54,9 +54,9 @@ def cli_at(
     return done
 
 
-def audit(server: RunningServer, action: str, target: str) -> list[Any]:
-    """The details of the default tenant's ``action`` entries on ``target``, oldest first."""
-    entries = json.loads(cli(server, "audit", "-t", "default", "--json").stdout)
+def audit(entries: list[Any], action: str, target: str) -> list[Any]:
+    """The details of the ``action`` entries on ``target`` in ``plugin-executor audit``'s
+    entries (newest first), oldest first."""
     return [
         e["detail"] for e in reversed(entries) if (e["action"], e["target"]) == (action, target)
     ]
@@ -89,9 +89,10 @@ def test_rollback_warns_of_a_failing_version_and_rolls_forward(
         (2, "ACTIVE"),
         (3, "FAILED"),
     ]
-    row = cells(cli(server, "versions", "flip").stdout, "3")
+    table = cli(server, "versions", "flip").stdout
+    row = cells(table, "3")
     assert row[:2] + row[3:5] == ["3", "FAILED", "", "none"]
-    assert cells(cli(server, "versions", "flip").stdout, "2")[3:5] == ["*", "kept"]
+    assert cells(table, "2")[3:5] == ["*", "kept"]
     # list names the version serving, and the newer one that failed apart.
     assert cells(cli(server, "list").stdout, "flip")[:6] == [
         "flip",
@@ -136,12 +137,13 @@ def test_rollback_warns_of_a_failing_version_and_rolls_forward(
     assert to_one["current_version"] == 1 and to_one["previous_version"] == 2
     assert (to_one["recent_runs"], to_one["recent_failures"]) == (1, 1)
     assert json.loads(cli(server, "versions", "flip", "--json").stdout)[0]["current"] is True
-    assert audit(server, "plugin.rollback", "flip") == [
+    entries = json.loads(cli(server, "audit", "-t", "default", "--json").stdout)
+    assert audit(entries, "plugin.rollback", "flip") == [
         {"from": 2, "to": 1},
         {"from": 1, "to": 2},
         {"from": 2, "to": 1},
     ]
-    assert audit(server, "plugin.upload", "flip") == [
+    assert audit(entries, "plugin.upload", "flip") == [
         {"version": 1},
         {"version": 2},
         {"version": 2, "reused": True},
@@ -287,11 +289,13 @@ def test_tables_keep_ids_whole_at_80_columns(server: RunningServer, tmp_path: Pa
         "versions": (["versions", name], "1"),
         "keys": (["keys", "list", "-t", "narrow-team"], key["id"]),
     }
+    shown = {}  # each table, narrow and --wide
     for what, (args, ident) in tables.items():
         narrow = cli_at(server, 80, *args)
         assert all(len(line) <= 80 for line in narrow.stdout.splitlines()), (what, narrow.stdout)
         assert cells(narrow.stdout, ident)[0] == ident, what
         wide = cli_at(server, 80, *args, "--wide")
+        shown[what] = (narrow, wide)
         assert wide.stderr == "", what
         if narrow.stderr:  # some columns were hidden: --wide shows them
             assert narrow.stderr.startswith("(hidden at 80 columns: ") and narrow.stderr.endswith(
@@ -300,13 +304,13 @@ def test_tables_keep_ids_whole_at_80_columns(server: RunningServer, tmp_path: Pa
             hidden = narrow.stderr.split(": ", 1)[1].split(";")[0].split(", ")
             header = wide.stdout.splitlines()[2]
             assert all(column in header for column in hidden), (what, hidden, header)
-    narrow_runs = cli_at(server, 80, "runs", name)
+    narrow_runs, wide = shown["runs"]
     assert narrow_runs.stderr == (
         "(hidden at 80 columns: asset, project, attempt, latency, duration, queued, error; "
         + WIDE_HINT
         + "\n"
     )
-    wide_runs = cells(cli_at(server, 80, "runs", name, "--wide").stdout, run["id"])
+    wide_runs = cells(wide.stdout, run["id"])
     assert wide_runs[:5] == [
         run["id"],
         "succeeded",
