@@ -35,15 +35,17 @@ def processes(
     if not started:
         return
     last = started[-1]
-    if last.process is not None and last.process.poll() is None:
-        # Started after every other one: it adopted or removed what they left.
-        images = built_images(last)
+    # Started after every other one, a running last one adopted or removed what they left.
+    running = last.process is not None and last.process.poll() is None
+    try:
+        images = built_images(last) if running else []
+    finally:
         stop_all(started)
-    else:
-        # A new start adopts or removes what a killed process left.
-        stop_all(started)
-        images = built_images(last.start())
-        last.stop()
+    if not running:  # a new start adopts or removes what a killed process left
+        try:
+            images = built_images(last.start())
+        finally:
+            last.stop()
     remove_images(last.docker_client, images)
 
 
@@ -64,7 +66,7 @@ def held_by(platform: PlatformStandIn) -> dict[str, Any]:
 
 # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal for the exit status.
 GRACEFUL_EXITS = (0, -signal.SIGTERM)
-SHUTTING_DOWN = "Waiting for application shutdown."  # uvicorn's line before the drain
+SHUTTING_DOWN = b"Waiting for application shutdown."  # uvicorn's line before the drain
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -162,8 +164,8 @@ def test_sigterm_drains_a_running_invocation_to_its_end(
     )
     executor.signal(signal.SIGTERM)
     assert executor.log_path is not None
-    log_path = executor.log_path
-    wait_until(lambda: SHUTTING_DOWN in log_path.read_text(), 60, "the shutdown to begin")
+    log_path, since = executor.log_path, executor.log_start
+    wait_until(lambda: SHUTTING_DOWN in log_path.read_bytes()[since:], 60, "the shutdown")
     platform.release()
     assert executor.wait_exit(60) in GRACEFUL_EXITS
     restarted = executor_process(
