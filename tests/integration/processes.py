@@ -32,12 +32,19 @@ class ExecutorProcess(ExecutorApi):
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     command: str = "serve"
+    log_start: int = field(default=0, init=False)  # where this start's lines begin in the log
 
     def start(self) -> ExecutorProcess:
+        self.spawn()
+        return self.wait_ready()
+
+    def spawn(self) -> ExecutorProcess:
+        """Start the process without waiting for it to be ready (``wait_ready``): several
+        started at once get ready together."""
         assert self.log_path is not None
         if self.api.is_closed:  # stopped before: a new client for the new process
             self.api = httpx.Client(base_url=self.url, headers=self.api.headers, timeout=60)
-        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "executor.cli", self.command],
@@ -45,10 +52,15 @@ class ExecutorProcess(ExecutorApi):
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
+        return self
+
+    def wait_ready(self) -> ExecutorProcess:
+        """Wait until the spawned process serves (or, a worker, claims)."""
+        assert self.process is not None and self.log_path is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             assert self.process.poll() is None, self.log_path.read_text()
-            if self._ready(log_start):
+            if self._ready(self.log_start):
                 return self
             assert time.monotonic() < deadline, "executor process did not start"
             time.sleep(0.2)
@@ -87,14 +99,26 @@ class ExecutorProcess(ExecutorApi):
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.api.close()
+        stop_all([self])
+
+
+def stop_all(processes: list[ExecutorProcess]) -> None:
+    """SIGTERM every running one of ``processes`` at once (a stopped one is continued
+    first, so that it can stop), then wait for each; kill one that does not end."""
+    running = [p for p in processes if p.process is not None and p.process.poll() is None]
+    for process in running:
+        assert process.process is not None
+        process.process.send_signal(signal.SIGCONT)
+        process.process.send_signal(signal.SIGTERM)
+    for process in running:
+        assert process.process is not None
+        try:
+            process.process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.process.kill()
+            process.process.wait()
+    for process in processes:
+        process.api.close()
 
 
 def _stopped(task: Path) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from tests.integration.processes import (
     built_images,
     executor_process,
     remove_images,
+    stop_all,
 )
 from tests.platform_standin import PlatformStandIn, per_invocation, platform_standin
 
@@ -52,6 +52,16 @@ class Cluster:
         **settings: Any,
     ) -> ExecutorProcess:
         """Start a process named ``name``, with ``env`` added to its environment."""
+        return self.spawn(name, command, env, **settings).wait_ready()
+
+    def spawn(
+        self,
+        name: str,
+        command: str = "serve",
+        env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> ExecutorProcess:
+        """``start`` without waiting for the process to be ready (``ready``)."""
         process = executor_process(
             self.root / name,
             self.docker_client,
@@ -62,16 +72,19 @@ class Cluster:
         )
         process.env.update(env or {})
         self.started.append(process)
-        return process.start()
+        return process.spawn()
 
     def stop(self) -> None:
         servers = [p for p in self.started if p.command == "serve"]
         images = built_images(servers[0]) if servers else []
-        for process in reversed(self.started):
-            if process.process is not None and process.process.poll() is None:
-                process.signal(signal.SIGCONT)  # a stopped worker must be able to stop
-            process.stop()
+        stop_all(self.started)  # at once; a stopped worker is continued to stop
         remove_images(self.docker_client, images)
+
+
+def ready(*processes: ExecutorProcess) -> None:
+    """Wait until each of the spawned ``processes`` is ready (they start together)."""
+    for process in processes:
+        process.wait_ready()
 
 
 @pytest.fixture
@@ -99,7 +112,7 @@ def run_of(api: ExecutorProcess, run_id: str) -> dict[str, Any]:
 
 
 def started_run(api: ExecutorProcess, project: str, **label: Any) -> str:
-    """Post an event for the ``interval`` plugin (``sleep=S`` seconds, or ``hold=True``
+    """Post an event for the ``interval`` or ``effects`` plugin (``sleep=S`` s, or ``hold=True``
     until the platform stand-in is released); wait until its handler logged ``start``."""
     run_id = api.post_event(type="onSubmit", project_id=project, asset_id="a", label=label)
     run_id = run_id["invocations"][0]
@@ -108,15 +121,33 @@ def started_run(api: ExecutorProcess, project: str, **label: Any) -> str:
 
 
 def cli(process: ExecutorProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    (result,) = clis(process, list(args))
+    return result
+
+
+def clis(process: ExecutorProcess, *commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Run the CLI commands at once against ``process``; their results in order."""
     env = {**os.environ, "EXECUTOR_URL": process.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "executor.cli", *args],
-        env={**env, "COLUMNS": "300"},  # a wide terminal: a table row is one line
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "executor.cli", *args],
+            env={**env, "COLUMNS": "300"},  # a wide terminal: a table row is one line
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    try:
+        answers = [child.communicate(timeout=60) for child in started]
+    finally:
+        for child in started:  # the others too when one was cut
+            child.kill()
+            child.wait()
+    return [
+        subprocess.CompletedProcess(args, child.returncode, stdout, stderr)
+        for args, child, (stdout, stderr) in zip(commands, started, answers, strict=True)
+    ]
 
 
 def node_containers(client: docker.DockerClient, node_id: str, *labels: str) -> list[str]:
@@ -175,26 +206,30 @@ def test_a_stopped_worker_loses_its_run_and_its_late_writes_are_refused(
     cluster: Cluster, platform: PlatformStandIn
 ) -> None:
     """The run acts on the platform before its start line (``effects``): once where the
-    platform honours Idempotency-Key, once where it ignores it."""
-    api = cluster.start("api", dispatch="false")
+    platform honours Idempotency-Key, once where it ignores it. Then it waits on the
+    platform stand-in, released only once w1 is stopped: attempt 1 cannot end before."""
+    api = cluster.spawn("api", dispatch="false")
     to: dict[str, Any] = {
         "platform_api_url": platform.url + "/api/projects/{project_id}",
         "lease_s": LEASE_S,
+        "gateway_upstream_timeout_s": 600,
     }
-    stopped = cluster.start("w1", command="worker", **to)
+    stopped = cluster.spawn("w1", command="worker", **to)
+    ready(api, stopped)
     api.push("effects")
     api.activate("effects", "p")
-    run_id = started_run(api, "p", sleep=15)
+    run_id = started_run(api, "p", hold=True)
     assert run_of(api, run_id)["node"] == "w1"
     cluster.start("w2", command="worker", **to)
 
-    stopped.signal(signal.SIGSTOP)  # past its lease: w2 marks it lost and runs it again
+    stopped.pause()  # past its lease: w2 marks it lost and runs it again
+    platform.release()  # attempt 2 goes through; attempt 1's answer waits at w1's gateway
     done = api.wait_run(run_id, timeout=DEADLINE_S)
     assert (done["status"], done["attempt"], done["node"]) == ("succeeded", 2, "w2"), done
     nodes = {n["id"]: n["state"] for n in api.api.get("/v1/nodes").json()}
     assert nodes["w1"] == "lost", nodes
 
-    stopped.signal(signal.SIGCONT)  # it reads its container's end and tries to record it
+    stopped.resume()  # its container ends; it reads that end and tries to record it
     log_path = stopped.log_path
     assert log_path is not None
     refused = f"invocation {run_id} attempt 1: lease lost, result not recorded"
@@ -252,14 +287,14 @@ def test_a_drained_node_finishes_its_runs_and_takes_no_new_ones(
         "node-b": ("ready", 0),
     }
     assert "runc" in listed["node-b"]["runtimes"]
-    table = cli(first, "nodes")
+    table, listed_json = clis(first, ["nodes"], ["nodes", "--json"])
     assert table.returncode == 0, table.stderr
     rows = [line for line in table.stdout.splitlines() if "node-" in line]
     assert [("node-a" in r, "draining" in r, "node-b" in r) for r in rows] == [
         (True, True, False),
         (False, False, True),
     ]
-    as_json = json.loads(cli(first, "nodes", "--json").stdout)
+    as_json = json.loads(listed_json.stdout)
     assert [n["id"] for n in as_json] == ["node-a", "node-b"]
 
 
@@ -297,8 +332,8 @@ def test_node_routes_refuse_unknown_ids_bad_ids_and_keys_without_the_scope(
 
 
 def test_a_runsc_activation_is_never_claimed_by_a_node_without_runsc(cluster: Cluster) -> None:
-    api = cluster.start("api", dispatch="false")
-    cluster.start("runc-only", command="worker", node_runtimes="runc")
+    api = cluster.spawn("api", dispatch="false")
+    ready(api, cluster.spawn("runc-only", command="worker", node_runtimes="runc"))
     api.push("interval")
     bad = api.api.put("/v1/projects/gvisor/plugins/interval", json={"runtime": "run sc"})
     assert bad.status_code == 422, bad.text
@@ -353,17 +388,24 @@ def test_a_worker_naming_a_runtime_its_engine_lacks_does_not_start(
 
 
 def test_logs_follow_of_a_run_on_a_worker_is_woken_across_processes(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, platform: PlatformStandIn, tmp_path: Path
 ) -> None:
+    """The run writes its rounds only once the platform stand-in is released, after the
+    follow's first line: the rest comes while the worker runs the plugin."""
     # The API process re-reads the store only once an hour unless PostgreSQL's NOTIFY of the
     # worker's commits wakes it: the follow below ends only if every wake-up crossed over.
-    api = cluster.start("api", dispatch="false", log_follow_poll_s=3600)
-    cluster.start("w1", command="worker")
+    api = cluster.spawn("api", dispatch="false", log_follow_poll_s=3600)
+    to_platform = platform.url + "/api/projects/{project_id}"
+    worker = cluster.spawn(
+        "w1", command="worker", platform_api_url=to_platform, gateway_upstream_timeout_s=600
+    )
+    ready(api, worker)
     api.push("paced")
     api.activate("paced", "p")
-    run_id = api.post_event(
-        type="onSubmit", project_id="p", asset_id="a", label={"rounds": 20, "pause": 0.5}
-    )["invocations"][0]
+    label = {"rounds": 20, "pause": 0.1, "hold": True}
+    run_id = api.post_event(type="onSubmit", project_id="p", asset_id="a", label=label)[
+        "invocations"
+    ][0]
     wait_for("the handler's start line", lambda: api.logs(run_id=run_id, q="start a"))
     env = {**os.environ, "EXECUTOR_URL": api.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
     command = [sys.executable, "-m", "executor.cli", "logs", "paced", "-p", "p"]
@@ -381,6 +423,7 @@ def test_logs_follow_of_a_run_on_a_worker_is_woken_across_processes(
         try:
             first = follower.stdout.readline()
             status_then = run_of(api, run_id)["status"]
+            platform.release()
             rest = follower.stdout.read()
             follower.wait(timeout=DEADLINE_S)
         finally:
@@ -405,8 +448,8 @@ def test_a_worker_claims_an_event_another_process_queued_when_it_is_queued(
 ) -> None:
     # The worker polls the queue once an hour: only PostgreSQL's NOTIFY of the API's commit
     # of the event can make it claim (and run) it within the deadline.
-    api = cluster.start("api", dispatch="false")
-    cluster.start("w1", command="worker", dispatch_poll_s=3600, warm_pool_size=0)
+    api = cluster.spawn("api", dispatch="false")
+    ready(api, cluster.spawn("w1", command="worker", dispatch_poll_s=3600, warm_pool_size=0))
     api.push("counter")
     api.activate("counter", "p")
     for n in range(2):  # every event, not only the first after the worker started
@@ -422,10 +465,11 @@ def warm_on(api: ExecutorProcess, node_id: str) -> dict[str, int]:
 
 
 def test_runs_of_a_version_go_to_the_node_holding_its_warm_container(cluster: Cluster) -> None:
-    api = cluster.start("api", dispatch="false")
+    api = cluster.spawn("api", dispatch="false")
     # The grace is long so that a slow claim by the warm node still wins on a loaded host.
-    cluster.start("cold", command="worker", warm_pool_size=0, placement_grace_s=60)
-    cluster.start("warm", command="worker", warm_pool_size=1, placement_grace_s=60)
+    cold = cluster.spawn("cold", command="worker", warm_pool_size=0, placement_grace_s=60)
+    warm = cluster.spawn("warm", command="worker", warm_pool_size=1, placement_grace_s=60)
+    ready(api, cold, warm)
     api.push("counter")
     api.activate("counter", "p")
     for n in range(6):
@@ -449,15 +493,20 @@ def test_nodes_ten_minutes_ahead_and_behind_take_no_lease_of_a_live_node(
     """Heartbeats, leases and "lost" are the database's clock: nodes whose own clocks are
     ten minutes off mark no one lost through their reaper rounds (a node ahead used to
     find every other silent for ten minutes; one behind looked silent itself)."""
-    api = cluster.start("api", dispatch="false")
-    cluster.start("live", command="worker", lease_s=LEASE_S, drain_timeout_s=0)
+    api = cluster.spawn("api", dispatch="false")
+    ready(api, cluster.spawn("live", command="worker", lease_s=LEASE_S, drain_timeout_s=0))
     api.push("interval")
     api.activate("interval", "p")
     run_id = started_run(api, "p", sleep=600)  # held by the live node all along
     assert run_of(api, run_id)["node"] == "live"
     skewed = {"ahead": "+10m", "behind": "-10m"}
-    for name, offset in skewed.items():
-        cluster.start(name, command="worker", env=clock_off_by(offset), lease_s=LEASE_S)
+    ready(
+        *(
+            cluster.spawn(name, command="worker", env=clock_off_by(offset), lease_s=LEASE_S)
+            for name, offset in skewed.items()
+        )
+    )
+    for name in skewed:
         # Drained, they claim nothing (a claim renews the heartbeat too), so each new
         # heartbeat of theirs is a reaper round: heartbeat and mark lost, one transaction.
         assert api.api.post(f"/v1/nodes/{name}/drain").status_code == 200

@@ -21,7 +21,9 @@ from tests.integration.processes import (
     executor_process,
     managed_containers,
     remove_images,
+    stop_all,
 )
+from tests.platform_standin import PlatformStandIn, platform_standin
 
 
 @pytest.fixture
@@ -30,17 +32,41 @@ def processes(
 ) -> Iterator[list[ExecutorProcess]]:
     started: list[ExecutorProcess] = []
     yield started
-    for process in reversed(started):
-        process.stop()
-    if started:
-        # A last start adopts or removes what a killed process left; then its images go.
-        images = built_images(started[-1].start())
-        started[-1].stop()
-        remove_images(started[-1].docker_client, images)
+    if not started:
+        return
+    last = started[-1]
+    # Started after every other one, a running last one adopted or removed what they left.
+    running = last.process is not None and last.process.poll() is None
+    try:
+        images = built_images(last) if running else []
+    finally:
+        stop_all(started)
+    if not running:  # a new start adopts or removes what a killed process left
+        try:
+            images = built_images(last.start())
+        finally:
+            last.stop()
+    remove_images(last.docker_client, images)
+
+
+@pytest.fixture
+def platform() -> Iterator[PlatformStandIn]:
+    with platform_standin() as standin:
+        yield standin
+
+
+def held_by(platform: PlatformStandIn) -> dict[str, Any]:
+    """Settings of an executor whose runs can wait on ``platform`` (``hold``) as long as
+    the test holds them (no upstream timeout ends the call first)."""
+    return {
+        "platform_api_url": platform.url + "/api/projects/{project_id}",
+        "gateway_upstream_timeout_s": 600,
+    }
 
 
 # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal for the exit status.
 GRACEFUL_EXITS = (0, -signal.SIGTERM)
+SHUTTING_DOWN = b"Waiting for application shutdown."  # uvicorn's line before the drain
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -74,7 +100,7 @@ def test_kill_9_while_20_invocations_run_or_wait_then_restart_ends_each_exactly_
     processes.append(first)
     first.push("paced")
     first.activate("paced", "crash")
-    label = {"rounds": ROUNDS, "pause": 0.2}
+    label = {"rounds": ROUNDS, "pause": 0.1}
     ids = [
         first.post_event(type="onSubmit", project_id="crash", asset_id=f"c{i}", label=label)[
             "invocations"
@@ -118,22 +144,32 @@ def test_kill_9_while_20_invocations_run_or_wait_then_restart_ends_each_exactly_
 
 
 def test_sigterm_drains_a_running_invocation_to_its_end(
-    processes: list[ExecutorProcess], docker_client: docker.DockerClient, tmp_path: Path
+    processes: list[ExecutorProcess],
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    platform: PlatformStandIn,
 ) -> None:
-    executor = executor_process(tmp_path / "data", docker_client, drain_timeout_s=60).start()
-    processes.append(executor)
+    """The run waits on the platform stand-in, released only once the executor began its
+    shutdown: the run can end only while the executor drains."""
+    to = held_by(platform)
+    executor = executor_process(tmp_path / "data", docker_client, drain_timeout_s=60, **to)
+    processes.append(executor.start())
     executor.push("interval")
     executor.activate("interval", "drain")
     (run_id,) = executor.post_event(
-        type="onSubmit", project_id="drain", asset_id="d", label={"sleep": 3}
+        type="onSubmit", project_id="drain", asset_id="d", label={"hold": True}
     )["invocations"]
     wait_until(
         lambda: any(r["content"] == "start d" for r in executor.logs(run_id=run_id)), 60, "start"
     )
     executor.signal(signal.SIGTERM)
+    assert executor.log_path is not None
+    log_path, since = executor.log_path, executor.log_start
+    wait_until(lambda: SHUTTING_DOWN in log_path.read_bytes()[since:], 60, "the shutdown")
+    platform.release()
     assert executor.wait_exit(60) in GRACEFUL_EXITS
     restarted = executor_process(
-        tmp_path / "data", docker_client, port=int(executor.env["EXECUTOR_PORT"])
+        tmp_path / "data", docker_client, port=int(executor.env["EXECUTOR_PORT"]), **to
     )
     processes.append(restarted.start())
     run = restarted.api.get(f"/v1/invocations/{run_id}").json()
@@ -143,19 +179,31 @@ def test_sigterm_drains_a_running_invocation_to_its_end(
 
 
 def test_sigterm_past_the_drain_timeout_hands_the_run_back(
-    processes: list[ExecutorProcess], docker_client: docker.DockerClient, tmp_path: Path
+    processes: list[ExecutorProcess],
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    platform: PlatformStandIn,
 ) -> None:
-    executor = executor_process(tmp_path / "data", docker_client, drain_timeout_s=1).start()
-    processes.append(executor)
+    """The run waits on the platform stand-in, released only once the executor's drain
+    killed its container."""
+    to = held_by(platform)
+    executor = executor_process(tmp_path / "data", docker_client, drain_timeout_s=1, **to)
+    processes.append(executor.start())
     executor.push("interval")
     executor.activate("interval", "handback")
     (run_id,) = executor.post_event(
-        type="onSubmit", project_id="handback", asset_id="h", label={"sleep": 8}
+        type="onSubmit", project_id="handback", asset_id="h", label={"hold": True}
     )["invocations"]
     wait_until(
         lambda: any(r["content"] == "start h" for r in executor.logs(run_id=run_id)), 60, "start"
     )
     executor.signal(signal.SIGTERM)
+    # Released once the drain killed the container: the attempt cannot end by itself, and
+    # the executor's exit does not wait for the held call.
+    wait_until(
+        lambda: managed_containers(docker_client, {run_id}) == [], 60, "the drain to kill it"
+    )
+    platform.release()
     assert executor.wait_exit(60) in GRACEFUL_EXITS
     assert managed_containers(docker_client, {run_id}) == []
     database = Database(f"sqlite:///{tmp_path / 'data' / 'executor.db'}")
@@ -168,7 +216,7 @@ def test_sigterm_past_the_drain_timeout_hands_the_run_back(
         assert [a["reason"] for a in handed_back.attempts] == ["handed back at executor shutdown"]
     database.dispose()
     restarted = executor_process(
-        tmp_path / "data", docker_client, port=int(executor.env["EXECUTOR_PORT"])
+        tmp_path / "data", docker_client, port=int(executor.env["EXECUTOR_PORT"]), **to
     )
     processes.append(restarted.start())
     run = restarted.wait_run(run_id)

@@ -1,7 +1,9 @@
 """Acts on the platform twice, then works a while: one call where the platform ignores
 Idempotency-Key (tests/platform_standin.py: under ``unkeyed/``), one where it honours it.
-"start" is logged once both calls were answered. With ``late`` in the label it calls once
-more after its work (``late <asset>`` logged just before), and logs what was answered."""
+"start" is logged once both calls were answered. Its work: ``sleep`` seconds, or with
+``hold`` in the label a wait on the platform's ``/wait`` (until the test releases it). With
+``late`` in the label it calls once more after its work (``late <asset>`` logged just
+before), and logs what was answered."""
 
 import time
 
@@ -13,7 +15,10 @@ class PluginHandler(PluginCore):
         self.api.post(f"unkeyed/assets/{asset_id}/effects", json={"asset": asset_id})
         self.api.post(f"assets/{asset_id}/effects", json={"asset": asset_id})
         self.logger.info("start %s", asset_id)
-        time.sleep(float(label.get("sleep", 1)))
+        if label.get("hold"):
+            self.api.get("wait")
+        else:
+            time.sleep(float(label.get("sleep", 1)))
         if label.get("late"):
             self.logger.info("late %s", asset_id)
             try:
