@@ -56,11 +56,16 @@ class EngineInfo:
 @dataclass(frozen=True)
 class StopRecord:
     """What the engine recorded of a container's end: the signals it was asked to send
-    (``kill`` events: ``docker stop``, ``docker kill``, its own shutdown), or that it holds
-    no record of that end at all (``found`` False: the engine restarted since)."""
+    (``kill`` events: ``docker stop``, ``docker kill``, its own shutdown) and whether the
+    kernel's OOM killer ended it, or that it holds no record of that end at all (``found``
+    False: the engine restarted since)."""
 
     found: bool
     signals: tuple[int, ...] = ()
+    # An ``oom`` event: the kernel's OOM killer ended it. The engine's ``OOMKilled`` flag
+    # misses an OOM kill whose event it handles after the exit (a loaded node, seen under
+    # gVisor); the event itself is still logged.
+    oom_killed: bool = False
 
 
 class ImageMissing(SandboxError):

@@ -1,5 +1,6 @@
 """The ends of this executor's containers, followed on the engine's event stream as they
-happen: who asked the engine to stop one (``kill`` events) and its end (``die``).
+happen: who asked the engine to stop one (``kill`` events), the kernel's OOM kills
+(``oom``) and its end (``die``).
 
 The engine keeps only its last 256 events (of every kind, for every container) to answer a
 later query: on a busy engine (runs, builds, pulls) a container's ``die`` is gone from them
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +42,12 @@ CLOSE_WAIT_S = 5.0
 # Containers followed at once, at most: the oldest are forgotten past it (a container is
 # forgotten anyway when it is removed).
 MAX_FOLLOWED = 10_000
-EVENTS = ("start", "kill", "die", "destroy")
+EVENTS = ("start", "kill", "oom", "die", "destroy")
+# How long a container killed by SIGKILL with no ``kill`` or ``oom`` event yet waits for an
+# ``oom`` logged after its ``die``: the engine's runtime reports the OOM kill and the exit
+# on separate paths, and on a loaded node the exit can come first (by milliseconds).
+OOM_AFTER_DIE_S = 2.0
+SIGKILL_EXIT = 137
 
 
 def signal_number(value: object) -> int:
@@ -56,7 +63,13 @@ class _Life:
     """What the subscription saw of one container since its ``start``."""
 
     signals: list[int] = field(default_factory=list)
+    oom: bool = False
     died: bool = False
+    exit_code: str = ""
+
+    def killed_unexplained(self) -> bool:
+        """Ended by SIGKILL with neither a kill asked of the engine nor an OOM seen yet."""
+        return self.exit_code == str(SIGKILL_EXIT) and not self.signals and not self.oom
 
 
 class EndWatch:
@@ -84,14 +97,26 @@ class EndWatch:
 
     def record(self, container_id: str, wait_s: float) -> StopRecord | None:
         """How a container that exited ended, as followed; waits up to ``wait_s`` for its
-        ``die`` to arrive. None when the subscription did not see its whole life."""
+        ``die`` to arrive, and after a SIGKILL exit no ``kill`` explains, up to
+        ``OOM_AFTER_DIE_S`` for an ``oom`` logged after it. None when the subscription did
+        not see its whole life."""
         with self._changed:
             life = self._lives.get(container_id)
-            if life is not None and not life.died:
-                self._changed.wait_for(lambda: life.died or container_id not in self._lives, wait_s)
-            if life is None or not life.died or container_id not in self._lives:
+            if life is None or not self._waited(lambda: life.died, container_id, wait_s):
                 return None
-            return StopRecord(True, tuple(life.signals))
+            if life.killed_unexplained():
+                self._waited(lambda: life.oom, container_id, OOM_AFTER_DIE_S)
+            return StopRecord(True, tuple(life.signals), oom_killed=life.oom)
+
+    def _waited(self, happened: Callable[[], bool], container_id: str, wait_s: float) -> bool:
+        """Wait (the lock held) up to ``wait_s`` until ``happened``; True when it did and
+        the container is still followed (not removed, the stream not broken)."""
+
+        def followed() -> bool:
+            return container_id in self._lives
+
+        self._changed.wait_for(lambda: happened() or not followed(), wait_s)
+        return happened() and followed()
 
     @property
     def following(self) -> bool:
@@ -149,8 +174,11 @@ class EndWatch:
                 return
             elif action == "kill":
                 life.signals.append(signal_number((actor.get("Attributes") or {}).get("signal")))
+            elif action == "oom":
+                life.oom = True
             elif action == "die":
                 life.died = True
+                life.exit_code = str((actor.get("Attributes") or {}).get("exitCode", ""))
             self._changed.notify_all()
 
     def _forget_the_living(self) -> None:

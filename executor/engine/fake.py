@@ -49,7 +49,9 @@ class Script:
     """What a fake plugin does once it has its envelope: write ``frames`` (stream id 1 is
     stdout, 2 stderr), then exit with ``exit_code``; or, with ``hangs``, run until killed.
 
-    ``oom_killed``: the engine records an OOM kill. ``stopped_with``: the signals the
+    ``oom_killed``: the engine records an OOM kill (its flag and its ``oom`` event);
+    ``oom_event_only``: only the event (the engine handled the OOM after the exit, so its
+    ``OOMKilled`` flag stays false). ``stopped_with``: the signals the
     engine records it was asked to send from outside (``docker stop``: 15, ``docker kill``:
     9). ``end_recorded`` False: the engine holds no record of the end (it restarted).
     """
@@ -58,6 +60,7 @@ class Script:
     exit_code: int = 0
     hangs: bool = False
     oom_killed: bool = False
+    oom_event_only: bool = False
     stopped_with: tuple[int, ...] = ()
     end_recorded: bool = True
 
@@ -306,7 +309,8 @@ class FakeRecords(Records):
         container = self._fake.containers.get(container_id)
         if not container.script.end_recorded:
             return StopRecord(False)
-        return StopRecord(True, tuple(container.signals))
+        oom = container.script.oom_killed or container.script.oom_event_only
+        return StopRecord(True, tuple(container.signals), oom_killed=oom)
 
 
 class FakeImages(Images):

@@ -31,13 +31,16 @@ DIE_RECORD_GRACE_S = 10
 def _stop_record(events: Iterable[dict[str, Any]]) -> StopRecord:
     """The signals of the ``kill`` events before the ``die``; not found without a ``die``."""
     signals: list[int] = []
+    oom = False
     for event in events:
         action = event.get("Action") or event.get("status")
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         if action == "kill":
             signals.append(signal_number(attributes.get("signal")))
+        elif action == "oom":
+            oom = True
         elif action == "die":
-            return StopRecord(True, tuple(signals))
+            return StopRecord(True, tuple(signals), oom_killed=oom)
     return StopRecord(False)
 
 

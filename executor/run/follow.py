@@ -81,6 +81,7 @@ class Follower:
         record = None
         if exit_code != 0 and why is None and not oom_killed:
             record = self._stop_record(container_id, state)
+            oom_killed = record.oom_killed  # the flag misses an OOM handled after the exit
         return classify(exit_code, oom_killed, why, profile or self.profile, started, record)
 
     def _stop_record(self, container_id: str, state: dict[str, Any]) -> StopRecord:

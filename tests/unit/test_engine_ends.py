@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from executor.engine import Engine, StopRecord
+from executor.engine import Engine, StopRecord, ends
 from executor.engine.ends import EndWatch
 
 WAIT_S = 60.0  # bounds a wait that an event ends: never reached when the code is right
@@ -86,7 +86,7 @@ def test_signals_and_end_of_a_container_followed_from_its_start(
     assert api.filters == [
         {
             "type": "container",
-            "event": ["start", "kill", "die", "destroy"],
+            "event": ["start", "kill", "oom", "die", "destroy"],
             "label": ["io.plugin-executor.managed"],
         }
     ]
@@ -120,6 +120,38 @@ def test_a_break_of_the_stream_leaves_the_living_to_the_engines_events(
     assert watch.record("ended", 0) == StopRecord(True, ())
     assert watch.record("living", 0) is None  # its kill may have come during the break
     assert len(api.filters) == 2
+
+
+def test_an_oom_logged_after_the_die_is_waited_for(
+    watched: tuple[EndWatch, Api, Stream],
+) -> None:
+    watch, _, stream = watched
+    stream.put(event("start", "c1"), event("die", "c1", exitCode="137"))
+    found: list[StopRecord | None] = []
+    reader = threading.Thread(target=lambda: found.append(watch.record("c1", WAIT_S)))
+    reader.start()
+
+    stream.put(event("oom", "c1"))
+    reader.join()
+
+    assert found == [StopRecord(True, (), oom_killed=True)]
+
+
+def test_a_sigkill_exit_without_an_oom_waits_a_bounded_time_only(
+    watched: tuple[EndWatch, Api, Stream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, _, stream = watched
+    monkeypatch.setattr(ends, "OOM_AFTER_DIE_S", 0.01)
+    stream.put(
+        event("start", "self"),
+        event("die", "self", exitCode="137"),  # the plugin SIGKILLed itself
+        event("start", "oom"),
+        event("oom", "oom"),
+        event("die", "oom", exitCode="137"),
+    )
+
+    assert watch.record("self", WAIT_S) == StopRecord(True, ())
+    assert watch.record("oom", 0) == StopRecord(True, (), oom_killed=True)
 
 
 def test_a_removed_container_is_forgotten(watched: tuple[EndWatch, Api, Stream]) -> None:

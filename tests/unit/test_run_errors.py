@@ -162,6 +162,16 @@ def test_an_oom_kill_is_classified_by_the_executor(tmp_path: Path) -> None:
     assert (run.error_type, run.error_location) == ("Sandbox.OutOfMemory", None)
 
 
+def test_an_oom_kill_the_engines_flag_missed_is_classified_by_its_event(tmp_path: Path) -> None:
+    run, _ = run_and_logs(tmp_path, Script(exit_code=137, oom_event_only=True))
+
+    assert (run.status, run.error) == (
+        InvocationStatus.OOM_KILLED,
+        "memory limit of 512 MiB exceeded",
+    )
+    assert (run.error_type, run.error_location) == ("Sandbox.OutOfMemory", None)
+
+
 def test_a_run_out_of_retries_keeps_its_last_attempts_exception(tmp_path: Path) -> None:
     raising = runtime_script(tmp_path, RAISING)
 
