@@ -4,8 +4,9 @@ Migrating an empty store through every revision took a quarter of the fast tier'
 (about 160 stores, each through every migration). In a test process the first empty
 SQLite store is migrated by ``Database.migrate`` itself and kept as the template; each
 later empty one is that file's copy, and the real ``migrate`` then runs on it and finds it
-at head. A store that holds anything (a test of a migration brings it to an old revision
-first), a server database and a path that cannot be written are migrated as they are.
+at head; the copy then gets a store id of its own. A store that holds anything (a test of a
+migration brings it to an old revision first), a server database and a path that cannot be
+written are migrated as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -60,6 +62,18 @@ def _seed(template: Path, migrate: Callable[[Database], None]) -> bool:
     return True
 
 
+def _new_identity(db: Database) -> None:
+    """Give a copied store an id of its own: the migrations made the template's, and the
+    store id is the scope of an executor's containers on the engine. Copies sharing it
+    took each other's containers for their own leftovers and removed them mid-run."""
+    from executor.store.tables import DispatchLock
+
+    with db.write_session() as session:
+        lock = session.get(DispatchLock, 1)
+        assert lock is not None
+        lock.store_id = str(uuid.uuid4())
+
+
 @contextlib.contextmanager
 def copied_schema(folder: Path) -> Iterator[None]:
     """While open, ``Database.migrate`` of an empty SQLite store copies the template (kept
@@ -70,6 +84,7 @@ def copied_schema(folder: Path) -> Iterator[None]:
 
     def from_template(db: Database) -> None:
         path = _empty_sqlite_file(db)
+        copied = False
         if path is not None:
             with lock:
                 if template.exists() or _seed(template, migrate):
@@ -79,7 +94,10 @@ def copied_schema(folder: Path) -> Iterator[None]:
                     for suffix in ("-wal", "-shm"):
                         Path(f"{path}{suffix}").unlink(missing_ok=True)
                     shutil.copyfile(template, path)
+                    copied = True
         migrate(db)
+        if copied:
+            _new_identity(db)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Database, "migrate", from_template)
