@@ -7,7 +7,7 @@ path, status, bytes and duration are recorded on the invocation (``recording``).
 of a run of this process is checked and counted in memory (``executor.gateway.live``), and
 its call recorded after the answer; any other token is checked, counted and recorded in
 the store before the answer. Store work runs on a small thread pool of its own and the
-platform call on another, so the event loop never waits on either.
+platform call on the event loop without blocking it, so the loop never waits on either.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from executor.gateway.admission import Admission, Admitted
 from executor.gateway.exchange import Body, request_target, send_reply, settle_body
-from executor.gateway.forward import MAX_UPSTREAM_CALLS, Forwarder, Incoming, Reply, error_reply
+from executor.gateway.forward import Forwarder, Incoming, Reply, error_reply
 from executor.gateway.live import LiveTokens
 from executor.gateway.recording import CallRecorder
 from executor.settings import Settings
@@ -62,7 +62,6 @@ class Calls:
         self.admission = Admission(db, settings, self.live)
         self.recorder = CallRecorder(db, self.live, on_call)
         self._store: ThreadPoolExecutor | None = None
-        self._upstream: ThreadPoolExecutor | None = None
         self._forwarder: Forwarder | None = None
 
     @contextlib.contextmanager
@@ -70,15 +69,13 @@ class Calls:
         """While the server serves: the platform client and the threads are there."""
         self._forwarder = Forwarder(self.settings)
         self._store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store")
-        self._upstream = ThreadPoolExecutor(MAX_UPSTREAM_CALLS, thread_name_prefix="gateway-up")
         self.recorder.threads = self._store
         try:
             yield
         finally:
-            self._upstream.shutdown(wait=True)
             self._store.shutdown(wait=True)
             self._forwarder.close()
-            self._upstream = self._store = self._forwarder = self.recorder.threads = None
+            self._store = self._forwarder = self.recorder.threads = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http", scope["type"]  # lifespan and websockets are off
@@ -127,9 +124,7 @@ class Calls:
             )
         else:
             assert self._forwarder is not None
-            reply = await self._on(
-                self._upstream,
-                self._forwarder.forward,
+            reply = await self._forwarder.forward(
                 incoming,
                 admitted.target,
                 admitted.path_and_query,

@@ -63,6 +63,9 @@ class LiveTokens:
         self._leases: dict[str, float] = {}  # invocation id -> monotonic vouched-until
         self._pending: dict[str, int] = {}  # invocation id -> records not yet written
         self._pruned_at = time.monotonic()
+        # Set when the runner waits for records (``settle``): their writer stops
+        # gathering more calls into its batch (``recording``).
+        self.awaited = threading.Event()
 
     def grant(
         self,
@@ -170,6 +173,7 @@ class LiveTokens:
     def settle(self, invocation_id: str, timeout_s: float = SETTLE_S) -> bool:
         """Wait until the records of the run's calls so far are written; False if some
         were not within ``timeout_s``."""
+        self.awaited.set()
         with self._lock:
             return self._settled.wait_for(
                 lambda: invocation_id not in self._pending, timeout=timeout_s

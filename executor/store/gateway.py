@@ -189,19 +189,25 @@ _INSERT_CALL = insert(GatewayCall)
 
 def add_calls(session: Session, calls: Sequence[NewCall]) -> list[bool]:
     """``add_call`` for each of ``calls``, in one transaction, in their order; and each
-    call's ``counted`` ordinal brought into its token's count (never down)."""
+    call's ``counted`` ordinal brought into its token's count (never down). Each token's
+    count and each attempt's fence is one statement, however many of its calls there are."""
     connection = session.connection()
-    recorded = []
+    counts: dict[str, int] = {}
     for call in calls:
         if call.counted is not None:
-            connection.execute(_COUNT, {"sha": call.token_sha256, "counted": call.counted})
-        fenced = connection.execute(
-            _FENCE, {"run": call.fields["invocation_id"], "gen": call.generation}
-        )
-        recorded.append(int(fenced.rowcount) == 1)
+            counts[call.token_sha256] = max(call.counted, counts.get(call.token_sha256, 0))
+    for sha, counted in counts.items():
+        connection.execute(_COUNT, {"sha": sha, "counted": counted})
+    fenced: dict[tuple[str, int], bool] = {}
+    for call in calls:
+        attempt = (str(call.fields["invocation_id"]), call.generation)
+        if attempt not in fenced:
+            result = connection.execute(_FENCE, {"run": attempt[0], "gen": attempt[1]})
+            fenced[attempt] = int(result.rowcount) == 1
+    recorded = [fenced[(str(c.fields["invocation_id"]), c.generation)] for c in calls]
     rows = [call.fields for call, kept in zip(calls, recorded, strict=True) if kept]
-    for row in rows:  # each insert alone: ids in call order
-        connection.execute(_INSERT_CALL, row)
+    if rows:
+        connection.execute(_INSERT_CALL, rows)
     return recorded
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
+from executor.gateway import recording
 from executor.gateway.live import LiveTokens
 from executor.gateway.server import Gateway
 from executor.settings import PlatformTarget, Settings
@@ -578,3 +579,60 @@ def test_a_lease_is_vouched_for_again_only_if_it_was_still_held_when_renewed() -
     assert live.admit("b" * 64) is None  # the store decides
     live.release("kept")
     assert live.admit("a" * 64) is None
+
+
+def test_a_run_end_waiting_for_its_records_does_not_wait_for_the_batch_to_gather(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records' writer gathers calls into one transaction for ``GATHER_S``; a settle
+    wakes it. With a gathering longer than the settle's own bound, only the wake-up lets
+    the settle succeed."""
+    monkeypatch.setattr(recording, "GATHER_S", 3600.0)
+    invocation_id, token = rig.held_run()
+    statuses = [rig.send("GET", f"/api/projects/p1/n/{i}", token).status for i in range(3)]
+
+    try:
+        settled = rig.gateway.live.settle(invocation_id, timeout_s=30)
+    finally:
+        rig.gateway.live.awaited.set()  # a writer still gathering ends: the rig can stop
+    assert settled and statuses == [200] * 3
+    assert [c.path for c in rig.calls(invocation_id)] == [
+        f"/api/projects/p1/n/{i}" for i in range(3)
+    ]
+
+
+def test_one_batch_records_the_calls_of_a_live_attempt_and_none_of_a_superseded_one(
+    rig: Rig,
+) -> None:
+    """Calls of two runs written in one transaction: the run another attempt took over
+    gets no record, its token's count still comes up; the other run gets all of its."""
+    kept_id, kept_token = rig.new_run()
+    lost_id, lost_token = rig.new_run()
+    with rig.db.session() as session:
+        session.execute(
+            update(Invocation)
+            .where(Invocation.id == lost_id)
+            .values(lease_generation=Invocation.lease_generation + 1)
+        )
+    calls = [
+        gateway_store.NewCall(
+            {"invocation_id": run, "method": "GET", "path": f"/p/{n}", "status": 200},
+            0,
+            hash_token(token),
+            n,
+        )
+        for n in (1, 2)
+        for run, token in ((kept_id, kept_token), (lost_id, lost_token))
+    ]
+
+    with rig.db.session() as session:
+        recorded = gateway_store.add_calls(session, calls)
+
+    assert recorded == [True, False, True, False]
+    assert [c.path for c in rig.calls(kept_id)] == ["/p/1", "/p/2"]
+    assert rig.calls(lost_id) == []
+    with rig.db.session() as session:
+        counts = [
+            gateway_store.find_token(session, hash_token(t)) for t in (kept_token, lost_token)
+        ]
+        assert [row.calls for row in counts if row is not None] == [2, 2]
