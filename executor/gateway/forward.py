@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import h11
 import httpx
 
 from executor.gateway.policy import Target
@@ -151,7 +150,7 @@ class Forwarder:
                 "response_too_large",
                 f"the platform's response to {where} is over the cap of {cap} bytes",
             )
-        except (OSError, h11.ProtocolError) as exc:
+        except OSError as exc:
             return error_reply(
                 502,
                 "platform_unavailable",

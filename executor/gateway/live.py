@@ -63,9 +63,10 @@ class LiveTokens:
         self._leases: dict[str, float] = {}  # invocation id -> monotonic vouched-until
         self._pending: dict[str, int] = {}  # invocation id -> records not yet written
         self._pruned_at = time.monotonic()
-        # Set when the runner waits for records (``settle``): their writer stops
-        # gathering more calls into its batch (``recording``).
+        # Set while a runner waits for records (``settle``): their writer does not
+        # gather more calls into its batch meanwhile (``recording``).
         self.awaited = threading.Event()
+        self._settling = 0
 
     def grant(
         self,
@@ -173,8 +174,14 @@ class LiveTokens:
     def settle(self, invocation_id: str, timeout_s: float = SETTLE_S) -> bool:
         """Wait until the records of the run's calls so far are written; False if some
         were not within ``timeout_s``."""
-        self.awaited.set()
         with self._lock:
-            return self._settled.wait_for(
-                lambda: invocation_id not in self._pending, timeout=timeout_s
-            )
+            self._settling += 1
+            self.awaited.set()
+            try:
+                return self._settled.wait_for(
+                    lambda: invocation_id not in self._pending, timeout=timeout_s
+                )
+            finally:
+                self._settling -= 1
+                if not self._settling:
+                    self.awaited.clear()

@@ -104,7 +104,6 @@ class CallRecorder:
                     self._writing = False
                     return
             self.live.awaited.wait(GATHER_S)
-            self.live.awaited.clear()  # a settle from here on is served by the next batch
             with self._unrecorded_lock:
                 batch, self._unrecorded = self._unrecorded, []
             self._write_batch(batch)

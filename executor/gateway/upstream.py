@@ -1,9 +1,10 @@
 """Keep-alive connections from the gateway to the platform, on the gateway's event loop.
 
-h11 over asyncio protocols, so a call waits on no thread: measured with ``python -m bench
+Asyncio protocols with the request and response written and read by
+``executor.gateway.wire``, so a call waits on no thread: measured with ``python -m bench
 --section gateway``, handing each call to a thread and back cost 0.3 ms of a 1.2 ms call,
 and ``httpx.Client``'s own work about 0.5 ms. A connection carries one call at a time and
-is kept for the next once its response was read whole.
+is kept for the next once its response was read whole and nothing followed it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,21 @@ import ssl
 import urllib.parse
 from dataclasses import dataclass
 
-import h11
+from executor.gateway.wire import (
+    BadAnswer,
+    Body,
+    body_of,
+    chunk_size,
+    parse_head,
+    request_bytes,
+)
 
-__all__ = ["Answer", "Connections", "TooLarge"]
+__all__ = ["Answer", "BadAnswer", "Connections", "TooLarge"]
 
-# The platform's status line and headers together.
+# The platform's status line and headers together; a chunk's size line; its trailers.
 MAX_HEAD_BYTES = 64 * 1024
+MAX_LINE_BYTES = 4 * 1024
+END_OF_HEAD = b"\r\n\r\n"
 
 
 @dataclass(frozen=True)
@@ -35,12 +45,12 @@ class TooLarge(Exception):
 
 
 class _Link(asyncio.Protocol):
-    """One connection to the platform: its h11 state and a way to wait for its bytes."""
+    """One connection to the platform: the bytes it received, and a way to wait for more."""
 
     def __init__(self) -> None:
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.transport: asyncio.Transport | None = None
-        self.lost = False
+        self.buffer = bytearray()
+        self.ended = False  # the platform closed its side (or the connection broke)
         self.in_call = False
         self.unasked = False  # bytes came while no call was waiting: not reusable
         self._wake: asyncio.Future[None] | None = None
@@ -51,35 +61,53 @@ class _Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.unasked = self.unasked or not self.in_call
-        self.h11.receive_data(data)
+        self.buffer += data
         self._notify()
 
     def eof_received(self) -> bool:
-        self.h11.receive_data(b"")
+        self.ended = True
         self._notify()
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
+        self.ended = True
         self._notify()
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
-    async def next_event(self) -> object:
-        """h11's next event of the response, waiting for bytes as needed."""
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            if self.lost:
-                raise ConnectionResetError("the platform closed the connection mid-answer")
-            self._wake = asyncio.get_running_loop().create_future()
-            try:
-                await self._wake
-            finally:
-                self._wake = None
+    async def more(self) -> bool:
+        """Wait for more bytes; False once the platform closed the connection."""
+        if self.ended:
+            return False
+        self._wake = asyncio.get_running_loop().create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+        return True
+
+    async def until(self, marker: bytes, bound: int) -> bytes:
+        """The bytes before ``marker`` (taken with it), at most ``bound`` of them."""
+        start = 0
+        while (end := self.buffer.find(marker, start)) < 0:
+            if len(self.buffer) > bound:
+                raise BadAnswer(f"no {marker!r} within {bound} bytes")
+            start = max(0, len(self.buffer) - len(marker) + 1)
+            if not await self.more():
+                raise BadAnswer("the platform closed the connection mid-answer")
+        found = bytes(self.buffer[:end])
+        del self.buffer[: end + len(marker)]
+        return found
+
+    async def exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not await self.more():
+                raise BadAnswer("the platform closed the connection mid-answer")
+        taken = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return taken
 
     def _notify(self) -> None:
         if self._wake is not None and not self._wake.done():
@@ -109,16 +137,21 @@ class Connections:
         """Send one request to ``origin`` (``scheme://host[:port]``) and read its answer.
 
         Raises TimeoutError past ``timeout_s``, TooLarge past ``max_body`` bytes of
-        response body, OSError or ``h11.ProtocolError`` when the platform cannot be
-        reached or does not speak HTTP/1.1."""
+        response body, OSError (``BadAnswer`` among them) when the platform cannot be
+        reached or its answer is not HTTP/1.1."""
+        request = request_bytes(method, target, urllib.parse.urlsplit(origin).netloc, headers, body)
         async with self._turns, asyncio.timeout(self.timeout_s):
             link = await self._take(origin)
             try:
-                answer = await _exchange(link, origin, method, target, headers, body, max_body)
+                assert link.transport is not None
+                link.in_call = True
+                link.transport.write(request)
+                answer, reusable = await _answer(link, method, max_body)
             except BaseException:
                 link.close()
                 raise
-            self._keep(origin, link)
+            link.in_call = False
+            self._keep(origin, link, reusable and not link.buffer)
             return answer
 
     def close(self) -> None:
@@ -132,7 +165,7 @@ class Connections:
         idle = self._idle.get(origin, [])
         while idle:
             link = idle.pop()
-            if not link.lost and not link.unasked:
+            if not link.ended and not link.unasked:
                 return link
             link.close()
         parts = urllib.parse.urlsplit(origin)
@@ -146,62 +179,58 @@ class Connections:
         )
         return link
 
-    def _keep(self, origin: str, link: _Link) -> None:
-        connection = link.h11
-        extra, closed = connection.trailing_data  # bytes past the answer: not for a next call
-        done = connection.our_state is h11.DONE and connection.their_state is h11.DONE
-        if done and not extra and not closed:
-            connection.start_next_cycle()
-            idle = self._idle.setdefault(origin, [])
-            if len(idle) < self.max_calls and not link.lost:
-                idle.append(link)
-                return
-        link.close()
+    def _keep(self, origin: str, link: _Link, reusable: bool) -> None:
+        idle = self._idle.setdefault(origin, [])
+        if reusable and not link.ended and len(idle) < self.max_calls:
+            idle.append(link)
+        else:
+            link.close()
 
 
-async def _exchange(
-    link: _Link,
-    origin: str,
-    method: str,
-    target: str,
-    headers: list[tuple[str, str]],
-    body: bytes | None,
-    max_body: int,
-) -> Answer:
-    assert link.transport is not None
-    link.in_call = True
-    host = urllib.parse.urlsplit(origin).netloc
-    framing = [("Content-Length", str(len(body)))] if body is not None else []
-    request = h11.Request(
-        method=method, target=target, headers=[("Host", host), *headers, *framing]
-    )
-    data = link.h11.send(request) or b""
-    if body:
-        data += link.h11.send(h11.Data(data=body)) or b""
-    link.transport.write(data + (link.h11.send(h11.EndOfMessage()) or b""))
-    response = await _response(link)
-    head = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
-    declared = next((int(v) for k, v in head if k == "content-length"), 0)
-    if declared > max_body:
-        raise TooLarge(declared)
+async def _answer(link: _Link, method: str, max_body: int) -> tuple[Answer, bool]:
+    """The final response (1xx skipped) and whether the connection may carry another call."""
+    head = parse_head(await link.until(END_OF_HEAD, MAX_HEAD_BYTES))
+    while head.status < 200:
+        head = parse_head(await link.until(END_OF_HEAD, MAX_HEAD_BYTES))
+    framing, length = body_of(head, method)
+    if framing is Body.LENGTH and length > max_body:
+        raise TooLarge(length)
+    if framing is Body.NONE:
+        body = b""
+    elif framing is Body.LENGTH:
+        body = await link.exactly(length)
+    elif framing is Body.CHUNKED:
+        body = await _chunked(link, max_body)
+    else:
+        body = await _to_close(link, max_body)
+    reusable = framing is not Body.TO_CLOSE and head.keeps_alive()
+    return Answer(head.status, head.headers, body), reusable
+
+
+async def _chunked(link: _Link, max_body: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    while not isinstance(event := await link.next_event(), h11.EndOfMessage):
-        if not isinstance(event, h11.Data):
-            raise ConnectionResetError(f"the platform's answer ended early ({event!r})")
-        size += len(event.data)
+    while chunk := chunk_size(await link.until(b"\r\n", MAX_LINE_BYTES)):
+        size += chunk
         if size > max_body:
             raise TooLarge(size)
-        chunks.append(bytes(event.data))
-    link.in_call = False
-    return Answer(response.status_code, head, b"".join(chunks))
+        chunks.append(await link.exactly(chunk))
+        if await link.exactly(2) != b"\r\n":
+            raise BadAnswer("a chunk is longer than its size says")
+    trailers = 0  # header lines after the last chunk, up to an empty one: dropped
+    while line := await link.until(b"\r\n", MAX_LINE_BYTES):
+        trailers += len(line)
+        if trailers > MAX_HEAD_BYTES:
+            raise BadAnswer(f"trailers over {MAX_HEAD_BYTES} bytes")
+    return b"".join(chunks)
 
 
-async def _response(link: _Link) -> h11.Response:
-    """The final response's head (1xx answers skipped)."""
+async def _to_close(link: _Link, max_body: int) -> bytes:
     while True:
-        event = await link.next_event()
-        if isinstance(event, h11.Response):
-            return event
-        if not isinstance(event, h11.InformationalResponse):
-            raise ConnectionResetError(f"the platform closed the connection ({event!r})")
+        if len(link.buffer) > max_body:
+            raise TooLarge(len(link.buffer))
+        if not await link.more():
+            break
+    body = bytes(link.buffer)
+    link.buffer.clear()
+    return body

@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import h11
 import pytest
 
-from executor.gateway.upstream import Answer, Connections, TooLarge
+from executor.gateway.upstream import Answer, BadAnswer, Connections, TooLarge
 
 HANG_S = 30.0
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
@@ -105,7 +104,7 @@ def test_a_connection_the_platform_closed_while_idle_is_not_used_again() -> None
         async with platform(once) as served:
             first = await call(connections, served.origin)
             (link,) = connections._idle[served.origin]
-            while not link.lost:  # the platform closed it: the client side sees it
+            while not link.ended:  # the platform closed it: the client side sees it
                 await asyncio.sleep(0.01)
             second = await call(connections, served.origin)
             connections.close()
@@ -209,9 +208,9 @@ def test_a_declared_length_over_the_cap_is_refused_before_its_body() -> None:
 @pytest.mark.parametrize(
     ("sent", "error"),
     [
-        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", h11.RemoteProtocolError),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", h11.RemoteProtocolError),
-        (b"", h11.RemoteProtocolError),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", BadAnswer),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", BadAnswer),
+        (b"", BadAnswer),
     ],
     ids=["not-http", "closed-mid-body", "closed-before-answer"],
 )
@@ -307,5 +306,73 @@ def test_an_origin_nobody_listens_on_raises_os_error() -> None:
             origin = served.origin
         with pytest.raises(OSError):
             await call(Connections(30, 10), origin)
+
+    run(test)
+
+
+def test_a_body_framed_by_the_end_of_the_connection_is_read_to_it_and_not_kept() -> None:
+    async def old(
+        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await served.request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
+
+    async def test() -> None:
+        connections = Connections(30, 10)
+        async with platform(old) as served:
+            answer = await call(connections, served.origin)
+            assert connections._idle[served.origin] == []
+        assert (answer.status, answer.body) == (200, b"all of it")
+
+    run(test)
+
+
+def test_chunk_trailers_are_dropped_and_the_connection_kept() -> None:
+    async def trailing(
+        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while await served.request(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"3;x=y\r\nabc\r\n0\r\nX-Checksum: 1\r\nX-More: 2\r\n\r\n")
+
+    async def test() -> None:
+        connections = Connections(30, 10)
+        async with platform(trailing) as served:
+            answers = [await call(connections, served.origin) for _ in range(2)]
+            connections.close()
+        assert [a.body for a in answers] == [b"abc", b"abc"]
+        assert served.connections == 1
+
+    run(test)
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000, "no b'\\r\\n\\r\\n' within 65536 bytes"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+            "a chunk is longer than its size says",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"X-T: 1\r\n" * 12_000,
+            "trailers over 65536 bytes",
+        ),
+    ],
+    ids=["head-too-long", "chunk-too-long", "trailers-too-long"],
+)
+def test_an_answer_past_its_bounds_is_refused(sent: bytes, message: str) -> None:
+    async def over(
+        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await served.request(reader)
+        writer.write(sent)
+        await served.release.wait()  # the connection stays open: only the bound ends it
+
+    async def test() -> None:
+        async with platform(over) as served:
+            with pytest.raises(BadAnswer) as refused:
+                await call(Connections(30, 10), served.origin)
+        assert str(refused.value) == message
 
     run(test)
