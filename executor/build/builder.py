@@ -45,10 +45,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_INTERVAL_S = 0.5
-VERSION_LABEL = "io.plugin-executor.version"
-# On plugin images. Not the managed-container label: containers inherit image labels, and
-# crash recovery removes every managed container.
-IMAGE_LABEL = "io.plugin-executor.plugin-image"
 
 
 def build_plugin_image(
@@ -100,7 +96,6 @@ def _build_image(
         on_output=on_output,
         timeout_s=settings.build.timeout_s,
         stop=stop,
-        labels={IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
         network_mode="none" if offline else settings.build.network,
         container_limits={
             "memory": memory,

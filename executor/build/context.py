@@ -11,7 +11,9 @@ environment but pip's own switches; the CA bundle is public data.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +24,10 @@ from executor.statuses import RuntimeFlavor
 __all__ = [
     "BUILD_USER",
     "FREEZE_PATH",
+    "IMAGE_LABEL",
     "MODULES_CODE",
     "MODULES_PATH",
+    "VERSION_LABEL",
     "BuildContext",
     "build_phase",
     "context_archive",
@@ -54,6 +58,10 @@ MAX_WHEELHOUSE_BYTES = 2 * 1024 * 1024 * 1024
 PREPARE_STEP = "Preparing the runtime flavor image"
 REQUIREMENTS_STEP = "Installing requirements.txt (pip)"
 CODE_STEP = "Adding the plugin's code"
+VERSION_LABEL = "io.plugin-executor.version"
+# On plugin images. Not the managed-container label: containers inherit image labels, and
+# crash recovery removes every managed container.
+IMAGE_LABEL = "io.plugin-executor.plugin-image"
 
 
 @dataclass(frozen=True)
@@ -97,8 +105,14 @@ def pip_command(build: BuildSettings) -> str:
     )
 
 
-def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavor) -> str:
-    """The Dockerfile of a plugin image (see the module docstring for its layers)."""
+def dockerfile(
+    settings: Settings,
+    has_requirements: bool,
+    runtime: RuntimeFlavor,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """The Dockerfile of a plugin image (see the module docstring for its layers), with
+    ``labels`` on the image."""
     uid, gid = BUILD_USER.split(":")
     lines = [f"FROM {settings.images.flavor_image(runtime)}", "USER root"]
     if has_requirements:
@@ -123,6 +137,10 @@ def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavo
         " && python3 -m compileall -q /opt/plugin/plugin_code",
         f"USER {RUN_USER}",
     ]
+    if labels:  # one step: the engine's own build labels make a step (a container) each
+        lines.append(
+            "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +159,12 @@ def build_phase(instruction: str) -> str | None:
 def context_archive(settings: Settings, build: BuildContext) -> bytes:
     """The build context: Dockerfile, requirements, CA bundle or wheelhouse, plugin source."""
     files: dict[str, bytes] = {
-        "Dockerfile": dockerfile(settings, build.has_requirements, build.runtime).encode(),
+        "Dockerfile": dockerfile(
+            settings,
+            build.has_requirements,
+            build.runtime,
+            {IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
+        ).encode(),
         "source.tar.gz": build.source,
     }
     if build.has_requirements:

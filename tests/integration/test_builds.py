@@ -85,6 +85,12 @@ def test_same_requirements_share_the_layer_and_freeze_is_stored(
         network_disabled=True,
     )
     assert owner.decode().strip() == "10001"
+    image = server.docker_client.images.get(
+        f"plugin-executor/p-{plugin_id(server, 'req_second')}:v1"
+    )
+    assert image.labels["io.plugin-executor.plugin-image"] == "true"
+    assert image.labels["io.plugin-executor.version"] == version_id(server, "req_second", 1)
+    assert image.attrs["Config"]["User"] == "10000:10000"
 
 
 def plugin_id(server: RunningServer, name: str) -> str:
@@ -94,6 +100,18 @@ def plugin_id(server: RunningServer, name: str) -> str:
 
     with server.service.db.session() as session:
         return str(session.scalar(select(Plugin.id).where(Plugin.name == name)))
+
+
+def version_id(server: RunningServer, name: str, number: int) -> str:
+    from sqlalchemy import select
+
+    from executor.store.tables import PluginVersion
+
+    with server.service.db.session() as session:
+        found = select(PluginVersion.id).where(
+            PluginVersion.plugin_id == plugin_id(server, name), PluginVersion.number == number
+        )
+        return str(session.scalar(found))
 
 
 def test_plugin_without_requirements_has_an_empty_freeze(server: RunningServer) -> None:

@@ -106,3 +106,15 @@ def test_a_plugin_image_builds_from_its_flavors_image(
 ) -> None:
     text = dockerfile(settings(runtime_image=runtime_image), False, RuntimeFlavor(flavor))
     assert text.splitlines()[0] == f"FROM {base}"
+
+
+def test_the_image_labels_are_one_step_after_the_code() -> None:
+    """One LABEL instruction, last: the engine's own build labels made a step (an
+    intermediate container) each, after every code-only change."""
+    text = members(context_archive(settings(), build()))["Dockerfile"].decode()
+
+    assert text.splitlines()[-2:] == [
+        "USER 10000:10000",
+        'LABEL "io.plugin-executor.plugin-image"="true" "io.plugin-executor.version"="vid"',
+    ]
+    assert text.count("LABEL") == 1
