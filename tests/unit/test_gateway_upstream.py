@@ -68,6 +68,21 @@ async def answer_each(
         writer.write(OK)
 
 
+def answer_once(sent: bytes, *, hold: bool = False) -> Script:
+    """A script that reads one request and writes ``sent``; with ``hold``, the connection
+    then stays open until the test is over (only the client's own bound ends the call)."""
+
+    async def script(
+        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await served.request(reader)
+        writer.write(sent)
+        if hold:
+            await served.release.wait()
+
+    return script
+
+
 async def call(connections: Connections, origin: str, method: str = "GET") -> Answer:
     return await connections.call(origin, method, "/api/x?q=1", [("X-Test", "1")], None, 1024)
 
@@ -93,15 +108,10 @@ def test_one_connection_carries_call_after_call() -> None:
 
 
 def test_a_connection_the_platform_closed_while_idle_is_not_used_again() -> None:
-    async def once(
-        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await served.request(reader)
-        writer.write(OK)  # no "Connection: close", and closed all the same
-
     async def test() -> None:
         connections = Connections(30, 10)
-        async with platform(once) as served:
+        # No "Connection: close", and closed all the same.
+        async with platform(answer_once(OK)) as served:
             first = await call(connections, served.origin)
             (link,) = connections._idle[served.origin]
             while not link.ended:  # the platform closed it: the client side sees it
@@ -115,15 +125,11 @@ def test_a_connection_the_platform_closed_while_idle_is_not_used_again() -> None
 
 
 def test_an_answer_with_connection_close_is_not_kept() -> None:
-    async def closing(
-        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await served.request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
-
     async def test() -> None:
         connections = Connections(30, 10)
-        async with platform(closing) as served:
+        async with platform(
+            answer_once(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+        ) as served:
             for _ in range(2):
                 assert (await call(connections, served.origin)).body == b"{}"
             assert connections._idle.get(served.origin, []) == []
@@ -190,15 +196,10 @@ def test_a_chunked_answer_is_read_whole_and_capped() -> None:
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_its_body() -> None:
-    async def huge(
-        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await served.request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n")  # body never sent
-        await served.release.wait()
-
     async def test() -> None:
-        async with platform(huge) as served:
+        async with platform(
+            answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n", hold=True)
+        ) as served:
             with pytest.raises(TooLarge):
                 await call(Connections(30, 10), served.origin)
 
@@ -217,15 +218,9 @@ def test_a_declared_length_over_the_cap_is_refused_before_its_body() -> None:
 def test_a_platform_that_does_not_answer_in_http_raises(
     sent: bytes, error: type[Exception]
 ) -> None:
-    async def broken(
-        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await served.request(reader)
-        writer.write(sent)
-
     async def test() -> None:
         connections = Connections(30, 10)
-        async with platform(broken) as served:
+        async with platform(answer_once(sent)) as served:
             with pytest.raises(error):
                 await call(connections, served.origin)
             assert connections._idle.get(served.origin, []) == []
@@ -257,14 +252,8 @@ def test_informational_answers_are_skipped_and_a_head_answer_has_no_body() -> No
 
 
 def test_a_platform_that_holds_the_call_past_the_timeout_raises_timeout() -> None:
-    async def silent(
-        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await served.request(reader)
-        await served.release.wait()  # answers only once the test is over
-
     async def test() -> None:
-        async with platform(silent) as served:
+        async with platform(answer_once(b"", hold=True)) as served:
             with pytest.raises(TimeoutError):
                 await call(Connections(0.2, 10), served.origin)
 
@@ -311,15 +300,11 @@ def test_an_origin_nobody_listens_on_raises_os_error() -> None:
 
 
 def test_a_body_framed_by_the_end_of_the_connection_is_read_to_it_and_not_kept() -> None:
-    async def old(
-        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await served.request(reader)
-        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
-
     async def test() -> None:
         connections = Connections(30, 10)
-        async with platform(old) as served:
+        async with platform(
+            answer_once(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
+        ) as served:
             answer = await call(connections, served.origin)
             assert connections._idle[served.origin] == []
         assert (answer.status, answer.body) == (200, b"all of it")
@@ -362,15 +347,8 @@ def test_chunk_trailers_are_dropped_and_the_connection_kept() -> None:
     ids=["head-too-long", "chunk-too-long", "trailers-too-long"],
 )
 def test_an_answer_past_its_bounds_is_refused(sent: bytes, message: str) -> None:
-    async def over(
-        served: Platform, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await served.request(reader)
-        writer.write(sent)
-        await served.release.wait()  # the connection stays open: only the bound ends it
-
     async def test() -> None:
-        async with platform(over) as served:
+        async with platform(answer_once(sent, hold=True)) as served:
             with pytest.raises(BadAnswer) as refused:
                 await call(Connections(30, 10), served.origin)
         assert str(refused.value) == message
