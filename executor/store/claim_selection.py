@@ -22,6 +22,7 @@ __all__ = [
     "WebhookSlots",
     "choose",
     "confirm",
+    "fit_request",
     "limit_keys",
 ]
 
@@ -227,3 +228,21 @@ def limit_keys(room: Room, picks: Iterable[Candidate]) -> set[tuple[int, str]]:
         if not pick.webhook and room.cap(pick.tenant_id) is not None:
             keys.add((TENANT_KEY, pick.tenant_id))
     return keys
+
+
+def fit_request(room: Room, picks: Sequence[Candidate]) -> list[tuple[int, str, int, int]]:
+    """(kind, key, runs the picks add, cap) of every limit key the picks count against, in
+    key order: all the picks fit when each key's running count plus what they add stays
+    within its cap (``Room.admits``, applied to all of them at once)."""
+    keys = sorted(limit_keys(room, picks))
+    request = []
+    for kind, key in keys:
+        if kind == PLUGIN_KEY:
+            adds, cap = sum(p.plugin_id == key for p in picks), room.limits.per_plugin
+        elif kind == PROJECT_KEY:
+            adds, cap = sum(p.project_id == key for p in picks), room.limits.per_project
+        else:
+            adds = sum(p.tenant_id == key and not p.webhook for p in picks)
+            cap = room.cap(key) or 0  # limit_keys names capped tenants only
+        request.append((kind, key, adds, cap))
+    return request

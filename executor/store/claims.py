@@ -1,15 +1,18 @@
 """Claiming queued invocations: which ones a node takes (chosen by
-``executor.store.claim_selection``), read and locked here, each taken under a new lease."""
+``executor.store.claim_selection``), read and locked here, each taken under a new lease.
+The statements are ``executor.store.claim_statements``', executed on the session's
+connection (no ORM work but loading the runs taken)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, literal, or_, select, text, union_all, update
+from sqlalchemy import Connection, Select
 from sqlalchemy.orm import Session
 
-from executor.statuses import InvocationStatus, NodeState
+from executor.store import claim_statements as sql
 from executor.store.claim_selection import (
     NO_WEBHOOK_SLOTS,
     PLUGIN_KEY,
@@ -23,19 +26,10 @@ from executor.store.claim_selection import (
     WebhookSlots,
     choose,
     confirm,
+    fit_request,
     limit_keys,
 )
-from executor.store.clock import db_now
-from executor.store.leases import take
-from executor.store.tables import (
-    Activation,
-    DispatchLock,
-    Invocation,
-    Node,
-    Tenant,
-    Webhook,
-    utcnow,
-)
+from executor.store.tables import Invocation, utcnow
 
 # ClaimLimits, NodeClaim and WebhookSlots are what ``claim`` takes: named here with it.
 __all__ = [
@@ -58,52 +52,13 @@ def locked_window(free: int) -> int:
     return min(CLAIM_WINDOW, 2 * free + 4)
 
 
-def _is_webhook() -> Any:
-    """True for an invocation of a webhook version (a delivery, not a container run)."""
-    return Invocation.version_id.in_(select(Webhook.version_id))
-
-
-# CAPS: the rows of tenants' caps in ``_read_room`` (the limit keys' kinds are 1 to 3).
-CAPS = 4
-NO_CAP = -1  # a tenant's cap left to the default, in those rows
-
-
-def _count_parts(
-    plugins: set[str] | None, projects: set[str] | None, tenants: set[str] | None
-) -> list[Select[int, str, int]]:
-    running = Invocation.status == InvocationStatus.RUNNING
-    return [
-        select(literal(kind), column, func.count())
-        .where(running, *([] if keys is None else [column.in_(keys)]), *where)
-        .group_by(column)
-        for kind, column, keys, where in (
-            (PLUGIN_KEY, Invocation.plugin_id, plugins, ()),
-            (PROJECT_KEY, Invocation.project_id, projects, ()),
-            (TENANT_KEY, Invocation.tenant_id, tenants, (~_is_webhook(),)),
-        )
-        if keys is None or keys
-    ]
-
-
-def _running(
-    session: Session,
-    plugins: set[str] | None,
-    projects: set[str] | None,
-    tenants: set[str] | None,
-    *more: Select[int, str, int],
-) -> tuple[Running, list[tuple[int, str, int]]]:
-    """How many runs of each of these keys run now (None: of every key that runs any),
-    in one statement with ``more`` selects of the same shape (kind, key, number); returns
-    the counts and the rows of ``more``. Each count reads the ``status`` index's running
-    rows."""
-    parts = [*_count_parts(plugins, projects, tenants), *more]
+def _tally(rows: Sequence[Sequence[Any]]) -> tuple[Running, list[tuple[int, str, int]]]:
+    """The running counts among ``(kind, key, number)`` rows, and the other rows."""
     counts = Running()
-    if not parts:
-        return counts, []
     by_kind = {PLUGIN_KEY: counts.by_plugin, PROJECT_KEY: counts.by_project}
     by_kind[TENANT_KEY] = counts.by_tenant
     other = []
-    for kind, key, number in session.execute(union_all(*parts)).all():
+    for kind, key, number in rows:
         if int(kind) in by_kind:
             by_kind[int(kind)][str(key)] = int(number)
         else:
@@ -111,68 +66,58 @@ def _running(
     return counts, other
 
 
-def _lock_keys(session: Session, keys: set[tuple[int, str]]) -> None:
-    """Take PostgreSQL's transaction advisory lock of each limit key, in one order for
-    every claimer (so two claimers never wait on each other in a cycle); held until the
-    commit. A claimer counts a key's running runs only while it holds its lock, and a run
-    it takes is committed before the lock is released: the next claimer of that key counts
-    it. Keys are hashed to 32 bits: two keys that share a lock only wait on each other."""
-    if not keys:
-        return
-    values = ", ".join(f"({kind}, hashtext(:k{n}))" for n, (kind, _) in enumerate(sorted(keys)))
-    params = {f"k{n}": key for n, (_, key) in enumerate(sorted(keys))}
-    # OFFSET 0 keeps the sorted subquery whole: the locks are taken in its order.
-    session.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(kind, hash)) FROM "
-            f"(SELECT kind, hash FROM (VALUES {values}) AS k (kind, hash) "
-            "ORDER BY kind, hash OFFSET 0) AS sorted"
-        ),
-        params,
-    )
-
-
-def _warm_elsewhere(session: Session, node_id: str) -> set[str]:
+def _warm_elsewhere(connection: Connection, node_id: str) -> set[str]:
     """Version ids that another ready node holds a warm container of and ``node_id`` not."""
-    rows = session.execute(select(Node.id, Node.warm).where(Node.state == NodeState.READY))
-    warm = {str(holder): counts or {} for holder, counts in rows.all()}
+    warm = {str(holder): counts or {} for holder, counts in connection.execute(sql.WARM)}
     own = warm.pop(node_id, {})
     return {version for counts in warm.values() for version in counts if version not in own}
 
 
-def _read_room(session: Session, runs: int, webhooks: WebhookSlots, limits: ClaimLimits) -> Room:
-    """The room with every tenant's cap and the running counts of every plugin, project
-    and tenant, in one statement."""
-    caps = select(literal(CAPS), Tenant.id, func.coalesce(Tenant.max_concurrent_runs, NO_CAP))
-    counts, rows = _running(session, None, None, None, caps)
-    tenant_caps = {tenant: limits.per_tenant if cap == NO_CAP else cap for _, tenant, cap in rows}
+Opened = tuple[datetime, Running, list[tuple[int, str, int]]]
+
+
+def _open(
+    connection: Connection, owner: str, node_id: str, lease_s: float, now: datetime
+) -> Opened | None:
+    """The database's now (the renewed heartbeat), the running counts and the tenants'
+    caps; None when nothing is due (an idle poll: no write) or the node may not claim
+    (drained, lost, or its heartbeat stale: a drain holds at once)."""
+    beat = {"node": node_id, "stale_after": -lease_s, "now": now}
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(sql.OPEN_POSTGRES, beat).all()
+        if not rows:
+            return None
+        counts, caps = _tally([row[1:] for row in rows if row[1] is not None])
+        return rows[0][0], counts, caps
+    # SQLite: the update of the one dispatch_lock row takes the write lock first (claims
+    # are serialized there), then the heartbeat and the counts.
+    if connection.execute(sql.ANY_DUE, {"now": now}).first() is None:
+        return None
+    connection.execute(sql.DISPATCH_LOCK, {"owner": owner, "now": now})
+    heartbeat = connection.execute(sql.HEARTBEAT, beat).scalar()
+    if heartbeat is None:
+        return None
+    return heartbeat, *_tally(connection.execute(sql.ROOM).all())
+
+
+def _room(
+    runs: int, webhooks: WebhookSlots, limits: ClaimLimits, counts: Running, caps: Any
+) -> Room:
+    """The claim's room: its free slots, the running counts, and each tenant's cap."""
+    tenant_caps = {t: limits.per_tenant if cap == sql.NO_CAP else cap for _, t, cap in caps}
     return Room(runs, webhooks, limits, tenant_caps, counts)
 
 
-def _claimable(
-    room: Room, webhooks: WebhookSlots, now: datetime, window: int
-) -> Select[Invocation, str | None, str | None, dict[str, Any] | None]:
-    """Queued invocations due now, oldest first, leaving out those no slot could take: runs
-    of a plugin or project at its limit, of a tenant at its cap, webhook deliveries when the
+def _claimable(room: Room, webhooks: WebhookSlots, window: int, locked: bool) -> Select[Any]:
+    """``claim_statements.candidates`` leaving out those no slot could take: runs of a
+    plugin or project at its limit, of a tenant at its cap, webhook deliveries when the
     webhook pool (or the tenant's share of it) is full, plugin runs when the run slots are.
     Left out in the query, not skipped in the window, so one plugin's or tenant's backlog
-    cannot fill the window and starve the others. Each comes with its webhook version's id
-    (None: a plugin run) and its activation's runtime and node selector, joined in."""
-    is_webhook = _is_webhook()
-    activation = (Activation.plugin_id == Invocation.plugin_id) & (
-        Activation.project_id == Invocation.project_id
-    )
-    query = (
-        select(Invocation, Webhook.version_id, Activation.runtime, Activation.node_selector)
-        .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
-        .outerjoin(Activation, activation)
-    )
-    query = query.where(
-        Invocation.status == InvocationStatus.QUEUED,
-        or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
-    )
+    cannot fill the window and starve the others."""
+    query = sql.candidates(window, locked)
+    is_webhook = sql.is_webhook()
     if busy := room.busy_tenants():
-        query = query.where(or_(is_webhook, Invocation.tenant_id.not_in(busy)))
+        query = query.where(is_webhook | Invocation.tenant_id.not_in(busy))
     if full := room.full_plugins():
         query = query.where(Invocation.plugin_id.not_in(full))
     if full := room.full_projects():
@@ -182,23 +127,19 @@ def _claimable(
     if room.webhooks <= 0:
         query = query.where(~is_webhook)
     elif full := webhooks.full_tenants():
-        query = query.where(or_(~is_webhook, Invocation.tenant_id.not_in(full)))
-    return query.order_by(Invocation.queued_at, Invocation.id).limit(window)
+        query = query.where(~is_webhook | Invocation.tenant_id.not_in(full))
+    return query
 
 
-def _candidate(
-    invocation: Invocation,
-    hook_version: str | None,
-    runtime: str | None,
-    selector: dict[str, Any] | None,
-) -> Candidate:
+def _candidate(row: Sequence[Any]) -> Candidate:
+    run_id, plugin, project, tenant, version, queued_at, hook_version, runtime, selector = row
     return Candidate(
-        id=invocation.id,
-        plugin_id=invocation.plugin_id,
-        project_id=invocation.project_id,
-        tenant_id=invocation.tenant_id,
-        version_id=invocation.version_id,
-        queued_at=invocation.queued_at,
+        id=run_id,
+        plugin_id=plugin,
+        project_id=project,
+        tenant_id=tenant,
+        version_id=version,
+        queued_at=queued_at,
         webhook=hook_version is not None,
         runtime=runtime,
         selector=selector,
@@ -221,14 +162,15 @@ def claim(
 
     Claimers do not wait on each other as a whole. On PostgreSQL the candidate rows are
     locked with ``FOR UPDATE SKIP LOCKED`` (two claimers take different runs; a claim locks
-    a small window, ``locked_window``), the limits are checked against running
-    counts read without a lock to choose (the ones at their limit left out in the query),
-    then, holding the
-    advisory lock of every limit key the chosen runs count against (``_lock_keys``),
-    against counts read again: a run another claimer took meanwhile is counted, so every
-    limit holds exactly. Claimers of other plugins, projects and uncapped tenants never
-    wait on each other. On SQLite (one process) the update of the one ``dispatch_lock``
-    row serializes claims (its write lock), and the first counts are final.
+    a small window, ``locked_window``), the limits are checked against running counts read
+    without a lock to choose (the ones at their limit left out in the query), then by the
+    update that takes the chosen runs (``claim_statements.TAKE_FITTING``): it holds the
+    advisory lock of every limit key they count against and counts again, so a run
+    another claimer took meanwhile is counted and every limit holds exactly, and takes
+    them only if they all fit (else the claim takes those that still fit, ``_confirm``).
+    Claimers of other plugins, projects and uncapped tenants never wait on each other.
+    On SQLite (one process) the update of the one ``dispatch_lock`` row serializes claims
+    (its write lock), and the first counts are final.
 
     A plugin whose oldest runnable invocation is blocked by a limit gets nothing newer
     claimed (arrival order per plugin); one this node cannot run (its activation needs a
@@ -239,100 +181,73 @@ def claim(
     blocks nothing either); after the grace any node takes it, so nothing waits on a node
     that went away or whose warm container was taken meanwhile.
 
-    Only a live node claims (``_alive``): ``ready``, and its heartbeat fresher than
-    ``lease_s`` by the database's clock; leases expire ``lease_s`` after the database's now.
+    Only a live node claims (``claim_statements.HEARTBEAT``): ``ready``, and its heartbeat
+    fresher than ``lease_s`` by the database's clock; leases expire ``lease_s`` after the
+    database's now.
+
+    On PostgreSQL a claim that takes runs is three statements: the heartbeat with the
+    counts (``claim_statements.OPEN_POSTGRES``), the candidates, and the update; an idle
+    one (nothing due) is the first alone, and writes nothing.
     """
     now = utcnow()
-    if not _any_due(session, now):
-        return []  # an idle poll: one read, no write (the heartbeat is renewed by beats)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if not postgres:
-        session.execute(
-            update(DispatchLock).where(DispatchLock.id == 1).values(owner=owner, claimed_at=now)
-        )
-    beat = _alive(session, node.node_id, lease_s)
-    if beat is None:
-        return []  # drained, lost, or its heartbeat stale: read here, a drain holds at once
-    expires = beat + timedelta(seconds=lease_s)
-    room = _read_room(session, slots, webhooks, limits)
+    connection = session.connection()
+    opened = _open(connection, owner, node.node_id, lease_s, now)
+    if opened is None:
+        return []
+    beat, counts, caps = opened
+    room = _room(slots, webhooks, limits, counts, caps)
     if room.full():
         return []
+    postgres = connection.dialect.name == "postgresql"
     window = locked_window(slots + webhooks.free) if postgres else CLAIM_WINDOW
-    query = _claimable(room, webhooks, now, window)
-    if postgres:
-        query = query.with_for_update(skip_locked=True, of=Invocation)
-    rows = session.execute(query).all()
-    if not rows:
+    query = _claimable(room, webhooks, window, locked=postgres)
+    candidates = [_candidate(row) for row in connection.execute(query, {"now": now})]
+    if not candidates:
         return []
-    invocations = {invocation.id: invocation for invocation, *_ in rows}
-    warm_elsewhere = _warm_elsewhere(session, node.node_id) if grace_s > 0 else set()
+    warm_elsewhere = _warm_elsewhere(connection, node.node_id) if grace_s > 0 else set()
     fresh_since = now - timedelta(seconds=grace_s)
-    picks = choose(room, [_candidate(*row) for row in rows], node, warm_elsewhere, fresh_since)
-    if postgres and picks:
-        picks = _confirm(session, room, picks, slots, webhooks, limits)
-    for pick in picks:
-        invocation = invocations[pick.id]
-        take(invocation, owner, node.node_id, expires)
-        invocation.started_at = now
-        invocation.handler_started_at = None
-        invocation.stdout_read_bytes = invocation.stderr_read_bytes = 0  # a new container
-        invocation.attempt += 1
-        invocation.not_before = None
-    session.flush()
-    return [invocations[pick.id] for pick in picks]
+    picks = choose(room, candidates, node, warm_elsewhere, fresh_since)
+    if not picks:
+        return []
+    expires = beat + timedelta(seconds=lease_s)
+    taking = {"taker": owner, "on_node": node.node_id, "expiry": expires, "now": now}
+    if not postgres:
+        return _take(session, sql.TAKE, picks, taking)
+    taken = _take(session, sql.TAKE_FITTING, picks, taking | _fit(room, picks))
+    if taken:
+        return taken
+    # Another claimer took runs of these keys since the first count: take what still fits.
+    picks = _confirm(connection, room, picks, slots, webhooks, limits)
+    return _take(session, sql.TAKE_FITTING, picks, taking | _fit(room, picks)) if picks else []
 
 
-def _any_due(session: Session, now: datetime) -> bool:
-    """Whether any invocation is queued and due (index ``status, queued_at``)."""
-    due = select(Invocation.id).where(
-        Invocation.status == InvocationStatus.QUEUED,
-        or_(Invocation.not_before.is_(None), Invocation.not_before <= now),
-    )
-    return session.scalar(due.limit(1)) is not None
+def _take(
+    session: Session, statement: Any, picks: list[Candidate], params: dict[str, Any]
+) -> list[Invocation]:
+    """The picks taken by ``statement``, in their order."""
+    ids = [pick.id for pick in picks]
+    by_id = {row.id: row for row in session.scalars(statement, params | {"ids": ids})}
+    return [by_id[run_id] for run_id in ids if run_id in by_id]
+
+
+def _fit(room: Room, picks: list[Candidate]) -> dict[str, list[Any]]:
+    """``claim_fits``' parameters for the picks (``fit_request``)."""
+    kinds, keys, adds, caps = zip(*fit_request(room, picks), strict=True)
+    return {"kinds": list(kinds), "keys": list(keys), "adds": list(adds), "caps": list(caps)}
 
 
 def _confirm(
-    session: Session,
+    connection: Connection,
     room: Room,
     picks: list[Candidate],
     slots: int,
     webhooks: WebhookSlots,
     limits: ClaimLimits,
 ) -> list[Candidate]:
-    """The picks that still fit once their limit keys are locked and counted again (runs
-    other claimers took since the first count hold slots now), in order."""
-    keys = limit_keys(room, picks)
-    _lock_keys(session, keys)
-    counts, _ = _running(
-        session,
-        {key for kind, key in keys if kind == PLUGIN_KEY},
-        {key for kind, key in keys if kind == PROJECT_KEY},
-        {key for kind, key in keys if kind == TENANT_KEY},
-    )
+    """The picks that still fit their limit keys counted again (runs other claimers took
+    since the first count hold slots now), in order; ``claim_fits`` holds the keys' locks
+    already, so the counts stay true until the commit."""
+    keys = sorted(limit_keys(room, picks))
+    locked = {"kinds": [kind for kind, _ in keys], "keys": [key for _, key in keys]}
+    counts, _ = _tally(connection.execute(sql.LOCKED_COUNTS, locked).all())
     return confirm(Room(slots, webhooks, limits, room.tenant_caps, counts), picks)
-
-
-def _alive(session: Session, node_id: str, lost_after_s: float) -> datetime | None:
-    """The database's now if ``node_id`` may claim now (None if not), renewing its
-    heartbeat if so: it is ``ready`` (registered, not drained, not marked lost) and its
-    heartbeat is younger than ``lost_after_s`` by the database's clock. A node cut off
-    from the store for longer (the database was down, the process paused) may be marked
-    lost any moment, and what it claimed re-run elsewhere: it heartbeats first.
-
-    The update locks the node's row until the commit: a concurrent ``mark_lost`` (which
-    updates the row too) either committed first, and this matches nothing, or waits and
-    then finds the heartbeat renewed. So what a node claims is its own for at least
-    ``lost_after_s``. The state is read here, so a drain holds from the next claim.
-    """
-    result = session.execute(
-        update(Node)
-        .where(
-            Node.id == node_id,
-            Node.state == NodeState.READY,
-            Node.heartbeat_at >= db_now(-lost_after_s),
-        )
-        .values(heartbeat_at=db_now())
-        .returning(Node.heartbeat_at)
-        .execution_options(synchronize_session=False)
-    )
-    return result.scalar()

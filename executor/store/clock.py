@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, bindparam, select
+from sqlalchemy import BindParameter, Float, bindparam, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
@@ -30,8 +30,11 @@ class db_now(FunctionElement[datetime]):  # lower case: a SQL function, used lik
     inherit_cache = True
     name = "db_now"
 
-    def __init__(self, offset_s: float = 0.0) -> None:
-        super().__init__(bindparam(None, float(offset_s), type_=Float()))
+    def __init__(self, offset_s: float | BindParameter[float] = 0.0) -> None:
+        # A bound parameter: the offset given at execution, for a statement built once.
+        if not isinstance(offset_s, BindParameter):
+            offset_s = bindparam(None, float(offset_s), type_=Float())
+        super().__init__(offset_s)
 
 
 @compiles(db_now)

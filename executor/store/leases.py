@@ -3,7 +3,8 @@ its release, and the fence every write of a holder passes first."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -12,18 +13,22 @@ from executor.statuses import InvocationStatus
 from executor.store.clock import database_now, db_now
 from executor.store.tables import Invocation
 
-__all__ = ["LEASE_EXPIRED", "adopt", "fence", "release", "renew_leases", "take"]
+__all__ = ["LEASE_EXPIRED", "adopt", "fence", "release", "renew_leases", "taken"]
 
 LEASE_EXPIRED = "lease expired: the executor running it stopped"
 
 
-def take(invocation: Invocation, owner: str, node_id: str, expires: datetime) -> None:
-    """Make ``owner`` on ``node_id`` the holder, under a new lease generation."""
-    invocation.status = InvocationStatus.RUNNING
-    invocation.lease_owner = owner
-    invocation.node_id = node_id
-    invocation.lease_expires_at = expires
-    invocation.lease_generation += 1
+def taken(owner: Any, node_id: Any, expires: Any) -> dict[str, Any]:
+    """The values of a run's row that make ``owner`` on ``node_id`` its holder until
+    ``expires``, under a new lease generation: for the update of a claim (values or bound
+    parameters)."""
+    return {
+        "status": InvocationStatus.RUNNING,
+        "lease_owner": owner,
+        "node_id": node_id,
+        "lease_expires_at": expires,
+        "lease_generation": Invocation.lease_generation + 1,
+    }
 
 
 def release(invocation: Invocation, *, status: InvocationStatus) -> None:

@@ -57,6 +57,7 @@ CURSOR_PREFIX = "lr1:"
 # locks: "plogwrit" in ASCII) and the channel their commits are announced on.
 LOG_WRITER_LOCK = 0x706C6F6777726974
 LOG_CHANNEL = "executor_log_records"
+_ANNOUNCE = text(f"SELECT pg_notify('{LOG_CHANNEL}', '')")  # every run's end sends it
 
 
 def levels_at_least(level: str) -> list[str]:
@@ -151,7 +152,7 @@ def announce(session: Session) -> None:
     store again (new records, or a followed run ended). PostgreSQL only: on SQLite there
     is no other process to tell (they poll)."""
     if _is_postgresql(session):
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": LOG_CHANNEL})
+        session.connection().execute(_ANNOUNCE)
 
 
 def _is_postgresql(session: Session) -> bool:

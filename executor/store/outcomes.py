@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
@@ -41,23 +41,27 @@ class RunOutput:
     truncated: bool
 
 
+# On every start's path: built once.
+_HAND_OFF = (
+    update(Invocation)
+    .where(
+        Invocation.id == bindparam("run"),
+        Invocation.lease_generation == bindparam("generation"),
+        Invocation.status == InvocationStatus.RUNNING,
+    )
+    .values(deadline_at=bindparam("deadline"), cold_start=bindparam("cold"))
+)
+
+
 def begin_hand_off(
     session: Session, invocation_id: str, generation: int, deadline: datetime, cold_start: bool
 ) -> bool:
     """Record the deadline of the attempt handed off now, and how its container started;
     False (nothing recorded) when the lease ``generation`` was lost."""
-    # One conditional UPDATE: the fence and the write (this is on every start's path).
-    result = session.execute(
-        update(Invocation)
-        .where(
-            Invocation.id == invocation_id,
-            Invocation.lease_generation == generation,
-            Invocation.status == InvocationStatus.RUNNING,
-        )
-        .values(deadline_at=deadline, cold_start=cold_start)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+    # One conditional UPDATE: the fence and the write.
+    params = {"run": invocation_id, "generation": generation, "deadline": deadline}
+    result = session.connection().execute(_HAND_OFF, params | {"cold": cold_start})
+    return int(result.rowcount) == 1
 
 
 def mark_handler_started(
@@ -133,6 +137,39 @@ def retry_later(
     return True
 
 
+# A run's end, in two statements built once (every run ends through them): the fence,
+# giving back what the end is computed from, then the end's values.
+_ENDING = (Invocation.attempt, Invocation.attempts, Invocation.started_at)
+_HELD = (
+    update(Invocation)
+    .where(
+        Invocation.id == bindparam("run"),
+        Invocation.lease_generation == bindparam("generation"),
+        Invocation.status == InvocationStatus.RUNNING,
+    )
+    .values(lease_generation=Invocation.lease_generation)  # a no-op that locks the row
+    .returning(*_ENDING)
+)
+_UNHELD = select(*_ENDING).where(Invocation.id == bindparam("run"))
+_END = (
+    update(Invocation)
+    .where(Invocation.id == bindparam("run"))
+    .values(
+        status=bindparam("end"),
+        exit_code=bindparam("code"),
+        error=bindparam("message"),
+        error_type=bindparam("failure_type"),
+        error_message=bindparam("failure_message"),
+        error_location=bindparam("failure_location"),
+        attempts=bindparam("history", type_=Invocation.__table__.c.attempts.type),
+        lease_expires_at=None,  # the owner stays: it tells which executor ran it
+        finished_at=bindparam("ended"),
+        duration_ms=bindparam("took"),
+    )
+)
+_END_WITH_OUTPUT = _END.values(log_bytes=bindparam("written"), truncated=bindparam("cut"))
+
+
 def finish(
     session: Session,
     invocation_id: str,
@@ -155,25 +192,37 @@ def finish(
     known) how much log the run wrote; ``failure`` the summary of a run that did not
     succeed (default: classified from ``status`` and ``error``). Returns False (and
     changes nothing) when the lease was lost to another holder or the run ended already,
-    so a result is never recorded twice.
+    so a result is never recorded twice. Written with statements, not through the
+    session's objects: reload a run the session holds to see its end.
     """
-    if generation is not None and not fence(session, invocation_id, generation):
+    connection = session.connection()
+    fenced = generation is not None
+    params = {"run": invocation_id, "generation": generation}
+    held = connection.execute(_HELD if fenced else _UNHELD, params).first()
+    if held is None:
         return False
-    invocation = get_invocation(session, invocation_id)
+    attempt, history, started_at = held
     now = at or utcnow()
-    invocation.status = status
-    invocation.exit_code = exit_code
-    invocation.error = error
-    _note_failure(invocation, status, failure or RunError.classified(status, error))
-    if output is not None:
-        invocation.log_bytes = output.log_bytes
-        invocation.truncated = output.truncated
+    kept = _failure(status, failure or RunError.classified(status, error))
     if reason is not None:
-        _note_attempt(invocation, reason, kind)
-    invocation.lease_expires_at = None  # the owner stays: it tells which executor ran it
-    invocation.finished_at = now
-    if invocation.started_at is not None:
-        invocation.duration_ms = int((now - invocation.started_at).total_seconds() * 1000)
+        history = [*history, _attempt_entry(attempt, reason, kind)]
+    values: dict[str, Any] = {
+        "run": invocation_id,
+        "end": status.value,
+        "code": exit_code,
+        "message": error,
+        "failure_type": kept.type if kept else None,
+        "failure_message": kept.message if kept else None,
+        "failure_location": kept.location if kept else None,
+        "history": history,
+        "ended": now,
+        "took": None if started_at is None else int((now - started_at).total_seconds() * 1000),
+    }
+    if output is None:
+        connection.execute(_END, values)
+    else:
+        values |= {"written": output.log_bytes, "cut": output.truncated}
+        connection.execute(_END_WITH_OUTPUT, values)
     log_store.announce(session)  # followers of the run end their streams
     return True
 
@@ -211,25 +260,25 @@ def requeue_expired(session: Session, max_attempts: int) -> list[Invocation]:
             error=error,
             failure=failure,
         )
-        release(
-            invocation, status=InvocationStatus.DEAD
-        )  # the executor that lost it can record nothing
+        session.refresh(invocation)  # the end was written by statements
+        release(invocation, status=InvocationStatus.DEAD)  # the one that lost it records nothing
     return expired
 
 
 def _note_attempt(invocation: Invocation, reason: str, kind: AttemptKind | None = None) -> None:
-    entry: dict[str, Any] = {"attempt": invocation.attempt, "reason": reason}
+    invocation.attempts = [*invocation.attempts, _attempt_entry(invocation.attempt, reason, kind)]
+
+
+def _attempt_entry(attempt: int, reason: str, kind: AttemptKind | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"attempt": attempt, "reason": reason}
     entry["at"] = utcnow().isoformat()
     if kind is not None:
         entry["kind"] = kind.value
-    invocation.attempts = [*invocation.attempts, entry]
+    return entry
 
 
-def _note_failure(invocation: Invocation, status: InvocationStatus, failure: RunError) -> None:
-    """Keep a failed run's summary, bounded whoever built it; a success has none."""
+def _failure(status: InvocationStatus, failure: RunError) -> RunError | None:
+    """A failed run's summary, bounded whoever built it; a success has none."""
     if status == InvocationStatus.SUCCEEDED:
-        invocation.error_type = invocation.error_message = invocation.error_location = None
-        return
-    kept = RunError.bounded(failure.type, failure.message, failure.location)
-    invocation.error_type, invocation.error_message = kept.type, kept.message
-    invocation.error_location = kept.location
+        return None
+    return RunError.bounded(failure.type, failure.message, failure.location)

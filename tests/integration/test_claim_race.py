@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from executor.statuses import InvocationStatus
 from executor.store import claims as claim_store
@@ -15,7 +16,7 @@ from executor.store import nodes as node_store
 from executor.store import outcomes as outcome_store
 from executor.store.claims import ClaimLimits, NodeClaim
 from executor.store.db import Database
-from executor.store.tables import Event, Invocation, Plugin, PluginVersion, Tenant
+from executor.store.tables import Event, Invocation, Node, Plugin, PluginVersion, Tenant
 
 CLAIMERS = 8
 ROUNDS = 12
@@ -160,3 +161,82 @@ def test_a_claim_does_not_wait_on_an_open_claim_of_another_plugin(db: Database) 
             session.execute(text("SET LOCAL lock_timeout = '30s'"))
             other = claim_store.claim(session, "racer-1", 1, LEASE_S, limits, NODES[1])
             assert [i.plugin_name for i in other] == ["free"]
+
+
+def test_a_claim_counted_before_another_committed_takes_only_what_still_fits(
+    db: Database,
+) -> None:
+    """The first count of a claim may be out of date by the time it takes its runs: the
+    update that takes them checks the limit keys again under their locks (``claim_fits``)
+    and, when they no longer all fit, the claim takes only those that still do."""
+    limits = ClaimLimits(per_plugin=1, per_project=100)
+    # More of p's runs than the open claim locks, so the second claim sees one; then q's.
+    queue(db, "p", "pr-p", "t", claim_store.locked_window(1) + 1)
+    queue(db, "q", "pr-q", "t", 1)
+    taken: list[str] = []
+    errors: list[BaseException] = []
+    with db.session() as open_claim:
+        (first,) = claim_store.claim(open_claim, "racer-0", 1, LEASE_S, limits, NODES[0])
+        assert first.plugin_name == "p"
+
+        def second() -> None:
+            try:
+                with db.session() as session:
+                    claimed = claim_store.claim(session, "racer-1", 2, LEASE_S, limits, NODES[1])
+                    taken.extend(i.plugin_name for i in claimed)
+            except BaseException as error:  # reported by the test, not lost in the thread
+                errors.append(error)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        # The second claim counted no p running, picked one of p and q's, and now waits
+        # for p's key, which the open claim holds until it commits.
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        with db.autocommit_connection() as probe:  # each read a new look at pg_locks
+            while not probe.execute(text(waiting)).scalar() and thread.is_alive():
+                pass
+    thread.join()
+    assert not errors, errors
+    assert taken == ["q"]
+    assert running(db, "plugin_name") == {"p": 1, "q": 1}
+
+
+def statements(db: Database) -> list[str]:
+    """The statements the store's engine executes from now on (first words of each)."""
+    seen: list[str] = []
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()[:3]))
+
+    return seen
+
+
+def test_a_claim_is_three_statements_and_an_idle_one_a_single_one_that_writes_nothing(
+    db: Database,
+) -> None:
+    limits = ClaimLimits(per_plugin=10, per_project=10)
+    node = NODES[0]
+    with db.session() as session:
+        beat = session.scalar(select(Node.heartbeat_at).where(Node.id == node.node_id))
+    seen = statements(db)
+    with db.session() as session:
+        assert claim_store.claim(session, node.node_id, 2, LEASE_S, limits, node) == []
+    assert seen == ["WITH beat AS"]  # nothing due: no heartbeat renewed, no row locked
+    with db.session() as session:
+        assert session.scalar(select(Node.heartbeat_at).where(Node.id == node.node_id)) == beat
+    queue(db, "p", "pr", "t", 3)
+    seen.clear()
+    with db.session() as session:
+        taken = claim_store.claim(session, node.node_id, 2, LEASE_S, limits, node)
+    assert len(taken) == 2
+    # The heartbeat with the room, the candidates, and the update that checks the limit
+    # keys under their locks and takes the runs.
+    assert seen == [
+        "WITH beat AS",
+        "SELECT invocations.id, invocations.plugin_id,",
+        "UPDATE invocations SET",
+    ]
+    with db.session() as session:
+        renewed = session.scalar(select(Node.heartbeat_at).where(Node.id == node.node_id))
+    assert renewed is not None and beat is not None and renewed > beat

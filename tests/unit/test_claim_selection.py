@@ -23,6 +23,7 @@ from executor.store.claim_selection import (
     WebhookSlots,
     choose,
     confirm,
+    fit_request,
     limit_keys,
 )
 
@@ -249,6 +250,41 @@ def test_confirm(recount: Recount) -> None:
     limits = ClaimLimits(per_plugin=2, per_project=100, per_tenant=3)
     locked = Room(3, WebhookSlots(), limits, {}, recount.running)
     assert [pick.id for pick in confirm(locked, PICKS)] == recount.kept
+
+
+@pytest.mark.parametrize("recount", RECOUNTS, ids=[r.name for r in RECOUNTS])
+def test_the_fit_check_passes_exactly_when_confirm_keeps_every_pick(recount: Recount) -> None:
+    """PostgreSQL's ``claim_fits`` checks, per key, running + what the picks add <= cap
+    (``fit_request``'s rows); when it fails, the claim falls back to ``confirm``. The two
+    must agree on "all fit", or a claim would take more (or less) than the choice allows."""
+    limits = ClaimLimits(per_plugin=2, per_project=100, per_tenant=3)
+    running = recount.running
+    counts = {PLUGIN_KEY: running.by_plugin, PROJECT_KEY: running.by_project}
+    counts[TENANT_KEY] = running.by_tenant
+    request = fit_request(Room(3, WebhookSlots(), limits, {}, Running()), PICKS)
+    fits = all(counts[kind].get(key, 0) + adds <= cap for kind, key, adds, cap in request)
+    locked = Room(3, WebhookSlots(), limits, {}, running)
+    assert fits == (len(confirm(locked, PICKS)) == len(PICKS))
+
+
+def test_the_fit_request_counts_a_tenants_plugin_runs_against_its_own_cap() -> None:
+    limits = ClaimLimits(per_plugin=5, per_project=7, per_tenant=3)
+    claim = Room(5, WebhookSlots(free=5, per_tenant=5), limits, {"t2": None, "t3": 9}, Running())
+    picks = [
+        run("a1"),
+        run("a2", tenant="t3"),
+        run("h1", webhook=True, project="p2"),  # counts against its plugin and project only
+        run("b1", tenant="t2"),  # t2 has no cap: no tenant key
+    ]
+    assert fit_request(claim, picks) == [
+        (PLUGIN_KEY, "a", 2, 5),
+        (PLUGIN_KEY, "b", 1, 5),
+        (PLUGIN_KEY, "h", 1, 5),
+        (PROJECT_KEY, "p1", 3, 7),
+        (PROJECT_KEY, "p2", 1, 7),
+        (TENANT_KEY, "t1", 1, 3),
+        (TENANT_KEY, "t3", 1, 9),
+    ]
 
 
 def test_limit_keys_name_the_tenant_only_for_capped_plugin_runs() -> None:

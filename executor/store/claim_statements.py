@@ -1,0 +1,213 @@
+"""The statements of a claim (``executor.store.claims``), each built once, at import, with
+bound parameters: a claim is on every start's path, and building a statement costs more
+Python than executing it. The ones whose shape depends on the claim (the limits that bind
+now, the window's size) are built per shape and kept (``candidates``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Float,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from executor.statuses import InvocationStatus, NodeState
+from executor.store.claim_selection import PLUGIN_KEY, PROJECT_KEY, TENANT_KEY
+from executor.store.clock import db_now
+from executor.store.leases import taken
+from executor.store.tables import Activation, DispatchLock, Invocation, Node, Tenant, Webhook
+
+__all__ = [
+    "ANY_DUE",
+    "CAPS",
+    "DISPATCH_LOCK",
+    "HEARTBEAT",
+    "LOCKED_COUNTS",
+    "NO_CAP",
+    "OPEN_POSTGRES",
+    "ROOM",
+    "TAKE",
+    "TAKE_FITTING",
+    "WARM",
+    "candidates",
+    "is_webhook",
+]
+
+# CAPS: the rows of tenants' caps among the running counts (the limit keys' kinds are 1-3).
+CAPS = 4
+NO_CAP = -1  # a tenant's cap left to the default, in those rows
+
+
+def is_webhook() -> ColumnElement[bool]:
+    """True for an invocation of a webhook version (a delivery, not a container run)."""
+    return Invocation.version_id.in_(select(Webhook.version_id))
+
+
+def _due() -> ColumnElement[bool]:
+    """Queued, and due at the bound ``now`` (index ``status, queued_at``)."""
+    return (Invocation.status == InvocationStatus.QUEUED) & or_(
+        Invocation.not_before.is_(None), Invocation.not_before <= bindparam("now")
+    )
+
+
+def _counts(kind: int, column: Any, *where: ColumnElement[bool]) -> Select[Any]:
+    """Running invocations per value of ``column``, as (kind, key, number) rows."""
+    return (
+        select(literal(kind).label("kind"), column.label("key"), func.count().label("number"))
+        .where(Invocation.status == InvocationStatus.RUNNING, *where)
+        .group_by(column)
+    )
+
+
+def _room() -> Any:
+    """Every running count (per plugin, project, and tenant for plugin runs only: a
+    tenant's cap leaves its webhook deliveries out) and every tenant's cap, in one
+    statement of (kind, key, number) rows."""
+    cap = func.coalesce(Tenant.max_concurrent_runs, NO_CAP)
+    return union_all(
+        _counts(PLUGIN_KEY, Invocation.plugin_id),
+        _counts(PROJECT_KEY, Invocation.project_id),
+        _counts(TENANT_KEY, Invocation.tenant_id, ~is_webhook()),
+        select(literal(CAPS).label("kind"), Tenant.id.label("key"), cap.label("number")),
+    )
+
+
+ROOM = _room()
+
+ANY_DUE = select(Invocation.id).where(_due()).limit(1)
+
+DISPATCH_LOCK = (
+    update(DispatchLock)
+    .where(DispatchLock.id == 1)
+    .values(owner=bindparam("owner"), claimed_at=bindparam("now"))
+)
+
+# The node's heartbeat renewed if it may claim: ``ready`` (registered, not drained, not
+# marked lost), and its heartbeat no older than the bound ``stale_after`` (minus the lease,
+# in seconds) by the database's clock. Its RETURNING is the database's now. A node cut off
+# from the store for longer (the database was down, the process paused) may be marked lost
+# any moment, and what it claimed re-run elsewhere: it heartbeats first. The update locks
+# the node's row until the commit: a concurrent ``mark_lost`` (which updates the row too)
+# either committed first, and this matches nothing, or waits and then finds the heartbeat
+# renewed. So what a node claims is its own for at least the lease. The state is read
+# here, so a drain holds from the next claim.
+HEARTBEAT = (
+    update(Node)
+    .where(
+        Node.id == bindparam("node"),
+        Node.state == NodeState.READY,
+        Node.heartbeat_at >= db_now(bindparam("stale_after", type_=Float())),
+    )
+    .values(heartbeat_at=db_now())
+    .returning(Node.heartbeat_at)
+)
+
+
+def _open_postgres() -> Select[Any]:
+    beat = HEARTBEAT.where(exists(ANY_DUE)).cte("beat")
+    room = ROOM.subquery("room")
+    return select(beat.c.heartbeat_at, room.c.kind, room.c.key, room.c.number).select_from(
+        beat.outerjoin(room, true())
+    )
+
+
+# On PostgreSQL, one statement: the heartbeat renewed only if a run is due (an idle poll
+# writes nothing), with the room's rows beside it; no row when there is nothing to claim.
+OPEN_POSTGRES = _open_postgres()
+
+WARM = select(Node.id, Node.warm).where(Node.state == NodeState.READY)
+
+
+def _array(name: str, item: Any) -> Any:
+    return bindparam(name, type_=ARRAY(item))
+
+
+# The running counts of the bound (kinds, keys): after ``claim_fits`` (migration 0027)
+# locked them, in a statement of its own, so counted with a snapshot taken after.
+LOCKED_COUNTS = select(text("kind, key, number")).select_from(
+    func.running_of_keys(_array("kinds", Integer()), _array("keys", String()))
+)
+
+# The chosen runs (locked by the claim, still queued) taken under new leases, in one
+# statement that gives them back as rows of the table.
+TAKE = (
+    update(Invocation)
+    .where(
+        Invocation.id.in_(bindparam("ids", expanding=True)),
+        Invocation.status == InvocationStatus.QUEUED,
+    )
+    .values(
+        **taken(bindparam("taker"), bindparam("on_node"), bindparam("expiry")),
+        started_at=bindparam("now"),
+        handler_started_at=None,
+        stdout_read_bytes=0,  # a new container
+        stderr_read_bytes=0,
+        attempt=Invocation.attempt + 1,
+        not_before=None,
+    )
+    .returning(Invocation)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
+# On PostgreSQL, ``TAKE`` only if every limit key of the runs fits (``claim_fits``, which
+# takes the keys' locks and counts after them: migration 0027): the keys are held from
+# their count to the commit with no round trip to the claimer between. No row when they
+# do not all fit; the locks are held then.
+# An uncorrelated subquery: PostgreSQL evaluates it once per statement (an InitPlan).
+_FITS = select(
+    func.claim_fits(
+        _array("kinds", Integer()),
+        _array("keys", String()),
+        _array("adds", Integer()),
+        _array("caps", Integer()),
+    )
+).scalar_subquery()
+TAKE_FITTING = TAKE.where(_FITS)
+
+
+@lru_cache(maxsize=256)
+def candidates(window: int, locked: bool) -> Select[Any]:
+    """Queued invocations due at ``now``, oldest first, ``window`` of them (``locked``:
+    locked with ``FOR UPDATE SKIP LOCKED``, on PostgreSQL). Each row is a ``Candidate``'s
+    fields: the run's keys, its webhook version's id (None: a plugin run) and its
+    activation's runtime and node selector, joined in. Columns, not rows of the table: a
+    claim loads only the invocations it takes. ``executor.store.claims`` narrows it to the
+    limits that bind."""
+    activation = (Activation.plugin_id == Invocation.plugin_id) & (
+        Activation.project_id == Invocation.project_id
+    )
+    query = (
+        select(
+            Invocation.id,
+            Invocation.plugin_id,
+            Invocation.project_id,
+            Invocation.tenant_id,
+            Invocation.version_id,
+            Invocation.queued_at,
+            Webhook.version_id,
+            Activation.runtime,
+            Activation.node_selector,
+        )
+        .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
+        .outerjoin(Activation, activation)
+        .where(_due())
+        .order_by(Invocation.queued_at, Invocation.id)
+        .limit(window)
+    )
+    return query.with_for_update(skip_locked=True, of=Invocation) if locked else query
