@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from executor.engine import ImageMissing
 from executor.errors import SandboxError
@@ -54,6 +55,8 @@ class Attempt:
     collector: OutputCollector
     token_revoked: bool = False
     live: LiveTokens = field(default_factory=LiveTokens)  # the gateway's, when it shares one
+    # Called once, when the plugin's handler has started (the warm pool's refill).
+    on_handler_started: Callable[[], None] | None = None
 
     def on_output(self, db: Database) -> Callable[[int, bytes], bool]:
         def sink(stream_id: int, data: bytes) -> bool:
@@ -84,6 +87,8 @@ class Attempt:
                 outcome_store.mark_handler_started(
                     session, self.invocation.id, self.invocation.lease_generation, started
                 )
+            if self.on_handler_started is not None:
+                self.on_handler_started()
 
 
 @dataclass(frozen=True)
@@ -144,10 +149,12 @@ class AttemptStarter:
         profile: SandboxProfile | None = None,
         resume_at: Mapping[int, int] | None = None,
         seq: int | None = None,
+        lent: StartedContainer | None = None,
     ) -> Attempt:
         """The attempt's writer (its first line names the previous attempt's end) and
         collector; ``resume_at``: the output bytes already stored, ``seq``: the run's last
-        record's, when the caller read it already."""
+        record's, when the caller read it already; ``lent``: its container, when the warm pool
+        gave it (the pool replaces it once the handler has started)."""
         label = event.label if event is not None else None
         label_id = label.get("id") if isinstance(label, dict) else None
         writer = RunLogWriter(
@@ -158,7 +165,11 @@ class AttemptStarter:
             writer.system(f"attempt {invocation.attempt} (previous attempt: {previous})")
         cap = (profile or self.settings.sandbox).log_cap_bytes
         collector = OutputCollector(cap, resume_at or {})
-        return Attempt(invocation, writer, collector, live=self.live)
+        attempt = Attempt(invocation, writer, collector, live=self.live)
+        if lent is not None:
+            refill = partial(self.pool.refill, invocation.version_id, lent.container_id)
+            attempt.on_handler_started = refill
+        return attempt
 
     def container(
         self, invocation: Invocation, image: str, profile: SandboxProfile
@@ -229,9 +240,12 @@ class AttemptStarter:
             deadline=deadline.astimezone(UTC),
         )
 
-    def container_ended(self, invocation: Invocation) -> None:
+    def container_ended(self, invocation: Invocation, lent: StartedContainer | None = None) -> None:
         """The token never outlives the container, whatever happens next; the records of
-        the calls it made are written before the run's end is."""
+        the calls it made are written before the run's end is. ``lent``: the container,
+        when the warm pool gave it: replaced now, if its handler never started."""
+        if lent is not None:
+            self.pool.refill(invocation.version_id, lent.container_id)
         self.live.revoke(invocation.id)
         if not self.live.settle(invocation.id):
             log.warning("invocation %s: gateway call records still pending", invocation.id)

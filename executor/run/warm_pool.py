@@ -51,6 +51,9 @@ class _VersionPool:
     profile: SandboxProfile
     ready: list[StartedContainer] = field(default_factory=list)
     starting: int = 0
+    # Taken for an event whose handler has not started yet: replaced once it has
+    # (``WarmPool.refill``), not before.
+    lent: set[str] = field(default_factory=set)
     last_used: float = field(default_factory=time.monotonic)
     idle: bool = False  # emptied for idleness: not refilled until its next event
 
@@ -131,8 +134,13 @@ class WarmPool:
             self._discard(pool.ready)
 
     def take(self, version_id: str, image: str, profile: SandboxProfile) -> StartedContainer | None:
-        """A warm container of this version for one event (None: start a cold one), and a
-        replacement started in the background. The caller owns what it gets."""
+        """A warm container of this version for one event (None: start a cold one). The
+        caller owns what it gets, and calls ``refill`` once the plugin in it has its event
+        (or the attempt ended): starting a replacement (a create and a start of the engine,
+        about a hundred milliseconds of CPU) while the event is handed off slowed the
+        hand-off it was kept warm for; until then the periodic ``sync`` counts it as the
+        pool's. Without a container to give, the pool is filled now.
+        """
         if not self.enabled:
             return None
         stale: list[StartedContainer] = []
@@ -145,15 +153,27 @@ class WarmPool:
             pool.last_used, pool.idle = time.monotonic(), False
             if pool.ready:
                 taken = pool.ready.pop(0)
-            self._plan_fill(version_id, pool)
+                pool.lent.add(taken.container_id)
+            else:
+                self._plan_fill(version_id, pool)
         self._wakeup.set()  # publish the new count
         self._discard(stale)
         # A warm container may have died while it waited (killed from outside, engine
         # restart): that event then starts cold rather than fail.
         if taken is not None and not self.sandbox.is_running(taken):
             self._discard([taken])
+            self.refill(version_id, taken.container_id)
             return None
         return taken
+
+    def refill(self, version_id: str, container_id: str) -> None:
+        """The container ``take`` gave for ``version_id`` has its event: start what the pool
+        lacks. Once per container; a second call is a no-op."""
+        with self._lock:
+            pool = self._pools.get(version_id)
+            if pool is not None and container_id in pool.lent:
+                pool.lent.discard(container_id)
+                self._plan_fill(version_id, pool)
 
     def counts(self) -> dict[str, int]:
         """Ready containers per version id."""
@@ -204,7 +224,7 @@ class WarmPool:
         while (
             not pool.idle
             and not self._stopping.is_set()
-            and pool.count < self.size
+            and pool.count + len(pool.lent) < self.size
             and _used_mib(self._pools) + pool.profile.memory_mib <= self.budget_mib
         ):
             pool.starting += 1

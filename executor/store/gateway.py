@@ -40,6 +40,9 @@ class CallRefused(StrEnum):
     CAP_REACHED = "too_many_calls"
 
 
+_ADD_TOKEN = insert(InvocationToken)
+
+
 def add_token(
     session: Session,
     token_sha256: str,
@@ -48,16 +51,11 @@ def add_token(
     expires_at: datetime,
     generation: int = 0,
 ) -> None:
-    """Store a run token minted under the run's lease ``generation``."""
-    session.add(
-        InvocationToken(
-            token_sha256=token_sha256,
-            invocation_id=invocation_id,
-            project_id=project_id,
-            expires_at=expires_at,
-            lease_generation=generation,
-        )
-    )
+    """Store a run token minted under the run's lease ``generation`` (a statement, not an
+    object of the session: this is on every start's path)."""
+    row: dict[str, Any] = {"token_sha256": token_sha256, "invocation_id": invocation_id}
+    row |= {"project_id": project_id, "expires_at": expires_at, "lease_generation": generation}
+    session.connection().execute(_ADD_TOKEN, row)
 
 
 def find_token(session: Session, token_sha256: str) -> InvocationToken | None:

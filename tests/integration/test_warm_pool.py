@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from executor.engine import MANAGED_LABEL, POOL_LABEL
-from executor.store.tables import InvocationToken, Plugin, PluginVersion
+from executor.store.tables import Invocation, InvocationToken, Plugin, PluginVersion
 from tests.conftest import RunningServer, ServerFactory
 
 # Prints what a run sees of its sandbox; IMPORTED_AT tells how long before the event
@@ -205,3 +205,33 @@ def test_a_container_waits_no_longer_than_the_wall_time(
     (first,) = ready(server)
     wait_for(lambda: first not in [c["Id"] for c in pooled(server)], timeout=30, what="expiry")
     wait_for(lambda: len(ready(server)) == 1, what="its replacement")
+
+
+def created_at(server: RunningServer, container_id: str) -> datetime:
+    """When the engine created a container (its clock is the host's, as the executor's)."""
+    created = server.docker_client.api.inspect_container(container_id)["Created"]
+    whole, _, fraction = created.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}.{fraction[:6].ljust(6, '0')}+00:00")
+
+
+def test_a_taken_containers_replacement_starts_after_the_handler_started(
+    warm: RunningServer, tmp_path: Path
+) -> None:
+    """Starting the replacement (an engine create and start, about a hundred milliseconds
+    of CPU) while the event is handed off slowed the very hand-off the pool is for: it
+    starts once the plugin's handler has started."""
+    warm.push(write_probe(tmp_path / "refill", "refill"))
+    warm.activate("refill", "p-refill")
+    vid = {version_id(warm, "refill", 1)}
+    wait_for(lambda: len(ready(warm, vid)) == 1, what="a warm container")
+    (served,) = ready(warm, vid)
+    run, _ = run_lines(warm, "p-refill", {"n": 1})
+    assert run["start"] == "warm"
+    wait_for(lambda: len(ready(warm, vid)) == 1, what="the replacement")
+    (replacement,) = ready(warm, vid)
+    assert replacement != served
+    with warm.service.db.session() as session:
+        row = session.get(Invocation, run["id"])
+        handler_started = row.handler_started_at if row is not None else None
+    assert handler_started is not None
+    assert created_at(warm, replacement) >= handler_started
