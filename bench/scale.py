@@ -45,7 +45,7 @@ from bench.ingest import RESULTS, percentile
 from executor.statuses import BuildStatus, InvocationStatus
 from executor.store.db import Database
 from executor.store.tables import Activation, Event, Invocation, Plugin, PluginVersion, new_id
-from tests.integration.conftest import ADMIN_DSN, fresh_database
+from tests.integration.conftest import ADMIN_DSN, drop_template, fresh_database
 
 PLUGINS = 64
 PROJECTS = 16
@@ -507,7 +507,10 @@ def main(argv: list[str]) -> None:
     if args.workers:
         sizes = replace(sizes, workers=[int(n) for n in args.workers.split(",")])
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as workdir:
-        counts = measure(sizes, args.max_workers, Path(workdir), args.kind)
+        try:
+            counts = measure(sizes, args.max_workers, Path(workdir), args.kind)
+        finally:
+            drop_template()  # the migrated database its database was copied from
     result = report(counts, args.label, args.short, args.kind)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"scale-{args.label}.json"

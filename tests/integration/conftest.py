@@ -51,12 +51,17 @@ def fresh_database(*, migrated: bool = True) -> Iterator[str]:
         _admin(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def template_database() -> Iterator[None]:
-    """Drops this test process's template database at its end, if one was made."""
-    yield
+def drop_template() -> None:
+    """Drop this process's template database, if one was made (``fresh_database``)."""
     while _template:
         _admin(f"DROP DATABASE {_template.pop()} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def template_database() -> Iterator[None]:
+    """Drops this test process's template database at its end."""
+    yield
+    drop_template()
 
 
 @pytest.fixture

@@ -141,9 +141,11 @@ def test_a_connection_the_store_drops_mid_write_fails_only_that_write(
         later = [post(intake, f"later-{i}") for i in range(3)]
         wait_until(lambda: intake.queued == 3)
         with db.autocommit_connection() as admin:
+            # This test's database only: other tests (other processes) insert events too.
             ended = admin.exec_driver_sql(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'INSERT INTO events%%' AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND query LIKE 'INSERT INTO events%%' "
+                "AND pid <> pg_backend_pid()"
             ).scalars()
             assert list(ended) == [True]
         with pytest.raises(OperationalError, match="terminating connection"):
