@@ -14,7 +14,9 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    any_,
     bindparam,
+    cast,
     exists,
     func,
     literal,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from executor.statuses import InvocationStatus, NodeState
@@ -181,6 +184,29 @@ _FITS = select(
 TAKE_FITTING = TAKE.where(_FITS)
 
 
+def _runnable_here() -> ColumnElement[bool]:
+    """The run's activation asks for a runtime the claiming node has (the bound
+    ``runtimes``; none named: the bound ``default_runtime``) and only labels it carries
+    (its node selector contained in the bound ``labels``, as JSONB; no selector: any
+    node), as ``NodeClaim.can_run`` says."""
+    runtime = func.coalesce(Activation.runtime, bindparam("default_runtime", type_=String()))
+    selector = func.coalesce(
+        func.nullif(cast(Activation.node_selector, JSONB), cast(literal("null"), JSONB)),
+        cast(literal("{}"), JSONB),
+    )
+    carried: ColumnElement[bool] = selector.contained_by(bindparam("labels", type_=JSONB))
+    return (runtime == any_(_array("runtimes", String()))) & carried
+
+
+def _not_left_for_warm() -> ColumnElement[bool]:
+    """Not a run queued after the bound ``fresh_since`` of a version another node holds
+    warm (the bound ``warm``): warm-aware placement leaves it to that node."""
+    fresh_elsewhere = (Invocation.version_id == any_(_array("warm", String()))) & (
+        Invocation.queued_at > bindparam("fresh_since")
+    )
+    return ~fresh_elsewhere
+
+
 @lru_cache(maxsize=256)
 def candidates(window: int, locked: bool) -> Select[Any]:
     """Queued invocations due at ``now``, oldest first, ``window`` of them (``locked``:
@@ -188,7 +214,13 @@ def candidates(window: int, locked: bool) -> Select[Any]:
     fields: the run's keys, its webhook version's id (None: a plugin run) and its
     activation's runtime and node selector, joined in. Columns, not rows of the table: a
     claim loads only the invocations it takes. ``executor.store.claims`` narrows it to the
-    limits that bind."""
+    limits that bind.
+
+    Locked, it holds only runs the claiming node would take (``_runnable_here``,
+    ``_not_left_for_warm``): a run it locked and left (another node's labels or runtime,
+    or one left to a warm node) was skipped by the node it was for, which then found it
+    only at its next poll (200 ms to 1 s on a worker's warm start of 25 ms); and runs for
+    other nodes do not fill its window."""
     activation = (Activation.plugin_id == Invocation.plugin_id) & (
         Activation.project_id == Invocation.project_id
     )
@@ -210,4 +242,7 @@ def candidates(window: int, locked: bool) -> Select[Any]:
         .order_by(Invocation.queued_at, Invocation.id)
         .limit(window)
     )
-    return query.with_for_update(skip_locked=True, of=Invocation) if locked else query
+    if not locked:
+        return query
+    query = query.where(_runnable_here(), _not_left_for_warm())
+    return query.with_for_update(skip_locked=True, of=Invocation)

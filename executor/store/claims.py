@@ -73,6 +73,17 @@ def _warm_elsewhere(connection: Connection, node_id: str) -> set[str]:
     return {version for counts in warm.values() for version in counts if version not in own}
 
 
+def _node_filters(node: NodeClaim, warm: set[str], fresh_since: datetime) -> dict[str, Any]:
+    """The parameters of the locked candidates' node filters (``claim_statements``)."""
+    return {
+        "runtimes": sorted(node.runtimes),
+        "default_runtime": node.default_runtime,
+        "labels": node.labels,
+        "warm": sorted(warm),
+        "fresh_since": fresh_since,
+    }
+
+
 Opened = tuple[datetime, Running, list[tuple[int, str, int]]]
 
 
@@ -201,11 +212,14 @@ def claim(
     postgres = connection.dialect.name == "postgresql"
     window = locked_window(slots + webhooks.free) if postgres else CLAIM_WINDOW
     query = _claimable(room, webhooks, window, locked=postgres)
-    candidates = [_candidate(row) for row in connection.execute(query, {"now": now})]
-    if not candidates:
-        return []
     warm_elsewhere = _warm_elsewhere(connection, node.node_id) if grace_s > 0 else set()
     fresh_since = now - timedelta(seconds=grace_s)
+    params: dict[str, Any] = {"now": now}
+    if postgres:  # the node's own filters, so it locks only what it would take
+        params |= _node_filters(node, warm_elsewhere, fresh_since)
+    candidates = [_candidate(row) for row in connection.execute(query, params)]
+    if not candidates:
+        return []
     picks = choose(room, candidates, node, warm_elsewhere, fresh_since)
     if not picks:
         return []

@@ -16,7 +16,15 @@ from executor.store import nodes as node_store
 from executor.store import outcomes as outcome_store
 from executor.store.claims import ClaimLimits, NodeClaim
 from executor.store.db import Database
-from executor.store.tables import Event, Invocation, Node, Plugin, PluginVersion, Tenant
+from executor.store.tables import (
+    Activation,
+    Event,
+    Invocation,
+    Node,
+    Plugin,
+    PluginVersion,
+    Tenant,
+)
 
 CLAIMERS = 8
 ROUNDS = 12
@@ -240,3 +248,56 @@ def test_a_claim_is_three_statements_and_an_idle_one_a_single_one_that_writes_no
     with db.session() as session:
         renewed = session.scalar(select(Node.heartbeat_at).where(Node.id == node.node_id))
     assert renewed is not None and beat is not None and renewed > beat
+
+
+def activate(db: Database, plugin: str, project: str, **placement: Any) -> None:
+    """Give ``plugin``'s activation on ``project`` its placement (runtime, node_selector)."""
+    with db.session() as session:
+        plugin_id = session.scalar(select(Plugin.id).where(Plugin.name == plugin))
+        session.add(Activation(plugin_id=plugin_id, project_id=project, **placement))
+
+
+def register(db: Database, node: NodeClaim, warm: dict[str, int] | None = None) -> None:
+    with db.session() as session:
+        info = node_store.NodeInfo(node.node_id, "me", "20.10", sorted(node.runtimes), 8, 0)
+        node_store.register(session, info)
+        node_store.publish_warm(session, node.node_id, "me", warm or {})
+
+
+def version_of(db: Database, plugin: str) -> str:
+    with db.session() as session:
+        return str(
+            session.scalar(select(PluginVersion.id).join(Plugin).where(Plugin.name == plugin))
+        )
+
+
+A = NodeClaim("node-a", frozenset({"runc", "runsc"}), {"zone": "a"}, "runc")
+B = NodeClaim("node-b", frozenset({"runc"}), {"zone": "b"}, "runc")
+PLACED: dict[str, dict[str, Any]] = {
+    "a node selector": {"node_selector": {"zone": "a"}},
+    "a runtime only one node has": {"runtime": "runsc"},
+    "a warm container on the other node": {},
+}
+
+
+@pytest.mark.parametrize("case", list(PLACED))
+def test_a_claim_open_on_the_wrong_node_does_not_hide_a_run_from_its_node(
+    db: Database, case: str
+) -> None:
+    """Both nodes are woken by the same notification. Node b, which does not take the run
+    (another node's labels or runtime, or a run left to the node that holds its version
+    warm), holds its claim open; node a, the run's node, still takes it at once: b never
+    locked it. (When b locked it, a skipped it, and took it only at its next poll.)"""
+    limits = ClaimLimits(per_plugin=10, per_project=10)
+    queue(db, "placed", "pr-placed", "t", 1)
+    activate(db, "placed", "pr-placed", **PLACED[case])
+    warm = {version_of(db, "placed"): 1} if case.startswith("a warm") else {}
+    register(db, A, warm)
+    register(db, B)
+    with db.session() as open_claim:
+        left = claim_store.claim(open_claim, B.node_id, 2, LEASE_S, limits, B, grace_s=60)
+        assert left == []
+        with db.session() as session:
+            taken = claim_store.claim(session, A.node_id, 2, LEASE_S, limits, A, grace_s=60)
+            assert [i.plugin_name for i in taken] == ["placed"]
+    assert running(db, "node_id") == {A.node_id: 1}
