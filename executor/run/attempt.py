@@ -29,7 +29,6 @@ from executor.run.warm_pool import WarmPool
 from executor.schemas.envelope import ApiInfo, Envelope, EnvelopeEvent
 from executor.settings import SandboxProfile, Settings
 from executor.store import gateway as gateway_store
-from executor.store import logs as log_store
 from executor.store import outcomes as outcome_store
 from executor.store import queries as query_store
 from executor.store.db import Database
@@ -103,8 +102,7 @@ def what_to_run(db: Database, operator: SandboxProfile, invocation: Invocation) 
     """A claimed attempt's event, image, sandbox profile (``operator``'s, tightened by the
     plugin's limits) and last log record; None when its version or event is gone."""
     with db.session() as session:
-        inputs = query_store.run_inputs(session, invocation)
-        seq = log_store.last_seq(session, invocation.id)  # one transaction: hot path
+        inputs = query_store.run_inputs(session, invocation)  # one statement: hot path
         event, version, plugin = inputs.event, inputs.version, inputs.plugin
         # The plugin's own limits, tightened from the operator's (executor.run.limits).
         profile = effective_profile(operator, plugin.limits if plugin else None)
@@ -113,7 +111,7 @@ def what_to_run(db: Database, operator: SandboxProfile, invocation: Invocation) 
     image = version.run_image if version is not None else None
     if event is None or image is None:
         return None
-    return ToRun(event, image, profile, seq)
+    return ToRun(event, image, profile, inputs.last_seq)
 
 
 class AttemptStarter:
@@ -202,23 +200,34 @@ class AttemptStarter:
         the lease was lost, nothing recorded)."""
         deadline = utcnow() + timedelta(seconds=profile.timeout_s)
         invocation.cold_start = not warm
-        generation = invocation.lease_generation
-        with self.db.session() as session:
-            if not outcome_store.begin_hand_off(
-                session, invocation.id, generation, deadline, cold_start=not warm
-            ):
-                return None
-            gateway_store.add_token(
-                session,
-                hash_token(token),
-                invocation.id,
-                invocation.project_id,
-                deadline,
-                generation,
-            )
-        self.live.grant(
-            hash_token(token), invocation.id, invocation.project_id, generation, deadline
-        )
+        generation, token_sha256 = invocation.lease_generation, hash_token(token)
+        if self.db.engine.dialect.name == "postgresql":  # one statement, one round trip
+            with self.db.autocommit_connection() as connection:
+                if not outcome_store.hand_off_with_token(
+                    connection,
+                    invocation.id,
+                    generation,
+                    deadline,
+                    not warm,
+                    token_sha256,
+                    invocation.project_id,
+                ):
+                    return None
+        else:
+            with self.db.session() as session:
+                if not outcome_store.begin_hand_off(
+                    session, invocation.id, generation, deadline, cold_start=not warm
+                ):
+                    return None
+                gateway_store.add_token(
+                    session,
+                    token_sha256,
+                    invocation.id,
+                    invocation.project_id,
+                    deadline,
+                    generation,
+                )
+        self.live.grant(token_sha256, invocation.id, invocation.project_id, generation, deadline)
         return deadline
 
     def envelope(

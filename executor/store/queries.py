@@ -6,12 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from executor.errors import NotFound
 from executor.statuses import TERMINAL_STATUSES, InvocationStatus
-from executor.store.tables import Activation, Event, Invocation, Plugin, PluginVersion
+from executor.store.tables import (
+    Activation,
+    Event,
+    Invocation,
+    LogRecord,
+    Plugin,
+    PluginVersion,
+)
 
 __all__ = [
     "Outcomes",
@@ -122,25 +129,39 @@ def find_event(session: Session, event_id: str) -> Event | None:
 @dataclass(frozen=True)
 class RunInputs:
     """What an attempt of ``invocation`` runs: its event, version and plugin (any may be
-    gone: a purged event, a deleted plugin), and the OCI runtime its activation needs
-    (None: the operator's)."""
+    gone: a purged event, a deleted plugin), the OCI runtime its activation needs (None:
+    the operator's), and the seq of the run's last log record (earlier attempts')."""
 
     event: Event | None
     version: PluginVersion | None
     plugin: Plugin | None
     runtime: str | None = None
+    last_seq: int = 0
+
+
+# One statement, built once: it is on every start's path, between claim and hand-off.
+_RUN_INPUTS = (
+    select(
+        Event,
+        PluginVersion,
+        Plugin,
+        Activation.runtime,
+        select(func.max(LogRecord.seq)).where(LogRecord.run_id == Invocation.id).scalar_subquery(),
+    )
+    .select_from(Invocation)
+    .outerjoin(Event, Event.id == Invocation.event_id)
+    .outerjoin(PluginVersion, PluginVersion.id == Invocation.version_id)
+    .outerjoin(Plugin, Plugin.id == Invocation.plugin_id)
+    .outerjoin(
+        Activation,
+        (Activation.plugin_id == Invocation.plugin_id)
+        & (Activation.project_id == Invocation.project_id),
+    )
+    .where(Invocation.id == bindparam("id"))
+)
 
 
 def run_inputs(session: Session, invocation: Invocation) -> RunInputs:
-    runtime = session.scalar(
-        select(Activation.runtime).where(
-            Activation.plugin_id == invocation.plugin_id,
-            Activation.project_id == invocation.project_id,
-        )
-    )
-    return RunInputs(
-        session.get(Event, invocation.event_id),
-        session.get(PluginVersion, invocation.version_id),
-        session.get(Plugin, invocation.plugin_id),
-        runtime,
-    )
+    """What an attempt of the claimed ``invocation`` runs, read in one statement."""
+    event, version, plugin, runtime, seq = session.execute(_RUN_INPUTS, {"id": invocation.id}).one()
+    return RunInputs(event, version, plugin, runtime, int(seq or 0))

@@ -1,0 +1,64 @@
+"""On PostgreSQL a run's hand-off and its token are one statement in its own transaction
+(``outcome_store.hand_off_with_token``): fenced by the lease generation like the two it
+replaces, it records both or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from executor.statuses import InvocationStatus
+from executor.store import outcomes as outcome_store
+from executor.store.db import Database
+from executor.store.tables import Invocation, InvocationToken, utcnow
+from tests.store_rows import add_run
+
+
+@pytest.fixture
+def db(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def hand_off(db: Database, run: Invocation, generation: int, token: str) -> bool:
+    deadline = utcnow() + timedelta(seconds=30)
+    with db.autocommit_connection() as connection:
+        return outcome_store.hand_off_with_token(
+            connection, run.id, generation, deadline, True, token, run.project_id
+        )
+
+
+def test_the_lease_holder_records_the_deadline_and_the_token_in_one_statement(
+    db: Database,
+) -> None:
+    run = add_run(db, status=InvocationStatus.RUNNING, lease_generation=3)
+    assert hand_off(db, run, 3, "a" * 64)
+    with db.session() as session:
+        stored = session.get(Invocation, run.id)
+        token = session.get(InvocationToken, "a" * 64)
+        assert stored is not None and token is not None
+        assert stored.deadline_at is not None and stored.cold_start is True
+        assert (token.invocation_id, token.project_id) == (run.id, run.project_id)
+        assert (token.lease_generation, token.expires_at) == (3, stored.deadline_at)
+        assert token.created_at is not None and token.revoked_at is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status": InvocationStatus.RUNNING, "lease_generation": 4},  # the lease moved on
+        {"status": InvocationStatus.QUEUED, "lease_generation": 3},  # re-queued
+    ],
+)
+def test_a_lost_lease_records_neither(db: Database, fields: dict[str, Any]) -> None:
+    run = add_run(db, **fields)
+    assert not hand_off(db, run, 3, "b" * 64)
+    with db.session() as session:
+        assert session.get(Invocation, run.id).deadline_at is None  # type: ignore[union-attr]
+        assert session.scalars(select(InvocationToken)).all() == []
