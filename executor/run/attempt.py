@@ -98,16 +98,23 @@ class ToRun:
     seq: int  # of the run's last log record (earlier attempts')
 
 
-def what_to_run(db: Database, operator: SandboxProfile, invocation: Invocation) -> ToRun | None:
+def what_to_run(
+    db: Database,
+    operator: SandboxProfile,
+    invocation: Invocation,
+    inputs: query_store.RunInputs | None = None,
+) -> ToRun | None:
     """A claimed attempt's event, image, sandbox profile (``operator``'s, tightened by the
-    plugin's limits) and last log record; None when its version or event is gone."""
-    with db.session() as session:
-        inputs = query_store.run_inputs(session, invocation)  # one statement: hot path
-        event, version, plugin = inputs.event, inputs.version, inputs.plugin
-        # The plugin's own limits, tightened from the operator's (executor.run.limits).
-        profile = effective_profile(operator, plugin.limits if plugin else None)
-        if inputs.runtime:  # the activation's: the claim made sure this node has it
-            profile = profile.model_copy(update={"oci_runtime": inputs.runtime})
+    plugin's limits) and last log record, from its ``inputs`` (read now when the claim did
+    not); None when its version or event is gone."""
+    if inputs is None:
+        with db.session() as session:
+            inputs = query_store.run_inputs(session, invocation)
+    event, version, plugin = inputs.event, inputs.version, inputs.plugin
+    # The plugin's own limits, tightened from the operator's (executor.run.limits).
+    profile = effective_profile(operator, plugin.limits if plugin else None)
+    if inputs.runtime:  # the activation's: the claim made sure this node has it
+        profile = profile.model_copy(update={"oci_runtime": inputs.runtime})
     image = version.run_image if version is not None else None
     if event is None or image is None:
         return None

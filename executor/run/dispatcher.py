@@ -30,7 +30,7 @@ from executor.run.warm_pool import WarmPool
 from executor.run.webhook import WebhookDeliverer
 from executor.settings import Settings
 from executor.store import claims as claim_store
-from executor.store import webhooks as webhook_store
+from executor.store import queries as query_store
 from executor.store.db import Database
 
 __all__ = ["Dispatcher"]
@@ -177,12 +177,14 @@ class Dispatcher:
                 self.settings.warm_pool.placement_grace_s,
                 webhooks=webhook_slots,
             )
-            # A webhook's invocations go to the deliverer, not to a container.
-            webhooks = webhook_store.webhooks_for(session, [i.version_id for i in claimed])
+            # What each runs, in the claim's transaction (no round trips of its own): a
+            # webhook's invocations go to the deliverer, not to a container.
+            inputs = query_store.inputs_of(session, [i.id for i in claimed])
         self.live.lease([i.id for i in claimed], sent_at + self.settings.runs.lease_s)
         for invocation in claimed:
-            webhook = webhooks.get(invocation.version_id)
+            found = inputs.get(invocation.id)
+            webhook = found.webhook if found is not None else None
             if webhook is None:
-                self.jobs.submit(self.runner.run, invocation)
+                self.jobs.submit(self.runner.run, invocation, found)
             else:
                 self.jobs.submit_delivery(self.deliverer.deliver, invocation, webhook)

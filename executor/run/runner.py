@@ -67,9 +67,10 @@ class InvocationRunner:
         )
         self.outcome = OutcomeStep(db, self.ending, policy, handing_back)
 
-    def run(self, invocation: Invocation) -> None:
-        """Run one claimed attempt in a warm or a fresh container; record what follows."""
-        found = what_to_run(self.db, self.settings.sandbox, invocation)
+    def run(self, invocation: Invocation, inputs: query_store.RunInputs | None = None) -> None:
+        """Run one claimed attempt in a warm or a fresh container; record what follows.
+        ``inputs``: what it runs, when its claim read them."""
+        found = what_to_run(self.db, self.settings.sandbox, invocation, inputs)
         if found is None:
             message = "the plugin version or event is gone"
             self.ending.finish(invocation, InvocationStatus.CRASHED, None, message)

@@ -18,6 +18,7 @@ from executor.store.tables import (
     LogRecord,
     Plugin,
     PluginVersion,
+    Webhook,
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "find_event",
     "find_invocation",
     "get_invocation",
+    "inputs_of",
     "list_invocations",
     "oldest_queued_at",
     "recent_outcomes",
@@ -130,23 +132,27 @@ def find_event(session: Session, event_id: str) -> Event | None:
 class RunInputs:
     """What an attempt of ``invocation`` runs: its event, version and plugin (any may be
     gone: a purged event, a deleted plugin), the OCI runtime its activation needs (None:
-    the operator's), and the seq of the run's last log record (earlier attempts')."""
+    the operator's), the seq of the run's last log record (earlier attempts'), and for a
+    webhook version, its receiver (the run is a delivery)."""
 
     event: Event | None
     version: PluginVersion | None
     plugin: Plugin | None
     runtime: str | None = None
     last_seq: int = 0
+    webhook: Webhook | None = None
 
 
 # One statement, built once: it is on every start's path, between claim and hand-off.
 _RUN_INPUTS = (
     select(
+        Invocation.id,
         Event,
         PluginVersion,
         Plugin,
         Activation.runtime,
         select(func.max(LogRecord.seq)).where(LogRecord.run_id == Invocation.id).scalar_subquery(),
+        Webhook,
     )
     .select_from(Invocation)
     .outerjoin(Event, Event.id == Invocation.event_id)
@@ -157,11 +163,23 @@ _RUN_INPUTS = (
         (Activation.plugin_id == Invocation.plugin_id)
         & (Activation.project_id == Invocation.project_id),
     )
-    .where(Invocation.id == bindparam("id"))
+    .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
+    .where(Invocation.id.in_(bindparam("ids", expanding=True)))
 )
 
 
+def inputs_of(session: Session, invocation_ids: list[str]) -> dict[str, RunInputs]:
+    """What the attempts of the claimed invocations run, by invocation id, in one
+    statement (the dispatcher reads them in its claim's transaction)."""
+    if not invocation_ids:
+        return {}
+    rows = session.execute(_RUN_INPUTS, {"ids": invocation_ids}).all()
+    return {
+        run_id: RunInputs(event, version, plugin, runtime, int(seq or 0), webhook)
+        for run_id, event, version, plugin, runtime, seq, webhook in rows
+    }
+
+
 def run_inputs(session: Session, invocation: Invocation) -> RunInputs:
-    """What an attempt of the claimed ``invocation`` runs, read in one statement."""
-    event, version, plugin, runtime, seq = session.execute(_RUN_INPUTS, {"id": invocation.id}).one()
-    return RunInputs(event, version, plugin, runtime, int(seq or 0))
+    """What an attempt of the claimed ``invocation`` runs."""
+    return inputs_of(session, [invocation.id])[invocation.id]

@@ -18,7 +18,6 @@ __all__ = [
     "get_webhook",
     "latest_settings",
     "note_http_status",
-    "webhooks_for",
 ]
 
 
@@ -83,14 +82,6 @@ def add_webhook_version(
     )
     session.flush()
     return version
-
-
-def webhooks_for(session: Session, version_ids: list[str]) -> dict[str, Webhook]:
-    """The receiver settings of those of ``version_ids`` that are webhook versions."""
-    if not version_ids:
-        return {}
-    rows = session.scalars(select(Webhook).where(Webhook.version_id.in_(version_ids)))
-    return {row.version_id: row for row in rows}
 
 
 def note_http_status(session: Session, invocation_id: str, http_status: int | None) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from executor.store import queries as query_store
 from executor.store.db import Database
-from executor.store.tables import Activation, Invocation, LogRecord
+from executor.store.tables import Activation, Invocation, LogRecord, Webhook
 from tests.store_rows import add_run
 
 
@@ -79,3 +79,21 @@ def test_the_records_of_another_run_are_not_counted(db: Database) -> None:
         session.add_all([other, record(run, 2)])
     inputs, _ = read(db, run)
     assert inputs.last_seq == 2
+
+
+def test_a_webhook_versions_run_carries_its_receiver_and_a_plugin_run_none(
+    db: Database,
+) -> None:
+    """The dispatcher reads its claimed runs' inputs in its claim's transaction, and sends
+    the runs of a webhook version to the deliverer by the receiver read with them."""
+    run = add_run(db)
+    assert read(db, run)[0].webhook is None
+    with db.session() as session:
+        session.add(
+            Webhook(version_id=run.version_id, url="https://hooks.lan/", signing_secret="s")
+        )
+    webhook = read(db, run)[0].webhook
+    assert webhook is not None and webhook.url == "https://hooks.lan/"
+    with db.session() as session:
+        assert query_store.inputs_of(session, []) == {}
+        assert list(query_store.inputs_of(session, [run.id, "no-such-run"])) == [run.id]
