@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from executor.engine import ImageMissing
 from executor.errors import SandboxError
 from executor.gateway.live import LiveTokens
 from executor.gateway.policy import PlatformTargets
 from executor.gateway.server import CONTAINER_SOCKET_DIR, SOCKET_NAME
 from executor.metrics import Metrics
-from executor.registry import Registry, RegistryError, is_digest_reference
+from executor.registry import Registry, RegistryError
 from executor.run.containers import StartedContainer
 from executor.run.limits import effective_profile
 from executor.run.log_writer import RunLogWriter
 from executor.run.output import OutputCollector
+from executor.run.pulling import start_pulling
 from executor.run.retry import Infrastructure
 from executor.run.sandbox import Sandbox
 from executor.run.warm_pool import WarmPool
@@ -184,19 +184,13 @@ class AttemptStarter:
         self.metrics.starts.labels("warm" if warm else "cold").inc()
         if warm is not None:
             return warm, True
-        generation = invocation.lease_generation
-        try:
-            started = self.sandbox.start(
-                image, profile, invocation_id=invocation.id, generation=generation
-            )
-            return started, False
-        except ImageMissing:
-            # First use of a pushed version on this engine: pull it by digest, once.
-            if self.registry is None or not is_digest_reference(image):
-                raise
-            self.registry.pull(self.sandbox.engine, image)
-        started = self.sandbox.start(
-            image, profile, invocation_id=invocation.id, generation=generation
+        started = start_pulling(
+            self.sandbox,
+            self.registry,
+            image,
+            profile,
+            invocation_id=invocation.id,
+            generation=invocation.lease_generation,
         )
         return started, False
 

@@ -28,8 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from executor.errors import ExecutorError
+from executor.registry import Registry
 from executor.run.containers import StartedContainer
 from executor.run.limits import effective_profile
+from executor.run.pulling import start_pulling
 from executor.run.sandbox import Sandbox
 from executor.settings import SandboxProfile, Settings
 from executor.store import images as image_store
@@ -95,6 +97,7 @@ class WarmPool:
         self.sandbox = sandbox
         self.settings = settings
         self.size = settings.warm_pool.size
+        self.registry = Registry.configured(settings.images)
         self.budget_mib = settings.warm_pool.memory_budget_mib
         self._pools: dict[str, _VersionPool] = {}
         self._lock = threading.Lock()
@@ -233,7 +236,11 @@ class WarmPool:
     def _fill_one(self, version_id: str, pool: _VersionPool) -> None:
         started: StartedContainer | None = None
         try:
-            started = self.sandbox.start(pool.image, pool.profile, pool=version_id)
+            # A pushed version new to this engine is pulled by the fill (the pre-puller
+            # may not have come to it yet): a pool is warm as soon as its image is here.
+            started = start_pulling(
+                self.sandbox, self.registry, pool.image, pool.profile, pool=version_id
+            )
         except ExecutorError as exc:
             log.warning("warm pool: could not start a container of %s: %s", pool.image, exc)
         with self._lock:

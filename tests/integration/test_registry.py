@@ -125,6 +125,34 @@ def test_what_an_activation_runs_is_pulled_before_its_first_event(
     assert pushing.api.get("/v1/invocations", params={"project_id": "early"}).json() == []
 
 
+def test_a_warm_pool_pulls_the_version_it_keeps_warm(
+    server_factory: ServerFactory,
+    registry: LocalRegistry,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    """A worker's pool of a version its engine lacks starts warm containers without
+    waiting for the pre-puller (stopped here): the fill pulls by digest itself, and the
+    first event starts warm."""
+    server = server_factory(warm_pool_size=1, **registry.settings())
+    assert server.service.prepuller is not None
+    server.service.prepuller.stop()
+    push(server, tmp_path, "warmed", "kept warm")
+    digest = digest_of(server, "warmed", 1)
+    registry.remove_local_images(docker_client)
+    since = time.time() - 1
+
+    server.activate("warmed", "warmed")
+
+    deadline = time.monotonic() + 120
+    while not docker_client.containers.list(filters={"ancestor": digest}):
+        assert time.monotonic() < deadline, "no warm container of the pulled version"
+        time.sleep(0.2)
+    assert digest in [e["id"] for e in image_events(docker_client, since, "pull")]
+    run = server.run_event(project_id="warmed", **EVENT)
+    assert (run["status"], run["start"]) == ("succeeded", "warm"), run["error"]
+
+
 def test_a_digest_the_registry_lacks_fails_the_run(
     pushing: RunningServer,
     registry: LocalRegistry,
