@@ -30,7 +30,6 @@ from executor.run.warm_pool import WarmPool
 from executor.run.webhook import WebhookDeliverer
 from executor.settings import Settings
 from executor.store import claims as claim_store
-from executor.store import queries as query_store
 from executor.store.db import Database
 
 __all__ = ["Dispatcher"]
@@ -167,7 +166,10 @@ class Dispatcher:
         assert self.node.claim is not None  # joined at start
         sent_at = time.monotonic()  # a lease it takes expires lease_s after, at the earliest
         with self.db.session() as session:
-            claimed = claim_store.claim(
+            # What each run runs is read by the claim (on PostgreSQL in the update that
+            # takes the runs): a start has no read of its own before its hand-off. A
+            # webhook's invocations go to the deliverer, not to a container.
+            claimed, inputs = claim_store.claim_with_inputs(
                 session,
                 self.owner,
                 slots,
@@ -177,9 +179,6 @@ class Dispatcher:
                 self.settings.warm_pool.placement_grace_s,
                 webhooks=webhook_slots,
             )
-            # What each runs, in the claim's transaction (no round trips of its own): a
-            # webhook's invocations go to the deliverer, not to a container.
-            inputs = query_store.inputs_of(session, [i.id for i in claimed])
         self.live.lease([i.id for i in claimed], sent_at + self.settings.runs.lease_s)
         for invocation in claimed:
             found = inputs.get(invocation.id)

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from executor.store import claim_statements as sql
+from executor.store import queries as query_store
 from executor.store.claim_selection import (
     NO_WEBHOOK_SLOTS,
     PLUGIN_KEY,
@@ -29,6 +30,7 @@ from executor.store.claim_selection import (
     fit_request,
     limit_keys,
 )
+from executor.store.queries import RunInputs
 from executor.store.tables import Invocation, utcnow
 
 # ClaimLimits, NodeClaim and WebhookSlots are what ``claim`` takes: named here with it.
@@ -38,6 +40,7 @@ __all__ = [
     "NodeClaim",
     "WebhookSlots",
     "claim",
+    "claim_with_inputs",
     "locked_window",
 ]
 
@@ -85,6 +88,17 @@ def _node_filters(node: NodeClaim, warm: set[str], fresh_since: datetime) -> dic
 
 
 Opened = tuple[datetime, Running, list[tuple[int, str, int]]]
+# The runs a claim took, in order, and (when asked for) what each runs, by id.
+Claimed = tuple[list[Invocation], dict[str, RunInputs]]
+NOTHING: Claimed = ([], {})
+
+# ``TAKE_FITTING`` as a CTE, and what its runs run read from what it returns: the update
+# and the read of the inputs in one statement (PostgreSQL).
+_TAKEN = sql.TAKE_FITTING.cte("taken")
+_TAKEN_RUN = aliased(Invocation, _TAKEN)
+TAKE_FITTING_WITH_INPUTS = query_store.joined_inputs(_TAKEN_RUN, _TAKEN_RUN).execution_options(
+    populate_existing=True
+)
 
 
 def _open(
@@ -167,6 +181,21 @@ def claim(
     grace_s: float = 0.0,
     webhooks: WebhookSlots = NO_WEBHOOK_SLOTS,
 ) -> list[Invocation]:
+    """``claim_with_inputs`` without the inputs."""
+    taken, _ = _claim(session, owner, slots, lease_s, limits, node, grace_s, webhooks, False)
+    return taken
+
+
+def claim_with_inputs(
+    session: Session,
+    owner: str,
+    slots: int,
+    lease_s: float,
+    limits: ClaimLimits,
+    node: NodeClaim,
+    grace_s: float = 0.0,
+    webhooks: WebhookSlots = NO_WEBHOOK_SLOTS,
+) -> tuple[list[Invocation], dict[str, RunInputs]]:
     """Claim up to ``slots`` queued plugin runs and up to ``webhooks.free`` webhook
     deliveries (each tenant within its share) for ``owner`` on ``node``, oldest first,
     within limits, each under a new lease generation.
@@ -200,15 +229,29 @@ def claim(
     counts (``claim_statements.OPEN_POSTGRES``), the candidates, and the update; an idle
     one (nothing due) is the first alone, and writes nothing.
     """
+    return _claim(session, owner, slots, lease_s, limits, node, grace_s, webhooks, True)
+
+
+def _claim(
+    session: Session,
+    owner: str,
+    slots: int,
+    lease_s: float,
+    limits: ClaimLimits,
+    node: NodeClaim,
+    grace_s: float,
+    webhooks: WebhookSlots,
+    inputs: bool,
+) -> Claimed:
     now = utcnow()
     connection = session.connection()
     opened = _open(connection, owner, node.node_id, lease_s, now)
     if opened is None:
-        return []
+        return NOTHING
     beat, counts, caps = opened
     room = _room(slots, webhooks, limits, counts, caps)
     if room.full():
-        return []
+        return NOTHING
     postgres = connection.dialect.name == "postgresql"
     window = locked_window(slots + webhooks.free) if postgres else CLAIM_WINDOW
     query = _claimable(room, webhooks, window, locked=postgres)
@@ -219,29 +262,44 @@ def claim(
         params |= _node_filters(node, warm_elsewhere, fresh_since)
     candidates = [_candidate(row) for row in connection.execute(query, params)]
     if not candidates:
-        return []
+        return NOTHING
     picks = choose(room, candidates, node, warm_elsewhere, fresh_since)
     if not picks:
-        return []
+        return NOTHING
     expires = beat + timedelta(seconds=lease_s)
     taking = {"taker": owner, "on_node": node.node_id, "expiry": expires, "now": now}
     if not postgres:
-        return _take(session, sql.TAKE, picks, taking)
-    taken = _take(session, sql.TAKE_FITTING, picks, taking | _fit(room, picks))
-    if taken:
-        return taken
+        taken, _ = _take(session, sql.TAKE, picks, taking)
+        return taken, (query_store.inputs_of(session, [i.id for i in taken]) if inputs else {})
+    # On PostgreSQL the update that takes the runs also reads their inputs (in a CTE).
+    fitting = TAKE_FITTING_WITH_INPUTS if inputs else sql.TAKE_FITTING
+    claimed = _take(session, fitting, picks, taking | _fit(room, picks), inputs)
+    if claimed[0]:
+        return claimed
     # Another claimer took runs of these keys since the first count: take what still fits.
     picks = _confirm(connection, room, picks, slots, webhooks, limits)
-    return _take(session, sql.TAKE_FITTING, picks, taking | _fit(room, picks)) if picks else []
+    return _take(session, fitting, picks, taking | _fit(room, picks), inputs) if picks else NOTHING
 
 
 def _take(
-    session: Session, statement: Any, picks: list[Candidate], params: dict[str, Any]
-) -> list[Invocation]:
-    """The picks taken by ``statement``, in their order."""
+    session: Session,
+    statement: Any,
+    picks: list[Candidate],
+    params: dict[str, Any],
+    with_inputs: bool = False,
+) -> Claimed:
+    """The picks taken by ``statement``, in their order; ``with_inputs``: it is
+    ``TAKE_FITTING_WITH_INPUTS``, whose rows carry each run's inputs too."""
     ids = [pick.id for pick in picks]
-    by_id = {row.id: row for row in session.scalars(statement, params | {"ids": ids})}
-    return [by_id[run_id] for run_id in ids if run_id in by_id]
+    params = params | {"ids": ids}
+    inputs: dict[str, RunInputs] = {}
+    if with_inputs:
+        rows = session.execute(statement, params).all()
+        by_id = {row[0].id: row[0] for row in rows}
+        inputs = {row[0].id: query_store.inputs_from(row) for row in rows}
+    else:
+        by_id = {row.id: row for row in session.scalars(statement, params)}
+    return [by_id[run_id] for run_id in ids if run_id in by_id], inputs
 
 
 def _fit(room: Room, picks: list[Candidate]) -> dict[str, list[Any]]:

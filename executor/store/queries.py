@@ -3,10 +3,12 @@ outcomes, and what an attempt runs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from executor.errors import NotFound
@@ -28,7 +30,9 @@ __all__ = [
     "find_event",
     "find_invocation",
     "get_invocation",
+    "inputs_from",
     "inputs_of",
+    "joined_inputs",
     "list_invocations",
     "oldest_queued_at",
     "recent_outcomes",
@@ -143,28 +147,40 @@ class RunInputs:
     webhook: Webhook | None = None
 
 
+def joined_inputs(run: Any, first: Any) -> Select[Any]:
+    """``first`` (the run's id, or the run itself), then what the runs ``run`` stands for
+    (``Invocation``, or an alias of the runs a claim's update returned) run: the columns
+    ``RunInputs`` is made of (``inputs_from``)."""
+    last_seq = select(func.max(LogRecord.seq)).where(LogRecord.run_id == run.id)
+    activation = (Activation.plugin_id == run.plugin_id) & (Activation.project_id == run.project_id)
+    return (
+        select(
+            first,
+            Event,
+            PluginVersion,
+            Plugin,
+            Activation.runtime,
+            last_seq.scalar_subquery(),
+            Webhook,
+        )
+        .select_from(run)
+        .outerjoin(Event, Event.id == run.event_id)
+        .outerjoin(PluginVersion, PluginVersion.id == run.version_id)
+        .outerjoin(Plugin, Plugin.id == run.plugin_id)
+        .outerjoin(Activation, activation)
+        .outerjoin(Webhook, Webhook.version_id == run.version_id)
+    )
+
+
+def inputs_from(row: Sequence[Any]) -> RunInputs:
+    """The ``RunInputs`` of a ``joined_inputs`` row (after its first column)."""
+    event, version, plugin, runtime, seq, webhook = row[1:]
+    return RunInputs(event, version, plugin, runtime, int(seq or 0), webhook)
+
+
 # One statement, built once: it is on every start's path, between claim and hand-off.
-_RUN_INPUTS = (
-    select(
-        Invocation.id,
-        Event,
-        PluginVersion,
-        Plugin,
-        Activation.runtime,
-        select(func.max(LogRecord.seq)).where(LogRecord.run_id == Invocation.id).scalar_subquery(),
-        Webhook,
-    )
-    .select_from(Invocation)
-    .outerjoin(Event, Event.id == Invocation.event_id)
-    .outerjoin(PluginVersion, PluginVersion.id == Invocation.version_id)
-    .outerjoin(Plugin, Plugin.id == Invocation.plugin_id)
-    .outerjoin(
-        Activation,
-        (Activation.plugin_id == Invocation.plugin_id)
-        & (Activation.project_id == Invocation.project_id),
-    )
-    .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
-    .where(Invocation.id.in_(bindparam("ids", expanding=True)))
+_RUN_INPUTS = joined_inputs(Invocation, Invocation.id).where(
+    Invocation.id.in_(bindparam("ids", expanding=True))
 )
 
 
@@ -174,10 +190,7 @@ def inputs_of(session: Session, invocation_ids: list[str]) -> dict[str, RunInput
     if not invocation_ids:
         return {}
     rows = session.execute(_RUN_INPUTS, {"ids": invocation_ids}).all()
-    return {
-        run_id: RunInputs(event, version, plugin, runtime, int(seq or 0), webhook)
-        for run_id, event, version, plugin, runtime, seq, webhook in rows
-    }
+    return {row[0]: inputs_from(row) for row in rows}
 
 
 def run_inputs(session: Session, invocation: Invocation) -> RunInputs:

@@ -4,11 +4,12 @@ do not wait on each other, and claimers racing for a limit of 1 never hold 2 run
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
 
 from executor.statuses import InvocationStatus
 from executor.store import claims as claim_store
@@ -171,8 +172,16 @@ def test_a_claim_does_not_wait_on_an_open_claim_of_another_plugin(db: Database) 
             assert [i.plugin_name for i in other] == ["free"]
 
 
+def claim_reading_inputs(session: Session, *args: Any) -> list[Invocation]:
+    """``claim_with_inputs``' runs, each with its inputs read."""
+    taken, inputs = claim_store.claim_with_inputs(session, *args)
+    assert [inputs[run.id].event.id for run in taken] == [run.event_id for run in taken]  # type: ignore[union-attr]
+    return taken
+
+
+@pytest.mark.parametrize("claim", [claim_store.claim, claim_reading_inputs])
 def test_a_claim_counted_before_another_committed_takes_only_what_still_fits(
-    db: Database,
+    db: Database, claim: Callable[..., list[Invocation]]
 ) -> None:
     """The first count of a claim may be out of date by the time it takes its runs: the
     update that takes them checks the limit keys again under their locks (``claim_fits``)
@@ -190,7 +199,7 @@ def test_a_claim_counted_before_another_committed_takes_only_what_still_fits(
         def second() -> None:
             try:
                 with db.session() as session:
-                    claimed = claim_store.claim(session, "racer-1", 2, LEASE_S, limits, NODES[1])
+                    claimed = claim(session, "racer-1", 2, LEASE_S, limits, NODES[1])
                     taken.extend(i.plugin_name for i in claimed)
             except BaseException as error:  # reported by the test, not lost in the thread
                 errors.append(error)
@@ -301,3 +310,31 @@ def test_a_claim_open_on_the_wrong_node_does_not_hide_a_run_from_its_node(
             taken = claim_store.claim(session, A.node_id, 2, LEASE_S, limits, A, grace_s=60)
             assert [i.plugin_name for i in taken] == ["placed"]
     assert running(db, "node_id") == {A.node_id: 1}
+
+
+def test_a_claim_reads_its_runs_inputs_in_the_update_that_takes_them(db: Database) -> None:
+    """The dispatcher's claim (``claim_with_inputs``) is three statements too: the update
+    that takes the runs returns what each runs (event, version, plugin, last log record,
+    a webhook's receiver), so a start reads nothing before its hand-off."""
+    limits = ClaimLimits(per_plugin=10, per_project=10)
+    node = NODES[0]
+    queue(db, "p", "pr", "t", 3)
+    seen = statements(db)
+    with db.session() as session:
+        taken, inputs = claim_store.claim_with_inputs(
+            session, node.node_id, 2, LEASE_S, limits, node
+        )
+    assert seen == [
+        "WITH beat AS",
+        "SELECT invocations.id, invocations.plugin_id,",
+        "WITH taken AS",
+    ]
+    assert len(taken) == 2 and sorted(inputs) == sorted(run.id for run in taken)
+    for run in taken:
+        found = inputs[run.id]
+        assert run.status == InvocationStatus.RUNNING and run.node_id == node.node_id
+        assert found.event is not None and found.event.id == run.event_id
+        assert found.version is not None and found.version.id == run.version_id
+        assert found.plugin is not None and found.plugin.id == run.plugin_id
+        assert (found.runtime, found.last_seq, found.webhook) == (None, 0, None)
+    assert running(db, "plugin_name") == {"p": 2}
