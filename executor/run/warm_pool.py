@@ -159,7 +159,11 @@ class WarmPool:
                 pool.lent.add(taken.container_id)
             else:
                 self._plan_fill(version_id, pool)
-        self._wakeup.set()  # publish the new count
+        if taken is None:
+            self._wakeup.set()  # publish the new count
+        # Else it is published by ``refill``: the pool's thread writes the node's warm set,
+        # and that write beside the hand-off's (one writer at a time on SQLite) held the
+        # hand-off up.
         self._discard(stale)
         # A warm container may have died while it waited (killed from outside, engine
         # restart): that event then starts cold rather than fail.
@@ -177,6 +181,7 @@ class WarmPool:
             if pool is not None and container_id in pool.lent:
                 pool.lent.discard(container_id)
                 self._plan_fill(version_id, pool)
+        self._wakeup.set()  # publish the count without the taken container
 
     def counts(self) -> dict[str, int]:
         """Ready containers per version id."""
