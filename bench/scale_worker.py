@@ -94,15 +94,15 @@ class Samples:
 
 def timed_claims(dispatcher: Dispatcher, samples: Samples) -> None:
     """Record each claim transaction of ``dispatcher``: when, how long, which runs."""
-    claim = claim_store.claim
+    claim = claim_store.claim_with_inputs  # the dispatcher's claim
     taken: list[list[str]] = []
 
-    def counting(*args: Any, **kwargs: Any) -> list[Any]:
-        claimed = claim(*args, **kwargs)
+    def counting(*args: Any, **kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+        claimed, inputs = claim(*args, **kwargs)
         taken.append([i.id for i in claimed])
-        return claimed
+        return claimed, inputs
 
-    claim_store.claim = counting
+    claim_store.claim_with_inputs = counting
     claim_available = dispatcher._claim_available
 
     def timing() -> None:
