@@ -182,8 +182,8 @@ def claim(
     webhooks: WebhookSlots = NO_WEBHOOK_SLOTS,
 ) -> list[Invocation]:
     """``claim_with_inputs`` without the inputs."""
-    taken, _ = _claim(session, owner, slots, lease_s, limits, node, grace_s, webhooks, False)
-    return taken
+    args = (session, owner, slots, lease_s, limits, node, grace_s, webhooks)
+    return claim_with_inputs(*args, read_inputs=False)[0]
 
 
 def claim_with_inputs(
@@ -195,7 +195,9 @@ def claim_with_inputs(
     node: NodeClaim,
     grace_s: float = 0.0,
     webhooks: WebhookSlots = NO_WEBHOOK_SLOTS,
-) -> tuple[list[Invocation], dict[str, RunInputs]]:
+    *,
+    read_inputs: bool = True,
+) -> Claimed:
     """Claim up to ``slots`` queued plugin runs and up to ``webhooks.free`` webhook
     deliveries (each tenant within its share) for ``owner`` on ``node``, oldest first,
     within limits, each under a new lease generation.
@@ -227,22 +229,9 @@ def claim_with_inputs(
 
     On PostgreSQL a claim that takes runs is three statements: the heartbeat with the
     counts (``claim_statements.OPEN_POSTGRES``), the candidates, and the update; an idle
-    one (nothing due) is the first alone, and writes nothing.
+    one (nothing due) is the first alone, and writes nothing. ``read_inputs`` False: the
+    runs only (``claim``).
     """
-    return _claim(session, owner, slots, lease_s, limits, node, grace_s, webhooks, True)
-
-
-def _claim(
-    session: Session,
-    owner: str,
-    slots: int,
-    lease_s: float,
-    limits: ClaimLimits,
-    node: NodeClaim,
-    grace_s: float,
-    webhooks: WebhookSlots,
-    inputs: bool,
-) -> Claimed:
     now = utcnow()
     connection = session.connection()
     opened = _open(connection, owner, node.node_id, lease_s, now)
@@ -270,15 +259,19 @@ def _claim(
     taking = {"taker": owner, "on_node": node.node_id, "expiry": expires, "now": now}
     if not postgres:
         taken, _ = _take(session, sql.TAKE, picks, taking)
-        return taken, (query_store.inputs_of(session, [i.id for i in taken]) if inputs else {})
+        return taken, (query_store.inputs_of(session, [i.id for i in taken]) if read_inputs else {})
     # On PostgreSQL the update that takes the runs also reads their inputs (in a CTE).
-    fitting = TAKE_FITTING_WITH_INPUTS if inputs else sql.TAKE_FITTING
-    claimed = _take(session, fitting, picks, taking | _fit(room, picks), inputs)
+    fitting = TAKE_FITTING_WITH_INPUTS if read_inputs else sql.TAKE_FITTING
+    claimed = _take(session, fitting, picks, taking | _fit(room, picks), read_inputs)
     if claimed[0]:
         return claimed
     # Another claimer took runs of these keys since the first count: take what still fits.
     picks = _confirm(connection, room, picks, slots, webhooks, limits)
-    return _take(session, fitting, picks, taking | _fit(room, picks), inputs) if picks else NOTHING
+    return (
+        _take(session, fitting, picks, taking | _fit(room, picks), read_inputs)
+        if picks
+        else NOTHING
+    )
 
 
 def _take(
