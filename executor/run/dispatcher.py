@@ -20,6 +20,7 @@ from concurrent.futures import wait
 from executor.engine import Engine
 from executor.gateway.live import LiveTokens
 from executor.metrics import Metrics
+from executor.periodic import Periodic
 from executor.run.jobs import Jobs
 from executor.run.leases import LeaseKeeper
 from executor.run.node import NodeMembership
@@ -76,9 +77,10 @@ class Dispatcher:
         self.pool = WarmPool(db, self.sandbox, settings)
         self.node = NodeMembership(db, engine, settings, self.owner)
         self.pool.on_change = self.node.publish_warm
-        self._stopping = threading.Event()
         self._handing_back = threading.Event()
-        self._wakeup = threading.Event()
+        self.keeper = Periodic(
+            "dispatcher", self._maintain_and_claim, settings.runs.dispatch_poll_s, log
+        )
         self.runner = InvocationRunner(
             db,
             self.sandbox,
@@ -95,7 +97,7 @@ class Dispatcher:
             per_project=settings.runs.max_runs_per_project,
             per_tenant=settings.tenancy.tenant_max_concurrent_runs,
         )
-        self.jobs = Jobs(settings, self.runner, self.live, self._wakeup.set)
+        self.jobs = Jobs(settings, self.runner, self.live, self.keeper.wake)
         self.leases = LeaseKeeper(
             db,
             engine,
@@ -107,7 +109,6 @@ class Dispatcher:
             self.live,
             on_logs_written,
         )
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Join as a node, reconcile what this node's previous process left, then start
@@ -118,12 +119,11 @@ class Dispatcher:
         ):
             self.jobs.submit(self.runner.watch, invocation, container_id, running)
         self.pool.start()
-        self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
-        self._thread.start()
+        self.keeper.start()
 
     def wake(self) -> None:
         """New work was queued: look at the queue now rather than at the next poll."""
-        self._wakeup.set()
+        self.keeper.wake()
 
     def running_ids(self) -> list[str]:
         return self.jobs.running_ids()
@@ -132,10 +132,7 @@ class Dispatcher:
         """Drain: claim nothing more, let running invocations finish for up to
         ``drain_timeout_s``, then kill what is left and hand it back to the queue; empty
         the warm pools."""
-        self._stopping.set()
-        self._wakeup.set()
-        if self._thread is not None:
-            self._thread.join()
+        self.keeper.stop()
         _, not_done = wait(self.jobs.pending(), timeout=self.settings.runs.drain_timeout_s)
         if not_done:
             self._hand_back()
@@ -147,21 +144,15 @@ class Dispatcher:
         self._handing_back.set()
         self.sandbox.kill_serving(set(self.running_ids()))
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wakeup.clear()
-            try:
-                self.leases.maintain()
-                self._claim_available()
-            except Exception:
-                log.exception("dispatcher loop error; retrying at the next poll")
-            self._wakeup.wait(self.settings.runs.dispatch_poll_s)
+    def _maintain_and_claim(self) -> None:
+        self.leases.maintain()
+        self._claim_available()
 
     def _claim_available(self) -> None:
         slots, webhook_slots = self.jobs.free_slots()
         if slots <= 0 and webhook_slots.free <= 0:
             return
-        if self._stopping.is_set() or not self.node.takes_runs:
+        if self.keeper.stopping or not self.node.takes_runs:
             return
         assert self.node.claim is not None  # joined at start
         sent_at = time.monotonic()  # a lease it takes expires lease_s after, at the earliest

@@ -9,10 +9,10 @@ rollbacks and pins made meanwhile). A run whose image is still missing pulls it 
 from __future__ import annotations
 
 import logging
-import threading
 
 from executor.engine import Engine
 from executor.errors import ExecutorError
+from executor.periodic import Periodic
 from executor.registry import Registry
 from executor.store import images as image_store
 from executor.store.db import Database
@@ -31,9 +31,7 @@ class Prepuller:
         self.db = db
         self.engine = engine
         self.registry = registry
-        self._wakeup = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.keeper = Periodic("pre-pull", self.prepull, PREPULL_INTERVAL_S, log)
 
     def prepull(self) -> list[str]:
         """Pull every activation's pushed image this engine lacks; the references pulled."""
@@ -52,26 +50,11 @@ class Prepuller:
         return pulled
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="prepull", daemon=True)
-        self._thread.start()
+        self.keeper.start()
 
     def wake(self, *_: object) -> None:
         """A version became ACTIVE: pull now (a builder ``on_active`` callback)."""
-        self._wakeup.set()
+        self.keeper.wake()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._wakeup.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wakeup.clear()
-            try:
-                self.prepull()
-            except ExecutorError as exc:
-                log.warning("pre-pull: %s", exc.message)
-            except Exception:
-                log.exception("pre-pull error; retrying at the next interval")
-            self._wakeup.wait(PREPULL_INTERVAL_S)
+        self.keeper.stop()

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from executor.errors import ExecutorError
+from executor.periodic import Periodic
 from executor.registry import Registry
 from executor.run.containers import StartedContainer
 from executor.run.limits import effective_profile
@@ -102,9 +103,8 @@ class WarmPool:
         self._pools: dict[str, _VersionPool] = {}
         self._lock = threading.Lock()
         self._filler = ThreadPoolExecutor(FILL_THREADS, "warm-fill")
-        self._wakeup = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Matches the pools to the store and publishes their counts; woken to publish.
+        self.keeper = Periodic("warm pool", self._sync_and_publish, SYNC_INTERVAL_S, log)
         self.on_change: Callable[[dict[str, int]], None] = lambda counts: None
         self._published: dict[str, int] = {}
 
@@ -114,22 +114,17 @@ class WarmPool:
 
     def start(self) -> None:
         """Fill the pools and keep them matched to the store."""
-        if not self.enabled:
-            return
-        self._thread = threading.Thread(target=self._loop, name="warm-pool", daemon=True)
-        self._thread.start()
+        if self.enabled:
+            self.keeper.start()
 
     def wake(self, *_: object) -> None:
         """Activations or versions changed: match the pools now (a builder ``on_active``
         callback)."""
-        self._wakeup.set()
+        self.keeper.wake()
 
     def stop(self) -> None:
         """Stop filling and remove every warm container."""
-        self._stopping.set()
-        self._wakeup.set()
-        if self._thread is not None:
-            self._thread.join()
+        self.keeper.stop()
         self._filler.shutdown(wait=True)
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
@@ -160,7 +155,7 @@ class WarmPool:
             else:
                 self._plan_fill(version_id, pool)
         if taken is None:
-            self._wakeup.set()  # publish the new count
+            self.keeper.wake()  # publish the new count
         # Else it is published by ``refill``: the pool's thread writes the node's warm set,
         # and that write beside the hand-off's (one writer at a time on SQLite) held the
         # hand-off up.
@@ -181,7 +176,7 @@ class WarmPool:
             if pool is not None and container_id in pool.lent:
                 pool.lent.discard(container_id)
                 self._plan_fill(version_id, pool)
-        self._wakeup.set()  # publish the count without the taken container
+        self.keeper.wake()  # publish the count without the taken container
 
     def counts(self) -> dict[str, int]:
         """Ready containers per version id."""
@@ -209,17 +204,9 @@ class WarmPool:
                 self._plan_fill(version_id, pool)
         self._discard(stale)
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wakeup.clear()
-            try:
-                self.sync()
-                self._publish()
-            except ExecutorError as exc:
-                log.warning("warm pool: %s", exc.message)
-            except Exception:
-                log.exception("warm pool error; retrying at the next sync")
-            self._wakeup.wait(SYNC_INTERVAL_S)
+    def _sync_and_publish(self) -> None:
+        self.sync()
+        self._publish()
 
     def _publish(self) -> None:
         counts = {version_id: count for version_id, count in self.counts().items() if count}
@@ -231,7 +218,7 @@ class WarmPool:
         """Start containers until the pool is full or the budget is used (lock held)."""
         while (
             not pool.idle
-            and not self._stopping.is_set()
+            and not self.keeper.stopping
             and pool.count + len(pool.lent) < self.size
             and _used_mib(self._pools) + pool.profile.memory_mib <= self.budget_mib
         ):
@@ -251,10 +238,10 @@ class WarmPool:
         with self._lock:
             pool.starting -= 1
             current = self._pools.get(version_id) is pool and not pool.idle
-            if started is not None and current and not self._stopping.is_set():
+            if started is not None and current and not self.keeper.stopping:
                 pool.ready.append(started)
                 started = None
-                self._wakeup.set()  # publish the new count
+                self.keeper.wake()  # publish the new count
         if started is not None:  # the pool was emptied meanwhile
             self._discard([started])
 

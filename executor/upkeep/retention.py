@@ -13,10 +13,10 @@ ingest and log writers wait at most one batch.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+from executor.periodic import Periodic
 from executor.settings import MIB, RetentionSettings
 from executor.store import logs as log_store
 from executor.store import retention as retention_store
@@ -51,26 +51,17 @@ class Retention:
         self.budget_bytes = int(retention.plugin_log_budget_mib * MIB)
         self.batch = retention.retention_batch
         self.interval_s = retention.retention_interval_s
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_report: PurgeReport | None = None
+        self.keeper = Periodic("retention", self._purge_and_keep, self.interval_s, log)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
-        self._thread.start()
+        self.keeper.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(STOP_WAIT_S)
+        self.keeper.stop(STOP_WAIT_S)
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.last_report = self.purge()
-            except Exception:
-                log.exception("retention purge failed; retrying at the next interval")
-            self._stopping.wait(self.interval_s)
+    def _purge_and_keep(self) -> None:
+        self.last_report = self.purge()
 
     def purge(self) -> PurgeReport:
         """Apply both rules once; returns what went."""
@@ -83,19 +74,19 @@ class Retention:
 
     def _purge_by_age(self, report: PurgeReport) -> None:
         cutoff = utcnow() - self.max_age
-        while not self._stopping.is_set():
+        while not self.keeper.stopping:
             with self.db.session() as session:
                 ids = log_store.old_record_ids(session, cutoff, self.batch)
                 report.log_records += log_store.delete_ids(session, ids)
             if len(ids) < self.batch:
                 break
-        while not self._stopping.is_set():
+        while not self.keeper.stopping:
             with self.db.session() as session:
                 runs = retention_store.finished_before(session, cutoff, self.batch)
                 self._count(report, retention_store.delete_invocations(session, runs))
             if len(runs) < self.batch:
                 break
-        while not self._stopping.is_set():
+        while not self.keeper.stopping:
             with self.db.session() as session:
                 gone = retention_store.delete_orphan_events(session, cutoff, self.batch)
             report.events += gone
@@ -107,7 +98,7 @@ class Retention:
             over = retention_store.plugins_over_budget(session, self.budget_bytes)
         for plugin, size in over.items():
             excess = size - self.budget_bytes
-            while excess > 0 and not self._stopping.is_set():
+            while excess > 0 and not self.keeper.stopping:
                 with self.db.session() as session:
                     runs = retention_store.oldest_finished_runs(session, plugin, self.batch)
                     chosen = []

@@ -33,14 +33,14 @@ def test_taking_a_warm_container_wakes_the_pools_thread_only_at_its_refill(
         while pool.counts().get("v1") != 1:
             assert time.monotonic() < deadline, "the fill never made a warm container"
             time.sleep(0.01)
-        pool._wakeup.clear()  # what the thread would do before its next sync
+        pool.keeper.woken.clear()  # what the thread would do before its next sync
 
         taken = pool.take("v1", IMAGE, profile)
 
         assert taken is not None
-        assert not pool._wakeup.is_set()  # nothing published while the event is handed off
+        assert not pool.keeper.woken.is_set()  # nothing published while the event is handed off
         pool.refill("v1", taken.container_id)
-        assert pool._wakeup.is_set()
+        assert pool.keeper.woken.is_set()
     finally:
         pool.stop()
         db.dispose()
