@@ -27,6 +27,7 @@ from executor.api.app import HTTP_PROTOCOL, create_app
 from executor.service.wiring import ExecutorService
 from executor.settings import SandboxProfile, Settings
 from executor.statuses import TERMINAL_STATUSES, RuntimeFlavor
+from tests.durations import order_longest_first
 from tests.schema_template import copied_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +73,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each test is marked with its tier (its folder under tests/) and ``docker`` when one of
-    its fixtures reaches the engine; the security tier runs attacks in containers only."""
+    its fixtures reaches the engine; the security tier runs attacks in containers only. Files
+    run longest first (``tests/durations.py``)."""
+    order_longest_first(items, REPO)
     tests = REPO / "tests"
     for item in items:
         tier = item.path.relative_to(tests).parts[0]
