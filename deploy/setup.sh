@@ -133,8 +133,6 @@ say "installing the package into .venv (versions from deploy/requirements.lock)"
 # The lock (uv pip compile pyproject.toml --extra dev) pins the service and its dev tools, so
 # CI and the README's figures run on the same versions everywhere; the package itself is
 # installed without resolving anything more.
-# --no-compile: the modules a run imports are compiled as it imports them (9 of 27 s of a
-# fresh install went to compiling every module of every package).
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-compile -r deploy/requirements.lock
+.venv/bin/python -m pip install -q --disable-pip-version-check -r deploy/requirements.lock
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 say "set-up done"
