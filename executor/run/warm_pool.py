@@ -64,6 +64,15 @@ class _VersionPool:
     def count(self) -> int:
         return len(self.ready) + self.starting
 
+    def tidy(self, now: float, idle_s: float) -> list[StartedContainer]:
+        """What to remove (lock held): all of a pool unused for ``idle_s``, which then
+        stays empty until its next event, else the containers that waited too long."""
+        if not self.idle and now - self.last_used > idle_s:
+            self.idle = True
+            emptied, self.ready = self.ready, []
+            return emptied
+        return self.expire(now)
+
     def expire(self, now: float) -> list[StartedContainer]:
         """Take out containers that waited longer than the run's wall time (lock held).
 
@@ -193,12 +202,8 @@ class WarmPool:
                 target = wanted.get(version_id)
                 if target is None or target != (pool.image, pool.profile):
                     stale += self._forget(version_id)
-                elif not pool.idle and now - pool.last_used > self.settings.warm_pool.idle_s:
-                    pool.idle = True
-                    stale += pool.ready
-                    pool.ready = []
                 else:
-                    stale += pool.expire(now)
+                    stale += pool.tidy(now, self.settings.warm_pool.idle_s)
             for version_id, (image, profile) in wanted.items():
                 pool = self._pools.setdefault(version_id, _VersionPool(image, profile))
                 self._plan_fill(version_id, pool)
