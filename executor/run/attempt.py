@@ -202,32 +202,16 @@ class AttemptStarter:
         deadline = utcnow() + timedelta(seconds=profile.timeout_s)
         invocation.cold_start = not warm
         generation, token_sha256 = invocation.lease_generation, hash_token(token)
-        if self.db.engine.dialect.name == "postgresql":  # one statement, one round trip
-            with self.db.autocommit_connection() as connection:
-                if not outcome_store.hand_off_with_token(
-                    connection,
-                    invocation.id,
-                    generation,
-                    deadline,
-                    not warm,
-                    token_sha256,
-                    invocation.project_id,
-                ):
-                    return None
-        else:
-            with self.db.session() as session:
-                if not outcome_store.begin_hand_off(
-                    session, invocation.id, generation, deadline, cold_start=not warm
-                ):
-                    return None
-                gateway_store.add_token(
-                    session,
-                    token_sha256,
-                    invocation.id,
-                    invocation.project_id,
-                    deadline,
-                    generation,
-                )
+        if not outcome_store.hand_off(
+            self.db,
+            invocation.id,
+            generation,
+            deadline,
+            not warm,
+            token_sha256,
+            invocation.project_id,
+        ):
+            return None
         self.live.grant(token_sha256, invocation.id, invocation.project_id, generation, deadline)
         return deadline
 

@@ -22,8 +22,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from executor.statuses import AttemptKind, InvocationStatus, RunErrorType
+from executor.store import gateway as gateway_store
 from executor.store import logs as log_store
 from executor.store.clock import database_now, db_now
+from executor.store.db import Database
 from executor.store.leases import LEASE_EXPIRED, fence, release
 from executor.store.queries import get_invocation
 from executor.store.run_errors import RunError
@@ -34,6 +36,7 @@ __all__ = [
     "RunOutput",
     "begin_hand_off",
     "finish",
+    "hand_off",
     "hand_off_with_token",
     "infrastructure_failing",
     "mark_handler_started",
@@ -88,6 +91,39 @@ _HAND_OFF_WITH_TOKEN = (
     )
     .returning(InvocationToken.invocation_id)
 )
+
+
+def hand_off(
+    db: Database,
+    invocation_id: str,
+    generation: int,
+    deadline: datetime,
+    cold_start: bool,
+    token_sha256: str,
+    project_id: str,
+) -> bool:
+    """Record the attempt handed off now (deadline, how its container started) and its
+    run token; False, and nothing recorded, when the lease ``generation`` was lost. On
+    PostgreSQL one statement (one round trip to a remote store); on SQLite two, in one
+    transaction."""
+    if db.engine.dialect.name == "postgresql":
+        with db.autocommit_connection() as connection:
+            return hand_off_with_token(
+                connection,
+                invocation_id,
+                generation,
+                deadline,
+                cold_start,
+                token_sha256,
+                project_id,
+            )
+    with db.session() as session:
+        if not begin_hand_off(session, invocation_id, generation, deadline, cold_start):
+            return False
+        gateway_store.add_token(
+            session, token_sha256, invocation_id, project_id, deadline, generation
+        )
+    return True
 
 
 def hand_off_with_token(

@@ -1,11 +1,13 @@
-"""On PostgreSQL a run's hand-off and its token are one statement in its own transaction
-(``outcome_store.hand_off_with_token``): fenced by the lease generation like the two it
-replaces, it records both or nothing."""
+"""A run's hand-off and its token (``outcome_store.hand_off``) are fenced by the lease
+generation: both are recorded, or neither. On PostgreSQL they are one statement in its own
+transaction (``hand_off_with_token``), on SQLite two in one transaction; each store is
+tested."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +20,13 @@ from executor.store.tables import Invocation, InvocationToken, utcnow
 from tests.store_rows import add_run
 
 
-@pytest.fixture
-def db(postgres_url: str) -> Iterator[Database]:
-    database = Database(postgres_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    database = Database(url)
     database.migrate()
     yield database
     database.dispose()
@@ -28,10 +34,7 @@ def db(postgres_url: str) -> Iterator[Database]:
 
 def hand_off(db: Database, run: Invocation, generation: int, token: str) -> bool:
     deadline = utcnow() + timedelta(seconds=30)
-    with db.autocommit_connection() as connection:
-        return outcome_store.hand_off_with_token(
-            connection, run.id, generation, deadline, True, token, run.project_id
-        )
+    return outcome_store.hand_off(db, run.id, generation, deadline, True, token, run.project_id)
 
 
 def test_the_lease_holder_records_the_deadline_and_the_token_in_one_statement(
