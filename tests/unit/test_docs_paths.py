@@ -10,8 +10,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # A quoted path from the repository's root, or a module path inside one of its packages.
 QUOTED_PATH = re.compile(r"`((?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+)")
 PACKAGES = (ROOT, ROOT / "executor", ROOT / "runtime_image", ROOT / "tests")
-# What a bench run writes, a plugin folder's own files, an operator's folder: not shipped.
-WRITTEN_LATER = ("bench/results/", "events/", "REGISTRY_DIR/")
+# What a bench or test run writes, a plugin folder's own files, an operator's folder: not
+# shipped.
+WRITTEN_LATER = ("bench/results/", "artifacts/", "events/", "REGISTRY_DIR/")
 
 
 def missing_paths(text: str) -> list[str]:
