@@ -202,15 +202,10 @@ class AttemptStarter:
         deadline = utcnow() + timedelta(seconds=profile.timeout_s)
         invocation.cold_start = not warm
         generation, token_sha256 = invocation.lease_generation, hash_token(token)
-        if not outcome_store.hand_off(
-            self.db,
-            invocation.id,
-            generation,
-            deadline,
-            not warm,
-            token_sha256,
-            invocation.project_id,
-        ):
+        handed = outcome_store.HandOff(
+            invocation.id, generation, deadline, not warm, token_sha256, invocation.project_id
+        )
+        if not outcome_store.hand_off(self.db, handed):
             return None
         self.live.grant(token_sha256, invocation.id, invocation.project_id, generation, deadline)
         return deadline

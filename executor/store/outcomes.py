@@ -32,6 +32,7 @@ from executor.store.run_errors import RunError
 from executor.store.tables import Invocation, InvocationToken, utcnow
 
 __all__ = [
+    "HandOff",
     "InfraFailing",
     "RunOutput",
     "begin_hand_off",
@@ -93,52 +94,42 @@ _HAND_OFF_WITH_TOKEN = (
 )
 
 
-def hand_off(
-    db: Database,
-    invocation_id: str,
-    generation: int,
-    deadline: datetime,
-    cold_start: bool,
-    token_sha256: str,
-    project_id: str,
-) -> bool:
-    """Record the attempt handed off now (deadline, how its container started) and its
-    run token; False, and nothing recorded, when the lease ``generation`` was lost. On
-    PostgreSQL one statement (one round trip to a remote store); on SQLite two, in one
-    transaction."""
+@dataclass(frozen=True)
+class HandOff:
+    """What a run's hand-off records: its attempt's deadline and how its container started,
+    and the run token (its SHA-256) the plugin calls the platform with until the deadline."""
+
+    invocation_id: str
+    generation: int  # the lease generation the writes are fenced by
+    deadline: datetime
+    cold_start: bool
+    token_sha256: str
+    project_id: str
+
+
+def hand_off(db: Database, handed: HandOff) -> bool:
+    """Record the hand-off and its token; False, and nothing recorded, when the lease
+    generation was lost. On PostgreSQL one statement (one round trip to a remote store); on
+    SQLite two, in one transaction."""
     if db.engine.dialect.name == "postgresql":
         with db.autocommit_connection() as connection:
-            return hand_off_with_token(
-                connection,
-                invocation_id,
-                generation,
-                deadline,
-                cold_start,
-                token_sha256,
-                project_id,
-            )
+            return hand_off_with_token(connection, handed)
     with db.session() as session:
-        if not begin_hand_off(session, invocation_id, generation, deadline, cold_start):
+        run, generation, deadline = handed.invocation_id, handed.generation, handed.deadline
+        if not begin_hand_off(session, run, generation, deadline, handed.cold_start):
             return False
         gateway_store.add_token(
-            session, token_sha256, invocation_id, project_id, deadline, generation
+            session, handed.token_sha256, run, handed.project_id, deadline, generation
         )
     return True
 
 
-def hand_off_with_token(
-    connection: Connection,
-    invocation_id: str,
-    generation: int,
-    deadline: datetime,
-    cold_start: bool,
-    token_sha256: str,
-    project_id: str,
-) -> bool:
+def hand_off_with_token(connection: Connection, handed: HandOff) -> bool:
     """``begin_hand_off`` and ``gateway.add_token`` in one statement (PostgreSQL, on an
     autocommit ``connection``): False, and nothing recorded, when the lease was lost."""
-    params = {"run": invocation_id, "generation": generation, "deadline": deadline}
-    params |= {"cold": cold_start, "token": token_sha256, "project": project_id}
+    params = {"run": handed.invocation_id, "generation": handed.generation}
+    params |= {"deadline": handed.deadline, "cold": handed.cold_start}
+    params |= {"token": handed.token_sha256, "project": handed.project_id}
     params["created"] = utcnow()
     return connection.execute(_HAND_OFF_WITH_TOKEN, params).first() is not None
 

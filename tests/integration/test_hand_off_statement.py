@@ -34,7 +34,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 def hand_off(db: Database, run: Invocation, generation: int, token: str) -> bool:
     deadline = utcnow() + timedelta(seconds=30)
-    return outcome_store.hand_off(db, run.id, generation, deadline, True, token, run.project_id)
+    handed = outcome_store.HandOff(run.id, generation, deadline, True, token, run.project_id)
+    return outcome_store.hand_off(db, handed)
 
 
 def test_the_lease_holder_records_the_deadline_and_the_token_in_one_statement(
