@@ -132,7 +132,11 @@ fi
 say "installing the package into .venv (versions from deploy/requirements.lock)"
 # The lock (uv pip compile pyproject.toml --extra dev) pins the service and its dev tools, so
 # CI and the README's figures run on the same versions everywhere; the package itself is
-# installed without resolving anything more.
-.venv/bin/python -m pip install -q --disable-pip-version-check -r deploy/requirements.lock
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+# installed without resolving anything more. uv (its version from the lock, put in by pip)
+# installs the lock, many packages at once, and compiles their bytecode: each server and CLI
+# would otherwise compile what it imports.
+.venv/bin/python -m pip install -q --disable-pip-version-check "$(grep -m1 '^uv==' deploy/requirements.lock)"
+uv_install=(.venv/bin/uv pip install -q --python .venv/bin/python --compile-bytecode)
+"${uv_install[@]}" -r deploy/requirements.lock
+"${uv_install[@]}" --no-deps -e .
 say "set-up done"

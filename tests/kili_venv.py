@@ -28,9 +28,13 @@ def made() -> Path:
         if not installed.exists():
             pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
             wanted = pyproject["project"]["optional-dependencies"]["kili-client"]
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(KILI_VENV)], check=True)
-            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-            subprocess.run([*pip, *wanted], check=True)
+            # uv (a dev tool of the lock, beside this interpreter) makes the venv and installs
+            # into it, in parallel, for a fraction of pip's CPU at the start of every fresh run.
+            uv = str(Path(sys.executable).parent / "uv")
+            subprocess.run([uv, "venv", "-q", "--clear", "--python", sys.executable,
+                            str(KILI_VENV)], check=True)  # fmt: skip
+            install = [uv, "pip", "install", "-q", "--python", str(python), "--compile-bytecode"]
+            subprocess.run([*install, *wanted], check=True)
             installed.write_text("\n".join(wanted) + "\n")
     return python
 
