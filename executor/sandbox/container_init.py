@@ -1,4 +1,4 @@
-"""The plugin container's pid 1, run as ``python3 -c <this file's source> [COMMAND...]``.
+"""The plugin container's pid 1, run as ``python3 -I -S -c <this file's source> [COMMAND...]``.
 
 This file is executed inside the container, not imported by the executor: the sandbox
 passes its source on the command line, so it works with any runtime image version.
@@ -23,10 +23,8 @@ Standard library only, and nothing from the executor: it runs in the container's
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
-import platform
 import signal
 import struct
 import sys
@@ -84,7 +82,7 @@ def namespace_filter(machine: str) -> list[tuple[int, int, int, int]]:
 
 def deny_namespaces() -> None:
     """Install ``namespace_filter`` for this process and its descendants."""
-    machine = platform.machine()
+    machine = os.uname().machine
     if machine not in DENIED_SYSCALLS:
         raise OSError(f"no seccomp filter for machine {machine!r}: run on x86_64 or aarch64")
     program = namespace_filter(machine)
@@ -126,6 +124,15 @@ def reap_until(pid: int) -> int:
             return exit_status(status)
 
 
+def send(pid: int, signum: int) -> None:
+    """os.kill, quiet when nothing is left to signal (contextlib is not imported: pid 1
+    starts before every run, and each import adds to the start)."""
+    try:  # noqa: SIM105 (see above)
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 def kill_the_rest() -> None:
     """SIGKILL every other process in the container and reap them until none is left.
 
@@ -138,8 +145,7 @@ def kill_the_rest() -> None:
     if os.getpid() != 1:
         return
     while True:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(-1, signal.SIGKILL)
+        send(-1, signal.SIGKILL)
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:
@@ -157,8 +163,7 @@ def main(argv: list[str]) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         if child:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child[0], signum)
+            send(child[0], signum)
 
     # Installed before the fork so no signal is lost; execve resets them in the child.
     for sig in FORWARDED:

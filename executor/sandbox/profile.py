@@ -2,7 +2,7 @@
 copy of the output. What the engine is asked to do with it is ``executor.run.sandbox``.
 
 Pid 1 is the executor's own init (``executor/sandbox/container_init.py``, passed as
-``python3 -c``) rather than Docker's: it makes itself non-dumpable so the plugin, which runs
+``python3 -I -S -c``) rather than Docker's: it makes itself non-dumpable so the plugin, which runs
 as the same uid, cannot ptrace it.
 """
 
@@ -33,8 +33,10 @@ GATEWAY_MOUNT = CONTAINER_SOCKET_DIR  # the folder the runner tells plugins to u
 
 # pid 1 of every plugin container (see the module docstring); it starts the runtime. Its
 # module docstring is left out: the command line shows in every inspect and `docker ps`.
+# Isolated (-I: no PYTHON* variable, no user site) and without `site` (-S): it needs the
+# standard library only, and it starts before every run's runtime.
 _INIT_SOURCE = (Path(__file__).parent / "container_init.py").read_text().split('"""', 2)[2]
-INIT_COMMAND = ["python3", "-c", _INIT_SOURCE.strip()]
+INIT_COMMAND = ["python3", "-I", "-S", "-c", _INIT_SOURCE.strip()]
 
 
 def container_config(profile: SandboxProfile, gateway_dir: Path | None = None) -> dict[str, Any]:

@@ -1,16 +1,14 @@
 """``self.api``: a small JSON HTTP client for the platform API (through the gateway).
 
-Standard library only (urllib). The token is sent as ``Authorization: Bearer <token>`` and
-``X-API-Key: <token>`` and is kept out of ``repr()``, error messages and logs.
+Standard library only (urllib, in :mod:`plugin_runtime.transport`, imported on the first
+call). The token is sent as ``Authorization: Bearer <token>`` and ``X-API-Key: <token>`` and
+is kept out of ``repr()``, error messages and logs.
 """
 
 from __future__ import annotations
 
-import http.client
 import json as _json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, NoReturn
 
 DEFAULT_TIMEOUT = 30.0
@@ -34,11 +32,10 @@ class ApiError(Exception):
         self.body = body
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: following one would send the token to another URL."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+def preload() -> None:
+    """Import the transport now: a container started ahead of its event does it while it
+    waits, so the handler's first call pays nothing more than in a cold start."""
+    from plugin_runtime import transport  # noqa: F401
 
 
 class RequestVerbs:
@@ -84,7 +81,6 @@ class ApiClient(RequestVerbs):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.__token = token
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
     def __repr__(self) -> str:
         return f"ApiClient(base_url={self.base_url!r})"
@@ -104,6 +100,8 @@ class ApiClient(RequestVerbs):
         self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         """Send one request; see the class docstring for results and errors."""
+        from plugin_runtime.transport import Failure, exchange  # on first use: see preload
+
         method = method.upper()
         headers = {
             "Accept": "application/json",
@@ -115,20 +113,10 @@ class ApiClient(RequestVerbs):
         if json is not None:
             data = _json.dumps(json).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(
-            self.url(path, params), data=data, headers=headers, method=method
-        )
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                status: int = response.status
-                body: bytes = response.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                text = exc.read().decode("utf-8", "replace")
-            self._fail(method, path, exc.code, text)
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            self._fail(method, path, None, "", f"{type(exc).__name__}: {reason}")
+            status, body = exchange(method, self.url(path, params), data, headers, self.timeout)
+        except Failure as exc:
+            self._fail(method, path, exc.status, exc.body, exc.reason)
         if not body.strip():
             return None
         try:

@@ -16,14 +16,14 @@ plugin cannot be loaded; 3 internal error of the runtime itself.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+import select
 import sys
 import traceback
 from typing import Any
 
 from plugin_runtime import core
-from plugin_runtime.api import ApiClient
+from plugin_runtime.api import ApiClient, preload
 from plugin_runtime.dispatch import attach, find_method, handler_call, instantiate
 from plugin_runtime.envelope import Envelope, EnvelopeError, parse_envelope
 from plugin_runtime.failure import report
@@ -32,7 +32,6 @@ from plugin_runtime.kili_client import build_kili
 from plugin_runtime.loader import PluginLoadError, load_handler_class, plugin_root
 from plugin_runtime.logs import plugin_logger
 from plugin_runtime.output import Output
-from plugin_runtime.record import RECORDED_CALL, recorders
 
 EXIT_OK = 0
 EXIT_HANDLER_FAILED = 1
@@ -51,6 +50,8 @@ def _call(out: Output, method: Any, name: str, args: tuple[Any, ...]) -> bool:
     try:
         result = method(*args)
         if inspect.iscoroutine(result):
+            import asyncio  # only async handlers need it (imported ahead: _preload_if_early)
+
             asyncio.run(result)
     except SystemExit as exc:
         if exc.code in (None, 0):
@@ -85,7 +86,9 @@ def _load() -> type | PluginLoadError:
 
 def _clients(out: Output, envelope: Envelope) -> tuple[Any, Any]:
     """``self.kili`` and ``self.api``: the recorders in record mode, else the real clients."""
-    if envelope.record is not None:
+    if envelope.record is not None:  # record mode (plugin-executor run): not on a start's path
+        from plugin_runtime.record import RECORDED_CALL, recorders
+
         return recorders(envelope.record, lambda text: out.writer.control(RECORDED_CALL, call=text))
     _start_gateway_forwarder(out, envelope)
     api = ApiClient(envelope.api.url, envelope.api.token)
@@ -123,12 +126,22 @@ def _run(out: Output, envelope: Envelope, cls: type | PluginLoadError) -> int:
     return EXIT_OK if ok else EXIT_HANDLER_FAILED
 
 
+def _preload_if_early() -> None:
+    """Started ahead of its event (the warm pool), the container imports now, while it waits,
+    what a cold start leaves until the handler uses it: the API's transport and asyncio."""
+    ready, _, _ = select.select([sys.stdin], [], [], 0)
+    if not ready:
+        preload()
+        import asyncio  # noqa: F401
+
+
 def main() -> int:
     """Run one invocation: import the plugin, read the envelope from stdin, dispatch,
     return the exit code."""
     out = Output.install()
     try:
         cls = _load()
+        _preload_if_early()
         try:
             envelope = parse_envelope(sys.stdin.buffer.read())
         except EnvelopeError as exc:

@@ -242,7 +242,7 @@ def test_inspect_shows_hardened_profile(attacker: Attacker) -> None:
     assert all(allowed_mount(m, gateway_dir) for m in inspect["Mounts"]), inspect["Mounts"]
     assert len(host.get("Binds") or []) == len(inspect["Mounts"]) <= 1
     assert inspect["Config"]["User"] == "10000:10000"
-    assert inspect["Config"]["Entrypoint"][:2] == ["python3", "-c"]
+    assert inspect["Config"]["Entrypoint"][:4] == ["python3", "-I", "-S", "-c"]
     assert inspect["Config"]["StdinOnce"] is True
     assert inspect["Config"]["Env"] is None or all(
         "TOKEN" not in e for e in inspect["Config"]["Env"]

@@ -86,19 +86,18 @@ def write_plugin(root: Path, source: str, files: dict[str, str] | None = None) -
     return root
 
 
-def run_runtime(root: Path, stdin: dict[str, Any] | bytes) -> Run:
+def run_runtime(root: Path, stdin: dict[str, Any] | bytes | Path) -> Run:
+    """The runtime on ``stdin``: an envelope, raw bytes, or a file (whole before it starts)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "KILI_"))}
     env.update(PYTHONPATH=str(RUNTIME_DIR), PLUGIN_ROOT=str(root), PYTHONDONTWRITEBYTECODE="1")
-    data = stdin if isinstance(stdin, bytes) else json.dumps(stdin).encode()
-    proc = subprocess.run(
-        [sys.executable, "-m", "plugin_runtime"],
-        input=data,
-        capture_output=True,
-        env=env,
-        cwd=root,
-        timeout=60,
-        check=False,
-    )
+    command = [sys.executable, "-m", "plugin_runtime"]
+    common: dict[str, Any] = {"capture_output": True, "env": env, "cwd": root, "timeout": 60}
+    if isinstance(stdin, Path):
+        with stdin.open("rb") as file:
+            proc = subprocess.run(command, stdin=file, check=False, **common)
+    else:
+        data = stdin if isinstance(stdin, bytes) else json.dumps(stdin).encode()
+        proc = subprocess.run(command, input=data, check=False, **common)
     stdout = proc.stdout.decode("utf-8")
     assert TOKEN not in stdout
     lines = [json.loads(line) for line in stdout.splitlines()]  # every line is one object

@@ -45,7 +45,7 @@ def test_container_config_is_hardened() -> None:
     assert config["shm_size"] == 64 * 1024 * 1024
     assert config["binds"] == {}  # the gateway socket folder only, when there is one
     assert "mounts" not in config and "devices" not in config
-    assert INIT_COMMAND[:2] == ["python3", "-c"]
+    assert INIT_COMMAND[:4] == ["python3", "-I", "-S", "-c"]
     # The engine keeps a capped copy of the output in its own data root, not a host path.
     assert config["log_config"] == {
         "Type": "local",
