@@ -8,8 +8,10 @@ is kept out of ``repr()``, error messages and logs.
 from __future__ import annotations
 
 import json as _json
-import urllib.parse
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 DEFAULT_TIMEOUT = 30.0
 BODY_EXCERPT_CHARS = 500
@@ -35,6 +37,8 @@ class ApiError(Exception):
 def preload() -> None:
     """Import the transport now: a container started ahead of its event does it while it
     waits, so the handler's first call pays nothing more than in a cold start."""
+    import urllib.parse  # noqa: F401
+
     from plugin_runtime import transport  # noqa: F401
 
 
@@ -87,6 +91,8 @@ class ApiClient(RequestVerbs):
 
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
         """The full URL for ``path`` (relative to ``base_url``) and query ``params``."""
+        import urllib.parse  # on the first call, like the transport (see preload)
+
         parts = urllib.parse.urlsplit(path)
         if parts.scheme or parts.netloc:
             raise ValueError("ApiClient paths are relative to the API base URL, not full URLs")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from plugin_runtime.api import ApiClient
 from plugin_runtime.logs import plugin_logger
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import Any
 
 _current_api: ApiClient | None = None
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass
-from typing import Any
 
 from plugin_runtime.envelope import Event
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import Any
 
 LABEL_EVENTS = {
     "onSubmit": "on_submit",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class EnvelopeError(ValueError):

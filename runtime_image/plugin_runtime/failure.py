@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import traceback
-from pathlib import Path
 
 from plugin_runtime.loader import PACKAGE, plugin_root
 from plugin_runtime.protocol import ProtocolWriter, valid_text
@@ -43,16 +42,16 @@ def exception_message(exc: BaseException) -> str:
         return f"<{type(exc).__name__}.__str__ raised>"
 
 
-def plugin_location(exc: BaseException, root: Path) -> str | None:
+def plugin_location(exc: BaseException, root: str) -> str | None:
     """``main.py:12``: the innermost frame of ``exc``'s traceback in a file of the plugin's
     code under ``root`` (a library's frames are skipped: the plugin's call is what it can
     change); None when no frame is the plugin's."""
-    code = os.path.abspath(root / PACKAGE) + os.sep
+    code = os.path.abspath(os.path.join(root, PACKAGE)) + os.sep
     found = None
     for frame, line in traceback.walk_tb(exc.__traceback__):
         path = os.path.abspath(frame.f_code.co_filename)
         if path.startswith(code):
-            found = f"{Path(path[len(code) :]).as_posix()}:{line}"
+            found = f"{path[len(code) :].replace(os.sep, '/')}:{line}"
     return found
 
 

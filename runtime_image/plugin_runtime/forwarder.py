@@ -12,7 +12,6 @@ import contextlib
 import select
 import socket
 import threading
-import urllib.parse
 
 BUFFER_BYTES = 64 * 1024
 LISTEN_BACKLOG = 64
@@ -23,11 +22,18 @@ class ForwarderError(RuntimeError):
 
 
 def listen_address(api_url: str) -> tuple[str, int]:
-    """The loopback host and port of ``api_url`` the forwarder must listen on."""
-    parts = urllib.parse.urlsplit(api_url)
-    if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+    """The loopback host and port of ``api_url`` the forwarder must listen on. Read by hand:
+    ``urllib.parse`` (and ``ipaddress``) would be two more imports before every handler."""
+    _, _, rest = api_url.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    host, _, port = authority.rpartition(":")
+    if (
+        host.lower() not in ("127.0.0.1", "localhost")
+        or not (port.isascii() and port.isdigit())
+        or not 0 < int(port) < 65536
+    ):
         raise ForwarderError("api.url must be http://127.0.0.1:<port>/... to use the gateway")
-    return "127.0.0.1", parts.port
+    return "127.0.0.1", int(port)
 
 
 def _pump(client: socket.socket, upstream: socket.socket) -> None:

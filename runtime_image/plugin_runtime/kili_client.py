@@ -7,7 +7,10 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def kili_endpoint(api_url: str) -> str:

@@ -1,4 +1,8 @@
-"""Imports the plugin's ``main.py`` as ``plugin_code.main`` and finds ``PluginHandler``."""
+"""Imports the plugin's ``main.py`` as ``plugin_code.main`` and finds ``PluginHandler``.
+
+Paths are strings (``os.path``), not ``pathlib``: each module the runtime imports is a cold
+start's wait, several milliseconds under gVisor.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import importlib
 import os
 import sys
 import traceback
-from pathlib import Path
 
 PACKAGE = "plugin_code"
 DEFAULT_ROOT = "/opt/plugin"
@@ -16,25 +19,25 @@ class PluginLoadError(Exception):
     """The plugin cannot be loaded; the message (maybe a traceback) says why."""
 
 
-def plugin_root() -> Path:
+def plugin_root() -> str:
     """``$PLUGIN_ROOT`` (default ``/opt/plugin``): the folder that contains ``plugin_code/``."""
-    return Path(os.environ.get("PLUGIN_ROOT", DEFAULT_ROOT))
+    return os.environ.get("PLUGIN_ROOT", DEFAULT_ROOT)
 
 
-def _prepare_sys_path(root: Path) -> None:
+def _prepare_sys_path(root: str) -> None:
     # `python -m` puts the working directory first on sys.path; it is /tmp (writable) in
     # the container and must not shadow anything, so it goes.
     cwd = os.getcwd()
     if sys.path and sys.path[0] in ("", cwd):
         del sys.path[0]
-    sys.path.insert(0, str(root))
+    sys.path.insert(0, root)
     # The plugin's own modules also import by their plain name (`from mixins import Mixin`),
     # from the end of sys.path so they never shadow the standard library, the runtime or an
     # installed package; the upload check (executor/intake/inheritance.py) resolves names the same.
-    sys.path.append(str(root / PACKAGE))
+    sys.path.append(os.path.join(root, PACKAGE))
 
 
-def load_handler_class(root: Path) -> type:
+def load_handler_class(root: str) -> type:
     """Import ``<root>/plugin_code/main.py`` as a package module; return ``PluginHandler``.
 
     Relative imports (``from .helpers import f``), absolute ones of the plugin's own modules
@@ -43,8 +46,8 @@ def load_handler_class(root: Path) -> type:
     missing, raises while importing (the message is the traceback) or defines no class
     ``PluginHandler``.
     """
-    main = root / PACKAGE / "main.py"
-    if not main.is_file():
+    main = os.path.join(root, PACKAGE, "main.py")
+    if not os.path.isfile(main):
         raise PluginLoadError(f"no plugin code: {main} does not exist")
     _prepare_sys_path(root)
     try:

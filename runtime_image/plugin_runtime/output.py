@@ -6,13 +6,16 @@ import contextlib
 import os
 import sys
 import threading
-from typing import BinaryIO, NoReturn
 
 from plugin_runtime.fdcapture import FdCapture
 from plugin_runtime.logs import install_logging
 from plugin_runtime.protocol import ProtocolWriter
 from plugin_runtime.stderr_levels import StderrLevels
 from plugin_runtime.streams import LineSink, RecordStream
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import BinaryIO, NoReturn
 
 STDOUT_FD = 1
 STDERR_FD = 2

@@ -29,7 +29,10 @@ import json
 import logging
 import threading
 import time
-from typing import Any, BinaryIO
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDACTED = "***"

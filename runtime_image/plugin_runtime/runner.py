@@ -20,7 +20,6 @@ import inspect
 import select
 import sys
 import traceback
-from typing import Any
 
 from plugin_runtime import core
 from plugin_runtime.api import ApiClient, preload
@@ -32,6 +31,10 @@ from plugin_runtime.kili_client import build_kili
 from plugin_runtime.loader import PluginLoadError, load_handler_class, plugin_root
 from plugin_runtime.logs import plugin_logger
 from plugin_runtime.output import Output
+
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_OK = 0
 EXIT_HANDLER_FAILED = 1

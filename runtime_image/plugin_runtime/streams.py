@@ -10,10 +10,10 @@ import codecs
 import io
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from plugin_runtime.protocol import MAX_LINE_BYTES, ProtocolWriter, valid_text
 
+TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
