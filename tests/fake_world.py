@@ -18,9 +18,14 @@ from executor.store.tables import Event, Invocation, Plugin, PluginVersion
 
 SETTLE_S = 60.0  # generous: the poll ends as soon as the record is there
 POLL_S = 0.02
+# A run's wall time unless a test is about the deadline: only a script that hangs reaches
+# it (a short one timed out a quick script on two loaded cores).
+TIMEOUT_S = 60.0
 
 
-def fake_settings(tmp_path: Path, *, timeout_s: float = 0.5, drain_s: float = 30.0) -> Settings:
+def fake_settings(
+    tmp_path: Path, *, timeout_s: float = TIMEOUT_S, drain_s: float = 30.0
+) -> Settings:
     """Settings for a dispatcher on the fake engine: short retry delays and polls (the
     runs still end on records, not on time), no warm pool, ``timeout_s`` of wall time per
     run, ``drain_s`` to wait for runs at stop."""
@@ -105,9 +110,11 @@ def dispatching(
         db.dispose()
 
 
-def run_scripts(tmp_path: Path, *scripts: Script, max_retries: int = 0) -> Invocation:
+def run_scripts(
+    tmp_path: Path, *scripts: Script, max_retries: int = 0, timeout_s: float = TIMEOUT_S
+) -> Invocation:
     """One run of a plugin whose containers run ``scripts`` in turn, to its end."""
     engine = FakeEngine()
     engine.images.add("scripted:1", *scripts)
-    with dispatching(tmp_path, engine) as db:
+    with dispatching(tmp_path, engine, fake_settings(tmp_path, timeout_s=timeout_s)) as db:
         return settled(db, add_plugin_run(db, "scripted:1", max_retries=max_retries))

@@ -54,7 +54,7 @@ def test_a_plugin_that_exits_1_is_retried_then_dead_with_max_retries(tmp_path: P
 
 
 def test_a_plugin_past_its_deadline_is_killed_and_timed_out(tmp_path: Path) -> None:
-    run = run_scripts(tmp_path, Script(hangs=True))
+    run = run_scripts(tmp_path, Script(hangs=True), timeout_s=0.5)
 
     assert (run.status, run.attempt, run.exit_code) == (InvocationStatus.TIMED_OUT, 1, 137)
     assert run.error == "wall time of 0.5 s exceeded: killed"

@@ -20,7 +20,7 @@ from executor.store.db import Database
 from executor.store.run_errors import MAX_MESSAGE_CHARS, MAX_TYPE_CHARS
 from executor.store.tables import Invocation, LogRecord
 from executor.tokens import mint_token
-from tests.fake_world import add_plugin_run, dispatching, settled
+from tests.fake_world import TIMEOUT_S, add_plugin_run, dispatching, fake_settings, settled
 from tests.run_error_migration import check_old_runs_have_no_error_summary
 from tests.unit.test_runtime import make_envelope, run_runtime, write_plugin
 
@@ -46,14 +46,14 @@ def runtime_script(tmp_path: Path, source: str, **more: object) -> Script:
 
 
 def run_and_logs(
-    tmp_path: Path, *scripts: Script, max_retries: int = 0
+    tmp_path: Path, *scripts: Script, max_retries: int = 0, timeout_s: float = TIMEOUT_S
 ) -> tuple[Invocation, list[LogRecord]]:
     """One run of a plugin whose containers run ``scripts`` in turn: its record and log."""
     engine = FakeEngine()
     engine.images.add("scripted:1", *scripts)
     store = tmp_path / "store"
     store.mkdir()
-    with dispatching(store, engine) as db:
+    with dispatching(store, engine, fake_settings(store, timeout_s=timeout_s)) as db:
         run = settled(db, add_plugin_run(db, "scripted:1", max_retries=max_retries))
         return run, _logs(db, run.id)
 
@@ -141,7 +141,7 @@ def test_the_executors_kill_wins_over_a_report_of_the_plugin(tmp_path: Path) -> 
     # The runtime reported an exception, then the container ran past its deadline.
     hung = runtime_script(tmp_path, RAISING, hangs=True)
 
-    run, logs = run_and_logs(tmp_path, hung)
+    run, logs = run_and_logs(tmp_path, hung, timeout_s=0.5)
 
     assert run.status == InvocationStatus.TIMED_OUT
     assert _summary(run) == ("Sandbox.Timeout", "wall time of 0.5 s exceeded: killed", None)
