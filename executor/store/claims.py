@@ -256,7 +256,11 @@ def claim_with_inputs(
     if not picks:
         return NOTHING
     expires = beat + timedelta(seconds=lease_s)
-    taking = {"taker": owner, "on_node": node.node_id, "expiry": expires, "now": now}
+    # The runs start now, not at the claim's first statement: on SQLite the claim may have
+    # waited for the write lock behind the end of a run whose slot it takes, and a start
+    # recorded before that end would read as the limit broken.
+    started = utcnow()
+    taking = {"taker": owner, "on_node": node.node_id, "expiry": expires, "now": started}
     if not postgres:
         taken, _ = _take(session, sql.TAKE, picks, taking)
         return taken, (query_store.inputs_of(session, [i.id for i in taken]) if read_inputs else {})

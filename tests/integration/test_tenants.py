@@ -239,19 +239,20 @@ def test_concurrent_runs_wait_for_the_tenant_quota(server: RunningServer) -> Non
     create_tenant(server, "serial", max_concurrent_runs=1)
     assign_project(server, "serial", "p-serial")
     serial = as_key(server, create_key(server, "serial", ALL_SCOPES)["key"])
-    response = serial.api.post(
-        "/v1/plugins", data={"name": "nap"}, files={"file": ("main.py", SLEEPER)}
-    )
-    assert response.status_code == 202, response.text
-    serial.wait_build("nap", 1)
-    serial.activate("nap", "p-serial")
-    ids = [
-        serial.post_event(type="onSubmit", project_id="p-serial", asset_id=f"a{i}", label={})[
-            "invocations"
-        ][0]
-        for i in range(2)
-    ]
-    first, second = sorted((serial.wait_run(i) for i in ids), key=lambda r: r["started_at"])
+    with serial.api:  # closed even when an assertion fails (the next test would see it)
+        response = serial.api.post(
+            "/v1/plugins", data={"name": "nap"}, files={"file": ("main.py", SLEEPER)}
+        )
+        assert response.status_code == 202, response.text
+        serial.wait_build("nap", 1)
+        serial.activate("nap", "p-serial")
+        ids = [
+            serial.post_event(type="onSubmit", project_id="p-serial", asset_id=f"a{i}", label={})[
+                "invocations"
+            ][0]
+            for i in range(2)
+        ]
+        runs = sorted((serial.wait_run(i) for i in ids), key=lambda r: r["started_at"])
+    first, second = runs
     assert first["status"] == second["status"] == "succeeded"
     assert second["started_at"] >= first["finished_at"]  # the quota held it, then let it run
-    serial.api.close()
