@@ -256,6 +256,9 @@ def test_the_actions_fit_a_375_px_screen(browser: Browser, server: RunningServer
         sign_in(page, server)
         open_plugin(page, server, "pocket")
         expect(page.locator("#activations")).to_contain_text("pocket-proj")
+        # The form fills its sample event once the page has the activations: send that.
+        event = page.get_by_label("Event (JSON)")
+        expect(event).to_have_value(containing('"project_id": "pocket-proj"'))
         page.get_by_role("button", name="Send event").click()
         expect(page.locator("#test-runs .run-status")).to_contain_text("succeeded")
         widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth]")
