@@ -68,6 +68,13 @@ def ready(server: RunningServer, version_ids: set[str] | None = None) -> list[st
     ]
 
 
+def held(server: RunningServer, version_id: str) -> bool:
+    """The pool itself holds one ready container of ``version_id``: the engine says a
+    container runs a moment before the pool's thread records it as ready, and an event in
+    between starts cold."""
+    return server.service.dispatcher.pool.counts().get(version_id) == 1
+
+
 def run_lines(
     server: RunningServer, project: str, label: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
@@ -144,6 +151,7 @@ def test_a_pooled_container_serves_one_event(warm: RunningServer, tmp_path: Path
     for n in range(3):
         vid = {version_id(warm, "once", 1)}
         wait_for(lambda: len(ready(warm, vid)) == 1, what="a warm container")  # noqa: B023
+        wait_for(lambda: held(warm, *vid), what="the pool to hold it")  # noqa: B023
         run, lines = run_lines(warm, "p-once", {"n": n})
         assert run["start"] == "warm"
         hosts.append(lines[1])
@@ -163,6 +171,7 @@ def test_a_new_version_drains_the_old_pool(warm: RunningServer, tmp_path: Path) 
     v2 = {version_id(warm, "versioned", 2)}
     wait_for(lambda: not [c for c in pooled(warm) if c["Labels"][POOL_LABEL] in v1], what="drain")
     wait_for(lambda: len(ready(warm, v2)) == 1, what="a v2 warm container")
+    wait_for(lambda: held(warm, *v2), what="the pool to hold it")
     run, lines = run_lines(warm, "p-versions", {})
     assert run["start"] == "warm" and run["version"] == 2 and "says v2" in lines[4]
 
