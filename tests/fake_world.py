@@ -110,11 +110,21 @@ def dispatching(
         db.dispose()
 
 
+@contextmanager
+def scripted_run(
+    tmp_path: Path, *scripts: Script, max_retries: int = 0, timeout_s: float = TIMEOUT_S
+) -> Iterator[tuple[Database, Invocation]]:
+    """One run of a plugin whose containers run ``scripts`` in turn, ended; its store stays
+    open (to read what the run wrote) until the block ends."""
+    engine = FakeEngine()
+    engine.images.add("scripted:1", *scripts)
+    with dispatching(tmp_path, engine, fake_settings(tmp_path, timeout_s=timeout_s)) as db:
+        yield db, settled(db, add_plugin_run(db, "scripted:1", max_retries=max_retries))
+
+
 def run_scripts(
     tmp_path: Path, *scripts: Script, max_retries: int = 0, timeout_s: float = TIMEOUT_S
 ) -> Invocation:
     """One run of a plugin whose containers run ``scripts`` in turn, to its end."""
-    engine = FakeEngine()
-    engine.images.add("scripted:1", *scripts)
-    with dispatching(tmp_path, engine, fake_settings(tmp_path, timeout_s=timeout_s)) as db:
-        return settled(db, add_plugin_run(db, "scripted:1", max_retries=max_retries))
+    with scripted_run(tmp_path, *scripts, max_retries=max_retries, timeout_s=timeout_s) as (_, run):
+        return run

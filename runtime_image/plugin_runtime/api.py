@@ -37,9 +37,7 @@ class ApiError(Exception):
 def preload() -> None:
     """Import the transport now: a container started ahead of its event does it while it
     waits, so the handler's first call pays nothing more than in a cold start."""
-    import urllib.parse  # noqa: F401
-
-    from plugin_runtime import transport  # noqa: F401
+    from plugin_runtime import transport  # noqa: F401 (urllib.request brings urllib.parse)
 
 
 class RequestVerbs:

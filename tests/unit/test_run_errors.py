@@ -13,14 +13,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from executor.engine.fake import FakeEngine, Script, scripted
+from executor.engine.fake import Script, scripted
 from executor.run.output import OutputCollector
 from executor.statuses import InvocationStatus
 from executor.store.db import Database
 from executor.store.run_errors import MAX_MESSAGE_CHARS, MAX_TYPE_CHARS
 from executor.store.tables import Invocation, LogRecord
 from executor.tokens import mint_token
-from tests.fake_world import TIMEOUT_S, add_plugin_run, dispatching, fake_settings, settled
+from tests.fake_world import TIMEOUT_S, scripted_run
 from tests.run_error_migration import check_old_runs_have_no_error_summary
 from tests.unit.test_runtime import make_envelope, run_runtime, write_plugin
 
@@ -49,12 +49,9 @@ def run_and_logs(
     tmp_path: Path, *scripts: Script, max_retries: int = 0, timeout_s: float = TIMEOUT_S
 ) -> tuple[Invocation, list[LogRecord]]:
     """One run of a plugin whose containers run ``scripts`` in turn: its record and log."""
-    engine = FakeEngine()
-    engine.images.add("scripted:1", *scripts)
     store = tmp_path / "store"
     store.mkdir()
-    with dispatching(store, engine, fake_settings(store, timeout_s=timeout_s)) as db:
-        run = settled(db, add_plugin_run(db, "scripted:1", max_retries=max_retries))
+    with scripted_run(store, *scripts, max_retries=max_retries, timeout_s=timeout_s) as (db, run):
         return run, _logs(db, run.id)
 
 
