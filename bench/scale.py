@@ -15,6 +15,11 @@ each count the bench:
           and the claim latency p50/p99 (one claim transaction of a worker, its commit
           included, from the workers' own samples).
 
+Last, in the same run, ``floor`` workers as many as the largest count drain the same burst
+with the cheapest claim there could be (``bench.scale_worker``: one ``UPDATE`` of the
+oldest queued runs, no heartbeat, no limit): the claims/s no claim design reaches on
+these cores, beside which the executor's claim is read.
+
 It then names where each figure bends and writes ``bench/results/scale-LABEL.json`` and
 ``.png`` (``--compare`` draws an earlier run's JSON beside it). PostgreSQL CPU is read from
 ``/proc`` of the bench database's backends and the server's background processes; other
@@ -227,18 +232,20 @@ class Worker:
             into.runs.update(found["runs"])
 
 
-def start_workers(url: str, first: int, n: int, workdir: Path, kind: str) -> list[Worker]:
+def start_workers(
+    url: str, first: int, n: int, workdir: Path, kind: str, prefix: str = "w"
+) -> list[Worker]:
     images = ",".join(f"sim{k:02d}:1" for k in range(PLUGINS))
     workers = []
     for k in range(first, first + n):
-        samples = workdir / f"w{k:02d}.json"
+        samples = workdir / f"{prefix}{k:02d}.json"
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "bench.scale_worker",
                 url,
-                f"w{k:02d}",
+                f"{prefix}{k:02d}",
                 str(samples),
                 f"--slots={SLOTS}",
                 f"--poll={POLL_S}",
@@ -354,7 +361,34 @@ def bend(xs: list[float], ys: list[float], *, rising: bool) -> float | None:
     return None
 
 
-def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> list[Count]:
+@dataclass
+class Floor:
+    """The floor claim's burst, with as many workers as the largest count."""
+
+    workers: int
+    claims_per_s: float = 0.0
+    claim_p50_ms: float = 0.0
+    claim_p99_ms: float = 0.0
+
+
+def measure_floor(
+    url: str, plugins: list[tuple[str, str, str, str]], workers: int, burst_size: int, workdir: Path
+) -> Floor:
+    db = Database(url)
+    name = url.rsplit("/", 1)[1]
+    floor = Count(workers)
+    samples = Samples()
+    with worker_pool(url, workdir) as pool:
+        pool += start_workers(url, 0, workers, workdir, "floor", prefix="f")
+        window = burst(db, name, plugins, burst_size)
+        for worker in pool:
+            worker.stop(samples)
+    db.dispose()
+    burst_figures(floor, window, samples)
+    return Floor(workers, floor.claims_per_s, floor.claim_p50_ms, floor.claim_p99_ms)
+
+
+def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> tuple[list[Count], Floor]:
     counts: list[Count] = []
     windows: list[tuple[Count, list[tuple[Step, Window]], Window]] = []
     samples = Samples()
@@ -382,17 +416,18 @@ def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> list[Co
             for worker in workers:
                 worker.stop(samples)
         db.dispose()
+        floor = measure_floor(url, plugins, counts[-1].workers, sizes.burst, workdir)
     for count, steps, burst_window in windows:
         for step, window in steps:
             step_figures(step, window, samples)
         burst_figures(count, burst_window, samples)
-    return counts
+    return counts, floor
 
 
 # Reporting.
 
 
-def report(counts: list[Count], label: str, short: bool, kind: str) -> dict[str, Any]:
+def report(counts: list[Count], floor: Floor, label: str, short: bool, kind: str) -> dict[str, Any]:
     xs = [float(c.workers) for c in counts]
     bends = {
         "claims_per_s_bends_at_workers": bend(xs, [c.claims_per_s for c in counts], rising=True),
@@ -425,6 +460,7 @@ def report(counts: list[Count], label: str, short: bool, kind: str) -> dict[str,
             "note": "workers, driver and PostgreSQL share the machine's cores",
         },
         "counts": [asdict(c) for c in counts],
+        "floor": asdict(floor),
         "bends": bends,
     }
 
@@ -494,9 +530,10 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument(
         "--kind",
-        choices=["dispatcher", "claim"],
+        choices=["dispatcher", "claim", "floor"],
         default="dispatcher",
-        help="workers running the whole dispatcher, or only its store calls (bench.scale_worker)",
+        help="workers running the whole dispatcher, only its store calls, or the store calls "
+        "with the cheapest claim there could be (bench.scale_worker)",
     )
     parser.add_argument("--compare", type=Path, help="an earlier run's JSON, drawn beside")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of the results")
@@ -508,10 +545,10 @@ def main(argv: list[str]) -> None:
         sizes = replace(sizes, workers=[int(n) for n in args.workers.split(",")])
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as workdir:
         try:
-            counts = measure(sizes, args.max_workers, Path(workdir), args.kind)
+            counts, floor = measure(sizes, args.max_workers, Path(workdir), args.kind)
         finally:
             drop_template()  # the migrated database its database was copied from
-    result = report(counts, args.label, args.short, args.kind)
+    result = report(counts, floor, args.label, args.short, args.kind)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"scale-{args.label}.json"
     json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -523,5 +560,11 @@ def main(argv: list[str]) -> None:
             f"ms p99 {c.claim_p99_ms} ms, PG CPU {c.burst_pg_cpu_s_per_1000} s/1000 runs, "
             f"kept up to {c.max_rate_kept_up} events/s"
         )
+    share = counts[-1].claims_per_s / floor.claims_per_s if floor.claims_per_s else 0.0
+    print(
+        f"floor ({floor.workers} workers, the cheapest claim): {floor.claims_per_s} claims/s, "
+        f"claim p50 {floor.claim_p50_ms} ms p99 {floor.claim_p99_ms} ms; "
+        f"the executor's claim reaches {share:.0%} of it"
+    )
     print(f"bends: {json.dumps(result['bends'])}")
     print(f"wrote {json_path}")

@@ -1,6 +1,6 @@
 """One simulated worker node of ``python -m bench scale``, against the bench's PostgreSQL.
 
-    python -m bench.scale_worker URL NODE_ID SAMPLES_FILE --kind dispatcher|claim
+    python -m bench.scale_worker URL NODE_ID SAMPLES_FILE --kind dispatcher|claim|floor
                                  --slots 4 --poll 0.1 --images a:1,b:1
 
 ``dispatcher``: the real ``Dispatcher`` (its claim loop, runner, leases and heartbeats) on a
@@ -9,6 +9,9 @@ output. ``claim``: the store's side of a node alone, for the claim's ceiling on 
 whose cores cannot carry dozens of full runners: it registers, claims with the store's
 ``claim`` (the dispatcher's arguments), holds each run for a drawn time and records its end
 with ``finish`` under its lease generation, one transaction each, as the runner does.
+``floor``: ``claim`` with the cheapest claim there could be in its place, one ``UPDATE`` of
+the oldest queued runs ``FOR UPDATE SKIP LOCKED``, no heartbeat, no limit, no node filter:
+not a claim the executor could make, but what any claim costs at least on these cores.
 
 It runs until its stdin closes (the bench ends it that way, or by dying), then stops its
 dispatcher and writes what it measured to SAMPLES_FILE (``Samples``).
@@ -23,8 +26,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from executor.engine.fake import FakeContainer, FakeContainers, FakeEngine, Script
 from executor.metrics import Metrics, QueueFigures
@@ -35,6 +42,16 @@ from executor.store import claims as claim_store
 from executor.store import nodes as node_store
 from executor.store import outcomes as outcome_store
 from executor.store.db import Database
+
+# The floor kind's claim: what every claim does at least (a lease on the oldest queued runs).
+FLOOR_CLAIM = text(
+    "UPDATE invocations SET status = 'running', lease_owner = :node, node_id = :node, "
+    "lease_generation = lease_generation + 1, started_at = now(), "
+    "lease_expires_at = now() + interval '30 seconds' "
+    "WHERE id IN (SELECT id FROM invocations WHERE status = 'queued' "
+    "ORDER BY queued_at LIMIT :free FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, lease_generation"
+)
 
 # Run times: log-normal around RUN_MEDIAN_S (a few runs ten times longer); outputs: one to
 # five lines; FAILING_SHARE of the runs exit 1.
@@ -119,17 +136,39 @@ def run_time(rng: random.Random) -> float:
     return rng.lognormvariate(0.0, RUN_SIGMA) * RUN_MEDIAN_S
 
 
+Claimer = Callable[[Session, int], list[tuple[str, int]]]
+
+
+def store_claimer(args: argparse.Namespace) -> Claimer:
+    """The store's ``claim`` with the dispatcher's arguments: (run id, lease generation)s."""
+    node = claim_store.NodeClaim(args.node_id, frozenset(["runc"]), {}, "runc")
+    limits = claim_store.ClaimLimits(per_plugin=1000, per_project=1000)
+    webhooks = claim_store.WebhookSlots(free=0)
+
+    def claim(session: Session, free: int) -> list[tuple[str, int]]:
+        runs = claim_store.claim(session, args.node_id, free, 30.0, limits, node, 0.0, webhooks)
+        return [(run.id, run.lease_generation) for run in runs]
+
+    return claim
+
+
+def floor_claimer(args: argparse.Namespace) -> Claimer:
+    def claim(session: Session, free: int) -> list[tuple[str, int]]:
+        rows = session.execute(FLOOR_CLAIM, {"node": args.node_id, "free": free})
+        return [(str(run_id), int(generation)) for run_id, generation in rows]
+
+    return claim
+
+
 def claim_loop(args: argparse.Namespace, stop: threading.Event, samples: Samples) -> None:
-    """The ``claim`` kind: claim, hold, finish, until ``stop``."""
+    """The ``claim`` and ``floor`` kinds: claim, hold, finish, until ``stop``."""
     rng = random.Random(args.seed)
     db = Database(args.url, pool_size=1)
     with db.session() as session:
         node_store.register(
             session, node_store.NodeInfo(args.node_id, args.node_id, "sim", ["runc"], args.slots, 0)
         )
-    node = claim_store.NodeClaim(args.node_id, frozenset(["runc"]), {}, "runc")
-    limits = claim_store.ClaimLimits(per_plugin=1000, per_project=1000)
-    webhooks = claim_store.WebhookSlots(free=0)
+    claim = floor_claimer(args) if args.kind == "floor" else store_claimer(args)
     holding: dict[str, tuple[int, float]] = {}  # run id -> lease generation, end
     while not stop.is_set():
         now = time.monotonic()
@@ -144,13 +183,11 @@ def claim_loop(args: argparse.Namespace, stop: threading.Event, samples: Samples
         if (free := args.slots - len(holding)) > 0:
             started = time.perf_counter()
             with db.session() as session:
-                runs = claim_store.claim(
-                    session, args.node_id, free, 30.0, limits, node, 0.0, webhooks
-                )
-            samples.add(started, [run.id for run in runs])
+                runs = claim(session, free)
+            samples.add(started, [run_id for run_id, _ in runs])
             claimed = len(runs)
-            for run in runs:
-                holding[run.id] = (run.lease_generation, time.monotonic() + run_time(rng))
+            for run_id, generation in runs:
+                holding[run_id] = (generation, time.monotonic() + run_time(rng))
         if not claimed:  # nothing to take: wait for a run to end or the next poll
             ends = [end for _, end in holding.values()]
             stop.wait(min([args.poll, *(max(0.0, e - time.monotonic()) for e in ends)]))
@@ -166,9 +203,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--poll", type=float, default=0.1)
     parser.add_argument("--images", default="")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kind", choices=["dispatcher", "claim"], default="dispatcher")
+    parser.add_argument("--kind", choices=["dispatcher", "claim", "floor"], default="dispatcher")
     args = parser.parse_args(argv)
-    if args.kind == "claim":
+    if args.kind != "dispatcher":
         stop = threading.Event()
         samples = Samples()
         loop = threading.Thread(target=claim_loop, args=(args, stop, samples))

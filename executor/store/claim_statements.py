@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     Float,
     Integer,
     Select,
     String,
     any_,
     bindparam,
-    cast,
     exists,
     func,
     literal,
@@ -63,7 +63,7 @@ def is_webhook() -> ColumnElement[bool]:
 
 
 def _due() -> ColumnElement[bool]:
-    """Queued, and due at the bound ``now`` (index ``status, queued_at``)."""
+    """Queued, and due at the bound ``now`` (index ``status, queued_at, id``)."""
     return (Invocation.status == InvocationStatus.QUEUED) & or_(
         Invocation.not_before.is_(None), Invocation.not_before <= bindparam("now")
     )
@@ -188,14 +188,16 @@ def _runnable_here() -> ColumnElement[bool]:
     """The run's activation asks for a runtime the claiming node has (the bound
     ``runtimes``; none named: the bound ``default_runtime``) and only labels it carries
     (its node selector contained in the bound ``labels``, as JSONB; no selector: any
-    node), as ``NodeClaim.can_run`` says."""
-    runtime = func.coalesce(Activation.runtime, bindparam("default_runtime", type_=String()))
-    selector = func.coalesce(
-        func.nullif(cast(Activation.node_selector, JSONB), cast(literal("null"), JSONB)),
-        cast(literal("{}"), JSONB),
+    node), as ``NodeClaim.can_run`` says: ``claim_runs_here`` (migration 0028), a function
+    so that the planner reads the queue's index in order instead of sorting the queue."""
+    return func.claim_runs_here(
+        Activation.runtime,
+        Activation.node_selector,
+        bindparam("default_runtime", type_=String()),
+        _array("runtimes", String()),
+        bindparam("labels", type_=JSONB),
+        type_=Boolean(),
     )
-    carried: ColumnElement[bool] = selector.contained_by(bindparam("labels", type_=JSONB))
-    return (runtime == any_(_array("runtimes", String()))) & carried
 
 
 def _not_left_for_warm() -> ColumnElement[bool]:

@@ -116,7 +116,7 @@ def count_by_status(session: Session) -> dict[str, int]:
 
 
 def oldest_queued_at(session: Session) -> datetime | None:
-    """When the longest-waiting queued invocation was queued (index ``status, queued_at``)."""
+    """When the longest-waiting queued invocation was queued (index ``status, queued_at, id``)."""
     return session.scalar(
         select(func.min(Invocation.queued_at)).where(Invocation.status == InvocationStatus.QUEUED)
     )

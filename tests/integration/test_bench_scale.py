@@ -1,6 +1,6 @@
 """``python -m bench scale --short`` runs end to end, so it cannot rot: simulated workers (the
 real dispatcher on a simulated engine) on a fresh PostgreSQL database, its figures in the
-JSON and its charts drawn. A smoke only (``slow``): the figures depend on the machine."""
+JSON (beside the floor claim's) and its charts drawn. A smoke only (``slow``): the figures depend on the machine."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def test_bench_scale_short_measures_one_and_two_simulated_workers(tmp_path: Path
         assert count["steps"], count
         first = count["steps"][0]
         assert first["runs"] > 0 and first["event_to_claim_p99_ms"] > 0, first
+    floor = report["floor"]  # the cheapest claim, drained by as many workers as the last count
+    assert floor["workers"] == 2 and floor["claims_per_s"] > 0 and floor["claim_p99_ms"] > 0
     assert set(report["bends"]) == {
         "claims_per_s_bends_at_workers",
         "claim_p99_bends_at_workers",

@@ -338,3 +338,60 @@ def test_a_claim_reads_its_runs_inputs_in_the_update_that_takes_them(db: Databas
         assert found.plugin is not None and found.plugin.id == run.plugin_id
         assert (found.runtime, found.last_seq, found.webhook) == (None, 0, None)
     assert running(db, "plugin_name") == {"p": 2}
+
+
+def candidates_plan(db: Database, session_claim: Callable[[Session], object]) -> dict[str, Any]:
+    """The executed plan (EXPLAIN ANALYZE) of the candidates statement ``session_claim``
+    sends, with the parameters it sent, in a transaction rolled back after."""
+    sent: list[tuple[str, Any]] = []
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.startswith("SELECT invocations.id, invocations.plugin_id"):
+            sent.append((statement, parameters))
+
+    with db.session() as session:
+        session_claim(session)
+        session.rollback()
+    event.remove(db.engine, "before_cursor_execute", record)
+    assert len(sent) == 1, sent
+    statement, parameters = sent[0]
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+        row = cursor.fetchone()
+        assert row is not None
+        plan: dict[str, Any] = row[0][0]["Plan"]
+        raw.rollback()
+    finally:
+        raw.close()
+    return plan
+
+
+def nodes_of(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes_of(child)
+
+
+def test_a_claim_reads_the_queue_in_order_only_as_far_as_its_window(db: Database) -> None:
+    """With 400 runs queued, the candidates come from the queue's index in their order
+    (``status, queued_at, id``) and the scan stops after the window: no sort of the whole
+    queue on every claim (it read and sorted all 400 when the node's runtime and label test
+    was inline, which the planner took to pass one row in a thousand)."""
+    limits = ClaimLimits(per_plugin=1000, per_project=1000)
+    node = NODES[0]
+    for plugin in range(8):
+        queue(db, f"p{plugin}", f"pr{plugin % 2}", "t", 50)
+    with db.session() as session:
+        session.execute(text("ANALYZE invocations"))
+    plan = candidates_plan(
+        db, lambda session: claim_store.claim(session, node.node_id, 2, LEASE_S, limits, node)
+    )
+    kinds = [step["Node Type"] for step in nodes_of(plan)]
+    assert "Sort" not in kinds, kinds
+    scans = [step for step in nodes_of(plan) if step.get("Relation Name") == "invocations"]
+    assert [scan["Index Name"] for scan in scans] == ["ix_invocations_status_queued_id"]
+    window = claim_store.locked_window(2)
+    assert scans[0]["Actual Rows"] <= window, scans[0]

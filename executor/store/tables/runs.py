@@ -49,7 +49,7 @@ class Event(Base):
 class Invocation(Base):
     __tablename__ = "invocations"
     __table_args__ = (
-        Index("ix_invocations_status_queued", "status", "queued_at"),
+        Index("ix_invocations_status_queued_id", "status", "queued_at", "id"),
         Index("ix_invocations_lease", "status", "lease_expires_at"),
         Index("ix_invocations_plugin_queued", "plugin_name", "queued_at"),
         Index("ix_invocations_finished", "finished_at"),
