@@ -1,6 +1,7 @@
 """``python -m bench scale --short`` runs end to end, so it cannot rot: simulated workers (the
 real dispatcher on a simulated engine) on a fresh PostgreSQL database, its figures in the
-JSON (beside the floor claim's) and its charts drawn. A smoke only (``slow``): the figures depend on the machine."""
+JSON (beside the floor claim's) and its charts drawn. A smoke only (``slow``): the figures
+depend on the machine."""
 
 from __future__ import annotations
 
