@@ -18,7 +18,9 @@ each count the bench:
 Last, in the same run, ``floor`` workers as many as the largest count drain the same burst
 with the cheapest claim there could be (``bench.scale_worker``: one ``UPDATE`` of the
 oldest queued runs, no heartbeat, no limit): the claims/s no claim design reaches on
-these cores, beside which the executor's claim is read.
+these cores, beside which the executor's claim is read. Then one claimer alone times its
+claim with 100, 2,000, 20,000 and 100,000 runs queued (``depths``): what a backlog costs
+each claim, against the claim with 100 queued.
 
 It then names where each figure bends and writes ``bench/results/scale-LABEL.json`` and
 ``.png`` (``--compare`` draws an earlier run's JSON beside it). PostgreSQL CPU is read from
@@ -44,10 +46,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from bench.ingest import RESULTS, percentile
 from executor.statuses import BuildStatus, InvocationStatus
+from executor.store import claims as claim_store
+from executor.store import nodes as node_store
 from executor.store.db import Database
 from executor.store.tables import Activation, Event, Invocation, Plugin, PluginVersion, new_id
 from tests.integration.conftest import ADMIN_DSN, drop_template, fresh_database
@@ -65,10 +69,14 @@ class Sizes:
     rates: list[int]
     step_s: float
     burst: int
+    depths: list[int]  # queued runs, for the claim's cost by backlog
 
 
-FULL = Sizes([1, 2, 4, 8, 16, 32], [20, 40, 80, 160, 320, 640, 1280], 5.0, 1500)
-SHORT = Sizes([1, 2], [10, 20], 1.5, 60)
+FULL = Sizes(
+    [1, 2, 4, 8, 16, 32], [20, 40, 80, 160, 320, 640, 1280], 5.0, 1500, [100, 2000, 20000, 100000]
+)
+SHORT = Sizes([1, 2], [10, 20], 1.5, 60, [100, 2000])
+DEPTH_CLAIMS = 50  # claims of 2 runs timed at each depth
 
 
 @dataclass
@@ -394,6 +402,49 @@ def measure_floor(workers: int, burst_size: int, workdir: Path) -> Floor:
     return Floor(workers, floor.claims_per_s, floor.claim_p50_ms, floor.claim_p99_ms)
 
 
+@dataclass(frozen=True)
+class Depth:
+    """One claimer alone with ``queued`` runs waiting: its claim's latency (2 runs each)."""
+
+    queued: int
+    claim_p50_ms: float
+    claim_p99_ms: float
+
+
+def measure_depths(depths: list[int]) -> list[Depth]:
+    """The store's claim, timed with a backlog of each of ``depths`` queued runs, on a
+    database of its own (one claimer: the cost of the claim's statements alone; the
+    smallest depth is the floor the others are read against)."""
+    node = claim_store.NodeClaim("depth", frozenset(["runc"]), {}, "runc")
+    limits = claim_store.ClaimLimits(per_plugin=1_000_000, per_project=1_000_000)
+    found = []
+    with fresh_database() as url:
+        db = Database(url)
+        db.migrate()
+        plugins = seed(db)
+        with db.session() as session:
+            info = node_store.NodeInfo("depth", "depth", "sim", ["runc"], 2, 0)
+            node_store.register(session, info)
+        queued = 0
+        for depth in depths:
+            while queued < depth:
+                added = min(5000, depth - queued)
+                queue_runs(db, plugins, queued, added)
+                queued += added
+            with db.session() as session:
+                session.execute(text("ANALYZE invocations"))  # as autovacuum would, in time
+            seconds = []
+            for _ in range(DEPTH_CLAIMS):
+                began = time.perf_counter()
+                with db.session() as session:
+                    claim_store.claim(session, "depth", 2, 30.0, limits, node)
+                seconds.append(time.perf_counter() - began)
+            queued -= 2 * DEPTH_CLAIMS
+            found.append(Depth(depth, ms(seconds, 0.5), ms(seconds, 0.99)))
+        db.dispose()
+    return found
+
+
 def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> tuple[list[Count], Floor]:
     counts: list[Count] = []
     windows: list[tuple[Count, list[tuple[Step, Window]], Window]] = []
@@ -433,7 +484,9 @@ def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> tuple[l
 # Reporting.
 
 
-def report(counts: list[Count], floor: Floor, label: str, short: bool, kind: str) -> dict[str, Any]:
+def report(
+    counts: list[Count], floor: Floor, depths: list[Depth], label: str, short: bool, kind: str
+) -> dict[str, Any]:
     xs = [float(c.workers) for c in counts]
     bends = {
         "claims_per_s_bends_at_workers": bend(xs, [c.claims_per_s for c in counts], rising=True),
@@ -467,6 +520,7 @@ def report(counts: list[Count], floor: Floor, label: str, short: bool, kind: str
         },
         "counts": [asdict(c) for c in counts],
         "floor": asdict(floor),
+        "depths": [asdict(d) for d in depths],
         "bends": bends,
     }
 
@@ -552,9 +606,10 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as workdir:
         try:
             counts, floor = measure(sizes, args.max_workers, Path(workdir), args.kind)
+            depths = measure_depths(sizes.depths)
         finally:
             drop_template()  # the migrated database its database was copied from
-    result = report(counts, floor, args.label, args.short, args.kind)
+    result = report(counts, floor, depths, args.label, args.short, args.kind)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"scale-{args.label}.json"
     json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -572,5 +627,11 @@ def main(argv: list[str]) -> None:
         f"claim p50 {floor.claim_p50_ms} ms p99 {floor.claim_p99_ms} ms; "
         f"the executor's claim reaches {share:.0%} of it"
     )
+    for depth in depths:
+        print(
+            f"one claimer, {depth.queued:>6} queued: claim p50 {depth.claim_p50_ms} ms "
+            f"p99 {depth.claim_p99_ms} ms ({depth.claim_p50_ms / depths[0].claim_p50_ms:.1f}x "
+            f"the p50 with {depths[0].queued} queued)"
+        )
     print(f"bends: {json.dumps(result['bends'])}")
     print(f"wrote {json_path}")

@@ -28,6 +28,9 @@ def test_bench_scale_short_measures_one_and_two_simulated_workers(tmp_path: Path
         assert first["runs"] > 0 and first["event_to_claim_p99_ms"] > 0, first
     floor = report["floor"]  # the cheapest claim, drained by as many workers as the last count
     assert floor["workers"] == 2 and floor["claims_per_s"] > 0 and floor["claim_p99_ms"] > 0
+    depths = report["depths"]  # one claimer's claim by backlog
+    assert [d["queued"] for d in depths] == [100, 2000]
+    assert all(d["claim_p50_ms"] > 0 for d in depths), depths
     assert set(report["bends"]) == {
         "claims_per_s_bends_at_workers",
         "claim_p99_bends_at_workers",
