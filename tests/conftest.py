@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 
 from executor.api.app import HTTP_PROTOCOL, create_app
+from executor.build.context import IMAGE_LABEL
 from executor.service.wiring import ExecutorService
 from executor.settings import SandboxProfile, Settings
 from executor.statuses import TERMINAL_STATUSES, RuntimeFlavor
@@ -69,6 +70,47 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--fast"):
         config.option.markexpr = "not docker and not slow"
         os.environ["DOCKER_HOST"] = NO_ENGINE
+
+
+# The plugin images that were on the engine when the run began (pytest's main process).
+IMAGES_BEFORE = pytest.StashKey[set[str]]()
+
+
+def _plugin_images(config: pytest.Config) -> set[str] | None:
+    """The ids of the plugin images on the engine (every plugin build labels its image);
+    None when the run is not one that reaches an engine, or none answers."""
+    if config.getoption("--fast") or hasattr(config, "workerinput"):
+        return None  # xdist workers: the main process keeps the count for all of them
+    try:
+        client = docker.from_env(timeout=60)
+        try:
+            return set(client.api.images(quiet=True, filters={"label": f"{IMAGE_LABEL}=true"}))
+        finally:
+            client.close()
+    except docker.errors.DockerException:
+        return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if (images := _plugin_images(session.config)) is not None:
+        session.config.stash[IMAGES_BEFORE] = images
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the plugin images the run built and left behind: servers remove theirs when
+    they stop, but in-process services, CLI sessions and nodes pulling from a registry
+    each left some (20-40 a run, 448 on this machine after a day of runs). Only images
+    that were not there when the run began are removed."""
+    before = session.config.stash.get(IMAGES_BEFORE, None)
+    if before is None or (now := _plugin_images(session.config)) is None:
+        return
+    client = docker.from_env(timeout=300)
+    try:
+        for image in now - before:
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_image(image, force=True)
+    finally:
+        client.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
