@@ -369,37 +369,43 @@ def bend(xs: list[float], ys: list[float], *, rising: bool) -> float | None:
     return None
 
 
-@dataclass
-class Floor:
-    """The floor claim's burst, with as many workers as the largest count."""
+@dataclass(frozen=True)
+class Store:
+    """A fresh bench database, migrated and seeded (``seed``)."""
 
-    workers: int
-    claims_per_s: float = 0.0
-    claim_p50_ms: float = 0.0
-    claim_p99_ms: float = 0.0
+    url: str
+    name: str  # the database's, for its backends' CPU (``pg_cpu``)
+    db: Database
+    plugins: list[tuple[str, str, str, str]]
 
 
-def measure_floor(workers: int, burst_size: int, workdir: Path) -> Floor:
-    """The floor's burst, on a database of its own: the workers' runs left the first one
-    thousands of ended rows and dead index entries, which an ``UPDATE`` of the oldest
-    queued runs would walk past."""
-    floor = Count(workers)
-    samples = Samples()
+@contextmanager
+def seeded_store() -> Iterator[Store]:
     with fresh_database() as url:
         db = Database(url)
         db.migrate()
-        plugins = seed(db)
-        with worker_pool(url, workdir) as pool:
-            pool += start_workers(url, 0, workers, workdir, "floor", prefix="f")
-            # Warm first, as the counts' workers are by their rate steps: a backend's
-            # first statements load its caches, and the burst drains in a few seconds.
-            burst(db, url.rsplit("/", 1)[1], plugins, burst_size // 2)
-            window = burst(db, url.rsplit("/", 1)[1], plugins, burst_size)
-            for worker in pool:
-                worker.stop(samples)
-        db.dispose()
+        try:
+            yield Store(url, url.rsplit("/", 1)[1], db, seed(db))
+        finally:
+            db.dispose()
+
+
+def measure_floor(workers: int, burst_size: int, workdir: Path) -> Count:
+    """The floor claim's burst (``claims_per_s`` and the claim latencies of a ``Count``),
+    on a database of its own: the workers' runs left the first one thousands of ended rows
+    and dead index entries, which an ``UPDATE`` of the oldest queued runs would walk past."""
+    floor = Count(workers)
+    samples = Samples()
+    with seeded_store() as store, worker_pool(store.url, workdir) as pool:
+        pool += start_workers(store.url, 0, workers, workdir, "floor", prefix="f")
+        # Warm first, as the counts' workers are by their rate steps: a backend's first
+        # statements load its caches, and the burst drains in a few seconds.
+        burst(store.db, store.name, store.plugins, burst_size // 2)
+        window = burst(store.db, store.name, store.plugins, burst_size)
+        for worker in pool:
+            worker.stop(samples)
     burst_figures(floor, window, samples)
-    return Floor(workers, floor.claims_per_s, floor.claim_p50_ms, floor.claim_p99_ms)
+    return floor
 
 
 @dataclass(frozen=True)
@@ -418,10 +424,8 @@ def measure_depths(depths: list[int]) -> list[Depth]:
     node = claim_store.NodeClaim("depth", frozenset(["runc"]), {}, "runc")
     limits = claim_store.ClaimLimits(per_plugin=1_000_000, per_project=1_000_000)
     found = []
-    with fresh_database() as url:
-        db = Database(url)
-        db.migrate()
-        plugins = seed(db)
+    with seeded_store() as store:
+        db = store.db
         with db.session() as session:
             info = node_store.NodeInfo("depth", "depth", "sim", ["runc"], 2, 0)
             node_store.register(session, info)
@@ -429,7 +433,7 @@ def measure_depths(depths: list[int]) -> list[Depth]:
         for depth in depths:
             while queued < depth:
                 added = min(5000, depth - queued)
-                queue_runs(db, plugins, queued, added)
+                queue_runs(db, store.plugins, queued, added)
                 queued += added
             with db.session() as session:
                 session.execute(text("ANALYZE invocations"))  # as autovacuum would, in time
@@ -441,19 +445,15 @@ def measure_depths(depths: list[int]) -> list[Depth]:
                 seconds.append(time.perf_counter() - began)
             queued -= 2 * DEPTH_CLAIMS
             found.append(Depth(depth, ms(seconds, 0.5), ms(seconds, 0.99)))
-        db.dispose()
     return found
 
 
-def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> tuple[list[Count], Floor]:
+def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> tuple[list[Count], Count]:
     counts: list[Count] = []
     windows: list[tuple[Count, list[tuple[Step, Window]], Window]] = []
     samples = Samples()
-    with fresh_database() as url:
-        name = url.rsplit("/", 1)[1]
-        db = Database(url)
-        db.migrate()
-        plugins = seed(db)
+    with seeded_store() as store:
+        url, name, db, plugins = store.url, store.name, store.db, store.plugins
         with worker_pool(url, workdir) as workers:
             for n in [w for w in sizes.workers if w <= max_workers]:
                 workers += start_workers(url, len(workers), n - len(workers), workdir, kind)
@@ -472,7 +472,6 @@ def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> tuple[l
                 counts.append(count)
             for worker in workers:
                 worker.stop(samples)
-        db.dispose()
     floor = measure_floor(counts[-1].workers, sizes.burst, workdir)
     for count, steps, burst_window in windows:
         for step, window in steps:
@@ -485,7 +484,7 @@ def measure(sizes: Sizes, max_workers: int, workdir: Path, kind: str) -> tuple[l
 
 
 def report(
-    counts: list[Count], floor: Floor, depths: list[Depth], label: str, short: bool, kind: str
+    counts: list[Count], floor: Count, depths: list[Depth], label: str, short: bool, kind: str
 ) -> dict[str, Any]:
     xs = [float(c.workers) for c in counts]
     bends = {
