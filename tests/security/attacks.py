@@ -184,9 +184,34 @@ def host_process_count() -> int:
     return sum(1 for proc in Path("/proc").iterdir() if proc.name.isdigit())
 
 
-def volumes() -> set[str]:
+def volumes_mounted_by(invocation_id: str, since: float) -> set[str]:
+    """The volumes Docker mounted into a container of ``invocation_id`` since ``since``.
+
+    Read from the Engine's events, not from a diff of all its volumes: tests on other
+    workers create volumes of their own meanwhile (the compose cluster's database).
+    """
     client = docker.from_env()
+    start, end = int(since), int(time.time()) + 1
     try:
-        return {v["Name"] for v in client.api.volumes().get("Volumes") or []}
+        created = client.events(
+            filters={
+                "type": "container",
+                "event": "create",
+                "label": f"{INVOCATION_LABEL}={invocation_id}",
+            },
+            since=start,
+            until=end,
+            decode=True,
+        )
+        containers = {event["Actor"]["ID"] for event in created}
+        assert containers, f"the Engine reported no container created for {invocation_id}"
+        mounts = client.events(
+            filters={"type": "volume", "event": "mount"}, since=start, until=end, decode=True
+        )
+        return {
+            event["Actor"]["ID"]
+            for event in mounts
+            if event["Actor"]["Attributes"].get("container") in containers
+        }
     finally:
         client.close()
