@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from executor.build.context import BuildContext, context_archive
-from executor.build.image_checks import ImageChecks, ImportCheck, ImportScanner, read_freeze
+from executor.build.image_checks import ImageChecks, ImportCheck, SourceScanner, read_freeze
 from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.build.tls import CertificateWatch
 from executor.buildlog import seconds, step_line
@@ -163,18 +164,19 @@ class Builder:
         metrics: Metrics,
         *,
         import_check: ImportCheck | None = None,
-        import_scan: ImportScanner | None = None,
+        source_scan: SourceScanner | None = None,
     ) -> None:
         """``import_check(image_id, on_output)`` proves a built image loads its plugin
-        (``executor.sandbox.import_check``); ``import_scan`` reads a source archive's
-        imports for the build's import warnings. Without them, neither is made."""
+        (``executor.sandbox.import_check``); ``source_scan`` reads a source archive's
+        imports for the build's import warnings and compiles its bytecode for the image.
+        Without them, none of these is made."""
         self.metrics = metrics
         self.db = db
         self.engine = engine
         self.settings = settings
         self.registry = Registry.configured(settings.images)
         self.on_active: list[Callable[[str], object]] = []
-        self.checks = ImageChecks(engine, settings, import_check, import_scan)
+        self.checks = ImageChecks(engine, settings, import_check, source_scan)
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(settings.build.max_concurrent, "build")
         self._count_lock = threading.Lock()
@@ -218,9 +220,14 @@ class Builder:
         )
         started = time.monotonic()
         try:
-            imports = self.checks.scan_imports(build.context, log_.note)
-            image_id = self._run_build(build.context, log_)
-            self.checks.warn_imports(build.context, image_id, imports, log_.note)
+            scanned = self.checks.scan_source(build.context, log_.note)
+            context = build.context
+            if scanned is not None:
+                for warning in scanned.scan.bytecode.warnings:
+                    log_.add(warning + "\n")
+                context = replace(context, bytecode=scanned.scan.bytecode.files)
+            image_id = self._run_build(context, log_)
+            self.checks.warn_imports(context, image_id, scanned, log_.note)
             self.checks.check_import(build.context, image_id, log_.note, log_.add)
             freeze = self._freeze(build.context, image_id)
             digest = self._push(build.context, image_id, log_)

@@ -4,8 +4,9 @@ Layers, in order: the runtime flavor's image (the runtime base image and the fla
 packages, in /opt/venv); the requirements (over the flavor's: a pinned version wins),
 installed by pip as the unprivileged build user in their own layer (identical requirements
 and settings give an identical step, so the engine's cache shares it across plugins and
-across code-only versions); then the code. Nothing secret goes in: no build args, no
-environment but pip's own switches; the CA bundle is public data.
+across code-only versions); then the code, with its bytecode when the build compiled it
+(``executor.intake.bytecode``), in one step that runs no container. Nothing secret goes
+in: no build args, no environment but pip's own switches; the CA bundle is public data.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import io
 import json
 import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.errors import BuildFailed
@@ -38,6 +39,8 @@ __all__ = [
 BUILD_USER = "10001:10001"  # owns /opt/venv; never root
 RUN_USER = "10000:10000"
 CA_FILE = "build-ca.pem"
+BYTECODE_FILE = "bytecode.tar"  # the .pyc files, extracted over the code by the same ADD
+CODE_DIR = "/opt/plugin/plugin_code"
 WHEELHOUSE_DIR = "wheelhouse"
 BUILD_DIR = "/opt/build"
 FREEZE_PATH = "/opt/venv/pip-freeze.txt"  # `pip freeze` after the install, read back per version
@@ -74,6 +77,8 @@ class BuildContext:
     requirements: str
     source: bytes
     runtime: RuntimeFlavor
+    # The .pyc files by path in the plugin's folder (none: each container compiles the code).
+    bytecode: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -110,12 +115,14 @@ def dockerfile(
     has_requirements: bool,
     runtime: RuntimeFlavor,
     labels: Mapping[str, str] | None = None,
+    has_bytecode: bool = False,
 ) -> str:
     """The Dockerfile of a plugin image (see the module docstring for its layers), with
     ``labels`` on the image."""
     uid, gid = BUILD_USER.split(":")
-    lines = [f"FROM {settings.images.flavor_image(runtime)}", "USER root"]
+    lines = [f"FROM {settings.images.flavor_image(runtime)}"]
     if has_requirements:
+        lines.append("USER root")
         if settings.build.wheelhouse is not None:
             lines.append(f"COPY {WHEELHOUSE_DIR}/ {BUILD_DIR}/{WHEELHOUSE_DIR}/")
         elif settings.build.ca_bundle:
@@ -129,14 +136,11 @@ def dockerfile(
             f"COPY requirements.txt {BUILD_DIR}/requirements.txt",
             f"USER {BUILD_USER}",
             f"RUN {pip_command(settings.build)}",
-            "USER root",
         ]
-    lines += [
-        "ADD source.tar.gz /opt/plugin/plugin_code/",
-        "RUN chmod -R a+rX,go-w /opt/plugin/plugin_code"
-        " && python3 -m compileall -q /opt/plugin/plugin_code",
-        f"USER {RUN_USER}",
-    ]
+    # Extracted as root, whatever USER says: files 0644 and folders 0755 (the archives'
+    # modes, ``write_tar_gz``), so runs read the code and cannot change it.
+    archives = f"source.tar.gz {BYTECODE_FILE}" if has_bytecode else "source.tar.gz"
+    lines += [f"ADD {archives} {CODE_DIR}/", f"USER {RUN_USER}"]
     if labels:  # one step: the engine's own build labels make a step (a container) each
         lines.append(
             "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())
@@ -164,15 +168,23 @@ def context_archive(settings: Settings, build: BuildContext) -> bytes:
             build.has_requirements,
             build.runtime,
             {IMAGE_LABEL: "true", VERSION_LABEL: build.version_id},
+            has_bytecode=bool(build.bytecode),
         ).encode(),
         "source.tar.gz": build.source,
     }
+    if build.bytecode:
+        files[BYTECODE_FILE] = _tar(build.bytecode)
     if build.has_requirements:
         files["requirements.txt"] = build.requirements.encode()
         if settings.build.wheelhouse is not None:
             files.update(_wheelhouse_files(settings.build.wheelhouse))
         elif settings.build.ca_bundle:
             files[CA_FILE] = settings.build.ca_bundle.read_bytes()
+    return _tar(files)
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    """An uncompressed tar of ``files``, each 0644."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, content in sorted(files.items()):

@@ -2,9 +2,10 @@
 installed modules, the import warnings (imports neither the flavor nor the requirements
 provide) and the import check (``executor.sandbox.import_check``: ``main.py`` loads).
 
-The import scan and the import check are given to the builder by whoever wires it (the
-scan runs in an upload check worker, the check in a sandboxed container); without them a
-build makes no import warnings and no import check.
+The source scan and the import check are given to the builder by whoever wires it (the
+scan, which also compiles the plugin's bytecode, runs in an upload check worker; the check
+in a sandboxed container); without them a build makes no import warnings, no bytecode (each
+container compiles the code at its start) and no import check.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from executor.build.flavors import flavor_modules
 from executor.build.steps import timed_step
 from executor.engine import Engine
 from executor.errors import BuildFailed, PluginRejected, UploadCheckBusy
-from executor.intake.imports import MAX_MODULES_BYTES, ImportScan, installed_modules, unresolved
+from executor.intake.build_scan import BuildScan
+from executor.intake.imports import MAX_MODULES_BYTES, installed_modules, unresolved
 from executor.settings import Settings
 
 __all__ = [
@@ -25,7 +27,8 @@ __all__ = [
     "PROBE_LABEL",
     "ImageChecks",
     "ImportCheck",
-    "ImportScanner",
+    "Scanned",
+    "SourceScanner",
     "read_freeze",
     "read_installed_modules",
 ]
@@ -37,9 +40,9 @@ PROBE_LABEL = (
 
 # (image id, on_output): proves a built image loads its plugin, raises ``BuildFailed``.
 ImportCheck = Callable[[str, Callable[[str], None]], None]
-# A source archive's imports, read in an upload check worker (parsing stays out of this
-# process).
-ImportScanner = Callable[[bytes], ImportScan]
+# A source archive's imports and bytecode, read and compiled in an upload check worker
+# (parsing and compiling stay out of this process).
+SourceScanner = Callable[[bytes], BuildScan]
 
 
 def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
@@ -61,8 +64,8 @@ def read_installed_modules(engine: Engine, build: BuildContext, image_id: str) -
     return list(installed_modules(content.decode("utf-8", "replace") if content else ""))
 
 
-class Imports(NamedTuple):
-    scan: ImportScan
+class Scanned(NamedTuple):
+    scan: BuildScan
     flavor: list[str]  # the flavor's top-level modules
 
 
@@ -75,23 +78,23 @@ class ImageChecks:
         engine: Engine,
         settings: Settings,
         import_check: ImportCheck | None = None,
-        import_scan: ImportScanner | None = None,
+        source_scan: SourceScanner | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.import_check = import_check
-        self.import_scan = import_scan
+        self.source_scan = source_scan
 
-    def scan_imports(self, build: BuildContext, note: Callable[[str], None]) -> Imports | None:
-        """Before the build: the plugin's imports and the flavor's modules (a missing
-        flavor image fails the build here, with its own error; a source that cannot be
-        read is noted, and the build goes on without warnings)."""
-        if self.import_scan is None:
+    def scan_source(self, build: BuildContext, note: Callable[[str], None]) -> Scanned | None:
+        """Before the build: the plugin's imports and bytecode, and the flavor's modules (a
+        missing flavor image fails the build here, with its own error; a source that cannot
+        be read is noted, and the build goes on without warnings or bytecode)."""
+        if self.source_scan is None:
             return None
         provided = flavor_modules(self.engine, self.settings.images, build.runtime)
         try:
-            return Imports(self.import_scan(build.source), provided)
-        except (PluginRejected, UploadCheckBusy) as exc:  # only a warning is lost
+            return Scanned(self.source_scan(build.source), provided)
+        except (PluginRejected, UploadCheckBusy) as exc:  # only warnings and speed are lost
             note(f"(no import warnings: {exc.message})\n")
             return None
 
@@ -99,15 +102,16 @@ class ImageChecks:
         self,
         build: BuildContext,
         image_id: str,
-        imports: Imports | None,
+        scanned: Scanned | None,
         note: Callable[[str], None],
     ) -> None:
         """Once the image is built: warn of each import that neither the flavor nor what
         the requirements installed provides."""
-        if imports is None:
+        if scanned is None:
             return
         installed = read_installed_modules(self.engine, build, image_id)
-        for warning in unresolved(imports.scan, [*imports.flavor, *installed], build.runtime):
+        provided = [*scanned.flavor, *installed]
+        for warning in unresolved(scanned.scan.imports, provided, build.runtime):
             note(warning + "\n")
 
     def check_import(

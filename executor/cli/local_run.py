@@ -35,6 +35,7 @@ from executor.cli.record import read_answers as read_answers_file
 from executor.cli.render import terminal_text
 from executor.engine import Engine
 from executor.errors import ExecutorError, PluginRejected, SandboxError
+from executor.intake.bytecode import compile_sources
 from executor.intake.manifest import choose_flavor
 from executor.intake.upload import UploadLimits, pack_directory, read_upload, source_archive
 from executor.run.exit_cause import RunOutcome
@@ -139,6 +140,11 @@ def _check(path: Path, settings: Settings) -> BuildContext:
         err.print(f"[red]plugin refused:[/] {escape(exc.message)}")
         raise typer.Exit(EXIT_NOT_BUILT) from exc
     name = "".join(c if c.isalnum() else "-" for c in path.resolve().name.lower()).strip("-")
+    # Compiled here, as the server's builds compile in a check worker: the author's own
+    # code, on the author's machine, which runs it next.
+    bytecode = compile_sources(source.files)
+    for warning in bytecode.warnings:
+        err.out(terminal_text(warning))
     return BuildContext(
         version_id=f"local-{source.sha256[:12]}",
         plugin_id=f"local-{name or 'plugin'}",
@@ -146,6 +152,7 @@ def _check(path: Path, settings: Settings) -> BuildContext:
         requirements=source.requirements,
         source=source_archive(source),
         runtime=choose_flavor(None, source.runtime, settings.images.runtime_default_flavor),
+        bytecode=bytecode.files,
     )
 
 

@@ -10,11 +10,14 @@ from enum import StrEnum
 
 from executor.errors import PluginRejected, UploadCheckLimit
 from executor.intake.archive import human_size
+from executor.intake.build_scan import BuildScan
+from executor.intake.bytecode import Bytecode
 from executor.intake.check_process import CheckWorker
 from executor.intake.check_wire import (
     CheckReply,
     CheckRequest,
     FrameReader,
+    ImportsFound,
     Unpacked,
     WorkerOutcome,
     rebuild_rejection,
@@ -62,7 +65,7 @@ class Checked:
     unpacked_bytes: int
     source: PluginSource | None = None
     error: PluginRejected | None = None
-    imports: ImportScan | None = None  # the answer of ``scan_imports``
+    build_scan: BuildScan | None = None  # the answer of ``scan_for_build``
 
     def result(self) -> PluginSource:
         """The checked source, or the refusal raised."""
@@ -126,10 +129,7 @@ class _Check:
         if reply.outcome is WorkerOutcome.MEMORY_LIMIT:  # the worker exits: it is replaced
             return self._limited(reply, CheckOutcome.MEMORY_LIMIT, reply.file)
         if reply.imports is not None:
-            found = tuple(FoundImport(*entry) for entry in reply.imports.imports)
-            record = self._record(CheckOutcome.CHECKED, reply)
-            scan = ImportScan(reply.imports.paths, found)
-            return Checked(reply.unpacked_bytes, imports=scan), record
+            return self._build_scan(reader, reply, reply.imports)
         if reply.rejection is not None:
             record = self._record(CheckOutcome.REJECTED, reply)
             checked = Checked(reply.unpacked_bytes, error=rebuild_rejection(reply.rejection))
@@ -150,6 +150,21 @@ class _Check:
         )
         record = self._record(CheckOutcome.CHECKED, reply)
         return Checked(reply.unpacked_bytes, source=source), record
+
+    def _build_scan(
+        self, reader: FrameReader, reply: CheckReply, found: ImportsFound
+    ) -> tuple[Checked, CheckRecord]:
+        """A build's scan: the imports, then one frame per ``.pyc`` the reply names."""
+        compiled: dict[str, bytes] = {}
+        for path in found.bytecode:
+            content = reader.read()
+            if content is None:
+                return self._stopped(CheckOutcome.ENDED, reply.unpacked_bytes)
+            compiled[path] = content
+        imports = ImportScan(found.paths, tuple(FoundImport(*entry) for entry in found.imports))
+        scan = BuildScan(imports, Bytecode(compiled, found.warnings))
+        record = self._record(CheckOutcome.CHECKED, reply)
+        return Checked(reply.unpacked_bytes, build_scan=scan), record
 
     def _stopped(self, outcome: CheckOutcome, unpacked: int) -> tuple[Checked, CheckRecord]:
         """The pool stopped the worker (time limit) or found it ended: its kernel record."""

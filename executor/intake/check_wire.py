@@ -59,7 +59,7 @@ class CheckKind(StrEnum):
     """What a request asks of the worker."""
 
     UPLOAD = "upload"  # unpack and check an upload: the source or the refusal
-    IMPORTS = "imports"  # the module-level imports of a stored source archive (builds)
+    IMPORTS = "imports"  # a stored source archive's imports and bytecode (builds)
 
 
 class CheckRequest(BaseModel):
@@ -99,12 +99,16 @@ class ReplySource(BaseModel):
 
 
 class ImportsFound(BaseModel):
-    """An ``ImportScan``: the source's paths and its (path, module, line) imports."""
+    """A ``BuildScan``: the source's paths, its (path, module, line) imports, the paths of
+    its ``.pyc`` files (one frame each follows the reply, in this order) and the compiler's
+    warnings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     paths: tuple[str, ...]
     imports: tuple[tuple[str, str, int], ...]
+    bytecode: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 class Unpacked(BaseModel):

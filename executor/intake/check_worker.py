@@ -18,6 +18,7 @@ from functools import partial
 from typing import IO
 
 from executor.errors import PluginRejected, UploadTooLarge
+from executor.intake.build_scan import BuildScan, scan_for_build
 from executor.intake.check_wire import (
     READY,
     CheckKind,
@@ -31,7 +32,6 @@ from executor.intake.check_wire import (
     read_frame,
     write_frame,
 )
-from executor.intake.imports import ImportScan, scan_imports
 from executor.intake.upload import UploadLimits, check_files, unpack_upload
 
 KIB = 1024
@@ -66,8 +66,8 @@ def main(argv: list[str]) -> int:
 def check(
     request: CheckRequest, data: bytes, memory_bytes: int, send: Callable[[bytes], None]
 ) -> tuple[CheckReply, list[bytes]]:
-    """Unpack and check one upload (or scan a stored source's imports): the reply and the
-    files that follow it.
+    """Unpack and check one upload (or scan and compile a stored source for its build): the
+    reply and the files that follow it.
 
     ``send`` gets an ``Unpacked`` frame first, once unpacking ended, so the server knows the
     unpacked size even of a check it stops later at a limit.
@@ -88,7 +88,7 @@ def check(
     send(Unpacked(bytes=unpacked).model_dump_json().encode())
     try:
         if request.kind is CheckKind.IMPORTS:
-            return _imports_reply(scan_imports(files), unpacked), []
+            return _build_scan_reply(scan_for_build(files), unpacked)
         source = check_files(files, limits)
     except MemoryError:
         return _limit_reply(request.filename, unpacked), []
@@ -114,14 +114,21 @@ def check(
     return reply, [source.files[path] for path in paths]
 
 
-def _imports_reply(scan: ImportScan, unpacked: int) -> CheckReply:
-    found = tuple((i.path, i.module, i.line) for i in scan.imports)
-    return CheckReply(
+def _build_scan_reply(scan: BuildScan, unpacked: int) -> tuple[CheckReply, list[bytes]]:
+    found = tuple((i.path, i.module, i.line) for i in scan.imports.imports)
+    compiled = scan.bytecode.files
+    reply = CheckReply(
         outcome=WorkerOutcome.CHECKED,
         peak_rss_bytes=_peak_rss(),
         unpacked_bytes=unpacked,
-        imports=ImportsFound(paths=scan.paths, imports=found),
+        imports=ImportsFound(
+            paths=scan.imports.paths,
+            imports=found,
+            bytecode=tuple(compiled),
+            warnings=scan.bytecode.warnings,
+        ),
     )
+    return reply, list(compiled.values())
 
 
 def _rejected(exc: PluginRejected, unpacked: int) -> CheckReply:

@@ -20,10 +20,10 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass
 
 from executor.errors import UploadCheckBusy
+from executor.intake.build_scan import BuildScan
 from executor.intake.check_process import CheckWorker
 from executor.intake.check_run import Checked, CheckRecord, run_check
 from executor.intake.check_wire import CheckKind, CheckRequest
-from executor.intake.imports import ImportScan
 from executor.intake.upload import UploadLimits
 from executor.settings import UploadSettings
 
@@ -74,17 +74,18 @@ class UploadChecker:
         share of the pool); UploadCheckBusy when the tenant's queue is full."""
         return self._check(tenant, CheckRequest(filename=filename, **asdict(limits)), data)
 
-    def scan_imports(self, source_tar_gz: bytes) -> ImportScan:
-        """The module-level imports of a stored version's source (its build's warning), read
-        in a worker too; builds share the pool as one more tenant. Raises the refusal."""
+    def scan_for_build(self, source_tar_gz: bytes) -> BuildScan:
+        """A stored version's source parsed and compiled for its build (the import warning,
+        the image's bytecode) in a worker too; builds share the pool as one more tenant.
+        Raises the refusal."""
         request = CheckRequest(
             kind=CheckKind.IMPORTS, filename=SOURCE_ARCHIVE, **asdict(UploadLimits())
         )
         checked = self._check(BUILDS_TENANT, request, source_tar_gz)
         if checked.error is not None:
             raise checked.error
-        assert checked.imports is not None  # an IMPORTS request is answered with them
-        return checked.imports
+        assert checked.build_scan is not None  # an IMPORTS request is answered with one
+        return checked.build_scan
 
     def _check(self, tenant: str, request: CheckRequest, data: bytes) -> Checked:
         worker = self._acquire(tenant)

@@ -106,7 +106,7 @@ class ExecutorService:
             settings,
             self.metrics,
             import_check=functools.partial(check_import, self.engine, settings),
-            import_scan=self.upload_checker.scan_imports,
+            source_scan=self.upload_checker.scan_for_build,
         )
         registry = Registry.configured(settings.images)
         self.image_gc = ImageCollector(

@@ -120,6 +120,57 @@ def test_plugin_without_requirements_has_an_empty_freeze(server: RunningServer) 
     assert "pip install" not in build["log"]
 
 
+def test_a_code_only_build_adds_the_code_and_its_bytecode_and_runs_load_the_bytecode(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """The code and the .pyc files the build compiled in a check worker are one ADD: no
+    step runs a container. A run's interpreter loads main's code from its .pyc, and the
+    code stays root's, read-only to runs."""
+    folder = make_plugin(tmp_path, "compiled", says=f"compiled {uuid.uuid4()}")
+    (folder / "lib").mkdir()
+    (folder / "lib" / "helpers.py").write_text("def helper():\n    return 1\n")
+    build = server.push(folder)
+    steps = [line for line in build["log"].splitlines() if line.startswith("Step ")]
+    assert [step.split(" : ")[1].split(" ")[0] for step in steps] == [
+        "FROM",
+        "ADD",
+        "USER",
+        "LABEL",
+    ]
+    assert steps[1] == "Step 2/4 : ADD source.tar.gz bytecode.tar /opt/plugin/plugin_code/"
+    image = f"plugin-executor/p-{plugin_id(server, 'compiled')}:v1"
+    code = "/opt/plugin/plugin_code"
+    listing = server.docker_client.containers.run(
+        image,
+        entrypoint=["stat", "-c", "%U %a %n", code, f"{code}/main.py", f"{code}/lib",
+                    f"{code}/__pycache__/main.cpython-311.pyc"],
+        remove=True,
+        network_disabled=True,
+    )  # fmt: skip
+    assert listing.decode().splitlines() == [
+        f"root 755 {code}",
+        f"root 644 {code}/main.py",
+        f"root 755 {code}/lib",
+        f"root 644 {code}/__pycache__/main.cpython-311.pyc",
+    ]
+    load = f"import sys; sys.path.insert(0, {code!r}); import main; import lib.helpers"
+    verbose = server.docker_client.containers.run(
+        image,
+        entrypoint=["python3", "-I", "-v", "-c", load],
+        user="10000:10000",
+        read_only=True,
+        remove=True,
+        network_disabled=True,
+        stdout=False,
+        stderr=True,
+    ).decode()
+    assert f"# code object from '{code}/__pycache__/main.cpython-311.pyc'" in verbose
+    assert f"# code object from '{code}/lib/__pycache__/helpers.cpython-311.pyc'" in verbose
+    server.activate("compiled", "compiled-p")
+    run = server.run_event(type="onSubmit", project_id="compiled-p", asset_id="a", label={})
+    assert run["status"] == "succeeded", run
+
+
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """six's wheel from the index (pip download), and four hand-made sdists."""

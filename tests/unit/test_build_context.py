@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,23 @@ def test_the_image_labels_are_one_step_after_the_code() -> None:
         'LABEL "io.plugin-executor.plugin-image"="true" "io.plugin-executor.version"="vid"',
     ]
     assert text.count("LABEL") == 1
+
+
+def test_code_only_the_code_and_its_bytecode_are_one_step_that_runs_nothing() -> None:
+    """No RUN after the code: the bytecode the build compiled is extracted over it by the
+    same ADD, so a code-only version's build starts no container."""
+    pyc = {"__pycache__/main.cpython-311.pyc": b"pyc", "lib/__pycache__/a.cpython-311.pyc": b"a"}
+    context = members(context_archive(settings(), replace(build(""), bytecode=pyc)))
+    assert context["Dockerfile"].decode().splitlines() == [
+        "FROM plugin-executor-runtime-kili:latest",
+        "ADD source.tar.gz bytecode.tar /opt/plugin/plugin_code/",
+        "USER 10000:10000",
+        'LABEL "io.plugin-executor.plugin-image"="true" "io.plugin-executor.version"="vid"',
+    ]
+    assert members(context["bytecode.tar"]) == pyc
+    assert context["source.tar.gz"] == b"source-bytes"
+    # Without bytecode (no scan: ``plugin-executor run``), the code alone.
+    plain = members(context_archive(settings(), build("")))
+    assert "bytecode.tar" not in plain
+    assert "ADD source.tar.gz /opt/plugin/plugin_code/\n" in plain["Dockerfile"].decode()
+    assert "RUN" not in plain["Dockerfile"].decode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sys
 import threading
 import time
 import zipfile
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from executor.errors import UploadCheckBusy, UploadCheckLimit, UploadTooLarge
 from executor.intake.archive import write_tar_gz
+from executor.intake.bytecode import compile_sources
 from executor.intake.check_run import CheckOutcome
 from executor.intake.checker import BUILDS_TENANT, CheckerLimits, UploadChecker
 from executor.intake.imports import scan_imports
@@ -222,20 +224,36 @@ def test_one_tenant_holds_at_most_its_share_and_queues_a_few() -> None:
     assert pool._busy == 0
 
 
-def test_a_builds_import_scan_reads_the_stored_source_in_a_worker(checker: UploadChecker) -> None:
-    files = {"main.py": MAIN + b"import numpy\n", "rules.py": b"import cv2\n"}
-    scan = checker.scan_imports(write_tar_gz(files))
-    assert scan == scan_imports(files)
-    assert [(i.path, i.module, i.line) for i in scan.imports] == [
+def test_a_builds_scan_reads_and_compiles_the_stored_source_in_a_worker(
+    checker: UploadChecker,
+) -> None:
+    files = {  # in the archive's order
+        "lib/rules.py": b"import cv2\nassert (1, 'always')\n",
+        "main.py": MAIN + b"import numpy\n",
+    }
+    scan = checker.scan_for_build(write_tar_gz(files))
+    assert scan.imports == scan_imports(files)
+    assert [(i.path, i.module, i.line) for i in scan.imports.imports] == [
+        ("lib/rules.py", "cv2", 1),
         ("main.py", "plugin_runtime", 1),
         ("main.py", "numpy", 5),
-        ("rules.py", "cv2", 1),
     ]
+    # What the worker compiled crossed the pipe whole.
+    assert scan.bytecode == compile_sources(files)
+    tag = sys.implementation.cache_tag
+    assert sorted(scan.bytecode.files) == [
+        f"__pycache__/main.{tag}.pyc",
+        f"lib/__pycache__/rules.{tag}.pyc",
+    ]
+    assert scan.bytecode.warnings == (
+        "lib/rules.py:2: SyntaxWarning: assertion is always true, perhaps remove parentheses?"
+        "\n  assert (1, 'always')",
+    )
     record = checker.records[-1]
     assert (record.tenant, record.outcome) == (BUILDS_TENANT, CheckOutcome.CHECKED)
     # A source the worker cannot read within its limit: the refusal, no parse here.
     with pytest.raises(UploadCheckLimit) as stopped:
-        checker.scan_imports(write_tar_gz({"main.py": BOMB}))
+        checker.scan_for_build(write_tar_gz({"main.py": BOMB}))
     assert stopped.value.details["file"] == "main.py"
     assert checker.records[-1].outcome is CheckOutcome.MEMORY_LIMIT
 
