@@ -23,7 +23,12 @@ from dataclasses import replace
 from typing import Any
 
 from executor.build.context import BuildContext, context_archive
-from executor.build.image_checks import ImageChecks, ImportCheck, SourceScanner, read_freeze
+from executor.build.image_checks import (
+    ImageChecks,
+    ImportCheck,
+    SourceScanner,
+    read_installed,
+)
 from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.build.tls import CertificateWatch
 from executor.buildlog import seconds, step_line
@@ -227,9 +232,9 @@ class Builder:
                     log_.add(warning + "\n")
                 context = replace(context, bytecode=scanned.scan.bytecode.files)
             image_id = self._run_build(context, log_)
-            self.checks.warn_imports(context, image_id, scanned, log_.note)
+            installed = read_installed(self.engine, context, image_id)
+            self.checks.warn_imports(context, installed, scanned, log_.note)
             self.checks.check_import(build.context, image_id, log_.note, log_.add)
-            freeze = self._freeze(build.context, image_id)
             digest = self._push(build.context, image_id, log_)
         except BuildInterrupted:
             log_.note("\n--- build stopped: the executor is shutting down; it resumes at start\n")
@@ -253,7 +258,7 @@ class Builder:
             image_id=image_id,
             image_tag=build.context.tag,
             image_digest=digest,
-            freeze=freeze,
+            freeze=installed.freeze,
         )
         self.metrics.builds.labels(BuildStatus.ACTIVE).inc()
         for callback in self.on_active:
@@ -281,9 +286,6 @@ class Builder:
         return build_plugin_image(
             self.engine, self.settings, build, log_.add, self._stopping, log_.note
         )
-
-    def _freeze(self, build: BuildContext, image_id: str) -> str:
-        return read_freeze(self.engine, build, image_id)
 
     def _push(self, build: BuildContext, image_id: str, log_: BuildLog) -> str | None:
         """With a registry: push the image (a version is ACTIVE only once pushed); the

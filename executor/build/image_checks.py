@@ -27,10 +27,10 @@ __all__ = [
     "PROBE_LABEL",
     "ImageChecks",
     "ImportCheck",
+    "Installed",
     "Scanned",
     "SourceScanner",
-    "read_freeze",
-    "read_installed_modules",
+    "read_installed",
 ]
 
 IMPORT_CHECK_STEP = "Import check: loading main.py as a run will (sandboxed, no network)"
@@ -45,23 +45,26 @@ ImportCheck = Callable[[str, Callable[[str], None]], None]
 SourceScanner = Callable[[bytes], BuildScan]
 
 
-def read_freeze(engine: Engine, build: BuildContext, image_id: str) -> str:
-    """The ``pip freeze`` saved in the image ("" when the plugin has no requirements)."""
-    if not build.has_requirements:
-        return ""
-    content = engine.images.read_file(image_id, FREEZE_PATH, {PROBE_LABEL: "true"})
-    return content.decode("utf-8", "replace") if content is not None else ""
+class Installed(NamedTuple):
+    """What the requirements installed, read back from the image."""
+
+    freeze: str  # ``pip freeze``, the flavor's unchanged pins left out
+    modules: list[str]  # the top-level modules of the installed distributions
 
 
-def read_installed_modules(engine: Engine, build: BuildContext, image_id: str) -> list[str]:
-    """The top-level modules of the distributions installed in the image (none read when
-    the plugin has no requirements: then the flavor's label lists them)."""
+def read_installed(engine: Engine, build: BuildContext, image_id: str) -> Installed:
+    """The image's ``pip freeze`` and installed modules, both read from one probe container
+    (nothing read when the plugin has no requirements: then the flavor's label lists its
+    modules). Written by code the requirements may influence: each read up to 1 MiB."""
     if not build.has_requirements:
-        return []
-    content = engine.images.read_file(
-        image_id, MODULES_PATH, {PROBE_LABEL: "true"}, MAX_MODULES_BYTES
+        return Installed("", [])
+    found = engine.images.read_files(
+        image_id, [FREEZE_PATH, MODULES_PATH], {PROBE_LABEL: "true"}, MAX_MODULES_BYTES
     )
-    return list(installed_modules(content.decode("utf-8", "replace") if content else ""))
+    freeze, modules = (
+        (found[path] or b"").decode("utf-8", "replace") for path in (FREEZE_PATH, MODULES_PATH)
+    )
+    return Installed(freeze, list(installed_modules(modules)))
 
 
 class Scanned(NamedTuple):
@@ -101,7 +104,7 @@ class ImageChecks:
     def warn_imports(
         self,
         build: BuildContext,
-        image_id: str,
+        installed: Installed,
         scanned: Scanned | None,
         note: Callable[[str], None],
     ) -> None:
@@ -109,8 +112,7 @@ class ImageChecks:
         the requirements installed provides."""
         if scanned is None:
             return
-        installed = read_installed_modules(self.engine, build, image_id)
-        provided = [*scanned.flavor, *installed]
+        provided = [*scanned.flavor, *installed.modules]
         for warning in unresolved(scanned.scan.imports, provided, build.runtime):
             note(warning + "\n")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -102,19 +102,28 @@ class Images:
                 repository, tag=digest, stream=True, decode=True, auth_config=auth
             )
 
-    def read_file(
-        self, image: str, path: str, labels: dict[str, str], max_bytes: int | None = None
-    ) -> bytes | None:
-        """The content of the regular file ``path`` in ``image`` (None if absent, or larger
-        than ``max_bytes``: then it is not read), read from a created, never started,
-        container."""
-        api = self._engine.api
+    def read_files(
+        self,
+        image: str,
+        paths: Sequence[str],
+        labels: dict[str, str],
+        max_bytes: int | None = None,
+    ) -> dict[str, bytes | None]:
+        """The content of each regular file of ``paths`` in ``image`` (None if absent, or
+        larger than ``max_bytes``: then it is not read), read from one created, never
+        started, container."""
         with engine_errors("reading a file from an image"):
-            created = api.create_container(image, labels=labels, network_disabled=True)
+            created = self._engine.api.create_container(image, labels=labels, network_disabled=True)
         container_id = str(created["Id"])
         try:
+            return {path: self._read(container_id, path, max_bytes) for path in paths}
+        finally:
+            self._engine.containers.remove(container_id)
+
+    def _read(self, container_id: str, path: str, max_bytes: int | None) -> bytes | None:
+        try:
             with engine_errors("reading a file from an image"):
-                stream, stat = api.get_archive(container_id, path)
+                stream, stat = self._engine.api.get_archive(container_id, path)
                 if max_bytes is not None and int((stat or {}).get("size", 0)) > max_bytes:
                     for _ in stream:  # read to its end, kept nowhere: frees the connection
                         pass
@@ -122,8 +131,6 @@ class Images:
                 data = b"".join(stream)
         except docker.errors.NotFound:
             return None
-        finally:
-            self._engine.containers.remove(container_id)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             member = tar.next()
             extracted = tar.extractfile(member) if member is not None else None

@@ -1,9 +1,10 @@
 """Static checks of a plugin's Python sources, by AST only.
 
 User code is parsed with ``ast.parse`` and never imported or run on the host (a build
-compiles it to bytecode in a check worker: ``executor.intake.bytecode``). The handler types a plugin serves are the handler methods of its top-level
-``class PluginHandler`` in ``main.py``, its base classes from the plugin's own modules
-included (``executor.intake.inheritance``).
+compiles it to bytecode in a check worker: ``executor.intake.bytecode``). The handler
+types a plugin serves are the handler methods of its top-level ``class PluginHandler`` in
+``main.py``, its base classes from the plugin's own modules included
+(``executor.intake.inheritance``).
 """
 
 from __future__ import annotations

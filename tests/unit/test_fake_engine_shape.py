@@ -39,7 +39,7 @@ def test_the_fake_engine_has_the_real_engines_parts() -> None:
             NO_CLIENT,
         ),
         (lambda fake: fake.images.tag("scripted:1", "registry/plugin", "1"), NO_CLIENT),
-        (lambda fake: fake.images.read_file("scripted:1", "/etc/hostname", {}), NO_CLIENT),
+        (lambda fake: fake.images.read_files("scripted:1", ["/etc/hostname"], {}), NO_CLIENT),
         (lambda fake: fake.images.push("registry/plugin", "1", None), NO_REGISTRY),
         (lambda fake: fake.images.pull("registry/plugin", "sha256:0", None), NO_REGISTRY),
         (
@@ -49,7 +49,7 @@ def test_the_fake_engine_has_the_real_engines_parts() -> None:
             "the fake engine builds nothing: register images with images.add",
         ),
     ],
-    ids=["run_to_end", "tag", "read_file", "push", "pull", "build"],
+    ids=["run_to_end", "tag", "read_files", "push", "pull", "build"],
 )
 def test_what_the_fake_does_not_fake_raises_naming_it(
     call: Callable[[FakeEngine], object], message: str
