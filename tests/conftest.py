@@ -45,10 +45,12 @@ NO_ENGINE = "unix:///nonexistent/plugin-executor-fast-tier/docker.sock"
 
 
 def _clear_environment() -> None:
-    """A developer's shell must not change a result: the executor's settings and Docker's
-    client variables come from the tests alone."""
+    """A developer's shell must not change a result: the executor's settings, Docker's
+    client variables and the terminal's size come from the tests alone. (pytest-xdist's
+    workers start with COLUMNS set; the CLI run in this process, ``tests/cli_runner.py``,
+    would keep that width for every command.)"""
     for name in list(os.environ):
-        if name.startswith(("EXECUTOR_", "DOCKER_")):
+        if name.startswith(("EXECUTOR_", "DOCKER_")) or name in ("COLUMNS", "LINES"):
             del os.environ[name]
 
 

@@ -4,9 +4,7 @@ is a list of scripts its containers run in turn (``executor.engine.fake.Script``
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,10 +22,10 @@ from executor.service.wiring import ExecutorService
 from executor.statuses import TERMINAL_STATUSES, BuildStatus, RuntimeFlavor
 from executor.store import plugins as plugin_store
 from executor.store.tables import DEFAULT_TENANT
+from tests.cli_runner import run_cli
 from tests.conftest import free_port
 from tests.fake_world import SETTLE_S, fake_settings
 
-CLI = [sys.executable, "-m", "executor.cli"]
 START_S = 30.0
 
 
@@ -87,15 +85,9 @@ class FakeServer:
         return list(response.json())
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``plugin-executor ARGS`` as a subprocess against this server."""
-        env = {
-            **os.environ,
-            "EXECUTOR_URL": self.url,
-            "EXECUTOR_API_KEY": self.key,
-            "COLUMNS": "200",
-            "NO_COLOR": "1",
-        }
-        return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+        """``plugin-executor ARGS`` against this server (``tests/cli_runner.py``)."""
+        env = {"EXECUTOR_URL": self.url, "EXECUTOR_API_KEY": self.key}
+        return run_cli(args, env | {"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 @contextmanager

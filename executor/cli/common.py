@@ -71,6 +71,16 @@ ActAsOpt = Annotated[
 ]
 
 
+# The clients the running command opened; the app closes them when the command ends.
+_opened: list[ApiClient] = []
+
+
+def close_clients() -> None:
+    """Close every client the command opened (its kept-alive connections)."""
+    while _opened:
+        _opened.pop().close()
+
+
 def client(tenant: str | None = None) -> ApiClient:
     """The API client; ``tenant`` (operator key only) is the tenant it acts on."""
     settings = ClientSettings()
@@ -81,7 +91,9 @@ def client(tenant: str | None = None) -> ApiClient:
             "server keeps var/operator_key)."
         )
         raise typer.Exit(2)
-    return ApiClient(settings.url, key, tenant)
+    opened = ApiClient(settings.url, key, tenant)
+    _opened.append(opened)
+    return opened
 
 
 def call(fn: Any, *args: Any, **kwargs: Any) -> Any:

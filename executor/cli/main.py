@@ -18,11 +18,18 @@ from executor.cli import (
     tenants,
     webhooks,
 )
+from executor.cli.common import close_clients
 from executor.cli.config import server_settings
 from executor.cli.heap import settle_heap
 from executor.cli.render import console
 
 app = typer.Typer(no_args_is_help=True, help="Run untrusted labeling plugins in sandboxes.")
+
+
+@app.callback()
+def _each_command(ctx: typer.Context) -> None:
+    # A command's API clients are closed when it ends, not left to the process's end.
+    ctx.call_on_close(close_clients)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""The CLI as a user runs it: a subprocess talking to a real executor on loopback."""
+"""The CLI as a user runs it, talking to a real executor on loopback (in the test process:
+``tests/cli_runner.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.cli_runner import run_cli
 from tests.conftest import EXAMPLES, OPERATOR_KEY, RunningServer, ServerFactory
 
 CLI = [sys.executable, "-m", "executor.cli"]
@@ -17,13 +19,12 @@ def cli(
     server: RunningServer, *args: str, ok: bool = True, key: str = OPERATOR_KEY
 ) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         "EXECUTOR_URL": server.url,
         "EXECUTOR_API_KEY": key,
         "COLUMNS": "200",
         "NO_COLOR": "1",
     }
-    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=600)
+    done = run_cli(args, env)
     if ok:
         assert done.returncode == 0, done.stdout + done.stderr
     return done

@@ -4,19 +4,17 @@ webhook then activated and an event delivered to a receiver on loopback."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
+from tests.cli_runner import run_cli
 from tests.conftest import OPERATOR_KEY, RunningServer, ServerFactory
 from tests.integration.webhook_receiver import Receiver, serve_receiver
 
 pytestmark = pytest.mark.docker
 
-CLI = [sys.executable, "-m", "executor.cli"]
 HEADER = "Bearer cli-secret-header-0123456789"
 
 
@@ -32,11 +30,8 @@ def hooks(server_factory: ServerFactory, receiver: Receiver) -> RunningServer:
 
 
 def cli(server: RunningServer, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EXECUTOR_URL": server.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
-    env |= {"COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [*CLI, *args], env=env, input=stdin, capture_output=True, text=True, timeout=600
-    )
+    env = {"EXECUTOR_URL": server.url, "EXECUTOR_API_KEY": OPERATOR_KEY}
+    return run_cli(args, env | {"COLUMNS": "200", "NO_COLOR": "1"}, stdin=stdin)
 
 
 def test_create_activate_deliver_update(hooks: RunningServer, receiver: Receiver) -> None:
