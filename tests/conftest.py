@@ -76,17 +76,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The plugin images that were on the engine when the run began (pytest's main process).
 IMAGES_BEFORE = pytest.StashKey[set[str]]()
+SERVICE_IMAGES = "plugin-executor-test"  # tests/integration/service_image.py's repository
 
 
 def _plugin_images(config: pytest.Config) -> set[str] | None:
-    """The ids of the plugin images on the engine (every plugin build labels its image);
-    None when the run is not one that reaches an engine, or none answers."""
+    """The ids of the plugin images on the engine (every plugin build labels its image)
+    and of the service images tests built (tests/integration/service_image.py); None when
+    the run is not one that reaches an engine, or none answers."""
     if config.getoption("--fast") or hasattr(config, "workerinput"):
         return None  # xdist workers: the main process keeps the count for all of them
     try:
         client = docker.from_env(timeout=60)
         try:
-            return set(client.api.images(quiet=True, filters={"label": f"{IMAGE_LABEL}=true"}))
+            plugins = client.api.images(quiet=True, filters={"label": f"{IMAGE_LABEL}=true"})
+            services = client.api.images(quiet=True, name=SERVICE_IMAGES)
+            return set(plugins) | set(services)
         finally:
             client.close()
     except docker.errors.DockerException:

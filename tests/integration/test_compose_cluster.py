@@ -25,6 +25,7 @@ from executor.engine import NODE_LABEL
 from tests.conftest import OPERATOR_KEY, REPO, ExecutorApi, free_port
 from tests.integration.processes import built_images, remove_images
 from tests.integration.registry import remove_images_of
+from tests.integration.service_image import checkout_tag, service_image
 
 COMPOSE_FILE = REPO / "deploy" / "compose.cluster.yaml"
 SERVICE_UID = 10001  # the executor image's user (deploy/Dockerfile)
@@ -63,10 +64,11 @@ def cluster_images(
     the engine's build cache (only their tags are removed), so the next run's builds take
     seconds instead of a minute, and still build anew what a change to deploy/images (or
     the base) touches. The executor's image is removed whole: each change of the code would
-    leave another one behind."""
+    leave another one behind: it is the checkout's (tests/integration/service_image.py),
+    shared with test_service_image and removed when the run ends."""
     tag = secrets.token_hex(4)
     images = ClusterImages(
-        f"plugin-executor-test:{tag}",
+        checkout_tag(),
         f"plugin-executor-postgres-test:{tag}",
         f"plugin-executor-registry-test:{tag}",
         f"plugin-executor-balancer-test:{tag}",
@@ -78,25 +80,17 @@ def cluster_images(
     except docker.errors.ImageNotFound:  # made once, before the two builds that start FROM it
         rootfs = REPO / "deploy" / "build-rootfs-image.sh"
         subprocess.run(["bash", str(rootfs), base], check=True)
-    builds = [
-        ("build-service-image.sh", images.executor),
-        ("build-cluster-images.sh", images.postgres, images.registry, images.balancer),
-    ]
+    others = (images.postgres, images.registry, images.balancer)
+    script = REPO / "deploy" / "build-cluster-images.sh"
     try:
-        with contextlib.ExitStack() as stack:
-            building = [
-                stack.enter_context(
-                    subprocess.Popen(["bash", str(REPO / "deploy" / script), *tags], env=env)
-                )
-                for script, *tags in builds
-            ]
-            ended = [(process.args, process.wait()) for process in building]
-        assert all(code == 0 for _, code in ended), f"an image build failed: {ended}"
+        with subprocess.Popen(["bash", str(script), *others], env=env) as building:
+            service_image(docker_client, base)  # meanwhile
+            assert building.wait() == 0, "the cluster images' build failed"
         yield images
     finally:
-        for name in (images.executor, images.postgres, images.registry, images.balancer):
+        for name in others:
             with contextlib.suppress(docker.errors.ImageNotFound):
-                docker_client.images.remove(name, force=True, noprune=name != images.executor)
+                docker_client.images.remove(name, force=True, noprune=True)
 
 
 @dataclass

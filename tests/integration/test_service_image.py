@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,19 +14,18 @@ import httpx
 import pytest
 from docker.models.containers import Container
 
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
+from tests.integration.service_image import service_image as shared_service_image
 
 SOCKET = "/var/run/docker.sock"
+ROOTFS = "plugin-executor-rootfs:bookworm"  # the base where no registry answers
 KEY = "pe_op_" + "s" * 32
 
 
 @pytest.fixture(scope="module")
-def service_image(docker_client: docker.DockerClient) -> Iterator[str]:
-    tag = f"plugin-executor-test:{secrets.token_hex(4)}"
-    subprocess.run(["bash", str(REPO / "deploy" / "build-service-image.sh"), tag], check=True)
-    yield tag
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        docker_client.images.remove(tag, force=True)
+def service_image(docker_client: docker.DockerClient) -> str:
+    """This checkout's image, shared with the compose test (built once per run)."""
+    return shared_service_image(docker_client, ROOTFS)
 
 
 def wait_ok(url: str, timeout: float = 60) -> httpx.Response:
