@@ -2,12 +2,12 @@
 
 The client commands (push, list, event, logs, tenants, ...) talk to a server over HTTP; a
 subprocess per command spent some 0.45 s of CPU on the interpreter, the imports and line
-coverage before the command began, for the 180 commands the suite runs. What only a real
+coverage before the command began, for the 200 commands the suite runs. What only a real
 process shows is tested with real processes: the installed entry point and its exit codes
 (``integration/test_sandbox_limits.py``), settings from the environment
 (``e2e/test_cli_settings.py``), ``logs --follow`` and Ctrl-C (``e2e/test_logs_cli.py``),
-``plugin-executor run`` (``e2e/test_cli_builds.py``, ``e2e/test_scaffold.py``) and the
-servers and workers.
+``plugin-executor run`` (``e2e/test_scaffold.py``, ``e2e/test_templates_on_platform.py``)
+and the servers and workers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Build, version and local-run commands of the CLI, run as a subprocess."""
+"""Build, version and local-run commands of the CLI (in the test process: tests/cli_runner.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from typing import ClassVar
 import docker
 import pytest
 
+from tests.cli_runner import run_cli
 from tests.conftest import CA_BUNDLE, EXAMPLES, PLUGINS, RUNTIME_IMAGE, RunningServer
-from tests.e2e.test_cli import CLI, cli
+from tests.e2e.test_cli import cli
 
 MAIN = "class PluginHandler:\n    def on_submit(self, label, asset_id):\n        print({!r})\n"
 
@@ -126,9 +127,8 @@ def local_env() -> dict[str, str]:
 
 
 def local(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], env=local_env(), capture_output=True, text=True, timeout=600
-    )
+    """A command that needs no server (``run``, ``sample-event``, ...), in this process."""
+    return run_cli(args, local_env())
 
 
 def test_sample_events_ship_for_each_handler_type() -> None:
