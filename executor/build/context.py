@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.errors import BuildFailed
+from executor.sandbox.import_check import PLUGIN_CODE
 from executor.settings import BuildSettings, Settings
 from executor.statuses import RuntimeFlavor
 
@@ -40,7 +41,6 @@ BUILD_USER = "10001:10001"  # owns /opt/venv; never root
 RUN_USER = "10000:10000"
 CA_FILE = "build-ca.pem"
 BYTECODE_FILE = "bytecode.tar"  # the .pyc files, extracted over the code by the same ADD
-CODE_DIR = "/opt/plugin/plugin_code"
 WHEELHOUSE_DIR = "wheelhouse"
 BUILD_DIR = "/opt/build"
 FREEZE_PATH = "/opt/venv/pip-freeze.txt"  # `pip freeze` after the install, read back per version
@@ -140,7 +140,7 @@ def dockerfile(
     # Extracted as root, whatever USER says: files 0644 and folders 0755 (the archives'
     # modes, ``write_tar_gz``), so runs read the code and cannot change it.
     archives = f"source.tar.gz {BYTECODE_FILE}" if has_bytecode else "source.tar.gz"
-    lines += [f"ADD {archives} {CODE_DIR}/", f"USER {RUN_USER}"]
+    lines += [f"ADD {archives} {PLUGIN_CODE}", f"USER {RUN_USER}"]
     if labels:  # one step: the engine's own build labels make a step (a container) each
         lines.append(
             "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())

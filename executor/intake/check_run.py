@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -135,12 +136,9 @@ class _Check:
             checked = Checked(reply.unpacked_bytes, error=rebuild_rejection(reply.rejection))
             return checked, record
         assert reply.source is not None  # a CHECKED reply carries its source
-        files: dict[str, bytes] = {}
-        for path in reply.source.paths:
-            content = reader.read()
-            if content is None:
-                return self._stopped(CheckOutcome.ENDED, reply.unpacked_bytes)
-            files[path] = content
+        files = _read_files(reader, reply.source.paths)
+        if files is None:
+            return self._stopped(CheckOutcome.ENDED, reply.unpacked_bytes)
         source = PluginSource(
             files=files,
             handlers=reply.source.handlers,
@@ -155,12 +153,9 @@ class _Check:
         self, reader: FrameReader, reply: CheckReply, found: ImportsFound
     ) -> tuple[Checked, CheckRecord]:
         """A build's scan: the imports, then one frame per ``.pyc`` the reply names."""
-        compiled: dict[str, bytes] = {}
-        for path in found.bytecode:
-            content = reader.read()
-            if content is None:
-                return self._stopped(CheckOutcome.ENDED, reply.unpacked_bytes)
-            compiled[path] = content
+        compiled = _read_files(reader, found.bytecode)
+        if compiled is None:
+            return self._stopped(CheckOutcome.ENDED, reply.unpacked_bytes)
         imports = ImportScan(found.paths, tuple(FoundImport(*entry) for entry in found.imports))
         scan = BuildScan(imports, Bytecode(compiled, found.warnings))
         record = self._record(CheckOutcome.CHECKED, reply)
@@ -228,3 +223,14 @@ class _Check:
             unpacked_bytes=reply.unpacked_bytes,
             replaced=replaced,
         )
+
+
+def _read_files(reader: FrameReader, paths: Sequence[str]) -> dict[str, bytes] | None:
+    """One frame per path, in order; None if the worker ended before the last."""
+    files: dict[str, bytes] = {}
+    for path in paths:
+        content = reader.read()
+        if content is None:
+            return None
+        files[path] = content
+    return files
