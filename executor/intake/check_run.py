@@ -12,7 +12,7 @@ from enum import StrEnum
 from executor.errors import PluginRejected, UploadCheckLimit
 from executor.intake.archive import human_size
 from executor.intake.build_scan import BuildScan
-from executor.intake.bytecode import Bytecode
+from executor.intake.bytecode import Bytecode, pyc_path
 from executor.intake.check_process import CheckWorker
 from executor.intake.check_wire import (
     CheckReply,
@@ -152,9 +152,12 @@ class _Check:
     def _build_scan(
         self, reader: FrameReader, reply: CheckReply, found: ImportsFound
     ) -> tuple[Checked, CheckRecord]:
-        """A build's scan: the imports, then one frame per ``.pyc`` the reply names."""
+        """A build's scan: the imports, then one frame per ``.pyc`` the reply names. The
+        worker parsed untrusted code: a ``.pyc`` path that is not where the interpreter
+        looks for one of the source's modules is not believed, and the worker is replaced."""
+        expected = {pyc_path(path) for path in found.paths if path.endswith(".py")}
         compiled = _read_files(reader, found.bytecode)
-        if compiled is None:
+        if compiled is None or not set(compiled) <= expected:
             return self._stopped(CheckOutcome.ENDED, reply.unpacked_bytes)
         imports = ImportScan(found.paths, tuple(FoundImport(*entry) for entry in found.imports))
         scan = BuildScan(imports, Bytecode(compiled, found.warnings))

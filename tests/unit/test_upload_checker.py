@@ -11,14 +11,23 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 
 import pytest
 from pydantic import ValidationError
 
 from executor.errors import UploadCheckBusy, UploadCheckLimit, UploadTooLarge
 from executor.intake.archive import write_tar_gz
-from executor.intake.bytecode import compile_sources
-from executor.intake.check_run import CheckOutcome
+from executor.intake.bytecode import compile_sources, pyc_path
+from executor.intake.check_run import CheckOutcome, run_check
+from executor.intake.check_wire import (
+    CheckKind,
+    CheckReply,
+    CheckRequest,
+    Unpacked,
+    WorkerOutcome,
+    write_frame,
+)
 from executor.intake.checker import BUILDS_TENANT, CheckerLimits, UploadChecker
 from executor.intake.imports import scan_imports
 from executor.intake.upload import UploadLimits, read_upload
@@ -290,3 +299,63 @@ def test_an_archive_unpacking_past_its_cap_is_charged_the_cap(checker: UploadChe
     assert isinstance(checked.error, UploadTooLarge)
     assert checked.error.details == {"file": "data.bin", "limit": MIB}
     assert checked.unpacked_bytes == MIB
+
+
+class LyingWorker:
+    """A check worker whose replies are written in advance (what a worker subverted by the
+    code it parsed could send)."""
+
+    pid = 0
+
+    def __init__(self, *frames: bytes) -> None:
+        read_end, write_end = os.pipe()
+        with os.fdopen(write_end, "wb") as pipe:
+            for frame in frames:
+                write_frame(pipe, frame)
+        self.replies = read_end
+        self.requests = open(os.devnull, "wb")  # noqa: SIM115 (closed by stop)
+        self.stopped = False
+
+    def ended_how(self) -> str:
+        return "stopped by the test"
+
+    def stop(self) -> int:
+        self.stopped = True
+        self.requests.close()
+        os.close(self.replies)
+        return 0
+
+
+def test_a_build_scan_naming_a_pyc_outside_the_sources_is_not_believed() -> None:
+    request = CheckRequest(
+        kind=CheckKind.IMPORTS, filename="source.tar.gz", **asdict(UploadLimits())
+    )
+    found = {"paths": ["main.py"], "imports": [], "warnings": []}
+    honest = {**found, "bytecode": [pyc_path("main.py")]}
+    lying = {**found, "bytecode": ["../../etc/cron.d/x"]}
+    results = {}
+    for name, imports in (("honest", honest), ("lying", lying)):
+        reply = CheckReply(
+            outcome=WorkerOutcome.CHECKED, peak_rss_bytes=0, unpacked_bytes=9, imports=imports
+        )
+        worker = LyingWorker(
+            Unpacked(bytes=9).model_dump_json().encode(), reply.model_dump_json().encode(), b"pyc"
+        )
+        checked, record = run_check(
+            worker,
+            BUILDS_TENANT,
+            request,
+            b"",
+            timeout_s=5,
+            memory_bytes=1,  # type: ignore[arg-type]
+        )
+        results[name] = (checked, record, worker.stopped)
+        if not worker.stopped:
+            worker.stop()
+    checked, record, stopped = results["honest"]
+    assert checked.build_scan is not None
+    assert dict(checked.build_scan.bytecode.files) == {pyc_path("main.py"): b"pyc"}
+    assert (record.outcome, stopped) == (CheckOutcome.CHECKED, False)
+    checked, record, stopped = results["lying"]
+    assert checked.build_scan is None and checked.source is None
+    assert (record.outcome, record.replaced, stopped) == (CheckOutcome.ENDED, True, True)
