@@ -12,6 +12,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from typing import cast
 
 import pytest
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from executor.errors import UploadCheckBusy, UploadCheckLimit, UploadTooLarge
 from executor.intake.archive import write_tar_gz
 from executor.intake.bytecode import compile_sources, pyc_path
+from executor.intake.check_process import CheckWorker
 from executor.intake.check_run import CheckOutcome, run_check
 from executor.intake.check_wire import (
     CheckKind,
@@ -341,14 +343,8 @@ def test_a_build_scan_naming_a_pyc_outside_the_sources_is_not_believed() -> None
         worker = LyingWorker(
             Unpacked(bytes=9).model_dump_json().encode(), reply.model_dump_json().encode(), b"pyc"
         )
-        checked, record = run_check(
-            worker,
-            BUILDS_TENANT,
-            request,
-            b"",
-            timeout_s=5,
-            memory_bytes=1,  # type: ignore[arg-type]
-        )
+        liar = cast(CheckWorker, worker)  # the pipes and stop() run_check uses
+        checked, record = run_check(liar, BUILDS_TENANT, request, b"", timeout_s=5, memory_bytes=1)
         results[name] = (checked, record, worker.stopped)
         if not worker.stopped:
             worker.stop()
