@@ -23,12 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from executor.build.context import BuildContext, context_archive
-from executor.build.image_checks import (
-    ImageChecks,
-    ImportCheck,
-    SourceScanner,
-    read_installed,
-)
+from executor.build.image_checks import ImageChecks, ImportCheck, SourceScanner
 from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.build.tls import CertificateWatch
 from executor.buildlog import seconds, step_line
@@ -232,7 +227,7 @@ class Builder:
                     log_.add(warning + "\n")
                 context = replace(context, bytecode=scanned.scan.bytecode.files)
             image_id = self._run_build(context, log_)
-            installed = read_installed(self.engine, context, image_id)
+            installed = self.checks.installed(context, image_id)
             self.checks.warn_imports(context, installed, scanned, log_.note)
             self.checks.check_import(build.context, image_id, log_.note, log_.add)
             digest = self._push(build.context, image_id, log_)

@@ -1,6 +1,7 @@
-"""What a build reads back from its built image and proves of it: the ``pip freeze``, the
-installed modules, the import warnings (imports neither the flavor nor the requirements
-provide) and the import check (``executor.sandbox.import_check``: ``main.py`` loads).
+"""What a build reads back from its built image and proves of it: the ``pip freeze`` and the
+installed modules (read once per set of requirement layers), the import warnings (imports
+neither the flavor nor the requirements provide) and the import check
+(``executor.sandbox.import_check``: ``main.py`` loads).
 
 The source scan and the import check are given to the builder by whoever wires it (the
 scan, which also compiles the plugin's bytecode, runs in an upload check worker; the check
@@ -10,6 +11,8 @@ container compiles the code at its start) and no import check.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -28,9 +31,9 @@ __all__ = [
     "ImageChecks",
     "ImportCheck",
     "Installed",
+    "InstalledReader",
     "Scanned",
     "SourceScanner",
-    "read_installed",
 ]
 
 IMPORT_CHECK_STEP = "Import check: loading main.py as a run will (sandboxed, no network)"
@@ -67,6 +70,34 @@ def read_installed(engine: Engine, build: BuildContext, image_id: str) -> Instal
     return Installed(freeze, list(installed_modules(modules)))
 
 
+class InstalledReader:
+    """``read_installed`` once per set of requirement layers: a plugin's code is the last
+    step of its image (``executor.build.context``), so every code-only version, and every
+    plugin with the same requirements on the same flavor, is built on one parent image,
+    whose files the first probe read. Keeps the last ``size`` parents' readings."""
+
+    def __init__(self, engine: Engine, size: int = 256) -> None:
+        self.engine = engine
+        self.size = size
+        self._read: OrderedDict[str, Installed] = OrderedDict()
+        self._lock = threading.Lock()  # builds run on several threads
+
+    def installed(self, build: BuildContext, image_id: str) -> Installed:
+        parent = self.engine.images.parent(image_id) if build.has_requirements else None
+        if parent is None:
+            return read_installed(self.engine, build, image_id)
+        with self._lock:
+            if (known := self._read.get(parent)) is not None:
+                self._read.move_to_end(parent)
+                return known
+        found = read_installed(self.engine, build, image_id)
+        with self._lock:
+            self._read[parent] = found
+            if len(self._read) > self.size:
+                self._read.popitem(last=False)
+        return found
+
+
 class Scanned(NamedTuple):
     scan: BuildScan
     flavor: list[str]  # the flavor's top-level modules
@@ -87,6 +118,7 @@ class ImageChecks:
         self.settings = settings
         self.import_check = import_check
         self.source_scan = source_scan
+        self.installed = InstalledReader(engine).installed
 
     def scan_source(self, build: BuildContext, note: Callable[[str], None]) -> Scanned | None:
         """Before the build: the plugin's imports and bytecode, and the flavor's modules (a

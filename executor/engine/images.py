@@ -44,6 +44,14 @@ class Images:
                 return None
         return dict(info["Config"].get("Labels") or {})
 
+    def parent(self, image: str) -> str | None:
+        """The id of the image the engine built ``image`` on, one step below it (None when
+        it recorded none, as for a pulled image): image ids are digests of their layers, so
+        one parent means the same files below the last step."""
+        with engine_errors("inspecting an image"):
+            info = self._engine.api.inspect_image(image)  # type: ignore[no-untyped-call]
+        return str(info.get("Parent") or "") or None
+
     def remove(self, image: str) -> bool:
         """Remove an image by tag or id; True if removed, False if already gone or in use
         by a container (the engine refuses; GC tries again later)."""

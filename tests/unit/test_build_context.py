@@ -59,7 +59,7 @@ def test_pip_runs_isolated_as_the_build_user_with_the_operators_index(tmp_path: 
     assert "pip freeze" in pip_line and "/opt/venv/pip-freeze.txt" in pip_line
     # Nothing secret can travel in build args or environment.
     assert not any(line.startswith(("ARG", "ENV")) for line in lines)
-    assert lines[-1] == "USER 10000:10000"
+    assert lines[lines.index(pip_line) + 1] == "USER 10000:10000"
     assert members(context_archive(settings(build_ca_bundle=ca), build()))["build-ca.pem"] == b"PEM"
 
 
@@ -109,16 +109,18 @@ def test_a_plugin_image_builds_from_its_flavors_image(
     assert text.splitlines()[0] == f"FROM {base}"
 
 
-def test_the_image_labels_are_one_step_after_the_code() -> None:
-    """One LABEL instruction, last: the engine's own build labels made a step (an
-    intermediate container) each, after every code-only change."""
-    text = members(context_archive(settings(), build()))["Dockerfile"].decode()
-
-    assert text.splitlines()[-2:] == [
-        "USER 10000:10000",
-        'LABEL "io.plugin-executor.plugin-image"="true" "io.plugin-executor.version"="vid"',
-    ]
-    assert text.count("LABEL") == 1
+def test_the_code_is_the_last_step_after_the_run_user_and_the_label() -> None:
+    """Only the code changes between a plugin's versions: the run user and the plugin-image
+    label come before it, from the engine's cache, as the requirements do. After the code,
+    each of them made a step (a container, committed) for every code-only version."""
+    for has_requirements in (True, False):
+        text = dockerfile(settings(), has_requirements, RuntimeFlavor.MINIMAL)
+        assert text.splitlines()[-3:] == [
+            "USER 10000:10000",
+            'LABEL "io.plugin-executor.plugin-image"="true"',
+            "ADD source.tar.gz /opt/plugin/plugin_code/",
+        ]
+        assert text.count("LABEL") == 1
 
 
 def test_code_only_the_code_and_its_bytecode_are_one_step_that_runs_nothing() -> None:
@@ -128,9 +130,9 @@ def test_code_only_the_code_and_its_bytecode_are_one_step_that_runs_nothing() ->
     context = members(context_archive(settings(), replace(build(""), bytecode=pyc)))
     assert context["Dockerfile"].decode().splitlines() == [
         "FROM plugin-executor-runtime-kili:latest",
-        "ADD source.tar.gz bytecode.tar /opt/plugin/plugin_code/",
         "USER 10000:10000",
-        'LABEL "io.plugin-executor.plugin-image"="true" "io.plugin-executor.version"="vid"',
+        'LABEL "io.plugin-executor.plugin-image"="true"',
+        "ADD source.tar.gz bytecode.tar /opt/plugin/plugin_code/",
     ]
     assert members(context["bytecode.tar"]) == pyc
     assert context["source.tar.gz"] == b"source-bytes"
