@@ -219,7 +219,7 @@ def _run_once(
     err.print(f"running {event.type} on {image[:19]}", style="bold")
     try:
         sandbox = Sandbox(engine, settings.sandbox, gateway.socket_dir if gateway else None)
-        outcome = sandbox.run(image, envelope.model_dump_json().encode(), run_id, on_output)
+        outcome = sandbox.run(image, envelope.wire(), run_id, on_output)
     except SandboxError as exc:
         err.print(f"[red]error:[/] {escape(exc.message)}")
         raise typer.Exit(EXIT_ENGINE) from exc

@@ -101,7 +101,7 @@ class InvocationRunner:
                 return
             attempt = starter.open(invocation, event, profile, seq=found.seq, lent=lent)
             envelope = starter.envelope(invocation, event, token, deadline)
-            data = envelope.model_dump_json().encode()
+            data = envelope.wire()
             if len(data) > profile.envelope_cap_bytes:
                 self.outcome.envelope_too_large(attempt, len(data), profile)
                 return

@@ -10,6 +10,7 @@ from plugin_runtime.envelope import Event
 
 TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 LABEL_EVENTS = {
@@ -40,22 +41,25 @@ def handler_call(event: Event) -> HandlerCall:
     return HandlerCall(GENERIC_METHOD, (event.payload,))
 
 
-def instantiate(cls: type, kili: Any, project_id: str) -> Any:
-    """``cls(kili, project_id)`` — or ``cls()`` if its constructor takes no arguments."""
+def construction(cls: type) -> Callable[[Any, str], Any]:
+    """How to build the handler: ``cls(kili, project_id)`` — or ``cls()`` if its constructor
+    takes no arguments. Decided once the class is loaded, before the event comes: a
+    process's first ``inspect.signature`` takes milliseconds (a warm container spends them
+    while it waits). A signature that cannot be read, or raises, means Kili's form."""
     try:
         signature = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return cls(kili, project_id)
+    except (Exception, SystemExit):  # the plugin's metaclass may compute it
+        return cls
     try:
-        signature.bind(kili, project_id)
+        signature.bind(None, "")
     except TypeError:
         try:
             signature.bind()
         except TypeError:
             pass
         else:
-            return cls()
-    return cls(kili, project_id)
+            return lambda _kili, _project_id: cls()
+    return cls
 
 
 def attach(handler: Any, **attributes: Any) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 
 class EnvelopeError(ValueError):
@@ -130,6 +130,22 @@ def _parse_record(doc: dict[str, Any]) -> RecordAnswers | None:
     return RecordAnswers(kili=kili, api={_api_key(k): v for k, v in api.items()})
 
 
+def read_envelope(stdin: BinaryIO) -> Envelope:
+    """The envelope on ``stdin``: its first line when that line is a whole JSON document
+    (the executor writes one line, and a warm container need not wait for the end of
+    stdin, which the engine relays milliseconds after the line), else everything up to the
+    end of stdin (an envelope written over several lines, by hand)."""
+    first = stdin.readline()
+    if first.endswith(b"\n") and first.strip():
+        try:
+            doc = _decode(first)
+        except EnvelopeError:
+            pass  # not the whole envelope: read on
+        else:
+            return _envelope(doc)
+    return parse_envelope(first + stdin.read())
+
+
 def parse_envelope(raw: bytes) -> Envelope:
     """Parse the stdin bytes; raise :class:`EnvelopeError` saying what is wrong.
 
@@ -139,6 +155,10 @@ def parse_envelope(raw: bytes) -> Envelope:
     ``invocation_id``, ``plugin``, ``version``, ``deadline``, ``event.asset_id``,
     ``event.label``, ``event.payload`` may be absent or null but are type-checked.
     """
+    return _envelope(_decode(raw))
+
+
+def _decode(raw: bytes) -> Any:
     if not raw.strip():
         raise EnvelopeError("stdin is empty: expected one JSON envelope")
     try:
@@ -146,11 +166,14 @@ def parse_envelope(raw: bytes) -> Envelope:
     except UnicodeDecodeError as exc:
         raise EnvelopeError(f"envelope is not valid UTF-8 (byte {exc.start})") from None
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise EnvelopeError(
             f"envelope is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
         ) from None
+
+
+def _envelope(doc: Any) -> Envelope:
     if not isinstance(doc, dict):
         raise EnvelopeError(f"envelope must be a JSON object, not {type(doc).__name__}")
     return Envelope(

@@ -23,8 +23,8 @@ import traceback
 
 from plugin_runtime import core
 from plugin_runtime.api import ApiClient, preload
-from plugin_runtime.dispatch import attach, find_method, handler_call, instantiate
-from plugin_runtime.envelope import Envelope, EnvelopeError, parse_envelope
+from plugin_runtime.dispatch import attach, construction, find_method, handler_call
+from plugin_runtime.envelope import Envelope, EnvelopeError, read_envelope
 from plugin_runtime.failure import report
 from plugin_runtime.forwarder import ForwarderError, start_forwarder
 from plugin_runtime.kili_client import build_kili
@@ -34,6 +34,7 @@ from plugin_runtime.output import Output
 
 TYPE_CHECKING = False  # typing is not imported at run time: see loader's docstring
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 EXIT_OK = 0
@@ -79,10 +80,11 @@ def _start_gateway_forwarder(out: Output, envelope: Envelope) -> None:
         out.log("WARNING", f"platform API calls will fail: the gateway forwarder: {exc}")
 
 
-def _load() -> type | PluginLoadError:
-    """``PluginHandler``, or the reason it cannot be loaded (reported after the envelope)."""
+def _load() -> Callable[[Any, str], Any] | PluginLoadError:
+    """How to build ``PluginHandler`` (``dispatch.construction``), or the reason it cannot
+    be loaded (reported after the envelope)."""
     try:
-        return load_handler_class(plugin_root())
+        return construction(load_handler_class(plugin_root()))
     except PluginLoadError as exc:
         return exc
 
@@ -99,15 +101,17 @@ def _clients(out: Output, envelope: Envelope) -> tuple[Any, Any]:
     return kili, api
 
 
-def _run(out: Output, envelope: Envelope, cls: type | PluginLoadError) -> int:
-    if isinstance(cls, PluginLoadError):
-        out.log("ERROR", str(cls))
+def _run(
+    out: Output, envelope: Envelope, build: Callable[[Any, str], Any] | PluginLoadError
+) -> int:
+    if isinstance(build, PluginLoadError):
+        out.log("ERROR", str(build))
         return EXIT_BAD_INPUT
     kili, api = _clients(out, envelope)
     core.set_current_api(api)
     call = handler_call(envelope.event)
     try:
-        handler = instantiate(cls, kili, envelope.project_id)
+        handler = build(kili, envelope.project_id)
     except (Exception, SystemExit) as exc:
         out.log("ERROR", f"PluginHandler() raised:\n{_format_exception(exc)}")
         report(out.writer, exc)
@@ -143,15 +147,15 @@ def main() -> int:
     return the exit code."""
     out = Output.install()
     try:
-        cls = _load()
+        build = _load()
         _preload_if_early()
         try:
-            envelope = parse_envelope(sys.stdin.buffer.read())
+            envelope = read_envelope(sys.stdin.buffer)
         except EnvelopeError as exc:
             out.log("ERROR", f"invalid envelope: {exc}")
             return EXIT_BAD_INPUT
         out.writer.add_secret(envelope.api.token)
-        return _run(out, envelope, cls)
+        return _run(out, envelope, build)
     except BaseException:
         out.log("CRITICAL", f"plugin runtime internal error:\n{traceback.format_exc()}")
         return EXIT_INTERNAL

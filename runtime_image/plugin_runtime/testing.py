@@ -43,7 +43,7 @@ from typing import Any
 
 from plugin_runtime import core
 from plugin_runtime.api import RequestVerbs
-from plugin_runtime.dispatch import attach, find_method, handler_call, instantiate
+from plugin_runtime.dispatch import attach, construction, find_method, handler_call
 from plugin_runtime.envelope import EnvelopeError, Event, event_from_dict
 from plugin_runtime.logs import PLUGIN_LOGGER_NAME, plugin_logger
 
@@ -229,7 +229,7 @@ class PluginHarness:
     def _handler(self, run: HandlerRun) -> Any:
         core.set_current_api(run.api)
         try:
-            handler = instantiate(self.handler_class, run.kili, self.project_id)
+            handler = construction(self.handler_class)(run.kili, self.project_id)
         finally:
             core.set_current_api(None)
         attach(handler, logger=plugin_logger(), api=run.api, kili=run.kili)
