@@ -5,9 +5,9 @@ packages, in /opt/venv); the requirements (over the flavor's: a pinned version w
 installed by pip as the unprivileged build user in their own layer (identical requirements
 and settings give an identical step, so the engine's cache shares it across plugins and
 across code-only versions); the run user and the plugin-image label, also cached; then the
-code, with its bytecode when the build compiled it (``executor.intake.bytecode``), in the
-last step, which runs no container. Nothing secret goes in: no build args, no environment
-but pip's own switches; the CA bundle is public data.
+code, with its bytecode when the build compiled it (``executor.intake.bytecode``) and the
+version's id (``VERSION_FILE``), in the last step, which runs no container. Nothing secret
+goes in: no build args, no environment but pip's own switches; the CA bundle is public data.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "IMAGE_LABEL",
     "MODULES_CODE",
     "MODULES_PATH",
+    "VERSION_FILE",
     "BuildContext",
     "build_phase",
     "context_archive",
@@ -40,7 +41,12 @@ __all__ = [
 BUILD_USER = "10001:10001"  # owns /opt/venv; never root
 RUN_USER = "10000:10000"
 CA_FILE = "build-ca.pem"
-BYTECODE_FILE = "bytecode.tar"  # the .pyc files, extracted over the code by the same ADD
+# The .pyc files and the version file, extracted over the code by the same ADD.
+BYTECODE_FILE = "bytecode.tar"
+# The version's id, in the code's __pycache__ (no import looks at it there): one image per
+# version. Without it the same code on the same requirements builds one image for every
+# plugin, of any tenant, that uploads it, and removing one's image by its id removes all.
+VERSION_FILE = "__pycache__/plugin-executor-version"
 WHEELHOUSE_DIR = "wheelhouse"
 BUILD_DIR = "/opt/build"
 FREEZE_PATH = "/opt/venv/pip-freeze.txt"  # `pip freeze` after the install, read back per version
@@ -109,12 +115,7 @@ def pip_command(build: BuildSettings) -> str:
     )
 
 
-def dockerfile(
-    settings: Settings,
-    has_requirements: bool,
-    runtime: RuntimeFlavor,
-    has_bytecode: bool = False,
-) -> str:
+def dockerfile(settings: Settings, has_requirements: bool, runtime: RuntimeFlavor) -> str:
     """The Dockerfile of a plugin image (see the module docstring for its layers)."""
     uid, gid = BUILD_USER.split(":")
     lines = [f"FROM {settings.images.flavor_image(runtime)}"]
@@ -140,8 +141,7 @@ def dockerfile(
     lines += [f"USER {RUN_USER}", f"LABEL {json.dumps(IMAGE_LABEL)}={json.dumps('true')}"]
     # Extracted as root, whatever USER says: files 0644 and folders 0755 (the archives'
     # modes, ``write_tar_gz``), so runs read the code and cannot change it.
-    archives = f"source.tar.gz {BYTECODE_FILE}" if has_bytecode else "source.tar.gz"
-    lines.append(f"ADD {archives} {PLUGIN_CODE}")
+    lines.append(f"ADD source.tar.gz {BYTECODE_FILE} {PLUGIN_CODE}")
     return "\n".join(lines) + "\n"
 
 
@@ -160,13 +160,10 @@ def build_phase(instruction: str) -> str | None:
 def context_archive(settings: Settings, build: BuildContext) -> bytes:
     """The build context: Dockerfile, requirements, CA bundle or wheelhouse, plugin source."""
     files: dict[str, bytes] = {
-        "Dockerfile": dockerfile(
-            settings, build.has_requirements, build.runtime, has_bytecode=bool(build.bytecode)
-        ).encode(),
+        "Dockerfile": dockerfile(settings, build.has_requirements, build.runtime).encode(),
         "source.tar.gz": build.source,
+        BYTECODE_FILE: _tar({**build.bytecode, VERSION_FILE: f"{build.version_id}\n".encode()}),
     }
-    if build.bytecode:
-        files[BYTECODE_FILE] = _tar(build.bytecode)
     if build.has_requirements:
         files["requirements.txt"] = build.requirements.encode()
         if settings.build.wheelhouse is not None:

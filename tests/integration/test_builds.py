@@ -124,6 +124,41 @@ def plugin_id(server: RunningServer, name: str) -> str:
         return str(session.scalar(select(Plugin.id).where(Plugin.name == name)))
 
 
+def test_the_same_code_in_two_plugins_builds_an_image_for_each(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """One image per version: its id is in the code's step, so the same code and
+    requirements uploaded as two plugins (of any tenants) are two images on one parent,
+    and removing one by its id leaves the other."""
+    folder = make_plugin(tmp_path, "twin", says=f"twin {uuid.uuid4()}")
+    for name in ("twin_a", "twin_b"):
+        server.push(folder, name=name)
+    images = {
+        name: server.docker_client.images.get(f"plugin-executor/p-{plugin_id(server, name)}:v1")
+        for name in ("twin_a", "twin_b")
+    }
+    assert images["twin_a"].id != images["twin_b"].id
+    assert images["twin_a"].attrs["Parent"] == images["twin_b"].attrs["Parent"]
+    for name, image in images.items():
+        written = server.docker_client.containers.run(
+            str(image.id),
+            entrypoint=["cat", "/opt/plugin/plugin_code/__pycache__/plugin-executor-version"],
+            remove=True,
+            network_disabled=True,
+        )
+        assert written.decode() == f"{version_id(server, name)}\n"
+
+
+def version_id(server: RunningServer, name: str) -> str:
+    from sqlalchemy import select
+
+    from executor.store.tables import PluginVersion
+
+    with server.service.db.session() as session:
+        found = select(PluginVersion.id).where(PluginVersion.plugin_id == plugin_id(server, name))
+        return str(session.scalar(found))
+
+
 def test_plugin_without_requirements_has_an_empty_freeze(server: RunningServer) -> None:
     build = server.push("sleeper", name="no_reqs")
     assert build["pip_freeze"] == ""

@@ -118,14 +118,15 @@ def test_the_code_is_the_last_step_after_the_run_user_and_the_label() -> None:
         assert text.splitlines()[-3:] == [
             "USER 10000:10000",
             'LABEL "io.plugin-executor.plugin-image"="true"',
-            "ADD source.tar.gz /opt/plugin/plugin_code/",
+            "ADD source.tar.gz bytecode.tar /opt/plugin/plugin_code/",
         ]
         assert text.count("LABEL") == 1
 
 
 def test_code_only_the_code_and_its_bytecode_are_one_step_that_runs_nothing() -> None:
     """No RUN after the code: the bytecode the build compiled is extracted over it by the
-    same ADD, so a code-only version's build starts no container."""
+    same ADD, so a code-only version's build starts no container. The version's id goes
+    with it: one image per version, even of the same code."""
     pyc = {"__pycache__/main.cpython-311.pyc": b"pyc", "lib/__pycache__/a.cpython-311.pyc": b"a"}
     context = members(context_archive(settings(), replace(build(""), bytecode=pyc)))
     assert context["Dockerfile"].decode().splitlines() == [
@@ -134,10 +135,12 @@ def test_code_only_the_code_and_its_bytecode_are_one_step_that_runs_nothing() ->
         'LABEL "io.plugin-executor.plugin-image"="true"',
         "ADD source.tar.gz bytecode.tar /opt/plugin/plugin_code/",
     ]
-    assert members(context["bytecode.tar"]) == pyc
+    assert members(context["bytecode.tar"]) == {
+        **pyc,
+        "__pycache__/plugin-executor-version": b"vid\n",
+    }
     assert context["source.tar.gz"] == b"source-bytes"
-    # Without bytecode (no scan: ``plugin-executor run``), the code alone.
+    # Without bytecode (no scan: ``plugin-executor run``), the code and the version's id.
     plain = members(context_archive(settings(), build("")))
-    assert "bytecode.tar" not in plain
-    assert "ADD source.tar.gz /opt/plugin/plugin_code/\n" in plain["Dockerfile"].decode()
+    assert members(plain["bytecode.tar"]) == {"__pycache__/plugin-executor-version": b"vid\n"}
     assert "RUN" not in plain["Dockerfile"].decode()
