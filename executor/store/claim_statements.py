@@ -122,19 +122,30 @@ HEARTBEAT = (
 )
 
 
+WARM = select(Node.id, Node.warm).where(Node.state == NodeState.READY)
+
+
 def _open_postgres() -> Select[Any]:
     beat = HEARTBEAT.where(exists(ANY_DUE)).cte("beat")
     room = ROOM.subquery("room")
-    return select(beat.c.heartbeat_at, room.c.kind, room.c.key, room.c.number).select_from(
-        beat.outerjoin(room, true())
-    )
+    # The ready nodes' warm sets ({node id: {version id: count}}), for warm-aware placement:
+    # a column computed once for the statement, where it was a round trip of its own on
+    # every claim that takes runs.
+    warm = WARM.subquery("ready")
+    warm_sets = select(func.json_object_agg(warm.c.id, warm.c.warm)).scalar_subquery()
+    return select(
+        beat.c.heartbeat_at,
+        room.c.kind,
+        room.c.key,
+        room.c.number,
+        warm_sets.label("warm"),
+    ).select_from(beat.outerjoin(room, true()))
 
 
 # On PostgreSQL, one statement: the heartbeat renewed only if a run is due (an idle poll
-# writes nothing), with the room's rows beside it; no row when there is nothing to claim.
+# writes nothing), with the room's rows beside it and the ready nodes' warm sets on each;
+# no row when there is nothing to claim.
 OPEN_POSTGRES = _open_postgres()
-
-WARM = select(Node.id, Node.warm).where(Node.state == NodeState.READY)
 
 
 def _array(name: str, item: Any) -> Any:

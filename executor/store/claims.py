@@ -69,11 +69,16 @@ def _tally(rows: Sequence[Sequence[Any]]) -> tuple[Running, list[tuple[int, str,
     return counts, other
 
 
-def _warm_elsewhere(connection: Connection, node_id: str) -> set[str]:
+def _warm_sets(connection: Connection) -> WarmSets:
+    """Each ready node's warm set (``sql.WARM``)."""
+    return {str(holder): counts or {} for holder, counts in connection.execute(sql.WARM)}
+
+
+def _warm_elsewhere(warm: WarmSets, node_id: str) -> set[str]:
     """Version ids that another ready node holds a warm container of and ``node_id`` not."""
-    warm = {str(holder): counts or {} for holder, counts in connection.execute(sql.WARM)}
-    own = warm.pop(node_id, {})
-    return {version for counts in warm.values() for version in counts if version not in own}
+    others = {holder: counts or {} for holder, counts in warm.items() if holder != node_id}
+    own = warm.get(node_id) or {}
+    return {version for counts in others.values() for version in counts if version not in own}
 
 
 def _node_filters(node: NodeClaim, warm: set[str], fresh_since: datetime) -> dict[str, Any]:
@@ -87,7 +92,11 @@ def _node_filters(node: NodeClaim, warm: set[str], fresh_since: datetime) -> dic
     }
 
 
-Opened = tuple[datetime, Running, list[tuple[int, str, int]]]
+# Each ready node's warm set: node id -> {version id: ready containers}.
+WarmSets = dict[str, dict[str, int]]
+# The database's now, the running counts, the tenants' caps, and (PostgreSQL: read by the
+# same statement; SQLite: None, read when needed) the ready nodes' warm sets.
+Opened = tuple[datetime, Running, list[tuple[int, str, int]], WarmSets | None]
 # The runs a claim took, in order, and (when asked for) what each runs, by id.
 Claimed = tuple[list[Invocation], dict[str, RunInputs]]
 NOTHING: Claimed = ([], {})
@@ -104,16 +113,17 @@ TAKE_FITTING_WITH_INPUTS = query_store.joined_inputs(_TAKEN_RUN, _TAKEN_RUN).exe
 def _open(
     connection: Connection, owner: str, node_id: str, lease_s: float, now: datetime
 ) -> Opened | None:
-    """The database's now (the renewed heartbeat), the running counts and the tenants'
-    caps; None when nothing is due (an idle poll: no write) or the node may not claim
-    (drained, lost, or its heartbeat stale: a drain holds at once)."""
+    """The database's now (the renewed heartbeat), the running counts, the tenants' caps
+    and, on PostgreSQL, the ready nodes' warm sets; None when nothing is due (an idle poll:
+    no write) or the node may not claim (drained, lost, or its heartbeat stale: a drain
+    holds at once)."""
     beat = {"node": node_id, "stale_after": -lease_s, "now": now}
     if connection.dialect.name == "postgresql":
         rows = connection.execute(sql.OPEN_POSTGRES, beat).all()
         if not rows:
             return None
-        counts, caps = _tally([row[1:] for row in rows if row[1] is not None])
-        return rows[0][0], counts, caps
+        counts, caps = _tally([row[1:4] for row in rows if row[1] is not None])
+        return rows[0][0], counts, caps, rows[0][4] or {}
     # SQLite: the update of the one dispatch_lock row takes the write lock first (claims
     # are serialized there), then the heartbeat and the counts.
     if connection.execute(sql.ANY_DUE, {"now": now}).first() is None:
@@ -122,7 +132,7 @@ def _open(
     heartbeat = connection.execute(sql.HEARTBEAT, beat).scalar()
     if heartbeat is None:
         return None
-    return heartbeat, *_tally(connection.execute(sql.ROOM).all())
+    return heartbeat, *_tally(connection.execute(sql.ROOM).all()), None
 
 
 def _room(
@@ -237,14 +247,18 @@ def claim_with_inputs(
     opened = _open(connection, owner, node.node_id, lease_s, now)
     if opened is None:
         return NOTHING
-    beat, counts, caps = opened
+    beat, counts, caps, warm = opened
     room = _room(slots, webhooks, limits, counts, caps)
     if room.full():
         return NOTHING
     postgres = connection.dialect.name == "postgresql"
     window = locked_window(slots + webhooks.free) if postgres else CLAIM_WINDOW
     query = _claimable(room, webhooks, window, locked=postgres)
-    warm_elsewhere = _warm_elsewhere(connection, node.node_id) if grace_s > 0 else set()
+    warm_elsewhere = (
+        _warm_elsewhere(_warm_sets(connection) if warm is None else warm, node.node_id)
+        if grace_s > 0
+        else set()
+    )
     fresh_since = now - timedelta(seconds=grace_s)
     params: dict[str, Any] = {"now": now}
     if postgres:  # the node's own filters, so it locks only what it would take

@@ -315,14 +315,15 @@ def test_a_claim_open_on_the_wrong_node_does_not_hide_a_run_from_its_node(
 def test_a_claim_reads_its_runs_inputs_in_the_update_that_takes_them(db: Database) -> None:
     """The dispatcher's claim (``claim_with_inputs``) is three statements too: the update
     that takes the runs returns what each runs (event, version, plugin, last log record,
-    a webhook's receiver), so a start reads nothing before its hand-off."""
+    a webhook's receiver), so a start reads nothing before its hand-off; with warm-aware
+    placement on (the default), the ready nodes' warm sets come with the heartbeat."""
     limits = ClaimLimits(per_plugin=10, per_project=10)
     node = NODES[0]
     queue(db, "p", "pr", "t", 3)
     seen = statements(db)
     with db.session() as session:
         taken, inputs = claim_store.claim_with_inputs(
-            session, node.node_id, 2, LEASE_S, limits, node
+            session, node.node_id, 2, LEASE_S, limits, node, grace_s=2.0
         )
     assert seen == [
         "WITH beat AS",
