@@ -36,6 +36,7 @@ from bench.ingest import RESULTS, percentile, push_plugin, wait_terminal
 from bench.run import Figure, executor, machine, print_table, print_targets, targets
 from executor.settings import Settings
 from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
+from tests.integration.conftest import drop_template
 from tests.integration.registry import PASSWORD, USER
 
 
@@ -237,6 +238,9 @@ def running_cluster(root: Path) -> Iterator[EngineCluster]:
             yield cluster
     finally:
         host.close()
+        # The migrated database the cluster's was copied from: pytest drops it at the end
+        # of a session, and this process is none (each run left one behind).
+        drop_template()
 
 
 def main(argv: list[str]) -> None:
