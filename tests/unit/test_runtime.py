@@ -86,12 +86,26 @@ def write_plugin(root: Path, source: str, files: dict[str, str] | None = None) -
     return root
 
 
-def run_runtime(root: Path, stdin: dict[str, Any] | bytes | Path) -> Run:
-    """The runtime on ``stdin``: an envelope, raw bytes, or a file (whole before it starts)."""
+RUNTIME_COMMAND = [sys.executable, "-m", "plugin_runtime"]
+
+
+def runtime_env(root: Path) -> dict[str, str]:
+    """The runtime's environment for the plugin under ``root``: the host's, less its own
+    Python and Kili settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "KILI_"))}
     env.update(PYTHONPATH=str(RUNTIME_DIR), PLUGIN_ROOT=str(root), PYTHONDONTWRITEBYTECODE="1")
-    command = [sys.executable, "-m", "plugin_runtime"]
-    common: dict[str, Any] = {"capture_output": True, "env": env, "cwd": root, "timeout": 60}
+    return env
+
+
+def run_runtime(root: Path, stdin: dict[str, Any] | bytes | Path) -> Run:
+    """The runtime on ``stdin``: an envelope, raw bytes, or a file (whole before it starts)."""
+    command = RUNTIME_COMMAND
+    common: dict[str, Any] = {
+        "capture_output": True,
+        "env": runtime_env(root),
+        "cwd": root,
+        "timeout": 60,
+    }
     if isinstance(stdin, Path):
         with stdin.open("rb") as file:
             proc = subprocess.run(command, stdin=file, check=False, **common)

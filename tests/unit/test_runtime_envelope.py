@@ -10,9 +10,7 @@ Run as subprocesses on the host Python, like tests/unit/test_runtime.py.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,23 +22,22 @@ from executor.schemas.envelope import ApiInfo, Envelope, EnvelopeEvent
 from tests.unit.test_runtime import (
     DISPATCH_PLUGIN,
     LABEL,
-    RUNTIME_DIR,
+    RUNTIME_COMMAND,
     make_envelope,
     run_runtime,
+    runtime_env,
     write_plugin,
 )
 
 
 def test_a_one_line_envelope_is_handled_while_stdin_is_still_open(tmp_path: Path) -> None:
     root = write_plugin(tmp_path, DISPATCH_PLUGIN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "KILI_"))}
-    env.update(PYTHONPATH=str(RUNTIME_DIR), PLUGIN_ROOT=str(root), PYTHONDONTWRITEBYTECODE="1")
     with subprocess.Popen(
-        [sys.executable, "-m", "plugin_runtime"],
+        RUNTIME_COMMAND,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=runtime_env(root),
         cwd=root,
     ) as process:
         assert process.stdin is not None and process.stdout is not None

@@ -5,13 +5,11 @@ in order with the log records; a bad ``record`` object is refused like any envel
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.unit.test_runtime import RUNTIME_DIR, make_envelope, write_plugin
+from tests.unit.test_runtime import RUNTIME_COMMAND, make_envelope, runtime_env, write_plugin
 
 PLUGIN = """
     from plugin_runtime import PluginCore
@@ -29,14 +27,12 @@ PLUGIN = """
 
 
 def run_recorded(root: Path, record: Any) -> tuple[int, list[dict[str, Any]], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "KILI_"))}
-    env.update(PYTHONPATH=str(RUNTIME_DIR), PLUGIN_ROOT=str(root), PYTHONDONTWRITEBYTECODE="1")
     envelope = {**make_envelope(), "record": record}
     proc = subprocess.run(
-        [sys.executable, "-m", "plugin_runtime"],
+        RUNTIME_COMMAND,
         input=json.dumps(envelope).encode(),
         capture_output=True,
-        env=env,
+        env=runtime_env(root),
         cwd=root,
         timeout=60,
         check=False,
