@@ -76,9 +76,14 @@ def _warm_sets(connection: Connection) -> WarmSets:
 
 def _warm_elsewhere(warm: WarmSets, node_id: str) -> set[str]:
     """Version ids that another ready node holds a warm container of and ``node_id`` not."""
-    others = {holder: counts or {} for holder, counts in warm.items() if holder != node_id}
     own = warm.get(node_id) or {}
-    return {version for counts in others.values() for version in counts if version not in own}
+    return {
+        version
+        for holder, counts in warm.items()
+        if holder != node_id
+        for version in counts or {}
+        if version not in own
+    }
 
 
 def _node_filters(node: NodeClaim, warm: set[str], fresh_since: datetime) -> dict[str, Any]:
