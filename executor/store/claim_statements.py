@@ -125,29 +125,6 @@ HEARTBEAT = (
 WARM = select(Node.id, Node.warm).where(Node.state == NodeState.READY)
 
 
-def _open_postgres() -> Select[Any]:
-    beat = HEARTBEAT.where(exists(ANY_DUE)).cte("beat")
-    room = ROOM.subquery("room")
-    # The ready nodes' warm sets ({node id: {version id: count}}), for warm-aware placement:
-    # a column computed once for the statement, where it was a round trip of its own on
-    # every claim that takes runs.
-    warm = WARM.subquery("ready")
-    warm_sets = select(func.json_object_agg(warm.c.id, warm.c.warm)).scalar_subquery()
-    return select(
-        beat.c.heartbeat_at,
-        room.c.kind,
-        room.c.key,
-        room.c.number,
-        warm_sets.label("warm"),
-    ).select_from(beat.outerjoin(room, true()))
-
-
-# On PostgreSQL, one statement: the heartbeat renewed only if a run is due (an idle poll
-# writes nothing), with the room's rows beside it and the ready nodes' warm sets on each;
-# no row when there is nothing to claim.
-OPEN_POSTGRES = _open_postgres()
-
-
 def _array(name: str, item: Any) -> Any:
     return bindparam(name, type_=ARRAY(item))
 
@@ -197,16 +174,17 @@ TAKE_FITTING = TAKE.where(_FITS)
 
 def _runnable_here() -> ColumnElement[bool]:
     """The run's activation asks for a runtime the claiming node has (the bound
-    ``runtimes``; none named: the bound ``default_runtime``) and only labels it carries
-    (its node selector contained in the bound ``labels``, as JSONB; no selector: any
-    node), as ``NodeClaim.can_run`` says: ``claim_runs_here`` (migration 0028), a function
-    so that the planner reads the queue's index in order instead of sorting the queue."""
+    ``node_runtimes``; none named: the bound ``node_default_runtime``) and only labels it
+    carries (its node selector contained in the bound ``node_labels``, as JSONB; no
+    selector: any node), as ``NodeClaim.can_run`` says: ``claim_runs_here`` (migration
+    0028), a function so that the planner reads the queue's index in order instead of
+    sorting the queue."""
     return func.claim_runs_here(
         Activation.runtime,
         Activation.node_selector,
-        bindparam("default_runtime", type_=String()),
-        _array("runtimes", String()),
-        bindparam("labels", type_=JSONB),
+        bindparam("node_default_runtime", type_=String()),
+        _array("node_runtimes", String()),
+        bindparam("node_labels", type_=JSONB),
         type_=Boolean(),
     )
 
@@ -218,6 +196,53 @@ def _not_left_for_warm() -> ColumnElement[bool]:
         Invocation.queued_at > bindparam("fresh_since")
     )
     return ~fresh_elsewhere
+
+
+def _activation_of_run() -> ColumnElement[bool]:
+    """The invocation's activation (outer-joined: a webhook delivery has none)."""
+    return (Activation.plugin_id == Invocation.plugin_id) & (
+        Activation.project_id == Invocation.project_id
+    )
+
+
+def _due_here() -> Select[Any]:
+    """A run due at the bound ``now`` that the claiming node may run (``_runnable_here``).
+    (Its parameters are not named as the nodes' columns: in the heartbeat's UPDATE, a
+    parameter named as a column would set it.) A node that may run none of the queue (it
+    is all for other nodes' labels or runtimes)
+    neither heartbeats nor locks: its claim writes nothing, like an idle poll, so the
+    commit does not wait for the log's flush. Every node hears every queued run's
+    notification, and each such write delayed the claim of the node the run was for
+    (about 1 ms of a worker's warm start with one other worker)."""
+    return (
+        select(Invocation.id)
+        .outerjoin(Activation, _activation_of_run())
+        .where(_due(), _runnable_here())
+        .limit(1)
+    )
+
+
+def _open_postgres() -> Select[Any]:
+    beat = HEARTBEAT.where(exists(_due_here())).cte("beat")
+    room = ROOM.subquery("room")
+    # The ready nodes' warm sets ({node id: {version id: count}}), for warm-aware placement:
+    # a column computed once for the statement, where it was a round trip of its own on
+    # every claim that takes runs.
+    warm = WARM.subquery("ready")
+    warm_sets = select(func.json_object_agg(warm.c.id, warm.c.warm)).scalar_subquery()
+    return select(
+        beat.c.heartbeat_at,
+        room.c.kind,
+        room.c.key,
+        room.c.number,
+        warm_sets.label("warm"),
+    ).select_from(beat.outerjoin(room, true()))
+
+
+# On PostgreSQL, one statement: the heartbeat renewed only if a run this node may run is
+# due (an idle poll writes nothing), with the room's rows beside it and the ready nodes'
+# warm sets on each; no row when there is nothing to claim.
+OPEN_POSTGRES = _open_postgres()
 
 
 @lru_cache(maxsize=256)
@@ -234,9 +259,6 @@ def candidates(window: int, locked: bool) -> Select[Any]:
     or one left to a warm node) was skipped by the node it was for, which then found it
     only at its next poll (200 ms to 1 s on a worker's warm start of 25 ms); and runs for
     other nodes do not fill its window."""
-    activation = (Activation.plugin_id == Invocation.plugin_id) & (
-        Activation.project_id == Invocation.project_id
-    )
     query = (
         select(
             Invocation.id,
@@ -250,7 +272,7 @@ def candidates(window: int, locked: bool) -> Select[Any]:
             Activation.node_selector,
         )
         .outerjoin(Webhook, Webhook.version_id == Invocation.version_id)
-        .outerjoin(Activation, activation)
+        .outerjoin(Activation, _activation_of_run())
         .where(_due())
         .order_by(Invocation.queued_at, Invocation.id)
         .limit(window)

@@ -86,15 +86,18 @@ def _warm_elsewhere(warm: WarmSets, node_id: str) -> set[str]:
     }
 
 
+def _runnable_here(node: NodeClaim) -> dict[str, Any]:
+    """The parameters of ``claim_statements``' test of what ``node`` may run."""
+    return {
+        "node_runtimes": sorted(node.runtimes),
+        "node_default_runtime": node.default_runtime,
+        "node_labels": node.labels,
+    }
+
+
 def _node_filters(node: NodeClaim, warm: set[str], fresh_since: datetime) -> dict[str, Any]:
     """The parameters of the locked candidates' node filters (``claim_statements``)."""
-    return {
-        "runtimes": sorted(node.runtimes),
-        "default_runtime": node.default_runtime,
-        "labels": node.labels,
-        "warm": sorted(warm),
-        "fresh_since": fresh_since,
-    }
+    return _runnable_here(node) | {"warm": sorted(warm), "fresh_since": fresh_since}
 
 
 # Each ready node's warm set: node id -> {version id: ready containers}.
@@ -116,15 +119,15 @@ TAKE_FITTING_WITH_INPUTS = query_store.joined_inputs(_TAKEN_RUN, _TAKEN_RUN).exe
 
 
 def _open(
-    connection: Connection, owner: str, node_id: str, lease_s: float, now: datetime
+    connection: Connection, owner: str, node: NodeClaim, lease_s: float, now: datetime
 ) -> Opened | None:
     """The database's now (the renewed heartbeat), the running counts, the tenants' caps
     and, on PostgreSQL, the ready nodes' warm sets; None when nothing is due (an idle poll:
-    no write) or the node may not claim (drained, lost, or its heartbeat stale: a drain
-    holds at once)."""
-    beat = {"node": node_id, "stale_after": -lease_s, "now": now}
+    no write; on PostgreSQL, nothing ``node`` may run) or the node may not claim (drained,
+    lost, or its heartbeat stale: a drain holds at once)."""
+    beat = {"node": node.node_id, "stale_after": -lease_s, "now": now}
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(sql.OPEN_POSTGRES, beat).all()
+        rows = connection.execute(sql.OPEN_POSTGRES, beat | _runnable_here(node)).all()
         if not rows:
             return None
         counts, caps = _tally([row[1:4] for row in rows if row[1] is not None])
@@ -244,12 +247,12 @@ def claim_with_inputs(
 
     On PostgreSQL a claim that takes runs is three statements: the heartbeat with the
     counts (``claim_statements.OPEN_POSTGRES``), the candidates, and the update; an idle
-    one (nothing due) is the first alone, and writes nothing. ``read_inputs`` False: the
-    runs only (``claim``).
+    one (nothing due that this node may run) is the first alone, and writes nothing.
+    ``read_inputs`` False: the runs only (``claim``).
     """
     now = utcnow()
     connection = session.connection()
-    opened = _open(connection, owner, node.node_id, lease_s, now)
+    opened = _open(connection, owner, node, lease_s, now)
     if opened is None:
         return NOTHING
     beat, counts, caps, warm = opened

@@ -312,6 +312,32 @@ def test_a_claim_open_on_the_wrong_node_does_not_hide_a_run_from_its_node(
     assert running(db, "node_id") == {A.node_id: 1}
 
 
+@pytest.mark.parametrize("case", ["a node selector", "a runtime only one node has"])
+def test_a_claim_with_nothing_the_node_may_run_writes_nothing(db: Database, case: str) -> None:
+    """Every node hears every queued run's notification. Node b, which may run none of the
+    queue (another node's labels or runtime), opens its claim and stops there, as an idle
+    poll does: one statement, no heartbeat renewed (no write for the commit to flush), no
+    row locked. Node a then takes the run."""
+    limits = ClaimLimits(per_plugin=10, per_project=10)
+    queue(db, "placed", "pr-placed", "t", 1)
+    activate(db, "placed", "pr-placed", **PLACED[case])
+    register(db, A)
+    register(db, B)
+    with db.session() as session:
+        beat = session.scalar(select(Node.heartbeat_at).where(Node.id == B.node_id))
+    seen = statements(db)
+    with db.session() as session:
+        assert claim_store.claim(session, B.node_id, 2, LEASE_S, limits, B) == []
+    assert seen == ["WITH beat AS"]
+    with db.session() as session:
+        assert session.scalar(select(Node.heartbeat_at).where(Node.id == B.node_id)) == beat
+    assert running(db, "node_id") == {}
+    with db.session() as session:
+        taken = claim_store.claim(session, A.node_id, 2, LEASE_S, limits, A)
+    assert [i.plugin_name for i in taken] == ["placed"]
+    assert running(db, "node_id") == {A.node_id: 1}
+
+
 def test_a_claim_reads_its_runs_inputs_in_the_update_that_takes_them(db: Database) -> None:
     """The dispatcher's claim (``claim_with_inputs``) is three statements too: the update
     that takes the runs returns what each runs (event, version, plugin, last log record,
