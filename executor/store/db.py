@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -24,9 +25,11 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # The PostgreSQL advisory lock key migrations take (any constant of this application's own).
 MIGRATION_LOCK = 0x706C7567696E6578  # "pluginex"
 DEFAULT_POOL_SIZE = 10  # Settings.database_pool_size
-# A pooled server connection idle longer than this is checked before use (a busy pool's
-# connections come back within milliseconds and are not).
-IDLE_PING_S = 1.0
+# A pooled server connection idle longer than IDLE_CHECK_S is checked before use (a busy
+# pool's connections come back within milliseconds and are not): pinged when its socket has
+# something to read (the server ended it) or it sat idle longer than IDLE_PING_S.
+IDLE_CHECK_S = 1.0
+IDLE_PING_S = 30.0
 RETURNED_AT = "executor_returned_at"
 # Set on an error the store raised because it could not be reached (``unreachable``).
 UNREACHABLE = "executor_store_unreachable"
@@ -47,11 +50,29 @@ def _note_return(_dbapi_connection: Any, record: Any) -> None:
     record.info[RETURNED_AT] = time.monotonic()
 
 
+def _has_news(dbapi_connection: Any) -> bool:
+    """True when an idle connection's socket can be read: the server sent something while
+    nobody asked, which is how it ends a session (a restart, ``pg_terminate_backend``, an
+    idle timeout: a FATAL message, then the close). Asked of the kernel, no round trip."""
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # no socket to ask: let the ping find out
+        return True
+
+
 def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Checks a server connection that sat in the pool longer than ``IDLE_PING_S`` (the
-    server may have closed it meanwhile); the pool replaces one that fails."""
+    """Checks a server connection that sat in the pool longer than ``IDLE_CHECK_S`` (the
+    server may have closed it meanwhile); the pool replaces one that fails. It is pinged
+    when the server sent it something (``_has_news``) or after ``IDLE_PING_S``: a ping on
+    every event that came a second after the last one cost each a round trip, and a
+    connection lost without a word (a partition) hangs a ping as it would the query."""
     returned = record.info.get(RETURNED_AT)
-    if returned is None or time.monotonic() - returned <= IDLE_PING_S:
+    if returned is None:
+        return
+    idle = time.monotonic() - returned
+    if idle <= IDLE_CHECK_S or (idle <= IDLE_PING_S and not _has_news(dbapi_connection)):
         return
     try:
         dialect.do_ping(dbapi_connection)
