@@ -222,7 +222,10 @@ def print_breakdown(notes: dict[str, Any]) -> None:
         if parts is None:
             continue
         for who in ("worker", "all-in-one"):
-            shown = ", ".join(f"{k.removesuffix('_p50_ms')} {v} ms" for k, v in parts[who].items())
+            shown = ", ".join(
+                f"{k.removesuffix('_p50_ms')} {v} ms" if k.endswith("_ms") else f"{k} {v}"
+                for k, v in parts[who].items()
+            )
             print(f"{kind} start breakdown, {who} (p50): {shown}")
         print(f"{kind} start phase means, all-in-one: {parts['all-in-one phase means (ms)']}")
 
