@@ -207,13 +207,14 @@ def _activation_of_run() -> ColumnElement[bool]:
 
 def _due_here() -> Select[Any]:
     """A run due at the bound ``now`` that the claiming node may run (``_runnable_here``).
-    (Its parameters are not named as the nodes' columns: in the heartbeat's UPDATE, a
-    parameter named as a column would set it.) A node that may run none of the queue (it
-    is all for other nodes' labels or runtimes)
-    neither heartbeats nor locks: its claim writes nothing, like an idle poll, so the
+
+    A node that may run none of the queue (it is all for other nodes' labels or runtimes)
+    neither heartbeats nor locks: its claim writes nothing, like an idle poll, so its
     commit does not wait for the log's flush. Every node hears every queued run's
     notification, and each such write delayed the claim of the node the run was for
-    (about 1 ms of a worker's warm start with one other worker)."""
+    (about 1 ms of a worker's warm start with one other worker). The parameters are not
+    named as the nodes' columns: in the heartbeat's UPDATE, a parameter named as a column
+    would set it."""
     return (
         select(Invocation.id)
         .outerjoin(Activation, _activation_of_run())
