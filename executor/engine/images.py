@@ -27,29 +27,27 @@ class Images:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def exists(self, image: str) -> bool:
+    def _inspect(self, image: str) -> dict[str, Any] | None:
+        """The engine's record of ``image``; None when there is no such image."""
         with engine_errors("inspecting an image"):
             try:
-                self._engine.api.inspect_image(image)  # type: ignore[no-untyped-call]
+                return dict(self._engine.api.inspect_image(image))  # type: ignore[no-untyped-call]
             except docker.errors.NotFound:  # inside: engine_errors would map it first
-                return False
-        return True
+                return None
+
+    def exists(self, image: str) -> bool:
+        return self._inspect(image) is not None
 
     def labels(self, image: str) -> dict[str, str] | None:
         """The labels of ``image``; None when there is no such image."""
-        with engine_errors("inspecting an image"):
-            try:
-                info = self._engine.api.inspect_image(image)  # type: ignore[no-untyped-call]
-            except docker.errors.NotFound:  # before engine_errors maps it to SandboxError
-                return None
-        return dict(info["Config"].get("Labels") or {})
+        info = self._inspect(image)
+        return None if info is None else dict(info["Config"].get("Labels") or {})
 
     def parent(self, image: str) -> str | None:
         """The id of the image the engine built ``image`` on, one step below it (None when
-        it recorded none, as for a pulled image): image ids are digests of their layers, so
-        one parent means the same files below the last step."""
-        with engine_errors("inspecting an image"):
-            info = self._engine.api.inspect_image(image)  # type: ignore[no-untyped-call]
+        it recorded none, as for a pulled image, or there is no such image): image ids are
+        digests of their layers, so one parent means the same files below the last step."""
+        info = self._inspect(image) or {}
         return str(info.get("Parent") or "") or None
 
     def remove(self, image: str) -> bool:
