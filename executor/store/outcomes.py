@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
+    func,
     insert,
     literal,
     select,
@@ -71,6 +72,16 @@ _HAND_OFF = (
 # On PostgreSQL the hand-off and its token are one statement, its own transaction: the
 # fenced update, and the token's row inserted only if it matched (a worker's store is a
 # network round trip away; with BEGIN and COMMIT this took four).
+#
+# Its commit does not wait for the server to flush its log to disk (``synchronous_commit``
+# off for this transaction alone, set where the update matched): every start waited about a
+# millisecond for it. A server crash can lose only this transaction, and only before any
+# later commit of the run (the next is the handler's start, milliseconds later) flushes it;
+# the run is then as it was after its claim, a state the executor handles: the lease
+# generation is the claim's, which stays durable, a deadline never recorded is read as
+# already passed (``InvocationRunner.watch``), and a token without its row is refused by the
+# store (``CallRefused.UNKNOWN``) and stays good only in this process's memory, until the
+# handler's end.
 _TOKEN_COLUMNS = ["token_sha256", "invocation_id", "project_id", "expires_at"]
 _TOKEN_COLUMNS += ["lease_generation", "created_at", "calls"]
 _HANDED = _HAND_OFF.returning(Invocation.id).cte("handed")
@@ -87,7 +98,7 @@ _HAND_OFF_WITH_TOKEN = (
             bindparam("generation", type_=Integer()),
             bindparam("created", type_=DateTime()),
             literal(0),
-        ),
+        ).where(func.set_config("synchronous_commit", "off", True).is_not(None)),
         include_defaults=False,  # given: a statement built once gets no Python defaults
     )
     .returning(InvocationToken.invocation_id)

@@ -66,3 +66,37 @@ def test_a_lost_lease_records_neither(db: Database, fields: dict[str, Any]) -> N
     with db.session() as session:
         assert session.get(Invocation, run.id).deadline_at is None  # type: ignore[union-attr]
         assert session.scalars(select(InvocationToken)).all() == []
+
+
+def test_on_postgresql_the_hand_off_alone_commits_without_waiting_for_the_flush(
+    postgres_url: str,
+) -> None:
+    """The hand-off's own transaction turns ``synchronous_commit`` off (what a server crash
+    could lose of it is a state the executor handles: see ``outcome_store``); the setting
+    ends with that transaction, so the pooled connection's next commits wait for the flush
+    again, and a lost lease sets nothing."""
+    db = Database(postgres_url, pool_size=1)
+    db.migrate()
+    try:
+        run = add_run(db, status=InvocationStatus.RUNNING, lease_generation=3)
+        deadline = utcnow() + timedelta(seconds=30)
+
+        def handed(generation: int, token: str) -> tuple[bool, str]:
+            """The hand-off in a transaction held open to read the setting it leaves."""
+            fields = (run.id, generation, deadline, False, token, run.project_id)
+            with db.engine.connect() as connection, connection.begin():
+                done = outcome_store.hand_off_with_token(connection, outcome_store.HandOff(*fields))
+                return done, str(connection.exec_driver_sql("SHOW synchronous_commit").scalar())
+
+        assert handed(2, "c" * 64) == (False, "on")  # a lost lease: nothing written
+        assert handed(3, "d" * 64) == (True, "off")
+        with db.session() as session:  # the run's next attempt, handed off as a start does
+            session.get(Invocation, run.id).lease_generation = 4  # type: ignore[union-attr]
+        assert hand_off(db, run, 4, "e" * 64)
+        with db.engine.connect() as connection:  # the one pooled connection, used by all
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+        with db.session() as session:
+            tokens = session.scalars(select(InvocationToken.token_sha256)).all()
+            assert sorted(tokens) == ["d" * 64, "e" * 64]
+    finally:
+        db.dispose()
