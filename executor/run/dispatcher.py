@@ -31,6 +31,7 @@ from executor.run.warm_pool import WarmPool
 from executor.run.webhook import WebhookDeliverer
 from executor.settings import Settings
 from executor.store import claims as claim_store
+from executor.store.announce import worth_a_look
 from executor.store.db import Database
 
 __all__ = ["Dispatcher"]
@@ -124,6 +125,12 @@ class Dispatcher:
     def wake(self) -> None:
         """New work was queued: look at the queue now rather than at the next poll."""
         self.keeper.wake()
+
+    def announced(self, payload: str | None) -> None:
+        """Another process queued runs (``payload``: where they may go,
+        ``executor.store.announce``): look now if this node may run one of them."""
+        if worth_a_look(payload, self.node.claim):
+            self.wake()
 
     def running_ids(self) -> list[str]:
         return self.jobs.running_ids()

@@ -149,7 +149,7 @@ class ExecutorService:
         self.queue_listener = (
             None
             if self.db.is_sqlite or not settings.runs.dispatch
-            else StoreListener(self.db.url, {QUEUE_CHANNEL: lambda _: self.dispatcher.wake()})
+            else StoreListener(self.db.url, {QUEUE_CHANNEL: self.dispatcher.announced})
         )
         # Pushed images are pulled ahead of their first event by processes that run them.
         self.prepuller = Prepuller(self.db, self.engine, registry) if registry else None

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from executor.statuses import BuildStatus
+from executor.store.announce import Placement, announcement
 from executor.store.db import Database
 from executor.store.tables import (
     Activation,
@@ -55,7 +56,8 @@ __all__ = [
 # Announced (PostgreSQL ``NOTIFY``, delivered at the commit) by each transaction that queues
 # invocations: the dispatchers of every process claim at once instead of at their next poll.
 QUEUE_CHANNEL = "executor_queue"
-_ANNOUNCE_QUEUED = text(f"SELECT pg_notify('{QUEUE_CHANNEL}', '')")
+# Its payload: where the runs may go (``executor.store.announce``).
+_ANNOUNCE_QUEUED = text(f"SELECT pg_notify('{QUEUE_CHANNEL}', :payload)")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class ProjectActivation:
     max_retries: int
     version_number: int | None  # pinned; None follows the current version
     versions: list[RunnableVersion]
+    placement: Placement  # the runtime and node selector its runs need
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ PROJECT_STATE = (
         _activations.event_matcher,
         _activations.max_retries,
         _activations.version_number,
+        _activations.runtime,
+        _activations.node_selector,
         _plugins.name,
         _plugins.current_version_id,
         _versions.id.label("version_id"),
@@ -211,6 +216,7 @@ def project_state(connection: Connection, project_id: str) -> ProjectState:
                 row.max_retries,
                 row.version_number,
                 [],
+                (row.runtime, row.node_selector),
             )
         if row.version_id is not None:
             activation.versions.append(
@@ -256,6 +262,7 @@ class EventRows:
 
     event: dict[str, Any]
     invocations: list[dict[str, Any]]
+    placements: list[Placement]  # each invocation's
 
     @property
     def invocation_ids(self) -> list[str]:
@@ -270,7 +277,8 @@ def event_rows(
 ) -> EventRows:
     """``event`` and one queued invocation per (activation, version), in the order of
     ``runs``."""
-    return EventRows(_event_row(event, label, payload), _invocation_rows(event, runs))
+    placements = [activation.placement for activation, _ in runs]
+    return EventRows(_event_row(event, label, payload), _invocation_rows(event, runs), placements)
 
 
 def _write(db: Database, autocommit: Connection, batch: list[EventRows]) -> None:
@@ -287,7 +295,8 @@ def _write(db: Database, autocommit: Connection, batch: list[EventRows]) -> None
         if invocations:
             connection.execute(_INSERT_INVOCATIONS, invocations)
             if not db.is_sqlite:  # SQLite has one process: the intake wakes its dispatcher
-                connection.execute(_ANNOUNCE_QUEUED)
+                placements = [p for rows in batch for p in rows.placements]
+                connection.execute(_ANNOUNCE_QUEUED, {"payload": announcement(placements)})
 
 
 class EventIdTaken(Exception):

@@ -4,6 +4,7 @@ event, so only that event's post fails."""
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,10 @@ from executor.schemas.events import EventIn
 from executor.service.events import EventIntake, Ingested
 from executor.statuses import BuildStatus
 from executor.store import ingest as ingest_store
+from executor.store.announce import worth_a_look
+from executor.store.claim_selection import NodeClaim
 from executor.store.db import Database
+from executor.store.listen import QUEUE_CHANNEL, StoreListener
 from executor.store.tables import Activation, Event, Invocation, Plugin, PluginVersion, Project
 from executor.tenancy.access import operator_caller
 from tests.conftest import make_settings, start_server, stop_server
@@ -230,3 +234,28 @@ def test_one_id_posted_twice_at_once_answers_the_second_with_the_first_post(
         assert stored(db) == {"blocker": 1, "once": 1}
     finally:
         stop_server(*entry)
+
+
+def test_the_queue_announcement_names_where_the_queued_runs_may_go(
+    db: Database, intake: EventIntake, postgres_url: str
+) -> None:
+    """The write that queues an event's runs announces their placements at its commit: a
+    worker that may run none of them does not look at the queue."""
+    with db.session() as session:
+        one, two = session.scalars(select(Activation).order_by(Activation.created_at)).all()
+        one.node_selector = {"zone": "a"}
+        two.runtime = "runsc"
+    heard: queue.Queue[str | None] = queue.Queue()
+    listener = StoreListener(postgres_url, {QUEUE_CHANNEL: heard.put})
+    listener.start()
+    try:
+        assert heard.get(timeout=DEADLINE_S) is None  # connected
+        assert post(intake, "placed").result(timeout=DEADLINE_S).created
+        payload = heard.get(timeout=DEADLINE_S)
+    finally:
+        listener.stop()
+    assert payload == '[["runsc",null],[null,{"zone":"a"}]]'
+    zone_a = NodeClaim("a", frozenset({"runc"}), {"zone": "a"}, "runc")
+    zone_c = NodeClaim("c", frozenset({"runc"}), {"zone": "c"}, "runc")
+    gvisor_c = NodeClaim("g", frozenset({"runc", "runsc"}), {"zone": "c"}, "runc")
+    assert [worth_a_look(payload, n) for n in (zone_a, zone_c, gvisor_c)] == [True, False, True]
