@@ -6,7 +6,9 @@ network namespace, all on this machine); the all-in-one baseline is ``plugin-exe
 serve`` with SQLite on the host's engine.
 
   cold start   event→handler entry p50/p95 on worker w1, pool off, vs all-in-one;
-  warm start   the same with a warm pool of one on w1, vs all-in-one;
+  warm start   the same with a warm pool of one on w1, vs all-in-one; and (no goal) vs
+               the all-in-one on PostgreSQL, which splits the gap between the store and
+               the worker's own process;
   new version  a pushed version's first run on a worker that lacks its image (pull by
                digest + start), vs a bare pull of the same digest by the other engine;
   throughput   invocations/s of one event burst with one worker engine (the other
@@ -33,7 +35,15 @@ import sqlalchemy
 
 from bench import starts
 from bench.ingest import RESULTS, percentile, push_plugin, wait_terminal
-from bench.run import Figure, executor, machine, print_table, print_targets, targets
+from bench.run import (
+    Figure,
+    executor,
+    fresh_postgres,
+    machine,
+    print_table,
+    print_targets,
+    targets,
+)
 from executor.settings import Settings
 from tests.integration.cluster import WORKERS, EngineCluster, engine_cluster
 from tests.integration.conftest import drop_template
@@ -101,12 +111,14 @@ def worker_starts(
 
 
 def all_in_one_starts(
-    workdir: Path, runs: int, *, warm: bool
+    workdir: Path, runs: int, *, warm: bool, database_url: str | None = None
 ) -> tuple[starts.Latencies, dict[str, float]]:
-    """The start latencies of ``plugin-executor serve`` and its start phases' means."""
+    """The start latencies of ``plugin-executor serve`` (on SQLite, or on ``database_url``)
+    and its start phases' means."""
     kind = "warm" if warm else "cold"
-    with executor(warm_pool_size="1" if warm else "0") as api:
-        image = push_plugin(api, kind, workdir / f"aio-{kind}")
+    store = "pg" if database_url else "sqlite"
+    with executor(database_url, warm_pool_size="1" if warm else "0") as api:
+        image = push_plugin(api, kind, workdir / f"aio-{store}-{kind}")
         api.put(f"/v1/projects/{kind}/plugins/{kind}").raise_for_status()
         measured = starts.latencies(api, image, kind, runs, warm=warm, floor=no_floor)
         return measured, starts.phase_means_ms(api)
@@ -145,6 +157,22 @@ def start_figures(
             )
             for name, share in (("p50", 0.5), ("p95", 0.95))
         ]
+    # Where the warm gap is: the store (PostgreSQL's round trips and flushes) or the worker
+    # (its own process and engine). No goal: the goal's floor is the all-in-one as shipped.
+    warm_node = node  # the loop's last: the warm starts
+    with fresh_postgres() as url:
+        on_postgres, _ = all_in_one_starts(workdir, sizes.runs, warm=True, database_url=url)
+    notes["warm_breakdown"]["all-in-one on PostgreSQL"] = starts.breakdown(on_postgres)
+    figures.append(
+        Figure(
+            "cluster warm start",
+            "worker p50, against the all-in-one on PostgreSQL",
+            "ms",
+            percentile(warm_node.executor, 0.5),
+            "all-in-one on PostgreSQL",
+            percentile(on_postgres.executor, 0.5),
+        )
+    )
     return figures
 
 
@@ -221,7 +249,9 @@ def print_breakdown(notes: dict[str, Any]) -> None:
         parts = notes.get(f"{kind}_breakdown")
         if parts is None:
             continue
-        for who in ("worker", "all-in-one"):
+        for who in ("worker", "all-in-one", "all-in-one on PostgreSQL"):
+            if who not in parts:
+                continue
             shown = ", ".join(
                 f"{k.removesuffix('_p50_ms')} {v} ms" if k.endswith("_ms") else f"{k} {v}"
                 for k, v in parts[who].items()
