@@ -61,7 +61,7 @@ def _read(payload: str) -> list[Placement] | None:
         return None
     try:
         items = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
     if not isinstance(items, list):
         return None

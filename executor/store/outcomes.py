@@ -74,14 +74,15 @@ _HAND_OFF = (
 # network round trip away; with BEGIN and COMMIT this took four).
 #
 # Its commit does not wait for the server to flush its log to disk (``synchronous_commit``
-# off for this transaction alone, set where the update matched): every start waited about a
-# millisecond for it. A server crash can lose only this transaction, and only before any
-# later commit of the run (the next is the handler's start, milliseconds later) flushes it;
-# the run is then as it was after its claim, a state the executor handles: the lease
-# generation is the claim's, which stays durable, a deadline never recorded is read as
-# already passed (``InvocationRunner.watch``), and a token without its row is refused by the
-# store (``CallRefused.UNKNOWN``) and stays good only in this process's memory, until the
-# handler's end.
+# off for this transaction alone, set where the update matched): every start waited for that
+# flush, up to a millisecond under load. A server crash can lose this transaction only
+# before a later commit flushes it (the run's next, its handler's start, comes milliseconds
+# later), and what it wrote is all it loses: the lease generation is the claim's, which was
+# durable before it, so every fenced write of the run still holds; a deadline never recorded
+# reads as already passed to an executor that adopts the container after a restart
+# (``InvocationRunner.watch``); a token without its row is refused by every gateway that asks
+# the store (``CallRefused.UNKNOWN``), and this process's, which holds it in memory, revokes
+# it at the handler's end as always.
 _TOKEN_COLUMNS = ["token_sha256", "invocation_id", "project_id", "expires_at"]
 _TOKEN_COLUMNS += ["lease_generation", "created_at", "calls"]
 _HANDED = _HAND_OFF.returning(Invocation.id).cte("handed")

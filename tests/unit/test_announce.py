@@ -60,6 +60,7 @@ def test_a_node_looks_only_when_it_may_run_an_announced_run(
         "[[1,null]]",
         '[[null,["zone","b"]]]',
         "[" + '["kata",null],' * 400 + '["kata",null]]',  # longer than any announcement
+        "[" * 3000 + "]" * 3000,  # nested deeper than the parser goes
     ],
 )
 def test_a_payload_it_cannot_read_makes_a_node_look(payload: str | None) -> None:
