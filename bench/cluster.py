@@ -157,23 +157,28 @@ def start_figures(
             )
             for name, share in (("p50", 0.5), ("p95", 0.95))
         ]
-    # Where the warm gap is: the store (PostgreSQL's round trips and flushes) or the worker
-    # (its own process and engine). No goal: the goal's floor is the all-in-one as shipped.
-    warm_node = node  # the loop's last: the warm starts
+        if warm:
+            figures.append(_against_postgres(node, workdir, sizes, notes))
+    return figures
+
+
+def _against_postgres(
+    node: starts.Latencies, workdir: Path, sizes: ClusterSizes, notes: dict[str, Any]
+) -> Figure:
+    """The worker's warm starts against the all-in-one on PostgreSQL: whether the warm gap
+    is the store's (its round trips and flushes) or the worker's (its own process and
+    engine). No goal: the goal's floor is the all-in-one as shipped."""
     with fresh_postgres() as url:
         on_postgres, _ = all_in_one_starts(workdir, sizes.runs, warm=True, database_url=url)
     notes["warm_breakdown"]["all-in-one on PostgreSQL"] = starts.breakdown(on_postgres)
-    figures.append(
-        Figure(
-            "cluster warm start",
-            "worker p50, against the all-in-one on PostgreSQL",
-            "ms",
-            percentile(warm_node.executor, 0.5),
-            "all-in-one on PostgreSQL",
-            percentile(on_postgres.executor, 0.5),
-        )
+    return Figure(
+        "cluster warm start",
+        "worker p50, against the all-in-one on PostgreSQL",
+        "ms",
+        percentile(node.executor, 0.5),
+        "all-in-one on PostgreSQL",
+        percentile(on_postgres.executor, 0.5),
     )
-    return figures
 
 
 def new_version_figure(cluster: EngineCluster, workdir: Path) -> Figure:

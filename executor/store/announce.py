@@ -22,7 +22,7 @@ from typing import Any
 
 from executor.store.claim_selection import NodeClaim
 
-__all__ = ["MAX_PAYLOAD_CHARS", "Placement", "announcement", "worth_a_look"]
+__all__ = ["MAX_PAYLOAD_CHARS", "Placement", "announcement", "encoded", "worth_a_look"]
 
 # PostgreSQL refuses a payload of 8,000 bytes or more; past this, the announcement is
 # empty ("look"), and a reader never parses more than this.
@@ -32,14 +32,18 @@ MAX_PAYLOAD_CHARS = 4000
 Placement = tuple[str | None, Mapping[str, Any] | None]
 
 
-def announcement(placements: Iterable[Placement]) -> str:
-    """The payload announcing runs with these placements (distinct, in a stable order);
-    empty when they would not fit."""
-    distinct = {
-        json.dumps([runtime, selector or None], separators=(",", ":"), sort_keys=True)
-        for runtime, selector in placements
-    }
-    payload = "[" + ",".join(sorted(distinct)) + "]"
+def encoded(placement: Placement) -> str:
+    """A placement as the announcement writes it: the same placement, the same text (an
+    empty selector is none; the labels in order). Encoded once per activation read, not per
+    run announced."""
+    runtime, selector = placement
+    return json.dumps([runtime, selector or None], separators=(",", ":"), sort_keys=True)
+
+
+def announcement(placements: Iterable[str]) -> str:
+    """The payload announcing runs with these ``encoded`` placements (distinct, in a stable
+    order); empty when they would not fit."""
+    payload = "[" + ",".join(sorted(set(placements))) + "]"
     return payload if len(payload) <= MAX_PAYLOAD_CHARS else ""
 
 

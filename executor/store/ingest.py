@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from executor.statuses import BuildStatus
-from executor.store.announce import Placement, announcement
+from executor.store.announce import announcement, encoded
 from executor.store.db import Database
 from executor.store.tables import (
     Activation,
@@ -83,7 +83,7 @@ class ProjectActivation:
     max_retries: int
     version_number: int | None  # pinned; None follows the current version
     versions: list[RunnableVersion]
-    placement: Placement  # the runtime and node selector its runs need
+    placement: str  # the runtime and node selector its runs need (``announce.encoded``)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def project_state(connection: Connection, project_id: str) -> ProjectState:
                 row.max_retries,
                 row.version_number,
                 [],
-                (row.runtime, row.node_selector),
+                encoded((row.runtime, row.node_selector)),
             )
         if row.version_id is not None:
             activation.versions.append(
@@ -262,7 +262,7 @@ class EventRows:
 
     event: dict[str, Any]
     invocations: list[dict[str, Any]]
-    placements: list[Placement]  # each invocation's
+    placements: list[str]  # each invocation's, encoded
 
     @property
     def invocation_ids(self) -> list[str]:
@@ -290,13 +290,16 @@ def _write(db: Database, autocommit: Connection, batch: list[EventRows]) -> None
     if not invocations and not db.is_sqlite:
         autocommit.execute(_INSERT_EVENTS, events)
         return
+    # Here PostgreSQL has runs to announce (made before the transaction: it holds a
+    # connection); SQLite has one process, whose intake wakes its dispatcher.
+    placements = (p for rows in batch for p in rows.placements)
+    payload = None if db.is_sqlite else announcement(placements)
     with db.write_connection() as connection:
         connection.execute(_INSERT_EVENTS, events)
         if invocations:
             connection.execute(_INSERT_INVOCATIONS, invocations)
-            if not db.is_sqlite:  # SQLite has one process: the intake wakes its dispatcher
-                placements = [p for rows in batch for p in rows.placements]
-                connection.execute(_ANNOUNCE_QUEUED, {"payload": announcement(placements)})
+        if payload is not None:
+            connection.execute(_ANNOUNCE_QUEUED, {"payload": payload})
 
 
 class EventIdTaken(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from executor.store.announce import MAX_PAYLOAD_CHARS, announcement, worth_a_look
+from executor.store.announce import MAX_PAYLOAD_CHARS, announcement, encoded, worth_a_look
 from executor.store.claim_selection import NodeClaim
 
 ZONE_A = NodeClaim("a", frozenset({"runc"}), {"zone": "a", "name": "w1"}, "runc")
@@ -20,14 +20,18 @@ def test_an_announcement_lists_each_placement_once_in_a_stable_order() -> None:
         (None, {"name": "w1", "zone": "a"}),  # the same selector, keys in another order
         ("runsc", {}),  # no labels asked: the same as none
     ]
-    assert announcement(placements) == '[["runsc",null],[null,{"name":"w1","zone":"a"}]]'
-    assert announcement(reversed(placements)) == announcement(placements)
+    assert (
+        announcement(map(encoded, placements)) == '[["runsc",null],[null,{"name":"w1","zone":"a"}]]'
+    )
+    assert announcement(map(encoded, reversed(placements))) == announcement(
+        map(encoded, placements)
+    )
 
 
 def test_an_announcement_too_long_for_notify_is_empty() -> None:
     many = [(None, {"name": f"node-{n}"}) for n in range(300)]
-    assert len(announcement(many[:10])) <= MAX_PAYLOAD_CHARS
-    assert announcement(many) == ""
+    assert len(announcement(map(encoded, many[:10]))) <= MAX_PAYLOAD_CHARS
+    assert announcement(map(encoded, many)) == ""
 
 
 @pytest.mark.parametrize(
@@ -44,7 +48,7 @@ def test_an_announcement_too_long_for_notify_is_empty() -> None:
 def test_a_node_looks_only_when_it_may_run_an_announced_run(
     placements: list[tuple[str | None, dict[str, str] | None]], looks_a: bool, looks_b: bool
 ) -> None:
-    payload = announcement(placements)
+    payload = announcement(map(encoded, placements))
     assert (worth_a_look(payload, ZONE_A), worth_a_look(payload, GVISOR_B)) == (looks_a, looks_b)
 
 
