@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from executor.build.context import BuildContext, context_archive
+from executor.build.distribute import Distribution
 from executor.build.image_checks import ImageChecks, ImportCheck, SourceScanner
 from executor.build.steps import EnginePhases, StepEnd, timed_step
 from executor.build.tls import CertificateWatch
@@ -153,7 +154,9 @@ class BuildLog:
 class Builder:
     """Runs builds on a pool of ``max_concurrent_builds`` threads; ``submit`` returns at once.
 
-    ``on_active(version_id)`` is called after a version became ACTIVE (the image GC hooks in).
+    ``on_active(version_id)`` is called after a version became ACTIVE (the image GC hooks in);
+    ``on_pushed()`` after its image was pushed, before the build waits for the nodes to
+    pull it (this process's pre-puller hooks in).
     """
 
     def __init__(
@@ -176,8 +179,16 @@ class Builder:
         self.settings = settings
         self.registry = Registry.configured(settings.images)
         self.on_active: list[Callable[[str], object]] = []
+        self.on_pushed: list[Callable[[], object]] = []
         self.checks = ImageChecks(engine, settings, import_check, source_scan)
         self._stopping = threading.Event()
+        self.distribution = Distribution(
+            db,
+            engine,
+            settings.images.registry_distribute_timeout_s,
+            settings.runs.lease_s,
+            self._stopping,
+        )
         self._pool = ThreadPoolExecutor(settings.build.max_concurrent, "build")
         self._count_lock = threading.Lock()
         self._running = 0
@@ -231,6 +242,8 @@ class Builder:
             self.checks.warn_imports(context, installed, scanned, log_.note)
             self.checks.check_import(build.context, image_id, log_.note, log_.add)
             digest = self._push(build.context, image_id, log_)
+            if digest is not None:
+                self.distribution.wait(version_id, digest, log_.note, self._pushed)
         except BuildInterrupted:
             log_.note("\n--- build stopped: the executor is shutting down; it resumes at start\n")
             log_.save()
@@ -261,6 +274,13 @@ class Builder:
                 callback(version_id)
             except Exception:  # the build succeeded; a hook's failure must not undo that
                 log.exception("after-build hook failed for version %s", version_id)
+
+    def _pushed(self) -> None:
+        for callback in self.on_pushed:
+            try:
+                callback()
+            except Exception:  # the pull is ahead of time: a run pulls what is missing
+                log.exception("after-push hook failed")
 
     def _load(self, version_id: str) -> _Loaded:
         with self.db.session() as session:

@@ -1,9 +1,12 @@
 """Pulls pushed images before their first event needs them (with a registry only).
 
-The versions activations run now (``image_store.active_versions``) are pulled by digest
-when this engine lacks them: at start, when a build became ACTIVE (``wake``, a builder
-``on_active`` callback), and every ``PREPULL_INTERVAL_S`` (which covers activations,
-rollbacks and pins made meanwhile). A run whose image is still missing pulls it itself.
+The versions activations run now (``image_store.active_versions``) and the versions whose
+builds pushed them and wait for the nodes (``distribution.distributing``) are pulled by
+digest when this engine lacks them: at start, when a build pushed one (``wake``: a builder
+``on_pushed`` callback in this process, the ``VERSION_CHANNEL`` announcement from
+another), and every ``PREPULL_INTERVAL_S`` (which covers activations, rollbacks and pins
+made meanwhile). This node records that it holds each waiting one, which lets its build
+make it ACTIVE. A run whose image is still missing pulls it itself.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from executor.engine import Engine
 from executor.errors import ExecutorError
 from executor.periodic import Periodic
 from executor.registry import Registry
+from executor.store import distribution
 from executor.store import images as image_store
 from executor.store.db import Database
 
@@ -34,26 +38,34 @@ class Prepuller:
         self.keeper = Periodic("pre-pull", self.prepull, PREPULL_INTERVAL_S, log)
 
     def prepull(self) -> list[str]:
-        """Pull every activation's pushed image this engine lacks; the references pulled."""
+        """Pull every waiting version's and every activation's pushed image this engine
+        lacks, the waiting ones first, recording that this node holds the waiting ones; the
+        references pulled."""
         with self.db.session() as session:
-            wanted = [v.image_digest for v in image_store.active_versions(session)]
+            waiting = {v.id: v.image_digest for v in distribution.distributing(session)}
+            active = [v.image_digest for v in image_store.active_versions(session)]
         pulled = []
-        for reference in wanted:
-            if reference is None or self.engine.images.exists(reference):
+        for version_id, reference in [*waiting.items(), *((None, r) for r in active)]:
+            if reference is None:
                 continue
-            try:
-                self.registry.pull(self.engine, reference)
-            except ExecutorError as exc:  # the run pulls again, or reports why it cannot
-                log.warning("pre-pull: %s", exc.message)
-                continue
-            pulled.append(reference)
+            if not self.engine.images.exists(reference):
+                try:
+                    self.registry.pull(self.engine, reference)
+                except ExecutorError as exc:  # the run pulls again, or reports why it cannot
+                    log.warning("pre-pull: %s", exc.message)
+                    continue
+                pulled.append(reference)
+            if version_id is not None and self.engine.node_id is not None:
+                with self.db.session() as session:
+                    distribution.record_held(session, version_id, self.engine.node_id)
         return pulled
 
     def start(self) -> None:
         self.keeper.start()
 
     def wake(self, *_: object) -> None:
-        """A version became ACTIVE: pull now (a builder ``on_active`` callback)."""
+        """A version was pushed: pull now (a builder ``on_pushed`` callback, or the
+        ``VERSION_CHANNEL`` announcement; None, a listener reconnected, too)."""
         self.keeper.wake()
 
     def stop(self) -> None:

@@ -32,7 +32,7 @@ from executor.settings import Settings, TenancySettings
 from executor.store import nodes as node_store
 from executor.store import queries as query_store
 from executor.store.db import Database
-from executor.store.listen import QUEUE_CHANNEL, StoreListener
+from executor.store.listen import QUEUE_CHANNEL, VERSION_CHANNEL, Handler, StoreListener
 from executor.store.logs import LOG_CHANNEL
 from executor.store.tenants import KEY_CHANNEL
 from executor.tenancy.access import Authenticator, Caller
@@ -145,16 +145,20 @@ class ExecutorService:
             self.live_tokens,
         )
         self.builder.on_active.append(self.dispatcher.pool.wake)
-        # Events queued by another process (the API, for a worker): claimed when queued.
+        # Pushed images are pulled ahead of their first event by processes that run them.
+        self.prepuller = Prepuller(self.db, self.engine, registry) if registry else None
+        heard: dict[str, Handler] = {QUEUE_CHANNEL: self.dispatcher.announced}
+        if self.prepuller is not None:
+            self.builder.on_active.append(self.prepuller.wake)
+            self.builder.on_pushed.append(self.prepuller.wake)
+            heard[VERSION_CHANNEL] = self.prepuller.wake
+        # Events queued by another process (the API, for a worker): claimed when queued;
+        # and versions pushed by another process's build: pulled when pushed.
         self.queue_listener = (
             None
             if self.db.is_sqlite or not settings.runs.dispatch
-            else StoreListener(self.db.url, {QUEUE_CHANNEL: self.dispatcher.announced})
+            else StoreListener(self.db.url, heard)
         )
-        # Pushed images are pulled ahead of their first event by processes that run them.
-        self.prepuller = Prepuller(self.db, self.engine, registry) if registry else None
-        if self.prepuller is not None:
-            self.builder.on_active.append(self.prepuller.wake)
         self.retention = Retention(self.db, settings.retention)
         self.key_usage = KeyUsage(self.db)
         self.authenticator = Authenticator(

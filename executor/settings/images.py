@@ -145,6 +145,13 @@ class ImageSettings(Group):
     registry_ca_bundle: Path | None = Field(
         None, description="CA bundle (PEM) the executor trusts for the registry's HTTPS API."
     )
+    registry_distribute_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="After a push, how long a build waits for every live node to pull the "
+        "image before the version becomes ACTIVE (0: no wait); a node that did not pulls it "
+        "at its first run.",
+    )
 
     @field_validator("registry")
     @classmethod

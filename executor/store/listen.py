@@ -14,7 +14,9 @@ is down the cache is not used (``StoreListener.listening``).
 
 Queued invocations too (``QUEUE_CHANNEL``, from the transaction that queues them): a
 dispatcher in another process (a worker) claims a run when it is queued, not at its next
-``dispatch_poll_s`` poll, which stays the fallback while the connection is down.
+``dispatch_poll_s`` poll, which stays the fallback while the connection is down. And pushed
+versions (``VERSION_CHANNEL``, ``executor.store.distribution``): a worker's pre-puller
+pulls the image at once, so the build waiting for the nodes ends within a pull.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from collections.abc import Callable, Mapping
 import psycopg
 from sqlalchemy.engine import make_url
 
+from executor.store.distribution import VERSION_CHANNEL
 from executor.store.ingest import QUEUE_CHANNEL
 from executor.store.logs import LOG_CHANNEL
 from executor.store.tenants import KEY_CHANNEL
 
-__all__ = ["QUEUE_CHANNEL", "Handler", "StoreListener"]
+__all__ = ["QUEUE_CHANNEL", "VERSION_CHANNEL", "Handler", "StoreListener"]
 
 # Called with a notification's payload, or with None once (re)connected: anything may have
 # been announced while nobody listened.
@@ -47,6 +50,7 @@ _FALLBACK = {
     LOG_CHANNEL: "log followers re-read the store every log_follow_poll_s",
     KEY_CHANNEL: "API keys are checked in the store on every request",
     QUEUE_CHANNEL: "the dispatcher claims every dispatch_poll_s",
+    VERSION_CHANNEL: "pushed images are pre-pulled every 5 s",
 }
 
 

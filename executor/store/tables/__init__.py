@@ -5,7 +5,13 @@ rows."""
 from __future__ import annotations
 
 from executor.store.tables.base import DEFAULT_TENANT, Base, UTCDateTime, new_id, utcnow
-from executor.store.tables.plugins import Activation, Plugin, PluginVersion, Webhook
+from executor.store.tables.plugins import (
+    Activation,
+    Plugin,
+    PluginVersion,
+    VersionPull,
+    Webhook,
+)
 from executor.store.tables.runs import (
     DispatchLock,
     Event,
@@ -44,6 +50,7 @@ __all__ = [
     "Tenant",
     "UTCDateTime",
     "UploadTicket",
+    "VersionPull",
     "Webhook",
     "new_id",
     "utcnow",

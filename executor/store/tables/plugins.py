@@ -103,6 +103,20 @@ class PluginVersion(Base):
         return self.image_digest or self.image_tag
 
 
+class VersionPull(Base):
+    """A node that holds a pushed version's image, recorded by its pre-puller while the
+    build waits for the nodes to hold it before the version becomes ACTIVE (with a
+    registry; ``executor.store.distribution``)."""
+
+    __tablename__ = "version_pulls"
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("plugin_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pulled_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Webhook(Base):
     """Where a webhook version's events go. ``header`` (the Authorization value sent) and
     ``signing_secret`` are secrets: never logged, never returned in full."""
