@@ -81,6 +81,35 @@ def pulls(client: docker.DockerClient, repository: str) -> list[str]:
     return [e["id"] for e in image_events(client, 0, "pull") if e["id"].startswith(repository)]
 
 
+def forget(cluster: EngineCluster, name: str, plugin: str) -> None:
+    """Remove ``plugin``'s newest image from worker ``name``'s engine."""
+    assert cluster.api is not None
+    version = cluster.api.api.get(f"/v1/plugins/{plugin}").json()["versions"][-1]
+    cluster.clients[name].images.remove(version["image_digest"], force=True)
+
+
+def test_a_version_is_active_once_every_worker_holds_its_image(
+    cluster: EngineCluster, digest: str
+) -> None:
+    """The build waits after its push for the live workers' pre-pullers (announced through
+    PostgreSQL, not found at their next check): when the upload reads ACTIVE, each worker's
+    engine holds the image and the build log says when each pulled it."""
+    api = cluster.api
+    assert api is not None
+    build = api.push("interval", name="spread")
+
+    version = api.api.get("/v1/plugins/spread").json()["versions"][-1]
+    assert (build["status"], version["status"]) == ("ACTIVE", "ACTIVE")
+    for name in WORKERS:
+        image = cluster.clients[name].images.get(version["image_digest"])
+        assert image.attrs["RepoDigests"] == [version["image_digest"]], name
+    log = build["log"]
+    assert f"Waiting for 2 node(s) to pull it: {', '.join(WORKERS)}\n" in log, log
+    for name in WORKERS:  # the API process (no dispatch) is no node: not waited for
+        assert f"  {name} holds it (" in log, log
+    assert "Every node holds it after " in log, log
+
+
 def test_a_version_built_once_runs_on_both_workers_each_pulling_it_once_by_digest(
     cluster: EngineCluster, digest: str
 ) -> None:
@@ -95,9 +124,9 @@ def test_a_version_built_once_runs_on_both_workers_each_pulling_it_once_by_diges
             assert (done["status"], done["node"], done["attempt"]) == ("succeeded", name, 1)
         client = cluster.clients[name]
         assert pulls(client, repository) == [digest], f"{name} did not pull once by digest"
-        (image,) = client.images.list()  # the version's image, nothing else
-        assert image.attrs["RepoDigests"] == [digest]
-        assert image.tags == [], "a worker must never run a mutable tag"
+        assert client.images.get(digest).attrs["RepoDigests"] == [digest]
+        tagged = [image.tags for image in client.images.list() if image.tags]
+        assert tagged == [], "a worker must never hold a mutable tag"
 
 
 def test_a_drained_worker_finishes_its_runs_and_takes_no_new_ones(
@@ -143,7 +172,10 @@ def test_registry_down_fails_a_build_and_a_first_pull_while_workers_holding_the_
 ) -> None:
     api = cluster.api
     assert api is not None
-    api.push("interval", name="late")  # pushed, not active anywhere: pulled by nobody
+    api.push("interval", name="late")
+    # Every worker pulled it before it became ACTIVE: w2 loses it (as to its image GC), so
+    # its first run there pulls it.
+    forget(cluster, "w2", "late")
     address = cluster.registry.address
     for name in WORKERS:  # each worker holds interval's image
         assert api.wait_run(run_on(cluster, name, "before"))["status"] == "succeeded"
@@ -192,7 +224,8 @@ def test_a_worker_with_wrong_registry_credentials_fails_the_run_it_cannot_pull(
 ) -> None:
     api = cluster.api
     assert api is not None
-    api.push("interval", name="guarded")  # not pulled by w2: not active there yet
+    api.push("interval", name="guarded")
+    forget(cluster, "w2", "guarded")  # pulled before it became ACTIVE: lost, as to a GC
     cluster.workers["w2"].stop()
     cluster.start_worker("w2", registry_password="not-the-password")
     try:
