@@ -300,7 +300,7 @@ GOALS = {
     ("gateway", "p99 per call"): Goal(3, absolute=True),
     ("cluster warm start", "worker p50"): Goal(1.2),
     ("cluster cold start", "worker p50"): Goal(1.1),
-    ("cluster new version", "first run on a worker (pull + start)"): Goal(2),
+    ("cluster new version", "first run on a worker"): Goal(2),
 }
 
 
