@@ -196,6 +196,12 @@ def new_version_figure(cluster: EngineCluster, workdir: Path, notes: dict[str, A
     ]
     place(api, "fresh", "fresh", "w1")
     run = starts.run_one(api, "fresh", "first")
+    claim = starts.claim_ms(run)
+    notes["new_version_run"] = {
+        "start": run["start"],
+        "claim_ms": round(claim, 1),
+        "claim_to_handler_ms": round(float(run["start_latency_ms"]) - claim, 1),
+    }
     repository, _, tag = digest.partition("@")
     client = cluster.clients["w2"]
     # w2 pulled it before it became ACTIVE: removed, the bare pull fetches what the
@@ -269,6 +275,8 @@ def print_breakdown(notes: dict[str, Any]) -> None:
             )
             print(f"{kind} start breakdown, {who} (p50): {shown}")
         print(f"{kind} start phase means, all-in-one: {parts['all-in-one phase means (ms)']}")
+    if "new_version_run" in notes:
+        print(f"new version, its first run: {notes['new_version_run']}")
     for line in notes.get("new_version_distribution", []):
         print(f"new version, its build after the push: {line}")
 

@@ -154,12 +154,13 @@ class AttemptStarter:
         profile: SandboxProfile | None = None,
         resume_at: Mapping[int, int] | None = None,
         seq: int | None = None,
-        lent: StartedContainer | None = None,
+        pooled: bool = False,
     ) -> Attempt:
         """The attempt's writer (its first line names the previous attempt's end) and
         collector; ``resume_at``: the output bytes already stored, ``seq``: the run's last
-        record's, when the caller read it already; ``lent``: its container, when the warm pool
-        gave it (the pool replaces it once the handler has started)."""
+        record's, when the caller read it already; ``pooled``: its container came from
+        ``container`` (the warm pool replaces what the run took, or would have, once the
+        handler has started)."""
         label = event.label if event is not None else None
         label_id = label.get("id") if isinstance(label, dict) else None
         writer = RunLogWriter(
@@ -171,27 +172,33 @@ class AttemptStarter:
         cap = (profile or self.settings.sandbox).log_cap_bytes
         collector = OutputCollector(cap, resume_at or {})
         attempt = Attempt(invocation, writer, collector, live=self.live)
-        if lent is not None:
-            refill = partial(self.pool.refill, invocation.version_id, lent.container_id)
+        if pooled:
+            refill = partial(self.pool.refill, invocation.version_id, invocation.id)
             attempt.on_handler_started = refill
         return attempt
 
     def container(
         self, invocation: Invocation, image: str, profile: SandboxProfile
     ) -> tuple[StartedContainer, bool]:
-        """A warm container from the pool, else a fresh one; and whether it was warm."""
-        warm = self.pool.take(invocation.version_id, image, profile)
+        """A warm container from the pool, else a fresh one; and whether it was warm. The
+        caller calls ``container_ended`` with ``pooled`` once done with it; when this
+        raises, the pool is told here."""
+        warm = self.pool.take(invocation.version_id, image, profile, invocation.id)
         self.metrics.starts.labels("warm" if warm else "cold").inc()
         if warm is not None:
             return warm, True
-        started = start_pulling(
-            self.sandbox,
-            self.registry,
-            image,
-            profile,
-            invocation_id=invocation.id,
-            generation=invocation.lease_generation,
-        )
+        try:
+            started = start_pulling(
+                self.sandbox,
+                self.registry,
+                image,
+                profile,
+                invocation_id=invocation.id,
+                generation=invocation.lease_generation,
+            )
+        except BaseException:
+            self.pool.refill(invocation.version_id, invocation.id)
+            raise
         return started, False
 
     def begin_hand_off(
@@ -229,12 +236,13 @@ class AttemptStarter:
             deadline=deadline.astimezone(UTC),
         )
 
-    def container_ended(self, invocation: Invocation, lent: StartedContainer | None = None) -> None:
+    def container_ended(self, invocation: Invocation, pooled: bool = False) -> None:
         """The token never outlives the container, whatever happens next; the records of
-        the calls it made are written before the run's end is. ``lent``: the container,
-        when the warm pool gave it: replaced now, if its handler never started."""
-        if lent is not None:
-            self.pool.refill(invocation.version_id, lent.container_id)
+        the calls it made are written before the run's end is. ``pooled``: it came from
+        ``container``: what the run took of the warm pool is replaced now, if its handler
+        never started."""
+        if pooled:
+            self.pool.refill(invocation.version_id, invocation.id)
         self.live.revoke(invocation.id)
         if not self.live.settle(invocation.id):
             log.warning("invocation %s: gateway call records still pending", invocation.id)

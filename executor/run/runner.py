@@ -90,7 +90,6 @@ class InvocationRunner:
             self.outcome.infrastructure_failure(attempt, exc.message, failed_part(exc))
             return
         handed_off = False
-        lent = started if warm else None  # the warm pool replaces it once it has its event
         try:
             # The token and the deadline begin at hand-off, whether the container is warm.
             preparing = utcnow()
@@ -99,7 +98,7 @@ class InvocationRunner:
             if deadline is None:
                 log.warning("invocation %s: lease lost before the hand-off", invocation.id)
                 return
-            attempt = starter.open(invocation, event, profile, seq=found.seq, lent=lent)
+            attempt = starter.open(invocation, event, profile, seq=found.seq, pooled=True)
             envelope = starter.envelope(invocation, event, token, deadline)
             data = envelope.wire()
             if len(data) > profile.envelope_cap_bytes:
@@ -116,7 +115,7 @@ class InvocationRunner:
         finally:
             if not handed_off:  # a container that gets no envelope is not left waiting
                 self.sandbox.discard(started)
-            starter.container_ended(invocation, lent)
+            starter.container_ended(invocation, pooled=True)
         if attempt.collector.handler_started_at is not None:
             starter.phase("handler", handed_off_at, attempt.collector.handler_started_at)
         self.outcome.conclude(attempt, outcome)

@@ -1,7 +1,8 @@
 """A taken warm container changes the node's published warm set only once its handler has
 started (``WarmPool.refill``): the pool's thread writes that set, and the write beside the
 hand-off's (one writer at a time on SQLite) held the hand-off up (token phase 4.2 -> 1.2 ms
-mean in ``python -m bench --section starts``)."""
+mean in ``python -m bench --section starts``). A run that found the pool empty starts cold
+with nothing started beside it: the fill waits for its handler too."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.fake_world import fake_settings
 IMAGE = "plugin:1"
 
 
-def test_taking_a_warm_container_wakes_the_pools_thread_only_at_its_refill(
+def test_the_pool_fills_and_publishes_only_once_the_runs_handler_started(
     tmp_path: Path,
 ) -> None:
     fake = fake_settings(tmp_path)
@@ -28,18 +29,22 @@ def test_taking_a_warm_container_wakes_the_pools_thread_only_at_its_refill(
     pool = WarmPool(db, Sandbox(engine, settings.sandbox), settings)  # its thread not started
     profile = settings.sandbox
     try:
-        assert pool.take("v1", IMAGE, profile) is None  # empty: a fill is planned
+        assert pool.take("v1", IMAGE, profile, "run-1") is None  # empty: the run starts cold
+        # Nothing planned beside that cold start (a fill is planned under the pool's lock).
+        assert pool._pools["v1"].starting == 0
+        assert engine.containers.held == {}
+        pool.refill("v1", "run-1")  # its handler started: now the fill
         deadline = time.monotonic() + 30
         while pool.counts().get("v1") != 1:
             assert time.monotonic() < deadline, "the fill never made a warm container"
             time.sleep(0.01)
         pool.keeper.woken.clear()  # what the thread would do before its next sync
 
-        taken = pool.take("v1", IMAGE, profile)
+        taken = pool.take("v1", IMAGE, profile, "run-2")
 
         assert taken is not None
         assert not pool.keeper.woken.is_set()  # nothing published while the event is handed off
-        pool.refill("v1", taken.container_id)
+        pool.refill("v1", "run-2")
         assert pool.keeper.woken.is_set()
     finally:
         pool.stop()
