@@ -32,8 +32,12 @@ class BuildInterrupted(Exception):
     """The build was stopped because the executor is shutting down (it resumes at start)."""
 
 
-# The classic builder's error for a step whose starting image was removed meanwhile.
-VANISHED_PARENT = re.compile(r'unable to find image "?sha256:[0-9a-f]{64}')
+# The classic builder's errors for a step whose starting image was removed meanwhile: at
+# the step's start, or as it commits the step's image on top of it.
+VANISHED_PARENT = re.compile(
+    r'unable to find image "?sha256:[0-9a-f]{64}'
+    r"|failed to set parent sha256:[0-9a-f]{64}: unknown parent image ID"
+)
 # The classic builder's line naming a RUN step's container, and its error for a failed step.
 RUNNING_IN = re.compile(r"---> Running in ([0-9a-f]{12,64})")
 STEP_FAILED = re.compile(r"The command '(.*)' returned a non-zero code: (\d+)", re.DOTALL)
