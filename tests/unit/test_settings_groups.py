@@ -87,3 +87,19 @@ def test_a_group_s_name_is_no_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.runs == RunSettings()
     assert settings.sandbox.memory_mib == 512
+
+
+def test_a_negative_distribution_timeout_is_refused_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXECUTOR_REGISTRY_DISTRIBUTE_TIMEOUT_S", "-1")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert setting_errors(raised.value) == [
+        "EXECUTOR_REGISTRY_DISTRIBUTE_TIMEOUT_S='-1': Input should be greater than or equal to "
+        "0 (After a push, how long a build waits for every live node to pull the image before "
+        "the version becomes ACTIVE (0: no wait); a node that did not pulls it at its first "
+        "run.)"
+    ]
+    monkeypatch.setenv("EXECUTOR_REGISTRY_DISTRIBUTE_TIMEOUT_S", "0")
+    assert Settings().images.registry_distribute_timeout_s == 0.0
