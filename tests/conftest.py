@@ -76,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The plugin images that were on the engine when the run began (pytest's main process).
 IMAGES_BEFORE = pytest.StashKey[set[str]]()
+STARTED_AT = pytest.StashKey[float]()
 SERVICE_IMAGES = "plugin-executor-test"  # tests/integration/service_image.py's repository
 
 
@@ -100,6 +101,7 @@ def _plugin_images(config: pytest.Config) -> set[str] | None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     if (images := _plugin_images(session.config)) is not None:
         session.config.stash[IMAGES_BEFORE] = images
+        session.config.stash[STARTED_AT] = time.time()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -115,6 +117,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for image in now - before:
             with contextlib.suppress(docker.errors.APIError):
                 client.api.remove_image(image, force=True)
+        # What the run left untagged: the cached steps its removals kept (``noprune``,
+        # ``stop_server``) and the last good step of each failed build.
+        since = session.config.stash[STARTED_AT]
+        for image in client.api.images(filters={"dangling": True}):
+            if image["Created"] >= since:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_image(image["Id"], force=True)
     finally:
         client.close()
 
@@ -331,9 +340,13 @@ def stop_server(running: RunningServer, server: uvicorn.Server, thread: threadin
     # A server still stopping would leave its engine connections open: wait it out.
     thread.join(600)
     assert not thread.is_alive(), "the executor server did not stop"
+    # ``noprune``: an image's untagged parents are the build cache's shared steps (the run
+    # user and label of every code-only plugin of a flavor); removing them while a build in
+    # another test process had just taken one from the cache failed that build ("unknown
+    # parent image ID") or left its image without a parent. The session's end removes them.
     for tag in tags:
         with contextlib.suppress(docker.errors.ImageNotFound):
-            running.docker_client.images.remove(tag, force=True)
+            running.docker_client.images.remove(tag, force=True, noprune=True)
 
 
 @pytest.fixture(scope="module")

@@ -171,7 +171,7 @@ class EngineCluster:
             self.api.stop()
             for image_id in images:
                 with contextlib.suppress(docker.errors.APIError):
-                    self.host_client.images.remove(image_id, force=True)
+                    self.host_client.images.remove(image_id, force=True, noprune=True)
         for client in self.clients.values():
             client.close()
 

@@ -182,7 +182,7 @@ def built_images(api: ExecutorApi) -> list[str]:
 def remove_images(client: docker.DockerClient, image_ids: list[str]) -> None:
     for image_id in image_ids:
         with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.remove(image_id, force=True)
+            client.images.remove(image_id, force=True, noprune=True)
 
 
 def managed_containers(client: docker.DockerClient, invocation_ids: set[str]) -> list[str]:

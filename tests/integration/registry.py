@@ -138,7 +138,7 @@ def remove_images_of(client: docker.DockerClient, address: str) -> None:
         names = (image.get("RepoTags") or []) + (image.get("RepoDigests") or [])
         if any(name.startswith(address + "/") for name in names):
             with contextlib.suppress(docker.errors.APIError):
-                client.images.remove(str(image["Id"]), force=True)
+                client.images.remove(str(image["Id"]), force=True, noprune=True)
 
 
 def image_events(client: docker.DockerClient, since: float, kind: str) -> list[dict[str, Any]]:

@@ -84,7 +84,7 @@ def test_a_version_whose_image_was_removed_ends_crashed_at_once(serial: RunningS
     serial.push("counter", name="vanishing")
     serial.activate("vanishing", "infra")
     version = serial.api.get("/v1/plugins/vanishing").json()["versions"][0]
-    serial.docker_client.images.remove(version["image_id"], force=True)
+    serial.docker_client.images.remove(version["image_id"], force=True, noprune=True)
     run = serial.run_event(type="onSubmit", project_id="infra", asset_id="a", label={})
     assert run["status"] == "crashed" and run["attempt"] == 1
     assert run["error"].startswith("image plugin-executor/p-")

@@ -53,7 +53,7 @@ def pushed_but_not_here(
     server.push("counter", name=name)
     (version,) = server.api.get(f"/v1/plugins/{name}").json()["versions"]
     digest = str(version["image_digest"])
-    docker_client.images.remove(str(docker_client.images.get(digest).id), force=True)
+    docker_client.images.remove(str(docker_client.images.get(digest).id), force=True, noprune=True)
     return digest
 
 

@@ -170,7 +170,7 @@ def test_a_digest_the_registry_lacks_fails_the_run(
         verify=ssl.create_default_context(cafile=str(registry.ca)),
     )
     assert deleted.status_code == httpx.codes.ACCEPTED
-    docker_client.images.remove(str(docker_client.images.get(digest).id), force=True)
+    docker_client.images.remove(str(docker_client.images.get(digest).id), force=True, noprune=True)
 
     run = pushing.run_event(project_id="vanish", **EVENT)
 
