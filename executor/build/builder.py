@@ -13,6 +13,7 @@ cut short by a shutdown stays DEPLOYING and is built again at the next start
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -107,6 +108,16 @@ def _build_image(
     )
 
 
+def _call_hooks(hooks: list[Callable[[str], object]], version_id: str) -> None:
+    """Each hook with the version's id; one that fails is logged: the build's outcome
+    stands (a pull ahead of time or a GC is housekeeping)."""
+    for hook in hooks:
+        try:
+            hook(version_id)
+        except Exception:
+            log.exception("a build hook failed for version %s", version_id)
+
+
 class BuildLog:
     """Collects build output, keeps at most ``cap`` bytes of it (then one truncation line),
     and saves it to the store at most every half second."""
@@ -155,8 +166,8 @@ class Builder:
     """Runs builds on a pool of ``max_concurrent_builds`` threads; ``submit`` returns at once.
 
     ``on_active(version_id)`` is called after a version became ACTIVE (the image GC hooks in);
-    ``on_pushed()`` after its image was pushed, before the build waits for the nodes to
-    pull it (this process's pre-puller hooks in).
+    ``on_pushed(version_id)`` after its image was pushed, before the build waits for the
+    nodes to pull it (this process's pre-puller hooks in).
     """
 
     def __init__(
@@ -179,7 +190,7 @@ class Builder:
         self.settings = settings
         self.registry = Registry.configured(settings.images)
         self.on_active: list[Callable[[str], object]] = []
-        self.on_pushed: list[Callable[[], object]] = []
+        self.on_pushed: list[Callable[[str], object]] = []
         self.checks = ImageChecks(engine, settings, import_check, source_scan)
         self._stopping = threading.Event()
         self.distribution = Distribution(
@@ -243,7 +254,8 @@ class Builder:
             self.checks.check_import(build.context, image_id, log_.note, log_.add)
             digest = self._push(build.context, image_id, log_)
             if digest is not None:
-                self.distribution.wait(version_id, digest, log_.note, self._pushed)
+                pushed = functools.partial(_call_hooks, self.on_pushed, version_id)
+                self.distribution.wait(version_id, digest, log_.note, pushed)
         except BuildInterrupted:
             log_.note("\n--- build stopped: the executor is shutting down; it resumes at start\n")
             log_.save()
@@ -269,18 +281,7 @@ class Builder:
             freeze=installed.freeze,
         )
         self.metrics.builds.labels(BuildStatus.ACTIVE).inc()
-        for callback in self.on_active:
-            try:
-                callback(version_id)
-            except Exception:  # the build succeeded; a hook's failure must not undo that
-                log.exception("after-build hook failed for version %s", version_id)
-
-    def _pushed(self) -> None:
-        for callback in self.on_pushed:
-            try:
-                callback()
-            except Exception:  # the pull is ahead of time: a run pulls what is missing
-                log.exception("after-push hook failed")
+        _call_hooks(self.on_active, version_id)
 
     def _load(self, version_id: str) -> _Loaded:
         with self.db.session() as session:

@@ -39,26 +39,36 @@ class Prepuller:
 
     def prepull(self) -> list[str]:
         """Pull every waiting version's and every activation's pushed image this engine
-        lacks, the waiting ones first, recording that this node holds the waiting ones; the
-        references pulled."""
+        lacks, the waiting ones first, recording that this node holds the waiting ones
+        (once: a version recorded is not waiting for this node any more); the references
+        pulled."""
+        node_id = self.engine.node_id
         with self.db.session() as session:
-            waiting = {v.id: v.image_digest for v in distribution.distributing(session)}
+            waiting = [(v.id, v.image_digest) for v in distribution.distributing(session, node_id)]
             active = [v.image_digest for v in image_store.active_versions(session)]
-        pulled = []
-        for version_id, reference in [*waiting.items(), *((None, r) for r in active)]:
-            if reference is None:
-                continue
-            if not self.engine.images.exists(reference):
-                try:
-                    self.registry.pull(self.engine, reference)
-                except ExecutorError as exc:  # the run pulls again, or reports why it cannot
-                    log.warning("pre-pull: %s", exc.message)
-                    continue
-                pulled.append(reference)
-            if version_id is not None and self.engine.node_id is not None:
+        pulled: list[str] = []
+        for version_id, reference in waiting:
+            if self._hold(reference, pulled) and node_id is not None:
                 with self.db.session() as session:
-                    distribution.record_held(session, version_id, self.engine.node_id)
+                    distribution.record_held(session, version_id, node_id)
+        for reference in active:
+            self._hold(reference, pulled)
         return pulled
+
+    def _hold(self, reference: str | None, pulled: list[str]) -> bool:
+        """Whether this engine holds ``reference`` now, pulling it if it lacks it (and
+        adding it to ``pulled``)."""
+        if reference is None:
+            return False
+        if self.engine.images.exists(reference):
+            return True
+        try:
+            self.registry.pull(self.engine, reference)
+        except ExecutorError as exc:  # the run pulls again, or reports why it cannot
+            log.warning("pre-pull: %s", exc.message)
+            return False
+        pulled.append(reference)
+        return True
 
     def start(self) -> None:
         self.keeper.start()

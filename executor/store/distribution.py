@@ -43,16 +43,18 @@ def pushed(session: Session, version_id: str, digest: str) -> None:
         session.execute(_ANNOUNCE, {"version_id": version_id})
 
 
-def distributing(session: Session) -> list[PluginVersion]:
-    """Versions pushed and not ACTIVE yet: their builds wait for the nodes to hold them."""
-    return list(
-        session.scalars(
-            select(PluginVersion).where(
-                PluginVersion.status == BuildStatus.DEPLOYING,
-                PluginVersion.image_digest.is_not(None),
-            )
-        )
+def distributing(session: Session, not_held_by: str | None = None) -> list[PluginVersion]:
+    """Versions pushed and not ACTIVE yet: their builds wait for the nodes to hold them.
+    ``not_held_by``: only those that node has not recorded holding (what its pre-puller
+    still has to do)."""
+    query = select(PluginVersion).where(
+        PluginVersion.status == BuildStatus.DEPLOYING,
+        PluginVersion.image_digest.is_not(None),
     )
+    if not_held_by is not None:
+        held = select(VersionPull.version_id).where(VersionPull.node_id == not_held_by)
+        query = query.where(PluginVersion.id.not_in(held))
+    return list(session.scalars(query))
 
 
 def record_held(session: Session, version_id: str, node_id: str) -> None:
