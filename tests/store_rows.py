@@ -32,3 +32,15 @@ def add_run(db: Database, project_id: str = "pr", **fields: Any) -> Invocation:
         session.add(run)
         session.flush()
         return run
+
+
+def add_version(db: Database, name: str = "p") -> str:
+    """A new plugin ``name`` and its v1, DEPLOYING (being built), committed; its id."""
+    with db.session() as session:
+        plugin = Plugin(name=name)
+        session.add(plugin)
+        session.flush()
+        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
+        session.add(version)
+        session.flush()
+        return version.id

@@ -14,7 +14,7 @@ from executor.store import distribution
 from executor.store import nodes as node_store
 from executor.store.db import Database
 from executor.store.listen import VERSION_CHANNEL, StoreListener
-from executor.store.tables import Plugin, PluginVersion
+from tests.store_rows import add_version
 
 DEADLINE_S = 60
 DIGEST = "registry.test:5000/pe/p@sha256:" + "c" * 64
@@ -31,14 +31,8 @@ def db(postgres_url: str) -> Iterator[Database]:
 def test_a_push_is_announced_at_its_commit_with_the_version_id(
     db: Database, postgres_url: str
 ) -> None:
+    version_id = add_version(db, "announced")
     with db.session() as session:
-        plugin = Plugin(name="announced")
-        session.add(plugin)
-        session.flush()
-        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
-        session.add(version)
-        session.flush()
-        version_id = version.id
         node_store.register(session, node_store.NodeInfo("n1", "i1", "20.10", ["runc"], 2, 0))
     heard: queue.Queue[str | None] = queue.Queue()
     listener = StoreListener(postgres_url, {VERSION_CHANNEL: heard.put})

@@ -24,8 +24,9 @@ from executor.statuses import BuildStatus, NodeState
 from executor.store import distribution
 from executor.store import nodes as node_store
 from executor.store.db import Database
-from executor.store.tables import Node, Plugin, PluginVersion
+from executor.store.tables import Node, PluginVersion
 from executor.store.tables.base import utcnow
+from tests.store_rows import add_version
 
 DIGEST = "registry.test:5000/pe/p@sha256:" + "a" * 64
 LEASE_S = 30.0
@@ -66,17 +67,6 @@ def node(db: Database, node_id: str) -> FakeEngine:
     return engine
 
 
-def deploying_version(db: Database) -> str:
-    with db.session() as session:
-        plugin = Plugin(name="p")
-        session.add(plugin)
-        session.flush()
-        version = PluginVersion(plugin_id=plugin.id, number=1, source_sha256="x", source=b"")
-        session.add(version)
-        session.flush()
-        return version.id
-
-
 def distribute(
     db: Database, builder: FakeEngine, timeout_s: float = 60.0, stopping: bool = False
 ) -> Distribution:
@@ -91,7 +81,7 @@ def test_the_build_returns_once_every_live_node_holds_the_image(db: Database) ->
     builder.images.add(DIGEST)  # it built and pushed it
     other = node(db, "n2")
     shelf = Shelf()
-    version_id = deploying_version(db)
+    version_id = add_version(db)
     notes: list[str] = []
 
     # n2's pre-puller hears the push (here: called by the build's hook, after the commit).
@@ -120,7 +110,7 @@ def test_a_node_that_cannot_pull_is_named_and_the_build_goes_on_at_the_bound(
     other = node(db, "n2")
     shelf = Shelf()
     shelf.refused.add(DIGEST)
-    version_id = deploying_version(db)
+    version_id = add_version(db)
     notes: list[str] = []
 
     distribute(db, builder, timeout_s=0.2).wait(
@@ -146,7 +136,7 @@ def test_draining_lost_and_silent_nodes_are_not_waited_for(db: Database) -> None
         session.execute(update(Node).where(Node.id == "lost").values(state=NodeState.LOST))
         stale = utcnow().replace(year=2000)
         session.execute(update(Node).where(Node.id == "silent").values(heartbeat_at=stale))
-    version_id = deploying_version(db)
+    version_id = add_version(db)
     notes: list[str] = []
 
     distribute(db, builder).wait(version_id, DIGEST, notes.append)
@@ -158,7 +148,7 @@ def test_draining_lost_and_silent_nodes_are_not_waited_for(db: Database) -> None
 
 def test_a_node_records_only_what_its_own_engine_holds(db: Database) -> None:
     builder = node(db, "n1")  # its engine lacks the image: it does not record itself
-    version_id = deploying_version(db)
+    version_id = add_version(db)
     notes: list[str] = []
 
     distribute(db, builder, timeout_s=0.1).wait(version_id, DIGEST, notes.append)
@@ -171,7 +161,7 @@ def test_a_node_records_only_what_its_own_engine_holds(db: Database) -> None:
 def test_stopping_the_executor_interrupts_the_wait(db: Database) -> None:
     builder = node(db, "n1")
     node(db, "n2")
-    version_id = deploying_version(db)
+    version_id = add_version(db)
 
     with pytest.raises(BuildInterrupted):
         distribute(db, builder, stopping=True).wait(version_id, DIGEST, lambda _: None)
@@ -180,7 +170,7 @@ def test_stopping_the_executor_interrupts_the_wait(db: Database) -> None:
 def test_no_wait_without_live_nodes_or_with_the_bound_at_zero(db: Database) -> None:
     builder = FakeEngine()  # an API process that runs nothing: not a node
     builder.identify("store", "api")
-    version_id = deploying_version(db)
+    version_id = add_version(db)
     notes: list[str] = []
 
     distribute(db, builder).wait(version_id, DIGEST, notes.append)
@@ -195,7 +185,7 @@ def test_no_wait_without_live_nodes_or_with_the_bound_at_zero(db: Database) -> N
 def test_the_pre_puller_records_waiting_versions_only(db: Database) -> None:
     engine = node(db, "n1")
     shelf = Shelf()
-    waiting = deploying_version(db)
+    waiting = add_version(db)
     with db.session() as session:
         distribution.pushed(session, waiting, DIGEST)
         active = PluginVersion(
