@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    all_,
     any_,
     bindparam,
     exists,
@@ -33,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from executor.statuses import InvocationStatus, NodeState
 from executor.store.claim_selection import PLUGIN_KEY, PROJECT_KEY, TENANT_KEY
 from executor.store.clock import db_now
+from executor.store.driver_sql import columns_of
 from executor.store.leases import taken
 from executor.store.tables import Activation, DispatchLock, Invocation, Node, Tenant, Webhook
 
@@ -49,6 +51,7 @@ __all__ = [
     "TAKE_FITTING",
     "WARM",
     "candidates",
+    "candidates_postgres",
     "is_webhook",
 ]
 
@@ -135,31 +138,36 @@ LOCKED_COUNTS = select(text("kind, key, number")).select_from(
     func.running_of_keys(_array("kinds", Integer()), _array("keys", String()))
 )
 
-# The chosen runs (locked by the claim, still queued) taken under new leases, in one
-# statement that gives them back as rows of the table.
+
+def _take(chosen: ColumnElement[bool]) -> Any:
+    """The ``chosen`` runs (locked by the claim), if still queued, taken under new leases."""
+    return (
+        update(Invocation)
+        .where(chosen, Invocation.status == InvocationStatus.QUEUED)
+        .values(
+            **taken(bindparam("taker"), bindparam("on_node"), bindparam("expiry")),
+            started_at=bindparam("now"),
+            handler_started_at=None,
+            stdout_read_bytes=0,  # a new container
+            stderr_read_bytes=0,
+            attempt=Invocation.attempt + 1,
+            not_before=None,
+        )
+    )
+
+
+# SQLite: the bound ``ids`` taken, in one statement that gives them back as rows of the table.
 TAKE = (
-    update(Invocation)
-    .where(
-        Invocation.id.in_(bindparam("ids", expanding=True)),
-        Invocation.status == InvocationStatus.QUEUED,
-    )
-    .values(
-        **taken(bindparam("taker"), bindparam("on_node"), bindparam("expiry")),
-        started_at=bindparam("now"),
-        handler_started_at=None,
-        stdout_read_bytes=0,  # a new container
-        stderr_read_bytes=0,
-        attempt=Invocation.attempt + 1,
-        not_before=None,
-    )
+    _take(Invocation.id.in_(bindparam("ids", expanding=True)))
     .returning(Invocation)
     .execution_options(synchronize_session=False, populate_existing=True)
 )
 
-# On PostgreSQL, ``TAKE`` only if every limit key of the runs fits (``claim_fits``, which
-# takes the keys' locks and counts after them: migration 0027): the keys are held from
-# their count to the commit with no round trip to the claimer between. No row when they
-# do not all fit; the locks are held then.
+# On PostgreSQL, the bound ``ids`` (one array) taken only if every limit key of the runs
+# fits (``claim_fits``, which takes the keys' locks and counts after them: migration 0027):
+# the keys are held from their count to the commit with no round trip to the claimer
+# between. No row when they do not all fit; the locks are held then. It returns the runs'
+# columns (``driver_sql``: run on the driver's cursor).
 # An uncorrelated subquery: PostgreSQL evaluates it once per statement (an InitPlan).
 _FITS = select(
     func.claim_fits(
@@ -169,7 +177,11 @@ _FITS = select(
         _array("caps", Integer()),
     )
 ).scalar_subquery()
-TAKE_FITTING = TAKE.where(_FITS)
+TAKE_FITTING = (
+    _take(Invocation.id == any_(_array("ids", String())))
+    .where(_FITS)
+    .returning(*columns_of(Invocation, Invocation.__table__.c))
+)
 
 
 def _runnable_here() -> ColumnElement[bool]:
@@ -282,3 +294,27 @@ def candidates(window: int, locked: bool) -> Select[Any]:
         return query
     query = query.where(_runnable_here(), _not_left_for_warm())
     return query.with_for_update(skip_locked=True, of=Invocation)
+
+
+@lru_cache(maxsize=64)
+def candidates_postgres(window: int) -> Select[Any]:
+    """``candidates(window, locked=True)`` with what the limits leave out bound as
+    parameters rather than written into the statement (``executor.store.claims``'
+    ``_claimable`` on SQLite): one statement per window, compiled once and prepared by the
+    server, whatever binds now. The bound ``busy_tenants`` (at their cap: none of their
+    plugin runs), ``full_plugins`` and ``full_projects`` (at their limit), ``runs_open``
+    (a run slot is free), ``webhooks_open`` (a webhook slot is) and
+    ``full_webhook_tenants`` (at their share of the webhook pool: none of their
+    deliveries)."""
+    webhook = is_webhook()
+    return candidates(window, True).where(
+        webhook | (Invocation.tenant_id != all_(_array("busy_tenants", String()))),
+        Invocation.plugin_id != all_(_array("full_plugins", String())),
+        Invocation.project_id != all_(_array("full_projects", String())),
+        bindparam("runs_open", type_=Boolean()) | webhook,
+        ~webhook
+        | (
+            bindparam("webhooks_open", type_=Boolean())
+            & (Invocation.tenant_id != all_(_array("full_webhook_tenants", String())))
+        ),
+    )

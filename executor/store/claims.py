@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from executor.store import claim_statements as sql
 from executor.store import queries as query_store
@@ -30,6 +31,7 @@ from executor.store.claim_selection import (
     fit_request,
     limit_keys,
 )
+from executor.store.driver_sql import DriverStatement, detached
 from executor.store.queries import RunInputs
 from executor.store.tables import Invocation, utcnow
 
@@ -109,13 +111,19 @@ Opened = tuple[datetime, Running, list[tuple[int, str, int]], WarmSets | None]
 Claimed = tuple[list[Invocation], dict[str, RunInputs]]
 NOTHING: Claimed = ([], {})
 
-# ``TAKE_FITTING`` as a CTE, and what its runs run read from what it returns: the update
-# and the read of the inputs in one statement (PostgreSQL).
-_TAKEN = sql.TAKE_FITTING.cte("taken")
-_TAKEN_RUN = aliased(Invocation, _TAKEN)
-TAKE_FITTING_WITH_INPUTS = query_store.joined_inputs(_TAKEN_RUN, _TAKEN_RUN).execution_options(
-    populate_existing=True
+# The statements of a claim on PostgreSQL, run on the driver's cursor (``driver_sql``). The
+# last is ``TAKE_FITTING`` as a CTE, and what its runs run read from what it returns: the
+# update and the read of the inputs in one statement.
+_OPEN = DriverStatement.of(sql.OPEN_POSTGRES)
+_TAKE_FITTING = DriverStatement.of(sql.TAKE_FITTING)
+_TAKE_FITTING_WITH_INPUTS = DriverStatement.of(
+    query_store.input_columns(sql.TAKE_FITTING.cte("taken"))
 )
+
+
+@lru_cache(maxsize=64)
+def _candidates(window: int) -> DriverStatement:
+    return DriverStatement.of(sql.candidates_postgres(window))
 
 
 def _open(
@@ -127,7 +135,7 @@ def _open(
     lost, or its heartbeat stale: a drain holds at once)."""
     beat = {"node": node.node_id, "stale_after": -lease_s, "now": now}
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(sql.OPEN_POSTGRES, beat | _runnable_here(node)).all()
+        rows = _OPEN.rows(connection, beat | _runnable_here(node))
         if not rows:
             return None
         counts, caps = _tally([row[1:4] for row in rows if row[1] is not None])
@@ -151,13 +159,14 @@ def _room(
     return Room(runs, webhooks, limits, tenant_caps, counts)
 
 
-def _claimable(room: Room, webhooks: WebhookSlots, window: int, locked: bool) -> Select[Any]:
+def _claimable(room: Room, webhooks: WebhookSlots) -> Select[Any]:
     """``claim_statements.candidates`` leaving out those no slot could take: runs of a
     plugin or project at its limit, of a tenant at its cap, webhook deliveries when the
     webhook pool (or the tenant's share of it) is full, plugin runs when the run slots are.
     Left out in the query, not skipped in the window, so one plugin's or tenant's backlog
-    cannot fill the window and starve the others."""
-    query = sql.candidates(window, locked)
+    cannot fill the window and starve the others. (SQLite; PostgreSQL binds the same as
+    parameters of one statement: ``_left_out``.)"""
+    query = sql.candidates(CLAIM_WINDOW, locked=False)
     is_webhook = sql.is_webhook()
     if busy := room.busy_tenants():
         query = query.where(is_webhook | Invocation.tenant_id.not_in(busy))
@@ -172,6 +181,19 @@ def _claimable(room: Room, webhooks: WebhookSlots, window: int, locked: bool) ->
     elif full := webhooks.full_tenants():
         query = query.where(~is_webhook | Invocation.tenant_id.not_in(full))
     return query
+
+
+def _left_out(room: Room, webhooks: WebhookSlots) -> dict[str, Any]:
+    """``claim_statements.candidates_postgres``' parameters: what ``_claimable`` leaves
+    out."""
+    return {
+        "busy_tenants": sorted(room.busy_tenants()),
+        "full_plugins": sorted(room.full_plugins()),
+        "full_projects": sorted(room.full_projects()),
+        "runs_open": room.runs > 0,
+        "webhooks_open": room.webhooks > 0,
+        "full_webhook_tenants": sorted(webhooks.full_tenants()),
+    }
 
 
 def _candidate(row: Sequence[Any]) -> Candidate:
@@ -260,8 +282,6 @@ def claim_with_inputs(
     if room.full():
         return NOTHING
     postgres = connection.dialect.name == "postgresql"
-    window = locked_window(slots + webhooks.free) if postgres else CLAIM_WINDOW
-    query = _claimable(room, webhooks, window, locked=postgres)
     warm_elsewhere = (
         _warm_elsewhere(_warm_sets(connection) if warm is None else warm, node.node_id)
         if grace_s > 0
@@ -269,9 +289,13 @@ def claim_with_inputs(
     )
     fresh_since = now - timedelta(seconds=grace_s)
     params: dict[str, Any] = {"now": now}
+    found: Sequence[Sequence[Any]]
     if postgres:  # the node's own filters, so it locks only what it would take
-        params |= _node_filters(node, warm_elsewhere, fresh_since)
-    candidates = [_candidate(row) for row in connection.execute(query, params)]
+        params |= _node_filters(node, warm_elsewhere, fresh_since) | _left_out(room, webhooks)
+        found = _candidates(locked_window(slots + webhooks.free)).rows(connection, params)
+    else:
+        found = connection.execute(_claimable(room, webhooks), params).all()
+    candidates = [_candidate(row) for row in found]
     if not candidates:
         return NOTHING
     picks = choose(room, candidates, node, warm_elsewhere, fresh_since)
@@ -284,41 +308,44 @@ def claim_with_inputs(
     started = utcnow()
     taking = {"taker": owner, "on_node": node.node_id, "expiry": expires, "now": started}
     if not postgres:
-        taken, _ = _take(session, sql.TAKE, picks, taking)
+        by_id = {run.id: run for run in session.scalars(sql.TAKE, taking | _ids(picks))}
+        taken = _in_order(picks, by_id)
         return taken, (query_store.inputs_of(session, [i.id for i in taken]) if read_inputs else {})
-    # On PostgreSQL the update that takes the runs also reads their inputs (in a CTE).
-    fitting = TAKE_FITTING_WITH_INPUTS if read_inputs else sql.TAKE_FITTING
-    claimed = _take(session, fitting, picks, taking | _fit(room, picks), read_inputs)
+    claimed = _take_fitting(connection, picks, taking | _fit(room, picks), read_inputs)
     if claimed[0]:
         return claimed
     # Another claimer took runs of these keys since the first count: take what still fits.
     picks = _confirm(connection, room, picks, slots, webhooks, limits)
     return (
-        _take(session, fitting, picks, taking | _fit(room, picks), read_inputs)
+        _take_fitting(connection, picks, taking | _fit(room, picks), read_inputs)
         if picks
         else NOTHING
     )
 
 
-def _take(
-    session: Session,
-    statement: Any,
-    picks: list[Candidate],
-    params: dict[str, Any],
-    with_inputs: bool = False,
+def _ids(picks: list[Candidate]) -> dict[str, list[str]]:
+    return {"ids": [pick.id for pick in picks]}
+
+
+def _in_order(picks: list[Candidate], by_id: dict[str, Invocation]) -> list[Invocation]:
+    return [by_id[pick.id] for pick in picks if pick.id in by_id]
+
+
+def _take_fitting(
+    connection: Connection, picks: list[Candidate], params: dict[str, Any], with_inputs: bool
 ) -> Claimed:
-    """The picks taken by ``statement``, in their order; ``with_inputs``: it is
-    ``TAKE_FITTING_WITH_INPUTS``, whose rows carry each run's inputs too."""
-    ids = [pick.id for pick in picks]
-    params = params | {"ids": ids}
-    inputs: dict[str, RunInputs] = {}
-    if with_inputs:
-        rows = session.execute(statement, params).all()
-        by_id = {row[0].id: row[0] for row in rows}
-        inputs = {row[0].id: query_store.inputs_from(row) for row in rows}
-    else:
-        by_id = {row.id: row for row in session.scalars(statement, params)}
-    return [by_id[run_id] for run_id in ids if run_id in by_id], inputs
+    """The picks taken (PostgreSQL, ``claim_statements.TAKE_FITTING``), in their order;
+    ``with_inputs``: with what each runs, read by the same statement."""
+    if not with_inputs:
+        rows = _TAKE_FITTING.rows(connection, params | _ids(picks))
+        runs = [detached(Invocation, row) for row in rows]
+        return _in_order(picks, {run.id: run for run in runs if run is not None}), {}
+    taken = dict(
+        query_store.inputs_of_columns(row)
+        for row in _TAKE_FITTING_WITH_INPUTS.rows(connection, params | _ids(picks))
+    )
+    by_id = {run.id: run for run in taken}
+    return _in_order(picks, by_id), {run.id: inputs for run, inputs in taken.items()}
 
 
 def _fit(room: Room, picks: list[Candidate]) -> dict[str, list[Any]]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from executor.errors import NotFound
 from executor.statuses import TERMINAL_STATUSES, InvocationStatus
+from executor.store.driver_sql import columns_of, detached, width
 from executor.store.tables import (
     Activation,
     Event,
@@ -30,8 +31,10 @@ __all__ = [
     "find_event",
     "find_invocation",
     "get_invocation",
+    "input_columns",
     "inputs_from",
     "inputs_of",
+    "inputs_of_columns",
     "joined_inputs",
     "list_invocations",
     "oldest_queued_at",
@@ -147,29 +150,61 @@ class RunInputs:
     webhook: Webhook | None = None
 
 
-def joined_inputs(run: Any, first: Any) -> Select[Any]:
-    """``first`` (the run's id, or the run itself), then what the runs ``run`` stands for
-    (``Invocation``, or an alias of the runs a claim's update returned) run: the columns
-    ``RunInputs`` is made of (``inputs_from``)."""
-    last_seq = select(func.max(LogRecord.seq)).where(LogRecord.run_id == run.id)
+def _join_inputs(query: Select[Any], run: Any) -> Select[Any]:
+    """``query`` from the runs whose columns ``run`` names, outer-joined to what each runs:
+    its event, version, plugin, activation and webhook."""
     activation = (Activation.plugin_id == run.plugin_id) & (Activation.project_id == run.project_id)
     return (
-        select(
-            first,
-            Event,
-            PluginVersion,
-            Plugin,
-            Activation.runtime,
-            last_seq.scalar_subquery(),
-            Webhook,
-        )
-        .select_from(run)
-        .outerjoin(Event, Event.id == run.event_id)
+        query.outerjoin(Event, Event.id == run.event_id)
         .outerjoin(PluginVersion, PluginVersion.id == run.version_id)
         .outerjoin(Plugin, Plugin.id == run.plugin_id)
         .outerjoin(Activation, activation)
         .outerjoin(Webhook, Webhook.version_id == run.version_id)
     )
+
+
+def _last_seq(run: Any) -> Any:
+    return select(func.max(LogRecord.seq)).where(LogRecord.run_id == run.id).scalar_subquery()
+
+
+def joined_inputs(run: Any, first: Any) -> Select[Any]:
+    """``first`` (the run's id, or the run itself), then what the runs ``run`` stands for
+    (``Invocation``, or an alias of the runs a claim's update returned) run: the columns
+    ``RunInputs`` is made of (``inputs_from``)."""
+    inputs = (Event, PluginVersion, Plugin, Activation.runtime, _last_seq(run), Webhook)
+    return _join_inputs(select(first, *inputs).select_from(run), run)
+
+
+# The tables whose columns ``input_columns`` gives after the run's, in order, with the
+# activation's runtime and the last log record's seq between the last two.
+INPUT_TABLES = (Invocation, Event, PluginVersion, Plugin, Webhook)
+
+
+def input_columns(runs: Any) -> Select[Any]:
+    """``joined_inputs`` in columns of tables (``driver_sql.columns_of``), from ``runs``
+    (a CTE of rows of the invocations table): each row is the run's columns, then its
+    event's, version's and plugin's, its activation's runtime, the seq of its last log
+    record, and its webhook's (``inputs_of_columns``)."""
+    run = runs.c
+    columns: list[Any] = columns_of(Invocation, run)
+    for table in (Event, PluginVersion, Plugin):
+        columns += columns_of(table, table.__table__.c)
+    columns += [Activation.runtime, _last_seq(run), *columns_of(Webhook, Webhook.__table__.c)]
+    return _join_inputs(select(*columns).select_from(runs), run)
+
+
+def inputs_of_columns(row: Sequence[Any]) -> tuple[Invocation, RunInputs]:
+    """The run and its ``RunInputs`` of an ``input_columns`` row, as loaded instances."""
+    loaded: list[Any] = []
+    at = 0
+    for table in INPUT_TABLES:
+        loaded.append(detached(table, row[at : at + width(table)]))
+        at += width(table)
+        if table is Plugin:  # the activation's runtime and the last seq follow the plugin
+            loaded += [row[at], row[at + 1]]
+            at += 2
+    run, event, version, plugin, runtime, seq, webhook = loaded
+    return run, RunInputs(event, version, plugin, runtime, int(seq or 0), webhook)
 
 
 def inputs_from(row: Sequence[Any]) -> RunInputs:
