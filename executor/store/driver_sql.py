@@ -11,14 +11,16 @@ rest is psycopg's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Connection, inspect
+from sqlalchemy import JSON, Connection, Table, inspect
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -26,7 +28,14 @@ from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from executor.store.tables.base import UTCDateTime
 
-__all__ = ["DriverStatement", "columns_of", "detached", "width"]
+__all__ = [
+    "DriverStatement",
+    "columns_of",
+    "detached",
+    "insert_records",
+    "records",
+    "width",
+]
 
 T = TypeVar("T")
 
@@ -80,8 +89,15 @@ class DriverStatement:
             # Whoever listens to the engine's statements (tests, tracing) hears these too.
             if events.before_cursor_execute:
                 events.before_cursor_execute(connection, cursor, self.sql, bound, None, False)
-            cursor.execute(self.sql, bound)
-            rows: Sequence[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
+            try:
+                cursor.execute(self.sql, bound)
+                rows: Sequence[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
+            except Exception as error:
+                # Raised as SQLAlchemy raises a driver's error: wrapped (IntegrityError,
+                # OperationalError, ...), through the engine's handle_error listeners
+                # (``db.unreachable``), and a lost connection invalidated, not pooled again.
+                connection._handle_dbapi_exception(error, self.sql, bound, cursor, None)
+                raise  # not reached: the call above raises
             if events.after_cursor_execute:
                 events.after_cursor_execute(connection, cursor, self.sql, bound, None, False)
         if not self.aware:
@@ -144,3 +160,55 @@ def detached(model: type[T], values: Sequence[Any]) -> T | None:
     instance.__dict__.update(zip(columns.keys, values, strict=True))
     make_transient_to_detached(instance)
     return instance
+
+
+def insert_records(model: type[Any], name: str) -> str:
+    """SQL of a CTE ``name`` inserting into ``model``'s table the rows of the bound JSON array of
+    the same name (``records``), every column of each row: one statement and one
+    parameter whatever the rows' number, where a multi-row INSERT is another statement to
+    build and compile for each number."""
+    table: Table = model.__table__
+    columns = ", ".join(f'"{column.name}"' for column in table.columns)
+    return (
+        f"{name} AS (INSERT INTO {table.name} ({columns}) SELECT {columns} "
+        f"FROM json_populate_recordset(NULL::{table.name}, CAST(:{name} AS json)))"
+    )
+
+
+def records(model: type[Any], rows: Sequence[Mapping[str, Any]]) -> str:
+    """``rows`` as ``insert_records`` reads them: a JSON array, each row with its columns'
+    Python-side defaults where it has no value (as SQLAlchemy's INSERT fills them), its
+    datetimes as the naive UTC the columns hold."""
+    defaults = _defaults(model.__table__)
+    full = [
+        {**{key: make() for key, make in defaults.items() if key not in row}, **row} for row in rows
+    ]
+    return json.dumps(full, default=_json_value, separators=(",", ":"))
+
+
+_DEFAULTS: dict[str, dict[str, Callable[[], Any]]] = {}
+
+
+def _defaults(table: Table) -> dict[str, Callable[[], Any]]:
+    """What makes each column's Python-side default, by column key."""
+    found = _DEFAULTS.get(table.name)
+    if found is None:
+        found = _DEFAULTS[table.name] = {
+            column.key: _maker(column.default)
+            for column in table.columns
+            if column.default is not None
+        }
+    return found
+
+
+def _maker(default: Any) -> Callable[[], Any]:
+    if default.is_callable:
+        return partial(default.arg, None)  # SQLAlchemy's wrapper of a function of no context
+    value = default.arg  # a constant
+    return lambda: value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _bound(value).isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")

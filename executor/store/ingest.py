@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from executor.statuses import BuildStatus
 from executor.store.announce import announcement, encoded
 from executor.store.db import Database
+from executor.store.driver_sql import DriverStatement, insert_records, records
 from executor.store.tables import (
     Activation,
     Event,
@@ -57,7 +58,6 @@ __all__ = [
 # invocations: the dispatchers of every process claim at once instead of at their next poll.
 QUEUE_CHANNEL = "executor_queue"
 # Its payload: where the runs may go (``executor.store.announce``).
-_ANNOUNCE_QUEUED = text(f"SELECT pg_notify('{QUEUE_CHANNEL}', :payload)")
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,7 @@ PROJECT_STATE = (
     .where(_projects.id == bindparam("project_id"))
     .order_by(_activations.created_at, _activations.id)
 )
-# With RETURNING, SQLAlchemy sends the rows of an executemany on PostgreSQL as one
-# multi-row INSERT (its "insertmanyvalues"), compiled once: one statement, one round trip
-# (without it, psycopg sends a statement per row). SQLite's executemany is in-process.
+# SQLite's (PostgreSQL's is ``_WRITE_POSTGRES``): an executemany, in-process.
 _INSERT_EVENTS = insert(Event).returning(_events.id)
 _INSERT_INVOCATIONS = insert(Invocation).returning(_invocations.id)
 
@@ -281,25 +279,40 @@ def event_rows(
     return EventRows(_event_row(event, label, payload), _invocation_rows(event, runs), placements)
 
 
+# On PostgreSQL the rows of a batch and the announcement of its runs are one statement, its
+# own transaction, run on the driver's cursor (``driver_sql``): the events, the invocations
+# (after the events: their foreign keys are checked at the statement's end), and the NOTIFY
+# (none without runs), delivered at its commit. It was five round trips (BEGIN, three
+# statements, COMMIT) through SQLAlchemy, on every event's path to its run.
+_WRITE_POSTGRES = DriverStatement.of(
+    text(
+        f"WITH {insert_records(Event, 'new_events')}, "
+        f"{insert_records(Invocation, 'new_runs')} "
+        f"SELECT pg_notify('{QUEUE_CHANNEL}', CAST(:payload AS text)) "
+        "WHERE CAST(:payload AS text) IS NOT NULL"
+    )
+)
+
+
 def _write(db: Database, autocommit: Connection, batch: list[EventRows]) -> None:
-    """Insert the rows of ``batch`` in one transaction: a statement per kind of row. Events
-    alone on PostgreSQL are one statement, atomic on its own, so ``autocommit`` runs it: no
-    BEGIN, no COMMIT."""
+    """Insert the rows of ``batch`` in one transaction: on PostgreSQL one statement on
+    ``autocommit`` (``_WRITE_POSTGRES``); on SQLite a statement per kind of row (its one
+    process's intake wakes its dispatcher: no announcement)."""
     events = [rows.event for rows in batch]
     invocations = [row for rows in batch for row in rows.invocations]
-    if not invocations and not db.is_sqlite:
-        autocommit.execute(_INSERT_EVENTS, events)
+    if not db.is_sqlite:
+        placements = [p for rows in batch for p in rows.placements]
+        rows = {
+            "new_events": records(Event, events),
+            "new_runs": records(Invocation, invocations),
+            "payload": announcement(placements) if placements else None,
+        }
+        _WRITE_POSTGRES.rows(autocommit, rows)
         return
-    # Here PostgreSQL has runs to announce (made before the transaction: it holds a
-    # connection); SQLite has one process, whose intake wakes its dispatcher.
-    placements = (p for rows in batch for p in rows.placements)
-    payload = None if db.is_sqlite else announcement(placements)
     with db.write_connection() as connection:
         connection.execute(_INSERT_EVENTS, events)
         if invocations:
             connection.execute(_INSERT_INVOCATIONS, invocations)
-        if payload is not None:
-            connection.execute(_ANNOUNCE_QUEUED, {"payload": payload})
 
 
 class EventIdTaken(Exception):

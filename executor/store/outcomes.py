@@ -27,6 +27,7 @@ from executor.store import gateway as gateway_store
 from executor.store import logs as log_store
 from executor.store.clock import database_now, db_now
 from executor.store.db import Database
+from executor.store.driver_sql import DriverStatement
 from executor.store.leases import LEASE_EXPIRED, fence, release
 from executor.store.queries import get_invocation
 from executor.store.run_errors import RunError
@@ -104,6 +105,7 @@ _HAND_OFF_WITH_TOKEN = (
     )
     .returning(InvocationToken.invocation_id)
 )
+_HAND_OFF_DRIVER = DriverStatement.of(_HAND_OFF_WITH_TOKEN)  # on every start's path
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def hand_off_with_token(connection: Connection, handed: HandOff) -> bool:
     params |= {"deadline": handed.deadline, "cold": handed.cold_start}
     params |= {"token": handed.token_sha256, "project": handed.project_id}
     params["created"] = utcnow()
-    return connection.execute(_HAND_OFF_WITH_TOKEN, params).first() is not None
+    return bool(_HAND_OFF_DRIVER.rows(connection, params))
 
 
 def begin_hand_off(
