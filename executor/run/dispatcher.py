@@ -33,6 +33,8 @@ from executor.settings import Settings
 from executor.store import claims as claim_store
 from executor.store.announce import worth_a_look
 from executor.store.db import Database
+from executor.store.queries import RunInputs
+from executor.store.tables import Invocation, Webhook
 
 __all__ = ["Dispatcher"]
 
@@ -177,11 +179,26 @@ class Dispatcher:
                 self.settings.warm_pool.placement_grace_s,
                 webhooks=webhook_slots,
             )
-        self.live.lease([i.id for i in claimed], sent_at + self.settings.runs.lease_s)
-        for invocation in claimed:
-            found = inputs.get(invocation.id)
-            webhook = found.webhook if found is not None else None
-            if webhook is None:
-                self.jobs.submit(self.runner.run, invocation, found)
-            else:
+            self.live.lease([i.id for i in claimed], sent_at + self.settings.runs.lease_s)
+            runs = [i for i in claimed if not _delivery(inputs.get(i.id))]
+            if not self.db.is_sqlite:
+                # On PostgreSQL the claim's runs are detached already (read on the driver's
+                # cursor) and start while its commit is on the way: nothing of a run leaves
+                # the node before its hand-off, a write fenced by the lease that waits on
+                # the run's row lock for that commit and matches nothing if it never lands.
+                self._start(runs, inputs)
+        if self.db.is_sqlite:  # the runs are the session's until it closed
+            self._start(runs, inputs)
+        for invocation in claimed:  # a delivery calls out at once: only once committed
+            webhook = _delivery(inputs.get(invocation.id))
+            if webhook is not None:
                 self.jobs.submit_delivery(self.deliverer.deliver, invocation, webhook)
+
+    def _start(self, runs: list[Invocation], inputs: dict[str, RunInputs]) -> None:
+        for invocation in runs:
+            self.jobs.submit(self.runner.run, invocation, inputs.get(invocation.id))
+
+
+def _delivery(found: RunInputs | None) -> Webhook | None:
+    """The webhook a claimed invocation delivers to (None: a plugin run)."""
+    return found.webhook if found is not None else None

@@ -138,6 +138,10 @@ class Database:
             connect_args=connect_args,
             pool_size=pool_size,
             max_overflow=2 * pool_size,
+            # The connection returned last is taken first: the hot paths' statements are
+            # prepared per server connection (``driver_sql``), and a pool handing its
+            # connections round in turn had most of them parse the claim's statements anew.
+            pool_use_lifo=True,
         )
         event.listen(self.engine, "handle_error", _mark_unreachable)
         if self.is_sqlite:

@@ -42,6 +42,22 @@ T = TypeVar("T")
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
 
 
+# Constants written into the SQL: the planner sees them (a generic plan knows that ``queued``
+# is a rare status), and a prepared statement's plan can be kept (``DriverStatement``).
+_LITERALS = (str, int, float, type(None))
+
+
+def _literal(value: str | int | float | None) -> str:
+    """``value`` as SQL (a boolean is an int: written as PostgreSQL reads it)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
 def _bound(value: Any) -> Any:
     """A parameter as psycopg sends it: datetimes as the naive UTC the columns hold (as
     ``UTCDateTime`` binds them), enums as their values."""
@@ -65,15 +81,23 @@ class DriverStatement:
     def of(cls, statement: ClauseElement) -> DriverStatement:
         compiled = statement.compile(dialect=_DIALECT)
         assert isinstance(compiled, SQLCompiler)  # a statement's
-        constants = {name: _bound(value) for name, value in compiled.params.items()}
+        sql, constants = str(compiled), {}
+        for bind, name in compiled.bind_names.items():
+            if bind.required:
+                continue  # the caller's
+            value = _bound(compiled.params[name])
+            if isinstance(value, _LITERALS):
+                sql = sql.replace(f"%({name})s", _literal(value))
+            else:
+                constants[name] = value
         selected = getattr(statement, "exported_columns", None) or []
         aware = tuple(
             index for index, column in enumerate(selected) if isinstance(column.type, UTCDateTime)
         )
         json = frozenset(
-            name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON)
+            name for bind, name in compiled.bind_names.items() if isinstance(bind.type, JSON)
         )
-        return cls(str(compiled), constants, aware, json)
+        return cls(sql, constants, aware, json)
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The statement's rows, executed with ``params`` on ``connection``'s driver
@@ -90,7 +114,7 @@ class DriverStatement:
             if events.before_cursor_execute:
                 events.before_cursor_execute(connection, cursor, self.sql, bound, None, False)
             try:
-                cursor.execute(self.sql, bound)
+                cursor.execute(self.sql, bound, prepare=True)
                 rows: Sequence[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
             except Exception as error:
                 # Raised as SQLAlchemy raises a driver's error: wrapped (IntegrityError,

@@ -86,7 +86,28 @@ _HAND_OFF = (
 # it at the handler's end as always.
 _TOKEN_COLUMNS = ["token_sha256", "invocation_id", "project_id", "expires_at"]
 _TOKEN_COLUMNS += ["lease_generation", "created_at", "calls"]
-_HANDED = _HAND_OFF.returning(Invocation.id).cte("handed")
+#
+# The run's row is locked first, and the fence is checked on what that lock returns: the
+# dispatcher starts a run while its claim commits (``executor.run.dispatcher``), and an
+# UPDATE alone would test the row as its snapshot saw it, before the claim, and match
+# nothing; the lock waits for the claim's end and returns the row as it left it.
+_LOCKED = (
+    select(Invocation.id, Invocation.lease_generation, Invocation.status)
+    .where(Invocation.id == bindparam("run"))
+    .with_for_update()
+    .cte("locked")
+)
+_HANDED = (
+    update(Invocation)
+    .where(
+        Invocation.id == _LOCKED.c.id,
+        _LOCKED.c.lease_generation == bindparam("generation"),
+        _LOCKED.c.status == InvocationStatus.RUNNING,
+    )
+    .values(deadline_at=bindparam("deadline"), cold_start=bindparam("cold"))
+    .returning(Invocation.id)
+    .cte("handed")
+)
 _HAND_OFF_WITH_TOKEN = (
     insert(InvocationToken)
     .add_cte(_HANDED)

@@ -3,10 +3,14 @@ do not wait on each other, and claimers racing for a limit of 1 never hold 2 run
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
@@ -21,6 +25,7 @@ from executor.store.tables import (
     Activation,
     Event,
     Invocation,
+    InvocationToken,
     Node,
     Plugin,
     PluginVersion,
@@ -369,7 +374,8 @@ def test_a_claim_reads_its_runs_inputs_in_the_update_that_takes_them(db: Databas
 
 def candidates_plan(db: Database, session_claim: Callable[[Session], object]) -> dict[str, Any]:
     """The executed plan (EXPLAIN ANALYZE) of the candidates statement ``session_claim``
-    sends, with the parameters it sent, in a transaction rolled back after."""
+    sends, with the parameters it sent, in a transaction rolled back after: the plan of the
+    statement prepared, as the claim's connection runs it."""
     sent: list[tuple[str, Any]] = []
 
     @event.listens_for(db.engine, "before_cursor_execute")
@@ -383,11 +389,27 @@ def candidates_plan(db: Database, session_claim: Callable[[Session], object]) ->
     event.remove(db.engine, "before_cursor_execute", record)
     assert len(sent) == 1, sent
     statement, parameters = sent[0]
+    # As the claim runs it: prepared (as ``driver_sql`` does), once PostgreSQL chose between
+    # a plan for each execution's parameters and a generic plan (after five executions; a
+    # generic plan once scanned and sorted the whole queue here), which EXPLAIN EXECUTE of
+    # that statement shows.
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
     raw = db.engine.raw_connection()
     try:
-        cursor = raw.cursor()
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
-        row = cursor.fetchone()
+        connection: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+        cursor = connection.cursor()
+        for _ in range(6):
+            cursor.execute(statement, parameters, prepare=True)
+        cursor.execute(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["SELECT invocations.id, invocations.plugin_id%"],
+        )
+        (prepared,) = cursor.fetchall()
+        arguments = ", ".join(["%s"] * len(names))
+        explain = f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {prepared[0]}({arguments})"
+        written = psycopg.ClientCursor(connection)  # the arguments written into the SQL
+        written.execute(explain, [parameters[name] for name in names])
+        row = written.fetchone()
         assert row is not None
         plan: dict[str, Any] = row[0][0]["Plan"]
         raw.rollback()
@@ -422,3 +444,39 @@ def test_a_claim_reads_the_queue_in_order_only_as_far_as_its_window(db: Database
     assert [scan["Index Name"] for scan in scans] == ["ix_invocations_status_queued_id"]
     window = claim_store.locked_window(2)
     assert scans[0]["Actual Rows"] <= window, scans[0]
+
+
+@pytest.mark.parametrize("commits", [True, False], ids=["committed", "rolled back"])
+def test_a_hand_off_sent_before_its_claims_commit_waits_for_it(db: Database, commits: bool) -> None:
+    """On PostgreSQL the dispatcher starts a claim's runs while the claim commits: a run's
+    hand-off (the first write of its start, fenced by the lease) waits on the run's row for
+    the claim's end, and hands off only a run that the commit kept."""
+    queue(db, "p", "pr", "t", 1)
+    node, limits = NODES[0], ClaimLimits(per_plugin=10, per_project=10)
+    outcome: list[bool] = []
+    with db.session() as session:
+        (run,) = claim_store.claim(session, node.node_id, 1, LEASE_S, limits, node)
+        deadline = run.queued_at + timedelta(seconds=LEASE_S)
+        handed = outcome_store.HandOff(
+            run.id, run.lease_generation, deadline, False, "f" * 64, "pr"
+        )
+        thread = threading.Thread(target=lambda: outcome.append(outcome_store.hand_off(db, handed)))
+        thread.start()
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%UPDATE invocations%'"
+        )
+        with db.autocommit_connection() as watcher:
+            while not watcher.execute(waiting).scalar():
+                assert thread.is_alive(), outcome  # it may not end before the claim does
+                time.sleep(0.01)  # polling the record, not timing it
+        if not commits:
+            session.rollback()
+    thread.join()
+    assert outcome == [commits]
+    with db.session() as session:
+        tokens = session.scalars(select(InvocationToken.invocation_id)).all()
+        stored = session.get(Invocation, run.id)
+    assert tokens == ([run.id] if commits else [])
+    assert stored is not None and (stored.deadline_at is not None) is commits
+    assert stored.status == (InvocationStatus.RUNNING if commits else InvocationStatus.QUEUED)
