@@ -115,10 +115,16 @@ NOTHING: Claimed = ([], {})
 # last is ``TAKE_FITTING`` as a CTE, and what its runs run read from what it returns: the
 # update and the read of the inputs in one statement.
 _OPEN = DriverStatement.of(sql.OPEN_POSTGRES)
-_TAKE_FITTING = DriverStatement.of(sql.TAKE_FITTING)
-_TAKE_FITTING_WITH_INPUTS = DriverStatement.of(
-    query_store.input_columns(sql.TAKE_FITTING.cte("taken"))
-)
+# The update that takes the picks, by (one pick, with the runs' inputs). One pick is the
+# usual claim, and its plan is kept (``claim_statements.PLAN_ONCE``); several are planned
+# for their number, and not prepared.
+_TAKES = {
+    (one, inputs): DriverStatement.of(
+        query_store.input_columns(taking.cte("taken")) if inputs else taking, prepared=one
+    )
+    for one, taking in ((True, sql.TAKE_ONE_FITTING), (False, sql.TAKE_FITTING))
+    for inputs in (True, False)
+}
 
 
 @lru_cache(maxsize=64)
@@ -327,6 +333,11 @@ def _ids(picks: list[Candidate]) -> dict[str, list[str]]:
     return {"ids": [pick.id for pick in picks]}
 
 
+def _chosen(picks: list[Candidate]) -> dict[str, Any]:
+    """The parameters naming the picks in ``_TAKES``' statement for them."""
+    return {"id": picks[0].id} if len(picks) == 1 else _ids(picks)
+
+
 def _in_order(picks: list[Candidate], by_id: dict[str, Invocation]) -> list[Invocation]:
     return [by_id[pick.id] for pick in picks if pick.id in by_id]
 
@@ -336,14 +347,12 @@ def _take_fitting(
 ) -> Claimed:
     """The picks taken (PostgreSQL, ``claim_statements.TAKE_FITTING``), in their order;
     ``with_inputs``: with what each runs, read by the same statement."""
+    statement = _TAKES[len(picks) == 1, with_inputs]
+    rows = statement.rows(connection, params | _chosen(picks))
     if not with_inputs:
-        rows = _TAKE_FITTING.rows(connection, params | _ids(picks))
         runs = [detached(Invocation, row) for row in rows]
         return _in_order(picks, {run.id: run for run in runs if run is not None}), {}
-    taken = dict(
-        query_store.inputs_of_columns(row)
-        for row in _TAKE_FITTING_WITH_INPUTS.rows(connection, params | _ids(picks))
-    )
+    taken = dict(query_store.inputs_of_columns(row) for row in rows)
     by_id = {run.id: run for run in taken}
     return _in_order(picks, by_id), {run.id: inputs for run, inputs in taken.items()}
 

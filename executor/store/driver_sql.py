@@ -76,9 +76,10 @@ class DriverStatement:
     constants: Mapping[str, Any]
     aware: tuple[int, ...]  # the result columns that are UTC datetimes
     json: frozenset[str]  # the parameters sent as JSONB
+    prepared: bool  # prepared on each connection at its first execution
 
     @classmethod
-    def of(cls, statement: ClauseElement) -> DriverStatement:
+    def of(cls, statement: ClauseElement, *, prepared: bool = True) -> DriverStatement:
         compiled = statement.compile(dialect=_DIALECT)
         assert isinstance(compiled, SQLCompiler)  # a statement's
         sql, constants = str(compiled), {}
@@ -97,7 +98,7 @@ class DriverStatement:
         json = frozenset(
             name for bind, name in compiled.bind_names.items() if isinstance(bind.type, JSON)
         )
-        return cls(sql, constants, aware, json)
+        return cls(sql, constants, aware, json, prepared)
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The statement's rows, executed with ``params`` on ``connection``'s driver
@@ -114,7 +115,7 @@ class DriverStatement:
             if events.before_cursor_execute:
                 events.before_cursor_execute(connection, cursor, self.sql, bound, None, False)
             try:
-                cursor.execute(self.sql, bound, prepare=True)
+                cursor.execute(self.sql, bound, prepare=self.prepared)
                 rows: Sequence[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
             except Exception as error:
                 # Raised as SQLAlchemy raises a driver's error: wrapped (IntegrityError,

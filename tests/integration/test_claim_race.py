@@ -372,15 +372,21 @@ def test_a_claim_reads_its_runs_inputs_in_the_update_that_takes_them(db: Databas
     assert running(db, "plugin_name") == {"p": 2}
 
 
-def candidates_plan(db: Database, session_claim: Callable[[Session], object]) -> dict[str, Any]:
-    """The executed plan (EXPLAIN ANALYZE) of the candidates statement ``session_claim``
-    sends, with the parameters it sent, in a transaction rolled back after: the plan of the
-    statement prepared, as the claim's connection runs it."""
+def prepared_plan(
+    db: Database, session_claim: Callable[[Session], object], sent_as: str, *, generic: bool
+) -> dict[str, Any]:
+    """The executed plan (EXPLAIN ANALYZE) of the statement starting with ``sent_as`` that
+    ``session_claim`` sends, with the parameters it sent: the statement prepared, as
+    ``driver_sql`` runs it, and planned as the claim has it planned: ``generic``
+    (``claim_statements.PLAN_ONCE``), or as PostgreSQL chooses (for its first five
+    executions a plan for their parameters, then maybe a generic one; a generic plan once
+    scanned and sorted the whole queue for the candidates), which EXPLAIN EXECUTE of that
+    statement shows."""
     sent: list[tuple[str, Any]] = []
 
     @event.listens_for(db.engine, "before_cursor_execute")
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.startswith("SELECT invocations.id, invocations.plugin_id"):
+        if statement.startswith(sent_as):
             sent.append((statement, parameters))
 
     with db.session() as session:
@@ -389,20 +395,20 @@ def candidates_plan(db: Database, session_claim: Callable[[Session], object]) ->
     event.remove(db.engine, "before_cursor_execute", record)
     assert len(sent) == 1, sent
     statement, parameters = sent[0]
-    # As the claim runs it: prepared (as ``driver_sql`` does), once PostgreSQL chose between
-    # a plan for each execution's parameters and a generic plan (after five executions; a
-    # generic plan once scanned and sorted the whole queue here), which EXPLAIN EXECUTE of
-    # that statement shows.
     names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
     raw = db.engine.raw_connection()
     try:
         connection: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
         cursor = connection.cursor()
+        # Each in a transaction of its own, as each claim is; committed (psycopg forgets its
+        # prepared statements at a rollback): the statement's effects do not matter here.
         for _ in range(6):
             cursor.execute(statement, parameters, prepare=True)
+            connection.commit()
+        if generic:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cursor.execute(
-            "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
-            ["SELECT invocations.id, invocations.plugin_id%"],
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s", [sent_as + "%"]
         )
         (prepared,) = cursor.fetchall()
         arguments = ", ".join(["%s"] * len(names))
@@ -435,8 +441,11 @@ def test_a_claim_reads_the_queue_in_order_only_as_far_as_its_window(db: Database
         queue(db, f"p{plugin}", f"pr{plugin % 2}", "t", 50)
     with db.session() as session:
         session.execute(text("ANALYZE invocations"))
-    plan = candidates_plan(
-        db, lambda session: claim_store.claim(session, node.node_id, 2, LEASE_S, limits, node)
+    plan = prepared_plan(
+        db,
+        lambda session: claim_store.claim(session, node.node_id, 2, LEASE_S, limits, node),
+        "SELECT invocations.id, invocations.plugin_id",
+        generic=False,
     )
     kinds = [step["Node Type"] for step in nodes_of(plan)]
     assert "Sort" not in kinds, kinds
@@ -480,3 +489,44 @@ def test_a_hand_off_sent_before_its_claims_commit_waits_for_it(db: Database, com
     assert tokens == ([run.id] if commits else [])
     assert stored is not None and (stored.deadline_at is not None) is commits
     assert stored.status == (InvocationStatus.RUNNING if commits else InvocationStatus.QUEUED)
+
+
+def test_a_claim_of_one_run_takes_it_by_keys_under_a_plan_made_once(db: Database) -> None:
+    """The update that takes one run and reads its inputs keeps the generic plan the
+    candidates' statement asks for (``claim_statements.PLAN_ONCE``), not planned again at
+    each start. With 400 runs and their events stored, and 300 plugins, that plan finds the
+    run by its primary key and its event, version and plugin by theirs: no table is
+    scanned."""
+    limits = ClaimLimits(per_plugin=1000, per_project=1000)
+    node = NODES[0]
+    for plugin in range(8):
+        queue(db, f"p{plugin}", f"pr{plugin % 2}", "t", 50)
+    with db.session() as session:
+        others = [Plugin(name=f"other-{n}", tenant_id="t") for n in range(300)]
+        session.add_all(others)
+        session.flush()
+        session.add_all(
+            PluginVersion(plugin_id=other.id, number=1, source_sha256="x", source=b"")
+            for other in others
+        )
+    with db.session() as session:
+        session.execute(text("ANALYZE"))
+    plan = prepared_plan(
+        db,
+        lambda session: claim_store.claim_with_inputs(
+            session, node.node_id, 1, LEASE_S, limits, node
+        ),
+        "WITH taken AS",
+        generic=True,
+    )
+    scans = {
+        step["Relation Name"]: (step["Node Type"], step.get("Index Name"))
+        for step in nodes_of(plan)
+        if step.get("Relation Name") in ("invocations", "events", "plugin_versions", "plugins")
+    }
+    assert scans == {
+        "invocations": ("Index Scan", "invocations_pkey"),
+        "events": ("Index Scan", "events_pkey"),
+        "plugin_versions": ("Index Scan", "plugin_versions_pkey"),
+        "plugins": ("Index Scan", "plugins_pkey"),
+    }, scans
