@@ -1,12 +1,20 @@
-"""Statements on the hottest paths of a PostgreSQL store, compiled once and run on the
-driver's cursor of the caller's connection (in its transaction).
+"""Statements on the hottest paths of a PostgreSQL store (the event's write, the claim, the
+hand-off), compiled once and run on the driver's cursor of the caller's connection, in its
+transaction.
 
 A profile of a claim showed SQLAlchemy's work around each execution (the statement's cache
-key, the execution context, the result's processing) costing two to three times the
+key, the execution context, the ORM's loading of the rows) costing two to three times the
 statement on the server: about 0.5 ms per statement on a quiet machine, more on a loaded
-one, on every start's path. A ``DriverStatement`` is the SQL SQLAlchemy compiled, its
-constant parameters, and which result columns are UTC datetimes (``UTCDateTime``); the
-rest is psycopg's.
+one, on every start's path. A ``DriverStatement`` is what SQLAlchemy compiled: its SQL, with
+its constants written in (the planner sees them: a status is a literal, not a parameter),
+the result columns that are UTC datetimes (``UTCDateTime``: given back aware), and the
+parameters sent as JSONB. Each is prepared on a connection at its first execution there, so
+the server parses it once per connection (``Database``'s pool hands out the connection
+returned last). What SQLAlchemy does around a statement that matters is kept: the engine's
+listeners hear it, and the driver's errors are raised as SQLAlchemy raises them (wrapped,
+through the ``handle_error`` listeners, a lost connection invalidated). Rows become
+instances with ``detached`` (``columns_of`` names the columns), and rows to insert are sent
+as one JSON parameter (``insert_records``, ``records``).
 """
 
 from __future__ import annotations
