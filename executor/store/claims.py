@@ -1,7 +1,8 @@
 """Claiming queued invocations: which ones a node takes (chosen by
 ``executor.store.claim_selection``), read and locked here, each taken under a new lease.
 The statements are ``executor.store.claim_statements``', executed on the session's
-connection (no ORM work but loading the runs taken)."""
+connection: on PostgreSQL on its driver's cursor (``executor.store.driver_sql``), on SQLite
+through SQLAlchemy (no ORM work but loading the runs taken)."""
 
 from __future__ import annotations
 
@@ -111,13 +112,12 @@ Opened = tuple[datetime, Running, list[tuple[int, str, int]], WarmSets | None]
 Claimed = tuple[list[Invocation], dict[str, RunInputs]]
 NOTHING: Claimed = ([], {})
 
-# The statements of a claim on PostgreSQL, run on the driver's cursor (``driver_sql``). The
-# last is ``TAKE_FITTING`` as a CTE, and what its runs run read from what it returns: the
-# update and the read of the inputs in one statement.
+# The statements of a claim on PostgreSQL, run on the driver's cursor (``driver_sql``).
 _OPEN = DriverStatement.of(sql.OPEN_POSTGRES)
-# The update that takes the picks, by (one pick, with the runs' inputs). One pick is the
-# usual claim, and its plan is kept (``claim_statements.PLAN_ONCE``); several are planned
-# for their number, and not prepared.
+# The update that takes the picks, by (one pick, with the runs' inputs); with the inputs, the
+# update is a CTE and what its runs run is read from what it returns, in one statement. One
+# pick is the usual claim, and its plan is kept (``claim_statements.PLAN_ONCE``); several
+# are planned for their number, and not prepared.
 _TAKES = {
     (one, inputs): DriverStatement.of(
         query_store.input_columns(taking.cte("taken")) if inputs else taking, prepared=one
