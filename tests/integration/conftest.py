@@ -72,6 +72,15 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[Database]:
+    """The store on a fresh database (``postgres_url``), disposed of after the test."""
+    database = Database(postgres_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def empty_postgres_url() -> Iterator[str]:
     """A fresh, empty database: for tests of the migrations themselves."""
     with fresh_database(migrated=False) as url:

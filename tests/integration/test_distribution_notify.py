@@ -5,7 +5,6 @@ waited on by the live nodes' records of holding it (``executor.store.distributio
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,11 +20,8 @@ DIGEST = "registry.test:5000/pe/p@sha256:" + "c" * 64
 
 
 @pytest.fixture
-def db(postgres_url: str) -> Iterator[Database]:
-    database = Database(postgres_url)
-    database.migrate()
-    yield database
-    database.dispose()
+def db(postgres_db: Database) -> Database:
+    return postgres_db
 
 
 def test_a_push_is_announced_at_its_commit_with_the_version_id(

@@ -4,7 +4,6 @@ event write announces only runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC
 
 import psycopg
@@ -22,11 +21,8 @@ from tests.store_rows import add_run
 
 
 @pytest.fixture
-def db(postgres_url: str) -> Iterator[Database]:
-    database = Database(postgres_url)
-    database.migrate()
-    yield database
-    database.dispose()
+def db(postgres_db: Database) -> Database:
+    return postgres_db
 
 
 def plain(url: str) -> str:

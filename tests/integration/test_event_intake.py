@@ -36,11 +36,8 @@ PROJECT = "p"
 
 
 @pytest.fixture
-def db(postgres_url: str) -> Iterator[Database]:
-    database = Database(postgres_url)
-    database.migrate()
-    yield database
-    database.dispose()
+def db(postgres_db: Database) -> Database:
+    return postgres_db
 
 
 @pytest.fixture
