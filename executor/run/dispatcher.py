@@ -165,38 +165,44 @@ class Dispatcher:
             return
         assert self.node.claim is not None  # joined at start
         sent_at = time.monotonic()  # a lease it takes expires lease_s after, at the earliest
-        with self.db.session() as session:
-            # What each run runs is read by the claim (on PostgreSQL in the update that
-            # takes the runs): a start has no read of its own before its hand-off. A
-            # webhook's invocations go to the deliverer, not to a container.
-            claimed, inputs = claim_store.claim_with_inputs(
-                session,
-                self.owner,
-                slots,
-                self.settings.runs.lease_s,
-                self.limits,
-                self.node.claim,
-                self.settings.warm_pool.placement_grace_s,
-                webhooks=webhook_slots,
-            )
-            self.live.lease([i.id for i in claimed], sent_at + self.settings.runs.lease_s)
-            runs = [i for i in claimed if not _delivery(inputs.get(i.id))]
-            if not self.db.is_sqlite:
-                # On PostgreSQL the claim's runs are detached already (read on the driver's
-                # cursor) and start while its commit is on the way: nothing of a run leaves
-                # the node before its hand-off, a write fenced by the lease that waits on
-                # the run's row lock for that commit and matches nothing if it never lands.
-                self._start(runs, inputs)
+        committed = threading.Event()  # set once the claim's transaction ended
+        try:
+            with self.db.session() as session:
+                # What each run runs is read by the claim (on PostgreSQL in the update that
+                # takes the runs): a start has no read of its own before its hand-off. A
+                # webhook's invocations go to the deliverer, not to a container.
+                claimed, inputs = claim_store.claim_with_inputs(
+                    session,
+                    self.owner,
+                    slots,
+                    self.settings.runs.lease_s,
+                    self.limits,
+                    self.node.claim,
+                    self.settings.warm_pool.placement_grace_s,
+                    webhooks=webhook_slots,
+                )
+                self.live.lease([i.id for i in claimed], sent_at + self.settings.runs.lease_s)
+                runs = [i for i in claimed if not _delivery(inputs.get(i.id))]
+                if not self.db.is_sqlite:
+                    # On PostgreSQL the claim's runs are detached already (read on the
+                    # driver's cursor) and start while its commit is on the way: each takes
+                    # its container and mints its token, and waits for ``committed`` before
+                    # it writes anything (``InvocationRunner.run``).
+                    self._start(runs, inputs, committed)
+        finally:
+            committed.set()
         if self.db.is_sqlite:  # the runs are the session's until it closed
-            self._start(runs, inputs)
+            self._start(runs, inputs, committed)
         for invocation in claimed:  # a delivery calls out at once: only once committed
             webhook = _delivery(inputs.get(invocation.id))
             if webhook is not None:
                 self.jobs.submit_delivery(self.deliverer.deliver, invocation, webhook)
 
-    def _start(self, runs: list[Invocation], inputs: dict[str, RunInputs]) -> None:
+    def _start(
+        self, runs: list[Invocation], inputs: dict[str, RunInputs], committed: threading.Event
+    ) -> None:
         for invocation in runs:
-            self.jobs.submit(self.runner.run, invocation, inputs.get(invocation.id))
+            self.jobs.submit(self.runner.run, invocation, inputs.get(invocation.id), committed)
 
 
 def _delivery(found: RunInputs | None) -> Webhook | None:

@@ -7,6 +7,7 @@ and ends runs the executor itself failed.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -33,6 +34,13 @@ from executor.tokens import mint_token
 __all__ = ["InvocationRunner"]
 
 log = logging.getLogger(__name__)
+
+
+def _committed(claimed: threading.Event | None) -> None:
+    """Wait for the run's claim to have committed (or failed: its fenced writes then
+    match nothing)."""
+    if claimed is not None:
+        claimed.wait()
 
 
 class InvocationRunner:
@@ -67,11 +75,20 @@ class InvocationRunner:
         )
         self.outcome = OutcomeStep(db, self.ending, policy, handing_back)
 
-    def run(self, invocation: Invocation, inputs: query_store.RunInputs | None = None) -> None:
+    def run(
+        self,
+        invocation: Invocation,
+        inputs: query_store.RunInputs | None = None,
+        claimed: threading.Event | None = None,
+    ) -> None:
         """Run one claimed attempt in a warm or a fresh container; record what follows.
-        ``inputs``: what it runs, when its claim read them."""
+        ``inputs``: what it runs, when its claim read them; ``claimed``: set once the claim
+        committed, when the run started before (``Dispatcher``): what it does before it
+        (take a container, mint its token) writes nothing, and every write of the run waits
+        for it, so none is tested against the row as it was before the claim."""
         found = what_to_run(self.db, self.settings.sandbox, invocation, inputs)
         if found is None:
+            _committed(claimed)
             message = "the plugin version or event is gone"
             self.ending.finish(invocation, InvocationStatus.CRASHED, None, message)
             return
@@ -82,18 +99,21 @@ class InvocationRunner:
         try:
             started, warm = starter.container(invocation, image, profile)
         except (ImageNotInRegistry, ImageMissing) as exc:  # trying again cannot help
+            _committed(claimed)
             attempt = starter.open(invocation, event, profile, seq=found.seq)
             self.outcome.image_gone(attempt, exc.message)
             return
         except SandboxError as exc:
+            _committed(claimed)
             attempt = starter.open(invocation, event, profile, seq=found.seq)
             self.outcome.infrastructure_failure(attempt, exc.message, failed_part(exc))
             return
+        token = mint_token()
+        _committed(claimed)
         handed_off = False
         try:
             # The token and the deadline begin at hand-off, whether the container is warm.
             preparing = utcnow()
-            token = mint_token()
             deadline = starter.begin_hand_off(invocation, token, profile, warm)
             if deadline is None:
                 log.warning("invocation %s: lease lost before the hand-off", invocation.id)

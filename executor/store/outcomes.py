@@ -88,9 +88,10 @@ _TOKEN_COLUMNS = ["token_sha256", "invocation_id", "project_id", "expires_at"]
 _TOKEN_COLUMNS += ["lease_generation", "created_at", "calls"]
 #
 # The run's row is locked first, and the fence is checked on what that lock returns: the
-# dispatcher starts a run while its claim commits (``executor.run.dispatcher``), and an
-# UPDATE alone would test the row as its snapshot saw it, before the claim, and match
-# nothing; the lock waits for the claim's end and returns the row as it left it.
+# row as the last commit left it, where an UPDATE alone tests it as the statement's snapshot
+# saw it. The dispatcher starts a run while its claim commits (``executor.run.dispatcher``),
+# and the run waits for that commit before it writes (``InvocationRunner.run``); were a
+# hand-off sent before, it would wait on the lock for the claim's end, not miss the run.
 _LOCKED = (
     select(Invocation.id, Invocation.lease_generation, Invocation.status)
     .where(Invocation.id == bindparam("run"))
