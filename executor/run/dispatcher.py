@@ -186,8 +186,8 @@ class Dispatcher:
                 if not self.db.is_sqlite:
                     # On PostgreSQL the claim's runs are detached already (read on the
                     # driver's cursor) and start while its commit is on the way: each takes
-                    # its container and mints its token, and waits for ``committed`` before
-                    # it writes anything (``InvocationRunner.run``).
+                    # its container and mints its token meanwhile; its first write waits
+                    # for the commit (``InvocationRunner.run``).
                     self._start(runs, inputs, committed)
         finally:
             committed.set()

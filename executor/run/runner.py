@@ -82,10 +82,13 @@ class InvocationRunner:
         claimed: threading.Event | None = None,
     ) -> None:
         """Run one claimed attempt in a warm or a fresh container; record what follows.
-        ``inputs``: what it runs, when its claim read them; ``claimed``: set once the claim
-        committed, when the run started before (``Dispatcher``): what it does before it
-        (take a container, mint its token) writes nothing, and every write of the run waits
-        for it, so none is tested against the row as it was before the claim."""
+        ``inputs``: what it runs, when its claim read them; ``claimed``: set once the claim's
+        transaction ended, when the run started before it (``Dispatcher``). Taking a
+        container and minting the token write nothing. The hand-off, the first write of a
+        run that starts, locks the run's row and so waits for the claim itself
+        (``outcome_store.hand_off``); the end of a run that cannot start waits for
+        ``claimed`` first, so neither is tested against the row as it was before the
+        claim."""
         found = what_to_run(self.db, self.settings.sandbox, invocation, inputs)
         if found is None:
             _committed(claimed)
@@ -109,7 +112,6 @@ class InvocationRunner:
             self.outcome.infrastructure_failure(attempt, exc.message, failed_part(exc))
             return
         token = mint_token()
-        _committed(claimed)
         handed_off = False
         try:
             # The token and the deadline begin at hand-off, whether the container is warm.

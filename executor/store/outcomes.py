@@ -89,9 +89,10 @@ _TOKEN_COLUMNS += ["lease_generation", "created_at", "calls"]
 #
 # The run's row is locked first, and the fence is checked on what that lock returns: the
 # row as the last commit left it, where an UPDATE alone tests it as the statement's snapshot
-# saw it. The dispatcher starts a run while its claim commits (``executor.run.dispatcher``),
-# and the run waits for that commit before it writes (``InvocationRunner.run``); were a
-# hand-off sent before, it would wait on the lock for the claim's end, not miss the run.
+# saw it. The dispatcher starts a run while its claim commits (``executor.run.dispatcher``):
+# its hand-off, sent at once, waits on the lock for the claim's end, where it would have
+# matched nothing (waiting in the process for the commit, then sending it, was a round trip
+# and two thread switches more on every start).
 _LOCKED = (
     select(Invocation.id, Invocation.lease_generation, Invocation.status)
     .where(Invocation.id == bindparam("run"))
