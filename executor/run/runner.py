@@ -111,11 +111,11 @@ class InvocationRunner:
             attempt = starter.open(invocation, event, profile, seq=found.seq)
             self.outcome.infrastructure_failure(attempt, exc.message, failed_part(exc))
             return
-        token = mint_token()
         handed_off = False
         try:
             # The token and the deadline begin at hand-off, whether the container is warm.
             preparing = utcnow()
+            token = mint_token()
             deadline = starter.begin_hand_off(invocation, token, profile, warm)
             if deadline is None:
                 log.warning("invocation %s: lease lost before the hand-off", invocation.id)
