@@ -175,21 +175,21 @@ def joined_inputs(run: Any, first: Any) -> Select[Any]:
     return _join_inputs(select(first, *inputs).select_from(run), run)
 
 
-# The tables whose columns ``input_columns`` gives after the run's, in order, with the
-# activation's runtime and the last log record's seq between the last two.
+# The tables whose columns ``input_columns`` gives, in order (the run's first), before the
+# activation's runtime and the last log record's seq.
 INPUT_TABLES = (Invocation, Event, PluginVersion, Plugin, Webhook)
 
 
 def input_columns(runs: Any) -> Select[Any]:
     """``joined_inputs`` in columns of tables (``driver_sql.columns_of``), from ``runs``
-    (a CTE of rows of the invocations table): each row is the run's columns, then its
-    event's, version's and plugin's, its activation's runtime, the seq of its last log
-    record, and its webhook's (``inputs_of_columns``)."""
+    (a CTE of rows of the invocations table): each row is the columns of the run, its
+    event, version, plugin and webhook, then its activation's runtime and the seq of its
+    last log record (``inputs_of_columns``)."""
     run = runs.c
     columns: list[Any] = columns_of(Invocation, run)
-    for table in (Event, PluginVersion, Plugin):
+    for table in INPUT_TABLES[1:]:
         columns += columns_of(table, table.__table__.c)
-    columns += [Activation.runtime, _last_seq(run), *columns_of(Webhook, Webhook.__table__.c)]
+    columns += [Activation.runtime, _last_seq(run)]
     return _join_inputs(select(*columns).select_from(runs), run)
 
 
@@ -200,10 +200,8 @@ def inputs_of_columns(row: Sequence[Any]) -> tuple[Invocation, RunInputs]:
     for table in INPUT_TABLES:
         loaded.append(detached(table, row[at : at + width(table)]))
         at += width(table)
-        if table is Plugin:  # the activation's runtime and the last seq follow the plugin
-            loaded += [row[at], row[at + 1]]
-            at += 2
-    run, event, version, plugin, runtime, seq, webhook = loaded
+    run, event, version, plugin, webhook = loaded
+    runtime, seq = row[at:]
     return run, RunInputs(event, version, plugin, runtime, int(seq or 0), webhook)
 
 
