@@ -4,8 +4,9 @@ For each active plugin version the pool keeps ``warm_pool_size`` containers crea
 the run's full sandbox profile, started, attached, with the runtime loaded and ``main.py``
 imported, blocked reading stdin. An event ``take``s one (the caller then mints the token
 and writes the envelope: the deadline starts at that hand-off) and a replacement is
-started in the background. A taken container is never put back: it serves one event and
-is removed like a fresh one.
+started in the background. An event that finds none ready while one is being started for
+its version waits for that one rather than start a second beside it. A taken container is
+never put back: it serves one event and is removed like a fresh one.
 
 Pools follow the store (``sync``, run every ``SYNC_INTERVAL_S`` and on ``wake``): a pool
 whose version is no longer what some activation runs (deactivated, new version, rollback)
@@ -44,6 +45,21 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 1.0  # how often pools are matched to the store's activations
 FILL_THREADS = 2  # containers started in the background at once
+# How long a run waits for the container its pool is starting before it starts its own:
+# a bound for an engine that hangs, far above a start (about 0.15 s; a pull, longer).
+JOIN_WAIT_S = 10.0
+
+
+class _Waiter:
+    """A run waiting for the container its pool is starting."""
+
+    def __init__(self) -> None:
+        self.container: StartedContainer | None = None
+        self.answered = threading.Event()
+
+    def answer(self, container: StartedContainer | None) -> None:
+        self.container = container
+        self.answered.set()
 
 
 @dataclass
@@ -53,7 +69,10 @@ class _VersionPool:
     image: str
     profile: SandboxProfile
     ready: list[StartedContainer] = field(default_factory=list)
-    starting: int = 0
+    starting: int = 0  # planned fills, begun or queued
+    filling: int = 0  # of those, the ones begun
+    # Runs waiting for a begun fill's container, at most one per begun fill.
+    waiting: list[_Waiter] = field(default_factory=list)
     # The runs that took a container, or found none and start a cold one, whose handler
     # has not started yet: what they took (or would have) is replaced once it has
     # (``WarmPool.refill``), not before.
@@ -73,6 +92,18 @@ class _VersionPool:
             emptied, self.ready = self.ready, []
             return emptied
         return self.expire(now)
+
+    def deliver(self, started: StartedContainer | None) -> StartedContainer | None:
+        """A begun fill ended with ``started`` (None: it failed; lock held): it goes to
+        the first waiting run, if any, and what is left over is returned. Waiting runs
+        beyond the fills still under way are told to start their own."""
+        self.filling -= 1
+        if started is not None and self.waiting:
+            self.waiting.pop(0).answer(started)
+            started = None
+        while len(self.waiting) > self.filling:
+            self.waiting.pop().answer(None)
+        return started
 
     def expire(self, now: float) -> list[StartedContainer]:
         """Take out containers that waited longer than the run's wall time (lock held).
@@ -156,6 +187,7 @@ class WarmPool:
             return None
         stale: list[StartedContainer] = []
         taken: StartedContainer | None = None
+        waiter: _Waiter | None = None
         with self._lock:
             pool = self._pools.get(version_id)
             if pool is None or pool.image != image or pool.profile != profile:
@@ -165,18 +197,36 @@ class WarmPool:
             pool.lent.add(run_id)
             if pool.ready:
                 taken = pool.ready.pop(0)
+            elif pool.filling > len(pool.waiting):
+                # One is being started (a version just activated, a refill under way):
+                # it is ready sooner than a second started now beside it, which would
+                # share the cores with it and slow both.
+                waiter = _Waiter()
+                pool.waiting.append(waiter)
         if taken is None:
             self.keeper.wake()  # publish the new count
         # Else it is published by ``refill``: the pool's thread writes the node's warm set,
         # and that write beside the hand-off's (one writer at a time on SQLite) held the
         # hand-off up.
         self._discard(stale)
+        if waiter is not None:
+            taken = self._join(pool, waiter)
         # A warm container may have died while it waited (killed from outside, engine
         # restart): that event then starts cold rather than fail.
         if taken is not None and not self.sandbox.is_running(taken):
             self._discard([taken])
             return None
         return taken
+
+    def _join(self, pool: _VersionPool, waiter: _Waiter) -> StartedContainer | None:
+        """The container of ``pool``'s begun fill that ``waiter`` was given, or None (the
+        fill failed, or took longer than ``JOIN_WAIT_S``: the run starts its own)."""
+        if not waiter.answered.wait(JOIN_WAIT_S):
+            with self._lock:
+                if waiter in pool.waiting:
+                    pool.waiting.remove(waiter)
+                    return None
+        return waiter.container
 
     def refill(self, version_id: str, run_id: str) -> None:
         """Run ``run_id``'s handler started, or its attempt ended: start what the pool
@@ -234,6 +284,8 @@ class WarmPool:
 
     def _fill_one(self, version_id: str, pool: _VersionPool) -> None:
         started: StartedContainer | None = None
+        with self._lock:
+            pool.filling += 1
         try:
             # A pushed version new to this engine is pulled by the fill (the pre-puller
             # may not have come to it yet): a pool is warm as soon as its image is here.
@@ -244,8 +296,13 @@ class WarmPool:
             log.warning("warm pool: could not start a container of %s: %s", pool.image, exc)
         with self._lock:
             pool.starting -= 1
+            stopping = self.keeper.stopping
+            # A waiting run takes it even if the pool was dropped meanwhile: the run was
+            # claimed for this image and profile, and needs a container of them.
+            kept = pool.deliver(None if stopping else started)
+            started = started if stopping else kept
             current = self._pools.get(version_id) is pool and not pool.idle
-            if started is not None and current and not self.keeper.stopping:
+            if started is not None and current and not stopping:
                 pool.ready.append(started)
                 started = None
                 self.keeper.wake()  # publish the new count
