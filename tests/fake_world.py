@@ -78,6 +78,14 @@ def settled(db: Database, run_id: str) -> Invocation:
     return polled(db, run_id, lambda run: run.status in TERMINAL_STATUSES)
 
 
+def eventually(check: Callable[[], bool], what: str) -> None:
+    """Until ``check()`` holds (something the executor does on its own threads)."""
+    give_up = time.monotonic() + SETTLE_S
+    while not check():
+        assert time.monotonic() < give_up, f"still waiting for {what}"
+        time.sleep(POLL_S)
+
+
 def polled(db: Database, run_id: str, until: Callable[[Invocation], bool]) -> Invocation:
     """The run once ``until`` holds of its record."""
     give_up = time.monotonic() + SETTLE_S

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from executor.errors import ExecutorError
@@ -49,17 +49,8 @@ FILL_THREADS = 2  # containers started in the background at once
 # a bound for an engine that hangs, far above a start (about 0.15 s; a pull, longer).
 JOIN_WAIT_S = 10.0
 
-
-class _Waiter:
-    """A run waiting for the container its pool is starting."""
-
-    def __init__(self) -> None:
-        self.container: StartedContainer | None = None
-        self.answered = threading.Event()
-
-    def answer(self, container: StartedContainer | None) -> None:
-        self.container = container
-        self.answered.set()
+# A run waiting for the container its pool is starting: given it, or None (start your own).
+_Waiter = Future[StartedContainer | None]
 
 
 @dataclass
@@ -99,10 +90,10 @@ class _VersionPool:
         beyond the fills still under way are told to start their own."""
         self.filling -= 1
         if started is not None and self.waiting:
-            self.waiting.pop(0).answer(started)
+            self.waiting.pop(0).set_result(started)
             started = None
         while len(self.waiting) > self.filling:
-            self.waiting.pop().answer(None)
+            self.waiting.pop().set_result(None)
         return started
 
     def expire(self, now: float) -> list[StartedContainer]:
@@ -221,12 +212,14 @@ class WarmPool:
     def _join(self, pool: _VersionPool, waiter: _Waiter) -> StartedContainer | None:
         """The container of ``pool``'s begun fill that ``waiter`` was given, or None (the
         fill failed, or took longer than ``JOIN_WAIT_S``: the run starts its own)."""
-        if not waiter.answered.wait(JOIN_WAIT_S):
+        try:
+            return waiter.result(JOIN_WAIT_S)
+        except TimeoutError:
             with self._lock:
                 if waiter in pool.waiting:
                     pool.waiting.remove(waiter)
                     return None
-        return waiter.container
+            return waiter.result()  # given it just after the wait ran out
 
     def refill(self, version_id: str, run_id: str) -> None:
         """Run ``run_id``'s handler started, or its attempt ended: start what the pool
@@ -296,17 +289,18 @@ class WarmPool:
             log.warning("warm pool: could not start a container of %s: %s", pool.image, exc)
         with self._lock:
             pool.starting -= 1
-            stopping = self.keeper.stopping
-            # A waiting run takes it even if the pool was dropped meanwhile: the run was
-            # claimed for this image and profile, and needs a container of them.
-            kept = pool.deliver(None if stopping else started)
-            started = started if stopping else kept
-            current = self._pools.get(version_id) is pool and not pool.idle
-            if started is not None and current and not stopping:
-                pool.ready.append(started)
-                started = None
-                self.keeper.wake()  # publish the new count
-        if started is not None:  # the pool was emptied meanwhile
+            if self.keeper.stopping:
+                pool.deliver(None)  # the waiting runs start their own; this one is removed
+            else:
+                # A waiting run takes it even if the pool was dropped meanwhile: the run was
+                # claimed for this image and profile, and needs a container of them.
+                started = pool.deliver(started)
+                current = self._pools.get(version_id) is pool and not pool.idle
+                if started is not None and current:
+                    pool.ready.append(started)
+                    started = None
+                    self.keeper.wake()  # publish the new count
+        if started is not None:  # the pool was emptied or stopped meanwhile
             self._discard([started])
 
     def _forget(self, version_id: str) -> list[StartedContainer]:

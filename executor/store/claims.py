@@ -345,8 +345,9 @@ def _in_order(picks: list[Candidate], by_id: dict[str, Invocation]) -> list[Invo
 def _take_fitting(
     connection: Connection, picks: list[Candidate], params: dict[str, Any], with_inputs: bool
 ) -> Claimed:
-    """The picks taken (PostgreSQL, ``claim_statements.TAKE_FITTING``), in their order;
-    ``with_inputs``: with what each runs, read by the same statement."""
+    """The picks taken (PostgreSQL, ``claim_statements.TAKE_ONE_FITTING`` for one,
+    ``TAKE_FITTING`` for several), in their order; ``with_inputs``: with what each runs,
+    read by the same statement."""
     statement = _TAKES[len(picks) == 1, with_inputs]
     rows = statement.rows(connection, params | _chosen(picks))
     if not with_inputs:

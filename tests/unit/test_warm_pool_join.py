@@ -9,8 +9,7 @@ the fill ends; nothing here depends on how fast the machine is."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from executor.run.sandbox import Sandbox
 from executor.run.warm_pool import WarmPool
 from executor.settings import SandboxProfile
 from executor.store.db import Database
-from tests.fake_world import fake_settings
+from tests.fake_world import eventually, fake_settings
 
 IMAGE = "plugin:1"
 
@@ -79,18 +78,11 @@ def gated(tmp_path: Path) -> Iterator[Gated]:
         db.dispose()
 
 
-def until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.005)
-
-
 def test_a_run_waits_for_the_container_its_pool_is_starting(gated: Gated) -> None:
     gated.fill_begun()
     with ThreadPoolExecutor(1) as threads:
         taking: Future[StartedContainer | None] = threads.submit(gated.take, "run-2")
-        until(lambda: gated.waiting() == 1, "the run did not wait for the pool's container")
+        eventually(lambda: gated.waiting() == 1, "the run to wait for the pool's container")
         assert not taking.done()
         gated.gate.set()
         taken = taking.result(timeout=30)
@@ -108,7 +100,7 @@ def test_a_run_starts_its_own_when_the_pools_start_fails(gated: Gated) -> None:
     gated.engine.fail("containers.start")  # the held start fails once let through
     with ThreadPoolExecutor(1) as threads:
         taking = threads.submit(gated.take, "run-2")
-        until(lambda: gated.waiting() == 1, "the run did not wait for the pool's container")
+        eventually(lambda: gated.waiting() == 1, "the run to wait for the pool's container")
         gated.gate.set()
         assert taking.result(timeout=30) is None  # the caller starts a cold one
     assert gated.waiting() == 0
@@ -118,7 +110,7 @@ def test_only_one_run_waits_for_each_container_being_started(gated: Gated) -> No
     gated.fill_begun()
     with ThreadPoolExecutor(2) as threads:
         first = threads.submit(gated.take, "run-2")
-        until(lambda: gated.waiting() == 1, "the run did not wait for the pool's container")
+        eventually(lambda: gated.waiting() == 1, "the run to wait for the pool's container")
         # A second run finds the one container being started promised: it starts its own.
         assert gated.take("run-3") is None
         gated.gate.set()
@@ -134,4 +126,4 @@ def test_a_run_that_waited_too_long_starts_its_own_and_the_container_stays_in_th
     assert gated.take("run-2") is None  # the gate is still shut: the wait ran out
     assert gated.waiting() == 0
     gated.gate.set()
-    until(lambda: gated.pool.counts() == {"v1": 1}, "the pool's container was lost")
+    eventually(lambda: gated.pool.counts() == {"v1": 1}, "the pool's container to stay in the pool")

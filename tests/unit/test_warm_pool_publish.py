@@ -6,14 +6,13 @@ with nothing started beside it: the fill waits for its handler too."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from executor.engine.fake import FakeEngine, scripted
 from executor.run.sandbox import Sandbox
 from executor.run.warm_pool import WarmPool
 from executor.store.db import Database
-from tests.fake_world import fake_settings
+from tests.fake_world import eventually, fake_settings
 
 IMAGE = "plugin:1"
 
@@ -34,10 +33,7 @@ def test_the_pool_fills_and_publishes_only_once_the_runs_handler_started(
         assert pool._pools["v1"].starting == 0
         assert engine.containers.held == {}
         pool.refill("v1", "run-1")  # its handler started: now the fill
-        deadline = time.monotonic() + 30
-        while pool.counts().get("v1") != 1:
-            assert time.monotonic() < deadline, "the fill never made a warm container"
-            time.sleep(0.01)
+        eventually(lambda: pool.counts().get("v1") == 1, "the fill to make a warm container")
         pool.keeper.woken.clear()  # what the thread would do before its next sync
 
         taken = pool.take("v1", IMAGE, profile, "run-2")
